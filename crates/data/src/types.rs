@@ -1,0 +1,192 @@
+//! The in-memory dataset: columnar ratings, raw-id <-> dense-index maps and the movie catalogue.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Ratings as columns. Row `r` is `(user[r], movie[r], rating[r], timestamp[r])`, where user and
+/// movie are dense indices into the dataset's [`IdMap`]s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ratings {
+    /// Dense user index, `0..users.len()`.
+    pub user: Vec<u32>,
+    /// Dense movie index, `0..movies.len()`.
+    pub movie: Vec<u32>,
+    /// The rating as given in the source (stars).
+    pub rating: Vec<f32>,
+    /// Seconds since the Unix epoch (0 when the source has none).
+    pub timestamp: Vec<i64>,
+}
+
+impl Ratings {
+    /// Number of rating rows.
+    pub fn len(&self) -> usize {
+        self.user.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_empty()
+    }
+}
+
+/// A bijection between raw ids (as written in the source files) and dense indices `0..n`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdMap {
+    dense_to_raw: Vec<u64>,
+    #[serde(skip)]
+    raw_to_dense: HashMap<u64, u32>,
+}
+
+impl IdMap {
+    /// Builds a map from raw ids in dense order (index i maps to `raws[i]`).
+    ///
+    /// Duplicate raw ids keep their first index.
+    pub fn from_dense_order(raws: Vec<u64>) -> Self {
+        let mut raw_to_dense = HashMap::with_capacity(raws.len());
+        for (i, &raw) in raws.iter().enumerate() {
+            raw_to_dense.entry(raw).or_insert(i as u32);
+        }
+        Self { dense_to_raw: raws, raw_to_dense }
+    }
+
+    /// Returns the dense index of `raw`, inserting it at the end when new.
+    pub fn intern(&mut self, raw: u64) -> u32 {
+        let next = self.dense_to_raw.len() as u32;
+        let idx = *self.raw_to_dense.entry(raw).or_insert(next);
+        if idx == next {
+            self.dense_to_raw.push(raw);
+        }
+        idx
+    }
+
+    /// Dense index of a raw id.
+    pub fn dense(&self, raw: u64) -> Option<u32> {
+        self.raw_to_dense.get(&raw).copied()
+    }
+
+    /// Raw id of a dense index.
+    pub fn raw(&self, dense: u32) -> Option<u64> {
+        self.dense_to_raw.get(dense as usize).copied()
+    }
+
+    /// Raw ids in dense order.
+    pub fn raws(&self) -> &[u64] {
+        &self.dense_to_raw
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.dense_to_raw.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.dense_to_raw.is_empty()
+    }
+
+    /// Rebuilds the reverse map (after deserialising).
+    pub fn rebuild_index(&mut self) {
+        *self = Self::from_dense_order(std::mem::take(&mut self.dense_to_raw));
+    }
+}
+
+/// One catalogue entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Movie {
+    /// The movie id as written in the source.
+    pub raw_id: u64,
+    /// Title without the trailing "(year)".
+    pub title: String,
+    /// Title exactly as in the source, e.g. "Toy Story (1995)".
+    pub full_title: String,
+    /// Release year parsed from the title or release date.
+    pub year: Option<u16>,
+    /// Genre names.
+    pub genres: Vec<String>,
+}
+
+/// The movie catalogue, in source order, searchable by raw id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalogue {
+    movies: Vec<Movie>,
+    #[serde(skip)]
+    by_raw_id: HashMap<u64, usize>,
+}
+
+impl Catalogue {
+    /// Builds a catalogue; later entries with a repeated raw id replace earlier ones.
+    pub fn new(movies: Vec<Movie>) -> Self {
+        let mut cat = Self { movies, by_raw_id: HashMap::new() };
+        cat.rebuild_index();
+        cat
+    }
+
+    /// Rebuilds the raw-id index (after deserialising).
+    pub fn rebuild_index(&mut self) {
+        self.by_raw_id = self.movies.iter().enumerate().map(|(i, m)| (m.raw_id, i)).collect();
+    }
+
+    /// Looks a movie up by raw id.
+    pub fn get(&self, raw_id: u64) -> Option<&Movie> {
+        self.by_raw_id.get(&raw_id).map(|&i| &self.movies[i])
+    }
+
+    /// All movies in source order.
+    pub fn movies(&self) -> &[Movie] {
+        &self.movies
+    }
+
+    /// Number of catalogue entries.
+    pub fn len(&self) -> usize {
+        self.movies.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.movies.is_empty()
+    }
+}
+
+/// What a load saw besides the rows it kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Rows read from the ratings file.
+    pub rows_read: u64,
+    /// Duplicate (user, movie) rows dropped (the last occurrence is kept).
+    pub duplicates_dropped: u64,
+    /// Movies rated but absent from the catalogue.
+    pub rated_not_in_catalogue: u64,
+    /// Catalogue movies never rated.
+    pub catalogue_never_rated: u64,
+}
+
+/// A loaded dataset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    /// Columnar ratings with dense indices.
+    pub ratings: Ratings,
+    /// Dense user index <-> raw user id.
+    pub users: IdMap,
+    /// Dense movie index <-> raw movie id.
+    pub movies: IdMap,
+    /// Titles, years, genres.
+    pub catalogue: Catalogue,
+    /// Counts from the load.
+    pub report: LoadReport,
+}
+
+impl Dataset {
+    /// The catalogue entry of a dense movie index, when the catalogue has it.
+    pub fn movie_info(&self, dense: u32) -> Option<&Movie> {
+        self.movies.raw(dense).and_then(|raw| self.catalogue.get(raw))
+    }
+
+    /// A display title for a dense movie index ("movie 123" when not in the catalogue).
+    pub fn title(&self, dense: u32) -> String {
+        match self.movie_info(dense) {
+            Some(m) => m.full_title.clone(),
+            None => format!("movie {}", self.movies.raw(dense).unwrap_or(u64::MAX)),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! `cargo xtask`: the project's own automation, in plain Rust.
+//!
+//! One module per subcommand: `setup` (system packages), `test` (fmt, clippy, tests),
+//! `pipeline` (the main job, through the release `reelvec` binary), `fetch` (GroupLens data sets),
+//! `synth` (synthetic data sets) and `bench` (benchmarks).
+
+mod bench;
+mod fetch;
+mod pipeline;
+mod setup;
+mod synth;
+mod test;
+mod util;
+
+use anyhow::{bail, Result};
+
+const HELP: &str = "\
+cargo xtask <command> [args]
+
+commands:
+  setup [--browser]              install the system packages the build needs (idempotent)
+  test                           setup, cargo fmt --check, clippy -D warnings, all tests
+  pipeline [--data PATH] [--out DIR] [--device cpu|cuda|auto] [ARGS...]
+                                 run the main job (embedded synthetic data when no --data)
+  fetch NAME [--dest DIR]        download, verify and unpack a GroupLens data set
+  synth --preset NAME --layout LAYOUT --out DIR [--seed N]
+                                 write a synthetic MovieLens-shaped data set
+  bench [ARGS...]                run the benchmark suite (see `cargo xtask bench --help`)
+";
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("xtask: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let Some(command) = args.next() else {
+        print!("{HELP}");
+        return Ok(());
+    };
+    let rest: Vec<String> = args.collect();
+    match command.as_str() {
+        "setup" => setup::run(&rest),
+        "test" => test::run(&rest),
+        "pipeline" => pipeline::run(&rest),
+        "fetch" => fetch::run(&rest),
+        "synth" => synth::run(&rest),
+        "bench" => bench::run(&rest),
+        "-h" | "--help" | "help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}

@@ -1,0 +1,17 @@
+//! `cargo xtask test`: setup, formatting, clippy with warnings denied, then every test.
+
+use anyhow::{bail, Result};
+
+use crate::util::{cargo, run_checked};
+
+pub fn run(args: &[String]) -> Result<()> {
+    if let Some(other) = args.first() {
+        bail!("test: unknown argument `{other}`");
+    }
+    crate::setup::run(&[])?;
+    run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run_checked(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run_checked(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    run_checked(cargo().args(["test", "--workspace", "--doc"]))?;
+    Ok(())
+}
