@@ -1,3 +1,29 @@
-//! The reelvec training engine: a parameter store of named f32 tables, hand-written optimizers
-//! (SGD, Adam, AdamW, lazy Adam), schedulers, a trainer loop, and the CPU (rayon) and CUDA
-//! backends. There is no autograd: models write their own forward and backward passes.
+//! The reelvec training engine: a parameter store of named f32 tables ([`ParamStore`]), gradient
+//! buffers with touched-row tracking ([`Grads`]), hand-written optimizers ([`Sgd`], [`Adam`],
+//! [`AdamW`], [`LazyAdam`]), learning-rate [`Schedule`]s, and the trainer loop. There is no
+//! autograd: models write their own forward and backward passes into [`Grads`].
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use reelvec_engine::{Adam, AdamConfig, GradKind, Grads, Init, Optimizer, ParamStore};
+//!
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let mut params = ParamStore::new();
+//! let w = params.add("w", 4, 2, GradKind::SparseRows, Init::Normal { mean: 0.0, std: 1.0 }, &mut rng)?;
+//! let mut grads = Grads::zeros_like(&params);
+//! grads.get_mut(w).row_mut(1).copy_from_slice(&[0.5, -0.5]);
+//! let mut adam = Adam::new(AdamConfig::default());
+//! adam.step(&mut params, &grads, 1e-2);
+//! grads.clear();
+//! # Ok::<(), reelvec_engine::EngineError>(())
+//! ```
+//!
+//! The engine does not know what a movie is; it sees tables of f32.
+
+mod error;
+pub mod optim;
+pub mod params;
+
+pub use error::EngineError;
+pub use optim::{Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, Schedule, Sgd, SgdConfig};
+pub use params::{GradKind, GradTable, Grads, Init, ParamStore, Table, TableId};
