@@ -20,10 +20,17 @@
 //!
 //! The engine does not know what a movie is; it sees tables of f32.
 
+// Tests may unwrap (common rules); library code may not.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod error;
 pub mod optim;
 pub mod params;
+pub mod trainer;
 
 pub use error::EngineError;
 pub use optim::{Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, Schedule, Sgd, SgdConfig};
 pub use params::{GradKind, GradTable, Grads, Init, ParamStore, Table, TableId};
+pub use trainer::{
+    epoch_seed, BatchLoss, EarlyStopping, EpochStats, History, Objective, ScheduleStep, TrainConfig, Trainer,
+};

@@ -158,7 +158,47 @@ impl ParamStore {
 
     /// True when every value is finite.
     pub fn all_finite(&self) -> bool {
-        self.tables.iter().all(|t| t.data.iter().all(|x| x.is_finite()))
+        self.non_finite_table().is_none()
+    }
+
+    /// The first table holding a NaN or infinity, if any (a full pass over every value).
+    pub fn non_finite_table(&self) -> Option<TableId> {
+        self.tables.iter().position(|t| !t.data.iter().all(|x| x.is_finite())).map(TableId)
+    }
+
+    /// The first table with a NaN or infinity in a row that `grads` marks touched (cost
+    /// proportional to the rows touched; the trainer's per-step guard).
+    pub fn non_finite_touched_table(&self, grads: &Grads) -> Option<TableId> {
+        self.tables
+            .iter()
+            .zip(grads.tables())
+            .position(|(t, g)| {
+                g.touched_rows().iter().any(|&r| !t.row(r as usize).iter().all(|x| x.is_finite()))
+            })
+            .map(TableId)
+    }
+
+    /// Copies every table's values from `other` (same names and shapes), reusing this store's
+    /// buffers: the trainer's best-weights snapshot and restore.
+    pub fn copy_values_from(&mut self, other: &ParamStore) -> Result<(), EngineError> {
+        if self.tables.len() != other.tables.len() {
+            return Err(EngineError::ShapeMismatch {
+                what: "parameter store (tables)".to_string(),
+                expected: self.tables.len(),
+                actual: other.tables.len(),
+            });
+        }
+        for (dst, src) in self.tables.iter_mut().zip(&other.tables) {
+            if dst.name != src.name || dst.data.len() != src.data.len() {
+                return Err(EngineError::ShapeMismatch {
+                    what: format!("table `{}` (source `{}`)", dst.name, src.name),
+                    expected: dst.data.len(),
+                    actual: src.data.len(),
+                });
+            }
+            dst.data.copy_from_slice(&src.data);
+        }
+        Ok(())
     }
 }
 
@@ -263,11 +303,19 @@ impl Grads {
 
     /// True when every touched gradient value is finite.
     pub fn all_finite(&self) -> bool {
-        self.tables.iter().all(|g| {
-            g.touched.iter().all(|&r| {
-                let r = r as usize;
-                g.data[r * g.cols..(r + 1) * g.cols].iter().all(|x| x.is_finite())
+        self.non_finite_table().is_none()
+    }
+
+    /// The first table with a NaN or infinity in a touched gradient row, if any.
+    pub fn non_finite_table(&self) -> Option<TableId> {
+        self.tables
+            .iter()
+            .position(|g| {
+                g.touched.iter().any(|&r| {
+                    let r = r as usize;
+                    !g.data[r * g.cols..(r + 1) * g.cols].iter().all(|x| x.is_finite())
+                })
             })
-        })
+            .map(TableId)
     }
 }

@@ -46,6 +46,13 @@ pub enum OptimizerConfig {
     LazyAdam(AdamConfig),
 }
 
+impl Default for OptimizerConfig {
+    /// PyTorch's `Adam` with its default hyperparameters.
+    fn default() -> Self {
+        OptimizerConfig::Adam(AdamConfig::default())
+    }
+}
+
 impl OptimizerConfig {
     /// Builds the optimizer.
     pub fn build(&self) -> Box<dyn Optimizer> {

@@ -1,0 +1,668 @@
+//! The training loop: seeded per-epoch shuffling, batching, the optimizer step with its
+//! learning-rate schedule, a NaN/inf guard, per-epoch validation, early stopping with restore of
+//! the best weights, per-epoch history and a progress bar.
+//!
+//! The loop knows nothing of models: it drives any [`Objective`], which turns a batch of unit
+//! indices (rating rows, user sequences, matrix rows) into a loss and a gradient.
+//!
+//! **Determinism:** the unit order of epoch `e` is a function of `(seed, e)` only
+//! ([`epoch_seed`]); given a deterministic objective, the same config gives bitwise-identical
+//! weights.
+//!
+//! **Divergence guard:** after every `loss_and_grad` the batch loss and every touched gradient
+//! row are checked; after every optimizer step the parameter rows the batch touched are
+//! checked; at the end of every epoch the whole store is checked (rows a dense optimizer moved
+//! without a gradient, e.g. by momentum or weight decay, are caught there; the error then names
+//! the epoch's last step). A failure is [`EngineError::Diverged`] naming epoch and step.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::optim::{OptimizerConfig, Schedule};
+use crate::params::{Grads, ParamStore};
+use crate::EngineError;
+
+/// Loss statistics of a batch or a whole pass: mean = sum / count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchLoss {
+    /// Sum of the per-example losses.
+    pub sum: f64,
+    /// Number of examples (ratings, context windows, ...).
+    pub count: u64,
+}
+
+impl BatchLoss {
+    /// Statistics of `count` examples whose losses sum to `sum`.
+    pub fn new(sum: f64, count: u64) -> Self {
+        Self { sum, count }
+    }
+
+    /// The mean loss, `sum / count` (0 for an empty pass).
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+
+    /// Adds another batch's statistics (example-weighted pooling).
+    pub fn add(&mut self, other: BatchLoss) {
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
+/// A training objective over "units" (rating rows, user sequences, matrix rows).
+pub trait Objective: Sync {
+    /// Number of training units; the trainer shuffles and batches `0..train_units()`.
+    fn train_units(&self) -> usize;
+
+    /// ADDS to `grads` the gradient of the batch's MEAN loss over `units` (indices into the
+    /// training units) at `params`; returns the batch's loss statistics.
+    fn loss_and_grad(&self, params: &ParamStore, units: &[u32], grads: &mut Grads) -> BatchLoss;
+
+    /// Loss over the whole validation set, or None when there is none.
+    fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss>;
+}
+
+/// When the learning-rate [`Schedule`] advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleStep {
+    /// The schedule's step index is the global optimizer step (0-based).
+    #[default]
+    PerBatch,
+    /// The schedule's step index is the epoch (0-based), as when PyTorch code calls
+    /// `scheduler.step()` once per epoch.
+    PerEpoch,
+}
+
+/// Early stopping on the monitored loss (validation loss, or the epoch's training loss when
+/// the objective has no validation set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    /// Never stop before this many epochs have run.
+    pub min_epochs: usize,
+    /// Stop after this many consecutive epochs without a strict improvement of the best loss.
+    pub patience: usize,
+}
+
+/// Everything the trainer needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Maximum number of passes over the training units.
+    pub epochs: usize,
+    /// Units per optimizer step; the last batch of an epoch may be smaller (PyTorch's
+    /// `drop_last=False`).
+    pub batch_size: usize,
+    /// Shuffle the units every epoch (seeded); otherwise they are visited in order.
+    pub shuffle: bool,
+    /// Seed of the per-epoch shuffles ([`epoch_seed`]).
+    pub seed: u64,
+    /// Base learning rate; the rate used at a step is `lr * schedule.factor(step)`.
+    pub lr: f32,
+    /// Which optimizer, with its hyperparameters.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate multiplier.
+    pub schedule: Schedule,
+    /// Whether the schedule advances per batch or per epoch.
+    pub schedule_step: ScheduleStep,
+    /// Stop early when the monitored loss stops improving.
+    pub early_stopping: Option<EarlyStopping>,
+    /// At the end, put back the weights of the epoch with the best monitored loss.
+    pub restore_best: bool,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            shuffle: true,
+            seed: 42,
+            lr: 1e-3,
+            optimizer: OptimizerConfig::default(),
+            schedule: Schedule::Constant,
+            schedule_step: ScheduleStep::PerBatch,
+            early_stopping: None,
+            restore_best: false,
+            quiet: false,
+        }
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 0-based epoch index.
+    pub epoch: usize,
+    /// Example-weighted mean training loss over the epoch (sum of batch sums / examples),
+    /// measured before each batch's step.
+    pub train_loss: f64,
+    /// Mean loss of the epoch's last batch (what the notebooks print).
+    pub last_batch_loss: f64,
+    /// Validation loss after the epoch, when the objective has a validation set.
+    pub val_loss: Option<f64>,
+    /// Learning rate used by the epoch's last step.
+    pub lr: f32,
+    /// Wall-clock seconds of the epoch, validation included.
+    pub seconds: f64,
+}
+
+/// The record of a whole fit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// One entry per epoch run.
+    pub epochs: Vec<EpochStats>,
+    /// Epoch with the lowest monitored loss (validation, else training).
+    pub best_epoch: Option<usize>,
+    /// True when early stopping ended the fit before `epochs`.
+    pub stopped_early: bool,
+}
+
+impl History {
+    /// The monitored loss of an epoch: validation loss if any, else training loss.
+    pub fn monitored(stats: &EpochStats) -> f64 {
+        stats.val_loss.unwrap_or(stats.train_loss)
+    }
+}
+
+/// Seed of epoch `epoch`'s shuffle: a SplitMix64 mix of the config seed and the epoch, so each
+/// epoch's order is independent of the others and of how many epochs ran before.
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    let mut z = seed ^ (epoch as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Runs [`Objective`]s to convergence under a [`TrainConfig`].
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    config: TrainConfig,
+}
+
+impl Trainer {
+    /// A trainer with this configuration (validated when [`fit`](Self::fit) starts).
+    pub fn new(config: TrainConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Trains `params` on `objective`; returns the per-epoch history.
+    pub fn fit<O: Objective + ?Sized>(
+        &self,
+        objective: &O,
+        params: &mut ParamStore,
+    ) -> Result<History, EngineError> {
+        self.fit_with(objective, params, |_, _| {})
+    }
+
+    /// [`fit`](Self::fit), calling `on_epoch` after each epoch's validation with its stats and
+    /// the current weights (for logging or extra metrics).
+    pub fn fit_with<O, F>(
+        &self,
+        objective: &O,
+        params: &mut ParamStore,
+        mut on_epoch: F,
+    ) -> Result<History, EngineError>
+    where
+        O: Objective + ?Sized,
+        F: FnMut(&EpochStats, &ParamStore),
+    {
+        let cfg = &self.config;
+        let n_units = objective.train_units();
+        self.validate(n_units)?;
+        let steps_per_epoch = n_units.div_ceil(cfg.batch_size);
+
+        let mut order: Vec<u32> = (0..n_units as u32).collect();
+        let mut grads = Grads::zeros_like(params);
+        let mut optimizer = cfg.optimizer.build();
+        let bar = progress_bar(cfg.quiet, (steps_per_epoch * cfg.epochs) as u64);
+
+        let mut history = History::default();
+        let mut best_loss = f64::INFINITY;
+        let mut best_params: Option<ParamStore> = None;
+        let mut epochs_without_improvement = 0usize;
+        let mut global_step = 0u64;
+
+        for epoch in 0..cfg.epochs {
+            let started = Instant::now();
+            if cfg.shuffle {
+                // Reset to identity so epoch `e`'s order depends on (seed, e) only.
+                order.iter_mut().enumerate().for_each(|(i, u)| *u = i as u32);
+                order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
+            }
+            bar.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.epochs));
+
+            let mut epoch_loss = BatchLoss::default();
+            let mut last_batch_loss = 0.0;
+            let mut lr = cfg.lr;
+            for (step, batch) in order.chunks(cfg.batch_size).enumerate() {
+                let factor = match cfg.schedule_step {
+                    ScheduleStep::PerBatch => cfg.schedule.factor(global_step),
+                    ScheduleStep::PerEpoch => cfg.schedule.factor(epoch as u64),
+                };
+                lr = cfg.lr * factor;
+
+                let loss = objective.loss_and_grad(params, batch, &mut grads);
+                if !loss.sum.is_finite() {
+                    return Err(diverged(epoch, step, format!("the batch loss ({})", loss.sum)));
+                }
+                if let Some(id) = grads.non_finite_table() {
+                    let name = &params.get(id).name;
+                    return Err(diverged(epoch, step, format!("the gradient of table `{name}`")));
+                }
+                optimizer.step(params, &grads, lr);
+                if let Some(id) = params.non_finite_touched_table(&grads) {
+                    let name = &params.get(id).name;
+                    return Err(diverged(
+                        epoch,
+                        step,
+                        format!("table `{name}` after the optimizer step (lr {lr})"),
+                    ));
+                }
+                grads.clear();
+
+                epoch_loss.add(loss);
+                last_batch_loss = loss.mean();
+                global_step += 1;
+                bar.inc(1);
+            }
+            if let Some(id) = params.non_finite_table() {
+                let name = &params.get(id).name;
+                return Err(diverged(
+                    epoch,
+                    steps_per_epoch - 1,
+                    format!("table `{name}` (end-of-epoch check, lr {lr})"),
+                ));
+            }
+
+            let val_loss = objective.validation_loss(params).map(|v| v.mean());
+            if let Some(v) = val_loss {
+                if !v.is_finite() {
+                    return Err(diverged(epoch, steps_per_epoch - 1, format!("the validation loss ({v})")));
+                }
+            }
+            let stats = EpochStats {
+                epoch,
+                train_loss: epoch_loss.mean(),
+                last_batch_loss,
+                val_loss,
+                lr,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            tracing::info!(
+                epoch,
+                train_loss = stats.train_loss,
+                val_loss = ?stats.val_loss,
+                lr,
+                seconds = stats.seconds,
+                "epoch done"
+            );
+            bar.set_message(match val_loss {
+                Some(v) => format!("train {:.4} val {v:.4}", stats.train_loss),
+                None => format!("train {:.4}", stats.train_loss),
+            });
+
+            let monitored = History::monitored(&stats);
+            if monitored < best_loss {
+                best_loss = monitored;
+                history.best_epoch = Some(epoch);
+                epochs_without_improvement = 0;
+                if cfg.restore_best {
+                    match best_params.as_mut() {
+                        Some(snapshot) => snapshot.copy_values_from(params)?,
+                        None => best_params = Some(params.clone()),
+                    }
+                }
+            } else {
+                epochs_without_improvement += 1;
+            }
+            on_epoch(&stats, params);
+            history.epochs.push(stats);
+
+            if let Some(es) = cfg.early_stopping {
+                if epoch + 1 >= es.min_epochs && epochs_without_improvement >= es.patience {
+                    history.stopped_early = epoch + 1 < cfg.epochs;
+                    break;
+                }
+            }
+        }
+        bar.finish_and_clear();
+
+        if let (Some(snapshot), Some(best)) = (&best_params, history.best_epoch) {
+            if best + 1 != history.epochs.len() {
+                params.copy_values_from(snapshot)?;
+                tracing::info!(best_epoch = best, "restored the best weights");
+            }
+        }
+        Ok(history)
+    }
+
+    fn validate(&self, n_units: usize) -> Result<(), EngineError> {
+        let cfg = &self.config;
+        if n_units == 0 {
+            return Err(EngineError::InvalidConfig("the objective has no training units".into()));
+        }
+        if n_units > u32::MAX as usize {
+            return Err(EngineError::InvalidConfig(format!("{n_units} training units exceed u32 indices")));
+        }
+        if cfg.batch_size == 0 {
+            return Err(EngineError::InvalidConfig("batch_size must be at least 1".into()));
+        }
+        if !cfg.lr.is_finite() || cfg.lr < 0.0 {
+            return Err(EngineError::InvalidConfig(format!("lr must be finite and >= 0, got {}", cfg.lr)));
+        }
+        Ok(())
+    }
+}
+
+fn diverged(epoch: usize, step: usize, what: String) -> EngineError {
+    EngineError::Diverged { epoch, step, what }
+}
+
+/// A bar on stderr, hidden when quiet or when stderr is not a terminal.
+fn progress_bar(quiet: bool, total_steps: u64) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total_steps), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::{AdamConfig, SgdConfig};
+    use crate::params::{GradKind, Init, TableId};
+    use rand::Rng;
+
+    /// Linear regression `y = x . w + b`, loss `0.5 * (x . w + b - y)^2` per row.
+    ///
+    /// With `r = x . w + b - y`: `dL/dw = r x`, `dL/db = r`; the batch mean divides by `B`.
+    struct LinReg {
+        d: usize,
+        x: Vec<f32>,
+        y: Vec<f32>,
+        val_x: Vec<f32>,
+        val_y: Vec<f32>,
+        w: TableId,
+        b: TableId,
+    }
+
+    impl LinReg {
+        fn new(n: usize, d: usize, noise: f32, seed: u64) -> (Self, ParamStore, Vec<f32>) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let truth: Vec<f32> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let make_split = |m: usize, rng: &mut ChaCha8Rng| {
+                let x: Vec<f32> = (0..m * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let y: Vec<f32> = (0..m)
+                    .map(|i| {
+                        let dot: f32 = x[i * d..(i + 1) * d].iter().zip(&truth).map(|(a, b)| a * b).sum();
+                        dot + 0.5 + noise * rng.random_range(-1.0..1.0)
+                    })
+                    .collect();
+                (x, y)
+            };
+            let (x, y) = make_split(n, &mut rng);
+            let (val_x, val_y) = make_split(n / 2, &mut rng);
+            let mut params = ParamStore::new();
+            let w = params.add("w", d, 1, GradKind::Dense, Init::Zeros, &mut rng).unwrap();
+            let b = params.add("b", 1, 1, GradKind::Dense, Init::Zeros, &mut rng).unwrap();
+            (Self { d, x, y, val_x, val_y, w, b }, params, truth)
+        }
+
+        fn residual(&self, params: &ParamStore, x: &[f32], y: f32) -> f32 {
+            let w = &params.get(self.w).data;
+            let dot: f32 = x.iter().zip(w).map(|(a, b)| a * b).sum();
+            dot + params.get(self.b).data[0] - y
+        }
+    }
+
+    impl Objective for LinReg {
+        fn train_units(&self) -> usize {
+            self.y.len()
+        }
+
+        fn loss_and_grad(&self, params: &ParamStore, units: &[u32], grads: &mut Grads) -> BatchLoss {
+            let scale = 1.0 / units.len() as f32;
+            let mut loss = BatchLoss::default();
+            for &u in units {
+                let u = u as usize;
+                let x = &self.x[u * self.d..(u + 1) * self.d];
+                let r = self.residual(params, x, self.y[u]);
+                loss.add(BatchLoss::new(0.5 * (r as f64) * (r as f64), 1));
+                for (g, xi) in grads.get_mut(self.w).all_mut().iter_mut().zip(x) {
+                    *g += scale * r * xi;
+                }
+                grads.get_mut(self.b).all_mut()[0] += scale * r;
+            }
+            loss
+        }
+
+        fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss> {
+            let mut loss = BatchLoss::default();
+            for (i, &y) in self.val_y.iter().enumerate() {
+                let r = self.residual(params, &self.val_x[i * self.d..(i + 1) * self.d], y);
+                loss.add(BatchLoss::new(0.5 * (r as f64) * (r as f64), 1));
+            }
+            Some(loss)
+        }
+    }
+
+    /// One scalar `w`, training loss `0.5 (w - 2)^2`, validation loss `(w - 1)^2`: training
+    /// walks `w` from 0 to 2, so validation improves until `w` passes 1 and then worsens.
+    struct Overshoot {
+        w: TableId,
+    }
+
+    impl Objective for Overshoot {
+        fn train_units(&self) -> usize {
+            1
+        }
+        fn loss_and_grad(&self, params: &ParamStore, _units: &[u32], grads: &mut Grads) -> BatchLoss {
+            let w = params.get(self.w).data[0];
+            grads.get_mut(self.w).all_mut()[0] += w - 2.0;
+            BatchLoss::new(0.5 * ((w - 2.0) as f64).powi(2), 1)
+        }
+        fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss> {
+            let w = params.get(self.w).data[0] as f64;
+            Some(BatchLoss::new((w - 1.0).powi(2), 1))
+        }
+    }
+
+    fn quiet(config: TrainConfig) -> Trainer {
+        Trainer::new(TrainConfig { quiet: true, ..config })
+    }
+
+    #[test]
+    fn linear_regression_converges_to_the_truth() {
+        let (obj, mut params, truth) = LinReg::new(400, 5, 0.01, 1);
+        let trainer = quiet(TrainConfig {
+            epochs: 40,
+            batch_size: 16,
+            lr: 0.05,
+            optimizer: OptimizerConfig::Adam(AdamConfig::default()),
+            ..TrainConfig::default()
+        });
+        let history = trainer.fit(&obj, &mut params).unwrap();
+        assert_eq!(history.epochs.len(), 40);
+        let w = &params.get(obj.w).data;
+        for (wi, ti) in w.iter().zip(&truth) {
+            assert!((wi - ti).abs() < 0.02, "w {wi} vs truth {ti}");
+        }
+        assert!((params.get(obj.b).data[0] - 0.5).abs() < 0.02);
+        let first = history.epochs[0].train_loss;
+        let last = history.epochs.last().unwrap().train_loss;
+        assert!(last < first * 0.01, "loss {first} -> {last}");
+        // Noise is uniform(-0.01, 0.01): the irreducible loss is 0.5 * 0.01^2 / 3.
+        assert!(history.epochs.last().unwrap().val_loss.unwrap() < 1e-4);
+    }
+
+    #[test]
+    fn early_stopping_triggers_and_restores_the_best_weights() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut params = ParamStore::new();
+        let w = params.add("w", 1, 1, GradKind::Dense, Init::Zeros, &mut rng).unwrap();
+        let obj = Overshoot { w };
+        let trainer = quiet(TrainConfig {
+            epochs: 100,
+            batch_size: 1,
+            lr: 0.1,
+            optimizer: OptimizerConfig::Sgd(SgdConfig::default()),
+            early_stopping: Some(EarlyStopping { min_epochs: 3, patience: 3 }),
+            restore_best: true,
+            ..TrainConfig::default()
+        });
+        let history = trainer.fit(&obj, &mut params).unwrap();
+        // SGD: w_e = 2 (1 - 0.9^(e+1)); w crosses 1 between epochs 5 (0.937) and 6 (1.043);
+        // (w-1)^2 is 0.0039 at epoch 5 and 0.0019 at epoch 6, so epoch 6 is best.
+        assert_eq!(history.best_epoch, Some(6));
+        assert!(history.stopped_early);
+        assert_eq!(history.epochs.len(), 6 + 3 + 1);
+        let w_now = params.get(w).data[0] as f64;
+        let expected = 2.0 * (1.0 - 0.9f64.powi(7));
+        assert!((w_now - expected).abs() < 1e-5, "restored w {w_now}, expected {expected}");
+        let restored_val = obj.validation_loss(&params).unwrap().mean();
+        assert_eq!(restored_val, history.epochs[6].val_loss.unwrap());
+        let min = history.epochs.iter().map(|e| e.val_loss.unwrap()).fold(f64::INFINITY, f64::min);
+        assert_eq!(min, restored_val);
+    }
+
+    #[test]
+    fn min_epochs_delays_early_stopping() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut params = ParamStore::new();
+        let w = params.add("w", 1, 1, GradKind::Dense, Init::Zeros, &mut rng).unwrap();
+        let trainer = quiet(TrainConfig {
+            epochs: 100,
+            batch_size: 1,
+            lr: 0.1,
+            optimizer: OptimizerConfig::Sgd(SgdConfig::default()),
+            early_stopping: Some(EarlyStopping { min_epochs: 20, patience: 1 }),
+            ..TrainConfig::default()
+        });
+        let history = trainer.fit(&Overshoot { w }, &mut params).unwrap();
+        assert_eq!(history.epochs.len(), 20);
+        assert_eq!(history.best_epoch, Some(6));
+        // restore_best is off: the weights are the last epoch's.
+        assert!((params.get(w).data[0] as f64 - 2.0 * (1.0 - 0.9f64.powi(20))).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_huge_learning_rate_is_reported_as_divergence() {
+        let (obj, mut params, _) = LinReg::new(200, 4, 0.1, 3);
+        let trainer = quiet(TrainConfig {
+            epochs: 50,
+            batch_size: 8,
+            lr: 1e3,
+            optimizer: OptimizerConfig::Sgd(SgdConfig::default()),
+            ..TrainConfig::default()
+        });
+        match trainer.fit(&obj, &mut params) {
+            Err(EngineError::Diverged { epoch, step, what }) => {
+                assert_eq!(epoch, 0, "diverges within the first epoch");
+                assert!(step < 25);
+                assert!(!what.is_empty());
+                let msg = EngineError::Diverged { epoch, step, what }.to_string();
+                assert!(msg.contains("epoch 0") && msg.contains(&format!("step {step}")), "{msg}");
+            }
+            other => panic!("expected Diverged, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn identical_seeds_give_bitwise_identical_weights() {
+        let run = |seed: u64| {
+            let (obj, mut params, _) = LinReg::new(300, 6, 0.3, 9);
+            let trainer = quiet(TrainConfig {
+                epochs: 5,
+                batch_size: 7,
+                lr: 0.01,
+                seed,
+                schedule: Schedule::Linear { start_factor: 1.0, end_factor: 0.1, total_iters: 100 },
+                ..TrainConfig::default()
+            });
+            let history = trainer.fit(&obj, &mut params).unwrap();
+            (params, history.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>())
+        };
+        let (a, la) = run(5);
+        let (b, lb) = run(5);
+        let (c, _) = run(6);
+        assert_eq!(a, b);
+        assert_eq!(la, lb);
+        assert_ne!(a, c, "a different seed shuffles differently");
+    }
+
+    #[test]
+    fn per_epoch_schedule_and_history_record_the_learning_rate() {
+        let (obj, mut params, _) = LinReg::new(50, 2, 0.1, 4);
+        let trainer = quiet(TrainConfig {
+            epochs: 4,
+            batch_size: 10,
+            lr: 0.1,
+            schedule: Schedule::Linear { start_factor: 0.5, end_factor: 1.0, total_iters: 2 },
+            schedule_step: ScheduleStep::PerEpoch,
+            ..TrainConfig::default()
+        });
+        let history = trainer.fit(&obj, &mut params).unwrap();
+        let lrs: Vec<f32> = history.epochs.iter().map(|e| e.lr).collect();
+        for (lr, expected) in lrs.iter().zip([0.05, 0.075, 0.1, 0.1]) {
+            assert!((lr - expected).abs() < 1e-7, "{lrs:?}");
+        }
+        let argmin = (0..4)
+            .min_by(|&a, &b| history.epochs[a].val_loss.partial_cmp(&history.epochs[b].val_loss).unwrap())
+            .unwrap();
+        assert_eq!(history.best_epoch, Some(argmin));
+        assert!(!history.stopped_early);
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        let (obj, mut params, _) = LinReg::new(10, 2, 0.1, 4);
+        let zero_batch = quiet(TrainConfig { batch_size: 0, ..TrainConfig::default() });
+        assert!(matches!(zero_batch.fit(&obj, &mut params), Err(EngineError::InvalidConfig(_))));
+        let nan_lr = quiet(TrainConfig { lr: f32::NAN, ..TrainConfig::default() });
+        assert!(matches!(nan_lr.fit(&obj, &mut params), Err(EngineError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn config_round_trips_through_json_with_defaults_filled() {
+        let cfg = TrainConfig {
+            early_stopping: Some(EarlyStopping { min_epochs: 2, patience: 5 }),
+            ..TrainConfig::default()
+        };
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), cfg);
+        let partial: TrainConfig = serde_json::from_str(r#"{"epochs": 3, "lr": 0.5}"#).unwrap();
+        assert_eq!(partial.epochs, 3);
+        assert_eq!(partial.batch_size, TrainConfig::default().batch_size);
+    }
+
+    #[test]
+    fn epoch_seeds_differ_across_epochs_and_seeds() {
+        let seeds: std::collections::HashSet<u64> =
+            (0..4).flat_map(|s| (0..50).map(move |e| epoch_seed(s, e))).collect();
+        assert_eq!(seeds.len(), 200);
+    }
+}
