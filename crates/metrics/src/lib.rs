@@ -1,5 +1,27 @@
 //! Evaluation for reelvec: rating metrics, sequence metrics, top-N in bounded memory, diversity,
-//! novelty, coverage, similarity and projections (PCA, t-SNE).
+//! novelty, coverage, similarity, projections (PCA, t-SNE) and new-user fold-in.
+//!
+//! Everything here takes plain arrays (ndarray views and slices indexed by dense user / movie
+//! ids) and returns plain numbers or arrays; the crate never trains and depends on no other
+//! reelvec crate.
+//!
+//! - [`rating`]: RMSE / MAE in stars ([`RatingScale`]).
+//! - [`ranking`]: cross-entropy from logits, `ln(V)`, accuracy@1, hit-rate@k, NDCG@k and the one
+//!   tie-breaking order every ranking here uses.
+//!
+//! ```
+//! use reelvec_metrics::rating::{rmse, RatingScale};
+//! let err = rmse(&[4.0, 3.0], &[5.0, 3.0], RatingScale::Stars).unwrap();
+//! assert!((err - 0.5f64.sqrt()).abs() < 1e-9);
+//! ```
 
 // Links the system OpenBLAS that ndarray-linalg's LAPACK calls resolve against.
 extern crate openblas_src as _;
+
+pub mod error;
+pub mod ranking;
+pub mod rating;
+
+pub use error::{MetricsError, Result};
+pub use ranking::{RankSummary, SequenceMetrics};
+pub use rating::RatingScale;
