@@ -15,8 +15,12 @@
 //! assert!((err - 0.5f64.sqrt()).abs() < 1e-9);
 //! ```
 
+// Tests unwrap freely: a panic is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 // Links the system OpenBLAS that ndarray-linalg's LAPACK calls resolve against.
 extern crate openblas_src as _;
+
 
 pub mod error;
 pub mod ranking;
