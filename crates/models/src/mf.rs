@@ -1,0 +1,575 @@
+//! The matrix-factorisation family (P2, P3, P4): one model, `x = p_u . q_i (+ b_u + c_i)`,
+//! followed by a link `y = link(x)`, trained with MSE through a hand-written backward pass.
+//!
+//! | protocol | link                          | biases | k  | target                      |
+//! |----------|-------------------------------|--------|----|-----------------------------|
+//! | P2 `mf`  | `sigmoid_range(x, 0, 5.5)`    | yes    | 50 | rating in stars             |
+//! | P3 `sigmoid-mf` | `σ(x)` (= range 0..1)  | yes    | 16 | min-max scaled rating       |
+//! | P4 `residual-mf` | identity              | no     | 2  | residual `r - g - ū_u - m̄_i` |
+//!
+//! Tables (names shared with the PyTorch parity fixtures): `user_factors` (U x k),
+//! `movie_factors` (M x k), `user_bias` (U x 1), `movie_bias` (M x 1). All are embeddings with
+//! row-sparse gradients.
+//!
+//! ## Loss and gradient
+//!
+//! For a batch `B` of rows `(u, i, t)`, with `x = p_u . q_i + b_u + c_i` and `y = link(x)`:
+//!
+//! ```text
+//! L        = (1/|B|) Σ_B (y - t)²                       (PyTorch MSELoss, mean reduction)
+//! ∂L/∂y    = 2 (y - t) / |B|
+//! ∂y/∂x    = (hi - lo) σ(x) (1 - σ(x))                   sigmoid_range(x, lo, hi) = lo + (hi - lo) σ(x)
+//!          = 1                                           identity
+//! g        = ∂L/∂y · ∂y/∂x
+//! ∂L/∂p_u += g q_i,   ∂L/∂q_i += g p_u,   ∂L/∂b_u += g,   ∂L/∂c_i += g
+//! ```
+//!
+//! (`+=` because a user or movie may appear several times in a batch.) The hot loop allocates
+//! nothing: it reads two rows, writes up to four gradient rows.
+//!
+//! Predictions in stars undo the target transform ([`OutputMap`]): P3 unscales the min-max
+//! range, P4 adds back the global, user and movie means.
+
+use std::path::Path;
+
+use ndarray::ArrayView2;
+use rand::Rng;
+use reelvec_data::Ratings;
+use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, Table, TableId};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, require_table, RunInfo};
+use crate::{ItemEmbeddings, ModelError, ModelKind, RatingModel};
+
+/// Table name of the user factors `P` (U x k).
+pub const USER_FACTORS: &str = "user_factors";
+/// Table name of the movie factors `Q` (M x k).
+pub const MOVIE_FACTORS: &str = "movie_factors";
+/// Table name of the user biases (U x 1).
+pub const USER_BIAS: &str = "user_bias";
+/// Table name of the movie biases (M x 1).
+pub const MOVIE_BIAS: &str = "movie_bias";
+/// Fixed table (1 x 2) holding P2's `[lo, hi]` sigmoid range.
+pub const Y_RANGE: &str = "y_range";
+/// Fixed table (1 x 2) holding P3's min-max `[min, max]` rating range.
+pub const RATING_RANGE: &str = "rating_range";
+/// Fixed table (1 x 1) holding P4's global mean.
+pub const GLOBAL_MEAN: &str = "global_mean";
+/// Fixed table (U x 1) holding P4's user residual means.
+pub const USER_MEAN: &str = "user_mean";
+/// Fixed table (M x 1) holding P4's movie residual means.
+pub const MOVIE_MEAN: &str = "movie_mean";
+
+/// The logistic sigmoid `1 / (1 + e^-x)`.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The link from the raw score `x` to the model output `y`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Link {
+    /// `y = lo + (hi - lo) σ(x)` (fastai's `sigmoid_range`; P3 is `lo = 0, hi = 1`).
+    SigmoidRange {
+        /// Output as `x -> -inf`.
+        lo: f32,
+        /// Output as `x -> +inf`.
+        hi: f32,
+    },
+    /// `y = x`.
+    Identity,
+}
+
+impl Link {
+    /// `(y, dy/dx)` at `x`.
+    #[inline]
+    pub fn apply(self, x: f32) -> (f32, f32) {
+        match self {
+            Link::SigmoidRange { lo, hi } => {
+                let s = sigmoid(x);
+                (s * (hi - lo) + lo, (hi - lo) * s * (1.0 - s))
+            }
+            Link::Identity => (x, 1.0),
+        }
+    }
+}
+
+/// Shape and form of an MF model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MfSpec {
+    /// Number of users (rows of `user_factors`).
+    pub n_users: usize,
+    /// Number of movies (rows of `movie_factors`).
+    pub n_movies: usize,
+    /// Number of factors.
+    pub k: usize,
+    /// Whether the model has `user_bias` and `movie_bias`.
+    pub biases: bool,
+    /// The output link.
+    pub link: Link,
+}
+
+impl MfSpec {
+    /// A fresh parameter store: the factor tables from `factor_init`, the bias tables from
+    /// `bias_init` (PyTorch's `nn.Embedding` default for all four is N(0, 1)), drawn in the order
+    /// user_factors, user_bias, movie_factors, movie_bias (the notebook's construction order).
+    pub fn init_params<R: Rng + ?Sized>(
+        &self,
+        factor_init: Init,
+        bias_init: Init,
+        rng: &mut R,
+    ) -> Result<ParamStore, ModelError> {
+        let mut p = ParamStore::new();
+        let sparse = GradKind::SparseRows;
+        p.add(USER_FACTORS, self.n_users, self.k, sparse, factor_init, rng)?;
+        if self.biases {
+            p.add(USER_BIAS, self.n_users, 1, sparse, bias_init, rng)?;
+        }
+        p.add(MOVIE_FACTORS, self.n_movies, self.k, sparse, factor_init, rng)?;
+        if self.biases {
+            p.add(MOVIE_BIAS, self.n_movies, 1, sparse, bias_init, rng)?;
+        }
+        Ok(p)
+    }
+}
+
+/// The ids of the MF tables in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MfTables {
+    /// `user_factors`.
+    pub user_factors: TableId,
+    /// `movie_factors`.
+    pub movie_factors: TableId,
+    /// `user_bias`, when the model has biases.
+    pub user_bias: Option<TableId>,
+    /// `movie_bias`, when the model has biases.
+    pub movie_bias: Option<TableId>,
+}
+
+impl MfTables {
+    /// Finds the tables of `spec` in `params`, checking their shapes.
+    pub fn find(params: &ParamStore, spec: &MfSpec) -> Result<Self, ModelError> {
+        let get = |name: &str, rows: usize, cols: usize| -> Result<TableId, ModelError> {
+            let id = params.id(name).ok_or_else(|| {
+                ModelError::InvalidConfig(format!("MF parameter table `{name}` is missing"))
+            })?;
+            let t = params.get(id);
+            if t.rows != rows || t.cols != cols {
+                return Err(ModelError::InvalidConfig(format!(
+                    "MF table `{name}` is [{}, {}], expected [{rows}, {cols}]",
+                    t.rows, t.cols
+                )));
+            }
+            Ok(id)
+        };
+        Ok(Self {
+            user_factors: get(USER_FACTORS, spec.n_users, spec.k)?,
+            movie_factors: get(MOVIE_FACTORS, spec.n_movies, spec.k)?,
+            user_bias: if spec.biases { Some(get(USER_BIAS, spec.n_users, 1)?) } else { None },
+            movie_bias: if spec.biases { Some(get(MOVIE_BIAS, spec.n_movies, 1)?) } else { None },
+        })
+    }
+}
+
+/// The raw score `x = p_u . q_i (+ b_u + c_i)`.
+#[inline]
+pub fn raw_score(params: &ParamStore, t: &MfTables, user: u32, movie: u32) -> f32 {
+    let (u, i) = (user as usize, movie as usize);
+    let p = params.get(t.user_factors).row(u);
+    let q = params.get(t.movie_factors).row(i);
+    let mut x = dot(p, q);
+    if let (Some(ub), Some(mb)) = (t.user_bias, t.movie_bias) {
+        x += params.get(ub).data[u] + params.get(mb).data[i];
+    }
+    x
+}
+
+/// Dot product with four independent accumulators (vectorises; the order differs from a plain
+/// left fold only by rounding).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 4];
+    let chunks = n / 4;
+    for c in 0..chunks {
+        for l in 0..4 {
+            acc[l] += a[4 * c + l] * b[4 * c + l];
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for j in 4 * chunks..n {
+        s += a[j] * b[j];
+    }
+    s
+}
+
+/// Rating rows as gathered columns: `(user[r], movie[r]) -> target[r]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RatingColumns {
+    /// Dense user indices.
+    pub user: Vec<u32>,
+    /// Dense movie indices.
+    pub movie: Vec<u32>,
+    /// Training targets (stars, scaled stars or residuals).
+    pub target: Vec<f32>,
+}
+
+impl RatingColumns {
+    /// Gathers `rows` of `ratings` (in that order), with `target(row)` as the target.
+    pub fn gather(ratings: &Ratings, rows: &[u32], target: impl Fn(usize) -> f32) -> Self {
+        Self {
+            user: rows.iter().map(|&r| ratings.user[r as usize]).collect(),
+            movie: rows.iter().map(|&r| ratings.movie[r as usize]).collect(),
+            target: rows.iter().map(|&r| target(r as usize)).collect(),
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.user.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_empty()
+    }
+}
+
+/// MSE of the MF model over rating rows, as an engine [`Objective`] (units = training rows).
+#[derive(Debug, Clone)]
+pub struct MfObjective {
+    spec: MfSpec,
+    tables: MfTables,
+    train: RatingColumns,
+    val: Option<RatingColumns>,
+}
+
+impl MfObjective {
+    /// An objective over `train` (and `val` for the per-epoch validation loss) for the tables
+    /// of `spec` in `params`. Every user and movie index must be in range.
+    pub fn new(
+        spec: MfSpec,
+        params: &ParamStore,
+        train: RatingColumns,
+        val: Option<RatingColumns>,
+    ) -> Result<Self, ModelError> {
+        let tables = MfTables::find(params, &spec)?;
+        for (what, cols) in [("training", Some(&train)), ("validation", val.as_ref())] {
+            let Some(c) = cols else { continue };
+            if c.movie.len() != c.user.len() || c.target.len() != c.user.len() {
+                return Err(ModelError::InvalidData(format!("{what} columns differ in length")));
+            }
+            if let Some(&u) = c.user.iter().find(|&&u| u as usize >= spec.n_users) {
+                return Err(ModelError::InvalidData(format!("{what} user index {u} >= {}", spec.n_users)));
+            }
+            if let Some(&m) = c.movie.iter().find(|&&m| m as usize >= spec.n_movies) {
+                return Err(ModelError::InvalidData(format!("{what} movie index {m} >= {}", spec.n_movies)));
+            }
+        }
+        Ok(Self { spec, tables, train, val: val.filter(|v| !v.is_empty()) })
+    }
+
+    /// The model's spec.
+    pub fn spec(&self) -> &MfSpec {
+        &self.spec
+    }
+
+    /// The training rows.
+    pub fn train(&self) -> &RatingColumns {
+        &self.train
+    }
+
+    /// Sum of squared errors over `rows` of `cols` (no gradient).
+    pub fn squared_error(&self, params: &ParamStore, cols: &RatingColumns) -> BatchLoss {
+        let mut sum = 0.0f64;
+        for r in 0..cols.len() {
+            let x = raw_score(params, &self.tables, cols.user[r], cols.movie[r]);
+            let e = self.spec.link.apply(x).0 - cols.target[r];
+            sum += f64::from(e * e);
+        }
+        BatchLoss::new(sum, cols.len() as u64)
+    }
+}
+
+impl Objective for MfObjective {
+    fn train_units(&self) -> usize {
+        self.train.len()
+    }
+
+    /// See the module doc for the derivation.
+    fn loss_and_grad(&self, params: &ParamStore, units: &[u32], grads: &mut Grads) -> BatchLoss {
+        let t = &self.tables;
+        let inv_b = 2.0 / units.len().max(1) as f32;
+        let pf = params.get(t.user_factors);
+        let qf = params.get(t.movie_factors);
+        let mut sum = 0.0f64;
+        for &unit in units {
+            let r = unit as usize;
+            let (u, i) = (self.train.user[r] as usize, self.train.movie[r] as usize);
+            let (p, q) = (pf.row(u), qf.row(i));
+            let mut x = dot(p, q);
+            if let (Some(ub), Some(mb)) = (t.user_bias, t.movie_bias) {
+                x += params.get(ub).data[u] + params.get(mb).data[i];
+            }
+            let (y, dy_dx) = self.spec.link.apply(x);
+            let e = y - self.train.target[r];
+            sum += f64::from(e * e);
+            let g = e * inv_b * dy_dx;
+            for (gp, &qv) in grads.get_mut(t.user_factors).row_mut(u).iter_mut().zip(q) {
+                *gp += g * qv;
+            }
+            for (gq, &pv) in grads.get_mut(t.movie_factors).row_mut(i).iter_mut().zip(p) {
+                *gq += g * pv;
+            }
+            if let (Some(ub), Some(mb)) = (t.user_bias, t.movie_bias) {
+                grads.get_mut(ub).row_mut(u)[0] += g;
+                grads.get_mut(mb).row_mut(i)[0] += g;
+            }
+        }
+        BatchLoss::new(sum, units.len() as u64)
+    }
+
+    fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss> {
+        self.val.as_ref().map(|v| self.squared_error(params, v))
+    }
+}
+
+/// How the model output `y` becomes a rating in stars.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputMap {
+    /// `stars = y` (P2).
+    Stars,
+    /// `stars = min + y (max - min)` (P3's min-max scaling undone).
+    MinMax {
+        /// Smallest rating of the data.
+        min: f32,
+        /// Largest rating of the data.
+        max: f32,
+    },
+    /// `stars = global + user[u] + movie[i] + y` (P4's residual means added back).
+    Residual {
+        /// Global mean rating.
+        global: f32,
+        /// Mean of `r - global` per user.
+        user: Vec<f32>,
+        /// Mean of `r - global` per movie.
+        movie: Vec<f32>,
+    },
+}
+
+impl OutputMap {
+    /// Stars from output `y` of dense `(user, movie)`.
+    #[inline]
+    pub fn stars(&self, y: f32, user: u32, movie: u32) -> f32 {
+        match self {
+            OutputMap::Stars => y,
+            OutputMap::MinMax { min, max } => min + y * (max - min),
+            OutputMap::Residual { global, user: ua, movie: ma } => {
+                global + ua[user as usize] + ma[movie as usize] + y
+            }
+        }
+    }
+}
+
+/// A trained MF model: parameters plus how outputs map to stars.
+#[derive(Debug, Clone)]
+pub struct MfModel {
+    kind: ModelKind,
+    spec: MfSpec,
+    params: ParamStore,
+    tables: MfTables,
+    output: OutputMap,
+}
+
+impl MfModel {
+    /// Wraps trained parameters.
+    pub fn new(
+        kind: ModelKind,
+        spec: MfSpec,
+        params: ParamStore,
+        output: OutputMap,
+    ) -> Result<Self, ModelError> {
+        let tables = MfTables::find(&params, &spec)?;
+        if let OutputMap::Residual { user, movie, .. } = &output {
+            if user.len() != spec.n_users || movie.len() != spec.n_movies {
+                return Err(ModelError::InvalidConfig("residual means do not match the table sizes".into()));
+            }
+        }
+        Ok(Self { kind, spec, params, tables, output })
+    }
+
+    /// The model kind (mf, sigmoid-mf or residual-mf).
+    pub fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &MfSpec {
+        &self.spec
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// The output map.
+    pub fn output(&self) -> &OutputMap {
+        &self.output
+    }
+
+    /// The model output `y = link(x)` (in the training target's units).
+    pub fn output_of(&self, user: u32, movie: u32) -> f32 {
+        self.spec.link.apply(raw_score(&self.params, &self.tables, user, movie)).0
+    }
+
+    /// The `U x k` user factors.
+    pub fn user_embeddings(&self) -> ArrayView2<'_, f32> {
+        table_view(self.params.get(self.tables.user_factors))
+    }
+
+    /// The learned movie biases (`None` for P4).
+    pub fn movie_bias(&self) -> Option<&[f32]> {
+        self.tables.movie_bias.map(|id| self.params.get(id).data.as_slice())
+    }
+
+    /// The learned user biases (`None` for P4).
+    pub fn user_bias(&self) -> Option<&[f32]> {
+        self.tables.user_bias.map(|id| self.params.get(id).data.as_slice())
+    }
+
+    /// RMSE and MAE in stars over rating rows whose `target` holds stars.
+    pub fn rmse_mae_stars(&self, users: &[u32], movies: &[u32], stars: &[f32]) -> (f64, f64) {
+        let (mut se, mut ae) = (0.0f64, 0.0f64);
+        for r in 0..users.len() {
+            let e = f64::from(self.predict(users[r], movies[r]) - stars[r]);
+            se += e * e;
+            ae += e.abs();
+        }
+        let n = users.len().max(1) as f64;
+        ((se / n).sqrt(), ae / n)
+    }
+
+    /// The store written to `model.safetensors`: the trained tables, then fixed tables that
+    /// describe the output map (`y_range`, `rating_range`, or `global_mean`, `user_mean`,
+    /// `movie_mean`).
+    pub fn checkpoint_params(&self) -> Result<ParamStore, ModelError> {
+        let mut p = self.params.clone();
+        let fixed = |name: &str, rows: usize, cols: usize, data: Vec<f32>| Table {
+            name: name.to_string(),
+            rows,
+            cols,
+            grad_kind: GradKind::Dense,
+            data,
+        };
+        if let Link::SigmoidRange { lo, hi } = self.spec.link {
+            if self.kind == ModelKind::Mf {
+                p.insert(fixed(Y_RANGE, 1, 2, vec![lo, hi]))?;
+            }
+        }
+        match &self.output {
+            OutputMap::Stars => {}
+            OutputMap::MinMax { min, max } => {
+                p.insert(fixed(RATING_RANGE, 1, 2, vec![*min, *max]))?;
+            }
+            OutputMap::Residual { global, user, movie } => {
+                p.insert(fixed(GLOBAL_MEAN, 1, 1, vec![*global]))?;
+                p.insert(fixed(USER_MEAN, user.len(), 1, user.clone()))?;
+                p.insert(fixed(MOVIE_MEAN, movie.len(), 1, movie.clone()))?;
+            }
+        }
+        Ok(p)
+    }
+
+    /// Saves the model to a run directory (see [`checkpoint`]).
+    pub fn save(&self, dir: &Path, info: &RunInfo) -> Result<(), ModelError> {
+        checkpoint::save_run(dir, &self.checkpoint_params()?, info)
+    }
+
+    /// Rebuilds a model from a loaded run (`params`, `info` from [`checkpoint::load_run`]).
+    pub fn from_run(params: &ParamStore, info: &RunInfo, dir: &Path) -> Result<Self, ModelError> {
+        let kind = info.model_kind;
+        let (n_users, n_movies) = (info.user_raw_ids.len(), info.movie_raw_ids.len());
+        let pf = require_table(params, USER_FACTORS, n_users, None, dir)?;
+        let k = pf.cols;
+        require_table(params, MOVIE_FACTORS, n_movies, Some(k), dir)?;
+        let fixed = |name: &str, rows: usize, cols: usize| -> Result<Vec<f32>, ModelError> {
+            Ok(require_table(params, name, rows, Some(cols), dir)?.data.clone())
+        };
+        let (biases, link, output) = match kind {
+            ModelKind::Mf => {
+                let r = fixed(Y_RANGE, 1, 2)?;
+                (true, Link::SigmoidRange { lo: r[0], hi: r[1] }, OutputMap::Stars)
+            }
+            ModelKind::SigmoidMf => {
+                let r = fixed(RATING_RANGE, 1, 2)?;
+                (true, Link::SigmoidRange { lo: 0.0, hi: 1.0 }, OutputMap::MinMax { min: r[0], max: r[1] })
+            }
+            ModelKind::ResidualMf => {
+                let output = OutputMap::Residual {
+                    global: fixed(GLOBAL_MEAN, 1, 1)?[0],
+                    user: fixed(USER_MEAN, n_users, 1)?,
+                    movie: fixed(MOVIE_MEAN, n_movies, 1)?,
+                };
+                (false, Link::Identity, output)
+            }
+            other => {
+                return Err(ModelError::Unsupported {
+                    operation: "loading as an MF model".into(),
+                    kind: other.to_string(),
+                })
+            }
+        };
+        let spec = MfSpec { n_users, n_movies, k, biases, link };
+        let mut trained = ParamStore::new();
+        let mut names = vec![USER_FACTORS, MOVIE_FACTORS];
+        if biases {
+            require_table(params, USER_BIAS, n_users, Some(1), dir)?;
+            require_table(params, MOVIE_BIAS, n_movies, Some(1), dir)?;
+            names.extend([USER_BIAS, MOVIE_BIAS]);
+        }
+        for t in params.tables().iter().filter(|t| names.contains(&t.name.as_str())) {
+            trained.insert(t.clone())?;
+        }
+        Self::new(kind, spec, trained, output)
+    }
+
+    /// Loads a run directory written by [`MfModel::save`].
+    pub fn load(dir: &Path) -> Result<(Self, RunInfo), ModelError> {
+        let (params, info) = checkpoint::load_run(dir)?;
+        Ok((Self::from_run(&params, &info, dir)?, info))
+    }
+}
+
+fn table_view(t: &Table) -> ArrayView2<'_, f32> {
+    // The store guarantees data.len() == rows * cols.
+    ArrayView2::from_shape((t.rows, t.cols), &t.data).expect("ParamStore keeps data.len() == rows * cols")
+}
+
+impl ItemEmbeddings for MfModel {
+    fn item_embeddings(&self) -> ArrayView2<'_, f32> {
+        table_view(self.params.get(self.tables.movie_factors))
+    }
+}
+
+impl RatingModel for MfModel {
+    fn predict(&self, user: u32, movie: u32) -> f32 {
+        self.output.stars(self.output_of(user, movie), user, movie)
+    }
+
+    /// Predicted stars for every movie.
+    fn score_all(&self, user: u32, out: &mut [f32]) {
+        let t = &self.tables;
+        let u = user as usize;
+        let p = self.params.get(t.user_factors).row(u);
+        let qf = self.params.get(t.movie_factors);
+        let ub = t.user_bias.map_or(0.0, |id| self.params.get(id).data[u]);
+        let mb = t.movie_bias.map(|id| self.params.get(id).data.as_slice());
+        for (i, o) in out.iter_mut().enumerate().take(self.spec.n_movies) {
+            let x = dot(p, qf.row(i)) + ub + mb.map_or(0.0, |b| b[i]);
+            *o = self.output.stars(self.spec.link.apply(x).0, user, i as u32);
+        }
+    }
+}
