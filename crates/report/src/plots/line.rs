@@ -1,0 +1,201 @@
+//! Line charts: loss curves of named series over epochs, with an optional horizontal reference
+//! line (the uniform baseline ln(V) of a softmax, a target RMSE).
+
+use plotters::prelude::*;
+
+use super::labels::clean_text;
+use super::{font, padded_range, INK, PALETTE};
+use crate::error::ReportError;
+
+/// One named curve: `(x, y)` points in drawing order. Non-finite points are skipped (a diverged
+/// run still plots what came before).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A horizontal line at `value`, named `label` in the legend.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReferenceLine {
+    pub label: String,
+    pub value: f64,
+}
+
+/// Loss curves (or any y-over-x series) with a legend.
+///
+/// ```
+/// use reelvec_report::plots::LineChart;
+/// let svg = LineChart::new("P0 — CBOW loss")
+///     .with_series("train", vec![(1.0, 5.1), (2.0, 4.2), (3.0, 3.9)])
+///     .with_series("validation", vec![(1.0, 5.3), (2.0, 4.6), (3.0, 4.5)])
+///     .with_reference("uniform ln(V)", 5.52)
+///     .to_svg()
+///     .unwrap();
+/// assert!(svg.contains("validation"));
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    pub reference: Option<ReferenceLine>,
+    /// Width and height in pixels.
+    pub size: (u32, u32),
+}
+
+impl LineChart {
+    /// An empty chart titled `title`, axes "epoch" and "loss", 720 x 420 pixels.
+    pub fn new(title: impl Into<String>) -> Self {
+        LineChart {
+            title: title.into(),
+            x_label: "epoch".to_owned(),
+            y_label: "loss".to_owned(),
+            series: Vec::new(),
+            reference: None,
+            size: (720, 420),
+        }
+    }
+
+    /// Adds a series.
+    pub fn with_series(mut self, name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        self.series.push(Series { name: name.into(), points });
+        self
+    }
+
+    /// Sets the horizontal reference line.
+    pub fn with_reference(mut self, label: impl Into<String>, value: f64) -> Self {
+        self.reference = Some(ReferenceLine { label: label.into(), value });
+        self
+    }
+
+    /// Sets the axis titles.
+    pub fn with_axes(mut self, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
+        self.x_label = x_label.into();
+        self.y_label = y_label.into();
+        self
+    }
+
+    /// Draws the chart as an SVG document.
+    pub fn to_svg(&self) -> Result<String, ReportError> {
+        let plot = self.title.as_str();
+        let err = |e| ReportError::draw(plot, e);
+        if self.size.0 < 200 || self.size.1 < 150 {
+            return Err(ReportError::invalid(plot, format!("size {:?} is below 200 x 150", self.size)));
+        }
+        let finite = |&&(x, y): &&(f64, f64)| x.is_finite() && y.is_finite();
+        let all_points = || self.series.iter().flat_map(|s| s.points.iter().filter(finite));
+        let (x_lo, x_hi) = padded_range(all_points().map(|p| p.0), 0.02);
+        let reference = self.reference.as_ref().filter(|r| r.value.is_finite());
+        let (y_lo, y_hi) = padded_range(all_points().map(|p| p.1).chain(reference.map(|r| r.value)), 0.06);
+
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(clean_text(&self.title), font(17.0))
+                .margin(12)
+                .x_label_area_size(42)
+                .y_label_area_size(62)
+                .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc(clean_text(&self.x_label))
+                .y_desc(clean_text(&self.y_label))
+                .axis_desc_style(font(13.0))
+                .label_style(font(11.0))
+                .light_line_style(RGBColor(238, 238, 238))
+                .bold_line_style(RGBColor(215, 215, 215))
+                .axis_style(INK)
+                .x_labels(10)
+                .y_labels(8)
+                .draw()
+                .map_err(err)?;
+
+            for (i, series) in self.series.iter().enumerate() {
+                let colour = PALETTE[i % PALETTE.len()];
+                let points: Vec<(f64, f64)> = series.points.iter().filter(finite).copied().collect();
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
+                    .map_err(err)?
+                    .label(clean_text(&series.name))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                    });
+                if points.len() <= 60 {
+                    chart
+                        .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                        .map_err(err)?;
+                }
+            }
+            if let Some(reference) = reference {
+                let grey = RGBColor(110, 110, 110);
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(x_lo, reference.value), (x_hi, reference.value)],
+                        8,
+                        5,
+                        grey.stroke_width(2),
+                    ))
+                    .map_err(err)?
+                    .label(clean_text(&reference.label))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey.stroke_width(2)));
+            }
+            if !self.series.is_empty() || reference.is_some() {
+                chart
+                    .configure_series_labels()
+                    .label_font(font(12.0))
+                    .background_style(WHITE.mix(0.9))
+                    .border_style(RGBColor(180, 180, 180))
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(err)?;
+            }
+            root.present().map_err(err)?;
+        }
+        Ok(svg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plots::test_support::parse_svg;
+
+    #[test]
+    fn loss_chart_is_well_formed_and_names_its_series() {
+        let svg = LineChart::new("P0 — loss <CBOW> & \"friends\"")
+            .with_series("train", vec![(1.0, 5.0), (2.0, 4.0), (3.0, f64::NAN), (4.0, 3.5)])
+            .with_series("val & test", vec![(1.0, 5.2), (2.0, 4.4)])
+            .with_reference("uniform ln(V) = 5.52", 5.52)
+            .to_svg()
+            .unwrap();
+        assert!(svg.starts_with("<svg"));
+        let summary = parse_svg(&svg);
+        assert!(summary.has_text("P0 — loss <CBOW> & \"friends\""), "{:?}", summary.texts);
+        assert!(summary.has_text("train"));
+        assert!(summary.has_text("val & test"));
+        assert!(summary.has_text("uniform ln(V) = 5.52"));
+        assert!(summary.has_text("epoch"));
+        assert!(summary.has_text("loss"));
+        assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn empty_and_constant_series_still_draw() {
+        let empty = LineChart::new("nothing yet").to_svg().unwrap();
+        parse_svg(&empty);
+        let flat = LineChart::new("flat").with_series("train", vec![(1.0, 2.0)]).to_svg().unwrap();
+        assert!(parse_svg(&flat).has_text("train"));
+    }
+
+    #[test]
+    fn tiny_size_is_rejected() {
+        let mut chart = LineChart::new("tiny");
+        chart.size = (10, 10);
+        assert!(matches!(chart.to_svg(), Err(ReportError::InvalidInput { .. })));
+    }
+}
