@@ -23,11 +23,19 @@
 // Tests may unwrap (common rules); library code may not.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+// The CUDA backend, or a stub with the same functions (the only `#[cfg]` for the feature).
+#[cfg(feature = "cuda")]
+mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "dummy_cuda.rs"]
+mod cuda;
+pub mod device;
 mod error;
 pub mod optim;
 pub mod params;
 pub mod trainer;
 
+pub use device::Device;
 pub use error::EngineError;
 pub use optim::{Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, Schedule, Sgd, SgdConfig};
 pub use params::{GradKind, GradTable, Grads, Init, ParamStore, Table, TableId};

@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! g  = grad + weight_decay * p            (Adam; AdamW instead does p *= 1 - lr * weight_decay)
-//! m  = beta1 * m + (1 - beta1) * g
-//! v  = beta2 * v + (1 - beta2) * g^2
-//! p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+//! m  = m.lerp(g, 1 - beta1)               (= m + (1 - beta1) * (g - m) while 1 - beta1 < 0.5)
+//! v  = beta2 * v + ((1 - beta2) * g) * g
+//! p += (-(lr / (1 - beta1^t)) * m) / (sqrt(v) / sqrt(1 - beta2^t) + eps)   (addcdiv)
 //! ```
 //!
-//! The bias corrections are computed in f64 (PyTorch computes them as Python floats) and the
-//! element update in f32, in the same order of operations as PyTorch, so weights agree to about
-//! 1e-6 relative after many steps.
+//! The scalars (`1 - beta`, bias corrections, step size, AdamW's `1 - lr * wd`) are computed in
+//! f64, as PyTorch computes them as Python floats, then rounded to f32; the element update is in
+//! f32 in PyTorch's order of operations (`lerp_`, `mul_` + `addcmul_`, `addcdiv_`), so weights
+//! agree to rounding (PyTorch's vectorised `lerp` may use an FMA) after many steps.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -58,43 +59,51 @@ impl Moments {
 /// Scalars of one Adam step, shared by the dense and lazy passes.
 #[derive(Debug, Clone, Copy)]
 struct StepScalars {
-    beta1: f32,
+    /// `1 - beta1`, the `lerp_` weight of the first moment.
+    one_minus_beta1: f32,
     beta2: f32,
+    one_minus_beta2: f32,
     eps: f32,
     /// L2 term added to the gradient (0 for AdamW).
     l2: f32,
     /// `1 - lr * wd` for AdamW, 1 otherwise.
     decay: f32,
-    step_size: f32,
+    /// `-lr / (1 - beta1^t)`.
+    neg_step_size: f32,
     bias_correction2_sqrt: f32,
 }
 
 impl StepScalars {
     fn new(c: &AdamConfig, lr: f32, t: u64, decoupled: bool) -> Self {
-        let bc1 = 1.0 - (c.beta1 as f64).powi(t as i32);
-        let bc2 = 1.0 - (c.beta2 as f64).powi(t as i32);
+        let (beta1, beta2) = (c.beta1 as f64, c.beta2 as f64);
+        let bc1 = 1.0 - beta1.powf(t as f64);
+        let bc2 = 1.0 - beta2.powf(t as f64);
         Self {
-            beta1: c.beta1,
+            one_minus_beta1: (1.0 - beta1) as f32,
             beta2: c.beta2,
+            one_minus_beta2: (1.0 - beta2) as f32,
             eps: c.eps,
             l2: if decoupled { 0.0 } else { c.weight_decay },
-            decay: if decoupled { 1.0 - lr * c.weight_decay } else { 1.0 },
-            step_size: (lr as f64 / bc1) as f32,
+            decay: if decoupled { (1.0 - lr as f64 * c.weight_decay as f64) as f32 } else { 1.0 },
+            neg_step_size: (-(lr as f64) / bc1) as f32,
             bias_correction2_sqrt: bc2.sqrt() as f32,
         }
     }
 }
 
-/// The fused element loop: reads `g`, updates `m`, `v`, writes `p`.
+/// The fused element loop: reads `g`, updates `m`, `v`, writes `p` (one pass over memory).
 #[inline]
 fn adam_update(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let w = s.one_minus_beta1;
+    let small_weight = w < 0.5;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         *p *= s.decay;
         let g = g + s.l2 * *p;
-        *m = s.beta1 * *m + (1.0 - s.beta1) * g;
-        *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
+        // torch.lerp: the branch is loop-invariant, so the compiler hoists it.
+        *m = if small_weight { *m + w * (g - *m) } else { g - (g - *m) * (1.0 - w) };
+        *v = *v * s.beta2 + s.one_minus_beta2 * g * g;
         let denom = v.sqrt() / s.bias_correction2_sqrt + s.eps;
-        *p -= s.step_size * (*m / denom);
+        *p += s.neg_step_size * *m / denom;
     }
 }
 

@@ -1,0 +1,40 @@
+//! The CUDA backend (feature `cuda`): driver probing through cudarc with dynamic loading, so the
+//! binary starts on machines without CUDA and only fails when a CUDA device is requested.
+//!
+//! Kernels (`.cu` beside their CPU twins, compiled by NVRTC) are added here by the CUDA issue;
+//! this module keeps the same function set as `dummy_cuda.rs`.
+
+use cudarc::driver::result;
+
+use crate::EngineError;
+
+/// The CUDA backend is part of this build.
+pub(crate) const COMPILED: bool = true;
+
+/// Loads the driver library and initialises it, with clear errors instead of cudarc's panic
+/// when `libcuda` is missing.
+fn init_driver() -> Result<(), EngineError> {
+    // SAFETY: only tries to open the driver library by its usual names; no symbol is called.
+    let present = unsafe { cudarc::driver::sys::is_culib_present() };
+    if !present {
+        return Err(EngineError::Device("the CUDA driver library (libcuda) was not found".to_string()));
+    }
+    result::init().map_err(|e| EngineError::Device(format!("CUDA driver initialisation failed: {e:?}")))
+}
+
+/// Number of CUDA devices.
+pub(crate) fn device_count() -> Result<usize, EngineError> {
+    init_driver()?;
+    let count = result::device::get_count()
+        .map_err(|e| EngineError::Device(format!("cannot count CUDA devices: {e:?}")))?;
+    Ok(count.max(0) as usize)
+}
+
+/// The name the driver reports for device `ordinal`.
+pub(crate) fn device_name(ordinal: usize) -> Result<String, EngineError> {
+    init_driver()?;
+    let device = result::device::get(ordinal as i32)
+        .map_err(|e| EngineError::Device(format!("no CUDA device {ordinal}: {e:?}")))?;
+    result::device::get_name(device)
+        .map_err(|e| EngineError::Device(format!("cannot read the name of CUDA device {ordinal}: {e:?}")))
+}
