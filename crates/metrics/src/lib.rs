@@ -8,6 +8,8 @@
 //! - [`rating`]: RMSE / MAE in stars ([`RatingScale`]).
 //! - [`ranking`]: cross-entropy from logits, `ln(V)`, accuracy@1, hit-rate@k, NDCG@k and the one
 //!   tie-breaking order every ranking here uses.
+//! - [`topn`]: blocked GEMM top-N for every user in bounded memory ([`FactorScores`], [`TopN`]),
+//!   leave-last-out ranks over the full catalogue.
 //!
 //! ```
 //! use reelvec_metrics::rating::{rmse, RatingScale};
@@ -21,11 +23,12 @@
 // Links the system OpenBLAS that ndarray-linalg's LAPACK calls resolve against.
 extern crate openblas_src as _;
 
-
 pub mod error;
 pub mod ranking;
 pub mod rating;
+pub mod topn;
 
 pub use error::{MetricsError, Result};
 pub use ranking::{RankSummary, SequenceMetrics};
 pub use rating::RatingScale;
+pub use topn::{FactorScores, RatedItems, ScoreLink, TopN, TopNConfig};
