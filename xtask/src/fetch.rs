@@ -1,7 +1,948 @@
-//! `cargo xtask fetch NAME`: downloads a GroupLens data set named in `datasets/manifest.toml`.
+//! `cargo xtask fetch NAME`: downloads a GroupLens data set named in `datasets/manifest.toml`,
+//! verifies it, and unpacks it into `datasets/downloaded/NAME/`.
+//!
+//! The guarantee this module keeps: **anything that looks like a data set was verified and
+//! completely unpacked.** Every intermediate lives under a dot-prefixed temporary name in the
+//! destination folder (`.NAME.download-*` for the archive, `.NAME.unpack-*` for the staging tree)
+//! and is removed on every exit path; the finished tree appears under its real name through one
+//! `rename`, which is atomic on the same file system.
+//!
+//! Steps: download with ureq to the temporary file, hashing SHA-256 and MD5 while writing, and
+//! check the byte count against `Content-Length` and the manifest; verify every digest the manifest
+//! pins (an archive with none is refused unless `--insecure-skip-verify`, and the computed digests
+//! are printed so they can be pinned); read the zip's whole directory and reject it if any entry's
+//! path is absolute, has a `..` component, is not `enclosed_name()`-safe, or is a symlink, before
+//! writing a single file; extract into the staging folder; rename its top folder into place.
+//!
+//! What it does not do: resume partial downloads, keep the archive, or touch anything outside the
+//! destination folder.
 
-use anyhow::{bail, Result};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub fn run(_args: &[String]) -> Result<()> {
-    bail!("fetch: not implemented yet")
+use anyhow::{anyhow, bail, Context, Result};
+use md5::Md5;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::util::project_root;
+
+const USAGE: &str = "\
+cargo xtask fetch NAME [--dest DIR] [--url URL] [--force] [--insecure-skip-verify] [--manifest FILE]
+cargo xtask fetch --list
+
+Downloads a GroupLens MovieLens data set listed in datasets/manifest.toml, verifies its checksum
+and unpacks it into DIR/NAME (default DIR: datasets/downloaded, git-ignored).
+
+  --dest DIR               folder that receives NAME/ (created when missing)
+  --url URL                download from URL instead of the manifest's (a mirror); still verified
+  --force                  replace DIR/NAME when it already exists
+  --insecure-skip-verify   accept an archive the manifest pins no digest for (ml-latest); prints
+                           the computed digests. A pinned digest that does not match is always an error.
+  --manifest FILE          read another manifest (default datasets/manifest.toml)
+  --list                   list the data sets and whether each is already downloaded
+";
+
+/// The `datasets/manifest.toml` file: one `[[dataset]]` table per downloadable archive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The data sets, in file order.
+    #[serde(rename = "dataset", default)]
+    pub datasets: Vec<DatasetEntry>,
+}
+
+/// One downloadable data set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetEntry {
+    /// The name given to `cargo xtask fetch` and the folder it lands in.
+    pub name: String,
+    /// One line on what the data set holds.
+    #[serde(default)]
+    pub description: String,
+    /// Where the zip archive is downloaded from.
+    pub url: String,
+    /// The archive's size in bytes; 0 when not pinned.
+    #[serde(default)]
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the archive, or empty.
+    #[serde(default)]
+    pub sha256: String,
+    /// Lower-case hex MD5 of the archive, or empty.
+    #[serde(default)]
+    pub md5: String,
+    /// The top-level folder inside the archive whose contents become `DEST/NAME/`.
+    #[serde(default)]
+    pub archive_root: String,
+    /// The reelvec-data layout name of the unpacked files.
+    pub layout: String,
+    /// A one-line licence summary.
+    pub licence: String,
+}
+
+impl DatasetEntry {
+    /// Whether the manifest pins at least one digest for this archive.
+    pub fn is_pinned(&self) -> bool {
+        !self.sha256.is_empty() || !self.md5.is_empty()
+    }
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid manifest {}", path.display()))
+    }
+
+    /// Parses and validates manifest text: names are unique and filesystem-safe, digests are hex of
+    /// the right length (or empty).
+    pub fn parse(text: &str) -> Result<Self> {
+        let manifest: Manifest = toml::from_str(text)?;
+        let mut seen = std::collections::HashSet::new();
+        for entry in &manifest.datasets {
+            let name = &entry.name;
+            let name_ok = !name.is_empty()
+                && !name.starts_with('.')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !name_ok {
+                bail!("data set name {name:?} must be non-empty ASCII letters, digits, '-', '_' or '.'");
+            }
+            if !seen.insert(name.clone()) {
+                bail!("data set {name:?} is listed twice");
+            }
+            check_hex(name, "sha256", &entry.sha256, 64)?;
+            check_hex(name, "md5", &entry.md5, 32)?;
+            if !(entry.url.starts_with("https://") || entry.url.starts_with("http://")) {
+                bail!("data set {name:?}: url {:?} is not http(s)", entry.url);
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The entry called `name`, or an error listing the known names.
+    pub fn get(&self, name: &str) -> Result<&DatasetEntry> {
+        self.datasets.iter().find(|d| d.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.datasets.iter().map(|d| d.name.as_str()).collect();
+            anyhow!("unknown data set {name:?}; known: {}", known.join(", "))
+        })
+    }
+}
+
+fn check_hex(name: &str, field: &str, value: &str, len: usize) -> Result<()> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() != len || !value.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("data set {name:?}: {field} {value:?} is not {len} hex digits");
+    }
+    Ok(())
+}
+
+/// How one fetch behaves.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// The folder that receives `NAME/`.
+    pub dest: PathBuf,
+    /// Download from here instead of the manifest's URL.
+    pub url: Option<String>,
+    /// Replace an existing `DEST/NAME`.
+    pub force: bool,
+    /// Accept an archive for which the manifest pins no digest.
+    pub insecure_skip_verify: bool,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// The data set was downloaded, verified and unpacked here.
+    Fetched(PathBuf),
+    /// `DEST/NAME` already existed and `force` was off; nothing was downloaded.
+    AlreadyPresent(PathBuf),
+}
+
+/// The digests and length of a downloaded archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// Bytes received.
+    pub bytes: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Lower-case hex MD5.
+    pub md5: String,
+}
+
+/// Entry point of `cargo xtask fetch`.
+pub fn run(args: &[String]) -> Result<()> {
+    let mut name: Option<String> = None;
+    let mut dest: Option<PathBuf> = None;
+    let mut url: Option<String> = None;
+    let mut manifest_path = project_root().join("datasets").join("manifest.toml");
+    let mut force = false;
+    let mut insecure = false;
+    let mut list = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value =
+            |flag: &str| iter.next().cloned().ok_or_else(|| anyhow!("{flag} needs a value\n\n{USAGE}"));
+        match arg.as_str() {
+            "--dest" => dest = Some(PathBuf::from(value("--dest")?)),
+            "--url" => url = Some(value("--url")?),
+            "--manifest" => manifest_path = PathBuf::from(value("--manifest")?),
+            "--force" => force = true,
+            "--insecure-skip-verify" => insecure = true,
+            "--list" => list = true,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            flag if flag.starts_with('-') => bail!("unknown option {flag}\n\n{USAGE}"),
+            positional => {
+                if let Some(first) = &name {
+                    bail!("one data set at a time (got {first:?} and {positional:?})\n\n{USAGE}");
+                }
+                name = Some(positional.to_string());
+            }
+        }
+    }
+    let manifest = Manifest::load(&manifest_path)?;
+    let dest = dest.unwrap_or_else(|| project_root().join("datasets").join("downloaded"));
+    if list {
+        print_list(&manifest, &dest);
+        return Ok(());
+    }
+    let Some(name) = name else {
+        bail!("which data set? (`cargo xtask fetch --list` shows them)\n\n{USAGE}");
+    };
+    let entry = manifest.get(&name)?;
+    let options = FetchOptions { dest, url, force, insecure_skip_verify: insecure, progress: true };
+    match fetch(entry, &options)? {
+        FetchOutcome::Fetched(path) => {
+            println!("{name}: ready in {} (layout {})", path.display(), entry.layout);
+            println!("licence: {}", entry.licence);
+            println!("use it with: --data {}", path.display());
+        }
+        FetchOutcome::AlreadyPresent(path) => {
+            println!("{name}: already present in {} (pass --force to fetch it again)", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn print_list(manifest: &Manifest, dest: &Path) {
+    println!("{:<16} {:>10}  {:<8} {:<10} {:<10} description", "name", "size", "verify", "layout", "here");
+    for d in &manifest.datasets {
+        let size = if d.size == 0 { "?".to_string() } else { format!("{:.1} MB", d.size as f64 / 1e6) };
+        let verify = match (d.sha256.is_empty(), d.md5.is_empty()) {
+            (false, _) => "sha256",
+            (true, false) => "md5",
+            (true, true) => "none",
+        };
+        let here = if dest.join(&d.name).is_dir() { "yes" } else { "-" };
+        println!(
+            "{:<16} {:>10}  {:<8} {:<10} {:<10} {}",
+            d.name, size, verify, d.layout, here, d.description
+        );
+    }
+    println!("\ndownloads land in {}", dest.display());
+}
+
+/// Downloads, verifies and unpacks `entry` into `options.dest/NAME`.
+///
+/// On any error nothing named `NAME` is created and every temporary is removed.
+pub fn fetch(entry: &DatasetEntry, options: &FetchOptions) -> Result<FetchOutcome> {
+    let target = options.dest.join(&entry.name);
+    if target.exists() && !options.force {
+        return Ok(FetchOutcome::AlreadyPresent(target));
+    }
+    fs::create_dir_all(&options.dest).with_context(|| format!("cannot create {}", options.dest.display()))?;
+    let url = options.url.as_deref().unwrap_or(&entry.url);
+    let tag = unique_tag();
+
+    let archive = TempPath::new(options.dest.join(format!(".{}.download-{tag}", entry.name)));
+    let digests = {
+        let mut file = File::create_new(archive.path())
+            .with_context(|| format!("cannot create {}", archive.path().display()))?;
+        let digests = download(url, &mut file, options.progress)?;
+        file.sync_all().with_context(|| format!("cannot flush {}", archive.path().display()))?;
+        digests
+    };
+    verify(entry, &digests, options.insecure_skip_verify)?;
+
+    let staging = TempPath::new(options.dest.join(format!(".{}.unpack-{tag}", entry.name)));
+    fs::create_dir(staging.path()).with_context(|| format!("cannot create {}", staging.path().display()))?;
+    unpack(archive.path(), staging.path())
+        .with_context(|| format!("cannot unpack the archive from {url}"))?;
+    let root = unpacked_root(staging.path(), &entry.archive_root)?;
+    write_provenance(&root, entry, url, &digests)?;
+
+    if target.exists() {
+        // --force: move the old tree aside first so the new one still appears in one rename.
+        let old = TempPath::new(options.dest.join(format!(".{}.old-{tag}", entry.name)));
+        fs::rename(&target, old.path())
+            .with_context(|| format!("cannot move the old {} aside", target.display()))?;
+        fs::rename(&root, &target).with_context(|| format!("cannot move into {}", target.display()))?;
+    } else {
+        fs::rename(&root, &target).with_context(|| format!("cannot move into {}", target.display()))?;
+    }
+    Ok(FetchOutcome::Fetched(target))
+}
+
+/// A path removed (file or tree) when dropped: the temporaries of a fetch never outlive it.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn new(path: PathBuf) -> Self {
+        TempPath(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        // Best effort: a leftover dot-file is harmless and never mistaken for a data set.
+        if self.0.is_dir() {
+            let _ = fs::remove_dir_all(&self.0);
+        } else {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+}
+
+fn unique_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:09}", std::process::id())
+}
+
+/// Streams `url` into `out`, hashing as it goes; fails on an HTTP error status, a transport error,
+/// or a body shorter or longer than its `Content-Length`.
+pub fn download(url: &str, out: &mut impl Write, progress: bool) -> Result<Digests> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(30))
+        .timeout_read(Duration::from_secs(120))
+        .build();
+    let response = match agent.get(url).call() {
+        Ok(response) => response,
+        Err(ureq::Error::Status(code, response)) => {
+            bail!("download of {url} failed: HTTP {code} {}", response.status_text())
+        }
+        Err(ureq::Error::Transport(err)) => bail!("download failed: {err}"),
+    };
+    let expected: Option<u64> = response.header("Content-Length").and_then(|v| v.trim().parse().ok());
+    let mut reader = response.into_reader();
+    let mut sha = Sha256::new();
+    let mut md5 = Md5::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut bytes: u64 = 0;
+    let mut next_report = 0.0f64;
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => bail!("download of {url} broke off after {bytes} bytes: {err}"),
+        };
+        let chunk = &buffer[..n];
+        sha.update(chunk);
+        md5.update(chunk);
+        out.write_all(chunk).context("cannot write the download")?;
+        bytes += n as u64;
+        if let (true, Some(total)) = (progress, expected) {
+            let fraction = bytes as f64 / total.max(1) as f64;
+            if fraction >= next_report {
+                eprint!("\rdownloading {url}: {:>3.0}% of {:.1} MB", fraction * 100.0, total as f64 / 1e6);
+                next_report = fraction + 0.05;
+            }
+        }
+    }
+    if progress && expected.is_some() {
+        eprintln!();
+    }
+    if let Some(total) = expected {
+        if bytes != total {
+            bail!("download of {url} is incomplete: got {bytes} of {total} bytes");
+        }
+    }
+    out.flush().context("cannot write the download")?;
+    Ok(Digests { bytes, sha256: hex(&sha.finalize()), md5: hex(&md5.finalize()) })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks a download against what the manifest pins. A mismatch of any pinned value is an error;
+/// an archive with no pinned digest is an error unless `insecure_skip_verify`.
+pub fn verify(entry: &DatasetEntry, got: &Digests, insecure_skip_verify: bool) -> Result<()> {
+    let name = &entry.name;
+    if entry.size != 0 && got.bytes != entry.size {
+        bail!(
+            "{name}: size mismatch: the manifest says {} bytes, the download has {} \
+             (sha256 {}); the archive was not unpacked",
+            entry.size,
+            got.bytes,
+            got.sha256
+        );
+    }
+    if !entry.sha256.is_empty() && !entry.sha256.eq_ignore_ascii_case(&got.sha256) {
+        bail!(
+            "{name}: SHA-256 mismatch: expected {}, got {}; the archive was not unpacked",
+            entry.sha256,
+            got.sha256
+        );
+    }
+    if !entry.md5.is_empty() && !entry.md5.eq_ignore_ascii_case(&got.md5) {
+        bail!("{name}: MD5 mismatch: expected {}, got {}; the archive was not unpacked", entry.md5, got.md5);
+    }
+    if !entry.is_pinned() {
+        if !insecure_skip_verify {
+            bail!(
+                "{name}: the manifest pins no checksum, so the download cannot be verified and was not \
+                 unpacked.\n  computed: size = {}, sha256 = \"{}\", md5 = \"{}\"\n  pin these in \
+                 datasets/manifest.toml if you trust the source, or pass --insecure-skip-verify",
+                got.bytes,
+                got.sha256,
+                got.md5
+            );
+        }
+        eprintln!(
+            "warning: {name} is UNVERIFIED (--insecure-skip-verify): size = {}, sha256 = \"{}\", md5 = \"{}\"",
+            got.bytes, got.sha256, got.md5
+        );
+    }
+    Ok(())
+}
+
+/// Validates an archive entry name and returns the relative path to extract it to.
+///
+/// Rejected: empty names, NUL bytes, absolute paths (`/x`, `\x`, `C:x`), any `..` component, and
+/// anything `zip`'s `enclosed_name()` refuses.
+pub fn safe_entry_path(raw_name: &str, enclosed: Option<PathBuf>) -> Result<PathBuf> {
+    let absolute =
+        raw_name.starts_with('/') || raw_name.starts_with('\\') || raw_name.as_bytes().get(1) == Some(&b':');
+    if raw_name.is_empty() || raw_name.contains('\0') {
+        bail!("archive entry {raw_name:?} has an empty or NUL-containing name");
+    }
+    if absolute {
+        bail!("archive entry {raw_name:?} is an absolute path; refusing the whole archive");
+    }
+    if raw_name.split(['/', '\\']).any(|part| part == "..") {
+        bail!("archive entry {raw_name:?} contains `..`; refusing the whole archive");
+    }
+    match enclosed {
+        Some(path) if path.components().next().is_some() => Ok(path),
+        _ => bail!("archive entry {raw_name:?} escapes the destination; refusing the whole archive"),
+    }
+}
+
+/// Extracts every entry of the zip at `archive` under `into` (an empty folder). All names are
+/// checked before anything is written, so a hostile archive leaves `into` empty.
+pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
+    let file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).context("not a valid zip archive")?;
+    let mut plan = Vec::with_capacity(zip.len());
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).with_context(|| format!("cannot read zip entry {index}"))?;
+        let relative = safe_entry_path(entry.name(), entry.enclosed_name())?;
+        if entry.is_symlink() {
+            bail!("archive entry {:?} is a symbolic link; refusing the whole archive", entry.name());
+        }
+        plan.push((index, relative, entry.is_dir()));
+    }
+    for (index, relative, is_dir) in plan {
+        let path = into.join(&relative);
+        if is_dir {
+            fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut entry = zip.by_index(index).with_context(|| format!("cannot read zip entry {index}"))?;
+        let mut out = File::create_new(&path)
+            .with_context(|| format!("cannot create {} (duplicate entry?)", path.display()))?;
+        // The zip reader checks each entry's CRC-32 when it reaches the end of the entry.
+        io::copy(&mut entry, &mut out)
+            .with_context(|| format!("cannot extract {:?} (corrupt archive?)", relative.display()))?;
+    }
+    Ok(())
+}
+
+/// The folder whose contents become `DEST/NAME`: `staging/archive_root` when the manifest names
+/// it, else the archive's only top-level folder, else `staging` itself.
+fn unpacked_root(staging: &Path, archive_root: &str) -> Result<PathBuf> {
+    if !archive_root.is_empty() {
+        let root = staging.join(archive_root);
+        if root.is_dir() {
+            return Ok(root);
+        }
+        bail!("the archive has no top-level folder {archive_root:?} as the manifest says");
+    }
+    let mut entries = fs::read_dir(staging)
+        .with_context(|| format!("cannot list {}", staging.display()))?
+        .collect::<io::Result<Vec<_>>>()?;
+    if entries.len() == 1 && entries[0].file_type()?.is_dir() {
+        if let Some(only) = entries.pop() {
+            return Ok(only.path());
+        }
+    }
+    // The whole staging folder becomes the data set; rename it out of the TempPath guard's way by
+    // moving its contents into a fresh subfolder.
+    let inner = staging.join(".root");
+    fs::create_dir(&inner)?;
+    for entry in entries {
+        fs::rename(entry.path(), inner.join(entry.file_name()))?;
+    }
+    Ok(inner)
+}
+
+/// Records where the data came from, beside the data (`.reelvec-fetch.toml`).
+fn write_provenance(root: &Path, entry: &DatasetEntry, url: &str, digests: &Digests) -> Result<()> {
+    let text = format!(
+        "# written by `cargo xtask fetch`\nname = {:?}\nurl = {:?}\nlayout = {:?}\nsize = {}\n\
+         sha256 = {:?}\nmd5 = {:?}\nverified = {}\n",
+        entry.name,
+        url,
+        entry.layout,
+        digests.bytes,
+        digests.sha256,
+        digests.md5,
+        entry.is_pinned()
+    );
+    let path = root.join(".reelvec-fetch.toml");
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (STYLE: no unwrap on user input)
+mod tests {
+    //! These tests never touch the internet: a tiny HTTP/1.1 server on 127.0.0.1 serves archives
+    //! built in memory, and each test checks what is (and is not) left in the destination.
+
+    use super::*;
+    use std::io::{BufRead, BufReader, Cursor};
+    use std::net::TcpListener;
+    use std::thread::JoinHandle;
+    use std::time::Instant;
+
+    /// What the test server answers for one path.
+    #[derive(Clone)]
+    struct Route {
+        path: &'static str,
+        status: u16,
+        body: Vec<u8>,
+        /// Send only this many body bytes (after announcing the full length), then hang up.
+        truncate_at: Option<usize>,
+    }
+
+    impl Route {
+        fn ok(path: &'static str, body: Vec<u8>) -> Self {
+            Route { path, status: 200, body, truncate_at: None }
+        }
+    }
+
+    /// Serves `routes` on an ephemeral 127.0.0.1 port for at most `max_requests` connections or
+    /// 20 seconds, whichever comes first, then stops by itself.
+    fn serve(routes: Vec<Route>, max_requests: usize) -> (String, JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let handle = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut served = 0;
+            while served < max_requests && Instant::now() < deadline {
+                let (stream, _) = match listener.accept() {
+                    Ok(conn) => conn,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    Err(_) => break,
+                };
+                served += 1;
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) if line == "\r\n" => break,
+                        Ok(_) => {}
+                    }
+                }
+                let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut stream = reader.into_inner();
+                let route = routes.iter().find(|r| r.path == path).cloned().unwrap_or(Route {
+                    path: "",
+                    status: 404,
+                    body: b"not found".to_vec(),
+                    truncate_at: None,
+                });
+                let reason = if route.status == 200 { "OK" } else { "Not Found" };
+                let head = format!(
+                    "HTTP/1.1 {} {reason}\r\nContent-Length: {}\r\nContent-Type: application/zip\r\n\
+                     Connection: close\r\n\r\n",
+                    route.status,
+                    route.body.len()
+                );
+                let sent = route.truncate_at.unwrap_or(route.body.len());
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&route.body[..sent]);
+                let _ = stream.flush();
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        (base, handle)
+    }
+
+    /// A zip (deflated) holding `files` (name, contents) in the given order.
+    fn zip_bytes(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, contents) in files {
+            if name.ends_with('/') {
+                writer.add_directory(*name, options).unwrap();
+            } else {
+                writer.start_file(*name, options).unwrap();
+                writer.write_all(contents).unwrap();
+            }
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    fn good_archive() -> Vec<u8> {
+        zip_bytes(&[
+            ("ml-test/", b""),
+            ("ml-test/u.data", b"1\t1\t5\t874965758\n2\t1\t3\t876893171\n"),
+            (
+                "ml-test/u.item",
+                b"1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n",
+            ),
+            ("ml-test/README", b"test data\n"),
+        ])
+    }
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        hex(&Sha256::digest(bytes))
+    }
+
+    fn entry_for(url: &str, archive: &[u8]) -> DatasetEntry {
+        DatasetEntry {
+            name: "ml-test".into(),
+            description: "a test archive".into(),
+            url: url.into(),
+            size: archive.len() as u64,
+            sha256: sha256_hex(archive),
+            md5: hex(&Md5::digest(archive)),
+            archive_root: "ml-test".into(),
+            layout: "ml-100k".into(),
+            licence: "test".into(),
+        }
+    }
+
+    fn options(dest: &Path) -> FetchOptions {
+        FetchOptions {
+            dest: dest.to_path_buf(),
+            url: None,
+            force: false,
+            insecure_skip_verify: false,
+            progress: false,
+        }
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = match fs::read_dir(dir) {
+            Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn good_archive_is_verified_and_unpacked_into_place() {
+        let archive = good_archive();
+        let (base, server) = serve(vec![Route::ok("/ml-test.zip", archive.clone())], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("downloaded");
+        let entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+
+        let outcome = fetch(&entry, &options(&dest)).unwrap();
+        server.join().unwrap();
+
+        let target = dest.join("ml-test");
+        assert_eq!(outcome, FetchOutcome::Fetched(target.clone()));
+        assert_eq!(listing(&dest), vec!["ml-test"], "no temporaries may be left behind");
+        assert_eq!(listing(&target), vec![".reelvec-fetch.toml", "README", "u.data", "u.item"]);
+        assert_eq!(fs::read(target.join("u.data")).unwrap(), b"1\t1\t5\t874965758\n2\t1\t3\t876893171\n");
+        let provenance = fs::read_to_string(target.join(".reelvec-fetch.toml")).unwrap();
+        assert!(provenance.contains(&entry.sha256), "{provenance}");
+        assert!(provenance.contains("verified = true"), "{provenance}");
+
+        // A second fetch finds it and downloads nothing (no server is running any more).
+        let again = fetch(&entry, &options(&dest)).unwrap();
+        assert_eq!(again, FetchOutcome::AlreadyPresent(target));
+    }
+
+    #[test]
+    fn force_replaces_an_existing_data_set() {
+        let archive = good_archive();
+        let (base, server) = serve(vec![Route::ok("/ml-test.zip", archive.clone())], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("ml-test");
+        fs::create_dir_all(&target).unwrap();
+        fs::write(target.join("stale"), b"old").unwrap();
+        let entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+        let mut opts = options(tmp.path());
+        opts.force = true;
+
+        fetch(&entry, &opts).unwrap();
+        server.join().unwrap();
+
+        assert_eq!(listing(tmp.path()), vec!["ml-test"]);
+        assert!(!target.join("stale").exists());
+        assert!(target.join("u.data").is_file());
+    }
+
+    #[test]
+    fn corrupted_archive_fails_the_checksum_and_leaves_nothing() {
+        let archive = good_archive();
+        let mut corrupted = archive.clone();
+        let middle = corrupted.len() / 2;
+        corrupted[middle] ^= 0x5a;
+        let (base, server) = serve(vec![Route::ok("/ml-test.zip", corrupted)], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+
+        let err = fetch(&entry, &options(tmp.path())).unwrap_err();
+        server.join().unwrap();
+
+        let message = format!("{err:#}");
+        assert!(message.contains("SHA-256 mismatch"), "{message}");
+        assert!(message.contains(&entry.sha256), "the expected digest is named: {message}");
+        assert!(listing(tmp.path()).is_empty(), "left behind: {:?}", listing(tmp.path()));
+    }
+
+    #[test]
+    fn md5_only_manifest_entry_is_checked_too() {
+        let archive = good_archive();
+        let (base, server) = serve(vec![Route::ok("/ml-test.zip", archive.clone())], 2);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+        entry.sha256.clear();
+        entry.md5 = "0".repeat(32);
+
+        let err = fetch(&entry, &options(tmp.path())).unwrap_err();
+        assert!(format!("{err:#}").contains("MD5 mismatch"), "{err:#}");
+        assert!(listing(tmp.path()).is_empty());
+
+        entry.md5 = hex(&Md5::digest(&archive));
+        fetch(&entry, &options(tmp.path())).unwrap();
+        server.join().unwrap();
+        assert_eq!(listing(tmp.path()), vec!["ml-test"]);
+    }
+
+    #[test]
+    fn traversal_entry_rejects_the_whole_archive() {
+        let archive = zip_bytes(&[
+            ("ml-test/u.data", b"1\t1\t5\t1\n"),
+            ("../evil", b"pwned"),
+            ("ml-test/u.item", b"1|x|||x|0\n"),
+        ]);
+        let (base, server) = serve(vec![Route::ok("/evil.zip", archive.clone())], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("a").join("dest");
+        let entry = entry_for(&format!("{base}/evil.zip"), &archive);
+
+        let err = fetch(&entry, &options(&dest)).unwrap_err();
+        server.join().unwrap();
+
+        let message = format!("{err:#}");
+        assert!(message.contains("../evil"), "the bad entry is named: {message}");
+        assert!(listing(&dest).is_empty(), "left behind: {:?}", listing(&dest));
+        // Nothing was written next to the staging folder, the destination, or above it.
+        assert!(!dest.join("evil").exists());
+        assert!(!tmp.path().join("a").join("evil").exists());
+        assert!(!tmp.path().join("evil").exists());
+    }
+
+    #[test]
+    fn truncated_response_is_an_error_and_leaves_nothing() {
+        let archive = good_archive();
+        let cut = archive.len() / 3;
+        let route = Route { truncate_at: Some(cut), ..Route::ok("/ml-test.zip", archive.clone()) };
+        let (base, server) = serve(vec![route], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+
+        let err = fetch(&entry, &options(tmp.path())).unwrap_err();
+        server.join().unwrap();
+
+        let message = format!("{err:#}");
+        assert!(message.contains("broke off") || message.contains("incomplete"), "{message}");
+        assert!(listing(tmp.path()).is_empty(), "left behind: {:?}", listing(tmp.path()));
+    }
+
+    #[test]
+    fn http_error_status_is_reported() {
+        let (base, server) = serve(vec![], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let entry = entry_for(&format!("{base}/missing.zip"), b"whatever");
+
+        let err = fetch(&entry, &options(tmp.path())).unwrap_err();
+        server.join().unwrap();
+
+        assert!(format!("{err:#}").contains("HTTP 404"), "{err:#}");
+        assert!(listing(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn unpinned_archive_is_refused_unless_insecure_and_digests_are_printed() {
+        let archive = good_archive();
+        let (base, server) = serve(vec![Route::ok("/ml-test.zip", archive.clone())], 2);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+        entry.sha256.clear();
+        entry.md5.clear();
+        entry.size = 0;
+
+        let err = fetch(&entry, &options(tmp.path())).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("pins no checksum"), "{message}");
+        assert!(message.contains(&sha256_hex(&archive)), "computed digest shown: {message}");
+        assert!(listing(tmp.path()).is_empty());
+
+        let mut opts = options(tmp.path());
+        opts.insecure_skip_verify = true;
+        fetch(&entry, &opts).unwrap();
+        server.join().unwrap();
+        let provenance = fs::read_to_string(tmp.path().join("ml-test/.reelvec-fetch.toml")).unwrap();
+        assert!(provenance.contains("verified = false"), "{provenance}");
+    }
+
+    #[test]
+    fn url_override_is_used_and_still_verified() {
+        let archive = good_archive();
+        let (base, server) = serve(vec![Route::ok("/mirror/ml-test.zip", archive.clone())], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let entry = entry_for("http://127.0.0.1:9/never-used.zip", &archive);
+        let mut opts = options(tmp.path());
+        opts.url = Some(format!("{base}/mirror/ml-test.zip"));
+
+        fetch(&entry, &opts).unwrap();
+        server.join().unwrap();
+        let provenance = fs::read_to_string(tmp.path().join("ml-test/.reelvec-fetch.toml")).unwrap();
+        assert!(provenance.contains("/mirror/ml-test.zip"), "{provenance}");
+    }
+
+    #[test]
+    fn wrong_archive_root_is_an_error_and_leaves_nothing() {
+        let archive = good_archive();
+        let (base, server) = serve(vec![Route::ok("/ml-test.zip", archive.clone())], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+        entry.archive_root = "ml-other".into();
+
+        let err = fetch(&entry, &options(tmp.path())).unwrap_err();
+        server.join().unwrap();
+        assert!(format!("{err:#}").contains("ml-other"), "{err:#}");
+        assert!(listing(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn archive_without_a_single_root_becomes_the_data_set_itself() {
+        let archive =
+            zip_bytes(&[("ratings.csv", b"userId,movieId,rating,timestamp\n"), ("movies.csv", b"x\n")]);
+        let staging = tempfile::tempdir().unwrap();
+        let zip_path = staging.path().join("a.zip");
+        fs::write(&zip_path, &archive).unwrap();
+        let into = staging.path().join("out");
+        fs::create_dir(&into).unwrap();
+        unpack(&zip_path, &into).unwrap();
+        let root = unpacked_root(&into, "").unwrap();
+        assert_eq!(listing(&root), vec!["movies.csv", "ratings.csv"]);
+    }
+
+    #[test]
+    fn entry_names_are_checked() {
+        let ok = |name: &str| safe_entry_path(name, Some(PathBuf::from(name))).map(|_| ());
+        assert!(ok("ml-100k/u.data").is_ok());
+        assert!(ok("ml-100k/").is_ok());
+        assert!(ok("../evil").is_err());
+        assert!(ok("ml-100k/../../evil").is_err());
+        assert!(ok("ml-100k/..").is_err());
+        assert!(ok("a\\..\\b").is_err());
+        assert!(ok("/etc/passwd").is_err());
+        assert!(ok("\\windows").is_err());
+        assert!(ok("C:evil").is_err());
+        assert!(ok("").is_err());
+        assert!(ok("a\0b").is_err());
+        // Whatever the raw name, zip's own check must agree.
+        assert!(safe_entry_path("fine/name", None).is_err());
+    }
+
+    #[test]
+    fn absolute_entry_in_a_real_archive_is_rejected() {
+        let archive = zip_bytes(&[("/tmp/reelvec-evil-absolute", b"x")]);
+        let dir = tempfile::tempdir().unwrap();
+        let zip_path = dir.path().join("a.zip");
+        fs::write(&zip_path, &archive).unwrap();
+        let into = dir.path().join("out");
+        fs::create_dir(&into).unwrap();
+        let err = unpack(&zip_path, &into).unwrap_err();
+        assert!(format!("{err:#}").contains("absolute"), "{err:#}");
+        assert!(listing(&into).is_empty());
+    }
+
+    #[test]
+    fn the_shipped_manifest_is_valid_and_complete() {
+        let manifest = Manifest::load(&project_root().join("datasets/manifest.toml")).unwrap();
+        let names: Vec<&str> = manifest.datasets.iter().map(|d| d.name.as_str()).collect();
+        for wanted in
+            ["ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small", "ml-latest"]
+        {
+            assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
+        }
+        for d in &manifest.datasets {
+            assert_eq!(d.url, format!("https://files.grouplens.org/datasets/movielens/{}.zip", d.name));
+            assert!(["ml-100k", "ml-1m", "ml-10m", "ml-latest"].contains(&d.layout.as_str()), "{}", d.layout);
+            assert!(!d.archive_root.is_empty() && !d.licence.is_empty());
+        }
+        // Only the rolling snapshot is unpinned.
+        let unpinned: Vec<&str> =
+            manifest.datasets.iter().filter(|d| !d.is_pinned()).map(|d| d.name.as_str()).collect();
+        assert_eq!(unpinned, vec!["ml-latest"]);
+        assert!(manifest.get("ml-9000").is_err());
+    }
+
+    #[test]
+    fn malformed_manifests_are_rejected() {
+        let base = "url = \"https://x/a.zip\"\nlayout = \"ml-100k\"\nlicence = \"l\"\n";
+        let bad_digest = format!("[[dataset]]\nname = \"a\"\nsha256 = \"abc\"\n{base}");
+        assert!(Manifest::parse(&bad_digest).is_err());
+        let dup = format!("[[dataset]]\nname = \"a\"\n{base}[[dataset]]\nname = \"a\"\n{base}");
+        assert!(Manifest::parse(&dup).is_err());
+        let traversal = format!("[[dataset]]\nname = \"../a\"\n{base}");
+        assert!(Manifest::parse(&traversal).is_err());
+        let unknown_field = format!("[[dataset]]\nname = \"a\"\nsha512 = \"\"\n{base}");
+        assert!(Manifest::parse(&unknown_field).is_err());
+        let fine = format!("[[dataset]]\nname = \"a\"\n{base}");
+        assert_eq!(Manifest::parse(&fine).unwrap().datasets.len(), 1);
+    }
 }

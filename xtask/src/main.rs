@@ -22,7 +22,9 @@ commands:
   test                           setup, cargo fmt --check, clippy -D warnings, all tests
   pipeline [--data PATH] [--out DIR] [--device cpu|cuda|auto] [ARGS...]
                                  run the main job (embedded synthetic data when no --data)
-  fetch NAME [--dest DIR]        download, verify and unpack a GroupLens data set
+  fetch NAME [--dest DIR] [--url URL] [--force] [--insecure-skip-verify]
+                                 download, verify and unpack a GroupLens data set
+  fetch --list                   the data sets of datasets/manifest.toml
   synth --preset NAME --layout LAYOUT --out DIR [--seed N]
                                  write a synthetic MovieLens-shaped data set
   bench [ARGS...]                run the benchmark suite (see `cargo xtask bench --help`)
