@@ -1,6 +1,46 @@
 //! `reelvec`: the command-line tool. Parses arguments, calls the library crates, maps errors to
 //! one clear line and a non-zero exit.
+//!
+//! Each subcommand lives in its own module with an `Args` struct and a `run` function; adding
+//! one is a new module plus one variant in [`Command`] and one arm in [`main`].
 
-fn main() {
-    println!("reelvec");
+mod data_cmd;
+mod pipeline;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Movie embeddings and recommendations from MovieLens ratings.
+#[derive(Debug, Parser)]
+#[command(name = "reelvec", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and generate data sets.
+    Data(data_cmd::Args),
+    /// Run the main job on a data set (the embedded synthetic one by default).
+    Pipeline(pipeline::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(args) => data_cmd::run(args),
+        Command::Pipeline(args) => pipeline::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -2,8 +2,39 @@
 //! [`Dataset`], the transforms the five pipelines apply, and a seeded synthetic generator with
 //! planted truth.
 //!
-//! This crate owns bytes-on-disk to typed arrays. It does not train, evaluate or plot.
+//! Main types: [`Dataset`] (columnar [`Ratings`] with dense indices, [`IdMap`]s both ways, the
+//! [`Catalogue`], the [`LoadReport`]), [`Layout`], [`LoadOptions`], [`DataError`]. Entry points:
+//! [`load`], the [`transforms`] module, [`stats::Stats`].
+//!
+//! This crate owns bytes-on-disk to typed arrays. It does not train, evaluate or plot, and it
+//! depends on no other reelvec crate.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use reelvec_data::{load, transforms, LoadOptions};
+//!
+//! let ds = load(Path::new("datasets/ml-100k"), &LoadOptions::default())?;
+//! println!("{} users, {} movies, {} ratings", ds.users.len(), ds.movies.len(), ds.ratings.len());
+//! let top = transforms::keep_top_movies(&ds, 50);
+//! let top = transforms::filter_min_ratings(&top, 20, 1);
+//! let sequences = transforms::user_sequences(&top.ratings, top.users.len());
+//! # Ok::<(), reelvec_data::DataError>(())
+//! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod assemble;
+pub mod cache;
+pub mod catalogue;
+pub mod error;
+pub mod layout;
+mod load;
+mod parse;
+pub mod stats;
+pub mod transforms;
 pub mod types;
 
-pub use types::{Catalogue, Dataset, IdMap, LoadReport, Movie, Ratings};
+pub use error::{DataError, ParseProblem};
+pub use layout::{GenericColumns, Layout, LoadOptions};
+pub use load::load;
+pub use types::{Catalogue, Dataset, IdMap, Link, LoadReport, Movie, Ratings, Tag};

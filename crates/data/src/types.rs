@@ -106,20 +106,67 @@ pub struct Movie {
     pub genres: Vec<String>,
 }
 
-/// The movie catalogue, in source order, searchable by raw id.
+/// A user's free-text tag on a movie (ml-10m `tags.dat`, ml-latest `tags.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tag {
+    /// Raw user id.
+    pub user_raw: u64,
+    /// Raw movie id.
+    pub movie_raw: u64,
+    /// The tag text.
+    pub tag: String,
+    /// Seconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// External ids of a movie (ml-latest `links.csv`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// Raw movie id.
+    pub movie_raw: u64,
+    /// IMDb id as written (digits with leading zeros, e.g. "0114709").
+    pub imdb_id: String,
+    /// TMDb id, when given.
+    pub tmdb_id: Option<u64>,
+}
+
+/// The movie catalogue, in source order, searchable by raw id; plus tags and links when the
+/// source has them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Catalogue {
     movies: Vec<Movie>,
     #[serde(skip)]
     by_raw_id: HashMap<u64, usize>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    #[serde(default)]
+    links: Vec<Link>,
 }
 
 impl Catalogue {
     /// Builds a catalogue; later entries with a repeated raw id replace earlier ones.
     pub fn new(movies: Vec<Movie>) -> Self {
-        let mut cat = Self { movies, by_raw_id: HashMap::new() };
+        let mut cat = Self { movies, by_raw_id: HashMap::new(), tags: Vec::new(), links: Vec::new() };
         cat.rebuild_index();
         cat
+    }
+
+    /// Builds a catalogue with tags and links.
+    pub fn with_extras(movies: Vec<Movie>, tags: Vec<Tag>, links: Vec<Link>) -> Self {
+        let mut cat = Self::new(movies);
+        cat.tags = tags;
+        cat.links = links;
+        cat
+    }
+
+    /// Tags in source order (empty when the source has none).
+    pub fn tags(&self) -> &[Tag] {
+        &self.tags
+    }
+
+    /// Links in source order (empty when the source has none).
+    pub fn links(&self) -> &[Link] {
+        &self.links
     }
 
     /// Rebuilds the raw-id index (after deserialising).
@@ -151,6 +198,12 @@ impl Catalogue {
 /// What a load saw besides the rows it kept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
+    /// The layout read ("ml-100k", "ml-latest", ...; empty for generated data).
+    #[serde(default)]
+    pub layout: String,
+    /// True when the data came from the binary cache.
+    #[serde(default)]
+    pub from_cache: bool,
     /// Rows read from the ratings file.
     pub rows_read: u64,
     /// Duplicate (user, movie) rows dropped (the last occurrence is kept).

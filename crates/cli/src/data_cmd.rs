@@ -1,0 +1,144 @@
+//! `reelvec data ...`: data set statistics and the synthetic generator.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use reelvec_data::stats::Stats;
+use reelvec_data::{load, GenericColumns, Layout, LoadOptions};
+
+/// `reelvec data` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: DataCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Print statistics of a data set (users, movies, ratings, density, ...).
+    Stats(StatsArgs),
+}
+
+/// Where a data set is and how to read it (shared by every command that loads data).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataSource {
+    /// Data set directory (ml-100k, ml-1m, ml-latest-small, ...) or ratings file.
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub read: ReadOptions,
+}
+
+/// How to read a data set (layout, cache, generic columns).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadOptions {
+    /// Force a layout: ml-100k, ml-1m, ml-10m, ml-latest (= ml-latest-small, ml-20m, ml-25m,
+    /// ml-32m) or generic. Detected from the files when absent.
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<String>,
+    /// Do not read or write the binary cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Generic layout: 0-based columns USER,MOVIE,RATING[,TIMESTAMP].
+    #[arg(long, value_name = "U,M,R[,T]", default_value = "0,1,2,3")]
+    pub columns: String,
+    /// Generic layout: field delimiter (one character; "\t" or "tab" for a tab).
+    #[arg(long, default_value = ",")]
+    pub delimiter: String,
+    /// Generic layout: the first line is a header.
+    #[arg(long)]
+    pub header: bool,
+}
+
+impl ReadOptions {
+    /// Builds the library's load options.
+    pub fn to_load_options(&self) -> Result<LoadOptions> {
+        let layout = self.layout.as_deref().map(str::parse::<Layout>).transpose()?;
+        let cols: Vec<usize> = self
+            .columns
+            .split(',')
+            .map(|c| c.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .with_context(|| {
+                format!("--columns {:?}: expected comma-separated 0-based indices", self.columns)
+            })?;
+        let delimiter = match self.delimiter.as_str() {
+            "\\t" | "tab" | "\t" => b'\t',
+            d if d.len() == 1 => d.as_bytes()[0],
+            d => anyhow::bail!("--delimiter {d:?}: expected one ASCII character"),
+        };
+        let generic = match cols.as_slice() {
+            [u, m, r] => GenericColumns {
+                user: *u,
+                movie: *m,
+                rating: *r,
+                timestamp: None,
+                delimiter,
+                has_header: self.header,
+            },
+            [u, m, r, t] => GenericColumns {
+                user: *u,
+                movie: *m,
+                rating: *r,
+                timestamp: Some(*t),
+                delimiter,
+                has_header: self.header,
+            },
+            _ => anyhow::bail!("--columns {:?}: expected 3 or 4 indices", self.columns),
+        };
+        Ok(LoadOptions { layout, use_cache: !self.no_cache, generic: Some(generic) })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct StatsArgs {
+    #[command(flatten)]
+    source: DataSource,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `reelvec data ...`.
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        DataCommand::Stats(a) => stats(a),
+    }
+}
+
+/// Loads a data set with the given read options, with the path in the error context.
+pub fn load_data(path: &Path, read: &ReadOptions) -> Result<reelvec_data::Dataset> {
+    let opts = read.to_load_options()?;
+    load(path, &opts).with_context(|| format!("cannot load data set {}", path.display()))
+}
+
+fn stats(args: StatsArgs) -> Result<()> {
+    let ds = load_data(&args.source.data, &args.source.read)?;
+    let s = Stats::compute(&ds);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print_stats(&s);
+    }
+    Ok(())
+}
+
+/// Prints statistics as aligned text.
+pub fn print_stats(s: &Stats) {
+    println!("layout                {}", s.layout);
+    println!("users                 {}", s.users);
+    println!("movies rated          {}", s.movies_rated);
+    println!("movies in catalogue   {}", s.movies_catalogue);
+    println!("ratings               {}", s.ratings);
+    println!("rating min/max/mean   {} / {} / {:.4}", s.rating_min, s.rating_max, s.rating_mean);
+    println!("density               {:.6}", s.density);
+    println!(
+        "ratings per user      min {} / median {} / max {}",
+        s.ratings_per_user_min, s.ratings_per_user_median, s.ratings_per_user_max
+    );
+    println!("time span             {} .. {} (unix seconds)", s.time_min, s.time_max);
+    println!("duplicates dropped    {}", s.duplicates_dropped);
+    println!("rated, not catalogued {}", s.rated_not_in_catalogue);
+    println!("catalogued, unrated   {}", s.catalogue_never_rated);
+}

@@ -1,0 +1,494 @@
+//! The transforms the five pipelines apply, as pure functions over a [`Dataset`] or its columns.
+//!
+//! Filters return a new dataset whose users and movies are re-indexed densely, keeping the
+//! relative order of the old dense indices (so "order of first appearance" survives), keeping the
+//! rows' relative order and the whole catalogue. Splits return row (or user) indices.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::assemble::{rows_by_user, select_rows};
+use crate::catalogue::read_file;
+use crate::error::DataError;
+use crate::parse::{parse_ratings, Delim, RowSpec};
+use crate::types::{Dataset, IdMap, Ratings};
+
+/// Keeps the rows in `rows` (ascending) and re-indexes users and movies densely.
+pub fn subset(ds: &Dataset, rows: &[u32]) -> Dataset {
+    let r = select_rows(&ds.ratings, rows);
+    let (users, user) = reindex(&r.user, &ds.users);
+    let (movies, movie) = reindex(&r.movie, &ds.movies);
+    Dataset {
+        ratings: Ratings { user, movie, rating: r.rating, timestamp: r.timestamp },
+        users,
+        movies,
+        catalogue: ds.catalogue.clone(),
+        report: ds.report.clone(),
+    }
+}
+
+/// Re-indexes the dense ids that occur in `ids`, keeping their relative order.
+fn reindex(ids: &[u32], old: &IdMap) -> (IdMap, Vec<u32>) {
+    let mut present = vec![false; old.len()];
+    for &i in ids {
+        present[i as usize] = true;
+    }
+    let mut new_index = vec![u32::MAX; old.len()];
+    let mut raws = Vec::new();
+    for (i, p) in present.iter().enumerate() {
+        if *p {
+            new_index[i] = raws.len() as u32;
+            raws.push(old.raws()[i]);
+        }
+    }
+    (IdMap::from_dense_order(raws), ids.iter().map(|&i| new_index[i as usize]).collect())
+}
+
+/// Number of ratings of each dense index in `ids`.
+pub fn counts(ids: &[u32], n: usize) -> Vec<u32> {
+    let mut c = vec![0u32; n];
+    for &i in ids {
+        c[i as usize] += 1;
+    }
+    c
+}
+
+/// The `n` most-rated movies, most-rated first; ties go to the smaller raw id.
+pub fn top_movies(ds: &Dataset, n: usize) -> Vec<u32> {
+    let c = counts(&ds.ratings.movie, ds.movies.len());
+    let mut order: Vec<u32> = (0..ds.movies.len() as u32).collect();
+    order.sort_by_key(|&m| (std::cmp::Reverse(c[m as usize]), ds.movies.raws()[m as usize]));
+    order.truncate(n);
+    order
+}
+
+/// Keeps the ratings of the `n` most-rated movies (P0's first step; ties go to the smaller raw id).
+pub fn keep_top_movies(ds: &Dataset, n: usize) -> Dataset {
+    let mut keep = vec![false; ds.movies.len()];
+    for m in top_movies(ds, n) {
+        keep[m as usize] = true;
+    }
+    let rows: Vec<u32> =
+        (0..ds.ratings.len() as u32).filter(|&r| keep[ds.ratings.movie[r as usize] as usize]).collect();
+    subset(ds, &rows)
+}
+
+/// Keeps users with at least `min_user` ratings, then (counting again) movies with at least
+/// `min_movie` ratings: one pass each, users first, as P0 does after [`keep_top_movies`]. The
+/// result can hold users that fell below `min_user` through the movie filter.
+pub fn filter_min_ratings(ds: &Dataset, min_user: usize, min_movie: usize) -> Dataset {
+    let r = &ds.ratings;
+    let uc = counts(&r.user, ds.users.len());
+    let rows: Vec<u32> =
+        (0..r.len() as u32).filter(|&i| uc[r.user[i as usize] as usize] as usize >= min_user).collect();
+    let mut mc = vec![0u32; ds.movies.len()];
+    for &i in &rows {
+        mc[r.movie[i as usize] as usize] += 1;
+    }
+    let rows: Vec<u32> =
+        rows.into_iter().filter(|&i| mc[r.movie[i as usize] as usize] as usize >= min_movie).collect();
+    subset(ds, &rows)
+}
+
+/// An error when a filtered dataset has no ratings left; `what` says which filter.
+pub fn require_nonempty(ds: &Dataset, what: &str) -> Result<(), DataError> {
+    if ds.ratings.is_empty() {
+        Err(DataError::Empty { path: "dataset".into(), context: format!("after {what}") })
+    } else {
+        Ok(())
+    }
+}
+
+/// `rating >= threshold` per row.
+pub fn liked(ratings: &Ratings, threshold: f32) -> Vec<bool> {
+    ratings.rating.iter().map(|&r| r >= threshold).collect()
+}
+
+/// The range used by min-max scaling.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MinMax {
+    /// Smallest value (maps to 0).
+    pub min: f32,
+    /// Largest value (maps to 1).
+    pub max: f32,
+}
+
+impl MinMax {
+    /// `(x - min) / (max - min)`; 0 when `max == min`.
+    pub fn scale(&self, x: f32) -> f32 {
+        let span = self.max - self.min;
+        if span > 0.0 {
+            (x - self.min) / span
+        } else {
+            0.0
+        }
+    }
+
+    /// `y * (max - min) + min`, the inverse of [`MinMax::scale`].
+    pub fn unscale(&self, y: f32) -> f32 {
+        y * (self.max - self.min) + self.min
+    }
+}
+
+/// Scales values to [0, 1] by their min and max (P3). Empty input gives `MinMax { 0, 0 }`.
+pub fn min_max_scale(values: &[f32]) -> (Vec<f32>, MinMax) {
+    let mut mm = MinMax { min: f32::INFINITY, max: f32::NEG_INFINITY };
+    for &v in values {
+        mm.min = mm.min.min(v);
+        mm.max = mm.max.max(v);
+    }
+    if values.is_empty() {
+        mm = MinMax { min: 0.0, max: 0.0 };
+    }
+    (values.iter().map(|&v| mm.scale(v)).collect(), mm)
+}
+
+/// Each user's rows ordered by timestamp, ties in file order.
+pub fn user_rows_by_time(ratings: &Ratings, n_users: usize) -> Vec<Vec<u32>> {
+    let (offsets, rows) = rows_by_user(&ratings.user, n_users);
+    (0..n_users)
+        .into_par_iter()
+        .map(|u| {
+            let mut mine = rows[offsets[u]..offsets[u + 1]].to_vec();
+            mine.sort_by_key(|&r| ratings.timestamp[r as usize]); // stable
+            mine
+        })
+        .collect()
+}
+
+/// Each user's movies ordered by timestamp, ties in file order (P0's sequences).
+pub fn user_sequences(ratings: &Ratings, n_users: usize) -> Vec<Vec<u32>> {
+    user_rows_by_time(ratings, n_users)
+        .into_iter()
+        .map(|rows| rows.into_iter().map(|r| ratings.movie[r as usize]).collect())
+        .collect()
+}
+
+/// Shuffles `0..n` with `ChaCha8Rng::seed_from_u64(seed)` and cuts it: the first
+/// `floor(n * train_fraction)` indices train, the rest test (both in shuffled order).
+pub fn random_split(n_rows: usize, train_fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    let mut idx: Vec<u32> = (0..n_rows as u32).collect();
+    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let n_train = ((n_rows as f64) * train_fraction.clamp(0.0, 1.0)).floor() as usize;
+    let test = idx.split_off(n_train.min(n_rows));
+    (idx, test)
+}
+
+/// Splits users (whole sequences) like [`random_split`] splits rows.
+pub fn split_users(n_users: usize, train_fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    random_split(n_users, train_fraction, seed)
+}
+
+/// Holds out each user's last rating by time (ties: the last in file order). Users with a single
+/// rating keep it in training. Both lists are ascending row indices.
+pub fn leave_last_out(ratings: &Ratings, n_users: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut test: Vec<u32> = user_rows_by_time(ratings, n_users)
+        .into_iter()
+        .filter(|rows| rows.len() >= 2)
+        .filter_map(|rows| rows.last().copied())
+        .collect();
+    test.sort_unstable();
+    let mut is_test = vec![false; ratings.len()];
+    for &r in &test {
+        is_test[r as usize] = true;
+    }
+    let train = (0..ratings.len() as u32).filter(|&r| !is_test[r as usize]).collect();
+    (train, test)
+}
+
+/// Means for residual targets (P4): `global` = mean rating over the rows; with `r' = r - global`,
+/// `user[u]` and `movie[i]` are the means of `r'` over the user's and the movie's rows (0 when
+/// none). The residual target is `r' - user[u] - movie[i]`; a prediction adds them back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Means {
+    /// Mean rating over the rows.
+    pub global: f32,
+    /// Mean of `r - global` per user.
+    pub user: Vec<f32>,
+    /// Mean of `r - global` per movie.
+    pub movie: Vec<f32>,
+}
+
+impl Means {
+    /// Computes the means over `rows` of `ratings` (accumulated in f64).
+    pub fn compute(ratings: &Ratings, rows: &[u32], n_users: usize, n_movies: usize) -> Self {
+        let n = rows.len().max(1) as f64;
+        let global = rows.iter().map(|&r| f64::from(ratings.rating[r as usize])).sum::<f64>() / n;
+        let mut us = vec![(0.0f64, 0u32); n_users];
+        let mut ms = vec![(0.0f64, 0u32); n_movies];
+        for &r in rows {
+            let d = f64::from(ratings.rating[r as usize]) - global;
+            let u = &mut us[ratings.user[r as usize] as usize];
+            u.0 += d;
+            u.1 += 1;
+            let m = &mut ms[ratings.movie[r as usize] as usize];
+            m.0 += d;
+            m.1 += 1;
+        }
+        let mean = |(s, c): (f64, u32)| if c == 0 { 0.0 } else { (s / f64::from(c)) as f32 };
+        Self {
+            global: global as f32,
+            user: us.into_iter().map(mean).collect(),
+            movie: ms.into_iter().map(mean).collect(),
+        }
+    }
+
+    /// `global + user[u] + movie[i]`.
+    pub fn baseline(&self, user: u32, movie: u32) -> f32 {
+        self.global + self.user[user as usize] + self.movie[movie as usize]
+    }
+
+    /// The residual target `rating - baseline(user, movie)`.
+    pub fn target(&self, user: u32, movie: u32, rating: f32) -> f32 {
+        rating - self.baseline(user, movie)
+    }
+}
+
+/// The liked matrix L (users x movies, `L[u][i] = 1` when u rated i at least the threshold) in
+/// CSR form; column indices in each row ascending and unique.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LikeMatrix {
+    /// Rows (users).
+    pub n_users: usize,
+    /// Columns (movies).
+    pub n_movies: usize,
+    /// Row `u` is `indices[indptr[u]..indptr[u + 1]]`.
+    pub indptr: Vec<usize>,
+    /// Liked movie indices.
+    pub indices: Vec<u32>,
+}
+
+impl LikeMatrix {
+    /// Movies liked by `user`, ascending.
+    pub fn row(&self, user: usize) -> &[u32] {
+        &self.indices[self.indptr[user]..self.indptr[user + 1]]
+    }
+
+    /// Number of ones.
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// `X = L^T L` with the diagonal set to 0, dense row-major `n_movies x n_movies`:
+    /// `X[i * M + j]` is the number of users who liked both i and j (P1).
+    pub fn cooccurrence_dense(&self) -> Vec<f32> {
+        let m = self.n_movies;
+        let mut x = vec![0f32; m * m];
+        if m == 0 {
+            return x;
+        }
+        let rows_per_block = (m / (rayon::current_num_threads() * 4)).max(1);
+        x.par_chunks_mut(rows_per_block * m).enumerate().for_each(|(b, block)| {
+            let lo = (b * rows_per_block) as u32;
+            let hi = lo + (block.len() / m) as u32;
+            for u in 0..self.n_users {
+                let liked = self.row(u);
+                let start = liked.partition_point(|&i| i < lo);
+                let end = liked.partition_point(|&i| i < hi);
+                for &i in &liked[start..end] {
+                    let out = &mut block[(i - lo) as usize * m..][..m];
+                    for &j in liked {
+                        out[j as usize] += 1.0;
+                    }
+                    out[i as usize] = 0.0;
+                }
+            }
+        });
+        x
+    }
+}
+
+/// Builds the liked matrix from ratings `>= threshold`.
+pub fn cooccurrence_csr(ratings: &Ratings, n_users: usize, n_movies: usize, threshold: f32) -> LikeMatrix {
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); n_users];
+    for r in 0..ratings.len() {
+        if ratings.rating[r] >= threshold {
+            rows[ratings.user[r] as usize].push(ratings.movie[r]);
+        }
+    }
+    let mut indptr = Vec::with_capacity(n_users + 1);
+    let mut indices = Vec::new();
+    indptr.push(0);
+    for mut row in rows {
+        row.sort_unstable();
+        row.dedup();
+        indices.extend_from_slice(&row);
+        indptr.push(indices.len());
+    }
+    LikeMatrix { n_users, n_movies, indptr, indices }
+}
+
+/// Reads an ml-100k fold (`name` = "u1".."u5", "ua", "ub": `<name>.base` and `<name>.test` in
+/// `dir`) and returns the rows of `ds` (loaded from the same directory's `u.data`) that each file
+/// holds: `(train_rows, test_rows)` in the fold files' order. A fold row absent from `ds` is an
+/// error naming the file and line.
+pub fn load_fold(ds: &Dataset, dir: &Path, name: &str) -> Result<(Vec<u32>, Vec<u32>), DataError> {
+    let mut row_of: HashMap<(u32, u32), u32> = HashMap::with_capacity(ds.ratings.len());
+    for r in 0..ds.ratings.len() {
+        row_of.insert((ds.ratings.user[r], ds.ratings.movie[r]), r as u32);
+    }
+    let spec = RowSpec {
+        delim: Delim::Byte(b'\t'),
+        n_fields: Some(4),
+        user: 0,
+        movie: 1,
+        rating: 2,
+        timestamp: Some(3),
+        rating_range: Some((1.0, 5.0)),
+    };
+    let read = |ext: &str| -> Result<Vec<u32>, DataError> {
+        let path = dir.join(format!("{name}.{ext}"));
+        let bytes = read_file(&path)?;
+        let raw = parse_ratings(&path, &bytes, 0, 1, &spec)?;
+        let mut out = Vec::with_capacity(raw.len());
+        let mut line = 0u64;
+        for i in 0..raw.len() {
+            line += 1;
+            let found = ds
+                .users
+                .dense(raw.user[i])
+                .zip(ds.movies.dense(raw.movie[i]))
+                .and_then(|key| row_of.get(&key).copied());
+            match found {
+                Some(r) => out.push(r),
+                None => {
+                    return Err(DataError::parse(
+                        &path,
+                        line,
+                        crate::error::ParseProblem::Other(format!(
+                            "user {} movie {} is not in the loaded data set",
+                            raw.user[i], raw.movie[i]
+                        )),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    };
+    Ok((read("base")?, read("test")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Catalogue, LoadReport};
+
+    fn ds(rows: &[(u64, u64, f32, i64)]) -> Dataset {
+        let mut users = IdMap::default();
+        let mut movies = IdMap::default();
+        let mut r = Ratings::default();
+        for &(u, m, x, t) in rows {
+            r.user.push(users.intern(u));
+            r.movie.push(movies.intern(m));
+            r.rating.push(x);
+            r.timestamp.push(t);
+        }
+        Dataset { ratings: r, users, movies, catalogue: Catalogue::default(), report: LoadReport::default() }
+    }
+
+    #[test]
+    fn top_movies_then_min_user() {
+        // movie 1: 3 ratings, movie 2: 2, movie 3: 2 (raw 3 > raw 2 loses the tie), movie 4: 1.
+        let d = ds(&[
+            (1, 4, 3.0, 0),
+            (1, 1, 4.0, 0),
+            (2, 1, 5.0, 0),
+            (3, 1, 2.0, 0),
+            (2, 3, 1.0, 0),
+            (3, 3, 1.0, 0),
+            (2, 2, 2.0, 0),
+            (1, 2, 2.0, 0),
+        ]);
+        let top = keep_top_movies(&d, 2);
+        assert_eq!(top.movies.raws(), &[1, 2]);
+        assert_eq!(top.ratings.len(), 5);
+        assert_eq!(top.users.raws(), &[1, 2, 3]);
+        let f = filter_min_ratings(&top, 2, 1);
+        assert_eq!(f.users.raws(), &[1, 2]);
+        assert_eq!(f.ratings.len(), 4);
+        assert_eq!(f.ratings.user, vec![0, 1, 1, 0]);
+        assert_eq!(f.ratings.movie, vec![0, 0, 1, 1]);
+        let empty = filter_min_ratings(&top, 10, 1);
+        assert!(require_nonempty(&empty, "min ratings").is_err());
+        assert!(require_nonempty(&f, "min ratings").is_ok());
+    }
+
+    #[test]
+    fn scaling_round_trips() {
+        let (s, mm) = min_max_scale(&[0.5, 5.0, 2.75]);
+        assert_eq!(s, vec![0.0, 1.0, 0.5]);
+        assert_eq!(mm.unscale(0.5), 2.75);
+        let (s, _) = min_max_scale(&[3.0, 3.0]);
+        assert_eq!(s, vec![0.0, 0.0]);
+        assert_eq!(liked(&ds(&[(1, 1, 4.0, 0), (1, 2, 3.5, 0)]).ratings, 4.0), vec![true, false]);
+    }
+
+    #[test]
+    fn sequences_sort_by_time_stably() {
+        let d = ds(&[(1, 10, 1.0, 5), (1, 11, 1.0, 3), (2, 10, 1.0, 1), (1, 12, 1.0, 3), (1, 13, 1.0, 1)]);
+        let seq = user_sequences(&d.ratings, 2);
+        // movie dense: 10->0, 11->1, 12->2, 13->3
+        assert_eq!(seq, vec![vec![3, 1, 2, 0], vec![0]]);
+        let (train, test) = leave_last_out(&d.ratings, 2);
+        assert_eq!(test, vec![0]); // user 1's latest (t=5); user 2 has one rating
+        assert_eq!(train, vec![1, 2, 3, 4]);
+        let d2 = ds(&[(1, 10, 1.0, 5), (1, 11, 1.0, 5)]);
+        assert_eq!(leave_last_out(&d2.ratings, 1).1, vec![1]); // tie: last in file order
+    }
+
+    #[test]
+    fn splits_partition_and_are_seeded() {
+        let (a, b) = random_split(10, 0.8, 42);
+        assert_eq!((a.len(), b.len()), (8, 2));
+        let mut all: Vec<u32> = a.iter().chain(&b).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(random_split(10, 0.8, 42), (a.clone(), b));
+        assert_ne!(random_split(10, 0.8, 43).0, a);
+        assert_eq!(split_users(5, 0.8, 1).0.len(), 4);
+    }
+
+    #[test]
+    fn means_match_hand_computation() {
+        // ratings: u0: 4 (m0), 2 (m1); u1: 3 (m0). global = 3.
+        let d = ds(&[(1, 1, 4.0, 0), (1, 2, 2.0, 0), (2, 1, 3.0, 0)]);
+        let m = Means::compute(&d.ratings, &[0, 1, 2], 2, 2);
+        assert_eq!(m.global, 3.0);
+        assert_eq!(m.user, vec![0.0, 0.0]); // (1 + -1)/2, 0/1
+        assert_eq!(m.movie, vec![0.5, -1.0]); // (1 + 0)/2, -1
+        assert_eq!(m.target(0, 0, 4.0), 0.5);
+        let part = Means::compute(&d.ratings, &[0], 2, 3);
+        assert_eq!((part.global, part.user[1], part.movie[2]), (4.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn cooccurrence_counts_pairs_with_zero_diagonal() {
+        // u0 likes m0, m1, m2; u1 likes m0, m2; u2 likes m1 (3.0 < 4 not liked m0).
+        let d = ds(&[
+            (1, 1, 4.0, 0),
+            (1, 2, 5.0, 0),
+            (1, 3, 4.5, 0),
+            (2, 1, 4.0, 0),
+            (2, 3, 4.0, 0),
+            (3, 2, 4.0, 0),
+            (3, 1, 3.0, 0),
+        ]);
+        let l = cooccurrence_csr(&d.ratings, 3, 3, 4.0);
+        assert_eq!(l.row(0), &[0, 1, 2]);
+        assert_eq!(l.row(2), &[1]);
+        assert_eq!(l.nnz(), 6);
+        let x = l.cooccurrence_dense();
+        #[rustfmt::skip]
+        assert_eq!(x, vec![
+            0.0, 1.0, 2.0,
+            1.0, 0.0, 1.0,
+            2.0, 1.0, 0.0,
+        ]);
+    }
+}
