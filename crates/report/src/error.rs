@@ -26,4 +26,8 @@ impl ReportError {
     pub(crate) fn draw(plot: &str, err: impl std::fmt::Display) -> Self {
         ReportError::Draw { plot: plot.to_owned(), message: err.to_string() }
     }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ReportError::Io { path: path.into(), source }
+    }
 }

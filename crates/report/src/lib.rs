@@ -3,6 +3,9 @@
 //! - [`plots`]: SVG strings drawn with plotters — [`plots::LineChart`] (loss curves with a
 //!   reference line), [`plots::Heatmap`] (cosine similarities, titles on both axes),
 //!   [`plots::Scatter`] (a labelled 2-D map with overlap-free labels), [`plots::BarChart`].
+//! - [`report`]: [`Report`] / [`Section`] — configuration, timings, our figures beside the
+//!   notebook's, tables, plots, examples — rendered as self-contained HTML and as Markdown, and
+//!   written atomically with [`Report::write_to_dir`].
 //!
 //! The crate takes plain data (strings, numbers) and depends on no other reelvec crate: it
 //! neither trains nor computes metrics.
@@ -17,5 +20,7 @@
 
 mod error;
 pub mod plots;
+pub mod report;
 
 pub use error::ReportError;
+pub use report::{Figure, Report, Section, Table, WrittenReport};
