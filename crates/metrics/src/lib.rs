@@ -10,6 +10,8 @@
 //!   tie-breaking order every ranking here uses.
 //! - [`topn`]: blocked GEMM top-N for every user in bounded memory ([`FactorScores`], [`TopN`]),
 //!   leave-last-out ranks over the full catalogue.
+//! - [`beyond`]: diversity, the notebook's novelty, self-information novelty, coverage, Gini.
+//! - [`similarity`]: cosine matrices, nearest neighbours, strongest pairs, best/worst by bias.
 //!
 //! ```
 //! use reelvec_metrics::rating::{rmse, RatingScale};
@@ -23,11 +25,14 @@
 // Links the system OpenBLAS that ndarray-linalg's LAPACK calls resolve against.
 extern crate openblas_src as _;
 
+pub mod beyond;
 pub mod error;
 pub mod ranking;
 pub mod rating;
+pub mod similarity;
 pub mod topn;
 
+pub use beyond::BeyondAccuracy;
 pub use error::{MetricsError, Result};
 pub use ranking::{RankSummary, SequenceMetrics};
 pub use rating::RatingScale;

@@ -1,0 +1,304 @@
+//! Beyond-accuracy figures of top-N lists: intra-list diversity, the notebook's rating
+//! "novelty", self-information novelty, catalogue and distributional coverage, and the Gini
+//! index of recommendation counts.
+//!
+//! Lists arrive as a users x n array of movie indices ([`crate::topn::TopN::indices`]); entries
+//! equal to [`NO_ITEM`] are padding and ignored everywhere.
+//!
+//! # Self-information novelty: the exact definition followed
+//! Microsoft recommenders (`recommenders.evaluation.python_evaluation.historical_item_novelty`
+//! and `novelty`, after Castells, Vargas and Wang, ECIR 2011) define a movie's novelty as
+//! `-log2(count_i / n_records)`, where `count_i` is the number of training *interactions*
+//! (rows) with movie i and `n_records` the total number of training rows: the denominator is the
+//! number of interactions, not the number of users. The reported novelty is the sum over every
+//! recommended slot of its movie's novelty divided by the number of slots (so, for lists of
+//! equal length, the mean over users of the mean over each list). A recommended movie absent
+//! from the training data drops out of their inner join: it adds 0 to the sum but still counts
+//! as a slot. We follow all three points; [`item_self_information`] returns `None` for such
+//! movies so callers can see them.
+//!
+//! Catalogue coverage follows the same library: distinct recommended movies / catalogue size
+//! (the library uses the number of distinct training movies; the caller passes which count).
+
+use ndarray::{ArrayView2, Axis};
+use rayon::prelude::*;
+
+use crate::error::{check_index, check_len, MetricsError, Result};
+use crate::topn::NO_ITEM;
+
+/// Valid movies of one list row.
+fn valid(row: ndarray::ArrayView1<'_, u32>) -> impl Iterator<Item = u32> + '_ {
+    row.into_iter().copied().filter(|&j| j != NO_ITEM)
+}
+
+fn check_lists(lists: &ArrayView2<'_, u32>, n_items: usize) -> Result<()> {
+    if lists.nrows() == 0 {
+        return Err(MetricsError::Empty { what: "recommendation lists" });
+    }
+    for &j in lists.iter().filter(|&&j| j != NO_ITEM) {
+        check_index("recommended movie", j as usize, n_items)?;
+    }
+    Ok(())
+}
+
+/// Rows of `vectors` scaled to unit length, in f64 (zero rows stay zero).
+pub(crate) fn unit_rows_f64(vectors: ArrayView2<'_, f32>) -> ndarray::Array2<f64> {
+    let mut out = vectors.mapv(f64::from);
+    for mut row in out.axis_iter_mut(Axis(0)) {
+        let norm = row.dot(&row).sqrt();
+        if norm > 0.0 {
+            row /= norm;
+        }
+    }
+    out
+}
+
+/// Intra-list diversity: for each list with at least two movies, the mean over its unordered
+/// pairs of `1 - cos(e_i, e_j)` (45 pairs for a top-10); then the mean over those lists. A zero
+/// embedding has cosine 0 with everything. Lists with fewer than two movies are skipped.
+pub fn intra_list_diversity(lists: ArrayView2<'_, u32>, embeddings: ArrayView2<'_, f32>) -> Result<f64> {
+    check_lists(&lists, embeddings.nrows())?;
+    let unit = unit_rows_f64(embeddings);
+    let (sum, count) = lists
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .filter_map(|row| {
+            let items: Vec<usize> = valid(row).map(|j| j as usize).collect();
+            if items.len() < 2 {
+                return None;
+            }
+            let mut total = 0f64;
+            for (a, &i) in items.iter().enumerate() {
+                for &j in &items[a + 1..] {
+                    total += 1.0 - unit.row(i).dot(&unit.row(j));
+                }
+            }
+            let pairs = items.len() * (items.len() - 1) / 2;
+            Some(total / pairs as f64)
+        })
+        .fold(|| (0f64, 0usize), |(s, c), d| (s + d, c + 1))
+        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    if count == 0 {
+        return Err(MetricsError::Empty { what: "lists with at least two movies" });
+    }
+    Ok(sum / count as f64)
+}
+
+/// The notebook's "novelty" (really popularity): for each non-empty list the mean of its movies'
+/// mean ratings (in stars, from the original ratings), then the mean over lists.
+pub fn mean_rating_novelty(lists: ArrayView2<'_, u32>, movie_mean_rating: &[f32]) -> Result<f64> {
+    check_lists(&lists, movie_mean_rating.len())?;
+    let (sum, count) = lists
+        .axis_iter(Axis(0))
+        .map(|row| {
+            let (s, n) = valid(row)
+                .fold((0f64, 0usize), |(s, n), j| (s + movie_mean_rating[j as usize] as f64, n + 1));
+            (s, n)
+        })
+        .filter(|&(_, n)| n > 0)
+        .fold((0f64, 0usize), |(total, lists), (s, n)| (total + s / n as f64, lists + 1));
+    if count == 0 {
+        return Err(MetricsError::Empty { what: "non-empty recommendation lists" });
+    }
+    Ok(sum / count as f64)
+}
+
+/// Number of training interactions per movie (`counts[j]` = rows with movie j).
+pub fn interaction_counts(training_movies: &[u32], n_items: usize) -> Result<Vec<u64>> {
+    let mut counts = vec![0u64; n_items];
+    for &j in training_movies {
+        check_index("training movie", j as usize, n_items)?;
+        counts[j as usize] += 1;
+    }
+    Ok(counts)
+}
+
+/// Each movie's self-information `-log2(count_j / n_records)` with `n_records = sum(counts)`;
+/// `None` for movies never seen in training.
+pub fn item_self_information(counts: &[u64]) -> Vec<Option<f64>> {
+    let n_records: u64 = counts.iter().sum();
+    counts.iter().map(|&c| (c > 0).then(|| -((c as f64) / n_records as f64).log2())).collect()
+}
+
+/// Mean self-information over every recommended slot, exactly as Microsoft recommenders'
+/// `novelty` (see the module docs): movies unseen in training add 0 but count as slots.
+pub fn self_information_novelty(lists: ArrayView2<'_, u32>, counts: &[u64]) -> Result<f64> {
+    check_lists(&lists, counts.len())?;
+    let info = item_self_information(counts);
+    let (sum, slots) = lists
+        .iter()
+        .filter(|&&j| j != NO_ITEM)
+        .fold((0f64, 0usize), |(s, n), &j| (s + info[j as usize].unwrap_or(0.0), n + 1));
+    if slots == 0 {
+        return Err(MetricsError::Empty { what: "recommended slots" });
+    }
+    Ok(sum / slots as f64)
+}
+
+/// How many times each movie was recommended.
+pub fn recommendation_counts(lists: ArrayView2<'_, u32>, n_items: usize) -> Result<Vec<u64>> {
+    check_lists(&lists, n_items)?;
+    let mut counts = vec![0u64; n_items];
+    for &j in lists.iter().filter(|&&j| j != NO_ITEM) {
+        counts[j as usize] += 1;
+    }
+    Ok(counts)
+}
+
+/// Catalogue coverage: distinct recommended movies / `catalogue_size`.
+pub fn catalogue_coverage(lists: ArrayView2<'_, u32>, n_items: usize, catalogue_size: usize) -> Result<f64> {
+    if catalogue_size == 0 {
+        return Err(MetricsError::Empty { what: "catalogue" });
+    }
+    let counts = recommendation_counts(lists, n_items)?;
+    Ok(counts.iter().filter(|&&c| c > 0).count() as f64 / catalogue_size as f64)
+}
+
+/// Distributional coverage (Shani and Gunawardana, eq. 21; as Microsoft recommenders): the
+/// entropy in bits `-sum_j p_j log2 p_j` of the share `p_j` of recommended slots going to movie j.
+pub fn distributional_coverage(lists: ArrayView2<'_, u32>, n_items: usize) -> Result<f64> {
+    let counts = recommendation_counts(lists, n_items)?;
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return Err(MetricsError::Empty { what: "recommended slots" });
+    }
+    Ok(-counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / total as f64;
+            p * p.log2()
+        })
+        .sum::<f64>())
+}
+
+/// Gini index of counts over all movies (zeros included): with the counts sorted ascending
+/// `x_1 <= .. <= x_n`, `G = sum_i (2i - n - 1) x_i / (n sum_i x_i)`. 0 when every movie is
+/// recommended equally often, `(n - 1) / n` when one movie takes every slot.
+pub fn gini_index(counts: &[u64]) -> Result<f64> {
+    let total: u64 = counts.iter().sum();
+    if counts.is_empty() || total == 0 {
+        return Err(MetricsError::Empty { what: "counts for the Gini index" });
+    }
+    let mut sorted = counts.to_vec();
+    sorted.sort_unstable();
+    let n = sorted.len() as f64;
+    let weighted: f64 =
+        sorted.iter().enumerate().map(|(i, &x)| (2.0 * (i + 1) as f64 - n - 1.0) * x as f64).sum();
+    Ok(weighted / (n * total as f64))
+}
+
+/// Every beyond-accuracy figure of one set of lists.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BeyondAccuracy {
+    /// [`intra_list_diversity`].
+    pub diversity: f64,
+    /// [`mean_rating_novelty`] (the notebook's novelty).
+    pub mean_rating_novelty: f64,
+    /// [`self_information_novelty`].
+    pub self_information_novelty: f64,
+    /// [`catalogue_coverage`] over all movies.
+    pub catalogue_coverage: f64,
+    /// [`distributional_coverage`].
+    pub distributional_coverage: f64,
+    /// [`gini_index`] of the recommendation counts.
+    pub gini: f64,
+}
+
+impl BeyondAccuracy {
+    /// Computes every figure. `movie_mean_rating` and `training_counts` have one entry per movie
+    /// (rows of `embeddings`); coverage is over all those movies.
+    pub fn compute(
+        lists: ArrayView2<'_, u32>,
+        embeddings: ArrayView2<'_, f32>,
+        movie_mean_rating: &[f32],
+        training_counts: &[u64],
+    ) -> Result<Self> {
+        let n_items = embeddings.nrows();
+        check_len("BeyondAccuracy: movie mean ratings", n_items, movie_mean_rating.len())?;
+        check_len("BeyondAccuracy: training counts", n_items, training_counts.len())?;
+        Ok(BeyondAccuracy {
+            diversity: intra_list_diversity(lists, embeddings)?,
+            mean_rating_novelty: mean_rating_novelty(lists, movie_mean_rating)?,
+            self_information_novelty: self_information_novelty(lists, training_counts)?,
+            catalogue_coverage: catalogue_coverage(lists, n_items, n_items)?,
+            distributional_coverage: distributional_coverage(lists, n_items)?,
+            gini: gini_index(&recommendation_counts(lists, n_items)?)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_abs_diff_eq;
+    use ndarray::array;
+
+    #[test]
+    fn diversity_by_hand() {
+        // Embeddings: e0 = (1, 0), e1 = (0, 2), e2 = (1, 1), e3 = (-3, 0).
+        let e = array![[1.0f32, 0.0], [0.0, 2.0], [1.0, 1.0], [-3.0, 0.0]];
+        // List A = {0, 1, 2}: cos01 = 0, cos02 = cos12 = 1/sqrt2 -> mean(1, 1 - s, 1 - s).
+        // List B = {0, 3} (padded): cos = -1 -> distance 2. List C = {2}: skipped.
+        let lists = array![[0u32, 1, 2], [0, 3, NO_ITEM], [2, NO_ITEM, NO_ITEM]];
+        let s = 0.5f64.sqrt();
+        let a = (1.0 + 2.0 * (1.0 - s)) / 3.0;
+        assert_abs_diff_eq!(
+            intra_list_diversity(lists.view(), e.view()).unwrap(),
+            (a + 2.0) / 2.0,
+            epsilon = 1e-6
+        );
+    }
+
+    #[test]
+    fn mean_rating_novelty_by_hand() {
+        let means = [4.0f32, 3.0, 5.0, 1.0];
+        let lists = array![[0u32, 1], [2, NO_ITEM], [NO_ITEM, NO_ITEM]];
+        // (3.5 + 5) / 2; the empty list is skipped.
+        assert_abs_diff_eq!(mean_rating_novelty(lists.view(), &means).unwrap(), 4.25, epsilon = 1e-9);
+    }
+
+    #[test]
+    fn self_information_follows_microsoft_recommenders() {
+        // 8 training rows: movie 0 four times, movie 1 twice, movies 2 and 3 once, movie 4 never.
+        let counts = interaction_counts(&[0, 0, 1, 0, 2, 1, 0, 3], 5).unwrap();
+        assert_eq!(counts, vec![4, 2, 1, 1, 0]);
+        let info = item_self_information(&counts);
+        assert_eq!(info, vec![Some(1.0), Some(2.0), Some(3.0), Some(3.0), None]);
+        // Slots: 0, 2, 1, 4 -> (1 + 3 + 2 + 0) / 4, the unseen movie counting as a slot.
+        let lists = array![[0u32, 2], [1, 4]];
+        assert_abs_diff_eq!(self_information_novelty(lists.view(), &counts).unwrap(), 1.5, epsilon = 1e-12);
+    }
+
+    #[test]
+    fn coverage_and_gini_by_hand() {
+        let lists = array![[0u32, 1], [0, 1], [0, 2]];
+        // Distinct 3 of 5 movies.
+        assert_abs_diff_eq!(catalogue_coverage(lists.view(), 5, 5).unwrap(), 0.6, epsilon = 1e-12);
+        // Counts (3, 2, 1, 0, 0) of 6 slots.
+        let counts = recommendation_counts(lists.view(), 5).unwrap();
+        assert_eq!(counts, vec![3, 2, 1, 0, 0]);
+        let h = -(0.5f64 * 0.5f64.log2()
+            + (1.0 / 3.0) * (1.0f64 / 3.0).log2()
+            + (1.0 / 6.0) * (1.0f64 / 6.0).log2());
+        assert_abs_diff_eq!(distributional_coverage(lists.view(), 5).unwrap(), h, epsilon = 1e-12);
+        // Sorted (0, 0, 1, 2, 3), n = 5: weights -4, -2, 0, 2, 4 -> (0 + 4 + 12) / (5 * 6).
+        assert_abs_diff_eq!(gini_index(&counts).unwrap(), 16.0 / 30.0, epsilon = 1e-12);
+        assert_abs_diff_eq!(gini_index(&[2, 2, 2]).unwrap(), 0.0, epsilon = 1e-12);
+        assert_abs_diff_eq!(gini_index(&[0, 0, 0, 7]).unwrap(), 0.75, epsilon = 1e-12);
+        assert!(gini_index(&[0, 0]).is_err());
+    }
+
+    #[test]
+    fn beyond_accuracy_bundles_every_figure() {
+        let e = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
+        let lists = array![[0u32, 1], [0, 2]];
+        let b = BeyondAccuracy::compute(lists.view(), e.view(), &[4.0, 2.0, 3.0], &[2, 1, 1]).unwrap();
+        assert_abs_diff_eq!(b.diversity, (1.0 + (1.0 - 0.5f64.sqrt())) / 2.0, epsilon = 1e-6);
+        assert_abs_diff_eq!(b.mean_rating_novelty, (3.0 + 3.5) / 2.0, epsilon = 1e-9);
+        assert_abs_diff_eq!(b.self_information_novelty, (1.0 + 2.0 + 1.0 + 2.0) / 4.0, epsilon = 1e-12);
+        assert_abs_diff_eq!(b.catalogue_coverage, 1.0, epsilon = 1e-12);
+        assert!(BeyondAccuracy::compute(lists.view(), e.view(), &[4.0], &[2, 1, 1]).is_err());
+        assert!(intra_list_diversity(array![[5u32, 0]].view(), e.view()).is_err());
+    }
+}
