@@ -5,11 +5,18 @@
 //!
 //! [`ModelKind`] names the trainable model kinds as the CLI spells them.
 
+pub mod p2_mf;
+pub mod p3_recommender;
+pub mod p4_residual;
+
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
+use reelvec_data::Dataset;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{self, RatedItems, RunInfo};
 use crate::ModelError;
 
 /// The model kinds `reelvec train --model` accepts.
@@ -94,6 +101,67 @@ impl FromStr for ModelKind {
             _ => Err(ModelError::UnknownModelKind(s.to_string())),
         }
     }
+}
+
+/// A movie with a score, as the protocols report them (biases, similarities, predictions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MovieScore {
+    /// Dense movie index.
+    pub movie: u32,
+    /// Raw movie id.
+    pub raw_id: u64,
+    /// Display title.
+    pub title: String,
+    /// The score (bias, cosine similarity, predicted rating, ...).
+    pub score: f32,
+}
+
+impl MovieScore {
+    /// Looks up id and title of dense `movie` in `ds`.
+    pub fn new(ds: &Dataset, movie: u32, score: f32) -> Self {
+        Self { movie, raw_id: ds.movies.raw(movie).unwrap_or(u64::MAX), title: ds.title(movie), score }
+    }
+
+    /// Scores of `(movie, score)` pairs.
+    pub fn list(ds: &Dataset, pairs: &[(u32, f32)]) -> Vec<Self> {
+        pairs.iter().map(|&(m, s)| Self::new(ds, m, s)).collect()
+    }
+}
+
+/// The dense index of the movie whose full title is exactly `title`, if any.
+pub fn find_title(ds: &Dataset, title: &str) -> Option<u32> {
+    (0..ds.movies.len() as u32).find(|&m| ds.movie_info(m).is_some_and(|info| info.full_title == title))
+}
+
+/// A [`RunInfo`] filled from a dataset: id maps, titles, fingerprint, data path.
+pub fn run_info_for(
+    ds: &Dataset,
+    kind: ModelKind,
+    config: serde_json::Value,
+    seed: u64,
+    data_path: Option<&Path>,
+) -> RunInfo {
+    let mut info = RunInfo::new(kind, config, seed);
+    info.user_raw_ids = ds.users.raws().to_vec();
+    info.movie_raw_ids = ds.movies.raws().to_vec();
+    info.movie_titles = (0..ds.movies.len() as u32).map(|m| ds.title(m)).collect();
+    info.dataset_fingerprint = checkpoint::fingerprint_ratings(&ds.ratings);
+    info.data_path = data_path.map(|p| p.display().to_string());
+    info
+}
+
+/// Writes `rated.safetensors` for the training rows `rows` of `ds` (for `--exclude-rated`).
+pub fn save_rated_rows(dir: &Path, ds: &Dataset, rows: &[u32]) -> Result<(), ModelError> {
+    let rated = RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(rows), ds.users.len());
+    checkpoint::save_rated(dir, &rated)
+}
+
+/// Checks that a dataset has ratings, users and movies.
+pub(crate) fn require_ratings(ds: &Dataset, what: &str) -> Result<(), ModelError> {
+    if ds.ratings.is_empty() || ds.users.is_empty() || ds.movies.is_empty() {
+        return Err(ModelError::InvalidData(format!("{what} needs ratings, and the dataset has none")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

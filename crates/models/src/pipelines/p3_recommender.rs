@@ -1,0 +1,326 @@
+//! P3 — the sigmoid dot-product recommender with diversity and novelty (PROTOCOLS.md P3,
+//! notebook `003_295f0bf3d3597754.txt`).
+//!
+//! Data: every rating row (the small MovieLens), users and movies indexed by first appearance
+//! (the dataset's dense order: the loader interns ids as it reads them), ratings min-max scaled
+//! to [0, 1], a seeded 90/10 row split.
+//! Model: `σ(p_u . q_i + b_u + c_i)`, k = 16, all tables N(0, 1). MSE on the scaled rating,
+//! Adam lr 0.01, batch 64 shuffled, 10 epochs. The trained weights are serialised and loaded
+//! back into a fresh model, which must predict identically ([`Outcome::reload_max_abs_diff`]).
+//!
+//! Top-N: each user's 10 best-scored movies (the notebook does not exclude rated movies;
+//! `exclude_rated = true` does). Over all users' lists: diversity (mean over the 45 pairs of
+//! `1 - cos` of the movie embeddings), the notebook's "novelty" (mean of the movies' mean
+//! rating in stars; really a popularity measure), the standard novelty (mean self-information
+//! `-log2(n_raters(i) / n_users)`), and catalogue coverage (distinct listed movies / movies).
+//! Also the best-rated movies with at least `map_min_ratings` ratings (for the 2-D map).
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use reelvec_data::{transforms, Dataset};
+use reelvec_engine::{
+    AdamConfig, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig, Trainer,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{require_ratings, run_info_for, MovieScore};
+use crate::checkpoint::{self, RatedItems};
+use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
+use crate::traits::top_k_indices;
+use crate::{ModelError, ModelKind, RatingModel};
+
+/// P3 settings; [`Default`] is the notebook's protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Number of factors k.
+    pub k: usize,
+    /// Standard deviation of the N(0, std²) initialisation of every table.
+    pub init_std: f32,
+    /// Fraction of rating rows used for training; the rest validate.
+    pub train_fraction: f64,
+    /// Seed of the split and the initialisation (the CLI's `--seed` also sets `train.seed`).
+    pub seed: u64,
+    /// Trainer settings.
+    pub train: TrainConfig,
+    /// Length of each user's recommendation list.
+    pub top_n: usize,
+    /// Leave movies the user rated (in training) out of the lists.
+    pub exclude_rated: bool,
+    /// Minimum number of ratings for the best-rated list.
+    pub map_min_ratings: usize,
+    /// Length of the best-rated list.
+    pub map_top: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            k: 16,
+            init_std: 1.0,
+            train_fraction: 0.9,
+            seed: 42,
+            train: TrainConfig {
+                epochs: 10,
+                batch_size: 64,
+                shuffle: true,
+                seed: 42,
+                lr: 0.01,
+                optimizer: OptimizerConfig::Adam(AdamConfig::default()),
+                schedule: Schedule::Constant,
+                schedule_step: ScheduleStep::PerBatch,
+                early_stopping: None,
+                restore_best: false,
+                quiet: false,
+            },
+            top_n: 10,
+            exclude_rated: false,
+            map_min_ratings: 100,
+            map_top: 30,
+        }
+    }
+}
+
+/// Diversity, novelty and coverage of every user's top-N list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopNFigures {
+    /// Mean over users of the mean over pairs of `1 - cos` of the listed movies' embeddings.
+    pub diversity: f64,
+    /// Mean over users of the mean star rating of the listed movies (the notebook's novelty).
+    pub mean_rating_novelty: f64,
+    /// Mean over users of the mean self-information `-log2(n_raters / n_users)`.
+    pub self_information: f64,
+    /// Distinct listed movies / all movies.
+    pub coverage: f64,
+    /// Number of users with a list.
+    pub users: usize,
+}
+
+/// What a P3 run produces.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The trained model (after the save/load round trip).
+    pub model: MfModel,
+    /// Per-epoch history (MSE on the scaled ratings).
+    pub history: History,
+    /// Training rows.
+    pub train_rows: Vec<u32>,
+    /// Validation rows.
+    pub val_rows: Vec<u32>,
+    /// The min-max range of the ratings.
+    pub rating_range: (f32, f32),
+    /// Validation MSE on the scaled ratings after the last epoch.
+    pub val_mse_scaled: Option<f64>,
+    /// Validation RMSE in stars.
+    pub val_rmse: Option<f64>,
+    /// Validation MAE in stars.
+    pub val_mae: Option<f64>,
+    /// Largest |prediction difference| between the trained model and the reloaded copy.
+    pub reload_max_abs_diff: f32,
+    /// Top-N figures over all users.
+    pub top_n: TopNFigures,
+    /// The first user's list (an example).
+    pub example_user: Option<(u64, Vec<MovieScore>)>,
+    /// Best-rated movies (mean stars) among those with at least `map_min_ratings` ratings.
+    pub best_rated: Vec<MovieScore>,
+    /// Wall-clock seconds of the training.
+    pub train_seconds: f64,
+}
+
+impl Outcome {
+    /// The protocol's figures as JSON (stored as `metrics` in `run.json`).
+    pub fn metrics_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rating_range": [self.rating_range.0, self.rating_range.1],
+            "val_mse_scaled": self.val_mse_scaled,
+            "val_rmse": self.val_rmse,
+            "val_mae": self.val_mae,
+            "reload_max_abs_diff": self.reload_max_abs_diff,
+            "top_n": self.top_n,
+            "example_user": self.example_user,
+            "best_rated": self.best_rated,
+            "train_rows": self.train_rows.len(),
+            "val_rows": self.val_rows.len(),
+            "train_seconds": self.train_seconds,
+        })
+    }
+}
+
+/// Trains P3 on `ds` with `cfg`.
+pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
+    require_ratings(ds, "P3")?;
+    if cfg.k == 0 || cfg.top_n == 0 {
+        return Err(ModelError::InvalidConfig("P3 needs k >= 1 and top_n >= 1".into()));
+    }
+    let (scaled, mm) = transforms::min_max_scale(&ds.ratings.rating);
+    let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
+    let train = RatingColumns::gather(&ds.ratings, &train_rows, |r| scaled[r]);
+    let val = RatingColumns::gather(&ds.ratings, &val_rows, |r| scaled[r]);
+    let spec = MfSpec {
+        n_users: ds.users.len(),
+        n_movies: ds.movies.len(),
+        k: cfg.k,
+        biases: true,
+        link: Link::SigmoidRange { lo: 0.0, hi: 1.0 },
+    };
+    let init = if cfg.init_std > 0.0 { Init::Normal { mean: 0.0, std: cfg.init_std } } else { Init::Zeros };
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut params = spec.init_params(init, init, &mut rng)?;
+    let objective = MfObjective::new(spec, &params, train, Some(val.clone()))?;
+    let started = Instant::now();
+    let history = Trainer::new(cfg.train.clone()).fit(&objective, &mut params)?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let trained =
+        MfModel::new(ModelKind::SigmoidMf, spec, params, OutputMap::MinMax { min: mm.min, max: mm.max })?;
+
+    // Save the weights and load them back into a fresh model (in memory: the same bytes a run
+    // directory holds).
+    let bytes = checkpoint::params_to_safetensors(&trained.checkpoint_params()?)?;
+    let where_ = std::path::Path::new("<in-memory P3 checkpoint>");
+    let reloaded_params = checkpoint::params_from_safetensors(&bytes, where_)?;
+    let info = run_info_for(ds, ModelKind::SigmoidMf, serde_json::Value::Null, cfg.seed, None);
+    let model = MfModel::from_run(&reloaded_params, &info, where_)?;
+    let reload_max_abs_diff = (0..val.len().min(2000))
+        .map(|r| {
+            (trained.predict(val.user[r], val.movie[r]) - model.predict(val.user[r], val.movie[r])).abs()
+        })
+        .fold(0.0f32, f32::max);
+
+    let (val_mse_scaled, val_rmse, val_mae) = if val.is_empty() {
+        (None, None, None)
+    } else {
+        let se = objective.squared_error(model.params(), &val);
+        let stars: Vec<f32> = val_rows.iter().map(|&r| ds.ratings.rating[r as usize]).collect();
+        let (rmse, mae) = model.rmse_mae_stars(&val.user, &val.movie, &stars);
+        (Some(se.mean()), Some(rmse), Some(mae))
+    };
+
+    let rated =
+        RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(&train_rows), ds.users.len());
+    let stats = MovieStats::compute(ds);
+    let lists = top_n_lists(&model, &rated, cfg.top_n, cfg.exclude_rated);
+    let top_n = top_n_figures(&model, &lists, &stats, ds.users.len());
+    let example_user = lists.first().map(|l| {
+        let pairs: Vec<(u32, f32)> = l.iter().map(|&m| (m, model.predict(0, m))).collect();
+        (ds.users.raw(0).unwrap_or(0), MovieScore::list(ds, &pairs))
+    });
+    let eligible: Vec<f32> = (0..ds.movies.len())
+        .map(|m| if stats.count[m] as usize >= cfg.map_min_ratings { stats.mean[m] } else { f32::NAN })
+        .collect();
+    let best_rated = MovieScore::list(ds, &top_k_indices(&eligible, cfg.map_top, &|_| false));
+
+    Ok(Outcome {
+        model,
+        history,
+        train_rows,
+        val_rows,
+        rating_range: (mm.min, mm.max),
+        val_mse_scaled,
+        val_rmse,
+        val_mae,
+        reload_max_abs_diff,
+        top_n,
+        example_user,
+        best_rated,
+        train_seconds,
+    })
+}
+
+/// Per-movie rating counts and mean stars over all rows of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovieStats {
+    /// Number of ratings of each movie.
+    pub count: Vec<u32>,
+    /// Mean star rating of each movie (NaN when unrated).
+    pub mean: Vec<f32>,
+}
+
+impl MovieStats {
+    /// Computes the statistics over every rating row.
+    pub fn compute(ds: &Dataset) -> Self {
+        let m = ds.movies.len();
+        let mut sum = vec![0.0f64; m];
+        let mut count = vec![0u32; m];
+        for (&i, &r) in ds.ratings.movie.iter().zip(&ds.ratings.rating) {
+            sum[i as usize] += f64::from(r);
+            count[i as usize] += 1;
+        }
+        let mean = sum
+            .iter()
+            .zip(&count)
+            .map(|(&s, &c)| if c > 0 { (s / f64::from(c)) as f32 } else { f32::NAN })
+            .collect();
+        Self { count, mean }
+    }
+}
+
+/// Each user's `n` best-scored movies (best first), optionally without the movies in `rated`.
+pub fn top_n_lists(model: &MfModel, rated: &RatedItems, n: usize, exclude_rated: bool) -> Vec<Vec<u32>> {
+    let n_movies = model.spec().n_movies;
+    (0..model.spec().n_users as u32)
+        .into_par_iter()
+        .map_init(
+            || vec![0.0f32; n_movies],
+            |scores, u| {
+                model.score_all(u, scores);
+                let seen = rated.of(u);
+                let skip = |m: u32| exclude_rated && seen.binary_search(&m).is_ok();
+                top_k_indices(scores, n, &skip).into_iter().map(|(m, _)| m).collect()
+            },
+        )
+        .collect()
+}
+
+/// Diversity, novelty and coverage of `lists` (see the module doc).
+pub fn top_n_figures(
+    model: &impl crate::ItemEmbeddings,
+    lists: &[Vec<u32>],
+    stats: &MovieStats,
+    n_users: usize,
+) -> TopNFigures {
+    let emb = model.item_embeddings();
+    let norms: Vec<f32> = emb.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+    let (mut div, mut nov, mut info, mut users) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+    let mut listed = vec![false; emb.nrows()];
+    for list in lists.iter().filter(|l| !l.is_empty()) {
+        users += 1;
+        let mut pair_sum = 0.0f64;
+        let mut pairs = 0usize;
+        for (a, &i) in list.iter().enumerate() {
+            listed[i as usize] = true;
+            for &j in &list[a + 1..] {
+                let d = emb.row(i as usize).dot(&emb.row(j as usize));
+                let c = if norms[i as usize] > 0.0 && norms[j as usize] > 0.0 {
+                    d / (norms[i as usize] * norms[j as usize])
+                } else {
+                    0.0
+                };
+                pair_sum += f64::from(1.0 - c);
+                pairs += 1;
+            }
+        }
+        div += if pairs > 0 { pair_sum / pairs as f64 } else { 0.0 };
+        let len = list.len() as f64;
+        nov += list.iter().map(|&m| f64::from(stats.mean[m as usize])).filter(|x| x.is_finite()).sum::<f64>()
+            / len;
+        info += list
+            .iter()
+            .map(|&m| {
+                let share = f64::from(stats.count[m as usize].max(1)) / n_users.max(1) as f64;
+                -share.log2()
+            })
+            .sum::<f64>()
+            / len;
+    }
+    let u = users.max(1) as f64;
+    TopNFigures {
+        diversity: div / u,
+        mean_rating_novelty: nov / u,
+        self_information: info / u,
+        coverage: listed.iter().filter(|&&l| l).count() as f64 / listed.len().max(1) as f64,
+        users,
+    }
+}
