@@ -31,13 +31,16 @@ mod cuda;
 mod cuda;
 pub mod device;
 mod error;
+pub mod hogwild;
 pub mod optim;
+pub mod parallel;
 pub mod params;
 pub mod trainer;
 
 pub use device::Device;
 pub use error::EngineError;
 pub use optim::{Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, Schedule, Sgd, SgdConfig};
+pub use parallel::{ChunkGrads, ChunkScratch, ParallelAccumulator, SparseRows};
 pub use params::{GradKind, GradTable, Grads, Init, ParamStore, Table, TableId};
 pub use trainer::{
     epoch_seed, BatchLoss, EarlyStopping, EpochStats, History, Objective, ScheduleStep, TrainConfig, Trainer,
