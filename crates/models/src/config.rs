@@ -122,7 +122,15 @@ pub fn resolve<T>(file: Option<&Path>, overrides: &[String]) -> Result<T, ModelE
 where
     T: Default + Serialize + DeserializeOwned,
 {
-    let mut merged = to_table(&T::default())?;
+    resolve_from(&T::default(), file, overrides)
+}
+
+/// [`resolve`] starting from `base` (a preset) instead of `T::default()`.
+pub fn resolve_from<T>(base: &T, file: Option<&Path>, overrides: &[String]) -> Result<T, ModelError>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let mut merged = to_table(base)?;
     let mut given: Vec<(Vec<String>, Origin<'_>)> = Vec::new();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
@@ -262,6 +270,13 @@ mod tests {
         std::fs::write(&f, "k = = 3\n").unwrap();
         let err = resolve::<Cfg>(Some(&f), &[]).unwrap_err().to_string();
         assert!(err.contains("bad.toml") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn preset_base_then_overrides() {
+        let base = Cfg { k: 8, ..Cfg::default() };
+        let c: Cfg = resolve_from(&base, None, &["scale=2.5".into()]).unwrap();
+        assert_eq!((c.k, c.scale), (8, 2.5));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 pub mod checkpoint;
 pub mod config;
 mod error;
+pub mod export;
 pub mod mf;
 pub mod item2vec;
 pub mod pipelines;

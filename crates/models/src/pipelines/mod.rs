@@ -156,6 +156,25 @@ pub fn save_rated_rows(dir: &Path, ds: &Dataset, rows: &[u32]) -> Result<(), Mod
     checkpoint::save_rated(dir, &rated)
 }
 
+/// The table holding a kind's item embeddings (one row per dense movie).
+pub fn item_table_name(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Cbow | ModelKind::Skipgram => "embedding",
+        ModelKind::Cooc | ModelKind::Mf | ModelKind::SigmoidMf | ModelKind::ResidualMf => "movie_factors",
+    }
+}
+
+/// Loads the item embeddings of any run directory (`n_movies x k`, dense movie order), with
+/// its [`RunInfo`].
+pub fn load_item_embeddings(dir: &Path) -> Result<(ndarray::Array2<f32>, RunInfo), ModelError> {
+    let (params, info) = checkpoint::load_run(dir)?;
+    let name = item_table_name(info.model_kind);
+    let t = checkpoint::require_table(&params, name, info.movie_raw_ids.len(), None, dir)?;
+    let emb = ndarray::Array2::from_shape_vec((t.rows, t.cols), t.data.clone())
+        .map_err(|e| ModelError::checkpoint(dir.join(checkpoint::MODEL_FILE), e.to_string()))?;
+    Ok((emb, info))
+}
+
 /// Checks that a dataset has ratings, users and movies.
 pub(crate) fn require_ratings(ds: &Dataset, what: &str) -> Result<(), ModelError> {
     if ds.ratings.is_empty() || ds.users.is_empty() || ds.movies.is_empty() {

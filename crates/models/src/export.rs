@@ -1,0 +1,193 @@
+//! Exports of item embeddings: CSV (like the notebook's parquet: `movieId` then one column per
+//! dimension), NumPy `.npy` (format version 1.0, little-endian f32, C order) and the word2vec
+//! text format (first line `count dim`, then `movieId v1 v2 ...` per movie; loadable by gensim's
+//! `KeyedVectors.load_word2vec_format(path, binary=False)`), with a `movieId<TAB>title` side
+//! file for the titles. Every file is written atomically.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ndarray::ArrayView2;
+
+use crate::checkpoint::write_atomic;
+use crate::ModelError;
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `movieId,d0,d1,...` with a header row.
+    Csv,
+    /// NumPy `.npy`, shape `(n_movies, k)`, `<f4`; row order = the run's dense movie order.
+    Npy,
+    /// word2vec text format keyed by movie id.
+    Word2vec,
+}
+
+impl FromStr for ExportFormat {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "csv" => Ok(Self::Csv),
+            "npy" => Ok(Self::Npy),
+            "word2vec" | "w2v" => Ok(Self::Word2vec),
+            _ => Err(ModelError::InvalidConfig(format!(
+                "unknown export format `{s}` (expected csv, npy or word2vec)"
+            ))),
+        }
+    }
+}
+
+/// Shortest text that parses back to the same f32.
+fn push_f32(out: &mut String, x: f32) {
+    let _ = write!(out, "{x}");
+}
+
+fn check_rows(ids: &[u64], emb: ArrayView2<'_, f32>) -> Result<(), ModelError> {
+    if ids.len() != emb.nrows() {
+        return Err(ModelError::InvalidData(format!(
+            "{} movie ids for {} embedding rows",
+            ids.len(),
+            emb.nrows()
+        )));
+    }
+    Ok(())
+}
+
+/// CSV text: header `movieId,d0,...,d{k-1}`, one row per movie.
+pub fn csv_string(ids: &[u64], emb: ArrayView2<'_, f32>) -> Result<String, ModelError> {
+    check_rows(ids, emb)?;
+    let mut s = String::from("movieId");
+    for d in 0..emb.ncols() {
+        let _ = write!(s, ",d{d}");
+    }
+    s.push('\n');
+    for (id, row) in ids.iter().zip(emb.rows()) {
+        let _ = write!(s, "{id}");
+        for &x in row {
+            s.push(',');
+            push_f32(&mut s, x);
+        }
+        s.push('\n');
+    }
+    Ok(s)
+}
+
+/// `.npy` bytes (format 1.0): magic, version, header length, a Python-dict header padded with
+/// spaces and a final newline so that the data starts at a multiple of 64 bytes, then the
+/// little-endian f32 values in C order.
+pub fn npy_bytes(emb: ArrayView2<'_, f32>) -> Vec<u8> {
+    let dict =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", emb.nrows(), emb.ncols());
+    // 6 magic + 2 version + 2 length bytes precede the header.
+    let unpadded = 10 + dict.len() + 1;
+    let total = unpadded.div_ceil(64) * 64;
+    let mut header = dict;
+    header.push_str(&" ".repeat(total - unpadded));
+    header.push('\n');
+    let mut out = Vec::with_capacity(total + emb.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY");
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for row in emb.rows() {
+        for &x in row {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// word2vec text: `count dim`, then `movieId v1 ... vk` per line.
+pub fn word2vec_string(ids: &[u64], emb: ArrayView2<'_, f32>) -> Result<String, ModelError> {
+    check_rows(ids, emb)?;
+    let mut s = format!("{} {}\n", emb.nrows(), emb.ncols());
+    for (id, row) in ids.iter().zip(emb.rows()) {
+        let _ = write!(s, "{id}");
+        for &x in row {
+            s.push(' ');
+            push_f32(&mut s, x);
+        }
+        s.push('\n');
+    }
+    Ok(s)
+}
+
+/// The titles side file of a word2vec export: `FILE.titles.tsv`.
+pub fn titles_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".titles.tsv");
+    out.with_file_name(name)
+}
+
+/// Writes an export; returns the files written (the word2vec export adds the titles file).
+pub fn export(
+    format: ExportFormat,
+    out: &Path,
+    ids: &[u64],
+    titles: &[String],
+    emb: ArrayView2<'_, f32>,
+) -> Result<Vec<PathBuf>, ModelError> {
+    match format {
+        ExportFormat::Csv => write_atomic(out, csv_string(ids, emb)?.as_bytes())?,
+        ExportFormat::Npy => write_atomic(out, &npy_bytes(emb))?,
+        ExportFormat::Word2vec => {
+            write_atomic(out, word2vec_string(ids, emb)?.as_bytes())?;
+            let mut t = String::from("movieId\ttitle\n");
+            for (i, id) in ids.iter().enumerate() {
+                let title = titles.get(i).map(|s| s.replace(['\t', '\n'], " ")).unwrap_or_default();
+                let _ = writeln!(t, "{id}\t{title}");
+            }
+            let side = titles_path(out);
+            write_atomic(&side, t.as_bytes())?;
+            return Ok(vec![out.to_path_buf(), side]);
+        }
+    }
+    Ok(vec![out.to_path_buf()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn csv_by_hand() {
+        let e = array![[1.0f32, -0.5], [0.25, 3.0]];
+        let s = csv_string(&[10, 7], e.view()).unwrap();
+        assert_eq!(s, "movieId,d0,d1\n10,1,-0.5\n7,0.25,3\n");
+        assert!(csv_string(&[1], e.view()).is_err());
+    }
+
+    #[test]
+    fn npy_header_is_aligned_and_data_follows() {
+        let e = array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]];
+        let b = npy_bytes(e.view());
+        assert_eq!(&b[..8], b"\x93NUMPY\x01\x00");
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
+        assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"));
+        assert!(header.ends_with('\n'));
+        let data: Vec<f32> =
+            b[10 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        assert_eq!(data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn word2vec_and_titles() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("emb.txt");
+        let e = array![[0.5f32], [-1.0]];
+        let files =
+            export(ExportFormat::Word2vec, &out, &[3, 9], &["A\tB (1999)".into(), "C".into()], e.view())
+                .unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "2 1\n3 0.5\n9 -1\n");
+        assert_eq!(std::fs::read_to_string(&files[1]).unwrap(), "movieId\ttitle\n3\tA B (1999)\n9\tC\n");
+        assert!(files[1].to_string_lossy().ends_with("emb.txt.titles.tsv"));
+        assert_eq!("W2V".parse::<ExportFormat>().unwrap(), ExportFormat::Word2vec);
+        assert!("parquet".parse::<ExportFormat>().is_err());
+    }
+}
