@@ -21,7 +21,6 @@ pub mod config;
 mod error;
 pub mod export;
 pub mod mf;
-pub mod item2vec;
 pub mod pipelines;
 pub mod traits;
 
