@@ -14,6 +14,8 @@
 mod adam;
 mod schedule;
 mod sgd;
+#[cfg(test)]
+mod tests;
 
 pub use adam::{Adam, AdamConfig, AdamW, LazyAdam};
 pub use schedule::Schedule;
@@ -40,7 +42,8 @@ pub enum OptimizerConfig {
     Sgd(SgdConfig),
     /// PyTorch Adam (L2 weight decay added to the gradient).
     Adam(AdamConfig),
-    /// PyTorch AdamW (decoupled weight decay).
+    /// PyTorch AdamW (decoupled weight decay); written `adamw` (`adam_w` also accepted).
+    #[serde(rename = "adamw", alias = "adam_w")]
     AdamW(AdamConfig),
     /// Adam over touched rows only.
     LazyAdam(AdamConfig),

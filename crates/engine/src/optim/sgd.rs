@@ -10,7 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Optimizer;
+use rayon::prelude::*;
+
+use super::{Optimizer, PAR_CHUNK};
 use crate::params::{Grads, ParamStore};
 
 /// SGD hyperparameters (PyTorch defaults: no momentum, no decay).
@@ -42,6 +44,26 @@ impl Sgd {
     }
 }
 
+/// The fused element loop without momentum.
+#[inline]
+fn sgd_plain(lr: f32, wd: f32, p: &mut [f32], g: &[f32]) {
+    for (p, &g) in p.iter_mut().zip(g) {
+        let g = g + wd * *p;
+        *p -= lr * g;
+    }
+}
+
+/// The fused element loop with momentum (`first`: the buffer starts as the gradient).
+#[inline]
+fn sgd_momentum(c: SgdConfig, lr: f32, first: bool, p: &mut [f32], g: &[f32], buf: &mut [f32]) {
+    for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+        let g = g + c.weight_decay * *p;
+        *b = if first { g } else { c.momentum * *b + (1.0 - c.dampening) * g };
+        let d = if c.nesterov { g + c.momentum * *b } else { *b };
+        *p -= lr * d;
+    }
+}
+
 impl Optimizer for Sgd {
     fn step(&mut self, params: &mut ParamStore, grads: &Grads, lr: f32) {
         let c = self.config;
@@ -52,19 +74,26 @@ impl Optimizer for Sgd {
         self.t += 1;
         for (i, table) in params.tables_mut().iter_mut().enumerate() {
             let g = &grads.tables()[i].data;
+            let p = &mut table.data;
+            let small = p.len() <= PAR_CHUNK;
             if c.momentum == 0.0 {
-                for (p, &g) in table.data.iter_mut().zip(g) {
-                    let g = g + c.weight_decay * *p;
-                    *p -= lr * g;
+                if small {
+                    sgd_plain(lr, c.weight_decay, p, g);
+                } else {
+                    p.par_chunks_mut(PAR_CHUNK)
+                        .zip(g.par_chunks(PAR_CHUNK))
+                        .for_each(|(p, g)| sgd_plain(lr, c.weight_decay, p, g));
                 }
                 continue;
             }
             let buf = &mut self.momentum[i];
-            for ((p, &g), b) in table.data.iter_mut().zip(g).zip(buf.iter_mut()) {
-                let g = g + c.weight_decay * *p;
-                *b = if first { g } else { c.momentum * *b + (1.0 - c.dampening) * g };
-                let d = if c.nesterov { g + c.momentum * *b } else { *b };
-                *p -= lr * d;
+            if small {
+                sgd_momentum(c, lr, first, p, g, buf);
+            } else {
+                p.par_chunks_mut(PAR_CHUNK)
+                    .zip(g.par_chunks(PAR_CHUNK))
+                    .zip(buf.par_chunks_mut(PAR_CHUNK))
+                    .for_each(|((p, g), b)| sgd_momentum(c, lr, first, p, g, b));
             }
         }
     }

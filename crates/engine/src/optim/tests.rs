@@ -1,0 +1,208 @@
+//! Optimizer and schedule correctness: hand-computed single steps (PyTorch's formulas, worked
+//! in f64 on paper/Python and written down as literals), lazy-vs-dense row semantics, and the
+//! dense/lazy equivalence when every row is touched.
+
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::params::{GradKind, Init, TableId};
+
+/// A store with one `rows x cols` table filled with `value`, and its gradient buffer.
+fn one_table(rows: usize, cols: usize, value: f32) -> (ParamStore, Grads, TableId) {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut params = ParamStore::new();
+    let id = params.add("w", rows, cols, GradKind::SparseRows, Init::Constant(value), &mut rng).unwrap();
+    let grads = Grads::zeros_like(&params);
+    (params, grads, id)
+}
+
+/// Runs `opt` on a single scalar parameter starting at `p0` with gradients `gs`; returns the
+/// parameter after each step.
+fn scalar_run(opt: &mut dyn Optimizer, p0: f32, gs: &[f32], lr: f32) -> Vec<f32> {
+    let (mut params, mut grads, id) = one_table(1, 1, p0);
+    gs.iter()
+        .map(|&g| {
+            grads.get_mut(id).row_mut(0)[0] = g;
+            opt.step(&mut params, &grads, lr);
+            grads.clear();
+            params.get(id).data[0]
+        })
+        .collect()
+}
+
+fn close(actual: &[f32], expected: &[f64], tol: f64) {
+    assert_eq!(actual.len(), expected.len());
+    for (a, e) in actual.iter().zip(expected) {
+        assert!((*a as f64 - e).abs() <= tol * (1.0 + e.abs()), "got {actual:?}, expected {expected:?}");
+    }
+}
+
+#[test]
+fn sgd_plain_and_weight_decay() {
+    // p = 1 - 0.1 * 0.5 = 0.95, then 0.95 - 0.05 = 0.9.
+    close(&scalar_run(&mut Sgd::new(SgdConfig::default()), 1.0, &[0.5, 0.5], 0.1), &[0.95, 0.9], 1e-7);
+    // g' = 0.5 + 0.1 * 1 = 0.6 -> 0.94; g' = 0.5 + 0.094 = 0.594 -> 0.8806.
+    let wd = SgdConfig { weight_decay: 0.1, ..SgdConfig::default() };
+    close(&scalar_run(&mut Sgd::new(wd), 1.0, &[0.5, 0.5], 0.1), &[0.94, 0.8806], 1e-7);
+}
+
+#[test]
+fn sgd_momentum_nesterov_and_dampening() {
+    // buf = 0.5 -> 0.95; buf = 0.9 * 0.5 + 0.5 = 0.95 -> 0.95 - 0.095 = 0.855.
+    let m = SgdConfig { momentum: 0.9, ..SgdConfig::default() };
+    close(&scalar_run(&mut Sgd::new(m), 1.0, &[0.5, 0.5], 0.1), &[0.95, 0.855], 1e-7);
+    // Nesterov: d = g + 0.9 buf: 0.5 + 0.45 = 0.95 -> 0.905; buf = 0.95, d = 0.5 + 0.855 = 1.355
+    // -> 0.905 - 0.1355 = 0.7695.
+    let n = SgdConfig { momentum: 0.9, nesterov: true, ..SgdConfig::default() };
+    close(&scalar_run(&mut Sgd::new(n), 1.0, &[0.5, 0.5], 0.1), &[0.905, 0.7695], 1e-7);
+    // Dampening 0.5 applies from the second step: buf = 0.45 + 0.25 = 0.7 -> 0.95 - 0.07.
+    let d = SgdConfig { momentum: 0.9, dampening: 0.5, ..SgdConfig::default() };
+    close(&scalar_run(&mut Sgd::new(d), 1.0, &[0.5, 0.5], 0.1), &[0.95, 0.88], 1e-7);
+    // Momentum keeps moving a parameter whose gradient is zero (PyTorch dense semantics).
+    close(&scalar_run(&mut Sgd::new(m), 1.0, &[0.5, 0.0], 0.1), &[0.95, 0.905], 1e-7);
+}
+
+#[test]
+fn adam_first_two_steps_with_bias_correction() {
+    // t=1: m = 0.05, v = 0.00025, m_hat = 0.5, sqrt(v_hat) = 0.5 -> p = 1 - 0.1 * 0.5/(0.5 + 1e-8).
+    // t=2 (g = -0.25): m = 0.02, v = 0.00031225, bc1 = 0.19, bc2 = 0.001999
+    // -> p = 0.9 - (0.1/0.19) * 0.02 / (sqrt(0.00031225)/sqrt(0.001999) + 1e-8) = 0.87336630.
+    let got = scalar_run(&mut Adam::new(AdamConfig::default()), 1.0, &[0.5, -0.25], 0.1);
+    close(&got, &[0.900000002, 0.8733662987078463], 1e-7);
+}
+
+#[test]
+fn adam_l2_weight_decay_enters_the_gradient() {
+    let c = AdamConfig { weight_decay: 0.1, ..AdamConfig::default() };
+    // g1 = 0.5 + 0.1 * 1 = 0.6 (t=1 is still a unit step); g2 = -0.25 + 0.1 * 0.9 = -0.16.
+    let got = scalar_run(&mut Adam::new(c), 1.0, &[0.5, -0.25], 0.1);
+    close(&got, &[0.9000000016666666, 0.8544413674617625], 1e-7);
+    // Zero gradient, non-zero parameter: the decay alone drives the step.
+    let c = AdamConfig { weight_decay: 0.5, ..AdamConfig::default() };
+    let got = scalar_run(&mut Adam::new(c), -2.0, &[0.0, 0.3], 0.1);
+    close(&got, &[-1.900000001, -1.8032588930021827], 1e-7);
+}
+
+#[test]
+fn adamw_decouples_weight_decay() {
+    let c = AdamConfig { weight_decay: 0.1, ..AdamConfig::default() };
+    // t=1: p = 1 * (1 - 0.1 * 0.1) = 0.99, then the unit Adam step: 0.89.
+    let got = scalar_run(&mut AdamW::new(c), 1.0, &[0.5, -0.25], 0.1);
+    close(&got, &[0.890000002, 0.8544662986878463], 1e-7);
+}
+
+#[test]
+fn dense_adam_moves_untouched_rows_and_lazy_adam_does_not() {
+    let c = AdamConfig { weight_decay: 0.01, ..AdamConfig::default() };
+    for lazy in [false, true] {
+        let (mut params, mut grads, id) = one_table(3, 2, 1.0);
+        let mut opt: Box<dyn Optimizer> =
+            if lazy { Box::new(LazyAdam::new(c)) } else { Box::new(Adam::new(c)) };
+        // Step 1 touches rows 0 and 1; step 2 touches row 1 only.
+        grads.get_mut(id).row_mut(0).copy_from_slice(&[0.5, -0.5]);
+        grads.get_mut(id).row_mut(1).copy_from_slice(&[0.1, 0.2]);
+        opt.step(&mut params, &grads, 0.1);
+        grads.clear();
+        let after1 = params.get(id).data.clone();
+        grads.get_mut(id).row_mut(1).copy_from_slice(&[0.1, 0.2]);
+        opt.step(&mut params, &grads, 0.1);
+        let after2 = params.get(id).data.clone();
+        assert_ne!(after2[2..4], after1[2..4], "touched row moves");
+        if lazy {
+            assert_eq!(after1[4..6], [1.0, 1.0], "never-touched row untouched");
+            assert_eq!(after2[0..2], after1[0..2], "row 0 untouched at step 2");
+            assert_eq!(after2[4..6], [1.0, 1.0]);
+        } else {
+            // L2 decay gives row 2 a gradient of 0.01 (a unit Adam step at t=1); row 0's
+            // momentum keeps it moving at t=2.
+            assert!((after1[4] - 0.9).abs() < 1e-6);
+            assert_ne!(after2[0..2], after1[0..2]);
+        }
+        assert_eq!(opt.steps_taken(), 2);
+    }
+}
+
+#[test]
+fn linear_lr_matches_pytorchs_recursive_formula() {
+    // torch.optim.lr_scheduler.LinearLR.get_lr, applied step by step:
+    // lr_0 = base * start; lr_t = lr_{t-1} * (1 + (end - start) / (T * start + (t - 1) * (end - start)))
+    // for 0 < t <= T, unchanged afterwards.
+    for (start, end, total) in [(1.0 / 3.0, 1.0, 5u64), (1.0, 0.1, 7), (0.25, 0.75, 1)] {
+        let schedule =
+            Schedule::Linear { start_factor: start as f32, end_factor: end as f32, total_iters: total };
+        let mut lr = start;
+        for t in 0..total + 4 {
+            if t > 0 && t <= total {
+                lr *= 1.0 + (end - start) / (total as f64 * start + (t - 1) as f64 * (end - start));
+            }
+            let ours = schedule.factor(t) as f64;
+            assert!((ours - lr).abs() < 1e-6, "start {start} end {end} T {total} t {t}: {ours} vs {lr}");
+        }
+    }
+}
+
+#[test]
+fn constant_and_linear_decay_schedules() {
+    assert_eq!(Schedule::Constant.factor(12345), 1.0);
+    let decay = Schedule::LinearDecay { total_steps: 4 };
+    let f: Vec<f32> = (0..6).map(|t| decay.factor(t)).collect();
+    assert_eq!(f, vec![1.0, 0.75, 0.5, 0.25, 0.0, 0.0]);
+}
+
+#[test]
+fn optimizer_configs_build_the_named_optimizer_and_round_trip() {
+    let cfg = OptimizerConfig::AdamW(AdamConfig { weight_decay: 0.01, ..AdamConfig::default() });
+    let json = serde_json::to_string(&cfg).unwrap();
+    assert!(json.contains("\"kind\":\"adamw\""), "{json}");
+    let alias: OptimizerConfig = serde_json::from_str(r#"{"kind":"adam_w","weight_decay":0.01}"#).unwrap();
+    assert_eq!(alias, cfg);
+    assert_eq!(serde_json::from_str::<OptimizerConfig>(&json).unwrap(), cfg);
+    let lazy: OptimizerConfig = serde_json::from_str(r#"{"kind":"lazy_adam","beta1":0.8}"#).unwrap();
+    assert_eq!(lazy, OptimizerConfig::LazyAdam(AdamConfig { beta1: 0.8, ..AdamConfig::default() }));
+    assert!(format!("{:?}", lazy.build()).starts_with("LazyAdam"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// With every row touched at every step, lazy Adam is dense Adam (bitwise), and AdamW with
+    /// zero decay is Adam.
+    #[test]
+    fn lazy_adam_equals_dense_adam_when_every_row_is_touched(
+        rows in 1usize..12, cols in 1usize..6, steps in 1usize..6,
+        wd in prop_oneof![Just(0.0f32), 0.0f32..0.1], seed in 0u64..1000,
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut params = ParamStore::new();
+        let id = params
+            .add("w", rows, cols, GradKind::SparseRows, Init::Normal { mean: 0.0, std: 1.0 }, &mut rng)
+            .unwrap();
+        let c = AdamConfig { weight_decay: wd, ..AdamConfig::default() };
+        let mut opts: Vec<(Box<dyn Optimizer>, ParamStore)> = vec![
+            (Box::new(Adam::new(c)), params.clone()),
+            (Box::new(LazyAdam::new(c)), params.clone()),
+        ];
+        if wd == 0.0 {
+            opts.push((Box::new(AdamW::new(c)), params.clone()));
+        }
+        let mut grads = Grads::zeros_like(&params);
+        for _ in 0..steps {
+            let g: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+            // Touch rows in a shuffled order: lazy Adam's result must not depend on it.
+            let mut order: Vec<usize> = (0..rows).collect();
+            rand::seq::SliceRandom::shuffle(&mut order[..], &mut rng);
+            for &r in &order {
+                grads.get_mut(id).row_mut(r).copy_from_slice(&g[r * cols..(r + 1) * cols]);
+            }
+            for (opt, p) in opts.iter_mut() {
+                opt.step(p, &grads, 0.01);
+            }
+            grads.clear();
+        }
+        for (_, p) in &opts[1..] {
+            prop_assert_eq!(&p.get(id).data, &opts[0].1.get(id).data);
+        }
+    }
+}
