@@ -18,6 +18,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod cooc;
 mod error;
 pub mod export;
 pub mod mf;

@@ -1,0 +1,96 @@
+//! item2vec (P0): CBOW and its skip-gram twin over users' viewing sequences, with a full softmax
+//! over the vocabulary (the notebook) or negative sampling (large vocabularies).
+//!
+//! - [`Examples`] cuts (context, target) examples from sequences (window, dropped ends).
+//! - [`Item2VecObjective`] is the engine objective: hand-written forward and backward passes of
+//!   the four variants (CBOW / skip-gram x softmax / negative sampling), derivations in
+//!   [`softmax`] and [`negative`].
+//! - [`Item2Vec`] is a trained model: middle-movie prediction, cosine neighbours, embeddings.
+//!
+//! Tables (names shared with the PyTorch fixtures): `embedding` (V x k, the movie embeddings),
+//! `out_weight` (V x k), `out_bias` (V x 1).
+
+mod examples;
+mod model;
+pub mod negative;
+mod objective;
+pub mod softmax;
+
+pub use examples::Examples;
+pub use model::Item2Vec;
+pub use negative::UnigramSampler;
+pub use objective::{Item2VecObjective, Item2VecTables};
+
+use serde::{Deserialize, Serialize};
+
+/// Which word2vec architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Predict the target from its (reduced) context: the notebook's model.
+    #[default]
+    Cbow,
+    /// Predict every context token from the target.
+    #[serde(alias = "skip_gram", alias = "sg")]
+    Skipgram,
+}
+
+/// How CBOW reduces its context rows to one vector `h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextReduce {
+    /// `h = sum_c E[c]` (the notebook).
+    #[default]
+    Sum,
+    /// `h = (1/|C|) sum_c E[c]` (word2vec).
+    Mean,
+}
+
+/// The output layer and its loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputLoss {
+    /// Softmax cross-entropy over the whole vocabulary (the notebook), `O(V k)` per example.
+    #[default]
+    FullSoftmax,
+    /// Logistic loss on the true token and `negatives` tokens drawn from the unigram^power
+    /// distribution, `O((1 + negatives) k)` per example.
+    NegativeSampling,
+}
+
+/// Model hyperparameters of item2vec (P0 defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Item2VecConfig {
+    /// CBOW (default) or skip-gram.
+    pub architecture: Architecture,
+    /// Embedding size `k` (20).
+    pub dim: usize,
+    /// Window `w` (1): the context of position `i` is `i-w..=i+w` minus `i`.
+    pub window: usize,
+    /// Drop the first and last position of every sequence, as the notebook's collate does (true).
+    pub drop_ends: bool,
+    /// CBOW context reduction: sum (the notebook) or mean.
+    pub context: ContextReduce,
+    /// Full softmax (default) or negative sampling.
+    pub loss: OutputLoss,
+    /// Negative samples per positive token (negative sampling only; 5).
+    pub negatives: usize,
+    /// Exponent of the unigram noise distribution (0.75).
+    pub unigram_power: f64,
+}
+
+impl Default for Item2VecConfig {
+    fn default() -> Self {
+        Self {
+            architecture: Architecture::Cbow,
+            dim: 20,
+            window: 1,
+            drop_ends: true,
+            context: ContextReduce::Sum,
+            loss: OutputLoss::FullSoftmax,
+            negatives: 5,
+            unigram_power: 0.75,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! A trained item2vec model: scores of every movie as the middle of a context, middle-movie
+//! prediction, ranking metrics on held-out examples, and the embeddings.
+//!
+//! Scores are log-likelihood scores of a candidate `m` for a context `C`:
+//! - CBOW, full softmax: `ln softmax(W h + b)_m` with `h` the reduced context (exact log p(m|C));
+//! - CBOW, negative sampling: `ln sigma(W[m] . h + b_m)`;
+//! - skip-gram, full softmax: `sum_{c in C} ln softmax(W E[m] + b)_c` (log p(C|m));
+//! - skip-gram, negative sampling: `sum_{c in C} ln sigma(W[c] . E[m] + b_c)`.
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+use reelvec_engine::ParamStore;
+
+use super::negative::softplus;
+use super::objective::Weights;
+use super::softmax::{log_sum_exp, reduce_context};
+use super::{Architecture, Examples, Item2VecConfig, Item2VecTables, OutputLoss};
+use crate::traits::{top_k_indices, ItemEmbeddings};
+use crate::ModelError;
+
+/// Ranking figures of a model on held-out examples (P0's reported metrics).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RankMetrics {
+    /// Mean `-ln softmax(scores)_target` (for CBOW full softmax: the model's cross-entropy).
+    pub cross_entropy: f64,
+    /// Share of examples whose target has the highest score.
+    pub accuracy_at_1: f64,
+    /// Share of examples whose target is among the 10 highest scores.
+    pub hit_at_10: f64,
+    /// Number of examples.
+    pub examples: usize,
+}
+
+/// A trained CBOW / skip-gram model.
+#[derive(Debug, Clone)]
+pub struct Item2Vec {
+    config: Item2VecConfig,
+    params: ParamStore,
+    tables: Item2VecTables,
+}
+
+impl Item2Vec {
+    /// Wraps trained parameters (tables found by name).
+    pub fn new(config: Item2VecConfig, params: ParamStore) -> Result<Self, ModelError> {
+        let tables = Item2VecTables::find(&params)?;
+        let k = params.get(tables.embedding).cols;
+        if k != config.dim {
+            return Err(ModelError::InvalidData(format!(
+                "item2vec config says dim {} but the embedding table has {k} columns",
+                config.dim
+            )));
+        }
+        Ok(Self { config, params, tables })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Item2VecConfig {
+        &self.config
+    }
+
+    /// The parameters (for checkpoints).
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// Vocabulary size V.
+    pub fn vocab(&self) -> usize {
+        self.params.get(self.tables.embedding).rows
+    }
+
+    /// Writes the score of every movie as the middle of `context` into `out` (len V).
+    pub fn scores_for_context(&self, context: &[u32], out: &mut [f32]) {
+        let w = Weights::new(&self.params, &self.tables);
+        let (v, k) = (w.v, w.k);
+        debug_assert_eq!(out.len(), v);
+        match self.config.architecture {
+            Architecture::Cbow => {
+                let mut h = vec![0.0f32; k];
+                reduce_context(self.config.context, &w, context, &mut h);
+                for (m, o) in out.iter_mut().enumerate() {
+                    *o = dot(&w.w[m * k..(m + 1) * k], &h) + w.b[m];
+                }
+                match self.config.loss {
+                    OutputLoss::FullSoftmax => {
+                        let lse = log_sum_exp(out);
+                        out.iter_mut().for_each(|o| *o -= lse);
+                    }
+                    OutputLoss::NegativeSampling => out.iter_mut().for_each(|o| *o = -softplus(-*o)),
+                }
+            }
+            Architecture::Skipgram => {
+                let mut z = vec![0.0f32; v];
+                for (m, o) in out.iter_mut().enumerate() {
+                    let h = &w.e[m * k..(m + 1) * k];
+                    *o = match self.config.loss {
+                        OutputLoss::FullSoftmax => {
+                            for (j, zj) in z.iter_mut().enumerate() {
+                                *zj = dot(&w.w[j * k..(j + 1) * k], h) + w.b[j];
+                            }
+                            let lse = log_sum_exp(&z);
+                            context.iter().map(|&c| z[c as usize] - lse).sum()
+                        }
+                        OutputLoss::NegativeSampling => context
+                            .iter()
+                            .map(|&c| {
+                                let c = c as usize;
+                                -softplus(-(dot(&w.w[c * k..(c + 1) * k], h) + w.b[c]))
+                            })
+                            .sum(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The `n` most likely movies between `a` and `b`, best first, as (movie, score). The two
+    /// context movies themselves are excluded (a user rates a movie once, so a movie never sits
+    /// between itself and another).
+    pub fn predict_middle(&self, a: u32, b: u32, n: usize) -> Result<Vec<(u32, f32)>, ModelError> {
+        let v = self.vocab();
+        for m in [a, b] {
+            if m as usize >= v {
+                return Err(ModelError::UnknownId { what: "movie", id: m.to_string() });
+            }
+        }
+        let mut scores = vec![0.0; v];
+        self.scores_for_context(&[a, b], &mut scores);
+        Ok(top_k_indices(&scores, n, &|m| m == a || m == b))
+    }
+
+    /// Cross-entropy, accuracy@1 and hit@10 of the targets of `examples` among all V movies.
+    pub fn rank_metrics(&self, examples: &Examples) -> RankMetrics {
+        let v = self.vocab();
+        let per_example: Vec<(f64, bool, bool)> = (0..examples.len())
+            .into_par_iter()
+            .map_init(
+                || vec![0.0f32; v],
+                |scores, e| {
+                    self.scores_for_context(examples.context(e), scores);
+                    let t = examples.target(e) as usize;
+                    let ce = (log_sum_exp(scores) - scores[t]) as f64;
+                    let st = scores[t];
+                    // Rank = number of movies scored strictly higher (ties favour the target).
+                    let above = scores.iter().filter(|&&s| s > st).count();
+                    (ce, above == 0, above < 10)
+                },
+            )
+            .collect();
+        let n = per_example.len();
+        let denom = n.max(1) as f64;
+        RankMetrics {
+            cross_entropy: per_example.iter().map(|x| x.0).sum::<f64>() / denom,
+            accuracy_at_1: per_example.iter().filter(|x| x.1).count() as f64 / denom,
+            hit_at_10: per_example.iter().filter(|x| x.2).count() as f64 / denom,
+            examples: n,
+        }
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl ItemEmbeddings for Item2Vec {
+    fn item_embeddings(&self) -> ArrayView2<'_, f32> {
+        let t = self.params.get(self.tables.embedding);
+        ArrayView2::from_shape((t.rows, t.cols), &t.data).expect("table shape is rows x cols")
+    }
+}

@@ -1,0 +1,441 @@
+//! The item2vec training objective: batches of user sequences mapped to their examples, split
+//! into contiguous lanes that run in parallel, each lane accumulating partial gradients in its
+//! own reused scratch, reduced into [`Grads`] in lane order.
+//!
+//! **Determinism:** lanes are contiguous slices of the batch's examples and are reduced in a
+//! fixed order, so the same seed and lane count (by default the rayon thread count) give
+//! bitwise-identical gradients. Negative draws depend only on (seed, draw id, example position),
+//! never on the lane split.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rand::Rng;
+use rayon::prelude::*;
+use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, TableId};
+
+use super::negative::{negative_lane, NegativePass};
+use super::softmax::{softmax_lane, CHUNK};
+use super::{Architecture, Examples, Item2VecConfig, OutputLoss, UnigramSampler};
+use crate::ModelError;
+
+/// Draw id used for validation passes (fixed negatives).
+pub const VALIDATION_DRAW: u64 = u64::MAX;
+
+/// Minimum examples per lane before another lane is opened.
+const MIN_LANE_EXAMPLES: usize = 128;
+
+/// Ids of the three item2vec tables in a [`ParamStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item2VecTables {
+    /// `embedding`, V x k (the movie embeddings; PyTorch `nn.Embedding` init N(0, 1)).
+    pub embedding: TableId,
+    /// `out_weight`, V x k (PyTorch `nn.Linear` init U(+-1/sqrt(k))).
+    pub out_weight: TableId,
+    /// `out_bias`, V x 1 (same init as `out_weight`).
+    pub out_bias: TableId,
+}
+
+impl Item2VecTables {
+    /// Adds the three tables to `params` with PyTorch's default initialisation.
+    pub fn register<R: Rng + ?Sized>(
+        params: &mut ParamStore,
+        vocab: usize,
+        config: &Item2VecConfig,
+        rng: &mut R,
+    ) -> Result<Self, ModelError> {
+        if vocab == 0 || config.dim == 0 {
+            return Err(ModelError::InvalidConfig(format!(
+                "item2vec needs vocab > 0 and dim > 0 (got vocab {vocab}, dim {})",
+                config.dim
+            )));
+        }
+        let bound = 1.0 / (config.dim as f32).sqrt();
+        let out_kind = match config.loss {
+            OutputLoss::FullSoftmax => GradKind::Dense,
+            OutputLoss::NegativeSampling => GradKind::SparseRows,
+        };
+        let embedding = params.add(
+            "embedding",
+            vocab,
+            config.dim,
+            GradKind::SparseRows,
+            Init::Normal { mean: 0.0, std: 1.0 },
+            rng,
+        )?;
+        let uniform = Init::Uniform { lo: -bound, hi: bound };
+        let out_weight = params.add("out_weight", vocab, config.dim, out_kind, uniform, rng)?;
+        let out_bias = params.add("out_bias", vocab, 1, out_kind, uniform, rng)?;
+        Ok(Self { embedding, out_weight, out_bias })
+    }
+
+    /// Finds the tables by name and checks their shapes agree.
+    pub fn find(params: &ParamStore) -> Result<Self, ModelError> {
+        let get = |name: &str| {
+            params.id(name).ok_or_else(|| ModelError::InvalidData(format!("item2vec table `{name}` missing")))
+        };
+        let t =
+            Self { embedding: get("embedding")?, out_weight: get("out_weight")?, out_bias: get("out_bias")? };
+        let (e, w, b) = (params.get(t.embedding), params.get(t.out_weight), params.get(t.out_bias));
+        if e.rows != w.rows || e.cols != w.cols || b.rows != e.rows || b.cols != 1 {
+            return Err(ModelError::InvalidData(format!(
+                "item2vec tables disagree: embedding {}x{}, out_weight {}x{}, out_bias {}x{}",
+                e.rows, e.cols, w.rows, w.cols, b.rows, b.cols
+            )));
+        }
+        Ok(t)
+    }
+}
+
+/// Borrowed views of the three tables.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Weights<'a> {
+    pub e: &'a [f32],
+    pub w: &'a [f32],
+    pub b: &'a [f32],
+    pub v: usize,
+    pub k: usize,
+}
+
+impl<'a> Weights<'a> {
+    pub(crate) fn new(params: &'a ParamStore, t: &Item2VecTables) -> Self {
+        let e = params.get(t.embedding);
+        Self {
+            e: &e.data,
+            w: &params.get(t.out_weight).data,
+            b: &params.get(t.out_bias).data,
+            v: e.rows,
+            k: e.cols,
+        }
+    }
+}
+
+/// Rows marked since the last clear.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RowMarks {
+    flags: Vec<bool>,
+    pub rows: Vec<u32>,
+}
+
+impl RowMarks {
+    #[inline]
+    pub(crate) fn mark(&mut self, r: u32) {
+        let f = &mut self.flags[r as usize];
+        if !*f {
+            *f = true;
+            self.rows.push(r);
+        }
+    }
+
+    fn resize(&mut self, n: usize) {
+        if self.flags.len() != n {
+            self.flags = vec![false; n];
+            self.rows.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        for &r in &self.rows {
+            self.flags[r as usize] = false;
+        }
+        self.rows.clear();
+    }
+}
+
+/// Scratch and partial gradients of one lane; sized once, reused every batch.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lane {
+    /// Hidden vectors of a chunk (CHUNK x k).
+    pub h: Vec<f32>,
+    /// Their gradients (CHUNK x k).
+    pub dh: Vec<f32>,
+    /// Logits / dz of a chunk (CHUNK x V; softmax only).
+    pub z: Vec<f32>,
+    /// Partial gradient of `out_weight` (V x k).
+    pub dw: Vec<f32>,
+    /// Partial gradient of `out_bias` (V).
+    pub db: Vec<f32>,
+    /// Partial gradient of `embedding` (V x k).
+    pub de: Vec<f32>,
+    /// Rows of `out_weight`/`out_bias` touched (negative sampling).
+    pub w_rows: RowMarks,
+    /// Rows of `embedding` touched.
+    pub e_rows: RowMarks,
+    /// Loss sum of the lane.
+    pub loss: f64,
+}
+
+impl Lane {
+    pub(crate) fn ensure(&mut self, v: usize, k: usize, softmax: bool) {
+        let grow = |b: &mut Vec<f32>, n: usize| {
+            if b.len() != n {
+                *b = vec![0.0; n];
+            }
+        };
+        grow(&mut self.h, CHUNK * k);
+        grow(&mut self.dh, CHUNK * k);
+        if softmax {
+            grow(&mut self.z, CHUNK * v);
+        }
+        grow(&mut self.dw, v * k);
+        grow(&mut self.db, v);
+        grow(&mut self.de, v * k);
+        self.w_rows.resize(v);
+        self.e_rows.resize(v);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    ids: Vec<u32>,
+    lanes: Vec<Lane>,
+}
+
+/// The item2vec objective over training sequences (units) with an optional validation set.
+#[derive(Debug)]
+pub struct Item2VecObjective {
+    config: Item2VecConfig,
+    tables: Item2VecTables,
+    vocab: usize,
+    seed: u64,
+    train: Examples,
+    val: Option<Examples>,
+    sampler: Option<UnigramSampler>,
+    lanes: usize,
+    draws: AtomicU64,
+    scratch: Mutex<Scratch>,
+}
+
+impl Item2VecObjective {
+    /// An objective over `train` (and `val`) examples of a vocabulary of `vocab` tokens. The
+    /// negative-sampling noise table counts the training examples' tokens.
+    pub fn new(
+        config: Item2VecConfig,
+        tables: Item2VecTables,
+        vocab: usize,
+        train: Examples,
+        val: Option<Examples>,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        for (name, ex) in [("training", Some(&train)), ("validation", val.as_ref())] {
+            if let Some(ex) = ex {
+                if ex.max_token_bound() > vocab {
+                    return Err(ModelError::InvalidData(format!(
+                        "{name} examples use token {} but the vocabulary has {vocab}",
+                        ex.max_token_bound() - 1
+                    )));
+                }
+            }
+        }
+        let sampler = match config.loss {
+            OutputLoss::FullSoftmax => None,
+            OutputLoss::NegativeSampling => {
+                let mut counts = vec![0u64; vocab];
+                for e in 0..train.len() {
+                    counts[train.target(e) as usize] += 1;
+                    for &c in train.context(e) {
+                        counts[c as usize] += 1;
+                    }
+                }
+                Some(UnigramSampler::new(&counts, config.unigram_power).ok_or_else(|| {
+                    ModelError::InvalidData("negative sampling needs at least one training example".into())
+                })?)
+            }
+        };
+        Ok(Self {
+            config,
+            tables,
+            vocab,
+            seed,
+            train,
+            val,
+            sampler,
+            lanes: rayon::current_num_threads().max(1),
+            draws: AtomicU64::new(0),
+            scratch: Mutex::new(Scratch::default()),
+        })
+    }
+
+    /// Sets the number of parallel lanes (the determinism unit; default: rayon's thread count).
+    pub fn with_lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes.max(1);
+        self
+    }
+
+    /// The model configuration.
+    pub fn config(&self) -> &Item2VecConfig {
+        &self.config
+    }
+
+    /// The table ids.
+    pub fn tables(&self) -> Item2VecTables {
+        self.tables
+    }
+
+    /// Training examples.
+    pub fn train_examples(&self) -> &Examples {
+        &self.train
+    }
+
+    /// Validation examples, if any.
+    pub fn val_examples(&self) -> Option<&Examples> {
+        self.val.as_ref()
+    }
+
+    /// Loss sum and count of the batch of training sequences `units`; with `grads`, ADDS the
+    /// gradient of the batch's mean loss. `draw` picks the negative samples (ignored by the full
+    /// softmax): equal draws give equal negatives.
+    pub fn batch_loss_and_grad(
+        &self,
+        params: &ParamStore,
+        units: &[u32],
+        draw: u64,
+        grads: Option<&mut Grads>,
+    ) -> (f64, u64) {
+        let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let Scratch { ids, lanes } = &mut *guard;
+        ids.clear();
+        for &u in units {
+            let r = self.train.sequence_range(u as usize);
+            ids.extend(r.start as u32..r.end as u32);
+        }
+        self.run(params, &self.train, ids, draw, grads, lanes)
+    }
+
+    /// Loss sum and count over every example of `examples` (no gradient).
+    pub fn loss_over(&self, params: &ParamStore, examples: &Examples, draw: u64) -> (f64, u64) {
+        let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let Scratch { ids, lanes } = &mut *guard;
+        ids.clear();
+        ids.extend(0..examples.len() as u32);
+        self.run(params, examples, ids, draw, None, lanes)
+    }
+
+    /// Draw id for the next training batch.
+    pub fn next_draw(&self) -> u64 {
+        self.draws.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn run(
+        &self,
+        params: &ParamStore,
+        ex: &Examples,
+        ids: &[u32],
+        draw: u64,
+        grads: Option<&mut Grads>,
+        lanes: &mut Vec<Lane>,
+    ) -> (f64, u64) {
+        let count = match self.config.architecture {
+            Architecture::Cbow => ids.len() as u64,
+            Architecture::Skipgram => ids.iter().map(|&e| ex.context(e as usize).len() as u64).sum(),
+        };
+        if count == 0 {
+            return (0.0, 0);
+        }
+        let wts = Weights::new(params, &self.tables);
+        debug_assert_eq!(wts.v, self.vocab);
+        let scale = 1.0 / count as f32;
+        let grad = grads.is_some();
+        let n_lanes = self.lanes.min(ids.len().div_ceil(MIN_LANE_EXAMPLES)).max(1);
+        if lanes.len() < n_lanes {
+            lanes.resize_with(n_lanes, Lane::default);
+        }
+        let len = ids.len();
+        let cfg = self.config;
+        let pass = self.sampler.as_ref().map(|sampler| NegativePass {
+            arch: cfg.architecture,
+            reduce: cfg.context,
+            negatives: cfg.negatives,
+            sampler,
+            seed: self.seed,
+            draw,
+        });
+        let work = |j: usize, lane: &mut Lane| {
+            let (lo, hi) = (j * len / n_lanes, (j + 1) * len / n_lanes);
+            lane.loss = 0.0;
+            match &pass {
+                None => {
+                    softmax_lane(cfg.architecture, cfg.context, &wts, ex, &ids[lo..hi], scale, lane, grad)
+                }
+                Some(p) => negative_lane(p, &wts, ex, &ids[lo..hi], lo, scale, lane, grad),
+            }
+        };
+        if n_lanes == 1 {
+            work(0, &mut lanes[0]);
+        } else {
+            lanes[..n_lanes].par_iter_mut().enumerate().for_each(|(j, lane)| work(j, lane));
+        }
+        let loss: f64 = lanes[..n_lanes].iter().map(|l| l.loss).sum();
+        if let Some(grads) = grads {
+            for lane in &mut lanes[..n_lanes] {
+                self.reduce_lane(lane, grads);
+            }
+        }
+        (loss, count)
+    }
+
+    /// Adds a lane's partial gradients to `grads` and zeroes them.
+    fn reduce_lane(&self, lane: &mut Lane, grads: &mut Grads) {
+        let k = self.config.dim;
+        let t = self.tables;
+        {
+            let g = grads.get_mut(t.embedding);
+            for &r in &lane.e_rows.rows {
+                let r = r as usize;
+                let src = &mut lane.de[r * k..(r + 1) * k];
+                g.row_mut(r).iter_mut().zip(src.iter_mut()).for_each(|(g, s)| {
+                    *g += *s;
+                    *s = 0.0;
+                });
+            }
+            lane.e_rows.clear();
+        }
+        match self.config.loss {
+            OutputLoss::FullSoftmax => {
+                let add_all = |g: &mut [f32], s: &mut [f32]| {
+                    g.iter_mut().zip(s.iter_mut()).for_each(|(g, s)| {
+                        *g += *s;
+                        *s = 0.0;
+                    })
+                };
+                add_all(grads.get_mut(t.out_weight).all_mut(), &mut lane.dw);
+                add_all(grads.get_mut(t.out_bias).all_mut(), &mut lane.db);
+            }
+            OutputLoss::NegativeSampling => {
+                for &r in &lane.w_rows.rows {
+                    let r = r as usize;
+                    let src = &mut lane.dw[r * k..(r + 1) * k];
+                    grads.get_mut(t.out_weight).row_mut(r).iter_mut().zip(src.iter_mut()).for_each(
+                        |(g, s)| {
+                            *g += *s;
+                            *s = 0.0;
+                        },
+                    );
+                    grads.get_mut(t.out_bias).row_mut(r)[0] += lane.db[r];
+                    lane.db[r] = 0.0;
+                }
+                lane.w_rows.clear();
+            }
+        }
+    }
+}
+
+/// Each training batch draws fresh negatives (draw id = call count); validation uses the fixed
+/// [`VALIDATION_DRAW`] so epochs are compared on the same negatives.
+impl Objective for Item2VecObjective {
+    fn train_units(&self) -> usize {
+        self.train.sequences()
+    }
+
+    fn loss_and_grad(&self, params: &ParamStore, units: &[u32], grads: &mut Grads) -> BatchLoss {
+        let draw = self.next_draw();
+        let (sum, count) = self.batch_loss_and_grad(params, units, draw, Some(grads));
+        BatchLoss::new(sum, count)
+    }
+
+    fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss> {
+        let val = self.val.as_ref()?;
+        let (sum, count) = self.loss_over(params, val, VALIDATION_DRAW);
+        Some(BatchLoss::new(sum, count))
+    }
+}
