@@ -18,6 +18,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod demo;
 mod error;
 pub mod plots;
 pub mod report;

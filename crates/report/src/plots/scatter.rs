@@ -167,7 +167,7 @@ impl Scatter {
                     let (ex, ey) = rect.nearest_point(mx, my);
                     root.draw(&PathElement::new(
                         vec![(px(mx), px(my)), (px(ex), px(ey))],
-                        RGBColor(150, 150, 150).stroke_width(1),
+                        RGBColor(120, 120, 120).stroke_width(1),
                     ))
                     .map_err(err)?;
                 }
