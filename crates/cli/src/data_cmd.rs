@@ -1,10 +1,12 @@
 //! `reelvec data ...`: data set statistics and the synthetic generator.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use reelvec_data::stats::Stats;
+use reelvec_data::synth::{self, Preset, SynthConfig};
 use reelvec_data::{load, GenericColumns, Layout, LoadOptions};
 
 /// `reelvec data` arguments.
@@ -18,6 +20,25 @@ pub struct Args {
 enum DataCommand {
     /// Print statistics of a data set (users, movies, ratings, density, ...).
     Stats(StatsArgs),
+    /// Write a synthetic MovieLens-shaped data set with planted truth (truth.json beside it).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SynthArgs {
+    /// Size: tiny, small, ml-100k, ml-1m or ml-25m.
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// Layout to write: ml-100k, ml-1m, ml-10m, ml-latest or generic (whole-star layouts round
+    /// half stars to the even star).
+    #[arg(long, default_value = "ml-latest")]
+    layout: String,
+    /// Output directory (created when missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 /// Where a data set is and how to read it (shared by every command that loads data).
@@ -104,7 +125,32 @@ struct StatsArgs {
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         DataCommand::Stats(a) => stats(a),
+        DataCommand::Synth(a) => synth(a),
     }
+}
+
+fn synth(args: SynthArgs) -> Result<()> {
+    let preset: Preset = args.preset.parse()?;
+    let layout: Layout = args.layout.parse()?;
+    let started = Instant::now();
+    let data = synth::generate(&SynthConfig { seed: args.seed, ..preset.config() });
+    let generated = started.elapsed().as_secs_f64();
+    let files = reelvec_data::write(&data.dataset, layout, &args.out)
+        .with_context(|| format!("cannot write the data set to {}", args.out.display()))?;
+    let truth = args.out.join("truth.json");
+    data.truth.save(&truth)?;
+    eprintln!(
+        "synthetic {preset} (seed {}): {} users, {} movies, {} ratings; generated in {generated:.2}s, written in {:.2}s",
+        args.seed,
+        data.dataset.users.len(),
+        data.dataset.catalogue.len(),
+        data.dataset.ratings.len(),
+        started.elapsed().as_secs_f64() - generated
+    );
+    for f in files.iter().chain([&truth]) {
+        println!("{}", f.display());
+    }
+    Ok(())
 }
 
 /// Loads a data set with the given read options, with the path in the error context.

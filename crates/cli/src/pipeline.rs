@@ -29,7 +29,8 @@ pub fn run(args: Args) -> Result<()> {
     let ds = match &args.data {
         Some(path) => load_data(path, &args.read)?,
         None => {
-            anyhow::bail!("no --data given and the embedded synthetic data set is not built yet")
+            eprintln!("no --data given: using the embedded synthetic data set (preset small, seed 42)");
+            reelvec_data::synth::small().dataset
         }
     };
     println!("stage 0: data");

@@ -31,10 +31,13 @@ pub mod layout;
 mod load;
 mod parse;
 pub mod stats;
+pub mod synth;
 pub mod transforms;
 pub mod types;
+pub mod write;
 
 pub use error::{DataError, ParseProblem};
 pub use layout::{GenericColumns, Layout, LoadOptions};
 pub use load::load;
 pub use types::{Catalogue, Dataset, IdMap, Link, LoadReport, Movie, Ratings, Tag};
+pub use write::write;
