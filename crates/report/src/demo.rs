@@ -99,7 +99,12 @@ pub fn sample_report() -> Result<Report, ReportError> {
         .collect();
     p2.push_plot(
         "PCA of the movie factors, 40 best-rated movies with at least 50 ratings.",
-        Scatter::new("P2 — PCA of movie factors", points).with_axes("PC 1", "PC 2").to_svg()?,
+        Scatter::new("P2 — PCA of movie factors", points)
+            .with_axes("PC 1", "PC 2")
+            .with_background(
+                (0..200).map(|i| ((i as f64 * 0.37).sin() * 3.2, (i as f64 * 0.61).cos() * 2.2)).collect(),
+            )
+            .to_svg()?,
     );
     let bars: Vec<Bar> =
         (0..10).map(|i| Bar { label: title(15 - i), value: 0.45 - 0.1 * i as f64 }).collect();

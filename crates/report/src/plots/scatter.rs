@@ -25,6 +25,10 @@ pub struct Scatter {
     pub x_label: String,
     pub y_label: String,
     pub points: Vec<LabelledPoint>,
+    /// Unlabelled context points (the rest of the catalogue), drawn small and grey under the
+    /// labelled ones; labels may cover them.
+    #[serde(default)]
+    pub background: Vec<(f64, f64)>,
     /// Width and height in pixels.
     pub size: (u32, u32),
     pub max_label_chars: usize,
@@ -63,6 +67,7 @@ impl Scatter {
             x_label: "component 1".to_owned(),
             y_label: "component 2".to_owned(),
             points,
+            background: Vec::new(),
             size: (900, 640),
             max_label_chars: 24,
         }
@@ -72,6 +77,12 @@ impl Scatter {
     pub fn with_axes(mut self, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
         self.x_label = x_label.into();
         self.y_label = y_label.into();
+        self
+    }
+
+    /// Sets the unlabelled context points.
+    pub fn with_background(mut self, background: Vec<(f64, f64)>) -> Self {
+        self.background = background;
         self
     }
 
@@ -88,8 +99,11 @@ impl Scatter {
             return Err(ReportError::invalid(plot, format!("size {:?} is below 300 x 200", self.size)));
         }
         let finite = |p: &&LabelledPoint| p.x.is_finite() && p.y.is_finite();
-        let (x_lo, x_hi) = padded_range(self.points.iter().filter(finite).map(|p| p.x), 0.08);
-        let (y_lo, y_hi) = padded_range(self.points.iter().filter(finite).map(|p| p.y), 0.08);
+        let background = || self.background.iter().filter(|(x, y)| x.is_finite() && y.is_finite());
+        let xs = self.points.iter().filter(finite).map(|p| p.x).chain(background().map(|p| p.0));
+        let (x_lo, x_hi) = padded_range(xs, 0.08);
+        let ys = self.points.iter().filter(finite).map(|p| p.y).chain(background().map(|p| p.1));
+        let (y_lo, y_hi) = padded_range(ys, 0.08);
         let texts: Vec<String> =
             self.points.iter().map(|p| shorten_title(&p.label, self.max_label_chars)).collect();
 
@@ -152,6 +166,9 @@ impl Scatter {
                 markers.iter().map(|&(x, y)| if x.is_finite() { (x, y) } else { (-1e9, -1e9) }).collect();
             let labels = place_labels(&anchors, &sizes, MARKER, bounds);
 
+            chart
+                .draw_series(background().map(|&p| Circle::new(p, 2, RGBColor(190, 190, 190).filled())))
+                .map_err(err)?;
             let colour = PALETTE[0];
             chart
                 .draw_series(
@@ -265,6 +282,23 @@ mod tests {
         }
         let drawn = summary.texts.iter().filter(|t| t.starts_with("Movie With A Long Title")).count();
         assert_eq!(drawn, placed.len());
+    }
+
+    #[test]
+    fn background_points_widen_the_axes_and_stay_unlabelled() {
+        let points = vec![point(0.0, 0.0, "only label")];
+        let plot = Scatter::new("bg", points).with_background(vec![(10.0, -10.0), (f64::NAN, 0.0)]);
+        let (svg, layout) = plot.render().unwrap();
+        let summary = parse_svg(&svg);
+        assert_eq!(summary.texts.iter().filter(|t| *t == "only label").count(), 1);
+        // The axes reach the background point at x = 10 (ticks go past 9).
+        assert!(
+            summary.texts.iter().any(|t| t.parse::<f64>().is_ok_and(|v| v >= 9.0)),
+            "{:?}",
+            summary.texts
+        );
+        assert_eq!(layout.omitted(), 0);
+        assert_eq!(svg.matches("<circle").count(), 2);
     }
 
     #[test]
