@@ -31,6 +31,7 @@ mod cuda;
 mod cuda;
 pub mod device;
 mod error;
+pub mod gradcheck;
 pub mod hogwild;
 pub mod optim;
 pub mod parallel;
