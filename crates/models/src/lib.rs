@@ -22,7 +22,9 @@ pub mod cooc;
 mod error;
 pub mod export;
 pub mod mf;
+pub mod item2vec;
 pub mod pipelines;
+pub mod titles;
 pub mod traits;
 
 pub use checkpoint::{RunInfo, TableShape};

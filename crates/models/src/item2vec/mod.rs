@@ -17,7 +17,7 @@ mod objective;
 pub mod softmax;
 
 pub use examples::Examples;
-pub use model::Item2Vec;
+pub use model::{Item2Vec, RankMetrics};
 pub use negative::UnigramSampler;
 pub use objective::{Item2VecObjective, Item2VecTables};
 

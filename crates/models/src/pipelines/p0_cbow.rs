@@ -1,0 +1,299 @@
+//! P0 — item2vec CBOW (and its skip-gram twin) over users' viewing sequences, as PROTOCOLS.md
+//! describes it: keep the `top_movies` most-rated movies, then users with at least
+//! `min_user_ratings` ratings among them; one sequence per user ordered by timestamp (ties keep
+//! file order); users split 80/20 with a seed; windows of `w` with the notebook's dropped ends;
+//! Adam lr 1e-2 on batches of 64 user sequences (not shuffled, as the notebook's DataLoader);
+//! up to 20 epochs with early stopping (minimum 6, patience 3).
+//!
+//! Reported: train/validation cross-entropy per epoch, the uniform baseline `ln V`,
+//! accuracy@1 and hit@10 of the validation targets, middle-movie predictions for two-movie
+//! contexts, cosine nearest neighbours, and the embeddings.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use reelvec_data::{transforms, Dataset};
+use reelvec_engine::{
+    AdamConfig, EarlyStopping, History, OptimizerConfig, Schedule, ScheduleStep, TrainConfig, Trainer,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{run_info_for, ModelKind, MovieScore};
+use crate::checkpoint::{self, RunInfo};
+use crate::item2vec::{
+    Architecture, Examples, Item2Vec, Item2VecConfig, Item2VecObjective, Item2VecTables, RankMetrics,
+};
+use crate::traits::ItemEmbeddings;
+use crate::ModelError;
+
+/// P0's configuration (notebook defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The model (CBOW, k = 20, w = 1, sum, full softmax, dropped ends).
+    pub model: Item2VecConfig,
+    /// Keep the most-rated movies (50); 0 keeps every movie.
+    pub top_movies: usize,
+    /// Keep users with at least this many ratings among the kept movies (20).
+    pub min_user_ratings: usize,
+    /// Rating-aware sequences: keep only ratings at or above this (none by default).
+    pub min_rating: Option<f32>,
+    /// Share of users (whole sequences) that train (0.8).
+    pub train_fraction: f64,
+    /// Seed of the user split and the initialisation (the CLI's `--seed` also sets `train.seed`).
+    pub seed: u64,
+    /// Trainer settings: Adam lr 1e-2, batch 64 sequences, 20 epochs, early stopping 6/3.
+    pub train: TrainConfig,
+    /// Two-movie contexts whose middle movie is reported (titles: exact, else a unique
+    /// case-insensitive part); pairs not in the vocabulary are skipped.
+    pub middle_queries: Vec<[String; 2]>,
+    /// Movies whose cosine neighbours are reported (same matching); the most-rated movie when
+    /// none of them is in the vocabulary.
+    pub neighbours_of: Vec<String>,
+    /// Neighbours and middle candidates reported per query.
+    pub report_top: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let pair = |a: &str, b: &str| [a.to_string(), b.to_string()];
+        Self {
+            model: Item2VecConfig::default(),
+            top_movies: 50,
+            min_user_ratings: 20,
+            min_rating: None,
+            train_fraction: 0.8,
+            seed: 42,
+            train: TrainConfig {
+                epochs: 20,
+                batch_size: 64,
+                shuffle: false,
+                seed: 42,
+                lr: 1e-2,
+                optimizer: OptimizerConfig::Adam(AdamConfig::default()),
+                schedule: Schedule::Constant,
+                schedule_step: ScheduleStep::PerBatch,
+                early_stopping: Some(EarlyStopping { min_epochs: 6, patience: 3 }),
+                restore_best: false,
+                quiet: false,
+            },
+            middle_queries: vec![
+                pair("Fellowship of the Ring", "Return of the King"),
+                pair("Star Wars (1977)", "Return of the Jedi (1983)"),
+                pair("A New Hope (1977)", "Return of the Jedi (1983)"),
+            ],
+            neighbours_of: vec![
+                "Star Wars (1977)".into(),
+                "Fellowship of the Ring".into(),
+                "Toy Story (1995)".into(),
+            ],
+            report_top: 5,
+        }
+    }
+}
+
+/// A middle-movie prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiddlePrediction {
+    /// The movie before.
+    pub before: MovieScore,
+    /// The movie after.
+    pub after: MovieScore,
+    /// The most likely middle movies, best first (score: log-likelihood, see [`Item2Vec`]).
+    pub predicted: Vec<MovieScore>,
+}
+
+/// Everything P0 reports.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The trained model (token = dense movie index of [`Outcome::dataset`]).
+    pub model: Item2Vec,
+    /// The filtered data the model was trained on (its movies are the vocabulary).
+    pub dataset: Dataset,
+    /// Per-epoch train / validation cross-entropy.
+    pub history: History,
+    /// Figures.
+    pub figures: Figures,
+    /// Middle-movie predictions of the configured queries found in the vocabulary.
+    pub middle: Vec<MiddlePrediction>,
+    /// Cosine neighbours of the configured movies.
+    pub neighbours: Vec<(MovieScore, Vec<MovieScore>)>,
+    /// The validation examples (for further metrics).
+    pub val_examples: Examples,
+}
+
+/// P0's scalar figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Vocabulary size V.
+    pub vocab: usize,
+    /// `ln V`, the cross-entropy of the uniform prediction.
+    pub uniform_baseline: f64,
+    /// Training / validation users.
+    pub train_sequences: usize,
+    /// Validation users.
+    pub val_sequences: usize,
+    /// Training examples (CBOW windows).
+    pub train_examples: usize,
+    /// Validation examples.
+    pub val_examples: usize,
+    /// Train cross-entropy of the last epoch (mean over its batches' examples).
+    pub final_train_loss: f64,
+    /// Validation loss of the last epoch.
+    pub final_val_loss: Option<f64>,
+    /// Best validation loss and its epoch (0-based).
+    pub best_val_loss: Option<f64>,
+    /// Epoch of the best validation loss.
+    pub best_epoch: Option<usize>,
+    /// Ranking figures on the validation examples.
+    pub val_rank: Option<RankMetrics>,
+    /// Training wall time.
+    pub seconds: f64,
+}
+
+/// The dense movie index whose title is exactly `query`, else the unique one containing it
+/// (case-insensitive).
+fn find_movie(ds: &Dataset, query: &str) -> Option<u32> {
+    let titles: Vec<String> = (0..ds.movies.len() as u32).map(|m| ds.title(m)).collect();
+    crate::titles::resolve(&titles, query).ok()
+}
+
+/// Applies P0's filters and returns the filtered data set and its user sequences.
+pub fn prepare(ds: &Dataset, config: &Config) -> Result<(Dataset, Vec<Vec<u32>>), ModelError> {
+    let rated = match config.min_rating {
+        Some(min) => {
+            let rows: Vec<u32> =
+                (0..ds.ratings.len() as u32).filter(|&r| ds.ratings.rating[r as usize] >= min).collect();
+            transforms::subset(ds, &rows)
+        }
+        None => ds.clone(),
+    };
+    let top =
+        if config.top_movies == 0 { rated } else { transforms::keep_top_movies(&rated, config.top_movies) };
+    let kept = transforms::filter_min_ratings(&top, config.min_user_ratings, 1);
+    if kept.ratings.is_empty() {
+        return Err(ModelError::InvalidData(format!(
+            "P0: no user has {} ratings among the top {} movies",
+            config.min_user_ratings, config.top_movies
+        )));
+    }
+    let sequences = transforms::user_sequences(&kept.ratings, kept.users.len());
+    Ok((kept, sequences))
+}
+
+/// Runs P0 on `ds`.
+pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
+    let started = Instant::now();
+    let (data, sequences) = prepare(ds, config)?;
+    let vocab = data.movies.len();
+    let (train_users, val_users) =
+        transforms::split_users(sequences.len(), config.train_fraction, config.seed);
+    let pick = |users: &[u32]| users.iter().map(|&u| sequences[u as usize].clone()).collect::<Vec<_>>();
+    let m = &config.model;
+    let train = Examples::build(&pick(&train_users), m.window, m.drop_ends);
+    let val = Examples::build(&pick(&val_users), m.window, m.drop_ends);
+    if train.is_empty() {
+        return Err(ModelError::InvalidData("P0: the training sequences give no example".into()));
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    let mut params = reelvec_engine::ParamStore::new();
+    let tables = Item2VecTables::register(&mut params, vocab, m, &mut rng)?;
+    let val_opt = (!val.is_empty()).then(|| val.clone());
+    let objective = Item2VecObjective::new(*m, tables, vocab, train, val_opt, config.seed)?;
+    let history = Trainer::new(config.train.clone()).fit(&objective, &mut params)?;
+    let model = Item2Vec::new(*m, params)?;
+    let val_rank = (!val.is_empty()).then(|| model.rank_metrics(&val));
+    let last = history.epochs.last();
+    let figures = Figures {
+        vocab,
+        uniform_baseline: (vocab as f64).ln(),
+        train_sequences: train_users.len(),
+        val_sequences: val_users.len(),
+        train_examples: objective.train_examples().len(),
+        val_examples: val.len(),
+        final_train_loss: last.map_or(f64::NAN, |e| e.train_loss),
+        final_val_loss: last.and_then(|e| e.val_loss),
+        best_val_loss: history.best_epoch.and_then(|b| history.epochs[b].val_loss),
+        best_epoch: history.best_epoch,
+        val_rank,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let n = config.report_top;
+    let mut middle = Vec::new();
+    for [a, b] in &config.middle_queries {
+        if let (Some(a), Some(b)) = (find_movie(&data, a), find_movie(&data, b)) {
+            if middle.iter().any(|p: &MiddlePrediction| p.before.movie == a && p.after.movie == b) {
+                continue;
+            }
+            let predicted = model.predict_middle(a, b, n)?;
+            middle.push(MiddlePrediction {
+                before: MovieScore::new(&data, a, 0.0),
+                after: MovieScore::new(&data, b, 0.0),
+                predicted: MovieScore::list(&data, &predicted),
+            });
+        }
+    }
+    let mut queries: Vec<u32> = config.neighbours_of.iter().filter_map(|q| find_movie(&data, q)).collect();
+    queries.dedup();
+    if queries.is_empty() {
+        queries.extend(transforms::top_movies(&data, 1));
+    }
+    let neighbours = queries
+        .into_iter()
+        .map(|q| (MovieScore::new(&data, q, 1.0), MovieScore::list(&data, &model.nearest_by_cosine(q, n))))
+        .collect();
+    Ok(Outcome { model, dataset: data, history, figures, middle, neighbours, val_examples: val })
+}
+
+impl Outcome {
+    /// The model kind (CBOW or skip-gram).
+    pub fn kind(&self) -> ModelKind {
+        match self.model.config().architecture {
+            Architecture::Cbow => ModelKind::Cbow,
+            Architecture::Skipgram => ModelKind::Skipgram,
+        }
+    }
+
+    /// Writes the run directory (`model.safetensors`, `run.json` with the filtered vocabulary's
+    /// ids and titles, the history and the figures).
+    pub fn save(&self, dir: &Path, config: &Config, data_path: Option<&Path>) -> Result<(), ModelError> {
+        let mut info =
+            run_info_for(&self.dataset, self.kind(), crate::config::to_json(config), config.seed, data_path);
+        info.history = serde_json::to_value(&self.history).unwrap_or_default();
+        info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
+        checkpoint::save_run(dir, self.model.params(), &info)
+    }
+
+    /// The middle part of every consecutive triple of each franchise (raw ids in watch order)
+    /// whose three movies are in the vocabulary: `(top predictions equal to the middle, triples)`.
+    pub fn franchise_middle_hits(&self, franchises: &[Vec<u64>]) -> Result<(usize, usize), ModelError> {
+        let (mut hits, mut total) = (0, 0);
+        for f in franchises {
+            let dense: Vec<Option<u32>> = f.iter().map(|&raw| self.dataset.movies.dense(raw)).collect();
+            for w in dense.windows(3) {
+                if let [Some(a), Some(b), Some(c)] = *w {
+                    total += 1;
+                    if self.model.predict_middle(a, c, 1)?.first().map(|x| x.0) == Some(b) {
+                        hits += 1;
+                    }
+                }
+            }
+        }
+        Ok((hits, total))
+    }
+}
+
+/// Loads a CBOW / skip-gram run directory.
+pub fn load(dir: &Path) -> Result<(Item2Vec, RunInfo), ModelError> {
+    let (params, info) = checkpoint::load_run(dir)?;
+    if !matches!(info.model_kind, ModelKind::Cbow | ModelKind::Skipgram) {
+        return Err(ModelError::Unsupported {
+            operation: "middle-movie prediction".into(),
+            kind: info.model_kind.to_string(),
+        });
+    }
+    let config: Config = serde_json::from_value(info.config.clone())
+        .map_err(|e| ModelError::checkpoint(dir.join("run.json"), format!("P0 config: {e}")))?;
+    Ok((Item2Vec::new(config.model, params)?, info))
+}
