@@ -5,7 +5,11 @@
 //! one is a new module plus one variant in [`Command`] and one arm in [`main`].
 
 mod data_cmd;
+mod export_cmd;
 mod pipeline;
+mod plot_cmd;
+mod query;
+mod train;
 
 use std::process::ExitCode;
 
@@ -25,6 +29,18 @@ enum Command {
     Data(data_cmd::Args),
     /// Run the main job on a data set (the embedded synthetic one by default).
     Pipeline(pipeline::Args),
+    /// Train a model and write a run directory.
+    Train(train::Args),
+    /// Movies nearest to a movie by cosine of a run's item embeddings.
+    Similar(query::SimilarArgs),
+    /// A user's top movies by predicted rating.
+    Recommend(query::RecommendArgs),
+    /// One predicted rating.
+    Predict(query::PredictArgs),
+    /// Export a run's item embeddings (csv, npy, word2vec).
+    Export(export_cmd::Args),
+    /// Draw a run as an SVG plot: loss curves, cosine heatmap, PCA or t-SNE map.
+    Plot(plot_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +48,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(args) => data_cmd::run(args),
         Command::Pipeline(args) => pipeline::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Similar(args) => query::similar(args),
+        Command::Recommend(args) => query::recommend(args),
+        Command::Predict(args) => query::predict(args),
+        Command::Export(args) => export_cmd::run(args),
+        Command::Plot(args) => plot_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,34 @@
+//! `reelvec export`: writes a run's item embeddings as CSV, `.npy` or word2vec text (with a
+//! titles side file).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use reelvec_models::export::{export, ExportFormat};
+use reelvec_models::pipelines::load_item_embeddings;
+
+/// `reelvec export` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run directory written by `reelvec train`.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// csv (movieId then one column per dimension), npy, or word2vec.
+    #[arg(long)]
+    pub format: String,
+    /// File to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Runs `reelvec export`.
+pub fn run(args: Args) -> Result<()> {
+    let format: ExportFormat = args.format.parse()?;
+    let (emb, info) = load_item_embeddings(&args.run)?;
+    let files = export(format, &args.out, &info.movie_raw_ids, &info.movie_titles, emb.view())?;
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    println!("{} movies x {} dimensions ({} model)", emb.nrows(), emb.ncols(), info.model_kind);
+    Ok(())
+}

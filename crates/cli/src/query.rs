@@ -1,0 +1,169 @@
+//! Queries against a run directory: `reelvec similar` (nearest movies by cosine of any model's
+//! item embeddings), `reelvec recommend` (a user's top movies) and `reelvec predict` (one
+//! rating), for the rating models (mf, sigmoid-mf, residual-mf).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use reelvec_models::checkpoint;
+use reelvec_models::mf::MfModel;
+use reelvec_models::pipelines::load_item_embeddings;
+use reelvec_models::traits::nearest_by_cosine;
+use reelvec_models::{RatingModel, RunInfo};
+
+/// `reelvec similar` arguments.
+#[derive(Debug, clap::Args)]
+pub struct SimilarArgs {
+    /// Run directory written by `reelvec train`.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// A movie id, an exact title ("Star Wars (1977)"), or a unique case-insensitive part of one.
+    #[arg(value_name = "TITLE_OR_ID")]
+    pub movie: String,
+    /// Number of neighbours.
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+}
+
+/// `reelvec recommend` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RecommendArgs {
+    /// Run directory of a rating model (mf, sigmoid-mf, residual-mf).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Raw user id, as in the data.
+    #[arg(long)]
+    pub user: u64,
+    /// Number of movies.
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+    /// Leave out the movies the user rated in the training data.
+    #[arg(long)]
+    pub exclude_rated: bool,
+}
+
+/// `reelvec predict` arguments.
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// Run directory of a rating model (mf, sigmoid-mf, residual-mf).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Raw user id.
+    #[arg(long)]
+    pub user: u64,
+    /// Raw movie id.
+    #[arg(long)]
+    pub movie: u64,
+}
+
+/// Resolves a movie argument: a raw movie id of the run, else an exact title, else a unique
+/// case-insensitive substring of the titles. Ambiguity is an error listing the candidates.
+pub fn resolve_movie(info: &RunInfo, query: &str) -> Result<u32> {
+    let q = query.trim();
+    if let Ok(raw) = q.parse::<u64>() {
+        if let Some(d) = info.movie_dense(raw) {
+            return Ok(d);
+        }
+    }
+    let exact: Vec<u32> =
+        (0..info.movie_titles.len() as u32).filter(|&i| info.movie_titles[i as usize] == q).collect();
+    if exact.len() == 1 {
+        return Ok(exact[0]);
+    }
+    let candidates = if exact.is_empty() {
+        let needle = q.to_lowercase();
+        (0..info.movie_titles.len() as u32)
+            .filter(|&i| info.movie_titles[i as usize].to_lowercase().contains(&needle))
+            .collect::<Vec<u32>>()
+    } else {
+        exact
+    };
+    match candidates.len() {
+        0 => bail!("no movie matches `{q}` (give a movie id, an exact title, or part of a title)"),
+        1 => Ok(candidates[0]),
+        n => {
+            let shown: Vec<String> = candidates
+                .iter()
+                .take(20)
+                .map(|&i| format!("  {:>7}  {}", info.movie_raw_ids[i as usize], info.title(i)))
+                .collect();
+            let more = if n > 20 { format!("\n  ... and {} more", n - 20) } else { String::new() };
+            bail!("`{q}` matches {n} movies; pick one by id or exact title:\n{}{more}", shown.join("\n"))
+        }
+    }
+}
+
+fn user_of(info: &RunInfo, raw: u64) -> Result<u32> {
+    info.user_dense(raw).with_context(|| format!("user {raw} is not in this run's training data"))
+}
+
+fn rating_model(dir: &Path) -> Result<(MfModel, RunInfo)> {
+    let info = checkpoint::load_run_info(dir)?;
+    if !info.model_kind.predicts_ratings() {
+        bail!(
+            "run {} holds a {} model, which does not predict ratings (use mf, sigmoid-mf or residual-mf)",
+            dir.display(),
+            info.model_kind
+        );
+    }
+    Ok(MfModel::load(dir)?)
+}
+
+/// Runs `reelvec similar`.
+pub fn similar(args: SimilarArgs) -> Result<()> {
+    let (emb, info) = load_item_embeddings(&args.run)?;
+    let movie = resolve_movie(&info, &args.movie)?;
+    println!(
+        "nearest to {} ({}) by cosine, {} model:",
+        info.title(movie),
+        info.movie_raw_ids[movie as usize],
+        info.model_kind
+    );
+    for (rank, (m, sim)) in nearest_by_cosine(emb.view(), movie, args.k).into_iter().enumerate() {
+        println!("{:>3}  {:>7.4}  {:>7}  {}", rank + 1, sim, info.movie_raw_ids[m as usize], info.title(m));
+    }
+    Ok(())
+}
+
+/// Runs `reelvec recommend`.
+pub fn recommend(args: RecommendArgs) -> Result<()> {
+    let (model, info) = rating_model(&args.run)?;
+    let user = user_of(&info, args.user)?;
+    let rated = if args.exclude_rated {
+        checkpoint::load_rated(&args.run)?.with_context(|| {
+            format!("run {} has no rated-movie list for --exclude-rated", args.run.display())
+        })?
+    } else {
+        checkpoint::RatedItems::default()
+    };
+    let seen = rated.of(user);
+    let top = model.top_n(user, info.movie_raw_ids.len(), args.k, &|m| seen.binary_search(&m).is_ok());
+    println!(
+        "top {} for user {}{} ({} model, predicted stars):",
+        args.k,
+        args.user,
+        if args.exclude_rated { format!(", excluding {} rated", seen.len()) } else { String::new() },
+        info.model_kind
+    );
+    for (rank, (m, stars)) in top.into_iter().enumerate() {
+        println!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
+    }
+    Ok(())
+}
+
+/// Runs `reelvec predict`.
+pub fn predict(args: PredictArgs) -> Result<()> {
+    let (model, info) = rating_model(&args.run)?;
+    let user = user_of(&info, args.user)?;
+    let movie = info
+        .movie_dense(args.movie)
+        .with_context(|| format!("movie {} is not in this run's data", args.movie))?;
+    println!(
+        "{:.4} stars  (user {}, movie {} {})",
+        model.predict(user, movie),
+        args.user,
+        args.movie,
+        info.title(movie)
+    );
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! `reelvec train`: resolves a model's config (preset, TOML file, `--set` overrides, `--seed`),
+//! loads the data, runs the model's pipeline from reelvec-models, prints the protocol's figures
+//! and writes the run directory (`model.safetensors`, `run.json`, `rated.safetensors`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use reelvec_data::Dataset;
+use reelvec_engine::{Device, History};
+use reelvec_models::config::{self, resolve_from};
+use reelvec_models::pipelines::{self, p2_mf, p3_recommender, p4_residual, MovieScore};
+use reelvec_models::{ModelKind, RunInfo};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::data_cmd::{load_data, ReadOptions};
+
+/// `reelvec train` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Model: cbow, skipgram, cooc, mf, sigmoid-mf or residual-mf.
+    #[arg(long, value_name = "KIND")]
+    pub model: String,
+    /// Data set directory or ratings file.
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+    /// Run directory to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// TOML config merged over the model's defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Start from a named preset instead of the notebook defaults (mf: `tuned`).
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// Override one config key, e.g. `--set train.epochs=5` (repeatable, applied in order).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Seed of the split, the initialisation and the shuffles (overrides the config).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Compute device: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress bar, fewer lines.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the resolved config as TOML and exit without training.
+    #[arg(long)]
+    pub print_config: bool,
+    #[command(flatten)]
+    pub read: ReadOptions,
+}
+
+/// Everything a pipeline config shares that the CLI sets.
+trait CliConfig: Serialize + DeserializeOwned + Default {
+    fn preset(name: &str) -> Option<Self>;
+    fn apply(&mut self, seed: Option<u64>, quiet: bool);
+}
+
+macro_rules! cli_config {
+    ($ty:ty, $presets:expr) => {
+        impl CliConfig for $ty {
+            fn preset(name: &str) -> Option<Self> {
+                ($presets)(name)
+            }
+            fn apply(&mut self, seed: Option<u64>, quiet: bool) {
+                if let Some(s) = seed {
+                    self.seed = s;
+                    self.train.seed = s;
+                }
+                self.train.quiet |= quiet;
+            }
+        }
+    };
+}
+
+cli_config!(p2_mf::Config, p2_mf::Config::preset);
+cli_config!(p3_recommender::Config, |n: &str| (n == "notebook").then(p3_recommender::Config::default));
+cli_config!(p4_residual::Config, |n: &str| (n == "notebook").then(p4_residual::Config::default));
+
+fn resolve<C: CliConfig>(args: &Args) -> Result<C> {
+    let base = match &args.preset {
+        Some(name) => {
+            C::preset(name).with_context(|| format!("unknown preset `{name}` for --model {}", args.model))?
+        }
+        None => C::default(),
+    };
+    let mut cfg: C = resolve_from(&base, args.config.as_deref(), &args.set)?;
+    cfg.apply(args.seed, args.quiet);
+    Ok(cfg)
+}
+
+/// Runs `reelvec train`.
+pub fn run(args: Args) -> Result<()> {
+    let kind: ModelKind = args.model.parse()?;
+    if let Some(n) = args.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        // Read by rayon when its global pool starts (nothing has used it yet).
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let device = Device::parse(&args.device)?;
+    if device != Device::Cpu && args.device.trim() != "auto" {
+        bail!("--device {}: the {kind} pipeline runs on the CPU backend only; use --device cpu", args.device);
+    }
+    match kind {
+        ModelKind::Mf => train_mf(&args, resolve::<p2_mf::Config>(&args)?),
+        ModelKind::SigmoidMf => train_sigmoid(&args, resolve::<p3_recommender::Config>(&args)?),
+        ModelKind::ResidualMf => train_residual(&args, resolve::<p4_residual::Config>(&args)?),
+        ModelKind::Cbow | ModelKind::Skipgram | ModelKind::Cooc => bail!(
+            "`reelvec train --model {kind}` is not wired up yet: the {} pipeline \
+             (reelvec_models::pipelines::{}) has not landed",
+            kind.protocol(),
+            if kind == ModelKind::Cooc { "p1_cooc" } else { "p0_cbow" }
+        ),
+    }
+}
+
+/// Prints the config and returns true when only that was asked.
+fn printed_config<C: Serialize>(args: &Args, cfg: &C) -> Result<bool> {
+    if args.print_config {
+        print!("{}", config::to_toml_string(cfg)?);
+    }
+    Ok(args.print_config)
+}
+
+fn load(args: &Args) -> Result<Dataset> {
+    let ds = load_data(&args.data, &args.read)?;
+    if !args.quiet {
+        eprintln!(
+            "data: {} ratings, {} users, {} movies from {}",
+            ds.ratings.len(),
+            ds.users.len(),
+            ds.movies.len(),
+            args.data.display()
+        );
+    }
+    Ok(ds)
+}
+
+fn print_history(h: &History, last_batch: bool) {
+    for e in &h.epochs {
+        let mark = if h.best_epoch == Some(e.epoch) { " *" } else { "" };
+        match (last_batch, e.val_loss) {
+            (true, _) => println!(
+                "epoch {:>3}  last batch loss {:.4}  ({:.2}s)",
+                e.epoch, e.last_batch_loss, e.seconds
+            ),
+            (false, Some(v)) => {
+                println!(
+                    "epoch {:>3}  train {:.4}  val {:.4}  ({:.2}s){mark}",
+                    e.epoch, e.train_loss, v, e.seconds
+                )
+            }
+            (false, None) => println!("epoch {:>3}  train {:.4}  ({:.2}s)", e.epoch, e.train_loss, e.seconds),
+        }
+    }
+}
+
+fn print_movies(label: &str, list: &[MovieScore]) {
+    println!("{label}:");
+    for m in list {
+        println!("  {:>8.4}  {:>7}  {}", m.score, m.raw_id, m.title);
+    }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |v| format!("{v:.4}"))
+}
+
+fn info_for<C: Serialize>(
+    ds: &Dataset,
+    kind: ModelKind,
+    cfg: &C,
+    seed: u64,
+    path: &Path,
+    history: &History,
+    metrics: serde_json::Value,
+) -> RunInfo {
+    let mut info = pipelines::run_info_for(ds, kind, config::to_json(cfg), seed, Some(path));
+    info.history = serde_json::to_value(history).unwrap_or_default();
+    info.metrics = metrics;
+    info
+}
+
+fn saved(out: &Path) {
+    println!("run written to {}", out.display());
+}
+
+fn train_mf(args: &Args, cfg: p2_mf::Config) -> Result<()> {
+    if printed_config(args, &cfg)? {
+        return Ok(());
+    }
+    let ds = load(args)?;
+    let o = p2_mf::run(&ds, &cfg)?;
+    print_history(&o.history, false);
+    println!(
+        "best epoch {}  best val MSE {}  best val RMSE {} stars  (returned model: RMSE {}, MAE {})  [{:.1}s]",
+        o.history.best_epoch.map_or("-".into(), |e| e.to_string()),
+        opt(o.best_val_mse),
+        opt(o.best_val_rmse),
+        opt(o.val_rmse),
+        opt(o.val_mae),
+        o.train_seconds
+    );
+    print_movies("lowest movie bias", &o.lowest_bias);
+    print_movies("highest movie bias", &o.highest_bias);
+    if let Some((q, nn)) = &o.neighbours {
+        print_movies(&format!("nearest to {} by cosine", q.title), nn);
+    }
+    let info = info_for(&ds, ModelKind::Mf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    o.model.save(&args.out, &info)?;
+    pipelines::save_rated_rows(&args.out, &ds, &o.train_rows)?;
+    saved(&args.out);
+    Ok(())
+}
+
+fn train_sigmoid(args: &Args, cfg: p3_recommender::Config) -> Result<()> {
+    if printed_config(args, &cfg)? {
+        return Ok(());
+    }
+    let ds = load(args)?;
+    let o = p3_recommender::run(&ds, &cfg)?;
+    print_history(&o.history, false);
+    let t = &o.top_n;
+    println!(
+        "val MSE (scaled) {}  val RMSE {} stars  MAE {}  reload max |diff| {:e}  [{:.1}s]",
+        opt(o.val_mse_scaled),
+        opt(o.val_rmse),
+        opt(o.val_mae),
+        o.reload_max_abs_diff,
+        o.train_seconds
+    );
+    println!(
+        "top-{}: diversity {:.4}  novelty (mean rating) {:.4}  self-information {:.4} bits  coverage {:.4}",
+        cfg.top_n, t.diversity, t.mean_rating_novelty, t.self_information, t.coverage
+    );
+    if let Some((user, list)) = &o.example_user {
+        print_movies(&format!("top-{} for user {user}", cfg.top_n), list);
+    }
+    let info = info_for(&ds, ModelKind::SigmoidMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    o.model.save(&args.out, &info)?;
+    pipelines::save_rated_rows(&args.out, &ds, &o.train_rows)?;
+    saved(&args.out);
+    Ok(())
+}
+
+fn train_residual(args: &Args, cfg: p4_residual::Config) -> Result<()> {
+    if printed_config(args, &cfg)? {
+        return Ok(());
+    }
+    let ds = load(args)?;
+    let o = p4_residual::run(&ds, &cfg)?;
+    if !args.quiet {
+        print_history(&o.history, true);
+    }
+    println!(
+        "global mean {:.4}  train RMSE {:.4} stars (baseline means only {:.4})  val RMSE {}  [{:.1}s]",
+        o.means.global,
+        o.train_rmse,
+        o.baseline_train_rmse,
+        opt(o.val_rmse),
+        o.train_seconds
+    );
+    let info = info_for(&ds, ModelKind::ResidualMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    o.model.save(&args.out, &info)?;
+    pipelines::save_rated_rows(&args.out, &ds, &o.train_rows)?;
+    saved(&args.out);
+    Ok(())
+}
