@@ -210,11 +210,21 @@ fn trim(field: &[u8]) -> &[u8] {
     &field[start..end.max(start)]
 }
 
-/// Parses a non-negative integer id.
+/// The error for a field that is not the number it should be: [`ParseProblem::InvalidUtf8`] when
+/// the field is not even UTF-8, else [`ParseProblem::BadNumber`].
+fn bad_field(field: &[u8], column: &'static str, kind: &'static str) -> ParseProblem {
+    if std::str::from_utf8(field).is_err() {
+        ParseProblem::InvalidUtf8
+    } else {
+        ParseProblem::BadNumber { column, text: shown(field), kind }
+    }
+}
+
+/// Parses a non-negative integer id (at most `u64::MAX`).
 pub(crate) fn parse_id(field: &[u8], column: &'static str) -> Result<u64, ParseProblem> {
     let digits = trim(field);
-    let bad = || ParseProblem::BadNumber { column, text: shown(field), kind: "a non-negative integer id" };
-    if digits.is_empty() || digits.len() > 19 {
+    let bad = || bad_field(field, column, "a non-negative integer id");
+    if digits.is_empty() || digits.len() > 20 {
         return Err(bad());
     }
     let mut v: u64 = 0;
@@ -223,12 +233,12 @@ pub(crate) fn parse_id(field: &[u8], column: &'static str) -> Result<u64, ParseP
         if d > 9 {
             return Err(bad());
         }
-        v = v * 10 + u64::from(d);
+        v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d))).ok_or_else(bad)?;
     }
     Ok(v)
 }
 
-/// Parses a signed integer (timestamps).
+/// Parses a signed integer (timestamps), within `i64`.
 pub(crate) fn parse_i64(field: &[u8], column: &'static str) -> Result<i64, ParseProblem> {
     let text = trim(field);
     let (neg, digits) = match text {
@@ -236,8 +246,8 @@ pub(crate) fn parse_i64(field: &[u8], column: &'static str) -> Result<i64, Parse
         [b'+', rest @ ..] => (false, rest),
         _ => (false, text),
     };
-    let bad = || ParseProblem::BadNumber { column, text: shown(field), kind: "an integer" };
-    if digits.is_empty() || digits.len() > 18 {
+    let bad = || bad_field(field, column, "an integer");
+    if digits.is_empty() || digits.len() > 19 {
         return Err(bad());
     }
     let mut v: i64 = 0;
@@ -246,9 +256,14 @@ pub(crate) fn parse_i64(field: &[u8], column: &'static str) -> Result<i64, Parse
         if d > 9 {
             return Err(bad());
         }
-        v = v * 10 + i64::from(d);
+        // Accumulate negatively so that i64::MIN parses.
+        v = v.checked_mul(10).and_then(|v| v.checked_sub(i64::from(d))).ok_or_else(bad)?;
     }
-    Ok(if neg { -v } else { v })
+    if neg {
+        Ok(v)
+    } else {
+        v.checked_neg().ok_or_else(bad)
+    }
 }
 
 /// Parses a rating: `digits[.digits]` directly, anything else through `str::parse::<f32>`.
@@ -258,7 +273,7 @@ pub(crate) fn parse_rating(field: &[u8]) -> Result<f32, ParseProblem> {
     if let Some(v) = fast_decimal(text) {
         return Ok(v);
     }
-    let bad = || ParseProblem::BadNumber { column: "rating", text: shown(field), kind: "a number" };
+    let bad = || bad_field(field, "rating", "a number");
     let s = std::str::from_utf8(text).map_err(|_| bad())?;
     let v: f32 = s.parse().map_err(|_| bad())?;
     if v.is_finite() {
@@ -333,6 +348,12 @@ mod tests {
         assert!(parse_id(b"99999999999999999999", "user").is_err());
         assert_eq!(parse_i64(b"-15", "timestamp"), Ok(-15));
         assert_eq!(parse_i64(b"1147880044", "timestamp"), Ok(1_147_880_044));
+        assert_eq!(parse_i64(b"-9223372036854775808", "t"), Ok(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775807", "t"), Ok(i64::MAX));
+        assert!(parse_i64(b"9223372036854775808", "t").is_err());
+        assert_eq!(parse_id(b"18446744073709551615", "m"), Ok(u64::MAX));
+        assert!(parse_id(b"18446744073709551616", "m").is_err());
+        assert_eq!(parse_id(b"1\xff", "m"), Err(ParseProblem::InvalidUtf8));
     }
 
     #[test]
