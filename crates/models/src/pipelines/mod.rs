@@ -6,6 +6,7 @@
 //! [`ModelKind`] names the trainable model kinds as the CLI spells them.
 
 pub mod p0_cbow;
+pub mod p1_cooc;
 pub mod p2_mf;
 pub mod p3_recommender;
 pub mod p4_residual;

@@ -1,0 +1,224 @@
+//! P1 — co-occurrence factorisation, as PROTOCOLS.md describes it: `liked_ui = 1` when
+//! `r_ui >= 4`, `X = L^T L` with its diagonal set to 0, and `V` (M x k) fitted by full-batch
+//! Adam to `c(V) = sum_{i != j} (v_i . v_j - X_ij)^2`, computed from `L` without forming `X`
+//! ([`crate::cooc`]). The check is the rank-k eigen-truncation of `X0` keeping positive
+//! eigenvalues (dense LAPACK up to `dense_limit` movies, subspace iteration beyond).
+//!
+//! Reported: the cost per step, the reference cost, their ratio, the masked cost of the
+//! reference factors, neighbours by cosine. M counts the movies of the data set's id map (the
+//! movies with at least one rating).
+
+use std::path::Path;
+use std::time::Instant;
+
+use reelvec_data::Dataset;
+use serde::{Deserialize, Serialize};
+
+use super::{run_info_for, ModelKind, MovieScore};
+use crate::checkpoint;
+use crate::cooc::{
+    dense_reference, fit, subspace_reference, CoocConfig, CoocModel, CoocProblem, CoocScratch, CostParts,
+    LikeMatrix, Reference, ReferenceMethod,
+};
+use crate::traits::ItemEmbeddings;
+use crate::ModelError;
+
+/// Which reference to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceChoice {
+    /// Dense up to `dense_limit` movies, subspace iteration beyond.
+    #[default]
+    Auto,
+    /// Always the dense eigendecomposition.
+    Dense,
+    /// Always subspace iteration.
+    Subspace,
+    /// No reference.
+    None,
+}
+
+/// P1's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The factorisation (k = 20, like threshold 4, full-batch Adam).
+    pub model: CoocConfig,
+    /// Seed of the initialisation and the subspace iteration's start.
+    pub seed: u64,
+    /// Reference computation.
+    pub reference: ReferenceChoice,
+    /// Largest M for the dense reference under `auto` (4000).
+    pub dense_limit: usize,
+    /// Subspace iterations at most (500).
+    pub subspace_max_iter: usize,
+    /// Relative change of the Ritz values that stops the subspace iteration (1e-9).
+    pub subspace_tol: f64,
+    /// Log the cost every this many steps on stderr (0: never).
+    pub log_every: usize,
+    /// Movies whose cosine neighbours are reported (exact title or unique part of one).
+    pub neighbours_of: Vec<String>,
+    /// Neighbours per movie.
+    pub report_top: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            model: CoocConfig::default(),
+            seed: 42,
+            reference: ReferenceChoice::Auto,
+            dense_limit: 4000,
+            subspace_max_iter: 500,
+            subspace_tol: 1e-9,
+            log_every: 0,
+            neighbours_of: vec!["Star Wars (1977)".into(), "Toy Story (1995)".into()],
+            report_top: 5,
+        }
+    }
+}
+
+/// P1's scalar figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Movies M.
+    pub movies: usize,
+    /// Users.
+    pub users: usize,
+    /// Likes (nnz of L).
+    pub likes: usize,
+    /// Rank k.
+    pub k: usize,
+    /// `||X0||_F^2` (the cost of V = 0).
+    pub x0_frobenius_sq: f64,
+    /// Final masked cost (the protocol's).
+    pub final_cost: f64,
+    /// Final unmasked cost `||V V^T - X0||_F^2`.
+    pub final_unmasked_cost: f64,
+    /// Reference cost: the unmasked optimum `||X0||^2 - sum of kept lambda^2`.
+    pub reference_cost: Option<f64>,
+    /// The masked cost of the reference factors.
+    pub reference_masked_cost: Option<f64>,
+    /// `final_cost / reference_cost` (the objective trained: masked or unmasked).
+    pub ratio: Option<f64>,
+    /// How the reference was computed.
+    pub reference_method: Option<ReferenceMethod>,
+    /// Seconds for the reference.
+    pub reference_seconds: f64,
+    /// Adam steps.
+    pub steps: usize,
+    /// Seconds of the optimisation.
+    pub train_seconds: f64,
+    /// Mean seconds per step (cost + gradient + Adam).
+    pub step_seconds: f64,
+}
+
+/// Everything P1 reports.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The factors.
+    pub model: CoocModel,
+    /// Costs before each step, then the final cost.
+    pub costs: Vec<CostParts>,
+    /// The reference, when computed.
+    pub reference: Option<Reference>,
+    /// Figures.
+    pub figures: Figures,
+    /// Cosine neighbours of the configured movies.
+    pub neighbours: Vec<(MovieScore, Vec<MovieScore>)>,
+}
+
+/// Computes the configured reference (None for `ReferenceChoice::None`).
+pub fn reference(problem: &CoocProblem, config: &Config) -> Result<Option<Reference>, ModelError> {
+    let k = config.model.dim;
+    let dense = match config.reference {
+        ReferenceChoice::None => return Ok(None),
+        ReferenceChoice::Dense => true,
+        ReferenceChoice::Subspace => false,
+        ReferenceChoice::Auto => problem.n_movies() <= config.dense_limit,
+    };
+    Ok(Some(if dense {
+        dense_reference(problem, k)?
+    } else {
+        subspace_reference(problem, k, config.subspace_max_iter, config.subspace_tol, config.seed)?
+    }))
+}
+
+/// Runs P1 on `ds`.
+pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
+    let likes =
+        LikeMatrix::from_ratings(&ds.ratings, ds.users.len(), ds.movies.len(), config.model.like_threshold)?;
+    if likes.nnz() == 0 {
+        return Err(ModelError::InvalidData(format!(
+            "P1: no rating reaches the like threshold {}",
+            config.model.like_threshold
+        )));
+    }
+    let (users, nnz) = (likes.n_users(), likes.nnz());
+    let problem = CoocProblem::new(likes);
+    let log_every = config.log_every;
+    let mask = config.model.mask_diagonal;
+    let trained = fit(&problem, &config.model, config.seed, |step, c| {
+        if log_every > 0 && step % log_every == 0 {
+            eprintln!("P1 step {step:>6}: cost {:.6e}", c.objective(mask));
+        }
+    })?;
+    let started = Instant::now();
+    let reference = reference(&problem, config)?;
+    let reference_seconds = started.elapsed().as_secs_f64();
+    let k = config.model.dim;
+    let reference_masked_cost = reference
+        .as_ref()
+        .map(|r| problem.cost_and_grad(&r.factors, k, true, &mut CoocScratch::default(), None).masked);
+    let last = trained.final_cost();
+    let final_objective = last.objective(mask);
+    let figures = Figures {
+        movies: problem.n_movies(),
+        users,
+        likes: nnz,
+        k,
+        x0_frobenius_sq: problem.x0_frobenius_sq(),
+        final_cost: last.masked,
+        final_unmasked_cost: last.unmasked,
+        reference_cost: reference.as_ref().map(|r| r.unmasked_cost),
+        reference_masked_cost,
+        ratio: reference.as_ref().map(|r| final_objective / r.unmasked_cost),
+        reference_method: reference.as_ref().map(|r| r.method),
+        reference_seconds,
+        steps: config.model.steps,
+        train_seconds: trained.seconds,
+        step_seconds: trained.seconds / config.model.steps.max(1) as f64,
+    };
+    let titles: Vec<String> = (0..ds.movies.len() as u32).map(|m| ds.title(m)).collect();
+    let model = trained.model;
+    let neighbours = config
+        .neighbours_of
+        .iter()
+        .filter_map(|q| crate::titles::resolve(&titles, q).ok())
+        .map(|q| {
+            (
+                MovieScore::new(ds, q, 1.0),
+                MovieScore::list(ds, &model.nearest_by_cosine(q, config.report_top)),
+            )
+        })
+        .collect();
+    Ok(Outcome { model, costs: trained.costs, reference, figures, neighbours })
+}
+
+impl Outcome {
+    /// Writes the run directory (`movie_factors`, the cost history and the figures).
+    pub fn save(
+        &self,
+        dir: &Path,
+        ds: &Dataset,
+        config: &Config,
+        data_path: Option<&Path>,
+    ) -> Result<(), ModelError> {
+        let mut info =
+            run_info_for(ds, ModelKind::Cooc, crate::config::to_json(config), config.seed, data_path);
+        info.user_raw_ids.clear();
+        info.history = serde_json::to_value(&self.costs).unwrap_or_default();
+        info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
+        checkpoint::save_run(dir, self.model.params(), &info)
+    }
+}

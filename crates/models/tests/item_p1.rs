@@ -1,0 +1,88 @@
+//! P1 end to end on synthetic likes (cost falls, ends at or below the reference, run directory
+//! round-trips), and behind REELVEC_ML100K the protocol's figures on ml-100k; behind
+//! REELVEC_P1_SCALE a ml-25m-sized synthetic like matrix (59k movies) trains a few steps.
+
+#![allow(clippy::unwrap_used)]
+
+use reelvec_data::synth::{generate, Preset, SynthConfig};
+use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, LikeMatrix};
+use reelvec_models::pipelines::p1_cooc::{self, Config, ReferenceChoice};
+
+#[test]
+fn p1_on_synthetic_likes_reaches_the_reference() {
+    let data = generate(&SynthConfig {
+        n_users: 300,
+        n_movies: 200,
+        mean_ratings_per_user: 40.0,
+        ..Preset::Small.config()
+    });
+    let config = Config { model: CoocConfig { dim: 8, ..CoocConfig::default() }, ..Config::default() };
+    let out = p1_cooc::run(&data.dataset, &config).unwrap();
+    let f = &out.figures;
+    assert_eq!(out.costs.len(), config.model.steps + 1);
+    assert!(out.costs[0].masked > f.final_cost);
+    // Masked optimum <= masked cost of V_ref <= unmasked optimum = reference.
+    assert!(f.reference_masked_cost.unwrap() <= f.reference_cost.unwrap());
+    assert!(f.ratio.unwrap() < 1.0, "{f:?}");
+    let dir = tempfile::tempdir().unwrap();
+    out.save(dir.path(), &data.dataset, &config, None).unwrap();
+    let (emb, info) = reelvec_models::pipelines::load_item_embeddings(dir.path()).unwrap();
+    assert_eq!(emb.nrows(), f.movies);
+    assert_eq!(info.model_kind, reelvec_models::ModelKind::Cooc);
+}
+
+#[test]
+fn report_ml100k() {
+    let Ok(path) = std::env::var("REELVEC_ML100K") else { return };
+    let ds = reelvec_data::load(std::path::Path::new(&path), &reelvec_data::LoadOptions::default()).unwrap();
+    for mask in [true, false] {
+        let mut config = Config::default();
+        config.model.mask_diagonal = mask;
+        if let Ok(steps) = std::env::var("REELVEC_P1_STEPS") {
+            config.model.steps = steps.parse().unwrap();
+        }
+        if let Ok(lr) = std::env::var("REELVEC_P1_LR") {
+            config.model.lr = lr.parse().unwrap();
+        }
+        let out = p1_cooc::run(&ds, &config).unwrap();
+        let f = &out.figures;
+        println!("== P1 on ml-100k, mask_diagonal = {mask}: {f:#?}");
+        for s in (0..out.costs.len()).step_by((out.costs.len() / 10).max(1)) {
+            println!(
+                "step {s:>5}: masked {:.6e} unmasked {:.6e}",
+                out.costs[s].masked, out.costs[s].unmasked
+            );
+        }
+        for (q, n) in &out.neighbours {
+            println!(
+                "neighbours of {}: {:?}",
+                q.title,
+                n.iter().map(|p| format!("{} {:.3}", p.title, p.score)).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn report_ml25m_scale() {
+    let Ok(users) = std::env::var("REELVEC_P1_SCALE") else { return };
+    // A like matrix of ml-25m's width: 59,047 movies; `users` users with a power-law mix.
+    let users: usize = users.parse().unwrap();
+    let data = generate(&SynthConfig { n_users: users, n_movies: 59_047, ..Preset::Ml25m.config() });
+    let ds = &data.dataset;
+    let likes = LikeMatrix::from_ratings(&ds.ratings, ds.users.len(), ds.movies.len(), 4.0).unwrap();
+    println!("users {} movies {} likes {}", likes.n_users(), likes.n_movies(), likes.nnz());
+    let t = std::time::Instant::now();
+    let problem = CoocProblem::new(likes);
+    println!("||X0||^2 = {:.4e} in {:.2}s", problem.x0_frobenius_sq(), t.elapsed().as_secs_f64());
+    let config = CoocConfig { steps: 20, ..CoocConfig::default() };
+    let fit = fit(&problem, &config, 1, |_, _| {}).unwrap();
+    println!(
+        "20 steps in {:.3}s ({:.4}s/step); cost {:.4e} -> {:.4e}",
+        fit.seconds,
+        fit.seconds / 20.0,
+        fit.costs[0].masked,
+        fit.final_cost().masked
+    );
+    let _ = ReferenceChoice::None;
+}
