@@ -6,6 +6,7 @@
 
 mod data_cmd;
 mod export_cmd;
+mod middle;
 mod pipeline;
 mod plot_cmd;
 mod query;
@@ -37,6 +38,8 @@ enum Command {
     Recommend(query::RecommendArgs),
     /// One predicted rating.
     Predict(query::PredictArgs),
+    /// The most likely movies between two (CBOW / skip-gram runs).
+    Middle(middle::Args),
     /// Export a run's item embeddings (csv, npy, word2vec).
     Export(export_cmd::Args),
     /// Draw a run as an SVG plot: loss curves, cosine heatmap, PCA or t-SNE map.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Similar(args) => query::similar(args),
         Command::Recommend(args) => query::recommend(args),
         Command::Predict(args) => query::predict(args),
+        Command::Middle(args) => middle::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Plot(args) => plot_cmd::run(args),
     };
