@@ -15,7 +15,8 @@ The JSON report every script writes with --json has the keys
   per_epoch: [{epoch, train_loss, val_loss, seconds, ...}], total_seconds, examples_per_second,
   metrics: {...}
 where `seconds` is the wall time of the epoch's training pass (validation excluded; it is reported
-separately as `val_seconds`) and `examples_per_second` is training examples / training seconds.
+separately as `val_seconds`), `cpu_seconds` the process CPU time of the same pass, and
+`examples_per_second` is training examples / training seconds.
 """
 
 import argparse
@@ -183,16 +184,25 @@ def sync(device):
 
 
 class Stopwatch:
-    """Wall time that waits for the device before reading the clock."""
+    """Wall time that waits for the device before reading the clock, plus this process's CPU time
+    (all its threads) over the same span: on a machine shared with other busy processes the wall
+    time includes waiting for a core, the CPU time does not (with --threads 1 it is the time an idle
+    machine would show)."""
 
     def __init__(self, device):
         self.device = device
         sync(device)
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
 
     def seconds(self):
         sync(self.device)
+        self.cpu = time.process_time() - self.cpu_start
         return time.perf_counter() - self.start
+
+    def cpu_seconds(self):
+        """CPU seconds up to the last seconds() call."""
+        return self.cpu
 
 
 def log(args, message):
@@ -203,6 +213,7 @@ def log(args, message):
 def report(args, pipeline, device, config, per_epoch, total_seconds, train_examples_per_epoch, metrics):
     """Builds the report (and writes it when --json was given); also prints a short summary."""
     train_seconds = sum(e["seconds"] for e in per_epoch)
+    cpu_seconds = sum(e.get("cpu_seconds", 0.0) for e in per_epoch)
     examples = train_examples_per_epoch * len(per_epoch)
     out = {
         "pipeline": pipeline,
@@ -223,11 +234,14 @@ def report(args, pipeline, device, config, per_epoch, total_seconds, train_examp
         "train_seconds": train_seconds,
         "mean_epoch_seconds": train_seconds / max(len(per_epoch), 1),
         "examples_per_second": examples / train_seconds if train_seconds > 0 else None,
+        "mean_epoch_cpu_seconds": cpu_seconds / max(len(per_epoch), 1),
+        "examples_per_cpu_second": examples / cpu_seconds if cpu_seconds > 0 else None,
         "metrics": metrics,
     }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps({k: out[k] for k in ("pipeline", "device", "threads", "mean_epoch_seconds",
-                                           "examples_per_second", "metrics")}, indent=1))
+                                           "mean_epoch_cpu_seconds", "examples_per_second", "metrics")},
+                     indent=1))
     return out

@@ -159,6 +159,7 @@ def main():
             count += len(targets)
             means.append(value)
         seconds = clock.seconds()
+        cpu_seconds = clock.cpu_seconds()
         clock = common.Stopwatch(device)
         model.eval()
         val_ce, val_mean, acc1, hit10 = evaluate()
@@ -166,7 +167,7 @@ def main():
         per_epoch.append({"epoch": epoch, "train_loss": total / count, "val_loss": val_ce,
                           "train_loss_batch_mean": sum(means) / len(means), "val_loss_batch_mean": val_mean,
                           "val_accuracy_at_1": acc1, "val_hit_rate_at_10": hit10,
-                          "seconds": seconds, "val_seconds": val_seconds})
+                          "seconds": seconds, "cpu_seconds": cpu_seconds, "val_seconds": val_seconds})
         common.log(args, f"epoch {epoch:2d}  train_ce {total / count:.4f}  val_ce {val_ce:.4f}  "
                          f"acc@1 {acc1:.3f}  hit@10 {hit10:.3f}  {seconds:.2f}s (+{val_seconds:.2f}s val)")
         # EarlyStoppingWithMinEpochs(min_epochs=6, monitor="val_loss", patience=3, mode="min")

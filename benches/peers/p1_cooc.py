@@ -76,8 +76,9 @@ def main():
         cost.backward()
         optimizer.step()
         seconds = clock.seconds()
+        cpu_seconds = clock.cpu_seconds()
         value = float(cost.detach())  # the cost at V before this step
-        per_epoch.append({"epoch": step, "train_loss": value, "val_loss": None, "seconds": seconds})
+        per_epoch.append({"epoch": step, "train_loss": value, "val_loss": None, "seconds": seconds, "cpu_seconds": cpu_seconds})
         if step % args.log_every == 0 or step == args.epochs - 1:
             ratio = f"  ({value / reference:.4f} x reference)" if reference else ""
             common.log(args, f"step {step:4d}  cost {value:.6g}{ratio}  {seconds * 1e3:.1f} ms")

@@ -123,6 +123,7 @@ def main():
             n_batches += 1
         train_loss = float(total) / n_batches
         seconds = clock.seconds()
+        cpu_seconds = clock.cpu_seconds()
         clock = common.Stopwatch(device)
         model.eval()
         val_mse, val_rmse, val_mae = evaluate()
@@ -131,7 +132,7 @@ def main():
             best = {"epoch": epoch, "val_mse": val_mse, "val_rmse": val_rmse, "val_mae": val_mae,
                     "weights": copy.deepcopy(model.state_dict())}
         per_epoch.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_mse, "val_rmse": val_rmse,
-                          "seconds": seconds, "val_seconds": val_seconds})
+                          "seconds": seconds, "cpu_seconds": cpu_seconds, "val_seconds": val_seconds})
         common.log(args, f"epoch {epoch:2d}  train_mse {train_loss:.4f}  val_mse {val_mse:.4f}  "
                          f"val_rmse {val_rmse:.4f}  {seconds:.2f}s (+{val_seconds:.2f}s val)")
     model.load_state_dict(best["weights"])  # keep the best validation epoch

@@ -103,13 +103,14 @@ def main():
             running += loss.detach()
             n_batches += 1
         seconds = clock.seconds()
+        cpu_seconds = clock.cpu_seconds()
         clock = common.Stopwatch(device)
         model.eval()
         val_mse, val_rmse, val_mae = validate(model)
         val_seconds = clock.seconds()
         train_loss = float(running) / n_batches
         per_epoch.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_mse, "val_rmse_stars": val_rmse,
-                          "seconds": seconds, "val_seconds": val_seconds})
+                          "seconds": seconds, "cpu_seconds": cpu_seconds, "val_seconds": val_seconds})
         common.log(args, f"epoch {epoch:2d}  loss {train_loss:.5f}  val_loss {val_mse:.5f}  "
                          f"val_rmse {val_rmse:.4f} stars  {seconds:.2f}s (+{val_seconds:.2f}s val)")
 

@@ -79,9 +79,10 @@ def main():
             total += loss.detach() * (min(start + args.batch_size, len(t_all)) - start)
         last = float(loss.detach())
         seconds = clock.seconds()
+        cpu_seconds = clock.cpu_seconds()
         mean = float(total) / len(t_all)
         per_epoch.append({"epoch": epoch, "train_loss": mean, "last_batch_loss": last, "val_loss": None,
-                          "seconds": seconds})
+                          "seconds": seconds, "cpu_seconds": cpu_seconds})
         if epoch % 10 == 0 or epoch == args.epochs - 1:
             common.log(args, f"Epoch: {epoch} Loss: {last:.3f}  (epoch mean {mean:.4f})  {seconds:.2f}s")
 

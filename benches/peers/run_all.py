@@ -46,12 +46,13 @@ def main():
         print("$", " ".join(cmd), file=sys.stderr, flush=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         r = json.loads(out.read_text())
-        rows.append((key, len(r["per_epoch"]), r["mean_epoch_seconds"], r["examples_per_second"],
+        rows.append((key, len(r["per_epoch"]), r["mean_epoch_seconds"], r["mean_epoch_cpu_seconds"],
+                     r["examples_per_second"],
                      quality, r["metrics"][quality], r["threads"], r["load_average_1min"]))
-    print(f"{'pipeline':<9}{'epochs':>7}{'s/epoch':>10}{'examples/s':>13}  {'quality':<24}{'value':>10}"
-          f"{'threads':>8}{'load':>6}")
-    for key, n, sec, eps, qname, q, th, load in rows:
-        print(f"{key:<9}{n:>7}{sec:>10.4f}{eps:>13.0f}  {qname:<24}{q:>10.4f}{th:>8}{load:>6.1f}")
+    print(f"{'pipeline':<9}{'epochs':>7}{'s/epoch':>10}{'cpu s/epoch':>12}{'examples/s':>13}  {'quality':<24}"
+          f"{'value':>10}{'threads':>8}{'load':>6}")
+    for key, n, sec, cpu, eps, qname, q, th, load in rows:
+        print(f"{key:<9}{n:>7}{sec:>10.4f}{cpu:>12.4f}{eps:>13.0f}  {qname:<24}{q:>10.4f}{th:>8}{load:>6.1f}")
 
 
 if __name__ == "__main__":
