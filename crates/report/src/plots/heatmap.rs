@@ -21,8 +21,10 @@ pub struct Heatmap {
     pub labels: Vec<String>,
     /// Row-major `labels.len()` x `labels.len()` values; NaN cells are drawn grey.
     pub values: Vec<f32>,
-    /// The value range the colours span; `None`: `[-m, m]` with `m` the largest |value| when
-    /// any value is negative (diverging blue-white-red), else `[0, max]` (white to red).
+    /// The value range the colours span; `None`: `[-m, m]` with `m` the largest |value| off the
+    /// diagonal when any is negative (diverging blue-white-red), else `[0, max]` (white to red).
+    /// The diagonal (a movie with itself, 1 for cosine) is left out so that it does not wash out
+    /// the contrast between different movies; it is clamped to the end of the scale.
     pub range: Option<(f32, f32)>,
     /// The legend's title ("cosine similarity").
     pub legend_label: String,
@@ -52,7 +54,9 @@ impl Heatmap {
         if let Some((lo, hi)) = self.range.filter(|(lo, hi)| lo.is_finite() && hi.is_finite() && lo < hi) {
             return (f64::from(lo), f64::from(hi));
         }
-        let finite = || self.values.iter().filter(|v| v.is_finite()).map(|&v| f64::from(v));
+        let n = self.labels.len();
+        let off_diagonal = self.values.iter().enumerate().filter(|(i, _)| n < 2 || i / n != i % n);
+        let finite = || off_diagonal.clone().map(|(_, &v)| f64::from(v)).filter(|v| v.is_finite());
         let max_abs = finite().fold(0.0_f64, |m, v| m.max(v.abs()));
         let max_abs = if max_abs > 0.0 { max_abs } else { 1.0 };
         if finite().any(|v| v < 0.0) {
@@ -236,9 +240,12 @@ mod tests {
         assert!(summary.has_text("P0 — cosine & co"));
         assert!(summary.has_text("cosine similarity"));
         // Big cells carry their values; the diverging legend runs from -1 to 1.
+        // Legend from the largest off-diagonal |value| (0.5 here), not the diagonal's 1.
         assert!(summary.has_text("1.00"));
-        assert!(summary.has_text("-1.00"));
+        assert!(summary.has_text("-0.50"));
+        assert!(summary.has_text("0.25"));
         assert!(summary.has_text("0.00"));
+        assert!(!summary.has_text("-1.00"));
         // 9 cells + 64 legend bands + the legend frame.
         assert_eq!(summary.rects, 9 + 64 + 1 + 1 /* background */);
     }
@@ -271,10 +278,13 @@ mod tests {
     #[test]
     fn default_range_is_symmetric_only_with_negative_values() {
         let positive = Heatmap::new("p", vec!["a".into(), "b".into()], vec![1.0, 0.5, 0.5, 1.0]);
-        assert_eq!(positive.colour_range(), (0.0, 1.0));
-        let mixed = Heatmap::new("m", vec!["a".into(), "b".into()], vec![0.8, -0.4, -0.4, 0.8]);
+        assert_eq!(positive.colour_range(), (0.0, 0.5));
+        let mixed = Heatmap::new("m", vec!["a".into(), "b".into()], vec![1.0, -0.4, 0.3, 1.0]);
         let (lo, hi) = mixed.colour_range();
-        assert!((lo + 0.8).abs() < 1e-6 && (hi - 0.8).abs() < 1e-6);
+        assert!((lo + 0.4).abs() < 1e-6 && (hi - 0.4).abs() < 1e-6, "{lo} {hi}");
+        let mut fixed = mixed.clone();
+        fixed.range = Some((-1.0, 1.0));
+        assert_eq!(fixed.colour_range(), (-1.0, 1.0));
     }
 
     #[test]

@@ -111,6 +111,8 @@ impl LineChart {
                 .bold_line_style(RGBColor(215, 215, 215))
                 .axis_style(INK)
                 .x_labels(10)
+                .x_label_formatter(&|v| tick_label(*v))
+                .y_label_formatter(&|v| tick_label(*v))
                 .y_labels(8)
                 .draw()
                 .map_err(err)?;
@@ -160,6 +162,17 @@ impl LineChart {
     }
 }
 
+/// A tick label: whole numbers without decimals ("5", not "5.0"), else up to 4 significant
+/// decimals with trailing zeros dropped ("0.25", "3.912").
+fn tick_label(value: f64) -> String {
+    if (value - value.round()).abs() < 1e-9 * value.abs().max(1.0) {
+        return format!("{:.0}", value.round() + 0.0); // + 0.0 turns -0 into 0
+    }
+    let digits = (4 - value.abs().log10().floor() as i32).clamp(1, 8) as usize;
+    let text = format!("{value:.digits$}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +203,17 @@ mod tests {
         parse_svg(&empty);
         let flat = LineChart::new("flat").with_series("train", vec![(1.0, 2.0)]).to_svg().unwrap();
         assert!(parse_svg(&flat).has_text("train"));
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick_label(5.0), "5");
+        assert_eq!(tick_label(-0.0), "0");
+        assert_eq!(tick_label(0.25), "0.25");
+        assert_eq!(tick_label(3.912_023), "3.912");
+        assert_eq!(tick_label(0.000_123_4), "0.0001234");
+        assert_eq!(tick_label(1234.5), "1234.5");
+        assert_eq!(tick_label(0.1 + 0.2), "0.3");
     }
 
     #[test]
