@@ -1,6 +1,9 @@
 //! End-to-end tests of `reelvec train`, `similar`, `recommend`, `predict` and `export` on a tiny
 //! MovieLens-latest-style data set written to a temporary directory.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -16,6 +16,9 @@
 //! This crate does not load files of ratings (reelvec-data does) and computes no ranking
 //! metrics beyond what a protocol reports (reelvec-metrics does).
 
+// Tests unwrap freely: a panic is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod checkpoint;
 pub mod config;
 pub mod cooc;

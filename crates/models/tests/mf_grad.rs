@@ -2,6 +2,9 @@
 //! reference forward, over random shapes, links, batches (with repeated users and movies) and
 //! parameters; plus the forward against hand-computed values.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 use rand::SeedableRng;
 use reelvec_engine::{Grads, Init, Objective, ParamStore};

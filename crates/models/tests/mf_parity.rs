@@ -2,6 +2,9 @@
 //! fixtures written by `benches/peers/make_fixtures.py` (initial weights, batches, the loss
 //! before every step, the weights after the last step) to 1e-5 relative.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use reelvec_engine::{Adam, AdamConfig, GradKind, Grads, Objective, Optimizer, ParamStore, Table};

@@ -2,6 +2,9 @@
 //! structure, the MF model's save/load round trip, `score_all` against `predict`, and the
 //! top-N figures against hand-computed values.
 
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use rand::{Rng, SeedableRng};
 use reelvec_data::{Catalogue, Dataset, IdMap, Movie, Ratings};
 use reelvec_models::mf::{Link, MfModel, MfSpec, OutputMap};

@@ -177,7 +177,7 @@ impl Outcome {
 /// Trains P2 on `ds` with `cfg`.
 pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
     require_ratings(ds, "P2")?;
-    if cfg.k == 0 || !(cfg.y_range[0] < cfg.y_range[1]) {
+    if cfg.k == 0 || cfg.y_range[0] >= cfg.y_range[1] || cfg.y_range.iter().any(|x| !x.is_finite()) {
         return Err(ModelError::InvalidConfig("P2 needs k >= 1 and y_range[0] < y_range[1]".into()));
     }
     let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
