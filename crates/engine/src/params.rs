@@ -240,6 +240,11 @@ impl GradTable {
         &self.touched
     }
 
+    /// Per-row touched flags (`true` for rows in [`touched_rows`](Self::touched_rows)).
+    pub fn touched_mask(&self) -> &[bool] {
+        &self.is_touched
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.is_touched.len()

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Optimizer, PAR_CHUNK};
-use crate::params::{Grads, ParamStore};
+use crate::params::{GradTable, Grads, ParamStore};
 
 /// Adam hyperparameters (PyTorch defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -125,6 +125,34 @@ fn dense_pass(s: StepScalars, params: &mut ParamStore, grads: &Grads, mom: &mut 
     }
 }
 
+/// Lazy Adam over one table: the touched rows in first-touch order on one thread when few rows
+/// are touched; a parallel pass over row blocks filtered by the touched mask when many are
+/// (same per-element arithmetic, so the same bits either way).
+fn lazy_pass(s: StepScalars, p: &mut [f32], gt: &GradTable, m: &mut [f32], v: &mut [f32]) {
+    let c = gt.cols;
+    let touched = gt.touched_rows();
+    if touched.len() * c <= PAR_CHUNK || touched.len() * 4 < gt.rows() {
+        for &r in touched {
+            let span = r as usize * c..(r as usize + 1) * c;
+            adam_update(s, &mut p[span.clone()], &gt.data[span.clone()], &mut m[span.clone()], &mut v[span]);
+        }
+        return;
+    }
+    let block_rows = (PAR_CHUNK / c.max(1)).max(1);
+    let block = block_rows * c;
+    p.par_chunks_mut(block)
+        .zip(gt.data.par_chunks(block))
+        .zip(m.par_chunks_mut(block))
+        .zip(v.par_chunks_mut(block))
+        .zip(gt.touched_mask().par_chunks(block_rows))
+        .for_each(|((((p, g), m), v), mask)| {
+            for (r, _) in mask.iter().enumerate().filter(|(_, &t)| t) {
+                let span = r * c..(r + 1) * c;
+                adam_update(s, &mut p[span.clone()], &g[span.clone()], &mut m[span.clone()], &mut v[span]);
+            }
+        });
+}
+
 /// PyTorch `torch.optim.Adam`: every element updated every step.
 #[derive(Debug, Clone)]
 pub struct Adam {
@@ -205,19 +233,7 @@ impl Optimizer for LazyAdam {
         self.t += 1;
         let s = StepScalars::new(&self.config, lr, self.t, false);
         for (i, table) in params.tables_mut().iter_mut().enumerate() {
-            let gt = &grads.tables()[i];
-            let c = table.cols;
-            let (m, v) = (&mut self.moments.m[i], &mut self.moments.v[i]);
-            for &r in gt.touched_rows() {
-                let span = r as usize * c..(r as usize + 1) * c;
-                adam_update(
-                    s,
-                    &mut table.data[span.clone()],
-                    &gt.data[span.clone()],
-                    &mut m[span.clone()],
-                    &mut v[span],
-                );
-            }
+            lazy_pass(s, &mut table.data, &grads.tables()[i], &mut self.moments.m[i], &mut self.moments.v[i]);
         }
     }
 

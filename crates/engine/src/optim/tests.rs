@@ -124,6 +124,36 @@ fn dense_adam_moves_untouched_rows_and_lazy_adam_does_not() {
     }
 }
 
+/// Tables big enough for lazy Adam's parallel row-block pass: with all rows touched it equals
+/// dense Adam over several steps; with 60% touched, one step from zero moments still equals dense
+/// Adam (a zero gradient with zero moments moves nothing) and untouched rows keep their bits.
+#[test]
+fn lazy_adam_parallel_pass_matches_dense_adam() {
+    let (rows, cols) = (3000, 32);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let c = AdamConfig::default();
+    for fraction in [1.0, 0.6] {
+        let (mut dense, mut grads, id) = one_table(rows, cols, 0.5);
+        let mut lazy = dense.clone();
+        let (mut adam, mut lazy_adam) = (Adam::new(c), LazyAdam::new(c));
+        let steps = if fraction == 1.0 { 3 } else { 1 };
+        for _ in 0..steps {
+            let mut order: Vec<usize> = (0..rows).collect();
+            rand::seq::SliceRandom::shuffle(&mut order[..], &mut rng);
+            for &r in &order[..(rows as f64 * fraction) as usize] {
+                let g: Vec<f32> = (0..cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+                grads.get_mut(id).row_mut(r).copy_from_slice(&g);
+            }
+            adam.step(&mut dense, &grads, 0.01);
+            lazy_adam.step(&mut lazy, &grads, 0.01);
+            grads.clear();
+        }
+        assert_eq!(lazy.get(id).data, dense.get(id).data);
+        let unchanged = lazy.get(id).data.chunks(cols).filter(|row| row.iter().all(|&x| x == 0.5)).count();
+        assert_eq!(unchanged, rows - (rows as f64 * fraction) as usize);
+    }
+}
+
 #[test]
 fn linear_lr_matches_pytorchs_recursive_formula() {
     // torch.optim.lr_scheduler.LinearLR.get_lr, applied step by step:

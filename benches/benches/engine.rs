@@ -1,0 +1,168 @@
+//! Criterion benches of the engine's kernels: one optimizer step (SGD with momentum, Adam,
+//! AdamW, lazy Adam) over a parameter table of ml-100k MF size (2625 x 51: 943 users + 1682
+//! movies, k = 50 plus a bias column) and ml-25m MF size (221,588 x 65: 162,541 users + 59,047
+//! movies, k = 64 plus a bias column), and the deterministic parallel gradient accumulation of an
+//! MF-shaped batch. Sizes are in the bench names; throughput is the bytes a step must move.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use reelvec_engine::{
+    Adam, AdamConfig, AdamW, BatchLoss, GradKind, Grads, LazyAdam, Optimizer, ParallelAccumulator,
+    ParamStore, Sgd, SgdConfig, Table, TableId,
+};
+
+/// (name, rows, cols)
+const SIZES: [(&str, usize, usize); 2] = [("ml100k_2625x51", 2625, 51), ("ml25m_221588x65", 221_588, 65)];
+
+/// A deterministic pseudo-random stream in [-1, 1) (no RNG dependency in the bench crate).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn store(rows: usize, cols: usize) -> ParamStore {
+    let mut params = ParamStore::new();
+    let table = Table {
+        name: "factors".into(),
+        rows,
+        cols,
+        grad_kind: GradKind::SparseRows,
+        data: values(rows * cols, 1),
+    };
+    params.insert(table).expect("one table");
+    params
+}
+
+/// Gradients on every row (what a dense optimizer reads anyway).
+fn dense_grads(params: &ParamStore) -> Grads {
+    let mut grads = Grads::zeros_like(params);
+    let g = values(params.num_params(), 2);
+    grads.get_mut(TableId(0)).all_mut().copy_from_slice(&g);
+    grads
+}
+
+/// Gradients on the rows of a 1024-rating batch (about 2048 distinct rows).
+fn batch_grads(params: &ParamStore, batch: usize) -> Grads {
+    let mut grads = Grads::zeros_like(params);
+    let rows = params.get(TableId(0)).rows;
+    let picks = values(2 * batch, 3);
+    let g = values(params.get(TableId(0)).cols, 4);
+    for p in picks {
+        let r = ((p + 1.0) * 0.5 * rows as f32) as usize % rows;
+        grads.get_mut(TableId(0)).row_mut(r).copy_from_slice(&g);
+    }
+    grads
+}
+
+fn bench_step(c: &mut Criterion, group_name: &str, bytes_per_elem: u64, make: fn() -> Box<dyn Optimizer>) {
+    let mut group = c.benchmark_group(group_name);
+    group.sample_size(10);
+    for (name, rows, cols) in SIZES {
+        let mut params = store(rows, cols);
+        let grads = dense_grads(&params);
+        let mut opt = make();
+        group.throughput(Throughput::Bytes(bytes_per_elem * (rows * cols) as u64));
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| opt.step(black_box(&mut params), black_box(&grads), 1e-6))
+        });
+    }
+    group.finish();
+}
+
+fn optimizers(c: &mut Criterion) {
+    // Bytes per element: SGD+momentum reads p, g, buf and writes p, buf (5 x 4); Adam reads p,
+    // g, m, v and writes p, m, v (7 x 4).
+    bench_step(c, "sgd_momentum_step", 20, || {
+        Box::new(Sgd::new(SgdConfig { momentum: 0.9, ..SgdConfig::default() }))
+    });
+    bench_step(c, "adam_step", 28, || Box::new(Adam::new(AdamConfig::default())));
+    bench_step(c, "adamw_step", 28, || {
+        Box::new(AdamW::new(AdamConfig { weight_decay: 0.01, ..AdamConfig::default() }))
+    });
+
+    let mut group = c.benchmark_group("lazy_adam_step");
+    group.sample_size(10);
+    for (name, rows, cols) in SIZES {
+        let mut params = store(rows, cols);
+        for (label, grads) in [("batch1024", batch_grads(&params, 1024)), ("all_rows", dense_grads(&params))]
+        {
+            let touched = grads.get(TableId(0)).touched_rows().len();
+            let mut opt = LazyAdam::new(AdamConfig::default());
+            group.throughput(Throughput::Bytes(28 * (touched * cols) as u64));
+            group.bench_function(BenchmarkId::new(label, name), |b| {
+                b.iter(|| opt.step(black_box(&mut params), black_box(&grads), 1e-6))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// MF-shaped backward: unit `u` writes `d_u * movie_row` into user row and `d_u * user_row`
+/// into movie row (the rows are the parameters' own), scaled by 1/batch.
+fn accumulation(c: &mut Criterion) {
+    let (users, movies, k) = (943usize, 1682usize, 50usize);
+    let mut params = ParamStore::new();
+    for (name, rows, seed) in [("user_factors", users, 5), ("movie_factors", movies, 6)] {
+        let table = Table {
+            name: name.into(),
+            rows,
+            cols: k,
+            grad_kind: GradKind::SparseRows,
+            data: values(rows * k, seed),
+        };
+        params.insert(table).expect("distinct names");
+    }
+    let (ut, mt) = (TableId(0), TableId(1));
+    let n = 4096;
+    let u_idx: Vec<usize> =
+        values(n, 7).iter().map(|v| ((v + 1.0) * 0.5 * users as f32) as usize % users).collect();
+    let m_idx: Vec<usize> =
+        values(n, 8).iter().map(|v| ((v + 1.0) * 0.5 * movies as f32) as usize % movies).collect();
+    let d = values(n, 9);
+
+    let mut group = c.benchmark_group("mf_grad_accumulation_k50");
+    for batch in [64usize, 1024, 4096] {
+        let units: Vec<u32> = (0..batch as u32).collect();
+        let mut grads = Grads::zeros_like(&params);
+        group.throughput(Throughput::Elements(batch as u64));
+        for chunks in [1usize, 8] {
+            let acc = ParallelAccumulator::new(&params, chunks, || ());
+            group.bench_function(BenchmarkId::new(format!("chunks{chunks}"), format!("batch{batch}")), |b| {
+                b.iter(|| {
+                    grads.clear();
+                    let scale = 1.0 / units.len() as f32;
+                    acc.accumulate(&units, &mut grads, |chunk, scratch| {
+                        for &u in chunk {
+                            let u = u as usize;
+                            let (ur, mr) = (params.get(ut).row(u_idx[u]), params.get(mt).row(m_idx[u]));
+                            let g = scale * d[u];
+                            let (gu, gm) = scratch.grads.pair_mut(ut, mt);
+                            for ((a, b), x) in gu
+                                .row_mut(u_idx[u])
+                                .iter_mut()
+                                .zip(gm.row_mut(m_idx[u]))
+                                .zip(ur.iter().zip(mr))
+                            {
+                                *a += g * x.1;
+                                *b += g * x.0;
+                            }
+                        }
+                        BatchLoss::new(0.0, chunk.len() as u64)
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, optimizers, accumulation);
+criterion_main!(benches);
