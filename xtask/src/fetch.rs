@@ -261,6 +261,7 @@ pub fn fetch(entry: &DatasetEntry, options: &FetchOptions) -> Result<FetchOutcom
     }
     fs::create_dir_all(&options.dest).with_context(|| format!("cannot create {}", options.dest.display()))?;
     let url = options.url.as_deref().unwrap_or(&entry.url);
+    remove_stale_temporaries(&options.dest, &entry.name);
     let tag = unique_tag();
 
     let archive = TempPath::new(options.dest.join(format!(".{}.download-{tag}", entry.name)));
@@ -313,6 +314,31 @@ impl Drop for TempPath {
         } else {
             let _ = fs::remove_file(&self.0);
         }
+    }
+}
+
+/// Removes `.NAME.{download,unpack,old}-PID-NANOS` left behind by a fetch that was killed (its
+/// guards never ran). Only temporaries whose process is gone are touched, so a concurrent fetch of
+/// the same data set keeps its files. Liveness is read from `/proc`; where there is no `/proc`
+/// nothing is removed.
+fn remove_stale_temporaries(dest: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dest) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else { continue };
+        let Some(rest) = file_name.strip_prefix(&format!(".{name}.")) else { continue };
+        let Some((kind, tag)) = rest.split_once('-') else { continue };
+        if !matches!(kind, "download" | "unpack" | "old") {
+            continue;
+        }
+        let Some(pid) = tag.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        drop(TempPath::new(entry.path()));
     }
 }
 
@@ -698,6 +724,31 @@ mod tests {
         // A second fetch finds it and downloads nothing (no server is running any more).
         let again = fetch(&entry, &options(&dest)).unwrap();
         assert_eq!(again, FetchOutcome::AlreadyPresent(target));
+    }
+
+    #[test]
+    fn temporaries_of_a_killed_fetch_are_cleaned_up_and_live_ones_kept() {
+        let archive = good_archive();
+        let (base, server) = serve(vec![Route::ok("/ml-test.zip", archive.clone())], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        // pid 4294967295 cannot exist; our own pid is alive
+        let dead_download = tmp.path().join(".ml-test.download-4294967295-000000001");
+        let dead_unpack = tmp.path().join(".ml-test.unpack-4294967295-000000001");
+        let live = tmp.path().join(format!(".ml-test.download-{}-000000002", std::process::id()));
+        let other_set = tmp.path().join(".ml-other.download-4294967295-000000001");
+        fs::write(&dead_download, b"partial").unwrap();
+        fs::create_dir_all(dead_unpack.join("ml-test")).unwrap();
+        fs::write(&live, b"in progress").unwrap();
+        fs::write(&other_set, b"partial").unwrap();
+        let entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+
+        fetch(&entry, &options(tmp.path())).unwrap();
+        server.join().unwrap();
+
+        assert!(!dead_download.exists() && !dead_unpack.exists());
+        assert!(live.exists(), "a live process's temporary is kept");
+        assert!(other_set.exists(), "another data set's temporaries are not ours to judge");
+        assert!(tmp.path().join("ml-test/u.data").is_file());
     }
 
     #[test]
