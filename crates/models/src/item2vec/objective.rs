@@ -69,6 +69,17 @@ impl Item2VecTables {
         Ok(Self { embedding, out_weight, out_bias })
     }
 
+    /// [`register`](Self::register) with a `ChaCha8Rng` seeded by `seed`.
+    pub fn register_seeded(
+        params: &mut ParamStore,
+        vocab: usize,
+        config: &Item2VecConfig,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        use rand::SeedableRng;
+        Self::register(params, vocab, config, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed))
+    }
+
     /// Finds the tables by name and checks their shapes agree.
     pub fn find(params: &ParamStore) -> Result<Self, ModelError> {
         let get = |name: &str| {

@@ -1,0 +1,120 @@
+//! Criterion benches of the item models: a CBOW full-softmax training step at the notebook's
+//! size (V = 50, k = 20, a batch of 64 user sequences), a skip-gram negative-sampling step on a
+//! larger vocabulary, and the P1 step (cost + gradient from L) against the dense M x M
+//! formulation at M = 1682 (ml-100k's width) and M = 9742 (ml-latest-small's).
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use reelvec_engine::{Adam, AdamConfig, Grads, Objective, Optimizer, ParamStore};
+use reelvec_models::cooc::{dense_grad, CoocProblem, CoocScratch, LikeMatrix};
+use reelvec_models::item2vec::{
+    Architecture, Examples, Item2VecConfig, Item2VecObjective, Item2VecTables, OutputLoss,
+};
+
+/// SplitMix64: seeded inputs without a rand dependency.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// 64 random sequences of length 20..60 over `vocab` tokens.
+fn sequences(vocab: u32, n: usize, seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = Mix(seed);
+    (0..n)
+        .map(|_| {
+            let len = 20 + rng.below(40);
+            (0..len).map(|_| rng.below(vocab as u64) as u32).collect()
+        })
+        .collect()
+}
+
+fn item2vec_step(c: &mut Criterion, name: &str, config: Item2VecConfig, vocab: usize) {
+    let seqs = sequences(vocab as u32, 64, 1);
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 2).expect("tables");
+    let train = Examples::build(&seqs, config.window, config.drop_ends);
+    let examples = train.len();
+    let obj = Item2VecObjective::new(config, tables, vocab, train, None, 3).expect("objective");
+    let units: Vec<u32> = (0..64).collect();
+    let mut grads = Grads::zeros_like(&params);
+    let mut adam = Adam::new(AdamConfig::default());
+    c.bench_function(&format!("{name} (V={vocab}, k={}, {examples} examples)", config.dim), |b| {
+        b.iter(|| {
+            let loss = obj.loss_and_grad(&params, &units, &mut grads);
+            adam.step(&mut params, &grads, 1e-2);
+            grads.clear();
+            black_box(loss)
+        })
+    });
+}
+
+fn bench_item2vec(c: &mut Criterion) {
+    item2vec_step(c, "cbow_softmax_step", Item2VecConfig::default(), 50);
+    let sg = Item2VecConfig {
+        architecture: Architecture::Skipgram,
+        loss: OutputLoss::NegativeSampling,
+        dim: 50,
+        window: 2,
+        ..Item2VecConfig::default()
+    };
+    item2vec_step(c, "skipgram_ns_step", sg, 10_000);
+}
+
+/// Power-law likes: `users` users, `movies` movies, about `per_user` likes each.
+fn likes(users: usize, movies: usize, per_user: usize, seed: u64) -> LikeMatrix {
+    let mut rng = Mix(seed);
+    let mut pairs = Vec::with_capacity(users * per_user);
+    for u in 0..users {
+        for _ in 0..per_user {
+            // Zipf-like: movie = floor(M * x^3) favours low indices.
+            let x = rng.unit();
+            pairs.push((u as u32, ((movies as f64) * x * x * x) as u32));
+        }
+    }
+    LikeMatrix::from_pairs(users, movies, &pairs).expect("likes in range")
+}
+
+fn bench_cooc(c: &mut Criterion) {
+    let k = 20;
+    let mut group = c.benchmark_group("p1_step");
+    group.sample_size(10);
+    // ml-100k: 943 users, 1682 movies, ~55k likes; ml-latest-small: 610 users, 9742 movies, ~48k likes.
+    for (users, movies, per_user) in [(943usize, 1682usize, 59usize), (610, 9742, 80)] {
+        let l = likes(users, movies, per_user, 7);
+        let x0 = l.dense_x0();
+        let problem = CoocProblem::new(l);
+        let mut rng = Mix(8);
+        let v: Vec<f32> = (0..movies * k).map(|_| (2.0 * rng.unit() - 1.0) as f32).collect();
+        let mut grad = vec![0.0f32; movies * k];
+        let mut scratch = CoocScratch::default();
+        group.bench_with_input(BenchmarkId::new("from_L", movies), &movies, |b, _| {
+            b.iter(|| black_box(problem.cost_and_grad(&v, k, true, &mut scratch, Some(&mut grad))))
+        });
+        let mut residual = vec![0.0f32; movies * movies];
+        group.bench_with_input(BenchmarkId::new("dense_MxM", movies), &movies, |b, _| {
+            b.iter(|| {
+                dense_grad(&x0, &v, movies, k, true, &mut residual, &mut grad);
+                black_box(grad[0])
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_item2vec, bench_cooc);
+criterion_main!(benches);
