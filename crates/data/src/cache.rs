@@ -1,16 +1,400 @@
-//! The binary cache of a parsed data set (placeholder: always parses; the real cache follows).
+//! The binary cache of a parsed data set.
+//!
+//! A cache file holds a [`Dataset`] exactly as parsed. Layout (little-endian):
+//!
+//! ```text
+//! magic "RVCACHE\0" | version u32 | flags u32 | source fingerprint u64 | payload length u64
+//! | payload xxh3 u64 | payload
+//! payload: n_rows, n_users, n_movies, t_base (u64/u64/u64/i64)
+//!          user u32 x n_rows | movie u32 x n_rows
+//!          rating: f32 x n_rows, or u8 half-star codes (flag 1) when every rating is k/2, k in 0..=255
+//!          timestamp: i64 x n_rows, or u32 offsets from t_base (flag 2) when the span fits
+//!          user raw ids u64 x n_users | movie raw ids u64 x n_movies
+//!          JSON length u64 | JSON {catalogue, report}
+//! ```
+//!
+//! The **fingerprint** hashes the format version, the layout, the generic columns and, for each
+//! source file of the layout (present or not), its size, modification time and the xxh3 of its
+//! first and last 64 KiB. Any change to the source, or a different version of this code,
+//! gives another fingerprint and the cache is rebuilt. The **checksum** covers the payload, so
+//! a truncated or corrupted cache is detected and rebuilt, never trusted.
+//!
+//! Where: `$REELVEC_CACHE_DIR/<hash>.rvc` when that variable is set; otherwise
+//! `.reelvec-cache/<layout>.rvc` next to the source (for a generic file
+//! `.reelvec-cache/<file name>.<hash>.rvc`), falling back to `<temp dir>/reelvec-cache/<hash>.rvc`
+//! when the source's directory is not writable. Writes go to a temporary file that is renamed
+//! into place, so a reader never sees a half-written cache.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::DataError;
 use crate::layout::{GenericColumns, Layout};
-use crate::types::Dataset;
+use crate::types::{Catalogue, Dataset, IdMap, LoadReport, Ratings};
 
+/// Bumped whenever the payload or the parsing semantics change.
+pub const FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"RVCACHE\0";
+const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8 + 8;
+const FLAG_RATING_CODES: u32 = 1;
+const FLAG_TIME_OFFSETS: u32 = 2;
+const EDGE: u64 = 64 * 1024;
+
+/// The source files whose state a cache depends on.
+fn source_files(target: &Path, layout: Layout) -> Vec<PathBuf> {
+    let names: &[&str] = match layout {
+        Layout::Ml100k => &["u.data", "u.item", "u.genre"],
+        Layout::Ml1m | Layout::Ml10m => &["ratings.dat", "movies.dat", "tags.dat", "users.dat"],
+        Layout::MlLatest => &["ratings.csv", "movies.csv", "tags.csv", "links.csv"],
+        Layout::Generic => return vec![target.to_path_buf()],
+    };
+    names.iter().map(|n| target.join(n)).collect()
+}
+
+/// Hash of everything the parsed data set depends on.
+pub fn fingerprint(target: &Path, layout: Layout, generic: &GenericColumns) -> Result<u64, DataError> {
+    let mut h = Xxh3::new();
+    h.update(&FORMAT_VERSION.to_le_bytes());
+    h.update(layout.name().as_bytes());
+    if layout == Layout::Generic {
+        let g = generic;
+        for v in [g.user, g.movie, g.rating, g.timestamp.map_or(usize::MAX, |t| t)] {
+            h.update(&(v as u64).to_le_bytes());
+        }
+        h.update(&[g.delimiter, u8::from(g.has_header)]);
+    }
+    for path in source_files(target, layout) {
+        h.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        let Ok(meta) = std::fs::metadata(&path) else {
+            h.update(b"absent");
+            continue;
+        };
+        let mtime =
+            meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        h.update(&meta.len().to_le_bytes());
+        h.update(&mtime.to_le_bytes());
+        let mut f = File::open(&path).map_err(|e| DataError::io(&path, e))?;
+        let mut buf = vec![0u8; EDGE.min(meta.len()) as usize];
+        f.read_exact(&mut buf).map_err(|e| DataError::io(&path, e))?;
+        h.update(&xxh3_64(&buf).to_le_bytes());
+        if meta.len() > EDGE {
+            use std::io::{Seek, SeekFrom};
+            f.seek(SeekFrom::Start(meta.len() - EDGE)).map_err(|e| DataError::io(&path, e))?;
+            f.read_exact(&mut buf).map_err(|e| DataError::io(&path, e))?;
+            h.update(&xxh3_64(&buf).to_le_bytes());
+        }
+    }
+    Ok(h.digest())
+}
+
+/// Where the cache of `target` lives (the preferred place; see the module docs). `config_key`
+/// tells apart caches of one generic file read with different columns.
+pub fn cache_path(target: &Path, layout: Layout, config_key: u64) -> PathBuf {
+    let key = xxh3_64(format!("{}|{}|{config_key:x}", target.display(), layout.name()).as_bytes());
+    if let Some(dir) = std::env::var_os("REELVEC_CACHE_DIR") {
+        return PathBuf::from(dir).join(format!("{key:016x}.rvc"));
+    }
+    if layout == Layout::Generic {
+        let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        dir.join(".reelvec-cache").join(format!("{name}.{key:016x}.rvc"))
+    } else {
+        target.join(".reelvec-cache").join(format!("{}.rvc", layout.name()))
+    }
+}
+
+fn fallback_path(target: &Path, layout: Layout, config_key: u64) -> PathBuf {
+    let key = xxh3_64(format!("{}|{}|{config_key:x}", target.display(), layout.name()).as_bytes());
+    std::env::temp_dir().join("reelvec-cache").join(format!("{key:016x}.rvc"))
+}
+
+/// Loads through the cache: a valid cache is read, otherwise `parse` runs and its result is
+/// written to the cache (a cache that cannot be written is skipped).
 pub(crate) fn load_cached(
-    _target: &Path,
-    _layout: Layout,
-    _generic: &GenericColumns,
+    target: &Path,
+    layout: Layout,
+    generic: &GenericColumns,
     parse: impl FnOnce() -> Result<Dataset, DataError>,
 ) -> Result<Dataset, DataError> {
-    parse()
+    let Ok(fp) = fingerprint(target, layout, generic) else { return parse() };
+    let config_key = if layout == Layout::Generic { xxh3_64(format!("{generic:?}").as_bytes()) } else { 0 };
+    let places = [cache_path(target, layout, config_key), fallback_path(target, layout, config_key)];
+    for place in &places {
+        if let Ok(ds) = read_cache(place, fp) {
+            return Ok(ds);
+        }
+    }
+    let ds = parse()?;
+    for place in &places {
+        if write_cache(place, fp, &ds).is_ok() {
+            break;
+        }
+    }
+    Ok(ds)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    catalogue: Catalogue,
+    report: LoadReport,
+}
+
+fn invalid(path: &Path, problem: impl Into<String>) -> DataError {
+    DataError::Cache { path: path.to_path_buf(), problem: problem.into() }
+}
+
+/// Writes `ds` to a cache file at `path` (atomically: temporary file, then rename).
+pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), DataError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    let r = &ds.ratings;
+    let n = r.len();
+    let mut flags = 0;
+    let rating_codes: Option<Vec<u8>> = r
+        .rating
+        .iter()
+        .map(|&x| {
+            let k = x * 2.0;
+            (k.fract() == 0.0 && (0.0..=255.0).contains(&k)).then_some(k as u8)
+        })
+        .collect();
+    if rating_codes.is_some() {
+        flags |= FLAG_RATING_CODES;
+    }
+    let t_base = r.timestamp.iter().copied().min().unwrap_or(0);
+    let t_max = r.timestamp.iter().copied().max().unwrap_or(0);
+    let offsets = t_max.checked_sub(t_base).is_some_and(|span| span <= i64::from(u32::MAX));
+    if offsets {
+        flags |= FLAG_TIME_OFFSETS;
+    }
+    let meta = serde_json::to_vec(&Meta { catalogue: ds.catalogue.clone(), report: ds.report.clone() })
+        .map_err(|e| invalid(path, e.to_string()))?;
+
+    let mut sections: Vec<Vec<u8>> = Vec::new();
+    let mut head = Vec::with_capacity(32);
+    head.extend((n as u64).to_le_bytes());
+    head.extend((ds.users.len() as u64).to_le_bytes());
+    head.extend((ds.movies.len() as u64).to_le_bytes());
+    head.extend(t_base.to_le_bytes());
+    sections.push(head);
+    let times: Vec<u8> = if offsets {
+        r.timestamp.iter().flat_map(|&t| ((t - t_base) as u32).to_le_bytes()).collect()
+    } else {
+        bytemuck::cast_slice(&r.timestamp).to_vec()
+    };
+    let borrowed: [&[u8]; 7] = [
+        bytemuck::cast_slice(&r.user),
+        bytemuck::cast_slice(&r.movie),
+        match &rating_codes {
+            Some(c) => c,
+            None => bytemuck::cast_slice(&r.rating),
+        },
+        &times,
+        bytemuck::cast_slice(ds.users.raws()),
+        bytemuck::cast_slice(ds.movies.raws()),
+        &(meta.len() as u64).to_le_bytes(),
+    ];
+    let mut hasher = Xxh3::new();
+    let mut len = 0u64;
+    for s in sections.iter().map(Vec::as_slice).chain(borrowed).chain([meta.as_slice()]) {
+        hasher.update(s);
+        len += s.len() as u64;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        f.write_all(MAGIC)?;
+        f.write_all(&FORMAT_VERSION.to_le_bytes())?;
+        f.write_all(&flags.to_le_bytes())?;
+        f.write_all(&fingerprint.to_le_bytes())?;
+        f.write_all(&len.to_le_bytes())?;
+        f.write_all(&hasher.digest().to_le_bytes())?;
+        for s in sections.iter().map(Vec::as_slice).chain(borrowed).chain([meta.as_slice()]) {
+            f.write_all(s)?;
+        }
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DataError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Reads a cache file, checking magic, version, fingerprint, length and checksum.
+pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    let mut f = BufReader::with_capacity(1 << 16, file);
+    let mut header = [0u8; HEADER_LEN];
+    f.read_exact(&mut header).map_err(|_| invalid(path, "truncated header"))?;
+    let u32_at = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&header[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    if &header[..8] != MAGIC {
+        return Err(invalid(path, "not a reelvec cache file"));
+    }
+    if u32_at(8) != FORMAT_VERSION {
+        return Err(invalid(
+            path,
+            format!("format version {} (this build reads {FORMAT_VERSION})", u32_at(8)),
+        ));
+    }
+    let flags = u32_at(12);
+    if u64_at(16) != fingerprint {
+        return Err(invalid(path, "stale: the source changed"));
+    }
+    let payload_len = u64_at(24);
+    let checksum = u64_at(32);
+    if file_len != HEADER_LEN as u64 + payload_len {
+        return Err(invalid(path, "truncated payload"));
+    }
+    let mut hasher = Xxh3::new();
+    let remaining = std::cell::Cell::new(payload_len);
+    let mut take = |buf: &mut [u8]| -> Result<(), DataError> {
+        if buf.len() as u64 > remaining.get() {
+            return Err(invalid(path, "section lengths exceed the payload"));
+        }
+        f.read_exact(buf).map_err(|_| invalid(path, "truncated payload"))?;
+        hasher.update(buf);
+        remaining.set(remaining.get() - buf.len() as u64);
+        Ok(())
+    };
+    let mut head = [0u8; 32];
+    take(&mut head)?;
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&head[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(b)
+    };
+    let (n, n_users, n_movies, t_base) = (word(0), word(1), word(2), word(3) as i64);
+    let rating_width = if flags & FLAG_RATING_CODES != 0 { 1 } else { 4 };
+    let time_width = if flags & FLAG_TIME_OFFSETS != 0 { 4 } else { 8 };
+    let needed = n
+        .checked_mul(8 + rating_width + time_width)
+        .and_then(|x| x.checked_add(n_users.checked_mul(8)?))
+        .and_then(|x| x.checked_add(n_movies.checked_mul(8)?));
+    if needed.is_none_or(|x| x > payload_len) {
+        return Err(invalid(path, "section lengths exceed the payload"));
+    }
+    let n = n as usize;
+    let mut user = vec![0u32; n];
+    take(bytemuck::cast_slice_mut(&mut user))?;
+    let mut movie = vec![0u32; n];
+    take(bytemuck::cast_slice_mut(&mut movie))?;
+    let rating: Vec<f32> = if rating_width == 1 {
+        let mut codes = vec![0u8; n];
+        take(&mut codes)?;
+        codes.iter().map(|&c| f32::from(c) / 2.0).collect()
+    } else {
+        let mut v = vec![0f32; n];
+        take(bytemuck::cast_slice_mut(&mut v))?;
+        v
+    };
+    let timestamp: Vec<i64> = if time_width == 4 {
+        let mut v = vec![0u32; n];
+        take(bytemuck::cast_slice_mut(&mut v))?;
+        v.iter().map(|&o| t_base + i64::from(o)).collect()
+    } else {
+        let mut v = vec![0i64; n];
+        take(bytemuck::cast_slice_mut(&mut v))?;
+        v
+    };
+    let mut users = vec![0u64; n_users as usize];
+    take(bytemuck::cast_slice_mut(&mut users))?;
+    let mut movies = vec![0u64; n_movies as usize];
+    take(bytemuck::cast_slice_mut(&mut movies))?;
+    let mut meta_len = [0u8; 8];
+    take(&mut meta_len)?;
+    let meta_len = u64::from_le_bytes(meta_len);
+    if meta_len != remaining.get() {
+        return Err(invalid(path, "section lengths do not add up"));
+    }
+    let mut meta = vec![0u8; meta_len as usize];
+    take(&mut meta)?;
+    if hasher.digest() != checksum {
+        return Err(invalid(path, "checksum mismatch (corrupted)"));
+    }
+    if user.iter().any(|&u| u64::from(u) >= n_users) || movie.iter().any(|&m| u64::from(m) >= n_movies) {
+        return Err(invalid(path, "index out of range"));
+    }
+    let meta: Meta = serde_json::from_slice(&meta).map_err(|e| invalid(path, e.to_string()))?;
+    let mut catalogue = meta.catalogue;
+    catalogue.rebuild_index();
+    let mut report = meta.report;
+    report.from_cache = true;
+    Ok(Dataset {
+        ratings: Ratings { user, movie, rating, timestamp },
+        users: IdMap::from_dense_order(users),
+        movies: IdMap::from_dense_order(movies),
+        catalogue,
+        report,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Dataset {
+        let raw = crate::parse::RawRatings {
+            user: vec![5, 6, 5],
+            movie: vec![1, 1, 9],
+            rating: vec![4.5, 1.0, 3.0],
+            timestamp: vec![1_000, 2_000_000, -5],
+        };
+        crate::assemble::assemble(raw, Catalogue::default(), false, "ml-latest")
+    }
+
+    #[test]
+    fn round_trips_with_and_without_compact_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.rvc");
+        let mut ds = sample();
+        write_cache(&p, 7, &ds).unwrap();
+        let back = read_cache(&p, 7).unwrap();
+        assert!(back.report.from_cache);
+        ds.report.from_cache = true;
+        assert_eq!(back, ds);
+        // Ratings that are not half stars and timestamps spanning more than u32.
+        ds.ratings.rating[0] = 4.25;
+        ds.ratings.timestamp[1] = i64::MAX / 2;
+        write_cache(&p, 7, &ds).unwrap();
+        assert_eq!(read_cache(&p, 7).unwrap(), ds);
+        assert!(matches!(read_cache(&p, 8), Err(DataError::Cache { .. })));
+    }
+
+    #[test]
+    fn corruption_and_truncation_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.rvc");
+        write_cache(&p, 1, &sample()).unwrap();
+        let good = std::fs::read(&p).unwrap();
+        for i in [HEADER_LEN + 33, good.len() - 2] {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            std::fs::write(&p, &bad).unwrap();
+            let err = read_cache(&p, 1).unwrap_err();
+            assert!(err.to_string().contains("checksum"), "{err}");
+        }
+        let mut bad = good.clone();
+        bad[HEADER_LEN + 3] ^= 0x40; // the row count
+        std::fs::write(&p, &bad).unwrap();
+        assert!(matches!(read_cache(&p, 1), Err(DataError::Cache { .. })));
+        std::fs::write(&p, &good[..good.len() - 1]).unwrap();
+        assert!(read_cache(&p, 1).unwrap_err().to_string().contains("truncated"));
+        let mut old = good.clone();
+        old[8] = 0;
+        std::fs::write(&p, &old).unwrap();
+        assert!(read_cache(&p, 1).unwrap_err().to_string().contains("version"));
+    }
 }
