@@ -141,6 +141,42 @@ def random_split(n_rows: int, test_fraction: float, seed: int):
     return perm[n_test:], perm[:n_test]
 
 
+def add_split_args(p: argparse.ArgumentParser):
+    p.add_argument("--split", type=Path,
+                   help="use this train/validation split instead of drawing one (JSON, see common.py)")
+    p.add_argument("--write-split", type=Path, help="write the split used to this JSON file")
+
+
+def resolve_split(args, kind: str, n: int, drawn):
+    """The split a script trains on: `drawn` = (train, val) from our own RNG, unless --split names
+    a file. Split files let reelvec and these scripts train on exactly the same rows:
+
+        {"kind": "rows", "train": [row, ...], "val": [row, ...]}    rating rows, 0-based, in the
+                                                                    order of the ratings file
+        {"kind": "users", "train": [raw id, ...], "val": [raw id, ...]}   P0: raw user ids
+
+    (reelvec drops duplicate (user, movie) rows, keeping the last; the published MovieLens files have
+    none, so row numbers agree.) --write-split writes the split used in the same format."""
+    if args.split:
+        spec = json.loads(Path(args.split).read_text())
+        if spec.get("kind") != kind:
+            raise SystemExit(f"error: {args.split}: kind {spec.get('kind')!r}, this pipeline needs {kind!r}")
+        train, val = np.asarray(spec["train"], dtype=np.int64), np.asarray(spec["val"], dtype=np.int64)
+        if kind == "rows":
+            if len(train) + len(val) and (min(train.min(initial=0), val.min(initial=0)) < 0
+                                          or max(train.max(initial=0), val.max(initial=0)) >= n):
+                raise SystemExit(f"error: {args.split}: a row index is outside 0..{n}")
+        if len(np.intersect1d(train, val)):
+            raise SystemExit(f"error: {args.split}: train and val overlap")
+    else:
+        train, val = drawn
+    if args.write_split:
+        args.write_split.parent.mkdir(parents=True, exist_ok=True)
+        args.write_split.write_text(json.dumps({"kind": kind, "train": [int(x) for x in train],
+                                                "val": [int(x) for x in val]}) + "\n")
+    return np.asarray(train, dtype=np.int64), np.asarray(val, dtype=np.int64)
+
+
 def find_title(titles: dict, query: str):
     """The raw id of the movie whose title equals `query`, else the unique one containing it
     case-insensitively; None when absent or ambiguous."""

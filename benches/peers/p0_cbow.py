@@ -86,6 +86,7 @@ def main():
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--no-early-stopping", action="store_true")
     p.add_argument("--shuffle", action="store_true", help="reshuffle the training sequences every epoch")
+    common.add_split_args(p)
     args = p.parse_args()
     device = common.setup(args)
     wall = common.Stopwatch(device)
@@ -106,10 +107,17 @@ def main():
     sorted_users, sorted_tokens = data.user[rows][order], tokens[order]
     bounds = np.flatnonzero(np.diff(sorted_users)) + 1
     sequences = [s.tolist() for s in np.split(sorted_tokens, bounds)]
+    seq_users = sorted_users[np.concatenate([[0], bounds])] if len(sorted_users) else sorted_users
     perm = np.random.default_rng(args.seed).permutation(len(sequences))
     n_train = int(len(sequences) * (1 - args.val_fraction))
-    train_seqs = [sequences[i] for i in perm[:n_train]]
-    val_seqs = [sequences[i] for i in perm[n_train:]]
+    train_users, val_users = common.resolve_split(
+        args, "users", len(sequences), (seq_users[perm[:n_train]], seq_users[perm[n_train:]]))
+    position = {int(u): i for i, u in enumerate(seq_users)}
+    missing = [int(u) for u in np.concatenate([train_users, val_users]) if int(u) not in position]
+    if missing:
+        raise SystemExit(f"error: split names users without a sequence after filtering: {missing[:5]}")
+    train_seqs = [sequences[position[int(u)]] for u in train_users]
+    val_seqs = [sequences[position[int(u)]] for u in val_users]
 
     def batches(seqs, order_idx):
         for start in range(0, len(order_idx), args.batch_sequences):

@@ -57,6 +57,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--dataloader", action="store_true", help="batch with torch DataLoader like the notebook")
+    common.add_split_args(p)
     args = p.parse_args()
     device = common.setup(args)
     wall = common.Stopwatch(device)
@@ -70,7 +71,8 @@ def main():
         users, _ = common.index_sorted(data.user)
         movies, movie_raw = common.index_sorted(data.movie)
         n_users, n_movies = int(users.max()) + 1, len(movie_raw)
-    train_rows, val_rows = common.random_split(len(data), args.test_fraction, args.seed)
+    train_rows, val_rows = common.resolve_split(args, "rows", len(data),
+                                                common.random_split(len(data), args.test_fraction, args.seed))
 
     def tensors(rows):
         return (torch.as_tensor(users[rows], device=device), torch.as_tensor(movies[rows], device=device),

@@ -53,6 +53,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--top-n", type=int, default=10)
+    common.add_split_args(p)
     args = p.parse_args()
     device = common.setup(args)
     wall = common.Stopwatch(device)
@@ -63,7 +64,8 @@ def main():
     n_users, n_movies = len(user_ids), len(movie_ids)
     lo, hi = float(data.rating.min()), float(data.rating.max())
     scaled = ((data.rating - lo) / (hi - lo)).astype(np.float32)  # MinMaxScaler
-    train_rows, val_rows = common.random_split(len(data), args.test_fraction, args.seed)
+    train_rows, val_rows = common.resolve_split(args, "rows", len(data),
+                                                common.random_split(len(data), args.test_fraction, args.seed))
 
     def tensors(rows):
         return (torch.as_tensor(users[rows], device=device), torch.as_tensor(movies[rows], device=device),
