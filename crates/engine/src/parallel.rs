@@ -3,12 +3,13 @@
 //! [`ParallelAccumulator::accumulate`] splits a batch's units into a fixed number of contiguous
 //! chunks, runs a model's per-chunk forward/backward on rayon's pool, each chunk writing sparse
 //! row gradients into its own [`ChunkScratch`], then adds the chunks into [`Grads`] in chunk
-//! order.
+//! order (one task per table).
 //!
 //! **Determinism invariant:** the chunk boundaries depend only on the batch length and the
 //! accumulator's `n_chunks` (never on the thread count or on scheduling), each chunk is computed
-//! sequentially, and the reduction runs on one thread in chunk order. So the same seed gives
-//! bitwise-identical weights for ANY thread count (stronger than "same seed and thread count").
+//! sequentially, and every gradient element receives the chunks' contributions in chunk order.
+//! So the same seed gives bitwise-identical weights for ANY thread count (stronger than "same
+//! seed and thread count").
 //! Chunking changes the floating-point summation order relative to a plain serial loop, so
 //! results differ from a one-chunk run by rounding; `n_chunks` is therefore part of a model's
 //! configuration, not derived from the machine.
@@ -167,7 +168,7 @@ pub struct ParallelAccumulator<S = ()> {
     chunks: Mutex<Vec<ChunkScratch<S>>>,
 }
 
-impl<S: Send> ParallelAccumulator<S> {
+impl<S: Send + Sync> ParallelAccumulator<S> {
     /// An accumulator with `n_chunks` chunks (at least 1) shaped like `params`, each with its
     /// own `make_work()` buffers.
     pub fn new(params: &ParamStore, n_chunks: usize, mut make_work: impl FnMut() -> S) -> Self {
@@ -221,14 +222,27 @@ impl<S: Send> ParallelAccumulator<S> {
             scratch.loss = f(&units[i * len / n..(i + 1) * len / n], scratch);
         };
         let used = &mut chunks[..n];
-        if len >= self.n_chunks * self.min_units_per_chunk && rayon::current_num_threads() > 1 {
+        let parallel = len >= self.n_chunks * self.min_units_per_chunk && rayon::current_num_threads() > 1;
+        if parallel {
             used.par_iter_mut().enumerate().for_each(run);
         } else {
             used.iter_mut().enumerate().for_each(run);
         }
+        // Reduction: each table on its own task, chunks added in chunk order within a table
+        // (the order of additions per element is fixed, so the bits are too).
+        let used = &*used;
+        let reduce = |(t, g): (usize, &mut GradTable)| {
+            for scratch in used {
+                scratch.grads.tables[t].add_into(g);
+            }
+        };
+        if parallel {
+            grads.tables_mut().par_iter_mut().enumerate().for_each(reduce);
+        } else {
+            grads.tables_mut().iter_mut().enumerate().for_each(reduce);
+        }
         let mut total = BatchLoss::default();
-        for scratch in used.iter() {
-            scratch.grads.add_into(grads);
+        for scratch in used {
             total.add(scratch.loss);
         }
         total

@@ -301,6 +301,11 @@ impl Grads {
         &self.tables
     }
 
+    /// All buffers, mutably (e.g. to reduce into different tables on different threads).
+    pub fn tables_mut(&mut self) -> &mut [GradTable] {
+        &mut self.tables
+    }
+
     /// Zeroes every touched row of every table.
     pub fn clear(&mut self) {
         self.tables.iter_mut().for_each(GradTable::clear);
