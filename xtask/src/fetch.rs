@@ -282,11 +282,16 @@ pub fn fetch(entry: &DatasetEntry, options: &FetchOptions) -> Result<FetchOutcom
     write_provenance(&root, entry, url, &digests)?;
 
     if target.exists() {
-        // --force: move the old tree aside first so the new one still appears in one rename.
-        let old = TempPath::new(options.dest.join(format!(".{}.old-{tag}", entry.name)));
-        fs::rename(&target, old.path())
+        // --force: move the old tree aside first so the new one still appears in one rename; if
+        // that rename fails the old tree goes back, so a failed --force loses nothing.
+        let old = options.dest.join(format!(".{}.old-{tag}", entry.name));
+        fs::rename(&target, &old)
             .with_context(|| format!("cannot move the old {} aside", target.display()))?;
-        fs::rename(&root, &target).with_context(|| format!("cannot move into {}", target.display()))?;
+        if let Err(err) = fs::rename(&root, &target) {
+            let _ = fs::rename(&old, &target);
+            return Err(err).with_context(|| format!("cannot move into {}", target.display()));
+        }
+        drop(TempPath::new(old));
     } else {
         fs::rename(&root, &target).with_context(|| format!("cannot move into {}", target.display()))?;
     }
