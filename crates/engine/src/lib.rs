@@ -1,7 +1,11 @@
 //! The reelvec training engine: a parameter store of named f32 tables ([`ParamStore`]), gradient
 //! buffers with touched-row tracking ([`Grads`]), hand-written optimizers ([`Sgd`], [`Adam`],
-//! [`AdamW`], [`LazyAdam`]), learning-rate [`Schedule`]s, and the trainer loop. There is no
-//! autograd: models write their own forward and backward passes into [`Grads`].
+//! [`AdamW`], [`LazyAdam`]), learning-rate [`Schedule`]s, and the [`Trainer`] loop over any
+//! [`Objective`]. There is no autograd: models write their own forward and backward passes into
+//! [`Grads`] (in parallel and deterministically with [`ParallelAccumulator`], or lock-free with
+//! [`hogwild`]) and check them with [`gradcheck`]. [`Device`] names where work runs.
+//!
+//! One optimizer step by hand:
 //!
 //! ```
 //! use rand::SeedableRng;
@@ -18,7 +22,38 @@
 //! # Ok::<(), reelvec_engine::EngineError>(())
 //! ```
 //!
-//! The engine does not know what a movie is; it sees tables of f32.
+//! A whole fit: the objective `mean_u 0.5 (w - y_u)^2` has its minimum at the mean of `y`.
+//!
+//! ```
+//! use reelvec_engine::*;
+//!
+//! struct Mean { y: Vec<f32>, w: TableId }
+//! impl Objective for Mean {
+//!     fn train_units(&self) -> usize { self.y.len() }
+//!     fn loss_and_grad(&self, p: &ParamStore, units: &[u32], g: &mut Grads) -> BatchLoss {
+//!         let w = p.get(self.w).data[0];
+//!         let mut loss = BatchLoss::default();
+//!         for &u in units {
+//!             let r = w - self.y[u as usize];
+//!             g.get_mut(self.w).row_mut(0)[0] += r / units.len() as f32; // d/dw of the mean
+//!             loss.add(BatchLoss::new(0.5 * (r * r) as f64, 1));
+//!         }
+//!         loss
+//!     }
+//!     fn validation_loss(&self, _: &ParamStore) -> Option<BatchLoss> { None }
+//! }
+//!
+//! let mut params = ParamStore::new();
+//! let w = params.insert(Table { name: "w".into(), rows: 1, cols: 1, grad_kind: GradKind::Dense, data: vec![0.0] })?;
+//! let config = TrainConfig { epochs: 200, batch_size: 2, lr: 0.05, quiet: true, ..TrainConfig::default() };
+//! let history = Trainer::new(config).fit(&Mean { y: vec![1.0, 2.0, 3.0, 6.0], w }, &mut params)?;
+//! assert!((params.get(w).data[0] - 3.0).abs() < 0.1);
+//! assert_eq!(history.epochs.len(), 200);
+//! # Ok::<(), reelvec_engine::EngineError>(())
+//! ```
+//!
+//! The engine does not know what a movie is; it sees tables of f32. It does no I/O beyond the
+//! progress bar and logging: checkpoints belong to reelvec-models.
 
 // Tests may unwrap (common rules); library code may not.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
