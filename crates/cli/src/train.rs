@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use reelvec_data::Dataset;
 use reelvec_engine::{Device, History};
 use reelvec_models::config::{self, resolve_from};
-use reelvec_models::pipelines::{self, p2_mf, p3_recommender, p4_residual, MovieScore};
+use reelvec_models::item2vec::Architecture;
+use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual, MovieScore};
 use reelvec_models::{ModelKind, RunInfo};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -81,14 +82,32 @@ macro_rules! cli_config {
 cli_config!(p2_mf::Config, p2_mf::Config::preset);
 cli_config!(p3_recommender::Config, |n: &str| (n == "notebook").then(p3_recommender::Config::default));
 cli_config!(p4_residual::Config, |n: &str| (n == "notebook").then(p4_residual::Config::default));
+cli_config!(p0_cbow::Config, |n: &str| (n == "notebook").then(p0_cbow::Config::default));
+
+impl CliConfig for p1_cooc::Config {
+    fn preset(name: &str) -> Option<Self> {
+        (name == "notebook").then(Self::default)
+    }
+    fn apply(&mut self, seed: Option<u64>, _quiet: bool) {
+        if let Some(s) = seed {
+            self.seed = s;
+        }
+    }
+}
 
 fn resolve<C: CliConfig>(args: &Args) -> Result<C> {
+    resolve_with(args, |c| c)
+}
+
+/// [`resolve`] with `adjust` applied to the preset before the file and the overrides.
+fn resolve_with<C: CliConfig>(args: &Args, adjust: impl FnOnce(C) -> C) -> Result<C> {
     let base = match &args.preset {
         Some(name) => {
             C::preset(name).with_context(|| format!("unknown preset `{name}` for --model {}", args.model))?
         }
         None => C::default(),
     };
+    let base = adjust(base);
     let mut cfg: C = resolve_from(&base, args.config.as_deref(), &args.set)?;
     cfg.apply(args.seed, args.quiet);
     Ok(cfg)
@@ -112,12 +131,15 @@ pub fn run(args: Args) -> Result<()> {
         ModelKind::Mf => train_mf(&args, resolve::<p2_mf::Config>(&args)?),
         ModelKind::SigmoidMf => train_sigmoid(&args, resolve::<p3_recommender::Config>(&args)?),
         ModelKind::ResidualMf => train_residual(&args, resolve::<p4_residual::Config>(&args)?),
-        ModelKind::Cbow | ModelKind::Skipgram | ModelKind::Cooc => bail!(
-            "`reelvec train --model {kind}` is not wired up yet: the {} pipeline \
-             (reelvec_models::pipelines::{}) has not landed",
-            kind.protocol(),
-            if kind == ModelKind::Cooc { "p1_cooc" } else { "p0_cbow" }
-        ),
+        ModelKind::Cbow => train_item2vec(&args, resolve::<p0_cbow::Config>(&args)?),
+        ModelKind::Skipgram => {
+            let cfg = resolve_with::<p0_cbow::Config>(&args, |mut c| {
+                c.model.architecture = Architecture::Skipgram;
+                c
+            })?;
+            train_item2vec(&args, cfg)
+        }
+        ModelKind::Cooc => train_cooc(&args, resolve::<p1_cooc::Config>(&args)?),
     }
 }
 
@@ -270,6 +292,61 @@ fn train_residual(args: &Args, cfg: p4_residual::Config) -> Result<()> {
     let info = info_for(&ds, ModelKind::ResidualMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
     o.model.save(&args.out, &info)?;
     pipelines::save_rated_rows(&args.out, &ds, &o.train_rows)?;
+    saved(&args.out);
+    Ok(())
+}
+
+fn print_neighbours(list: &[(MovieScore, Vec<MovieScore>)]) {
+    for (q, nn) in list {
+        print_movies(&format!("nearest to {} by cosine", q.title), nn);
+    }
+}
+
+fn train_item2vec(args: &Args, cfg: p0_cbow::Config) -> Result<()> {
+    if printed_config(args, &cfg)? {
+        return Ok(());
+    }
+    let ds = load(args)?;
+    let o = p0_cbow::run(&ds, &cfg)?;
+    print_history(&o.history, false);
+    let f = &o.figures;
+    println!(
+        "vocabulary {}  uniform baseline ln V {:.4}  best val cross-entropy {} (epoch {})  [{:.1}s]",
+        f.vocab,
+        f.uniform_baseline,
+        opt(f.best_val_loss),
+        f.best_epoch.map_or("-".into(), |e| e.to_string()),
+        f.seconds
+    );
+    for m in &o.middle {
+        print_movies(&format!("between {} and {}", m.before.title, m.after.title), &m.predicted);
+    }
+    print_neighbours(&o.neighbours);
+    o.save(&args.out, &cfg, Some(&args.data))?;
+    saved(&args.out);
+    Ok(())
+}
+
+fn train_cooc(args: &Args, cfg: p1_cooc::Config) -> Result<()> {
+    if printed_config(args, &cfg)? {
+        return Ok(());
+    }
+    let ds = load(args)?;
+    let o = p1_cooc::run(&ds, &cfg)?;
+    let f = &o.figures;
+    println!(
+        "movies {}  likes {}  k {}  final cost {:.6e}  reference {}  ratio {}  {} steps in {:.2}s",
+        f.movies,
+        f.likes,
+        f.k,
+        f.final_cost,
+        f.reference_cost.map_or("-".into(), |c| format!("{c:.6e}")),
+        opt(f.ratio),
+        f.steps,
+        f.train_seconds
+    );
+    print_neighbours(&o.neighbours);
+    o.save(&args.out, &ds, &cfg, Some(&args.data))?;
     saved(&args.out);
     Ok(())
 }

@@ -95,8 +95,6 @@ fn train(f: &Fixture, model: &str, extra: &[&str]) -> PathBuf {
         "--no-cache",
         "--seed",
         "7",
-        "--set",
-        "k=4",
     ];
     args.extend_from_slice(extra);
     ok(&args);
@@ -106,7 +104,7 @@ fn train(f: &Fixture, model: &str, extra: &[&str]) -> PathBuf {
 #[test]
 fn mf_train_then_query_and_export() {
     let f = fixture();
-    let run = train(&f, "mf", &["--set", "train.epochs=5", "--set", "train.batch_size=16"]);
+    let run = train(&f, "mf", &["--set", "k=4", "--set", "train.epochs=5", "--set", "train.batch_size=16"]);
     for file in ["model.safetensors", "run.json", "rated.safetensors"] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
@@ -176,11 +174,11 @@ fn mf_train_then_query_and_export() {
 #[test]
 fn sigmoid_and_residual_runs_predict_in_stars() {
     let f = fixture();
-    let s = train(&f, "sigmoid-mf", &["--set", "train.epochs=3"]);
+    let s = train(&f, "sigmoid-mf", &["--set", "k=4", "--set", "train.epochs=3"]);
     let p = ok(&["predict", "--run", s.to_str().unwrap(), "--user", "3", "--movie", "2"]);
     let stars: f32 = p.split_whitespace().next().unwrap().parse().unwrap();
     assert!((1.0..=5.0).contains(&stars), "{p}");
-    let r = train(&f, "residual-mf", &["--set", "train.epochs=3"]);
+    let r = train(&f, "residual-mf", &["--set", "k=4", "--set", "train.epochs=3"]);
     let rec = ok(&["recommend", "--run", r.to_str().unwrap(), "--user", "3", "-k", "2", "--exclude-rated"]);
     assert_eq!(rec.lines().count(), 3, "{rec}");
     assert!(ok(&["similar", "--run", r.to_str().unwrap(), "Film Number 9"]).contains("Film Number 9"));
@@ -204,4 +202,38 @@ fn config_errors_and_print_config() {
     let err = fails(&["train", "--model", "mf", "--data", d, "--out", o, "--preset", "fast"]);
     assert!(err.contains("unknown preset"), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn item_models_train_and_answer_similar() {
+    let f = fixture();
+    let small = ["--set", "min_user_ratings=3", "--set", "train.epochs=2"];
+    let cbow = train(&f, "cbow", &small);
+    let sg = train(&f, "skipgram", &small);
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sg.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["model_kind"], "skipgram");
+    assert_eq!(info["config"]["model"]["architecture"], "skipgram");
+    let out = f.root.join("run-cooc");
+    ok(&[
+        "train",
+        "--model",
+        "cooc",
+        "--data",
+        f.data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--no-cache",
+    ]);
+    for run in [&cbow, &sg, &out] {
+        let s = ok(&["similar", "--run", run.to_str().unwrap(), "Gamma Ray (1985)", "-k", "3"]);
+        assert_eq!(s.lines().count(), 4, "{s}");
+    }
+    let w2v = f.root.join("cbow.w2v");
+    ok(&["export", "--run", cbow.to_str().unwrap(), "--format", "word2vec", "--out", w2v.to_str().unwrap()]);
+    let first = std::fs::read_to_string(&w2v).unwrap();
+    assert!(first.starts_with("12 "), "{first}");
+    let err = fails(&["recommend", "--run", cbow.to_str().unwrap(), "--user", "1"]);
+    assert!(err.contains("does not predict ratings"), "{err}");
 }
