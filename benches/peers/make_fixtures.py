@@ -14,6 +14,10 @@ Models (table names follow docs/contracts: MF family and CBOW full softmax):
         loss = softmax cross-entropy, mean over the batch's examples
         tables embedding (V x k), out_weight (V x k) = Linear.weight, out_bias (V x 1) = Linear.bias
 
+Beside the contract's keys each fixture has "grads": per step, every table's gradient of the batch's
+mean loss at the weights before that step, as torch computed it (weight decay not included: Adam adds
+it), so a mismatch can be pinned on the model's backward pass or on the optimizer.
+
 Every float is written as the exact decimal value of the float32 (so parsing it as f32 or as f64 and
 casting gives the identical f32). Deterministic: torch.manual_seed per fixture; CPU; float32.
 
@@ -104,12 +108,16 @@ def make_mf(seed, weight_decay, lr=3e-3, n_users=7, n_movies=9, k=4, steps=8, ba
         batches.append((users, movies, ratings))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     criterion = nn.MSELoss()
-    losses = []
+    losses, grads = [], []
     for users, movies, ratings in batches:
         optimizer.zero_grad()
         loss = criterion(model(users, movies), ratings.unsqueeze(1))
         losses.append(float(loss.detach()))
         loss.backward()
+        grads.append({"user_factors": table(model.user_factors.weight.grad),
+                      "movie_factors": table(model.movie_factors.weight.grad),
+                      "user_bias": table(model.user_bias.weight.grad),
+                      "movie_bias": table(model.movie_bias.weight.grad)})
         optimizer.step()
     return {
         "model": "mf",
@@ -130,6 +138,7 @@ def make_mf(seed, weight_decay, lr=3e-3, n_users=7, n_movies=9, k=4, steps=8, ba
             for u, m, r in batches
         ],
         "losses": losses,
+        "grads": grads,
         "final": model.tables(),
     }
 
@@ -147,12 +156,15 @@ def make_cbow(seed, weight_decay, lr=1e-2, vocab=12, k=5, steps=8, batch=7):
         batches.append((contexts, targets))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     criterion = nn.CrossEntropyLoss()
-    losses = []
+    losses, grads = [], []
     for contexts, targets in batches:
         optimizer.zero_grad()
         loss = criterion(model(contexts), targets)
         losses.append(float(loss.detach()))
         loss.backward()
+        grads.append({"embedding": table(model.embeddings.weight.grad),
+                      "out_weight": table(model.linear.weight.grad),
+                      "out_bias": table(model.linear.bias.grad)})
         optimizer.step()
     return {
         "model": "cbow",
@@ -169,6 +181,7 @@ def make_cbow(seed, weight_decay, lr=1e-2, vocab=12, k=5, steps=8, batch=7):
         "initial": initial,
         "batches": [{"contexts": c.tolist(), "targets": t.tolist()} for c, t in batches],
         "losses": losses,
+        "grads": grads,
         "final": model.tables(),
     }
 
@@ -176,7 +189,8 @@ def make_cbow(seed, weight_decay, lr=1e-2, vocab=12, k=5, steps=8, batch=7):
 def replay_with_numpy(fixture):
     """Replays a fixture with the documented formulas in float64 NumPy (hand-written gradients and
     PyTorch's Adam: g += wd * p; m, v moments; bias corrections; eps outside the square root; every
-    row updated every step). Returns (max relative error of the final tables, max loss error)."""
+    row updated every step). Returns the max relative errors of the final tables, of the losses and
+    of the gradients (relative to each table's largest gradient)."""
     import numpy as np
 
     params = {name: np.array(rows, dtype=np.float64) for name, rows in fixture["initial"].items()}
@@ -184,7 +198,7 @@ def replay_with_numpy(fixture):
     v = {n: np.zeros_like(p) for n, p in params.items()}
     lr, wd, eps = fixture["lr"], fixture["weight_decay"], fixture["eps"]
     b1, b2 = fixture["betas"]
-    loss_err = 0.0
+    loss_err, grad_err = 0.0, 0.0
     for t, batch in enumerate(fixture["batches"], start=1):
         grads = {n: np.zeros_like(p) for n, p in params.items()}
         if fixture["model"] == "mf":
@@ -217,6 +231,9 @@ def replay_with_numpy(fixture):
             for j in range(c.shape[1]):
                 np.add.at(grads["embedding"], c[:, j], dh)
         loss_err = max(loss_err, abs(loss - fixture["losses"][t - 1]) / abs(loss))
+        for n, g in grads.items():
+            want = np.array(fixture["grads"][t - 1][n])
+            grad_err = max(grad_err, float(np.max(np.abs(g - want)) / max(float(np.max(np.abs(want))), 1e-12)))
         for n, p in params.items():
             g = grads[n] + wd * p
             m[n] = b1 * m[n] + (1 - b1) * g
@@ -227,7 +244,7 @@ def replay_with_numpy(fixture):
     for n, p in params.items():
         want = np.array(fixture["final"][n])
         rel = max(rel, float(np.max(np.abs(p - want) / np.maximum(np.abs(want), 1e-3))))
-    return rel, loss_err
+    return rel, loss_err, grad_err
 
 
 def main():
@@ -252,11 +269,11 @@ def main():
         tmp.write_text("{\n" + body + "\n}\n")
         os.replace(tmp, path)
         first, last = fixture["losses"][0], fixture["losses"][-1]
-        rel, loss_err = replay_with_numpy(fixture)
+        rel, loss_err, grad_err = replay_with_numpy(fixture)
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
               f"{len(fixture['losses'])} steps, loss {first:.6f} -> {last:.6f}, {path.stat().st_size} bytes; "
-              f"NumPy replay: max rel err {rel:.1e} (weights), {loss_err:.1e} (losses)")
-        if rel > 1e-5 or loss_err > 1e-5:
+              f"NumPy replay: max rel err {rel:.1e} (weights), {loss_err:.1e} (losses), {grad_err:.1e} (grads)")
+        if rel > 1e-5 or loss_err > 1e-5 or grad_err > 1e-5:
             raise SystemExit(f"{name}: the NumPy replay of the documented formulas disagrees with torch")
 
 
