@@ -12,6 +12,7 @@
 //!   leave-last-out ranks over the full catalogue.
 //! - [`beyond`]: diversity, the notebook's novelty, self-information novelty, coverage, Gini.
 //! - [`similarity`]: cosine matrices, nearest neighbours, strongest pairs, best/worst by bias.
+//! - [`projection`]: PCA (LAPACK SVD, deterministic signs) and exact seeded t-SNE.
 //!
 //! ```
 //! use reelvec_metrics::rating::{rmse, RatingScale};
@@ -27,6 +28,7 @@ extern crate openblas_src as _;
 
 pub mod beyond;
 pub mod error;
+pub mod projection;
 pub mod ranking;
 pub mod rating;
 pub mod similarity;
