@@ -169,9 +169,26 @@ where
     Ok(config)
 }
 
-/// The config as TOML text (for `--print-config` and docs).
+/// Rewrites every float as the shortest decimal that reads back to the same f32 (f32 fields
+/// widened to f64 print as `0.009999999776482582` otherwise). Display only.
+fn shorten_floats(v: &mut Value) {
+    match v {
+        Value::Float(x) if x.is_finite() => {
+            if let Ok(short) = format!("{}", *x as f32).parse::<f64>() {
+                *x = short;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(shorten_floats),
+        Value::Table(t) => t.iter_mut().for_each(|(_, v)| shorten_floats(v)),
+        _ => {}
+    }
+}
+
+/// The config as TOML text (for `--print-config` and docs), floats at f32 precision.
 pub fn to_toml_string<T: Serialize>(config: &T) -> Result<String, ModelError> {
-    toml::to_string_pretty(config).map_err(|e| ModelError::InvalidConfig(e.to_string()))
+    let mut v = Value::Table(to_table(config)?);
+    shorten_floats(&mut v);
+    toml::to_string_pretty(&v).map_err(|e| ModelError::InvalidConfig(e.to_string()))
 }
 
 /// The config as JSON (stored in `run.json`).
@@ -282,6 +299,7 @@ mod tests {
     #[test]
     fn toml_round_trip() {
         let s = to_toml_string(&Cfg::default()).unwrap();
+        assert!(s.contains("lr = 0.003\n"), "{s}");
         let back: Cfg = toml::from_str(&s).unwrap();
         assert_eq!(back, Cfg::default());
     }

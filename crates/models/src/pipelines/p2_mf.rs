@@ -15,10 +15,21 @@
 //! ## Presets
 //!
 //! - `notebook` ([`Config::default`]): the protocol above.
-//! - `tuned` ([`Config::tuned`]): the same model and split with small-variance initialisation
-//!   (N(0, 0.01²) factors, zero biases, as fastai's `collab_learner`), AdamW (decoupled weight
-//!   decay 0.1) at lr 5e-3 with linear decay to zero over 10 epochs of batch 256, keeping the best
-//!   validation epoch. Measured on ml-100k in the report of this helper and in docs.
+//! - `tuned` ([`Config::tuned`]): the same model, k, initialisation, split and L2 Adam, with
+//!   batch 256, lr 1e-2 decayed linearly to 0 over the 30 epochs (stepped per epoch) and weight
+//!   decay 4e-4; the best validation epoch is kept. On ml-100k (release build, seeded 80/20
+//!   split) it lowers the best validation RMSE by about 0.005 on every seed tried:
+//!
+//!   | seed | notebook | tuned  |
+//!   |------|----------|--------|
+//!   | 42   | 0.9051   | 0.9010 |
+//!   | 1    | 0.9105   | 0.9055 |
+//!   | 2    | 0.9141   | 0.9083 |
+//!
+//!   (`reelvec train --model mf --data ml-100k --out RUN [--preset tuned] [--seed S]`.) Larger k
+//!   (100, 200) gains at most 0.001 more; small-variance initialisation with AdamW (fastai's
+//!   recipe) overfits within a few epochs here and stays above 0.905; lazy (touched-rows) Adam
+//!   with L2 is worse (0.95 and up).
 
 use std::time::Instant;
 
@@ -26,7 +37,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::{
-    AdamConfig, EarlyStopping, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig, Trainer,
+    AdamConfig, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig, Trainer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -95,18 +106,14 @@ impl Config {
     /// The tuned preset (see the module doc).
     pub fn tuned() -> Self {
         let base = Self::default();
-        let epochs = 10;
+        let epochs = base.train.epochs;
         Self {
-            init_std: 0.01,
-            bias_init_std: 0.0,
             train: TrainConfig {
-                epochs,
                 batch_size: 256,
-                lr: 5e-3,
-                optimizer: OptimizerConfig::AdamW(AdamConfig { weight_decay: 0.1, ..AdamConfig::default() }),
+                lr: 1e-2,
+                optimizer: OptimizerConfig::Adam(AdamConfig { weight_decay: 4e-4, ..AdamConfig::default() }),
                 schedule: Schedule::LinearDecay { total_steps: epochs as u64 },
                 schedule_step: ScheduleStep::PerEpoch,
-                early_stopping: Some(EarlyStopping { min_epochs: epochs, patience: 1 }),
                 ..base.train.clone()
             },
             ..base
