@@ -90,7 +90,8 @@ pub enum ScheduleStep {
 pub struct EarlyStopping {
     /// Never stop before this many epochs have run.
     pub min_epochs: usize,
-    /// Stop after this many consecutive epochs without a strict improvement of the best loss.
+    /// Stop after this many consecutive epochs without a strict improvement of the best loss
+    /// (0 behaves like 1: the first epoch without improvement stops).
     pub patience: usize,
 }
 
@@ -337,7 +338,11 @@ impl Trainer {
             history.epochs.push(stats);
 
             if let Some(es) = cfg.early_stopping {
-                if epoch + 1 >= es.min_epochs && epochs_without_improvement >= es.patience {
+                // Only an epoch without improvement can stop the fit (patience 0: the first one does).
+                if epoch + 1 >= es.min_epochs
+                    && epochs_without_improvement > 0
+                    && epochs_without_improvement >= es.patience
+                {
                     history.stopped_early = epoch + 1 < cfg.epochs;
                     break;
                 }
@@ -567,6 +572,26 @@ mod tests {
         assert_eq!(history.best_epoch, Some(6));
         // restore_best is off: the weights are the last epoch's.
         assert!((params.get(w).data[0] as f64 - 2.0 * (1.0 - 0.9f64.powi(20))).abs() < 1e-5);
+    }
+
+    #[test]
+    fn patience_zero_stops_at_the_first_epoch_without_improvement_only() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut params = ParamStore::new();
+        let w = params.add("w", 1, 1, GradKind::Dense, Init::Zeros, &mut rng).unwrap();
+        let trainer = quiet(TrainConfig {
+            epochs: 100,
+            batch_size: 1,
+            lr: 0.1,
+            optimizer: OptimizerConfig::Sgd(SgdConfig::default()),
+            early_stopping: Some(EarlyStopping { min_epochs: 0, patience: 0 }),
+            ..TrainConfig::default()
+        });
+        let history = trainer.fit(&Overshoot { w }, &mut params).unwrap();
+        // Epochs 0..=6 improve; epoch 7 is the first that does not.
+        assert_eq!(history.epochs.len(), 8);
+        assert_eq!(history.best_epoch, Some(6));
+        assert!(history.stopped_early);
     }
 
     #[test]
