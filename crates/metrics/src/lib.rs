@@ -12,6 +12,8 @@
 //!   leave-last-out ranks over the full catalogue.
 //! - [`beyond`]: diversity, the notebook's novelty, self-information novelty, coverage, Gini.
 //! - [`similarity`]: cosine matrices, nearest neighbours, strongest pairs, best/worst by bias.
+//! - [`foldin`]: a new user's vector and bias from a few ratings (ridge through LAPACK, Gauss-Newton
+//!   through sigmoid links), and the item2vec mean-of-watched profile.
 //! - [`projection`]: PCA (LAPACK SVD, deterministic signs) and exact seeded t-SNE.
 //!
 //! ```
@@ -28,6 +30,7 @@ extern crate openblas_src as _;
 
 pub mod beyond;
 pub mod error;
+pub mod foldin;
 pub mod projection;
 pub mod ranking;
 pub mod rating;
@@ -36,6 +39,7 @@ pub mod topn;
 
 pub use beyond::BeyondAccuracy;
 pub use error::{MetricsError, Result};
+pub use foldin::{FoldIn, FoldInConfig};
 pub use ranking::{RankSummary, SequenceMetrics};
 pub use rating::RatingScale;
 pub use topn::{FactorScores, RatedItems, ScoreLink, TopN, TopNConfig};
