@@ -134,3 +134,30 @@ fn out_of_range_indices_are_rejected() {
     let err = MfObjective::new(spec, &params, cols, None).unwrap_err().to_string();
     assert!(err.contains("user index 2"), "{err}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// The engine's gradient checker (f32 forward, noise-aware tolerance) on larger shapes.
+    #[test]
+    fn engine_gradcheck_passes(
+        (biases, link) in link_strategy(),
+        k in 1usize..12,
+        batch in 1usize..40,
+        seed in 0u64..1000,
+    ) {
+        let spec = MfSpec { n_users: 20, n_movies: 30, k, biases, link };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let init = Init::Normal { mean: 0.0, std: 0.3 };
+        let params = spec.init_params(init, init, &mut rng).unwrap();
+        let cols = RatingColumns {
+            user: (0..batch).map(|i| ((i as u64 * 7 + seed) % 20) as u32).collect(),
+            movie: (0..batch).map(|i| ((i as u64 * 11 + seed / 3) % 30) as u32).collect(),
+            target: (0..batch).map(|i| (i % 5) as f32 + 0.5).collect(),
+        };
+        let units: Vec<u32> = (0..batch as u32).collect();
+        let obj = MfObjective::new(spec, &params, cols, None).unwrap();
+        let result = reelvec_engine::gradcheck::check(&obj, &params, &units, 1e-2, 2e-2);
+        prop_assert!(result.is_ok(), "{:?}", result.err().map(|r| (r.worst, r.failures.len())));
+    }
+}
