@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use super::labels::clean_text;
-use super::{font, padded_range, INK, PALETTE};
+use super::{font, nice_range, padded_range, INK, PALETTE};
 use crate::error::ReportError;
 
 /// One named curve: `(x, y)` points in drawing order. Non-finite points are skipped (a diverged
@@ -88,7 +88,8 @@ impl LineChart {
         let all_points = || self.series.iter().flat_map(|s| s.points.iter().filter(finite));
         let (x_lo, x_hi) = padded_range(all_points().map(|p| p.0), 0.02);
         let reference = self.reference.as_ref().filter(|r| r.value.is_finite());
-        let (y_lo, y_hi) = padded_range(all_points().map(|p| p.1).chain(reference.map(|r| r.value)), 0.06);
+        let (y_lo, y_hi) = padded_range(all_points().map(|p| p.1).chain(reference.map(|r| r.value)), 0.03);
+        let (y_lo, y_hi, y_decimals) = nice_range(y_lo, y_hi, 8);
 
         let mut svg = String::new();
         {
@@ -112,7 +113,7 @@ impl LineChart {
                 .axis_style(INK)
                 .x_labels(10)
                 .x_label_formatter(&|v| tick_label(*v))
-                .y_label_formatter(&|v| tick_label(*v))
+                .y_label_formatter(&|v| fixed(*v, y_decimals))
                 .y_labels(8)
                 .draw()
                 .map_err(err)?;
@@ -173,6 +174,15 @@ fn tick_label(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// `value` with `decimals` decimals, never "-0.0".
+fn fixed(value: f64, decimals: usize) -> String {
+    let text = format!("{value:.decimals$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_owned(),
+        _ => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +224,9 @@ mod tests {
         assert_eq!(tick_label(0.000_123_4), "0.0001234");
         assert_eq!(tick_label(1234.5), "1234.5");
         assert_eq!(tick_label(0.1 + 0.2), "0.3");
+        assert_eq!(fixed(-1e-17, 1), "0.0");
+        assert_eq!(fixed(4.0, 1), "4.0");
+        assert_eq!(fixed(-0.25, 2), "-0.25");
     }
 
     #[test]

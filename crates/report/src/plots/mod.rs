@@ -66,6 +66,25 @@ pub(crate) fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> (f64,
     (lo - span * pad, hi + span * pad)
 }
 
+/// Widens `[lo, hi]` to multiples of a 1-2-5 step giving at most `max_ticks` intervals, so that
+/// both ends carry a tick (plotters' own tick search can miss the last one: for 3.22..4.13 it
+/// gives 3.4, 3.6, 3.8 and no 4.0).
+/// Also returns how many decimals the step needs (0 for 1, 2, 5, 10...; 1 for 0.2...).
+pub(crate) fn nice_range(lo: f64, hi: f64, max_ticks: usize) -> (f64, f64, usize) {
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
+        return (lo, hi, 2);
+    }
+    let raw = (hi - lo) / max_ticks.max(1) as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    ((lo / step).floor() * step, (hi / step).ceil() * step, decimals)
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Checks shared by the plot tests: well-formed XML and the text a document shows.
@@ -137,7 +156,19 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::padded_range;
+    use super::{nice_range, padded_range};
+
+    #[test]
+    fn nice_range_lands_on_round_steps() {
+        let close = |(a, b, d): (f64, f64, usize), (c, e, f): (f64, f64, usize)| {
+            (a - c).abs() < 1e-12 && (b - e).abs() < 1e-12 && d == f
+        };
+        assert!(close(nice_range(3.22, 4.13, 8), (3.2, 4.2, 1)));
+        assert!(close(nice_range(0.3, 7.2, 8), (0.0, 8.0, 0)));
+        assert!(close(nice_range(-0.013, 0.041, 5), (-0.02, 0.06, 2)));
+        assert!(close(nice_range(0.0, 900.0, 8), (0.0, 1000.0, 0)));
+        assert_eq!(nice_range(1.0, 1.0, 8), (1.0, 1.0, 2));
+    }
 
     #[test]
     fn padded_range_pads_and_handles_degenerate_input() {
