@@ -97,10 +97,16 @@ fn run_name(dir: &Path) -> String {
     dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// The loss curves recorded in a run's history.
+/// The loss curves recorded in a run's history: the trainer's [`History`], or (P1's fit) a list
+/// of per-epoch objects whose numeric fields become one series each.
 fn loss_chart(info: &RunInfo, name: &str) -> Result<LineChart> {
-    let history: History = serde_json::from_value(info.history.clone())
-        .with_context(|| format!("run {name} has no readable training history"))?;
+    let history: History = match serde_json::from_value(info.history.clone()) {
+        Ok(history) => history,
+        Err(err) => {
+            return generic_history_chart(info, name)
+                .with_context(|| format!("run {name} has no readable training history ({err})"))
+        }
+    };
     if history.epochs.is_empty() {
         bail!("run {name} recorded no epochs");
     }
@@ -128,6 +134,35 @@ fn loss_chart(info: &RunInfo, name: &str) -> Result<LineChart> {
         ModelKind::Mf | ModelKind::ResidualMf => "MSE",
     };
     Ok(chart.with_axes("epoch", y_label))
+}
+
+/// A history stored as `[{"a": 1.0, "b": 2.0}, ...]` (one object per epoch): one series per
+/// numeric field, in the order the fields first appear.
+fn generic_history_chart(info: &RunInfo, name: &str) -> Result<LineChart> {
+    let Some(epochs) = info.history.as_array().filter(|a| !a.is_empty()) else {
+        bail!("the history is not a list of epochs");
+    };
+    let mut fields: Vec<String> = Vec::new();
+    for epoch in epochs {
+        for (key, value) in epoch.as_object().into_iter().flatten() {
+            if value.is_number() && !fields.contains(key) {
+                fields.push(key.clone());
+            }
+        }
+    }
+    if fields.is_empty() {
+        bail!("the epochs carry no numbers");
+    }
+    let mut chart = LineChart::new(format!("{} — loss per epoch ({name})", info.model_kind));
+    for field in fields {
+        let points = epochs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.get(&field)?.as_f64().map(|v| (i as f64, v)))
+            .collect();
+        chart = chart.with_series(field, points);
+    }
+    Ok(chart.with_axes("epoch", if info.model_kind == ModelKind::Cooc { "cost" } else { "loss" }))
 }
 
 /// Per-movie number of ratings and mean rating, in the run's dense movie order.
@@ -388,6 +423,33 @@ mod tests {
         assert!(svg.contains(">\nvalidation\n</text>"));
         assert!(svg.contains("uniform ln(V) = ln(50) = 3.912"));
         assert!(svg.contains("cbow — loss per epoch (cbow-run)"));
+    }
+
+    #[test]
+    fn loss_plot_reads_a_list_of_per_epoch_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("cooc");
+        write_run(&run, ModelKind::Cooc, 6, None);
+        let path = run.join(checkpoint::RUN_FILE);
+        let mut info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        info["history"] =
+            serde_json::json!([{"masked": 3.0, "unmasked": 3.5}, {"masked": 2.0, "unmasked": 2.4}]);
+        std::fs::write(&path, serde_json::to_string(&info).unwrap()).unwrap();
+        let out = dir.path().join("loss.svg");
+        super::run(parse(&[
+            "--run",
+            run.to_str().unwrap(),
+            "--kind",
+            "loss",
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+        .unwrap();
+        let svg = std::fs::read_to_string(out).unwrap();
+        assert!(svg.contains(">\nmasked\n</text>"));
+        assert!(svg.contains(">\nunmasked\n</text>"));
+        assert!(svg.contains(">\ncost\n</text>"));
     }
 
     #[test]

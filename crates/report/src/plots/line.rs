@@ -113,7 +113,13 @@ impl LineChart {
                 .axis_style(INK)
                 .x_labels(10)
                 .x_label_formatter(&|v| tick_label(*v))
-                .y_label_formatter(&|v| fixed(*v, y_decimals))
+                .y_label_formatter(&|v| {
+                    if y_lo.abs().max(y_hi.abs()) >= 1e5 {
+                        format!("{v:.2e}")
+                    } else {
+                        fixed(*v, y_decimals)
+                    }
+                })
                 .y_labels(8)
                 .draw()
                 .map_err(err)?;
@@ -205,6 +211,14 @@ mod tests {
         assert!(summary.has_text("epoch"));
         assert!(summary.has_text("loss"));
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn large_values_get_scientific_ticks() {
+        let svg =
+            LineChart::new("cost").with_series("cost", vec![(0.0, 3.4e8), (1.0, 3.2e8)]).to_svg().unwrap();
+        let summary = parse_svg(&svg);
+        assert!(summary.texts.iter().any(|t| t.ends_with("e8")), "{:?}", summary.texts);
     }
 
     #[test]
