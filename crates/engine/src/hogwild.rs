@@ -104,14 +104,16 @@ pub fn views(params: &mut ParamStore) -> Vec<HogwildTable<'_>> {
     params.tables_mut().iter_mut().map(HogwildTable::new).collect()
 }
 
-/// Runs `f` over `units` in chunks of `chunk_len` on rayon's pool, every chunk reading and
-/// updating the shared tables directly (one Hogwild epoch). Returns the pooled loss.
+/// Runs `f(tables, chunk_index, chunk_units)` over `units` in chunks of `chunk_len` on rayon's
+/// pool, every chunk reading and updating the shared tables directly (one Hogwild epoch).
+/// `chunk_index` lets `f` seed its own sampling (e.g. negatives) reproducibly per chunk; the
+/// weights still depend on scheduling. Returns the pooled loss.
 pub fn run<F>(params: &mut ParamStore, units: &[u32], chunk_len: usize, f: F) -> BatchLoss
 where
-    F: Fn(&[HogwildTable<'_>], &[u32]) -> BatchLoss + Sync,
+    F: Fn(&[HogwildTable<'_>], usize, &[u32]) -> BatchLoss + Sync,
 {
     let tables = views(params);
-    units.par_chunks(chunk_len.max(1)).map(|chunk| f(&tables, chunk)).reduce(
+    units.par_chunks(chunk_len.max(1)).enumerate().map(|(i, chunk)| f(&tables, i, chunk)).reduce(
         BatchLoss::default,
         |mut a, b| {
             a.add(b);
@@ -138,7 +140,7 @@ mod tests {
         params.add("t", 4, 3, GradKind::SparseRows, Init::Zeros, &mut rng).unwrap();
         let units: Vec<u32> = (0..20_000).collect();
         in_pool(4, || {
-            run(&mut params, &units, 64, |tables, chunk| {
+            run(&mut params, &units, 64, |tables, _, chunk| {
                 for &u in chunk {
                     // 0.25 is exact in f32, so every ordering gives the same sum.
                     tables[0].add_exact((u % 12) as usize, 0.25);
@@ -165,7 +167,7 @@ mod tests {
         let y: Vec<f32> =
             (0..n).map(|u| (0..cols).map(|j| truth[a[u] * cols + j] * x[u * cols + j]).sum()).collect();
         let lr = 0.1f32;
-        let epoch = |tables: &[HogwildTable<'_>], chunk: &[u32]| {
+        let epoch = |tables: &[HogwildTable<'_>], _chunk_index: usize, chunk: &[u32]| {
             let mut w = [0.0f32; 4];
             let mut loss = BatchLoss::default();
             for &u in chunk {
