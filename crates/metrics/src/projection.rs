@@ -269,23 +269,17 @@ pub fn tsne(data: ArrayView2<'_, f32>, config: &TsneConfig) -> Result<Tsne> {
         let exaggerating = iteration < config.exaggeration_iterations;
         let exaggeration = if exaggerating { config.early_exaggeration } else { 1.0 };
         let momentum = if exaggerating { config.initial_momentum } else { config.final_momentum };
-        let z = kernel_sum(&y);
-        grad.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, mut g)| {
-            g.fill(0.0);
-            let yi = y.row(i);
-            for j in 0..n {
-                if j == i {
-                    continue;
-                }
-                let yj = y.row(j);
-                let dist: f64 = yi.iter().zip(yj.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
-                let kernel = 1.0 / (1.0 + dist);
-                let coeff = 4.0 * (exaggeration * p[[i, j]] - kernel / z) * kernel;
-                for c in 0..dims {
-                    g[c] += coeff * (yi[c] - yj[c]);
-                }
+        // One pass over all pairs gives, per row, Z_i = sum_j k_ij, the attraction
+        // sum_j p_ij k_ij (y_i - y_j) and the unnormalised repulsion sum_j k_ij^2 (y_i - y_j),
+        // with k_ij = (1 + |y_i - y_j|^2)^-1; then
+        // grad_i = 4 (exaggeration * attraction_i - repulsion_i / Z), Z = sum_i Z_i.
+        let partials = pair_terms(&p, &y);
+        let z: f64 = partials.iter().map(|t| t.0).sum();
+        for (i, (_, attraction, repulsion)) in partials.iter().enumerate() {
+            for c in 0..dims {
+                grad[[i, c]] = 4.0 * (exaggeration * attraction[c] - repulsion[c] / z);
             }
-        });
+        }
         ndarray::Zip::from(&mut gains).and(&grad).and(&update).for_each(|gain, &g, &u| {
             *gain = if (g > 0.0) != (u > 0.0) { *gain + 0.2 } else { *gain * 0.8 }.max(0.01);
         });
@@ -319,6 +313,43 @@ fn initial_map(data: ArrayView2<'_, f32>, config: &TsneConfig) -> Result<Array2<
         reason: "invalid normal distribution",
     })?;
     Ok(Array2::from_shape_fn((n, config.dims), |_| normal.sample(&mut rng)))
+}
+
+/// Per row i: `(sum_j k_ij, sum_j p_ij k_ij (y_i - y_j), sum_j k_ij^2 (y_i - y_j))` over j != i,
+/// with `k_ij = (1 + |y_i - y_j|^2)^-1`. Rows run in parallel, each summing j in order.
+fn pair_terms(p: &Array2<f64>, y: &Array2<f64>) -> Vec<(f64, Vec<f64>, Vec<f64>)> {
+    let (n, dims) = y.dim();
+    let flat: Vec<f64> = y.iter().copied().collect();
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let yi = &flat[i * dims..(i + 1) * dims];
+            let p_row = p.row(i);
+            let mut z = 0.0;
+            let mut attraction = vec![0.0; dims];
+            let mut repulsion = vec![0.0; dims];
+            let mut diff = vec![0.0; dims];
+            for (j, yj) in flat.chunks_exact(dims).enumerate() {
+                if j == i {
+                    continue;
+                }
+                let mut dist = 0.0;
+                for c in 0..dims {
+                    diff[c] = yi[c] - yj[c];
+                    dist += diff[c] * diff[c];
+                }
+                let kernel = 1.0 / (1.0 + dist);
+                z += kernel;
+                let pull = p_row[j] * kernel;
+                let push = kernel * kernel;
+                for c in 0..dims {
+                    attraction[c] += pull * diff[c];
+                    repulsion[c] += push * diff[c];
+                }
+            }
+            (z, attraction, repulsion)
+        })
+        .collect()
 }
 
 /// `Z = sum_{i != j} (1 + |y_i - y_j|^2)^-1`, summed per row then in row order.
