@@ -4,6 +4,7 @@
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function; adding
 //! one is a new module plus one variant in [`Command`] and one arm in [`main`].
 
+mod bench_cmd;
 mod data_cmd;
 mod export_cmd;
 mod middle;
@@ -44,6 +45,8 @@ enum Command {
     Export(export_cmd::Args),
     /// Draw a run as an SVG plot: loss curves, cosine heatmap, PCA or t-SNE map.
     Plot(plot_cmd::Args),
+    /// Benchmarks: the notebook suite (beside PyTorch) or the ml-25m-scale suite.
+    Bench(bench_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Middle(args) => middle::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Plot(args) => plot_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

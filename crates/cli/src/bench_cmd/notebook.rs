@@ -1,0 +1,372 @@
+//! The `notebook` suite: P0..P4 at their notebook configurations on one data set, each followed
+//! (with `--peers`) by its PyTorch reference on the same files, the same thread count and, where
+//! the script takes `--split`, exactly our split. Per-epoch times come from the pipelines' own
+//! histories (P1: the mean step time of its fit); CPU seconds from the process clock around
+//! the whole pipeline call.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ndarray::Axis;
+use reelvec_data::{transforms, Dataset};
+use reelvec_metrics::beyond::interaction_counts;
+use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, ScoreLink, TopNConfig};
+use reelvec_models::cooc::{dense_costs, dense_grad, CoocProblem, LikeMatrix};
+use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
+use reelvec_models::ItemEmbeddings;
+
+use super::peers::{metric, PeerRun, Peers, Split};
+use super::report::{mean, Case, Clock, Figure, Quality, Timing};
+
+/// What the notebook suite runs on and with.
+#[derive(Debug)]
+pub struct NotebookPlan<'a> {
+    /// The data (ours, in memory).
+    pub dataset: &'a Dataset,
+    /// The same data as files, for the reference scripts.
+    pub data_dir: &'a Path,
+    /// Overrides every pipeline's epoch count (and the scripts' `--epochs`).
+    pub epochs: Option<usize>,
+    /// P1 Adam steps on our side (default: the protocol's); the script runs its own default.
+    pub p1_steps: Option<usize>,
+    /// PyTorch references, when they run.
+    pub peers: Option<&'a Peers>,
+}
+
+/// Runs every case; a failing reference script is noted, never fatal.
+pub fn run(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
+    let cases =
+        vec![p0(plan, notes).context("P0")?, p1(plan, notes).context("P1")?, p2(plan, notes).context("P2")?];
+    let mut cases = cases;
+    cases.extend(p3(plan, notes).context("P3")?);
+    cases.push(p4(plan, notes).context("P4")?);
+    Ok(cases)
+}
+
+/// The epochs argument for a script.
+fn epochs_arg(epochs: Option<usize>) -> Vec<String> {
+    epochs.map_or_else(Vec::new, |e| vec!["--epochs".to_string(), e.to_string()])
+}
+
+/// Runs a script when peers are on; a failure becomes a note.
+fn peer(
+    plan: &NotebookPlan<'_>,
+    notes: &mut Vec<String>,
+    script: &str,
+    split: Option<&Split>,
+    extra: &[String],
+) -> Option<PeerRun> {
+    let peers = plan.peers?;
+    eprintln!("bench: PyTorch {script}");
+    match peers.run(script, plan.data_dir, split, extra) {
+        Ok(run) => Some(run),
+        Err(e) => {
+            notes.push(format!("PyTorch {script} did not run: {e:#}"));
+            None
+        }
+    }
+}
+
+/// Our timing from per-epoch seconds and the CPU time of the whole call.
+fn ours_timing(epoch_seconds: &[f64], cpu: Option<f64>, examples: f64) -> Timing {
+    let units = epoch_seconds.len();
+    Timing {
+        units,
+        wall_per_unit: mean(epoch_seconds),
+        cpu_per_unit: cpu.map(|c| c / units.max(1) as f64),
+        examples_per_unit: Some(examples),
+    }
+}
+
+fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
+    eprintln!("bench: P0 CBOW");
+    let mut cfg = p0_cbow::Config::default();
+    cfg.train.quiet = true;
+    if let Some(e) = plan.epochs {
+        cfg.train.epochs = e;
+    }
+    let clock = Clock::start();
+    let out = p0_cbow::run(plan.dataset, &cfg)?;
+    let spent = clock.elapsed();
+    let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
+    let f = &out.figures;
+
+    // The same users on both sides: our split as raw user ids.
+    let (kept, sequences) = p0_cbow::prepare(plan.dataset, &cfg)?;
+    let (train, val) = transforms::split_users(sequences.len(), cfg.train_fraction, cfg.seed);
+    let raw = |users: &[u32]| users.iter().filter_map(|&u| kept.users.raw(u)).collect::<Vec<u64>>();
+    let split = Split::Users { train: raw(&train), val: raw(&val) };
+    let peer = peer(plan, notes, "p0_cbow.py", Some(&split), &epochs_arg(plan.epochs));
+    let m = |path: &str| peer.as_ref().and_then(|p| metric(&p.metrics, path));
+    Ok(Case {
+        id: "P0".into(),
+        name: format!(
+            "CBOW, top {} movies, k = {}, w = {}, batch {} sequences, Adam, early stopping",
+            cfg.top_movies, cfg.model.dim, cfg.model.window, cfg.train.batch_size
+        ),
+        unit: "epoch".into(),
+        ours: ours_timing(&seconds, spent.cpu, f.train_examples as f64),
+        peer: peer.as_ref().map(|p| p.timing),
+        same_rows: peer.as_ref().map(|p| p.same_rows),
+        target_speedup: Some(5.0),
+        quality: vec![
+            Quality::new("best val CE", f.best_val_loss, m("best_val_ce")),
+            Quality::new("final val CE", f.final_val_loss, m("final_val_ce")),
+            Quality::new("val acc@1", f.val_rank.map(|r| r.accuracy_at_1), m("final_val_accuracy_at_1")),
+            Quality::new("epochs run", Some(seconds.len() as f64), m("epochs_run")),
+        ],
+        figures: vec![Figure::new("ln V (uniform CE)", f.uniform_baseline, "nats")],
+        note: None,
+    })
+}
+
+fn p1(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
+    eprintln!("bench: P1 co-occurrence");
+    let ds = plan.dataset;
+    let mut cfg = p1_cooc::Config { reference: p1_cooc::ReferenceChoice::None, ..Default::default() };
+    if let Some(steps) = plan.p1_steps {
+        cfg.model.steps = steps;
+    }
+    let clock = Clock::start();
+    let out = p1_cooc::run(ds, &cfg)?;
+    let spent = clock.elapsed();
+    let f = &out.figures;
+    let steps = f.steps.max(1);
+
+    let likes =
+        LikeMatrix::from_ratings(&ds.ratings, ds.users.len(), ds.movies.len(), cfg.model.like_threshold)?;
+    let k = cfg.model.dim;
+    // The dense M x M formulation on our side (residual matrix, gradient, cost), a few steps.
+    let m = likes.n_movies();
+    let x0 = likes.dense_x0();
+    let v = out.model.factors().to_vec();
+    let (mut residual, mut grad) = (vec![0.0f32; m * m], vec![0.0f32; m * k]);
+    let dense_steps = 3;
+    let dense = Clock::start();
+    for _ in 0..dense_steps {
+        dense_grad(&x0, &v, m, k, true, &mut residual, &mut grad);
+        std::hint::black_box(dense_costs(&x0, &v, m, k));
+    }
+    let dense_step = dense.elapsed().wall / dense_steps as f64;
+    drop((x0, residual));
+
+    let reference = p1_cooc::reference(
+        &CoocProblem::new(likes),
+        &p1_cooc::Config { reference: p1_cooc::ReferenceChoice::Auto, ..cfg.clone() },
+    )?;
+    let ref_cost = reference.as_ref().map(|r| r.unmasked_cost);
+    let peer = peer(plan, notes, "p1_cooc.py", None, &["--reference".to_string(), "none".to_string()]);
+    let peer_final = peer.as_ref().and_then(|p| metric(&p.metrics, "final_cost"));
+    Ok(Case {
+        id: "P1".into(),
+        name: format!(
+            "co-occurrence factorisation, M = {}, k = {k}, full-batch Adam; ours from L, PyTorch dense M x M",
+            f.movies
+        ),
+        unit: "step".into(),
+        ours: Timing {
+            units: steps,
+            wall_per_unit: f.step_seconds,
+            cpu_per_unit: spent.cpu.map(|c| c / steps as f64),
+            examples_per_unit: Some(f.movies as f64),
+        },
+        peer: peer.as_ref().map(|p| p.timing),
+        same_rows: None,
+        target_speedup: Some(20.0),
+        quality: vec![
+            Quality::new("final masked cost", Some(f.final_cost), peer_final),
+            Quality::new(
+                "final / unmasked optimum",
+                ref_cost.map(|r| f.final_cost / r),
+                peer_final.zip(ref_cost).map(|(p, r)| p / r),
+            ),
+            Quality::new("steps", Some(steps as f64), peer.as_ref().map(|p| p.timing.units as f64)),
+        ],
+        figures: vec![
+            Figure::new("our dense M x M step (same machine)", dense_step, "s"),
+            Figure::new("our step from L vs our dense step", dense_step / f.step_seconds.max(1e-12), "x"),
+            Figure::new("likes (nnz L)", f.likes as f64, ""),
+        ],
+        note: Some(
+            "our protocol runs 1,500 steps with a decaying lr, the script 500 at lr 0.2: compare per-step \
+             times; costs are each side's own run"
+                .into(),
+        ),
+    })
+}
+
+fn p2(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
+    eprintln!("bench: P2 biased MF");
+    let mut cfg = p2_mf::Config::default();
+    cfg.train.quiet = true;
+    if let Some(e) = plan.epochs {
+        cfg.train.epochs = e;
+    }
+    let clock = Clock::start();
+    let out = p2_mf::run(plan.dataset, &cfg)?;
+    let spent = clock.elapsed();
+    let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
+    let split = Split::Rows { train: out.train_rows.clone(), val: out.val_rows.clone() };
+    let peer = peer(plan, notes, "p2_mf.py", Some(&split), &epochs_arg(plan.epochs));
+    let m = |path: &str| peer.as_ref().and_then(|p| metric(&p.metrics, path));
+    Ok(Case {
+        id: "P2".into(),
+        name: format!(
+            "biased MF, k = {}, sigmoid range, batch {} shuffled, Adam + L2",
+            cfg.k, cfg.train.batch_size
+        ),
+        unit: "epoch".into(),
+        ours: ours_timing(&seconds, spent.cpu, out.train_rows.len() as f64),
+        peer: peer.as_ref().map(|p| p.timing),
+        same_rows: peer.as_ref().map(|p| p.same_rows),
+        target_speedup: Some(5.0),
+        quality: vec![
+            Quality::new("best val RMSE (stars)", out.best_val_rmse, m("best_val_rmse")),
+            Quality::new("best epoch", out.history.best_epoch.map(|e| e as f64), m("best_epoch")),
+        ],
+        figures: vec![],
+        note: None,
+    })
+}
+
+fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
+    eprintln!("bench: P3 sigmoid MF");
+    let ds = plan.dataset;
+    let mut cfg = p3_recommender::Config::default();
+    cfg.train.quiet = true;
+    if let Some(e) = plan.epochs {
+        cfg.train.epochs = e;
+    }
+    let clock = Clock::start();
+    let out = p3_recommender::run(ds, &cfg)?;
+    let spent = clock.elapsed();
+    let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
+
+    // Top-N of every user through reelvec-metrics (blocked GEMM + streaming selection), with
+    // and without the training movies, and the beyond-accuracy figures of both lists.
+    let topn_clock = Clock::start();
+    let model = &out.model;
+    let users = model.user_embeddings();
+    let items = model.item_embeddings();
+    let mut scores = FactorScores::new(users, items)?.with_link(ScoreLink::Sigmoid);
+    if let (Some(ub), Some(mb)) = (model.user_bias(), model.movie_bias()) {
+        scores = scores.with_user_bias(ub.into())?.with_item_bias(mb.into())?;
+    }
+    let pick = |col: &[u32]| out.train_rows.iter().map(|&r| col[r as usize]).collect::<Vec<u32>>();
+    let (train_users, train_movies) = (pick(&ds.ratings.user), pick(&ds.ratings.movie));
+    let rated = RatedItems::from_pairs(ds.users.len(), &train_users, &train_movies)?;
+    let config = TopNConfig::with_k(cfg.top_n);
+    let all = reelvec_metrics::topn::top_n(&scores, &config, None)?;
+    let unseen = reelvec_metrics::topn::top_n(&scores, &config, Some(&rated))?;
+    let stats = p3_recommender::MovieStats::compute(ds);
+    let counts = interaction_counts(&train_movies, ds.movies.len())?;
+    let beyond_all = BeyondAccuracy::compute(all.indices.view(), items, &stats.mean, &counts)?;
+    let beyond_unseen = BeyondAccuracy::compute(unseen.indices.view(), items, &stats.mean, &counts)?;
+    let topn_spent = topn_clock.elapsed();
+    let n_users = all.indices.len_of(Axis(0));
+
+    let split = Split::Rows { train: out.train_rows.clone(), val: out.val_rows.clone() };
+    let peer = peer(plan, notes, "p3_recommender.py", Some(&split), &epochs_arg(plan.epochs));
+    let m = |path: &str| peer.as_ref().and_then(|p| metric(&p.metrics, path));
+    let training = Case {
+        id: "P3".into(),
+        name: format!("sigmoid MF, k = {}, batch {} shuffled, Adam", cfg.k, cfg.train.batch_size),
+        unit: "epoch".into(),
+        ours: ours_timing(&seconds, spent.cpu, out.train_rows.len() as f64),
+        peer: peer.as_ref().map(|p| p.timing),
+        same_rows: peer.as_ref().map(|p| p.same_rows),
+        target_speedup: Some(5.0),
+        quality: vec![
+            Quality::new("val RMSE (stars)", out.val_rmse, m("val_rmse_stars")),
+            Quality::new("val MSE (scaled)", out.val_mse_scaled, m("val_mse_scaled")),
+        ],
+        figures: vec![],
+        note: None,
+    };
+    let peer_topn = m("top_n_seconds").map(|s| Timing {
+        units: 1,
+        wall_per_unit: s,
+        cpu_per_unit: None,
+        examples_per_unit: m("n_users"),
+    });
+    let topn = Case {
+        id: "P3 top-N".into(),
+        name: format!(
+            "top-{} of all {n_users} users over {} movies, with and without rated movies, + diversity, \
+             novelty, coverage",
+            cfg.top_n,
+            ds.movies.len()
+        ),
+        unit: "call".into(),
+        ours: Timing {
+            units: 1,
+            wall_per_unit: topn_spent.wall,
+            cpu_per_unit: topn_spent.cpu,
+            examples_per_unit: Some(n_users as f64),
+        },
+        peer: peer_topn,
+        same_rows: None,
+        target_speedup: None,
+        quality: vec![
+            Quality::new(
+                "diversity (all movies)",
+                Some(beyond_all.diversity),
+                m("top_n_all_movies/diversity"),
+            ),
+            Quality::new(
+                "coverage (unseen movies)",
+                Some(beyond_unseen.catalogue_coverage),
+                m("top_n_unseen_movies/coverage"),
+            ),
+            Quality::new(
+                "self-information (unseen)",
+                Some(beyond_unseen.self_information_novelty),
+                m("top_n_unseen_movies/novelty_self_information"),
+            ),
+        ],
+        figures: vec![],
+        note: Some(
+            "PyTorch's time covers scoring and both top-k only (its diversity/novelty are computed after \
+             its clock stops); ours includes the beyond-accuracy figures"
+                .into(),
+        ),
+    };
+    Ok(vec![training, topn])
+}
+
+fn p4(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
+    eprintln!("bench: P4 residual MF");
+    let mut cfg = p4_residual::Config::default();
+    cfg.train.quiet = true;
+    if let Some(e) = plan.epochs {
+        cfg.train.epochs = e;
+    }
+    let clock = Clock::start();
+    let out = p4_residual::run(plan.dataset, &cfg)?;
+    let spent = clock.elapsed();
+    let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
+    let peer = peer(plan, notes, "p4_residual.py", None, &epochs_arg(plan.epochs));
+    let m = |path: &str| peer.as_ref().and_then(|p| metric(&p.metrics, path));
+    Ok(Case {
+        id: "P4".into(),
+        name: format!(
+            "residual MF, k = {}, no biases, batch {} in file order, Adam",
+            cfg.k, cfg.train.batch_size
+        ),
+        unit: "epoch".into(),
+        ours: ours_timing(&seconds, spent.cpu, out.train_rows.len() as f64),
+        peer: peer.as_ref().map(|p| p.timing),
+        same_rows: peer.as_ref().map(|_| true),
+        target_speedup: Some(5.0),
+        quality: vec![
+            Quality::new(
+                "last-batch loss, last epoch",
+                out.last_batch_losses().last().copied(),
+                m("final_last_batch_loss"),
+            ),
+            Quality::new("train RMSE (stars)", Some(out.train_rmse), m("rmse_stars")),
+        ],
+        figures: vec![Figure::new("RMSE of the means alone (stars)", out.baseline_train_rmse, "")],
+        note: None,
+    })
+}

@@ -1,0 +1,306 @@
+//! The benchmark report: what a suite measured ([`BenchReport`], [`Case`], [`Timing`]), written as
+//! JSON and rendered to markdown by [`super::render`]; plus the clocks and machine facts every suite
+//! shares ([`Clock`], [`Machine`], [`utc_now`]).
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON layout below.
+pub const SCHEMA: u32 = 1;
+
+/// One run of one suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// `notebook` or `scale`.
+    pub suite: String,
+    /// When the run started, `YYYY-MM-DD HH:MM UTC`.
+    pub date_utc: String,
+    /// The command line that produced it.
+    pub command: String,
+    /// reelvec's version.
+    pub reelvec_version: String,
+    /// The machine.
+    pub machine: Machine,
+    /// Worker threads on both sides (rayon pool; torch intra-op threads).
+    pub threads: usize,
+    /// The device the pipelines ran on.
+    pub device: String,
+    /// The data the cases ran on.
+    pub data: String,
+    /// Whether and how the PyTorch references ran.
+    pub peers: String,
+    /// One entry per benchmark case.
+    pub cases: Vec<Case>,
+    /// Caveats a reader needs (measurement method, busy machine, skipped parts).
+    pub notes: Vec<String>,
+}
+
+/// The machine a report was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU model name (`/proc/cpuinfo`).
+    pub cpu: String,
+    /// Logical cores.
+    pub cores: usize,
+    /// Physical memory, GiB.
+    pub memory_gib: f64,
+    /// 1-minute load average at the start and at the end of the run (other processes competing
+    /// for the cores; a 2-core machine above 2 was oversubscribed).
+    pub load_average: [Option<f64>; 2],
+}
+
+/// One benchmark case: our timing, optionally PyTorch's, quality figures side by side, and any
+/// extra figures (bandwidth, memory, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// Short id (`P2`, `scale-mf`, ...).
+    pub id: String,
+    /// What ran, with its configuration.
+    pub name: String,
+    /// What one timed unit is (`epoch`, `step`, `call`).
+    pub unit: String,
+    /// reelvec's timing.
+    pub ours: Timing,
+    /// PyTorch's timing on the same data, when it ran.
+    pub peer: Option<Timing>,
+    /// True when both sides trained on exactly the same rows (a shared split file).
+    pub same_rows: Option<bool>,
+    /// The speed-up over PyTorch (or over the named baseline) the issues ask for.
+    pub target_speedup: Option<f64>,
+    /// Quality figures, ours beside PyTorch's.
+    pub quality: Vec<Quality>,
+    /// Other measured figures.
+    pub figures: Vec<Figure>,
+    /// A caveat for this case.
+    pub note: Option<String>,
+}
+
+/// Timing of one side of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Units measured (epochs run, steps, calls).
+    pub units: usize,
+    /// Mean wall seconds per unit.
+    pub wall_per_unit: f64,
+    /// Process CPU seconds per unit (all threads). For reelvec it is the CPU time of the whole
+    /// pipeline call divided by the units, so an upper bound; PyTorch's counts the training passes.
+    pub cpu_per_unit: Option<f64>,
+    /// Training examples per unit (rating rows, CBOW windows, matrix rows, pairs).
+    pub examples_per_unit: Option<f64>,
+}
+
+impl Timing {
+    /// Examples per wall second.
+    pub fn examples_per_second(&self) -> Option<f64> {
+        self.examples_per_unit.filter(|_| self.wall_per_unit > 0.0).map(|e| e / self.wall_per_unit)
+    }
+}
+
+/// A quality figure of both sides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    /// What it is (`best val RMSE (stars)`).
+    pub name: String,
+    /// Ours.
+    pub ours: Option<f64>,
+    /// PyTorch's.
+    pub peer: Option<f64>,
+}
+
+impl Quality {
+    /// A figure of both sides.
+    pub fn new(name: &str, ours: Option<f64>, peer: Option<f64>) -> Self {
+        Self { name: name.to_string(), ours, peer }
+    }
+}
+
+/// A named measured value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// What it is.
+    pub name: String,
+    /// The value.
+    pub value: f64,
+    /// Its unit (`GB/s`, `MiB`, `s`, `pairs/s`).
+    pub unit: String,
+}
+
+impl Figure {
+    /// A figure.
+    pub fn new(name: &str, value: f64, unit: &str) -> Self {
+        Self { name: name.to_string(), value, unit: unit.to_string() }
+    }
+}
+
+impl BenchReport {
+    /// Writes the report as pretty JSON (directories created).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(self)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Reads a report.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a benchmark report", path.display()))
+    }
+}
+
+/// Wall and process CPU time over a span.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall: Instant,
+    cpu: Option<f64>,
+}
+
+/// What a [`Clock`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Elapsed {
+    /// Wall seconds.
+    pub wall: f64,
+    /// Process CPU seconds (all threads), when the platform tells.
+    pub cpu: Option<f64>,
+}
+
+impl Clock {
+    /// Starts both clocks.
+    pub fn start() -> Self {
+        Self { wall: Instant::now(), cpu: process_cpu_seconds() }
+    }
+
+    /// Time since [`Clock::start`].
+    pub fn elapsed(&self) -> Elapsed {
+        let cpu = match (self.cpu, process_cpu_seconds()) {
+            (Some(a), Some(b)) => Some((b - a).max(0.0)),
+            _ => None,
+        };
+        Elapsed { wall: self.wall.elapsed().as_secs_f64(), cpu }
+    }
+}
+
+/// CPU seconds this process's live threads have run: the sum of the first field of
+/// `/proc/self/task/*/schedstat` (nanoseconds). rayon's workers live as long as the process, so
+/// no thread's time is lost between two readings. None off Linux.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut ns = 0u128;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += text.split_whitespace().next().and_then(|f| f.parse::<u128>().ok()).unwrap_or(0);
+    }
+    (ns > 0).then(|| ns as f64 * 1e-9)
+}
+
+/// Resident set size now and its peak since the last [`reset_peak_rss`], bytes (Linux).
+pub fn rss_bytes() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Resets the kernel's peak-RSS mark (`VmHWM`) to the current RSS; false when not possible.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+impl Machine {
+    /// This machine, with the load average now as the start value.
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|rest| rest.split_once(':'))
+            .map_or_else(|| std::env::consts::ARCH.to_string(), |(_, name)| name.trim().to_string());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_kib = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_gib: (memory_kib / (1024.0 * 1024.0) * 10.0).round() / 10.0,
+            load_average: [load_average(), None],
+        }
+    }
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Now as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_now() -> String {
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    format_utc(secs)
+}
+
+/// Seconds since 1970-01-01 00:00 UTC as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian calendar;
+/// Howard Hinnant's `civil_from_days`).
+pub fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let in_day = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", in_day / 3600, in_day % 3600 / 60)
+}
+
+/// Mean of a slice (0 when empty).
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_by_hand() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        // 2000-02-29 12:34 UTC = 951_827_640 (a leap day in a century leap year).
+        assert_eq!(format_utc(951_827_640), "2000-02-29 12:34 UTC");
+        // 2026-11-23 00:41 UTC.
+        assert_eq!(format_utc(1_795_394_460), "2026-11-23 00:41 UTC");
+        assert_eq!(format_utc(-60), "1969-12-31 23:59 UTC");
+    }
+
+    #[test]
+    fn throughput_and_mean() {
+        let t = Timing { units: 3, wall_per_unit: 0.5, cpu_per_unit: None, examples_per_unit: Some(100.0) };
+        assert_eq!(t.examples_per_second(), Some(200.0));
+        assert_eq!(mean(&[1.0, 2.0, 6.0]), 3.0);
+        assert_eq!(mean(&[]), 0.0);
+    }
+}
