@@ -41,6 +41,11 @@ pub struct LineChart {
     pub y_label: String,
     pub series: Vec<Series>,
     pub reference: Option<ReferenceLine>,
+    /// Logarithmic y axis: `Some(true)`/`Some(false)` force it; `None` (the default) picks it when
+    /// every value is positive and they span a factor of 100 or more (a cost falling from 3e8
+    /// to 1e5 is a flat line on a linear axis).
+    #[serde(default)]
+    pub log_y: Option<bool>,
     /// Width and height in pixels.
     pub size: (u32, u32),
 }
@@ -54,6 +59,7 @@ impl LineChart {
             y_label: "loss".to_owned(),
             series: Vec::new(),
             reference: None,
+            log_y: None,
             size: (720, 420),
         }
     }
@@ -86,10 +92,18 @@ impl LineChart {
         }
         let finite = |&&(x, y): &&(f64, f64)| x.is_finite() && y.is_finite();
         let all_points = || self.series.iter().flat_map(|s| s.points.iter().filter(finite));
-        let (x_lo, x_hi) = padded_range(all_points().map(|p| p.0), 0.02);
         let reference = self.reference.as_ref().filter(|r| r.value.is_finite());
-        let (y_lo, y_hi) = padded_range(all_points().map(|p| p.1).chain(reference.map(|r| r.value)), 0.03);
+        let all_y = || all_points().map(|p| p.1).chain(reference.map(|r| r.value));
+        let log_y = self.log_y.unwrap_or_else(|| {
+            let (lo, hi) = all_y().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), y| (l.min(y), h.max(y)));
+            lo > 0.0 && hi.is_finite() && hi / lo >= 100.0
+        }) && all_y().all(|y| y > 0.0);
+        // On a log axis the chart draws log10(y) and labels the ticks with 10^tick.
+        let to_y = move |y: f64| if log_y { y.log10() } else { y };
+        let (x_lo, x_hi) = padded_range(all_points().map(|p| p.0), 0.02);
+        let (y_lo, y_hi) = padded_range(all_y().map(to_y), 0.03);
         let (y_lo, y_hi, y_decimals) = nice_range(y_lo, y_hi, 8);
+        let y_desc = if log_y { format!("{} (log scale)", self.y_label) } else { self.y_label.clone() };
 
         let mut svg = String::new();
         {
@@ -105,7 +119,7 @@ impl LineChart {
             chart
                 .configure_mesh()
                 .x_desc(clean_text(&self.x_label))
-                .y_desc(clean_text(&self.y_label))
+                .y_desc(clean_text(&y_desc))
                 .axis_desc_style(font(13.0))
                 .label_style(font(11.0))
                 .light_line_style(RGBColor(238, 238, 238))
@@ -114,7 +128,9 @@ impl LineChart {
                 .x_labels(10)
                 .x_label_formatter(&|v| tick_label(*v))
                 .y_label_formatter(&|v| {
-                    if y_lo.abs().max(y_hi.abs()) >= 1e5 {
+                    if log_y {
+                        short_scientific(10f64.powf(*v))
+                    } else if y_lo.abs().max(y_hi.abs()) >= 1e5 {
                         format!("{v:.2e}")
                     } else {
                         fixed(*v, y_decimals)
@@ -126,7 +142,8 @@ impl LineChart {
 
             for (i, series) in self.series.iter().enumerate() {
                 let colour = PALETTE[i % PALETTE.len()];
-                let points: Vec<(f64, f64)> = series.points.iter().filter(finite).copied().collect();
+                let points: Vec<(f64, f64)> =
+                    series.points.iter().filter(finite).map(|&(x, y)| (x, to_y(y))).collect();
                 chart
                     .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
                     .map_err(err)?
@@ -144,7 +161,7 @@ impl LineChart {
                 let grey = RGBColor(110, 110, 110);
                 chart
                     .draw_series(DashedLineSeries::new(
-                        [(x_lo, reference.value), (x_hi, reference.value)],
+                        [(x_lo, to_y(reference.value)), (x_hi, to_y(reference.value))],
                         8,
                         5,
                         grey.stroke_width(2),
@@ -178,6 +195,12 @@ fn tick_label(value: f64) -> String {
     let digits = (4 - value.abs().log10().floor() as i32).clamp(1, 8) as usize;
     let text = format!("{value:.digits$}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// `value` in short scientific notation: "1e6", "3.2e5", "2.5e-3".
+fn short_scientific(value: f64) -> String {
+    let text = format!("{value:.1e}");
+    text.replacen(".0e", "e", 1)
 }
 
 /// `value` with `decimals` decimals, never "-0.0".
@@ -219,6 +242,24 @@ mod tests {
             LineChart::new("cost").with_series("cost", vec![(0.0, 3.4e8), (1.0, 3.2e8)]).to_svg().unwrap();
         let summary = parse_svg(&svg);
         assert!(summary.texts.iter().any(|t| t.ends_with("e8")), "{:?}", summary.texts);
+    }
+
+    #[test]
+    fn wide_positive_ranges_switch_to_a_log_axis() {
+        let falling: Vec<(f64, f64)> = (0..10).map(|e| (f64::from(e), 3e8 * 0.3f64.powi(e))).collect();
+        let svg = LineChart::new("cost").with_series("cost", falling.clone()).to_svg().unwrap();
+        let summary = parse_svg(&svg);
+        assert!(summary.has_text("loss (log scale)"), "{:?}", summary.texts);
+        assert!(summary.has_text("1e8"), "{:?}", summary.texts);
+        let mut linear = LineChart::new("cost").with_series("cost", falling);
+        linear.log_y = Some(false);
+        assert!(!parse_svg(&linear.to_svg().unwrap()).has_text("loss (log scale)"));
+        // A zero or negative value keeps the axis linear even when asked for log.
+        let mut with_zero = LineChart::new("z").with_series("z", vec![(0.0, 0.0), (1.0, 1000.0)]);
+        with_zero.log_y = Some(true);
+        assert!(!parse_svg(&with_zero.to_svg().unwrap()).has_text("loss (log scale)"));
+        assert_eq!(short_scientific(1e6), "1e6");
+        assert_eq!(short_scientific(3.16e5), "3.2e5");
     }
 
     #[test]
