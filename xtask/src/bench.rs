@@ -1,10 +1,211 @@
-//! `cargo xtask bench`: runs the benchmark suite.
+//! `cargo xtask bench`: builds the release `reelvec` binary, runs `reelvec bench` (with the
+//! PyTorch references of `benches/peers` when `python3 -c 'import torch'` works, saying so when
+//! it does not) for each requested suite and thread count, writes one JSON report per run to
+//! `benches/results/`, regenerates `docs/benchmarks.md` from all of them, and with `--criterion`
+//! also runs the criterion kernel benches (`cargo bench -p reelvec-benches`).
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use crate::util::{cargo, run_checked};
+use anyhow::{bail, Context, Result};
+
+use crate::util::{cargo, project_root, run_checked};
+
+const HELP: &str = "\
+cargo xtask bench [OPTIONS] [-- REELVEC_BENCH_ARGS...]
+
+  --data PATH            data set for the notebook suite (default: the embedded synthetic one)
+  --suite S              notebook (default), scale, or all
+  --threads N[,M...]     thread counts to run, each a separate report (default: 1)
+  --epochs N             shorten epoch-based cases (default: each protocol's; scale: 1)
+  --scale-fraction F     share of ml-25m's users the scale suite generates (default 0.1)
+  --no-peers             do not run the PyTorch references
+  --out DIR              where the JSON reports go (default: benches/results)
+  --doc FILE             the markdown regenerated from DIR (default: docs/benchmarks.md)
+  --criterion            also run `cargo bench -p reelvec-benches`
+  --criterion-only       only run the criterion benches
+";
+
+/// Parsed options.
+#[derive(Debug)]
+struct Options {
+    data: Option<PathBuf>,
+    suites: Vec<&'static str>,
+    threads: Vec<usize>,
+    epochs: Option<String>,
+    scale_fraction: String,
+    peers: bool,
+    out: PathBuf,
+    doc: PathBuf,
+    criterion: bool,
+    runner: bool,
+    extra: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Option<Options>> {
+    let root = project_root();
+    let mut o = Options {
+        data: None,
+        suites: vec!["notebook"],
+        threads: vec![1],
+        epochs: None,
+        scale_fraction: "0.1".to_string(),
+        peers: true,
+        out: root.join("benches/results"),
+        doc: root.join("docs/benchmarks.md"),
+        criterion: false,
+        runner: true,
+        extra: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            "--data" => o.data = Some(PathBuf::from(value("--data")?)),
+            "--suite" => {
+                o.suites = match value("--suite")?.as_str() {
+                    "notebook" => vec!["notebook"],
+                    "scale" => vec!["scale"],
+                    "all" => vec!["notebook", "scale"],
+                    other => bail!("unknown suite `{other}` (notebook, scale, all)"),
+                }
+            }
+            "--threads" => {
+                o.threads = value("--threads")?
+                    .split(',')
+                    .map(|t| t.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                    .collect::<Option<Vec<_>>>()
+                    .context("--threads takes positive counts separated by commas")?
+            }
+            "--epochs" => o.epochs = Some(value("--epochs")?),
+            "--scale-fraction" => o.scale_fraction = value("--scale-fraction")?,
+            "--no-peers" => o.peers = false,
+            "--out" => o.out = PathBuf::from(value("--out")?),
+            "--doc" => o.doc = PathBuf::from(value("--doc")?),
+            "--criterion" => o.criterion = true,
+            "--criterion-only" => {
+                o.criterion = true;
+                o.runner = false;
+            }
+            "--" => {
+                o.extra = it.by_ref().cloned().collect();
+            }
+            other => bail!("unknown option `{other}`\n\n{HELP}"),
+        }
+    }
+    Ok(Some(o))
+}
 
 pub fn run(args: &[String]) -> Result<()> {
+    let Some(o) = parse(args)? else { return Ok(()) };
     crate::setup::run(&[])?;
-    run_checked(cargo().args(["bench", "-p", "reelvec-benches"]).args(args))
+    if o.runner {
+        run_suites(&o)?;
+    }
+    if o.criterion {
+        run_checked(cargo().args(["bench", "-p", "reelvec-benches"]))?;
+    }
+    Ok(())
+}
+
+fn run_suites(o: &Options) -> Result<()> {
+    run_checked(cargo().args(["build", "--release", "--quiet", "-p", "reelvec-cli"]))?;
+    let root = project_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let binary = target.join("release/reelvec");
+    let peers = if o.peers { peers_dir(&root) } else { None };
+    let data_name = o.data.as_deref().map_or_else(|| "synthetic".to_string(), data_name);
+    for suite in &o.suites {
+        for &threads in &o.threads {
+            let name = match *suite {
+                "scale" => format!("scale-f{}-t{threads}.json", o.scale_fraction),
+                _ => format!("{suite}-{data_name}-t{threads}.json"),
+            };
+            let mut cmd = Command::new(&binary);
+            cmd.current_dir(&root)
+                .args(["bench", "--suite", suite, "--threads", &threads.to_string(), "--json"])
+                .arg(o.out.join(name));
+            if *suite == "notebook" {
+                if let Some(data) = &o.data {
+                    cmd.arg("--data").arg(data);
+                }
+                if let Some(dir) = &peers {
+                    cmd.arg("--peers").arg(dir);
+                }
+            } else {
+                cmd.args(["--scale-fraction", &o.scale_fraction]);
+            }
+            if let Some(e) = &o.epochs {
+                cmd.args(["--epochs", e]);
+            }
+            cmd.args(&o.extra);
+            run_checked(&mut cmd)?;
+        }
+    }
+    run_checked(
+        Command::new(&binary)
+            .current_dir(&root)
+            .arg("bench")
+            .arg("--doc")
+            .arg(&o.doc)
+            .arg("--results")
+            .arg(&o.out),
+    )
+}
+
+/// `benches/peers` when `python3` imports torch; otherwise says why the references are skipped.
+fn peers_dir(root: &Path) -> Option<PathBuf> {
+    let python = std::env::var("REELVEC_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let ok = Command::new(&python)
+        .args(["-c", "import torch"])
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or(false);
+    if ok {
+        eprintln!("xtask bench: torch is importable: the PyTorch references of benches/peers run too");
+        Some(root.join("benches/peers"))
+    } else {
+        eprintln!(
+            "xtask bench: `{python} -c 'import torch'` fails: PyTorch references skipped \
+             (pip install -r benches/peers/requirements.txt to include them)"
+        );
+        None
+    }
+}
+
+/// A short name for the data set (its directory's name).
+fn data_name(path: &Path) -> String {
+    let name = path.file_name().map_or_else(|| "data".to_string(), |n| n.to_string_lossy().to_string());
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_options() {
+        let o =
+            parse(&strings(&["--suite", "all", "--threads", "1,2", "--no-peers", "--", "--p1-steps", "9"]))
+                .unwrap()
+                .unwrap();
+        assert_eq!(o.suites, vec!["notebook", "scale"]);
+        assert_eq!(o.threads, vec![1, 2]);
+        assert!(!o.peers && o.runner && !o.criterion);
+        assert_eq!(o.extra, strings(&["--p1-steps", "9"]));
+        assert!(parse(&strings(&["--threads", "0"])).is_err());
+        assert!(parse(&strings(&["--suite", "gpu"])).is_err());
+        let o = parse(&strings(&["--criterion-only"])).unwrap().unwrap();
+        assert!(o.criterion && !o.runner);
+        assert_eq!(data_name(Path::new("/data/ml-100k")), "ml-100k");
+        assert_eq!(data_name(Path::new("/data/my data")), "my_data");
+    }
 }
