@@ -125,32 +125,86 @@ fn dense_pass(s: StepScalars, params: &mut ParamStore, grads: &Grads, mom: &mut 
     }
 }
 
-/// Lazy Adam over one table: the touched rows in first-touch order on one thread when few rows
-/// are touched; a parallel pass over row blocks filtered by the touched mask when many are
-/// (same per-element arithmetic, so the same bits either way).
-fn lazy_pass(s: StepScalars, p: &mut [f32], gt: &GradTable, m: &mut [f32], v: &mut [f32]) {
+/// Lazy Adam over one table. Three regimes, all with the same per-element arithmetic (so the
+/// same bits): few touched elements run on the calling thread in first-touch order; many
+/// touched rows (a quarter of the table or more) run as a parallel pass over row blocks
+/// filtered by the touched mask; in between, the touched rows are sorted (into `sorted`, reused
+/// across steps) and the table is split recursively at touched rows into disjoint halves for
+/// `rayon::join`.
+fn lazy_pass(
+    s: StepScalars,
+    p: &mut [f32],
+    gt: &GradTable,
+    m: &mut [f32],
+    v: &mut [f32],
+    sorted: &mut Vec<u32>,
+) {
     let c = gt.cols;
     let touched = gt.touched_rows();
-    if touched.len() * c <= PAR_CHUNK || touched.len() * 4 < gt.rows() {
+    if touched.len() * c <= PAR_CHUNK {
         for &r in touched {
             let span = r as usize * c..(r as usize + 1) * c;
             adam_update(s, &mut p[span.clone()], &gt.data[span.clone()], &mut m[span.clone()], &mut v[span]);
         }
+    } else if touched.len() * 4 < gt.rows() {
+        sorted.clear();
+        sorted.extend_from_slice(touched);
+        sorted.sort_unstable();
+        lazy_sorted(s, sorted, 0, c, p, &gt.data, m, v);
+    } else {
+        let block_rows = (PAR_CHUNK / c).max(1);
+        let block = block_rows * c;
+        p.par_chunks_mut(block)
+            .zip(gt.data.par_chunks(block))
+            .zip(m.par_chunks_mut(block))
+            .zip(v.par_chunks_mut(block))
+            .zip(gt.touched_mask().par_chunks(block_rows))
+            .for_each(|((((p, g), m), v), mask)| {
+                for (r, _) in mask.iter().enumerate().filter(|(_, &t)| t) {
+                    let span = r * c..(r + 1) * c;
+                    adam_update(
+                        s,
+                        &mut p[span.clone()],
+                        &g[span.clone()],
+                        &mut m[span.clone()],
+                        &mut v[span],
+                    );
+                }
+            });
+    }
+}
+
+/// Updates the sorted `rows` of a table slice that starts at row `base`: halves the row list and
+/// splits the slices at the middle touched row, so both halves own disjoint memory.
+#[allow(clippy::too_many_arguments)] // the four buffers of one fused pass, plus where they start
+fn lazy_sorted(
+    s: StepScalars,
+    rows: &[u32],
+    base: usize,
+    c: usize,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    if rows.len() * c <= PAR_CHUNK {
+        for &r in rows {
+            let span = (r as usize - base) * c..(r as usize - base + 1) * c;
+            adam_update(s, &mut p[span.clone()], &g[span.clone()], &mut m[span.clone()], &mut v[span]);
+        }
         return;
     }
-    let block_rows = (PAR_CHUNK / c.max(1)).max(1);
-    let block = block_rows * c;
-    p.par_chunks_mut(block)
-        .zip(gt.data.par_chunks(block))
-        .zip(m.par_chunks_mut(block))
-        .zip(v.par_chunks_mut(block))
-        .zip(gt.touched_mask().par_chunks(block_rows))
-        .for_each(|((((p, g), m), v), mask)| {
-            for (r, _) in mask.iter().enumerate().filter(|(_, &t)| t) {
-                let span = r * c..(r + 1) * c;
-                adam_update(s, &mut p[span.clone()], &g[span.clone()], &mut m[span.clone()], &mut v[span]);
-            }
-        });
+    let mid = rows.len() / 2;
+    let split_row = rows[mid] as usize;
+    let at = (split_row - base) * c;
+    let (p_lo, p_hi) = p.split_at_mut(at);
+    let (g_lo, g_hi) = g.split_at(at);
+    let (m_lo, m_hi) = m.split_at_mut(at);
+    let (v_lo, v_hi) = v.split_at_mut(at);
+    rayon::join(
+        || lazy_sorted(s, &rows[..mid], base, c, p_lo, g_lo, m_lo, v_lo),
+        || lazy_sorted(s, &rows[mid..], split_row, c, p_hi, g_hi, m_hi, v_hi),
+    );
 }
 
 /// PyTorch `torch.optim.Adam`: every element updated every step.
@@ -218,12 +272,14 @@ pub struct LazyAdam {
     config: AdamConfig,
     moments: Moments,
     t: u64,
+    /// Sorted touched rows, reused across steps.
+    sorted: Vec<u32>,
 }
 
 impl LazyAdam {
     /// A fresh optimizer.
     pub fn new(config: AdamConfig) -> Self {
-        Self { config, moments: Moments::default(), t: 0 }
+        Self { config, moments: Moments::default(), t: 0, sorted: Vec::new() }
     }
 }
 
@@ -233,7 +289,14 @@ impl Optimizer for LazyAdam {
         self.t += 1;
         let s = StepScalars::new(&self.config, lr, self.t, false);
         for (i, table) in params.tables_mut().iter_mut().enumerate() {
-            lazy_pass(s, &mut table.data, &grads.tables()[i], &mut self.moments.m[i], &mut self.moments.v[i]);
+            lazy_pass(
+                s,
+                &mut table.data,
+                &grads.tables()[i],
+                &mut self.moments.m[i],
+                &mut self.moments.v[i],
+                &mut self.sorted,
+            );
         }
     }
 

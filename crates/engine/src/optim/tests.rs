@@ -124,15 +124,17 @@ fn dense_adam_moves_untouched_rows_and_lazy_adam_does_not() {
     }
 }
 
-/// Tables big enough for lazy Adam's parallel row-block pass: with all rows touched it equals
-/// dense Adam over several steps; with 60% touched, one step from zero moments still equals dense
+/// Tables big enough for lazy Adam's parallel passes: with all rows touched it equals dense Adam
+/// over several steps; with 60% or 10% touched, one step from zero moments still equals dense
 /// Adam (a zero gradient with zero moments moves nothing) and untouched rows keep their bits.
 #[test]
 fn lazy_adam_parallel_pass_matches_dense_adam() {
-    let (rows, cols) = (3000, 32);
+    // 3000 x 128: every fraction below touches more than 32k elements; 1.0 and 0.6 take the
+    // masked row-block pass, 0.1 the sorted recursive split.
+    let (rows, cols) = (3000, 128);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let c = AdamConfig::default();
-    for fraction in [1.0, 0.6] {
+    for fraction in [1.0, 0.6, 0.1] {
         let (mut dense, mut grads, id) = one_table(rows, cols, 0.5);
         let mut lazy = dense.clone();
         let (mut adam, mut lazy_adam) = (Adam::new(c), LazyAdam::new(c));
