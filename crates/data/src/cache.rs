@@ -5,12 +5,13 @@
 //! ```text
 //! magic "RVCACHE\0" | version u32 | flags u32 | source fingerprint u64 | payload length u64
 //! | payload xxh3 u64 | payload
-//! payload: n_rows, n_users, n_movies, t_base (u64/u64/u64/i64)
+//! payload: n_rows, n_users, n_movies, t_base, JSON length (u64/u64/u64/i64/u64)
 //!          user u32 x n_rows | movie u32 x n_rows
 //!          rating: f32 x n_rows, or u8 half-star codes (flag 1) when every rating is k/2, k in 0..=255
 //!          timestamp: i64 x n_rows, or u32 offsets from t_base (flag 2) when the span fits
 //!          user raw ids u64 x n_users | movie raw ids u64 x n_movies
-//!          JSON length u64 | JSON {catalogue, report}
+//!          JSON {catalogue, report}
+//! checksum: xxh3 of the eight sections' xxh3 digests (sections are hashed in parallel)
 //! ```
 //!
 //! The **fingerprint** hashes the format version, the layout, the generic columns and, for each
@@ -26,10 +27,12 @@
 //! into place, so a reader never sees a half-written cache.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
@@ -148,6 +151,30 @@ fn invalid(path: &Path, problem: impl Into<String>) -> DataError {
     DataError::Cache { path: path.to_path_buf(), problem: problem.into() }
 }
 
+/// Byte sizes of the payload sections, in file order.
+fn section_sizes(n: u64, n_users: u64, n_movies: u64, flags: u32, meta_len: u64) -> Option<[u64; 8]> {
+    let rating_width = if flags & FLAG_RATING_CODES != 0 { 1 } else { 4 };
+    let time_width = if flags & FLAG_TIME_OFFSETS != 0 { 4 } else { 8 };
+    Some([
+        HEAD_LEN as u64,
+        n.checked_mul(4)?,
+        n.checked_mul(4)?,
+        n.checked_mul(rating_width)?,
+        n.checked_mul(time_width)?,
+        n_users.checked_mul(8)?,
+        n_movies.checked_mul(8)?,
+        meta_len,
+    ])
+}
+
+/// The payload checksum: xxh3 over the sections' xxh3 digests (so sections hash in parallel).
+fn combine(digests: &[u64]) -> u64 {
+    let bytes: Vec<u8> = digests.iter().flat_map(|d| d.to_le_bytes()).collect();
+    xxh3_64(&bytes)
+}
+
+const HEAD_LEN: usize = 40;
+
 /// Writes `ds` to a cache file at `path` (atomically: temporary file, then rename).
 pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), DataError> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -174,20 +201,17 @@ pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), Da
     }
     let meta = serde_json::to_vec(&Meta { catalogue: ds.catalogue.clone(), report: ds.report.clone() })
         .map_err(|e| invalid(path, e.to_string()))?;
-
-    let mut sections: Vec<Vec<u8>> = Vec::new();
-    let mut head = Vec::with_capacity(32);
-    head.extend((n as u64).to_le_bytes());
-    head.extend((ds.users.len() as u64).to_le_bytes());
-    head.extend((ds.movies.len() as u64).to_le_bytes());
-    head.extend(t_base.to_le_bytes());
-    sections.push(head);
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    for v in [n as u64, ds.users.len() as u64, ds.movies.len() as u64, t_base as u64, meta.len() as u64] {
+        head.extend(v.to_le_bytes());
+    }
     let times: Vec<u8> = if offsets {
         r.timestamp.iter().flat_map(|&t| ((t - t_base) as u32).to_le_bytes()).collect()
     } else {
         bytemuck::cast_slice(&r.timestamp).to_vec()
     };
-    let borrowed: [&[u8]; 7] = [
+    let sections: [&[u8]; 8] = [
+        &head,
         bytemuck::cast_slice(&r.user),
         bytemuck::cast_slice(&r.movie),
         match &rating_codes {
@@ -197,14 +221,10 @@ pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), Da
         &times,
         bytemuck::cast_slice(ds.users.raws()),
         bytemuck::cast_slice(ds.movies.raws()),
-        &(meta.len() as u64).to_le_bytes(),
+        &meta,
     ];
-    let mut hasher = Xxh3::new();
-    let mut len = 0u64;
-    for s in sections.iter().map(Vec::as_slice).chain(borrowed).chain([meta.as_slice()]) {
-        hasher.update(s);
-        len += s.len() as u64;
-    }
+    let digests: Vec<u64> = sections.par_iter().map(|s| xxh3_64(s)).collect();
+    let len: u64 = sections.iter().map(|s| s.len() as u64).sum();
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
@@ -213,8 +233,8 @@ pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), Da
         f.write_all(&flags.to_le_bytes())?;
         f.write_all(&fingerprint.to_le_bytes())?;
         f.write_all(&len.to_le_bytes())?;
-        f.write_all(&hasher.digest().to_le_bytes())?;
-        for s in sections.iter().map(Vec::as_slice).chain(borrowed).chain([meta.as_slice()]) {
+        f.write_all(&combine(&digests).to_le_bytes())?;
+        for s in sections {
             f.write_all(s)?;
         }
         f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -227,19 +247,35 @@ pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), Da
     Ok(())
 }
 
-/// Reads a cache file, checking magic, version, fingerprint, length and checksum.
+fn le_u64(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Reads one section at `offset` into a vector of `T`; returns it with its xxh3.
+fn read_section<T: bytemuck::Pod + Default>(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    bytes: u64,
+) -> Result<(Vec<T>, u64), DataError> {
+    let size = std::mem::size_of::<T>() as u64;
+    let mut v = vec![T::default(); (bytes / size) as usize];
+    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
+    file.read_exact_at(buf, offset).map_err(|_| invalid(path, "truncated payload"))?;
+    let digest = xxh3_64(buf);
+    Ok((v, digest))
+}
+
+/// Reads a cache file, checking magic, version, fingerprint, lengths, checksum and index ranges.
+/// Sections are read and hashed in parallel.
 pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
-    let mut f = BufReader::with_capacity(1 << 16, file);
-    let mut header = [0u8; HEADER_LEN];
-    f.read_exact(&mut header).map_err(|_| invalid(path, "truncated header"))?;
+    let mut header = [0u8; HEADER_LEN + HEAD_LEN];
+    file.read_exact_at(&mut header, 0).map_err(|_| invalid(path, "truncated header"))?;
     let u32_at = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-    let u64_at = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&header[i..i + 8]);
-        u64::from_le_bytes(b)
-    };
     if &header[..8] != MAGIC {
         return Err(invalid(path, "not a reelvec cache file"));
     }
@@ -250,95 +286,101 @@ pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
         ));
     }
     let flags = u32_at(12);
-    if u64_at(16) != fingerprint {
+    if le_u64(&header, 16) != fingerprint {
         return Err(invalid(path, "stale: the source changed"));
     }
-    let payload_len = u64_at(24);
-    let checksum = u64_at(32);
+    let payload_len = le_u64(&header, 24);
+    let checksum = le_u64(&header, 32);
     if file_len != HEADER_LEN as u64 + payload_len {
         return Err(invalid(path, "truncated payload"));
     }
-    let mut hasher = Xxh3::new();
-    let remaining = std::cell::Cell::new(payload_len);
-    let mut take = |buf: &mut [u8]| -> Result<(), DataError> {
-        if buf.len() as u64 > remaining.get() {
-            return Err(invalid(path, "section lengths exceed the payload"));
-        }
-        f.read_exact(buf).map_err(|_| invalid(path, "truncated payload"))?;
-        hasher.update(buf);
-        remaining.set(remaining.get() - buf.len() as u64);
-        Ok(())
-    };
-    let mut head = [0u8; 32];
-    take(&mut head)?;
-    let word = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&head[i * 8..i * 8 + 8]);
-        u64::from_le_bytes(b)
-    };
-    let (n, n_users, n_movies, t_base) = (word(0), word(1), word(2), word(3) as i64);
-    let rating_width = if flags & FLAG_RATING_CODES != 0 { 1 } else { 4 };
-    let time_width = if flags & FLAG_TIME_OFFSETS != 0 { 4 } else { 8 };
-    let needed = n
-        .checked_mul(8 + rating_width + time_width)
-        .and_then(|x| x.checked_add(n_users.checked_mul(8)?))
-        .and_then(|x| x.checked_add(n_movies.checked_mul(8)?));
-    if needed.is_none_or(|x| x > payload_len) {
-        return Err(invalid(path, "section lengths exceed the payload"));
+    let head = &header[HEADER_LEN..];
+    let (n, n_users, n_movies) = (le_u64(head, 0), le_u64(head, 8), le_u64(head, 16));
+    let (t_base, meta_len) = (le_u64(head, 24) as i64, le_u64(head, 32));
+    let sizes = section_sizes(n, n_users, n_movies, flags, meta_len)
+        .filter(|s| s.iter().try_fold(0u64, |a, &b| a.checked_add(b)) == Some(payload_len))
+        .ok_or_else(|| invalid(path, "section lengths do not add up"))?;
+    let mut offsets = [0u64; 8];
+    let mut at = HEADER_LEN as u64;
+    for (o, s) in offsets.iter_mut().zip(sizes) {
+        *o = at;
+        at += s;
     }
-    let n = n as usize;
-    let mut user = vec![0u32; n];
-    take(bytemuck::cast_slice_mut(&mut user))?;
-    let mut movie = vec![0u32; n];
-    take(bytemuck::cast_slice_mut(&mut movie))?;
-    let rating: Vec<f32> = if rating_width == 1 {
-        let mut codes = vec![0u8; n];
-        take(&mut codes)?;
-        codes.iter().map(|&c| f32::from(c) / 2.0).collect()
-    } else {
-        let mut v = vec![0f32; n];
-        take(bytemuck::cast_slice_mut(&mut v))?;
-        v
-    };
-    let timestamp: Vec<i64> = if time_width == 4 {
-        let mut v = vec![0u32; n];
-        take(bytemuck::cast_slice_mut(&mut v))?;
-        v.iter().map(|&o| t_base + i64::from(o)).collect()
-    } else {
-        let mut v = vec![0i64; n];
-        take(bytemuck::cast_slice_mut(&mut v))?;
-        v
-    };
-    let mut users = vec![0u64; n_users as usize];
-    take(bytemuck::cast_slice_mut(&mut users))?;
-    let mut movies = vec![0u64; n_movies as usize];
-    take(bytemuck::cast_slice_mut(&mut movies))?;
-    let mut meta_len = [0u8; 8];
-    take(&mut meta_len)?;
-    let meta_len = u64::from_le_bytes(meta_len);
-    if meta_len != remaining.get() {
-        return Err(invalid(path, "section lengths do not add up"));
-    }
-    let mut meta = vec![0u8; meta_len as usize];
-    take(&mut meta)?;
-    if hasher.digest() != checksum {
+    let head_digest = xxh3_64(head);
+    let f = &file;
+    let in_range = |v: &[u32], limit: u64| v.iter().all(|&x| u64::from(x) < limit);
+    let ((users_col, movies_col), ((ratings_col, times_col), raws_meta)) = rayon::join(
+        || {
+            rayon::join(
+                || read_section::<u32>(f, path, offsets[1], sizes[1]),
+                || read_section::<u32>(f, path, offsets[2], sizes[2]),
+            )
+        },
+        || {
+            rayon::join(
+                || {
+                    rayon::join(
+                        || -> Result<(Vec<f32>, u64), DataError> {
+                            if flags & FLAG_RATING_CODES != 0 {
+                                let (codes, d) = read_section::<u8>(f, path, offsets[3], sizes[3])?;
+                                let mut out = vec![0f32; codes.len()];
+                                for (o, &c) in out.iter_mut().zip(&codes) {
+                                    *o = f32::from(c) / 2.0;
+                                }
+                                Ok((out, d))
+                            } else {
+                                read_section::<f32>(f, path, offsets[3], sizes[3])
+                            }
+                        },
+                        || -> Result<(Vec<i64>, u64), DataError> {
+                            if flags & FLAG_TIME_OFFSETS != 0 {
+                                let (offs, d) = read_section::<u32>(f, path, offsets[4], sizes[4])?;
+                                let mut out = vec![0i64; offs.len()];
+                                for (o, &x) in out.iter_mut().zip(&offs) {
+                                    *o = t_base + i64::from(x);
+                                }
+                                Ok((out, d))
+                            } else {
+                                read_section::<i64>(f, path, offsets[4], sizes[4])
+                            }
+                        },
+                    )
+                },
+                || -> Result<_, DataError> {
+                    let (users, du) = read_section::<u64>(f, path, offsets[5], sizes[5])?;
+                    let (movies, dm) = read_section::<u64>(f, path, offsets[6], sizes[6])?;
+                    let (meta, dmeta) = read_section::<u8>(f, path, offsets[7], sizes[7])?;
+                    Ok((users, du, movies, dm, meta, dmeta))
+                },
+            )
+        },
+    );
+    let (user, d_user) = users_col?;
+    let (movie, d_movie) = movies_col?;
+    let (rating, d_rating) = ratings_col?;
+    let (timestamp, d_time) = times_col?;
+    let (users, d_users, movies, d_movies, meta, d_meta) = raws_meta?;
+    if combine(&[head_digest, d_user, d_movie, d_rating, d_time, d_users, d_movies, d_meta]) != checksum {
         return Err(invalid(path, "checksum mismatch (corrupted)"));
     }
-    if user.iter().any(|&u| u64::from(u) >= n_users) || movie.iter().any(|&m| u64::from(m) >= n_movies) {
+    let (ok, (meta, (users, movies))) = rayon::join(
+        || in_range(&user, n_users) && in_range(&movie, n_movies),
+        || {
+            rayon::join(
+                || serde_json::from_slice::<Meta>(&meta),
+                || rayon::join(|| IdMap::from_dense_order(users), || IdMap::from_dense_order(movies)),
+            )
+        },
+    );
+    if !ok {
         return Err(invalid(path, "index out of range"));
     }
-    let meta: Meta = serde_json::from_slice(&meta).map_err(|e| invalid(path, e.to_string()))?;
+    let meta = meta.map_err(|e| invalid(path, e.to_string()))?;
     let mut catalogue = meta.catalogue;
     catalogue.rebuild_index();
     let mut report = meta.report;
     report.from_cache = true;
-    Ok(Dataset {
-        ratings: Ratings { user, movie, rating, timestamp },
-        users: IdMap::from_dense_order(users),
-        movies: IdMap::from_dense_order(movies),
-        catalogue,
-        report,
-    })
+    Ok(Dataset { ratings: Ratings { user, movie, rating, timestamp }, users, movies, catalogue, report })
 }
 
 #[cfg(test)]
@@ -352,7 +394,7 @@ mod tests {
             rating: vec![4.5, 1.0, 3.0],
             timestamp: vec![1_000, 2_000_000, -5],
         };
-        crate::assemble::assemble(raw, Catalogue::default(), false, "ml-latest")
+        crate::assemble::assemble(vec![raw], Catalogue::default(), false, "ml-latest")
     }
 
     #[test]
@@ -379,7 +421,7 @@ mod tests {
         let p = dir.path().join("c.rvc");
         write_cache(&p, 1, &sample()).unwrap();
         let good = std::fs::read(&p).unwrap();
-        for i in [HEADER_LEN + 33, good.len() - 2] {
+        for i in [HEADER_LEN + HEAD_LEN + 1, good.len() - 2] {
             let mut bad = good.clone();
             bad[i] ^= 0x40;
             std::fs::write(&p, &bad).unwrap();

@@ -122,7 +122,7 @@ pub(crate) fn load_uncached(
     };
     let raw = parse_ratings(&ratings_path, &bytes, start, first_line, &spec)?;
     drop(bytes);
-    if raw.len() == 0 {
+    if raw.iter().all(|p| p.len() == 0) {
         return Err(DataError::Empty { path: ratings_path, context: "in the file".into() });
     }
     let has_catalogue = movies.is_some();

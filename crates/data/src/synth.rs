@@ -564,7 +564,7 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
             genres: movie_genres[m].iter().map(|&g| genre_names[g as usize].clone()).collect(),
         })
         .collect();
-    let mut dataset = assemble(raw, Catalogue::new(movies), true, "");
+    let mut dataset = assemble(vec![raw], Catalogue::new(movies), true, "");
     dataset.report.layout = "synthetic".into();
     let truth = SynthTruth {
         sigma: cfg.sigma,

@@ -345,27 +345,28 @@ pub fn load_fold(ds: &Dataset, dir: &Path, name: &str) -> Result<(Vec<u32>, Vec<
     let read = |ext: &str| -> Result<Vec<u32>, DataError> {
         let path = dir.join(format!("{name}.{ext}"));
         let bytes = read_file(&path)?;
-        let raw = parse_ratings(&path, &bytes, 0, 1, &spec)?;
-        let mut out = Vec::with_capacity(raw.len());
+        let mut out = Vec::new();
         let mut line = 0u64;
-        for i in 0..raw.len() {
-            line += 1;
-            let found = ds
-                .users
-                .dense(raw.user[i])
-                .zip(ds.movies.dense(raw.movie[i]))
-                .and_then(|key| row_of.get(&key).copied());
-            match found {
-                Some(r) => out.push(r),
-                None => {
-                    return Err(DataError::parse(
-                        &path,
-                        line,
-                        crate::error::ParseProblem::Other(format!(
-                            "user {} movie {} is not in the loaded data set",
-                            raw.user[i], raw.movie[i]
-                        )),
-                    ))
+        for raw in parse_ratings(&path, &bytes, 0, 1, &spec)? {
+            for i in 0..raw.len() {
+                line += 1;
+                let found = ds
+                    .users
+                    .dense(raw.user[i])
+                    .zip(ds.movies.dense(raw.movie[i]))
+                    .and_then(|key| row_of.get(&key).copied());
+                match found {
+                    Some(r) => out.push(r),
+                    None => {
+                        return Err(DataError::parse(
+                            &path,
+                            line,
+                            crate::error::ParseProblem::Other(format!(
+                                "user {} movie {} is not in the loaded data set",
+                                raw.user[i], raw.movie[i]
+                            )),
+                        ))
+                    }
                 }
             }
         }
