@@ -303,19 +303,26 @@ impl TopKSelector {
     /// before (tiles arrive in order), which is what lets ties at the threshold be rejected.
     pub fn push_slice(&mut self, scores: &[f32], first_index: u32) {
         const CHUNK: usize = 16;
-        for (c, chunk) in scores.chunks(CHUNK).enumerate() {
-            let chunk_max = chunk.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            // `f32::max` skips NaN, so `chunk_max` is never NaN and `<=` means "nothing beats it".
-            if chunk_max <= self.threshold {
-                continue;
+        let mut chunks = scores.chunks_exact(CHUNK);
+        for (c, chunk) in chunks.by_ref().enumerate() {
+            // An OR of comparisons over a fixed-size chunk vectorises (a max-fold does not, because
+            // of `f32::max`'s NaN rule); NaN compares false, so NaN scores never pass.
+            let threshold = self.threshold;
+            let any_above = chunk.iter().fold(false, |acc, &x| acc | (x > threshold));
+            if any_above {
+                self.push_scalar(chunk, first_index + (c * CHUNK) as u32);
             }
-            let base = first_index + (c * CHUNK) as u32;
-            for (i, &x) in chunk.iter().enumerate() {
-                if x > self.threshold {
-                    self.buffer.push((x, base + i as u32));
-                    if self.buffer.len() == self.capacity {
-                        self.prune();
-                    }
+        }
+        let tail = chunks.remainder();
+        self.push_scalar(tail, first_index + (scores.len() - tail.len()) as u32);
+    }
+
+    fn push_scalar(&mut self, scores: &[f32], first_index: u32) {
+        for (i, &x) in scores.iter().enumerate() {
+            if x > self.threshold {
+                self.buffer.push((x, first_index + i as u32));
+                if self.buffer.len() == self.capacity {
+                    self.prune();
                 }
             }
         }
