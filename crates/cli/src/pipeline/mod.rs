@@ -1,10 +1,23 @@
-//! `reelvec pipeline`: the main job. Stage 0 for now: load the data set (the embedded synthetic
-//! Small preset when no `--data` is given) and print its statistics.
+//! `reelvec pipeline`: the main job. Loads the data (the embedded synthetic Small preset when no
+//! `--data` is given), trains the five pipelines P0..P4 of PROTOCOLS.md with their protocol
+//! defaults, prints each one's time, figures and examples with titles, saves each run directory
+//! under `OUT/runs/<p>`, and writes `OUT/report.html` / `OUT/report.md` through reelvec-report.
+//!
+//! - [`stages`]: one function per pipeline (train, print, fill a report [`Section`]).
+//! - [`charts`]: the plots drawn from the trained models (loss curves, heatmap, maps).
 
-use std::path::PathBuf;
+mod charts;
+mod stages;
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
 use reelvec_data::stats::Stats;
+use reelvec_data::synth::{Preset, SynthTruth};
+use reelvec_data::Dataset;
+use reelvec_engine::Device;
+use reelvec_report::{Report, Section};
 
 use crate::data_cmd::{load_data, print_stats, ReadOptions};
 
@@ -14,26 +27,229 @@ pub struct Args {
     /// Data set directory or ratings file; the embedded synthetic data set when absent.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
-    /// Output directory for models, figures and the report.
-    #[arg(long, value_name = "DIR", default_value = "runs/pipeline")]
+    /// Output directory for the run directories and the report.
+    #[arg(long, value_name = "DIR", default_value = "target/reelvec-pipeline")]
     pub out: PathBuf,
-    /// Compute device: cpu, cuda, cuda:N or auto.
+    /// Compute device: cpu, cuda, cuda:N or auto (the pipelines run on the CPU backend).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// No progress bars; only the figures.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Run only these pipelines, e.g. `--only p0,p2` (default: all five).
+    #[arg(long, value_delimiter = ',', value_name = "P,...")]
+    pub only: Vec<String>,
+    /// Multiply every pipeline's epochs (and P1's steps) by this factor (at least 1 epoch).
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    pub epochs_scale: f64,
+    /// Synthetic preset used when no `--data` is given (tiny, small, ml-100k).
+    #[arg(long, default_value = "small", value_name = "NAME")]
+    pub synth: String,
     #[command(flatten)]
     pub read: ReadOptions,
 }
 
+/// The data the pipelines run on, and where it came from.
+pub(crate) struct PipelineData {
+    pub dataset: Dataset,
+    /// Planted truth (synthetic data only): franchises for the middle-movie examples.
+    pub truth: Option<SynthTruth>,
+    /// What `run.json` records as the data path: the real path, or `synth:<preset>`.
+    pub data_path: PathBuf,
+    /// One line for the report.
+    pub summary: String,
+}
+
+/// Settings every stage shares.
+pub(crate) struct StageContext<'a> {
+    pub data: &'a PipelineData,
+    pub runs_dir: PathBuf,
+    pub quiet: bool,
+    pub epochs_scale: f64,
+}
+
+impl StageContext<'_> {
+    /// `epochs` scaled by `--epochs-scale`, at least 1.
+    pub fn scale(&self, epochs: usize) -> usize {
+        ((epochs as f64 * self.epochs_scale).round() as usize).max(1)
+    }
+
+    /// True when the data is the real MovieLens (a path), false on synthetic data.
+    pub fn is_synthetic(&self) -> bool {
+        self.data.truth.is_some()
+    }
+}
+
+/// What a stage hands back: its report section and its line of the summary table.
+pub(crate) struct StageResult {
+    pub section: Section,
+    pub summary: SummaryRow,
+}
+
+/// One line of the final summary table.
+pub(crate) struct SummaryRow {
+    pub pipeline: String,
+    pub seconds: f64,
+    pub figure: String,
+    pub notebook: String,
+}
+
+/// Parses a synthetic preset name.
+pub(crate) fn parse_preset(name: &str) -> Result<Preset> {
+    let norm = name.trim().to_ascii_lowercase();
+    Preset::ALL
+        .into_iter()
+        .find(|p| p.name() == norm || p.name().replace('-', "") == norm)
+        .with_context(|| format!("unknown synthetic preset `{name}` (tiny, small, ml-100k, ml-1m, ml-25m)"))
+}
+
+/// Loads `--data`, or generates the synthetic preset (saying so).
+fn pipeline_data(args: &Args) -> Result<PipelineData> {
+    match &args.data {
+        Some(path) => {
+            let dataset = load_data(path, &args.read)?;
+            let summary = summary_line(&dataset, &path.display().to_string());
+            Ok(PipelineData { dataset, truth: None, data_path: path.clone(), summary })
+        }
+        None => {
+            let preset = parse_preset(&args.synth)?;
+            eprintln!(
+                "no --data given: using the embedded synthetic data set (preset {}, seed 42)",
+                preset.name()
+            );
+            let synth = reelvec_data::synth::generate(&preset.config());
+            let name = format!("synthetic preset {} (seed 42)", preset.name());
+            let summary = summary_line(&synth.dataset, &name);
+            Ok(PipelineData {
+                dataset: synth.dataset,
+                truth: Some(synth.truth),
+                data_path: PathBuf::from(format!("synth:{}", preset.name())),
+                summary,
+            })
+        }
+    }
+}
+
+fn summary_line(ds: &Dataset, source: &str) -> String {
+    format!(
+        "{} ratings by {} users of {} movies, from {source}.",
+        ds.ratings.len(),
+        ds.users.len(),
+        ds.movies.len()
+    )
+}
+
+/// The pipelines to run, in protocol order.
+fn selected(only: &[String]) -> Result<Vec<&'static str>> {
+    const ALL: [&str; 5] = ["p0", "p1", "p2", "p3", "p4"];
+    if only.is_empty() {
+        return Ok(ALL.to_vec());
+    }
+    let wanted: Vec<String> = only.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+    if let Some(bad) = wanted.iter().find(|w| !ALL.contains(&w.as_str())) {
+        bail!("--only: unknown pipeline `{bad}` (p0, p1, p2, p3, p4)");
+    }
+    Ok(ALL.into_iter().filter(|p| wanted.iter().any(|w| w == p)).collect())
+}
+
 /// Runs the pipeline.
 pub fn run(args: Args) -> Result<()> {
-    let ds = match &args.data {
-        Some(path) => load_data(path, &args.read)?,
-        None => {
-            eprintln!("no --data given: using the embedded synthetic data set (preset small, seed 42)");
-            reelvec_data::synth::small().dataset
+    let device = Device::parse(&args.device)?;
+    if device != Device::Cpu && args.device.trim() != "auto" {
+        bail!("--device {}: the pipelines run on the CPU backend only; use --device cpu", args.device);
+    }
+    if !(args.epochs_scale.is_finite() && args.epochs_scale > 0.0) {
+        bail!("--epochs-scale must be a positive number");
+    }
+    let which = selected(&args.only)?;
+    let started = Instant::now();
+    let data = pipeline_data(&args)?;
+    println!("== data: {}", data.summary);
+    if !args.quiet {
+        print_stats(&Stats::compute(&data.dataset));
+    }
+    let runs_dir = args.out.join("runs");
+    std::fs::create_dir_all(&runs_dir).with_context(|| format!("cannot create {}", runs_dir.display()))?;
+    let ctx = StageContext { data: &data, runs_dir, quiet: args.quiet, epochs_scale: args.epochs_scale };
+
+    let mut report = Report::new("reelvec pipeline report", data.summary.clone());
+    let mut rows = Vec::new();
+    for p in which {
+        let result = match p {
+            "p0" => stages::p0(&ctx),
+            "p1" => stages::p1(&ctx),
+            "p2" => stages::p2(&ctx),
+            "p3" => stages::p3(&ctx),
+            _ => stages::p4(&ctx),
         }
-    };
-    println!("stage 0: data");
-    print_stats(&Stats::compute(&ds));
+        .with_context(|| format!("pipeline {}", p.to_uppercase()))?;
+        report.sections.push(result.section);
+        rows.push(result.summary);
+    }
+    let written = report.write_to_dir(&args.out)?;
+    print_summary(&rows);
+    println!(
+        "report: {} and {} ({} plots) — total {:.1}s",
+        written.html.display(),
+        written.markdown.display(),
+        report.plot_count(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
+}
+
+fn print_summary(rows: &[SummaryRow]) {
+    println!("\n== summary");
+    let w = rows.iter().map(|r| r.figure.len()).max().unwrap_or(6).max(6);
+    println!("{:<28} {:>8}  {:<w$}  notebook", "pipeline", "time", "ours");
+    for r in rows {
+        println!("{:<28} {:>7.1}s  {:<w$}  {}", r.pipeline, r.seconds, r.figure, r.notebook);
+    }
+}
+
+/// The run directory of pipeline `p`.
+pub(crate) fn run_dir(ctx: &StageContext<'_>, p: &str) -> PathBuf {
+    ctx.runs_dir.join(p)
+}
+
+/// Prints a figure and records it in the section (with the notebook's figure when it has one).
+pub(crate) fn figure(section: &mut Section, name: &str, ours: String, notebook: Option<&str>) {
+    match notebook {
+        Some(n) => println!("  {name:<34} {ours:<14} (notebook: {n})"),
+        None => println!("  {name:<34} {ours}"),
+    }
+    section.push_figure(name, ours, notebook);
+}
+
+/// Prints an example and records it in the section.
+pub(crate) fn example(section: &mut Section, text: String) {
+    for line in text.lines() {
+        println!("  {line}");
+    }
+    section.push_example(text);
+}
+
+/// `path` relative display for messages.
+pub(crate) fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_keeps_protocol_order_and_rejects_unknown() {
+        assert_eq!(selected(&["p3".into(), "P0".into()]).unwrap(), vec!["p0", "p3"]);
+        assert_eq!(selected(&[]).unwrap().len(), 5);
+        assert!(selected(&["p9".into()]).unwrap_err().to_string().contains("p9"));
+    }
+
+    #[test]
+    fn presets_parse_with_or_without_dash() {
+        assert_eq!(parse_preset("tiny").unwrap(), Preset::Tiny);
+        assert_eq!(parse_preset("ML100K").unwrap(), Preset::Ml100k);
+        assert!(parse_preset("huge").is_err());
+    }
 }

@@ -1,0 +1,538 @@
+//! One function per pipeline of `reelvec pipeline`: each resolves its protocol config (epochs
+//! scaled), trains through reelvec-models, prints its time, figures and examples with titles,
+//! saves its run directory, and returns its report [`Section`] with the plots and a table of our
+//! figures beside the notebook's.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use reelvec_data::{transforms, Dataset};
+use reelvec_engine::History;
+use reelvec_models::config;
+use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual, MovieScore};
+use reelvec_models::traits::ItemEmbeddings;
+use reelvec_models::ModelKind;
+use reelvec_report::Section;
+
+use super::charts::{self, LossSeries};
+use super::{example, figure, run_dir, shown, StageContext, StageResult, SummaryRow};
+
+fn f4(x: f64) -> String {
+    format!("{x:.4}")
+}
+
+fn opt4(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), f4)
+}
+
+fn titles_of(ds: &Dataset) -> Vec<String> {
+    (0..ds.movies.len() as u32).map(|m| ds.title(m)).collect()
+}
+
+/// A list of scored movies as one example line per movie.
+fn movie_lines(header: &str, list: &[MovieScore]) -> String {
+    let mut text = format!("{header}:");
+    for m in list {
+        text.push_str(&format!("\n  {:>8.4}  {}", m.score, m.title));
+    }
+    text
+}
+
+/// The well-known movie whose neighbours are shown: "Star Wars (1977)" when present, else the
+/// most-rated movie.
+fn well_known(ds: &Dataset) -> Option<u32> {
+    pipelines::find_title(ds, "Star Wars (1977)").or_else(|| transforms::top_movies(ds, 1).first().copied())
+}
+
+fn neighbours_example(ds: &Dataset, model: &impl ItemEmbeddings, n: usize) -> Option<String> {
+    let q = well_known(ds)?;
+    let nn = MovieScore::list(ds, &model.nearest_by_cosine(q, n));
+    Some(movie_lines(&format!("nearest to {} by cosine", ds.title(q)), &nn))
+}
+
+fn header(ctx: &StageContext<'_>, id: &str, title: &str) -> Section {
+    println!("\n== {title}");
+    let mut section = Section::new(id, title);
+    if ctx.is_synthetic() {
+        section.push_note("Trained on synthetic MovieLens-shaped data (no --data given); the notebook's figures come from real MovieLens, so they are context, not a target.");
+    }
+    section
+}
+
+/// Every scalar of a config, flattened as `a.b = value` rows.
+fn push_config<C: serde::Serialize>(section: &mut Section, cfg: &C) {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&key, v, out);
+                }
+            }
+            serde_json::Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
+                out.push((prefix.to_string(), format!("{} entries", items.len())));
+            }
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut rows = Vec::new();
+    walk("", &config::to_json(cfg), &mut rows);
+    for (k, v) in rows {
+        section.push_config(k, v);
+    }
+}
+
+fn history_epochs(h: &History) -> String {
+    format!("{} epochs{}", h.epochs.len(), if h.stopped_early { " (stopped early)" } else { "" })
+}
+
+/// What a rating-model stage saves.
+struct MfRun<'a> {
+    kind: ModelKind,
+    config: serde_json::Value,
+    seed: u64,
+    model: &'a reelvec_models::mf::MfModel,
+    history: &'a History,
+    metrics: serde_json::Value,
+    train_rows: &'a [u32],
+}
+
+/// Writes a rating model's run directory (`model.safetensors`, `run.json`, `rated.safetensors`).
+fn save_mf(ctx: &StageContext<'_>, p: &str, run: MfRun<'_>) -> Result<std::path::PathBuf> {
+    let ds = &ctx.data.dataset;
+    let dir = run_dir(ctx, p);
+    let mut info = pipelines::run_info_for(ds, run.kind, run.config, run.seed, Some(&ctx.data.data_path));
+    info.history = serde_json::to_value(run.history)?;
+    info.metrics = run.metrics;
+    run.model.save(&dir, &info)?;
+    pipelines::save_rated_rows(&dir, ds, run.train_rows)?;
+    Ok(dir)
+}
+
+/// P0 — item2vec CBOW.
+pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
+    let mut section = header(ctx, "p0", "P0 — item2vec CBOW over viewing sequences");
+    let mut cfg = p0_cbow::Config::default();
+    cfg.train.epochs = ctx.scale(cfg.train.epochs);
+    if let Some(es) = cfg.train.early_stopping.as_mut() {
+        es.min_epochs = es.min_epochs.min(cfg.train.epochs);
+    }
+    cfg.train.quiet = ctx.quiet;
+    let ds = &ctx.data.dataset;
+    if ds.users.len() < 200 {
+        // Tiny data sets: keep enough users for a validation split.
+        cfg.min_user_ratings = cfg.min_user_ratings.min(8);
+    }
+    push_config(&mut section, &cfg);
+    let started = Instant::now();
+    let o = p0_cbow::run(ds, &cfg)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let f = &o.figures;
+    section.push_timing("train + evaluate", seconds);
+    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    figure(&mut section, "vocabulary V", f.vocab.to_string(), Some("50"));
+    figure(&mut section, "uniform baseline ln V", f4(f.uniform_baseline), Some("3.912 (V = 50)"));
+    figure(&mut section, "best validation cross-entropy", opt4(f.best_val_loss), Some("≈ 3.55 (ml-25m)"));
+    figure(&mut section, "final train cross-entropy", f4(f.final_train_loss), None);
+    if let Some(r) = f.val_rank {
+        figure(&mut section, "validation accuracy@1", f4(r.accuracy_at_1), None);
+        figure(&mut section, "validation hit@10", f4(r.hit_at_10), None);
+    }
+    figure(
+        &mut section,
+        "train / validation sequences",
+        format!("{} / {}", f.train_sequences, f.val_sequences),
+        None,
+    );
+    figure(&mut section, "epochs", history_epochs(&o.history), Some("early stopping (min 6, patience 3)"));
+
+    let titles = titles_of(&o.dataset);
+    // Middle-movie examples: the configured pairs found in the vocabulary, and on synthetic data
+    // the planted franchises' triples.
+    for m in &o.middle {
+        example(
+            &mut section,
+            movie_lines(&format!("between {} and {}", m.before.title, m.after.title), &m.predicted),
+        );
+    }
+    if let Some(truth) = &ctx.data.truth {
+        let (hits, total) = o.franchise_middle_hits(&truth.franchises)?;
+        if total > 0 {
+            figure(
+                &mut section,
+                "franchise middles predicted first",
+                format!("{hits} / {total} ({:.0}%)", 100.0 * hits as f64 / total as f64),
+                None,
+            );
+        }
+        let triple = truth.franchises.iter().find_map(|f| {
+            let d: Vec<Option<u32>> = f.iter().map(|&raw| o.dataset.movies.dense(raw)).collect();
+            d.windows(3).find_map(|w| match *w {
+                [Some(a), Some(b), Some(c)] => Some((a, b, c)),
+                _ => None,
+            })
+        });
+        if let Some((a, b, c)) = triple {
+            let predicted = MovieScore::list(&o.dataset, &o.model.predict_middle(a, c, 5)?);
+            example(
+                &mut section,
+                movie_lines(
+                    &format!(
+                        "between {} and {} (planted franchise; true middle: {})",
+                        titles[a as usize], titles[c as usize], titles[b as usize]
+                    ),
+                    &predicted,
+                ),
+            );
+        }
+    }
+    for (q, nn) in &o.neighbours {
+        example(&mut section, movie_lines(&format!("nearest to {} by cosine", q.title), nn));
+    }
+
+    let best = f.best_val_loss.map_or("-".into(), f4);
+    let loss = charts::loss_svg(
+        "P0 — cross-entropy per epoch",
+        "cross-entropy (nats)",
+        &o.history,
+        LossSeries::TrainVal,
+        Some((format!("uniform ln(V) = ln({}) = {:.3}", f.vocab, f.uniform_baseline), f.uniform_baseline)),
+    )?;
+    section
+        .push_plot("Train and validation cross-entropy per epoch; dashed: the uniform baseline ln(V).", loss);
+    let vocab: Vec<u32> = (0..f.vocab as u32).collect();
+    let heat = charts::heatmap_svg(
+        &format!("P0 — cosine similarity of the {} vocabulary movies", f.vocab),
+        o.model.item_embeddings(),
+        &vocab,
+        &titles,
+    )?;
+    section.push_plot("Cosine similarity of the CBOW movie vectors (the whole vocabulary).", heat);
+
+    let dir = run_dir(ctx, "p0");
+    o.save(&dir, &cfg, Some(&ctx.data.data_path))?;
+    println!("  run written to {}", shown(&dir));
+    section.push_note(format!("Run directory: {}", shown(&dir)));
+    Ok(StageResult {
+        section,
+        summary: SummaryRow {
+            pipeline: "P0 item2vec CBOW".into(),
+            seconds,
+            figure: format!("val CE {best} (ln V {:.3})", f.uniform_baseline),
+            notebook: "val CE ≈ 3.55 (ln 50 = 3.912)".into(),
+        },
+    })
+}
+
+/// P1 — co-occurrence factorisation.
+pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
+    let mut section = header(ctx, "p1", "P1 — co-occurrence factorisation");
+    let mut cfg = p1_cooc::Config::default();
+    cfg.model.steps = ctx.scale(cfg.model.steps);
+    push_config(&mut section, &cfg);
+    let ds = &ctx.data.dataset;
+    let started = Instant::now();
+    let o = p1_cooc::run(ds, &cfg)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let f = &o.figures;
+    section.push_timing("fit (Adam)", f.train_seconds);
+    section.push_timing("per step", f.step_seconds);
+    section.push_timing("reference (eigen-truncation)", f.reference_seconds);
+    println!("  trained in {seconds:.1}s ({} steps)", f.steps);
+    figure(
+        &mut section,
+        "movies M / users / likes",
+        format!("{} / {} / {}", f.movies, f.users, f.likes),
+        None,
+    );
+    figure(&mut section, "rank k", f.k.to_string(), Some("M (never trained)"));
+    figure(&mut section, "final cost c(V)", format!("{:.6e}", f.final_cost), Some("never trained"));
+    figure(
+        &mut section,
+        "reference cost (rank-k eigen)",
+        f.reference_cost.map_or("-".into(), |c| format!("{c:.6e}")),
+        None,
+    );
+    figure(&mut section, "cost / reference", opt4(f.ratio), None);
+    for (q, nn) in &o.neighbours {
+        example(&mut section, movie_lines(&format!("nearest to {} by cosine", q.title), nn));
+    }
+    if o.neighbours.is_empty() {
+        if let Some(text) = neighbours_example(ds, &o.model, 5) {
+            example(&mut section, text);
+        }
+    }
+    let mask = cfg.model.mask_diagonal;
+    let costs: Vec<f64> = o.costs.iter().map(|c| c.objective(mask)).collect();
+    let svg = charts::cost_svg("P1 — cost per Adam step", &costs, f.reference_cost)?;
+    section.push_plot(
+        "The objective per full-batch Adam step; dashed: the reference cost of the rank-k eigen-truncation.",
+        svg,
+    );
+
+    let dir = run_dir(ctx, "p1");
+    o.save(&dir, ds, &cfg, Some(&ctx.data.data_path))?;
+    println!("  run written to {}", shown(&dir));
+    section.push_note(format!("Run directory: {}", shown(&dir)));
+    Ok(StageResult {
+        section,
+        summary: SummaryRow {
+            pipeline: "P1 co-occurrence".into(),
+            seconds,
+            figure: format!("cost/reference {}", opt4(f.ratio)),
+            notebook: "never trained".into(),
+        },
+    })
+}
+
+/// P2 — biased MF with a sigmoid range.
+pub fn p2(ctx: &StageContext<'_>) -> Result<StageResult> {
+    let mut section = header(ctx, "p2", "P2 — biased matrix factorisation");
+    let mut cfg = p2_mf::Config::default();
+    cfg.train.epochs = ctx.scale(cfg.train.epochs);
+    cfg.train.quiet = ctx.quiet;
+    push_config(&mut section, &cfg);
+    let ds = &ctx.data.dataset;
+    let started = Instant::now();
+    let o = p2_mf::run(ds, &cfg)?;
+    let seconds = started.elapsed().as_secs_f64();
+    section.push_timing("train", o.train_seconds);
+    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    figure(&mut section, "best validation MSE", opt4(o.best_val_mse), Some("0.846"));
+    figure(&mut section, "best validation RMSE (stars)", opt4(o.best_val_rmse), Some("0.920"));
+    figure(&mut section, "validation MAE (stars)", opt4(o.val_mae), None);
+    figure(&mut section, "best epoch", o.history.best_epoch.map_or("-".into(), |e| e.to_string()), None);
+    example(&mut section, movie_lines("lowest learned movie bias", &o.lowest_bias));
+    example(&mut section, movie_lines("highest learned movie bias", &o.highest_bias));
+    match &o.neighbours {
+        Some((q, nn)) => example(&mut section, movie_lines(&format!("nearest to {} by cosine", q.title), nn)),
+        None => {
+            if let Some(text) = neighbours_example(ds, &o.model, 5) {
+                example(&mut section, text);
+            }
+        }
+    }
+    let loss =
+        charts::loss_svg("P2 — MSE per epoch", "MSE (stars²)", &o.history, LossSeries::TrainVal, None)?;
+    section.push_plot("Train and validation MSE per epoch (the best validation epoch is kept).", loss);
+    let titles = titles_of(ds);
+    let top: Vec<u32> = o.top_by_bias.iter().map(|m| m.movie).collect();
+    let all: Vec<u32> = (0..ds.movies.len() as u32).collect();
+    let map = charts::pca_map_svg(
+        &format!("P2 — PCA of movie factors, top {} by learned bias", top.len()),
+        o.model.item_embeddings(),
+        &top,
+        &all,
+        &titles,
+    )?;
+    section.push_plot("PCA of the movie factors; labelled: the movies with the highest learned bias.", map);
+
+    let dir = save_mf(
+        ctx,
+        "p2",
+        MfRun {
+            kind: ModelKind::Mf,
+            config: config::to_json(&cfg),
+            seed: cfg.seed,
+            model: &o.model,
+            history: &o.history,
+            metrics: o.metrics_json(),
+            train_rows: &o.train_rows,
+        },
+    )?;
+    println!("  run written to {}", shown(&dir));
+    section.push_note(format!("Run directory: {}", shown(&dir)));
+    Ok(StageResult {
+        section,
+        summary: SummaryRow {
+            pipeline: "P2 biased MF".into(),
+            seconds,
+            figure: format!("best val MSE {} RMSE {}", opt4(o.best_val_mse), opt4(o.best_val_rmse)),
+            notebook: "MSE 0.846, RMSE 0.920".into(),
+        },
+    })
+}
+
+/// The minimum number of ratings for P3's map: the protocol's 100 when at least `top` movies
+/// reach it, else the rating count of the `2 * top`-th most-rated movie (small data sets).
+fn map_min_ratings(ds: &Dataset, wanted: usize, top: usize) -> usize {
+    let mut count = vec![0usize; ds.movies.len()];
+    for &m in &ds.ratings.movie {
+        count[m as usize] += 1;
+    }
+    if count.iter().filter(|&&c| c >= wanted).count() >= top {
+        return wanted;
+    }
+    count.sort_unstable_by(|a, b| b.cmp(a));
+    count.get(2 * top).or(count.last()).copied().unwrap_or(1).max(1)
+}
+
+/// P3 — the sigmoid recommender with diversity and novelty.
+pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
+    let mut section = header(ctx, "p3", "P3 — dot-product recommender, diversity and novelty");
+    let ds = &ctx.data.dataset;
+    let mut cfg = p3_recommender::Config::default();
+    cfg.train.epochs = ctx.scale(cfg.train.epochs);
+    cfg.train.quiet = ctx.quiet;
+    cfg.map_min_ratings = map_min_ratings(ds, cfg.map_min_ratings, cfg.map_top);
+    push_config(&mut section, &cfg);
+    let started = Instant::now();
+    let o = p3_recommender::run(ds, &cfg)?;
+    let seconds = started.elapsed().as_secs_f64();
+    section.push_timing("train + top-N for every user", seconds);
+    section.push_timing("train", o.train_seconds);
+    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    let t = &o.top_n;
+    let none = Some("not reported");
+    figure(&mut section, "validation MSE (scaled)", opt4(o.val_mse_scaled), none);
+    figure(&mut section, "validation RMSE (stars)", opt4(o.val_rmse), none);
+    figure(&mut section, "validation MAE (stars)", opt4(o.val_mae), None);
+    figure(&mut section, "reload max |difference|", format!("{:e}", o.reload_max_abs_diff), None);
+    figure(
+        &mut section,
+        &format!("top-{} diversity", cfg.top_n),
+        f4(t.diversity),
+        Some("exercise, no figure"),
+    );
+    figure(
+        &mut section,
+        "novelty (mean rating, notebook)",
+        f4(t.mean_rating_novelty),
+        Some("exercise, no figure"),
+    );
+    figure(&mut section, "novelty (self-information, bits)", f4(t.self_information), None);
+    figure(&mut section, "catalogue coverage", f4(t.coverage), None);
+    if let Some((user, list)) = &o.example_user {
+        example(
+            &mut section,
+            movie_lines(&format!("top-{} for user {user} (predicted stars)", cfg.top_n), list),
+        );
+    }
+    if let Some(text) = neighbours_example(ds, &o.model, 5) {
+        example(&mut section, text);
+    }
+    let loss = charts::loss_svg(
+        "P3 — MSE (scaled ratings) per epoch",
+        "MSE (scaled)",
+        &o.history,
+        LossSeries::TrainVal,
+        None,
+    )?;
+    section.push_plot("Train and validation MSE on min-max scaled ratings per epoch.", loss);
+    let titles = titles_of(ds);
+    let best: Vec<u32> = o.best_rated.iter().map(|m| m.movie).collect();
+    if !best.is_empty() {
+        let all: Vec<u32> = (0..ds.movies.len() as u32).collect();
+        let map = charts::pca_map_svg(
+            &format!(
+                "P3 — PCA of movie vectors, the {} best-rated films (≥ {} ratings)",
+                best.len(),
+                cfg.map_min_ratings
+            ),
+            o.model.item_embeddings(),
+            &best,
+            &all,
+            &titles,
+        )?;
+        section.push_plot(
+            format!(
+                "2-D map of the movie vectors; labelled: the best-rated films with at least {} ratings.",
+                cfg.map_min_ratings
+            ),
+            map,
+        );
+    }
+
+    let dir = save_mf(
+        ctx,
+        "p3",
+        MfRun {
+            kind: ModelKind::SigmoidMf,
+            config: config::to_json(&cfg),
+            seed: cfg.seed,
+            model: &o.model,
+            history: &o.history,
+            metrics: o.metrics_json(),
+            train_rows: &o.train_rows,
+        },
+    )?;
+    println!("  run written to {}", shown(&dir));
+    section.push_note(format!("Run directory: {}", shown(&dir)));
+    Ok(StageResult {
+        section,
+        summary: SummaryRow {
+            pipeline: "P3 sigmoid recommender".into(),
+            seconds,
+            figure: format!("val RMSE {}  diversity {:.3}", opt4(o.val_rmse), t.diversity),
+            notebook: "no figures reported".into(),
+        },
+    })
+}
+
+/// P4 — residual factorisation.
+pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
+    let mut section = header(ctx, "p4", "P4 — residual factorisation");
+    let mut cfg = p4_residual::Config::default();
+    cfg.train.epochs = ctx.scale(cfg.train.epochs);
+    cfg.train.quiet = ctx.quiet;
+    push_config(&mut section, &cfg);
+    let ds = &ctx.data.dataset;
+    let started = Instant::now();
+    let o = p4_residual::run(ds, &cfg)?;
+    let seconds = started.elapsed().as_secs_f64();
+    section.push_timing("train", o.train_seconds);
+    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    let last = o.last_batch_losses();
+    figure(
+        &mut section,
+        "epoch-0 last-batch loss",
+        last.first().map_or("-".into(), |&x| f4(x)),
+        Some("4.24"),
+    );
+    figure(
+        &mut section,
+        &format!("epoch-{} last-batch loss", last.len().saturating_sub(1)),
+        last.last().map_or("-".into(), |&x| f4(x)),
+        Some("falling slowly"),
+    );
+    figure(&mut section, "global mean", format!("{:.4}", o.means.global), None);
+    figure(&mut section, "train RMSE (stars)", f4(o.train_rmse), None);
+    figure(&mut section, "means-only baseline train RMSE", f4(o.baseline_train_rmse), None);
+    if let Some(text) = neighbours_example(ds, &o.model, 5) {
+        example(&mut section, text);
+    }
+    let loss = charts::loss_svg(
+        "P4 — loss per epoch",
+        "MSE (residual target)",
+        &o.history,
+        LossSeries::LastBatch,
+        None,
+    )?;
+    section
+        .push_plot("The loss of each epoch's last batch (the notebook's figure) and the epoch mean.", loss);
+
+    let dir = save_mf(
+        ctx,
+        "p4",
+        MfRun {
+            kind: ModelKind::ResidualMf,
+            config: config::to_json(&cfg),
+            seed: cfg.seed,
+            model: &o.model,
+            history: &o.history,
+            metrics: o.metrics_json(),
+            train_rows: &o.train_rows,
+        },
+    )?;
+    println!("  run written to {}", shown(&dir));
+    section.push_note(format!("Run directory: {}", shown(&dir)));
+    Ok(StageResult {
+        section,
+        summary: SummaryRow {
+            pipeline: "P4 residual MF".into(),
+            seconds,
+            figure: format!("epoch-0 last batch {}", last.first().map_or("-".into(), |&x| f4(x))),
+            notebook: "4.24".into(),
+        },
+    })
+}

@@ -1,0 +1,68 @@
+//! `reelvec pipeline` end to end on the `tiny` synthetic preset with a small epochs scale: every
+//! pipeline's run directory, `report.html` with every section and its inline SVG plots, and
+//! `report.md` with the ours-vs-notebook tables.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+#[test]
+fn pipeline_writes_runs_and_report() {
+    let out = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_reelvec");
+    let output = Command::new(bin)
+        .args(["pipeline", "--synth", "tiny", "--epochs-scale", "0.1", "--quiet", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("no --data given: using the embedded synthetic data set (preset tiny"));
+    for p in ["p0", "p1", "p2", "p3", "p4"] {
+        let dir = out.path().join("runs").join(p);
+        assert!(dir.join("model.safetensors").is_file(), "{p}: no model");
+        assert!(dir.join("run.json").is_file(), "{p}: no run.json");
+    }
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let titles = [
+        "P0 — item2vec CBOW over viewing sequences",
+        "P1 — co-occurrence factorisation",
+        "P2 — biased matrix factorisation",
+        "P3 — dot-product recommender, diversity and novelty",
+        "P4 — residual factorisation",
+    ];
+    for t in titles {
+        assert!(html.contains(t), "html lacks section {t}");
+        assert!(md.contains(&format!("## {t}")), "markdown lacks section {t}");
+    }
+    // Loss curves for all five, P0's heatmap, P2's and P3's maps: 8 inline plots.
+    assert_eq!(html.matches("<svg").count(), 8, "inline SVG plots");
+    // Self-contained: nothing loaded from elsewhere.
+    assert!(!html.contains("<script src") && !html.contains("<link") && !html.contains("<img"));
+    // The notebook column of the comparison tables.
+    assert!(md.contains("| best validation MSE |") && md.contains("| 0.846 |"));
+    assert!(md.contains("| epoch-0 last-batch loss |") && md.contains("| 4.24 |"));
+    // The printed summary table names every pipeline.
+    for name in
+        ["P0 item2vec CBOW", "P1 co-occurrence", "P2 biased MF", "P3 sigmoid recommender", "P4 residual MF"]
+    {
+        assert!(stdout.contains(name), "summary lacks {name}");
+    }
+}
+
+#[test]
+fn pipeline_only_runs_the_selected_ones() {
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_reelvec"))
+        .args(["pipeline", "--synth", "tiny", "--epochs-scale", "0.1", "--quiet", "--only", "p4", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.path().join("runs/p4/run.json").is_file());
+    assert!(!out.path().join("runs/p0").exists());
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("P4 — residual factorisation") && !html.contains("P2 — biased"));
+}
