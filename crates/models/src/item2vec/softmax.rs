@@ -55,6 +55,47 @@ pub(crate) fn fill_hidden(
     }
 }
 
+/// `e^x` for f32 in branch-free arithmetic that vectorises: `x = n ln2 + r` with
+/// `n = round(x / ln2)` (magic-number rounding), `r` by two-step Cody-Waite reduction, `e^r` by
+/// Cephes' degree-6 polynomial on `|r| <= ln2/2`, and `2^n` written into the exponent bits.
+/// Relative error below 3e-7 on `[-87, 88]` (tested against `f32::exp`); inputs are clamped to
+/// that range (`e^-87 ~ 1.6e-38`, so a softmax over `x - max` loses nothing that matters).
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = x - n * C1 - n * C2;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    // bits(t) = bits(ROUND) + n for |n| < 2^22; 2^n has exponent field n + 127.
+    let two_n = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
+    e * two_n
+}
+
+/// Sum with eight independent accumulators (vectorises; the order is fixed, so deterministic).
+#[inline]
+pub fn sum_f32(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 /// Adds the CBOW reduction of the context rows `ctx` to `h` (zero on entry).
 #[inline]
 pub(crate) fn reduce_context(reduce: ContextReduce, wts: &Weights<'_>, ctx: &[u32], h: &mut [f32]) {
@@ -108,34 +149,32 @@ pub(crate) fn softmax_lane(
             let mut z = ArrayViewMut2::from_shape((n, v), &mut lane.z[..n * v]).expect("chunk shape");
             general_mat_mul(1.0, &h, &w.t(), 0.0, &mut z);
         }
-        // Bias, log-sum-exp, loss and dz (in place of z).
+        // Bias, log-sum-exp, loss and dz (in place of z), one exp per logit:
+        // e_j = exp(z_j - m), s = sum_j e_j, lse = m + ln s, softmax_j = e_j / s.
         for (r, &e) in chunk.iter().enumerate() {
             let e = e as usize;
             let z = &mut lane.z[r * v..(r + 1) * v];
-            z.iter_mut().zip(wts.b).for_each(|(z, &b)| *z += b);
-            let lse = log_sum_exp(z);
-            match arch {
-                Architecture::Cbow => {
-                    let t = ex.target(e) as usize;
-                    lane.loss += (lse - z[t]) as f64;
-                    if grad {
-                        z.iter_mut().for_each(|z| *z = (*z - lse).exp() * scale);
-                        z[t] -= scale;
-                    }
+            let mut m = f32::NEG_INFINITY;
+            for (z, &b) in z.iter_mut().zip(wts.b) {
+                *z += b;
+                m = m.max(*z);
+            }
+            let positives: &[u32] = match arch {
+                Architecture::Cbow => std::slice::from_ref(&ex.targets()[e]),
+                Architecture::Skipgram => ex.context(e),
+            };
+            let z_positives: f32 = positives.iter().map(|&c| z[c as usize]).sum();
+            z.iter_mut().for_each(|z| *z = exp_f32(*z - m));
+            let s = sum_f32(z);
+            let lse = m + s.ln();
+            lane.loss += (positives.len() as f32 * lse - z_positives) as f64;
+            if grad {
+                let f = positives.len() as f32 * scale / s;
+                z.iter_mut().for_each(|z| *z *= f);
+                for &c in positives {
+                    z[c as usize] -= scale;
                 }
-                Architecture::Skipgram => {
-                    let ctx = ex.context(e);
-                    for &c in ctx {
-                        lane.loss += (lse - z[c as usize]) as f64;
-                    }
-                    if grad {
-                        let m = ctx.len() as f32 * scale;
-                        z.iter_mut().for_each(|z| *z = (*z - lse).exp() * m);
-                        for &c in ctx {
-                            z[c as usize] -= scale;
-                        }
-                    }
-                }
+                lane.db.iter_mut().zip(z.iter()).for_each(|(d, &g)| *d += g);
             }
         }
         if !grad {
@@ -145,9 +184,6 @@ pub(crate) fn softmax_lane(
         {
             let mut dw = ArrayViewMut2::from_shape((v, k), &mut lane.dw[..]).expect("dw shape");
             general_mat_mul(1.0, &dz.t(), &h, 1.0, &mut dw);
-        }
-        for r in 0..n {
-            lane.db.iter_mut().zip(&lane.z[r * v..(r + 1) * v]).for_each(|(d, &g)| *d += g);
         }
         {
             let mut dh = ArrayViewMut2::from_shape((n, k), &mut lane.dh[..n * k]).expect("chunk shape");
@@ -177,5 +213,31 @@ pub(crate) fn softmax_lane(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_matches_std() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (a, b) = (exp_f32(x) as f64, (x as f64).exp());
+            worst = worst.max((a - b).abs() / b);
+            x += 0.001_37;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(-1000.0) > 0.0 && exp_f32(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn blocked_sum() {
+        let x: Vec<f32> = (1..=21).map(|i| i as f32).collect();
+        assert_eq!(sum_f32(&x), 231.0);
+        assert_eq!(sum_f32(&[]), 0.0);
     }
 }
