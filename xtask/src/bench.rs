@@ -20,7 +20,8 @@ cargo xtask bench [OPTIONS] [-- REELVEC_BENCH_ARGS...]
   --epochs N             shorten epoch-based cases (default: each protocol's; scale: 1)
   --scale-fraction F     share of ml-25m's users the scale suite generates (default 0.1)
   --no-peers             do not run the PyTorch references
-  --out DIR              where the JSON reports go (default: benches/results)
+  --out DIR              where the JSON reports go (default: benches/results; relative
+                         paths are relative to the project root)
   --doc FILE             the markdown regenerated from DIR (default: docs/benchmarks.md)
   --criterion            also run `cargo bench -p reelvec-benches`
   --criterion-only       only run the criterion benches
@@ -43,7 +44,6 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Option<Options>> {
-    let root = project_root();
     let mut o = Options {
         data: None,
         suites: vec!["notebook"],
@@ -51,8 +51,8 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
         epochs: None,
         scale_fraction: "0.1".to_string(),
         peers: true,
-        out: root.join("benches/results"),
-        doc: root.join("docs/benchmarks.md"),
+        out: PathBuf::from("benches/results"),
+        doc: PathBuf::from("docs/benchmarks.md"),
         criterion: false,
         runner: true,
         extra: Vec::new(),
@@ -117,7 +117,8 @@ fn run_suites(o: &Options) -> Result<()> {
     let root = project_root();
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let binary = target.join("release/reelvec");
-    let peers = if o.peers { peers_dir(&root) } else { None };
+    let peers = if o.peers { peers_dir() } else { None };
+    let source = source_revision(&root);
     let data_name = o.data.as_deref().map_or_else(|| "synthetic".to_string(), data_name);
     for suite in &o.suites {
         for &threads in &o.threads {
@@ -127,10 +128,18 @@ fn run_suites(o: &Options) -> Result<()> {
             };
             let mut cmd = Command::new(&binary);
             cmd.current_dir(&root)
+                .env("REELVEC_BENCH_SOURCE", &source)
                 .args(["bench", "--suite", suite, "--threads", &threads.to_string(), "--json"])
                 .arg(o.out.join(name));
             if *suite == "notebook" {
                 if let Some(data) = &o.data {
+                    // The runner starts in the project root: a relative path that is not
+                    // there is taken from the caller's directory.
+                    let data = if data.is_relative() && !root.join(data).exists() {
+                        std::env::current_dir()?.join(data)
+                    } else {
+                        data.clone()
+                    };
                     cmd.arg("--data").arg(data);
                 }
                 if let Some(dir) = &peers {
@@ -157,8 +166,34 @@ fn run_suites(o: &Options) -> Result<()> {
     )
 }
 
-/// `benches/peers` when `python3` imports torch; otherwise says why the references are skipped.
-fn peers_dir(root: &Path) -> Option<PathBuf> {
+/// The git commit of the tree (`+dirty` when it has uncommitted changes), or empty.
+fn source_revision(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(commit) => {
+            let dirty =
+                git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("commit {commit}+dirty")
+            } else {
+                format!("commit {commit}")
+            }
+        }
+        None => String::new(),
+    }
+}
+
+/// `benches/peers` (relative to the project root, where the runner starts) when `python3`
+/// imports torch; otherwise says why the references are skipped.
+fn peers_dir() -> Option<PathBuf> {
     let python = std::env::var("REELVEC_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let ok = Command::new(&python)
         .args(["-c", "import torch"])
@@ -167,7 +202,7 @@ fn peers_dir(root: &Path) -> Option<PathBuf> {
         .unwrap_or(false);
     if ok {
         eprintln!("xtask bench: torch is importable: the PyTorch references of benches/peers run too");
-        Some(root.join("benches/peers"))
+        Some(PathBuf::from("benches/peers"))
     } else {
         eprintln!(
             "xtask bench: `{python} -c 'import torch'` fails: PyTorch references skipped \
@@ -184,6 +219,7 @@ fn data_name(path: &Path) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

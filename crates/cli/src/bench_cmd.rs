@@ -177,6 +177,7 @@ fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
         date_utc,
         command: command_line(),
         reelvec_version: env!("CARGO_PKG_VERSION").to_string(),
+        source: std::env::var("REELVEC_BENCH_SOURCE").ok().filter(|s| !s.is_empty()),
         machine,
         threads,
         device: device.to_string(),
@@ -293,7 +294,7 @@ fn print_summary(report: &BenchReport) {
             ratio(p.and_then(|t| t.cpu_per_unit), c.ours.cpu_per_unit),
         );
         for q in &c.quality {
-            let v = |x: Option<f64>| x.map_or("-".to_string(), |v| render::significant(v));
+            let v = |x: Option<f64>| x.map_or("-".to_string(), render::significant);
             println!("{:<16}   {}: ours {}  torch {}", "", q.name, v(q.ours), v(q.peer));
         }
         for f in &c.figures {

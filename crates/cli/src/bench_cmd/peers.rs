@@ -153,6 +153,7 @@ pub fn metric(metrics: &Value, path: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -64,7 +64,8 @@ fn report_section(out: &mut String, r: &BenchReport) {
         load(r.machine.load_average[1])
     );
     let _ = writeln!(out, "- command: `{}`", r.command);
-    let _ = writeln!(out, "- reelvec {}; PyTorch: {}\n", r.reelvec_version, r.peers);
+    let source = r.source.as_deref().map_or_else(String::new, |s| format!(" ({s})"));
+    let _ = writeln!(out, "- reelvec {}{source}; PyTorch: {}\n", r.reelvec_version, r.peers);
 
     let with_peer = r.cases.iter().any(|c| c.peer.is_some() || c.target_speedup.is_some());
     if with_peer {
@@ -177,7 +178,11 @@ pub fn seconds(x: Option<f64>) -> String {
 }
 
 fn times(x: f64) -> String {
-    format!("{}x", significant(x))
+    if x.is_finite() && x < 100.0 {
+        format!("{x:.1}x")
+    } else {
+        format!("{x:.0}x")
+    }
 }
 
 /// A rate in k/M per second.
@@ -214,6 +219,7 @@ pub fn significant(v: f64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -252,12 +258,12 @@ mod tests {
         // P2: wall 5 / 0.25 = 20x, CPU 2.4 / 0.2 = 12x, target met; 80000 / 0.25 = 320k examples/s.
         assert!(
             doc.contains(
-                "| P2 | epoch | 250 ms | 200 ms | 5 s | 2.4 s | 20x / 12x | >= 5x: met | 320k | 16k | yes |"
+                "| P2 | epoch | 250 ms | 200 ms | 5 s | 2.4 s | 20.0x / 12.0x | >= 5x: met | 320k | 16k | yes |"
             ),
             "{doc}"
         );
         // P4: CPU 0.5 / 0.125 = 4x < 5: missed even though wall is 5x.
-        assert!(doc.contains("| 5x / 4x | >= 5x: **missed** |"), "{doc}");
+        assert!(doc.contains("| 5.0x / 4.0x | >= 5x: **missed** |"), "{doc}");
         assert!(doc.contains("| P2 | best val RMSE | 0.9051 | 0.9094 |"), "{doc}");
         assert!(doc.contains("| P4 | baseline RMSE | 0.9384 |"), "{doc}");
         assert!(doc.contains("- busy machine\n- P4: a caveat\n"), "{doc}");

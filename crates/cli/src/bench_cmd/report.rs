@@ -24,6 +24,10 @@ pub struct BenchReport {
     pub command: String,
     /// reelvec's version.
     pub reelvec_version: String,
+    /// The source the binary was built from, when the caller says (`$REELVEC_BENCH_SOURCE`,
+    /// set by `cargo xtask bench` to the git commit, marked `+dirty` with uncommitted changes).
+    #[serde(default)]
+    pub source: Option<String>,
     /// The machine.
     pub machine: Machine,
     /// Worker threads on both sides (rayon pool; torch intra-op threads).
@@ -197,7 +201,7 @@ pub fn process_cpu_seconds() -> Option<f64> {
         let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
         ns += text.split_whitespace().next().and_then(|f| f.parse::<u128>().ok()).unwrap_or(0);
     }
-    (ns > 0).then(|| ns as f64 * 1e-9)
+    (ns > 0).then_some(ns as f64 * 1e-9)
 }
 
 /// Resident set size now and its peak since the last [`reset_peak_rss`], bytes (Linux).
@@ -283,6 +287,7 @@ pub fn mean(values: &[f64]) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -396,6 +396,7 @@ fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel) -> Result<Case> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
