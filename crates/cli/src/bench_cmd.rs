@@ -55,7 +55,7 @@ pub struct Args {
     /// Epochs of every epoch-based case (default: each protocol's; scale: 1).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// P1 Adam steps (notebook: the protocol's 1500; scale: 3).
+    /// P1 Adam steps (notebook: each side's protocol, 1500 ours and 500 the script's, unless given; scale: 3).
     #[arg(long)]
     pub p1_steps: Option<usize>,
     /// Scale suite: share of ml-25m's 162,541 users (and so of its ratings) generated.

@@ -27,7 +27,7 @@ pub struct NotebookPlan<'a> {
     pub data_dir: &'a Path,
     /// Overrides every pipeline's epoch count (and the scripts' `--epochs`).
     pub epochs: Option<usize>,
-    /// P1 Adam steps on our side (default: the protocol's); the script runs its own default.
+    /// P1 Adam steps on both sides (default: each side's protocol: 1500 ours, 500 the script's).
     pub p1_steps: Option<usize>,
     /// PyTorch references, when they run.
     pub peers: Option<&'a Peers>,
@@ -155,7 +155,10 @@ fn p1(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
         &p1_cooc::Config { reference: p1_cooc::ReferenceChoice::Auto, ..cfg.clone() },
     )?;
     let ref_cost = reference.as_ref().map(|r| r.unmasked_cost);
-    let peer = peer(plan, notes, "p1_cooc.py", None, &["--reference".to_string(), "none".to_string()]);
+    // The script's `--epochs` is its step count: --p1-steps sets both sides.
+    let mut extra = vec!["--reference".to_string(), "none".to_string()];
+    extra.extend(epochs_arg(plan.p1_steps));
+    let peer = peer(plan, notes, "p1_cooc.py", None, &extra);
     let peer_final = peer.as_ref().and_then(|p| metric(&p.metrics, "final_cost"));
     Ok(Case {
         id: "P1".into(),
