@@ -74,7 +74,7 @@ fn names(packages: &[&Package]) -> String {
     packages.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
 }
 
-fn on_path(program: &str) -> bool {
+pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
         .unwrap_or(false)

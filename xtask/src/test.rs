@@ -13,5 +13,13 @@ pub fn run(args: &[String]) -> Result<()> {
     run_checked(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run_checked(cargo().args(["test", "--workspace", "--all-targets"]))?;
     run_checked(cargo().args(["test", "--workspace", "--doc"]))?;
+    if crate::setup::on_path("chromium") {
+        eprintln!("test: the report's headless Chromium rendering test ran (chromium found)");
+    } else {
+        eprintln!(
+            "test: skipped the report's headless Chromium rendering test: chromium not installed \
+             (install it with `cargo xtask setup --browser`)"
+        );
+    }
     Ok(())
 }
