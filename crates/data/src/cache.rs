@@ -253,15 +253,32 @@ fn le_u64(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// Plain-data column types whose zeroed vectors come straight from `alloc_zeroed` (fresh pages,
+/// no memset pass before the read overwrites them).
+trait Column: bytemuck::Pod {
+    fn zeroed_vec(n: usize) -> Vec<Self>;
+}
+
+macro_rules! column {
+    ($($t:ty),*) => {$(
+        impl Column for $t {
+            fn zeroed_vec(n: usize) -> Vec<Self> {
+                vec![0 as $t; n]
+            }
+        }
+    )*};
+}
+column!(u8, u32, u64, i64, f32);
+
 /// Reads one section at `offset` into a vector of `T`; returns it with its xxh3.
-fn read_section<T: bytemuck::Pod + Default>(
+fn read_section<T: Column>(
     file: &File,
     path: &Path,
     offset: u64,
     bytes: u64,
 ) -> Result<(Vec<T>, u64), DataError> {
     let size = std::mem::size_of::<T>() as u64;
-    let mut v = vec![T::default(); (bytes / size) as usize];
+    let mut v = T::zeroed_vec((bytes / size) as usize);
     let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
     file.read_exact_at(buf, offset).map_err(|_| invalid(path, "truncated payload"))?;
     let digest = xxh3_64(buf);
@@ -323,11 +340,7 @@ pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
                         || -> Result<(Vec<f32>, u64), DataError> {
                             if flags & FLAG_RATING_CODES != 0 {
                                 let (codes, d) = read_section::<u8>(f, path, offsets[3], sizes[3])?;
-                                let mut out = vec![0f32; codes.len()];
-                                for (o, &c) in out.iter_mut().zip(&codes) {
-                                    *o = f32::from(c) / 2.0;
-                                }
-                                Ok((out, d))
+                                Ok((codes.iter().map(|&c| f32::from(c) / 2.0).collect(), d))
                             } else {
                                 read_section::<f32>(f, path, offsets[3], sizes[3])
                             }
@@ -335,11 +348,7 @@ pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
                         || -> Result<(Vec<i64>, u64), DataError> {
                             if flags & FLAG_TIME_OFFSETS != 0 {
                                 let (offs, d) = read_section::<u32>(f, path, offsets[4], sizes[4])?;
-                                let mut out = vec![0i64; offs.len()];
-                                for (o, &x) in out.iter_mut().zip(&offs) {
-                                    *o = t_base + i64::from(x);
-                                }
-                                Ok((out, d))
+                                Ok((offs.iter().map(|&o| t_base + i64::from(o)).collect(), d))
                             } else {
                                 read_section::<i64>(f, path, offsets[4], sizes[4])
                             }
