@@ -7,6 +7,7 @@
 mod bench_cmd;
 mod data_cmd;
 mod export_cmd;
+mod fold_in;
 mod middle;
 mod pipeline;
 mod plot_cmd;

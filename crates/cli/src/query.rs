@@ -32,14 +32,20 @@ pub struct RecommendArgs {
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
     /// Raw user id, as in the data.
-    #[arg(long)]
-    pub user: u64,
+    #[arg(long, required_unless_present_any = ["rated", "watched"], conflicts_with_all = ["rated", "watched"])]
+    pub user: Option<u64>,
     /// Number of movies.
     #[arg(short, default_value_t = 10)]
     pub k: usize,
     /// Leave out the movies the user rated in the training data.
     #[arg(long)]
     pub exclude_rated: bool,
+    /// A new user's rating, `TITLE_OR_ID=STARS` (repeatable): folds the user in (rating models).
+    #[arg(long, value_name = "TITLE=STARS", conflicts_with = "watched")]
+    pub rated: Vec<String>,
+    /// A watched movie (repeatable): ranks by the mean of their vectors (item2vec runs).
+    #[arg(long, value_name = "TITLE_OR_ID")]
+    pub watched: Vec<String>,
 }
 
 /// `reelvec predict` arguments.
@@ -127,8 +133,15 @@ pub fn similar(args: SimilarArgs) -> Result<()> {
 
 /// Runs `reelvec recommend`.
 pub fn recommend(args: RecommendArgs) -> Result<()> {
+    if !args.watched.is_empty() {
+        return crate::fold_in::recommend_watched(&args.run, &args.watched, args.k);
+    }
     let (model, info) = rating_model(&args.run)?;
-    let user = user_of(&info, args.user)?;
+    if !args.rated.is_empty() {
+        return crate::fold_in::recommend_rated(&model, &info, &args.rated, args.k);
+    }
+    let raw_user = args.user.context("give --user, --rated or --watched")?;
+    let user = user_of(&info, raw_user)?;
     let rated = if args.exclude_rated {
         checkpoint::load_rated(&args.run)?.with_context(|| {
             format!("run {} has no rated-movie list for --exclude-rated", args.run.display())
@@ -141,7 +154,7 @@ pub fn recommend(args: RecommendArgs) -> Result<()> {
     println!(
         "top {} for user {}{} ({} model, predicted stars):",
         args.k,
-        args.user,
+        raw_user,
         if args.exclude_rated { format!(", excluding {} rated", seen.len()) } else { String::new() },
         info.model_kind
     );

@@ -44,6 +44,48 @@ fn pipeline_writes_runs_and_report() {
     // The notebook column of the comparison tables.
     assert!(md.contains("| best validation MSE |") && md.contains("| 0.846 |"));
     assert!(md.contains("| epoch-0 last-batch loss |") && md.contains("| 4.24 |"));
+    // New users against the saved runs: fold-in from ratings, mean of watched vectors.
+    let run_json = |p: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(out.path().join("runs").join(p).join("run.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let titles = |p: &str| -> Vec<String> {
+        run_json(p)["movie_titles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for p in ["p2", "p3", "p4"] {
+        let t = titles(p);
+        let rec = Command::new(bin)
+            .args(["recommend", "-k", "5", "--run"])
+            .arg(out.path().join("runs").join(p))
+            .args(["--rated", &format!("{}=5", t[0]), "--rated", &format!("{}=1", t[1])])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&rec.stdout);
+        assert!(rec.status.success(), "{p}: {}", String::from_utf8_lossy(&rec.stderr));
+        assert!(text.contains("folded in a new user from 2 ratings"), "{p}: {text}");
+        let listed: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("top 5")).skip(1).collect();
+        assert_eq!(listed.len(), 5, "{p}: {text}");
+        assert!(listed.iter().all(|l| !l.ends_with(&t[0]) && !l.ends_with(&t[1])), "rated movies excluded");
+    }
+    let t = titles("p0");
+    let rec = Command::new(bin)
+        .args(["recommend", "-k", "3", "--run"])
+        .arg(out.path().join("runs/p0"))
+        .args(["--watched", &t[0], "--watched", &t[1]])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&rec.stdout);
+    assert!(rec.status.success(), "{}", String::from_utf8_lossy(&rec.stderr));
+    assert!(text.contains("by cosine to the mean of"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.trim_start().starts_with(['1', '2', '3'])).count(), 3, "{text}");
+
     // The printed summary table names every pipeline.
     for name in
         ["P0 item2vec CBOW", "P1 co-occurrence", "P2 biased MF", "P3 sigmoid recommender", "P4 residual MF"]
