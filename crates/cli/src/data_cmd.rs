@@ -1,5 +1,6 @@
 //! `reelvec data ...`: data set statistics and the synthetic generator.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -163,28 +164,45 @@ fn stats(args: StatsArgs) -> Result<()> {
     let ds = load_data(&args.source.data, &args.source.read)?;
     let s = Stats::compute(&ds);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&s)?);
     } else {
         print_stats(&s);
     }
     Ok(())
 }
 
-/// Prints statistics as aligned text.
+/// Prints statistics as aligned text (a closed stdout, as with `| head`, is not an error).
 pub fn print_stats(s: &Stats) {
-    println!("layout                {}", s.layout);
-    println!("users                 {}", s.users);
-    println!("movies rated          {}", s.movies_rated);
-    println!("movies in catalogue   {}", s.movies_catalogue);
-    println!("ratings               {}", s.ratings);
-    println!("rating min/max/mean   {} / {} / {:.4}", s.rating_min, s.rating_max, s.rating_mean);
-    println!("density               {:.6}", s.density);
-    println!(
-        "ratings per user      min {} / median {} / max {}",
-        s.ratings_per_user_min, s.ratings_per_user_median, s.ratings_per_user_max
+    let text = format!(
+        "layout                {}\n\
+         users                 {}\n\
+         movies rated          {}\n\
+         movies in catalogue   {}\n\
+         ratings               {}\n\
+         rating min/max/mean   {} / {} / {:.4}\n\
+         density               {:.6}\n\
+         ratings per user      min {} / median {} / max {}\n\
+         time span             {} .. {} (unix seconds)\n\
+         duplicates dropped    {}\n\
+         rated, not catalogued {}\n\
+         catalogued, unrated   {}\n",
+        s.layout,
+        s.users,
+        s.movies_rated,
+        s.movies_catalogue,
+        s.ratings,
+        s.rating_min,
+        s.rating_max,
+        s.rating_mean,
+        s.density,
+        s.ratings_per_user_min,
+        s.ratings_per_user_median,
+        s.ratings_per_user_max,
+        s.time_min,
+        s.time_max,
+        s.duplicates_dropped,
+        s.rated_not_in_catalogue,
+        s.catalogue_never_rated,
     );
-    println!("time span             {} .. {} (unix seconds)", s.time_min, s.time_max);
-    println!("duplicates dropped    {}", s.duplicates_dropped);
-    println!("rated, not catalogued {}", s.rated_not_in_catalogue);
-    println!("catalogued, unrated   {}", s.catalogue_never_rated);
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

@@ -23,7 +23,8 @@
 //! Where: `$REELVEC_CACHE_DIR/<hash>.rvc` when that variable is set; otherwise
 //! `.reelvec-cache/<layout>.rvc` next to the source (for a generic file
 //! `.reelvec-cache/<file name>.<hash>.rvc`), falling back to `<temp dir>/reelvec-cache/<hash>.rvc`
-//! when the source's directory is not writable. Writes go to a temporary file that is renamed
+//! when the source's directory is read-only (by its permission bits, even for root) or the
+//! write fails. Writes go to a temporary file that is renamed
 //! into place, so a reader never sees a half-written cache.
 
 use std::fs::File;
@@ -133,7 +134,13 @@ pub(crate) fn load_cached(
         }
     }
     let ds = parse()?;
-    for place in &places {
+    // A source directory without write permission (a shared, read-only data set) is left alone
+    // even when we could write there (as root).
+    let source_dir =
+        if layout == Layout::Generic { target.parent().unwrap_or(Path::new(".")) } else { target };
+    let read_only = std::fs::metadata(source_dir).map_or(true, |m| m.permissions().readonly());
+    let skip_first = read_only && std::env::var_os("REELVEC_CACHE_DIR").is_none();
+    for place in places.iter().skip(usize::from(skip_first)) {
         if write_cache(place, fp, &ds).is_ok() {
             break;
         }

@@ -1,7 +1,8 @@
 //! Writers for every layout: a [`Dataset`] to the files [`crate::load`] reads back.
 //!
 //! Ratings are formatted in parallel chunks and written in order. Whole-star layouts (ml-100k,
-//! ml-1m) round half stars to the even star (2.5 -> 2, 3.5 -> 4) and clamp to 1..=5; other layouts keep the value.
+//! ml-1m) round half stars to the even star (2.5 -> 2, 3.5 -> 4) and clamp to 1..=5; other
+//! layouts keep the value.
 //! Text that a layout cannot hold (a `|` or newline in a u.item title, a character outside
 //! Latin-1 in a Latin-1 file, a rating outside the layout's range) is an error, never silently
 //! mangled.
