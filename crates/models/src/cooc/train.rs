@@ -29,7 +29,7 @@ pub struct CoocConfig {
     pub like_threshold: f32,
     /// Full-batch Adam steps (1500).
     pub steps: usize,
-    /// Adam learning rate at step 0 (0.05), decaying linearly to 0 when `lr_decay`.
+    /// Adam learning rate at step 0 (0.2), decaying linearly to 0 when `lr_decay`.
     pub lr: f32,
     /// Linear decay of the learning rate to zero over `steps` (true).
     pub lr_decay: bool,

@@ -101,6 +101,9 @@ pub struct Figures {
     pub reference_masked_cost: Option<f64>,
     /// `final_cost / reference_cost` (the objective trained: masked or unmasked).
     pub ratio: Option<f64>,
+    /// Final masked cost over the masked cost of the reference factors (the PyTorch peer's
+    /// figure `final_over_reference`).
+    pub ratio_to_reference_masked: Option<f64>,
     /// How the reference was computed.
     pub reference_method: Option<ReferenceMethod>,
     /// Seconds for the reference.
@@ -183,6 +186,7 @@ pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
         reference_cost: reference.as_ref().map(|r| r.unmasked_cost),
         reference_masked_cost,
         ratio: reference.as_ref().map(|r| final_objective / r.unmasked_cost),
+        ratio_to_reference_masked: reference_masked_cost.map(|c| last.masked / c),
         reference_method: reference.as_ref().map(|r| r.method),
         reference_seconds,
         steps: config.model.steps,
