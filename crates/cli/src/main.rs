@@ -6,6 +6,7 @@
 
 mod bench_cmd;
 mod data_cmd;
+mod evaluate_cmd;
 mod export_cmd;
 mod fold_in;
 mod middle;
@@ -42,6 +43,8 @@ enum Command {
     Predict(query::PredictArgs),
     /// The most likely movies between two (CBOW / skip-gram runs).
     Middle(middle::Args),
+    /// The metrics that fit a run's model kind, with timings (rating, sequence, top-N, beyond-accuracy).
+    Evaluate(evaluate_cmd::Args),
     /// Export a run's item embeddings (csv, npy, word2vec).
     Export(export_cmd::Args),
     /// Draw a run as an SVG plot: loss curves, cosine heatmap, PCA or t-SNE map.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Recommend(args) => query::recommend(args),
         Command::Predict(args) => query::predict(args),
         Command::Middle(args) => middle::run(args),
+        Command::Evaluate(args) => evaluate_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Plot(args) => plot_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),

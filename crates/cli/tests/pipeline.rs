@@ -86,6 +86,47 @@ fn pipeline_writes_runs_and_report() {
     assert!(text.contains("by cosine to the mean of"), "{text}");
     assert_eq!(text.lines().filter(|l| l.trim_start().starts_with(['1', '2', '3'])).count(), 3, "{text}");
 
+    // `evaluate` rebuilds each run's split from run.json and reproduces the recorded figures.
+    let evaluate = |p: &str| -> serde_json::Value {
+        let ev = Command::new(bin)
+            .args(["evaluate", "--json", "--run"])
+            .arg(out.path().join("runs").join(p))
+            .output()
+            .unwrap();
+        assert!(ev.status.success(), "{p}: {}", String::from_utf8_lossy(&ev.stderr));
+        serde_json::from_slice(&ev.stdout).unwrap()
+    };
+    let close = |a: &serde_json::Value, b: &serde_json::Value, what: &str| {
+        let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{what}: evaluate {a} vs recorded {b}");
+    };
+    for p in ["p2", "p3"] {
+        let ev = evaluate(p);
+        close(&ev["figures"]["RMSE (stars)"], &run_json(p)["metrics"]["val_rmse"], p);
+        let f = &ev["figures"];
+        for key in ["top-10 diversity", "catalogue coverage", "Gini of recommendation counts"] {
+            let x = f[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{p} {key} = {x}");
+        }
+        assert!(ev["seconds"]["top-10 for 60 users"].is_number());
+    }
+    let ev = evaluate("p4");
+    assert_eq!(ev["figures"]["evaluated on"], "training");
+    close(&ev["figures"]["RMSE (stars)"], &run_json("p4")["metrics"]["train_rmse"], "p4");
+    let ev = evaluate("p0");
+    close(
+        &ev["figures"]["validation cross-entropy"],
+        &run_json("p0")["metrics"]["val_rank"]["cross_entropy"],
+        "p0",
+    );
+    close(&ev["figures"]["uniform baseline ln V"], &serde_json::json!(50f64.ln()), "ln V");
+    assert!(
+        ev["figures"]["leave-last-out NDCG@10"].as_f64().unwrap()
+            <= ev["figures"]["leave-last-out HR@10"].as_f64().unwrap()
+    );
+    let ev = evaluate("p1");
+    close(&ev["figures"]["cost / reference"], &run_json("p1")["metrics"]["ratio"], "p1");
+
     // The printed summary table names every pipeline.
     for name in
         ["P0 item2vec CBOW", "P1 co-occurrence", "P2 biased MF", "P3 sigmoid recommender", "P4 residual MF"]
