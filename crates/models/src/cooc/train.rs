@@ -45,7 +45,7 @@ impl Default for CoocConfig {
             dim: 20,
             like_threshold: 4.0,
             steps: 1500,
-            lr: 0.05,
+            lr: 0.2,
             lr_decay: true,
             mask_diagonal: true,
             init_scale: 1.0,
