@@ -72,6 +72,10 @@ fn push_config<C: serde::Serialize>(section: &mut Section, cfg: &C) {
             serde_json::Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
                 out.push((prefix.to_string(), format!("{} entries", items.len())));
             }
+            // Configs hold f32s: print their shortest f32 form (0.01, not 0.009999999776).
+            serde_json::Value::Number(n) if n.is_f64() => {
+                out.push((prefix.to_string(), format!("{}", n.as_f64().unwrap_or(f64::NAN) as f32)))
+            }
             other => out.push((prefix.to_string(), other.to_string())),
         }
     }
