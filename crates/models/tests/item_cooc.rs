@@ -46,7 +46,9 @@ proptest! {
         let mut grad = vec![0.0f32; movies * k];
         let parts = problem.cost_and_grad(&v, k, mask, &mut scratch, Some(&mut grad));
         let dense = dense_costs(&x0, &v, movies, k);
-        let tol = |x: f64| 1e-6 * (1.0 + x.abs()) + 1e-9 * problem.x0_frobenius_sq();
+        // X0 V is accumulated in f32, so the error scales with the unmasked cost (which bounds
+        // every term of both costs here), not with the possibly tiny masked cost.
+        let tol = |_: f64| 1e-5 * (1.0 + dense.unmasked.abs()) + 1e-9 * problem.x0_frobenius_sq();
         prop_assert!((parts.masked - dense.masked).abs() <= tol(dense.masked), "{parts:?} vs {dense:?}");
         prop_assert!((parts.unmasked - dense.unmasked).abs() <= tol(dense.unmasked), "{parts:?} vs {dense:?}");
         let mut residual = vec![0.0f32; movies * movies];
