@@ -1,17 +1,16 @@
 //! Where computation runs: [`Device::Cpu`] or [`Device::Cuda`], chosen from a string
 //! (`--device cpu|cuda|cuda:N|auto`) or automatically.
 //!
-//! The CPU backend is always compiled. The CUDA backend lives in `crate::cuda`, compiled with
-//! the `cuda` cargo feature; without it a stub module with the same functions takes its place
-//! and answers every CUDA request with [`EngineError::Device`] (candle's pattern: `#[cfg]`
-//! appears only where the module is declared, so the public API is the same in every build).
-//! A CPU-only machine never fails because of the GPU code: [`Device::auto`] falls back to the
-//! CPU and says why.
+//! Both backends are always compiled: the CUDA one ([`crate::gpu`]) loads the driver
+//! dynamically through cudarc, so a CPU-only machine never fails because of the GPU code, a
+//! `--device cuda` request there is a clear [`EngineError::Device`], and [`Device::auto`] falls
+//! back to the CPU and says why.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{cuda, EngineError};
+use crate::gpu::probe as cuda;
+use crate::EngineError;
 
 /// A compute device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

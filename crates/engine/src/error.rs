@@ -31,4 +31,31 @@ pub enum EngineError {
     /// The requested device cannot be used.
     #[error("device error: {0}")]
     Device(String),
+    /// A CUDA driver, cuBLAS or kernel failure (a faulting kernel surfaces here at the next
+    /// synchronisation, never as a hang).
+    #[error("GPU error while {what}: {message}")]
+    Gpu {
+        /// What was being done (e.g. `launching kernel adam_dense`).
+        what: String,
+        /// The driver's error.
+        message: String,
+    },
+    /// A device allocation failed for lack of memory.
+    #[error("GPU out of memory allocating {what}: {bytes} bytes requested, {free} bytes free")]
+    GpuOutOfMemory {
+        /// What was being allocated.
+        what: String,
+        /// Size of the request.
+        bytes: usize,
+        /// Free device memory when it failed.
+        free: usize,
+    },
+    /// NVRTC rejected a kernel file.
+    #[error("compiling CUDA kernel file {kernel} failed:\n{log}")]
+    KernelCompile {
+        /// The `.cu` file.
+        kernel: String,
+        /// NVRTC's log.
+        log: String,
+    },
 }

@@ -3,7 +3,9 @@
 //! [`AdamW`], [`LazyAdam`]), learning-rate [`Schedule`]s, and the [`Trainer`] loop over any
 //! [`Objective`]. There is no autograd: models write their own forward and backward passes into
 //! [`Grads`] (in parallel and deterministically with [`ParallelAccumulator`], or lock-free with
-//! [`hogwild`]) and check them with [`gradcheck`]. [`Device`] names where work runs.
+//! [`hogwild`]) and check them with [`gradcheck`]. [`Device`] names where work runs;
+//! [`gpu`] is the CUDA backend (device buffers, NVRTC kernels, device optimizers and
+//! [`Trainer::fit_gpu`]).
 //!
 //! One optimizer step by hand:
 //!
@@ -58,14 +60,9 @@
 // Tests may unwrap (common rules); library code may not.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-// The CUDA backend, or a stub with the same functions (the only `#[cfg]` for the feature).
-#[cfg(feature = "cuda")]
-mod cuda;
-#[cfg(not(feature = "cuda"))]
-#[path = "dummy_cuda.rs"]
-mod cuda;
 pub mod device;
 mod error;
+pub mod gpu;
 pub mod gradcheck;
 pub mod hogwild;
 pub mod optim;

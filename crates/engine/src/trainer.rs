@@ -359,7 +359,7 @@ impl Trainer {
         Ok(history)
     }
 
-    fn validate(&self, n_units: usize) -> Result<(), EngineError> {
+    pub(crate) fn validate(&self, n_units: usize) -> Result<(), EngineError> {
         let cfg = &self.config;
         if n_units == 0 {
             return Err(EngineError::InvalidConfig("the objective has no training units".into()));
@@ -377,12 +377,12 @@ impl Trainer {
     }
 }
 
-fn diverged(epoch: usize, step: usize, what: String) -> EngineError {
+pub(crate) fn diverged(epoch: usize, step: usize, what: String) -> EngineError {
     EngineError::Diverged { epoch, step, what }
 }
 
 /// A bar on stderr, hidden when quiet or when stderr is not a terminal.
-fn progress_bar(quiet: bool, total_steps: u64) -> ProgressBar {
+pub(crate) fn progress_bar(quiet: bool, total_steps: u64) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

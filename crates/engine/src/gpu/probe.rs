@@ -1,19 +1,17 @@
-//! The CUDA backend (feature `cuda`): driver probing through cudarc with dynamic loading, so the
-//! binary starts on machines without CUDA and only fails when a CUDA device is requested.
-//!
-//! Kernels (`.cu` beside their CPU twins, compiled by NVRTC) are added here by the CUDA issue;
-//! this module keeps the same function set as `dummy_cuda.rs`.
+//! Driver probing: is there a CUDA driver, how many devices, what are they called. cudarc loads
+//! the driver dynamically, so these answer with an error (never a panic or a failed start) on
+//! machines without CUDA.
 
 use cudarc::driver::result;
 
 use crate::EngineError;
 
-/// The CUDA backend is part of this build.
+/// The CUDA backend is part of every build (cudarc with dynamic loading).
 pub(crate) const COMPILED: bool = true;
 
 /// Loads the driver library and initialises it, with clear errors instead of cudarc's panic
 /// when `libcuda` is missing.
-fn init_driver() -> Result<(), EngineError> {
+pub(crate) fn init_driver() -> Result<(), EngineError> {
     // SAFETY: only tries to open the driver library by its usual names; no symbol is called.
     let present = unsafe { cudarc::driver::sys::is_culib_present() };
     if !present {

@@ -1,0 +1,218 @@
+//! The optimizers on the device: the CUDA twins of [`crate::optim`] (kernels in
+//! `optim/adam.cu` and `optim/sgd.cu`, beside the CPU code).
+//!
+//! One launch updates every table of the model (a descriptor array of device pointers, built
+//! once), reads each gradient once, updates the moments and parameters in place and zeroes the
+//! gradient and touched flags: the whole step is one pass over memory and one launch.
+
+use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
+
+use super::{Gpu, GpuGrads, GpuParams, KernelSource, BLOCK};
+use crate::optim::{AdamConfig, OptimizerConfig, SgdConfig};
+use crate::EngineError;
+
+const ADAM_CU: KernelSource = KernelSource {
+    name: "adam.cu",
+    source: include_str!("../optim/adam.cu"),
+    functions: &["adam_dense", "adam_lazy"],
+};
+
+const SGD_CU: KernelSource =
+    KernelSource { name: "sgd.cu", source: include_str!("../optim/sgd.cu"), functions: &["sgd_dense"] };
+
+/// The scalars of one Adam step, laid out as `struct AdamScalars` in adam.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct AdamScalars {
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    l2: f32,
+    decay: f32,
+    neg_step_size: f32,
+    bias_correction2_sqrt: f32,
+    small_weight: i32,
+}
+
+// SAFETY: plain-old-data with the C layout of the kernel's parameter struct.
+unsafe impl DeviceRepr for AdamScalars {}
+
+impl AdamScalars {
+    /// The same scalars as the CPU step (computed in f64, then rounded, as PyTorch does).
+    fn new(c: &AdamConfig, lr: f32, t: u64, decoupled: bool) -> Self {
+        let (beta1, beta2) = (c.beta1 as f64, c.beta2 as f64);
+        let bc1 = 1.0 - beta1.powf(t as f64);
+        let bc2 = 1.0 - beta2.powf(t as f64);
+        let one_minus_beta1 = (1.0 - beta1) as f32;
+        Self {
+            one_minus_beta1,
+            beta2: c.beta2,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            eps: c.eps,
+            l2: if decoupled { 0.0 } else { c.weight_decay },
+            decay: if decoupled { (1.0 - lr as f64 * c.weight_decay as f64) as f32 } else { 1.0 },
+            neg_step_size: (-(lr as f64) / bc1) as f32,
+            bias_correction2_sqrt: bc2.sqrt() as f32,
+            small_weight: i32::from(one_minus_beta1 < 0.5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Adam(AdamConfig),
+    AdamW(AdamConfig),
+    LazyAdam(AdamConfig),
+    Sgd(SgdConfig),
+}
+
+/// An optimizer whose state lives on the device.
+#[derive(Debug)]
+pub struct GpuOptimizer {
+    rule: Rule,
+    t: u64,
+    /// First moments (Adam) or momentum buffers (SGD), one per table.
+    m: Vec<CudaSlice<f32>>,
+    /// Second moments (Adam), one per table.
+    v: Vec<CudaSlice<f32>>,
+    /// 7 x u64 per table: p, g, m, v, touched, n, rows << 32 | cols.
+    desc: CudaSlice<u64>,
+    n_tables: u32,
+    /// Elements of the largest table (sizes the dense grid).
+    max_elems: usize,
+    /// Rows of the largest table (sizes the lazy grid).
+    max_rows: usize,
+}
+
+impl GpuOptimizer {
+    /// State for `params` and `grads` (whose buffers must outlive the optimizer and not move:
+    /// the descriptor array holds their device addresses).
+    pub fn new(
+        gpu: &Gpu,
+        config: &OptimizerConfig,
+        params: &GpuParams,
+        grads: &GpuGrads,
+    ) -> Result<Self, EngineError> {
+        let rule = match *config {
+            OptimizerConfig::Adam(c) => Rule::Adam(c),
+            OptimizerConfig::AdamW(c) => Rule::AdamW(c),
+            OptimizerConfig::LazyAdam(c) => Rule::LazyAdam(c),
+            OptimizerConfig::Sgd(c) => Rule::Sgd(c),
+        };
+        let mut m = Vec::new();
+        let mut v = Vec::new();
+        for t in params.tables() {
+            let n = t.rows * t.cols;
+            m.push(gpu.zeros::<f32>(n, &format!("optimizer first moment of {}", t.name))?);
+            let v_len = if matches!(rule, Rule::Sgd(_)) { 1 } else { n };
+            v.push(gpu.zeros::<f32>(v_len, &format!("optimizer second moment of {}", t.name))?);
+        }
+        let stream = gpu.stream();
+        let mut words = Vec::with_capacity(7 * params.tables().len());
+        for (i, t) in params.tables().iter().enumerate() {
+            let g = &grads.tables()[i];
+            let (p_ptr, _) = t.data.device_ptr(stream);
+            let (g_ptr, _) = g.data.device_ptr(stream);
+            let (m_ptr, _) = m[i].device_ptr(stream);
+            let (v_ptr, _) = v[i].device_ptr(stream);
+            let (f_ptr, _) = g.touched.device_ptr(stream);
+            words.extend_from_slice(&[
+                p_ptr,
+                g_ptr,
+                m_ptr,
+                v_ptr,
+                f_ptr,
+                (t.rows * t.cols) as u64,
+                ((t.rows as u64) << 32) | t.cols as u64,
+            ]);
+        }
+        let desc = gpu.upload(&words, "optimizer table descriptors")?;
+        let max_elems = params.tables().iter().map(|t| t.rows * t.cols).max().unwrap_or(1);
+        let max_rows = params.tables().iter().map(|t| t.rows).max().unwrap_or(1);
+        // Compile now so the first step's time is not the compiler's.
+        match rule {
+            Rule::Sgd(_) => {
+                gpu.function(&SGD_CU, "sgd_dense")?;
+            }
+            _ => {
+                gpu.function(&ADAM_CU, "adam_dense")?;
+            }
+        }
+        Ok(Self { rule, t: 0, m, v, desc, n_tables: params.tables().len() as u32, max_elems, max_rows })
+    }
+
+    /// Steps taken so far.
+    pub fn steps_taken(&self) -> u64 {
+        self.t
+    }
+
+    /// One update of every table with learning rate `lr`; zeroes the gradients and flags.
+    pub fn step(&mut self, gpu: &Gpu, lr: f32) -> Result<(), EngineError> {
+        if self.n_tables == 0 {
+            return Ok(());
+        }
+        self.t += 1;
+        let stream = gpu.stream();
+        let sms = gpu.multiprocessors() as u32;
+        match self.rule {
+            Rule::Adam(c) | Rule::AdamW(c) => {
+                let scalars = AdamScalars::new(&c, lr, self.t, matches!(self.rule, Rule::AdamW(_)));
+                let f = gpu.function(&ADAM_CU, "adam_dense")?;
+                let blocks = (self.max_elems.div_ceil(BLOCK as usize) as u32).clamp(1, sms * 8);
+                let cfg = LaunchConfig {
+                    grid_dim: (blocks, self.n_tables, 1),
+                    block_dim: (BLOCK, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                let mut launch = stream.launch_builder(&f);
+                launch.arg(&self.desc).arg(&scalars);
+                // SAFETY: the descriptors point at live buffers of the sizes they state.
+                unsafe { launch.launch(cfg) }.map_err(|e| gpu.launch_error("adam_dense", e))?;
+            }
+            Rule::LazyAdam(c) => {
+                let scalars = AdamScalars::new(&c, lr, self.t, false);
+                let f = gpu.function(&ADAM_CU, "adam_lazy")?;
+                let warps_per_block = BLOCK as usize / 32;
+                let blocks = (self.max_rows.div_ceil(warps_per_block) as u32).clamp(1, sms * 16);
+                let cfg = LaunchConfig {
+                    grid_dim: (blocks, self.n_tables, 1),
+                    block_dim: (BLOCK, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                let mut launch = stream.launch_builder(&f);
+                launch.arg(&self.desc).arg(&scalars);
+                // SAFETY: as above.
+                unsafe { launch.launch(cfg) }.map_err(|e| gpu.launch_error("adam_lazy", e))?;
+            }
+            Rule::Sgd(c) => {
+                let f = gpu.function(&SGD_CU, "sgd_dense")?;
+                let blocks = (self.max_elems.div_ceil(BLOCK as usize) as u32).clamp(1, sms * 8);
+                let cfg = LaunchConfig {
+                    grid_dim: (blocks, self.n_tables, 1),
+                    block_dim: (BLOCK, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                let nesterov = i32::from(c.nesterov);
+                let first = i32::from(self.t == 1);
+                let mut launch = stream.launch_builder(&f);
+                launch
+                    .arg(&self.desc)
+                    .arg(&lr)
+                    .arg(&c.momentum)
+                    .arg(&c.dampening)
+                    .arg(&c.weight_decay)
+                    .arg(&nesterov)
+                    .arg(&first);
+                // SAFETY: as above.
+                unsafe { launch.launch(cfg) }.map_err(|e| gpu.launch_error("sgd_dense", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Device memory held by the optimizer state, in bytes.
+    pub fn state_bytes(&self) -> usize {
+        self.m.iter().chain(&self.v).map(|s| s.len() * 4).sum()
+    }
+}

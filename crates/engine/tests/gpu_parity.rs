@@ -1,0 +1,192 @@
+//! The engine's GPU suite: every device optimizer kernel against its CPU twin on seeded random
+//! tables, the device divergence scan, and the runtime's error paths (out of memory, a kernel
+//! that does not compile, the on-disk kernel cache). Each test skips with a message when no
+//! CUDA device answers, so CPU-only CI stays green; `cargo xtask gpu-bundle` carries this
+//! binary to the GPU machine.
+
+#![allow(clippy::unwrap_used)]
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use reelvec_engine::gpu::{self, Gpu, GpuGrads, GpuOptimizer, GpuParams, KernelSource};
+use reelvec_engine::{
+    AdamConfig, EngineError, GradKind, Grads, Init, OptimizerConfig, ParamStore, SgdConfig, TableId,
+};
+
+fn gpu_or_skip(test: &str) -> Option<std::sync::Arc<Gpu>> {
+    if !gpu::available() {
+        eprintln!("skipped {test}: no CUDA device");
+        return None;
+    }
+    Some(Gpu::shared(0).expect("a CUDA device answered the probe but could not be opened"))
+}
+
+/// Three tables of different shapes (a factor table, a bias vector, a dense layer).
+fn random_store(seed: u64) -> (ParamStore, Vec<TableId>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut p = ParamStore::new();
+    let normal = Init::Normal { mean: 0.0, std: 1.0 };
+    let a = p.add("factors", 37, 5, GradKind::SparseRows, normal, &mut rng).unwrap();
+    let b = p.add("bias", 37, 1, GradKind::SparseRows, normal, &mut rng).unwrap();
+    let c = p.add("dense", 3, 70_001, GradKind::Dense, normal, &mut rng).unwrap();
+    (p, vec![a, b, c])
+}
+
+/// A gradient touching a random third of the rows of each table.
+fn random_grads(params: &ParamStore, ids: &[TableId], rng: &mut ChaCha8Rng) -> Grads {
+    let mut grads = Grads::zeros_like(params);
+    for &id in ids {
+        let rows = params.get(id).rows;
+        for r in 0..rows {
+            if rng.random_bool(0.34) {
+                for g in grads.get_mut(id).row_mut(r) {
+                    *g = rng.random_range(-2.0..2.0);
+                }
+            }
+        }
+    }
+    grads
+}
+
+/// Copies a CPU gradient (values and touched flags) into the device buffers.
+fn upload_grads(gpu: &Gpu, cpu: &Grads, dev: &mut GpuGrads) {
+    for (host, table) in cpu.tables().iter().zip(dev.tables_mut()) {
+        gpu.write(&host.data, &mut table.data, "test gradient").unwrap();
+        let flags: Vec<u32> = host.touched_mask().iter().map(|&t| u32::from(t)).collect();
+        gpu.write(&flags, &mut table.touched, "test flags").unwrap();
+    }
+}
+
+fn max_relative_error(a: &ParamStore, b: &ParamStore) -> f64 {
+    let mut worst = 0.0f64;
+    for (ta, tb) in a.tables().iter().zip(b.tables()) {
+        for (&x, &y) in ta.data.iter().zip(&tb.data) {
+            let err = (x as f64 - y as f64).abs() / (x.abs().max(y.abs()) as f64).max(1e-3);
+            worst = worst.max(err);
+        }
+    }
+    worst
+}
+
+/// Runs `steps` steps of `config` on the CPU and on the GPU from the same start and gradients.
+fn optimizer_parity(config: OptimizerConfig, test: &str) {
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let (mut cpu_params, ids) = random_store(7);
+    let dev_params = GpuParams::upload(&gpu, &cpu_params).unwrap();
+    let mut dev_grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
+    let mut dev_opt = GpuOptimizer::new(&gpu, &config, &dev_params, &dev_grads).unwrap();
+    let mut cpu_opt = config.build();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for step in 0..6 {
+        let lr = 0.01 * (1.0 + step as f32 * 0.1);
+        let grads = random_grads(&cpu_params, &ids, &mut rng);
+        upload_grads(&gpu, &grads, &mut dev_grads);
+        cpu_opt.step(&mut cpu_params, &grads, lr);
+        dev_opt.step(&gpu, lr).unwrap();
+    }
+    let mut from_gpu = cpu_params.clone();
+    dev_params.download_into(&gpu, &mut from_gpu).unwrap();
+    let err = max_relative_error(&cpu_params, &from_gpu);
+    assert!(err < 1e-5, "{test}: worst relative error {err}");
+    // The kernels zero what they consumed.
+    for t in dev_grads.tables() {
+        let g = gpu.download(&t.data, t.rows * t.cols, "grad").unwrap();
+        let f = gpu.download(&t.touched, t.rows, "flags").unwrap();
+        assert!(g.iter().all(|&x| x == 0.0) && f.iter().all(|&x| x == 0), "{test}: buffers not cleared");
+    }
+}
+
+#[test]
+fn adam_matches_the_cpu() {
+    let c = AdamConfig { weight_decay: 3e-4, ..AdamConfig::default() };
+    optimizer_parity(OptimizerConfig::Adam(c), "adam_matches_the_cpu");
+}
+
+#[test]
+fn adamw_matches_the_cpu() {
+    let c = AdamConfig { weight_decay: 1e-2, ..AdamConfig::default() };
+    optimizer_parity(OptimizerConfig::AdamW(c), "adamw_matches_the_cpu");
+}
+
+#[test]
+fn lazy_adam_matches_the_cpu_and_leaves_untouched_rows_alone() {
+    let c = AdamConfig { weight_decay: 1e-3, ..AdamConfig::default() };
+    optimizer_parity(OptimizerConfig::LazyAdam(c), "lazy_adam_matches_the_cpu");
+}
+
+#[test]
+fn sgd_with_momentum_matches_the_cpu() {
+    let c = SgdConfig { momentum: 0.9, dampening: 0.1, weight_decay: 1e-3, nesterov: true };
+    optimizer_parity(OptimizerConfig::Sgd(c), "sgd_with_momentum_matches_the_cpu");
+    optimizer_parity(OptimizerConfig::Sgd(SgdConfig::default()), "plain_sgd_matches_the_cpu");
+}
+
+#[test]
+fn the_divergence_scan_finds_a_nan_table() {
+    let Some(gpu) = gpu_or_skip("the_divergence_scan_finds_a_nan_table") else { return };
+    let (mut params, ids) = random_store(3);
+    let dev = GpuParams::upload(&gpu, &params).unwrap();
+    assert_eq!(gpu::non_finite_table(&gpu, &dev).unwrap(), None);
+    params.get_mut(ids[2]).data[140_000] = f32::NAN;
+    let dev = GpuParams::upload(&gpu, &params).unwrap();
+    assert_eq!(gpu::non_finite_table(&gpu, &dev).unwrap(), Some(2));
+}
+
+#[test]
+fn out_of_memory_names_the_allocation() {
+    let Some(gpu) = gpu_or_skip("out_of_memory_names_the_allocation") else { return };
+    let err = gpu.zeros::<f32>(1usize << 46, "a deliberately huge test buffer").unwrap_err();
+    match err {
+        EngineError::GpuOutOfMemory { what, bytes, .. } => {
+            assert_eq!(what, "a deliberately huge test buffer");
+            assert_eq!(bytes, 4usize << 46);
+        }
+        other => panic!("expected GpuOutOfMemory, got {other}"),
+    }
+}
+
+#[test]
+fn a_broken_kernel_is_a_compile_error_with_the_log() {
+    let Some(gpu) = gpu_or_skip("a_broken_kernel_is_a_compile_error_with_the_log") else { return };
+    const BROKEN: KernelSource = KernelSource {
+        name: "broken_test.cu",
+        source: "extern \"C\" __global__ void broken() { undeclared_name = 1; }",
+        functions: &["broken"],
+    };
+    match gpu.function(&BROKEN, "broken").unwrap_err() {
+        EngineError::KernelCompile { kernel, log } => {
+            assert_eq!(kernel, "broken_test.cu");
+            assert!(log.contains("undeclared_name"), "{log}");
+        }
+        other => panic!("expected KernelCompile, got {other}"),
+    }
+}
+
+#[test]
+fn compiled_kernels_are_cached_on_disk() {
+    let Some(gpu) = gpu_or_skip("compiled_kernels_are_cached_on_disk") else { return };
+    let dir = gpu::kernel_cache_dir();
+    const PROBE: KernelSource = KernelSource {
+        name: "cache_probe_test.cu",
+        source: "extern \"C\" __global__ void cache_probe(float* x) { x[threadIdx.x] += 1.0f; }",
+        functions: &["cache_probe"],
+    };
+    gpu.function(&PROBE, "cache_probe").unwrap();
+    let cached = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("cache_probe_test-"));
+    assert!(cached, "no cache entry in {}", dir.display());
+}
+
+#[test]
+fn cuda_requests_without_a_device_are_clear_errors() {
+    if gpu::available() {
+        // On a GPU machine: an ordinal past the last device is refused by name.
+        let err = Gpu::shared(64).unwrap_err().to_string();
+        assert!(err.contains("CUDA device 64 requested"), "{err}");
+    } else {
+        let err = Gpu::shared(0).unwrap_err().to_string();
+        assert!(err.contains("CUDA") || err.contains("device"), "{err}");
+    }
+}
