@@ -25,7 +25,7 @@ pub struct KernelSource {
 }
 
 /// Bumped when the cache layout or the compile options change.
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 /// Where compiled kernels are cached: `$REELVEC_KERNEL_CACHE`, else
 /// `$XDG_CACHE_HOME/reelvec/kernels`, else `$HOME/.cache/reelvec/kernels`, else the temp dir.
@@ -59,8 +59,10 @@ fn arch_option(cc: (i32, i32)) -> Option<&'static str> {
 fn options(cc: (i32, i32)) -> CompileOptions {
     CompileOptions {
         arch: arch_option(cc),
-        // Full-precision division and sqrt, no flush-to-zero: the CPU twins are IEEE, and the
-        // parity tests compare against them.
+        // Full-precision division and sqrt, no flush-to-zero and no contraction of a * b + c
+        // into FMAs: the CPU twins round every operation, and the parity tests compare with
+        // them (the kernels are memory-bound, so FMAs would buy no speed).
+        fmad: Some(false),
         prec_div: Some(true),
         prec_sqrt: Some(true),
         ftz: Some(false),
@@ -72,7 +74,7 @@ fn options(cc: (i32, i32)) -> CompileOptions {
 /// PTX of `source` for compute capability `cc`: from the disk cache, or compiled and cached.
 pub(crate) fn ptx_for(source: &KernelSource, cc: (i32, i32)) -> Result<Ptx, EngineError> {
     let opts = options(cc);
-    let key = format!("{CACHE_VERSION}|{:?}|{:?}|{}", opts.arch, opts.options, source.source);
+    let key = format!("{CACHE_VERSION}|{:?}|{:?}|{:?}|{}", opts.arch, opts.fmad, opts.options, source.source);
     let hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
     let stem = source.name.trim_end_matches(".cu");
     let path = kernel_cache_dir().join(format!("{stem}-{hash:016x}-sm{}{}.ptx", cc.0, cc.1));
