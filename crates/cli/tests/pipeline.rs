@@ -37,8 +37,11 @@ fn pipeline_writes_runs_and_report() {
         assert!(html.contains(t), "html lacks section {t}");
         assert!(md.contains(&format!("## {t}")), "markdown lacks section {t}");
     }
-    // Loss curves for all five, P0's heatmap, P2's and P3's maps: 8 inline plots.
-    assert_eq!(html.matches("<svg").count(), 8, "inline SVG plots");
+    // Loss curves for all five, P0's heatmap, P2's and P3's PCA and t-SNE maps: 10 inline plots.
+    assert_eq!(html.matches("<svg").count(), 10, "inline SVG plots");
+    for map in ["P2 — PCA of", "P2 — t-SNE of", "P3 — PCA of", "P3 — t-SNE of"] {
+        assert!(html.contains(map), "html lacks the map {map}");
+    }
     // Self-contained: nothing loaded from elsewhere.
     assert!(!html.contains("<script src") && !html.contains("<link") && !html.contains("<img"));
     // The notebook column of the comparison tables.

@@ -1,22 +1,22 @@
-//! Opens the report that `reelvec pipeline` writes (tiny synthetic preset) in headless Chromium:
-//! the DOM must hold every plot the page announces (`<body data-plots="N">`, 8 for the five
-//! pipelines) and the browser must log no console message. Skips, saying so, when `chromium` is
-//! not on PATH (`cargo xtask setup --browser` installs it).
+//! Opens the report that `reelvec pipeline` writes (tiny synthetic preset) in headless Chromium
+//! (through `reelvec_report::browser`): the DOM must hold every plot the page announces
+//! (`<body data-plots="N">`, 10 for the five pipelines) and the browser must log no console
+//! message. Skips, saying so, when `chromium` is not on PATH (`cargo xtask setup --browser`
+//! installs it).
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("chromium")).find(|candidate| candidate.is_file())
-}
+use reelvec_report::browser::{dump_dom, file_url, find_chromium, DEFAULT_TIMEOUT, SKIP_MESSAGE};
+
+/// Loss curves for all five pipelines, P0's heatmap, P2's and P3's PCA and t-SNE maps.
+const PLOTS: usize = 10;
 
 #[test]
 fn pipeline_report_renders_in_chromium_with_every_plot() {
-    let Some(chromium) = chromium() else {
-        println!("skipped: chromium not installed (cargo xtask setup --browser)");
+    let Some(chromium) = find_chromium() else {
+        println!("{SKIP_MESSAGE}");
         return;
     };
     let out = tempfile::tempdir().unwrap();
@@ -28,43 +28,19 @@ fn pipeline_report_renders_in_chromium_with_every_plot() {
         .status()
         .unwrap();
     assert!(status.success());
-    let page = out.path().join("run").join("report.html").canonicalize().unwrap();
-    let output = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", out.path().join("profile").display()))
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&output.stdout);
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "chromium failed:\n{log}");
-    let problems: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains(":CONSOLE")
-                || l.contains("Uncaught")
-                || l.contains("Content Security Policy")
-                || l.contains("Failed to load resource")
-        })
-        .collect();
+    let url = file_url(&out.path().join("run").join("report.html")).unwrap();
+    let page = dump_dom(&chromium, &out.path().join("profile"), &url, DEFAULT_TIMEOUT).unwrap();
+    let problems = page.console_problems();
     assert!(problems.is_empty(), "console messages:\n{}", problems.join("\n"));
-    assert!(dom.contains("data-plots=\"8\""), "the page does not announce 8 plots");
-    assert_eq!(dom.matches("<svg").count(), 8, "svg elements in the rendered DOM");
+    assert!(
+        page.dom.contains(&format!("data-plots=\"{PLOTS}\"")),
+        "the page does not announce {PLOTS} plots"
+    );
+    assert_eq!(page.dom.matches("<svg").count(), PLOTS, "svg elements in the rendered DOM");
     for section in ["P0 —", "P1 —", "P2 —", "P3 —", "P4 —"] {
-        assert!(dom.contains(section), "section {section} missing from the rendered page");
+        assert!(page.dom.contains(section), "section {section} missing from the rendered page");
+    }
+    for map in ["P2 — t-SNE of", "P3 — t-SNE of"] {
+        assert!(page.dom.contains(map), "map {map} missing from the rendered page");
     }
 }

@@ -12,6 +12,9 @@ pub enum ReportError {
     /// plotters failed while drawing.
     #[error("plot `{plot}`: drawing failed: {message}")]
     Draw { plot: String, message: String },
+    /// Headless Chromium could not render a page ([`crate::browser`]).
+    #[error("chromium on {url}: {message}")]
+    Browser { url: String, message: String },
     /// Writing a report file failed.
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },

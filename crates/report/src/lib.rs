@@ -3,6 +3,8 @@
 //! - [`plots`]: SVG strings drawn with plotters — [`plots::LineChart`] (loss curves with a
 //!   reference line), [`plots::Heatmap`] (cosine similarities, titles on both axes),
 //!   [`plots::Scatter`] (a labelled 2-D map with overlap-free labels), [`plots::BarChart`].
+//! - [`browser`]: headless Chromium for the render tests (find it, dump a page's DOM under a
+//!   time limit, pick console messages out of its log).
 //! - [`report`]: [`Report`] / [`Section`] — configuration, timings, our figures beside the
 //!   notebook's, tables, plots, examples — rendered as self-contained HTML and as Markdown, and
 //!   written atomically with [`Report::write_to_dir`].
@@ -18,6 +20,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod browser;
 pub mod demo;
 mod error;
 pub mod plots;

@@ -1,11 +1,14 @@
 //! The pipeline report's plots, drawn from the trained models in memory: loss curves from a
 //! trainer [`History`], P1's cost per step against the reference, a cosine heatmap of a movie
-//! set, and a labelled PCA map of chosen movies over the rest as grey context.
+//! set, and labelled 2-D maps (PCA, seeded exact t-SNE) of chosen movies over others as grey
+//! context.
+
+use std::collections::HashMap;
 
 use anyhow::{bail, Result};
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, Axis};
 use reelvec_engine::History;
-use reelvec_metrics::projection::pca;
+use reelvec_metrics::projection::{pca, tsne, TsneConfig};
 use reelvec_metrics::similarity::cosine_similarity_matrix;
 use reelvec_report::plots::{Heatmap, LabelledPoint, LineChart, Scatter};
 
@@ -71,9 +74,34 @@ pub fn heatmap_svg(title: &str, emb: ArrayView2<'_, f32>, rows: &[u32], titles: 
     Ok(Heatmap::new(title, labels, similarity.iter().copied().collect()).to_svg()?)
 }
 
-/// PCA (2 components) of every movie vector; `labelled` movies drawn with their titles, the
-/// `context` movies as grey points.
-pub fn pca_map_svg(
+/// How a 2-D movie map is projected.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MapMethod {
+    /// PCA (2 components) fitted on every movie vector.
+    Pca,
+    /// Exact t-SNE (seeded) of the labelled movies plus the first context movies, at most
+    /// [`TSNE_MAX_POINTS`] in all, so that it stays well under a second.
+    Tsne { seed: u64 },
+}
+
+impl MapMethod {
+    /// The name used in plot titles.
+    pub fn name(self) -> &'static str {
+        match self {
+            MapMethod::Pca => "PCA",
+            MapMethod::Tsne { .. } => "t-SNE",
+        }
+    }
+}
+
+/// The most points a pipeline t-SNE map projects (exact t-SNE is O(n²) per step).
+pub const TSNE_MAX_POINTS: usize = 300;
+
+/// A 2-D map of movie vectors: `labelled` movies drawn with their titles, `context` movies as
+/// grey points (for t-SNE only the first context movies that fit in [`TSNE_MAX_POINTS`]; pass
+/// them most important first).
+pub fn map_svg(
+    method: MapMethod,
     title: &str,
     emb: ArrayView2<'_, f32>,
     labelled: &[u32],
@@ -83,22 +111,38 @@ pub fn pca_map_svg(
     if emb.ncols() < 2 {
         bail!("a 2-D map needs vectors of at least 2 dimensions");
     }
-    let fit = pca(emb, 2)?;
-    let at = |m: u32| (fit.coordinates[[m as usize, 0]], fit.coordinates[[m as usize, 1]]);
+    let context: Vec<u32> = context.iter().copied().filter(|m| !labelled.contains(m)).collect();
+    // `rows[i]` is the movie of coordinate row i.
+    let (coordinates, rows, axes) = match method {
+        MapMethod::Pca => {
+            let fit = pca(emb, 2)?;
+            let share = |i: usize| fit.explained_variance_ratio[i] * 100.0;
+            let axes = (
+                format!("PC 1 ({:.1}% of variance)", share(0)),
+                format!("PC 2 ({:.1}% of variance)", share(1)),
+            );
+            (fit.coordinates, (0..emb.nrows() as u32).collect::<Vec<u32>>(), axes)
+        }
+        MapMethod::Tsne { seed } => {
+            let mut rows = labelled.to_vec();
+            rows.extend(context.iter().take(TSNE_MAX_POINTS.saturating_sub(rows.len())));
+            if rows.len() < 5 {
+                bail!("a t-SNE map needs at least 5 movies, got {}", rows.len());
+            }
+            let data = emb.select(Axis(0), &rows.iter().map(|&m| m as usize).collect::<Vec<_>>());
+            // Perplexity 30 (the default) or less on small sets: it must stay below n - 1.
+            let perplexity = TsneConfig::default().perplexity.min((rows.len() as f64 - 1.0) / 3.0);
+            let fit = tsne(data.view(), &TsneConfig { perplexity, seed, ..TsneConfig::default() })?;
+            let axes = ("t-SNE 1".to_owned(), format!("t-SNE 2 (perplexity {perplexity:.0}, seed {seed})"));
+            (fit.embedding.mapv(f64::from), rows, axes)
+        }
+    };
+    let row_of: HashMap<u32, usize> = rows.iter().enumerate().map(|(i, &m)| (m, i)).collect();
+    let at = |m: u32| row_of.get(&m).map(|&r| (coordinates[[r, 0]], coordinates[[r, 1]]));
     let points = labelled
         .iter()
-        .map(|&m| {
-            let (x, y) = at(m);
-            LabelledPoint { x, y, label: titles[m as usize].clone() }
-        })
+        .filter_map(|&m| at(m).map(|(x, y)| LabelledPoint { x, y, label: titles[m as usize].clone() }))
         .collect();
-    let background = context.iter().filter(|m| !labelled.contains(m)).map(|&m| at(m)).collect();
-    let share = |i: usize| fit.explained_variance_ratio[i] * 100.0;
-    Ok(Scatter::new(title, points)
-        .with_axes(
-            format!("PC 1 ({:.1}% of variance)", share(0)),
-            format!("PC 2 ({:.1}% of variance)", share(1)),
-        )
-        .with_background(background)
-        .to_svg()?)
+    let background = context.iter().filter_map(|&m| at(m)).collect();
+    Ok(Scatter::new(title, points).with_axes(axes.0, axes.1).with_background(background).to_svg()?)
 }

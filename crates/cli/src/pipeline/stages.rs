@@ -3,18 +3,21 @@
 //! saves its run directory, and returns its report [`Section`] with the plots and a table of our
 //! figures beside the notebook's.
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
+use ndarray::ArrayView2;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::History;
 use reelvec_models::config;
+use reelvec_models::mf::MfModel;
 use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual, MovieScore};
 use reelvec_models::traits::ItemEmbeddings;
 use reelvec_models::ModelKind;
 use reelvec_report::Section;
 
-use super::charts::{self, LossSeries};
+use super::charts::{self, LossSeries, MapMethod};
 use super::{example, figure, run_dir, shown, StageContext, StageResult, SummaryRow};
 
 fn f4(x: f64) -> String {
@@ -90,28 +93,107 @@ fn history_epochs(h: &History) -> String {
     format!("{} epochs{}", h.epochs.len(), if h.stopped_early { " (stopped early)" } else { "" })
 }
 
-/// What a rating-model stage saves.
-struct MfRun<'a> {
-    kind: ModelKind,
-    config: serde_json::Value,
-    seed: u64,
-    model: &'a reelvec_models::mf::MfModel,
-    history: &'a History,
-    metrics: serde_json::Value,
-    train_rows: &'a [u32],
+/// The parts of a rating-model pipeline's outcome that its run directory stores.
+trait MfOutcome {
+    const KIND: ModelKind;
+    fn model(&self) -> &MfModel;
+    fn history(&self) -> &History;
+    fn train_rows(&self) -> &[u32];
+    fn metrics(&self) -> serde_json::Value;
 }
 
-/// Writes a rating model's run directory (`model.safetensors`, `run.json`, `rated.safetensors`).
-fn save_mf(ctx: &StageContext<'_>, p: &str, run: MfRun<'_>) -> Result<std::path::PathBuf> {
+macro_rules! mf_outcome {
+    ($($outcome:ty => $kind:expr),* $(,)?) => {$(
+        impl MfOutcome for $outcome {
+            const KIND: ModelKind = $kind;
+            fn model(&self) -> &MfModel { &self.model }
+            fn history(&self) -> &History { &self.history }
+            fn train_rows(&self) -> &[u32] { &self.train_rows }
+            fn metrics(&self) -> serde_json::Value { self.metrics_json() }
+        }
+    )*};
+}
+
+mf_outcome!(
+    p2_mf::Outcome => ModelKind::Mf,
+    p3_recommender::Outcome => ModelKind::SigmoidMf,
+    p4_residual::Outcome => ModelKind::ResidualMf,
+);
+
+/// Writes a rating model's run directory (`model.safetensors`, `run.json`, `rated.safetensors`)
+/// and closes its section.
+fn finish_mf<O: MfOutcome, C: serde::Serialize>(
+    ctx: &StageContext<'_>,
+    p: &str,
+    (cfg, seed): (&C, u64),
+    outcome: &O,
+    section: Section,
+    summary: SummaryRow,
+) -> Result<StageResult> {
     let ds = &ctx.data.dataset;
     let dir = run_dir(ctx, p);
-    let mut info = pipelines::run_info_for(ds, run.kind, run.config, run.seed, Some(&ctx.data.data_path));
-    info.history = serde_json::to_value(run.history)?;
-    info.metrics = run.metrics;
-    run.model.save(&dir, &info)?;
-    pipelines::save_rated_rows(&dir, ds, run.train_rows)?;
-    Ok(dir)
+    let mut info =
+        pipelines::run_info_for(ds, O::KIND, config::to_json(cfg), seed, Some(&ctx.data.data_path));
+    info.history = serde_json::to_value(outcome.history())?;
+    info.metrics = outcome.metrics();
+    outcome.model().save(&dir, &info)?;
+    pipelines::save_rated_rows(&dir, ds, outcome.train_rows())?;
+    Ok(finish(section, &dir, summary))
 }
+
+/// Says where the run directory went, in the output and in the section.
+fn finish(mut section: Section, dir: &Path, summary: SummaryRow) -> StageResult {
+    println!("  run written to {}", shown(dir));
+    section.push_note(format!("Run directory: {}", shown(dir)));
+    StageResult { section, summary }
+}
+
+/// The nearest-neighbour example: the pipeline's own when it has one, else the well-known movie's.
+fn push_neighbours(
+    section: &mut Section,
+    ds: &Dataset,
+    own: Option<&(MovieScore, Vec<MovieScore>)>,
+    model: &impl ItemEmbeddings,
+) {
+    let text = match own {
+        Some((q, nn)) => Some(movie_lines(&format!("nearest to {} by cosine", q.title), nn)),
+        None => neighbours_example(ds, model, 5),
+    };
+    if let Some(text) = text {
+        example(section, text);
+    }
+}
+
+/// A PCA map and a seeded t-SNE map of the movie vectors, `labelled` movies with their titles and
+/// the most-rated others as grey context. `what` completes the plot titles ("P2 — PCA of
+/// {what}"), `caption` the captions.
+fn push_maps(
+    section: &mut Section,
+    pipeline: &str,
+    ds: &Dataset,
+    emb: ArrayView2<'_, f32>,
+    labelled: &[u32],
+    (what, caption): (&str, &str),
+) -> Result<()> {
+    let titles = titles_of(ds);
+    let by_ratings = transforms::top_movies(ds, ds.movies.len());
+    for method in [MapMethod::Pca, MapMethod::Tsne { seed: TSNE_SEED }] {
+        let title = format!("{pipeline} — {} of {what}", method.name());
+        let svg = charts::map_svg(method, &title, emb, labelled, &by_ratings, &titles)?;
+        let scope = match method {
+            MapMethod::Pca => "every movie".to_owned(),
+            MapMethod::Tsne { seed } => format!(
+                "the labelled movies and the most-rated others, at most {} points, seed {seed}",
+                charts::TSNE_MAX_POINTS
+            ),
+        };
+        section.push_plot(format!("{} map of the movie vectors ({scope}); {caption}", method.name()), svg);
+    }
+    Ok(())
+}
+
+/// The seed of the pipeline's t-SNE maps.
+const TSNE_SEED: u64 = 42;
 
 /// P0 — item2vec CBOW.
 pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
@@ -215,17 +297,13 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
 
     let dir = run_dir(ctx, "p0");
     o.save(&dir, &cfg, Some(&ctx.data.data_path))?;
-    println!("  run written to {}", shown(&dir));
-    section.push_note(format!("Run directory: {}", shown(&dir)));
-    Ok(StageResult {
-        section,
-        summary: SummaryRow {
-            pipeline: "P0 item2vec CBOW".into(),
-            seconds,
-            figure: format!("val CE {best} (ln V {:.3})", f.uniform_baseline),
-            notebook: "val CE ≈ 3.55 (ln 50 = 3.912)".into(),
-        },
-    })
+    let summary = SummaryRow {
+        pipeline: "P0 item2vec CBOW".into(),
+        seconds,
+        figure: format!("val CE {best} (ln V {:.3})", f.uniform_baseline),
+        notebook: "val CE ≈ 3.55 (ln 50 = 3.912)".into(),
+    };
+    Ok(finish(section, &dir, summary))
 }
 
 /// P1 — co-occurrence factorisation.
@@ -262,9 +340,7 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
         example(&mut section, movie_lines(&format!("nearest to {} by cosine", q.title), nn));
     }
     if o.neighbours.is_empty() {
-        if let Some(text) = neighbours_example(ds, &o.model, 5) {
-            example(&mut section, text);
-        }
+        push_neighbours(&mut section, ds, None, &o.model);
     }
     let mask = cfg.model.mask_diagonal;
     let costs: Vec<f64> = o.costs.iter().map(|c| c.objective(mask)).collect();
@@ -276,17 +352,13 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
 
     let dir = run_dir(ctx, "p1");
     o.save(&dir, ds, &cfg, Some(&ctx.data.data_path))?;
-    println!("  run written to {}", shown(&dir));
-    section.push_note(format!("Run directory: {}", shown(&dir)));
-    Ok(StageResult {
-        section,
-        summary: SummaryRow {
-            pipeline: "P1 co-occurrence".into(),
-            seconds,
-            figure: format!("cost/reference {}", opt4(f.ratio)),
-            notebook: "never trained".into(),
-        },
-    })
+    let summary = SummaryRow {
+        pipeline: "P1 co-occurrence".into(),
+        seconds,
+        figure: format!("cost/reference {}", opt4(f.ratio)),
+        notebook: "never trained".into(),
+    };
+    Ok(finish(section, &dir, summary))
 }
 
 /// P2 — biased MF with a sigmoid range.
@@ -308,53 +380,29 @@ pub fn p2(ctx: &StageContext<'_>) -> Result<StageResult> {
     figure(&mut section, "best epoch", o.history.best_epoch.map_or("-".into(), |e| e.to_string()), None);
     example(&mut section, movie_lines("lowest learned movie bias", &o.lowest_bias));
     example(&mut section, movie_lines("highest learned movie bias", &o.highest_bias));
-    match &o.neighbours {
-        Some((q, nn)) => example(&mut section, movie_lines(&format!("nearest to {} by cosine", q.title), nn)),
-        None => {
-            if let Some(text) = neighbours_example(ds, &o.model, 5) {
-                example(&mut section, text);
-            }
-        }
-    }
+    push_neighbours(&mut section, ds, o.neighbours.as_ref(), &o.model);
     let loss =
         charts::loss_svg("P2 — MSE per epoch", "MSE (stars²)", &o.history, LossSeries::TrainVal, None)?;
     section.push_plot("Train and validation MSE per epoch (the best validation epoch is kept).", loss);
-    let titles = titles_of(ds);
     let top: Vec<u32> = o.top_by_bias.iter().map(|m| m.movie).collect();
-    let all: Vec<u32> = (0..ds.movies.len() as u32).collect();
-    let map = charts::pca_map_svg(
-        &format!("P2 — PCA of movie factors, top {} by learned bias", top.len()),
+    push_maps(
+        &mut section,
+        "P2",
+        ds,
         o.model.item_embeddings(),
         &top,
-        &all,
-        &titles,
+        (
+            &format!("movie factors, top {} by learned bias", top.len()),
+            "labelled: the movies with the highest learned bias.",
+        ),
     )?;
-    section.push_plot("PCA of the movie factors; labelled: the movies with the highest learned bias.", map);
-
-    let dir = save_mf(
-        ctx,
-        "p2",
-        MfRun {
-            kind: ModelKind::Mf,
-            config: config::to_json(&cfg),
-            seed: cfg.seed,
-            model: &o.model,
-            history: &o.history,
-            metrics: o.metrics_json(),
-            train_rows: &o.train_rows,
-        },
-    )?;
-    println!("  run written to {}", shown(&dir));
-    section.push_note(format!("Run directory: {}", shown(&dir)));
-    Ok(StageResult {
-        section,
-        summary: SummaryRow {
-            pipeline: "P2 biased MF".into(),
-            seconds,
-            figure: format!("best val MSE {} RMSE {}", opt4(o.best_val_mse), opt4(o.best_val_rmse)),
-            notebook: "MSE 0.846, RMSE 0.920".into(),
-        },
-    })
+    let summary = SummaryRow {
+        pipeline: "P2 biased MF".into(),
+        seconds,
+        figure: format!("best val MSE {} RMSE {}", opt4(o.best_val_mse), opt4(o.best_val_rmse)),
+        notebook: "MSE 0.846, RMSE 0.920".into(),
+    };
+    finish_mf(ctx, "p2", (&cfg, cfg.seed), &o, section, summary)
 }
 
 /// The minimum number of ratings for P3's map: the protocol's 100 when at least `top` movies
@@ -412,9 +460,7 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
             movie_lines(&format!("top-{} for user {user} (predicted stars)", cfg.top_n), list),
         );
     }
-    if let Some(text) = neighbours_example(ds, &o.model, 5) {
-        example(&mut section, text);
-    }
+    push_neighbours(&mut section, ds, None, &o.model);
     let loss = charts::loss_svg(
         "P3 — MSE (scaled ratings) per epoch",
         "MSE (scaled)",
@@ -423,54 +469,31 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
         None,
     )?;
     section.push_plot("Train and validation MSE on min-max scaled ratings per epoch.", loss);
-    let titles = titles_of(ds);
     let best: Vec<u32> = o.best_rated.iter().map(|m| m.movie).collect();
     if !best.is_empty() {
-        let all: Vec<u32> = (0..ds.movies.len() as u32).collect();
-        let map = charts::pca_map_svg(
-            &format!(
-                "P3 — PCA of movie vectors, the {} best-rated films (≥ {} ratings)",
-                best.len(),
-                cfg.map_min_ratings
-            ),
+        push_maps(
+            &mut section,
+            "P3",
+            ds,
             o.model.item_embeddings(),
             &best,
-            &all,
-            &titles,
-        )?;
-        section.push_plot(
-            format!(
-                "2-D map of the movie vectors; labelled: the best-rated films with at least {} ratings.",
-                cfg.map_min_ratings
+            (
+                &format!(
+                    "movie vectors, the {} best-rated films (≥ {} ratings)",
+                    best.len(),
+                    cfg.map_min_ratings
+                ),
+                &format!("labelled: the best-rated films with at least {} ratings.", cfg.map_min_ratings),
             ),
-            map,
-        );
+        )?;
     }
-
-    let dir = save_mf(
-        ctx,
-        "p3",
-        MfRun {
-            kind: ModelKind::SigmoidMf,
-            config: config::to_json(&cfg),
-            seed: cfg.seed,
-            model: &o.model,
-            history: &o.history,
-            metrics: o.metrics_json(),
-            train_rows: &o.train_rows,
-        },
-    )?;
-    println!("  run written to {}", shown(&dir));
-    section.push_note(format!("Run directory: {}", shown(&dir)));
-    Ok(StageResult {
-        section,
-        summary: SummaryRow {
-            pipeline: "P3 sigmoid recommender".into(),
-            seconds,
-            figure: format!("val RMSE {}  diversity {:.3}", opt4(o.val_rmse), t.diversity),
-            notebook: "no figures reported".into(),
-        },
-    })
+    let summary = SummaryRow {
+        pipeline: "P3 sigmoid recommender".into(),
+        seconds,
+        figure: format!("val RMSE {}  diversity {:.3}", opt4(o.val_rmse), t.diversity),
+        notebook: "no figures reported".into(),
+    };
+    finish_mf(ctx, "p3", (&cfg, cfg.seed), &o, section, summary)
 }
 
 /// P4 — residual factorisation.
@@ -502,9 +525,7 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
     figure(&mut section, "global mean", format!("{:.4}", o.means.global), None);
     figure(&mut section, "train RMSE (stars)", f4(o.train_rmse), None);
     figure(&mut section, "means-only baseline train RMSE", f4(o.baseline_train_rmse), None);
-    if let Some(text) = neighbours_example(ds, &o.model, 5) {
-        example(&mut section, text);
-    }
+    push_neighbours(&mut section, ds, None, &o.model);
     let loss = charts::loss_svg(
         "P4 — loss per epoch",
         "MSE (residual target)",
@@ -514,29 +535,11 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
     )?;
     section
         .push_plot("The loss of each epoch's last batch (the notebook's figure) and the epoch mean.", loss);
-
-    let dir = save_mf(
-        ctx,
-        "p4",
-        MfRun {
-            kind: ModelKind::ResidualMf,
-            config: config::to_json(&cfg),
-            seed: cfg.seed,
-            model: &o.model,
-            history: &o.history,
-            metrics: o.metrics_json(),
-            train_rows: &o.train_rows,
-        },
-    )?;
-    println!("  run written to {}", shown(&dir));
-    section.push_note(format!("Run directory: {}", shown(&dir)));
-    Ok(StageResult {
-        section,
-        summary: SummaryRow {
-            pipeline: "P4 residual MF".into(),
-            seconds,
-            figure: format!("epoch-0 last batch {}", last.first().map_or("-".into(), |&x| f4(x))),
-            notebook: "4.24".into(),
-        },
-    })
+    let summary = SummaryRow {
+        pipeline: "P4 residual MF".into(),
+        seconds,
+        figure: format!("epoch-0 last batch {}", last.first().map_or("-".into(), |&x| f4(x))),
+        notebook: "4.24".into(),
+    };
+    finish_mf(ctx, "p4", (&cfg, cfg.seed), &o, section, summary)
 }
