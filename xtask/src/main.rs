@@ -2,10 +2,12 @@
 //!
 //! One module per subcommand: `setup` (system packages), `test` (fmt, clippy, tests),
 //! `pipeline` (the main job, through the release `reelvec` binary), `fetch` (GroupLens data sets),
-//! `synth` (synthetic data sets) and `bench` (benchmarks).
+//! `synth` (synthetic data sets), `bench` (benchmarks) and `gpu-bundle` (the CLI and the GPU
+//! test suite, packed for a CUDA machine).
 
 mod bench;
 mod fetch;
+mod gpu_bundle;
 mod pipeline;
 mod setup;
 mod synth;
@@ -28,6 +30,8 @@ commands:
   synth --preset NAME --layout LAYOUT --out DIR [--seed N]
                                  write a synthetic MovieLens-shaped data set
   bench [ARGS...]                run the benchmark suite (see `cargo xtask bench --help`)
+  gpu-bundle [--out DIR]         build the CLI, the GPU test suite and a run.sh into .gpu/bundle
+                                 for a CUDA machine without a Rust toolchain
 ";
 
 fn main() {
@@ -51,6 +55,7 @@ fn run() -> Result<()> {
         "fetch" => fetch::run(&rest),
         "synth" => synth::run(&rest),
         "bench" => bench::run(&rest),
+        "gpu-bundle" => gpu_bundle::run(&rest),
         "-h" | "--help" | "help" => {
             print!("{HELP}");
             Ok(())

@@ -1,0 +1,144 @@
+//! `cargo xtask gpu-bundle [--out DIR]`: builds everything the GPU machine needs into one folder
+//! (default `.gpu/bundle`, git-ignored), since that machine has no Rust toolchain:
+//!
+//! - `reelvec` (release CLI: pipelines, `evaluate`, `bench --device cuda`),
+//! - every GPU test binary of the workspace (test targets named `gpu_*`: the parity suite),
+//! - `peers/` (the PyTorch reference scripts for `reelvec bench --peers`),
+//! - `run.sh`, which runs the suite (`./run.sh tests`), the benchmarks (`./run.sh bench`) or both
+//!   (`./run.sh`), writing logs and result JSON under `$OUT` when set.
+//!
+//! Binaries are stripped so the folder stays well under the device tool's 64 MiB.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{cargo, project_root, run_checked};
+
+const RUN_SH: &str = r#"#!/usr/bin/env bash
+# Runs reelvec's GPU suite and benchmarks on a CUDA machine. Usage: ./run.sh [tests|bench|all]
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${OUT:-/tmp/reelvec-gpu-out}"
+mkdir -p "$out"
+export REELVEC_KERNEL_CACHE="${REELVEC_KERNEL_CACHE:-/tmp/reelvec-kernels}"
+what="${1:-all}"
+failed=0
+if [ "$what" = tests ] || [ "$what" = all ]; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  for t in "$here"/tests/gpu_*; do
+    name="$(basename "$t")"
+    if "$t" --test-threads=1 >"$out/$name.log" 2>&1; then
+      echo "PASS $name: $(grep -E '^test result' "$out/$name.log" | tail -1)"
+    else
+      echo "FAIL $name"; grep -E "panicked|FAILED|error" "$out/$name.log" | head -20; failed=1
+    fi
+    if grep -q "skipped" "$out/$name.log"; then echo "  (some tests skipped: no CUDA device?)"; fi
+  done
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  data=/tmp/reelvec-synth-ml100k
+  [ -d "$data" ] || "$here/reelvec" data synth --preset ml100k --layout ml-100k --out "$data" >/dev/null
+  "$here/reelvec" bench --suite notebook --device cuda --data "$data" --peers "$here/peers" \
+      --json "$out/notebook-cuda.json" || failed=1
+  "$here/reelvec" bench --suite scale --device cuda --json "$out/scale-cuda.json" || failed=1
+fi
+exit $failed
+"#;
+
+pub fn run(args: &[String]) -> Result<()> {
+    let mut out = project_root().join(".gpu").join("bundle");
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--out" => out = PathBuf::from(it.next().context("--out needs a directory")?),
+            "-h" | "--help" => {
+                println!("cargo xtask gpu-bundle [--out DIR]   (default .gpu/bundle)");
+                return Ok(());
+            }
+            other => bail!("gpu-bundle: unknown argument `{other}`"),
+        }
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    std::fs::create_dir_all(out.join("tests"))?;
+    std::fs::create_dir_all(out.join("peers"))?;
+
+    run_checked(cargo().args(["build", "--release", "-p", "reelvec-cli"]))?;
+    copy_stripped(&project_root().join("target/release/reelvec"), &out.join("reelvec"))?;
+
+    for exe in gpu_test_executables()? {
+        let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("test").to_string();
+        // cargo names test executables NAME-HASH; keep NAME.
+        let name = name.rsplit_once('-').map(|(n, _)| n.to_string()).unwrap_or(name);
+        copy_stripped(&exe, &out.join("tests").join(name))?;
+    }
+    let peers = project_root().join("benches/peers");
+    for entry in std::fs::read_dir(&peers).with_context(|| format!("reading {}", peers.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "py" || e == "txt") {
+            std::fs::copy(&path, out.join("peers").join(path.file_name().unwrap_or_default()))?;
+        }
+    }
+    let script = out.join("run.sh");
+    std::fs::write(&script, RUN_SH)?;
+    make_executable(&script)?;
+    eprintln!("gpu-bundle: wrote {} (run it there with `bash {}/run.sh`)", out.display(), rel(&out));
+    Ok(())
+}
+
+/// Builds the workspace's test targets and returns the executables of those named `gpu_*`.
+fn gpu_test_executables() -> Result<Vec<PathBuf>> {
+    let output = cargo()
+        .args(["test", "--workspace", "--tests", "--no-run", "--message-format=json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo test --no-run")?;
+    if !output.status.success() {
+        bail!("building the test binaries failed");
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if msg["reason"] != "compiler-artifact" || msg["profile"]["test"] != true {
+            continue;
+        }
+        let name = msg["target"]["name"].as_str().unwrap_or("");
+        if let (true, Some(exe)) = (name.starts_with("gpu_"), msg["executable"].as_str()) {
+            found.push(PathBuf::from(exe));
+        }
+    }
+    if found.is_empty() {
+        bail!("no test target named gpu_* was built");
+    }
+    Ok(found)
+}
+
+fn copy_stripped(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+    let stripped = Command::new("strip").arg(to).status().map(|s| s.success()).unwrap_or(false);
+    if !stripped {
+        eprintln!("gpu-bundle: could not strip {} (kept with symbols)", to.display());
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_executable(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+fn rel(path: &Path) -> String {
+    path.strip_prefix(project_root())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}
