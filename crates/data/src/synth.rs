@@ -44,10 +44,8 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::assemble::assemble;
 use crate::error::DataError;
-use crate::parse::RawRatings;
-use crate::types::{Catalogue, Dataset, Movie};
+use crate::types::{Catalogue, Dataset, IdMap, LoadReport, Movie, Ratings};
 
 /// Genre names, most common first (the synthetic genre frequencies follow this order).
 pub const GENRES: [&str; 18] = [
@@ -281,30 +279,59 @@ fn normal(rng: &mut ChaCha8Rng, std: f32) -> f32 {
     rng.sample::<f32, _>(StandardNormal) * std
 }
 
-/// Cumulative weights for sampling by binary search.
+/// Cumulative weights with a guide table (the "cutpoint" method of Chen and Asau): a draw `x` in
+/// `[0, total)` falls in bucket `floor(x * buckets / total)`, whose guide entry is the answer for
+/// the bucket's lower edge; a short scan from there finds the first item whose cumulative weight
+/// exceeds `x`. That is exactly what a binary search over the cumulative weights returns (the
+/// backward step covers rounding at bucket edges), so a seed gives the same draws as a plain
+/// inverse-CDF search, in O(1) expected time instead of O(log n) cache misses.
 struct Cdf {
     items: Vec<u32>,
     cumulative: Vec<f64>,
+    /// `guide[b]` = index of the first item with cumulative weight above `b * total / buckets`.
+    guide: Vec<u32>,
+    /// `buckets / total`.
+    bucket_scale: f64,
 }
 
 impl Cdf {
     fn new(items: Vec<u32>, weight: impl Fn(u32) -> f64) -> Self {
         let mut acc = 0.0;
-        let cumulative = items
+        let cumulative: Vec<f64> = items
             .iter()
             .map(|&i| {
                 acc += weight(i);
                 acc
             })
             .collect();
-        Self { items, cumulative }
+        let total = cumulative.last().copied().unwrap_or(0.0);
+        let buckets = if total > 0.0 { 2 * items.len() } else { 0 };
+        let mut guide = Vec::with_capacity(buckets);
+        let mut i = 0usize;
+        for b in 0..buckets {
+            let edge = total * b as f64 / buckets as f64;
+            while i < cumulative.len() && cumulative[i] <= edge {
+                i += 1;
+            }
+            guide.push(i as u32);
+        }
+        let bucket_scale = if total > 0.0 { buckets as f64 / total } else { 0.0 };
+        Self { items, cumulative, guide, bucket_scale }
     }
 
     fn sample(&self, rng: &mut ChaCha8Rng) -> Option<u32> {
         let total = *self.cumulative.last()?;
         let x = rng.random::<f64>() * total;
-        let i = self.cumulative.partition_point(|&c| c <= x).min(self.items.len() - 1);
-        Some(self.items[i])
+        let c = &self.cumulative;
+        let bucket = ((x * self.bucket_scale) as usize).min(self.guide.len().saturating_sub(1));
+        let mut i = self.guide.get(bucket).map_or(0, |&g| g as usize);
+        while i > 0 && c[i - 1] > x {
+            i -= 1;
+        }
+        while i < c.len() && c[i] <= x {
+            i += 1;
+        }
+        Some(self.items[i.min(self.items.len() - 1)])
     }
 }
 
@@ -535,25 +562,24 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
         model: &model,
         franchises: &franchises,
     };
-    let per_user: Vec<(Vec<u32>, Vec<f32>, Vec<i64>)> = (0..n_users)
-        .into_par_iter()
-        .map_init(|| vec![false; n_movies], |seen, u| gen_ctx.user(u, counts[u], seen))
+    // Users are generated in parallel blocks (each user from its own stream), then the blocks'
+    // rows are copied into the final columns in parallel.
+    let block = 1024;
+    let starts: Vec<usize> = (0..n_users).step_by(block).collect();
+    let parts: Vec<UserBlock> = starts
+        .par_iter()
+        .map_init(
+            || vec![false; n_movies],
+            |seen, &from| {
+                let mut part = UserBlock::default();
+                let to = (from + block).min(n_users);
+                for (u, &count) in counts[from..to].iter().enumerate() {
+                    gen_ctx.user(from + u, count, seen, &mut part);
+                }
+                part
+            },
+        )
         .collect();
-
-    let total: usize = per_user.iter().map(|p| p.0.len()).sum();
-    let mut raw = RawRatings {
-        user: Vec::with_capacity(total),
-        movie: Vec::with_capacity(total),
-        rating: Vec::with_capacity(total),
-        timestamp: Vec::with_capacity(total),
-    };
-    for (u, (movies, ratings, times)) in per_user.into_iter().enumerate() {
-        raw.user.extend(std::iter::repeat_n(u as u64 + 1, movies.len()));
-        raw.movie.extend(movies.iter().map(|&m| u64::from(m) + 1));
-        raw.rating.extend(ratings);
-        raw.timestamp.extend(times);
-    }
-
     let genre_names: Vec<String> = GENRES[..n_genres].iter().map(|s| s.to_string()).collect();
     let movies: Vec<Movie> = (0..n_movies)
         .map(|m| Movie {
@@ -564,8 +590,7 @@ pub fn generate(cfg: &SynthConfig) -> SynthData {
             genres: movie_genres[m].iter().map(|&g| genre_names[g as usize].clone()).collect(),
         })
         .collect();
-    let mut dataset = assemble(vec![raw], Catalogue::new(movies), true, "");
-    dataset.report.layout = "synthetic".into();
+    let dataset = assemble_blocks(parts, n_users, n_movies, Catalogue::new(movies));
     let truth = SynthTruth {
         sigma: cfg.sigma,
         rounding_std: 0.25 / 3f32.sqrt(),
@@ -593,7 +618,7 @@ struct UserGen<'a> {
 
 impl UserGen<'_> {
     /// One user's rows (movie index, rating, timestamp), sorted by movie index.
-    fn user(&self, u: usize, n_ratings: usize, seen: &mut [bool]) -> (Vec<u32>, Vec<f32>, Vec<i64>) {
+    fn user(&self, u: usize, n_ratings: usize, seen: &mut [bool], out: &mut UserBlock) {
         let cfg = self.cfg;
         let k = self.k;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -620,11 +645,11 @@ impl UserGen<'_> {
         }
         let user_bias = normal(&mut rng, 0.45);
 
-        // Pick blocks of movies.
-        let mut blocks: Vec<Vec<u32>> = Vec::new();
-        let mut picked = 0usize;
+        // Pick blocks of movies: block `b` is `picks[blocks[b].0..blocks[b].1]`.
+        let mut picks: Vec<u32> = Vec::with_capacity(n_ratings + 4);
+        let mut blocks: Vec<(u32, u32)> = Vec::with_capacity(n_ratings);
         let mut attempts = 0usize;
-        while picked < n_ratings && attempts < 30 * n_ratings + 100 {
+        while picks.len() < n_ratings && attempts < 30 * n_ratings + 100 {
             attempts += 1;
             let cdf = if !favourites.is_empty() && rng.random::<f64>() < cfg.taste_weight {
                 &self.genre_cdfs[favourites[rng.random_range(0..favourites.len())]]
@@ -636,26 +661,29 @@ impl UserGen<'_> {
                 continue;
             }
             let f = self.model.franchise_of[m as usize];
-            let block: Vec<u32> = if f != u32::MAX && rng.random::<f64>() < cfg.franchise_binge {
-                self.franchises[f as usize].iter().copied().filter(|&p| !seen[p as usize]).collect()
+            let start = picks.len() as u32;
+            if f != u32::MAX && rng.random::<f64>() < cfg.franchise_binge {
+                for &p in &self.franchises[f as usize] {
+                    if !seen[p as usize] {
+                        seen[p as usize] = true;
+                        picks.push(p);
+                    }
+                }
             } else {
-                vec![m]
-            };
-            for &p in &block {
-                seen[p as usize] = true;
+                seen[m as usize] = true;
+                picks.push(m);
             }
-            picked += block.len();
-            blocks.push(block);
+            blocks.push((start, picks.len() as u32));
         }
         blocks.shuffle(&mut rng);
 
         // Timestamps: blocks minutes to days apart, parts one to ten minutes apart.
         let span = (cfg.end_time - cfg.start_time).max(1);
         let mut t = cfg.start_time + rng.random_range(0..span * 3 / 4 + 1);
-        let mut rows: Vec<(u32, f32, i64)> = Vec::with_capacity(picked);
-        for block in &blocks {
+        let mut rows: Vec<(u32, f32, i64)> = Vec::with_capacity(picks.len());
+        for &(from, to) in &blocks {
             t += if rng.random::<f64>() < 0.05 { 0 } else { exponential(&mut rng, 20_000.0) as i64 + 1 };
-            for (p, &m) in block.iter().enumerate() {
+            for (p, &m) in picks[from as usize..to as usize].iter().enumerate() {
                 if p > 0 {
                     t += rng.random_range(60..600);
                 }
@@ -670,15 +698,121 @@ impl UserGen<'_> {
                 rows.push((m, r, t.min(cfg.end_time - 1)));
             }
         }
-        for block in &blocks {
-            for &p in block {
-                seen[p as usize] = false;
-            }
+        for &p in &picks {
+            seen[p as usize] = false;
         }
         rows.sort_unstable_by_key(|r| r.0);
-        let movies = rows.iter().map(|r| r.0).collect();
-        let ratings = rows.iter().map(|r| r.1).collect();
-        let times = rows.iter().map(|r| r.2).collect();
-        (movies, ratings, times)
+        out.user.extend(std::iter::repeat_n(u as u32, rows.len()));
+        out.movie.extend(rows.iter().map(|r| r.0));
+        out.rating.extend(rows.iter().map(|r| r.1));
+        out.timestamp.extend(rows.iter().map(|r| r.2));
+    }
+}
+
+/// The rows of a block of consecutive users: user and movie are generator indices (raw id - 1).
+#[derive(Default)]
+struct UserBlock {
+    user: Vec<u32>,
+    movie: Vec<u32>,
+    rating: Vec<f32>,
+    timestamp: Vec<i64>,
+}
+
+/// Concatenates the user blocks into a [`Dataset`], exactly as [`assemble`] would build it from
+/// the raw ids (users and movies densely indexed in order of first appearance), without the
+/// 64-bit raw-id columns: dense indices come from per-block first-appearance lists merged in
+/// order, and the columns are copied and re-indexed in parallel. The generator draws movies
+/// without replacement per user, so there are no duplicate rows to drop.
+fn assemble_blocks(parts: Vec<UserBlock>, n_users: usize, n_movies: usize, catalogue: Catalogue) -> Dataset {
+    // First appearances per block, in parallel, then merged in block order.
+    let firsts: Vec<Vec<u32>> = parts
+        .par_iter()
+        .map_init(
+            || vec![false; n_movies],
+            |seen, part| {
+                let mut first = Vec::new();
+                for &m in &part.movie {
+                    if !seen[m as usize] {
+                        seen[m as usize] = true;
+                        first.push(m);
+                    }
+                }
+                for &m in &first {
+                    seen[m as usize] = false;
+                }
+                first
+            },
+        )
+        .collect();
+    let mut movie_dense = vec![u32::MAX; n_movies];
+    let mut movie_raws = Vec::new();
+    for m in firsts.iter().flatten() {
+        if movie_dense[*m as usize] == u32::MAX {
+            movie_dense[*m as usize] = movie_raws.len() as u32;
+            movie_raws.push(u64::from(*m) + 1);
+        }
+    }
+    let mut user_dense = vec![u32::MAX; n_users];
+    let mut user_raws = Vec::new();
+    for part in &parts {
+        let mut last = u32::MAX;
+        for &u in &part.user {
+            if u != last {
+                user_dense[u as usize] = user_raws.len() as u32;
+                user_raws.push(u64::from(u) + 1);
+                last = u;
+            }
+        }
+    }
+    let total: usize = parts.iter().map(|p| p.user.len()).sum();
+    let mut ratings = Ratings {
+        user: vec![0; total],
+        movie: vec![0; total],
+        rating: vec![0.0; total],
+        timestamp: vec![0; total],
+    };
+    {
+        let mut user_out: &mut [u32] = &mut ratings.user;
+        let mut movie_out: &mut [u32] = &mut ratings.movie;
+        let mut rating_out: &mut [f32] = &mut ratings.rating;
+        let mut time_out: &mut [i64] = &mut ratings.timestamp;
+        let mut jobs = Vec::with_capacity(parts.len());
+        for part in &parts {
+            let n = part.user.len();
+            let (u, rest_u) = std::mem::take(&mut user_out).split_at_mut(n);
+            let (m, rest_m) = std::mem::take(&mut movie_out).split_at_mut(n);
+            let (r, rest_r) = std::mem::take(&mut rating_out).split_at_mut(n);
+            let (t, rest_t) = std::mem::take(&mut time_out).split_at_mut(n);
+            (user_out, movie_out, rating_out, time_out) = (rest_u, rest_m, rest_r, rest_t);
+            jobs.push((part, u, m, r, t));
+        }
+        jobs.into_par_iter().for_each(|(part, u, m, r, t)| {
+            for (o, &x) in u.iter_mut().zip(&part.user) {
+                *o = user_dense[x as usize];
+            }
+            for (o, &x) in m.iter_mut().zip(&part.movie) {
+                *o = movie_dense[x as usize];
+            }
+            r.copy_from_slice(&part.rating);
+            t.copy_from_slice(&part.timestamp);
+        });
+    }
+    drop(parts);
+    let movies = IdMap::from_dense_order(movie_raws);
+    let catalogue_never_rated =
+        catalogue.movies().iter().filter(|m| movies.dense(m.raw_id).is_none()).count();
+    Dataset {
+        ratings,
+        users: IdMap::from_dense_order(user_raws),
+        movies,
+        catalogue,
+        report: LoadReport {
+            layout: "synthetic".into(),
+            from_cache: false,
+            rows_read: total as u64,
+            duplicates_dropped: 0,
+            rated_not_in_catalogue: 0,
+            catalogue_never_rated: catalogue_never_rated as u64,
+        },
     }
 }

@@ -216,38 +216,121 @@ fn check_ratings(ds: &Dataset, layout: Layout) -> Result<(), DataError> {
     Ok(())
 }
 
+/// Appends the decimal digits of `v`.
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `v` in decimal (with a leading `-` when negative).
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// Appends a rating as `Display` (`decimal: false`: "4", "4.5") or `{:.1}` (`decimal: true`:
+/// "4.0", "4.5") would write it. Half stars take a fast path; anything else goes through `fmt`.
+fn push_rating(out: &mut Vec<u8>, x: f32, decimal: bool) {
+    let twice = x * 2.0;
+    if twice.fract() == 0.0 && x.is_sign_positive() && twice <= 1e6 {
+        let k = twice as u64;
+        push_u64(out, k / 2);
+        match (k % 2, decimal) {
+            (1, _) => out.extend_from_slice(b".5"),
+            (_, true) => out.extend_from_slice(b".0"),
+            _ => {}
+        }
+    } else if decimal {
+        let _ = write!(out, "{x:.1}");
+    } else {
+        let _ = write!(out, "{x}");
+    }
+}
+
 fn write_ratings(ds: &Dataset, layout: Layout, path: &Path, header: &[u8]) -> Result<(), DataError> {
-    const CHUNK: usize = 1 << 18;
+    const CHUNK: usize = 1 << 16;
     let r = &ds.ratings;
     let users = ds.users.raws();
     let movies = ds.movies.raws();
     let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut w = BufWriter::with_capacity(4 << 20, file);
     w.write_all(header).map_err(|e| DataError::io(path, e))?;
     let n_chunks = r.len().div_ceil(CHUNK);
-    // Format a few chunks at a time in parallel, then write them in order.
-    for group in (0..n_chunks).collect::<Vec<_>>().chunks(rayon::current_num_threads() * 2) {
-        let texts: Vec<String> = group
-            .par_iter()
-            .map(|&c| {
-                let mut s = String::with_capacity(CHUNK * 28);
-                for i in c * CHUNK..((c + 1) * CHUNK).min(r.len()) {
-                    let (u, m, x, t) =
-                        (users[r.user[i] as usize], movies[r.movie[i] as usize], r.rating[i], r.timestamp[i]);
-                    let _ = match layout {
-                        Layout::Ml100k => writeln!(s, "{u}\t{m}\t{}\t{t}", whole_star(x)),
-                        Layout::Ml1m => writeln!(s, "{u}::{m}::{}::{t}", whole_star(x)),
-                        Layout::Ml10m => writeln!(s, "{u}::{m}::{x}::{t}"),
-                        Layout::MlLatest if (x * 10.0).fract() == 0.0 => writeln!(s, "{u},{m},{x:.1},{t}"),
-                        Layout::MlLatest | Layout::Generic => writeln!(s, "{u},{m},{x},{t}"),
-                    };
-                }
-                s
-            })
-            .collect();
-        for t in texts {
-            w.write_all(t.as_bytes()).map_err(|e| DataError::io(path, e))?;
+    let sep: &[u8] = match layout {
+        Layout::Ml100k => b"\t",
+        Layout::Ml1m | Layout::Ml10m => b"::",
+        Layout::MlLatest | Layout::Generic => b",",
+    };
+    let format_chunk = |c: usize| {
+        let mut s = Vec::with_capacity(CHUNK * 32);
+        for i in c * CHUNK..((c + 1) * CHUNK).min(r.len()) {
+            let (u, m, x, t) =
+                (users[r.user[i] as usize], movies[r.movie[i] as usize], r.rating[i], r.timestamp[i]);
+            push_u64(&mut s, u);
+            s.extend_from_slice(sep);
+            push_u64(&mut s, m);
+            s.extend_from_slice(sep);
+            match layout {
+                Layout::Ml100k | Layout::Ml1m => push_rating(&mut s, whole_star(x), false),
+                // `{:.1}` where one decimal is exact (as ml-latest writes "4.0").
+                Layout::MlLatest if (x * 10.0).fract() == 0.0 => push_rating(&mut s, x, true),
+                Layout::Ml10m | Layout::MlLatest | Layout::Generic => push_rating(&mut s, x, false),
+            }
+            s.extend_from_slice(sep);
+            push_i64(&mut s, t);
+            s.push(b'\n');
+        }
+        s
+    };
+    // Format a few chunks at a time in parallel while the previous few are written, in order.
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    for group in (0..n_chunks).collect::<Vec<_>>().chunks(rayon::current_num_threads() * 4) {
+        let (written, texts) = rayon::join(
+            || pending.iter().try_for_each(|t| w.write_all(t)),
+            || group.par_iter().map(|&c| format_chunk(c)).collect::<Vec<_>>(),
+        );
+        written.map_err(|e| DataError::io(path, e))?;
+        pending = texts;
+    }
+    pending.iter().try_for_each(|t| w.write_all(t)).map_err(|e| DataError::io(path, e))?;
+    w.flush().map_err(|e| DataError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_formatting_matches_fmt() {
+        let mut out = Vec::new();
+        for v in [0u64, 7, 10, 99, 12_345, u64::MAX] {
+            out.clear();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
+        for v in [0i64, -1, 1_577_836_799, i64::MIN, i64::MAX, -946_684_800] {
+            out.clear();
+            push_i64(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
+        for x in [0.0f32, -0.0, 0.5, 1.0, 3.5, 5.0, 4.25, -2.5, 1e7, 0.1, f32::NAN, 123.5] {
+            out.clear();
+            push_rating(&mut out, x, false);
+            assert_eq!(out, format!("{x}").as_bytes(), "{x}");
+            out.clear();
+            push_rating(&mut out, x, true);
+            assert_eq!(out, format!("{x:.1}").as_bytes(), "{x}");
         }
     }
-    w.flush().map_err(|e| DataError::io(path, e))
 }
