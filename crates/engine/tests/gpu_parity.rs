@@ -190,3 +190,39 @@ fn cuda_requests_without_a_device_are_clear_errors() {
         assert!(err.contains("CUDA") || err.contains("device"), "{err}");
     }
 }
+
+/// Not a test of correctness: prints the host cost of one optimizer launch for a P2-sized model
+/// (run on the GPU machine with `--ignored --nocapture`; figures go to docs/benchmarks.md through
+/// `reelvec bench`, never asserted).
+#[test]
+#[ignore]
+fn print_optimizer_step_time_at_notebook_size() {
+    let Some(gpu) = gpu_or_skip("print_optimizer_step_time_at_notebook_size") else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut p = ParamStore::new();
+    let normal = Init::Normal { mean: 0.0, std: 1.0 };
+    for (name, rows, cols) in [("uf", 943, 50), ("ub", 943, 1), ("mf", 1682, 50), ("mb", 1682, 1)] {
+        p.add(name, rows, cols, GradKind::SparseRows, normal, &mut rng).unwrap();
+    }
+    let params = GpuParams::upload(&gpu, &p).unwrap();
+    let grads = GpuGrads::zeros_like(&gpu, &params).unwrap();
+    for config in [OptimizerConfig::Adam(AdamConfig::default()), OptimizerConfig::LazyAdam(AdamConfig::default())] {
+        let mut opt = GpuOptimizer::new(&gpu, &config, &params, &grads).unwrap();
+        opt.step(&gpu, 1e-3).unwrap();
+        gpu.sync("warm-up").unwrap();
+        let steps = 5000;
+        let started = std::time::Instant::now();
+        for _ in 0..steps {
+            opt.step(&gpu, 1e-3).unwrap();
+        }
+        let enqueued = started.elapsed().as_secs_f64();
+        gpu.sync("timed steps").unwrap();
+        let total = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{config:?}: {:.2} us/step enqueue, {:.2} us/step end to end ({} params)",
+            enqueued / steps as f64 * 1e6,
+            total / steps as f64 * 1e6,
+            params.num_params()
+        );
+    }
+}
