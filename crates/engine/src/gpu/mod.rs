@@ -24,14 +24,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{CudaContext, DriverError};
+/// cudarc itself, for the few driver/cuBLAS types not re-exported above (e.g. cuBLAS enums).
+pub use cudarc;
 pub use cudarc::driver::{
-    CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, DeviceRepr, LaunchConfig, PushKernelArg,
-    ValidAsZeroBits,
+    CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig,
+    PushKernelArg, ValidAsZeroBits,
 };
 
 pub use compile::{kernel_cache_dir, KernelSource};
 pub use optim::GpuOptimizer;
-pub use params::{GpuGrads, GpuParams};
+pub use params::{GpuGradTable, GpuGrads, GpuParams, GpuTable};
 pub use trainer::{non_finite_table, GpuBatch, GpuObjective};
 
 use crate::EngineError;
