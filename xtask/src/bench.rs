@@ -19,6 +19,9 @@ cargo xtask bench [OPTIONS] [-- REELVEC_BENCH_ARGS...]
   --threads N[,M...]     thread counts to run, each a separate report (default: 1)
   --epochs N             shorten epoch-based cases (default: each protocol's; scale: 1)
   --scale-fraction F     share of ml-25m's users the scale suite generates (default 0.1)
+  --full-top-n           also run the full ml-25m-shape top-N (162,541 users x every movie,
+                         k = 64, + diversity/novelty/coverage; minutes): report
+                         scale-ml25m-topn-tN.json
   --no-peers             do not run the PyTorch references
   --out DIR              where the JSON reports go (default: benches/results; relative
                          paths are relative to the project root)
@@ -26,6 +29,9 @@ cargo xtask bench [OPTIONS] [-- REELVEC_BENCH_ARGS...]
   --criterion            also run `cargo bench -p reelvec-benches`
   --criterion-only       only run the criterion benches
 ";
+
+/// The pseudo-suite of `--full-top-n`: the scale suite's top-N case alone at full size.
+const FULL_TOP_N: &str = "scale-ml25m-topn";
 
 /// Parsed options.
 #[derive(Debug)]
@@ -57,6 +63,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
         runner: true,
         extra: Vec::new(),
     };
+    let (mut full_top_n, mut suite_given) = (false, false);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
@@ -67,6 +74,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             }
             "--data" => o.data = Some(PathBuf::from(value("--data")?)),
             "--suite" => {
+                suite_given = true;
                 o.suites = match value("--suite")?.as_str() {
                     "notebook" => vec!["notebook"],
                     "scale" => vec!["scale"],
@@ -83,6 +91,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             }
             "--epochs" => o.epochs = Some(value("--epochs")?),
             "--scale-fraction" => o.scale_fraction = value("--scale-fraction")?,
+            "--full-top-n" => full_top_n = true,
             "--no-peers" => o.peers = false,
             "--out" => o.out = PathBuf::from(value("--out")?),
             "--doc" => o.doc = PathBuf::from(value("--doc")?),
@@ -96,6 +105,13 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             }
             other => bail!("unknown option `{other}`\n\n{HELP}"),
         }
+    }
+    if full_top_n {
+        // Alone it runs only the full top-N; with --suite, after the named suites.
+        if !suite_given {
+            o.suites.clear();
+        }
+        o.suites.push(FULL_TOP_N);
     }
     Ok(Some(o))
 }
@@ -124,12 +140,14 @@ fn run_suites(o: &Options) -> Result<()> {
         for &threads in &o.threads {
             let name = match *suite {
                 "scale" => format!("scale-f{}-t{threads}.json", o.scale_fraction),
+                FULL_TOP_N => format!("{FULL_TOP_N}-t{threads}.json"),
                 _ => format!("{suite}-{data_name}-t{threads}.json"),
             };
+            let runner_suite = if *suite == FULL_TOP_N { "scale" } else { suite };
             let mut cmd = Command::new(&binary);
             cmd.current_dir(&root)
                 .env("REELVEC_BENCH_SOURCE", &source)
-                .args(["bench", "--suite", suite, "--threads", &threads.to_string(), "--json"])
+                .args(["bench", "--suite", runner_suite, "--threads", &threads.to_string(), "--json"])
                 .arg(o.out.join(name));
             if *suite == "notebook" {
                 if let Some(data) = &o.data {
@@ -145,6 +163,8 @@ fn run_suites(o: &Options) -> Result<()> {
                 if let Some(dir) = &peers {
                     cmd.arg("--peers").arg(dir);
                 }
+            } else if *suite == FULL_TOP_N {
+                cmd.args(["--scale-fraction", "1", "--scale-cases", "top-n"]);
             } else {
                 cmd.args(["--scale-fraction", &o.scale_fraction]);
             }
@@ -234,6 +254,9 @@ mod tests {
                 .unwrap()
                 .unwrap();
         assert_eq!(o.suites, vec!["notebook", "scale"]);
+        let full = |args: &[&str]| parse(&strings(args)).unwrap().unwrap().suites;
+        assert_eq!(full(&["--full-top-n"]), vec![FULL_TOP_N]);
+        assert_eq!(full(&["--full-top-n", "--suite", "scale"]), vec!["scale", FULL_TOP_N]);
         assert_eq!(o.threads, vec![1, 2]);
         assert!(!o.peers && o.runner && !o.criterion);
         assert_eq!(o.extra, strings(&["--p1-steps", "9"]));

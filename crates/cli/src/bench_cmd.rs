@@ -61,6 +61,10 @@ pub struct Args {
     /// Scale suite: share of ml-25m's 162,541 users (and so of its ratings) generated.
     #[arg(long, default_value_t = 1.0)]
     pub scale_fraction: f64,
+    /// Scale suite: the cases to run (default all); `top-n` also runs `mf`, which trains its
+    /// model. `--scale-fraction 1 --scale-cases top-n` is the full ml-25m-shape top-N.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "CASE,...")]
+    pub scale_cases: Vec<scale::ScaleCase>,
     /// Regenerate this markdown file from the reports in --results (after the run, if any).
     #[arg(long, value_name = "FILE")]
     pub doc: Option<PathBuf>,
@@ -151,6 +155,7 @@ fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
                 bail!("--scale-fraction must be in (0, 1], got {}", args.scale_fraction);
             }
             let plan = scale::ScalePlan {
+                cases: args.scale_cases.clone(),
                 fraction: args.scale_fraction,
                 epochs: args.epochs.unwrap_or(1),
                 p1_steps: args.p1_steps.unwrap_or(3),

@@ -8,7 +8,13 @@
 //!   does not shrink with the fraction);
 //! - skip-gram with 5 negatives, k = 64, w = 1, over every user's sequence: pairs per second;
 //! - top-10 of every user over every movie with the MF model of the first case (rated movies
-//!   excluded): time and peak memory.
+//!   excluded) and the beyond-accuracy figures of those lists (diversity, both novelties,
+//!   coverage, Gini): time, CPU time and peak memory (the kernel's `VmHWM`, reset at the start of
+//!   the case).
+//!
+//! `--scale-cases` picks cases: `--scale-fraction 1 --scale-cases top-n` is the full ml-25m-shape
+//! top-N (162,541 users x all movies, k = 64) on its own (it trains the one MF epoch its model
+//! needs, reported as the MF case), which `cargo xtask bench --full-top-n` runs.
 
 use std::time::Instant;
 
@@ -16,7 +22,8 @@ use anyhow::{Context, Result};
 use reelvec_data::synth::{self, Preset};
 use reelvec_data::Dataset;
 use reelvec_engine::{AdamConfig, OptimizerConfig, TrainConfig};
-use reelvec_metrics::{FactorScores, RatedItems, ScoreLink, TopNConfig};
+use reelvec_metrics::beyond::interaction_counts;
+use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, ScoreLink, TopNConfig};
 use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, LikeMatrix};
 use reelvec_models::item2vec::{Architecture, Examples, OutputLoss};
 use reelvec_models::pipelines::{p0_cbow, p2_mf};
@@ -27,9 +34,24 @@ use super::report::{mean, reset_peak_rss, rss_bytes, Case, Clock, Figure, Timing
 /// Users of the full ml-25m shape.
 pub const FULL_USERS: usize = 162_541;
 
+/// The cases of the scale suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleCase {
+    /// Biased MF epoch (bandwidth figures).
+    Mf,
+    /// P1 full-batch step.
+    P1,
+    /// Skip-gram epoch with negative sampling.
+    Skipgram,
+    /// Top-10 of every user with beyond-accuracy figures (trains the MF case's model first).
+    TopN,
+}
+
 /// What the scale suite runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ScalePlan {
+    /// The cases to run (all when empty).
+    pub cases: Vec<ScaleCase>,
     /// Share of ml-25m's users (and so ratings) generated, in (0, 1].
     pub fraction: f64,
     /// Epochs of the MF and skip-gram cases.
@@ -51,9 +73,13 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
     let started = Instant::now();
     let ds = synth::generate(&config).dataset;
     let generated = started.elapsed().as_secs_f64();
+    let shape = if config.n_users >= FULL_USERS {
+        "full size".to_string()
+    } else {
+        format!("fraction {}", plan.fraction)
+    };
     let label = format!(
-        "synthetic ml-25m shape, fraction {}: {} ratings, {} users, {} movies (generated in {generated:.1} s)",
-        plan.fraction,
+        "synthetic ml-25m shape, {shape}: {} ratings, {} users, {} movies (generated in {generated:.1} s)",
         ds.ratings.len(),
         ds.users.len(),
         ds.movies.len()
@@ -72,18 +98,32 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
             plan.fraction
         ));
     }
-    let (mf_case, model) = mf(&ds, plan, bandwidth).context("scale MF")?;
-    let mut cases = vec![mf_case];
-    cases.push(cooc(&ds, plan).context("scale P1")?);
-    cases.push(skipgram(&ds, plan).context("scale skip-gram")?);
-    cases.push(top_n(&ds, &model).context("scale top-N")?);
+    let wants = |case: ScaleCase| plan.cases.is_empty() || plan.cases.contains(&case);
+    let mut cases = Vec::new();
+    let mut model = None;
+    if wants(ScaleCase::Mf) || wants(ScaleCase::TopN) {
+        let (mf_case, trained) = mf(&ds, plan, bandwidth).context("scale MF")?;
+        cases.push(mf_case);
+        model = Some(trained);
+    }
+    if wants(ScaleCase::P1) {
+        cases.push(cooc(&ds, plan).context("scale P1")?);
+    }
+    if wants(ScaleCase::Skipgram) {
+        cases.push(skipgram(&ds, plan).context("scale skip-gram")?);
+    }
+    if let (true, Some(model)) = (wants(ScaleCase::TopN), &model) {
+        cases.push(top_n(&ds, model, plan.threads).context("scale top-N")?);
+    }
     Ok((label, cases))
 }
 
-/// Peak RSS growth over a case, bytes (the kernel's high-water mark is reset at its start).
+/// Peak RSS over a case (the kernel's high-water mark `VmHWM` is reset at its start).
 struct MemoryWatch {
     base: Option<u64>,
 }
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 impl MemoryWatch {
     fn start() -> Self {
@@ -94,7 +134,35 @@ impl MemoryWatch {
     /// Peak RSS above the start, MiB.
     fn peak_extra_mib(&self) -> Option<f64> {
         let (_, peak) = rss_bytes()?;
-        Some(peak.saturating_sub(self.base?) as f64 / (1024.0 * 1024.0))
+        Some(peak.saturating_sub(self.base?) as f64 / MIB)
+    }
+
+    /// The memory figures of a case: the process's peak RSS during it (since the process started
+    /// when the mark could not be reset) and the peak above its start.
+    fn figures(&self) -> Vec<Figure> {
+        let Some((_, peak)) = rss_bytes() else { return vec![] };
+        let mut out = vec![match self.base {
+            Some(_) => Figure::new("process peak RSS during the case (VmHWM)", peak as f64 / MIB, "MiB"),
+            None => Figure::new("process peak RSS since start (VmHWM)", peak as f64 / MIB, "MiB"),
+        }];
+        out.extend(self.peak_extra_mib().map(|mib| Figure::new("peak memory above start", mib, "MiB")));
+        out
+    }
+}
+
+/// A case with no PyTorch side.
+fn case(id: &str, name: String, unit: &str, ours: Timing, figures: Vec<Figure>, note: Option<&str>) -> Case {
+    Case {
+        id: id.into(),
+        name,
+        unit: unit.into(),
+        ours,
+        peer: None,
+        same_rows: None,
+        target_speedup: None,
+        quality: vec![],
+        figures,
+        note: note.map(Into::into),
     }
 }
 
@@ -207,31 +275,23 @@ fn mf(ds: &Dataset, plan: &ScalePlan, bandwidth: f64) -> Result<(Case, reelvec_m
             "",
         ),
     ];
-    if let Some(mib) = memory.peak_extra_mib() {
-        figures.push(Figure::new("peak memory above start", mib, "MiB"));
-    }
+    figures.extend(memory.figures());
     if plan.fraction < 1.0 {
         figures.push(Figure::new("epoch time extrapolated to 25M ratings", epoch / plan.fraction, "s"));
     }
-    let case = Case {
-        id: "scale MF".into(),
-        name: format!("biased MF, k = {k}, lazy Adam, batch {batch}, {} ratings", ds.ratings.len()),
-        unit: "epoch".into(),
-        ours: Timing {
+    let case = case(
+        "scale MF",
+        format!("biased MF, k = {k}, lazy Adam, batch {batch}, {} ratings", ds.ratings.len()),
+        "epoch",
+        Timing {
             units: seconds.len(),
             wall_per_unit: epoch,
             cpu_per_unit: spent.cpu.map(|c| c / seconds.len().max(1) as f64),
             examples_per_unit: Some(ds.ratings.len() as f64),
         },
-        peer: None,
-        same_rows: None,
-        target_speedup: None,
-        quality: vec![],
         figures,
-        note: Some(
-            "issue 5's target (within 2.5x of the bound) is for the GPU; here it is the CPU's figure".into(),
-        ),
-    };
+        Some("issue 5's target (within 2.5x of the bound) is for the GPU; here it is the CPU's figure"),
+    );
     Ok((case, out.model))
 }
 
@@ -252,28 +312,22 @@ fn cooc(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
         Figure::new("likes (nnz L)", nnz as f64, ""),
         Figure::new("X0 as a dense f32 matrix would take", (m * m * 4) as f64 / 1e9, "GB"),
     ];
-    if let Some(mib) = memory.peak_extra_mib() {
-        figures.push(Figure::new("peak memory above start", mib, "MiB"));
-    }
+    figures.extend(memory.figures());
     // No extrapolation: the M k^2 part (all 59k movies) does not shrink with the fraction, only
     // the nnz(L) k part does.
-    Ok(Case {
-        id: "scale P1".into(),
-        name: format!("co-occurrence factorisation from L, M = {m}, k = {}, full-batch Adam", config.dim),
-        unit: "step".into(),
-        ours: Timing {
+    Ok(case(
+        "scale P1",
+        format!("co-occurrence factorisation from L, M = {m}, k = {}, full-batch Adam", config.dim),
+        "step",
+        Timing {
             units: config.steps,
             wall_per_unit: step,
             cpu_per_unit: spent.cpu.map(|c| c / config.steps as f64),
             examples_per_unit: Some(m as f64),
         },
-        peer: None,
-        same_rows: None,
-        target_speedup: None,
-        quality: vec![],
         figures,
-        note: None,
-    })
+        None,
+    ))
 }
 
 fn skipgram(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
@@ -314,34 +368,41 @@ fn skipgram(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
             "",
         ),
     ];
-    if let Some(mib) = memory.peak_extra_mib() {
-        figures.push(Figure::new("peak memory above start", mib, "MiB"));
-    }
-    Ok(Case {
-        id: "scale skip-gram".into(),
-        name: format!(
+    figures.extend(memory.figures());
+    Ok(case(
+        "scale skip-gram",
+        format!(
             "skip-gram, {} negatives, k = {}, w = {}, batch {} sequences, lazy Adam, vocabulary {}",
             cfg.model.negatives, cfg.model.dim, cfg.model.window, cfg.train.batch_size, out.figures.vocab
         ),
-        unit: "epoch".into(),
-        ours: Timing {
+        "epoch",
+        Timing {
             units: seconds.len(),
             wall_per_unit: epoch,
             cpu_per_unit: spent.cpu.map(|c| c / seconds.len().max(1) as f64),
             examples_per_unit: Some(pairs as f64),
         },
-        peer: None,
-        same_rows: None,
-        target_speedup: None,
-        quality: vec![],
         figures,
-        note: Some("issue 5's target (50M pairs/s) is for the GPU".into()),
-    })
+        Some("issue 5's target (50M pairs/s) is for the GPU"),
+    ))
 }
 
-fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel) -> Result<Case> {
-    eprintln!("bench: scale top-N");
+/// Each movie's mean rating (0 for a movie nobody rated), for the notebook's novelty.
+fn movie_means(ds: &Dataset) -> Vec<f32> {
+    let n = ds.movies.len();
+    let (mut sum, mut count) = (vec![0f64; n], vec![0u32; n]);
+    for (&m, &r) in ds.ratings.movie.iter().zip(&ds.ratings.rating) {
+        sum[m as usize] += f64::from(r);
+        count[m as usize] += 1;
+    }
+    sum.iter().zip(&count).map(|(&s, &c)| if c > 0 { (s / f64::from(c)) as f32 } else { 0.0 }).collect()
+}
+
+fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel, threads: usize) -> Result<Case> {
+    eprintln!("bench: scale top-N with diversity, novelty and coverage");
     let rated = RatedItems::from_pairs(ds.users.len(), &ds.ratings.user, &ds.ratings.movie)?;
+    let means = movie_means(ds);
+    let counts = interaction_counts(&ds.ratings.movie, ds.movies.len())?;
     let users = model.user_embeddings();
     let items = model.item_embeddings();
     let mut scores = FactorScores::new(users, items)?.with_link(ScoreLink::SigmoidRange { lo: 0.0, hi: 5.5 });
@@ -352,18 +413,29 @@ fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel) -> Result<Case> {
     let memory = MemoryWatch::start();
     let clock = Clock::start();
     let lists = reelvec_metrics::topn::top_n(&scores, &config, Some(&rated))?;
+    let listed = clock.elapsed();
+    let beyond = BeyondAccuracy::compute(lists.indices.view(), items, &means, &counts)?;
     let spent = clock.elapsed();
-    std::hint::black_box(&lists);
     let (n_users, n_movies, k) = (scores.n_users(), scores.n_items(), users.ncols());
     let flops = 2.0 * n_users as f64 * n_movies as f64 * (k + 1) as f64;
+    // Per worker: one block of user rows times one movie tile of scores, plus its selectors.
+    let block = (n_users / (4 * threads.max(1))).clamp(8, 256);
+    let tiles = (threads * block * config.item_tile.min(n_movies) * 4) as f64 / MIB;
     let mut figures = vec![
-        Figure::new("GEMM rate", flops / spent.wall / 1e9, "GFLOP/s"),
-        Figure::new("output (indices + scores)", (n_users * 10 * 8) as f64 / (1024.0 * 1024.0), "MiB"),
+        Figure::new("top-N lists", listed.wall, "s"),
+        Figure::new("top-N lists, CPU", listed.cpu.unwrap_or(f64::NAN), "s"),
+        Figure::new("beyond-accuracy figures", spent.wall - listed.wall, "s"),
+        Figure::new("GEMM rate (lists only)", flops / listed.wall / 1e9, "GFLOP/s"),
+        Figure::new("intra-list diversity", beyond.diversity, ""),
+        Figure::new("novelty (mean rating of listed movies)", beyond.mean_rating_novelty, "stars"),
+        Figure::new("novelty (self-information)", beyond.self_information_novelty, "bits"),
+        Figure::new("catalogue coverage", beyond.catalogue_coverage, ""),
+        Figure::new("Gini index of recommendation counts", beyond.gini, ""),
+        Figure::new("output (indices + scores)", (n_users * 10 * 8) as f64 / MIB, "MiB"),
+        Figure::new("score tiles in flight (threads x block x tile x 4 B)", tiles, "MiB"),
         Figure::new("full U x M score matrix would take", n_users as f64 * n_movies as f64 * 4.0 / 1e9, "GB"),
     ];
-    if let Some(mib) = memory.peak_extra_mib() {
-        figures.push(Figure::new("peak memory above start", mib, "MiB"));
-    }
+    figures.extend(memory.figures());
     if n_users < FULL_USERS {
         figures.push(Figure::new(
             "time extrapolated to 162,541 users",
@@ -371,23 +443,22 @@ fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel) -> Result<Case> {
             "s",
         ));
     }
-    Ok(Case {
-        id: "scale top-N".into(),
-        name: format!("top-10 of {n_users} users over {n_movies} movies, k = {k}, rated movies excluded"),
-        unit: "call".into(),
-        ours: Timing {
+    Ok(case(
+        "scale top-N",
+        format!(
+            "top-10 of {n_users} users over {n_movies} movies, k = {k}, rated movies excluded, \
+             + diversity, novelty, coverage"
+        ),
+        "call",
+        Timing {
             units: 1,
             wall_per_unit: spent.wall,
             cpu_per_unit: spent.cpu,
             examples_per_unit: Some(n_users as f64),
         },
-        peer: None,
-        same_rows: None,
-        target_speedup: None,
-        quality: vec![],
         figures,
-        note: None,
-    })
+        None,
+    ))
 }
 
 #[cfg(test)]
@@ -404,5 +475,17 @@ mod tests {
         assert_eq!(touched_rows_per_epoch(&u, &m, 2, 2, 1), 8);
         // 10 ratings, 100 touched rows, k = 3: 160 + 24 * 4 * 100.
         assert_eq!(mf_epoch_bytes(10, 100, 3), 160.0 + 9600.0);
+    }
+
+    #[test]
+    fn movie_means_by_hand() {
+        let mut ds = reelvec_data::synth::generate(&Preset::Tiny.config()).dataset;
+        ds.ratings.movie = vec![0, 0, 2];
+        ds.ratings.user = vec![0, 1, 1];
+        ds.ratings.rating = vec![4.0, 2.0, 5.0];
+        ds.ratings.timestamp = vec![1, 2, 3];
+        let means = movie_means(&ds);
+        assert_eq!(means.len(), ds.movies.len());
+        assert_eq!(&means[..3], &[3.0, 0.0, 5.0]);
     }
 }
