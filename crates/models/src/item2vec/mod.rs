@@ -11,6 +11,7 @@
 //! `out_weight` (V x k), `out_bias` (V x 1).
 
 mod examples;
+pub mod gpu;
 mod model;
 pub mod negative;
 mod objective;

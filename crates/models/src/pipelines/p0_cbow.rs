@@ -182,8 +182,16 @@ pub fn prepare(ds: &Dataset, config: &Config) -> Result<(Dataset, Vec<Vec<u32>>)
     Ok((kept, sequences))
 }
 
-/// Runs P0 on `ds`.
+/// Runs P0 on `ds` on the CPU.
 pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
+    run_on(ds, config, reelvec_engine::Device::Cpu)
+}
+
+/// Runs P0 on `ds`, training on `device`. CUDA trains the full-softmax objective on the GPU
+/// ([`GpuItem2VecObjective`](crate::item2vec::gpu::GpuItem2VecObjective), [`Trainer::fit_gpu`]);
+/// negative sampling with this protocol's Adam has no device objective (an error pointing to
+/// `item2vec::gpu::train_sgns`, word2vec's SGD on the GPU). Post-processing runs on the CPU.
+pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> Result<Outcome, ModelError> {
     let started = Instant::now();
     let (data, sequences) = prepare(ds, config)?;
     let vocab = data.movies.len();
@@ -201,7 +209,22 @@ pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
     let tables = Item2VecTables::register(&mut params, vocab, m, &mut rng)?;
     let val_opt = (!val.is_empty()).then(|| val.clone());
     let objective = Item2VecObjective::new(*m, tables, vocab, train, val_opt, config.seed)?;
-    let history = Trainer::new(config.train.clone()).fit(&objective, &mut params)?;
+    let history = match device {
+        reelvec_engine::Device::Cpu => Trainer::new(config.train.clone()).fit(&objective, &mut params)?,
+        reelvec_engine::Device::Cuda(_) => {
+            let gpu = reelvec_engine::gpu::Gpu::for_device(device)?;
+            let train = objective.train_examples();
+            let mut dev = crate::item2vec::gpu::GpuItem2VecObjective::new(
+                &gpu,
+                *m,
+                tables,
+                vocab,
+                train,
+                objective.val_examples(),
+            )?;
+            Trainer::new(config.train.clone()).fit_gpu(&gpu, &mut dev, &mut params)?
+        }
+    };
     let model = Item2Vec::new(*m, params)?;
     let val_rank = (!val.is_empty()).then(|| model.rank_metrics(&val));
     let last = history.epochs.last();

@@ -1,0 +1,178 @@
+// Skip-gram with negative sampling (SGNS) on the device, Hogwild style (word2vec): the CUDA
+// twin of negative.rs for large runs. Loss and gradients are those of negative.rs: for the
+// centre token t (h = E[t]) and a context token c with negatives n_1..n_K,
+//   s_x = W[x] . h + b_x,  loss = softplus(-s_c) + sum_j softplus(s_{n_j}),
+//   g_x = lr (label_x - sigma(s_x)),  W[x] += g_x h,  b_x += g_x,  E[t] += sum_x g_x W[x]
+// (plain SGD on each pair, no batch mean, lr decaying linearly over the run like word2vec).
+//
+// One warp per centre position, lanes over k (K_PER_LANE values each, k <= 32 K_PER_LANE).
+// Positions are taken in grid-stride order, so the run sweeps the corpus roughly in order and
+// the lr schedule follows the sweep. The centre's row is read once and updated once, after all
+// of its window's pairs (the sum of their g_x W[x] terms, each with W[x] as read for its pair).
+// Updates are unsynchronised (Hogwild): concurrent warps may lose each other's writes to the
+// same row, as word2vec's threads do.
+//
+// Negatives come from a Walker alias table of unigram^power (prob, alias: V entries) with a
+// counter-based hash of (seed, epoch, pair id, draw), so every run with the same seed draws
+// the same negatives whatever the scheduling. A negative equal to the positive is redrawn up to
+// 8 times (as negative.rs).
+
+#define K_PER_LANE 4
+#define MAX_ROWS 16  // 1 positive + up to 15 negatives
+
+__device__ __forceinline__ unsigned long long mix64(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ unsigned int draw_token(unsigned long long u, const float* prob,
+                                                   const unsigned int* alias, unsigned int V) {
+    unsigned int bucket = (unsigned int)(((u >> 32) * (unsigned long long)V) >> 32);
+    float coin = (float)(unsigned int)(u & 0xffffffffull) * 2.3283064365386963e-10f;
+    return coin < prob[bucket] ? bucket : alias[bucket];
+}
+
+__device__ __forceinline__ float softplus_f(float y) {
+    return fmaxf(y, 0.0f) + log1pf(expf(-fabsf(y)));
+}
+
+__device__ __forceinline__ float sigmoid_f(float s) {
+    if (s >= 0.0f) return 1.0f / (1.0f + expf(-s));
+    float e = expf(s);
+    return e / (1.0f + e);
+}
+
+// tok_seq[p] = the sequence of token position p (one block per sequence).
+extern "C" __global__ void token_sequences(const unsigned int* seq_offsets, unsigned int n_seqs,
+                                           unsigned int* tok_seq) {
+    for (unsigned int s = blockIdx.x; s < n_seqs; s += gridDim.x) {
+        for (unsigned int p = seq_offsets[s] + threadIdx.x; p < seq_offsets[s + 1]; p += blockDim.x)
+            tok_seq[p] = s;
+    }
+}
+
+// Counts the (centre, context) pairs of the corpus (same rule as the SGNS kernel) into *pairs.
+extern "C" __global__ void count_pairs(const unsigned int* tok_seq, const unsigned int* seq_offsets,
+                                       unsigned int n_tokens, unsigned int window, int drop_ends,
+                                       unsigned long long* pairs) {
+    unsigned long long local = 0;
+    for (unsigned int p = blockIdx.x * blockDim.x + threadIdx.x; p < n_tokens; p += gridDim.x * blockDim.x) {
+        unsigned int s = tok_seq[p];
+        unsigned int start = seq_offsets[s], len = seq_offsets[s + 1] - start, i = p - start;
+        if (drop_ends && (i == 0 || i + 1 >= len)) continue;
+        unsigned int lo = i > window ? i - window : 0u;
+        unsigned int hi = i + window < len ? i + window : len - 1;
+        local += hi - lo;
+    }
+    for (int off = 16; off > 0; off >>= 1) local += __shfl_xor_sync(0xffffffffu, local, off);
+    if ((threadIdx.x & 31u) == 0 && local) atomicAdd(pairs, local);
+}
+
+// One epoch of SGNS over every centre position. `progress_base` and `progress_total` are in
+// positions: lr = lr0 * max(min_lr_fraction, 1 - (progress_base + p) / progress_total).
+// Adds the loss sum (before each pair's update) to loss_sum[0] and the pair count to pairs[0].
+extern "C" __global__ void sgns_epoch(const unsigned int* tokens, const unsigned int* tok_seq,
+                                      const unsigned int* seq_offsets, unsigned int n_tokens,
+                                      const float* alias_prob, const unsigned int* alias_idx, unsigned int V,
+                                      float* emb, float* w, float* b, unsigned int k, unsigned int window,
+                                      int drop_ends, unsigned int negatives, unsigned long long seed,
+                                      unsigned int epoch, double progress_base, double progress_total,
+                                      float lr0, float min_lr_fraction, double* loss_sum,
+                                      unsigned long long* pairs) {
+    unsigned int lane = threadIdx.x & 31u;
+    unsigned int warp = (unsigned int)(((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    unsigned int n_warps = (unsigned int)(((unsigned long long)gridDim.x * blockDim.x) >> 5);
+    unsigned int n_rows = negatives + 1 < MAX_ROWS ? negatives + 1 : MAX_ROWS;
+    unsigned long long epoch_key = mix64(seed ^ (0x9E3779B97F4A7C15ull * (epoch + 1ull)));
+    double loss = 0.0;
+    unsigned long long count = 0;
+    for (unsigned int p = warp; p < n_tokens; p += n_warps) {
+        unsigned int s = tok_seq[p];
+        unsigned int start = seq_offsets[s], len = seq_offsets[s + 1] - start, i = p - start;
+        if (drop_ends && (i == 0 || i + 1 >= len)) continue;
+        unsigned int lo = i > window ? i - window : 0u;
+        unsigned int hi = i + window < len ? i + window : len - 1;
+        if (hi == lo) continue;
+        double frac = 1.0 - (progress_base + (double)p) / progress_total;
+        float lr = lr0 * (float)(frac > (double)min_lr_fraction ? frac : (double)min_lr_fraction);
+        unsigned int t = tokens[p];
+        float h[K_PER_LANE], acc[K_PER_LANE];
+#pragma unroll
+        for (int q = 0; q < K_PER_LANE; ++q) {
+            unsigned int j = lane + 32u * q;
+            h[q] = j < k ? emb[(unsigned long long)t * k + j] : 0.0f;
+            acc[q] = 0.0f;
+        }
+        float pair_loss = 0.0f;
+        for (unsigned int q = lo; q <= hi; ++q) {
+            if (q == i) continue;
+            unsigned int c = tokens[start + q];
+            unsigned long long pair_key = mix64(epoch_key ^ ((unsigned long long)p * 64ull + (q - lo)));
+            unsigned int x[MAX_ROWS];
+            x[0] = c;
+#pragma unroll
+            for (int r = 1; r < MAX_ROWS; ++r) {
+                if ((unsigned int)r >= n_rows) break;
+                unsigned long long u = mix64(pair_key + 0x632BE59BD9B4E019ull * r);
+                unsigned int tok = draw_token(u, alias_prob, alias_idx, V);
+                for (int retry = 0; retry < 8 && tok == c; ++retry) {
+                    u = mix64(u + 0xD1B54A32D192ED03ull);
+                    tok = draw_token(u, alias_prob, alias_idx, V);
+                }
+                x[r] = tok;
+            }
+            // Scores of every row: lane partial products, then xor-butterfly sums.
+            float sc[MAX_ROWS];
+#pragma unroll
+            for (int r = 0; r < MAX_ROWS; ++r) {
+                float d = 0.0f;
+                if ((unsigned int)r < n_rows) {
+                    const float* wr = w + (unsigned long long)x[r] * k;
+#pragma unroll
+                    for (int qq = 0; qq < K_PER_LANE; ++qq) {
+                        unsigned int j = lane + 32u * qq;
+                        if (j < k) d += wr[j] * h[qq];
+                    }
+                }
+                sc[r] = d;
+            }
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) {
+#pragma unroll
+                for (int r = 0; r < MAX_ROWS; ++r) sc[r] += __shfl_xor_sync(0xffffffffu, sc[r], off);
+            }
+#pragma unroll
+            for (int r = 0; r < MAX_ROWS; ++r) {
+                if ((unsigned int)r >= n_rows) continue;
+                unsigned int xr = x[r];
+                float sxr = sc[r] + b[xr];
+                float label = r == 0 ? 1.0f : 0.0f;
+                pair_loss += softplus_f(r == 0 ? -sxr : sxr);
+                float g = lr * (label - sigmoid_f(sxr));
+                float* wr = w + (unsigned long long)xr * k;
+#pragma unroll
+                for (int qq = 0; qq < K_PER_LANE; ++qq) {
+                    unsigned int j = lane + 32u * qq;
+                    if (j < k) {
+                        float wv = wr[j];
+                        acc[qq] += g * wv;
+                        wr[j] = wv + g * h[qq];
+                    }
+                }
+                if (lane == 0) b[xr] += g;
+            }
+            ++count;
+        }
+#pragma unroll
+        for (int q = 0; q < K_PER_LANE; ++q) {
+            unsigned int j = lane + 32u * q;
+            if (j < k) emb[(unsigned long long)t * k + j] = h[q] + acc[q];
+        }
+        loss += (double)pair_loss;
+    }
+    if (lane == 0 && count) {
+        atomicAdd(loss_sum, loss);
+        atomicAdd(pairs, count);
+    }
+}
