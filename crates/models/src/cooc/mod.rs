@@ -7,6 +7,7 @@
 //! - [`dense_reference`] / [`subspace_reference`]: the eigen-truncation reference.
 
 mod cost;
+pub mod gpu;
 mod likes;
 mod reference;
 mod train;

@@ -12,10 +12,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use reelvec_data::Dataset;
+use reelvec_engine::gpu::Gpu;
+use reelvec_engine::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{run_info_for, ModelKind, MovieScore};
 use crate::checkpoint;
+use crate::cooc::gpu::fit_gpu;
 use crate::cooc::{
     dense_reference, fit, subspace_reference, CoocConfig, CoocModel, CoocProblem, CoocScratch, CostParts,
     LikeMatrix, Reference, ReferenceMethod,
@@ -147,8 +150,14 @@ pub fn reference(problem: &CoocProblem, config: &Config) -> Result<Option<Refere
     }))
 }
 
-/// Runs P1 on `ds`.
+/// Runs P1 on `ds` on the CPU.
 pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
+    run_on(ds, config, Device::Cpu)
+}
+
+/// Runs P1 on `ds`, training on `device` ([`fit`] on the CPU, [`fit_gpu`] on a CUDA device);
+/// the reference, the figures and the neighbours are computed on the CPU from the trained factors.
+pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, ModelError> {
     let likes =
         LikeMatrix::from_ratings(&ds.ratings, ds.users.len(), ds.movies.len(), config.model.like_threshold)?;
     if likes.nnz() == 0 {
@@ -161,11 +170,18 @@ pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
     let problem = CoocProblem::new(likes);
     let log_every = config.log_every;
     let mask = config.model.mask_diagonal;
-    let trained = fit(&problem, &config.model, config.seed, |step, c| {
+    let log = |step: usize, c: &CostParts| {
         if log_every > 0 && step % log_every == 0 {
             eprintln!("P1 step {step:>6}: cost {:.6e}", c.objective(mask));
         }
-    })?;
+    };
+    let trained = match device {
+        Device::Cpu => fit(&problem, &config.model, config.seed, log)?,
+        Device::Cuda(_) => {
+            let gpu = Gpu::for_device(device)?;
+            fit_gpu(&gpu, &problem, &config.model, config.seed, log)?
+        }
+    };
     let started = Instant::now();
     let reference = reference(&problem, config)?;
     let reference_seconds = started.elapsed().as_secs_f64();
