@@ -26,6 +26,7 @@ mod error;
 pub mod export;
 pub mod item2vec;
 pub mod mf;
+pub mod mf_gpu;
 pub mod pipelines;
 pub mod titles;
 pub mod traits;

@@ -238,6 +238,20 @@ impl RatingColumns {
     }
 }
 
+/// Checks that `cols` (the `what` rows) have equal lengths and in-range indices for `spec`.
+pub(crate) fn check_columns(spec: &MfSpec, what: &str, cols: &RatingColumns) -> Result<(), ModelError> {
+    if cols.movie.len() != cols.user.len() || cols.target.len() != cols.user.len() {
+        return Err(ModelError::InvalidData(format!("{what} columns differ in length")));
+    }
+    if let Some(&u) = cols.user.iter().find(|&&u| u as usize >= spec.n_users) {
+        return Err(ModelError::InvalidData(format!("{what} user index {u} >= {}", spec.n_users)));
+    }
+    if let Some(&m) = cols.movie.iter().find(|&&m| m as usize >= spec.n_movies) {
+        return Err(ModelError::InvalidData(format!("{what} movie index {m} >= {}", spec.n_movies)));
+    }
+    Ok(())
+}
+
 /// MSE of the MF model over rating rows, as an engine [`Objective`] (units = training rows).
 #[derive(Debug, Clone)]
 pub struct MfObjective {
@@ -257,19 +271,16 @@ impl MfObjective {
         val: Option<RatingColumns>,
     ) -> Result<Self, ModelError> {
         let tables = MfTables::find(params, &spec)?;
-        for (what, cols) in [("training", Some(&train)), ("validation", val.as_ref())] {
-            let Some(c) = cols else { continue };
-            if c.movie.len() != c.user.len() || c.target.len() != c.user.len() {
-                return Err(ModelError::InvalidData(format!("{what} columns differ in length")));
-            }
-            if let Some(&u) = c.user.iter().find(|&&u| u as usize >= spec.n_users) {
-                return Err(ModelError::InvalidData(format!("{what} user index {u} >= {}", spec.n_users)));
-            }
-            if let Some(&m) = c.movie.iter().find(|&&m| m as usize >= spec.n_movies) {
-                return Err(ModelError::InvalidData(format!("{what} movie index {m} >= {}", spec.n_movies)));
-            }
+        check_columns(&spec, "training", &train)?;
+        if let Some(v) = &val {
+            check_columns(&spec, "validation", v)?;
         }
         Ok(Self { spec, tables, train, val: val.filter(|v| !v.is_empty()) })
+    }
+
+    /// The validation rows, when there are any.
+    pub(crate) fn validation(&self) -> Option<&RatingColumns> {
+        self.val.as_ref()
     }
 
     /// The model's spec.

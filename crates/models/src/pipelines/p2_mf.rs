@@ -37,12 +37,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::{
-    AdamConfig, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig, Trainer,
+    AdamConfig, Device, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{find_title, require_ratings, MovieScore};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
+use crate::mf_gpu::fit_mf;
 use crate::traits::top_k_indices;
 use crate::{ItemEmbeddings, ModelError, ModelKind};
 
@@ -181,8 +182,15 @@ impl Outcome {
     }
 }
 
-/// Trains P2 on `ds` with `cfg`.
+/// Trains P2 on `ds` with `cfg` on the CPU.
 pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
+    run_on(ds, cfg, Device::Cpu)
+}
+
+/// Trains P2 on `ds` with `cfg` on `device` (the GPU trains with
+/// [`MfGpuObjective`](crate::mf_gpu::MfGpuObjective); everything after training runs on the CPU
+/// with the downloaded weights).
+pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, ModelError> {
     require_ratings(ds, "P2")?;
     if cfg.k == 0 || cfg.y_range[0] >= cfg.y_range[1] || cfg.y_range.iter().any(|x| !x.is_finite()) {
         return Err(ModelError::InvalidConfig("P2 needs k >= 1 and y_range[0] < y_range[1]".into()));
@@ -204,7 +212,7 @@ pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
     let objective = MfObjective::new(spec, &params, train, Some(val.clone()))?;
 
     let started = Instant::now();
-    let history = Trainer::new(cfg.train.clone()).fit(&objective, &mut params)?;
+    let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
     let best_val_mse = history.epochs.iter().filter_map(|e| e.val_loss).reduce(f64::min);

@@ -22,13 +22,14 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::{
-    AdamConfig, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig, Trainer,
+    AdamConfig, Device, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{require_ratings, run_info_for, MovieScore};
 use crate::checkpoint::{self, RatedItems};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
+use crate::mf_gpu::fit_mf;
 use crate::traits::top_k_indices;
 use crate::{ModelError, ModelKind, RatingModel};
 
@@ -149,8 +150,15 @@ impl Outcome {
     }
 }
 
-/// Trains P3 on `ds` with `cfg`.
+/// Trains P3 on `ds` with `cfg` on the CPU.
 pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
+    run_on(ds, cfg, Device::Cpu)
+}
+
+/// Trains P3 on `ds` with `cfg` on `device` (the GPU trains with
+/// [`MfGpuObjective`](crate::mf_gpu::MfGpuObjective); everything after training runs on the CPU
+/// with the downloaded weights).
+pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, ModelError> {
     require_ratings(ds, "P3")?;
     if cfg.k == 0 || cfg.top_n == 0 {
         return Err(ModelError::InvalidConfig("P3 needs k >= 1 and top_n >= 1".into()));
@@ -171,7 +179,7 @@ pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
     let mut params = spec.init_params(init, init, &mut rng)?;
     let objective = MfObjective::new(spec, &params, train, Some(val.clone()))?;
     let started = Instant::now();
-    let history = Trainer::new(cfg.train.clone()).fit(&objective, &mut params)?;
+    let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let trained =
         MfModel::new(ModelKind::SigmoidMf, spec, params, OutputMap::MinMax { min: mm.min, max: mm.max })?;

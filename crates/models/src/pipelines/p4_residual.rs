@@ -17,12 +17,13 @@ use rand_chacha::ChaCha8Rng;
 use reelvec_data::transforms::{self, Means};
 use reelvec_data::Dataset;
 use reelvec_engine::{
-    AdamConfig, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig, Trainer,
+    AdamConfig, Device, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
 use super::require_ratings;
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
+use crate::mf_gpu::fit_mf;
 use crate::{ModelError, ModelKind};
 
 /// P4 settings; [`Default`] is the notebook's protocol.
@@ -109,8 +110,15 @@ impl Outcome {
     }
 }
 
-/// Trains P4 on `ds` with `cfg`.
+/// Trains P4 on `ds` with `cfg` on the CPU.
 pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
+    run_on(ds, cfg, Device::Cpu)
+}
+
+/// Trains P4 on `ds` with `cfg` on `device` (the GPU trains with
+/// [`MfGpuObjective`](crate::mf_gpu::MfGpuObjective); everything after training runs on the CPU
+/// with the downloaded weights).
+pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, ModelError> {
     require_ratings(ds, "P4")?;
     if cfg.k == 0 {
         return Err(ModelError::InvalidConfig("P4 needs k >= 1".into()));
@@ -133,7 +141,7 @@ pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
     let mut params = spec.init_params(init, init, &mut rng)?;
     let objective = MfObjective::new(spec, &params, train, Some(val))?;
     let started = Instant::now();
-    let history = Trainer::new(cfg.train.clone()).fit(&objective, &mut params)?;
+    let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
     let output =

@@ -1,0 +1,602 @@
+//! The MF family (P2, P3, P4) on a CUDA device: [`MfGpuObjective`], the device twin of
+//! [`MfObjective`] (kernels in `mf.cu` beside `mf.rs`), [`fit_mf`] (the pipelines' training call
+//! on either device) and [`bench_scale_epoch`] (the ml-25m-scale epoch benchmark).
+//!
+//! **One launch per batch.** `mf_step_*` reads each example's two factor rows (and biases),
+//! computes `x`, the link, the squared error and `g = 2 (y - t) / |B| · dy/dx`, adds `g q_i` and
+//! `g p_u` (and `g` to both biases) into the gradient rows with atomics, sets the touched-row
+//! flags and adds the batch's loss sum into the trainer's slot; the optimizer is the second and
+//! last launch of a step. Training columns are uploaded once; a batch is the device view of the
+//! trainer's unit order (unit = training row, as on the CPU).
+//!
+//! **Parity.** The per-example arithmetic is the CPU's (same link formulas, same rounding
+//! order of `g`; NVRTC runs without FMA contraction). Two things differ by rounding only: the
+//! dot product is summed in a different order (a lane-strided tree instead of eight
+//! accumulators), and when a user or movie occurs twice in a batch its gradient row receives
+//! the additions in the order the atomics land. `tests/gpu_mf.rs` states the tolerances.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use reelvec_engine::gpu::{
+    CudaFunction, CudaSlice, CudaViewMut, Gpu, GpuBatch, GpuGrads, GpuObjective, GpuOptimizer, GpuParams,
+    KernelSource, LaunchConfig, PushKernelArg,
+};
+use reelvec_engine::{
+    BatchLoss, Device, EngineError, History, Init, OptimizerConfig, ParamStore, TrainConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::mf::{check_columns, Link, MfObjective, MfSpec, MfTables, RatingColumns};
+use crate::ModelError;
+
+const MF_FUNCTIONS: &[&str] = &["mf_step_f1", "mf_step_f4", "mf_eval_f1", "mf_eval_f4"];
+
+/// `mf.cu` as written (scalar atomics).
+const MF_CU: KernelSource =
+    KernelSource { name: "mf.cu", source: include_str!("mf.cu"), functions: MF_FUNCTIONS };
+
+/// `mf.cu` with float4 gradient atomics on compute capability >= 9.0 (falls back to [`MF_CU`]
+/// when NVRTC refuses it).
+const MF_CU_VECTOR_ATOMICS: KernelSource = KernelSource {
+    name: "mf-vector-atomics.cu",
+    source: concat!("#define MF_VECTOR_ATOMICS 1\n", include_str!("mf.cu")),
+    functions: MF_FUNCTIONS,
+};
+
+/// Threads per block of the MF kernels (`MF_BLOCK` in mf.cu).
+const MF_BLOCK: u32 = 256;
+
+/// How the kernels map examples to lanes: `vector` floats per load (4 when `k % 4 == 0`, else 1)
+/// and `group` lanes per example (a power of two, at most 32, covering `k / vector` chunks when
+/// it can).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfLayout {
+    /// Floats per load: 4 (float4) or 1.
+    pub vector: u32,
+    /// Lanes per example.
+    pub group: u32,
+}
+
+impl MfLayout {
+    /// The layout for `k` factors.
+    pub fn for_k(k: usize) -> Self {
+        let vector = if k % 4 == 0 { 4 } else { 1 };
+        let chunks = (k / vector as usize).max(1);
+        let group = chunks.next_power_of_two().min(32) as u32;
+        Self { vector, group }
+    }
+
+    /// Examples handled by one warp per pass.
+    pub fn examples_per_warp(self) -> u32 {
+        32 / self.group
+    }
+}
+
+/// Rating columns on the device.
+#[derive(Debug)]
+struct DeviceColumns {
+    user: CudaSlice<u32>,
+    movie: CudaSlice<u32>,
+    target: CudaSlice<f32>,
+    len: usize,
+}
+
+impl DeviceColumns {
+    fn upload(gpu: &Gpu, cols: &RatingColumns, what: &str) -> Result<Self, EngineError> {
+        Ok(Self {
+            user: gpu.upload(&cols.user, &format!("{what} user column"))?,
+            movie: gpu.upload(&cols.movie, &format!("{what} movie column"))?,
+            target: gpu.upload(&cols.target, &format!("{what} target column"))?,
+            len: cols.len(),
+        })
+    }
+}
+
+/// The MF objective on the device: training columns (and the validation set) uploaded once,
+/// one fused forward + loss + backward launch per batch.
+#[derive(Debug)]
+pub struct MfGpuObjective {
+    kernels: MfKernels,
+    train: DeviceColumns,
+    val: Option<DeviceColumns>,
+    val_sum: CudaSlice<f64>,
+}
+
+/// The compiled kernels and everything a launch needs besides the data.
+#[derive(Debug)]
+struct MfKernels {
+    spec: MfSpec,
+    tables: MfTables,
+    step: CudaFunction,
+    eval: CudaFunction,
+    layout: MfLayout,
+    vector_atomics: bool,
+    max_blocks: u32,
+    /// Stands in for the bias tables and their gradients when the model has none (never read).
+    placeholder_f32: CudaSlice<f32>,
+    placeholder_u32: CudaSlice<u32>,
+}
+
+impl MfGpuObjective {
+    /// An objective over `train` (and `val` for the per-epoch validation loss) for the tables of
+    /// `spec` in `params` (the store [`Trainer::fit_gpu`](reelvec_engine::Trainer::fit_gpu)
+    /// uploads; the objective only needs its layout). Compiles the kernels and uploads the
+    /// columns.
+    pub fn new(
+        gpu: &Gpu,
+        spec: MfSpec,
+        params: &ParamStore,
+        train: &RatingColumns,
+        val: Option<&RatingColumns>,
+    ) -> Result<Self, ModelError> {
+        let tables = MfTables::find(params, &spec)?;
+        check_columns(&spec, "training", train)?;
+        if let Some(v) = val {
+            check_columns(&spec, "validation", v)?;
+        }
+        if spec.k == 0 || spec.k > u32::MAX as usize || train.len() > u32::MAX as usize {
+            return Err(ModelError::InvalidConfig(format!(
+                "MF on the GPU needs 1 <= k < 2^32 and fewer than 2^32 rows (k {}, {} rows)",
+                spec.k,
+                train.len()
+            )));
+        }
+        let layout = MfLayout::for_k(spec.k);
+        let (step_name, eval_name) =
+            if layout.vector == 4 { ("mf_step_f4", "mf_eval_f4") } else { ("mf_step_f1", "mf_eval_f1") };
+        let (step, eval, vector_atomics) = if layout.vector == 4 {
+            match gpu.function(&MF_CU_VECTOR_ATOMICS, step_name) {
+                Ok(step) => (step, gpu.function(&MF_CU_VECTOR_ATOMICS, eval_name)?, true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "mf.cu with float4 atomics did not load; using scalar atomics");
+                    (gpu.function(&MF_CU, step_name)?, gpu.function(&MF_CU, eval_name)?, false)
+                }
+            }
+        } else {
+            (gpu.function(&MF_CU, step_name)?, gpu.function(&MF_CU, eval_name)?, false)
+        };
+        let val = match val.filter(|v| !v.is_empty()) {
+            Some(v) => Some(DeviceColumns::upload(gpu, v, "validation")?),
+            None => None,
+        };
+        let kernels = MfKernels {
+            spec,
+            tables,
+            step,
+            eval,
+            layout,
+            vector_atomics,
+            // A persistent grid: enough resident blocks to fill every SM (8 x 256 threads).
+            max_blocks: (gpu.multiprocessors() as u32).saturating_mul(8).max(1),
+            placeholder_f32: gpu.zeros(1, "absent bias placeholder")?,
+            placeholder_u32: gpu.zeros(1, "absent bias flag placeholder")?,
+        };
+        Ok(Self {
+            kernels,
+            train: DeviceColumns::upload(gpu, train, "training")?,
+            val,
+            val_sum: gpu.zeros(1, "the validation loss sum")?,
+        })
+    }
+
+    /// The model's spec.
+    pub fn spec(&self) -> &MfSpec {
+        &self.kernels.spec
+    }
+
+    /// The lane layout of the kernels.
+    pub fn layout(&self) -> MfLayout {
+        self.kernels.layout
+    }
+
+    /// Whether the float4 gradient atomics variant is in use.
+    pub fn vector_atomics(&self) -> bool {
+        self.kernels.vector_atomics
+    }
+
+    /// Kernel launches per training step of this objective (the optimizer adds one more).
+    pub fn launches_per_batch(&self) -> usize {
+        1
+    }
+
+    /// Sum of squared errors of the model in `params` over `cols` (waits for the device).
+    pub fn squared_error(
+        &self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        cols: &RatingColumns,
+    ) -> Result<BatchLoss, ModelError> {
+        check_columns(&self.kernels.spec, "evaluated", cols)?;
+        let dev = DeviceColumns::upload(gpu, cols, "evaluated")?;
+        let mut sum: CudaSlice<f64> = gpu.zeros(1, "the squared-error sum")?;
+        self.kernels.enqueue_eval(gpu, params, &dev, &mut sum)?;
+        let total = gpu.download(&sum, 1, "the squared-error sum")?[0];
+        Ok(BatchLoss::new(total, cols.len() as u64))
+    }
+}
+
+impl MfKernels {
+    fn launch_config(&self, examples: usize) -> LaunchConfig {
+        let per_block = self.layout.examples_per_warp() as usize * (MF_BLOCK as usize / 32);
+        let blocks = (examples.div_ceil(per_block).max(1)).min(self.max_blocks as usize) as u32;
+        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (MF_BLOCK, 1, 1), shared_mem_bytes: 0 }
+    }
+
+    fn link_args(&self) -> (i32, f32, f32) {
+        match self.spec.link {
+            Link::SigmoidRange { lo, hi } => (1, lo, hi),
+            Link::Identity => (0, 0.0, 1.0),
+        }
+    }
+
+    /// Queues the sum of squared errors over the device columns `cols` into `out[0]`.
+    fn enqueue_eval(
+        &self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        cols: &DeviceColumns,
+        out: &mut CudaSlice<f64>,
+    ) -> Result<(), EngineError> {
+        let t = &self.tables;
+        let n = cols.len as u32;
+        let k = self.spec.k as u32;
+        let group = self.layout.group;
+        let has_bias = i32::from(self.spec.biases);
+        let (sigmoid_range, lo, hi) = self.link_args();
+        let bu = t.user_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
+        let bi = t.movie_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
+        let mut launch = gpu.stream().launch_builder(&self.eval);
+        launch
+            .arg(&n)
+            .arg(&cols.user)
+            .arg(&cols.movie)
+            .arg(&cols.target)
+            .arg(&params.get(t.user_factors).data)
+            .arg(&params.get(t.movie_factors).data)
+            .arg(bu)
+            .arg(bi)
+            .arg(&k)
+            .arg(&group)
+            .arg(&has_bias)
+            .arg(&sigmoid_range)
+            .arg(&lo)
+            .arg(&hi)
+            .arg(out);
+        // SAFETY: the columns hold `n` rows with indices checked against the table shapes at
+        // construction; the tables are the ones `MfTables::find` checked (k columns).
+        unsafe { launch.launch(self.launch_config(cols.len)) }.map_err(|e| gpu.launch_error("mf_eval", e))?;
+        Ok(())
+    }
+
+    /// Queues one training batch (see [`GpuObjective::enqueue_batch`]).
+    fn enqueue_step(
+        &self,
+        gpu: &Gpu,
+        train: &DeviceColumns,
+        params: &GpuParams,
+        grads: &mut GpuGrads,
+        batch: &GpuBatch<'_>,
+        loss_sum: &mut CudaViewMut<'_, f64>,
+    ) -> Result<u64, EngineError> {
+        let n_examples = batch.host_units.len();
+        if n_examples == 0 {
+            return Ok(0);
+        }
+        let t = self.tables;
+        let n = n_examples as u32;
+        let k = self.spec.k as u32;
+        let group = self.layout.group;
+        let has_bias = i32::from(self.spec.biases);
+        let (sigmoid_range, lo, hi) = self.link_args();
+        let inv_b = 2.0 / n_examples as f32;
+
+        // Disjoint mutable borrows of the (up to) four gradient tables.
+        let (mut gp, mut gq, mut gbu, mut gbi) = (None, None, None, None);
+        for (index, table) in grads.tables_mut().iter_mut().enumerate() {
+            let slot = (&mut table.data, &mut table.touched);
+            if index == t.user_factors.0 {
+                gp = Some(slot);
+            } else if index == t.movie_factors.0 {
+                gq = Some(slot);
+            } else if Some(index) == t.user_bias.map(|id| id.0) {
+                gbu = Some(slot);
+            } else if Some(index) == t.movie_bias.map(|id| id.0) {
+                gbi = Some(slot);
+            }
+        }
+        let missing = || EngineError::ShapeMismatch {
+            what: "MF gradient tables".to_string(),
+            expected: 2 + 2 * usize::from(self.spec.biases),
+            actual: 0,
+        };
+        let (gp_data, gp_flags) = gp.ok_or_else(missing)?;
+        let (gq_data, gq_flags) = gq.ok_or_else(missing)?;
+        let bu = t.user_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
+        let bi = t.movie_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
+
+        let mut launch = gpu.stream().launch_builder(&self.step);
+        launch
+            .arg(&batch.units)
+            .arg(&n)
+            .arg(&train.user)
+            .arg(&train.movie)
+            .arg(&train.target)
+            .arg(&params.get(t.user_factors).data)
+            .arg(&params.get(t.movie_factors).data)
+            .arg(bu)
+            .arg(bi)
+            .arg(gp_data)
+            .arg(gq_data);
+        match (gbu, gbi) {
+            (Some((gbu_data, gbu_flags)), Some((gbi_data, gbi_flags))) => {
+                launch.arg(gbu_data).arg(gbi_data).arg(gp_flags).arg(gq_flags).arg(gbu_flags).arg(gbi_flags);
+            }
+            _ => {
+                launch
+                    .arg(&self.placeholder_f32)
+                    .arg(&self.placeholder_f32)
+                    .arg(gp_flags)
+                    .arg(gq_flags)
+                    .arg(&self.placeholder_u32)
+                    .arg(&self.placeholder_u32);
+            }
+        }
+        launch
+            .arg(&k)
+            .arg(&group)
+            .arg(&has_bias)
+            .arg(&sigmoid_range)
+            .arg(&lo)
+            .arg(&hi)
+            .arg(&inv_b)
+            .arg(loss_sum);
+        // SAFETY: `units` holds `n` training-row indices (< train_units, the trainer's
+        // permutation); the columns' indices were checked against the table shapes; the
+        // gradient tables have the parameter tables' shapes; has_bias = 0 exactly when the
+        // placeholders stand in for the bias tables (the kernel never touches them then).
+        unsafe { launch.launch(self.launch_config(n_examples)) }
+            .map_err(|e| gpu.launch_error("mf_step", e))?;
+        Ok(n_examples as u64)
+    }
+}
+
+impl GpuObjective for MfGpuObjective {
+    fn train_units(&self) -> usize {
+        self.train.len
+    }
+
+    /// One launch of `mf_step_*` (see the module doc and mf.cu).
+    fn enqueue_batch(
+        &mut self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        grads: &mut GpuGrads,
+        batch: &GpuBatch<'_>,
+        loss_sum: &mut CudaViewMut<'_, f64>,
+    ) -> Result<u64, EngineError> {
+        self.kernels.enqueue_step(gpu, &self.train, params, grads, batch, loss_sum)
+    }
+
+    fn validation_loss(&mut self, gpu: &Gpu, params: &GpuParams) -> Result<Option<BatchLoss>, EngineError> {
+        let Some(val) = &self.val else { return Ok(None) };
+        gpu.stream()
+            .memset_zeros(&mut self.val_sum)
+            .map_err(|e| reelvec_engine::gpu::driver_error("clearing the validation loss sum", e))?;
+        self.kernels.enqueue_eval(gpu, params, val, &mut self.val_sum)?;
+        let total = gpu.download(&self.val_sum, 1, "the validation loss sum")?[0];
+        Ok(Some(BatchLoss::new(total, val.len as u64)))
+    }
+}
+
+/// Trains an MF model on `device`: [`Trainer::fit`](reelvec_engine::Trainer::fit) with the CPU
+/// `objective` on [`Device::Cpu`], [`Trainer::fit_gpu`](reelvec_engine::Trainer::fit_gpu) with
+/// an [`MfGpuObjective`] over the same rows on [`Device::Cuda`]. Either way `params` ends with
+/// the trained (or restored best) weights and the history has the same shape.
+pub fn fit_mf(
+    device: Device,
+    train: &TrainConfig,
+    objective: &MfObjective,
+    params: &mut ParamStore,
+) -> Result<History, ModelError> {
+    let trainer = reelvec_engine::Trainer::new(train.clone());
+    match device {
+        Device::Cpu => Ok(trainer.fit(objective, params)?),
+        Device::Cuda(_) => {
+            let gpu = Gpu::for_device(device)?;
+            let mut dev = MfGpuObjective::new(
+                &gpu,
+                *objective.spec(),
+                params,
+                objective.train(),
+                objective.validation(),
+            )?;
+            Ok(trainer.fit_gpu(&gpu, &mut dev, params)?)
+        }
+    }
+}
+
+/// The H100 SXM's HBM3 bandwidth, bytes per second (the bound the scale benchmark is set
+/// against).
+pub const H100_SXM_BYTES_PER_SECOND: f64 = 3.35e12;
+
+/// What [`bench_scale_epoch`] measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleReport {
+    /// Device name.
+    pub device: String,
+    /// Rating rows per epoch.
+    pub ratings: usize,
+    /// Factors.
+    pub k: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Steps per epoch.
+    pub steps_per_epoch: usize,
+    /// Timed epochs (after one untimed warm-up epoch).
+    pub epochs_timed: usize,
+    /// Mean seconds per timed epoch (device work, sync to sync).
+    pub epoch_seconds: f64,
+    /// Fastest timed epoch.
+    pub best_epoch_seconds: f64,
+    /// Seconds of one epoch of the fused forward/backward launches alone (no optimizer).
+    pub forward_backward_seconds: f64,
+    /// `ratings / epoch_seconds`.
+    pub ratings_per_second: f64,
+    /// Bytes an epoch must move (see [`bench_scale_epoch`]).
+    pub bytes_moved: u64,
+    /// `bytes_moved / epoch_seconds`, in GB/s (1e9).
+    pub achieved_gb_s: f64,
+    /// Mean distinct (user + movie) rows touched per step.
+    pub touched_rows_per_step: f64,
+    /// Mean training loss of the last timed epoch (a sanity figure: it must fall).
+    pub last_epoch_loss: f64,
+    /// Mean training loss of the warm-up epoch.
+    pub first_epoch_loss: f64,
+    /// Whether the float4 gradient atomics were in use.
+    pub vector_atomics: bool,
+    /// Launches per step (objective + optimizer).
+    pub launches_per_step: usize,
+}
+
+impl ScaleReport {
+    /// `epoch_seconds` divided by the time the bytes take at `bytes_per_second` (1 = at the
+    /// bound; the target is <= 2.5 on the H100).
+    pub fn ratio_to_bound(&self, bytes_per_second: f64) -> f64 {
+        self.epoch_seconds / (self.bytes_moved as f64 / bytes_per_second)
+    }
+}
+
+/// Times epochs of MF training over `ratings` on `gpu` — the scale case is biased MF
+/// (`spec.biases`, sigmoid range), k = 64, batch 65,536, lazy Adam, over the ~25M synthetic
+/// ml-25m ratings. One warm-up epoch, then `epochs` timed epochs (device work between two
+/// syncs; the unit order is one seeded permutation uploaded once, so no host shuffle or copy is
+/// timed), then one epoch of the forward/backward launches alone.
+///
+/// **Bytes an epoch must move** (`bytes_moved`; f32 = 4 B, `k` factors, `b` = 1 with biases):
+/// - per rating, forward: its unit index, user, movie and target (16 B), the two factor rows
+///   (2 · 4k B) and the two biases (2 · 4b B);
+/// - per rating, backward: one write of each gradient element it adds to (2 · 4k + 2 · 4b B;
+///   the atomics resolve in L2, repeats of a row within a batch are counted again);
+/// - per step, lazy Adam over the touched rows: p, g, m, v read and p, g (zeroed), m, v
+///   written, 8 · 4 · cols B per touched row of every table, plus one read of every row's
+///   touched flag (4 B per row of every table).
+///
+/// The touched rows are counted exactly from the permutation. Dense Adam (every element, every
+/// step) is counted the same way with every row touched. At k = 64 the Adam pass dominates:
+/// a batch of 65,536 ratings touches ~70k rows, i.e. ~145 MB against ~70 MB of forward and
+/// backward traffic.
+pub fn bench_scale_epoch(
+    gpu: &Gpu,
+    ratings: &RatingColumns,
+    spec: MfSpec,
+    batch_size: usize,
+    optimizer: &OptimizerConfig,
+    lr: f32,
+    epochs: usize,
+) -> Result<ScaleReport, ModelError> {
+    if batch_size == 0 || ratings.is_empty() || epochs == 0 {
+        return Err(ModelError::InvalidConfig("the scale benchmark needs rows, a batch and an epoch".into()));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let init = Init::Normal { mean: 0.0, std: 0.1 };
+    let host_params = spec.init_params(init, init, &mut rng)?;
+    let mut objective = MfGpuObjective::new(gpu, spec, &host_params, ratings, None)?;
+    let params = GpuParams::upload(gpu, &host_params)?;
+    let mut grads = GpuGrads::zeros_like(gpu, &params)?;
+    let mut opt = GpuOptimizer::new(gpu, optimizer, &params, &grads)?;
+
+    let n = ratings.len();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.shuffle(&mut rng);
+    let dev_order = gpu.upload(&order, "the benchmark's unit order")?;
+    let steps = n.div_ceil(batch_size);
+    let mut batch_losses: CudaSlice<f64> = gpu.zeros(steps, "per-batch losses")?;
+
+    // Bytes: count distinct touched rows per batch from the permutation.
+    let lazy = matches!(optimizer, OptimizerConfig::LazyAdam(_));
+    let (mut user_stamp, mut movie_stamp) = (vec![0u32; spec.n_users], vec![0u32; spec.n_movies]);
+    let mut touched_users = 0u64;
+    let mut touched_movies = 0u64;
+    for (step, chunk) in order.chunks(batch_size).enumerate() {
+        let stamp = step as u32 + 1;
+        for &r in chunk {
+            let (u, m) = (ratings.user[r as usize] as usize, ratings.movie[r as usize] as usize);
+            if user_stamp[u] != stamp {
+                user_stamp[u] = stamp;
+                touched_users += 1;
+            }
+            if movie_stamp[m] != stamp {
+                movie_stamp[m] = stamp;
+                touched_movies += 1;
+            }
+        }
+    }
+    if !lazy {
+        touched_users = (spec.n_users * steps) as u64;
+        touched_movies = (spec.n_movies * steps) as u64;
+    }
+    let (k, b) = (spec.k as u64, u64::from(spec.biases));
+    let per_rating = 16 + 2 * 4 * k + 2 * 4 * b + 2 * 4 * k + 2 * 4 * b;
+    let adam = (touched_users + touched_movies) * 8 * 4 * (k + b);
+    let flags = steps as u64 * 4 * (1 + b) * (spec.n_users + spec.n_movies) as u64;
+    let bytes_moved = n as u64 * per_rating + adam + flags;
+
+    let mut run_epoch = |epoch: usize, with_optimizer: bool| -> Result<f64, ModelError> {
+        gpu.stream()
+            .memset_zeros(&mut batch_losses)
+            .map_err(|e| reelvec_engine::gpu::driver_error("clearing per-batch losses", e))?;
+        for (step, host_units) in order.chunks(batch_size).enumerate() {
+            let start = step * batch_size;
+            let batch =
+                GpuBatch { epoch, step, units: dev_order.slice(start..start + host_units.len()), host_units };
+            let mut slot = batch_losses.slice_mut(step..step + 1);
+            objective.enqueue_batch(gpu, &params, &mut grads, &batch, &mut slot)?;
+            if with_optimizer {
+                opt.step(gpu, lr)?;
+            }
+        }
+        let sums = gpu.download(&batch_losses, steps, "per-batch losses")?;
+        Ok(sums.iter().sum::<f64>() / n as f64)
+    };
+
+    let first_epoch_loss = run_epoch(0, true)?;
+    let mut times = Vec::with_capacity(epochs);
+    let mut last_epoch_loss = first_epoch_loss;
+    for epoch in 1..=epochs {
+        gpu.sync("the benchmark warm-up")?;
+        let started = Instant::now();
+        last_epoch_loss = run_epoch(epoch, true)?;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    gpu.sync("the benchmark epochs")?;
+    let started = Instant::now();
+    run_epoch(epochs + 1, false)?;
+    let forward_backward_seconds = started.elapsed().as_secs_f64();
+    grads.clear(gpu)?;
+    gpu.sync("the benchmark")?;
+
+    let epoch_seconds = times.iter().sum::<f64>() / times.len() as f64;
+    let best_epoch_seconds = times.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(ScaleReport {
+        device: gpu.name().to_string(),
+        ratings: n,
+        k: spec.k,
+        batch_size,
+        steps_per_epoch: steps,
+        epochs_timed: epochs,
+        epoch_seconds,
+        best_epoch_seconds,
+        forward_backward_seconds,
+        ratings_per_second: n as f64 / epoch_seconds,
+        bytes_moved,
+        achieved_gb_s: bytes_moved as f64 / epoch_seconds / 1e9,
+        touched_rows_per_step: (touched_users + touched_movies) as f64 / steps as f64,
+        last_epoch_loss,
+        first_epoch_loss,
+        vector_atomics: objective.vector_atomics(),
+        launches_per_step: objective.launches_per_batch() + 1,
+    })
+}

@@ -1,0 +1,360 @@
+//! The MF family's GPU suite: the fused `mf.cu` step (loss and gradient of one batch) and the
+//! validation kernel against the CPU [`MfObjective`] on seeded random inputs, and P2, P3 and P4
+//! trained on synthetic data on the CPU and on CUDA from the same seed (per-epoch losses and the
+//! final metrics). Every test skips with a message when no CUDA device answers, so CPU-only CI
+//! stays green.
+//!
+//! Tolerances (float atomics make the device sums order-dependent):
+//! - one batch: loss sum to 1e-6 relative; each gradient element to
+//!   `1e-5 · max(|cpu|, 1e-2 · max|cpu grad of the table|)`. The dot product is summed in a
+//!   different order (lane tree vs eight accumulators) and repeated rows of a batch receive their
+//!   atomic additions in arrival order; both are rounding-level (~1e-7) differences, which the
+//!   sigmoid's `1 - σ` can magnify near saturation, hence 1e-5 and the table-scale floor.
+//! - pipelines: every epoch's train and validation loss, and the final RMSE, to 1e-4 relative
+//!   (PROTOCOLS' deterministic bar). The rounding differences above enter each Adam step at
+//!   ~1e-7 relative; Adam normalises the gradient, so they stay at that order in the weights
+//!   over a few epochs, far below 1e-4.
+//!
+//! The `#[ignore]`d tests print timings (no assertions on speed): the notebook configurations
+//! at ml-100k's shape and the ml-25m scale epoch. Run them on the GPU machine with
+//! `gpu_mf --include-ignored --nocapture`.
+
+#![allow(clippy::unwrap_used)]
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use reelvec_data::synth::{self, Preset};
+use reelvec_data::Dataset;
+use reelvec_engine::gpu::{self, Gpu, GpuBatch, GpuGrads, GpuObjective, GpuParams};
+use reelvec_engine::{AdamConfig, Device, Grads, Init, Objective, OptimizerConfig};
+use reelvec_models::mf::{Link, MfObjective, MfSpec, RatingColumns};
+use reelvec_models::mf_gpu::{self, MfGpuObjective, MfLayout};
+use reelvec_models::pipelines::{p2_mf, p3_recommender, p4_residual};
+
+fn gpu_or_skip(test: &str) -> Option<std::sync::Arc<Gpu>> {
+    if !gpu::available() {
+        eprintln!("skipped {test}: no CUDA device");
+        return None;
+    }
+    Some(Gpu::shared(0).expect("a CUDA device answered the probe but could not be opened"))
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(1e-12)
+}
+
+/// `n` random rows over few users and movies, so that a batch repeats rows (atomics collide).
+fn random_columns(spec: &MfSpec, n: usize, link: Link, rng: &mut ChaCha8Rng) -> RatingColumns {
+    let mut c = RatingColumns::default();
+    for _ in 0..n {
+        c.user.push(rng.random_range(0..spec.n_users as u32));
+        c.movie.push(rng.random_range(0..spec.n_movies as u32));
+        c.target.push(match link {
+            Link::SigmoidRange { lo, hi } => rng.random_range(lo..hi),
+            Link::Identity => rng.random_range(-2.0..2.0),
+        });
+    }
+    c
+}
+
+/// One batch's loss and gradient on both devices.
+fn batch_parity(spec: MfSpec, test: &str) {
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.k as u64 + 7);
+    // Small factors keep x away from the sigmoid's flat tails, where the dot product's summation
+    // order is magnified (see the module doc).
+    let factor_init = Init::Normal { mean: 0.0, std: 0.1 };
+    let bias_init = Init::Normal { mean: 0.0, std: 0.5 };
+    let params = spec.init_params(factor_init, bias_init, &mut rng).unwrap();
+    let train = random_columns(&spec, 1000, spec.link, &mut rng);
+    let val = random_columns(&spec, 777, spec.link, &mut rng);
+    // 300 units with repeats of units, users and movies.
+    let units: Vec<u32> = (0..300).map(|_| rng.random_range(0..train.len() as u32)).collect();
+
+    let cpu = MfObjective::new(spec, &params, train.clone(), Some(val.clone())).unwrap();
+    let mut cpu_grads = Grads::zeros_like(&params);
+    let cpu_loss = cpu.loss_and_grad(&params, &units, &mut cpu_grads);
+
+    let mut dev = MfGpuObjective::new(&gpu, spec, &params, &train, Some(&val)).unwrap();
+    let dev_params = GpuParams::upload(&gpu, &params).unwrap();
+    let mut dev_grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
+    let dev_units = gpu.upload(&units, "test units").unwrap();
+    let mut loss: reelvec_engine::gpu::CudaSlice<f64> = gpu.zeros(1, "test loss").unwrap();
+    let batch = GpuBatch { epoch: 0, step: 0, units: dev_units.slice(..), host_units: &units };
+    let count =
+        dev.enqueue_batch(&gpu, &dev_params, &mut dev_grads, &batch, &mut loss.slice_mut(0..1)).unwrap();
+    assert_eq!(count, units.len() as u64);
+    let dev_loss = gpu.download(&loss, 1, "test loss").unwrap()[0];
+
+    let loss_err = rel(cpu_loss.sum, dev_loss);
+    let mut worst = 0.0f64;
+    let mut first_failure = None;
+    for (i, table) in params.tables().iter().enumerate() {
+        let id = reelvec_engine::TableId(i);
+        let n = table.rows * table.cols;
+        let g_dev = gpu.download(&dev_grads.get(id).data, n, "test gradient").unwrap();
+        let flags = gpu.download(&dev_grads.get(id).touched, table.rows, "test flags").unwrap();
+        let g_cpu = &cpu_grads.get(id).data;
+        let scale = g_cpu.iter().fold(0.0f32, |m, g| m.max(g.abs())) as f64;
+        for (e, (&a, &b)) in g_cpu.iter().zip(&g_dev).enumerate() {
+            let floor = (a.abs() as f64).max(1e-2 * scale);
+            let err = (a as f64 - b as f64).abs() / floor.max(1e-30);
+            worst = worst.max(err);
+            if err > 1e-5 && first_failure.is_none() {
+                first_failure = Some(format!("{} [{e}] cpu {a} gpu {b} (scale {scale})", table.name));
+            }
+        }
+        let cpu_touched = cpu_grads.get(id).touched_mask();
+        for (r, (&t, &f)) in cpu_touched.iter().zip(&flags).enumerate() {
+            assert_eq!(t, f == 1, "{test}: touched flag of {} row {r}", table.name);
+        }
+    }
+    let cpu_val = cpu.validation_loss(&params).unwrap();
+    let dev_val = dev.validation_loss(&gpu, &dev_params).unwrap().unwrap();
+    // Twice, to check the sum is cleared between calls.
+    let dev_val2 = dev.validation_loss(&gpu, &dev_params).unwrap().unwrap();
+    let val_err = rel(cpu_val.sum, dev_val.sum);
+    eprintln!(
+        "{test}: layout {:?} vector_atomics {} loss cpu {} gpu {} rel {loss_err:.2e}; worst gradient \
+         error {worst:.2e}; validation sum rel {val_err:.2e}",
+        dev.layout(),
+        dev.vector_atomics(),
+        cpu_loss.sum,
+        dev_loss
+    );
+    assert!(first_failure.is_none(), "{test}: gradient element {}", first_failure.unwrap_or_default());
+    assert!(loss_err <= 1e-6, "{test}: loss sum cpu {} gpu {dev_loss}", cpu_loss.sum);
+    assert!(val_err <= 1e-6, "{test}: validation sum cpu {} gpu {}", cpu_val.sum, dev_val.sum);
+    assert_eq!(dev_val.sum, dev_val2.sum, "{test}: the validation sum is not cleared between calls");
+    assert_eq!(dev_val.count, val.len() as u64);
+}
+
+#[test]
+fn layout_covers_k() {
+    assert_eq!(MfLayout::for_k(50), MfLayout { vector: 1, group: 32 });
+    assert_eq!(MfLayout::for_k(64), MfLayout { vector: 4, group: 16 });
+    assert_eq!(MfLayout::for_k(16), MfLayout { vector: 4, group: 4 });
+    assert_eq!(MfLayout::for_k(2), MfLayout { vector: 1, group: 2 });
+    assert_eq!(MfLayout::for_k(1), MfLayout { vector: 1, group: 1 });
+    assert_eq!(MfLayout::for_k(200), MfLayout { vector: 4, group: 32 });
+    assert_eq!(MfLayout::for_k(64).examples_per_warp(), 2);
+}
+
+#[test]
+fn gpu_batch_p2_form_matches_cpu() {
+    let link = Link::SigmoidRange { lo: 0.0, hi: 5.5 };
+    batch_parity(MfSpec { n_users: 40, n_movies: 60, k: 50, biases: true, link }, "gpu_batch_p2_form");
+}
+
+#[test]
+fn gpu_batch_p3_form_matches_cpu() {
+    let link = Link::SigmoidRange { lo: 0.0, hi: 1.0 };
+    batch_parity(MfSpec { n_users: 40, n_movies: 60, k: 16, biases: true, link }, "gpu_batch_p3_form");
+}
+
+#[test]
+fn gpu_batch_p4_form_matches_cpu() {
+    let spec = MfSpec { n_users: 40, n_movies: 60, k: 2, biases: false, link: Link::Identity };
+    batch_parity(spec, "gpu_batch_p4_form");
+}
+
+#[test]
+fn gpu_batch_scale_form_matches_cpu() {
+    let link = Link::SigmoidRange { lo: 0.0, hi: 5.5 };
+    batch_parity(MfSpec { n_users: 40, n_movies: 60, k: 64, biases: true, link }, "gpu_batch_k64_form");
+}
+
+#[test]
+fn gpu_batch_odd_k_matches_cpu() {
+    let link = Link::SigmoidRange { lo: 1.0, hi: 5.0 };
+    batch_parity(MfSpec { n_users: 7, n_movies: 5, k: 37, biases: true, link }, "gpu_batch_odd_k");
+}
+
+fn tiny() -> Dataset {
+    synth::generate(&Preset::Tiny.config()).dataset
+}
+
+fn assert_histories_close(test: &str, cpu: &reelvec_engine::History, gpu: &reelvec_engine::History) {
+    assert_eq!(cpu.epochs.len(), gpu.epochs.len(), "{test}: epoch count");
+    let mut worst = 0.0f64;
+    for (c, g) in cpu.epochs.iter().zip(&gpu.epochs) {
+        let mut pairs = vec![(c.train_loss, g.train_loss), (c.last_batch_loss, g.last_batch_loss)];
+        if let (Some(a), Some(b)) = (c.val_loss, g.val_loss) {
+            pairs.push((a, b));
+        }
+        assert_eq!(c.val_loss.is_some(), g.val_loss.is_some());
+        for (a, b) in pairs {
+            worst = worst.max(rel(a, b));
+        }
+        eprintln!(
+            "{test}: epoch {} train cpu {:.7} gpu {:.7} val cpu {:?} gpu {:?}",
+            c.epoch, c.train_loss, g.train_loss, c.val_loss, g.val_loss
+        );
+    }
+    eprintln!(
+        "{test}: worst per-epoch loss rel diff {worst:.2e}; best epoch cpu {:?} gpu {:?}",
+        cpu.best_epoch, gpu.best_epoch
+    );
+    assert!(worst <= 1e-4, "{test}: per-epoch losses differ by {worst:.2e} relative");
+    assert_eq!(cpu.best_epoch, gpu.best_epoch, "{test}: best epoch");
+}
+
+#[test]
+fn gpu_p2_matches_cpu() {
+    let Some(_gpu) = gpu_or_skip("gpu_p2_matches_cpu") else { return };
+    for (preset, epochs) in [(Preset::Tiny, 6), (Preset::Small, 3)] {
+        let ds = if preset == Preset::Tiny { tiny() } else { synth::generate(&preset.config()).dataset };
+        let mut cfg = p2_mf::Config::default();
+        cfg.train.epochs = epochs;
+        cfg.train.quiet = true;
+        let cpu = p2_mf::run_on(&ds, &cfg, Device::Cpu).unwrap();
+        let dev = p2_mf::run_on(&ds, &cfg, Device::Cuda(0)).unwrap();
+        let test = format!("P2 {preset}");
+        assert_histories_close(&test, &cpu.history, &dev.history);
+        let (a, b) = (cpu.val_rmse.unwrap(), dev.val_rmse.unwrap());
+        eprintln!(
+            "{test}: val RMSE cpu {a:.6} gpu {b:.6}; train seconds cpu {:.3} gpu {:.3}",
+            cpu.train_seconds, dev.train_seconds
+        );
+        assert!(rel(a, b) <= 1e-4, "{test}: val RMSE cpu {a} gpu {b}");
+        assert_eq!(cpu.model.params().tables().len(), dev.model.params().tables().len());
+    }
+}
+
+#[test]
+fn gpu_p3_matches_cpu() {
+    let Some(_gpu) = gpu_or_skip("gpu_p3_matches_cpu") else { return };
+    let ds = tiny();
+    let mut cfg = p3_recommender::Config::default();
+    cfg.train.epochs = 5;
+    cfg.train.quiet = true;
+    cfg.map_min_ratings = 5;
+    let cpu = p3_recommender::run_on(&ds, &cfg, Device::Cpu).unwrap();
+    let dev = p3_recommender::run_on(&ds, &cfg, Device::Cuda(0)).unwrap();
+    assert_histories_close("P3 tiny", &cpu.history, &dev.history);
+    let (a, b) = (cpu.val_rmse.unwrap(), dev.val_rmse.unwrap());
+    let (da, db) = (cpu.top_n.diversity, dev.top_n.diversity);
+    eprintln!("P3 tiny: val RMSE cpu {a:.6} gpu {b:.6}; diversity cpu {da:.6} gpu {db:.6}");
+    assert!(rel(a, b) <= 1e-4, "P3: val RMSE cpu {a} gpu {b}");
+    // Top-N lists can swap near-tied movies; the list figures must still agree closely.
+    assert!((da - db).abs() <= 1e-3, "P3: diversity cpu {da} gpu {db}");
+    assert_eq!(dev.reload_max_abs_diff, 0.0);
+}
+
+#[test]
+fn gpu_p4_matches_cpu() {
+    let Some(_gpu) = gpu_or_skip("gpu_p4_matches_cpu") else { return };
+    let ds = tiny();
+    let mut cfg = p4_residual::Config::default();
+    cfg.train.epochs = 20;
+    cfg.train.quiet = true;
+    let cpu = p4_residual::run_on(&ds, &cfg, Device::Cpu).unwrap();
+    let dev = p4_residual::run_on(&ds, &cfg, Device::Cuda(0)).unwrap();
+    assert_histories_close("P4 tiny", &cpu.history, &dev.history);
+    let (a, b) = (cpu.train_rmse, dev.train_rmse);
+    eprintln!("P4 tiny: train RMSE cpu {a:.6} gpu {b:.6} (baseline {:.6})", cpu.baseline_train_rmse);
+    assert!(rel(a, b) <= 1e-4, "P4: train RMSE cpu {a} gpu {b}");
+}
+
+#[test]
+fn cuda_request_without_a_device_is_a_clear_error() {
+    if gpu::available() {
+        eprintln!("skipped cuda_request_without_a_device_is_a_clear_error: a CUDA device is present");
+        return;
+    }
+    let ds = tiny();
+    let mut cfg = p4_residual::Config::default();
+    cfg.train.epochs = 1;
+    cfg.train.quiet = true;
+    let err = p4_residual::run_on(&ds, &cfg, Device::Cuda(0)).unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("cuda"), "unclear error: {err}");
+}
+
+/// Per-epoch times of the notebook configurations at ml-100k's shape (synthetic), on CUDA (and
+/// P2 on the CPU for reference). Writes the data set in the ml-100k layout to
+/// `$REELVEC_SYNTH_DIR` when set, for the PyTorch peers.
+#[test]
+#[ignore = "timing; run on the GPU machine"]
+fn timing_notebook_configs_ml100k_shape() {
+    let Some(gpu) = gpu_or_skip("timing_notebook_configs_ml100k_shape") else { return };
+    let ds = synth::generate(&Preset::Ml100k.config()).dataset;
+    if let Some(dir) = std::env::var_os("REELVEC_SYNTH_DIR") {
+        reelvec_data::write(&ds, reelvec_data::Layout::Ml100k, std::path::Path::new(&dir)).unwrap();
+    }
+    println!("TIMING device {} ratings {}", gpu.name(), ds.ratings.len());
+    let report = |name: &str, steps: usize, h: &reelvec_engine::History| {
+        let secs: Vec<String> = h.epochs.iter().map(|e| format!("{:.4}", e.seconds)).collect();
+        let rest: Vec<f64> = h.epochs.iter().skip(1).map(|e| e.seconds).collect();
+        let mean = rest.iter().sum::<f64>() / rest.len().max(1) as f64;
+        println!(
+            "TIMING {name}: steps/epoch {steps} launches/step 2 epoch seconds [{}] mean(after first) {mean:.4} \
+             => {:.2} us/step; last train {:.5} val {:?}",
+            secs.join(", "),
+            mean / steps as f64 * 1e6,
+            h.epochs.last().map_or(f64::NAN, |e| e.train_loss),
+            h.epochs.last().and_then(|e| e.val_loss),
+        );
+    };
+    let mut p2 = p2_mf::Config::default();
+    p2.train.epochs = 5;
+    p2.train.quiet = true;
+    let out = p2_mf::run_on(&ds, &p2, Device::Cuda(0)).unwrap();
+    report("P2 cuda (k 50, batch 100, Adam wd)", out.train_rows.len().div_ceil(100), &out.history);
+    p2.train.epochs = 2;
+    let out_cpu = p2_mf::run_on(&ds, &p2, Device::Cpu).unwrap();
+    report("P2 cpu", out_cpu.train_rows.len().div_ceil(100), &out_cpu.history);
+
+    let mut p3 = p3_recommender::Config::default();
+    p3.train.epochs = 5;
+    p3.train.quiet = true;
+    let out = p3_recommender::run_on(&ds, &p3, Device::Cuda(0)).unwrap();
+    report("P3 cuda (k 16, batch 64, Adam)", out.train_rows.len().div_ceil(64), &out.history);
+
+    let mut p4 = p4_residual::Config::default();
+    p4.train.epochs = 10;
+    p4.train.quiet = true;
+    let out = p4_residual::run_on(&ds, &p4, Device::Cuda(0)).unwrap();
+    report("P4 cuda (k 2, batch 300, Adam, no shuffle)", out.train_rows.len().div_ceil(300), &out.history);
+}
+
+/// The scale case: biased MF, k = 64, batch 65,536, lazy Adam over synthetic ml-25m
+/// (`REELVEC_SCALE_PRESET` picks another preset).
+#[test]
+#[ignore = "timing; run on the GPU machine"]
+fn timing_scale_epoch() {
+    let Some(gpu) = gpu_or_skip("timing_scale_epoch") else { return };
+    let preset: Preset =
+        std::env::var("REELVEC_SCALE_PRESET").ok().map(|p| p.parse().unwrap()).unwrap_or(Preset::Ml25m);
+    let started = std::time::Instant::now();
+    let ds = synth::generate(&preset.config()).dataset;
+    println!(
+        "TIMING scale: generated {preset} ({} ratings) in {:.1} s",
+        ds.ratings.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let rows: Vec<u32> = (0..ds.ratings.len() as u32).collect();
+    let cols = RatingColumns::gather(&ds.ratings, &rows, |r| ds.ratings.rating[r]);
+    let spec = MfSpec {
+        n_users: ds.users.len(),
+        n_movies: ds.movies.len(),
+        k: 64,
+        biases: true,
+        link: Link::SigmoidRange { lo: 0.0, hi: 5.5 },
+    };
+    drop(ds);
+    let optimizer = OptimizerConfig::LazyAdam(AdamConfig::default());
+    let report = mf_gpu::bench_scale_epoch(&gpu, &cols, spec, 65_536, &optimizer, 1e-3, 3).unwrap();
+    println!("TIMING scale: {}", serde_json::to_string(&report).unwrap());
+    println!(
+        "TIMING scale: epoch {:.4} s (best {:.4}), fwd+bwd alone {:.4} s, {:.3e} ratings/s, {:.1} GB/s, \
+         {:.2} x the {:.2} TB/s bound",
+        report.epoch_seconds,
+        report.best_epoch_seconds,
+        report.forward_backward_seconds,
+        report.ratings_per_second,
+        report.achieved_gb_s,
+        report.ratio_to_bound(mf_gpu::H100_SXM_BYTES_PER_SECOND),
+        mf_gpu::H100_SXM_BYTES_PER_SECOND / 1e12
+    );
+    assert!(report.last_epoch_loss < report.first_epoch_loss, "the benchmark's model does not train");
+}
