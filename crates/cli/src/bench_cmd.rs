@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use reelvec_data::{Dataset, Layout, LoadOptions};
-use reelvec_engine::Device;
 
 use crate::data_cmd::{load_data, ReadOptions};
+use crate::device_arg::resolve_device;
 use report::{load_average, utc_now, BenchReport, Machine, SCHEMA};
 
 /// The suites.
@@ -110,10 +110,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
-    let device = Device::parse(&args.device)?;
-    if device != Device::Cpu {
-        bail!("--device {}: the pipelines run on the CPU backend only; use --device cpu", args.device);
-    }
+    let device = resolve_device(&args.device, false)?;
     let date_utc = utc_now();
     let mut machine = Machine::detect();
     let mut notes = Vec::new();
@@ -122,7 +119,12 @@ fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
             let source = BenchData::open(args.data.as_deref(), &args.read)?;
             let work = std::env::temp_dir().join(format!("reelvec-bench-{}", std::process::id()));
             let peers = match &args.peers {
-                Some(dir) => match peers::Peers::detect(dir, threads, "cpu", &work.join("peers")) {
+                Some(dir) => match peers::Peers::detect(
+                    dir,
+                    threads,
+                    if device.is_cuda() { "cuda" } else { "cpu" },
+                    &work.join("peers"),
+                ) {
                     Ok(p) => Some(p),
                     Err(e) => {
                         eprintln!("bench: PyTorch references skipped: {e:#}");
@@ -134,7 +136,12 @@ fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
             };
             let status = match &peers {
                 Some(p) => {
-                    format!("torch {} (CPU, {threads} intra-op thread(s)), same data files", p.torch_version)
+                    let on = if device.is_cuda() {
+                        "CUDA".to_string()
+                    } else {
+                        format!("CPU, {threads} intra-op thread(s)")
+                    };
+                    format!("torch {} ({on}), same data files", p.torch_version)
                 }
                 None if args.peers.is_some() => "not run (see notes)".to_string(),
                 None => "not run (no --peers)".to_string(),
@@ -145,6 +152,7 @@ fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
                 epochs: args.epochs,
                 p1_steps: args.p1_steps,
                 peers: peers.as_ref(),
+                device,
             };
             let cases = notebook::run(&plan, &mut notes);
             let _ = std::fs::remove_dir_all(&work);
@@ -185,7 +193,7 @@ fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
         source: std::env::var("REELVEC_BENCH_SOURCE").ok().filter(|s| !s.is_empty()),
         machine,
         threads,
-        device: device.to_string(),
+        device: device.describe(),
         data,
         peers: peers_status,
         cases,

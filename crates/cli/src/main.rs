@@ -6,6 +6,7 @@
 
 mod bench_cmd;
 mod data_cmd;
+mod device_arg;
 mod evaluate_cmd;
 mod export_cmd;
 mod fold_in;

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::data_cmd::{load_data, ReadOptions};
+use crate::device_arg::resolve_device;
 
 /// `reelvec train` arguments.
 #[derive(Debug, clap::Args)]
@@ -123,23 +124,20 @@ pub fn run(args: Args) -> Result<()> {
         // Read by rayon when its global pool starts (nothing has used it yet).
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
-    let device = Device::parse(&args.device)?;
-    if device != Device::Cpu && args.device.trim() != "auto" {
-        bail!("--device {}: the {kind} pipeline runs on the CPU backend only; use --device cpu", args.device);
-    }
+    let device = resolve_device(&args.device, args.quiet)?;
     match kind {
-        ModelKind::Mf => train_mf(&args, resolve::<p2_mf::Config>(&args)?),
-        ModelKind::SigmoidMf => train_sigmoid(&args, resolve::<p3_recommender::Config>(&args)?),
-        ModelKind::ResidualMf => train_residual(&args, resolve::<p4_residual::Config>(&args)?),
-        ModelKind::Cbow => train_item2vec(&args, resolve::<p0_cbow::Config>(&args)?),
+        ModelKind::Mf => train_mf(&args, resolve::<p2_mf::Config>(&args)?, device),
+        ModelKind::SigmoidMf => train_sigmoid(&args, resolve::<p3_recommender::Config>(&args)?, device),
+        ModelKind::ResidualMf => train_residual(&args, resolve::<p4_residual::Config>(&args)?, device),
+        ModelKind::Cbow => train_item2vec(&args, resolve::<p0_cbow::Config>(&args)?, device),
         ModelKind::Skipgram => {
             let cfg = resolve_with::<p0_cbow::Config>(&args, |mut c| {
                 c.model.architecture = Architecture::Skipgram;
                 c
             })?;
-            train_item2vec(&args, cfg)
+            train_item2vec(&args, cfg, device)
         }
-        ModelKind::Cooc => train_cooc(&args, resolve::<p1_cooc::Config>(&args)?),
+        ModelKind::Cooc => train_cooc(&args, resolve::<p1_cooc::Config>(&args)?, device),
     }
 }
 
@@ -214,12 +212,12 @@ fn saved(out: &Path) {
     println!("run written to {}", out.display());
 }
 
-fn train_mf(args: &Args, cfg: p2_mf::Config) -> Result<()> {
+fn train_mf(args: &Args, cfg: p2_mf::Config, device: Device) -> Result<()> {
     if printed_config(args, &cfg)? {
         return Ok(());
     }
     let ds = load(args)?;
-    let o = p2_mf::run(&ds, &cfg)?;
+    let o = p2_mf::run_on(&ds, &cfg, device)?;
     print_history(&o.history, false);
     println!(
         "best epoch {}  best val MSE {}  best val RMSE {} stars  (returned model: RMSE {}, MAE {})  [{:.1}s]",
@@ -242,12 +240,12 @@ fn train_mf(args: &Args, cfg: p2_mf::Config) -> Result<()> {
     Ok(())
 }
 
-fn train_sigmoid(args: &Args, cfg: p3_recommender::Config) -> Result<()> {
+fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Result<()> {
     if printed_config(args, &cfg)? {
         return Ok(());
     }
     let ds = load(args)?;
-    let o = p3_recommender::run(&ds, &cfg)?;
+    let o = p3_recommender::run_on(&ds, &cfg, device)?;
     print_history(&o.history, false);
     let t = &o.top_n;
     println!(
@@ -272,12 +270,12 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config) -> Result<()> {
     Ok(())
 }
 
-fn train_residual(args: &Args, cfg: p4_residual::Config) -> Result<()> {
+fn train_residual(args: &Args, cfg: p4_residual::Config, device: Device) -> Result<()> {
     if printed_config(args, &cfg)? {
         return Ok(());
     }
     let ds = load(args)?;
-    let o = p4_residual::run(&ds, &cfg)?;
+    let o = p4_residual::run_on(&ds, &cfg, device)?;
     if !args.quiet {
         print_history(&o.history, true);
     }
@@ -302,12 +300,12 @@ fn print_neighbours(list: &[(MovieScore, Vec<MovieScore>)]) {
     }
 }
 
-fn train_item2vec(args: &Args, cfg: p0_cbow::Config) -> Result<()> {
+fn train_item2vec(args: &Args, cfg: p0_cbow::Config, device: Device) -> Result<()> {
     if printed_config(args, &cfg)? {
         return Ok(());
     }
     let ds = load(args)?;
-    let o = p0_cbow::run(&ds, &cfg)?;
+    let o = p0_cbow::run_on(&ds, &cfg, device)?;
     print_history(&o.history, false);
     let f = &o.figures;
     println!(
@@ -327,12 +325,12 @@ fn train_item2vec(args: &Args, cfg: p0_cbow::Config) -> Result<()> {
     Ok(())
 }
 
-fn train_cooc(args: &Args, cfg: p1_cooc::Config) -> Result<()> {
+fn train_cooc(args: &Args, cfg: p1_cooc::Config, device: Device) -> Result<()> {
     if printed_config(args, &cfg)? {
         return Ok(());
     }
     let ds = load(args)?;
-    let o = p1_cooc::run(&ds, &cfg)?;
+    let o = p1_cooc::run_on(&ds, &cfg, device)?;
     let f = &o.figures;
     println!(
         "movies {}  likes {}  k {}  final cost {:.6e}  reference {}  ratio {}  {} steps in {:.2}s",

@@ -17,6 +17,8 @@ use reelvec_data::stats::Stats;
 use reelvec_data::synth::{Preset, SynthTruth};
 use reelvec_data::Dataset;
 use reelvec_engine::Device;
+
+use crate::device_arg::resolve_device;
 use reelvec_report::{Report, Section};
 
 use crate::data_cmd::{load_data, print_stats, ReadOptions};
@@ -30,7 +32,7 @@ pub struct Args {
     /// Output directory for the run directories and the report.
     #[arg(long, value_name = "DIR", default_value = "target/reelvec-pipeline")]
     pub out: PathBuf,
-    /// Compute device: cpu, cuda, cuda:N or auto (the pipelines run on the CPU backend).
+    /// Compute device: cpu, cuda, cuda:N or auto (CUDA when a device answers, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// No progress bars; only the figures.
@@ -66,6 +68,8 @@ pub(crate) struct StageContext<'a> {
     pub runs_dir: PathBuf,
     pub quiet: bool,
     pub epochs_scale: f64,
+    /// Where the pipelines train.
+    pub device: Device,
 }
 
 impl StageContext<'_> {
@@ -154,10 +158,7 @@ fn selected(only: &[String]) -> Result<Vec<&'static str>> {
 
 /// Runs the pipeline.
 pub fn run(args: Args) -> Result<()> {
-    let device = Device::parse(&args.device)?;
-    if device != Device::Cpu && args.device.trim() != "auto" {
-        bail!("--device {}: the pipelines run on the CPU backend only; use --device cpu", args.device);
-    }
+    let device = resolve_device(&args.device, false)?;
     if !(args.epochs_scale.is_finite() && args.epochs_scale > 0.0) {
         bail!("--epochs-scale must be a positive number");
     }
@@ -170,9 +171,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     let runs_dir = args.out.join("runs");
     std::fs::create_dir_all(&runs_dir).with_context(|| format!("cannot create {}", runs_dir.display()))?;
-    let ctx = StageContext { data: &data, runs_dir, quiet: args.quiet, epochs_scale: args.epochs_scale };
+    let ctx =
+        StageContext { data: &data, runs_dir, quiet: args.quiet, epochs_scale: args.epochs_scale, device };
 
-    let mut report = Report::new("reelvec pipeline report", data.summary.clone());
+    let mut report =
+        Report::new("reelvec pipeline report", format!("{} — device {}", data.summary, device.describe()));
     let mut rows = Vec::new();
     for p in which {
         let result = match p {

@@ -211,7 +211,7 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
     }
     push_config(&mut section, &cfg);
     let started = Instant::now();
-    let o = p0_cbow::run(ds, &cfg)?;
+    let o = p0_cbow::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     let f = &o.figures;
     section.push_timing("train + evaluate", seconds);
@@ -314,7 +314,7 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
     push_config(&mut section, &cfg);
     let ds = &ctx.data.dataset;
     let started = Instant::now();
-    let o = p1_cooc::run(ds, &cfg)?;
+    let o = p1_cooc::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     let f = &o.figures;
     section.push_timing("fit (Adam)", f.train_seconds);
@@ -370,7 +370,7 @@ pub fn p2(ctx: &StageContext<'_>) -> Result<StageResult> {
     push_config(&mut section, &cfg);
     let ds = &ctx.data.dataset;
     let started = Instant::now();
-    let o = p2_mf::run(ds, &cfg)?;
+    let o = p2_mf::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train", o.train_seconds);
     println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
@@ -429,7 +429,7 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     cfg.map_min_ratings = map_min_ratings(ds, cfg.map_min_ratings, cfg.map_top);
     push_config(&mut section, &cfg);
     let started = Instant::now();
-    let o = p3_recommender::run(ds, &cfg)?;
+    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train + top-N for every user", seconds);
     section.push_timing("train", o.train_seconds);
@@ -505,7 +505,7 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
     push_config(&mut section, &cfg);
     let ds = &ctx.data.dataset;
     let started = Instant::now();
-    let o = p4_residual::run(ds, &cfg)?;
+    let o = p4_residual::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train", o.train_seconds);
     println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
