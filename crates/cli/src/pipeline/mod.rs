@@ -17,11 +17,10 @@ use reelvec_data::stats::Stats;
 use reelvec_data::synth::{Preset, SynthTruth};
 use reelvec_data::Dataset;
 use reelvec_engine::Device;
-
-use crate::device_arg::resolve_device;
 use reelvec_report::{Report, Section};
 
 use crate::data_cmd::{load_data, print_stats, ReadOptions};
+use crate::device_arg::resolve_device;
 
 /// `reelvec pipeline` arguments.
 #[derive(Debug, clap::Args)]
