@@ -332,15 +332,7 @@ fn timing_scale_epoch() {
         ds.ratings.len(),
         started.elapsed().as_secs_f64()
     );
-    let rows: Vec<u32> = (0..ds.ratings.len() as u32).collect();
-    let cols = RatingColumns::gather(&ds.ratings, &rows, |r| ds.ratings.rating[r]);
-    let spec = MfSpec {
-        n_users: ds.users.len(),
-        n_movies: ds.movies.len(),
-        k: 64,
-        biases: true,
-        link: Link::SigmoidRange { lo: 0.0, hi: 5.5 },
-    };
+    let (cols, spec) = mf_gpu::scale_case(&ds, 64);
     drop(ds);
     let optimizer = OptimizerConfig::LazyAdam(AdamConfig::default());
     let report = mf_gpu::bench_scale_epoch(&gpu, &cols, spec, 65_536, &optimizer, 1e-3, 3).unwrap();
