@@ -1,7 +1,8 @@
 //! Times generation, CSV load and cache reload of a synthetic data set.
 //!
 //! `cargo run --release -p reelvec-data --example load_speed -- ml-25m [DIR]` (default preset
-//! ml-1m, default directory a temporary one). Prints wall-clock seconds of each step.
+//! ml-1m, default directory a temporary one). Prints wall-clock seconds of each step. With
+//! `LOAD_SPEED_CACHE_ONLY=N` (and an existing directory) it only reloads the cache N times.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,8 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let size = std::fs::metadata(dir.join("ratings.csv"))?.len();
-    if std::env::var_os("LOAD_SPEED_CACHE_ONLY").is_some() {
-        for i in 0..5 {
+    if let Some(times) = std::env::var_os("LOAD_SPEED_CACHE_ONLY") {
+        let times: usize = times.to_str().and_then(|t| t.parse().ok()).unwrap_or(5);
+        for i in 0..times {
             let (t, c) = (Instant::now(), cpu_seconds());
             let ds = load(&dir, &LoadOptions::default())?;
             println!(

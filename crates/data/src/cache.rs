@@ -1,18 +1,31 @@
 //! The binary cache of a parsed data set.
 //!
-//! A cache file holds a [`Dataset`] exactly as parsed. Layout (little-endian):
+//! A cache file holds a [`Dataset`] exactly as parsed. Layout (little-endian, every section
+//! starting at a multiple of 8 bytes so the file can be memory-mapped and read in place):
 //!
 //! ```text
 //! magic "RVCACHE\0" | version u32 | flags u32 | source fingerprint u64 | payload length u64
-//! | payload xxh3 u64 | payload
-//! payload: n_rows, n_users, n_movies, t_base, JSON length (u64/u64/u64/i64/u64)
-//!          user u32 x n_rows | movie u32 x n_rows
-//!          rating: f32 x n_rows, or u8 half-star codes (flag 1) when every rating is k/2, k in 0..=255
-//!          timestamp: i64 x n_rows, or u32 offsets from t_base (flag 2) when the span fits
+//! | checksum u64 | payload
+//! payload: head: n_rows, n_users, n_movies, t_base, meta length, n_user_runs, 0, 0 (8 x u64)
 //!          user raw ids u64 x n_users | movie raw ids u64 x n_movies
-//!          JSON {catalogue, report}
-//! checksum: xxh3 of the eight sections' xxh3 digests (sections are hashed in parallel)
+//!          user column, either as runs (flag 4: run values u32 x runs, run lengths u32 x runs;
+//!            rows grouped by user, as in every MovieLens file but ml-100k's, take one run per
+//!            user) or as u32 x n_rows
+//!          movie column: u16 x n_rows when n_movies <= 65536 (flag 8), else u32 x n_rows
+//!          rating: u8 half-star codes (flag 1) when every rating is k/2, k in 0..=255, else f32
+//!          timestamp: u32 offsets from t_base (flag 2) when the span fits, else i64
+//!          meta: the load report (JSON) and the catalogue (binary; see `encode_meta`)
+//!          (each section zero-padded to a multiple of 8 bytes)
+//! checksum: xxh3 of the list of xxh3 digests of: the head, the two raw-id sections, the user
+//!           runs, then for each block of 2^17 rows its slices of the user, movie, rating and
+//!           timestamp columns, then the meta (padding excluded)
 //! ```
+//!
+//! A reload memory-maps the file, and in one parallel pass over row blocks hashes each block's
+//! bytes and decodes them straight into the output columns (widening u16/u8/u32 codes as it
+//! goes), so every byte is read once. The output columns are fresh zeroed allocations advised
+//! as transparent huge pages on Linux (fewer page faults; contents are unaffected). The checksum
+//! and the index ranges are checked before the data set is returned.
 //!
 //! The **fingerprint** hashes the format version, the layout, the generic columns and, for each
 //! source file of the layout (present or not), its size, modification time and the xxh3 of its
@@ -25,28 +38,33 @@
 //! `.reelvec-cache/<file name>.<hash>.rvc`), falling back to `<temp dir>/reelvec-cache/<hash>.rvc`
 //! when the source's directory is read-only (by its permission bits, even for root) or the
 //! write fails. Writes go to a temporary file that is renamed
-//! into place, so a reader never sees a half-written cache.
+//! into place (never rewritten in place, which also keeps a reader's memory map valid), so a
+//! reader never sees a half-written cache.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
+use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::error::DataError;
 use crate::layout::{GenericColumns, Layout};
-use crate::types::{Catalogue, Dataset, IdMap, LoadReport, Ratings};
+use crate::types::{Catalogue, Dataset, IdMap, Link, LoadReport, Movie, Ratings, Tag};
 
 /// Bumped whenever the payload or the parsing semantics change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"RVCACHE\0";
 const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8 + 8;
+const HEAD_LEN: usize = 8 * 8;
 const FLAG_RATING_CODES: u32 = 1;
 const FLAG_TIME_OFFSETS: u32 = 2;
+const FLAG_USER_RUNS: u32 = 4;
+const FLAG_MOVIE_U16: u32 = 8;
+/// Rows per checksum/decode block.
+const BLOCK_ROWS: usize = 1 << 17;
 const EDGE: u64 = 64 * 1024;
 
 /// The source files whose state a cache depends on.
@@ -148,39 +166,232 @@ pub(crate) fn load_cached(
     Ok(ds)
 }
 
-#[derive(Serialize, Deserialize)]
-struct Meta {
-    catalogue: Catalogue,
-    report: LoadReport,
+/// The meta section: the load report as JSON (small, and tolerant of new fields), then the
+/// catalogue in a compact binary form (parsing tens of thousands of titles as JSON costs more
+/// than decoding all the rating columns of a small data set).
+///
+/// ```text
+/// report JSON length u32 | report JSON
+/// genre names: count u32, then (length u32, UTF-8) each
+/// movies: count u64, then raw id u64 | year u16 | has year u8 | genre count u8 | genre index u16 x count
+///         | title (length u32, UTF-8) | full title (length u32, UTF-8)
+/// tags: count u64, then user u64 | movie u64 | timestamp i64 | tag (length u32, UTF-8)
+/// links: count u64, then movie u64 | has tmdb u8 | tmdb u64 | imdb (length u32, UTF-8)
+/// ```
+fn encode_meta(catalogue: &Catalogue, report: &LoadReport) -> Result<Vec<u8>, String> {
+    fn text(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
+        let len = u32::try_from(s.len()).map_err(|_| "text longer than 4 GiB".to_string())?;
+        out.extend(len.to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+    let mut out = Vec::new();
+    let json = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+    text(&mut out, std::str::from_utf8(&json).map_err(|e| e.to_string())?)?;
+    let mut genre_names: Vec<&str> = Vec::new();
+    let mut genre_index = std::collections::HashMap::new();
+    for g in catalogue.movies().iter().flat_map(|m| &m.genres) {
+        genre_index.entry(g.as_str()).or_insert_with(|| {
+            genre_names.push(g.as_str());
+            genre_names.len() - 1
+        });
+    }
+    if genre_names.len() > usize::from(u16::MAX) {
+        return Err("more than 65535 distinct genres".into());
+    }
+    out.extend((genre_names.len() as u32).to_le_bytes());
+    for g in &genre_names {
+        text(&mut out, g)?;
+    }
+    out.extend((catalogue.len() as u64).to_le_bytes());
+    for m in catalogue.movies() {
+        out.extend(m.raw_id.to_le_bytes());
+        out.extend(m.year.unwrap_or(0).to_le_bytes());
+        out.push(u8::from(m.year.is_some()));
+        let n_genres =
+            u8::try_from(m.genres.len()).map_err(|_| "a movie with over 255 genres".to_string())?;
+        out.push(n_genres);
+        for g in &m.genres {
+            out.extend((genre_index[g.as_str()] as u16).to_le_bytes());
+        }
+        text(&mut out, &m.title)?;
+        text(&mut out, &m.full_title)?;
+    }
+    out.extend((catalogue.tags().len() as u64).to_le_bytes());
+    for t in catalogue.tags() {
+        out.extend(t.user_raw.to_le_bytes());
+        out.extend(t.movie_raw.to_le_bytes());
+        out.extend(t.timestamp.to_le_bytes());
+        text(&mut out, &t.tag)?;
+    }
+    out.extend((catalogue.links().len() as u64).to_le_bytes());
+    for l in catalogue.links() {
+        out.extend(l.movie_raw.to_le_bytes());
+        out.push(u8::from(l.tmdb_id.is_some()));
+        out.extend(l.tmdb_id.unwrap_or(0).to_le_bytes());
+        text(&mut out, &l.imdb_id)?;
+    }
+    Ok(out)
+}
+
+/// A bounds-checked reader over the meta section (`None` when it runs out or text is not UTF-8).
+struct Cursor<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.bytes.get(..n)?, self.bytes.get(n..)?);
+        self.bytes = rest;
+        Some(head)
+    }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.array::<1>()?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.array()?))
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        let len = self.u32()? as usize;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+    /// A count of records each at least `min_size` bytes long (so a corrupt count cannot make
+    /// us reserve absurd amounts of memory).
+    fn count(&mut self, min_size: usize) -> Option<usize> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        (n <= self.bytes.len() / min_size).then_some(n)
+    }
+}
+
+fn decode_meta(bytes: &[u8]) -> Option<(Catalogue, LoadReport)> {
+    let mut c = Cursor { bytes };
+    let report: LoadReport = serde_json::from_str(c.str()?).ok()?;
+    let n_genres = c.u32()? as usize;
+    let genre_names: Vec<&str> = (0..n_genres).map(|_| c.str()).collect::<Option<_>>()?;
+    let n_movies = c.count(20)?;
+    let mut movies = Vec::with_capacity(n_movies);
+    for _ in 0..n_movies {
+        let raw_id = c.u64()?;
+        let year = c.u16()?;
+        let has_year = c.u8()? != 0;
+        let n = c.u8()?;
+        let genres = (0..n)
+            .map(|_| genre_names.get(usize::from(c.u16()?)).map(|g| g.to_string()))
+            .collect::<Option<Vec<String>>>()?;
+        let title = c.str()?.to_string();
+        let full_title = c.str()?.to_string();
+        movies.push(Movie { raw_id, title, full_title, year: has_year.then_some(year), genres });
+    }
+    let n_tags = c.count(28)?;
+    let mut tags = Vec::with_capacity(n_tags);
+    for _ in 0..n_tags {
+        let (user_raw, movie_raw, timestamp) = (c.u64()?, c.u64()?, c.u64()? as i64);
+        tags.push(Tag { user_raw, movie_raw, timestamp, tag: c.str()?.to_string() });
+    }
+    let n_links = c.count(21)?;
+    let mut links = Vec::with_capacity(n_links);
+    for _ in 0..n_links {
+        let movie_raw = c.u64()?;
+        let has_tmdb = c.u8()? != 0;
+        let tmdb = c.u64()?;
+        let imdb_id = c.str()?.to_string();
+        links.push(Link { movie_raw, imdb_id, tmdb_id: has_tmdb.then_some(tmdb) });
+    }
+    c.bytes.is_empty().then(|| (Catalogue::with_extras(movies, tags, links), report))
 }
 
 fn invalid(path: &Path, problem: impl Into<String>) -> DataError {
     DataError::Cache { path: path.to_path_buf(), problem: problem.into() }
 }
 
-/// Byte sizes of the payload sections, in file order.
-fn section_sizes(n: u64, n_users: u64, n_movies: u64, flags: u32, meta_len: u64) -> Option<[u64; 8]> {
-    let rating_width = if flags & FLAG_RATING_CODES != 0 { 1 } else { 4 };
-    let time_width = if flags & FLAG_TIME_OFFSETS != 0 { 4 } else { 8 };
-    Some([
-        HEAD_LEN as u64,
-        n.checked_mul(4)?,
-        n.checked_mul(4)?,
-        n.checked_mul(rating_width)?,
-        n.checked_mul(time_width)?,
-        n_users.checked_mul(8)?,
-        n_movies.checked_mul(8)?,
-        meta_len,
-    ])
+/// Rounds up to a multiple of 8.
+fn padded(len: u64) -> Option<u64> {
+    len.checked_add(7).map(|l| l & !7)
 }
 
-/// The payload checksum: xxh3 over the sections' xxh3 digests (so sections hash in parallel).
+/// Where the sections lie in the file (byte ranges from the file start, padding excluded).
+#[derive(Debug)]
+struct SectionMap {
+    user_raws: (usize, usize),
+    movie_raws: (usize, usize),
+    runs: (usize, usize),
+    user: (usize, usize),
+    movie: (usize, usize),
+    rating: (usize, usize),
+    time: (usize, usize),
+    meta: (usize, usize),
+    /// End of the payload.
+    end: u64,
+}
+
+/// Lays the sections out after the header for the given counts and flags (None on overflow).
+fn section_map(
+    n: u64,
+    n_users: u64,
+    n_movies: u64,
+    n_runs: u64,
+    flags: u32,
+    meta: u64,
+) -> Option<SectionMap> {
+    let width = |flag: u32, narrow: u64, wide: u64| if flags & flag != 0 { narrow } else { wide };
+    let (runs_len, user_len) =
+        if flags & FLAG_USER_RUNS != 0 { (n_runs.checked_mul(8)?, 0) } else { (0, n.checked_mul(4)?) };
+    let lens = [
+        n_users.checked_mul(8)?,
+        n_movies.checked_mul(8)?,
+        runs_len,
+        user_len,
+        n.checked_mul(width(FLAG_MOVIE_U16, 2, 4))?,
+        n.checked_mul(width(FLAG_RATING_CODES, 1, 4))?,
+        n.checked_mul(width(FLAG_TIME_OFFSETS, 4, 8))?,
+        meta,
+    ];
+    let mut at = (HEADER_LEN + HEAD_LEN) as u64;
+    let mut ranges = [(0usize, 0usize); 8];
+    for (range, len) in ranges.iter_mut().zip(lens) {
+        let end = at.checked_add(len)?;
+        *range = (usize::try_from(at).ok()?, usize::try_from(end).ok()?);
+        at = padded(end)?;
+    }
+    let end = ranges[7].1 as u64;
+    let [user_raws, movie_raws, runs, user, movie, rating, time, meta] = ranges;
+    Some(SectionMap { user_raws, movie_raws, runs, user, movie, rating, time, meta, end })
+}
+
+/// Runs of equal consecutive values: `(values, lengths)`.
+fn runs_of(column: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let (mut values, mut lengths) = (Vec::new(), Vec::new());
+    for &x in column {
+        match (values.last(), lengths.last_mut()) {
+            (Some(&v), Some(len)) if v == x && *len < u32::MAX => *len += 1,
+            _ => {
+                values.push(x);
+                lengths.push(1);
+            }
+        }
+    }
+    (values, lengths)
+}
+
+/// The little-endian bytes of one column block (for hashing and writing).
+fn block_range(rows: std::ops::Range<usize>, width: usize) -> std::ops::Range<usize> {
+    rows.start * width..rows.end * width
+}
+
+/// The payload checksum: xxh3 over a list of section or block digests.
 fn combine(digests: &[u64]) -> u64 {
     let bytes: Vec<u8> = digests.iter().flat_map(|d| d.to_le_bytes()).collect();
     xxh3_64(&bytes)
 }
-
-const HEAD_LEN: usize = 40;
 
 /// Writes `ds` to a cache file at `path` (atomically: temporary file, then rename).
 pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), DataError> {
@@ -191,58 +402,113 @@ pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), Da
     let mut flags = 0;
     let rating_codes: Option<Vec<u8>> = r
         .rating
-        .iter()
+        .par_iter()
         .map(|&x| {
             let k = x * 2.0;
-            (k.fract() == 0.0 && (0.0..=255.0).contains(&k)).then_some(k as u8)
+            (k.fract() == 0.0 && (0.0..=255.0).contains(&k) && x.is_sign_positive()).then_some(k as u8)
         })
         .collect();
     if rating_codes.is_some() {
         flags |= FLAG_RATING_CODES;
     }
-    let t_base = r.timestamp.iter().copied().min().unwrap_or(0);
-    let t_max = r.timestamp.iter().copied().max().unwrap_or(0);
+    let t_base = r.timestamp.par_iter().copied().min().unwrap_or(0);
+    let t_max = r.timestamp.par_iter().copied().max().unwrap_or(0);
     let offsets = t_max.checked_sub(t_base).is_some_and(|span| span <= i64::from(u32::MAX));
     if offsets {
         flags |= FLAG_TIME_OFFSETS;
     }
-    let meta = serde_json::to_vec(&Meta { catalogue: ds.catalogue.clone(), report: ds.report.clone() })
-        .map_err(|e| invalid(path, e.to_string()))?;
-    let mut head = Vec::with_capacity(HEAD_LEN);
-    for v in [n as u64, ds.users.len() as u64, ds.movies.len() as u64, t_base as u64, meta.len() as u64] {
-        head.extend(v.to_le_bytes());
+    let (run_values, run_lengths) = runs_of(&r.user);
+    let use_runs = run_values.len() * 2 <= n;
+    if use_runs {
+        flags |= FLAG_USER_RUNS;
     }
-    let times: Vec<u8> = if offsets {
-        r.timestamp.iter().flat_map(|&t| ((t - t_base) as u32).to_le_bytes()).collect()
-    } else {
-        bytemuck::cast_slice(&r.timestamp).to_vec()
-    };
-    let sections: [&[u8]; 8] = [
-        &head,
-        bytemuck::cast_slice(&r.user),
-        bytemuck::cast_slice(&r.movie),
-        match &rating_codes {
-            Some(c) => c,
-            None => bytemuck::cast_slice(&r.rating),
+    let movies_u16 = ds.movies.len() <= 1 << 16;
+    if movies_u16 {
+        flags |= FLAG_MOVIE_U16;
+    }
+    let meta = encode_meta(&ds.catalogue, &ds.report).map_err(|e| invalid(path, e))?;
+    let n_runs = if use_runs { run_values.len() } else { 0 };
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    for v in [n, ds.users.len(), ds.movies.len(), t_base as usize, meta.len(), n_runs, 0, 0] {
+        head.extend((v as u64).to_le_bytes());
+    }
+    let (movie_bytes, time_bytes): (Vec<u8>, Vec<u8>) = rayon::join(
+        || {
+            if movies_u16 {
+                r.movie.iter().flat_map(|&m| (m as u16).to_le_bytes()).collect()
+            } else {
+                bytemuck::cast_slice(&r.movie).to_vec()
+            }
         },
-        &times,
+        || {
+            if offsets {
+                r.timestamp.iter().flat_map(|&t| ((t - t_base) as u32).to_le_bytes()).collect()
+            } else {
+                bytemuck::cast_slice(&r.timestamp).to_vec()
+            }
+        },
+    );
+    let runs: Vec<u8> = if use_runs {
+        let mut runs = bytemuck::cast_slice(&run_values).to_vec();
+        runs.extend_from_slice(bytemuck::cast_slice(&run_lengths));
+        runs
+    } else {
+        Vec::new()
+    };
+    let user_bytes: &[u8] = if use_runs { &[] } else { bytemuck::cast_slice(&r.user) };
+    let rating_bytes: &[u8] = match &rating_codes {
+        Some(c) => c,
+        None => bytemuck::cast_slice(&r.rating),
+    };
+    let columns: [(&[u8], usize); 4] = [
+        (user_bytes, if use_runs { 0 } else { 4 }),
+        (&movie_bytes, if movies_u16 { 2 } else { 4 }),
+        (rating_bytes, if rating_codes.is_some() { 1 } else { 4 }),
+        (&time_bytes, if offsets { 4 } else { 8 }),
+    ];
+    let mut digests = vec![
+        xxh3_64(&head),
+        xxh3_64(bytemuck::cast_slice(ds.users.raws())),
+        xxh3_64(bytemuck::cast_slice(ds.movies.raws())),
+        xxh3_64(&runs),
+    ];
+    let block_digests: Vec<[u64; 4]> = (0..n.div_ceil(BLOCK_ROWS))
+        .into_par_iter()
+        .map(|b| {
+            let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n);
+            columns.map(|(bytes, width)| xxh3_64(&bytes[block_range(rows.clone(), width)]))
+        })
+        .collect();
+    digests.extend(block_digests.iter().flatten());
+    digests.push(xxh3_64(&meta));
+    let sections: [&[u8]; 9] = [
+        &head,
         bytemuck::cast_slice(ds.users.raws()),
         bytemuck::cast_slice(ds.movies.raws()),
+        &runs,
+        user_bytes,
+        &movie_bytes,
+        rating_bytes,
+        &time_bytes,
         &meta,
     ];
-    let digests: Vec<u64> = sections.par_iter().map(|s| xxh3_64(s)).collect();
-    let len: u64 = sections.iter().map(|s| s.len() as u64).sum();
+    let payload_len: u64 = sections.iter().map(|s| padded(s.len() as u64).unwrap_or(u64::MAX)).sum::<u64>()
+        - (padded(meta.len() as u64).unwrap_or(0) - meta.len() as u64);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let mut f = std::io::BufWriter::with_capacity(4 << 20, File::create(&tmp)?);
         f.write_all(MAGIC)?;
         f.write_all(&FORMAT_VERSION.to_le_bytes())?;
         f.write_all(&flags.to_le_bytes())?;
         f.write_all(&fingerprint.to_le_bytes())?;
-        f.write_all(&len.to_le_bytes())?;
+        f.write_all(&payload_len.to_le_bytes())?;
         f.write_all(&combine(&digests).to_le_bytes())?;
-        for s in sections {
+        let last = sections.len() - 1;
+        for (i, s) in sections.iter().enumerate() {
             f.write_all(s)?;
+            if i != last {
+                f.write_all(&[0u8; 8][..(8 - s.len() % 8) % 8])?;
+            }
         }
         f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -260,47 +526,171 @@ fn le_u64(b: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// Plain-data column types whose zeroed vectors come straight from `alloc_zeroed` (fresh pages,
-/// no memset pass before the read overwrites them).
-trait Column: bytemuck::Pod {
-    fn zeroed_vec(n: usize) -> Vec<Self>;
+/// An empty column with room for `n` values, for the decoder to fill. Large ones are advised as
+/// transparent huge pages first: their pages are still untouched, so faulting them in costs one
+/// fault per 2 MiB instead of per 4 KiB (and freeing is as cheap). No zeroing pass: memory the
+/// allocator reuses is not cleared before the decoder overwrites it.
+fn fresh_column<T>(n: usize) -> Vec<T> {
+    let v = Vec::with_capacity(n);
+    advise_huge_pages(v.as_ptr() as usize, n * std::mem::size_of::<T>());
+    v
 }
 
-macro_rules! column {
-    ($($t:ty),*) => {$(
-        impl Column for $t {
-            fn zeroed_vec(n: usize) -> Vec<Self> {
-                vec![0 as $t; n]
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(addr: usize, len: usize) {
+    const PAGE: usize = 4096;
+    if len < 2 << 20 {
+        return;
+    }
+    let start = addr.next_multiple_of(PAGE);
+    let end = (addr + len) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: [start, end) is a page-aligned range inside a live allocation of `len` bytes
+        // at `addr`. MADV_HUGEPAGE only tells the kernel how to back those pages; it never
+        // changes their contents or validity (a failure is ignored: the pages stay 4 KiB).
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_addr: usize, _len: usize) {}
+
+/// Writes `convert(src[i])` to every `out[i]`, or `T::default()` everywhere when `src` is
+/// missing or the wrong length (the checksum then rejects the file). Every element of `out`
+/// is written on every path.
+fn fill_column<S: Copy, T: Copy + Default>(
+    out: &mut [MaybeUninit<T>],
+    src: Option<&[S]>,
+    mut convert: impl FnMut(S) -> T,
+) {
+    match src {
+        Some(src) if src.len() == out.len() => {
+            for (o, &x) in out.iter_mut().zip(src) {
+                o.write(convert(x));
             }
         }
-    )*};
+        _ => {
+            for o in out {
+                o.write(T::default());
+            }
+        }
+    }
 }
-column!(u8, u32, u64, i64, f32);
 
-/// Reads one section at `offset` into a vector of `T`; returns it with its xxh3.
-fn read_section<T: Column>(
-    file: &File,
+/// A section of the map as a slice of `T` (an error when misaligned).
+fn typed<'a, T: bytemuck::Pod>(
+    map: &'a [u8],
+    range: (usize, usize),
     path: &Path,
-    offset: u64,
-    bytes: u64,
-) -> Result<(Vec<T>, u64), DataError> {
-    let size = std::mem::size_of::<T>() as u64;
-    let mut v = T::zeroed_vec((bytes / size) as usize);
-    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
-    file.read_exact_at(buf, offset).map_err(|_| invalid(path, "truncated payload"))?;
-    let digest = xxh3_64(buf);
-    Ok((v, digest))
+) -> Result<&'a [T], DataError> {
+    bytemuck::try_cast_slice(&map[range.0..range.1]).map_err(|_| invalid(path, "misaligned section"))
+}
+
+/// What one decoded block saw: the digests of its column slices and the largest indices.
+struct BlockResult {
+    digests: [u64; 4],
+    max_user: u32,
+    max_movie: u32,
+}
+
+/// The encoded columns of a cache file, borrowed from the map.
+struct Encoded<'a> {
+    run_values: &'a [u32],
+    run_ends: Vec<u64>,
+    user: &'a [u8],
+    movie: &'a [u8],
+    rating: &'a [u8],
+    time: &'a [u8],
+    flags: u32,
+    t_base: i64,
+}
+
+impl Encoded<'_> {
+    /// Hashes and decodes rows `first..first + user.len()` into the output slices, writing every
+    /// element of each.
+    fn decode_block(
+        &self,
+        first: usize,
+        user: &mut [MaybeUninit<u32>],
+        movie: &mut [MaybeUninit<u32>],
+        rating: &mut [MaybeUninit<f32>],
+        time: &mut [MaybeUninit<i64>],
+    ) -> BlockResult {
+        let rows = first..first + user.len();
+        let has = |flag: u32| self.flags & flag != 0;
+        let user_bytes = if has(FLAG_USER_RUNS) { &[][..] } else { &self.user[block_range(rows.clone(), 4)] };
+        let movie_bytes = &self.movie[block_range(rows.clone(), if has(FLAG_MOVIE_U16) { 2 } else { 4 })];
+        let rating_bytes =
+            &self.rating[block_range(rows.clone(), if has(FLAG_RATING_CODES) { 1 } else { 4 })];
+        let time_bytes = &self.time[block_range(rows.clone(), if has(FLAG_TIME_OFFSETS) { 4 } else { 8 })];
+        let digests = [user_bytes, movie_bytes, rating_bytes, time_bytes].map(xxh3_64);
+        // Sections start at multiples of 8 in a page-aligned map, so the casts cannot fail; were
+        // they to, the block decodes to zeros and the checksum still decides.
+        let (mut max_user, mut max_movie) = (0u32, 0u32);
+        if has(FLAG_USER_RUNS) {
+            // The run holding row `first`, then fill run by run (run values are range-checked
+            // once for the whole file).
+            let mut run = self.run_ends.partition_point(|&end| end <= first as u64);
+            let mut at = 0;
+            while at < user.len() && run < self.run_values.len() {
+                let end = ((self.run_ends[run] as usize).saturating_sub(first)).min(user.len());
+                for o in &mut user[at..end] {
+                    o.write(self.run_values[run]);
+                }
+                at = end;
+                run += 1;
+            }
+            fill_column::<u32, u32>(&mut user[at..], None, |x| x);
+        } else {
+            fill_column(user, bytemuck::try_cast_slice::<u8, u32>(user_bytes).ok(), |u| {
+                max_user = max_user.max(u);
+                u
+            });
+        }
+        if has(FLAG_MOVIE_U16) {
+            let mut max = 0u16;
+            fill_column(movie, bytemuck::try_cast_slice::<u8, u16>(movie_bytes).ok(), |m| {
+                max = max.max(m);
+                u32::from(m)
+            });
+            max_movie = u32::from(max);
+        } else {
+            fill_column(movie, bytemuck::try_cast_slice::<u8, u32>(movie_bytes).ok(), |m| {
+                max_movie = max_movie.max(m);
+                m
+            });
+        }
+        if has(FLAG_RATING_CODES) {
+            fill_column(rating, Some(rating_bytes), |c| f32::from(c) * 0.5);
+        } else {
+            fill_column(rating, bytemuck::try_cast_slice::<u8, f32>(rating_bytes).ok(), |r| r);
+        }
+        if has(FLAG_TIME_OFFSETS) {
+            fill_column(time, bytemuck::try_cast_slice::<u8, u32>(time_bytes).ok(), |t| {
+                self.t_base + i64::from(t)
+            });
+        } else {
+            fill_column(time, bytemuck::try_cast_slice::<u8, i64>(time_bytes).ok(), |t| t);
+        }
+        BlockResult { digests, max_user, max_movie }
+    }
 }
 
 /// Reads a cache file, checking magic, version, fingerprint, lengths, checksum and index ranges.
-/// Sections are read and hashed in parallel.
 pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
-    let mut header = [0u8; HEADER_LEN + HEAD_LEN];
-    file.read_exact_at(&mut header, 0).map_err(|_| invalid(path, "truncated header"))?;
-    let u32_at = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-    if &header[..8] != MAGIC {
+    // SAFETY: cache files are only ever replaced by renaming a finished file over them, never
+    // written or truncated in place, so the mapped bytes do not change while the map lives.
+    // Every byte read from the map is validated (lengths, checksum, ranges) before it is trusted.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DataError::io(path, e))?;
+    let bytes: &[u8] = &map;
+    if bytes.len() < HEADER_LEN + HEAD_LEN {
+        return Err(invalid(path, "truncated header"));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    if &bytes[..8] != MAGIC {
         return Err(invalid(path, "not a reelvec cache file"));
     }
     if u32_at(8) != FORMAT_VERSION {
@@ -310,93 +700,96 @@ pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
         ));
     }
     let flags = u32_at(12);
-    if le_u64(&header, 16) != fingerprint {
+    if le_u64(bytes, 16) != fingerprint {
         return Err(invalid(path, "stale: the source changed"));
     }
-    let payload_len = le_u64(&header, 24);
-    let checksum = le_u64(&header, 32);
-    if file_len != HEADER_LEN as u64 + payload_len {
+    let payload_len = le_u64(bytes, 24);
+    let checksum = le_u64(bytes, 32);
+    if bytes.len() as u64 != HEADER_LEN as u64 + payload_len {
         return Err(invalid(path, "truncated payload"));
     }
-    let head = &header[HEADER_LEN..];
+    let head = &bytes[HEADER_LEN..HEADER_LEN + HEAD_LEN];
     let (n, n_users, n_movies) = (le_u64(head, 0), le_u64(head, 8), le_u64(head, 16));
-    let (t_base, meta_len) = (le_u64(head, 24) as i64, le_u64(head, 32));
-    let sizes = section_sizes(n, n_users, n_movies, flags, meta_len)
-        .filter(|s| s.iter().try_fold(0u64, |a, &b| a.checked_add(b)) == Some(payload_len))
+    let (t_base, meta_len, n_runs) = (le_u64(head, 24) as i64, le_u64(head, 32), le_u64(head, 40));
+    let sections = section_map(n, n_users, n_movies, n_runs, flags, meta_len)
+        .filter(|s| s.end == bytes.len() as u64 && n_users <= 1 << 32 && n_movies <= 1 << 32)
         .ok_or_else(|| invalid(path, "section lengths do not add up"))?;
-    let mut offsets = [0u64; 8];
-    let mut at = HEADER_LEN as u64;
-    for (o, s) in offsets.iter_mut().zip(sizes) {
-        *o = at;
-        at += s;
+    let n = n as usize;
+    let user_raws: &[u64] = typed(bytes, sections.user_raws, path)?;
+    let movie_raws: &[u64] = typed(bytes, sections.movie_raws, path)?;
+    let runs: &[u32] = typed(bytes, sections.runs, path)?;
+    let (run_values, run_lengths) = runs.split_at(runs.len() / 2);
+    let mut run_ends = Vec::with_capacity(run_lengths.len());
+    let mut total = 0u64;
+    for &len in run_lengths {
+        total += u64::from(len);
+        run_ends.push(total);
     }
-    let head_digest = xxh3_64(head);
-    let f = &file;
-    let in_range = |v: &[u32], limit: u64| v.iter().all(|&x| u64::from(x) < limit);
-    let ((users_col, movies_col), ((ratings_col, times_col), raws_meta)) = rayon::join(
-        || {
-            rayon::join(
-                || read_section::<u32>(f, path, offsets[1], sizes[1]),
-                || read_section::<u32>(f, path, offsets[2], sizes[2]),
-            )
-        },
-        || {
-            rayon::join(
-                || {
-                    rayon::join(
-                        || -> Result<(Vec<f32>, u64), DataError> {
-                            if flags & FLAG_RATING_CODES != 0 {
-                                let (codes, d) = read_section::<u8>(f, path, offsets[3], sizes[3])?;
-                                Ok((codes.iter().map(|&c| f32::from(c) / 2.0).collect(), d))
-                            } else {
-                                read_section::<f32>(f, path, offsets[3], sizes[3])
-                            }
-                        },
-                        || -> Result<(Vec<i64>, u64), DataError> {
-                            if flags & FLAG_TIME_OFFSETS != 0 {
-                                let (offs, d) = read_section::<u32>(f, path, offsets[4], sizes[4])?;
-                                Ok((offs.iter().map(|&o| t_base + i64::from(o)).collect(), d))
-                            } else {
-                                read_section::<i64>(f, path, offsets[4], sizes[4])
-                            }
-                        },
-                    )
-                },
-                || -> Result<_, DataError> {
-                    let (users, du) = read_section::<u64>(f, path, offsets[5], sizes[5])?;
-                    let (movies, dm) = read_section::<u64>(f, path, offsets[6], sizes[6])?;
-                    let (meta, dmeta) = read_section::<u8>(f, path, offsets[7], sizes[7])?;
-                    Ok((users, du, movies, dm, meta, dmeta))
-                },
-            )
-        },
-    );
-    let (user, d_user) = users_col?;
-    let (movie, d_movie) = movies_col?;
-    let (rating, d_rating) = ratings_col?;
-    let (timestamp, d_time) = times_col?;
-    let (users, d_users, movies, d_movies, meta, d_meta) = raws_meta?;
-    if combine(&[head_digest, d_user, d_movie, d_rating, d_time, d_users, d_movies, d_meta]) != checksum {
+    if flags & FLAG_USER_RUNS != 0 && total != n as u64 {
+        return Err(invalid(path, "user runs do not cover the rows"));
+    }
+    let encoded = Encoded {
+        run_values,
+        run_ends,
+        user: &bytes[sections.user.0..sections.user.1],
+        movie: &bytes[sections.movie.0..sections.movie.1],
+        rating: &bytes[sections.rating.0..sections.rating.1],
+        time: &bytes[sections.time.0..sections.time.1],
+        flags,
+        t_base,
+    };
+    let meta_bytes = &bytes[sections.meta.0..sections.meta.1];
+    let head_digests = [
+        xxh3_64(head),
+        xxh3_64(bytemuck::cast_slice(user_raws)),
+        xxh3_64(bytemuck::cast_slice(movie_raws)),
+        xxh3_64(bytemuck::cast_slice(runs)),
+    ];
+
+    let decode = || {
+        let (mut user, mut movie) = (fresh_column::<u32>(n), fresh_column::<u32>(n));
+        let (mut rating, mut time) = (fresh_column::<f32>(n), fresh_column::<i64>(n));
+        let blocks: Vec<BlockResult> = user.spare_capacity_mut()[..n]
+            .par_chunks_mut(BLOCK_ROWS)
+            .zip(movie.spare_capacity_mut()[..n].par_chunks_mut(BLOCK_ROWS))
+            .zip(rating.spare_capacity_mut()[..n].par_chunks_mut(BLOCK_ROWS))
+            .zip(time.spare_capacity_mut()[..n].par_chunks_mut(BLOCK_ROWS))
+            .enumerate()
+            .map(|(b, (((u, m), r), t))| encoded.decode_block(b * BLOCK_ROWS, u, m, r, t))
+            .collect();
+        // SAFETY: the four chunk iterators cover elements 0..n of each column, and decode_block
+        // writes every element of every chunk it is given (each column on every path).
+        unsafe {
+            user.set_len(n);
+            movie.set_len(n);
+            rating.set_len(n);
+            time.set_len(n);
+        }
+        (Ratings { user, movie, rating, timestamp: time }, blocks)
+    };
+    let rest = || {
+        let meta = decode_meta(meta_bytes);
+        let (users, movies) = rayon::join(
+            || IdMap::from_dense_order(user_raws.to_vec()),
+            || IdMap::from_dense_order(movie_raws.to_vec()),
+        );
+        (xxh3_64(meta_bytes), meta, users, movies)
+    };
+    let ((ratings, blocks), (meta_digest, meta, users, movies)) = rayon::join(decode, rest);
+    let mut digests = head_digests.to_vec();
+    digests.extend(blocks.iter().flat_map(|b| b.digests));
+    digests.push(meta_digest);
+    if combine(&digests) != checksum {
         return Err(invalid(path, "checksum mismatch (corrupted)"));
     }
-    let (ok, (meta, (users, movies))) = rayon::join(
-        || in_range(&user, n_users) && in_range(&movie, n_movies),
-        || {
-            rayon::join(
-                || serde_json::from_slice::<Meta>(&meta),
-                || rayon::join(|| IdMap::from_dense_order(users), || IdMap::from_dense_order(movies)),
-            )
-        },
-    );
-    if !ok {
+    let max_user = blocks.iter().map(|b| b.max_user).chain(run_values.iter().copied()).max().unwrap_or(0);
+    let max_movie = blocks.iter().map(|b| b.max_movie).max().unwrap_or(0);
+    if n > 0 && (u64::from(max_user) >= n_users || u64::from(max_movie) >= n_movies) {
         return Err(invalid(path, "index out of range"));
     }
-    let meta = meta.map_err(|e| invalid(path, e.to_string()))?;
-    let mut catalogue = meta.catalogue;
-    catalogue.rebuild_index();
-    let mut report = meta.report;
+    let (catalogue, mut report) = meta.ok_or_else(|| invalid(path, "malformed catalogue section"))?;
     report.from_cache = true;
-    Ok(Dataset { ratings: Ratings { user, movie, rating, timestamp }, users, movies, catalogue, report })
+    Ok(Dataset { ratings, users, movies, catalogue, report })
 }
 
 #[cfg(test)]
@@ -429,6 +822,93 @@ mod tests {
         write_cache(&p, 7, &ds).unwrap();
         assert_eq!(read_cache(&p, 7).unwrap(), ds);
         assert!(matches!(read_cache(&p, 8), Err(DataError::Cache { .. })));
+    }
+
+    #[test]
+    fn catalogue_section_round_trips_and_rejects_truncation() {
+        let movie = |raw_id, title: &str, year, genres: &[&str]| Movie {
+            raw_id,
+            title: title.into(),
+            full_title: match year {
+                Some(y) => format!("{title} ({y})"),
+                None => title.into(),
+            },
+            year,
+            genres: genres.iter().map(|g| g.to_string()).collect(),
+        };
+        let catalogue = Catalogue::with_extras(
+            vec![
+                movie(1, "Amélie, \"Le\" fabuleux | destin", Some(2001), &["Comedy", "Romance"]),
+                movie(1 << 40, "", None, &[]),
+                movie(7, "東京物語", Some(1953), &["Drama", "Comedy"]),
+            ],
+            vec![Tag { user_raw: 3, movie_raw: 7, tag: "slow, quiet".into(), timestamp: -17 }],
+            vec![
+                Link { movie_raw: 1, imdb_id: "0211915".into(), tmdb_id: Some(194) },
+                Link { movie_raw: 7, imdb_id: "0046438".into(), tmdb_id: None },
+            ],
+        );
+        let report = LoadReport {
+            layout: "ml-latest".into(),
+            rows_read: 9,
+            duplicates_dropped: 2,
+            ..Default::default()
+        };
+        let bytes = encode_meta(&catalogue, &report).unwrap();
+        let (back, back_report) = decode_meta(&bytes).unwrap();
+        assert_eq!(back, catalogue);
+        assert_eq!(back.get(1 << 40).unwrap().year, None);
+        assert_eq!(back_report, report);
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(decode_meta(&bytes[..cut]).is_none(), "{cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_meta(&longer).is_none());
+    }
+
+    /// Rows spanning several checksum blocks, with or without user runs and u16 movie codes.
+    fn big(n: usize, n_movies: u64, grouped: bool) -> Dataset {
+        let user: Vec<u64> =
+            (0..n as u64).map(|i| if grouped { i / 97 } else { (i * 7919) % 1013 } + 10).collect();
+        let movie: Vec<u64> = (0..n as u64).map(|i| (i * 104_729) % n_movies + 1).collect();
+        let raw = crate::parse::RawRatings {
+            rating: (0..n).map(|i| (i % 10 + 1) as f32 / 2.0).collect(),
+            timestamp: (0..n as i64).map(|i| 1_000_000_000 + i * 37).collect(),
+            user,
+            movie,
+        };
+        crate::assemble::assemble(vec![raw], Catalogue::default(), false, "ml-latest")
+    }
+
+    #[test]
+    fn multi_block_round_trips_for_every_column_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.rvc");
+        let n = 2 * BLOCK_ROWS + 5;
+        for (n_movies, grouped, flags) in [
+            (5_000, true, FLAG_USER_RUNS | FLAG_MOVIE_U16),
+            (70_000, false, 0),
+            (70_000, true, FLAG_USER_RUNS),
+        ] {
+            let mut ds = big(n, n_movies, grouped);
+            assert_eq!(ds.movies.len() > 1 << 16, n_movies > 1 << 16);
+            write_cache(&p, 3, &ds).unwrap();
+            let written = std::fs::read(&p).unwrap();
+            let found = u32::from_le_bytes(written[12..16].try_into().unwrap());
+            assert_eq!(found, flags | FLAG_RATING_CODES | FLAG_TIME_OFFSETS);
+            ds.report.from_cache = true;
+            let back = read_cache(&p, 3).unwrap();
+            assert_eq!(back, ds);
+            assert_eq!(back.movies.dense(ds.movies.raw(7).unwrap()), Some(7));
+            // A flipped byte in a column is caught.
+            let mut bad = written.clone();
+            let movie_end = HEADER_LEN + HEAD_LEN + 8 * (ds.users.len() + ds.movies.len());
+            let at = bad.len() - 4 * n - 2 * 8; // inside the time column
+            bad[at.max(movie_end)] ^= 1;
+            std::fs::write(&p, &bad).unwrap();
+            assert!(read_cache(&p, 3).unwrap_err().to_string().contains("checksum"));
+        }
     }
 
     #[test]

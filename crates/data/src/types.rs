@@ -31,11 +31,41 @@ impl Ratings {
 }
 
 /// A bijection between raw ids (as written in the source files) and dense indices `0..n`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// The raw -> dense direction is a direct table (`table[raw]`, `u32::MAX` for absent ids) when
+/// the raw ids are small and dense enough (every MovieLens release: ids `1..~200k`), otherwise a
+/// hash map. Two maps are equal when their raw ids in dense order are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IdMap {
     dense_to_raw: Vec<u64>,
     #[serde(skip)]
-    raw_to_dense: HashMap<u64, u32>,
+    raw_to_dense: RawIndex,
+}
+
+/// The raw -> dense direction of an [`IdMap`].
+#[derive(Debug, Clone)]
+enum RawIndex {
+    /// `table[raw]` is the dense index (`u32::MAX`: absent).
+    Direct(Vec<u32>),
+    /// Sparse or huge raw ids.
+    Hash(HashMap<u64, u32>),
+}
+
+impl Default for RawIndex {
+    fn default() -> Self {
+        RawIndex::Direct(Vec::new())
+    }
+}
+
+/// Largest direct table (entries) for `n` ids: a few times `n`, never above 2^28.
+fn direct_limit(n: usize) -> u64 {
+    ((4 * n as u64) + 4096).min(1 << 28)
+}
+
+impl PartialEq for IdMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.dense_to_raw == other.dense_to_raw
+    }
 }
 
 impl IdMap {
@@ -43,17 +73,49 @@ impl IdMap {
     ///
     /// Duplicate raw ids keep their first index.
     pub fn from_dense_order(raws: Vec<u64>) -> Self {
-        let mut raw_to_dense = HashMap::with_capacity(raws.len());
-        for (i, &raw) in raws.iter().enumerate() {
-            raw_to_dense.entry(raw).or_insert(i as u32);
-        }
+        let max = raws.iter().copied().max().unwrap_or(0);
+        let raw_to_dense = if max < direct_limit(raws.len()) {
+            let mut table = vec![u32::MAX; if raws.is_empty() { 0 } else { max as usize + 1 }];
+            for (i, &raw) in raws.iter().enumerate().rev() {
+                table[raw as usize] = i as u32;
+            }
+            RawIndex::Direct(table)
+        } else {
+            let mut map = HashMap::with_capacity(raws.len());
+            for (i, &raw) in raws.iter().enumerate() {
+                map.entry(raw).or_insert(i as u32);
+            }
+            RawIndex::Hash(map)
+        };
         Self { dense_to_raw: raws, raw_to_dense }
     }
 
     /// Returns the dense index of `raw`, inserting it at the end when new.
     pub fn intern(&mut self, raw: u64) -> u32 {
         let next = self.dense_to_raw.len() as u32;
-        let idx = *self.raw_to_dense.entry(raw).or_insert(next);
+        let limit = direct_limit(self.dense_to_raw.len() + 1);
+        let idx = match &mut self.raw_to_dense {
+            RawIndex::Direct(table) if raw < limit => {
+                if raw as usize >= table.len() {
+                    table.resize(raw as usize + 1, u32::MAX);
+                }
+                let slot = &mut table[raw as usize];
+                if *slot == u32::MAX {
+                    *slot = next;
+                }
+                *slot
+            }
+            RawIndex::Direct(_) => {
+                let mut map: HashMap<u64, u32> = HashMap::with_capacity(self.dense_to_raw.len() + 1);
+                for (i, &r) in self.dense_to_raw.iter().enumerate() {
+                    map.entry(r).or_insert(i as u32);
+                }
+                let idx = *map.entry(raw).or_insert(next);
+                self.raw_to_dense = RawIndex::Hash(map);
+                idx
+            }
+            RawIndex::Hash(map) => *map.entry(raw).or_insert(next),
+        };
         if idx == next {
             self.dense_to_raw.push(raw);
         }
@@ -62,7 +124,12 @@ impl IdMap {
 
     /// Dense index of a raw id.
     pub fn dense(&self, raw: u64) -> Option<u32> {
-        self.raw_to_dense.get(&raw).copied()
+        match &self.raw_to_dense {
+            RawIndex::Direct(table) => {
+                usize::try_from(raw).ok().and_then(|r| table.get(r)).copied().filter(|&d| d != u32::MAX)
+            }
+            RawIndex::Hash(map) => map.get(&raw).copied(),
+        }
     }
 
     /// Raw id of a dense index.
@@ -241,5 +308,42 @@ impl Dataset {
             Some(m) => m.full_title.clone(),
             None => format!("movie {}", self.movies.raw(dense).unwrap_or(u64::MAX)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_maps_agree_between_direct_table_and_hash_map() {
+        // Small ids: direct table; one huge id: hash map. Duplicates keep the first index.
+        for raws in [vec![5u64, 1, 9, 1, 0], vec![5, 1, 1 << 40, 1, 0]] {
+            let map = IdMap::from_dense_order(raws.clone());
+            assert!(matches!(map.raw_to_dense, RawIndex::Direct(_)) == (raws[2] == 9));
+            assert_eq!(map.dense(5), Some(0));
+            assert_eq!(map.dense(1), Some(1));
+            assert_eq!(map.dense(raws[2]), Some(2));
+            assert_eq!(map.dense(0), Some(4));
+            assert_eq!(map.dense(2), None);
+            assert_eq!(map.dense(u64::MAX), None);
+            assert_eq!(map.raw(3), Some(1));
+            assert_eq!(map.len(), 5);
+        }
+        // Interning grows the table, then switches to a hash map at a far-away id.
+        let mut map = IdMap::default();
+        assert_eq!(map.dense(0), None);
+        assert_eq!((map.intern(3), map.intern(100), map.intern(3)), (0, 1, 0));
+        assert!(matches!(map.raw_to_dense, RawIndex::Direct(_)));
+        assert_eq!(map.intern(1 << 35), 2);
+        assert!(matches!(map.raw_to_dense, RawIndex::Hash(_)));
+        assert_eq!((map.intern(100), map.intern(7)), (1, 3));
+        assert_eq!(map.raws(), &[3, 100, 1 << 35, 7]);
+        assert_eq!(map.dense(1 << 35), Some(2));
+        // Equality ignores how the reverse direction is stored.
+        assert_eq!(map, IdMap::from_dense_order(vec![3, 100, 1 << 35, 7]));
+        let mut rebuilt = IdMap { dense_to_raw: vec![3, 100], raw_to_dense: RawIndex::default() };
+        rebuilt.rebuild_index();
+        assert_eq!(rebuilt.dense(100), Some(1));
     }
 }
