@@ -1,0 +1,396 @@
+//! item2vec's GPU suite: the device full-softmax objective against its CPU twin (one batch's
+//! loss and gradients, validation metrics, P0's per-epoch losses), and the Hogwild SGNS kernel
+//! (pair counts against the host, loss going down, franchise neighbours on the Small preset as
+//! on the CPU). Every test skips with a message when no CUDA device answers. The ignored test
+//! `timing_p0_and_sgns` prints P0 notebook-size epoch times and SGNS pairs/s at ml-25m scale.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use reelvec_data::synth::{generate, Preset, SynthConfig};
+use reelvec_engine::gpu::{self, Gpu, GpuGrads, GpuParams};
+use reelvec_engine::{Device, EarlyStopping, Grads, ParamStore, Trainer};
+use reelvec_models::item2vec::gpu::{
+    bench_sgns_with, train_sgns, GpuItem2VecObjective, GpuSgns, SgnsConfig, SgnsCorpus,
+};
+use reelvec_models::item2vec::{
+    Architecture, ContextReduce, Examples, Item2Vec, Item2VecConfig, Item2VecObjective, Item2VecTables,
+};
+use reelvec_models::pipelines::p0_cbow::{self, Config};
+use reelvec_models::ItemEmbeddings;
+
+fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
+    if !gpu::available() {
+        eprintln!("skipped {test}: no CUDA device");
+        return None;
+    }
+    Some(Gpu::shared(0).expect("a CUDA device answered the probe but could not be opened"))
+}
+
+/// Random sequences over `vocab` tokens with a skewed (roughly power-law) token distribution.
+fn random_sequences(seed: u64, n: usize, vocab: u32, len: std::ops::RangeInclusive<usize>) -> Vec<Vec<u32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let l = rng.random_range(len.clone());
+            (0..l).map(|_| ((vocab as f64) * rng.random::<f64>().powi(2)) as u32 % vocab).collect()
+        })
+        .collect()
+}
+
+/// Largest |a - b| over a table, relative to the table's largest |a|.
+fn table_error(cpu: &[f32], dev: &[f32]) -> f64 {
+    let scale = cpu.iter().fold(0.0f64, |m, &x| m.max(x.abs() as f64)).max(1e-30);
+    cpu.iter().zip(dev).map(|(&a, &b)| (a as f64 - b as f64).abs()).fold(0.0, f64::max) / scale
+}
+
+/// One batch on both devices: loss sum, count, every gradient table and the embedding flags.
+fn batch_parity(config: Item2VecConfig, chunk_rows: usize, test: &str) {
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let vocab = 50;
+    let seqs = random_sequences(1, 40, vocab as u32, 3..=30);
+    let ex = Examples::build(&seqs, config.window, config.drop_ends);
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 3).unwrap();
+    let cpu = Item2VecObjective::new(config, tables, vocab, ex.clone(), None, 0).unwrap().with_lanes(1);
+    let units: Vec<u32> = vec![3, 17, 5, 0, 22, 39, 11, 8, 30, 31];
+    let mut cpu_grads = Grads::zeros_like(&params);
+    let (cpu_sum, cpu_count) = cpu.batch_loss_and_grad(&params, &units, 0, Some(&mut cpu_grads));
+
+    let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, vocab, &ex, None)
+        .unwrap()
+        .with_chunk_rows(chunk_rows);
+    let dev_params = GpuParams::upload(&gpu, &params).unwrap();
+    let mut grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
+    let dev_units = gpu.upload(&units, "units").unwrap();
+    let mut loss = gpu.zeros::<f64>(1, "loss").unwrap();
+    let count = obj
+        .enqueue_units(
+            &gpu,
+            &dev_params,
+            Some(&mut grads),
+            &dev_units.slice(..),
+            &units,
+            &mut loss.slice_mut(..),
+        )
+        .unwrap();
+    let sum = gpu.download(&loss, 1, "loss").unwrap()[0];
+    assert_eq!(count, cpu_count, "{test}: loss count");
+    let loss_err = (sum - cpu_sum).abs() / cpu_sum.abs();
+    // The loss sum differs only by exp/log rounding and summation order: 1e-5 relative.
+    assert!(loss_err < 1e-5, "{test}: loss {sum} vs CPU {cpu_sum} (relative {loss_err:.2e})");
+    let mut worst = 0.0f64;
+    for (i, (host, dev)) in cpu_grads.tables().iter().zip(grads.tables()).enumerate() {
+        let g = gpu.download(&dev.data, dev.rows * dev.cols, "gradient").unwrap();
+        let err = table_error(&host.data, &g);
+        worst = worst.max(err);
+        // cuBLAS and the atomics sum up to a few hundred f32 terms in another order than the
+        // CPU's blocked products: errors of order sqrt(n) * 6e-8 * max|term|, so 2e-5 of the
+        // table's largest gradient bounds them with room.
+        assert!(err < 2e-5, "{test}: table {i} gradient error {err:.2e} of its max");
+        if i == tables.embedding.0 {
+            let flags = gpu.download(&dev.touched, dev.rows, "flags").unwrap();
+            let expected: Vec<u32> = host.touched_mask().iter().map(|&t| u32::from(t)).collect();
+            assert_eq!(flags, expected, "{test}: touched embedding rows");
+        }
+    }
+    eprintln!("{test}: loss relative error {loss_err:.2e}, worst gradient error {worst:.2e} of table max");
+}
+
+fn softmax_config(architecture: Architecture, context: ContextReduce, window: usize) -> Item2VecConfig {
+    Item2VecConfig { architecture, context, window, dim: 20, ..Item2VecConfig::default() }
+}
+
+#[test]
+fn cbow_sum_batch_matches_the_cpu() {
+    batch_parity(softmax_config(Architecture::Cbow, ContextReduce::Sum, 1), 1 << 20, "cbow_sum_batch");
+}
+
+#[test]
+fn cbow_mean_chunked_batch_matches_the_cpu() {
+    batch_parity(softmax_config(Architecture::Cbow, ContextReduce::Mean, 2), 37, "cbow_mean_chunked_batch");
+}
+
+#[test]
+fn skipgram_softmax_batch_matches_the_cpu() {
+    let mut c = softmax_config(Architecture::Skipgram, ContextReduce::Sum, 2);
+    c.drop_ends = false;
+    batch_parity(c, 53, "skipgram_softmax_batch");
+}
+
+#[test]
+fn cbow_validation_metrics_match_the_cpu_model() {
+    let Some(gpu) = gpu_or_skip("cbow_validation_metrics") else { return };
+    let vocab = 60;
+    let config = softmax_config(Architecture::Cbow, ContextReduce::Sum, 1);
+    let train = Examples::build(&random_sequences(2, 20, vocab as u32, 5..=20), 1, true);
+    let val = Examples::build(&random_sequences(3, 300, vocab as u32, 5..=40), 1, true);
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 4).unwrap();
+    let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, vocab, &train, Some(&val)).unwrap();
+    let dev_params = GpuParams::upload(&gpu, &params).unwrap();
+    let dev = obj.validation_metrics(&gpu, &dev_params).unwrap().unwrap();
+    let cpu = Item2Vec::new(config, params).unwrap().rank_metrics(&val);
+    assert_eq!(dev.examples, cpu.examples);
+    let ce_err = (dev.cross_entropy - cpu.cross_entropy).abs() / cpu.cross_entropy;
+    assert!(ce_err < 1e-5, "CE {} vs {}", dev.cross_entropy, cpu.cross_entropy);
+    // A near-tie may order differently under other rounding: allow two examples of slack.
+    let slack = 2.0 / cpu.examples as f64;
+    assert!((dev.accuracy_at_1 - cpu.accuracy_at_1).abs() <= slack, "{dev:?} vs {cpu:?}");
+    assert!((dev.hit_at_10 - cpu.hit_at_10).abs() <= slack, "{dev:?} vs {cpu:?}");
+    eprintln!("validation: GPU {dev:?}\n            CPU {cpu:?}");
+}
+
+fn small_franchise_data() -> reelvec_data::synth::SynthData {
+    generate(&SynthConfig {
+        n_users: 400,
+        n_movies: 150,
+        mean_ratings_per_user: 30.0,
+        min_ratings_per_user: 10,
+        n_franchises: 10,
+        ..Preset::Small.config()
+    })
+}
+
+#[test]
+fn p0_epoch_losses_match_the_cpu() {
+    let Some(_gpu) = gpu_or_skip("p0_epoch_losses_match_the_cpu") else { return };
+    let data = small_franchise_data();
+    let mut config = Config { top_movies: 50, min_user_ratings: 10, ..Config::default() };
+    config.train.quiet = true;
+    config.train.epochs = 6;
+    config.train.early_stopping = Some(EarlyStopping { min_epochs: 6, patience: 3 });
+    let cpu = p0_cbow::run_on(&data.dataset, &config, Device::Cpu).unwrap();
+    let dev = p0_cbow::run_on(&data.dataset, &config, Device::Cuda(0)).unwrap();
+    assert_eq!(cpu.history.epochs.len(), dev.history.epochs.len());
+    let mut worst = 0.0f64;
+    for (c, d) in cpu.history.epochs.iter().zip(&dev.history.epochs) {
+        let rel = |a: f64, b: f64| (a - b).abs() / a.abs();
+        let (t, v) = (rel(c.train_loss, d.train_loss), rel(c.val_loss.unwrap(), d.val_loss.unwrap()));
+        eprintln!(
+            "epoch {}: train CPU {:.6} GPU {:.6} ({t:.1e}); val CPU {:.6} GPU {:.6} ({v:.1e}); {:.4}s vs {:.4}s",
+            c.epoch + 1,
+            c.train_loss,
+            d.train_loss,
+            c.val_loss.unwrap(),
+            d.val_loss.unwrap(),
+            c.seconds,
+            d.seconds
+        );
+        worst = worst.max(t).max(v);
+    }
+    // Gradients agree to ~1e-6 of their scale per step (test above); Adam divides by sqrt(v),
+    // so a gradient component near zero may step differently, and the differences compound over
+    // the run's few hundred steps. 5e-4 relative on the per-epoch mean losses bounds that.
+    assert!(worst < 5e-4, "worst per-epoch relative loss difference {worst:.2e}");
+    let (c, d) = (cpu.figures.val_rank.unwrap(), dev.figures.val_rank.unwrap());
+    assert!((c.accuracy_at_1 - d.accuracy_at_1).abs() < 0.01, "{c:?} vs {d:?}");
+}
+
+#[test]
+fn sgns_pair_counts_match_the_host() {
+    let Some(gpu) = gpu_or_skip("sgns_pair_counts_match_the_host") else { return };
+    let mut seqs = random_sequences(5, 300, 200, 1..=60);
+    seqs.push(vec![]);
+    seqs.push(vec![7]);
+    let corpus = SgnsCorpus::from_sequences(&seqs);
+    let mut sgns = GpuSgns::new(&gpu, &corpus, 200, 0.75).unwrap();
+    for window in [1, 3, 7] {
+        for drop_ends in [false, true] {
+            let ex = Examples::build(&seqs, window, drop_ends);
+            let host = ex.pairs_in(0..ex.len()) as u64;
+            assert_eq!(corpus.pair_count(window, drop_ends), host);
+            assert_eq!(sgns.device_pair_count(&gpu, window, drop_ends).unwrap(), host, "w={window}");
+        }
+    }
+    let cfg = SgnsConfig { dim: 16, window: 3, epochs: 1, ..SgnsConfig::default() };
+    let (_, history) = train_sgns(&gpu, &seqs, 200, &cfg).unwrap();
+    assert_eq!(history[0].pairs, corpus.pair_count(3, false));
+}
+
+/// Sequences drawn from 8 clusters of 25 tokens: a token's context is mostly its cluster.
+fn clustered_sequences(seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..600)
+        .map(|_| {
+            let cluster = rng.random_range(0..8u32);
+            (0..rng.random_range(10..40))
+                .map(|_| {
+                    if rng.random_bool(0.9) {
+                        cluster * 25 + rng.random_range(0..25)
+                    } else {
+                        rng.random_range(0..200)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn sgns_loss_decreases_and_clusters_emerge() {
+    let Some(gpu) = gpu_or_skip("sgns_loss_decreases_and_clusters_emerge") else { return };
+    let seqs = clustered_sequences(9);
+    let cfg = SgnsConfig { dim: 32, window: 3, epochs: 6, ..SgnsConfig::default() };
+    let (model, history) = train_sgns(&gpu, &seqs, 200, &cfg).unwrap();
+    let losses: Vec<f64> = history.iter().map(|h| h.loss).collect();
+    eprintln!("SGNS losses per epoch: {losses:?}");
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(losses[5] < 0.9 * losses[0], "loss {losses:?}");
+    // Nearest neighbours of most tokens sit in their cluster.
+    let same = (0..200u32).filter(|&t| model.nearest_by_cosine(t, 1)[0].0 / 25 == t / 25).count();
+    assert!(same >= 160, "{same}/200 nearest neighbours in the cluster");
+}
+
+/// Franchise parts (dense ids) whose top-1 cosine neighbour is another part of the same
+/// franchise, out of the parts with a sibling in the vocabulary.
+fn franchise_neighbour_hits(
+    emb: &dyn Fn(u32) -> u32,
+    dense: &dyn Fn(u64) -> Option<u32>,
+    franchises: &[Vec<u64>],
+) -> (usize, usize) {
+    let (mut hits, mut total) = (0, 0);
+    for f in franchises {
+        let parts: Vec<u32> = f.iter().filter_map(|&raw| dense(raw)).collect();
+        if parts.len() < 2 {
+            continue;
+        }
+        for &p in &parts {
+            total += 1;
+            if parts.contains(&emb(p)) {
+                hits += 1;
+            }
+        }
+    }
+    (hits, total)
+}
+
+#[test]
+fn sgns_finds_franchise_neighbours_like_the_cpu() {
+    let Some(gpu) = gpu_or_skip("sgns_finds_franchise_neighbours_like_the_cpu") else { return };
+    let data = generate(&Preset::Small.config());
+    let mut config = Config { top_movies: 0, min_user_ratings: 10, ..Config::default() };
+    config.train.quiet = true;
+    config.train.epochs = 10;
+    config.model.architecture = Architecture::Skipgram;
+    config.model.loss = reelvec_models::item2vec::OutputLoss::NegativeSampling;
+    config.model.window = 2;
+    config.model.dim = 32;
+    let cpu = p0_cbow::run(&data.dataset, &config).unwrap();
+    let (kept, sequences) = p0_cbow::prepare(&data.dataset, &config).unwrap();
+    let cfg = SgnsConfig { dim: 32, window: 2, epochs: 10, ..SgnsConfig::default() };
+    let (model, history) = train_sgns(&gpu, &sequences, kept.movies.len(), &cfg).unwrap();
+    assert!(history.last().unwrap().loss < history[0].loss);
+    let dense = |raw: u64| kept.movies.dense(raw);
+    let cpu_top = |m: u32| cpu.model.nearest_by_cosine(m, 1)[0].0;
+    let dev_top = |m: u32| model.nearest_by_cosine(m, 1)[0].0;
+    let cpu_dense = |raw: u64| cpu.dataset.movies.dense(raw);
+    let (ch, ct) = franchise_neighbour_hits(&cpu_top, &cpu_dense, &data.truth.franchises);
+    let (gh, gt) = franchise_neighbour_hits(&dev_top, &dense, &data.truth.franchises);
+    eprintln!("franchise top-1 neighbours: CPU (Adam, P0 protocol) {ch}/{ct}, GPU SGNS {gh}/{gt}");
+    assert_eq!(ct, gt);
+    assert!(gt >= 10, "only {gt} franchise parts in the vocabulary");
+    assert!(gh as f64 >= 0.8 * ch as f64 && gh * 3 >= gt, "GPU {gh}/{gt} vs CPU {ch}/{ct}");
+}
+
+/// A power-law (Zipf s = 1) corpus of ml-25m's shape: 162,541 sequences, ~25M tokens, 59,047
+/// tokens.
+fn ml25m_like_corpus(seed: u64) -> (SgnsCorpus, usize) {
+    let (n_seqs, vocab, mean_len) = (162_541usize, 59_047usize, 154.0f64);
+    let mut cdf: Vec<f64> = (1..=vocab).map(|r| 1.0 / r as f64).collect();
+    let mut acc = 0.0;
+    for c in &mut cdf {
+        acc += *c;
+        *c = acc;
+    }
+    cdf.iter_mut().for_each(|c| *c /= acc);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut tokens = Vec::with_capacity((n_seqs as f64 * mean_len * 1.05) as usize);
+    let mut offsets = Vec::with_capacity(n_seqs + 1);
+    offsets.push(0u32);
+    for _ in 0..n_seqs {
+        // 20 + exponential with mean 134 (ml-25m's users rate at least 20 movies).
+        let len = 20 + (-(1.0 - rng.random::<f64>()).ln() * (mean_len - 20.0)) as usize;
+        for _ in 0..len {
+            let u: f64 = rng.random();
+            tokens.push(cdf.partition_point(|&c| c < u).min(vocab - 1) as u32);
+        }
+        offsets.push(tokens.len() as u32);
+    }
+    (SgnsCorpus { tokens, offsets }, vocab)
+}
+
+#[test]
+#[ignore = "timing: run on the GPU machine with --ignored --nocapture"]
+fn timing_p0_and_sgns() {
+    let Some(gpu) = gpu_or_skip("timing_p0_and_sgns") else { return };
+    eprintln!("device: {} ({} SMs)", gpu.name(), gpu.multiprocessors());
+
+    // P0 at the notebook's size: ~60k users of 20..60 views of the top 50 movies (ml-25m's
+    // users with 20+ ratings among the 50 most rated), 80/20 split, batch 64 sequences.
+    let seqs = random_sequences(11, 60_000, 50, 20..=60);
+    let (train_seqs, val_seqs) = seqs.split_at(48_000);
+    let config = Item2VecConfig::default();
+    let train = Examples::build(train_seqs, 1, true);
+    let val = Examples::build(val_seqs, 1, true);
+    let mut p0 = Config::default();
+    p0.train.quiet = true;
+    p0.train.epochs = 4;
+    p0.train.early_stopping = None;
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register_seeded(&mut params, 50, &config, 1).unwrap();
+    let mut cpu_params = params.clone();
+    let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, 50, &train, Some(&val)).unwrap();
+    let history = Trainer::new(p0.train.clone()).fit_gpu(&gpu, &mut obj, &mut params).unwrap();
+    eprintln!(
+        "P0 notebook size on the GPU: {} train examples, {} batches/epoch",
+        train.len(),
+        48_000usize.div_ceil(64)
+    );
+    for e in &history.epochs {
+        eprintln!(
+            "  GPU epoch {}: train {:.4} val {:.4}  {:.4}s",
+            e.epoch + 1,
+            e.train_loss,
+            e.val_loss.unwrap(),
+            e.seconds
+        );
+    }
+    eprintln!("  GPU validation ranks: {:?}", obj.last_validation_rank());
+    let mut one = p0.train.clone();
+    one.epochs = 1;
+    let cpu_obj = Item2VecObjective::new(config, tables, 50, train.clone(), Some(val.clone()), 0).unwrap();
+    let cpu_hist = Trainer::new(one).fit(&cpu_obj, &mut cpu_params).unwrap();
+    eprintln!(
+        "  CPU epoch 1 ({} rayon threads): train {:.4} val {:.4}  {:.4}s",
+        rayon::current_num_threads(),
+        cpu_hist.epochs[0].train_loss,
+        cpu_hist.epochs[0].val_loss.unwrap(),
+        cpu_hist.epochs[0].seconds
+    );
+
+    // SGNS at ml-25m scale.
+    let started = std::time::Instant::now();
+    let (corpus, vocab) = ml25m_like_corpus(5);
+    eprintln!(
+        "SGNS corpus: {} sequences, {} tokens, V = {vocab} (generated in {:.1}s)",
+        corpus.offsets.len() - 1,
+        corpus.tokens.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (window, atomic_updates) in [(1, true), (1, false), (2, true), (5, true), (5, false)] {
+        let cfg = SgnsConfig { dim: 64, negatives: 5, window, atomic_updates, ..SgnsConfig::default() };
+        let b = bench_sgns_with(&gpu, &corpus, vocab, &cfg).unwrap();
+        eprintln!(
+            "  SGNS k=64 negatives=5 window={window} atomics={atomic_updates}: {} pairs in {:.3}s = {:.1}M pairs/s (loss {:.4})",
+            b.pairs,
+            b.seconds,
+            b.pairs_per_second / 1e6,
+            b.loss
+        );
+    }
+    // bench_sgns_corpus(.., 64, 5, w) is the (w, atomics = true) line above.
+}
