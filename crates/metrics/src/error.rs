@@ -48,6 +48,9 @@ pub enum MetricsError {
         #[source]
         source: ndarray_linalg::error::LinalgError,
     },
+    /// The GPU backend failed (no device, out of memory naming the buffer, a kernel fault).
+    #[error("GPU: {0}")]
+    Gpu(#[from] reelvec_engine::EngineError),
 }
 
 /// Result alias of this crate.

@@ -2,14 +2,15 @@
 //! novelty, coverage, similarity, projections (PCA, t-SNE) and new-user fold-in.
 //!
 //! Everything here takes plain arrays (ndarray views and slices indexed by dense user / movie
-//! ids) and returns plain numbers or arrays; the crate never trains and depends on no other
-//! reelvec crate.
+//! ids) and returns plain numbers or arrays; the crate never trains and depends only on
+//! reelvec-engine (for the CUDA runtime of [`topn_gpu`]).
 //!
 //! - [`rating`]: RMSE / MAE in stars ([`RatingScale`]).
 //! - [`ranking`]: cross-entropy from logits, `ln(V)`, accuracy@1, hit-rate@k, NDCG@k and the one
 //!   tie-breaking order every ranking here uses.
 //! - [`topn`]: blocked GEMM top-N for every user in bounded memory ([`FactorScores`], [`TopN`]),
 //!   leave-last-out ranks over the full catalogue.
+//! - [`topn_gpu`]: the same top-N on a CUDA device (cuBLAS scores, on-device selection).
 //! - [`beyond`]: diversity, the notebook's novelty, self-information novelty, coverage, Gini.
 //! - [`similarity`]: cosine matrices, nearest neighbours, strongest pairs, best/worst by bias.
 //! - [`foldin`]: a new user's vector and bias from a few ratings (ridge through LAPACK, Gauss-Newton
@@ -36,6 +37,7 @@ pub mod ranking;
 pub mod rating;
 pub mod similarity;
 pub mod topn;
+pub mod topn_gpu;
 
 pub use beyond::BeyondAccuracy;
 pub use error::{MetricsError, Result};

@@ -1,0 +1,187 @@
+//! Top-N on the GPU: the device twin of [`crate::topn::top_n`] / [`crate::topn::top_n_for_users`],
+//! with the same inputs ([`FactorScores`], [`TopNConfig`], [`RatedItems`]) and the same output
+//! ([`TopN`]): same order (higher score first, equal scores by lower movie index), same exclusion
+//! and padding, reported scores `link(raw + offset + b_u)` computed on the host by the same
+//! [`crate::topn::ScoreLink::apply`].
+//!
+//! The factors go to the device once per call (`[P | 1]` for the requested users, `[Q | c]` for
+//! every movie: the movie bias rides along as an extra GEMM column, as on the CPU). Users are
+//! processed in blocks whose raw score matrix (block x movies, f32) stays under
+//! [`SCORE_BLOCK_BYTES`]: one cuBLAS SGEMM per block, then one `topn_select` block per user row
+//! (kernel in `topn.cu`, beside `topn.rs`): exclusion, radix select, tie handling in index order
+//! and a bitonic sort, all on the device. Only the `users x n` lists come back.
+//!
+//! Parity: the raw scores come from another GEMM than the CPU's (different summation order), so
+//! lists agree exactly wherever no two scores near the cut or within a list are equal to float
+//! rounding; exact ties (equal f32 scores on both sides) are broken identically.
+
+use cudarc::cublas::sys::cublasOperation_t;
+use ndarray::Array2;
+use reelvec_engine::gpu::{Gemm, GemmConfig, Gpu, KernelSource, LaunchConfig, PushKernelArg};
+use reelvec_engine::EngineError;
+
+use crate::error::{check_index, MetricsError, Result};
+use crate::topn::{FactorScores, RatedItems, TopN, TopNConfig, NO_ITEM};
+
+const TOPN_CU: KernelSource =
+    KernelSource { name: "topn.cu", source: include_str!("topn.cu"), functions: &["topn_select"] };
+
+/// Longest list the device selection keeps (`MAX_LIST` in topn.cu).
+pub const MAX_LIST: usize = 1024;
+/// Bytes of raw scores per user block when `TopNConfig::block_users` is 0.
+pub const SCORE_BLOCK_BYTES: usize = 512 << 20;
+/// Threads per selection block (`SEL_THREADS` in topn.cu).
+const SELECT_THREADS: u32 = 256;
+
+/// Top-N for every user of the model on `gpu`. See [`top_n_for_users`].
+pub fn top_n(
+    gpu: &Gpu,
+    model: &FactorScores<'_>,
+    config: &TopNConfig,
+    exclude: Option<&RatedItems>,
+) -> Result<TopN> {
+    let users: Vec<u32> = (0..model.n_users() as u32).collect();
+    top_n_for_users(gpu, model, &users, config, exclude)
+}
+
+/// Top-N for the listed users on `gpu`: the same result as [`crate::topn::top_n_for_users`]
+/// (see the module docs for where float rounding can reorder near-ties). `config.k` is the list
+/// length (at most [`MAX_LIST`]); `config.block_users` users per GEMM block (0: as many as fit
+/// [`SCORE_BLOCK_BYTES`]); `config.item_tile` is not used (a block scores every movie at once).
+pub fn top_n_for_users(
+    gpu: &Gpu,
+    model: &FactorScores<'_>,
+    users: &[u32],
+    config: &TopNConfig,
+    exclude: Option<&RatedItems>,
+) -> Result<TopN> {
+    let n = config.k;
+    if n == 0 || n > MAX_LIST {
+        return Err(MetricsError::InvalidParameter {
+            name: "k",
+            value: n.to_string(),
+            reason: "the GPU top-N needs 1 <= k <= 1024",
+        });
+    }
+    for &u in users {
+        check_index("top_n (GPU) user", u as usize, model.n_users())?;
+    }
+    let (m, k) = model.item_factors.dim();
+    let mut indices = Array2::from_elem((users.len(), n), NO_ITEM);
+    let mut scores = Array2::from_elem((users.len(), n), f32::NEG_INFINITY);
+    if users.is_empty() || m == 0 {
+        return Ok(TopN { indices, scores });
+    }
+    if u32::try_from(m).is_err() || u32::try_from(users.len()).is_err() {
+        return Err(MetricsError::InvalidParameter {
+            name: "model",
+            value: format!("{} users x {m} movies", users.len()),
+            reason: "the GPU top-N indexes users and movies with 32 bits",
+        });
+    }
+    // [Q | c] (movies x width) and [P | 1] (users x width), row-major.
+    let width = if model.item_bias.is_some() { k + 1 } else { k };
+    let mut items = Vec::with_capacity(m * width);
+    for j in 0..m {
+        items.extend(model.item_factors.row(j).iter().copied());
+        if let Some(c) = model.item_bias {
+            items.push(c[j]);
+        }
+    }
+    let mut queries = Vec::with_capacity(users.len() * width);
+    for &u in users {
+        queries.extend(model.user_factors.row(u as usize).iter().copied());
+        if model.item_bias.is_some() {
+            queries.push(1.0);
+        }
+    }
+    let block =
+        if config.block_users > 0 { config.block_users } else { (SCORE_BLOCK_BYTES / (4 * m)).max(1) }
+            .min(users.len());
+    let (ex_ptr, ex_idx) = exclusion_rows(users, exclude);
+
+    let items_dev = gpu.upload(&items, "top-N movie factors [Q | c]")?;
+    let queries_dev = gpu.upload(&queries, "top-N user factors [P | 1]")?;
+    let ex_ptr_dev = gpu.upload(&ex_ptr, "top-N excluded-movie offsets")?;
+    let ex_idx_dev = gpu.upload(&ex_idx, "top-N excluded movies")?;
+    let mut block_scores = gpu.zeros::<f32>(block * m, "top-N raw scores of a user block")?;
+    let mut out_idx = gpu.zeros::<u32>(users.len() * n, "top-N movie lists")?;
+    let mut out_score = gpu.zeros::<f32>(users.len() * n, "top-N raw scores of the lists")?;
+    let select = gpu.function(&TOPN_CU, "topn_select")?;
+    let (n_items, n32, sort_size) = (m as u32, n as u32, n.next_power_of_two() as u32);
+    let has_exclude = i32::from(exclude.is_some());
+
+    for first in (0..users.len()).step_by(block) {
+        let rows = block.min(users.len() - first);
+        // Column-major view: C (m x rows) = Q_aug (m x width) . P_blk^T (width x rows), where the
+        // row-major [Q | c] is the column-major width x m matrix (op T) and the row-major user
+        // block is the column-major width x rows matrix (op N); C column r = user r's scores.
+        let gemm = GemmConfig {
+            transa: cublasOperation_t::CUBLAS_OP_T,
+            transb: cublasOperation_t::CUBLAS_OP_N,
+            m: m as i32,
+            n: rows as i32,
+            k: width as i32,
+            alpha: 1.0f32,
+            lda: width as i32,
+            ldb: width as i32,
+            beta: 0.0f32,
+            ldc: m as i32,
+        };
+        let p_view = queries_dev.slice(first * width..(first + rows) * width);
+        let mut c_view = block_scores.slice_mut(..rows * m);
+        // SAFETY: the three buffers hold m x width, rows x width and rows x m values.
+        unsafe { gpu.blas().gemm(gemm, &items_dev, &p_view, &mut c_view) }.map_err(|e| EngineError::Gpu {
+            what: "top-N score GEMM".to_string(),
+            message: format!("{e:?}"),
+        })?;
+        let first32 = first as u32;
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (SELECT_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = gpu.stream().launch_builder(&select);
+        launch
+            .arg(&mut block_scores)
+            .arg(&n_items)
+            .arg(&n32)
+            .arg(&sort_size)
+            .arg(&ex_ptr_dev)
+            .arg(&ex_idx_dev)
+            .arg(&has_exclude)
+            .arg(&first32)
+            .arg(&mut out_idx)
+            .arg(&mut out_score);
+        // SAFETY: rows <= block rows of m scores; output rows first..first + rows of n values;
+        // ex_ptr has users.len() + 1 offsets into ex_idx.
+        unsafe { launch.launch(cfg) }.map_err(|e| gpu.launch_error("topn_select", e))?;
+    }
+    let raw_idx = gpu.download(&out_idx, users.len() * n, "top-N movie lists")?;
+    let raw_scores = gpu.download(&out_score, users.len() * n, "top-N raw scores")?;
+    for (r, &u) in users.iter().enumerate() {
+        let constant = model.offset + model.user_bias.map_or(0.0, |b| b[u as usize]);
+        for slot in 0..n {
+            let j = raw_idx[r * n + slot];
+            if j != NO_ITEM {
+                indices[[r, slot]] = j;
+                scores[[r, slot]] = model.link.apply(raw_scores[r * n + slot] + constant);
+            }
+        }
+    }
+    Ok(TopN { indices, scores })
+}
+
+/// The excluded movies of each requested user as CSR rows (offsets u64, movies u32).
+fn exclusion_rows(users: &[u32], exclude: Option<&RatedItems>) -> (Vec<u64>, Vec<u32>) {
+    let mut ptr = Vec::with_capacity(users.len() + 1);
+    let mut idx = Vec::new();
+    ptr.push(0u64);
+    for &u in users {
+        if let Some(rated) = exclude {
+            idx.extend_from_slice(rated.row(u));
+        }
+        ptr.push(idx.len() as u64);
+    }
+    (ptr, idx)
+}
