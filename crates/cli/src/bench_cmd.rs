@@ -12,6 +12,7 @@ mod peers;
 mod render;
 mod report;
 mod scale;
+mod scale_gpu;
 
 use std::path::{Path, PathBuf};
 
@@ -168,6 +169,7 @@ fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
                 epochs: args.epochs.unwrap_or(1),
                 p1_steps: args.p1_steps.unwrap_or(3),
                 threads,
+                device,
             };
             let (label, cases) = scale::run(&plan, &mut notes)?;
             (label, "none (no PyTorch reference for this suite)".to_string(), cases)

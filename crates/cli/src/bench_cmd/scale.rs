@@ -21,7 +21,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use reelvec_data::synth::{self, Preset};
 use reelvec_data::Dataset;
-use reelvec_engine::{AdamConfig, OptimizerConfig, TrainConfig};
+use reelvec_engine::gpu::Gpu;
+use reelvec_engine::{AdamConfig, Device, OptimizerConfig, TrainConfig};
 use reelvec_metrics::beyond::interaction_counts;
 use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, ScoreLink, TopNConfig};
 use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, LikeMatrix};
@@ -30,6 +31,7 @@ use reelvec_models::pipelines::{p0_cbow, p2_mf};
 use reelvec_models::ItemEmbeddings;
 
 use super::report::{mean, reset_peak_rss, rss_bytes, Case, Clock, Figure, Timing};
+use super::scale_gpu;
 
 /// Users of the full ml-25m shape.
 pub const FULL_USERS: usize = 162_541;
@@ -60,6 +62,8 @@ pub struct ScalePlan {
     pub p1_steps: usize,
     /// Worker threads (for the bandwidth probe).
     pub threads: usize,
+    /// Where the cases run (CUDA: the device versions in [`super::scale_gpu`]).
+    pub device: Device,
 }
 
 /// Runs every case.
@@ -85,12 +89,28 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
         ds.movies.len()
     );
     eprintln!("bench: {label}");
-    let bandwidth = copy_bandwidth(plan.threads);
-    notes.push(format!(
-        "memory bandwidth probe: {:.1} GB/s (copy of 256 MiB, read + write bytes counted, {} thread(s))",
-        bandwidth / 1e9,
-        plan.threads
-    ));
+    let bandwidth = match plan.device {
+        Device::Cpu => {
+            let b = copy_bandwidth(plan.threads);
+            notes.push(format!(
+                "memory bandwidth probe: {:.1} GB/s (copy of 256 MiB, read + write bytes counted, {} thread(s))",
+                b / 1e9,
+                plan.threads
+            ));
+            b
+        }
+        Device::Cuda(_) => {
+            let gpu = Gpu::for_device(plan.device)?;
+            let b = scale_gpu::device_copy_bandwidth(&gpu)?;
+            notes.push(format!(
+                "device memory bandwidth probe on {}: {:.1} GB/s (device-to-device copy of 1 GiB, read + \
+                 write bytes counted)",
+                plan.device.describe(),
+                b / 1e9
+            ));
+            b
+        }
+    };
     if plan.fraction < 1.0 {
         notes.push(format!(
             "scale fraction {}: epoch times, step times and top-N times grow linearly with the users and \
@@ -113,7 +133,11 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
         cases.push(skipgram(&ds, plan).context("scale skip-gram")?);
     }
     if let (true, Some(model)) = (wants(ScaleCase::TopN), &model) {
-        cases.push(top_n(&ds, model, plan.threads).context("scale top-N")?);
+        let case = match plan.device {
+            Device::Cpu => top_n(&ds, model, plan.threads),
+            Device::Cuda(_) => scale_gpu::top_n_case(&ds, model, plan.device, &movie_means(&ds)),
+        };
+        cases.push(case.context("scale top-N")?);
     }
     Ok((label, cases))
 }
@@ -255,10 +279,41 @@ fn mf(ds: &Dataset, plan: &ScalePlan, bandwidth: f64) -> Result<(Case, reelvec_m
     };
     let memory = MemoryWatch::start();
     let clock = Clock::start();
-    let out = p2_mf::run(ds, &cfg)?;
+    let out = p2_mf::run_on(ds, &cfg, plan.device)?;
     let spent = clock.elapsed();
     let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
     let epoch = mean(&seconds);
+    if plan.device.is_cuda() {
+        let gpu = Gpu::for_device(plan.device)?;
+        let mut figures = scale_gpu::mf_device_figures(&gpu, ds, &cfg, plan.epochs.max(2), bandwidth)?;
+        figures.push(Figure::new(
+            "train MSE after the last epoch",
+            out.history.epochs.last().map_or(f64::NAN, |e| e.train_loss),
+            "",
+        ));
+        figures.extend(memory.figures());
+        let case = case(
+            "scale MF",
+            format!(
+                "biased MF, k = {k}, lazy Adam, batch {batch}, {} ratings, on {}",
+                ds.ratings.len(),
+                plan.device.describe()
+            ),
+            "epoch",
+            Timing {
+                units: seconds.len(),
+                wall_per_unit: epoch,
+                cpu_per_unit: spent.cpu.map(|c| c / seconds.len().max(1) as f64),
+                examples_per_unit: Some(ds.ratings.len() as f64),
+            },
+            figures,
+            Some(
+                "epoch time: end to end through the trainer (host shuffle + order upload + kernels); \
+                  the device figures time kernels alone against the bandwidth bound",
+            ),
+        );
+        return Ok((case, out.model));
+    }
     let touched =
         touched_rows_per_epoch(&ds.ratings.user, &ds.ratings.movie, ds.users.len(), ds.movies.len(), batch);
     let bytes = mf_epoch_bytes(ds.ratings.len(), touched, k);
@@ -304,9 +359,17 @@ fn cooc(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
     let nnz = likes.nnz();
     let problem = CoocProblem::new(likes);
     let clock = Clock::start();
-    let fitted = fit(&problem, &config, 42, |_, _| {})?;
+    let step = match plan.device {
+        Device::Cpu => {
+            let fitted = fit(&problem, &config, 42, |_, _| {})?;
+            fitted.seconds / config.steps as f64
+        }
+        Device::Cuda(_) => {
+            let gpu = Gpu::for_device(plan.device)?;
+            scale_gpu::cooc_step_seconds(&gpu, &problem, config.dim, config.steps)?
+        }
+    };
     let spent = clock.elapsed();
-    let step = fitted.seconds / config.steps as f64;
     let m = problem.n_movies();
     let mut figures = vec![
         Figure::new("likes (nnz L)", nnz as f64, ""),
@@ -317,7 +380,11 @@ fn cooc(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
     // the nnz(L) k part does.
     Ok(case(
         "scale P1",
-        format!("co-occurrence factorisation from L, M = {m}, k = {}, full-batch Adam", config.dim),
+        format!(
+            "co-occurrence factorisation from L, M = {m}, k = {}, full-batch Adam, on {}",
+            config.dim,
+            plan.device.describe()
+        ),
         "step",
         Timing {
             units: config.steps,
@@ -349,7 +416,47 @@ fn skipgram(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
     cfg.train.early_stopping = None;
     cfg.train.optimizer = OptimizerConfig::LazyAdam(AdamConfig::default());
     cfg.train.quiet = true;
-    let (_, sequences) = p0_cbow::prepare(ds, &cfg)?;
+    let (kept, sequences) = p0_cbow::prepare(ds, &cfg)?;
+    if plan.device.is_cuda() {
+        let gpu = Gpu::for_device(plan.device)?;
+        let vocab = kept.movies.len();
+        let bench = scale_gpu::sgns_epoch(
+            &gpu,
+            &sequences,
+            vocab,
+            cfg.model.dim,
+            cfg.model.negatives,
+            cfg.model.window,
+        )?;
+        let figures = vec![
+            Figure::new(
+                "(context, target) pairs per second (target >= 5e7)",
+                bench.pairs_per_second,
+                "pairs/s",
+            ),
+            Figure::new("pairs per epoch", bench.pairs as f64, ""),
+            Figure::new("mean loss per pair, timed epoch", bench.loss, ""),
+        ];
+        return Ok(case(
+            "scale skip-gram",
+            format!(
+                "skip-gram, {} negatives, k = {}, w = {}, Hogwild SGD kernel, vocabulary {vocab}, on {}",
+                cfg.model.negatives,
+                cfg.model.dim,
+                cfg.model.window,
+                plan.device.describe()
+            ),
+            "epoch",
+            Timing {
+                units: 1,
+                wall_per_unit: bench.seconds,
+                cpu_per_unit: None,
+                examples_per_unit: Some(bench.pairs as f64),
+            },
+            figures,
+            Some("the device epoch is the kernel time of the second epoch (the first warms up)"),
+        ));
+    }
     let examples = Examples::build(&sequences, cfg.model.window, cfg.model.drop_ends);
     let pairs = examples.pairs_in(0..examples.len());
     drop((sequences, examples));
