@@ -19,6 +19,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use ndarray::ArrayView1;
 use reelvec_data::{transforms, Dataset};
+use reelvec_engine::gpu::Gpu;
+use reelvec_engine::Device;
 use reelvec_metrics::beyond::interaction_counts;
 use reelvec_metrics::ranking::{target_rank, RankSummary};
 use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, TopNConfig};
@@ -32,6 +34,7 @@ use reelvec_models::{ModelKind, RunInfo};
 use serde_json::{json, Map, Value};
 
 use crate::data_cmd::{load_data, ReadOptions};
+use crate::device_arg::resolve_device;
 
 /// `reelvec evaluate` arguments.
 #[derive(Debug, clap::Args)]
@@ -48,6 +51,9 @@ pub struct Args {
     /// Length of the top-N lists (rating models).
     #[arg(short, default_value_t = 10)]
     pub k: usize,
+    /// Compute device for the top-N scoring: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
     #[command(flatten)]
     pub read: ReadOptions,
 }
@@ -186,7 +192,16 @@ fn rating(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Result<
     if let Some(c) = &movie_offset {
         scores = scores.with_item_bias(ArrayView1::from(c.as_slice()))?;
     }
-    let top = reelvec_metrics::topn::top_n(&scores, &TopNConfig::with_k(args.k), Some(&rated))?;
+    let device = resolve_device(&args.device, args.json)?;
+    let top_config = TopNConfig::with_k(args.k);
+    let top = match device {
+        Device::Cpu => reelvec_metrics::topn::top_n(&scores, &top_config, Some(&rated))?,
+        Device::Cuda(_) => {
+            let gpu = Gpu::for_device(device)?;
+            reelvec_metrics::topn_gpu::top_n(&gpu, &scores, &top_config, Some(&rated))?
+        }
+    };
+    f.put("top-N device", json!(device.to_string()), device.describe());
     f.time(&format!("top-{} for {n_users} users", args.k), started);
     let started = Instant::now();
     let (mut sum, mut count) = (vec![0f64; n_movies], vec![0f64; n_movies]);
