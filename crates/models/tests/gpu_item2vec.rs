@@ -48,7 +48,8 @@ fn table_error(cpu: &[f32], dev: &[f32]) -> f64 {
 }
 
 /// One batch on both devices: loss sum, count, every gradient table and the embedding flags.
-fn batch_parity(config: Item2VecConfig, chunk_rows: usize, test: &str) {
+/// `fused`: the one-launch small-vocabulary step, else the cuBLAS path (chunks of `chunk_rows`).
+fn batch_parity(config: Item2VecConfig, chunk_rows: usize, fused: bool, test: &str) {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let vocab = 50;
     let seqs = random_sequences(1, 40, vocab as u32, 3..=30);
@@ -62,7 +63,9 @@ fn batch_parity(config: Item2VecConfig, chunk_rows: usize, test: &str) {
 
     let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, vocab, &ex, None)
         .unwrap()
-        .with_chunk_rows(chunk_rows);
+        .with_chunk_rows(chunk_rows)
+        .with_fused_small_vocab(fused);
+    assert_eq!(obj.uses_fused_step(), fused);
     let dev_params = GpuParams::upload(&gpu, &params).unwrap();
     let mut grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
     let dev_units = gpu.upload(&units, "units").unwrap();
@@ -106,19 +109,24 @@ fn softmax_config(architecture: Architecture, context: ContextReduce, window: us
 
 #[test]
 fn cbow_sum_batch_matches_the_cpu() {
-    batch_parity(softmax_config(Architecture::Cbow, ContextReduce::Sum, 1), 1 << 20, "cbow_sum_batch");
+    let c = softmax_config(Architecture::Cbow, ContextReduce::Sum, 1);
+    batch_parity(c, 1 << 20, true, "cbow_sum_batch_fused");
+    batch_parity(c, 1 << 20, false, "cbow_sum_batch_cublas");
 }
 
 #[test]
-fn cbow_mean_chunked_batch_matches_the_cpu() {
-    batch_parity(softmax_config(Architecture::Cbow, ContextReduce::Mean, 2), 37, "cbow_mean_chunked_batch");
+fn cbow_mean_batch_matches_the_cpu() {
+    let c = softmax_config(Architecture::Cbow, ContextReduce::Mean, 2);
+    batch_parity(c, 1 << 20, true, "cbow_mean_batch_fused");
+    batch_parity(c, 37, false, "cbow_mean_batch_cublas_chunked");
 }
 
 #[test]
 fn skipgram_softmax_batch_matches_the_cpu() {
     let mut c = softmax_config(Architecture::Skipgram, ContextReduce::Sum, 2);
     c.drop_ends = false;
-    batch_parity(c, 53, "skipgram_softmax_batch");
+    batch_parity(c, 1 << 20, true, "skipgram_softmax_batch_fused");
+    batch_parity(c, 53, false, "skipgram_softmax_batch_cublas_chunked");
 }
 
 #[test]
@@ -182,10 +190,10 @@ fn p0_epoch_losses_match_the_cpu() {
         );
         worst = worst.max(t).max(v);
     }
-    // Gradients agree to ~1e-6 of their scale per step (test above); Adam divides by sqrt(v),
-    // so a gradient component near zero may step differently, and the differences compound over
-    // the run's few hundred steps. 5e-4 relative on the per-epoch mean losses bounds that.
-    assert!(worst < 5e-4, "worst per-epoch relative loss difference {worst:.2e}");
+    // Gradients agree to ~1e-7 of their scale per step (tests above), and Adam's steps keep
+    // that order through the run (measured on the H100: <= 2.1e-8 relative over 6 epochs), so
+    // the protocol's 1e-4 relative holds with a wide margin.
+    assert!(worst < 1e-4, "worst per-epoch relative loss difference {worst:.2e}");
     let (c, d) = (cpu.figures.val_rank.unwrap(), dev.figures.val_rank.unwrap());
     assert!((c.accuracy_at_1 - d.accuracy_at_1).abs() < 0.01, "{c:?} vs {d:?}");
 }
@@ -292,6 +300,9 @@ fn sgns_finds_franchise_neighbours_like_the_cpu() {
     let (gh, gt) = franchise_neighbour_hits(&dev_top, &dense, &data.truth.franchises);
     eprintln!("franchise top-1 neighbours: CPU (Adam, P0 protocol) {ch}/{ct}, GPU SGNS {gh}/{gt}");
     assert_eq!(ct, gt);
+    // The CPU run of P0's protocol (Adam lr 1e-2, embedding init N(0, 1)) barely moves the
+    // embedding's direction in 10 epochs (0/28 top-1 franchise neighbours on the H100 and
+    // here), so the bound that matters is the GPU's own: at least a third of the parts.
     assert!(gt >= 10, "only {gt} franchise parts in the vocabulary");
     assert!(gh as f64 >= 0.8 * ch as f64 && gh * 3 >= gt, "GPU {gh}/{gt} vs CPU {ch}/{ct}");
 }
@@ -343,23 +354,50 @@ fn timing_p0_and_sgns() {
     let mut params = ParamStore::new();
     let tables = Item2VecTables::register_seeded(&mut params, 50, &config, 1).unwrap();
     let mut cpu_params = params.clone();
-    let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, 50, &train, Some(&val)).unwrap();
-    let history = Trainer::new(p0.train.clone()).fit_gpu(&gpu, &mut obj, &mut params).unwrap();
     eprintln!(
         "P0 notebook size on the GPU: {} train examples, {} batches/epoch",
         train.len(),
         48_000usize.div_ceil(64)
     );
-    for e in &history.epochs {
-        eprintln!(
-            "  GPU epoch {}: train {:.4} val {:.4}  {:.4}s",
-            e.epoch + 1,
-            e.train_loss,
-            e.val_loss.unwrap(),
-            e.seconds
-        );
+    for fused in [true, false] {
+        let mut p = params.clone();
+        let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, 50, &train, Some(&val))
+            .unwrap()
+            .with_fused_small_vocab(fused);
+        let history = Trainer::new(p0.train.clone()).fit_gpu(&gpu, &mut obj, &mut p).unwrap();
+        for e in &history.epochs {
+            eprintln!(
+                "  GPU ({}) epoch {}: train {:.4} val {:.4}  {:.4}s",
+                if fused { "fused step" } else { "cuBLAS path" },
+                e.epoch + 1,
+                e.train_loss,
+                e.val_loss.unwrap(),
+                e.seconds
+            );
+        }
+        eprintln!("  GPU validation ranks: {:?}", obj.last_validation_rank());
     }
-    eprintln!("  GPU validation ranks: {:?}", obj.last_validation_rank());
+    {
+        // A larger vocabulary (top 1000 movies) through the cuBLAS path.
+        let big = random_sequences(12, 60_000, 1000, 20..=60);
+        let big_train = Examples::build(&big[..48_000], 1, true);
+        let big_val = Examples::build(&big[48_000..], 1, true);
+        let mut p = ParamStore::new();
+        let t = Item2VecTables::register_seeded(&mut p, 1000, &config, 1).unwrap();
+        let mut obj = GpuItem2VecObjective::new(&gpu, config, t, 1000, &big_train, Some(&big_val)).unwrap();
+        let mut two = p0.train.clone();
+        two.epochs = 2;
+        let history = Trainer::new(two).fit_gpu(&gpu, &mut obj, &mut p).unwrap();
+        for e in &history.epochs {
+            eprintln!(
+                "  GPU V=1000 (cuBLAS path) epoch {}: train {:.4} val {:.4}  {:.4}s",
+                e.epoch + 1,
+                e.train_loss,
+                e.val_loss.unwrap(),
+                e.seconds
+            );
+        }
+    }
     let mut one = p0.train.clone();
     one.epochs = 1;
     let cpu_obj = Item2VecObjective::new(config, tables, 50, train.clone(), Some(val.clone()), 0).unwrap();

@@ -42,7 +42,7 @@ use crate::ModelError;
 const SOFTMAX_CU: KernelSource = KernelSource {
     name: "item2vec_softmax.cu",
     source: include_str!("softmax.cu"),
-    functions: &["batch_rows", "gather_hidden", "softmax_xent", "scatter_hidden_grad"],
+    functions: &["batch_rows", "gather_hidden", "softmax_xent", "scatter_hidden_grad", "small_vocab_step"],
 };
 
 const NEGATIVE_CU: KernelSource = KernelSource {
@@ -57,6 +57,19 @@ pub const SGNS_MAX_DIM: usize = 128;
 pub const SGNS_MAX_NEGATIVES: usize = 15;
 /// Largest window for which every pair of a position gets its own random stream.
 pub const SGNS_MAX_WINDOW: usize = 31;
+
+/// Warps per block of `small_vocab_step` (`SMALL_WARPS` in softmax.cu).
+const SMALL_WARPS: u32 = 8;
+
+/// Shared memory the one-launch small-vocabulary step may use (the default per-block limit).
+pub const SMALL_VOCAB_SHARED_BYTES: usize = 48 * 1024;
+
+/// Shared bytes of `small_vocab_step` for V x k: W and dW (rows padded to an odd stride), b, db,
+/// and per warp a hidden vector and a logits row.
+fn small_vocab_shared_bytes(v: usize, k: usize) -> usize {
+    let kp = k | 1;
+    4 * (2 * v * kp + 2 * v + SMALL_WARPS as usize * (k + v))
+}
 
 /// Logits buffer budget (floats) that bounds the rows of one chunk: `chunk_rows * V <= 2^25`.
 const LOGIT_BUDGET: usize = 1 << 25;
@@ -155,6 +168,7 @@ struct SoftmaxKernels {
     gather_hidden: CudaFunction,
     softmax_xent: CudaFunction,
     scatter: CudaFunction,
+    small_vocab_step: CudaFunction,
 }
 
 /// Work buffers, grown on demand (rarely: to the largest batch seen).
@@ -208,6 +222,8 @@ pub struct GpuItem2VecObjective {
     /// Example ids of the current batch (grown to the largest batch).
     rows: CudaSlice<u32>,
     chunk_rows: usize,
+    /// Use the one-launch small-vocabulary step when W fits in shared memory.
+    fused: bool,
     val_loss: CudaSlice<f64>,
     val_rank: CudaSlice<u64>,
     last_rank: Option<RankMetrics>,
@@ -267,6 +283,7 @@ impl GpuItem2VecObjective {
             gather_hidden: gpu.function(&SOFTMAX_CU, "gather_hidden")?,
             softmax_xent: gpu.function(&SOFTMAX_CU, "softmax_xent")?,
             scatter: gpu.function(&SOFTMAX_CU, "scatter_hidden_grad")?,
+            small_vocab_step: gpu.function(&SOFTMAX_CU, "small_vocab_step")?,
         };
         let train_dev = DeviceExamples::upload(gpu, train, "training")?;
         let val = match val {
@@ -289,6 +306,7 @@ impl GpuItem2VecObjective {
             scratch: Scratch::new(gpu)?,
             rows: gpu.zeros(1, "batch example ids")?,
             chunk_rows: (LOGIT_BUDGET / vocab.max(1)).max(256),
+            fused: true,
             val_loss: gpu.zeros(1, "validation loss")?,
             val_rank: gpu.zeros(2, "validation rank counters")?,
             last_rank: None,
@@ -300,6 +318,19 @@ impl GpuItem2VecObjective {
     pub fn with_chunk_rows(mut self, rows: usize) -> Self {
         self.chunk_rows = rows.max(1);
         self
+    }
+
+    /// Allows (default) or forbids the one-launch small-vocabulary training step (W, dW and the
+    /// warps' logits in shared memory, used when they fit in [`SMALL_VOCAB_SHARED_BYTES`]);
+    /// forbidding it forces the cuBLAS path (tests, timings).
+    pub fn with_fused_small_vocab(mut self, fused: bool) -> Self {
+        self.fused = fused;
+        self
+    }
+
+    /// True when training batches take the one-launch small-vocabulary step.
+    pub fn uses_fused_step(&self) -> bool {
+        self.fused && small_vocab_shared_bytes(self.vocab, self.config.dim) <= SMALL_VOCAB_SHARED_BYTES
     }
 
     /// Number of training examples.
@@ -321,7 +352,7 @@ impl GpuItem2VecObjective {
         &mut self,
         gpu: &Gpu,
         params: &GpuParams,
-        grads: Option<&mut GpuGrads>,
+        mut grads: Option<&mut GpuGrads>,
         units: &CudaView<'_, u32>,
         host_units: &[u32],
         loss_sum: &mut CudaViewMut<'_, f64>,
@@ -345,6 +376,10 @@ impl GpuItem2VecObjective {
             // SAFETY: units holds n_units ids < sequences; rows has room for their n examples.
             unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("batch_rows", e))?;
         }
+        if let (true, Some(grads)) = (self.uses_fused_step(), grads.as_deref_mut()) {
+            self.small_vocab_step(gpu, params, grads, n, 1.0 / count as f32, loss_sum)?;
+            return Ok(count as u64);
+        }
         softmax_pass(
             gpu,
             &self.kernels,
@@ -362,6 +397,56 @@ impl GpuItem2VecObjective {
             None,
         )?;
         Ok(count as u64)
+    }
+
+    /// The one-launch training step over the `n` examples in `self.rows` (see softmax.cu).
+    fn small_vocab_step(
+        &mut self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        grads: &mut GpuGrads,
+        n: usize,
+        scale: f32,
+        loss_sum: &mut CudaViewMut<'_, f64>,
+    ) -> Result<(), EngineError> {
+        let (v, k) = (self.vocab, self.config.dim);
+        let rows_per_block = n.div_ceil(gpu.multiprocessors()).max(64);
+        let blocks = n.div_ceil(rows_per_block) as u32;
+        let (n32, rpb, v32, k32) = (n as u32, rows_per_block as u32, v as u32, k as u32);
+        let skipgram = i32::from(self.config.architecture == Architecture::Skipgram);
+        let mean = i32::from(self.config.context == ContextReduce::Mean);
+        let t = self.tables;
+        let (ge, gw, gb) = grad_tables(grads, &t);
+        let mut l = gpu.stream().launch_builder(&self.kernels.small_vocab_step);
+        l.arg(&self.rows)
+            .arg(&n32)
+            .arg(&rpb)
+            .arg(&self.train.ctx_offsets)
+            .arg(&self.train.ctx_tokens)
+            .arg(&self.train.targets)
+            .arg(&params.get(t.embedding).data)
+            .arg(&params.get(t.out_weight).data)
+            .arg(&params.get(t.out_bias).data)
+            .arg(&v32)
+            .arg(&k32)
+            .arg(&skipgram)
+            .arg(&mean)
+            .arg(&scale)
+            .arg(&mut ge.data)
+            .arg(&mut ge.touched)
+            .arg(&mut gw.data)
+            .arg(&mut gw.touched)
+            .arg(&mut gb.data)
+            .arg(&mut gb.touched)
+            .arg(&mut *loss_sum);
+        let cfg = LaunchConfig {
+            grid_dim: (blocks.max(1), 1, 1),
+            block_dim: (32 * SMALL_WARPS, 1, 1),
+            shared_mem_bytes: small_vocab_shared_bytes(v, k) as u32,
+        };
+        // SAFETY: rows holds n example ids; the tables are V x k / V; shared memory as sized.
+        unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("small_vocab_step", e))?;
+        Ok(())
     }
 
     /// Validation cross-entropy and, for CBOW, accuracy@1 and hit@10 (one device read).
@@ -671,6 +756,9 @@ pub struct SgnsConfig {
     pub min_lr_fraction: f32,
     /// Seed of the initialisation and the negative draws.
     pub seed: u64,
+    /// Apply every update with atomicAdd (true; no lost updates on popular rows) or plain
+    /// stores (word2vec's Hogwild).
+    pub atomic_updates: bool,
 }
 
 impl Default for SgnsConfig {
@@ -685,6 +773,7 @@ impl Default for SgnsConfig {
             lr: 0.025,
             min_lr_fraction: 1e-4,
             seed: 42,
+            atomic_updates: true,
         }
     }
 }
@@ -856,6 +945,7 @@ impl GpuSgns {
         let total = (cfg.epochs.max(epoch + 1) as f64 * self.n_tokens as f64).max(1.0);
         let (lr, min_frac) = (cfg.lr, cfg.min_lr_fraction);
         let seed = cfg.seed;
+        let atomics = i32::from(cfg.atomic_updates);
         // Three tables mutably at once: take them out of the store order by index.
         let (ei, wi, bi) = (tables.embedding.0, tables.out_weight.0, tables.out_bias.0);
         let mut slots: Vec<Option<&mut CudaSlice<f32>>> =
@@ -884,10 +974,14 @@ impl GpuSgns {
             .arg(&total)
             .arg(&lr)
             .arg(&min_frac)
+            .arg(&atomics)
             .arg(&mut self.counters_loss)
             .arg(&mut self.counters_pairs);
-        let warps_per_block = 8usize;
-        let blocks = self.n_tokens.div_ceil(warps_per_block).clamp(1, gpu.multiprocessors() * 32) as u32;
+        // A grid of resident blocks only, so the grid-stride sweep (and the lr schedule that
+        // follows it) runs through the corpus in order.
+        let resident =
+            self.sgns.occupancy_max_active_blocks_per_multiprocessor(256, 0, None).unwrap_or(4).max(1);
+        let blocks = self.n_tokens.div_ceil(8).clamp(1, gpu.multiprocessors() * resident as usize) as u32;
         let launch = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
         // SAFETY: tables are vocab x dim (checked), the corpus buffers cover n_tokens.
         unsafe { l.launch(launch) }.map_err(|e| gpu.launch_error("sgns_epoch", e))?;
@@ -980,6 +1074,18 @@ pub fn bench_sgns_corpus(
     window: usize,
 ) -> Result<SgnsBench, ModelError> {
     let cfg = SgnsConfig { dim, negatives, window, epochs: 2, ..SgnsConfig::default() };
+    bench_sgns_with(gpu, corpus, vocab, &cfg)
+}
+
+/// Times the second epoch of `cfg` (at least 2 epochs are assumed for the lr schedule) over
+/// `corpus`.
+pub fn bench_sgns_with(
+    gpu: &Gpu,
+    corpus: &SgnsCorpus,
+    vocab: usize,
+    cfg: &SgnsConfig,
+) -> Result<SgnsBench, ModelError> {
+    let cfg = SgnsConfig { epochs: cfg.epochs.max(2), ..*cfg };
     cfg.check()?;
     let mut sgns = GpuSgns::new(gpu, corpus, vocab, cfg.unigram_power)?;
     let (params, tables) = sgns_params(vocab, &cfg)?;

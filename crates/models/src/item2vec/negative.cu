@@ -9,8 +9,9 @@
 // Positions are taken in grid-stride order, so the run sweeps the corpus roughly in order and
 // the lr schedule follows the sweep. The centre's row is read once and updated once, after all
 // of its window's pairs (the sum of their g_x W[x] terms, each with W[x] as read for its pair).
-// Updates are unsynchronised (Hogwild): concurrent warps may lose each other's writes to the
-// same row, as word2vec's threads do.
+// Updates are unsynchronised (Hogwild): with `atomics` every update is an atomicAdd (no update
+// is lost, but a row may change between a warp's read and its write); without, plain stores
+// (concurrent warps may lose each other's writes to the same row, as word2vec's threads do).
 //
 // Negatives come from a Walker alias table of unigram^power (prob, alias: V entries) with a
 // counter-based hash of (seed, epoch, pair id, draw), so every run with the same seed draws
@@ -78,7 +79,7 @@ extern "C" __global__ void sgns_epoch(const unsigned int* tokens, const unsigned
                                       float* emb, float* w, float* b, unsigned int k, unsigned int window,
                                       int drop_ends, unsigned int negatives, unsigned long long seed,
                                       unsigned int epoch, double progress_base, double progress_total,
-                                      float lr0, float min_lr_fraction, double* loss_sum,
+                                      float lr0, float min_lr_fraction, int atomics, double* loss_sum,
                                       unsigned long long* pairs) {
     unsigned int lane = threadIdx.x & 31u;
     unsigned int warp = (unsigned int)(((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5);
@@ -140,7 +141,8 @@ extern "C" __global__ void sgns_epoch(const unsigned int* tokens, const unsigned
 #pragma unroll
             for (int off = 16; off > 0; off >>= 1) {
 #pragma unroll
-                for (int r = 0; r < MAX_ROWS; ++r) sc[r] += __shfl_xor_sync(0xffffffffu, sc[r], off);
+                for (int r = 0; r < MAX_ROWS; ++r)
+                    if ((unsigned int)r < n_rows) sc[r] += __shfl_xor_sync(0xffffffffu, sc[r], off);
             }
 #pragma unroll
             for (int r = 0; r < MAX_ROWS; ++r) {
@@ -157,17 +159,24 @@ extern "C" __global__ void sgns_epoch(const unsigned int* tokens, const unsigned
                     if (j < k) {
                         float wv = wr[j];
                         acc[qq] += g * wv;
-                        wr[j] = wv + g * h[qq];
+                        if (atomics) atomicAdd(&wr[j], g * h[qq]);
+                        else wr[j] = wv + g * h[qq];
                     }
                 }
-                if (lane == 0) b[xr] += g;
+                if (lane == 0) {
+                    if (atomics) atomicAdd(&b[xr], g);
+                    else b[xr] += g;
+                }
             }
             ++count;
         }
 #pragma unroll
         for (int q = 0; q < K_PER_LANE; ++q) {
             unsigned int j = lane + 32u * q;
-            if (j < k) emb[(unsigned long long)t * k + j] = h[q] + acc[q];
+            if (j < k) {
+                if (atomics) atomicAdd(&emb[(unsigned long long)t * k + j], acc[q]);
+                else emb[(unsigned long long)t * k + j] = h[q] + acc[q];
+            }
         }
         loss += (double)pair_loss;
     }

@@ -175,3 +175,132 @@ extern "C" __global__ void scatter_hidden_grad(const float* dh, const unsigned i
         }
     }
 }
+
+// The whole training step of a small vocabulary in one launch (P0's notebook size: V = 50,
+// k = 20, a few thousand examples per batch, where launch overhead dominates the cuBLAS path).
+// Each block takes `rows_per_block` consecutive examples of the batch; W and b sit in shared
+// memory (rows padded to an odd stride `kp` against bank conflicts), each warp runs one example
+// at a time:
+//   h = gather(E); z = W h + b; dz = softmax cross-entropy gradient (as softmax_xent);
+//   db += dz, dW += dz h^T (shared atomics); dh = W^T dz, scattered to dE (global atomics).
+// At the end each block adds its dW/db into the gradient (global atomics). Same math as the
+// cuBLAS path and softmax.rs; only summation orders differ.
+#define SMALL_WARPS 8
+extern "C" __global__ void small_vocab_step(const unsigned int* rows, unsigned int n, unsigned int rows_per_block,
+                                            const unsigned int* ctx_offsets, const unsigned int* ctx_tokens,
+                                            const unsigned int* targets, const float* emb, const float* w,
+                                            const float* bias, unsigned int V, unsigned int k, int skipgram,
+                                            int mean, float scale, float* grad_emb, unsigned int* touched_emb,
+                                            float* grad_w, unsigned int* touched_w, float* grad_b,
+                                            unsigned int* touched_b, double* loss_sum) {
+    extern __shared__ float smem[];
+    unsigned int kp = k | 1u;
+    float* sW = smem;                 // V x kp
+    float* sdW = sW + V * kp;         // V x kp
+    float* sb = sdW + V * kp;         // V
+    float* sdb = sb + V;              // V
+    float* sh = sdb + V;              // SMALL_WARPS x k
+    float* sz = sh + SMALL_WARPS * k; // SMALL_WARPS x V
+    for (unsigned int i = threadIdx.x; i < V * k; i += blockDim.x) {
+        unsigned int v = i / k, j = i % k;
+        sW[v * kp + j] = w[i];
+        sdW[v * kp + j] = 0.0f;
+    }
+    for (unsigned int v = threadIdx.x; v < V; v += blockDim.x) {
+        sb[v] = bias[v];
+        sdb[v] = 0.0f;
+        if (blockIdx.x == 0) {
+            touched_w[v] = 1u;
+            touched_b[v] = 1u;
+        }
+    }
+    __syncthreads();
+    unsigned int warp = threadIdx.x >> 5, lane = threadIdx.x & 31u;
+    float* h = sh + warp * k;
+    float* z = sz + warp * V;
+    unsigned int r0 = blockIdx.x * rows_per_block;
+    unsigned int r1 = r0 + rows_per_block < n ? r0 + rows_per_block : n;
+    double wloss = 0.0;
+    for (unsigned int r = r0 + warp; r < r1; r += SMALL_WARPS) {
+        unsigned int e = rows[r];
+        unsigned int lo = ctx_offsets[e], hi = ctx_offsets[e + 1];
+        const unsigned int* pos;
+        unsigned int npos;
+        if (skipgram) {
+            pos = ctx_tokens + lo;
+            npos = hi - lo;
+        } else {
+            pos = targets + e;
+            npos = 1u;
+        }
+        for (unsigned int j = lane; j < k; j += 32) {
+            float acc;
+            if (skipgram) {
+                acc = emb[(unsigned long long)targets[e] * k + j];
+            } else {
+                acc = 0.0f;
+                for (unsigned int c = lo; c < hi; ++c) acc += emb[(unsigned long long)ctx_tokens[c] * k + j];
+                if (mean && hi > lo) acc *= 1.0f / (float)(hi - lo);
+            }
+            h[j] = acc;
+        }
+        __syncwarp();
+        float m = NEG_INF;
+        for (unsigned int v = lane; v < V; v += 32) {
+            const float* wr = sW + v * kp;
+            float d = 0.0f;
+            for (unsigned int j = 0; j < k; ++j) d += wr[j] * h[j];
+            d += sb[v];
+            z[v] = d;
+            m = fmaxf(m, d);
+        }
+        m = warp_max(m);
+        __syncwarp();
+        float zpos = 0.0f;
+        for (unsigned int p = 0; p < npos; ++p) zpos += z[pos[p]];
+        float s = 0.0f;
+        for (unsigned int v = lane; v < V; v += 32) {
+            float ex = expf(z[v] - m);
+            z[v] = ex;
+            s += ex;
+        }
+        s = warp_sum(s);
+        float lse = m + logf(s);
+        wloss += (double)((float)npos * lse - zpos);
+        float f = (float)npos * scale / s;
+        for (unsigned int v = lane; v < V; v += 32) z[v] *= f;
+        __syncwarp();
+        if (lane == 0)
+            for (unsigned int p = 0; p < npos; ++p) z[pos[p]] -= scale;
+        __syncwarp();
+        for (unsigned int v = lane; v < V; v += 32) atomicAdd(&sdb[v], z[v]);
+        for (unsigned int i = lane; i < V * k; i += 32) {
+            unsigned int v = i / k, j = i % k;
+            atomicAdd(&sdW[v * kp + j], z[v] * h[j]);
+        }
+        for (unsigned int j = lane; j < k; j += 32) {
+            float d = 0.0f;
+            for (unsigned int v = 0; v < V; ++v) d += z[v] * sW[v * kp + j];
+            if (skipgram) {
+                unsigned int t = targets[e];
+                atomicAdd(&grad_emb[(unsigned long long)t * k + j], d);
+                if (j == 0) touched_emb[t] = 1u;
+            } else {
+                float fm = (mean && hi > lo) ? 1.0f / (float)(hi - lo) : 1.0f;
+                for (unsigned int c = lo; c < hi; ++c) {
+                    unsigned int t = ctx_tokens[c];
+                    atomicAdd(&grad_emb[(unsigned long long)t * k + j], fm * d);
+                    if (j == 0) touched_emb[t] = 1u;
+                }
+            }
+        }
+        __syncwarp();
+    }
+    if (lane == 0 && wloss != 0.0) atomicAdd(loss_sum, wloss);
+    __syncthreads();
+    for (unsigned int i = threadIdx.x; i < V * k; i += blockDim.x) {
+        unsigned int v = i / k, j = i % k;
+        atomicAdd(&grad_w[i], sdW[v * kp + j]);
+    }
+    for (unsigned int v = threadIdx.x; v < V; v += blockDim.x) atomicAdd(&grad_b[v], sdb[v]);
+}
