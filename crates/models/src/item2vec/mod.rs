@@ -4,7 +4,8 @@
 //! - [`Examples`] cuts (context, target) examples from sequences (window, dropped ends).
 //! - [`Item2VecObjective`] is the engine objective: hand-written forward and backward passes of
 //!   the four variants (CBOW / skip-gram x softmax / negative sampling), derivations in
-//!   [`softmax`] and [`negative`].
+//!   [`softmax`] and [`negative`]; small vocabularies take the projected full-softmax kernel
+//!   ([`SoftmaxKernel`]).
 //! - [`Item2Vec`] is a trained model: middle-movie prediction, cosine neighbours, embeddings.
 //!
 //! Tables (names shared with the PyTorch fixtures): `embedding` (V x k, the movie embeddings),
@@ -12,15 +13,19 @@
 
 mod examples;
 pub mod gpu;
+#[cfg(test)]
+mod kernel_tests;
 mod model;
 pub mod negative;
 mod objective;
+mod simd;
 pub mod softmax;
 
 pub use examples::Examples;
 pub use model::{Item2Vec, RankMetrics};
 pub use negative::UnigramSampler;
 pub use objective::{Item2VecObjective, Item2VecTables};
+pub use softmax::SoftmaxKernel;
 
 use serde::{Deserialize, Serialize};
 

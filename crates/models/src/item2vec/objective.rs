@@ -15,8 +15,10 @@ use rayon::prelude::*;
 use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, TableId};
 
 use super::negative::{negative_lane, NegativePass};
-use super::softmax::{softmax_lane, CHUNK};
-use super::{Architecture, Examples, Item2VecConfig, OutputLoss, UnigramSampler};
+use super::softmax::{
+    project, projected_lane, softmax_lane, PairTables, ProjectedPass, SoftmaxKernel, CHUNK, PROJECTED_BLOCK,
+};
+use super::{Architecture, ContextReduce, Examples, Item2VecConfig, OutputLoss, UnigramSampler};
 use crate::ModelError;
 
 /// Draw id used for validation passes (fixed negatives).
@@ -160,8 +162,12 @@ pub(crate) struct Lane {
     pub h: Vec<f32>,
     /// Their gradients (CHUNK x k).
     pub dh: Vec<f32>,
-    /// Logits / dz of a chunk (CHUNK x V; softmax only).
+    /// Logits / dz of a chunk (CHUNK x V; chunked softmax) or of a block of examples
+    /// (PROJECTED_BLOCK x V; projected).
     pub z: Vec<f32>,
+    /// `S` of the projected softmax (V x V): per context token, the weighted sum of the `dz`
+    /// of the examples it appears in.
+    pub s: Vec<f32>,
     /// Partial gradient of `out_weight` (V x k).
     pub dw: Vec<f32>,
     /// Partial gradient of `out_bias` (V).
@@ -194,12 +200,33 @@ impl Lane {
         self.w_rows.resize(v);
         self.e_rows.resize(v);
     }
+
+    /// Buffers of the projected softmax (no chunk scratch).
+    pub(crate) fn ensure_projected(&mut self, v: usize, k: usize) {
+        if self.z.len() < PROJECTED_BLOCK * v {
+            self.z = vec![0.0; PROJECTED_BLOCK * v];
+        }
+        if self.s.len() != v * v {
+            self.s = vec![0.0; v * v];
+        }
+        for (b, n) in [(&mut self.dw, v * k), (&mut self.db, v), (&mut self.de, v * k)] {
+            if b.len() != n {
+                *b = vec![0.0; n];
+            }
+        }
+        self.w_rows.resize(v);
+        self.e_rows.resize(v);
+    }
 }
 
 #[derive(Debug, Default)]
 struct Scratch {
     ids: Vec<u32>,
     lanes: Vec<Lane>,
+    /// The token projection `E W^T` of the projected softmax (V x V, once per pass).
+    proj: Vec<f32>,
+    /// Its exponential tables for two-token CBOW contexts.
+    pairs: PairTables,
 }
 
 /// The item2vec objective over training sequences (units) with an optional validation set.
@@ -213,6 +240,9 @@ pub struct Item2VecObjective {
     val: Option<Examples>,
     sampler: Option<UnigramSampler>,
     lanes: usize,
+    kernel: SoftmaxKernel,
+    /// Run the full-softmax kernels' AVX2 builds when the CPU has AVX2 (same rounding).
+    simd: bool,
     draws: AtomicU64,
     scratch: Mutex<Scratch>,
 }
@@ -262,6 +292,8 @@ impl Item2VecObjective {
             val,
             sampler,
             lanes: rayon::current_num_threads().max(1),
+            kernel: SoftmaxKernel::Auto,
+            simd: true,
             draws: AtomicU64::new(0),
             scratch: Mutex::new(Scratch::default()),
         })
@@ -270,6 +302,21 @@ impl Item2VecObjective {
     /// Sets the number of parallel lanes (the determinism unit; default: rayon's thread count).
     pub fn with_lanes(mut self, lanes: usize) -> Self {
         self.lanes = lanes.max(1);
+        self
+    }
+
+    /// Sets the full-softmax kernel (default [`SoftmaxKernel::Auto`]; negative sampling ignores
+    /// it). Both kernels compute the same loss and gradient up to rounding.
+    pub fn with_softmax_kernel(mut self, kernel: SoftmaxKernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Only the baseline (SSE2) builds of the kernels: the scalar reference the AVX2 builds are
+    /// tested against.
+    #[cfg(test)]
+    pub(crate) fn without_simd(mut self) -> Self {
+        self.simd = false;
         self
     }
 
@@ -304,22 +351,22 @@ impl Item2VecObjective {
         grads: Option<&mut Grads>,
     ) -> (f64, u64) {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let Scratch { ids, lanes } = &mut *guard;
+        let Scratch { ids, lanes, proj, pairs } = &mut *guard;
         ids.clear();
         for &u in units {
             let r = self.train.sequence_range(u as usize);
             ids.extend(r.start as u32..r.end as u32);
         }
-        self.run(params, &self.train, ids, draw, grads, lanes)
+        self.run(params, &self.train, ids, draw, grads, lanes, proj, pairs)
     }
 
     /// Loss sum and count over every example of `examples` (no gradient).
     pub fn loss_over(&self, params: &ParamStore, examples: &Examples, draw: u64) -> (f64, u64) {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let Scratch { ids, lanes } = &mut *guard;
+        let Scratch { ids, lanes, proj, pairs } = &mut *guard;
         ids.clear();
         ids.extend(0..examples.len() as u32);
-        self.run(params, examples, ids, draw, None, lanes)
+        self.run(params, examples, ids, draw, None, lanes, proj, pairs)
     }
 
     /// Draw id for the next training batch.
@@ -327,6 +374,7 @@ impl Item2VecObjective {
         self.draws.fetch_add(1, Ordering::Relaxed)
     }
 
+    #[allow(clippy::too_many_arguments)] // the scratch buffers are borrowed apart from `self`
     fn run(
         &self,
         params: &ParamStore,
@@ -335,6 +383,8 @@ impl Item2VecObjective {
         draw: u64,
         grads: Option<&mut Grads>,
         lanes: &mut Vec<Lane>,
+        proj: &mut Vec<f32>,
+        pairs: &mut PairTables,
     ) -> (f64, u64) {
         let count = match self.config.architecture {
             Architecture::Cbow => ids.len() as u64,
@@ -361,14 +411,55 @@ impl Item2VecObjective {
             seed: self.seed,
             draw,
         });
+        // Full softmax: the projected kernel when its operation count is smaller; it adds one
+        // row of `E W^T` per context token (CBOW) or per example (skip-gram).
+        let projected = pass.is_none() && {
+            let hidden_rows = match cfg.architecture {
+                Architecture::Cbow => ids.iter().map(|&e| ex.context(e as usize).len()).sum(),
+                Architecture::Skipgram => len,
+            };
+            self.kernel.use_projected(wts.v, wts.k, len, hidden_rows, grad)
+        };
+        if projected {
+            project(&wts, proj);
+        }
+        // Two-token CBOW contexts read exponential tables (2 V^2 exponentials a pass) instead
+        // of V exponentials an example: worth it from 2 V examples on.
+        let use_pairs = projected && cfg.architecture == Architecture::Cbow && len >= 2 * wts.v;
+        if use_pairs {
+            let f = match cfg.context {
+                ContextReduce::Sum => 1.0,
+                ContextReduce::Mean => 0.5,
+            };
+            pairs.fill(proj, wts.b, f);
+        }
+        let projected_pass = ProjectedPass {
+            arch: cfg.architecture,
+            reduce: cfg.context,
+            proj,
+            pairs: use_pairs.then_some(&*pairs),
+            ex,
+            scale,
+            grad,
+        };
         let work = |j: usize, lane: &mut Lane| {
             let (lo, hi) = (j * len / n_lanes, (j + 1) * len / n_lanes);
             lane.loss = 0.0;
+            let lane_ids = &ids[lo..hi];
             match &pass {
-                None => {
-                    softmax_lane(cfg.architecture, cfg.context, &wts, ex, &ids[lo..hi], scale, lane, grad)
-                }
-                Some(p) => negative_lane(p, &wts, ex, &ids[lo..hi], lo, scale, lane, grad),
+                None if projected => projected_lane(&projected_pass, &wts, lane_ids, lane, self.simd),
+                None => softmax_lane(
+                    cfg.architecture,
+                    cfg.context,
+                    &wts,
+                    ex,
+                    lane_ids,
+                    scale,
+                    lane,
+                    grad,
+                    self.simd,
+                ),
+                Some(p) => negative_lane(p, &wts, ex, lane_ids, lo, scale, lane, grad),
             }
         };
         if n_lanes == 1 {

@@ -22,17 +22,88 @@
 //!
 //! and the mean is over the `N` (target, context token) pairs.
 //!
-//! Examples are processed in chunks of [`CHUNK`] rows as matrix products: `Z = H W^T`,
-//! `dW += dZ^T H`, `dH = dZ W` (ndarray's `general_mat_mul`, into reused scratch buffers).
+//! Two kernels compute the same sums (they differ only in rounding):
+//!
+//! - **Chunked** ([`SoftmaxKernel::Chunked`]): examples in chunks of [`CHUNK`] rows as matrix
+//!   products `Z = H W^T`, `dW += dZ^T H`, `dH = dZ W` (ndarray's `general_mat_mul`, into reused
+//!   scratch), `O(n V k)` per batch of `n` examples.
+//! - **Projected** ([`SoftmaxKernel::Projected`]), for small vocabularies: since `h` is a
+//!   weighted sum of embedding rows, `W h = sum_c f W E[c] = sum_c f P[c]` with the token
+//!   projection `P = E W^T` (V x V, one product per batch). Grouping the backward sums by
+//!   context token with `S[c] = sum_{e : c in C_e} f_e dz_e` (V x V):
+//!
+//!   ```text
+//!   z_e = b + f_e sum_{c in C_e} P[c]                      (skip-gram: z_e = b + P[t_e], f = 1)
+//!   dW  = sum_e dz_e h_e^T = sum_c S[c]^T E[c] = S^T E
+//!   dE[c] = sum_{e : c in C_e} f_e W^T dz_e = (S W)[c]
+//!   ```
+//!
+//!   so a batch costs `O(V^2 k)` in three products plus `O(n |C| V)` row additions instead of
+//!   `O(n V k)`: at the notebook's V = 50, k = 20 and about 1,800 examples a batch, ~10x fewer
+//!   operations. [`SoftmaxKernel::Auto`] picks it when that count is smaller
+//!   ([`projected_pays`]).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::objective::{Lane, Weights};
+use super::objective::{Lane, RowMarks, Weights};
 use super::{Architecture, ContextReduce, Examples};
 
 /// Rows per matrix-product chunk.
 pub const CHUNK: usize = 256;
+
+/// Examples per block of the projected kernel's staged loop.
+pub(crate) const PROJECTED_BLOCK: usize = 16;
+
+/// Largest vocabulary the projected kernel takes (its V x V buffers, one per lane, stay <= 4 MiB).
+pub const MAX_PROJECTED_VOCAB: usize = 1024;
+
+/// Which full-softmax kernel a pass uses (same sums, different grouping; see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SoftmaxKernel {
+    /// The projected kernel when [`projected_pays`], else the chunked one.
+    #[default]
+    Auto,
+    /// Matrix products per chunk of examples, `O(n V k)`.
+    Chunked,
+    /// Token projection `P = E W^T`, `O(V^2 k + n |C| V)`; vocabularies up to
+    /// [`MAX_PROJECTED_VOCAB`] (larger ones fall back to the chunked kernel).
+    Projected,
+}
+
+impl SoftmaxKernel {
+    /// Whether a pass over `examples` examples holding `context_tokens` context tokens in all
+    /// runs projected.
+    pub fn use_projected(
+        self,
+        v: usize,
+        k: usize,
+        examples: usize,
+        context_tokens: usize,
+        grad: bool,
+    ) -> bool {
+        match self {
+            SoftmaxKernel::Auto => projected_pays(v, k, examples, context_tokens, grad),
+            SoftmaxKernel::Chunked => false,
+            SoftmaxKernel::Projected => v <= MAX_PROJECTED_VOCAB,
+        }
+    }
+}
+
+/// True when the projected kernel needs fewer multiply-adds than the chunked one for a pass of
+/// `examples` CBOW examples with `context_tokens` context tokens in all (skip-gram: pass the
+/// number of examples, each adds one projected row). Chunked: `n V k` products forward, twice
+/// that backward. Projected: `V^2 k` for `P` (twice more backward for `S^T E` and `S W`) plus
+/// one V-row addition per context token forward (and one more backward into `S`).
+pub fn projected_pays(v: usize, k: usize, examples: usize, context_tokens: usize, grad: bool) -> bool {
+    if v > MAX_PROJECTED_VOCAB || examples == 0 {
+        return false;
+    }
+    let passes = if grad { 3 } else { 1 };
+    let chunked = passes * examples * v * k;
+    let projected = passes * v * v * k + if grad { 2 } else { 1 } * context_tokens * v;
+    projected < chunked
+}
 
 /// Adds the row-wise context reduction (CBOW) or the target's row (skip-gram) of example `e` to
 /// `h` (which must be zero on entry).
@@ -96,6 +167,179 @@ pub fn sum_f32(x: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
+/// `((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))` plus the in-order sum of `tail`: how
+/// [`sum_f32`] combines its accumulators.
+#[inline(always)]
+pub(crate) fn sum_of(acc: [f32; 8], tail: &[f32]) -> f32 {
+    let tail: f32 = tail.iter().sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `x_j <- exp(x_j - m)` and the sum of the results with [`sum_f32`]'s accumulators (bitwise
+/// the same as the two passes).
+#[inline(always)]
+fn exp_sum_in_place(x: &mut [f32], m: f32) -> f32 {
+    x.iter_mut().for_each(|v| *v = exp_f32(*v - m));
+    let mut acc = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    sum_of(acc, chunks.remainder())
+}
+
+/// Largest of eight partial maxima.
+#[inline(always)]
+pub(crate) fn max_of(acc: [f32; 8]) -> f32 {
+    (acc[0].max(acc[4]).max(acc[1].max(acc[5]))).max(acc[2].max(acc[6]).max(acc[3].max(acc[7])))
+}
+
+/// Largest value (NaNs ignored, as `f32::max` does), eight lanes at a time.
+#[inline(always)]
+fn max_f32(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = a.max(v);
+        }
+    }
+    chunks.remainder().iter().fold(max_of(acc), |m, &v| m.max(v))
+}
+
+/// The row helpers in their portable form (`AVX2 = false`) or their AVX2 build from
+/// [`super::simd`] (`AVX2 = true`, only inside `#[target_feature(enable = "avx2")]` callers).
+/// Both round identically.
+struct Row<const AVX2: bool>;
+
+impl<const AVX2: bool> Row<AVX2> {
+    #[inline(always)]
+    fn exp_sum(x: &mut [f32], m: f32) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: `AVX2 = true` is only instantiated inside AVX2 target-feature functions.
+            return unsafe { super::simd::exp_sum(x, m) };
+        }
+        exp_sum_in_place(x, m)
+    }
+
+    #[inline(always)]
+    fn max(x: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: as in `exp_sum`.
+            return unsafe { super::simd::max(x) };
+        }
+        max_f32(x)
+    }
+
+    #[inline(always)]
+    fn scale(x: &mut [f32], g: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: as in `exp_sum`.
+            return unsafe { super::simd::scale(x, g) };
+        }
+        x.iter_mut().for_each(|x| *x *= g);
+    }
+
+    /// `z = f (a + c) + b` and its maximum.
+    #[inline(always)]
+    fn logits2(a: &[f32], c: &[f32], b: &[f32], f: f32, z: &mut [f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: as in `exp_sum`.
+            return unsafe { super::simd::logits2(a, c, b, f, z) };
+        }
+        let mut acc = [f32::NEG_INFINITY; 8];
+        let mut zs = z.chunks_exact_mut(8);
+        let (mut as_, mut cs, mut bs) = (a.chunks_exact(8), c.chunks_exact(8), b.chunks_exact(8));
+        for (((zc, ac), cc), bc) in (&mut zs).zip(&mut as_).zip(&mut cs).zip(&mut bs) {
+            for ((((z, &a), &c), &b), m) in zc.iter_mut().zip(ac).zip(cc).zip(bc).zip(acc.iter_mut()) {
+                *z = f * (a + c) + b;
+                *m = m.max(*z);
+            }
+        }
+        let mut m = max_of(acc);
+        let rest =
+            zs.into_remainder().iter_mut().zip(as_.remainder()).zip(cs.remainder()).zip(bs.remainder());
+        for (((z, &a), &c), &b) in rest {
+            *z = f * (a + c) + b;
+            m = m.max(*z);
+        }
+        m
+    }
+
+    /// `db += d`, `sa += f d`, `sc += f d`.
+    #[inline(always)]
+    fn accumulate2(d: &[f32], db: &mut [f32], sa: &mut [f32], sc: &mut [f32], f: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: as in `exp_sum`.
+            return unsafe { super::simd::accumulate2(d, db, sa, sc, f) };
+        }
+        for (((&d, db), sa), sc) in d.iter().zip(db.iter_mut()).zip(sa).zip(sc) {
+            *db += d;
+            *sa += f * d;
+            *sc += f * d;
+        }
+    }
+
+    /// The loss of one row of logits `z` (bias included, maximum `m`) against its `positives`
+    /// (CBOW: the target; skip-gram: every context token) and, with `grad`, `dz` in place of
+    /// `z` scaled by `scale`. One exp per logit: `e_j = exp(z_j - m)`, `s = sum_j e_j`,
+    /// `lse = m + ln s`, `loss = |P| lse - sum_{p in P} z_p`,
+    /// `dz = scale (|P| e / s - sum_{p in P} onehot(p))`.
+    #[inline(always)]
+    fn softmax(z: &mut [f32], m: f32, positives: &[u32], scale: f32, grad: bool) -> f64 {
+        let z_positives = positives_sum(z, positives);
+        let s = Self::exp_sum(z, m);
+        Self::finish(z, m + s.ln(), s, z_positives, positives, scale, grad)
+    }
+
+    /// The end of [`softmax`](Self::softmax) once `z` holds `e_j = exp(z_j - m)` summing to `s`,
+    /// with `lse = m + ln s` (or the same log-sum-exp by another grouping).
+    #[inline(always)]
+    fn finish(
+        z: &mut [f32],
+        lse: f32,
+        s: f32,
+        z_positives: f32,
+        positives: &[u32],
+        scale: f32,
+        grad: bool,
+    ) -> f64 {
+        if grad {
+            Self::scale(z, positives.len() as f32 * scale / s);
+            for &c in positives {
+                z[c as usize] -= scale;
+            }
+        }
+        (positives.len() as f32 * lse - z_positives) as f64
+    }
+
+    /// `out = a * b` element-wise and the sum of `out` with [`sum_f32`]'s accumulators.
+    #[inline(always)]
+    fn mul_sum(a: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: as in `exp_sum`.
+            return unsafe { super::simd::mul_sum(a, b, out) };
+        }
+        out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = a * b);
+        let mut acc = [0.0f32; 8];
+        let mut chunks = out.chunks_exact(8);
+        for c in &mut chunks {
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a += v;
+            }
+        }
+        sum_of(acc, chunks.remainder())
+    }
+}
+
 /// Adds the CBOW reduction of the context rows `ctx` to `h` (zero on entry).
 #[inline]
 pub(crate) fn reduce_context(reduce: ContextReduce, wts: &Weights<'_>, ctx: &[u32], h: &mut [f32]) {
@@ -121,8 +365,42 @@ pub fn log_sum_exp(z: &[f32]) -> f32 {
     m + s.ln()
 }
 
-/// Forward (and, with `grad`, backward into the lane's partial gradients) over the examples
-/// `ids`, each gradient scaled by `scale` (= 1 / batch count). Adds the loss sum to `lane.loss`.
+/// `sum_{p in positives} z_p`.
+#[inline(always)]
+fn positives_sum(z: &[f32], positives: &[u32]) -> f32 {
+    positives.iter().map(|&c| z[c as usize]).sum()
+}
+
+/// The tokens whose log-probability example `e` scores: its target (CBOW) or its context
+/// (skip-gram).
+#[inline(always)]
+fn positives_of(arch: Architecture, ex: &Examples, e: usize) -> &[u32] {
+    match arch {
+        Architecture::Cbow => std::slice::from_ref(&ex.targets()[e]),
+        Architecture::Skipgram => ex.context(e),
+    }
+}
+
+/// Whether the AVX2 builds of the lane kernels may run: `simd` asked for and the CPU has it.
+/// They use [`super::simd`]'s helpers and otherwise the same source compiled for wider
+/// registers; without FMA contraction (Rust never fuses a multiply and an add by itself) they
+/// round exactly as the portable build does.
+#[inline]
+fn avx2(simd: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd && std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = simd;
+        false
+    }
+}
+
+/// The chunked kernel: forward (and, with `grad`, backward into the lane's partial gradients)
+/// over the examples `ids`, each gradient scaled by `scale` (= 1 / batch count). Adds the loss
+/// sum to `lane.loss`. With `simd`, the AVX2 build when the CPU has it.
 #[allow(clippy::too_many_arguments)] // one kernel call site; a struct would only rename them
 pub(crate) fn softmax_lane(
     arch: Architecture,
@@ -133,9 +411,50 @@ pub(crate) fn softmax_lane(
     scale: f32,
     lane: &mut Lane,
     grad: bool,
+    simd: bool,
+) {
+    lane.ensure(wts.v, wts.k, true);
+    #[cfg(target_arch = "x86_64")]
+    if avx2(simd) {
+        // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
+        unsafe { chunked_examples_avx2(arch, reduce, wts, ex, ids, scale, lane, grad) };
+        return;
+    }
+    let _ = simd;
+    chunked_examples::<false>(arch, reduce, wts, ex, ids, scale, lane, grad);
+}
+
+/// [`chunked_examples`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn chunked_examples_avx2(
+    arch: Architecture,
+    reduce: ContextReduce,
+    wts: &Weights<'_>,
+    ex: &Examples,
+    ids: &[u32],
+    scale: f32,
+    lane: &mut Lane,
+    grad: bool,
+) {
+    chunked_examples::<true>(arch, reduce, wts, ex, ids, scale, lane, grad);
+}
+
+/// The body of [`softmax_lane`] (buffers already sized).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn chunked_examples<const AVX2: bool>(
+    arch: Architecture,
+    reduce: ContextReduce,
+    wts: &Weights<'_>,
+    ex: &Examples,
+    ids: &[u32],
+    scale: f32,
+    lane: &mut Lane,
+    grad: bool,
 ) {
     let (v, k) = (wts.v, wts.k);
-    lane.ensure(v, k, true);
     let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
     for chunk in ids.chunks(CHUNK) {
         let n = chunk.len();
@@ -149,31 +468,15 @@ pub(crate) fn softmax_lane(
             let mut z = ArrayViewMut2::from_shape((n, v), &mut lane.z[..n * v]).expect("chunk shape");
             general_mat_mul(1.0, &h, &w.t(), 0.0, &mut z);
         }
-        // Bias, log-sum-exp, loss and dz (in place of z), one exp per logit:
-        // e_j = exp(z_j - m), s = sum_j e_j, lse = m + ln s, softmax_j = e_j / s.
         for (r, &e) in chunk.iter().enumerate() {
-            let e = e as usize;
             let z = &mut lane.z[r * v..(r + 1) * v];
             let mut m = f32::NEG_INFINITY;
             for (z, &b) in z.iter_mut().zip(wts.b) {
                 *z += b;
                 m = m.max(*z);
             }
-            let positives: &[u32] = match arch {
-                Architecture::Cbow => std::slice::from_ref(&ex.targets()[e]),
-                Architecture::Skipgram => ex.context(e),
-            };
-            let z_positives: f32 = positives.iter().map(|&c| z[c as usize]).sum();
-            z.iter_mut().for_each(|z| *z = exp_f32(*z - m));
-            let s = sum_f32(z);
-            let lse = m + s.ln();
-            lane.loss += (positives.len() as f32 * lse - z_positives) as f64;
+            lane.loss += Row::<AVX2>::softmax(z, m, positives_of(arch, ex, e as usize), scale, grad);
             if grad {
-                let f = positives.len() as f32 * scale / s;
-                z.iter_mut().for_each(|z| *z *= f);
-                for &c in positives {
-                    z[c as usize] -= scale;
-                }
                 lane.db.iter_mut().zip(z.iter()).for_each(|(d, &g)| *d += g);
             }
         }
@@ -213,6 +516,305 @@ pub(crate) fn softmax_lane(
                 }
             }
         }
+    }
+}
+
+/// The token projection `P = E W^T` (V x V, row-major) into `proj`.
+pub(crate) fn project(wts: &Weights<'_>, proj: &mut Vec<f32>) {
+    let (v, k) = (wts.v, wts.k);
+    proj.resize(v * v, 0.0);
+    let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
+    let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
+    let mut p = ArrayViewMut2::from_shape((v, v), &mut proj[..]).expect("projection shape");
+    general_mat_mul(1.0, &e, &w.t(), 0.0, &mut p);
+}
+
+/// The rows of `P` example `e` adds and their weight `f`: its context (CBOW, `f = 1` or
+/// `1/|C|`) or its target (skip-gram).
+#[inline(always)]
+fn hidden_tokens(arch: Architecture, reduce: ContextReduce, ex: &Examples, e: usize) -> (&[u32], f32) {
+    match arch {
+        Architecture::Cbow => {
+            let ctx = ex.context(e);
+            let f = match reduce {
+                ContextReduce::Sum => 1.0,
+                ContextReduce::Mean => 1.0 / ctx.len().max(1) as f32,
+            };
+            (ctx, f)
+        }
+        Architecture::Skipgram => (std::slice::from_ref(&ex.targets()[e]), 1.0),
+    }
+}
+
+/// Row `c` of the V x V projection.
+#[inline(always)]
+fn proj_row(proj: &[f32], c: u32, v: usize) -> &[f32] {
+    &proj[c as usize * v..(c as usize + 1) * v]
+}
+
+/// Writes the logits `z = f sum_{c in rows} P[c] + b` (the rows summed first, as `h` sums the
+/// embedding rows) and returns their maximum. Two rows (the notebook's w = 1) take one fused
+/// pass.
+#[inline(always)]
+fn projected_logits<const AVX2: bool>(rows: &[u32], f: f32, proj: &[f32], b: &[f32], z: &mut [f32]) -> f32 {
+    let v = z.len();
+    if let [a, c] = *rows {
+        return Row::<AVX2>::logits2(proj_row(proj, a, v), proj_row(proj, c, v), b, f, z);
+    }
+    z.iter_mut().for_each(|z| *z = 0.0);
+    for &c in rows {
+        z.iter_mut().zip(proj_row(proj, c, v)).for_each(|(z, &p)| *z += p);
+    }
+    z.iter_mut().zip(b).for_each(|(z, &b)| *z = f * *z + b);
+    Row::<AVX2>::max(z)
+}
+
+/// Two distinct rows of a row-major buffer, mutably.
+#[inline(always)]
+fn two_rows_mut(buf: &mut [f32], a: usize, c: usize, v: usize) -> (&mut [f32], &mut [f32]) {
+    debug_assert_ne!(a, c);
+    if a < c {
+        let (lo, hi) = buf.split_at_mut(c * v);
+        (&mut lo[a * v..(a + 1) * v], &mut hi[..v])
+    } else {
+        let (lo, hi) = buf.split_at_mut(a * v);
+        (&mut hi[..v], &mut lo[c * v..(c + 1) * v])
+    }
+}
+
+/// `db += dz` and `S[c] += f dz` for every `c` in `rows` (marked); one fused pass for two
+/// distinct rows.
+#[inline(always)]
+fn accumulate_projected<const AVX2: bool>(
+    rows: &[u32],
+    f: f32,
+    dz: &[f32],
+    lane_db: &mut [f32],
+    s: &mut [f32],
+    marks: &mut RowMarks,
+) {
+    let v = dz.len();
+    if let [a, c] = *rows {
+        if a != c {
+            marks.mark(a);
+            marks.mark(c);
+            let (sa, sc) = two_rows_mut(s, a as usize, c as usize, v);
+            Row::<AVX2>::accumulate2(dz, lane_db, sa, sc, f);
+            return;
+        }
+    }
+    lane_db.iter_mut().zip(dz).for_each(|(db, &d)| *db += d);
+    for &c in rows {
+        marks.mark(c);
+        let sc = &mut s[c as usize * v..(c as usize + 1) * v];
+        sc.iter_mut().zip(dz).for_each(|(s, &d)| *s += f * d);
+    }
+}
+
+/// Per-token exponentials for two-token CBOW contexts (the notebook's w = 1): with
+/// `z = f P[a] + (f P[c] + b)`,
+///
+/// ```text
+/// exp(z_j - M) = A[a]_j B[c]_j,   A[a]_j = exp(f P[a]_j - ma_a),   B[c]_j = exp(f P[c]_j + b_j - mb_c),
+/// M = ma_a + mb_c,   lse(z) = M + ln sum_j A[a]_j B[c]_j
+/// ```
+///
+/// (`ma`, `mb` the row maxima), so an example costs one product per logit instead of one
+/// exponential; the `2 V^2` exponentials are paid once per pass. When the sum falls below
+/// [`PAIR_SUM_FLOOR`] (the two rows' maxima far apart, where the products could underflow)
+/// the example is computed directly.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PairTables {
+    /// `A` (V x V).
+    first: Vec<f32>,
+    /// `ma` (V).
+    first_max: Vec<f32>,
+    /// `B` (V x V).
+    second: Vec<f32>,
+    /// `mb` (V).
+    second_max: Vec<f32>,
+    /// The context weight `f` of a two-token context (1 for a sum, 1/2 for a mean).
+    f: f32,
+}
+
+/// Below this sum of products a two-token example is recomputed directly (see [`PairTables`]).
+const PAIR_SUM_FLOOR: f32 = 1e-20;
+
+impl PairTables {
+    /// Fills the tables from the projection `proj` (V x V) and the bias `b` for weight `f`.
+    pub(crate) fn fill(&mut self, proj: &[f32], b: &[f32], f: f32) {
+        let v = b.len();
+        self.f = f;
+        for (buf, n) in [(&mut self.first, v * v), (&mut self.second, v * v)] {
+            buf.resize(n, 0.0);
+        }
+        self.first_max.resize(v, 0.0);
+        self.second_max.resize(v, 0.0);
+        for (c, p) in proj.chunks_exact(v).enumerate() {
+            let a = &mut self.first[c * v..(c + 1) * v];
+            a.iter_mut().zip(p).for_each(|(a, &p)| *a = f * p);
+            let m = max_f32(a);
+            a.iter_mut().for_each(|a| *a = exp_f32(*a - m));
+            self.first_max[c] = m;
+            let bb = &mut self.second[c * v..(c + 1) * v];
+            bb.iter_mut().zip(p).zip(b).for_each(|((x, &p), &b)| *x = f * p + b);
+            let m = max_f32(bb);
+            bb.iter_mut().for_each(|x| *x = exp_f32(*x - m));
+            self.second_max[c] = m;
+        }
+    }
+}
+
+/// What a projected pass over a lane's examples reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProjectedPass<'a> {
+    pub arch: Architecture,
+    pub reduce: ContextReduce,
+    /// The projection `E W^T` (V x V).
+    pub proj: &'a [f32],
+    /// Exponential tables for two-token CBOW contexts, when filled for this pass.
+    pub pairs: Option<&'a PairTables>,
+    pub ex: &'a Examples,
+    /// `1 / batch count`.
+    pub scale: f32,
+    pub grad: bool,
+}
+
+/// The projected kernel over the examples `ids`: logits from the rows of `proj` ([`project`])
+/// or products of [`PairTables`], the loss into `lane.loss` and, with `grad`, the lane's
+/// partial gradients: `db`, and `dW`, `dE` from `S` (accumulated per example, turned into
+/// products once at the end). With `simd`, the per-example part runs in its AVX2 build when
+/// the CPU has it.
+pub(crate) fn projected_lane(
+    pass: &ProjectedPass<'_>,
+    wts: &Weights<'_>,
+    ids: &[u32],
+    lane: &mut Lane,
+    simd: bool,
+) {
+    lane.ensure_projected(wts.v, wts.k);
+    #[cfg(target_arch = "x86_64")]
+    if avx2(simd) {
+        // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
+        unsafe { projected_examples_avx2(pass, wts.b, ids, lane) };
+    } else {
+        projected_examples::<false>(pass, wts.b, ids, lane);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = simd;
+        projected_examples::<false>(pass, wts.b, ids, lane);
+    }
+    if pass.grad {
+        projected_backward(wts, lane);
+    }
+}
+
+/// [`projected_examples`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn projected_examples_avx2(pass: &ProjectedPass<'_>, bias: &[f32], ids: &[u32], lane: &mut Lane) {
+    projected_examples::<true>(pass, bias, ids, lane);
+}
+
+/// The per-example part of [`projected_lane`]: logits, softmax, loss, `db` and `S`.
+///
+/// Examples go in blocks, in three stages (logits or pair products; exponentials; the rest),
+/// so the long exponential chains of different examples overlap; each example still sees
+/// exactly its sequential operations, and `S`, `db` and the loss are accumulated in example
+/// order.
+#[inline(always)]
+fn projected_examples<const AVX2: bool>(
+    pass: &ProjectedPass<'_>,
+    bias: &[f32],
+    ids: &[u32],
+    lane: &mut Lane,
+) {
+    let v = bias.len();
+    let (arch, reduce, ex, proj) = (pass.arch, pass.reduce, pass.ex, pass.proj);
+    let Lane { z, s, db, e_rows, loss, .. } = lane;
+    /// Per example of a block: `lse` (or the max before the exponentials), the positives'
+    /// logits, the sum of exponentials, and whether the row came from the pair tables.
+    #[derive(Clone, Copy, Default)]
+    struct Stat {
+        lse_or_max: f32,
+        z_positives: f32,
+        sum: f32,
+        paired: bool,
+    }
+    for block in ids.chunks(PROJECTED_BLOCK) {
+        let mut stats = [Stat::default(); PROJECTED_BLOCK];
+        for ((&e, zr), st) in block.iter().zip(z.chunks_exact_mut(v)).zip(stats.iter_mut()) {
+            let e = e as usize;
+            let (rows, f) = hidden_tokens(arch, reduce, ex, e);
+            let positives = positives_of(arch, ex, e);
+            if let (Some(t), &[a, c]) = (pass.pairs, rows) {
+                let (a, c) = (a as usize, c as usize);
+                let sum =
+                    Row::<AVX2>::mul_sum(&t.first[a * v..(a + 1) * v], &t.second[c * v..(c + 1) * v], zr);
+                if sum >= PAIR_SUM_FLOOR {
+                    let (pa, pc) = (&proj[a * v..(a + 1) * v], &proj[c * v..(c + 1) * v]);
+                    let z_at = |j: usize| t.f * pa[j] + (t.f * pc[j] + bias[j]);
+                    *st = Stat {
+                        lse_or_max: (t.first_max[a] + t.second_max[c]) + sum.ln(),
+                        z_positives: positives.iter().map(|&p| z_at(p as usize)).sum(),
+                        sum,
+                        paired: true,
+                    };
+                    continue;
+                }
+            }
+            st.lse_or_max = projected_logits::<AVX2>(rows, f, proj, bias, zr);
+            st.z_positives = positives_sum(zr, positives);
+        }
+        for (zr, st) in z.chunks_exact_mut(v).zip(stats.iter_mut()).take(block.len()) {
+            if !st.paired {
+                st.sum = Row::<AVX2>::exp_sum(zr, st.lse_or_max);
+                st.lse_or_max += st.sum.ln();
+            }
+        }
+        for ((&e, zr), st) in block.iter().zip(z.chunks_exact_mut(v)).zip(&stats) {
+            let e = e as usize;
+            let positives = positives_of(arch, ex, e);
+            *loss += Row::<AVX2>::finish(
+                zr,
+                st.lse_or_max,
+                st.sum,
+                st.z_positives,
+                positives,
+                pass.scale,
+                pass.grad,
+            );
+            if pass.grad {
+                let (rows, f) = hidden_tokens(arch, reduce, ex, e);
+                accumulate_projected::<AVX2>(rows, f, zr, db, s, e_rows);
+            }
+        }
+    }
+}
+
+/// The projected kernel's backward products from a lane's `S` (V x V, rows in `lane.e_rows`):
+/// `lane.dw += S^T E` (one product) and `lane.de[c] += S[c] W` for each marked row `c` only
+/// (unmarked rows of `de` stay exactly zero whatever `W` holds); zeroes the rows of `S`.
+fn projected_backward(wts: &Weights<'_>, lane: &mut Lane) {
+    let (v, k) = (wts.v, wts.k);
+    if lane.e_rows.rows.is_empty() {
+        return;
+    }
+    {
+        let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
+        let s = ArrayView2::from_shape((v, v), &lane.s[..v * v]).expect("S shape");
+        let mut dw = ArrayViewMut2::from_shape((v, k), &mut lane.dw[..]).expect("dw shape");
+        general_mat_mul(1.0, &s.t(), &e, 1.0, &mut dw);
+    }
+    for &c in &lane.e_rows.rows {
+        let c = c as usize;
+        let s = &mut lane.s[c * v..(c + 1) * v];
+        let de = &mut lane.de[c * k..(c + 1) * k];
+        for (&sj, wj) in s.iter().zip(wts.w.chunks_exact(k)) {
+            de.iter_mut().zip(wj).for_each(|(d, &w)| *d += sj * w);
+        }
+        s.iter_mut().for_each(|x| *x = 0.0);
     }
 }
 

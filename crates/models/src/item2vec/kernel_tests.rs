@@ -1,0 +1,315 @@
+//! Tests of the two full-softmax kernels ([`SoftmaxKernel`]): the projected kernel against the
+//! chunked one (same loss and gradient to f32 rounding, every architecture and reduction),
+//! against central finite differences, and against the PyTorch CBOW fixtures; and the
+//! automatic choice between them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use reelvec_engine::gradcheck::{check_with, GradCheckOptions};
+use reelvec_engine::{Adam, AdamConfig, Grads, Objective, Optimizer, ParamStore};
+use serde_json::Value;
+
+use super::softmax::{projected_pays, MAX_PROJECTED_VOCAB};
+use super::{
+    Architecture, ContextReduce, Examples, Item2VecConfig, Item2VecObjective, Item2VecTables, SoftmaxKernel,
+};
+
+/// SplitMix64 sequences: `n` sequences of length 2..=`max_len` over `vocab` tokens.
+fn sequences(vocab: u32, n: usize, max_len: u64, seed: u64) -> Vec<Vec<u32>> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..n)
+        .map(|_| {
+            let len = 2 + next() % (max_len - 1);
+            (0..len).map(|_| (next() % vocab as u64) as u32).collect()
+        })
+        .collect()
+}
+
+/// Parameters (output layer spread so the softmax is not flat) and one objective per kernel.
+fn setup(
+    config: Item2VecConfig,
+    vocab: usize,
+    seqs: &[Vec<u32>],
+    seed: u64,
+) -> (ParamStore, Item2VecObjective, Item2VecObjective) {
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, seed).unwrap();
+    for t in params.tables_mut() {
+        t.data.iter_mut().for_each(|x| *x *= 1.5);
+    }
+    let make = |kernel| {
+        let train = Examples::build(seqs, config.window, config.drop_ends);
+        Item2VecObjective::new(config, tables, vocab, train, None, seed)
+            .unwrap()
+            .with_lanes(1)
+            .with_softmax_kernel(kernel)
+    };
+    (params, make(SoftmaxKernel::Chunked), make(SoftmaxKernel::Projected))
+}
+
+/// Loss and gradients of both kernels agree to `rel` (relative to each table's largest value).
+fn kernels_agree(config: Item2VecConfig, vocab: usize, seqs: &[Vec<u32>], seed: u64, rel: f64) {
+    let (params, chunked, projected) = setup(config, vocab, seqs, seed);
+    let units: Vec<u32> = (0..seqs.len() as u32).collect();
+    let (mut ga, mut gb) = (Grads::zeros_like(&params), Grads::zeros_like(&params));
+    let a = chunked.loss_and_grad(&params, &units, &mut ga);
+    let b = projected.loss_and_grad(&params, &units, &mut gb);
+    assert_eq!(a.count, b.count);
+    assert!((a.sum - b.sum).abs() <= rel * a.sum.abs().max(1.0), "loss {} vs {} ({config:?})", a.sum, b.sum);
+    let val = |o: &Item2VecObjective| o.loss_over(&params, o.train_examples(), 0);
+    let (va, vb) = (val(&chunked), val(&projected));
+    assert!((va.0 - vb.0).abs() <= rel * va.0.abs().max(1.0), "validation loss {} vs {}", va.0, vb.0);
+    for (t, (x, y)) in ga.tables().iter().zip(gb.tables()).enumerate() {
+        let mut rows_a = x.touched_rows().to_vec();
+        let mut rows_b = y.touched_rows().to_vec();
+        rows_a.sort_unstable();
+        rows_b.sort_unstable();
+        assert_eq!(rows_a, rows_b, "touched rows of table {t}");
+        let big = x.data.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        for (i, (&p, &q)) in x.data.iter().zip(&y.data).enumerate() {
+            let tol = rel * (p.abs().max(q.abs()) as f64) + rel * big.max(1e-12);
+            assert!(
+                ((p - q) as f64).abs() <= tol,
+                "table {t}[{i}]: chunked {p} vs projected {q} ({config:?})"
+            );
+        }
+    }
+}
+
+#[test]
+fn projected_matches_chunked_at_the_notebook_shape() {
+    let seqs = sequences(50, 64, 60, 11);
+    kernels_agree(Item2VecConfig::default(), 50, &seqs, 3, 1e-5);
+}
+
+#[test]
+fn projected_matches_chunked_for_mean_skipgram_and_wider_windows() {
+    let seqs = sequences(30, 12, 25, 5);
+    for (arch, context, window, drop_ends) in [
+        (Architecture::Cbow, ContextReduce::Mean, 1, true),
+        (Architecture::Cbow, ContextReduce::Sum, 3, false),
+        (Architecture::Skipgram, ContextReduce::Sum, 2, true),
+        (Architecture::Skipgram, ContextReduce::Sum, 1, false),
+    ] {
+        let config =
+            Item2VecConfig { architecture: arch, context, window, drop_ends, dim: 7, ..Default::default() };
+        kernels_agree(config, 30, &seqs, 9, 1e-5);
+    }
+}
+
+/// Logits spread over hundreds of nats: the pair tables' products underflow and those examples
+/// fall back to the direct computation; both kernels still agree (and stay finite).
+#[test]
+fn projected_handles_widely_spread_logits() {
+    let seqs = sequences(40, 30, 30, 23);
+    for context in [ContextReduce::Sum, ContextReduce::Mean] {
+        let config = Item2VecConfig { context, dim: 6, ..Default::default() };
+        let (mut params, chunked, projected) = setup(config, 40, &seqs, 5);
+        params.tables_mut()[0].data.iter_mut().for_each(|x| *x *= 60.0);
+        let units: Vec<u32> = (0..seqs.len() as u32).collect();
+        let (mut ga, mut gb) = (Grads::zeros_like(&params), Grads::zeros_like(&params));
+        let a = chunked.loss_and_grad(&params, &units, &mut ga);
+        let b = projected.loss_and_grad(&params, &units, &mut gb);
+        assert!(a.sum.is_finite() && a.mean() > 50.0, "loss {} should be large", a.mean());
+        assert!((a.sum - b.sum).abs() <= 1e-5 * a.sum.abs(), "loss {} vs {}", a.sum, b.sum);
+        for (x, y) in ga.tables().iter().zip(gb.tables()) {
+            let big = x.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (&p, &q) in x.data.iter().zip(&y.data) {
+                assert!(q.is_finite() && (p - q).abs() <= 1e-5 * (p.abs().max(q.abs()) + big), "{p} vs {q}");
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn kernels_agree_on_random_shapes(
+        vocab in 2u32..40,
+        dim in 1usize..12,
+        n in 1usize..8,
+        window in 1usize..3,
+        skipgram in any::<bool>(),
+        mean in any::<bool>(),
+        seed in 0u64..1000,
+    ) {
+        let seqs = sequences(vocab, n, 12, seed);
+        let config = Item2VecConfig {
+            architecture: if skipgram { Architecture::Skipgram } else { Architecture::Cbow },
+            context: if mean { ContextReduce::Mean } else { ContextReduce::Sum },
+            dim,
+            window,
+            ..Default::default()
+        };
+        prop_assume!(!Examples::build(&seqs, window, config.drop_ends).is_empty());
+        kernels_agree(config, vocab as usize, &seqs, seed, 2e-5);
+    }
+}
+
+/// The AVX2 builds (when the CPU has AVX2) round exactly as the baseline builds: loss and
+/// gradients bitwise equal, for both kernels, CBOW (w = 1 fused path, w = 2) and skip-gram.
+#[test]
+fn simd_builds_match_the_baseline_bitwise() {
+    let seqs = sequences(50, 20, 40, 17);
+    for (arch, context, window) in [
+        (Architecture::Cbow, ContextReduce::Sum, 1),
+        (Architecture::Cbow, ContextReduce::Mean, 2),
+        (Architecture::Skipgram, ContextReduce::Sum, 1),
+    ] {
+        let config = Item2VecConfig { architecture: arch, context, window, dim: 13, ..Default::default() };
+        for kernel in [SoftmaxKernel::Chunked, SoftmaxKernel::Projected] {
+            let mut params = ParamStore::new();
+            let tables = Item2VecTables::register_seeded(&mut params, 50, &config, 1).unwrap();
+            let make = |simd: bool| {
+                let train = Examples::build(&seqs, config.window, config.drop_ends);
+                let o = Item2VecObjective::new(config, tables, 50, train, None, 1)
+                    .unwrap()
+                    .with_softmax_kernel(kernel);
+                if simd {
+                    o
+                } else {
+                    o.without_simd()
+                }
+            };
+            let units: Vec<u32> = (0..seqs.len() as u32).collect();
+            let (mut ga, mut gb) = (Grads::zeros_like(&params), Grads::zeros_like(&params));
+            let a = make(true).loss_and_grad(&params, &units, &mut ga);
+            let b = make(false).loss_and_grad(&params, &units, &mut gb);
+            assert_eq!(a.sum.to_bits(), b.sum.to_bits(), "{arch:?} {kernel:?}: loss {} vs {}", a.sum, b.sum);
+            for (x, y) in ga.tables().iter().zip(gb.tables()) {
+                assert!(
+                    x.data.iter().zip(&y.data).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{arch:?} {kernel:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn projected_gradient_matches_finite_differences() {
+    let seqs = sequences(9, 6, 10, 21);
+    for (arch, context) in [
+        (Architecture::Cbow, ContextReduce::Sum),
+        (Architecture::Cbow, ContextReduce::Mean),
+        (Architecture::Skipgram, ContextReduce::Sum),
+    ] {
+        let config = Item2VecConfig { architecture: arch, context, dim: 4, window: 2, ..Default::default() };
+        let (params, _, projected) = setup(config, 9, &seqs, 4);
+        let units: Vec<u32> = (0..seqs.len() as u32).collect();
+        let opts = GradCheckOptions { eps: 1e-2, tol: 2e-2, ..Default::default() };
+        let report = check_with(&projected, &params, &units, &opts);
+        assert!(report.checked >= 9 * 4 * 2 + 9, "checked {}", report.checked);
+        assert!(report.passed(), "{arch:?} {context:?}: {report}");
+    }
+}
+
+fn table(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+        .collect()
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()) + 1e-7
+}
+
+/// The PyTorch CBOW fixtures (as crates/models/tests/item_parity.rs checks them) with the
+/// projected kernel forced: losses before each Adam step and the final tables to 1e-5 relative.
+fn projected_parity(name: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch").join(name);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("note: {} missing, parity check skipped", path.display());
+        return;
+    };
+    let f: Value = serde_json::from_str(&text).unwrap();
+    let (k, vocab) = (f["k"].as_u64().unwrap() as usize, f["vocab"].as_u64().unwrap() as usize);
+    let context =
+        if f["context"].as_str() == Some("mean") { ContextReduce::Mean } else { ContextReduce::Sum };
+    let config = Item2VecConfig { dim: k, context, ..Item2VecConfig::default() };
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 0).unwrap();
+    for (id, tname) in
+        [(tables.embedding, "embedding"), (tables.out_weight, "out_weight"), (tables.out_bias, "out_bias")]
+    {
+        params.get_mut(id).data = table(&f["initial"][tname]);
+    }
+    let betas = f["betas"].as_array().unwrap();
+    let mut adam = Adam::new(AdamConfig {
+        beta1: betas[0].as_f64().unwrap() as f32,
+        beta2: betas[1].as_f64().unwrap() as f32,
+        eps: f["eps"].as_f64().unwrap() as f32,
+        weight_decay: f["weight_decay"].as_f64().unwrap() as f32,
+    });
+    let lr = f["lr"].as_f64().unwrap() as f32;
+    let mut grads = Grads::zeros_like(&params);
+    let batches = f["batches"].as_array().unwrap();
+    assert!(!batches.is_empty());
+    for (step, (batch, want)) in batches.iter().zip(f["losses"].as_array().unwrap()).enumerate() {
+        let contexts: Vec<Vec<u32>> = batch["contexts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+            .collect();
+        let targets: Vec<u32> =
+            batch["targets"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let ex = Examples::from_examples(&contexts, &targets);
+        let obj = Item2VecObjective::new(config, tables, vocab, ex, None, 0)
+            .unwrap()
+            .with_softmax_kernel(SoftmaxKernel::Projected);
+        let loss = obj.loss_and_grad(&params, &[0], &mut grads);
+        let want = want.as_f64().unwrap();
+        assert!(close(loss.mean(), want, 1e-5), "{name} step {step}: loss {} vs torch {want}", loss.mean());
+        adam.step(&mut params, &grads, lr);
+        grads.clear();
+    }
+    for (id, tname) in
+        [(tables.embedding, "embedding"), (tables.out_weight, "out_weight"), (tables.out_bias, "out_bias")]
+    {
+        let want = table(&f["final"][tname]);
+        let got = &params.get(id).data;
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(close(*g as f64, *w as f64, 1e-5), "{name} {tname}[{i}]: {g} vs torch {w}");
+        }
+    }
+}
+
+#[test]
+fn projected_kernel_matches_pytorch_cbow_adam() {
+    projected_parity("cbow_adam.json");
+}
+
+#[test]
+fn projected_kernel_matches_pytorch_cbow_adam_weight_decay() {
+    projected_parity("cbow_adam_wd.json");
+}
+
+#[test]
+fn auto_choice_follows_the_operation_count() {
+    // The notebook: V = 50, k = 20, ~1,800 examples of 2 context tokens a batch.
+    assert!(projected_pays(50, 20, 1800, 3600, true));
+    assert!(projected_pays(50, 20, 460, 920, false));
+    // The fixtures' 7-example batches over 12 tokens: 3 V^2 k = 2160 + 336 > 3 n V k = 1260.
+    assert!(!projected_pays(12, 5, 7, 14, true));
+    // Context rows as costly as the products: 2 * 40 * V > 3 * k * V for k = 20.
+    assert!(!projected_pays(50, 20, 100_000, 4_000_000, true));
+    assert!(!projected_pays(MAX_PROJECTED_VOCAB + 1, 100, 1 << 30, 1 << 30, true));
+    assert!(!projected_pays(50, 20, 0, 0, true));
+    assert!(SoftmaxKernel::Projected.use_projected(12, 5, 7, 14, true));
+    assert!(!SoftmaxKernel::Projected.use_projected(MAX_PROJECTED_VOCAB + 1, 5, 7, 14, true));
+    assert!(!SoftmaxKernel::Chunked.use_projected(50, 20, 1800, 3600, true));
+}

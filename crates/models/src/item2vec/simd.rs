@@ -1,0 +1,197 @@
+//! AVX2 builds of the full-softmax row helpers of [`super::softmax`], eight lanes at a time.
+//!
+//! Each helper performs, element by element, exactly the operations of its portable twin in
+//! `softmax.rs` (no fused multiply-add, the same association; the same eight-accumulator sum
+//! and the same scalar tail), so the two round identically: the portable code is the reference
+//! and `kernel_tests` checks the builds bitwise. NaN propagates as in the portable code:
+//! `_mm256_max_ps(a, x)` / `_mm256_min_ps(a, x)` return `x` when it is NaN, like `f32::clamp`.
+//!
+//! Every function is `unsafe` to call: the CPU must support AVX2. They are `#[inline(always)]`
+//! and meant to be inlined into a `#[target_feature(enable = "avx2")]` function.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+use super::softmax::{max_of, sum_of};
+
+/// `e^x` of eight lanes: [`exp_f32`](super::softmax::exp_f32)'s operations.
+#[inline(always)]
+unsafe fn exp8(x: __m256) -> __m256 {
+    // SAFETY (whole body): register-only AVX/AVX2 arithmetic; the caller guarantees AVX2.
+    unsafe {
+        let x = _mm256_min_ps(_mm256_set1_ps(88.0), _mm256_max_ps(_mm256_set1_ps(-87.0), x));
+        let round = _mm256_set1_ps(12_582_912.0);
+        let t = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)), round);
+        let n = _mm256_sub_ps(t, round);
+        let r = _mm256_sub_ps(
+            _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693_359_4))),
+            _mm256_mul_ps(n, _mm256_set1_ps(-2.121_944_4e-4)),
+        );
+        let mut p = _mm256_set1_ps(1.987_569_1e-4);
+        for c in [1.398_199_9e-3f32, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+            p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
+        }
+        let e = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0));
+        let bits = _mm256_add_epi32(
+            _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(12_582_912.0f32.to_bits() as i32)),
+            _mm256_set1_epi32(127),
+        );
+        _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits)))
+    }
+}
+
+/// The eight lanes of a register.
+#[inline(always)]
+unsafe fn lanes(v: __m256) -> [f32; 8] {
+    let mut out = [0.0f32; 8];
+    // SAFETY: `out` holds eight f32; the caller guarantees AVX2.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+    out
+}
+
+/// `z = f (a + c) + b` and `max(z)`: the portable `projected_logits`' two-row pass.
+#[inline(always)]
+pub(super) unsafe fn logits2(a: &[f32], c: &[f32], b: &[f32], f: f32, z: &mut [f32]) -> f32 {
+    let v = z.len();
+    assert!(a.len() >= v && c.len() >= v && b.len() >= v);
+    let body = v - v % 8;
+    // SAFETY: every load and store is at `i + 8 <= body <= v`, inside all four slices; the
+    // caller guarantees AVX2.
+    let mut m = unsafe {
+        let fv = _mm256_set1_ps(f);
+        let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i < body {
+            let s = _mm256_add_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(c.as_ptr().add(i)));
+            let x = _mm256_add_ps(_mm256_mul_ps(fv, s), _mm256_loadu_ps(b.as_ptr().add(i)));
+            _mm256_storeu_ps(z.as_mut_ptr().add(i), x);
+            acc = _mm256_max_ps(acc, x);
+            i += 8;
+        }
+        max_of(lanes(acc))
+    };
+    for j in body..v {
+        z[j] = f * (a[j] + c[j]) + b[j];
+        m = m.max(z[j]);
+    }
+    m
+}
+
+/// `max(x)`: the portable `max_f32`.
+#[inline(always)]
+pub(super) unsafe fn max(x: &[f32]) -> f32 {
+    let body = x.len() - x.len() % 8;
+    // SAFETY: loads at `i + 8 <= body <= len`; the caller guarantees AVX2.
+    let m = unsafe {
+        let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut i = 0;
+        while i < body {
+            acc = _mm256_max_ps(acc, _mm256_loadu_ps(x.as_ptr().add(i)));
+            i += 8;
+        }
+        max_of(lanes(acc))
+    };
+    x[body..].iter().fold(m, |m, &v| m.max(v))
+}
+
+/// `x <- exp(x - m)` and the sum of the results: the portable `exp_sum_in_place`.
+#[inline(always)]
+pub(super) unsafe fn exp_sum(x: &mut [f32], m: f32) -> f32 {
+    let body = x.len() - x.len() % 8;
+    // SAFETY: loads and stores at `i + 8 <= body <= len`; the caller guarantees AVX2.
+    let acc = unsafe {
+        let mv = _mm256_set1_ps(m);
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < body {
+            let p = x.as_mut_ptr().add(i);
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), mv));
+            _mm256_storeu_ps(p, e);
+            acc = _mm256_add_ps(acc, e);
+            i += 8;
+        }
+        lanes(acc)
+    };
+    // The tail (fewer than eight) through one padded register: the same values as
+    // `exp_f32(v - m)` element by element, summed in order as the portable tail is.
+    let rest = &mut x[body..];
+    if !rest.is_empty() {
+        let mut pad = [0.0f32; 8];
+        pad[..rest.len()].copy_from_slice(rest);
+        // SAFETY: `pad` holds eight f32; the caller guarantees AVX2.
+        let e = unsafe { lanes(exp8(_mm256_sub_ps(_mm256_loadu_ps(pad.as_ptr()), _mm256_set1_ps(m)))) };
+        rest.copy_from_slice(&e[..rest.len()]);
+    }
+    sum_of(acc, rest)
+}
+
+/// `x <- g x`.
+#[inline(always)]
+pub(super) unsafe fn scale(x: &mut [f32], g: f32) {
+    let body = x.len() - x.len() % 8;
+    // SAFETY: loads and stores at `i + 8 <= body <= len`; the caller guarantees AVX2.
+    unsafe {
+        let gv = _mm256_set1_ps(g);
+        let mut i = 0;
+        while i < body {
+            let p = x.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), gv));
+            i += 8;
+        }
+    }
+    x[body..].iter_mut().for_each(|x| *x *= g);
+}
+
+/// `db += d`, `sa += f d`, `sc += f d`: the portable `accumulate_projected`'s fused pass.
+#[inline(always)]
+pub(super) unsafe fn accumulate2(d: &[f32], db: &mut [f32], sa: &mut [f32], sc: &mut [f32], f: f32) {
+    let v = d.len();
+    assert!(db.len() >= v && sa.len() >= v && sc.len() >= v);
+    let body = v - v % 8;
+    // SAFETY: loads and stores at `i + 8 <= body <= v`, inside all four slices (`sa` and `sc`
+    // are distinct `&mut` borrows); the caller guarantees AVX2.
+    unsafe {
+        let fv = _mm256_set1_ps(f);
+        let mut i = 0;
+        while i < body {
+            let dv = _mm256_loadu_ps(d.as_ptr().add(i));
+            let g = _mm256_mul_ps(fv, dv);
+            let (pb, pa, pc) = (db.as_mut_ptr().add(i), sa.as_mut_ptr().add(i), sc.as_mut_ptr().add(i));
+            _mm256_storeu_ps(pb, _mm256_add_ps(_mm256_loadu_ps(pb), dv));
+            _mm256_storeu_ps(pa, _mm256_add_ps(_mm256_loadu_ps(pa), g));
+            _mm256_storeu_ps(pc, _mm256_add_ps(_mm256_loadu_ps(pc), g));
+            i += 8;
+        }
+    }
+    for j in body..v {
+        db[j] += d[j];
+        sa[j] += f * d[j];
+        sc[j] += f * d[j];
+    }
+}
+
+/// `out = a * b` and the sum of `out`: the portable `Row::mul_sum`.
+#[inline(always)]
+pub(super) unsafe fn mul_sum(a: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
+    let v = out.len();
+    assert!(a.len() >= v && b.len() >= v);
+    let body = v - v % 8;
+    // SAFETY: loads and stores at `i + 8 <= body <= v`, inside all three slices; the caller
+    // guarantees AVX2.
+    let acc = unsafe {
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < body {
+            let p = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)));
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), p);
+            acc = _mm256_add_ps(acc, p);
+            i += 8;
+        }
+        lanes(acc)
+    };
+    for j in body..v {
+        out[j] = a[j] * b[j];
+    }
+    sum_of(acc, &out[body..])
+}
