@@ -48,8 +48,8 @@ fn table_error(cpu: &[f32], dev: &[f32]) -> f64 {
 }
 
 /// One batch on both devices: loss sum, count, every gradient table and the embedding flags.
-/// `fused`: the one-launch small-vocabulary step, else the cuBLAS path (chunks of `chunk_rows`).
-fn batch_parity(config: Item2VecConfig, chunk_rows: usize, fused: bool, test: &str) {
+/// `chunk_rows`: rows per cuBLAS chunk (small values exercise the chunked accumulation).
+fn batch_parity(config: Item2VecConfig, chunk_rows: usize, test: &str) {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let vocab = 50;
     let seqs = random_sequences(1, 40, vocab as u32, 3..=30);
@@ -63,9 +63,7 @@ fn batch_parity(config: Item2VecConfig, chunk_rows: usize, fused: bool, test: &s
 
     let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, vocab, &ex, None)
         .unwrap()
-        .with_chunk_rows(chunk_rows)
-        .with_fused_small_vocab(fused);
-    assert_eq!(obj.uses_fused_step(), fused);
+        .with_chunk_rows(chunk_rows);
     let dev_params = GpuParams::upload(&gpu, &params).unwrap();
     let mut grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
     let dev_units = gpu.upload(&units, "units").unwrap();
@@ -110,23 +108,23 @@ fn softmax_config(architecture: Architecture, context: ContextReduce, window: us
 #[test]
 fn cbow_sum_batch_matches_the_cpu() {
     let c = softmax_config(Architecture::Cbow, ContextReduce::Sum, 1);
-    batch_parity(c, 1 << 20, true, "cbow_sum_batch_fused");
-    batch_parity(c, 1 << 20, false, "cbow_sum_batch_cublas");
+    batch_parity(c, 1 << 20, "cbow_sum_batch");
+    batch_parity(c, 29, "cbow_sum_batch_chunked");
 }
 
 #[test]
 fn cbow_mean_batch_matches_the_cpu() {
     let c = softmax_config(Architecture::Cbow, ContextReduce::Mean, 2);
-    batch_parity(c, 1 << 20, true, "cbow_mean_batch_fused");
-    batch_parity(c, 37, false, "cbow_mean_batch_cublas_chunked");
+    batch_parity(c, 1 << 20, "cbow_mean_batch");
+    batch_parity(c, 37, "cbow_mean_batch_chunked");
 }
 
 #[test]
 fn skipgram_softmax_batch_matches_the_cpu() {
     let mut c = softmax_config(Architecture::Skipgram, ContextReduce::Sum, 2);
     c.drop_ends = false;
-    batch_parity(c, 1 << 20, true, "skipgram_softmax_batch_fused");
-    batch_parity(c, 53, false, "skipgram_softmax_batch_cublas_chunked");
+    batch_parity(c, 1 << 20, "skipgram_softmax_batch");
+    batch_parity(c, 53, "skipgram_softmax_batch_chunked");
 }
 
 #[test]
@@ -190,7 +188,7 @@ fn p0_epoch_losses_match_the_cpu() {
         );
         worst = worst.max(t).max(v);
     }
-    // Gradients agree to ~1e-7 of their scale per step (tests above), and Adam's steps keep
+    // Gradients agree to ~4e-7 of their scale per step (tests above), and Adam's steps keep
     // that order through the run (measured on the H100: <= 2.1e-8 relative over 6 epochs), so
     // the protocol's 1e-4 relative holds with a wide margin.
     assert!(worst < 1e-4, "worst per-epoch relative loss difference {worst:.2e}");
@@ -359,16 +357,13 @@ fn timing_p0_and_sgns() {
         train.len(),
         48_000usize.div_ceil(64)
     );
-    for fused in [true, false] {
+    {
         let mut p = params.clone();
-        let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, 50, &train, Some(&val))
-            .unwrap()
-            .with_fused_small_vocab(fused);
+        let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, 50, &train, Some(&val)).unwrap();
         let history = Trainer::new(p0.train.clone()).fit_gpu(&gpu, &mut obj, &mut p).unwrap();
         for e in &history.epochs {
             eprintln!(
-                "  GPU ({}) epoch {}: train {:.4} val {:.4}  {:.4}s",
-                if fused { "fused step" } else { "cuBLAS path" },
+                "  GPU epoch {}: train {:.4} val {:.4}  {:.4}s",
                 e.epoch + 1,
                 e.train_loss,
                 e.val_loss.unwrap(),
@@ -378,7 +373,7 @@ fn timing_p0_and_sgns() {
         eprintln!("  GPU validation ranks: {:?}", obj.last_validation_rank());
     }
     {
-        // A larger vocabulary (top 1000 movies) through the cuBLAS path.
+        // A larger vocabulary (top 1000 movies).
         let big = random_sequences(12, 60_000, 1000, 20..=60);
         let big_train = Examples::build(&big[..48_000], 1, true);
         let big_val = Examples::build(&big[48_000..], 1, true);
@@ -390,7 +385,7 @@ fn timing_p0_and_sgns() {
         let history = Trainer::new(two).fit_gpu(&gpu, &mut obj, &mut p).unwrap();
         for e in &history.epochs {
             eprintln!(
-                "  GPU V=1000 (cuBLAS path) epoch {}: train {:.4} val {:.4}  {:.4}s",
+                "  GPU V=1000 epoch {}: train {:.4} val {:.4}  {:.4}s",
                 e.epoch + 1,
                 e.train_loss,
                 e.val_loss.unwrap(),

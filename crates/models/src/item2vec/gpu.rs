@@ -42,7 +42,7 @@ use crate::ModelError;
 const SOFTMAX_CU: KernelSource = KernelSource {
     name: "item2vec_softmax.cu",
     source: include_str!("softmax.cu"),
-    functions: &["batch_rows", "gather_hidden", "softmax_xent", "scatter_hidden_grad", "small_vocab_step"],
+    functions: &["batch_rows", "gather_hidden", "softmax_xent", "scatter_hidden_grad"],
 };
 
 const NEGATIVE_CU: KernelSource = KernelSource {
@@ -57,19 +57,6 @@ pub const SGNS_MAX_DIM: usize = 128;
 pub const SGNS_MAX_NEGATIVES: usize = 15;
 /// Largest window for which every pair of a position gets its own random stream.
 pub const SGNS_MAX_WINDOW: usize = 31;
-
-/// Warps per block of `small_vocab_step` (`SMALL_WARPS` in softmax.cu).
-const SMALL_WARPS: u32 = 8;
-
-/// Shared memory the one-launch small-vocabulary step may use (the default per-block limit).
-pub const SMALL_VOCAB_SHARED_BYTES: usize = 48 * 1024;
-
-/// Shared bytes of `small_vocab_step` for V x k: W and dW (rows padded to an odd stride), b, db,
-/// and per warp a hidden vector and a logits row.
-fn small_vocab_shared_bytes(v: usize, k: usize) -> usize {
-    let kp = k | 1;
-    4 * (2 * v * kp + 2 * v + SMALL_WARPS as usize * (k + v))
-}
 
 /// Logits buffer budget (floats) that bounds the rows of one chunk: `chunk_rows * V <= 2^25`.
 const LOGIT_BUDGET: usize = 1 << 25;
@@ -168,7 +155,6 @@ struct SoftmaxKernels {
     gather_hidden: CudaFunction,
     softmax_xent: CudaFunction,
     scatter: CudaFunction,
-    small_vocab_step: CudaFunction,
 }
 
 /// Work buffers, grown on demand (rarely: to the largest batch seen).
@@ -222,8 +208,6 @@ pub struct GpuItem2VecObjective {
     /// Example ids of the current batch (grown to the largest batch).
     rows: CudaSlice<u32>,
     chunk_rows: usize,
-    /// Use the one-launch small-vocabulary step when W fits in shared memory.
-    fused: bool,
     val_loss: CudaSlice<f64>,
     val_rank: CudaSlice<u64>,
     last_rank: Option<RankMetrics>,
@@ -283,7 +267,6 @@ impl GpuItem2VecObjective {
             gather_hidden: gpu.function(&SOFTMAX_CU, "gather_hidden")?,
             softmax_xent: gpu.function(&SOFTMAX_CU, "softmax_xent")?,
             scatter: gpu.function(&SOFTMAX_CU, "scatter_hidden_grad")?,
-            small_vocab_step: gpu.function(&SOFTMAX_CU, "small_vocab_step")?,
         };
         let train_dev = DeviceExamples::upload(gpu, train, "training")?;
         let val = match val {
@@ -306,7 +289,6 @@ impl GpuItem2VecObjective {
             scratch: Scratch::new(gpu)?,
             rows: gpu.zeros(1, "batch example ids")?,
             chunk_rows: (LOGIT_BUDGET / vocab.max(1)).max(256),
-            fused: true,
             val_loss: gpu.zeros(1, "validation loss")?,
             val_rank: gpu.zeros(2, "validation rank counters")?,
             last_rank: None,
@@ -318,19 +300,6 @@ impl GpuItem2VecObjective {
     pub fn with_chunk_rows(mut self, rows: usize) -> Self {
         self.chunk_rows = rows.max(1);
         self
-    }
-
-    /// Allows (default) or forbids the one-launch small-vocabulary training step (W, dW and the
-    /// warps' logits in shared memory, used when they fit in [`SMALL_VOCAB_SHARED_BYTES`]);
-    /// forbidding it forces the cuBLAS path (tests, timings).
-    pub fn with_fused_small_vocab(mut self, fused: bool) -> Self {
-        self.fused = fused;
-        self
-    }
-
-    /// True when training batches take the one-launch small-vocabulary step.
-    pub fn uses_fused_step(&self) -> bool {
-        self.fused && small_vocab_shared_bytes(self.vocab, self.config.dim) <= SMALL_VOCAB_SHARED_BYTES
     }
 
     /// Number of training examples.
@@ -352,7 +321,7 @@ impl GpuItem2VecObjective {
         &mut self,
         gpu: &Gpu,
         params: &GpuParams,
-        mut grads: Option<&mut GpuGrads>,
+        grads: Option<&mut GpuGrads>,
         units: &CudaView<'_, u32>,
         host_units: &[u32],
         loss_sum: &mut CudaViewMut<'_, f64>,
@@ -376,10 +345,6 @@ impl GpuItem2VecObjective {
             // SAFETY: units holds n_units ids < sequences; rows has room for their n examples.
             unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("batch_rows", e))?;
         }
-        if let (true, Some(grads)) = (self.uses_fused_step(), grads.as_deref_mut()) {
-            self.small_vocab_step(gpu, params, grads, n, 1.0 / count as f32, loss_sum)?;
-            return Ok(count as u64);
-        }
         softmax_pass(
             gpu,
             &self.kernels,
@@ -397,56 +362,6 @@ impl GpuItem2VecObjective {
             None,
         )?;
         Ok(count as u64)
-    }
-
-    /// The one-launch training step over the `n` examples in `self.rows` (see softmax.cu).
-    fn small_vocab_step(
-        &mut self,
-        gpu: &Gpu,
-        params: &GpuParams,
-        grads: &mut GpuGrads,
-        n: usize,
-        scale: f32,
-        loss_sum: &mut CudaViewMut<'_, f64>,
-    ) -> Result<(), EngineError> {
-        let (v, k) = (self.vocab, self.config.dim);
-        let rows_per_block = n.div_ceil(gpu.multiprocessors()).max(64);
-        let blocks = n.div_ceil(rows_per_block) as u32;
-        let (n32, rpb, v32, k32) = (n as u32, rows_per_block as u32, v as u32, k as u32);
-        let skipgram = i32::from(self.config.architecture == Architecture::Skipgram);
-        let mean = i32::from(self.config.context == ContextReduce::Mean);
-        let t = self.tables;
-        let (ge, gw, gb) = grad_tables(grads, &t);
-        let mut l = gpu.stream().launch_builder(&self.kernels.small_vocab_step);
-        l.arg(&self.rows)
-            .arg(&n32)
-            .arg(&rpb)
-            .arg(&self.train.ctx_offsets)
-            .arg(&self.train.ctx_tokens)
-            .arg(&self.train.targets)
-            .arg(&params.get(t.embedding).data)
-            .arg(&params.get(t.out_weight).data)
-            .arg(&params.get(t.out_bias).data)
-            .arg(&v32)
-            .arg(&k32)
-            .arg(&skipgram)
-            .arg(&mean)
-            .arg(&scale)
-            .arg(&mut ge.data)
-            .arg(&mut ge.touched)
-            .arg(&mut gw.data)
-            .arg(&mut gw.touched)
-            .arg(&mut gb.data)
-            .arg(&mut gb.touched)
-            .arg(&mut *loss_sum);
-        let cfg = LaunchConfig {
-            grid_dim: (blocks.max(1), 1, 1),
-            block_dim: (32 * SMALL_WARPS, 1, 1),
-            shared_mem_bytes: small_vocab_shared_bytes(v, k) as u32,
-        };
-        // SAFETY: rows holds n example ids; the tables are V x k / V; shared memory as sized.
-        unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("small_vocab_step", e))?;
-        Ok(())
     }
 
     /// Validation cross-entropy and, for CBOW, accuracy@1 and hit@10 (one device read).
