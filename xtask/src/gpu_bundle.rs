@@ -4,6 +4,8 @@
 //! - `reelvec` (release CLI: pipelines, `evaluate`, `bench --device cuda`),
 //! - every GPU test binary of the workspace (test targets named `gpu_*`: the parity suite),
 //! - `peers/` (the PyTorch reference scripts for `reelvec bench --peers`),
+//! - `lib/`, the shared libraries the binaries link beyond glibc (OpenBLAS and its Fortran
+//!   runtime: a CUDA image rarely has them), put first on `LD_LIBRARY_PATH` by `run.sh`,
 //! - `run.sh`, which runs the suite (`./run.sh tests`), the benchmarks (`./run.sh bench`) or both
 //!   (`./run.sh`), writing logs and result JSON under `$OUT` when set.
 //!
@@ -23,6 +25,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-/tmp/reelvec-gpu-out}"
 mkdir -p "$out"
 export REELVEC_KERNEL_CACHE="${REELVEC_KERNEL_CACHE:-/tmp/reelvec-kernels}"
+export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 what="${1:-all}"
 failed=0
 if [ "$what" = tests ] || [ "$what" = all ]; then
@@ -65,6 +68,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     std::fs::create_dir_all(out.join("tests"))?;
     std::fs::create_dir_all(out.join("peers"))?;
+    std::fs::create_dir_all(out.join("lib"))?;
 
     run_checked(cargo().args(["build", "--release", "-p", "reelvec-cli"]))?;
     copy_stripped(&project_root().join("target/release/reelvec"), &out.join("reelvec"))?;
@@ -74,6 +78,12 @@ pub fn run(args: &[String]) -> Result<()> {
         // cargo names test executables NAME-HASH; keep NAME.
         let name = name.rsplit_once('-').map(|(n, _)| n.to_string()).unwrap_or(name);
         copy_stripped(&exe, &out.join("tests").join(name))?;
+    }
+    for lib in linked_libraries(&out.join("reelvec"))? {
+        let name = lib.file_name().unwrap_or_default().to_owned();
+        // fs::copy follows symlinks (Debian's libopenblas.so.0 is an alternatives link).
+        std::fs::copy(&lib, out.join("lib").join(name))
+            .with_context(|| format!("copying {}", lib.display()))?;
     }
     let peers = project_root().join("benches/peers");
     for entry in std::fs::read_dir(&peers).with_context(|| format!("reading {}", peers.display()))? {
@@ -114,6 +124,25 @@ fn gpu_test_executables() -> Result<Vec<PathBuf>> {
         bail!("no test target named gpu_* was built");
     }
     Ok(found)
+}
+
+/// The shared libraries `binary` links that a bare CUDA machine may lack: everything `ldd`
+/// resolves except glibc's own libraries and the GCC runtime.
+fn linked_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    const BASE: [&str; 8] =
+        ["linux-vdso", "ld-linux", "libc.so", "libm.so", "libgcc_s", "libpthread", "libdl", "librt"];
+    let output = Command::new("ldd").arg(binary).output().context("running ldd")?;
+    let mut libs = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((name, rest)) = line.trim().split_once(" => ") else { continue };
+        if BASE.iter().any(|b| name.starts_with(b)) {
+            continue;
+        }
+        if let Some(path) = rest.split_whitespace().next().filter(|p| p.starts_with('/')) {
+            libs.push(PathBuf::from(path));
+        }
+    }
+    Ok(libs)
 }
 
 fn copy_stripped(from: &Path, to: &Path) -> Result<()> {
