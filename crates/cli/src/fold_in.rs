@@ -11,6 +11,11 @@
 //!   the new user's mean offset `a_u` is the mean of their `r - g` (as the model computed it
 //!   for its training users); predictions are `g + a_u + m_i + p . q_i`.
 //!
+//! The user is shrunk toward the mean training user with reelvec-metrics' shared default
+//! penalties ([`reelvec_metrics::foldin::DEFAULT_LAMBDA`] 3 on the vector,
+//! [`reelvec_metrics::foldin::DEFAULT_BIAS_LAMBDA`] 10 on the bias: a handful of ratings overfit
+//! small ones).
+//!
 //! Item2vec runs: the mean of the watched movies' vectors, every other movie ranked by cosine.
 
 use anyhow::{bail, Context, Result};
@@ -22,17 +27,6 @@ use reelvec_models::traits::ItemEmbeddings;
 use reelvec_models::RunInfo;
 
 use crate::query::resolve_movie;
-
-/// Ridge penalty on the new user's vector. reelvec-metrics' default (0.1) overfits a handful of
-/// ratings: on held-out synthetic users folded in from 10 ratings (the test below), P2's RMSE on
-/// their other ratings is 1.08 at 0.1, 0.79 at 1, 0.755 at 3, 0.76 at 10 and 0.78 at 30 (movie
-/// means: 0.90).
-pub const FOLD_IN_LAMBDA: f32 = 3.0;
-
-/// The fold-in settings `reelvec recommend --rated` uses.
-pub fn fold_in_config() -> FoldInConfig {
-    FoldInConfig { lambda: FOLD_IN_LAMBDA, ..FoldInConfig::default() }
-}
 
 /// A folded-in user of a rating model.
 pub struct FoldedUser<'a> {
@@ -75,7 +69,10 @@ pub fn fold_in_rating_user<'a>(
     };
     let config = FoldInConfig { with_user_bias: spec.biases && config.with_user_bias, ..*config };
     let bias = model.movie_bias().map(ArrayView1::from);
-    let fold = fold_in_user_with_link(model.item_embeddings(), bias, 0.0, &targets, link, &config)?;
+    // Shrunk toward the mean training user, not toward zero.
+    let prior = FoldIn::mean_user(model.user_embeddings(), model.user_bias().map(ArrayView1::from))?;
+    let fold =
+        fold_in_user_with_link(model.item_embeddings(), bias, 0.0, &targets, Some(&prior), link, &config)?;
     Ok(FoldedUser { model, fold, link, user_offset })
 }
 
@@ -117,7 +114,7 @@ pub fn parse_rated(info: &RunInfo, arg: &str) -> Result<(u32, f32)> {
 /// Prints the top-k for a folded-in rating user.
 pub fn recommend_rated(model: &MfModel, info: &RunInfo, rated_args: &[String], k: usize) -> Result<()> {
     let rated = rated_args.iter().map(|a| parse_rated(info, a)).collect::<Result<Vec<_>>>()?;
-    let user = fold_in_rating_user(model, &rated, &fold_in_config())?;
+    let user = fold_in_rating_user(model, &rated, &FoldInConfig::default())?;
     println!("folded in a new user from {} ratings ({} model):", rated.len(), info.model_kind);
     for &(m, r) in &rated {
         println!("  rated {r:>4.1}  fitted {:>6.3}  {}", user.predict(m), info.title(m));
@@ -177,15 +174,9 @@ mod tests {
         train: &reelvec_data::Dataset,
         held: &reelvec_data::Dataset,
     ) {
-        let n = train.movies.len();
-        let (mut sum, mut count) = (vec![0f64; n], vec![0f64; n]);
-        for (&m, &r) in train.ratings.movie.iter().zip(&train.ratings.rating) {
-            sum[m as usize] += f64::from(r);
-            count[m as usize] += 1.0;
-        }
-        let global = sum.iter().sum::<f64>() / count.iter().sum::<f64>();
-        let movie_mean =
-            |m: u32| if count[m as usize] > 0.0 { sum[m as usize] / count[m as usize] } else { global };
+        let rows: Vec<u32> = (0..train.ratings.len() as u32).collect();
+        let means = transforms::Means::compute(&train.ratings, &rows, train.users.len(), train.movies.len());
+        let movie_mean = |m: u32| f64::from(means.global + means.movie[m as usize]);
         let (mut se_fold, mut se_mean, mut n_eval) = (0f64, 0f64, 0usize);
         for u in 0..held.users.len() as u32 {
             let mine: Vec<(u32, f32)> = (0..held.ratings.len())
@@ -199,7 +190,7 @@ mod tests {
                 continue;
             }
             let (given, rest) = mine.split_at(10);
-            let user = fold_in_rating_user(model, given, &fold_in_config()).unwrap();
+            let user = fold_in_rating_user(model, given, &FoldInConfig::default()).unwrap();
             for &(m, r) in rest {
                 se_fold += f64::from(user.predict(m) - r).powi(2);
                 se_mean += (movie_mean(m) - f64::from(r)).powi(2);

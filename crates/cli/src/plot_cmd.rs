@@ -365,6 +365,16 @@ mod tests {
         TestCli::try_parse_from(std::iter::once("plot").chain(argv.iter().copied())).unwrap().args
     }
 
+    /// Runs `reelvec plot --run RUN --kind KIND --out <RUN's parent>/plots/KIND.svg EXTRA..` (the
+    /// output directory does not exist yet) and returns the SVG.
+    fn plot(run: &Path, kind: &str, extra: &[&str]) -> String {
+        let out = run.parent().unwrap().join("plots").join(format!("{kind}.svg"));
+        let mut argv = vec!["--run", run.to_str().unwrap(), "--kind", kind, "--out", out.to_str().unwrap()];
+        argv.extend_from_slice(extra);
+        super::run(parse(&argv)).unwrap();
+        std::fs::read_to_string(out).unwrap()
+    }
+
     /// A run of `kind` with `movies` movies (raw ids 101..), 3 users, k = 4, and a history.
     fn write_run(dir: &Path, kind: ModelKind, movies: usize, data_path: Option<&Path>) {
         let mut params = ParamStore::new();
@@ -408,17 +418,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("cbow-run");
         write_run(&run, ModelKind::Cbow, 50, None);
-        let out = dir.path().join("plots/loss.svg");
-        super::run(parse(&[
-            "--run",
-            run.to_str().unwrap(),
-            "--kind",
-            "loss",
-            "--out",
-            out.to_str().unwrap(),
-        ]))
-        .unwrap();
-        let svg = std::fs::read_to_string(out).unwrap();
+        let svg = plot(&run, "loss", &[]);
         assert!(svg.contains(">\ntrain\n</text>"));
         assert!(svg.contains(">\nvalidation\n</text>"));
         assert!(svg.contains("uniform ln(V) = ln(50) = 3.912"));
@@ -436,17 +436,7 @@ mod tests {
         info["history"] =
             serde_json::json!([{"masked": 3.0, "unmasked": 3.5}, {"masked": 2.0, "unmasked": 2.4}]);
         std::fs::write(&path, serde_json::to_string(&info).unwrap()).unwrap();
-        let out = dir.path().join("loss.svg");
-        super::run(parse(&[
-            "--run",
-            run.to_str().unwrap(),
-            "--kind",
-            "loss",
-            "--out",
-            out.to_str().unwrap(),
-        ]))
-        .unwrap();
-        let svg = std::fs::read_to_string(out).unwrap();
+        let svg = plot(&run, "loss", &[]);
         assert!(svg.contains(">\nmasked\n</text>"));
         assert!(svg.contains(">\nunmasked\n</text>"));
         assert!(svg.contains(">\ncost\n</text>"));
@@ -465,20 +455,7 @@ mod tests {
         .unwrap();
         let run = dir.path().join("run");
         write_run(&run, ModelKind::Mf, 5, Some(&data));
-        let out = dir.path().join("heat.svg");
-        let args = parse(&[
-            "--run",
-            run.to_str().unwrap(),
-            "--kind",
-            "heatmap",
-            "--out",
-            out.to_str().unwrap(),
-            "--top",
-            "2",
-            "--no-cache",
-        ]);
-        super::run(args).unwrap();
-        let svg = std::fs::read_to_string(out).unwrap();
+        let svg = plot(&run, "heatmap", &["--top", "2", "--no-cache"]);
         // Rows: dense 2 (raw 103) then dense 0 (raw 101), escaped titles, each on both axes.
         let first = svg.find("Movie &amp; &lt;Co&gt; 2").unwrap();
         let second = svg.find("Movie &amp; &lt;Co&gt; 0").unwrap();
@@ -504,22 +481,7 @@ mod tests {
         let run = dir.path().join("run");
         write_run(&run, ModelKind::Mf, 12, Some(&data));
         for kind in ["pca", "tsne"] {
-            let out = dir.path().join(format!("{kind}.svg"));
-            let args = parse(&[
-                "--run",
-                run.to_str().unwrap(),
-                "--kind",
-                kind,
-                "--out",
-                out.to_str().unwrap(),
-                "--top",
-                "3",
-                "--min-ratings",
-                "2",
-                "--no-cache",
-            ]);
-            super::run(args).unwrap();
-            let svg = std::fs::read_to_string(&out).unwrap();
+            let svg = plot(&run, kind, &["--top", "3", "--min-ratings", "2", "--no-cache"]);
             assert!(svg.contains("Movie &amp; &lt;Co&gt; 0"), "{kind}: best-rated movie labelled");
             assert!(!svg.contains("Movie &amp; &lt;Co&gt; 10"), "{kind}: 1 rating is below --min-ratings");
             assert!(!svg.contains("Movie &amp; &lt;Co&gt; 11"));
@@ -533,10 +495,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run");
         write_run(&run, ModelKind::Mf, 8, None);
-        let out = dir.path().join("pca.svg");
-        super::run(parse(&["--run", run.to_str().unwrap(), "--kind", "pca", "--out", out.to_str().unwrap()]))
-            .unwrap();
-        let svg = std::fs::read_to_string(&out).unwrap();
+        let svg = plot(&run, "pca", &[]);
         assert!(svg.contains("top 8 by bias"));
     }
 

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use reelvec_models::checkpoint;
 use reelvec_models::mf::MfModel;
 use reelvec_models::pipelines::load_item_embeddings;
+use reelvec_models::titles::{self, TitleMiss};
 use reelvec_models::traits::nearest_by_cosine;
 use reelvec_models::{RatingModel, RunInfo};
 
@@ -62,32 +63,21 @@ pub struct PredictArgs {
     pub movie: u64,
 }
 
-/// Resolves a movie argument: a raw movie id of the run, else an exact title, else a unique
-/// case-insensitive substring of the titles. Ambiguity is an error listing the candidates.
+/// Resolves a movie argument: a raw movie id of the run, else the title matcher every query
+/// shares ([`reelvec_models::titles::resolve`]: an exact title, else a unique case-insensitive
+/// substring). Ambiguity is an error listing the candidates.
 pub fn resolve_movie(info: &RunInfo, query: &str) -> Result<u32> {
     let q = query.trim();
-    if let Ok(raw) = q.parse::<u64>() {
-        if let Some(d) = info.movie_dense(raw) {
-            return Ok(d);
+    if let Some(dense) = q.parse::<u64>().ok().and_then(|raw| info.movie_dense(raw)) {
+        return Ok(dense);
+    }
+    match titles::resolve(&info.movie_titles, q) {
+        Ok(dense) => Ok(dense),
+        Err(TitleMiss::NotFound) => {
+            bail!("no movie matches `{q}` (give a movie id, an exact title, or part of a title)")
         }
-    }
-    let exact: Vec<u32> =
-        (0..info.movie_titles.len() as u32).filter(|&i| info.movie_titles[i as usize] == q).collect();
-    if exact.len() == 1 {
-        return Ok(exact[0]);
-    }
-    let candidates = if exact.is_empty() {
-        let needle = q.to_lowercase();
-        (0..info.movie_titles.len() as u32)
-            .filter(|&i| info.movie_titles[i as usize].to_lowercase().contains(&needle))
-            .collect::<Vec<u32>>()
-    } else {
-        exact
-    };
-    match candidates.len() {
-        0 => bail!("no movie matches `{q}` (give a movie id, an exact title, or part of a title)"),
-        1 => Ok(candidates[0]),
-        n => {
+        Err(TitleMiss::Ambiguous(candidates)) => {
+            let n = candidates.len();
             let shown: Vec<String> = candidates
                 .iter()
                 .take(20)
@@ -179,4 +169,28 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         info.title(movie)
     );
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_movie_takes_ids_then_titles_and_lists_ambiguity() {
+        let mut info = RunInfo::new(reelvec_models::ModelKind::Mf, serde_json::json!({}), 1);
+        info.movie_raw_ids = vec![50, 7, 181];
+        info.movie_titles =
+            vec!["Star Wars (1977)".into(), "Heat (1995)".into(), "Return of the Jedi (1983)".into()];
+        // A raw id, an exact title, a unique case-insensitive part.
+        assert_eq!(resolve_movie(&info, "181").unwrap(), 2);
+        assert_eq!(resolve_movie(&info, " Star Wars (1977) ").unwrap(), 0);
+        assert_eq!(resolve_movie(&info, "HEAT").unwrap(), 1);
+        assert_eq!(resolve_movie(&info, "7").unwrap(), 1);
+        // A number that is no movie id of the run falls through to the titles.
+        assert_eq!(resolve_movie(&info, "1977").unwrap(), 0);
+        let err = resolve_movie(&info, "(19").unwrap_err().to_string();
+        assert!(err.contains("matches 3 movies") && err.contains("     181  Return of the Jedi"), "{err}");
+        assert!(resolve_movie(&info, "Alien").unwrap_err().to_string().contains("no movie matches"));
+    }
 }

@@ -1,6 +1,7 @@
-//! Title matching shared by queries that name movies (`middle`, pipeline reports): an exact
-//! title first, else a unique case-insensitive substring; several matches are an error that
-//! lists them.
+//! Title matching shared by every query that names movies (the pipelines' configured titles,
+//! and the CLI's `similar`, `middle`, `recommend --rated/--watched` through its
+//! `resolve_movie`): an exact title first, else a unique case-insensitive substring; several
+//! matches are a [`TitleMiss::Ambiguous`] the caller lists.
 
 /// Why a title query did not resolve to one movie.
 #[derive(Debug, Clone, PartialEq, Eq)]
