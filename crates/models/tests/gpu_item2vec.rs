@@ -371,6 +371,28 @@ fn timing_p0_and_sgns() {
             );
         }
         eprintln!("  GPU validation ranks: {:?}", obj.last_validation_rank());
+        // Where a step's time goes: the objective's launches alone (no optimizer), host enqueue
+        // time against the time until the device is done.
+        let dev_params = GpuParams::upload(&gpu, &p).unwrap();
+        let mut grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
+        let order: Vec<u32> = (0..48_000u32).collect();
+        let dev_order = gpu.upload(&order, "order").unwrap();
+        let mut loss = gpu.zeros::<f64>(1, "loss").unwrap();
+        gpu.sync("warm").unwrap();
+        let started = std::time::Instant::now();
+        for (step, units) in order.chunks(64).enumerate() {
+            let view = dev_order.slice(step * 64..step * 64 + units.len());
+            obj.enqueue_units(&gpu, &dev_params, Some(&mut grads), &view, units, &mut loss.slice_mut(..))
+                .unwrap();
+        }
+        let enqueued = started.elapsed().as_secs_f64();
+        gpu.sync("steps").unwrap();
+        let done = started.elapsed().as_secs_f64();
+        eprintln!(
+            "  objective only, 750 steps: host enqueue {:.1} us/step, device done {:.1} us/step",
+            enqueued / 750.0 * 1e6,
+            done / 750.0 * 1e6
+        );
     }
     {
         // A larger vocabulary (top 1000 movies).
