@@ -7,11 +7,15 @@
 // One block per row:
 //   1. exclusion: the row's rated movies (CSR) become NaN;
 //   2. radix select on an order-preserving 32-bit key of the score (digits of 11, 11 and 10
-//      bits, histograms in shared memory): finds the key T of the n-th best candidate and how
-//      many candidates with key T are taken; stops early when a digit's bucket is taken whole;
-//   3. collection of the candidates above T (at most n - 1), then of the candidates equal to T
-//      in increasing movie order (block-wide ballot scans), so exact ties go to lower indices;
-//   4. a bitonic sort of the (key, ~index) pairs in shared memory, descending, and the output.
+//      bits, histograms in shared memory, warp-aggregated atomics): after each digit, when the
+//      candidates whose key prefix reaches the selected bucket number at most `sort_cap`
+//      (<= SORT_CAP), they are all collected and sorted (the usual case: two reads of the row);
+//      otherwise the next digit narrows the bucket, down to the key T of the n-th best
+//      candidate, and then
+//   3. the candidates above T (at most n - 1) are collected, then those equal to T in
+//      increasing movie order (block-wide ballot scans), so exact ties go to lower indices;
+//   4. a bitonic sort of the (key, ~index) pairs in shared memory, descending, and the output
+//      of the first n.
 // Everything a block does is deterministic (the candidate order from the atomics is erased by
 // the sort on a total order).
 
@@ -19,6 +23,7 @@
 #define SEL_WARPS (SEL_THREADS / 32)
 #define RADIX_BINS 2048
 #define MAX_LIST 1024
+#define SORT_CAP 4096
 #define NO_ITEM 0xffffffffu
 
 __device__ __forceinline__ bool listable(float x) { return !isnan(x) && x != __int_as_float(0xff800000); }
@@ -64,15 +69,17 @@ __device__ void find_bin(const unsigned int* hist, unsigned int bins, unsigned i
 
 // scores: the block's rows (blockIdx.x), n_items each. Output rows first_row + blockIdx.x of
 // out_idx / out_score (n each). ex_ptr/ex_idx: excluded movies per output row (CSR), used when
-// has_exclude. sort_size: a power of two >= n, <= MAX_LIST.
+// has_exclude. sort_size: a power of two >= n, <= MAX_LIST. sort_cap <= SORT_CAP (0: always
+// select down to the n-th key; the tests use it to exercise that path).
 extern "C" __global__ void topn_select(float* __restrict__ scores, unsigned int n_items, unsigned int n,
-                                       unsigned int sort_size, const unsigned long long* __restrict__ ex_ptr,
+                                       unsigned int sort_size, unsigned int sort_cap,
+                                       const unsigned long long* __restrict__ ex_ptr,
                                        const unsigned int* __restrict__ ex_idx, int has_exclude,
                                        unsigned int first_row, unsigned int* __restrict__ out_idx,
                                        float* __restrict__ out_score) {
     __shared__ unsigned int hist[RADIX_BINS];
     __shared__ unsigned int scan[SEL_THREADS];
-    __shared__ unsigned long long cand[MAX_LIST];
+    __shared__ unsigned long long cand[SORT_CAP];
     __shared__ unsigned int s_bin, s_above, s_count, s_valid, s_base;
     __shared__ unsigned int s_warp[SEL_WARPS];
     const unsigned int tid = threadIdx.x, lane = tid & 31u, warp = tid >> 5;
@@ -91,8 +98,9 @@ extern "C" __global__ void topn_select(float* __restrict__ scores, unsigned int 
         s_valid = 0u;
     }
 
-    // mode 1: take every listable score; 2: take (key >> shift) >= prefix; 3: take key > prefix,
-    // then the lowest-index `need` scores with key == prefix.
+    // mode 1: take every listable score; 2: take (key >> shift) >= prefix (between n and
+    // SORT_CAP of them); 3: take key > prefix, then the lowest-index `need` scores with
+    // key == prefix.
     int mode = 3;
     unsigned int need = n, prefix = 0u, shift = 0u;
     for (int pass = 0; pass < 3; pass++) {
@@ -102,16 +110,24 @@ extern "C" __global__ void topn_select(float* __restrict__ scores, unsigned int 
         for (unsigned int i = tid; i < RADIX_BINS; i += SEL_THREADS) hist[i] = 0u;
         __syncthreads();
         unsigned int local_valid = 0u;
-        for (unsigned int i = tid; i < n_items; i += SEL_THREADS) {
-            float x = s[i];
-            if (!listable(x)) continue;
-            unsigned int key = order_key(x);
-            if (pass == 0) {
-                local_valid++;
-                atomicAdd(&hist[key >> shift], 1u);
-            } else if ((key >> (shift + bits)) == prefix) {
-                atomicAdd(&hist[(key >> shift) & (bins - 1u)], 1u);
+        // Uniform trip count, so that whole warps aggregate their increments of one bin.
+        for (unsigned int base = 0; base < n_items; base += SEL_THREADS) {
+            unsigned int i = base + tid;
+            unsigned int b = 0xffffffffu;
+            if (i < n_items) {
+                float x = s[i];
+                if (listable(x)) {
+                    unsigned int key = order_key(x);
+                    if (pass == 0) {
+                        local_valid++;
+                        b = key >> shift;
+                    } else if ((key >> (shift + bits)) == prefix) {
+                        b = (key >> shift) & (bins - 1u);
+                    }
+                }
             }
+            unsigned int peers = __match_any_sync(0xffffffffu, b);
+            if (b != 0xffffffffu && lane == (unsigned int)(__ffs(peers) - 1)) atomicAdd(&hist[b], __popc(peers));
         }
         if (pass == 0 && local_valid) atomicAdd(&s_valid, local_valid);
         __syncthreads();
@@ -123,7 +139,7 @@ extern "C" __global__ void topn_select(float* __restrict__ scores, unsigned int 
         unsigned int bin = s_bin;
         need -= s_above;
         prefix = (prefix << bits) | bin;
-        bool whole = hist[bin] == need;
+        bool whole = hist[bin] == need || s_above + hist[bin] <= sort_cap;
         __syncthreads();
         if (whole) {
             mode = 2;
@@ -173,6 +189,7 @@ extern "C" __global__ void topn_select(float* __restrict__ scores, unsigned int 
     }
     __syncthreads();
     unsigned int count = s_count;
+    while (sort_size < count) sort_size <<= 1;
     for (unsigned int i = tid; i < sort_size; i += SEL_THREADS) {
         if (i >= count) cand[i] = 0ull;
     }

@@ -57,16 +57,19 @@ fn quantised_factors_give_identical_lists_and_scores() {
                 let config = TopNConfig { k: list_len, block_users, item_tile: 2048 };
                 for exclude in [None, Some(&rated)] {
                     let cpu = top_n(&model, &config, exclude).unwrap();
-                    let dev = topn_gpu::top_n(&gpu, &model, &config, exclude).unwrap();
-                    assert_eq!(
-                        dev.indices,
-                        cpu.indices,
-                        "{n_users}x{n_items} n {list_len} excl {}",
-                        exclude.is_some()
-                    );
-                    assert_eq!(dev.scores, cpu.scores);
+                    let all: Vec<u32> = (0..n_users as u32).collect();
+                    // Both selection paths: sort the candidates of the selected bucket, or
+                    // select digit by digit down to the n-th key (sort cap 0).
+                    for cap in [topn_gpu::SORT_CAP, 0] {
+                        let dev =
+                            topn_gpu::top_n_with_sort_cap(&gpu, &model, &all, &config, exclude, cap).unwrap();
+                        let what =
+                            format!("{n_users}x{n_items} n {list_len} cap {cap} excl {}", exclude.is_some());
+                        assert_eq!(dev.indices, cpu.indices, "{what}");
+                        assert_eq!(dev.scores, cpu.scores, "{what}");
+                    }
                     if n_items < list_len {
-                        assert_eq!(dev.indices[[0, list_len - 1]], NO_ITEM);
+                        assert_eq!(cpu.indices[[0, list_len - 1]], NO_ITEM);
                     }
                 }
             }
@@ -95,11 +98,12 @@ fn random_factors_agree_except_at_near_ties() {
         let j = j as usize;
         (0..k).map(|a| p[[u, a]] as f64 * q[[j, a]] as f64).sum::<f64>() + c[j] as f64
     };
-    for list_len in [10usize, 100] {
+    let all: Vec<u32> = (0..n_users as u32).collect();
+    for (list_len, cap) in [(10usize, topn_gpu::SORT_CAP), (100, topn_gpu::SORT_CAP), (10, 0), (100, 0)] {
         for exclude in [None, Some(&rated)] {
             let config = TopNConfig::with_k(list_len);
             let cpu = top_n(&model, &config, exclude).unwrap();
-            let dev = topn_gpu::top_n(&gpu, &model, &config, exclude).unwrap();
+            let dev = topn_gpu::top_n_with_sort_cap(&gpu, &model, &all, &config, exclude, cap).unwrap();
             let mut swaps = 0usize;
             for u in 0..n_users {
                 for slot in 0..list_len {
@@ -120,7 +124,7 @@ fn random_factors_agree_except_at_near_ties() {
                 }
             }
             println!(
-                "random k={k} n={list_len} exclude={}: {swaps} near-tie swaps in {} slots",
+                "random k={k} n={list_len} cap {cap} exclude={}: {swaps} near-tie swaps in {} slots",
                 exclude.is_some(),
                 n_users * list_len
             );
@@ -150,16 +154,30 @@ fn top_n_time_at_ml25m_scale() {
         .unwrap();
     // Warm-up (kernel compilation, cuBLAS handles).
     topn_gpu::top_n_for_users(&gpu, &model, &[0, 1], &TopNConfig::with_k(10), None).unwrap();
-    for (list_len, exclude) in [(10usize, None), (10, Some(&rated)), (100, Some(&rated))] {
+    let all: Vec<u32> = (0..n_users as u32).collect();
+    for (list_len, exclude, block_users, cap) in [
+        (10usize, None, 0usize, topn_gpu::SORT_CAP),
+        (10, None, 256, topn_gpu::SORT_CAP),
+        (10, None, 1024, topn_gpu::SORT_CAP),
+        (10, None, 0, 0),
+        (10, Some(&rated), 0, topn_gpu::SORT_CAP),
+        (100, Some(&rated), 0, topn_gpu::SORT_CAP),
+        (100, Some(&rated), 0, 0),
+    ] {
+        let config = TopNConfig { k: list_len, block_users, item_tile: 2048 };
         let started = std::time::Instant::now();
-        let top = topn_gpu::top_n(&gpu, &model, &TopNConfig::with_k(list_len), exclude).unwrap();
+        let top = topn_gpu::top_n_with_sort_cap(&gpu, &model, &all, &config, exclude, cap).unwrap();
         let seconds = started.elapsed().as_secs_f64();
         assert_eq!(top.indices.nrows(), n_users);
         println!(
-            "top-{list_len} GPU {n_users} x {n_items}, k={k}, biases, exclusion {}: {:.1} ms ({})",
+            "top-{list_len} GPU {n_users} x {n_items}, k={k}, biases, exclusion {}, block_users {block_users}, sort cap {cap}: {:.1} ms ({})",
             exclude.is_some(),
             seconds * 1e3,
             gpu.name()
         );
     }
+    // Fixed costs: building and uploading [Q | c], one GEMM and selection, the downloads.
+    let started = std::time::Instant::now();
+    topn_gpu::top_n_for_users(&gpu, &model, &all[..1], &TopNConfig::with_k(10), Some(&rated)).unwrap();
+    println!("top-10 for one user (fixed costs): {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
 }

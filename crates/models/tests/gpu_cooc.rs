@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use reelvec_data::synth::{generate, Preset, SynthConfig};
 use reelvec_engine::gpu::{self, Gpu};
 use reelvec_engine::Device;
-use reelvec_models::cooc::gpu::{bench_step, fit_gpu, GpuCooc};
+use reelvec_models::cooc::gpu::{bench_step, fit_gpu, profile_step, GpuCooc};
 use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, CoocScratch, LikeMatrix};
 use reelvec_models::pipelines::p1_cooc::{self, Config};
 
@@ -186,5 +186,8 @@ fn p1_step_time_at_ml25m_scale() {
     for k in [20usize, 32, 64] {
         let seconds = bench_step(&gpu, &problem, k, 50).unwrap();
         println!("P1 GPU step k={k}: {:.3} ms ({})", seconds * 1e3, gpu.name());
+        let parts = profile_step(&gpu, &problem, k, 20).unwrap();
+        let parts: Vec<String> = parts.iter().map(|(name, s)| format!("{name} {:.3} ms", s * 1e3)).collect();
+        println!("  phases (synchronised): {}", parts.join(", "));
     }
 }
