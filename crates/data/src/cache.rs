@@ -429,8 +429,9 @@ pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), Da
     let meta = encode_meta(&ds.catalogue, &ds.report).map_err(|e| invalid(path, e))?;
     let n_runs = if use_runs { run_values.len() } else { 0 };
     let mut head = Vec::with_capacity(HEAD_LEN);
-    for v in [n, ds.users.len(), ds.movies.len(), t_base as usize, meta.len(), n_runs, 0, 0] {
-        head.extend((v as u64).to_le_bytes());
+    let counts = [n, ds.users.len(), ds.movies.len()].map(|c| c as u64);
+    for v in [counts[0], counts[1], counts[2], t_base as u64, meta.len() as u64, n_runs as u64, 0, 0] {
+        head.extend(v.to_le_bytes());
     }
     let (movie_bytes, time_bytes): (Vec<u8>, Vec<u8>) = rayon::join(
         || {
@@ -714,6 +715,18 @@ pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
     let sections = section_map(n, n_users, n_movies, n_runs, flags, meta_len)
         .filter(|s| s.end == bytes.len() as u64 && n_users <= 1 << 32 && n_movies <= 1 << 32)
         .ok_or_else(|| invalid(path, "section lengths do not add up"))?;
+    // Padding is not hashed, so it must be zero: then no flipped byte anywhere goes unnoticed.
+    let padding_ends =
+        [sections.user_raws, sections.movie_raws, sections.runs, sections.user, sections.movie]
+            .into_iter()
+            .chain([sections.rating, sections.time])
+            .map(|(_, end)| (end, padded(end as u64).map_or(end, |p| p as usize)));
+    if padding_ends
+        .into_iter()
+        .any(|(from, to)| bytes.get(from..to).is_none_or(|p| p.iter().any(|&b| b != 0)))
+    {
+        return Err(invalid(path, "checksum mismatch (corrupted padding)"));
+    }
     let n = n as usize;
     let user_raws: &[u64] = typed(bytes, sections.user_raws, path)?;
     let movie_raws: &[u64] = typed(bytes, sections.movie_raws, path)?;
@@ -923,6 +936,13 @@ mod tests {
             std::fs::write(&p, &bad).unwrap();
             let err = read_cache(&p, 1).unwrap_err();
             assert!(err.to_string().contains("checksum"), "{err}");
+        }
+        // Every byte counts, padding included: flip each in turn.
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x08;
+            std::fs::write(&p, &bad).unwrap();
+            assert!(read_cache(&p, 1).is_err(), "byte {i} of {}", good.len());
         }
         let mut bad = good.clone();
         bad[HEADER_LEN + 3] ^= 0x40; // the row count
