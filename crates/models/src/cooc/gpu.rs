@@ -23,6 +23,11 @@
 //! learning-rate schedule, costs recorded before each step and after the last); the cost history
 //! stays on the device and is read back every [`CHECK_EVERY`] steps, where a non-finite cost or
 //! gradient stops the run with [`reelvec_engine::EngineError::Diverged`] naming the first bad step.
+//!
+//! Measured on an H100 (test `p1_step_time_at_ml25m_scale`, `REELVEC_GPU_BENCH=1`; 162,541
+//! users x 59,047 movies, 12.5M skewed likes): one step (cost, gradient, Adam) 1.33 ms at k = 20,
+//! 1.39 ms at k = 32, 1.78 ms at k = 64; the two sparse products take ~0.62 ms each (issue-bound:
+//! one warp instruction stream per like, a third of the lanes idle at k = 20).
 
 use std::time::Instant;
 
