@@ -701,6 +701,9 @@ pub fn read_cache(path: &Path, fingerprint: u64) -> Result<Dataset, DataError> {
         ));
     }
     let flags = u32_at(12);
+    if flags & !(FLAG_RATING_CODES | FLAG_TIME_OFFSETS | FLAG_USER_RUNS | FLAG_MOVIE_U16) != 0 {
+        return Err(invalid(path, format!("unknown flags {flags:#x}")));
+    }
     if le_u64(bytes, 16) != fingerprint {
         return Err(invalid(path, "stale: the source changed"));
     }
