@@ -17,7 +17,7 @@ use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_resi
 use reelvec_models::ItemEmbeddings;
 
 use super::peers::{metric, PeerRun, Peers, Split};
-use super::report::{mean, Case, Clock, Figure, Quality, Timing};
+use super::report::{steady_mean, Case, Clock, Figure, Quality, Timing, STEADY_STATE_NOTE};
 
 /// What the notebook suite runs on and with.
 #[derive(Debug)]
@@ -46,6 +46,7 @@ impl NotebookPlan<'_> {
 
 /// Runs every case; a failing reference script is noted, never fatal.
 pub fn run(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
+    notes.push(STEADY_STATE_NOTE.to_string());
     let cases =
         vec![p0(plan, notes).context("P0")?, p1(plan, notes).context("P1")?, p2(plan, notes).context("P2")?];
     let mut cases = cases;
@@ -78,12 +79,13 @@ fn peer(
     }
 }
 
-/// Our timing from per-epoch seconds and the CPU time of the whole call.
+/// Our timing from per-epoch seconds (steady state, see [`steady_mean`]) and the CPU time of
+/// the whole call.
 fn ours_timing(epoch_seconds: &[f64], cpu: Option<f64>, examples: f64) -> Timing {
     let units = epoch_seconds.len();
     Timing {
         units,
-        wall_per_unit: mean(epoch_seconds),
+        wall_per_unit: steady_mean(epoch_seconds),
         cpu_per_unit: cpu.map(|c| c / units.max(1) as f64),
         examples_per_unit: Some(examples),
     }

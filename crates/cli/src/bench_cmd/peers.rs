@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::report::Timing;
+use super::report::{steady_mean, Timing};
 
 /// A directory of reference scripts and the interpreter that runs them.
 #[derive(Debug, Clone)]
@@ -133,18 +133,23 @@ pub fn split_json(split: &Split) -> Value {
     }
 }
 
-/// The timing in a peer report: epochs run, mean wall and CPU seconds of the training passes,
-/// training examples per epoch (from `examples_per_second x mean_epoch_seconds`).
+/// The timing in a peer report: epochs run, steady-state mean wall and CPU seconds of the
+/// training passes (`per_epoch[i].seconds`, [`steady_mean`]; the report's own means when the
+/// list is missing), training examples per epoch (from `examples_per_second x mean_epoch_seconds`).
 pub fn timing_of(report: &Value) -> Timing {
-    let units = report["per_epoch"].as_array().map_or(0, Vec::len);
-    let wall = report["mean_epoch_seconds"].as_f64().unwrap_or(f64::NAN);
-    let examples = report["examples_per_second"].as_f64().map(|eps| eps * wall);
-    Timing {
-        units,
-        wall_per_unit: wall,
-        cpu_per_unit: report["mean_epoch_cpu_seconds"].as_f64(),
-        examples_per_unit: examples.map(f64::round),
-    }
+    let epochs = report["per_epoch"].as_array();
+    let units = epochs.map_or(0, Vec::len);
+    let column = |key: &str| -> Option<Vec<f64>> {
+        epochs
+            .and_then(|e| e.iter().map(|x| x[key].as_f64()).collect::<Option<Vec<f64>>>())
+            .filter(|v| !v.is_empty())
+    };
+    let mean_wall = report["mean_epoch_seconds"].as_f64().unwrap_or(f64::NAN);
+    let wall = column("seconds").map_or(mean_wall, |s| steady_mean(&s));
+    let cpu =
+        column("cpu_seconds").map(|s| steady_mean(&s)).or_else(|| report["mean_epoch_cpu_seconds"].as_f64());
+    let examples = report["examples_per_second"].as_f64().map(|eps| eps * mean_wall);
+    Timing { units, wall_per_unit: wall, cpu_per_unit: cpu, examples_per_unit: examples.map(f64::round) }
 }
 
 /// A number in a peer's `metrics` by a `/`-separated path.

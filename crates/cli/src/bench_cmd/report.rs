@@ -286,9 +286,32 @@ pub fn mean(values: &[f64]) -> f64 {
     }
 }
 
+/// The steady-state mean of per-epoch times: the mean over the epochs after the first when
+/// there are at least three (the first pays one-off costs on both sides: CUDA context and cuBLAS
+/// start-up, kernel loading, allocator growth, caches), else the plain mean.
+pub fn steady_mean(values: &[f64]) -> f64 {
+    if values.len() >= 3 {
+        mean(&values[1..])
+    } else {
+        mean(values)
+    }
+}
+
+/// What the notebook suite's per-epoch figures mean (a note in every notebook report).
+pub const STEADY_STATE_NOTE: &str = "per-epoch times (ours and PyTorch's) are means over the epochs after \
+    the first when 3 or more ran: the first epoch pays one-off start-up costs on both sides";
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    #[test]
+    fn steady_mean_drops_the_first_epoch_only_from_three_on() {
+        assert_eq!(steady_mean(&[]), 0.0);
+        assert_eq!(steady_mean(&[9.0, 1.0]), 5.0);
+        assert_eq!(steady_mean(&[9.0, 1.0, 3.0]), 2.0);
+    }
+
     use super::*;
 
     #[test]
