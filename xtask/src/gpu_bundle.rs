@@ -19,10 +19,12 @@ use anyhow::{bail, Context, Result};
 use crate::util::{cargo, project_root, run_checked};
 
 const RUN_SH: &str = r#"#!/usr/bin/env bash
-# Runs reelvec's GPU suite and benchmarks on a CUDA machine. Usage: ./run.sh [tests|bench|all]
+# Runs reelvec's GPU suite, a pipeline report and the benchmarks on a CUDA machine.
+# Usage: ./run.sh [tests|pipeline|bench|all]   (results under $OUT, default /tmp/reelvec-gpu-out)
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-/tmp/reelvec-gpu-out}"
+work="$(mktemp -d)"
 mkdir -p "$out"
 export REELVEC_KERNEL_CACHE="${REELVEC_KERNEL_CACHE:-/tmp/reelvec-kernels}"
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -32,21 +34,34 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
   for t in "$here"/tests/gpu_*; do
     name="$(basename "$t")"
-    if "$t" --test-threads=1 >"$out/$name.log" 2>&1; then
-      echo "PASS $name: $(grep -E '^test result' "$out/$name.log" | tail -1)"
+    log="$work/$name.log"
+    if "$t" --test-threads=1 >"$log" 2>&1; then
+      echo "PASS $name: $(grep -E '^test result' "$log" | tail -1)"
     else
-      echo "FAIL $name"; grep -E "panicked|FAILED|error" "$out/$name.log" | head -20; failed=1
+      echo "FAIL $name"; grep -E "panicked|FAILED|error" "$log" | head -20; failed=1
     fi
-    if grep -q "skipped" "$out/$name.log"; then echo "  (some tests skipped: no CUDA device?)"; fi
+    if grep -q "skipped" "$log"; then echo "  (some tests skipped: no CUDA device?)"; fi
+    { echo "===== $name"; cat "$log"; } >>"$out/tests.log"
   done
 fi
+if [ "$what" = pipeline ] || [ "$what" = all ]; then
+  if "$here/reelvec" pipeline --device cuda --quiet --out "$work/pipeline" >"$work/pipeline.log" 2>&1 \
+     && "$here/reelvec" evaluate --run "$work/pipeline/runs/p2" --device cuda >>"$work/pipeline.log" 2>&1; then
+    echo "PASS pipeline --device cuda + evaluate --device cuda"; tail -12 "$work/pipeline.log"
+    cp "$work/pipeline/report.html" "$out/report-cuda.html"
+  else
+    echo "FAIL pipeline"; tail -20 "$work/pipeline.log"; failed=1
+  fi
+  cp "$work/pipeline.log" "$out/pipeline.log"
+fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  data=/tmp/reelvec-synth-ml100k
-  [ -d "$data" ] || "$here/reelvec" data synth --preset ml100k --layout ml-100k --out "$data" >/dev/null
+  data="$work/synth-ml100k"
+  "$here/reelvec" data synth --preset ml100k --layout ml-100k --out "$data" >/dev/null
   "$here/reelvec" bench --suite notebook --device cuda --data "$data" --peers "$here/peers" \
       --json "$out/notebook-cuda.json" || failed=1
   "$here/reelvec" bench --suite scale --device cuda --json "$out/scale-cuda.json" || failed=1
 fi
+rm -rf "$work"
 exit $failed
 "#;
 

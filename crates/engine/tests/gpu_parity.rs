@@ -8,7 +8,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use reelvec_engine::gpu::{self, Gpu, GpuGrads, GpuOptimizer, GpuParams, KernelSource};
+use reelvec_engine::gpu::{self, Gpu, GpuGrads, GpuOptimizer, GpuParams, KernelSource, PushKernelArg};
 use reelvec_engine::{
     AdamConfig, EngineError, GradKind, Grads, Init, OptimizerConfig, ParamStore, SgdConfig, TableId,
 };
@@ -225,4 +225,54 @@ fn print_optimizer_step_time_at_notebook_size() {
             params.num_params()
         );
     }
+}
+
+/// A kernel that faults (an illegal address) must come back as an error from the next
+/// synchronisation, not hang. The fault poisons the CUDA context of its process, so the test
+/// re-runs this binary as a child for the faulting part and checks what the child printed.
+#[test]
+fn a_faulting_kernel_is_an_error_not_a_hang() {
+    const CHILD: &str = "REELVEC_FAULT_CHILD";
+    const FAULT: KernelSource = KernelSource {
+        name: "fault_test.cu",
+        source: "extern \"C\" __global__ void fault(int* p) { p[threadIdx.x + (1ull << 40)] = 1; }",
+        functions: &["fault"],
+    };
+    if std::env::var_os(CHILD).is_some() {
+        let gpu = Gpu::shared(0).unwrap();
+        let f = gpu.function(&FAULT, "fault").unwrap();
+        let mut buf = gpu.zeros::<i32>(32, "fault target").unwrap();
+        let mut launch = gpu.stream().launch_builder(&f);
+        launch.arg(&mut buf);
+        // SAFETY: deliberately faults (the point of the test); it runs in a child process.
+        let launched = unsafe { launch.launch(gpu::grid_for(32)) };
+        let outcome = launched.map_err(|e| gpu.launch_error("fault", e)).and_then(|_| gpu.sync("the fault kernel"));
+        match outcome {
+            Err(e) => println!("CHILD-ERROR: {e}"),
+            Ok(()) => println!("CHILD-NO-ERROR"),
+        }
+        return;
+    }
+    if gpu_or_skip("a_faulting_kernel_is_an_error_not_a_hang").is_none() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut child = std::process::Command::new(exe)
+        .args(["--exact", "a_faulting_kernel_is_an_error_not_a_hang", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "the faulting kernel hung its process");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CHILD-ERROR: GPU error while"), "{text}");
+    assert!(text.contains("ILLEGAL_ADDRESS") || text.contains("fault"), "{text}");
 }
