@@ -13,8 +13,8 @@ use reelvec_engine::ParamStore;
 
 use super::negative::softplus;
 use super::objective::Weights;
-use super::softmax::{log_sum_exp, reduce_context};
-use super::{Architecture, Examples, Item2VecConfig, Item2VecTables, OutputLoss};
+use super::softmax::{log_sum_exp, project, reduce_context, MAX_PROJECTED_VOCAB};
+use super::{Architecture, ContextReduce, Examples, Item2VecConfig, Item2VecTables, OutputLoss};
 use crate::traits::{top_k_indices, ItemEmbeddings};
 use crate::ModelError;
 
@@ -129,23 +129,59 @@ impl Item2Vec {
     }
 
     /// Cross-entropy, accuracy@1 and hit@10 of the targets of `examples` among all V movies.
+    ///
+    /// CBOW with the full softmax reads the logits `z = f sum_c P[c] + b` from the token
+    /// projection `P = E W^T` (computed once; see [`super::softmax`]), `ce = lse(z) - z_t`;
+    /// the other variants score every movie with [`scores_for_context`](Self::scores_for_context).
     pub fn rank_metrics(&self, examples: &Examples) -> RankMetrics {
         let v = self.vocab();
-        let per_example: Vec<(f64, bool, bool)> = (0..examples.len())
-            .into_par_iter()
-            .map_init(
-                || vec![0.0f32; v],
-                |scores, e| {
-                    self.scores_for_context(examples.context(e), scores);
-                    let t = examples.target(e) as usize;
-                    let ce = (log_sum_exp(scores) - scores[t]) as f64;
-                    let st = scores[t];
-                    // Rank = number of movies scored strictly higher (ties favour the target).
-                    let above = scores.iter().filter(|&&s| s > st).count();
-                    (ce, above == 0, above < 10)
-                },
-            )
-            .collect();
+        // Rank = number of movies scored strictly higher (ties favour the target).
+        let rank = |scores: &[f32], t: usize, ce: f64| {
+            let st = scores[t];
+            let above = scores.iter().filter(|&&s| s > st).count();
+            (ce, above == 0, above < 10)
+        };
+        let projected = self.config.architecture == Architecture::Cbow
+            && self.config.loss == OutputLoss::FullSoftmax
+            && v <= MAX_PROJECTED_VOCAB;
+        let per_example: Vec<(f64, bool, bool)> = if projected {
+            let w = Weights::new(&self.params, &self.tables);
+            let mut proj = Vec::new();
+            project(&w, &mut proj);
+            (0..examples.len())
+                .into_par_iter()
+                .map_init(
+                    || vec![0.0f32; v],
+                    |z, e| {
+                        let ctx = examples.context(e);
+                        let f = match self.config.context {
+                            ContextReduce::Sum => 1.0,
+                            ContextReduce::Mean => 1.0 / ctx.len().max(1) as f32,
+                        };
+                        z.iter_mut().for_each(|z| *z = 0.0);
+                        for &c in ctx {
+                            let p = &proj[c as usize * v..(c as usize + 1) * v];
+                            z.iter_mut().zip(p).for_each(|(z, &p)| *z += p);
+                        }
+                        z.iter_mut().zip(w.b).for_each(|(z, &b)| *z = f * *z + b);
+                        let t = examples.target(e) as usize;
+                        rank(z, t, (log_sum_exp(z) - z[t]) as f64)
+                    },
+                )
+                .collect()
+        } else {
+            (0..examples.len())
+                .into_par_iter()
+                .map_init(
+                    || vec![0.0f32; v],
+                    |scores, e| {
+                        self.scores_for_context(examples.context(e), scores);
+                        let t = examples.target(e) as usize;
+                        rank(scores, t, (log_sum_exp(scores) - scores[t]) as f64)
+                    },
+                )
+                .collect()
+        };
         let n = per_example.len();
         let denom = n.max(1) as f64;
         RankMetrics {

@@ -431,7 +431,7 @@ impl Item2VecObjective {
                 ContextReduce::Sum => 1.0,
                 ContextReduce::Mean => 0.5,
             };
-            pairs.fill(proj, wts.b, f);
+            pairs.fill(proj, wts.b, f, self.simd);
         }
         let projected_pass = ProjectedPass {
             arch: cfg.architecture,

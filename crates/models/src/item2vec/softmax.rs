@@ -641,8 +641,9 @@ pub(crate) struct PairTables {
 const PAIR_SUM_FLOOR: f32 = 1e-20;
 
 impl PairTables {
-    /// Fills the tables from the projection `proj` (V x V) and the bias `b` for weight `f`.
-    pub(crate) fn fill(&mut self, proj: &[f32], b: &[f32], f: f32) {
+    /// Fills the tables from the projection `proj` (V x V) and the bias `b` for weight `f`
+    /// (with `simd`, the AVX2 build when the CPU has it; same values).
+    pub(crate) fn fill(&mut self, proj: &[f32], b: &[f32], f: f32, simd: bool) {
         let v = b.len();
         self.f = f;
         for (buf, n) in [(&mut self.first, v * v), (&mut self.second, v * v)] {
@@ -650,16 +651,36 @@ impl PairTables {
         }
         self.first_max.resize(v, 0.0);
         self.second_max.resize(v, 0.0);
+        #[cfg(target_arch = "x86_64")]
+        if avx2(simd) {
+            // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
+            unsafe { self.fill_avx2(proj, b) };
+            return;
+        }
+        let _ = simd;
+        self.fill_rows::<false>(proj, b);
+    }
+
+    /// [`fill_rows`](Self::fill_rows) compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn fill_avx2(&mut self, proj: &[f32], b: &[f32]) {
+        self.fill_rows::<true>(proj, b);
+    }
+
+    #[inline(always)]
+    fn fill_rows<const AVX2: bool>(&mut self, proj: &[f32], b: &[f32]) {
+        let (v, f) = (b.len(), self.f);
         for (c, p) in proj.chunks_exact(v).enumerate() {
             let a = &mut self.first[c * v..(c + 1) * v];
             a.iter_mut().zip(p).for_each(|(a, &p)| *a = f * p);
-            let m = max_f32(a);
-            a.iter_mut().for_each(|a| *a = exp_f32(*a - m));
+            let m = Row::<AVX2>::max(a);
+            Row::<AVX2>::exp_sum(a, m);
             self.first_max[c] = m;
             let bb = &mut self.second[c * v..(c + 1) * v];
             bb.iter_mut().zip(p).zip(b).for_each(|((x, &p), &b)| *x = f * p + b);
-            let m = max_f32(bb);
-            bb.iter_mut().for_each(|x| *x = exp_f32(*x - m));
+            let m = Row::<AVX2>::max(bb);
+            Row::<AVX2>::exp_sum(bb, m);
             self.second_max[c] = m;
         }
     }
@@ -794,8 +815,9 @@ fn projected_examples<const AVX2: bool>(
 }
 
 /// The projected kernel's backward products from a lane's `S` (V x V, rows in `lane.e_rows`):
-/// `lane.dw += S^T E` (one product) and `lane.de[c] += S[c] W` for each marked row `c` only
-/// (unmarked rows of `de` stay exactly zero whatever `W` holds); zeroes the rows of `S`.
+/// `lane.dw += S^T E` (one product) and `lane.de[c] += S[c] W` for the marked rows `c` (one
+/// product when every row is marked, else row by row, so unmarked rows of `de` stay exactly
+/// zero whatever `W` holds); zeroes the rows of `S`.
 fn projected_backward(wts: &Weights<'_>, lane: &mut Lane) {
     let (v, k) = (wts.v, wts.k);
     if lane.e_rows.rows.is_empty() {
@@ -806,6 +828,15 @@ fn projected_backward(wts: &Weights<'_>, lane: &mut Lane) {
         let s = ArrayView2::from_shape((v, v), &lane.s[..v * v]).expect("S shape");
         let mut dw = ArrayViewMut2::from_shape((v, k), &mut lane.dw[..]).expect("dw shape");
         general_mat_mul(1.0, &s.t(), &e, 1.0, &mut dw);
+        if lane.e_rows.rows.len() == v {
+            let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
+            let mut de = ArrayViewMut2::from_shape((v, k), &mut lane.de[..]).expect("de shape");
+            general_mat_mul(1.0, &s, &w, 1.0, &mut de);
+        }
+    }
+    if lane.e_rows.rows.len() == v {
+        lane.s[..v * v].iter_mut().for_each(|x| *x = 0.0);
+        return;
     }
     for &c in &lane.e_rows.rows {
         let c = c as usize;
