@@ -1,13 +1,15 @@
 //! Criterion benches of the item models: a CBOW full-softmax training step at the notebook's
-//! size (V = 50, k = 20, a batch of 64 user sequences), a skip-gram negative-sampling step on a
-//! larger vocabulary, and the P1 step (cost + gradient from L) against the dense M x M
-//! formulation at M = 1682 (ml-100k's width) and M = 9742 (ml-latest-small's).
+//! size (V = 50, k = 20, a batch of 64 user sequences) with each softmax kernel (chunked
+//! products, projected with pair tables) and a validation-only pass, a skip-gram
+//! negative-sampling step on a larger vocabulary, and the P1 step (cost + gradient from L)
+//! against the dense M x M formulation at M = 1682 (ml-100k's width) and M = 9742
+//! (ml-latest-small's).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use reelvec_engine::{Adam, AdamConfig, Grads, Objective, Optimizer, ParamStore};
 use reelvec_models::cooc::{dense_grad, CoocProblem, CoocScratch, LikeMatrix};
 use reelvec_models::item2vec::{
-    Architecture, Examples, Item2VecConfig, Item2VecObjective, Item2VecTables, OutputLoss,
+    Architecture, Examples, Item2VecConfig, Item2VecObjective, Item2VecTables, OutputLoss, SoftmaxKernel,
 };
 
 /// SplitMix64: seeded inputs without a rand dependency.
@@ -43,13 +45,15 @@ fn sequences(vocab: u32, n: usize, seed: u64) -> Vec<Vec<u32>> {
         .collect()
 }
 
-fn item2vec_step(c: &mut Criterion, name: &str, config: Item2VecConfig, vocab: usize) {
+fn item2vec_step(c: &mut Criterion, name: &str, config: Item2VecConfig, vocab: usize, kernel: SoftmaxKernel) {
     let seqs = sequences(vocab as u32, 64, 1);
     let mut params = ParamStore::new();
     let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 2).expect("tables");
     let train = Examples::build(&seqs, config.window, config.drop_ends);
     let examples = train.len();
-    let obj = Item2VecObjective::new(config, tables, vocab, train, None, 3).expect("objective");
+    let obj = Item2VecObjective::new(config, tables, vocab, train, None, 3)
+        .expect("objective")
+        .with_softmax_kernel(kernel);
     let units: Vec<u32> = (0..64).collect();
     let mut grads = Grads::zeros_like(&params);
     let mut adam = Adam::new(AdamConfig::default());
@@ -63,8 +67,27 @@ fn item2vec_step(c: &mut Criterion, name: &str, config: Item2VecConfig, vocab: u
     });
 }
 
+/// A loss-only pass over 64 sequences' examples (P0's per-epoch validation).
+fn item2vec_validation(c: &mut Criterion, kernel: SoftmaxKernel) {
+    let config = Item2VecConfig::default();
+    let seqs = sequences(50, 64, 4);
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register_seeded(&mut params, 50, &config, 2).expect("tables");
+    let val = Examples::build(&seqs, config.window, config.drop_ends);
+    let examples = val.len();
+    let obj = Item2VecObjective::new(config, tables, 50, val.clone(), None, 3)
+        .expect("objective")
+        .with_softmax_kernel(kernel);
+    c.bench_function(&format!("cbow_softmax_validation {kernel:?} (V=50, k=20, {examples} examples)"), |b| {
+        b.iter(|| black_box(obj.loss_over(&params, &val, 0)))
+    });
+}
+
 fn bench_item2vec(c: &mut Criterion) {
-    item2vec_step(c, "cbow_softmax_step", Item2VecConfig::default(), 50);
+    for kernel in [SoftmaxKernel::Chunked, SoftmaxKernel::Projected] {
+        item2vec_step(c, &format!("cbow_softmax_step {kernel:?}"), Item2VecConfig::default(), 50, kernel);
+        item2vec_validation(c, kernel);
+    }
     let sg = Item2VecConfig {
         architecture: Architecture::Skipgram,
         loss: OutputLoss::NegativeSampling,
@@ -72,7 +95,7 @@ fn bench_item2vec(c: &mut Criterion) {
         window: 2,
         ..Item2VecConfig::default()
     };
-    item2vec_step(c, "skipgram_ns_step", sg, 10_000);
+    item2vec_step(c, "skipgram_ns_step", sg, 10_000, SoftmaxKernel::Auto);
 }
 
 /// Power-law likes: `users` users, `movies` movies, about `per_user` likes each.
