@@ -47,9 +47,22 @@ fn table_error(cpu: &[f32], dev: &[f32]) -> f64 {
     cpu.iter().zip(dev).map(|(&a, &b)| (a as f64 - b as f64).abs()).fold(0.0, f64::max) / scale
 }
 
-/// One batch on both devices: loss sum, count, every gradient table and the embedding flags.
-/// `chunk_rows`: rows per cuBLAS chunk (small values exercise the chunked accumulation).
+/// One batch on both devices, through the cuBLAS path and through the small-vocabulary kernels.
 fn batch_parity(config: Item2VecConfig, chunk_rows: usize, test: &str) {
+    for small in [false, true] {
+        batch_parity_path(
+            config,
+            chunk_rows,
+            small,
+            &format!("{test}{}", if small { "_small_vocab" } else { "" }),
+        );
+    }
+}
+
+/// One batch on both devices: loss sum, count, every gradient table and the embedding flags.
+/// `chunk_rows`: rows per chunk (small values exercise the chunked accumulation); `small`: the
+/// small-vocabulary kernels instead of cuBLAS.
+fn batch_parity_path(config: Item2VecConfig, chunk_rows: usize, small: bool, test: &str) {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let vocab = 50;
     let seqs = random_sequences(1, 40, vocab as u32, 3..=30);
@@ -63,7 +76,9 @@ fn batch_parity(config: Item2VecConfig, chunk_rows: usize, test: &str) {
 
     let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, vocab, &ex, None)
         .unwrap()
-        .with_chunk_rows(chunk_rows);
+        .with_chunk_rows(chunk_rows)
+        .with_small_vocab_kernels(small);
+    assert_eq!(obj.uses_small_vocab_kernels(), small, "{test}: path");
     let dev_params = GpuParams::upload(&gpu, &params).unwrap();
     let mut grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
     let dev_units = gpu.upload(&units, "units").unwrap();
@@ -136,18 +151,22 @@ fn cbow_validation_metrics_match_the_cpu_model() {
     let val = Examples::build(&random_sequences(3, 300, vocab as u32, 5..=40), 1, true);
     let mut params = ParamStore::new();
     let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 4).unwrap();
-    let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, vocab, &train, Some(&val)).unwrap();
     let dev_params = GpuParams::upload(&gpu, &params).unwrap();
-    let dev = obj.validation_metrics(&gpu, &dev_params).unwrap().unwrap();
     let cpu = Item2Vec::new(config, params).unwrap().rank_metrics(&val);
-    assert_eq!(dev.examples, cpu.examples);
-    let ce_err = (dev.cross_entropy - cpu.cross_entropy).abs() / cpu.cross_entropy;
-    assert!(ce_err < 1e-5, "CE {} vs {}", dev.cross_entropy, cpu.cross_entropy);
-    // A near-tie may order differently under other rounding: allow two examples of slack.
-    let slack = 2.0 / cpu.examples as f64;
-    assert!((dev.accuracy_at_1 - cpu.accuracy_at_1).abs() <= slack, "{dev:?} vs {cpu:?}");
-    assert!((dev.hit_at_10 - cpu.hit_at_10).abs() <= slack, "{dev:?} vs {cpu:?}");
-    eprintln!("validation: GPU {dev:?}\n            CPU {cpu:?}");
+    for small in [false, true] {
+        let mut obj = GpuItem2VecObjective::new(&gpu, config, tables, vocab, &train, Some(&val))
+            .unwrap()
+            .with_small_vocab_kernels(small);
+        let dev = obj.validation_metrics(&gpu, &dev_params).unwrap().unwrap();
+        assert_eq!(dev.examples, cpu.examples);
+        let ce_err = (dev.cross_entropy - cpu.cross_entropy).abs() / cpu.cross_entropy;
+        assert!(ce_err < 1e-5, "small {small}: CE {} vs {}", dev.cross_entropy, cpu.cross_entropy);
+        // A near-tie may order differently under other rounding: allow two examples of slack.
+        let slack = 2.0 / cpu.examples as f64;
+        assert!((dev.accuracy_at_1 - cpu.accuracy_at_1).abs() <= slack, "{dev:?} vs {cpu:?}");
+        assert!((dev.hit_at_10 - cpu.hit_at_10).abs() <= slack, "{dev:?} vs {cpu:?}");
+        eprintln!("validation (small-vocabulary kernels: {small}): GPU {dev:?}\n            CPU {cpu:?}");
+    }
 }
 
 fn small_franchise_data() -> reelvec_data::synth::SynthData {

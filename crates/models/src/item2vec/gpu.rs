@@ -42,7 +42,14 @@ use crate::ModelError;
 const SOFTMAX_CU: KernelSource = KernelSource {
     name: "item2vec_softmax.cu",
     source: include_str!("softmax.cu"),
-    functions: &["batch_rows", "gather_hidden", "softmax_xent", "scatter_hidden_grad"],
+    functions: &[
+        "batch_rows",
+        "gather_hidden",
+        "softmax_xent",
+        "scatter_hidden_grad",
+        "small_vocab_step",
+        "small_vocab_out_grad",
+    ],
 };
 
 const NEGATIVE_CU: KernelSource = KernelSource {
@@ -155,7 +162,17 @@ struct SoftmaxKernels {
     gather_hidden: CudaFunction,
     softmax_xent: CudaFunction,
     scatter: CudaFunction,
+    small_step: CudaFunction,
+    small_out_grad: CudaFunction,
+    /// Use the two-launch small-vocabulary path (`small_vocab_*` in softmax.cu) for a chunk:
+    /// V <= [`SMALL_VOCAB_MAX_V`] and k <= [`SMALL_VOCAB_MAX_K`], unless turned off.
+    use_small: bool,
 }
+
+/// Largest vocabulary of the small-vocabulary kernels (`SV_MAX_V` in softmax.cu).
+pub const SMALL_VOCAB_MAX_V: usize = 256;
+/// Largest embedding size of the small-vocabulary kernels (`SV_MAX_K` in softmax.cu).
+pub const SMALL_VOCAB_MAX_K: usize = 64;
 
 /// Work buffers, grown on demand (rarely: to the largest batch seen).
 #[derive(Debug)]
@@ -267,6 +284,9 @@ impl GpuItem2VecObjective {
             gather_hidden: gpu.function(&SOFTMAX_CU, "gather_hidden")?,
             softmax_xent: gpu.function(&SOFTMAX_CU, "softmax_xent")?,
             scatter: gpu.function(&SOFTMAX_CU, "scatter_hidden_grad")?,
+            small_step: gpu.function(&SOFTMAX_CU, "small_vocab_step")?,
+            small_out_grad: gpu.function(&SOFTMAX_CU, "small_vocab_out_grad")?,
+            use_small: vocab <= SMALL_VOCAB_MAX_V && config.dim <= SMALL_VOCAB_MAX_K,
         };
         let train_dev = DeviceExamples::upload(gpu, train, "training")?;
         let val = match val {
@@ -293,6 +313,19 @@ impl GpuItem2VecObjective {
             val_rank: gpu.zeros(2, "validation rank counters")?,
             last_rank: None,
         })
+    }
+
+    /// Turns the small-vocabulary kernels off (`false`: always the cuBLAS path) or back on where
+    /// the shape allows; for tests that compare both paths.
+    pub fn with_small_vocab_kernels(mut self, on: bool) -> Self {
+        self.kernels.use_small =
+            on && self.vocab <= SMALL_VOCAB_MAX_V && self.config.dim <= SMALL_VOCAB_MAX_K;
+        self
+    }
+
+    /// Whether chunks run through the small-vocabulary kernels.
+    pub fn uses_small_vocab_kernels(&self) -> bool {
+        self.kernels.use_small
     }
 
     /// Caps the rows of one chunk (the logits buffer is `chunk_rows x V`); for tests of the
@@ -425,6 +458,116 @@ fn driver(what: &str, e: reelvec_engine::gpu::cudarc::driver::DriverError) -> En
     reelvec_engine::gpu::driver_error(what, e)
 }
 
+/// One chunk through the small-vocabulary kernels: `small_vocab_step` (forward, loss, dz, dh
+/// scattered into the embedding gradient), then with gradients `small_vocab_out_grad` (dW, db).
+#[allow(clippy::too_many_arguments)] // the pieces of softmax_pass's loop body
+fn small_vocab_chunk(
+    gpu: &Gpu,
+    kernels: &SoftmaxKernels,
+    tables: &Item2VecTables,
+    ex: &DeviceExamples,
+    chunk: &CudaView<'_, u32>,
+    (n, v, k): (usize, usize, usize),
+    (skipgram, mean, scale): (i32, i32, f32),
+    scratch: &mut Scratch,
+    params: &GpuParams,
+    grads: Option<&mut GpuGrads>,
+    loss_sum: &mut CudaViewMut<'_, f64>,
+    rank: Option<&mut CudaSlice<u64>>,
+) -> Result<(), EngineError> {
+    let (n32, v32, k32) = (n as u32, v as u32, k as u32);
+    let emb = &params.get(tables.embedding).data;
+    let w = &params.get(tables.out_weight).data;
+    let b = &params.get(tables.out_bias).data;
+    let grad = i32::from(grads.is_some());
+    let want_rank = i32::from(rank.is_some());
+    let rank_buf: &mut CudaSlice<u64> = match rank {
+        Some(r) => r,
+        None => &mut scratch.no_rank,
+    };
+    const WARPS: u32 = 8; // SV_WARPS in softmax.cu
+    let cfg = LaunchConfig {
+        grid_dim: (n32.div_ceil(WARPS).max(1), 1, 1),
+        block_dim: (32 * WARPS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    match grads {
+        Some(grads) => {
+            let (ge, gw, gb) = grad_tables(grads, tables);
+            {
+                let mut l = gpu.stream().launch_builder(&kernels.small_step);
+                l.arg(chunk)
+                    .arg(&n32)
+                    .arg(&v32)
+                    .arg(&k32)
+                    .arg(emb)
+                    .arg(w)
+                    .arg(b)
+                    .arg(&ex.ctx_offsets)
+                    .arg(&ex.ctx_tokens)
+                    .arg(&ex.targets)
+                    .arg(&skipgram)
+                    .arg(&mean)
+                    .arg(&scale)
+                    .arg(&grad)
+                    .arg(&mut scratch.h)
+                    .arg(&mut scratch.z)
+                    .arg(&mut ge.data)
+                    .arg(&mut ge.touched)
+                    .arg(&mut *loss_sum)
+                    .arg(&want_rank)
+                    .arg(&mut *rank_buf);
+                // SAFETY: chunk holds n example ids; h, z have room for n x k and n x V.
+                unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("small_vocab_step", e))?;
+            }
+            let mut l = gpu.stream().launch_builder(&kernels.small_out_grad);
+            l.arg(&scratch.h)
+                .arg(&scratch.z)
+                .arg(&n32)
+                .arg(&v32)
+                .arg(&k32)
+                .arg(&mut gw.data)
+                .arg(&mut gb.data)
+                .arg(&mut gw.touched)
+                .arg(&mut gb.touched);
+            let out_cfg =
+                LaunchConfig { grid_dim: (v32.max(1), 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+            // SAFETY: h, z hold this chunk's n x k and n x V; the gradient tables are V x k and V.
+            unsafe { l.launch(out_cfg) }.map_err(|e| gpu.launch_error("small_vocab_out_grad", e))?;
+        }
+        None => {
+            let mut l = gpu.stream().launch_builder(&kernels.small_step);
+            // Without gradients nothing is written but the loss and rank counters; the scratch
+            // buffers stand in for the unused outputs.
+            let (mut dummy_grad, mut dummy_flags) = (scratch.dh.slice_mut(..), scratch.ones.slice_mut(..));
+            l.arg(chunk)
+                .arg(&n32)
+                .arg(&v32)
+                .arg(&k32)
+                .arg(emb)
+                .arg(w)
+                .arg(b)
+                .arg(&ex.ctx_offsets)
+                .arg(&ex.ctx_tokens)
+                .arg(&ex.targets)
+                .arg(&skipgram)
+                .arg(&mean)
+                .arg(&scale)
+                .arg(&grad)
+                .arg(&mut scratch.h)
+                .arg(&mut scratch.z)
+                .arg(&mut dummy_grad)
+                .arg(&mut dummy_flags)
+                .arg(&mut *loss_sum)
+                .arg(&want_rank)
+                .arg(&mut *rank_buf);
+            // SAFETY: as above; with grad = 0 the kernel writes only the loss and rank counters.
+            unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("small_vocab_step", e))?;
+        }
+    }
+    Ok(())
+}
+
 /// The chunked forward (and backward) over the examples `rows` of `ex` (see the module doc).
 #[allow(clippy::too_many_arguments)] // one internal call site per use; a struct would only rename them
 fn softmax_pass(
@@ -458,6 +601,24 @@ fn softmax_pass(
         scratch.ensure_chunk(gpu, n, v, k)?;
         let chunk = rows.slice(start..start + n);
         let n32 = n as u32;
+        if kernels.use_small {
+            small_vocab_chunk(
+                gpu,
+                kernels,
+                tables,
+                ex,
+                &chunk,
+                (n, v, k),
+                (skipgram, mean, scale),
+                scratch,
+                params,
+                grads.as_deref_mut(),
+                loss_sum,
+                rank.as_deref_mut(),
+            )?;
+            start += n;
+            continue;
+        }
         {
             let mut l = gpu.stream().launch_builder(&kernels.gather_hidden);
             l.arg(&chunk)
