@@ -206,7 +206,9 @@ fn print_optimizer_step_time_at_notebook_size() {
     }
     let params = GpuParams::upload(&gpu, &p).unwrap();
     let grads = GpuGrads::zeros_like(&gpu, &params).unwrap();
-    for config in [OptimizerConfig::Adam(AdamConfig::default()), OptimizerConfig::LazyAdam(AdamConfig::default())] {
+    for config in
+        [OptimizerConfig::Adam(AdamConfig::default()), OptimizerConfig::LazyAdam(AdamConfig::default())]
+    {
         let mut opt = GpuOptimizer::new(&gpu, &config, &params, &grads).unwrap();
         opt.step(&gpu, 1e-3).unwrap();
         gpu.sync("warm-up").unwrap();
@@ -246,7 +248,8 @@ fn a_faulting_kernel_is_an_error_not_a_hang() {
         launch.arg(&mut buf);
         // SAFETY: deliberately faults (the point of the test); it runs in a child process.
         let launched = unsafe { launch.launch(gpu::grid_for(32)) };
-        let outcome = launched.map_err(|e| gpu.launch_error("fault", e)).and_then(|_| gpu.sync("the fault kernel"));
+        let outcome =
+            launched.map_err(|e| gpu.launch_error("fault", e)).and_then(|_| gpu.sync("the fault kernel"));
         match outcome {
             Err(e) => println!("CHILD-ERROR: {e}"),
             Ok(()) => println!("CHILD-NO-ERROR"),
