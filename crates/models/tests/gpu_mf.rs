@@ -350,3 +350,38 @@ fn timing_scale_epoch() {
     );
     assert!(report.last_epoch_loss < report.first_epoch_loss, "the benchmark's model does not train");
 }
+
+/// One quality check, the same body on every device (candle's `test_device!` pattern): P2 (tuned
+/// preset, factors initialised at std 0.1) on the Small synthetic data predicts its validation
+/// ratings better than each movie's mean training rating does.
+fn p2_beats_the_movie_means(device: Device) {
+    let ds = synth::generate(&Preset::Small.config()).dataset;
+    let mut cfg = p2_mf::Config::tuned();
+    cfg.init_std = 0.1;
+    cfg.train.epochs = 6;
+    cfg.train.quiet = true;
+    let out = p2_mf::run_on(&ds, &cfg, device).unwrap();
+    let r = &ds.ratings;
+    let (mut sum, mut count) = (vec![0f64; ds.movies.len()], vec![0f64; ds.movies.len()]);
+    for &i in &out.train_rows {
+        sum[r.movie[i as usize] as usize] += f64::from(r.rating[i as usize]);
+        count[r.movie[i as usize] as usize] += 1.0;
+    }
+    let global = sum.iter().sum::<f64>() / count.iter().sum::<f64>();
+    let mut sq = 0.0;
+    for &i in &out.val_rows {
+        let m = r.movie[i as usize] as usize;
+        let mean = if count[m] > 0.0 { sum[m] / count[m] } else { global };
+        sq += (mean - f64::from(r.rating[i as usize])).powi(2);
+    }
+    let baseline = (sq / out.val_rows.len() as f64).sqrt();
+    let rmse = out.val_rmse.unwrap();
+    eprintln!("P2 Small on {device}: val RMSE {rmse:.4}, movie means {baseline:.4}");
+    assert!(rmse < baseline - 0.02, "{device}: P2 val RMSE {rmse} does not beat the movie means {baseline}");
+}
+
+reelvec_engine::test_device!(
+    p2_beats_the_movie_means,
+    p2_beats_the_movie_means_cpu,
+    p2_beats_the_movie_means_cuda
+);
