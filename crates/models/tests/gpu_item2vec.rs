@@ -468,3 +468,116 @@ fn timing_p0_and_sgns() {
     }
     // bench_sgns_corpus(.., 64, 5, w) is the (w, atomics = true) line above.
 }
+
+/// Negative sampling under the engine's optimizers: one batch (draw 3) and the validation loss
+/// (the fixed validation draw) on both devices, CBOW and skip-gram. The device draws the same
+/// negatives as the CPU (same SplitMix64 streams and CDF search), so only summation order and
+/// float atomics differ: 1e-5 relative on the loss, 2e-5 of each table's largest gradient.
+#[test]
+fn negative_sampling_batch_and_validation_match_the_cpu() {
+    let Some(gpu) = gpu_or_skip("negative_sampling_batch_and_validation_match_the_cpu") else { return };
+    for (architecture, context, window) in [
+        (Architecture::Cbow, ContextReduce::Sum, 1),
+        (Architecture::Cbow, ContextReduce::Mean, 2),
+        (Architecture::Skipgram, ContextReduce::Sum, 2),
+    ] {
+        let mut config = softmax_config(architecture, context, window);
+        config.loss = reelvec_models::item2vec::OutputLoss::NegativeSampling;
+        config.negatives = 5;
+        let test = format!("negative sampling {architecture:?} {context:?}");
+        let vocab = 80;
+        let seqs = random_sequences(5, 60, vocab as u32, 3..=30);
+        let ex = Examples::build(&seqs[..50], config.window, config.drop_ends);
+        let val = Examples::build(&seqs[50..], config.window, config.drop_ends);
+        let mut params = ParamStore::new();
+        let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 3).unwrap();
+        let seed = 17;
+        let cpu = Item2VecObjective::new(config, tables, vocab, ex.clone(), Some(val.clone()), seed)
+            .unwrap()
+            .with_lanes(1);
+        let units: Vec<u32> = vec![3, 17, 5, 0, 22, 39, 11, 8, 30, 31];
+        let mut cpu_grads = Grads::zeros_like(&params);
+        let draw = 3;
+        let (cpu_sum, cpu_count) = cpu.batch_loss_and_grad(&params, &units, draw, Some(&mut cpu_grads));
+        let (cpu_val, _) = cpu.loss_over(&params, &val, reelvec_models::item2vec::VALIDATION_DRAW);
+
+        let mut obj =
+            GpuItem2VecObjective::new(&gpu, config, tables, vocab, &ex, Some(&val)).unwrap().with_seed(seed);
+        let dev_params = GpuParams::upload(&gpu, &params).unwrap();
+        let mut grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
+        let dev_units = gpu.upload(&units, "units").unwrap();
+        let mut loss = gpu.zeros::<f64>(1, "loss").unwrap();
+        // The device objective's draw id is its training-batch count: three throw-away batches.
+        for _ in 0..draw {
+            let mut scratch_grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
+            let mut scratch_loss = gpu.zeros::<f64>(1, "loss").unwrap();
+            obj.enqueue_units(
+                &gpu,
+                &dev_params,
+                Some(&mut scratch_grads),
+                &dev_units.slice(..),
+                &units,
+                &mut scratch_loss.slice_mut(..),
+            )
+            .unwrap();
+        }
+        let count = obj
+            .enqueue_units(
+                &gpu,
+                &dev_params,
+                Some(&mut grads),
+                &dev_units.slice(..),
+                &units,
+                &mut loss.slice_mut(..),
+            )
+            .unwrap();
+        let sum = gpu.download(&loss, 1, "loss").unwrap()[0];
+        assert_eq!(count, cpu_count, "{test}: count");
+        let loss_err = (sum - cpu_sum).abs() / cpu_sum.abs();
+        assert!(loss_err < 1e-5, "{test}: loss {sum} vs CPU {cpu_sum} ({loss_err:.2e})");
+        let mut worst = 0.0f64;
+        for (i, (host, dev)) in cpu_grads.tables().iter().zip(grads.tables()).enumerate() {
+            let g = gpu.download(&dev.data, dev.rows * dev.cols, "gradient").unwrap();
+            let err = table_error(&host.data, &g);
+            worst = worst.max(err);
+            assert!(err < 2e-5, "{test}: table {i} gradient error {err:.2e} of its max");
+            let flags = gpu.download(&dev.touched, dev.rows, "flags").unwrap();
+            let expected: Vec<u32> = host.touched_mask().iter().map(|&t| u32::from(t)).collect();
+            assert_eq!(flags, expected, "{test}: touched rows of table {i}");
+        }
+        let dev_val = obj.validation_metrics(&gpu, &dev_params).unwrap().unwrap();
+        let val_err = (dev_val.cross_entropy * dev_val.examples as f64 - cpu_val).abs() / cpu_val.abs();
+        assert!(val_err < 1e-5, "{test}: validation loss sum {} vs CPU {cpu_val}", dev_val.cross_entropy);
+        eprintln!(
+            "{test}: loss rel {loss_err:.1e}, worst gradient {worst:.1e}, validation rel {val_err:.1e}"
+        );
+    }
+}
+
+/// P0's protocol with negative sampling: per-epoch losses on both devices (same draws).
+#[test]
+fn p0_negative_sampling_epochs_match_the_cpu() {
+    let Some(_gpu) = gpu_or_skip("p0_negative_sampling_epochs_match_the_cpu") else { return };
+    let data = small_franchise_data();
+    let mut config = Config { top_movies: 50, min_user_ratings: 10, ..Config::default() };
+    config.model.loss = reelvec_models::item2vec::OutputLoss::NegativeSampling;
+    config.train.quiet = true;
+    config.train.epochs = 4;
+    config.train.early_stopping = None;
+    let cpu = p0_cbow::run_on(&data.dataset, &config, Device::Cpu).unwrap();
+    let dev = p0_cbow::run_on(&data.dataset, &config, Device::Cuda(0)).unwrap();
+    for (c, d) in cpu.history.epochs.iter().zip(&dev.history.epochs) {
+        let rel = |a: f64, b: f64| (a - b).abs() / a.abs();
+        let (t, v) = (rel(c.train_loss, d.train_loss), rel(c.val_loss.unwrap(), d.val_loss.unwrap()));
+        eprintln!(
+            "NS epoch {}: train {:.6} vs {:.6}, val {:.6} vs {:.6}",
+            c.epoch,
+            c.train_loss,
+            d.train_loss,
+            c.val_loss.unwrap(),
+            d.val_loss.unwrap()
+        );
+        assert!(t < 1e-4 && v < 1e-4, "epoch {}: train rel {t:.1e}, val rel {v:.1e}", c.epoch);
+    }
+    assert_eq!(cpu.history.epochs.len(), dev.history.epochs.len());
+}

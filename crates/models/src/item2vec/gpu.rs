@@ -55,7 +55,7 @@ const SOFTMAX_CU: KernelSource = KernelSource {
 const NEGATIVE_CU: KernelSource = KernelSource {
     name: "item2vec_negative.cu",
     source: include_str!("negative.cu"),
-    functions: &["token_sequences", "count_pairs", "sgns_epoch"],
+    functions: &["token_sequences", "count_pairs", "sgns_epoch", "ns_step"],
 };
 
 /// Largest embedding size the SGNS kernel supports (`K_PER_LANE * 32` in negative.cu).
@@ -228,6 +228,22 @@ pub struct GpuItem2VecObjective {
     val_loss: CudaSlice<f64>,
     val_rank: CudaSlice<u64>,
     last_rank: Option<RankMetrics>,
+    /// Negative sampling (`OutputLoss::NegativeSampling`): the noise CDF on the device, the seed
+    /// and the draw counter of the CPU objective's streams.
+    negative: Option<DeviceNegatives>,
+}
+
+/// Largest embedding size of the negative-sampling kernel (`NS_MAX_K` in negative.cu).
+pub const NEGATIVE_SAMPLING_MAX_K: usize = 256;
+
+/// The device side of negative sampling under the engine's optimizers.
+#[derive(Debug)]
+struct DeviceNegatives {
+    step: CudaFunction,
+    cdf: CudaSlice<f64>,
+    seed: u64,
+    /// Training batches so far: the draw id of the next one (the CPU objective's call count).
+    draws: u64,
 }
 
 /// `(embedding, out_weight, out_bias)` gradient tables, borrowed together.
@@ -262,12 +278,11 @@ impl GpuItem2VecObjective {
         train: &Examples,
         val: Option<&Examples>,
     ) -> Result<Self, ModelError> {
-        if config.loss != OutputLoss::FullSoftmax {
-            return Err(ModelError::InvalidConfig(
-                "the device item2vec objective is the full softmax; negative sampling on the GPU is \
-                 item2vec::gpu::train_sgns (Hogwild SGD)"
-                    .into(),
-            ));
+        if config.loss == OutputLoss::NegativeSampling && config.dim > NEGATIVE_SAMPLING_MAX_K {
+            return Err(ModelError::InvalidConfig(format!(
+                "negative sampling on the GPU supports k <= {NEGATIVE_SAMPLING_MAX_K}, got {}",
+                config.dim
+            )));
         }
         for (name, ex) in [("training", Some(train)), ("validation", val)] {
             if let Some(ex) = ex {
@@ -312,7 +327,33 @@ impl GpuItem2VecObjective {
             val_loss: gpu.zeros(1, "validation loss")?,
             val_rank: gpu.zeros(2, "validation rank counters")?,
             last_rank: None,
+            negative: match config.loss {
+                OutputLoss::FullSoftmax => None,
+                OutputLoss::NegativeSampling => {
+                    let sampler = super::UnigramSampler::for_examples(train, vocab, config.unigram_power)
+                        .ok_or_else(|| {
+                            ModelError::InvalidData(
+                                "negative sampling needs at least one training example".into(),
+                            )
+                        })?;
+                    Some(DeviceNegatives {
+                        step: gpu.function(&NEGATIVE_CU, "ns_step")?,
+                        cdf: gpu.upload(sampler.cdf(), "negative-sampling noise CDF")?,
+                        seed: 0,
+                        draws: 0,
+                    })
+                }
+            },
         })
+    }
+
+    /// The seed of the negative draws (the CPU objective's `seed`; P0 passes its config seed), so
+    /// the device draws the same negatives as the CPU. No effect on the full softmax.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        if let Some(ns) = self.negative.as_mut() {
+            ns.seed = seed;
+        }
+        self
     }
 
     /// Turns the small-vocabulary kernels off (`false`: always the cuBLAS path) or back on where
@@ -378,6 +419,19 @@ impl GpuItem2VecObjective {
             // SAFETY: units holds n_units ids < sequences; rows has room for their n examples.
             unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("batch_rows", e))?;
         }
+        if let Some(ns) = self.negative.as_mut() {
+            let draw = ns.draws;
+            ns.draws += 1;
+            let rows = self.rows.slice(..n);
+            let pass = NegativeLaunch {
+                config: &self.config,
+                tables: &self.tables,
+                vocab: self.vocab,
+                ex: &self.train,
+            };
+            pass.run(gpu, ns, &rows, params, grads, &mut self.scratch, 1.0 / count as f32, draw, loss_sum)?;
+            return Ok(count as u64);
+        }
         softmax_pass(
             gpu,
             &self.kernels,
@@ -422,24 +476,42 @@ impl GpuItem2VecObjective {
             .memset_zeros(&mut self.val_loss)
             .map_err(|e| driver("clearing the validation loss", e))?;
         gpu.stream().memset_zeros(&mut self.val_rank).map_err(|e| driver("clearing the rank counters", e))?;
-        let want_rank = self.config.architecture == Architecture::Cbow;
+        let want_rank = self.config.architecture == Architecture::Cbow && self.negative.is_none();
         let mut loss = self.val_loss.slice_mut(..);
-        softmax_pass(
-            gpu,
-            &self.kernels,
-            &self.config,
-            &self.tables,
-            self.vocab,
-            self.chunk_rows,
-            val,
-            &ids.slice(..n),
-            &mut self.scratch,
-            params,
-            None,
-            0.0,
-            &mut loss,
-            want_rank.then_some(&mut self.val_rank),
-        )?;
+        if let Some(ns) = self.negative.as_ref() {
+            // The CPU objective's fixed validation draw: epochs are compared on equal negatives.
+            let pass =
+                NegativeLaunch { config: &self.config, tables: &self.tables, vocab: self.vocab, ex: val };
+            let rows = ids.slice(..n);
+            pass.run(
+                gpu,
+                ns,
+                &rows,
+                params,
+                None,
+                &mut self.scratch,
+                0.0,
+                super::VALIDATION_DRAW,
+                &mut loss,
+            )?;
+        } else {
+            softmax_pass(
+                gpu,
+                &self.kernels,
+                &self.config,
+                &self.tables,
+                self.vocab,
+                self.chunk_rows,
+                val,
+                &ids.slice(..n),
+                &mut self.scratch,
+                params,
+                None,
+                0.0,
+                &mut loss,
+                want_rank.then_some(&mut self.val_rank),
+            )?;
+        }
         let sum = gpu.download(&self.val_loss, 1, "validation loss")?[0];
         let ranks = gpu.download(&self.val_rank, 2, "validation rank counters")?;
         let denom = count.max(1) as f64;
@@ -456,6 +528,101 @@ impl GpuItem2VecObjective {
 
 fn driver(what: &str, e: reelvec_engine::gpu::cudarc::driver::DriverError) -> EngineError {
     reelvec_engine::gpu::driver_error(what, e)
+}
+
+/// What a negative-sampling launch reads besides its rows: the model's shape and the examples.
+struct NegativeLaunch<'a> {
+    config: &'a Item2VecConfig,
+    tables: &'a Item2VecTables,
+    vocab: usize,
+    ex: &'a DeviceExamples,
+}
+
+impl NegativeLaunch<'_> {
+    /// `ns_step` over `rows` (positions 0.. in the batch), draw `draw`; with `grads` the gradient
+    /// of the batch loss times `scale` (1 / count: the batch mean).
+    #[allow(clippy::too_many_arguments)] // the per-call pieces; the fixed ones are in self
+    fn run(
+        &self,
+        gpu: &Gpu,
+        ns: &DeviceNegatives,
+        rows: &CudaView<'_, u32>,
+        params: &GpuParams,
+        grads: Option<&mut GpuGrads>,
+        scratch: &mut Scratch,
+        scale: f32,
+        draw: u64,
+        loss_sum: &mut CudaViewMut<'_, f64>,
+    ) -> Result<(), EngineError> {
+        let n = rows.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let (n32, v32, k32) = (n as u32, self.vocab as u32, self.config.dim as u32);
+        let first_position = 0u32;
+        let skipgram = i32::from(self.config.architecture == Architecture::Skipgram);
+        let mean = i32::from(self.config.context == ContextReduce::Mean);
+        let negatives = self.config.negatives as u32;
+        let grad = i32::from(grads.is_some());
+        let emb = &params.get(self.tables.embedding).data;
+        let w = &params.get(self.tables.out_weight).data;
+        let b = &params.get(self.tables.out_bias).data;
+        const WARPS: u32 = 8; // NS_WARPS in negative.cu
+        let cfg = LaunchConfig {
+            grid_dim: (n32.div_ceil(WARPS), 1, 1),
+            block_dim: (32 * WARPS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut l = gpu.stream().launch_builder(&ns.step);
+        l.arg(rows)
+            .arg(&n32)
+            .arg(&first_position)
+            .arg(&v32)
+            .arg(&k32)
+            .arg(emb)
+            .arg(w)
+            .arg(b)
+            .arg(&self.ex.ctx_offsets)
+            .arg(&self.ex.ctx_tokens)
+            .arg(&self.ex.targets)
+            .arg(&skipgram)
+            .arg(&mean)
+            .arg(&ns.cdf)
+            .arg(&negatives)
+            .arg(&ns.seed)
+            .arg(&draw)
+            .arg(&scale)
+            .arg(&grad);
+        // Without gradients the kernel writes only the loss; scratch buffers stand in for the
+        // unused gradient pointers.
+        let (dummy_f, dummy_u) = (&scratch.dh, &scratch.no_rank);
+        match grads {
+            Some(grads) => {
+                let (ge, gw, gb) = grad_tables(grads, self.tables);
+                l.arg(&mut ge.data)
+                    .arg(&mut ge.touched)
+                    .arg(&mut gw.data)
+                    .arg(&mut gw.touched)
+                    .arg(&mut gb.data)
+                    .arg(&mut gb.touched)
+                    .arg(&mut *loss_sum);
+                // SAFETY: rows holds n example ids of `ex`; the tables are V x k, V x k and V.
+                unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("ns_step", e))?;
+            }
+            None => {
+                l.arg(dummy_f)
+                    .arg(dummy_u)
+                    .arg(dummy_f)
+                    .arg(dummy_u)
+                    .arg(dummy_f)
+                    .arg(dummy_u)
+                    .arg(&mut *loss_sum);
+                // SAFETY: as above; with grad = 0 only the loss is written.
+                unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("ns_step", e))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One chunk through the small-vocabulary kernels: `small_vocab_step` (forward, loss, dz, dh

@@ -24,7 +24,7 @@ pub mod softmax;
 pub use examples::Examples;
 pub use model::{Item2Vec, RankMetrics};
 pub use negative::UnigramSampler;
-pub use objective::{Item2VecObjective, Item2VecTables};
+pub use objective::{Item2VecObjective, Item2VecTables, VALIDATION_DRAW};
 pub use softmax::SoftmaxKernel;
 
 use serde::{Deserialize, Serialize};

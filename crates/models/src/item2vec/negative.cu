@@ -185,3 +185,144 @@ extern "C" __global__ void sgns_epoch(const unsigned int* tokens, const unsigned
         atomicAdd(pairs, count);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Negative sampling under the engine's optimizers (P0's protocol with `loss = negative_sampling`):
+// the CUDA twin of negative_lane in negative.rs, with the same draws. One warp per example; the
+// SplitMix64 stream of (seed, draw, position in the batch) and the unigram^0.75 CDF search are
+// computed identically by every lane, so each lane knows every negative. Loss and gradients as
+// in negative.rs: s = W[x].h + b[x], loss softplus(-s) for the positive, softplus(s) for a
+// negative, ds = (sigma(s) - label) * scale, dW[x] += ds h, db[x] += ds, dh += ds W[x]; dh is then
+// scattered into the embedding rows (CBOW: every context row, / |C| for the mean; skip-gram: the
+// target's row). Float atomics for the gradients (rows repeat across a batch), touched flags set.
+
+#define NS_MAX_K 256
+#define NS_WARPS 8
+
+__device__ __forceinline__ unsigned long long ns_next(unsigned long long* state) {
+    *state += 0x9E3779B97F4A7C15ull;
+    unsigned long long z = *state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ double ns_next_f64(unsigned long long* state) {
+    return (double)(ns_next(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+// First index whose cdf exceeds u (Rust's partition_point(|c| c <= u)), clamped to V - 1.
+__device__ __forceinline__ unsigned int ns_token_for(const double* cdf, unsigned int V, double u) {
+    unsigned int lo = 0, hi = V;
+    while (lo < hi) {
+        unsigned int mid = (lo + hi) >> 1;
+        if (cdf[mid] <= u) lo = mid + 1; else hi = mid;
+    }
+    return lo < V ? lo : V - 1;
+}
+
+__device__ __forceinline__ float ns_softplus(float y) { return fmaxf(y, 0.0f) + log1pf(expf(-fabsf(y))); }
+
+__device__ __forceinline__ float ns_sigmoid(float s) {
+    if (s >= 0.0f) return 1.0f / (1.0f + expf(-s));
+    float e = expf(s);
+    return e / (1.0f + e);
+}
+
+__device__ __forceinline__ float ns_warp_sum(float v) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+extern "C" __global__ void ns_step(const unsigned int* rows, unsigned int n, unsigned int first_position,
+                                   unsigned int V, unsigned int k, const float* emb, const float* w,
+                                   const float* bias, const unsigned int* ctx_offsets,
+                                   const unsigned int* ctx_tokens, const unsigned int* targets, int skipgram,
+                                   int mean, const double* cdf, unsigned int negatives,
+                                   unsigned long long seed, unsigned long long draw, float scale, int grad,
+                                   float* emb_grad, unsigned int* emb_touched, float* w_grad,
+                                   unsigned int* w_touched, float* b_grad, unsigned int* b_touched,
+                                   double* loss_sum) {
+    __shared__ float sh[NS_WARPS][NS_MAX_K];
+    unsigned int wib = threadIdx.x >> 5, lane = threadIdx.x & 31u;
+    unsigned int r = blockIdx.x * NS_WARPS + wib;
+    if (r >= n) return;
+    float* hs = sh[wib];
+    unsigned int e = rows[r];
+    unsigned int clo = ctx_offsets[e], chi = ctx_offsets[e + 1];
+    for (unsigned int j = lane; j < k; j += 32) {
+        float acc;
+        if (skipgram) {
+            acc = emb[(unsigned long long)targets[e] * k + j];
+        } else {
+            acc = 0.0f;
+            for (unsigned int c = clo; c < chi; ++c) acc += emb[(unsigned long long)ctx_tokens[c] * k + j];
+            if (mean && chi > clo) acc *= 1.0f / (float)(chi - clo);
+        }
+        hs[j] = acc;
+    }
+    __syncwarp();
+    // SplitMix64::stream(seed, draw, position)
+    unsigned long long state = seed ^ (draw * 0xD1B54A32D192ED03ull);
+    unsigned long long a = ns_next(&state);
+    unsigned long long position = (unsigned long long)first_position + r;
+    state = a ^ (position * 0x8CB92BA72F3D8DD7ull);
+    float dh[NS_MAX_K / 32];
+#pragma unroll
+    for (int q = 0; q < NS_MAX_K / 32; ++q) dh[q] = 0.0f;
+    double loss = 0.0;
+    const unsigned int* pos = skipgram ? ctx_tokens + clo : targets + e;
+    unsigned int npos = skipgram ? chi - clo : 1u;
+    for (unsigned int pi = 0; pi < npos; ++pi) {
+        unsigned int p = pos[pi];
+        for (unsigned int t = 0; t <= negatives; ++t) {
+            unsigned int x = p;
+            float label = 1.0f;
+            if (t > 0) {
+                label = 0.0f;
+                x = ns_token_for(cdf, V, ns_next_f64(&state));
+                for (int again = 0; again < 8 && x == p; ++again) x = ns_token_for(cdf, V, ns_next_f64(&state));
+            }
+            const float* wx = w + (unsigned long long)x * k;
+            float part = 0.0f;
+            for (unsigned int j = lane; j < k; j += 32) part += wx[j] * hs[j];
+            float s = ns_warp_sum(part) + bias[x];
+            loss += (double)(label > 0.5f ? ns_softplus(-s) : ns_softplus(s));
+            if (grad) {
+                float g = (ns_sigmoid(s) - label) * scale;
+#pragma unroll
+                for (int q = 0; q < NS_MAX_K / 32; ++q) {
+                    unsigned int j = lane + 32u * q;
+                    if (j < k) {
+                        atomicAdd(&w_grad[(unsigned long long)x * k + j], g * hs[j]);
+                        dh[q] += g * wx[j];
+                    }
+                }
+                if (lane == 0) {
+                    atomicAdd(&b_grad[x], g);
+                    w_touched[x] = 1u;
+                    b_touched[x] = 1u;
+                }
+            }
+        }
+    }
+    if (lane == 0) atomicAdd(loss_sum, loss);
+    if (!grad) return;
+    float cf = (!skipgram && mean && chi > clo) ? 1.0f / (float)(chi - clo) : 1.0f;
+#pragma unroll
+    for (int q = 0; q < NS_MAX_K / 32; ++q) {
+        unsigned int j = lane + 32u * q;
+        if (j >= k) continue;
+        if (skipgram) {
+            unsigned int t = targets[e];
+            atomicAdd(&emb_grad[(unsigned long long)t * k + j], dh[q]);
+            if (j == 0) emb_touched[t] = 1u;
+        } else {
+            for (unsigned int c = clo; c < chi; ++c) {
+                unsigned int t = ctx_tokens[c];
+                atomicAdd(&emb_grad[(unsigned long long)t * k + j], cf * dh[q]);
+                if (j == 0) emb_touched[t] = 1u;
+            }
+        }
+    }
+}

@@ -54,6 +54,24 @@ impl UnigramSampler {
         Some(Self { cdf })
     }
 
+    /// The noise table of a training set: counts every target and context token of `train`
+    /// (a vocabulary of `vocab` tokens) raised to `power`. None when `train` is empty.
+    pub fn for_examples(train: &Examples, vocab: usize, power: f64) -> Option<Self> {
+        let mut counts = vec![0u64; vocab];
+        for e in 0..train.len() {
+            counts[train.target(e) as usize] += 1;
+            for &c in train.context(e) {
+                counts[c as usize] += 1;
+            }
+        }
+        Self::new(&counts, power)
+    }
+
+    /// The cumulative probabilities (last non-zero entry exactly 1), for the device sampler.
+    pub fn cdf(&self) -> &[f64] {
+        &self.cdf
+    }
+
     /// Probability of `token`.
     pub fn probability(&self, token: usize) -> f64 {
         let prev = if token == 0 { 0.0 } else { self.cdf[token - 1] };

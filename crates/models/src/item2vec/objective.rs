@@ -271,14 +271,7 @@ impl Item2VecObjective {
         let sampler = match config.loss {
             OutputLoss::FullSoftmax => None,
             OutputLoss::NegativeSampling => {
-                let mut counts = vec![0u64; vocab];
-                for e in 0..train.len() {
-                    counts[train.target(e) as usize] += 1;
-                    for &c in train.context(e) {
-                        counts[c as usize] += 1;
-                    }
-                }
-                Some(UnigramSampler::new(&counts, config.unigram_power).ok_or_else(|| {
+                Some(UnigramSampler::for_examples(&train, vocab, config.unigram_power).ok_or_else(|| {
                     ModelError::InvalidData("negative sampling needs at least one training example".into())
                 })?)
             }

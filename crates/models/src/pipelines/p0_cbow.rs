@@ -187,10 +187,11 @@ pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
     run_on(ds, config, reelvec_engine::Device::Cpu)
 }
 
-/// Runs P0 on `ds`, training on `device`. CUDA trains the full-softmax objective on the GPU
-/// ([`GpuItem2VecObjective`](crate::item2vec::gpu::GpuItem2VecObjective), [`Trainer::fit_gpu`]);
-/// negative sampling with this protocol's Adam has no device objective (an error pointing to
-/// `item2vec::gpu::train_sgns`, word2vec's SGD on the GPU). Post-processing runs on the CPU.
+/// Runs P0 on `ds`, training on `device`. CUDA trains the same objective on the GPU
+/// ([`GpuItem2VecObjective`](crate::item2vec::gpu::GpuItem2VecObjective) with
+/// [`Trainer::fit_gpu`]): full softmax, or negative sampling with the CPU's negative draws
+/// (word2vec's Hogwild SGD at scale is `item2vec::gpu::train_sgns`). Post-processing runs on
+/// the CPU.
 pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> Result<Outcome, ModelError> {
     let started = Instant::now();
     let (data, sequences) = prepare(ds, config)?;
@@ -221,7 +222,8 @@ pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> 
                 vocab,
                 train,
                 objective.val_examples(),
-            )?;
+            )?
+            .with_seed(config.seed);
             Trainer::new(config.train.clone()).fit_gpu(&gpu, &mut dev, &mut params)?
         }
     };
