@@ -8,6 +8,7 @@
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::{Gpu, GpuGrads, GpuParams, KernelSource, BLOCK};
+use crate::optim::adam::StepScalars;
 use crate::optim::{AdamConfig, OptimizerConfig, SgdConfig};
 use crate::EngineError;
 
@@ -20,44 +21,9 @@ const ADAM_CU: KernelSource = KernelSource {
 const SGD_CU: KernelSource =
     KernelSource { name: "sgd.cu", source: include_str!("../optim/sgd.cu"), functions: &["sgd_dense"] };
 
-/// The scalars of one Adam step, laid out as `struct AdamScalars` in adam.cu.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct AdamScalars {
-    one_minus_beta1: f32,
-    beta2: f32,
-    one_minus_beta2: f32,
-    eps: f32,
-    l2: f32,
-    decay: f32,
-    neg_step_size: f32,
-    bias_correction2_sqrt: f32,
-    small_weight: i32,
-}
-
-// SAFETY: plain-old-data with the C layout of the kernel's parameter struct.
-unsafe impl DeviceRepr for AdamScalars {}
-
-impl AdamScalars {
-    /// The same scalars as the CPU step (computed in f64, then rounded, as PyTorch does).
-    fn new(c: &AdamConfig, lr: f32, t: u64, decoupled: bool) -> Self {
-        let (beta1, beta2) = (c.beta1 as f64, c.beta2 as f64);
-        let bc1 = 1.0 - beta1.powf(t as f64);
-        let bc2 = 1.0 - beta2.powf(t as f64);
-        let one_minus_beta1 = (1.0 - beta1) as f32;
-        Self {
-            one_minus_beta1,
-            beta2: c.beta2,
-            one_minus_beta2: (1.0 - beta2) as f32,
-            eps: c.eps,
-            l2: if decoupled { 0.0 } else { c.weight_decay },
-            decay: if decoupled { (1.0 - lr as f64 * c.weight_decay as f64) as f32 } else { 1.0 },
-            neg_step_size: (-(lr as f64) / bc1) as f32,
-            bias_correction2_sqrt: bc2.sqrt() as f32,
-            small_weight: i32::from(one_minus_beta1 < 0.5),
-        }
-    }
-}
+// SAFETY: `StepScalars` is `#[repr(C)]` plain-old-data with the layout of adam.cu's
+// `struct AdamScalars` (eight f32 and one i32).
+unsafe impl DeviceRepr for StepScalars {}
 
 #[derive(Debug, Clone, Copy)]
 enum Rule {
@@ -157,7 +123,7 @@ impl GpuOptimizer {
         let sms = gpu.multiprocessors() as u32;
         match self.rule {
             Rule::Adam(c) | Rule::AdamW(c) => {
-                let scalars = AdamScalars::new(&c, lr, self.t, matches!(self.rule, Rule::AdamW(_)));
+                let scalars = StepScalars::new(&c, lr, self.t, matches!(self.rule, Rule::AdamW(_)));
                 let f = gpu.function(&ADAM_CU, "adam_dense")?;
                 let blocks = (self.max_elems.div_ceil(BLOCK as usize) as u32).clamp(1, sms * 8);
                 let cfg = LaunchConfig {
@@ -171,7 +137,7 @@ impl GpuOptimizer {
                 unsafe { launch.launch(cfg) }.map_err(|e| gpu.launch_error("adam_dense", e))?;
             }
             Rule::LazyAdam(c) => {
-                let scalars = AdamScalars::new(&c, lr, self.t, false);
+                let scalars = StepScalars::new(&c, lr, self.t, false);
                 let f = gpu.function(&ADAM_CU, "adam_lazy")?;
                 let warps_per_block = BLOCK as usize / 32;
                 let blocks = (self.max_rows.div_ceil(warps_per_block) as u32).clamp(1, sms * 16);

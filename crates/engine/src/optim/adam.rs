@@ -56,9 +56,11 @@ impl Moments {
     }
 }
 
-/// Scalars of one Adam step, shared by the dense and lazy passes.
+/// Scalars of one Adam step, shared by the dense and lazy passes and by the CUDA kernels
+/// (`struct AdamScalars` in adam.cu has this C layout).
+#[repr(C)]
 #[derive(Debug, Clone, Copy)]
-struct StepScalars {
+pub(crate) struct StepScalars {
     /// `1 - beta1`, the `lerp_` weight of the first moment.
     one_minus_beta1: f32,
     beta2: f32,
@@ -71,15 +73,18 @@ struct StepScalars {
     /// `-lr / (1 - beta1^t)`.
     neg_step_size: f32,
     bias_correction2_sqrt: f32,
+    /// `1 - beta1 < 0.5`: which form of `torch.lerp` the first moment takes (1 or 0).
+    small_weight: i32,
 }
 
 impl StepScalars {
-    fn new(c: &AdamConfig, lr: f32, t: u64, decoupled: bool) -> Self {
+    pub(crate) fn new(c: &AdamConfig, lr: f32, t: u64, decoupled: bool) -> Self {
         let (beta1, beta2) = (c.beta1 as f64, c.beta2 as f64);
         let bc1 = 1.0 - beta1.powf(t as f64);
         let bc2 = 1.0 - beta2.powf(t as f64);
+        let one_minus_beta1 = (1.0 - beta1) as f32;
         Self {
-            one_minus_beta1: (1.0 - beta1) as f32,
+            one_minus_beta1,
             beta2: c.beta2,
             one_minus_beta2: (1.0 - beta2) as f32,
             eps: c.eps,
@@ -87,6 +92,7 @@ impl StepScalars {
             decay: if decoupled { (1.0 - lr as f64 * c.weight_decay as f64) as f32 } else { 1.0 },
             neg_step_size: (-(lr as f64) / bc1) as f32,
             bias_correction2_sqrt: bc2.sqrt() as f32,
+            small_weight: i32::from(one_minus_beta1 < 0.5),
         }
     }
 }
@@ -95,7 +101,7 @@ impl StepScalars {
 #[inline]
 fn adam_update(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let w = s.one_minus_beta1;
-    let small_weight = w < 0.5;
+    let small_weight = s.small_weight != 0;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         *p *= s.decay;
         let g = g + s.l2 * *p;

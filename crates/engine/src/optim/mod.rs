@@ -11,7 +11,7 @@
 //!   SparseAdam plus weight decay). This is a deliberate difference, used for large data where
 //!   a dense pass per step would dominate.
 
-mod adam;
+pub(crate) mod adam;
 mod schedule;
 mod sgd;
 #[cfg(test)]
