@@ -593,34 +593,26 @@ impl NegativeLaunch<'_> {
             .arg(&draw)
             .arg(&scale)
             .arg(&grad);
-        // Without gradients the kernel writes only the loss; scratch buffers stand in for the
-        // unused gradient pointers.
-        let (dummy_f, dummy_u) = (&scratch.dh, &scratch.no_rank);
-        match grads {
-            Some(grads) => {
-                let (ge, gw, gb) = grad_tables(grads, self.tables);
+        let mut split = grads.map(|g| grad_tables(g, self.tables));
+        match split.as_mut() {
+            Some((ge, gw, gb)) => {
                 l.arg(&mut ge.data)
                     .arg(&mut ge.touched)
                     .arg(&mut gw.data)
                     .arg(&mut gw.touched)
                     .arg(&mut gb.data)
-                    .arg(&mut gb.touched)
-                    .arg(&mut *loss_sum);
-                // SAFETY: rows holds n example ids of `ex`; the tables are V x k, V x k and V.
-                unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("ns_step", e))?;
+                    .arg(&mut gb.touched);
             }
+            // Without gradients the kernel writes only the loss; scratch buffers stand in for
+            // the unused gradient pointers.
             None => {
-                l.arg(dummy_f)
-                    .arg(dummy_u)
-                    .arg(dummy_f)
-                    .arg(dummy_u)
-                    .arg(dummy_f)
-                    .arg(dummy_u)
-                    .arg(&mut *loss_sum);
-                // SAFETY: as above; with grad = 0 only the loss is written.
-                unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("ns_step", e))?;
+                let (f, u) = (&scratch.dh, &scratch.no_rank);
+                l.arg(f).arg(u).arg(f).arg(u).arg(f).arg(u);
             }
         }
+        l.arg(&mut *loss_sum);
+        // SAFETY: rows holds n example ids of `ex`; the tables are V x k, V x k and V.
+        unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("ns_step", e))?;
         Ok(())
     }
 }
@@ -658,79 +650,55 @@ fn small_vocab_chunk(
         block_dim: (32 * WARPS, 1, 1),
         shared_mem_bytes: 0,
     };
-    match grads {
-        Some(grads) => {
-            let (ge, gw, gb) = grad_tables(grads, tables);
-            {
-                let mut l = gpu.stream().launch_builder(&kernels.small_step);
-                l.arg(chunk)
-                    .arg(&n32)
-                    .arg(&v32)
-                    .arg(&k32)
-                    .arg(emb)
-                    .arg(w)
-                    .arg(b)
-                    .arg(&ex.ctx_offsets)
-                    .arg(&ex.ctx_tokens)
-                    .arg(&ex.targets)
-                    .arg(&skipgram)
-                    .arg(&mean)
-                    .arg(&scale)
-                    .arg(&grad)
-                    .arg(&mut scratch.h)
-                    .arg(&mut scratch.z)
-                    .arg(&mut ge.data)
-                    .arg(&mut ge.touched)
-                    .arg(&mut *loss_sum)
-                    .arg(&want_rank)
-                    .arg(&mut *rank_buf);
-                // SAFETY: chunk holds n example ids; h, z have room for n x k and n x V.
-                unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("small_vocab_step", e))?;
+    let mut split = grads.map(|g| grad_tables(g, tables));
+    {
+        let mut l = gpu.stream().launch_builder(&kernels.small_step);
+        l.arg(chunk)
+            .arg(&n32)
+            .arg(&v32)
+            .arg(&k32)
+            .arg(emb)
+            .arg(w)
+            .arg(b)
+            .arg(&ex.ctx_offsets)
+            .arg(&ex.ctx_tokens)
+            .arg(&ex.targets)
+            .arg(&skipgram)
+            .arg(&mean)
+            .arg(&scale)
+            .arg(&grad)
+            .arg(&mut scratch.h)
+            .arg(&mut scratch.z);
+        match split.as_mut() {
+            Some((ge, _, _)) => {
+                l.arg(&mut ge.data).arg(&mut ge.touched);
             }
-            let mut l = gpu.stream().launch_builder(&kernels.small_out_grad);
-            l.arg(&scratch.h)
-                .arg(&scratch.z)
-                .arg(&n32)
-                .arg(&v32)
-                .arg(&k32)
-                .arg(&mut gw.data)
-                .arg(&mut gb.data)
-                .arg(&mut gw.touched)
-                .arg(&mut gb.touched);
-            let out_cfg =
-                LaunchConfig { grid_dim: (v32.max(1), 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
-            // SAFETY: h, z hold this chunk's n x k and n x V; the gradient tables are V x k and V.
-            unsafe { l.launch(out_cfg) }.map_err(|e| gpu.launch_error("small_vocab_out_grad", e))?;
+            // Without gradients the kernel writes only the loss and rank counters; scratch
+            // buffers stand in for the unused gradient pointers.
+            None => {
+                l.arg(&scratch.dh).arg(&scratch.ones);
+            }
         }
-        None => {
-            let mut l = gpu.stream().launch_builder(&kernels.small_step);
-            // Without gradients nothing is written but the loss and rank counters; the scratch
-            // buffers stand in for the unused outputs.
-            let (mut dummy_grad, mut dummy_flags) = (scratch.dh.slice_mut(..), scratch.ones.slice_mut(..));
-            l.arg(chunk)
-                .arg(&n32)
-                .arg(&v32)
-                .arg(&k32)
-                .arg(emb)
-                .arg(w)
-                .arg(b)
-                .arg(&ex.ctx_offsets)
-                .arg(&ex.ctx_tokens)
-                .arg(&ex.targets)
-                .arg(&skipgram)
-                .arg(&mean)
-                .arg(&scale)
-                .arg(&grad)
-                .arg(&mut scratch.h)
-                .arg(&mut scratch.z)
-                .arg(&mut dummy_grad)
-                .arg(&mut dummy_flags)
-                .arg(&mut *loss_sum)
-                .arg(&want_rank)
-                .arg(&mut *rank_buf);
-            // SAFETY: as above; with grad = 0 the kernel writes only the loss and rank counters.
-            unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("small_vocab_step", e))?;
-        }
+        l.arg(&mut *loss_sum).arg(&want_rank).arg(&mut *rank_buf);
+        // SAFETY: chunk holds n example ids; h, z have room for n x k and n x V; the embedding
+        // gradient is V x k.
+        unsafe { l.launch(cfg) }.map_err(|e| gpu.launch_error("small_vocab_step", e))?;
+    }
+    if let Some((_, gw, gb)) = split {
+        let mut l = gpu.stream().launch_builder(&kernels.small_out_grad);
+        l.arg(&scratch.h)
+            .arg(&scratch.z)
+            .arg(&n32)
+            .arg(&v32)
+            .arg(&k32)
+            .arg(&mut gw.data)
+            .arg(&mut gb.data)
+            .arg(&mut gw.touched)
+            .arg(&mut gb.touched);
+        let out_cfg =
+            LaunchConfig { grid_dim: (v32.max(1), 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: h, z hold this chunk's n x k and n x V; the gradient tables are V x k and V.
+        unsafe { l.launch(out_cfg) }.map_err(|e| gpu.launch_error("small_vocab_out_grad", e))?;
     }
     Ok(())
 }
