@@ -236,9 +236,8 @@ impl Trainer {
         let bar = progress_bar(cfg.quiet, (steps_per_epoch * cfg.epochs) as u64);
 
         let mut history = History::default();
-        let mut best_loss = f64::INFINITY;
+        let mut best = BestEpoch::new();
         let mut best_params: Option<ParamStore> = None;
-        let mut epochs_without_improvement = 0usize;
         let mut global_step = 0u64;
 
         for epoch in 0..cfg.epochs {
@@ -320,32 +319,16 @@ impl Trainer {
                 None => format!("train {:.4}", stats.train_loss),
             });
 
-            let monitored = History::monitored(&stats);
-            if monitored < best_loss {
-                best_loss = monitored;
-                history.best_epoch = Some(epoch);
-                epochs_without_improvement = 0;
-                if cfg.restore_best {
-                    match best_params.as_mut() {
-                        Some(snapshot) => snapshot.copy_values_from(params)?,
-                        None => best_params = Some(params.clone()),
-                    }
+            if best.observe(&mut history, &stats) && cfg.restore_best {
+                match best_params.as_mut() {
+                    Some(snapshot) => snapshot.copy_values_from(params)?,
+                    None => best_params = Some(params.clone()),
                 }
-            } else {
-                epochs_without_improvement += 1;
             }
             on_epoch(&stats, params);
             history.epochs.push(stats);
-
-            if let Some(es) = cfg.early_stopping {
-                // Only an epoch without improvement can stop the fit (patience 0: the first one does).
-                if epoch + 1 >= es.min_epochs
-                    && epochs_without_improvement > 0
-                    && epochs_without_improvement >= es.patience
-                {
-                    history.stopped_early = epoch + 1 < cfg.epochs;
-                    break;
-                }
+            if best.should_stop(cfg, epoch, &mut history) {
+                break;
             }
         }
         bar.finish_and_clear();
@@ -450,6 +433,50 @@ mod finite_tests {
             }
             assert!(!all_finite(&[1.0, bad]));
         }
+    }
+}
+
+/// Early-stopping bookkeeping shared by the CPU loop and the device loop
+/// ([`Trainer::fit_gpu`](crate::Trainer::fit_gpu)): the best monitored loss so far and the epochs
+/// since it last strictly improved.
+#[derive(Debug)]
+pub(crate) struct BestEpoch {
+    best_loss: f64,
+    epochs_without_improvement: usize,
+}
+
+impl BestEpoch {
+    pub(crate) fn new() -> Self {
+        Self { best_loss: f64::INFINITY, epochs_without_improvement: 0 }
+    }
+
+    /// Records an epoch's stats (before they are pushed to `history`); true when its monitored
+    /// loss is a new strict best (then `history.best_epoch` names it).
+    pub(crate) fn observe(&mut self, history: &mut History, stats: &EpochStats) -> bool {
+        let monitored = History::monitored(stats);
+        if monitored < self.best_loss {
+            self.best_loss = monitored;
+            history.best_epoch = Some(stats.epoch);
+            self.epochs_without_improvement = 0;
+            true
+        } else {
+            self.epochs_without_improvement += 1;
+            false
+        }
+    }
+
+    /// True when early stopping ends the fit after `epoch` (and then records whether it ended
+    /// before `cfg.epochs`). Only an epoch without improvement can stop the fit (patience 0: the
+    /// first one does).
+    pub(crate) fn should_stop(&self, cfg: &TrainConfig, epoch: usize, history: &mut History) -> bool {
+        let Some(es) = cfg.early_stopping else { return false };
+        let stop = epoch + 1 >= es.min_epochs
+            && self.epochs_without_improvement > 0
+            && self.epochs_without_improvement >= es.patience;
+        if stop {
+            history.stopped_early = epoch + 1 < cfg.epochs;
+        }
+        stop
     }
 }
 

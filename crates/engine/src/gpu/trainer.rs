@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{grid_for, Gpu, GpuGrads, GpuOptimizer, GpuParams, KernelSource};
 use crate::params::ParamStore;
 use crate::trainer::{
-    diverged, epoch_seed, progress_bar, BatchLoss, EpochStats, History, ScheduleStep, Trainer,
+    diverged, epoch_seed, progress_bar, BatchLoss, BestEpoch, EpochStats, History, ScheduleStep, Trainer,
 };
 use crate::EngineError;
 
@@ -124,9 +124,8 @@ impl Trainer {
         let bar = progress_bar(cfg.quiet, (steps_per_epoch * cfg.epochs) as u64);
 
         let mut history = History::default();
-        let mut best_loss = f64::INFINITY;
+        let mut best = BestEpoch::new();
         let mut best_params: Option<GpuParams> = None;
-        let mut epochs_without_improvement = 0usize;
         let mut global_step = 0u64;
 
         for epoch in 0..cfg.epochs {
@@ -210,31 +209,16 @@ impl Trainer {
                 None => format!("train {:.4}", stats.train_loss),
             });
 
-            let monitored = History::monitored(&stats);
-            if monitored < best_loss {
-                best_loss = monitored;
-                history.best_epoch = Some(epoch);
-                epochs_without_improvement = 0;
-                if cfg.restore_best {
-                    match best_params.as_mut() {
-                        Some(snapshot) => snapshot.copy_from(gpu, &dev_params)?,
-                        None => best_params = Some(dev_params.duplicate(gpu)?),
-                    }
+            if best.observe(&mut history, &stats) && cfg.restore_best {
+                match best_params.as_mut() {
+                    Some(snapshot) => snapshot.copy_from(gpu, &dev_params)?,
+                    None => best_params = Some(dev_params.duplicate(gpu)?),
                 }
-            } else {
-                epochs_without_improvement += 1;
             }
             on_epoch(&stats);
             history.epochs.push(stats);
-
-            if let Some(es) = cfg.early_stopping {
-                if epoch + 1 >= es.min_epochs
-                    && epochs_without_improvement > 0
-                    && epochs_without_improvement >= es.patience
-                {
-                    history.stopped_early = epoch + 1 < cfg.epochs;
-                    break;
-                }
+            if best.should_stop(cfg, epoch, &mut history) {
+                break;
             }
         }
         bar.finish_and_clear();
