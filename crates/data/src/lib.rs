@@ -24,6 +24,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod assemble;
+mod atomic;
 pub mod cache;
 pub mod catalogue;
 pub mod error;
