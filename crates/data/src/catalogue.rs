@@ -220,10 +220,9 @@ fn read_csv(
         let line = reader.position().line();
         match reader.read_byte_record(&mut record) {
             Ok(false) => {
-                // Quotes pair up in a well-formed record; the csv crate ends an open quote at
-                // the end of the input without complaint, and only the last record can hold one.
-                let tail = bytes.get(last_start.0..).unwrap_or_default();
-                if memchr::memchr_iter(b'"', tail).count() % 2 == 1 {
+                // The csv crate ends a quote left open at the end of the input without
+                // complaint; only the last record can hold one.
+                if ends_inside_quotes(bytes.get(last_start.0..).unwrap_or_default()) {
                     return Err(DataError::parse(
                         path,
                         last_start.1,
@@ -270,6 +269,30 @@ fn read_csv(
         }
         row(line, &fields).map_err(|p| DataError::parse(path, line, p))?;
     }
+}
+
+/// Whether CSV text (from a record start) ends inside a quoted field: a quote opens one only at
+/// the start of a field (as the csv crate reads it), `""` inside is an escaped quote.
+fn ends_inside_quotes(text: &[u8]) -> bool {
+    let (mut in_quotes, mut field_start) = (false, true);
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if in_quotes {
+            if b == b'"' {
+                if text.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            }
+        } else if b == b'"' && field_start {
+            in_quotes = true;
+        }
+        field_start = !in_quotes && matches!(b, b',' | b'\n' | b'\r');
+        i += 1;
+    }
+    in_quotes
 }
 
 /// Reads ml-latest `movies.csv`: `movieId,title,genres`.
@@ -335,6 +358,16 @@ mod tests {
             split_title_year("(500) Days of Summer (2009)"),
             ("(500) Days of Summer".into(), Some(2009))
         );
+    }
+
+    #[test]
+    fn open_quotes_are_found_only_where_csv_opens_them() {
+        assert!(ends_inside_quotes(b"2,Heat (1995),\"Action\n3,Up,Drama\n"));
+        assert!(ends_inside_quotes(b"1,\"a \"\" b"));
+        assert!(!ends_inside_quotes(b"1,\"a \"\" b\",c\n"));
+        assert!(!ends_inside_quotes(b"1,5\" Screen (1999),Drama\n"));
+        assert!(!ends_inside_quotes(b"1,\"x\"y\"\n"));
+        assert!(!ends_inside_quotes(b""));
     }
 
     #[test]
