@@ -286,10 +286,17 @@ fn load_reports(dir: &Path) -> Result<Vec<BenchReport>> {
 
 /// The speed table on stdout.
 fn print_summary(report: &BenchReport) {
-    println!("{} suite on {} ({} thread(s), {})", report.suite, report.data, report.threads, report.device);
-    println!(
+    outln!("{} suite on {} ({} thread(s), {})", report.suite, report.data, report.threads, report.device);
+    outln!(
         "{:<16} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
-        "case", "unit", "ours wall", "ours CPU", "torch wall", "torch CPU", "x wall", "x CPU"
+        "case",
+        "unit",
+        "ours wall",
+        "ours CPU",
+        "torch wall",
+        "torch CPU",
+        "x wall",
+        "x CPU"
     );
     for c in &report.cases {
         let p = c.peer.as_ref();
@@ -297,7 +304,7 @@ fn print_summary(report: &BenchReport) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.1}x", a / b),
             _ => "-".to_string(),
         };
-        println!(
+        outln!(
             "{:<16} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
             c.id,
             c.unit,
@@ -310,13 +317,13 @@ fn print_summary(report: &BenchReport) {
         );
         for q in &c.quality {
             let v = |x: Option<f64>| x.map_or("-".to_string(), render::significant);
-            println!("{:<16}   {}: ours {}  torch {}", "", q.name, v(q.ours), v(q.peer));
+            outln!("{:<16}   {}: ours {}  torch {}", "", q.name, v(q.ours), v(q.peer));
         }
         for f in &c.figures {
-            println!("{:<16}   {}: {} {}", "", f.name, render::significant(f.value), f.unit);
+            outln!("{:<16}   {}: {} {}", "", f.name, render::significant(f.value), f.unit);
         }
     }
     for n in &report.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
 }
