@@ -44,8 +44,8 @@ pub struct Args {
     /// Directory of the PyTorch reference scripts (benches/peers); skipped when torch is missing.
     #[arg(long, value_name = "DIR")]
     pub peers: Option<PathBuf>,
-    /// Worker threads on both sides (default: all cores).
-    #[arg(long)]
+    /// Worker threads on both sides (default: all cores; at most 4 x the cores, at least 16).
+    #[arg(long, value_parser = crate::args::threads)]
     pub threads: Option<usize>,
     /// Compute device: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
@@ -82,7 +82,6 @@ pub fn run(args: Args) -> Result<()> {
         bail!("nothing to do: pass --suite notebook|scale and/or --doc FILE");
     }
     let threads = match args.threads {
-        Some(0) => bail!("--threads must be at least 1"),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
