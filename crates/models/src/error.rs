@@ -14,6 +14,9 @@ pub enum ModelError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An output file or directory is refused (symlink, device, ...) or cannot be written.
+    #[error(transparent)]
+    Output(#[from] reelvec_outfile::OutputError),
     /// A checkpoint file is truncated, corrupt, or does not match what is being loaded.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

@@ -495,9 +495,15 @@ impl MfModel {
         Ok(p)
     }
 
-    /// Saves the model to a run directory (see [`checkpoint`]).
-    pub fn save(&self, dir: &Path, info: &RunInfo) -> Result<(), ModelError> {
-        checkpoint::save_run(dir, &self.checkpoint_params()?, info)
+    /// Saves the model to a run directory as one unit (see [`checkpoint`]), with the training
+    /// data's rated movies when given (for `recommend --exclude-rated`).
+    pub fn save(
+        &self,
+        dir: &Path,
+        info: &RunInfo,
+        rated: Option<&checkpoint::RatedItems>,
+    ) -> Result<(), ModelError> {
+        checkpoint::save_run(dir, &self.checkpoint_params()?, info, rated)
     }
 
     /// Rebuilds a model from a loaded run (`params`, `info` from [`checkpoint::load_run`]).

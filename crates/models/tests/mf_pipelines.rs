@@ -201,7 +201,7 @@ fn mf_model_save_load_and_score_all() {
         let model = MfModel::new(kind, spec, params, output).unwrap();
         let info = run_info_for(&ds, kind, serde_json::json!({}), 5, None);
         let run = dir.path().join(kind.as_str());
-        model.save(&run, &info).unwrap();
+        model.save(&run, &info, None).unwrap();
         let (back, info2) = MfModel::load(&run).unwrap();
         assert_eq!(info2.model_kind, kind);
         let mut scores = vec![0.0; 8];

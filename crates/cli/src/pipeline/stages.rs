@@ -54,7 +54,7 @@ fn neighbours_example(ds: &Dataset, model: &impl ItemEmbeddings, n: usize) -> Op
 }
 
 fn header(ctx: &StageContext<'_>, id: &str, title: &str) -> Section {
-    println!("\n== {title}");
+    outln!("\n== {title}");
     let mut section = Section::new(id, title);
     if ctx.is_synthetic() {
         section.push_note("Trained on synthetic MovieLens-shaped data (no --data given); the notebook's figures come from real MovieLens, so they are context, not a target.");
@@ -136,14 +136,13 @@ fn finish_mf<O: MfOutcome, C: serde::Serialize>(
         pipelines::run_info_for(ds, O::KIND, config::to_json(cfg), seed, Some(&ctx.data.data_path));
     info.history = serde_json::to_value(outcome.history())?;
     info.metrics = outcome.metrics();
-    outcome.model().save(&dir, &info)?;
-    pipelines::save_rated_rows(&dir, ds, outcome.train_rows())?;
+    outcome.model().save(&dir, &info, Some(&pipelines::rated_rows(ds, outcome.train_rows())))?;
     Ok(finish(section, &dir, summary))
 }
 
 /// Says where the run directory went, in the output and in the section.
 fn finish(mut section: Section, dir: &Path, summary: SummaryRow) -> StageResult {
-    println!("  run written to {}", shown(dir));
+    outln!("  run written to {}", shown(dir));
     section.push_note(format!("Run directory: {}", shown(dir)));
     StageResult { section, summary }
 }
@@ -215,7 +214,7 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
     let seconds = started.elapsed().as_secs_f64();
     let f = &o.figures;
     section.push_timing("train + evaluate", seconds);
-    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     figure(&mut section, "vocabulary V", f.vocab.to_string(), Some("50"));
     figure(&mut section, "uniform baseline ln V", f4(f.uniform_baseline), Some("3.912 (V = 50)"));
     figure(&mut section, "best validation cross-entropy", opt4(f.best_val_loss), Some("≈ 3.55 (ml-25m)"));
@@ -320,7 +319,7 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
     section.push_timing("fit (Adam)", f.train_seconds);
     section.push_timing("per step", f.step_seconds);
     section.push_timing("reference (eigen-truncation)", f.reference_seconds);
-    println!("  trained in {seconds:.1}s ({} steps)", f.steps);
+    outln!("  trained in {seconds:.1}s ({} steps)", f.steps);
     figure(
         &mut section,
         "movies M / users / likes",
@@ -373,7 +372,7 @@ pub fn p2(ctx: &StageContext<'_>) -> Result<StageResult> {
     let o = p2_mf::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train", o.train_seconds);
-    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     figure(&mut section, "best validation MSE", opt4(o.best_val_mse), Some("0.846"));
     figure(&mut section, "best validation RMSE (stars)", opt4(o.best_val_rmse), Some("0.920"));
     figure(&mut section, "validation MAE (stars)", opt4(o.val_mae), None);
@@ -433,7 +432,7 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train + top-N for every user", seconds);
     section.push_timing("train", o.train_seconds);
-    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     let t = &o.top_n;
     let none = Some("not reported");
     figure(&mut section, "validation MSE (scaled)", opt4(o.val_mse_scaled), none);
@@ -508,7 +507,7 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
     let o = p4_residual::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train", o.train_seconds);
-    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     let last = o.last_batch_losses();
     figure(
         &mut section,

@@ -148,14 +148,24 @@ pub fn run_info_for(
     info.movie_raw_ids = ds.movies.raws().to_vec();
     info.movie_titles = (0..ds.movies.len() as u32).map(|m| ds.title(m)).collect();
     info.dataset_fingerprint = checkpoint::fingerprint_ratings(&ds.ratings);
-    info.data_path = data_path.map(|p| p.display().to_string());
+    let r = &ds.ratings.rating;
+    if !r.is_empty() {
+        info.rating_scale = Some([
+            r.iter().copied().fold(f32::INFINITY, f32::min),
+            r.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        ]);
+    }
+    // Absolute, so that `evaluate` and `plot` find the data from any folder; a path that does
+    // not resolve (`synth:<preset>`) is kept as given.
+    info.data_path =
+        data_path.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string());
     info
 }
 
-/// Writes `rated.safetensors` for the training rows `rows` of `ds` (for `--exclude-rated`).
-pub fn save_rated_rows(dir: &Path, ds: &Dataset, rows: &[u32]) -> Result<(), ModelError> {
-    let rated = RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(rows), ds.users.len());
-    checkpoint::save_rated(dir, &rated)
+/// The movies each user rated in the training rows `rows` of `ds`, saved with a run as
+/// `rated.safetensors` (for `--exclude-rated`).
+pub fn rated_rows(ds: &Dataset, rows: &[u32]) -> RatedItems {
+    RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(rows), ds.users.len())
 }
 
 /// The table holding a kind's item embeddings (one row per dense movie).

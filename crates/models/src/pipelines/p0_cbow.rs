@@ -287,7 +287,7 @@ impl Outcome {
             run_info_for(&self.dataset, self.kind(), crate::config::to_json(config), config.seed, data_path);
         info.history = serde_json::to_value(&self.history).unwrap_or_default();
         info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
-        checkpoint::save_run(dir, self.model.params(), &info)
+        checkpoint::save_run(dir, self.model.params(), &info, None)
     }
 
     /// The middle part of every consecutive triple of each franchise (raw ids in watch order)

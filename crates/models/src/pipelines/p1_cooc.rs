@@ -239,6 +239,6 @@ impl Outcome {
         info.user_raw_ids.clear();
         info.history = serde_json::to_value(&self.costs).unwrap_or_default();
         info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
-        checkpoint::save_run(dir, self.model.params(), &info)
+        checkpoint::save_run(dir, self.model.params(), &info, None)
     }
 }
