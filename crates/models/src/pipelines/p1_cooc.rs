@@ -57,7 +57,8 @@ pub struct Config {
     pub subspace_max_iter: usize,
     /// Relative change of the Ritz values that stops the subspace iteration (1e-9).
     pub subspace_tol: f64,
-    /// Log the cost every this many steps on stderr (0: never).
+    /// Log the cost every this many steps through `tracing` at info level (0: never); the
+    /// library never prints, the caller's subscriber decides where the events go.
     pub log_every: usize,
     /// Movies whose cosine neighbours are reported (exact title or unique part of one).
     pub neighbours_of: Vec<String>,
@@ -172,7 +173,7 @@ pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, 
     let mask = config.model.mask_diagonal;
     let log = |step: usize, c: &CostParts| {
         if log_every > 0 && step % log_every == 0 {
-            eprintln!("P1 step {step:>6}: cost {:.6e}", c.objective(mask));
+            tracing::info!(step, cost = c.objective(mask), "P1 step");
         }
     };
     let trained = match device {
