@@ -61,6 +61,8 @@ pub struct Args {
 trait CliConfig: Serialize + DeserializeOwned + Default {
     fn preset(name: &str) -> Option<Self>;
     fn apply(&mut self, seed: Option<u64>, quiet: bool);
+    /// The pipeline config's own `validate` (before the data is loaded).
+    fn validate(&self) -> Result<(), reelvec_models::ModelError>;
 }
 
 macro_rules! cli_config {
@@ -75,6 +77,9 @@ macro_rules! cli_config {
                     self.train.seed = s;
                 }
                 self.train.quiet |= quiet;
+            }
+            fn validate(&self) -> Result<(), reelvec_models::ModelError> {
+                <$ty>::validate(self)
             }
         }
     };
@@ -94,6 +99,9 @@ impl CliConfig for p1_cooc::Config {
             self.seed = s;
         }
     }
+    fn validate(&self) -> Result<(), reelvec_models::ModelError> {
+        Self::validate(self)
+    }
 }
 
 fn resolve<C: CliConfig>(args: &Args) -> Result<C> {
@@ -111,6 +119,7 @@ fn resolve_with<C: CliConfig>(args: &Args, adjust: impl FnOnce(C) -> C) -> Resul
     let base = adjust(base);
     let mut cfg: C = resolve_from(&base, args.config.as_deref(), &args.set)?;
     cfg.apply(args.seed, args.quiet);
+    cfg.validate()?;
     Ok(cfg)
 }
 
@@ -164,6 +173,9 @@ fn load(args: &Args) -> Result<Dataset> {
 }
 
 fn print_history(h: &History, last_batch: bool) {
+    if !h.loss_name.is_empty() {
+        println!("loss: {}", h.loss_name);
+    }
     for e in &h.epochs {
         let mark = if h.best_epoch == Some(e.epoch) { " *" } else { "" };
         match (last_batch, e.val_loss) {
@@ -309,13 +321,23 @@ fn train_item2vec(args: &Args, cfg: p0_cbow::Config, device: Device) -> Result<(
     print_history(&o.history, false);
     let f = &o.figures;
     println!(
-        "vocabulary {}  uniform baseline ln V {:.4}  best val cross-entropy {} (epoch {})  [{:.1}s]",
+        "vocabulary {}  uniform baseline ln V {:.4}  best val {} {} (epoch {})  [{:.1}s]",
         f.vocab,
         f.uniform_baseline,
+        f.loss_name,
         opt(f.best_val_loss),
         f.best_epoch.map_or("-".into(), |e| e.to_string()),
         f.seconds
     );
+    if cfg.model.loss == reelvec_models::item2vec::OutputLoss::NegativeSampling {
+        let ce = f.val_rank.map(|r| r.cross_entropy);
+        println!(
+            "val softmax cross-entropy over all {} movies {} (vs ln V {:.4})",
+            f.vocab,
+            opt(ce),
+            f.uniform_baseline
+        );
+    }
     for m in &o.middle {
         print_movies(&format!("between {} and {}", m.before.title, m.after.title), &m.predicted);
     }

@@ -65,6 +65,7 @@ pub mod device;
 mod error;
 pub mod gpu;
 pub mod gradcheck;
+pub mod memory;
 pub mod optim;
 pub mod params;
 pub mod trainer;
@@ -75,4 +76,5 @@ pub use optim::{Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, S
 pub use params::{GradKind, GradTable, Grads, Init, ParamStore, Table, TableId};
 pub use trainer::{
     epoch_seed, BatchLoss, EarlyStopping, EpochStats, History, Objective, ScheduleStep, TrainConfig, Trainer,
+    DIVERGENCE_FACTOR,
 };

@@ -218,8 +218,17 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
     println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     figure(&mut section, "vocabulary V", f.vocab.to_string(), Some("50"));
     figure(&mut section, "uniform baseline ln V", f4(f.uniform_baseline), Some("3.912 (V = 50)"));
-    figure(&mut section, "best validation cross-entropy", opt4(f.best_val_loss), Some("≈ 3.55 (ml-25m)"));
-    figure(&mut section, "final train cross-entropy", f4(f.final_train_loss), None);
+    figure(
+        &mut section,
+        &format!("best validation {}", f.loss_name),
+        opt4(f.best_val_loss),
+        Some("≈ 3.55 (ml-25m)"),
+    );
+    figure(&mut section, &format!("final train {}", f.loss_name), f4(f.final_train_loss), None);
+    if cfg.model.loss == reelvec_models::item2vec::OutputLoss::NegativeSampling {
+        let ce = f.val_rank.map(|r| r.cross_entropy);
+        figure(&mut section, "validation softmax cross-entropy (all movies)", opt4(ce), None);
+    }
     if let Some(r) = f.val_rank {
         figure(&mut section, "validation accuracy@1", f4(r.accuracy_at_1), None);
         figure(&mut section, "validation hit@10", f4(r.hit_at_10), None);

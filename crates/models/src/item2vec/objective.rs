@@ -538,4 +538,12 @@ impl Objective for Item2VecObjective {
         let (sum, count) = self.loss_over(params, val, VALIDATION_DRAW);
         Some(BatchLoss::new(sum, count))
     }
+
+    fn loss_name(&self) -> &'static str {
+        self.config.loss_name()
+    }
+
+    fn loss_baseline(&self) -> Option<f64> {
+        Some(self.config.loss_baseline(self.vocab))
+    }
 }

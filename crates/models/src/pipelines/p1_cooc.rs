@@ -16,7 +16,7 @@ use reelvec_engine::gpu::Gpu;
 use reelvec_engine::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{run_info_for, ModelKind, MovieScore};
+use super::{check_dim, check_key, check_tables_fit, run_info_for, ModelKind, MovieScore};
 use crate::checkpoint;
 use crate::cooc::gpu::fit_gpu;
 use crate::cooc::{
@@ -82,6 +82,35 @@ impl Default for Config {
     }
 }
 
+/// Bytes of f64 the dense reference holds for M movies: the M x M operator, its eigenvectors
+/// and LAPACK's workspace, about three M x M matrices.
+pub fn dense_reference_bytes(movies: usize) -> u128 {
+    let m = movies as u128;
+    m * m * 8 * 3
+}
+
+impl Config {
+    /// Checks every key against its allowed range (the error names the key and the range);
+    /// [`run_on`] calls it before any work.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let m = &self.model;
+        check_dim("model.dim", m.dim)?;
+        check_key("model.steps", m.steps, "1 to 10000000", (1..=10_000_000).contains(&m.steps))?;
+        check_key("model.lr", m.lr, "a finite number > 0", m.lr.is_finite() && m.lr > 0.0)?;
+        check_key("model.like_threshold", m.like_threshold, "a finite number", m.like_threshold.is_finite())?;
+        check_key(
+            "model.init_scale",
+            m.init_scale,
+            "a finite number > 0",
+            m.init_scale.is_finite() && m.init_scale > 0.0,
+        )?;
+        check_key("subspace_max_iter", self.subspace_max_iter, "at least 1", self.subspace_max_iter >= 1)?;
+        let tol = self.subspace_tol;
+        check_key("subspace_tol", tol, "a finite number > 0", tol.is_finite() && tol > 0.0)?;
+        Ok(())
+    }
+}
+
 /// P1's scalar figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
@@ -138,17 +167,30 @@ pub struct Outcome {
 /// Computes the configured reference (None for `ReferenceChoice::None`).
 pub fn reference(problem: &CoocProblem, config: &Config) -> Result<Option<Reference>, ModelError> {
     let k = config.model.dim;
-    let dense = match config.reference {
-        ReferenceChoice::None => return Ok(None),
-        ReferenceChoice::Dense => true,
-        ReferenceChoice::Subspace => false,
-        ReferenceChoice::Auto => problem.n_movies() <= config.dense_limit,
-    };
+    let dense = use_dense_reference(problem.n_movies(), config)?;
+    let Some(dense) = dense else { return Ok(None) };
     Ok(Some(if dense {
         dense_reference(problem, k)?
     } else {
         subspace_reference(problem, k, config.subspace_max_iter, config.subspace_tol, config.seed)?
     }))
+}
+
+/// Whether the reference is dense (`Some(true)`), subspace (`Some(false)`) or none, for `movies`
+/// movies; a dense reference whose M x M matrices exceed the available memory is refused
+/// before anything is allocated.
+fn use_dense_reference(movies: usize, config: &Config) -> Result<Option<bool>, ModelError> {
+    let dense = match config.reference {
+        ReferenceChoice::None => return Ok(None),
+        ReferenceChoice::Dense => true,
+        ReferenceChoice::Subspace => false,
+        ReferenceChoice::Auto => movies <= config.dense_limit,
+    };
+    if dense {
+        let what = format!("the dense P1 reference ({movies} x {movies} f64; use reference = \"subspace\")");
+        reelvec_engine::memory::ensure_fits(&what, dense_reference_bytes(movies))?;
+    }
+    Ok(Some(dense))
 }
 
 /// Runs P1 on `ds` on the CPU.
@@ -159,6 +201,13 @@ pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
 /// Runs P1 on `ds`, training on `device` ([`fit`] on the CPU, [`fit_gpu`] on a CUDA device);
 /// the reference, the figures and the neighbours are computed on the CPU from the trained factors.
 pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, ModelError> {
+    config.validate()?;
+    let movies = ds.movies.len();
+    let k = config.model.dim as u128;
+    // Factors, gradient and Adam's moments, and the cost's U x k and M x k scratch.
+    let what = format!("P1 factors ({movies} movies x k = {k})");
+    check_tables_fit(&what, (movies as u128 * 5 + ds.users.len() as u128) * k, 1)?;
+    use_dense_reference(movies, config)?;
     let likes =
         LikeMatrix::from_ratings(&ds.ratings, ds.users.len(), ds.movies.len(), config.model.like_threshold)?;
     if likes.nnz() == 0 {

@@ -26,7 +26,7 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{require_ratings, run_info_for, MovieScore};
+use super::{check_dim, check_fraction, check_key, check_train, require_ratings, run_info_for, MovieScore};
 use crate::checkpoint::{self, RatedItems};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
@@ -82,6 +82,23 @@ impl Default for Config {
             map_min_ratings: 100,
             map_top: 30,
         }
+    }
+}
+
+impl Config {
+    /// Checks every key against its allowed range (the error names the key and the range);
+    /// [`run_on`] calls it before any work.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_dim("k", self.k)?;
+        check_key(
+            "init_std",
+            self.init_std,
+            "a finite number > 0",
+            self.init_std.is_finite() && self.init_std > 0.0,
+        )?;
+        check_fraction("train_fraction", self.train_fraction)?;
+        check_key("top_n", self.top_n, "at least 1", self.top_n >= 1)?;
+        check_train("train", &self.train)
     }
 }
 
@@ -159,10 +176,9 @@ pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
 /// [`MfGpuObjective`](crate::mf_gpu::MfGpuObjective); everything after training runs on the CPU
 /// with the downloaded weights).
 pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, ModelError> {
+    cfg.validate()?;
     require_ratings(ds, "P3")?;
-    if cfg.k == 0 || cfg.top_n == 0 {
-        return Err(ModelError::InvalidConfig("P3 needs k >= 1 and top_n >= 1".into()));
-    }
+    super::check_mf_tables_fit(ds, cfg.k)?;
     let (scaled, mm) = transforms::min_max_scale(&ds.ratings.rating);
     let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     let train = RatingColumns::gather(&ds.ratings, &train_rows, |r| scaled[r]);

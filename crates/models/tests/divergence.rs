@@ -1,0 +1,181 @@
+//! Training you can trust: every pipeline config is validated before any work (the error names
+//! the key and its allowed range), a finite but exploding loss is divergence (no model comes
+//! back), oversized tables and dense references are refused before allocating, and the
+//! divergence factor leaves a wide margin on the pipelines' default settings.
+
+#![allow(clippy::unwrap_used)]
+
+use reelvec_data::synth::{generate, Preset, SynthConfig};
+use reelvec_data::{Dataset, Ratings};
+use reelvec_engine::{EngineError, History, DIVERGENCE_FACTOR};
+use reelvec_models::cooc::{CoocProblem, LikeMatrix};
+use reelvec_models::item2vec::{Architecture, OutputLoss};
+use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
+use reelvec_models::ModelError;
+
+fn data() -> Dataset {
+    generate(&SynthConfig {
+        n_users: 300,
+        n_movies: 120,
+        mean_ratings_per_user: 30.0,
+        min_ratings_per_user: 10,
+        ..Preset::Small.config()
+    })
+    .dataset
+}
+
+fn p0() -> p0_cbow::Config {
+    let mut c = p0_cbow::Config { top_movies: 0, min_user_ratings: 10, ..p0_cbow::Config::default() };
+    c.train.quiet = true;
+    c
+}
+
+#[track_caller]
+fn expect_key<T: std::fmt::Debug>(result: Result<T, ModelError>, key: &str) {
+    match result {
+        Err(ModelError::ConfigValue { key: k, allowed, value }) => {
+            assert_eq!(k, key, "value {value}");
+            assert!(!allowed.is_empty());
+            let msg = ModelError::ConfigValue { key: k, value, allowed }.to_string();
+            assert!(msg.contains(key) && msg.contains("allowed"), "{msg}");
+        }
+        other => panic!("{key}: expected ConfigValue, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_values_are_refused_before_any_work_naming_the_key() {
+    let ds = data();
+    // P2, P3, P4: the MF family.
+    let p2 = p2_mf::Config::default();
+    expect_key(p2_mf::run(&ds, &p2_mf::Config { init_std: -1.0, ..p2.clone() }), "init_std");
+    expect_key(p2_mf::run(&ds, &p2_mf::Config { init_std: f32::NAN, ..p2.clone() }), "init_std");
+    expect_key(p2_mf::run(&ds, &p2_mf::Config { train_fraction: 1.5, ..p2.clone() }), "train_fraction");
+    expect_key(p2_mf::run(&ds, &p2_mf::Config { k: 100_000_000, ..p2.clone() }), "k");
+    let mut c = p2.clone();
+    c.train.epochs = 0;
+    expect_key(p2_mf::run(&ds, &c), "train.epochs");
+    let mut c = p2;
+    c.train.lr = 0.0;
+    expect_key(p2_mf::run(&ds, &c), "train.lr");
+    let p3 = p3_recommender::Config::default();
+    expect_key(
+        p3_recommender::run(&ds, &p3_recommender::Config { init_std: -1.0, ..p3.clone() }),
+        "init_std",
+    );
+    expect_key(
+        p3_recommender::run(&ds, &p3_recommender::Config { train_fraction: 0.0, ..p3 }),
+        "train_fraction",
+    );
+    let p4 = p4_residual::Config::default();
+    expect_key(p4_residual::run(&ds, &p4_residual::Config { init_std: f32::NAN, ..p4.clone() }), "init_std");
+    expect_key(p4_residual::run(&ds, &p4_residual::Config { train_fraction: 1.5, ..p4 }), "train_fraction");
+
+    // P0: window, negatives (with negative sampling), the trainer's keys.
+    let mut c = p0();
+    c.model.window = 0;
+    expect_key(p0_cbow::run(&ds, &c), "model.window");
+    let mut c = p0();
+    c.model.loss = OutputLoss::NegativeSampling;
+    c.model.negatives = 0;
+    expect_key(p0_cbow::run(&ds, &c), "model.negatives");
+    let mut c = p0();
+    c.train.lr = f32::INFINITY;
+    expect_key(p0_cbow::run(&ds, &c), "train.lr");
+    let mut c = p0();
+    c.model.dim = 0;
+    expect_key(p0_cbow::run(&ds, &c), "model.dim");
+
+    // P1.
+    let mut c = p1_cooc::Config::default();
+    c.model.steps = 0;
+    expect_key(p1_cooc::run(&ds, &c), "model.steps");
+    let mut c = p1_cooc::Config::default();
+    c.model.init_scale = -1.0;
+    expect_key(p1_cooc::run(&ds, &c), "model.init_scale");
+}
+
+#[test]
+fn an_exploding_learning_rate_is_divergence_not_a_saved_model() {
+    let ds = data();
+    let mut p4 = p4_residual::Config::default();
+    p4.train.lr = 1e6;
+    p4.train.epochs = 5;
+    p4.train.quiet = true;
+    match p4_residual::run(&ds, &p4) {
+        Err(ModelError::Engine(EngineError::Diverged { epoch, what, .. })) => {
+            assert_eq!(epoch, 0, "{what}");
+        }
+        other => panic!("residual-mf at lr 1e6: expected Diverged, got {:?}", other.map(|o| o.history)),
+    }
+    let mut cbow = p0();
+    cbow.train.lr = 1e6;
+    cbow.train.epochs = 3;
+    match p0_cbow::run(&ds, &cbow) {
+        Err(ModelError::Engine(EngineError::Diverged { epoch, .. })) => assert_eq!(epoch, 0),
+        other => panic!("cbow at lr 1e6: expected Diverged, got {:?}", other.map(|o| o.history)),
+    }
+}
+
+/// The largest epoch loss (training or validation) over the fit's divergence reference.
+fn worst_ratio(h: &History) -> f64 {
+    let reference = h.loss_reference.unwrap();
+    h.epochs.iter().flat_map(|e| [Some(e.train_loss), e.val_loss]).flatten().fold(0.0f64, f64::max)
+        / reference
+}
+
+#[test]
+fn default_pipelines_stay_far_below_the_divergence_factor_and_label_their_losses() {
+    let ds = data();
+    let mut worst = Vec::new();
+    for arch in [Architecture::Cbow, Architecture::Skipgram] {
+        for loss in [OutputLoss::FullSoftmax, OutputLoss::NegativeSampling] {
+            let mut c = p0();
+            c.model.architecture = arch;
+            c.model.loss = loss;
+            let out = p0_cbow::run(&ds, &c).unwrap();
+            let label = match loss {
+                OutputLoss::FullSoftmax => "softmax cross-entropy",
+                OutputLoss::NegativeSampling => "negative-sampling loss",
+            };
+            assert_eq!(out.history.loss_name, label);
+            worst.push((format!("P0 {arch:?} {loss:?}"), worst_ratio(&out.history)));
+        }
+    }
+    let mut p2 = p2_mf::Config::default();
+    p2.train.quiet = true;
+    let out = p2_mf::run(&ds, &p2).unwrap();
+    assert_eq!(out.history.loss_name, "mean squared error");
+    worst.push(("P2".into(), worst_ratio(&out.history)));
+    let mut p3 = p3_recommender::Config::default();
+    p3.train.quiet = true;
+    worst.push(("P3".into(), worst_ratio(&p3_recommender::run(&ds, &p3).unwrap().history)));
+    let mut p4 = p4_residual::Config::default();
+    p4.train.quiet = true;
+    worst.push(("P4".into(), worst_ratio(&p4_residual::run(&ds, &p4).unwrap().history)));
+    for (name, ratio) in &worst {
+        assert!(*ratio < DIVERGENCE_FACTOR / 10.0, "{name}: an epoch reached {ratio} x the reference");
+    }
+}
+
+#[test]
+fn a_dense_reference_on_a_huge_catalogue_is_refused_before_allocating() {
+    let movies = 100_000;
+    let bytes = p1_cooc::dense_reference_bytes(movies);
+    let available = reelvec_engine::memory::available_bytes().unwrap_or(u64::MAX);
+    assert!(
+        u128::from(available) < bytes,
+        "this machine could hold {bytes} bytes: the test needs less memory"
+    );
+    let ratings =
+        Ratings { user: vec![0, 1], movie: vec![0, 99_999], rating: vec![5.0, 5.0], timestamp: vec![0, 0] };
+    let likes = LikeMatrix::from_ratings(&ratings, 2, movies, 4.0).unwrap();
+    let problem = CoocProblem::new(likes);
+    let cfg = p1_cooc::Config { reference: p1_cooc::ReferenceChoice::Dense, ..p1_cooc::Config::default() };
+    match p1_cooc::reference(&problem, &cfg) {
+        Err(ModelError::Engine(EngineError::TooLarge { what, .. })) => {
+            assert!(what.contains("100000 x 100000"), "{what}")
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|r| r.map(|r| r.method))),
+    }
+}
