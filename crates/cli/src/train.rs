@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use reelvec_data::Dataset;
-use reelvec_engine::{Device, History};
+use reelvec_engine::{Device, History, OptimizerConfig};
 use reelvec_models::config::{self, resolve_from};
 use reelvec_models::item2vec::Architecture;
 use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual, MovieScore};
@@ -32,7 +32,10 @@ pub struct Args {
     /// TOML config merged over the model's defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Start from a named preset instead of the notebook defaults (mf: `tuned`).
+    /// Start from a named preset instead of the notebook defaults (mf: `tuned`). Except under
+    /// `--preset notebook`, the MF models (mf, sigmoid-mf, residual-mf) train with
+    /// `optimizer.kind = "auto"`: dense PyTorch Adam unless a step touches at most 1/64 of the
+    /// smallest table, then lazy Adam; the choice and its reason are printed and saved.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// Override one config key, e.g. `--set train.epochs=5` (repeatable, applied in order).
@@ -108,6 +111,41 @@ fn resolve<C: CliConfig>(args: &Args) -> Result<C> {
     resolve_with(args, |c| c)
 }
 
+/// [`resolve`] for the MF models: outside `--preset notebook`, Adam becomes `auto` (same
+/// hyperparameters; see `OptimizerConfig::resolve`) before the file and the overrides.
+fn resolve_mf<C: CliConfig + HasTrain>(args: &Args) -> Result<C> {
+    let notebook = matches!(args.preset.as_deref(), Some("notebook" | "default"));
+    resolve_with(args, |mut c: C| {
+        if let (false, OptimizerConfig::Adam(a)) = (notebook, c.train().optimizer) {
+            c.train().optimizer = OptimizerConfig::Auto(a);
+        }
+        c
+    })
+}
+
+/// Configs with a trainer section.
+trait HasTrain {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig;
+}
+
+impl HasTrain for p2_mf::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
+}
+
+impl HasTrain for p3_recommender::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
+}
+
+impl HasTrain for p4_residual::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
+}
+
 /// [`resolve`] with `adjust` applied to the preset before the file and the overrides.
 fn resolve_with<C: CliConfig>(args: &Args, adjust: impl FnOnce(C) -> C) -> Result<C> {
     let base = match &args.preset {
@@ -135,9 +173,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let device = resolve_device(&args.device, args.quiet)?;
     match kind {
-        ModelKind::Mf => train_mf(&args, resolve::<p2_mf::Config>(&args)?, device),
-        ModelKind::SigmoidMf => train_sigmoid(&args, resolve::<p3_recommender::Config>(&args)?, device),
-        ModelKind::ResidualMf => train_residual(&args, resolve::<p4_residual::Config>(&args)?, device),
+        ModelKind::Mf => train_mf(&args, resolve_mf::<p2_mf::Config>(&args)?, device),
+        ModelKind::SigmoidMf => train_sigmoid(&args, resolve_mf::<p3_recommender::Config>(&args)?, device),
+        ModelKind::ResidualMf => train_residual(&args, resolve_mf::<p4_residual::Config>(&args)?, device),
         ModelKind::Cbow => train_item2vec(&args, resolve::<p0_cbow::Config>(&args)?, device),
         ModelKind::Skipgram => {
             let cfg = resolve_with::<p0_cbow::Config>(&args, |mut c| {
@@ -175,6 +213,12 @@ fn load(args: &Args) -> Result<Dataset> {
 fn print_history(h: &History, last_batch: bool) {
     if !h.loss_name.is_empty() {
         println!("loss: {}", h.loss_name);
+    }
+    if !h.optimizer.is_empty() {
+        match &h.optimizer_note {
+            Some(note) => println!("optimizer: {} ({note})", h.optimizer),
+            None => println!("optimizer: {}", h.optimizer),
+        }
     }
     for e in &h.epochs {
         let mark = if h.best_epoch == Some(e.epoch) { " *" } else { "" };

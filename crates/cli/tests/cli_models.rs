@@ -289,3 +289,21 @@ fn negative_sampling_losses_are_labelled_and_the_softmax_ce_is_reported() {
     assert!(stdout.contains("val softmax cross-entropy over all"), "{stdout}");
     assert!(!stdout.contains("best val cross-entropy"), "{stdout}");
 }
+
+#[test]
+fn mf_train_prints_which_optimizer_ran_and_why() {
+    let f = fixture();
+    let data = f.data.to_str().unwrap();
+    let run = f.root.join("run-opt");
+    let base =
+        ["train", "--model", "mf", "--data", data, "--out", run.to_str().unwrap(), "--quiet", "--no-cache"];
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--set", "train.epochs=1"]);
+    // 40 users, 12 movies: a batch touches most of the tables, so auto keeps dense Adam.
+    let stdout = ok(&args);
+    assert!(stdout.contains("optimizer: adam (auto: dense PyTorch Adam"), "{stdout}");
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--preset", "notebook", "--set", "train.epochs=1"]);
+    let stdout = ok(&args);
+    assert!(stdout.contains("optimizer: adam\n"), "{stdout}");
+}

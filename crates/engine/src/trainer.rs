@@ -87,6 +87,13 @@ pub trait Objective: Sync {
     fn loss_baseline(&self) -> Option<f64> {
         None
     }
+
+    /// The most rows of any table one training unit touches, when bounded (a rating touches
+    /// one user and one movie row): lets `optimizer.kind = "auto"` choose lazy Adam
+    /// ([`OptimizerConfig::resolve`]). None: unknown (auto then runs dense Adam).
+    fn rows_per_unit(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// An epoch whose mean training or validation loss exceeds this many times the fit's reference
@@ -198,6 +205,10 @@ pub struct History {
     /// The divergence reference: the larger of the first batch's loss and the objective's
     /// baseline (see [`DIVERGENCE_FACTOR`]).
     pub loss_reference: Option<f64>,
+    /// The optimizer that ran (`adam`, `lazy_adam`, ...; `auto` resolved).
+    pub optimizer: String,
+    /// Why, when `auto` chose it.
+    pub optimizer_note: Option<String>,
     /// One entry per epoch run.
     pub epochs: Vec<EpochStats>,
     /// Epoch with the lowest monitored loss (validation, else training).
@@ -267,10 +278,16 @@ impl Trainer {
 
         let mut order: Vec<u32> = (0..n_units as u32).collect();
         let mut grads = Grads::zeros_like(params);
-        let mut optimizer = cfg.optimizer.build();
+        let (resolved, note) = cfg.optimizer.resolve(objective.rows_per_unit(), cfg.batch_size, params);
+        let mut optimizer = resolved.build();
         let bar = progress_bar(cfg.quiet, (steps_per_epoch * cfg.epochs) as u64);
 
-        let mut history = History { loss_name: objective.loss_name().to_string(), ..History::default() };
+        let mut history = History {
+            loss_name: objective.loss_name().to_string(),
+            optimizer: resolved.kind().to_string(),
+            optimizer_note: note,
+            ..History::default()
+        };
         let mut best = BestEpoch::new(objective.loss_baseline());
         let mut best_params: Option<ParamStore> = None;
         let mut global_step = 0u64;
@@ -424,7 +441,10 @@ impl TrainConfig {
                 let wd = c.weight_decay;
                 unit("optimizer.weight_decay", wd, "a finite number >= 0", wd.is_finite() && wd >= 0.0)?;
             }
-            OptimizerConfig::Adam(c) | OptimizerConfig::AdamW(c) | OptimizerConfig::LazyAdam(c) => {
+            OptimizerConfig::Adam(c)
+            | OptimizerConfig::AdamW(c)
+            | OptimizerConfig::LazyAdam(c)
+            | OptimizerConfig::Auto(c) => {
                 unit("optimizer.beta1", c.beta1, "0 <= beta1 < 1", (0.0..1.0).contains(&c.beta1))?;
                 unit("optimizer.beta2", c.beta2, "0 <= beta2 < 1", (0.0..1.0).contains(&c.beta2))?;
                 unit("optimizer.eps", c.eps, "a finite number > 0", c.eps.is_finite() && c.eps > 0.0)?;
@@ -926,6 +946,33 @@ mod tests {
         let old: History =
             serde_json::from_str(r#"{"epochs": [], "best_epoch": null, "stopped_early": false}"#).unwrap();
         assert_eq!(old.loss_name, "");
+    }
+
+    #[test]
+    fn auto_adam_goes_lazy_only_when_a_step_touches_a_tiny_share_of_the_tables() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut params = ParamStore::new();
+        params.add("users", 200_000, 4, GradKind::SparseRows, Init::Zeros, &mut rng).unwrap();
+        params.add("movies", 10_000, 4, GradKind::SparseRows, Init::Zeros, &mut rng).unwrap();
+        let auto = OptimizerConfig::Auto(AdamConfig::default());
+        // 100 ratings a step over at least 10k rows: 1% <= 1/64.
+        let (lazy, why) = auto.resolve(Some(1), 100, &params);
+        assert_eq!(lazy.kind(), "lazy_adam");
+        assert!(why.unwrap().contains("lazy"));
+        // 1000 a step: 10% of the movies, dense.
+        assert_eq!(auto.resolve(Some(1), 1000, &params).0.kind(), "adam");
+        // Unknown rows per unit: dense. Explicit kinds are never changed.
+        assert_eq!(auto.resolve(None, 1, &params).0.kind(), "adam");
+        let adam = OptimizerConfig::Adam(AdamConfig::default());
+        assert_eq!(adam.resolve(Some(1), 1, &params), (adam, None));
+
+        // The fit records what ran.
+        let (obj, mut params, _) = LinReg::new(20, 2, 0.1, 1);
+        let h = quiet(TrainConfig { epochs: 1, optimizer: auto, ..TrainConfig::default() })
+            .fit(&obj, &mut params)
+            .unwrap();
+        assert_eq!(h.optimizer, "adam");
+        assert!(h.optimizer_note.unwrap().starts_with("auto: dense"));
     }
 
     #[test]

@@ -360,6 +360,11 @@ impl Objective for MfObjective {
     fn loss_baseline(&self) -> Option<f64> {
         Some(self.train.mean_square_target())
     }
+
+    /// A rating touches one user row and one movie row of each table.
+    fn rows_per_unit(&self) -> Option<usize> {
+        Some(1)
+    }
 }
 
 /// The MF loss's label.

@@ -406,6 +406,11 @@ impl GpuObjective for MfGpuObjective {
     fn loss_baseline(&self) -> Option<f64> {
         Some(self.baseline)
     }
+
+    /// A rating touches one user row and one movie row of each table.
+    fn rows_per_unit(&self) -> Option<usize> {
+        Some(1)
+    }
 }
 
 /// Trains an MF model on `device`: [`Trainer::fit`](reelvec_engine::Trainer::fit) with the CPU

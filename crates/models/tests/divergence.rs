@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use reelvec_data::synth::{generate, Preset, SynthConfig};
-use reelvec_data::{Dataset, Ratings};
+use reelvec_data::{Dataset, IdMap, Ratings};
 use reelvec_engine::{EngineError, History, DIVERGENCE_FACTOR};
 use reelvec_models::cooc::{CoocProblem, LikeMatrix};
 use reelvec_models::item2vec::{Architecture, OutputLoss};
@@ -156,6 +156,36 @@ fn default_pipelines_stay_far_below_the_divergence_factor_and_label_their_losses
     for (name, ratio) in &worst {
         assert!(*ratio < DIVERGENCE_FACTOR / 10.0, "{name}: an epoch reached {ratio} x the reference");
     }
+}
+
+/// Item 6(a): `optimizer.kind = "auto"` trains MF with lazy Adam where one step touches a tiny
+/// share of the tables (many users with one rating each), says so in the history, and keeps
+/// dense Adam on notebook-sized data.
+#[test]
+fn auto_optimizer_goes_lazy_on_tall_data_and_says_so() {
+    let n_users = 20_000u32;
+    let ratings = Ratings {
+        user: (0..n_users).collect(),
+        movie: (0..n_users).map(|u| u % 5_000).collect(),
+        rating: (0..n_users).map(|u| (1 + u % 5) as f32).collect(),
+        timestamp: vec![0; n_users as usize],
+    };
+    let tall = Dataset {
+        ratings,
+        users: IdMap::from_dense_order((1..=u64::from(n_users)).collect()),
+        movies: IdMap::from_dense_order((1..=5_000).collect()),
+        ..Dataset::default()
+    };
+    let mut cfg = p4_residual::Config::default();
+    cfg.train.epochs = 1;
+    cfg.train.quiet = true;
+    cfg.train.batch_size = 64;
+    cfg.train.optimizer = reelvec_engine::OptimizerConfig::Auto(reelvec_engine::AdamConfig::default());
+    let out = p4_residual::run(&tall, &cfg).unwrap();
+    assert_eq!(out.history.optimizer, "lazy_adam");
+    assert!(out.history.optimizer_note.as_deref().unwrap().contains("lazy"), "{:?}", out.history);
+    let small = p4_residual::run(&data(), &cfg).unwrap();
+    assert_eq!(small.history.optimizer, "adam", "{:?}", small.history.optimizer_note);
 }
 
 #[test]

@@ -78,6 +78,11 @@ pub trait GpuObjective {
     fn loss_baseline(&self) -> Option<f64> {
         None
     }
+
+    /// The most rows one unit touches ([`Objective::rows_per_unit`](crate::Objective::rows_per_unit)).
+    fn rows_per_unit(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The index of the first non-finite table of `params` (a device scan), if any.
@@ -128,13 +133,19 @@ impl Trainer {
 
         let mut dev_params = GpuParams::upload(gpu, params)?;
         let mut grads = GpuGrads::zeros_like(gpu, &dev_params)?;
-        let mut optimizer = GpuOptimizer::new(gpu, &cfg.optimizer, &dev_params, &grads)?;
+        let (resolved, note) = cfg.optimizer.resolve(objective.rows_per_unit(), cfg.batch_size, params);
+        let mut optimizer = GpuOptimizer::new(gpu, &resolved, &dev_params, &grads)?;
         let mut order: Vec<u32> = (0..n_units as u32).collect();
         let mut dev_order: CudaSlice<u32> = gpu.zeros(n_units, "the epoch's unit order")?;
         let mut batch_losses: CudaSlice<f64> = gpu.zeros(steps_per_epoch, "per-batch losses")?;
         let bar = progress_bar(cfg.quiet, (steps_per_epoch * cfg.epochs) as u64);
 
-        let mut history = History { loss_name: objective.loss_name().to_string(), ..History::default() };
+        let mut history = History {
+            loss_name: objective.loss_name().to_string(),
+            optimizer: resolved.kind().to_string(),
+            optimizer_note: note,
+            ..History::default()
+        };
         let mut best = BestEpoch::new(objective.loss_baseline());
         let mut best_params: Option<GpuParams> = None;
         let mut global_step = 0u64;
