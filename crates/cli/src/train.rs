@@ -303,7 +303,6 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Re
     let ds = load(args)?;
     let o = p3_recommender::run_on(&ds, &cfg, device)?;
     print_history(&o.history, false);
-    let t = &o.top_n;
     println!(
         "val MSE (scaled) {}  val RMSE {} stars  MAE {}  reload max |diff| {:e}  [{:.1}s]",
         opt(o.val_mse_scaled),
@@ -313,12 +312,10 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Re
         o.train_seconds
     );
     println!(
-        "top-{}: diversity {:.4}  novelty (mean rating) {:.4}  self-information {:.4} bits  coverage {:.4}",
-        cfg.top_n, t.diversity, t.mean_rating_novelty, t.self_information, t.coverage
+        "top-N lists and their diversity, novelty and coverage: `reelvec evaluate --run {}` \
+         (not computed while training: they score every user against every movie)",
+        args.out.display()
     );
-    if let Some((user, list)) = &o.example_user {
-        print_movies(&format!("top-{} for user {user}", cfg.top_n), list);
-    }
     let info = info_for(&ds, ModelKind::SigmoidMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
     o.model.save(&args.out, &info)?;
     pipelines::save_rated_rows(&args.out, &ds, &o.train_rows)?;

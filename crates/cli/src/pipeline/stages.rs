@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ndarray::ArrayView2;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::History;
@@ -438,12 +438,13 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     cfg.map_min_ratings = map_min_ratings(ds, cfg.map_min_ratings, cfg.map_top);
     push_config(&mut section, &cfg);
     let started = Instant::now();
-    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?;
+    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?.with_top_n(ds, &cfg);
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train + top-N for every user", seconds);
     section.push_timing("train", o.train_seconds);
     println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
-    let t = &o.top_n;
+    let report = o.top_n.as_ref().context("P3 top-N was requested")?;
+    let t = &report.figures;
     let none = Some("not reported");
     figure(&mut section, "validation MSE (scaled)", opt4(o.val_mse_scaled), none);
     figure(&mut section, "validation RMSE (stars)", opt4(o.val_rmse), none);
@@ -463,7 +464,7 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     );
     figure(&mut section, "novelty (self-information, bits)", f4(t.self_information), None);
     figure(&mut section, "catalogue coverage", f4(t.coverage), None);
-    if let Some((user, list)) = &o.example_user {
+    if let Some((user, list)) = &report.example_user {
         example(
             &mut section,
             movie_lines(&format!("top-{} for user {user} (predicted stars)", cfg.top_n), list),
