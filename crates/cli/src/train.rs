@@ -406,6 +406,9 @@ fn train_cooc(args: &Args, cfg: p1_cooc::Config, device: Device) -> Result<()> {
         f.steps,
         f.train_seconds
     );
+    if let Some(note) = &f.reference_note {
+        println!("{note}");
+    }
     print_neighbours(&o.neighbours);
     o.save(&args.out, &ds, &cfg, Some(&args.data))?;
     saved(&args.out);

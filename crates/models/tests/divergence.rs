@@ -188,6 +188,30 @@ fn auto_optimizer_goes_lazy_on_tall_data_and_says_so() {
     assert_eq!(small.history.optimizer, "adam", "{:?}", small.history.optimizer_note);
 }
 
+/// Item 6(c): under `auto`, the P1 reference is skipped (with a note) when the subspace
+/// iteration's work per iteration exceeds the limit; `subspace` still forces it.
+#[test]
+fn auto_skips_an_expensive_p1_reference_and_says_so() {
+    let ds = data();
+    let mut cfg =
+        p1_cooc::Config { dense_limit: 10, auto_reference_max_work: 1e4, ..p1_cooc::Config::default() };
+    cfg.model.steps = 5;
+    let out = p1_cooc::run(&ds, &cfg).unwrap();
+    assert!(out.reference.is_none());
+    let note = out.figures.reference_note.as_deref().unwrap();
+    assert!(note.contains("reference skipped") && note.contains("subspace"), "{note}");
+    cfg.reference = p1_cooc::ReferenceChoice::Subspace;
+    let forced = p1_cooc::run(&ds, &cfg).unwrap();
+    assert!(forced.reference.is_some() && forced.figures.reference_note.is_none());
+    // The default limit keeps the reference on the default k over a ml-latest-small-sized
+    // catalogue (9,724 movies) and skips it at k = 100.
+    let default = p1_cooc::Config::default();
+    assert!(p1_cooc::auto_skips_reference(9_724, &default).is_none());
+    let mut k100 = default;
+    k100.model.dim = 100;
+    assert!(p1_cooc::auto_skips_reference(9_724, &k100).is_some());
+}
+
 #[test]
 fn a_dense_reference_on_a_huge_catalogue_is_refused_before_allocating() {
     let movies = 100_000;

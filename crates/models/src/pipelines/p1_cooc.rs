@@ -2,7 +2,12 @@
 //! `r_ui >= 4`, `X = L^T L` with its diagonal set to 0, and `V` (M x k) fitted by full-batch
 //! Adam to `c(V) = sum_{i != j} (v_i . v_j - X_ij)^2`, computed from `L` without forming `X`
 //! ([`crate::cooc`]). The check is the rank-k eigen-truncation of `X0` keeping positive
-//! eigenvalues (dense LAPACK up to `dense_limit` movies, subspace iteration beyond).
+//! eigenvalues (dense LAPACK up to `dense_limit` movies, subspace iteration beyond). Under
+//! `reference = "auto"` the subspace iteration runs only while its work per iteration,
+//! `M (2k + 10)^2`, is at most `auto_reference_max_work` (10^8: about 30 s on two cores; k = 100
+//! on a ml-latest-small-sized catalogue is 4 x 10^8 and took 180 s of a run); beyond, the
+//! reference is skipped with a note in [`Figures::reference_note`] and `reference = "subspace"`
+//! asks for it.
 //!
 //! Reported: the cost per step, the reference cost, their ratio, the masked cost of the
 //! reference factors, neighbours by cosine. M counts the movies of the data set's id map (the
@@ -30,7 +35,8 @@ use crate::ModelError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ReferenceChoice {
-    /// Dense up to `dense_limit` movies, subspace iteration beyond.
+    /// Dense up to `dense_limit` movies, subspace iteration beyond while its work is at most
+    /// `auto_reference_max_work`, none beyond that (noted in the figures).
     #[default]
     Auto,
     /// Always the dense eigendecomposition.
@@ -53,6 +59,9 @@ pub struct Config {
     pub reference: ReferenceChoice,
     /// Largest M for the dense reference under `auto` (4000).
     pub dense_limit: usize,
+    /// Largest work per subspace iteration, `M (2k + 10)^2`, for the reference under `auto`
+    /// (1e8); `reference = "subspace"` ignores it.
+    pub auto_reference_max_work: f64,
     /// Subspace iterations at most (500).
     pub subspace_max_iter: usize,
     /// Relative change of the Ritz values that stops the subspace iteration (1e-9).
@@ -73,6 +82,7 @@ impl Default for Config {
             seed: 42,
             reference: ReferenceChoice::Auto,
             dense_limit: 4000,
+            auto_reference_max_work: 1e8,
             subspace_max_iter: 500,
             subspace_tol: 1e-9,
             log_every: 0,
@@ -105,6 +115,8 @@ impl Config {
             m.init_scale.is_finite() && m.init_scale > 0.0,
         )?;
         check_key("subspace_max_iter", self.subspace_max_iter, "at least 1", self.subspace_max_iter >= 1)?;
+        let w = self.auto_reference_max_work;
+        check_key("auto_reference_max_work", w, "a number >= 0", w >= 0.0)?;
         let tol = self.subspace_tol;
         check_key("subspace_tol", tol, "a finite number > 0", tol.is_finite() && tol > 0.0)?;
         Ok(())
@@ -139,6 +151,9 @@ pub struct Figures {
     pub ratio_to_reference_masked: Option<f64>,
     /// How the reference was computed.
     pub reference_method: Option<ReferenceMethod>,
+    /// Why there is no reference, when `auto` skipped it.
+    #[serde(default)]
+    pub reference_note: Option<String>,
     /// Seconds for the reference.
     pub reference_seconds: f64,
     /// Adam steps.
@@ -169,6 +184,9 @@ pub fn reference(problem: &CoocProblem, config: &Config) -> Result<Option<Refere
     let k = config.model.dim;
     let dense = use_dense_reference(problem.n_movies(), config)?;
     let Some(dense) = dense else { return Ok(None) };
+    if !dense && auto_skips_reference(problem.n_movies(), config).is_some() {
+        return Ok(None);
+    }
     Ok(Some(if dense {
         dense_reference(problem, k)?
     } else {
@@ -191,6 +209,22 @@ fn use_dense_reference(movies: usize, config: &Config) -> Result<Option<bool>, M
         reelvec_engine::memory::ensure_fits(&what, dense_reference_bytes(movies))?;
     }
     Ok(Some(dense))
+}
+
+/// Why `auto` skips the reference for `movies` movies (None: it computes one).
+pub fn auto_skips_reference(movies: usize, config: &Config) -> Option<String> {
+    if config.reference != ReferenceChoice::Auto || movies <= config.dense_limit {
+        return None;
+    }
+    let block = (2 * config.model.dim + 10) as f64;
+    let work = movies as f64 * block * block;
+    (work > config.auto_reference_max_work).then(|| {
+        format!(
+            "reference skipped: subspace iteration at M = {movies}, k = {} would do {work:.2e} work per \
+             iteration (auto limit {:.0e}); set reference = \"subspace\" to compute it",
+            config.model.dim, config.auto_reference_max_work
+        )
+    })
 }
 
 /// Runs P1 on `ds` on the CPU.
@@ -254,6 +288,7 @@ pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, 
         ratio: reference.as_ref().map(|r| final_objective / r.unmasked_cost),
         ratio_to_reference_masked: reference_masked_cost.map(|c| last.masked / c),
         reference_method: reference.as_ref().map(|r| r.method),
+        reference_note: auto_skips_reference(problem.n_movies(), config),
         reference_seconds,
         steps: config.model.steps,
         train_seconds: trained.seconds,
