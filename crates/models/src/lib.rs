@@ -25,6 +25,7 @@ pub mod cooc;
 mod error;
 pub mod export;
 pub mod item2vec;
+mod kind;
 pub mod mf;
 pub mod mf_gpu;
 pub mod pipelines;
@@ -33,5 +34,5 @@ pub mod traits;
 
 pub use checkpoint::{RunInfo, TableShape};
 pub use error::ModelError;
-pub use pipelines::ModelKind;
+pub use kind::ModelKind;
 pub use traits::{ItemEmbeddings, RatingModel};
