@@ -1,7 +1,8 @@
 //! The pipelines P0..P4 of PROTOCOLS.md as library functions: each module has a `Config`
-//! (the protocol's notebook defaults; serde, `Default`) and a `run` that prepares the data,
-//! trains, and returns an `Outcome` with the trained model, the history and the protocol's
-//! figures. The CLI and xtask only print them.
+//! (the protocol's notebook defaults; serde, `Default`) and a `run_on(&Dataset, &Config, Device)`
+//! that prepares the data, trains, and returns an `Outcome` with the trained model, the history
+//! and the protocol's figures (`run` is `run_on` on the CPU). `run_on` is the one entry point per
+//! model family, for the CLI and for a Rust user alike. The CLI and xtask only print outcomes.
 //!
 //! [`ModelKind`] (in `crate::kind`, re-exported here) names the trainable model kinds as the CLI
 //! spells them.
