@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use crate::error::Result;
 use reelvec_data::Dataset;
 use reelvec_engine::gpu::{CudaSlice, Gpu};
 use reelvec_engine::Device;
