@@ -8,7 +8,8 @@
 //!
 //! Main entry points: [`run_suite`] with [`SuiteOptions`], [`BenchData`], [`load_reports`],
 //! [`print_summary`]'s table ([`summary`]). One module per part: [`notebook`] and [`scale`] (the
-//! suites; `scale_gpu` their device halves: the timing loops over the models' plain GPU steps),
+//! suites; `scale_gpu` their device halves; [`mf_scale`], [`cooc_bench`] and [`sgns_bench`] the timing loops over
+//! the models' plain GPU steps),
 //! [`peers`] (the PyTorch side), [`report`] (report types and clocks), [`render`] (markdown).
 //!
 //! This crate does not parse command lines (the CLI does) and prints nothing: progress goes to
@@ -22,13 +23,16 @@
 //! # Ok::<(), reelvec_bench::BenchError>(())
 //! ```
 
+pub mod cooc_bench;
 mod error;
+pub mod mf_scale;
 pub mod notebook;
 pub mod peers;
 pub mod render;
 pub mod report;
 pub mod scale;
 mod scale_gpu;
+pub mod sgns_bench;
 
 use std::path::{Path, PathBuf};
 

@@ -229,7 +229,8 @@ impl Default for SgnsConfig {
 }
 
 impl SgnsConfig {
-    pub(super) fn check(&self) -> Result<(), ModelError> {
+    /// Checks the sizes against the kernel's limits (`SGNS_MAX_*`) and the rest for sense.
+    pub fn check(&self) -> Result<(), ModelError> {
         if self.dim == 0 || self.dim > SGNS_MAX_DIM {
             return Err(ModelError::InvalidConfig(format!(
                 "SGNS on the GPU needs 1 <= dim <= {SGNS_MAX_DIM} (got {})",
