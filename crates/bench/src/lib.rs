@@ -46,7 +46,7 @@ use report::{load_average, utc_now, Machine, SCHEMA};
 pub use scale::ScaleCase;
 
 /// The suites.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Suite {
     /// P0..P4 at their notebook configurations, beside PyTorch with --peers.
     Notebook,

@@ -37,7 +37,7 @@ use super::scale_gpu;
 pub const FULL_USERS: usize = 162_541;
 
 /// The cases of the scale suite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleCase {
     /// Biased MF epoch (bandwidth figures).
     Mf,

@@ -10,12 +10,54 @@ use reelvec_bench::{load_reports, render, run_suite, summary, BenchData, ScaleCa
 use crate::data_cmd::{load_data, ReadOptions};
 use crate::device_arg::resolve_device;
 
+/// `--suite` (reelvec-bench's [`Suite`], spelled for the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SuiteArg {
+    /// P0..P4 at their notebook configurations, beside PyTorch with --peers.
+    Notebook,
+    /// Synthetic ml-25m-shaped cases (MF epoch, P1 step, skip-gram, top-N).
+    Scale,
+}
+
+impl From<SuiteArg> for Suite {
+    fn from(s: SuiteArg) -> Self {
+        match s {
+            SuiteArg::Notebook => Suite::Notebook,
+            SuiteArg::Scale => Suite::Scale,
+        }
+    }
+}
+
+/// `--scale-cases` (reelvec-bench's [`ScaleCase`], spelled for the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleCaseArg {
+    /// Biased MF epoch (bandwidth figures).
+    Mf,
+    /// P1 full-batch step.
+    P1,
+    /// Skip-gram epoch with negative sampling.
+    Skipgram,
+    /// Top-10 of every user with beyond-accuracy figures (trains the MF case's model first).
+    TopN,
+}
+
+impl From<ScaleCaseArg> for ScaleCase {
+    fn from(c: ScaleCaseArg) -> Self {
+        match c {
+            ScaleCaseArg::Mf => ScaleCase::Mf,
+            ScaleCaseArg::P1 => ScaleCase::P1,
+            ScaleCaseArg::Skipgram => ScaleCase::Skipgram,
+            ScaleCaseArg::TopN => ScaleCase::TopN,
+        }
+    }
+}
+
 /// `reelvec bench` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Suite to run; without it only --doc is done.
     #[arg(long, value_enum)]
-    pub suite: Option<Suite>,
+    pub suite: Option<SuiteArg>,
     /// Data set directory (notebook suite); the embedded synthetic data set when absent.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
@@ -43,7 +85,7 @@ pub struct Args {
     /// Scale suite: the cases to run (default all); `top-n` also runs `mf`, which trains its
     /// model. `--scale-fraction 1 --scale-cases top-n` is the full ml-25m-shape top-N.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CASE,...")]
-    pub scale_cases: Vec<ScaleCase>,
+    pub scale_cases: Vec<ScaleCaseArg>,
     /// Regenerate this markdown file from the reports in --results (after the run, if any).
     #[arg(long, value_name = "FILE")]
     pub doc: Option<PathBuf>,
@@ -75,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
         .try_init();
     // Read by rayon when its global pool starts (nothing has used it yet).
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    if let Some(suite) = args.suite {
+    if let Some(suite) = args.suite.map(Suite::from) {
         let device = resolve_device(&args.device, false)?;
         let data = match (&args.data, suite) {
             (Some(p), Suite::Notebook) => Some(BenchData::from_loaded(load_data(p, &args.read)?, p)),
@@ -89,7 +131,7 @@ pub fn run(args: Args) -> Result<()> {
             epochs: args.epochs,
             p1_steps: args.p1_steps,
             scale_fraction: args.scale_fraction,
-            scale_cases: args.scale_cases.clone(),
+            scale_cases: args.scale_cases.iter().map(|&c| c.into()).collect(),
             command: command_line(),
         };
         let report = run_suite(&opts, data)?;
@@ -120,4 +162,29 @@ fn command_line() -> String {
         *first = "reelvec".to_string();
     }
     words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn suite_and_cases_keep_their_command_line_spelling() {
+        let cli = Cli::try_parse_from(["bench", "--suite", "scale", "--scale-cases", "mf,p1,skipgram,top-n"])
+            .unwrap();
+        assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Scale));
+        let cases: Vec<ScaleCase> = cli.args.scale_cases.iter().map(|&c| c.into()).collect();
+        assert_eq!(cases, [ScaleCase::Mf, ScaleCase::P1, ScaleCase::Skipgram, ScaleCase::TopN]);
+        let cli = Cli::try_parse_from(["bench", "--suite", "notebook"]).unwrap();
+        assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Notebook));
+        assert!(Cli::try_parse_from(["bench", "--suite", "other"]).is_err());
+    }
 }
