@@ -1,35 +1,55 @@
-//! `reelvec bench`: the benchmark runner, in the release binary so it runs where there is no
-//! cargo. `--suite notebook` times P0..P4 at their notebook configurations (and, with
-//! `--peers benches/peers`, the PyTorch reference scripts on the same data in the same run);
-//! `--suite scale` runs the synthetic ml-25m-shaped cases. A run writes a JSON report (`--json`);
-//! `--doc FILE` regenerates the markdown document from every report in `--results DIR`.
-//!
-//! One module per part: [`notebook`] and [`scale`] (the suites), [`peers`] (the PyTorch side),
-//! [`report`] (shared report types and clocks), [`render`] (the markdown).
+//! `reelvec bench`: the argument parser of the benchmark runner. The suites, reports and the
+//! markdown document are reelvec-bench's; this module reads the arguments, loads the data,
+//! resolves the device and prints the summary.
 
-mod notebook;
-mod peers;
-mod render;
-mod report;
-mod scale;
-mod scale_gpu;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use reelvec_data::{Dataset, Layout, LoadOptions};
+use reelvec_bench::{load_reports, render, run_suite, summary, BenchData, ScaleCase, Suite, SuiteOptions};
 
 use crate::data_cmd::{load_data, ReadOptions};
 use crate::device_arg::resolve_device;
-use report::{load_average, utc_now, BenchReport, Machine, SCHEMA};
 
-/// The suites.
+/// `--suite` (reelvec-bench's [`Suite`], spelled for the command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Suite {
+pub enum SuiteArg {
     /// P0..P4 at their notebook configurations, beside PyTorch with --peers.
     Notebook,
     /// Synthetic ml-25m-shaped cases (MF epoch, P1 step, skip-gram, top-N).
     Scale,
+}
+
+impl From<SuiteArg> for Suite {
+    fn from(s: SuiteArg) -> Self {
+        match s {
+            SuiteArg::Notebook => Suite::Notebook,
+            SuiteArg::Scale => Suite::Scale,
+        }
+    }
+}
+
+/// `--scale-cases` (reelvec-bench's [`ScaleCase`], spelled for the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleCaseArg {
+    /// Biased MF epoch (bandwidth figures).
+    Mf,
+    /// P1 full-batch step.
+    P1,
+    /// Skip-gram epoch with negative sampling.
+    Skipgram,
+    /// Top-10 of every user with beyond-accuracy figures (trains the MF case's model first).
+    TopN,
+}
+
+impl From<ScaleCaseArg> for ScaleCase {
+    fn from(c: ScaleCaseArg) -> Self {
+        match c {
+            ScaleCaseArg::Mf => ScaleCase::Mf,
+            ScaleCaseArg::P1 => ScaleCase::P1,
+            ScaleCaseArg::Skipgram => ScaleCase::Skipgram,
+            ScaleCaseArg::TopN => ScaleCase::TopN,
+        }
+    }
 }
 
 /// `reelvec bench` arguments.
@@ -37,7 +57,7 @@ pub enum Suite {
 pub struct Args {
     /// Suite to run; without it only --doc is done.
     #[arg(long, value_enum)]
-    pub suite: Option<Suite>,
+    pub suite: Option<SuiteArg>,
     /// Data set directory (notebook suite); the embedded synthetic data set when absent.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
@@ -65,7 +85,7 @@ pub struct Args {
     /// Scale suite: the cases to run (default all); `top-n` also runs `mf`, which trains its
     /// model. `--scale-fraction 1 --scale-cases top-n` is the full ml-25m-shape top-N.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CASE,...")]
-    pub scale_cases: Vec<scale::ScaleCase>,
+    pub scale_cases: Vec<ScaleCaseArg>,
     /// Regenerate this markdown file from the reports in --results (after the run, if any).
     #[arg(long, value_name = "FILE")]
     pub doc: Option<PathBuf>,
@@ -85,11 +105,37 @@ pub fn run(args: Args) -> Result<()> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    // The suites report progress through `tracing` (info, target reelvec_bench); show it on
+    // stderr as before, and nothing else.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("reelvec_bench=info"))
+        .with_ansi(false)
+        .with_target(false)
+        .with_level(false)
+        .without_time()
+        .try_init();
     // Read by rayon when its global pool starts (nothing has used it yet).
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    if let Some(suite) = args.suite {
-        let report = run_suite(&args, suite, threads)?;
-        print_summary(&report);
+    if let Some(suite) = args.suite.map(Suite::from) {
+        let device = resolve_device(&args.device, false)?;
+        let data = match (&args.data, suite) {
+            (Some(p), Suite::Notebook) => Some(BenchData::from_loaded(load_data(p, &args.read)?, p)),
+            _ => None,
+        };
+        let opts = SuiteOptions {
+            suite,
+            peers: args.peers.clone(),
+            threads,
+            device,
+            epochs: args.epochs,
+            p1_steps: args.p1_steps,
+            scale_fraction: args.scale_fraction,
+            scale_cases: args.scale_cases.iter().map(|&c| c.into()).collect(),
+            command: command_line(),
+        };
+        let report = run_suite(&opts, data)?;
+        out!("{}", summary(&report));
         if let Some(path) = &args.json {
             report.save(path)?;
             eprintln!("bench: report written to {}", path.display());
@@ -109,99 +155,6 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn run_suite(args: &Args, suite: Suite, threads: usize) -> Result<BenchReport> {
-    let device = resolve_device(&args.device, false)?;
-    let date_utc = utc_now();
-    let mut machine = Machine::detect();
-    let mut notes = Vec::new();
-    let (data, peers_status, cases) = match suite {
-        Suite::Notebook => {
-            let source = BenchData::open(args.data.as_deref(), &args.read)?;
-            let work = std::env::temp_dir().join(format!("reelvec-bench-{}", std::process::id()));
-            let peers = match &args.peers {
-                Some(dir) => match peers::Peers::detect(
-                    dir,
-                    threads,
-                    if device.is_cuda() { "cuda" } else { "cpu" },
-                    &work.join("peers"),
-                ) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        eprintln!("bench: PyTorch references skipped: {e:#}");
-                        notes.push(format!("PyTorch references skipped: {e:#}"));
-                        None
-                    }
-                },
-                None => None,
-            };
-            let status = match &peers {
-                Some(p) => {
-                    let on = if device.is_cuda() {
-                        "CUDA".to_string()
-                    } else {
-                        format!("CPU, {threads} intra-op thread(s)")
-                    };
-                    format!("torch {} ({on}), same data files", p.torch_version)
-                }
-                None if args.peers.is_some() => "not run (see notes)".to_string(),
-                None => "not run (no --peers)".to_string(),
-            };
-            let plan = notebook::NotebookPlan {
-                dataset: &source.dataset,
-                data_dir: &source.dir,
-                epochs: args.epochs,
-                p1_steps: args.p1_steps,
-                peers: peers.as_ref(),
-                device,
-            };
-            let cases = notebook::run(&plan, &mut notes);
-            let _ = std::fs::remove_dir_all(&work);
-            (source.label.clone(), status, cases?)
-        }
-        Suite::Scale => {
-            if !(args.scale_fraction > 0.0 && args.scale_fraction <= 1.0) {
-                bail!("--scale-fraction must be in (0, 1], got {}", args.scale_fraction);
-            }
-            let plan = scale::ScalePlan {
-                cases: args.scale_cases.clone(),
-                fraction: args.scale_fraction,
-                epochs: args.epochs.unwrap_or(1),
-                p1_steps: args.p1_steps.unwrap_or(3),
-                threads,
-                device,
-            };
-            let (label, cases) = scale::run(&plan, &mut notes)?;
-            (label, "none (no PyTorch reference for this suite)".to_string(), cases)
-        }
-    };
-    machine.load_average[1] = load_average();
-    if machine.load_average.iter().flatten().any(|&l| l > machine.cores as f64) {
-        notes.push(format!(
-            "the machine was shared: 1-min load average above its {} cores during the run; compare CPU times",
-            machine.cores
-        ));
-    }
-    Ok(BenchReport {
-        schema: SCHEMA,
-        suite: match suite {
-            Suite::Notebook => "notebook",
-            Suite::Scale => "scale",
-        }
-        .to_string(),
-        date_utc,
-        command: command_line(),
-        reelvec_version: env!("CARGO_PKG_VERSION").to_string(),
-        source: std::env::var("REELVEC_BENCH_SOURCE").ok().filter(|s| !s.is_empty()),
-        machine,
-        threads,
-        device: device.describe(),
-        data,
-        peers: peers_status,
-        cases,
-        notes,
-    })
-}
-
 /// The command as typed, with the binary's path shortened to `reelvec`.
 fn command_line() -> String {
     let mut words: Vec<String> = std::env::args().collect();
@@ -211,118 +164,27 @@ fn command_line() -> String {
     words.join(" ")
 }
 
-/// The data of the notebook suite: in memory for us, as files for the scripts.
-struct BenchData {
-    dataset: Dataset,
-    dir: PathBuf,
-    label: String,
-    _temp: Option<TempDir>,
-}
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
 
-/// A directory removed on drop.
-struct TempDir(PathBuf);
+    use super::*;
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
     }
-}
 
-impl BenchData {
-    /// `path` (its directory for the scripts), or the embedded synthetic data set written as
-    /// ml-latest CSV files to a temporary directory and read back, so both sides read the same
-    /// files in the same row order.
-    fn open(path: Option<&Path>, read: &ReadOptions) -> Result<Self> {
-        match path {
-            Some(p) => {
-                let dataset = load_data(p, read)?;
-                let dir = if p.is_dir() {
-                    p.to_path_buf()
-                } else {
-                    p.parent().unwrap_or(Path::new(".")).to_path_buf()
-                };
-                let name = p
-                    .file_name()
-                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().to_string());
-                let label = format!(
-                    "{name}: {} ratings, {} users, {} movies",
-                    dataset.ratings.len(),
-                    dataset.users.len(),
-                    dataset.movies.len()
-                );
-                Ok(Self { dataset, dir, label, _temp: None })
-            }
-            None => {
-                let dir = std::env::temp_dir().join(format!("reelvec-bench-data-{}", std::process::id()));
-                let temp = TempDir(dir.clone());
-                let synth = reelvec_data::synth::small().dataset;
-                reelvec_data::write(&synth, Layout::MlLatest, &dir)?;
-                let opts = LoadOptions { layout: Some(Layout::MlLatest), use_cache: false, generic: None };
-                let dataset = reelvec_data::load(&dir, &opts)?;
-                let label = format!(
-                    "synthetic small (seed 42): {} ratings, {} users, {} movies",
-                    dataset.ratings.len(),
-                    dataset.users.len(),
-                    dataset.movies.len()
-                );
-                Ok(Self { dataset, dir, label, _temp: Some(temp) })
-            }
-        }
-    }
-}
-
-/// Every `*.json` report in `dir`, by file name.
-fn load_reports(dir: &Path) -> Result<Vec<BenchReport>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    paths.iter().map(|p| BenchReport::load(p)).collect()
-}
-
-/// The speed table on stdout.
-fn print_summary(report: &BenchReport) {
-    outln!("{} suite on {} ({} thread(s), {})", report.suite, report.data, report.threads, report.device);
-    outln!(
-        "{:<16} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
-        "case",
-        "unit",
-        "ours wall",
-        "ours CPU",
-        "torch wall",
-        "torch CPU",
-        "x wall",
-        "x CPU"
-    );
-    for c in &report.cases {
-        let p = c.peer.as_ref();
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.1}x", a / b),
-            _ => "-".to_string(),
-        };
-        outln!(
-            "{:<16} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
-            c.id,
-            c.unit,
-            render::seconds(Some(c.ours.wall_per_unit)),
-            render::seconds(c.ours.cpu_per_unit),
-            render::seconds(p.map(|t| t.wall_per_unit)),
-            render::seconds(p.and_then(|t| t.cpu_per_unit)),
-            ratio(p.map(|t| t.wall_per_unit), Some(c.ours.wall_per_unit)),
-            ratio(p.and_then(|t| t.cpu_per_unit), c.ours.cpu_per_unit),
-        );
-        for q in &c.quality {
-            let v = |x: Option<f64>| x.map_or("-".to_string(), render::significant);
-            outln!("{:<16}   {}: ours {}  torch {}", "", q.name, v(q.ours), v(q.peer));
-        }
-        for f in &c.figures {
-            outln!("{:<16}   {}: {} {}", "", f.name, render::significant(f.value), f.unit);
-        }
-    }
-    for n in &report.notes {
-        outln!("note: {n}");
+    #[test]
+    fn suite_and_cases_keep_their_command_line_spelling() {
+        let cli = Cli::try_parse_from(["bench", "--suite", "scale", "--scale-cases", "mf,p1,skipgram,top-n"])
+            .unwrap();
+        assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Scale));
+        let cases: Vec<ScaleCase> = cli.args.scale_cases.iter().map(|&c| c.into()).collect();
+        assert_eq!(cases, [ScaleCase::Mf, ScaleCase::P1, ScaleCase::Skipgram, ScaleCase::TopN]);
+        let cli = Cli::try_parse_from(["bench", "--suite", "notebook"]).unwrap();
+        assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Notebook));
+        assert!(Cli::try_parse_from(["bench", "--suite", "other"]).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Main types: [`Dataset`] (columnar [`Ratings`] with dense indices, [`IdMap`]s both ways, the
 //! [`Catalogue`], the [`LoadReport`]), [`Layout`], [`LoadOptions`], [`DataError`]. Entry points:
-//! [`load`], the [`transforms`] module, [`stats::Stats`].
+//! [`load`], [`Dataset::from_triples`], the [`transforms`] module, [`stats::Stats`].
 //!
 //! This crate owns bytes-on-disk to typed arrays. It does not train, evaluate or plot, and it
 //! depends on no other reelvec crate.
@@ -18,6 +18,16 @@
 //! let top = transforms::keep_top_movies(&ds, 50);
 //! let top = transforms::filter_min_ratings(&top, 20, 1);
 //! let sequences = transforms::user_sequences(&top.ratings, top.users.len());
+//! # Ok::<(), reelvec_data::DataError>(())
+//! ```
+//!
+//! Ratings already in memory (your own ids, any scale) become a [`Dataset`] with
+//! [`Dataset::from_triples`], under the same id and duplicate rules as the loaders:
+//!
+//! ```
+//! use reelvec_data::Dataset;
+//! let ds = Dataset::from_triples(&[1, 1, 2], &[10, 20, 10], &[5.0, 3.0, 4.0], Some(&[1, 2, 3]))?;
+//! assert_eq!(ds.movies.dense(20), Some(1));
 //! # Ok::<(), reelvec_data::DataError>(())
 //! ```
 

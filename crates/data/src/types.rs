@@ -4,6 +4,12 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{DataError, ParseProblem};
+use crate::parse::RawRatings;
+
+/// The path [`Dataset::from_triples`] errors name.
+const TRIPLES: &str = "<triples>";
+
 /// Ratings as columns. Row `r` is `(user[r], movie[r], rating[r], timestamp[r])`, where user and
 /// movie are dense indices into the dataset's [`IdMap`]s.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -297,6 +303,57 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Builds a dataset from rating triples held in memory, with the loaders' rules: raw ids are
+    /// interned in order of first appearance, a repeated (user, movie) pair keeps its last row,
+    /// and every rating must be finite. Without `timestamps` every row has time 0 (so
+    /// time-ordered sequences keep row order). The catalogue is empty (titles read
+    /// "movie RAW_ID"); `report.layout` is `"triples"`.
+    ///
+    /// Errors: slices of unequal lengths or no rows ([`DataError::Invalid`],
+    /// [`DataError::Empty`]); a NaN or infinite rating ([`DataError::Parse`] with the path
+    /// `<triples>` and the 1-based row number as its line).
+    ///
+    /// ```
+    /// use reelvec_data::Dataset;
+    /// let ds = Dataset::from_triples(&[7, 7, 3], &[100, 200, 100], &[4.0, 3.5, 5.0], None)?;
+    /// assert_eq!((ds.users.len(), ds.movies.len(), ds.ratings.len()), (2, 2, 3));
+    /// assert_eq!(ds.users.raws(), &[7, 3]);
+    /// # Ok::<(), reelvec_data::DataError>(())
+    /// ```
+    pub fn from_triples(
+        users: &[u64],
+        movies: &[u64],
+        ratings: &[f32],
+        timestamps: Option<&[i64]>,
+    ) -> Result<Dataset, DataError> {
+        let n = users.len();
+        if movies.len() != n || ratings.len() != n || timestamps.is_some_and(|t| t.len() != n) {
+            return Err(DataError::Invalid(format!(
+                "from_triples needs slices of equal length: {n} users, {} movies, {} ratings{}",
+                movies.len(),
+                ratings.len(),
+                timestamps.map(|t| format!(", {} timestamps", t.len())).unwrap_or_default()
+            )));
+        }
+        if n == 0 {
+            return Err(DataError::Empty { path: TRIPLES.into(), context: "in the triples given".into() });
+        }
+        if u32::try_from(n).is_err() {
+            return Err(DataError::Invalid(format!("from_triples takes at most {} rows, got {n}", u32::MAX)));
+        }
+        if let Some(row) = ratings.iter().position(|r| !r.is_finite()) {
+            let problem = ParseProblem::NotFinite { text: ratings[row].to_string() };
+            return Err(DataError::parse(TRIPLES, row as u64 + 1, problem));
+        }
+        let raw = RawRatings {
+            user: users.to_vec(),
+            movie: movies.to_vec(),
+            rating: ratings.to_vec(),
+            timestamp: timestamps.map_or_else(|| vec![0; n], <[i64]>::to_vec),
+        };
+        Ok(crate::assemble::assemble(vec![raw], Catalogue::default(), false, "triples"))
+    }
+
     /// The catalogue entry of a dense movie index, when the catalogue has it.
     pub fn movie_info(&self, dense: u32) -> Option<&Movie> {
         self.movies.raw(dense).and_then(|raw| self.catalogue.get(raw))
@@ -314,6 +371,38 @@ impl Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_triples_interns_in_order_and_keeps_the_last_duplicate() {
+        let ds = Dataset::from_triples(
+            &[10, 20, 10, 10, 30],
+            &[5, 5, 7, 5, 1 << 40],
+            &[1.0, 2.0, 3.0, 4.0, 5.0],
+            Some(&[1, 2, 3, 4, 5]),
+        )
+        .unwrap();
+        assert_eq!(ds.users.raws(), &[10, 20, 30]);
+        assert_eq!(ds.movies.raws(), &[5, 7, 1 << 40]);
+        assert_eq!(ds.report.duplicates_dropped, 1);
+        assert_eq!(ds.report.layout, "triples");
+        assert_eq!(ds.ratings.rating, vec![2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(ds.ratings.timestamp, vec![2, 3, 4, 5]);
+        let no_time = Dataset::from_triples(&[1, 2], &[3, 3], &[1.0, 2.0], None).unwrap();
+        assert_eq!(no_time.ratings.timestamp, vec![0, 0]);
+    }
+
+    #[test]
+    fn from_triples_refuses_bad_input_with_the_row() {
+        let err = Dataset::from_triples(&[1, 2], &[3], &[1.0, 2.0], None).unwrap_err();
+        assert!(matches!(err, DataError::Invalid(_)), "{err}");
+        let err = Dataset::from_triples(&[1, 2], &[3, 4], &[1.0, 2.0], Some(&[0])).unwrap_err();
+        assert!(err.to_string().contains("1 timestamps"), "{err}");
+        let err = Dataset::from_triples(&[1, 2, 3], &[3, 4, 5], &[1.0, 2.0, f32::NAN], None).unwrap_err();
+        assert!(matches!(err, DataError::Parse { line: 3, .. }), "{err}");
+        assert!(err.to_string().starts_with("<triples>:3: rating is not a finite"), "{err}");
+        let err = Dataset::from_triples(&[], &[], &[], None).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err}");
+    }
 
     #[test]
     fn id_maps_agree_between_direct_table_and_hash_map() {

@@ -43,7 +43,7 @@ use reelvec_engine::{GradKind, ParamStore, Table};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::pipelines::ModelKind;
+use crate::kind::ModelKind;
 use crate::ModelError;
 
 /// File name of the parameter tables in a run directory.

@@ -407,10 +407,43 @@ impl OutputMap {
     }
 }
 
+/// The three members of the MF family, independent of how the CLI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfVariant {
+    /// Biased MF with a sigmoid range on the stars (P2, `mf`).
+    Biased,
+    /// Sigmoid dot product on min-max scaled ratings (P3, `sigmoid-mf`).
+    Sigmoid,
+    /// MF of the residuals after global, user and movie means (P4, `residual-mf`).
+    Residual,
+}
+
+impl MfVariant {
+    /// The CLI's and the run directory's name of the variant (the one place the two meet).
+    pub fn kind(self) -> ModelKind {
+        match self {
+            MfVariant::Biased => ModelKind::Mf,
+            MfVariant::Sigmoid => ModelKind::SigmoidMf,
+            MfVariant::Residual => ModelKind::ResidualMf,
+        }
+    }
+
+    /// The variant a model kind names, `None` for the item models.
+    pub fn from_kind(kind: ModelKind) -> Option<Self> {
+        match kind {
+            ModelKind::Mf => Some(MfVariant::Biased),
+            ModelKind::SigmoidMf => Some(MfVariant::Sigmoid),
+            ModelKind::ResidualMf => Some(MfVariant::Residual),
+            ModelKind::Cbow | ModelKind::Skipgram | ModelKind::Cooc => None,
+        }
+    }
+}
+
 /// A trained MF model: parameters plus how outputs map to stars.
 #[derive(Debug, Clone)]
 pub struct MfModel {
-    kind: ModelKind,
+    variant: MfVariant,
     spec: MfSpec,
     params: ParamStore,
     tables: MfTables,
@@ -420,7 +453,7 @@ pub struct MfModel {
 impl MfModel {
     /// Wraps trained parameters.
     pub fn new(
-        kind: ModelKind,
+        variant: MfVariant,
         spec: MfSpec,
         params: ParamStore,
         output: OutputMap,
@@ -431,12 +464,17 @@ impl MfModel {
                 return Err(ModelError::InvalidConfig("residual means do not match the table sizes".into()));
             }
         }
-        Ok(Self { kind, spec, params, tables, output })
+        Ok(Self { variant, spec, params, tables, output })
     }
 
-    /// The model kind (mf, sigmoid-mf or residual-mf).
+    /// The MF variant.
+    pub fn variant(&self) -> MfVariant {
+        self.variant
+    }
+
+    /// The model kind as the CLI names it (mf, sigmoid-mf or residual-mf).
     pub fn kind(&self) -> ModelKind {
-        self.kind
+        self.variant.kind()
     }
 
     /// The spec.
@@ -499,7 +537,7 @@ impl MfModel {
             data,
         };
         if let Link::SigmoidRange { lo, hi } = self.spec.link {
-            if self.kind == ModelKind::Mf {
+            if self.variant == MfVariant::Biased {
                 p.insert(fixed(Y_RANGE, 1, 2, vec![lo, hi]))?;
             }
         }
@@ -531,6 +569,12 @@ impl MfModel {
     /// Rebuilds a model from a loaded run (`params`, `info` from [`checkpoint::load_run`]).
     pub fn from_run(params: &ParamStore, info: &RunInfo, dir: &Path) -> Result<Self, ModelError> {
         let kind = info.model_kind;
+        let Some(variant) = MfVariant::from_kind(kind) else {
+            return Err(ModelError::Unsupported {
+                operation: "loading as an MF model".into(),
+                kind: kind.to_string(),
+            });
+        };
         let (n_users, n_movies) = (info.user_raw_ids.len(), info.movie_raw_ids.len());
         let pf = require_table(params, USER_FACTORS, n_users, None, dir)?;
         let k = pf.cols;
@@ -538,28 +582,22 @@ impl MfModel {
         let fixed = |name: &str, rows: usize, cols: usize| -> Result<Vec<f32>, ModelError> {
             Ok(require_table(params, name, rows, Some(cols), dir)?.data.clone())
         };
-        let (biases, link, output) = match kind {
-            ModelKind::Mf => {
+        let (biases, link, output) = match variant {
+            MfVariant::Biased => {
                 let r = fixed(Y_RANGE, 1, 2)?;
                 (true, Link::SigmoidRange { lo: r[0], hi: r[1] }, OutputMap::Stars)
             }
-            ModelKind::SigmoidMf => {
+            MfVariant::Sigmoid => {
                 let r = fixed(RATING_RANGE, 1, 2)?;
                 (true, Link::SigmoidRange { lo: 0.0, hi: 1.0 }, OutputMap::MinMax { min: r[0], max: r[1] })
             }
-            ModelKind::ResidualMf => {
+            MfVariant::Residual => {
                 let output = OutputMap::Residual {
                     global: fixed(GLOBAL_MEAN, 1, 1)?[0],
                     user: fixed(USER_MEAN, n_users, 1)?,
                     movie: fixed(MOVIE_MEAN, n_movies, 1)?,
                 };
                 (false, Link::Identity, output)
-            }
-            other => {
-                return Err(ModelError::Unsupported {
-                    operation: "loading as an MF model".into(),
-                    kind: other.to_string(),
-                })
             }
         };
         let spec = MfSpec { n_users, n_movies, k, biases, link };
@@ -573,7 +611,7 @@ impl MfModel {
         for t in params.tables().iter().filter(|t| names.contains(&t.name.as_str())) {
             trained.insert(t.clone())?;
         }
-        Self::new(kind, spec, trained, output)
+        Self::new(variant, spec, trained, output)
     }
 
     /// Loads a run directory written by [`MfModel::save`].
@@ -610,6 +648,22 @@ impl RatingModel for MfModel {
         for (i, o) in out.iter_mut().enumerate().take(self.spec.n_movies) {
             let x = dot(p, qf.row(i)) + ub + mb.map_or(0.0, |b| b[i]);
             *o = self.output.stars(self.spec.link.apply(x).0, user, i as u32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_map_to_the_mf_kinds_and_back() {
+        for v in [MfVariant::Biased, MfVariant::Sigmoid, MfVariant::Residual] {
+            assert!(v.kind().predicts_ratings());
+            assert_eq!(MfVariant::from_kind(v.kind()), Some(v));
+        }
+        for kind in ModelKind::ALL {
+            assert_eq!(MfVariant::from_kind(kind).is_some(), kind.predicts_ratings(), "{kind}");
         }
     }
 }

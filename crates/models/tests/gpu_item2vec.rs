@@ -10,12 +10,11 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use reelvec_bench::sgns_bench::bench_sgns_with;
 use reelvec_data::synth::{generate, Preset, SynthConfig};
 use reelvec_engine::gpu::{self, Gpu, GpuGrads, GpuParams};
 use reelvec_engine::{Device, EarlyStopping, Grads, ParamStore, Trainer};
-use reelvec_models::item2vec::gpu::{
-    bench_sgns_with, train_sgns, GpuItem2VecObjective, GpuSgns, SgnsConfig, SgnsCorpus,
-};
+use reelvec_models::item2vec::gpu::{train_sgns, GpuItem2VecObjective, GpuSgns, SgnsConfig, SgnsCorpus};
 use reelvec_models::item2vec::{
     Architecture, ContextReduce, Examples, Item2Vec, Item2VecConfig, Item2VecObjective, Item2VecTables,
 };

@@ -23,12 +23,13 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use reelvec_bench::mf_scale;
 use reelvec_data::synth::{self, Preset};
 use reelvec_data::Dataset;
 use reelvec_engine::gpu::{self, Gpu, GpuBatch, GpuGrads, GpuObjective, GpuParams};
 use reelvec_engine::{AdamConfig, Device, Grads, Init, Objective, OptimizerConfig};
 use reelvec_models::mf::{Link, MfObjective, MfSpec, RatingColumns};
-use reelvec_models::mf_gpu::{self, MfGpuObjective, MfLayout};
+use reelvec_models::mf_gpu::{MfGpuObjective, MfLayout};
 use reelvec_models::pipelines::{p2_mf, p3_recommender, p4_residual};
 
 fn gpu_or_skip(test: &str) -> Option<std::sync::Arc<Gpu>> {
@@ -336,10 +337,10 @@ fn timing_scale_epoch() {
         ds.ratings.len(),
         started.elapsed().as_secs_f64()
     );
-    let (cols, spec) = mf_gpu::scale_case(&ds, 64);
+    let (cols, spec) = mf_scale::scale_case(&ds, 64);
     drop(ds);
     let optimizer = OptimizerConfig::LazyAdam(AdamConfig::default());
-    let report = mf_gpu::bench_scale_epoch(&gpu, &cols, spec, 65_536, &optimizer, 1e-3, 3).unwrap();
+    let report = mf_scale::bench_scale_epoch(&gpu, &cols, spec, 65_536, &optimizer, 1e-3, 3).unwrap();
     println!("TIMING scale: {}", serde_json::to_string(&report).unwrap());
     println!(
         "TIMING scale: epoch {:.4} s (best {:.4}), fwd+bwd alone {:.4} s, {:.3e} ratings/s, {:.1} GB/s, \
@@ -349,8 +350,8 @@ fn timing_scale_epoch() {
         report.forward_backward_seconds,
         report.ratings_per_second,
         report.achieved_gb_s,
-        report.ratio_to_bound(mf_gpu::H100_SXM_BYTES_PER_SECOND),
-        mf_gpu::H100_SXM_BYTES_PER_SECOND / 1e12
+        report.ratio_to_bound(mf_scale::H100_SXM_BYTES_PER_SECOND),
+        mf_scale::H100_SXM_BYTES_PER_SECOND / 1e12
     );
     assert!(report.last_epoch_loss < report.first_epoch_loss, "the benchmark's model does not train");
 }

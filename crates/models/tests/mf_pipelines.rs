@@ -7,7 +7,7 @@
 
 use rand::{Rng, SeedableRng};
 use reelvec_data::{Catalogue, Dataset, IdMap, Movie, Ratings};
-use reelvec_models::mf::{Link, MfModel, MfSpec, OutputMap};
+use reelvec_models::mf::{Link, MfModel, MfSpec, MfVariant, OutputMap};
 use reelvec_models::pipelines::p3_recommender::{top_n_figures, MovieStats};
 use reelvec_models::pipelines::{p2_mf, p3_recommender, p4_residual, run_info_for};
 use reelvec_models::{checkpoint, ItemEmbeddings, ModelKind, RatingModel};
@@ -204,7 +204,7 @@ fn mf_model_save_load_and_score_all() {
     ] {
         let spec = MfSpec { n_users: 10, n_movies: 8, k: 3, biases, link };
         let params = spec.init_params(init, init, &mut rng).unwrap();
-        let model = MfModel::new(kind, spec, params, output).unwrap();
+        let model = MfModel::new(MfVariant::from_kind(kind).unwrap(), spec, params, output).unwrap();
         let info = run_info_for(&ds, kind, serde_json::json!({}), 5, None);
         let run = dir.path().join(kind.as_str());
         model.save(&run, &info, None).unwrap();

@@ -15,6 +15,7 @@ mod examples;
 pub mod gpu;
 #[cfg(test)]
 mod kernel_tests;
+mod lane;
 mod model;
 pub mod negative;
 mod objective;

@@ -11,8 +11,8 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 use reelvec_engine::ParamStore;
 
+use super::lane::Weights;
 use super::negative::softplus;
-use super::objective::Weights;
 use super::softmax::{log_sum_exp, project, reduce_context, MAX_PROJECTED_VOCAB};
 use super::{Architecture, ContextReduce, Examples, Item2VecConfig, Item2VecTables, OutputLoss};
 use crate::traits::{top_k_indices, ItemEmbeddings};

@@ -19,7 +19,7 @@
 //! example in the batch), so they do not depend on how the batch is split across threads, and a
 //! fixed draw id (gradient checks, validation) gives the same negatives every call.
 
-use super::objective::{Lane, Weights};
+use super::lane::{Lane, Weights};
 use super::softmax::fill_hidden;
 use super::{Architecture, ContextReduce, Examples};
 

@@ -15,10 +15,9 @@ use rand::Rng;
 use rayon::prelude::*;
 use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, TableId};
 
+use super::lane::{Lane, Weights};
 use super::negative::{negative_lane, NegativePass};
-use super::softmax::{
-    project, projected_lane, softmax_lane, PairTables, ProjectedPass, SoftmaxKernel, CHUNK, PROJECTED_BLOCK,
-};
+use super::softmax::{project, projected_lane, softmax_lane, PairTables, ProjectedPass, SoftmaxKernel};
 use super::{Architecture, ContextReduce, Examples, Item2VecConfig, OutputLoss, UnigramSampler};
 use crate::ModelError;
 
@@ -105,16 +104,7 @@ impl Item2VecTables {
     }
 }
 
-/// Borrowed views of the three tables.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Weights<'a> {
-    pub e: &'a [f32],
-    pub w: &'a [f32],
-    pub b: &'a [f32],
-    pub v: usize,
-    pub k: usize,
-}
-
+/// Borrowed views of the three tables of `params`.
 impl<'a> Weights<'a> {
     pub(crate) fn new(params: &'a ParamStore, t: &Item2VecTables) -> Self {
         let e = params.get(t.embedding);
@@ -125,102 +115,6 @@ impl<'a> Weights<'a> {
             v: e.rows,
             k: e.cols,
         }
-    }
-}
-
-/// Rows marked since the last clear.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RowMarks {
-    flags: Vec<bool>,
-    pub rows: Vec<u32>,
-}
-
-impl RowMarks {
-    #[inline]
-    pub(crate) fn mark(&mut self, r: u32) {
-        let f = &mut self.flags[r as usize];
-        if !*f {
-            *f = true;
-            self.rows.push(r);
-        }
-    }
-
-    fn resize(&mut self, n: usize) {
-        if self.flags.len() != n {
-            self.flags = vec![false; n];
-            self.rows.clear();
-        }
-    }
-
-    fn clear(&mut self) {
-        for &r in &self.rows {
-            self.flags[r as usize] = false;
-        }
-        self.rows.clear();
-    }
-}
-
-/// Scratch and partial gradients of one lane; sized once, reused every batch.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Lane {
-    /// Hidden vectors of a chunk (CHUNK x k).
-    pub h: Vec<f32>,
-    /// Their gradients (CHUNK x k).
-    pub dh: Vec<f32>,
-    /// Logits / dz of a chunk (CHUNK x V; chunked softmax) or of a block of examples
-    /// (PROJECTED_BLOCK x V; projected).
-    pub z: Vec<f32>,
-    /// `S` of the projected softmax (V x V): per context token, the weighted sum of the `dz`
-    /// of the examples it appears in.
-    pub s: Vec<f32>,
-    /// Partial gradient of `out_weight` (V x k).
-    pub dw: Vec<f32>,
-    /// Partial gradient of `out_bias` (V).
-    pub db: Vec<f32>,
-    /// Partial gradient of `embedding` (V x k).
-    pub de: Vec<f32>,
-    /// Rows of `out_weight`/`out_bias` touched (negative sampling).
-    pub w_rows: RowMarks,
-    /// Rows of `embedding` touched.
-    pub e_rows: RowMarks,
-    /// Loss sum of the lane.
-    pub loss: f64,
-}
-
-impl Lane {
-    pub(crate) fn ensure(&mut self, v: usize, k: usize, softmax: bool) {
-        let grow = |b: &mut Vec<f32>, n: usize| {
-            if b.len() != n {
-                *b = vec![0.0; n];
-            }
-        };
-        grow(&mut self.h, CHUNK * k);
-        grow(&mut self.dh, CHUNK * k);
-        if softmax {
-            grow(&mut self.z, CHUNK * v);
-        }
-        grow(&mut self.dw, v * k);
-        grow(&mut self.db, v);
-        grow(&mut self.de, v * k);
-        self.w_rows.resize(v);
-        self.e_rows.resize(v);
-    }
-
-    /// Buffers of the projected softmax (no chunk scratch).
-    pub(crate) fn ensure_projected(&mut self, v: usize, k: usize) {
-        if self.z.len() < PROJECTED_BLOCK * v {
-            self.z = vec![0.0; PROJECTED_BLOCK * v];
-        }
-        if self.s.len() != v * v {
-            self.s = vec![0.0; v * v];
-        }
-        for (b, n) in [(&mut self.dw, v * k), (&mut self.db, v), (&mut self.de, v * k)] {
-            if b.len() != n {
-                *b = vec![0.0; n];
-            }
-        }
-        self.w_rows.resize(v);
-        self.e_rows.resize(v);
     }
 }
 

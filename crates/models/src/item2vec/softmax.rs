@@ -46,14 +46,10 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::objective::{Lane, RowMarks, Weights};
+pub use super::lane::CHUNK;
+pub(crate) use super::lane::PROJECTED_BLOCK;
+use super::lane::{Lane, RowMarks, Weights};
 use super::{Architecture, ContextReduce, Examples};
-
-/// Rows per matrix-product chunk.
-pub const CHUNK: usize = 256;
-
-/// Examples per block of the projected kernel's staged loop.
-pub(crate) const PROJECTED_BLOCK: usize = 16;
 
 /// Largest vocabulary the projected kernel takes (its V x V buffers, one per lane, stay <= 4 MiB).
 pub const MAX_PROJECTED_VOCAB: usize = 1024;

@@ -42,10 +42,10 @@ use reelvec_engine::{
 use serde::{Deserialize, Serialize};
 
 use super::{check_dim, check_fraction, check_key, check_train, find_title, require_ratings, MovieScore};
-use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
+use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
 use crate::traits::top_k_indices;
-use crate::{ItemEmbeddings, ModelError, ModelKind};
+use crate::{ItemEmbeddings, ModelError};
 
 /// P2 settings; [`Default`] is the notebook's protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,7 +238,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     let train_seconds = started.elapsed().as_secs_f64();
 
     let best_val_mse = history.epochs.iter().filter_map(|e| e.val_loss).reduce(f64::min);
-    let model = MfModel::new(ModelKind::Mf, spec, params, OutputMap::Stars)?;
+    let model = MfModel::new(MfVariant::Biased, spec, params, OutputMap::Stars)?;
     let (val_rmse, val_mae) = if val.is_empty() {
         (None, None)
     } else {

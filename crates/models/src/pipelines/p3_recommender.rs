@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_dim, check_fraction, check_key, check_train, require_ratings, run_info_for, MovieScore};
 use crate::checkpoint::{self, RatedItems};
-use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
+use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
 use crate::traits::top_k_indices;
 use crate::{ModelError, ModelKind, RatingModel};
@@ -199,7 +199,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let trained =
-        MfModel::new(ModelKind::SigmoidMf, spec, params, OutputMap::MinMax { min: mm.min, max: mm.max })?;
+        MfModel::new(MfVariant::Sigmoid, spec, params, OutputMap::MinMax { min: mm.min, max: mm.max })?;
 
     // Save the weights and load them back into a fresh model (in memory: the same bytes a run
     // directory holds).

@@ -22,9 +22,9 @@ use reelvec_engine::{
 use serde::{Deserialize, Serialize};
 
 use super::{check_dim, check_fraction, check_key, check_train, require_ratings};
-use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
+use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
-use crate::{ModelError, ModelKind};
+use crate::ModelError;
 
 /// P4 settings; [`Default`] is the notebook's protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,7 +161,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
 
     let output =
         OutputMap::Residual { global: means.global, user: means.user.clone(), movie: means.movie.clone() };
-    let model = MfModel::new(ModelKind::ResidualMf, spec, params, output)?;
+    let model = MfModel::new(MfVariant::Residual, spec, params, output)?;
     let cols = |rows: &[u32]| {
         let r = &ds.ratings;
         let pick = |v: &[u32]| rows.iter().map(|&i| v[i as usize]).collect::<Vec<u32>>();

@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use reelvec_data::synth::{self, Preset};
 use reelvec_data::Dataset;
 use reelvec_engine::gpu::Gpu;
@@ -37,7 +37,7 @@ use super::scale_gpu;
 pub const FULL_USERS: usize = 162_541;
 
 /// The cases of the scale suite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleCase {
     /// Biased MF epoch (bandwidth figures).
     Mf,
@@ -70,9 +70,10 @@ pub struct ScalePlan {
 pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Case>)> {
     let mut config = Preset::Ml25m.config();
     config.n_users = ((FULL_USERS as f64 * plan.fraction).round() as usize).max(100);
-    eprintln!(
+    tracing::info!(
         "bench: generating synthetic ml-25m shape, {} users x {} movies",
-        config.n_users, config.n_movies
+        config.n_users,
+        config.n_movies
     );
     let started = Instant::now();
     let ds = synth::generate(&config).dataset;
@@ -88,7 +89,7 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
         ds.users.len(),
         ds.movies.len()
     );
-    eprintln!("bench: {label}");
+    tracing::info!("bench: {label}");
     let bandwidth = match plan.device {
         Device::Cpu => {
             let b = copy_bandwidth(plan.threads);
@@ -257,7 +258,7 @@ fn copy_bandwidth(threads: usize) -> f64 {
 fn mf(ds: &Dataset, plan: &ScalePlan, bandwidth: f64) -> Result<(Case, reelvec_models::mf::MfModel)> {
     let k = 64;
     let batch = 65_536;
-    eprintln!("bench: scale MF k = {k}, lazy Adam, batch {batch}");
+    tracing::info!("bench: scale MF k = {k}, lazy Adam, batch {batch}");
     let cfg = p2_mf::Config {
         k,
         init_std: 0.1,
@@ -351,7 +352,7 @@ fn mf(ds: &Dataset, plan: &ScalePlan, bandwidth: f64) -> Result<(Case, reelvec_m
 }
 
 fn cooc(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
-    eprintln!("bench: scale P1 on {} movies", ds.movies.len());
+    tracing::info!("bench: scale P1 on {} movies", ds.movies.len());
     let memory = MemoryWatch::start();
     let config = CoocConfig { steps: plan.p1_steps.max(1), ..CoocConfig::default() };
     let likes =
@@ -398,7 +399,7 @@ fn cooc(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
 }
 
 fn skipgram(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
-    eprintln!("bench: scale skip-gram, negative sampling");
+    tracing::info!("bench: scale skip-gram, negative sampling");
     let mut cfg = p0_cbow::Config {
         top_movies: 0,
         min_user_ratings: 1,
@@ -506,7 +507,7 @@ fn movie_means(ds: &Dataset) -> Vec<f32> {
 }
 
 fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel, threads: usize) -> Result<Case> {
-    eprintln!("bench: scale top-N with diversity, novelty and coverage");
+    tracing::info!("bench: scale top-N with diversity, novelty and coverage");
     let rated = RatedItems::from_pairs(ds.users.len(), &ds.ratings.user, &ds.ratings.movie)?;
     let means = movie_means(ds);
     let counts = interaction_counts(&ds.ratings.movie, ds.movies.len())?;

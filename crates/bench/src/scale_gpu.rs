@@ -2,17 +2,18 @@
 //! beside their CPU versions in [`super::scale`]:
 //!
 //! - MF: the model is trained end to end by `p2_mf::run_on` (its epoch time includes the host
-//!   shuffle and the per-epoch order upload), then `mf_gpu::bench_scale_epoch` times device
+//!   shuffle and the per-epoch order upload), then `mf_scale::bench_scale_epoch` times device
 //!   epochs alone and counts the bytes they must move; the bound is those bytes over the
 //!   device's measured copy bandwidth (and over the H100's 3.35 TB/s datasheet figure);
-//! - P1: `cooc::gpu::bench_step`, seconds per full-batch step from `L`;
-//! - skip-gram: `item2vec::gpu::bench_sgns_epoch` (Hogwild kernel, 5 negatives): pairs/s;
+//! - P1: `cooc_bench::bench_step`, seconds per full-batch step from `L`;
+//! - skip-gram: `sgns_bench::bench_sgns_epoch` (Hogwild kernel, 5 negatives): pairs/s;
 //! - top-N: `reelvec_metrics::topn_gpu::top_n` with rated movies excluded, then the
 //!   beyond-accuracy figures on the host.
 
 use std::time::Instant;
 
-use anyhow::Result;
+use crate::error::Result;
+use crate::mf_scale::{self, H100_SXM_BYTES_PER_SECOND};
 use reelvec_data::Dataset;
 use reelvec_engine::gpu::{CudaSlice, Gpu};
 use reelvec_engine::Device;
@@ -20,9 +21,8 @@ use reelvec_metrics::beyond::interaction_counts;
 use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, ScoreLink, TopNConfig};
 use reelvec_models::cooc::CoocProblem;
 use reelvec_models::mf::MfModel;
-use reelvec_models::mf_gpu::{self, H100_SXM_BYTES_PER_SECOND};
 use reelvec_models::pipelines::p2_mf;
-use reelvec_models::{item2vec, ItemEmbeddings};
+use reelvec_models::ItemEmbeddings;
 
 use super::report::{Case, Figure, Timing};
 
@@ -53,9 +53,9 @@ pub fn mf_device_figures(
     epochs: usize,
     bandwidth: f64,
 ) -> Result<Vec<Figure>> {
-    let (columns, spec) = mf_gpu::scale_case(ds, cfg.k);
+    let (columns, spec) = mf_scale::scale_case(ds, cfg.k);
     let train = &cfg.train;
-    let report = mf_gpu::bench_scale_epoch(
+    let report = mf_scale::bench_scale_epoch(
         gpu,
         &columns,
         spec,
@@ -92,7 +92,7 @@ pub fn mf_device_figures(
 
 /// P1: seconds per full-batch step on the device.
 pub fn cooc_step_seconds(gpu: &Gpu, problem: &CoocProblem, k: usize, steps: usize) -> Result<f64> {
-    Ok(reelvec_models::cooc::gpu::bench_step(gpu, problem, k, steps.max(1))?)
+    crate::cooc_bench::bench_step(gpu, problem, k, steps.max(1))
 }
 
 /// Skip-gram with negative sampling on the device: (pairs, seconds, pairs/s, loss).
@@ -103,8 +103,8 @@ pub fn sgns_epoch(
     dim: usize,
     negatives: usize,
     window: usize,
-) -> Result<item2vec::gpu::SgnsBench> {
-    Ok(item2vec::gpu::bench_sgns_epoch(gpu, sequences, vocab, dim, negatives, window)?)
+) -> Result<crate::sgns_bench::SgnsBench> {
+    crate::sgns_bench::bench_sgns_epoch(gpu, sequences, vocab, dim, negatives, window)
 }
 
 /// Top-10 for every user on the device, then the beyond-accuracy figures on the host.

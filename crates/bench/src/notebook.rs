@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use ndarray::Axis;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::Device;
@@ -69,11 +69,11 @@ fn peer(
     extra: &[String],
 ) -> Option<PeerRun> {
     let peers = plan.peers?;
-    eprintln!("bench: PyTorch {script}");
+    tracing::info!("bench: PyTorch {script}");
     match peers.run(script, plan.data_dir, split, extra) {
         Ok(run) => Some(run),
         Err(e) => {
-            notes.push(format!("PyTorch {script} did not run: {e:#}"));
+            notes.push(format!("PyTorch {script} did not run: {e}"));
             None
         }
     }
@@ -92,7 +92,7 @@ fn ours_timing(epoch_seconds: &[f64], cpu: Option<f64>, examples: f64) -> Timing
 }
 
 fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
-    eprintln!("bench: P0 CBOW");
+    tracing::info!("bench: P0 CBOW");
     let mut cfg = p0_cbow::Config::default();
     cfg.train.quiet = true;
     if let Some(e) = plan.epochs {
@@ -134,7 +134,7 @@ fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
 }
 
 fn p1(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
-    eprintln!("bench: P1 co-occurrence");
+    tracing::info!("bench: P1 co-occurrence");
     let ds = plan.dataset;
     let mut cfg = p1_cooc::Config { reference: p1_cooc::ReferenceChoice::None, ..Default::default() };
     if let Some(steps) = plan.p1_steps {
@@ -212,7 +212,7 @@ fn p1(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
 }
 
 fn p2(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
-    eprintln!("bench: P2 biased MF");
+    tracing::info!("bench: P2 biased MF");
     let mut cfg = p2_mf::Config::default();
     cfg.train.quiet = true;
     if let Some(e) = plan.epochs {
@@ -246,7 +246,7 @@ fn p2(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
 }
 
 fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
-    eprintln!("bench: P3 sigmoid MF");
+    tracing::info!("bench: P3 sigmoid MF");
     let ds = plan.dataset;
     let mut cfg = p3_recommender::Config::default();
     cfg.train.quiet = true;
@@ -351,7 +351,7 @@ fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
 }
 
 fn p4(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
-    eprintln!("bench: P4 residual MF");
+    tracing::info!("bench: P4 residual MF");
     let mut cfg = p4_residual::Config::default();
     cfg.train.quiet = true;
     if let Some(e) = plan.epochs {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON layout below.
@@ -253,28 +253,9 @@ pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
-/// Now as `YYYY-MM-DD HH:MM UTC`.
+/// Now as `YYYY-MM-DD HH:MM:SS UTC` (reelvec-report's one date formatter).
 pub fn utc_now() -> String {
-    let secs =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    format_utc(secs)
-}
-
-/// Seconds since 1970-01-01 00:00 UTC as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian calendar;
-/// Howard Hinnant's `civil_from_days`).
-pub fn format_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let in_day = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", in_day / 3600, in_day % 3600 / 60)
+    reelvec_report::report::utc_timestamp(std::time::SystemTime::now())
 }
 
 /// Mean of a slice (0 when empty).
@@ -315,13 +296,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utc_dates_by_hand() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
-        // 2000-02-29 12:34 UTC = 951_827_640 (a leap day in a century leap year).
-        assert_eq!(format_utc(951_827_640), "2000-02-29 12:34 UTC");
-        // 2026-11-23 00:41 UTC.
-        assert_eq!(format_utc(1_795_394_460), "2026-11-23 00:41 UTC");
-        assert_eq!(format_utc(-60), "1969-12-31 23:59 UTC");
+    fn dates_come_from_reelvec_report() {
+        let now = utc_now();
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let expected = reelvec_report::report::utc_timestamp(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        );
+        assert_eq!(now.len(), "2026-11-23 00:41:00 UTC".len(), "{now}");
+        assert_eq!(now[..10], expected[..10]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use serde_json::Value;
 
 use super::report::{steady_mean, Timing};
@@ -107,7 +107,7 @@ impl Peers {
             Some(path) => match attempt(Some(path)) {
                 Ok(()) => true,
                 Err(e) => {
-                    eprintln!("bench: {e}; running {script} on its own split");
+                    tracing::info!("bench: {e}; running {script} on its own split");
                     attempt(None)?;
                     false
                 }
