@@ -89,13 +89,12 @@ impl FoldedUser<'_> {
     }
 
     /// The `k` best movies by predicted stars, `excluded` left out, best first (ties: lower index).
-    pub fn top(&self, k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
-        let n = self.model.spec().n_movies as u32;
-        let mut scored: Vec<(u32, f32)> =
-            (0..n).filter(|m| !excluded.contains(m)).map(|m| (m, self.predict(m))).collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.truncate(k);
-        scored
+    /// Ranked by reelvec-metrics' `top_k_of_row` (the one top-N order).
+    pub fn top(&self, k: usize, excluded: &[u32]) -> Result<Vec<(u32, f32)>> {
+        let scores: Vec<f32> = (0..self.model.spec().n_movies as u32).map(|m| self.predict(m)).collect();
+        let mut excluded = excluded.to_vec();
+        excluded.sort_unstable();
+        Ok(reelvec_metrics::topn::top_k_of_row(&scores, k, &excluded)?)
     }
 }
 
@@ -126,7 +125,7 @@ pub fn recommend_rated(model: &MfModel, info: &RunInfo, rated_args: &[String], k
     }
     let excluded: Vec<u32> = rated.iter().map(|&(m, _)| m).collect();
     outln!("top {k} (predicted stars, rated movies excluded):");
-    for (rank, (m, stars)) in user.top(k, &excluded).into_iter().enumerate() {
+    for (rank, (m, stars)) in user.top(k, &excluded)?.into_iter().enumerate() {
         outln!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
     }
     Ok(())

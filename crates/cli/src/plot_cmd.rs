@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ndarray::{Array2, Axis};
+use reelvec_data::transforms;
 use reelvec_engine::History;
 use reelvec_metrics::projection::{pca, tsne, TsneConfig};
 use reelvec_metrics::similarity::cosine_similarity_matrix;
@@ -163,7 +164,13 @@ fn generic_history_chart(info: &RunInfo, name: &str) -> Result<LineChart> {
             .collect();
         chart = chart.with_series(field, points);
     }
-    Ok(chart.with_axes("epoch", if info.model_kind == ModelKind::Cooc { "cost" } else { "loss" }))
+    if info.model_kind == ModelKind::Cooc {
+        // P1's history is one entry per full-batch Adam step; its costs fall by orders of
+        // magnitude, so the cost axis is logarithmic.
+        chart.log_y = Some(true);
+        return Ok(chart.with_axes("Adam step", "cost"));
+    }
+    Ok(chart.with_axes("epoch", "loss"))
 }
 
 /// Per-movie number of ratings and mean rating, in the run's dense movie order.
@@ -189,19 +196,18 @@ fn movie_stats(args: &Args, info: &RunInfo) -> Result<Option<MovieStats>> {
             crate::evaluate_cmd::check_run_data(info, &ds)?;
             let run_index: HashMap<u64, u32> =
                 info.movie_raw_ids.iter().enumerate().map(|(i, &raw)| (raw, i as u32)).collect();
+            // reelvec-data's per-movie counts and means (NaN: unrated), moved to the run's order.
             let n = info.movie_raw_ids.len();
-            let (mut count, mut sum) = (vec![0u32; n], vec![0f64; n]);
-            for (&movie, &rating) in ds.ratings.movie.iter().zip(&ds.ratings.rating) {
-                let run_movie = ds.movies.raw(movie).and_then(|raw| run_index.get(&raw));
-                if let Some(&m) = run_movie {
-                    count[m as usize] += 1;
-                    sum[m as usize] += f64::from(rating);
+            let stats = transforms::MovieStats::compute(&ds.ratings, None, ds.movies.len());
+            let (mut count, mut mean) = (vec![0u32; n], vec![f32::NAN; n]);
+            for movie in 0..ds.movies.len() as u32 {
+                if let Some(&m) = ds.movies.raw(movie).and_then(|raw| run_index.get(&raw)) {
+                    count[m as usize] = stats.count[movie as usize];
+                    mean[m as usize] = stats.mean[movie as usize];
                 }
             }
-            let mean =
-                count.iter().zip(&sum).map(|(&c, &s)| if c > 0 { (s / f64::from(c)) as f32 } else { 0.0 });
             return Ok(Some(MovieStats {
-                mean: Some(mean.collect()),
+                mean: Some(mean),
                 count,
                 source: format!("ratings in {}", path.display()),
             }));
@@ -212,7 +218,7 @@ fn movie_stats(args: &Args, info: &RunInfo) -> Result<Option<MovieStats>> {
     Ok(rated.map(|rated| {
         let mut count = vec![0u32; info.movie_raw_ids.len()];
         for user in 0..info.user_raw_ids.len() as u32 {
-            for &m in rated.of(user) {
+            for &m in rated.row(user) {
                 if let Some(c) = count.get_mut(m as usize) {
                     *c += 1;
                 }
@@ -227,9 +233,9 @@ fn movie_stats(args: &Args, info: &RunInfo) -> Result<Option<MovieStats>> {
 fn top_by(candidates: &[u32], score: &[f32], count: Option<&[u32]>, n: usize) -> Vec<u32> {
     let mut order = candidates.to_vec();
     let ratings = |m: u32| count.map_or(0, |c| c[m as usize]);
-    order.sort_by(|&a, &b| {
-        score[b as usize].total_cmp(&score[a as usize]).then(ratings(b).cmp(&ratings(a))).then(a.cmp(&b))
-    });
+    // NaN (a movie without a mean) ranks last.
+    let key = |m: u32| if score[m as usize].is_nan() { f32::NEG_INFINITY } else { score[m as usize] };
+    order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(ratings(b).cmp(&ratings(a))).then(a.cmp(&b)));
     order.truncate(n);
     order
 }
@@ -451,7 +457,8 @@ mod tests {
         let svg = plot(&run, "loss", &[]);
         assert!(svg.contains(">\nmasked\n</text>"));
         assert!(svg.contains(">\nunmasked\n</text>"));
-        assert!(svg.contains(">\ncost\n</text>"));
+        assert!(svg.contains(">\ncost (log scale)\n</text>"), "P1's cost axis is logarithmic");
+        assert!(svg.contains(">\nAdam step\n</text>"), "P1's x axis counts Adam steps, not epochs");
     }
 
     #[test]

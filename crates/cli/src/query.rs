@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use reelvec_metrics::similarity::nearest_neighbours;
+use reelvec_metrics::MetricsError;
 use reelvec_models::checkpoint;
 use reelvec_models::mf::MfModel;
 use reelvec_models::pipelines::load_item_embeddings;
 use reelvec_models::titles::{self, TitleMiss};
-use reelvec_models::traits::nearest_by_cosine;
 use reelvec_models::{RatingModel, RunInfo};
 
 /// `reelvec similar` arguments.
@@ -110,13 +111,22 @@ pub fn similar(args: SimilarArgs) -> Result<()> {
     let (emb, info) = load_item_embeddings(&args.run)?;
     let movie = resolve_movie(&info, &args.movie)?;
     let k = crate::args::clamp_count("-k", args.k, emb.nrows().saturating_sub(1), "other movies of the run");
+    let neighbours = match nearest_neighbours(emb.view(), movie, k) {
+        Err(MetricsError::NoVector { .. }) => bail!(
+            "{} ({}) has no vector in this {} run: its embedding is (near) zero, so it has no neighbours",
+            info.title(movie),
+            info.movie_raw_ids[movie as usize],
+            info.model_kind
+        ),
+        other => other?,
+    };
     outln!(
         "nearest to {} ({}) by cosine, {} model:",
         info.title(movie),
         info.movie_raw_ids[movie as usize],
         info.model_kind
     );
-    for (rank, (m, sim)) in nearest_by_cosine(emb.view(), movie, k).into_iter().enumerate() {
+    for (rank, (m, sim)) in neighbours.into_iter().enumerate() {
         outln!("{:>3}  {:>7.4}  {:>7}  {}", rank + 1, sim, info.movie_raw_ids[m as usize], info.title(m));
     }
     Ok(())
@@ -142,8 +152,8 @@ pub fn recommend(mut args: RecommendArgs) -> Result<()> {
     } else {
         checkpoint::RatedItems::default()
     };
-    let seen = rated.of(user);
-    let top = model.top_n(user, info.movie_raw_ids.len(), args.k, &|m| seen.binary_search(&m).is_ok());
+    let seen = rated.row(user);
+    let top = model.top_n(user, info.movie_raw_ids.len(), args.k, seen)?;
     outln!(
         "top {} for user {}{} ({} model, predicted stars):",
         args.k,

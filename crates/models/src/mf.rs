@@ -32,10 +32,11 @@
 
 use std::path::Path;
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 use rand::Rng;
 use reelvec_data::Ratings;
 use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, Table, TableId};
+use reelvec_metrics::FactorScores;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, require_table, RunInfo};
@@ -564,6 +565,27 @@ impl MfModel {
 fn table_view(t: &Table) -> ArrayView2<'_, f32> {
     // The store guarantees data.len() == rows * cols.
     ArrayView2::from_shape((t.rows, t.cols), &t.data).expect("ParamStore keeps data.len() == rows * cols")
+}
+
+impl MfModel {
+    /// The model as reelvec-metrics' `FactorScores` for blocked top-N (CPU or GPU): factors,
+    /// user bias, and per movie the learned bias or, for P4, the movie's residual mean. Every
+    /// link is monotone and the user terms are constant per user, so ranking these raw scores
+    /// ranks by predicted stars; the reported scores are raw, not stars.
+    pub fn factor_scores(&self) -> Result<FactorScores<'_>, ModelError> {
+        let mut scores = FactorScores::new(self.user_embeddings(), self.item_embeddings())?;
+        if let Some(b) = self.user_bias() {
+            scores = scores.with_user_bias(ArrayView1::from(b))?;
+        }
+        let movie_offset = match &self.output {
+            OutputMap::Residual { movie, .. } => Some(movie.as_slice()),
+            _ => self.movie_bias(),
+        };
+        if let Some(c) = movie_offset {
+            scores = scores.with_item_bias(ArrayView1::from(c))?;
+        }
+        Ok(scores)
+    }
 }
 
 impl ItemEmbeddings for MfModel {

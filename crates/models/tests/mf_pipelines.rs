@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used)]
 
 use rand::{Rng, SeedableRng};
+use reelvec_data::transforms::MovieStats;
 use reelvec_data::{Catalogue, Dataset, IdMap, Movie, Ratings};
 use reelvec_models::mf::{Link, MfModel, MfSpec, OutputMap};
-use reelvec_models::pipelines::p3_recommender::{top_n_figures, MovieStats};
 use reelvec_models::pipelines::{p2_mf, p3_recommender, p4_residual, run_info_for};
 use reelvec_models::{checkpoint, ItemEmbeddings, ModelKind, RatingModel};
 
@@ -120,9 +120,8 @@ fn p3_round_trip_and_top_n() {
     // val MSE on the [0, 1] scale times span² is the MSE in stars.
     let span2 = 16.0;
     assert!((o.val_mse_scaled.unwrap() * span2 - o.val_rmse.unwrap().powi(2)).abs() < 1e-3);
-    assert_eq!(o.top_n.users, 50);
     assert!(o.top_n.diversity >= 0.0 && o.top_n.diversity <= 2.0);
-    assert!(o.top_n.coverage > 0.0 && o.top_n.coverage <= 1.0);
+    assert!(o.top_n.catalogue_coverage > 0.0 && o.top_n.catalogue_coverage <= 1.0);
     assert!(o.top_n.mean_rating_novelty >= 1.0 && o.top_n.mean_rating_novelty <= 5.0);
     // Predictions are in stars.
     for m in 0..30 {
@@ -222,24 +221,34 @@ fn mf_model_save_load_and_score_all() {
 }
 
 #[test]
-fn top_n_figures_by_hand() {
-    // Three movies: e0 = (1,0), e1 = (0,1), e2 = (1,1). One user's list [0, 1]: cos 0, diversity 1.
-    // Another's [0, 2]: cos 1/sqrt2, diversity 1 - 0.7071.
-    struct E(ndarray::Array2<f32>);
-    impl ItemEmbeddings for E {
-        fn item_embeddings(&self) -> ndarray::ArrayView2<'_, f32> {
-            self.0.view()
-        }
-    }
-    let e = E(ndarray::array![[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]);
-    let stats = MovieStats { count: vec![4, 2, 1], mean: vec![4.0, 3.0, 5.0] };
-    let lists = vec![vec![0, 1], vec![0, 2]];
-    let f = top_n_figures(&e, &lists, &stats, 4);
-    let d = (1.0 + (1.0 - std::f64::consts::FRAC_1_SQRT_2)) / 2.0;
-    assert!((f.diversity - d).abs() < 1e-6, "{}", f.diversity);
-    assert!((f.mean_rating_novelty - (3.5 + 4.5) / 2.0).abs() < 1e-9);
-    // Self-information: -log2(4/4) = 0, -log2(2/4) = 1, -log2(1/4) = 2 -> (0.5 + 1) / 2.
-    assert!((f.self_information - 0.75).abs() < 1e-9);
-    assert!((f.coverage - 1.0).abs() < 1e-9);
-    assert_eq!(f.users, 2);
+fn p3_top_n_figures_are_the_metrics_crate_figures() {
+    // One definition: the pipeline's figures are reelvec-metrics' BeyondAccuracy over
+    // reelvec-metrics' top-N with training counts and means, exactly what `evaluate` computes.
+    // (P3 had its own top-N and a self-information over raters / users.)
+    let ds = planted(40, 24, 12, 5);
+    let base = p3_recommender::Config::default();
+    let cfg = p3_recommender::Config { k: 4, train: quiet(base.train.clone(), |t| t.epochs = 3), ..base };
+    let o = p3_recommender::run(&ds, &cfg).unwrap();
+    let stats = MovieStats::compute(&ds.ratings, Some(&o.train_rows), ds.movies.len());
+    let lists = reelvec_metrics::topn::top_n(
+        &o.model.factor_scores().unwrap(),
+        &reelvec_metrics::TopNConfig::with_k(cfg.top_n),
+        None,
+    )
+    .unwrap();
+    let expect = reelvec_metrics::BeyondAccuracy::compute(
+        lists.indices.view(),
+        o.model.item_embeddings(),
+        &stats.mean,
+        &stats.counts_u64(),
+    )
+    .unwrap();
+    assert_eq!(o.top_n, expect);
+    // Self-information by hand from the lists: -log2(max(count, 1) / train rows) per slot.
+    let n = o.train_rows.len() as f64;
+    let slots: Vec<u32> =
+        (0..lists.indices.nrows()).flat_map(|r| lists.list(r).collect::<Vec<_>>()).collect();
+    let by_hand = slots.iter().map(|&m| -(f64::from(stats.count[m as usize].max(1)) / n).log2()).sum::<f64>()
+        / slots.len() as f64;
+    assert!((o.top_n.self_information_novelty - by_hand).abs() < 1e-9);
 }

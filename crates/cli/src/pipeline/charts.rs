@@ -64,6 +64,8 @@ pub fn cost_svg(title: &str, costs: &[f64], reference: Option<f64>) -> Result<St
     if let Some(r) = reference {
         chart = chart.with_reference(format!("rank-k eigen reference {r:.4e}"), r);
     }
+    // Costs fall by orders of magnitude: a log cost axis (kept linear by the chart if any is <= 0).
+    chart.log_y = Some(true);
     Ok(chart.with_axes("Adam step", "cost").to_svg()?)
 }
 

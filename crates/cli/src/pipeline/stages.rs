@@ -49,8 +49,14 @@ fn well_known(ds: &Dataset) -> Option<u32> {
 
 fn neighbours_example(ds: &Dataset, model: &impl ItemEmbeddings, n: usize) -> Option<String> {
     let q = well_known(ds)?;
-    let nn = MovieScore::list(ds, &model.nearest_by_cosine(q, n));
-    Some(movie_lines(&format!("nearest to {} by cosine", ds.title(q)), &nn))
+    match model.nearest_by_cosine(q, n) {
+        Ok(nn) => {
+            Some(movie_lines(&format!("nearest to {} by cosine", ds.title(q)), &MovieScore::list(ds, &nn)))
+        }
+        Err(_) => {
+            Some(format!("{} has no vector (its embedding is (near) zero): no neighbours", ds.title(q)))
+        }
+    }
 }
 
 fn header(ctx: &StageContext<'_>, id: &str, title: &str) -> Section {
@@ -136,7 +142,7 @@ fn finish_mf<O: MfOutcome, C: serde::Serialize>(
         pipelines::run_info_for(ds, O::KIND, config::to_json(cfg), seed, Some(&ctx.data.data_path));
     info.history = serde_json::to_value(outcome.history())?;
     info.metrics = outcome.metrics();
-    outcome.model().save(&dir, &info, Some(&pipelines::rated_rows(ds, outcome.train_rows())))?;
+    outcome.model().save(&dir, &info, Some(&pipelines::rated_rows(ds, outcome.train_rows())?))?;
     Ok(finish(section, &dir, summary))
 }
 
@@ -334,7 +340,14 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
         f.reference_cost.map_or("-".into(), |c| format!("{c:.6e}")),
         None,
     );
-    figure(&mut section, "cost / reference", opt4(f.ratio), None);
+    figure(
+        &mut section,
+        "reference masked cost (same mask)",
+        f.reference_masked_cost.map_or("-".into(), |c| format!("{c:.6e}")),
+        None,
+    );
+    figure(&mut section, "masked cost / reference masked cost", opt4(f.ratio_to_reference_masked), None);
+    figure(&mut section, "unmasked cost / reference unmasked cost", opt4(f.ratio_unmasked), None);
     for (q, nn) in &o.neighbours {
         example(&mut section, movie_lines(&format!("nearest to {} by cosine", q.title), nn));
     }
@@ -354,7 +367,7 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
     let summary = SummaryRow {
         pipeline: "P1 co-occurrence".into(),
         seconds,
-        figure: format!("cost/reference {}", opt4(f.ratio)),
+        figure: format!("cost/reference (like for like) {}", opt4(f.ratio)),
         notebook: "never trained".into(),
     };
     Ok(finish(section, &dir, summary))
@@ -451,8 +464,8 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
         f4(t.mean_rating_novelty),
         Some("exercise, no figure"),
     );
-    figure(&mut section, "novelty (self-information, bits)", f4(t.self_information), None);
-    figure(&mut section, "catalogue coverage", f4(t.coverage), None);
+    figure(&mut section, "novelty (self-information, bits)", f4(t.self_information_novelty), None);
+    figure(&mut section, "catalogue coverage", f4(t.catalogue_coverage), None);
     if let Some((user, list)) = &o.example_user {
         example(
             &mut section,

@@ -164,8 +164,8 @@ pub fn run_info_for(
 
 /// The movies each user rated in the training rows `rows` of `ds`, saved with a run as
 /// `rated.safetensors` (for `--exclude-rated`).
-pub fn rated_rows(ds: &Dataset, rows: &[u32]) -> RatedItems {
-    RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(rows), ds.users.len())
+pub fn rated_rows(ds: &Dataset, rows: &[u32]) -> Result<RatedItems, ModelError> {
+    Ok(RatedItems::from_rows_of(ds.users.len(), &ds.ratings.user, &ds.ratings.movie, rows)?)
 }
 
 /// The table holding a kind's item embeddings (one row per dense movie).

@@ -44,8 +44,10 @@ use serde::{Deserialize, Serialize};
 use super::{find_title, require_ratings, MovieScore};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
-use crate::traits::top_k_indices;
+use crate::traits::no_vector_as_none;
 use crate::{ItemEmbeddings, ModelError, ModelKind};
+use reelvec_metrics::similarity::extremes;
+use reelvec_metrics::topn::top_k_of_row;
 
 /// P2 settings; [`Default`] is the notebook's protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,15 +227,18 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     };
 
     let bias = model.movie_bias().unwrap_or(&[]);
-    let neg: Vec<f32> = bias.iter().map(|b| -b).collect();
-    let lowest: Vec<(u32, f32)> =
-        top_k_indices(&neg, cfg.report_n, &|_| false).into_iter().map(|(m, s)| (m, -s)).collect();
-    let highest = top_k_indices(bias, cfg.report_n, &|_| false);
-    let top = top_k_indices(bias, cfg.top_by_bias, &|_| false);
-    let neighbours = find_title(ds, &cfg.well_known).map(|m| {
-        let query = MovieScore::new(ds, m, 1.0);
-        (query, MovieScore::list(ds, &model.nearest_by_cosine(m, cfg.report_n)))
-    });
+    let by_bias = extremes(ndarray::ArrayView1::from(bias), cfg.report_n, None)?;
+    let (lowest, highest) = (by_bias.lowest, by_bias.highest);
+    let top = top_k_of_row(bias, cfg.top_by_bias, &[])?;
+    let neighbours = match find_title(ds, &cfg.well_known) {
+        Some(m) => {
+            let query = MovieScore::new(ds, m, 1.0);
+            // A movie without a vector has an empty neighbour list (the CLI says so).
+            let list = no_vector_as_none(model.nearest_by_cosine(m, cfg.report_n))?.unwrap_or_default();
+            Some((query, MovieScore::list(ds, &list)))
+        }
+        None => None,
+    };
 
     Ok(Outcome {
         best_val_rmse: best_val_mse.map(f64::sqrt),
