@@ -159,10 +159,14 @@ pub fn run(mut args: Args) -> Result<()> {
 fn rating(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Result<()> {
     check_fingerprint(info, ds, "the data set")?;
     let (model, _) = MfModel::load(&args.run)?;
-    let (fraction, seed) = match info.model_kind {
-        ModelKind::Mf => config::<p2_mf::Config>(info).map(|c| (c.train_fraction, c.seed))?,
-        ModelKind::SigmoidMf => config::<p3_recommender::Config>(info).map(|c| (c.train_fraction, c.seed))?,
-        _ => config::<p4_residual::Config>(info).map(|c| (c.train_fraction, c.seed))?,
+    // P3's lists follow its config (the notebook keeps rated movies); the others exclude the
+    // training movies. So evaluate reproduces P3's recorded top-N figures exactly.
+    let (fraction, seed, exclude_rated) = match info.model_kind {
+        ModelKind::Mf => config::<p2_mf::Config>(info).map(|c| (c.train_fraction, c.seed, true))?,
+        ModelKind::SigmoidMf => {
+            config::<p3_recommender::Config>(info).map(|c| (c.train_fraction, c.seed, c.exclude_rated))?
+        }
+        _ => config::<p4_residual::Config>(info).map(|c| (c.train_fraction, c.seed, true))?,
     };
     let (mut train, val) = if fraction >= 1.0 {
         ((0..ds.ratings.len() as u32).collect::<Vec<u32>>(), Vec::new())
@@ -192,10 +196,10 @@ fn rating(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Result<
     let device = resolve_device(&args.device, args.json)?;
     let top_config = TopNConfig::with_k(args.k);
     let top = match device {
-        Device::Cpu => reelvec_metrics::topn::top_n(&scores, &top_config, Some(&rated))?,
+        Device::Cpu => reelvec_metrics::topn::top_n(&scores, &top_config, exclude_rated.then_some(&rated))?,
         Device::Cuda(_) => {
             let gpu = Gpu::for_device(device)?;
-            reelvec_metrics::topn_gpu::top_n(&gpu, &scores, &top_config, Some(&rated))?
+            reelvec_metrics::topn_gpu::top_n(&gpu, &scores, &top_config, exclude_rated.then_some(&rated))?
         }
     };
     f.put("top-N device", json!(device.to_string()), device.describe());
