@@ -84,7 +84,9 @@ impl FoldedUser<'_> {
         match self.model.output() {
             OutputMap::Stars => y,
             OutputMap::MinMax { min, max } => min + y * (max - min),
-            OutputMap::Residual { global, movie: m, .. } => global + self.user_offset + m[movie as usize] + y,
+            out @ OutputMap::Residual { global, movie: m, .. } => {
+                out.clip(global + self.user_offset + m[movie as usize] + y)
+            }
         }
     }
 

@@ -361,7 +361,8 @@ pub enum OutputMap {
         /// Largest rating of the data.
         max: f32,
     },
-    /// `stars = global + user[u] + movie[i] + y` (P4's residual means added back).
+    /// `stars = clamp(global + user[u] + movie[i] + y, scale)` (P4's residual means added back;
+    /// an unbounded sum, so clipped to the data's rating scale: P4 predicted up to 8.7 stars).
     Residual {
         /// Global mean rating.
         global: f32,
@@ -369,6 +370,9 @@ pub enum OutputMap {
         user: Vec<f32>,
         /// Mean of `r - global` per movie.
         movie: Vec<f32>,
+        /// The rating scale `[lowest, highest]` predictions are clipped to (`None`: unclipped,
+        /// runs saved without a scale).
+        scale: Option<[f32; 2]>,
     },
 }
 
@@ -379,9 +383,19 @@ impl OutputMap {
         match self {
             OutputMap::Stars => y,
             OutputMap::MinMax { min, max } => min + y * (max - min),
-            OutputMap::Residual { global, user: ua, movie: ma } => {
-                global + ua[user as usize] + ma[movie as usize] + y
+            OutputMap::Residual { global, user: ua, movie: ma, .. } => {
+                self.clip(global + ua[user as usize] + ma[movie as usize] + y)
             }
+        }
+    }
+
+    /// Stars clipped to the rating scale where the map has one (P4); the other maps are bounded
+    /// by their link already. The one place predictions are held to the scale.
+    #[inline]
+    pub fn clip(&self, stars: f32) -> f32 {
+        match self {
+            OutputMap::Residual { scale: Some([lo, hi]), .. } => stars.clamp(*lo, *hi),
+            _ => stars,
         }
     }
 }
@@ -487,7 +501,7 @@ impl MfModel {
             OutputMap::MinMax { min, max } => {
                 p.insert(fixed(RATING_RANGE, 1, 2, vec![*min, *max]))?;
             }
-            OutputMap::Residual { global, user, movie } => {
+            OutputMap::Residual { global, user, movie, .. } => {
                 p.insert(fixed(GLOBAL_MEAN, 1, 1, vec![*global]))?;
                 p.insert(fixed(USER_MEAN, user.len(), 1, user.clone()))?;
                 p.insert(fixed(MOVIE_MEAN, movie.len(), 1, movie.clone()))?;
@@ -531,6 +545,7 @@ impl MfModel {
                     global: fixed(GLOBAL_MEAN, 1, 1)?[0],
                     user: fixed(USER_MEAN, n_users, 1)?,
                     movie: fixed(MOVIE_MEAN, n_movies, 1)?,
+                    scale: info.rating_scale,
                 };
                 (false, Link::Identity, output)
             }

@@ -166,7 +166,9 @@ fn p4_residual_targets_and_last_batch_loss() {
     // Prediction = g + user mean + movie mean + p.q.
     let (u, m) = (ds.ratings.user[0], ds.ratings.movie[0]);
     let dot: f32 = o.model.user_embeddings().row(u as usize).dot(&o.model.item_embeddings().row(m as usize));
-    let want = o.means.global + o.means.user[u as usize] + o.means.movie[m as usize] + dot;
+    // Prediction = g + user mean + movie mean + p.q, clipped to the data's rating scale.
+    let [lo, hi] = reelvec_models::pipelines::rating_scale(&ds).unwrap();
+    let want = (o.means.global + o.means.user[u as usize] + o.means.movie[m as usize] + dot).clamp(lo, hi);
     assert!((o.model.predict(u, m) - want).abs() < 1e-5);
 }
 
@@ -192,6 +194,7 @@ fn mf_model_save_load_and_score_all() {
                 global: 3.5,
                 user: (0..10).map(|u| u as f32 * 0.1).collect(),
                 movie: vec![-0.2; 8],
+                scale: reelvec_models::pipelines::rating_scale(&ds),
             },
         ),
     ] {
@@ -217,6 +220,31 @@ fn mf_model_save_load_and_score_all() {
         let params = checkpoint::load_run(&run).unwrap().0;
         let err = MfModel::from_run(&params, &bad, &run).unwrap_err().to_string();
         assert!(err.contains("user_factors") && err.contains("expected [11"), "{err}");
+    }
+}
+
+#[test]
+fn residual_predictions_are_clipped_to_the_rating_scale() {
+    // P4's stars are an unbounded sum (it predicted up to 8.7 stars): held to the data's scale
+    // where outputs become stars, and only there.
+    let map = |scale| OutputMap::Residual { global: 4.5, user: vec![1.0, -5.0], movie: vec![1.0], scale };
+    let clipped = map(Some([0.5, 5.0]));
+    assert_eq!(clipped.stars(0.5, 0, 0), 5.0);
+    assert_eq!(clipped.stars(0.0, 1, 0), 0.5);
+    assert_eq!(clipped.stars(-2.0, 0, 0), 4.5);
+    // Runs saved without a scale keep the raw sum.
+    assert_eq!(map(None).stars(0.5, 0, 0), 7.0);
+    // A trained P4 never predicts outside the data's scale.
+    let ds = planted(40, 20, 12, 9);
+    let base = p4_residual::Config::default();
+    let cfg = p4_residual::Config { train: quiet(base.train.clone(), |t| t.epochs = 2), ..base };
+    let o = p4_residual::run(&ds, &cfg).unwrap();
+    let [lo, hi] = reelvec_models::pipelines::rating_scale(&ds).unwrap();
+    for u in 0..40 {
+        for m in 0..20 {
+            let p = o.model.predict(u, m);
+            assert!((lo..=hi).contains(&p), "{p}");
+        }
     }
 }
 

@@ -148,18 +148,21 @@ pub fn run_info_for(
     info.movie_raw_ids = ds.movies.raws().to_vec();
     info.movie_titles = (0..ds.movies.len() as u32).map(|m| ds.title(m)).collect();
     info.dataset_fingerprint = checkpoint::fingerprint_ratings(&ds.ratings);
-    let r = &ds.ratings.rating;
-    if !r.is_empty() {
-        info.rating_scale = Some([
-            r.iter().copied().fold(f32::INFINITY, f32::min),
-            r.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-        ]);
-    }
+    info.rating_scale = rating_scale(ds);
     // Absolute, so that `evaluate` and `plot` find the data from any folder; a path that does
     // not resolve (`synth:<preset>`) is kept as given.
     info.data_path =
         data_path.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string());
     info
+}
+
+/// The data's rating scale `[lowest, highest]` (`None` without ratings): what `run.json` records
+/// and what P4's predictions are clipped to.
+pub fn rating_scale(ds: &Dataset) -> Option<[f32; 2]> {
+    let r = &ds.ratings.rating;
+    (!r.is_empty()).then(|| {
+        [r.iter().copied().fold(f32::INFINITY, f32::min), r.iter().copied().fold(f32::NEG_INFINITY, f32::max)]
+    })
 }
 
 /// The movies each user rated in the training rows `rows` of `ds`, saved with a run as

@@ -144,8 +144,12 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let output =
-        OutputMap::Residual { global: means.global, user: means.user.clone(), movie: means.movie.clone() };
+    let output = OutputMap::Residual {
+        global: means.global,
+        user: means.user.clone(),
+        movie: means.movie.clone(),
+        scale: super::rating_scale(ds),
+    };
     let model = MfModel::new(ModelKind::ResidualMf, spec, params, output)?;
     let cols = |rows: &[u32]| {
         let r = &ds.ratings;
