@@ -27,7 +27,7 @@ use reelvec_models::checkpoint::{self, fingerprint_ratings};
 use reelvec_models::cooc::{CoocModel, CoocProblem, CoocScratch, LikeMatrix};
 use reelvec_models::item2vec::Examples;
 use reelvec_models::mf::MfModel;
-use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
+use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p3_recommender};
 use reelvec_models::traits::ItemEmbeddings;
 use reelvec_models::{ModelKind, RunInfo};
 use serde_json::{json, Map, Value};
@@ -161,19 +161,12 @@ fn rating(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Result<
     let (model, _) = MfModel::load(&args.run)?;
     // P3's lists follow its config (the notebook keeps rated movies); the others exclude the
     // training movies. So evaluate reproduces P3's recorded top-N figures exactly.
-    let (fraction, seed, exclude_rated) = match info.model_kind {
-        ModelKind::Mf => config::<p2_mf::Config>(info).map(|c| (c.train_fraction, c.seed, true))?,
-        ModelKind::SigmoidMf => {
-            config::<p3_recommender::Config>(info).map(|c| (c.train_fraction, c.seed, c.exclude_rated))?
-        }
-        _ => config::<p4_residual::Config>(info).map(|c| (c.train_fraction, c.seed, true))?,
+    let exclude_rated = match info.model_kind {
+        ModelKind::SigmoidMf => config::<p3_recommender::Config>(info)?.exclude_rated,
+        _ => true,
     };
-    let (mut train, val) = if fraction >= 1.0 {
-        ((0..ds.ratings.len() as u32).collect::<Vec<u32>>(), Vec::new())
-    } else {
-        transforms::random_split(ds.ratings.len(), fraction, seed)
-    };
-    train.sort_unstable();
+    // The run's split, rebuilt by reelvec-models (the one owner).
+    let (train, val) = pipelines::run_rating_split(info, ds.ratings.len())?;
     let r = &ds.ratings;
     let (eval_rows, which) = if val.is_empty() { (&train, "training") } else { (&val, "validation") };
     let started = Instant::now();

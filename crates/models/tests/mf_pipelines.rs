@@ -280,3 +280,21 @@ fn p3_top_n_figures_are_the_metrics_crate_figures() {
         / slots.len() as f64;
     assert!((o.top_n.self_information_novelty - by_hand).abs() < 1e-9);
 }
+
+#[test]
+fn a_saved_runs_split_is_rebuilt_by_the_models_crate() {
+    // evaluate rebuilt splits itself; now reelvec-models does, from the run's stored config.
+    let ds = planted(30, 16, 10, 11);
+    let base = p3_recommender::Config::default();
+    let cfg = p3_recommender::Config { k: 2, train: quiet(base.train.clone(), |t| t.epochs = 1), ..base };
+    let o = p3_recommender::run(&ds, &cfg).unwrap();
+    let info = run_info_for(&ds, ModelKind::SigmoidMf, serde_json::to_value(&cfg).unwrap(), cfg.seed, None);
+    let (train, val) = reelvec_models::pipelines::run_rating_split(&info, ds.ratings.len()).unwrap();
+    let mut want = o.train_rows.clone();
+    want.sort_unstable();
+    assert_eq!((train, val), (want, o.val_rows.clone()));
+    // A fraction of 1 trains on every row in file order (P4's protocol), for every kind.
+    assert_eq!(reelvec_models::pipelines::rating_split(4, 1.0, 3), (vec![0, 1, 2, 3], vec![]));
+    let cooc = run_info_for(&ds, ModelKind::Cooc, serde_json::json!({}), 0, None);
+    assert!(reelvec_models::pipelines::run_rating_split(&cooc, 10).is_err());
+}

@@ -156,6 +156,40 @@ pub fn run_info_for(
     info
 }
 
+/// The seeded row split of the rating pipelines (P2, P3, P4): `transforms::random_split`, except
+/// that a train fraction of 1 or more trains on every row in file order with no validation rows.
+pub fn rating_split(n_rows: usize, train_fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    if train_fraction >= 1.0 {
+        ((0..n_rows as u32).collect(), Vec::new())
+    } else {
+        reelvec_data::transforms::random_split(n_rows, train_fraction, seed)
+    }
+}
+
+/// The training rows (sorted) and validation rows a saved rating run (mf, sigmoid-mf,
+/// residual-mf) used on data with `n_rows` ratings, from its stored config: the one place that
+/// rebuilds a run's split (`evaluate`).
+pub fn run_rating_split(info: &RunInfo, n_rows: usize) -> Result<(Vec<u32>, Vec<u32>), ModelError> {
+    fn read<C: serde::de::DeserializeOwned>(info: &RunInfo) -> Result<C, ModelError> {
+        serde_json::from_value(info.config.clone())
+            .map_err(|e| ModelError::InvalidConfig(format!("the run's stored config: {e}")))
+    }
+    let (fraction, seed) = match info.model_kind {
+        ModelKind::Mf => read::<p2_mf::Config>(info).map(|c| (c.train_fraction, c.seed))?,
+        ModelKind::SigmoidMf => read::<p3_recommender::Config>(info).map(|c| (c.train_fraction, c.seed))?,
+        ModelKind::ResidualMf => read::<p4_residual::Config>(info).map(|c| (c.train_fraction, c.seed))?,
+        other => {
+            return Err(ModelError::Unsupported {
+                operation: "rebuilding a rating split".into(),
+                kind: other.to_string(),
+            })
+        }
+    };
+    let (mut train, val) = rating_split(n_rows, fraction, seed);
+    train.sort_unstable();
+    Ok((train, val))
+}
+
 /// The data's rating scale `[lowest, highest]` (`None` without ratings): what `run.json` records
 /// and what P4's predictions are clipped to.
 pub fn rating_scale(ds: &Dataset) -> Option<[f32; 2]> {

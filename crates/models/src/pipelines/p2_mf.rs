@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use reelvec_data::{transforms, Dataset};
+use reelvec_data::Dataset;
 use reelvec_engine::{
     AdamConfig, Device, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig,
 };
@@ -197,7 +197,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     if cfg.k == 0 || cfg.y_range[0] >= cfg.y_range[1] || cfg.y_range.iter().any(|x| !x.is_finite()) {
         return Err(ModelError::InvalidConfig("P2 needs k >= 1 and y_range[0] < y_range[1]".into()));
     }
-    let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
+    let (train_rows, val_rows) = super::rating_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     let stars = |r: usize| ds.ratings.rating[r];
     let train = RatingColumns::gather(&ds.ratings, &train_rows, stars);
     let val = RatingColumns::gather(&ds.ratings, &val_rows, stars);

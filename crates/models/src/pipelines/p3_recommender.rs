@@ -152,7 +152,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
         return Err(ModelError::InvalidConfig("P3 needs k >= 1 and top_n >= 1".into()));
     }
     let (scaled, mm) = transforms::min_max_scale(&ds.ratings.rating);
-    let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
+    let (train_rows, val_rows) = super::rating_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     let train = RatingColumns::gather(&ds.ratings, &train_rows, |r| scaled[r]);
     let val = RatingColumns::gather(&ds.ratings, &val_rows, |r| scaled[r]);
     let spec = MfSpec {

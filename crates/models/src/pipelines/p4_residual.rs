@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use reelvec_data::transforms::{self, Means};
+use reelvec_data::transforms::Means;
 use reelvec_data::Dataset;
 use reelvec_engine::{
     AdamConfig, Device, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig,
@@ -123,11 +123,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     if cfg.k == 0 {
         return Err(ModelError::InvalidConfig("P4 needs k >= 1".into()));
     }
-    let (mut train_rows, val_rows) = if cfg.train_fraction >= 1.0 {
-        ((0..ds.ratings.len() as u32).collect(), Vec::new())
-    } else {
-        transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed)
-    };
+    let (mut train_rows, val_rows) = super::rating_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     // Batches follow file order when not shuffled, as the notebook's DataLoader does.
     train_rows.sort_unstable();
     let (n_users, n_movies) = (ds.users.len(), ds.movies.len());
