@@ -24,6 +24,7 @@ pub mod config;
 pub mod cooc;
 mod error;
 pub mod export;
+pub mod foldin;
 pub mod item2vec;
 pub mod mf;
 pub mod mf_gpu;
