@@ -11,17 +11,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ndarray::{Array2, Axis};
 use reelvec_data::transforms;
 use reelvec_engine::History;
-use reelvec_metrics::projection::{pca, tsne, TsneConfig};
 use reelvec_metrics::similarity::cosine_similarity_matrix;
 use reelvec_models::checkpoint;
 use reelvec_models::pipelines::load_item_embeddings;
 use reelvec_models::{ModelKind, RunInfo};
-use reelvec_report::plots::{Heatmap, LabelledPoint, LineChart, Scatter, HEATMAP_MAX_SIZE};
+use reelvec_report::plots::{Heatmap, LineChart, HEATMAP_MAX_SIZE};
 
 use crate::data_cmd::ReadOptions;
+use crate::pipeline::charts::{map_svg, MapMethod};
 
 /// What to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -301,59 +300,29 @@ fn map(args: &Args) -> Result<String> {
     );
     let min_note = if stats.is_some() { format!(", >= {} ratings", args.min_ratings) } else { String::new() };
 
-    // The projected set: every candidate for PCA (cheap), a capped set for t-SNE that always
-    // holds the labelled movies; the unlabelled ones are drawn as grey context.
-    let (coords, projected, axes, method): (Array2<f64>, Vec<u32>, (String, String), &str) = match args.kind {
-        PlotKind::Pca => {
-            let fit = pca(emb.view(), 2.min(emb.ncols()).max(1))?;
-            if fit.coordinates.ncols() < 2 {
-                bail!("PCA needs vectors of at least 2 dimensions");
-            }
-            let share = |i: usize| fit.explained_variance_ratio[i] * 100.0;
-            let axes = (
-                format!("PC 1 ({:.1}% of variance)", share(0)),
-                format!("PC 2 ({:.1}% of variance)", share(1)),
-            );
-            (fit.coordinates, all.clone(), axes, "PCA")
-        }
-        _ => {
-            let mut set = labelled.clone();
-            let mut rest: Vec<u32> = candidates.iter().copied().filter(|m| !labelled.contains(m)).collect();
-            if let Some(s) = &stats {
-                rest.sort_by_key(|&m| std::cmp::Reverse(s.count[m as usize]));
-            }
-            rest.truncate(TSNE_MAX_POINTS.saturating_sub(set.len()));
-            set.extend(rest);
-            if set.len() < 5 {
-                bail!("t-SNE needs at least 5 movies, {} pass the filters", set.len());
-            }
-            let data = emb.select(Axis(0), &set.iter().map(|&m| m as usize).collect::<Vec<_>>());
-            let perplexity = args.perplexity.min((set.len() as f64 - 1.0) / 3.0);
-            let config = TsneConfig { perplexity, seed: args.seed, ..TsneConfig::default() };
-            let fit = tsne(data.view(), &config)?;
-            outln!("t-SNE of {} movies, perplexity {perplexity:.1}, KL {:.4}", set.len(), fit.kl_divergence);
-            let coords = fit.embedding.mapv(f64::from);
-            let axes = ("t-SNE 1".to_owned(), "t-SNE 2".to_owned());
-            // Row i of the map is movie set[i]; index it by movie below.
-            (coords, set, axes, "t-SNE")
-        }
+    // Grey context: the other candidates, most-rated first (t-SNE keeps the first that fit).
+    let mut context: Vec<u32> = candidates.iter().copied().filter(|m| !labelled.contains(m)).collect();
+    if let Some(s) = &stats {
+        context.sort_by_key(|&m| std::cmp::Reverse(s.count[m as usize]));
+    }
+    let method = match args.kind {
+        PlotKind::Pca => MapMethod::Pca,
+        _ => MapMethod::Tsne { seed: args.seed, perplexity: args.perplexity, max_points: TSNE_MAX_POINTS },
     };
-    let row_of: HashMap<u32, usize> = projected.iter().enumerate().map(|(i, &m)| (m, i)).collect();
-    let at = |m: u32| row_of.get(&m).map(|&r| (coords[[r, 0]], coords[[r, 1]]));
-    let points: Vec<LabelledPoint> = labelled
-        .iter()
-        .filter_map(|&m| at(m).map(|(x, y)| LabelledPoint { x, y, label: info.title(m) }))
-        .collect();
-    let background: Vec<(f64, f64)> =
-        candidates.iter().filter(|m| !labelled.contains(m)).filter_map(|&m| at(m)).collect();
     let title = format!(
-        "{} — {method} of movie vectors, top {} by {}{min_note} ({})",
+        "{} — {} of movie vectors, top {} by {}{min_note} ({})",
         info.model_kind,
-        points.len(),
+        method.name(),
+        labelled.len(),
         if ranked_by.starts_with("mean") { "mean rating" } else { "bias" },
         run_name(&args.run)
     );
-    Ok(Scatter::new(title, points).with_axes(axes.0, axes.1).with_background(background).to_svg()?)
+    let titles: Vec<String> = (0..v as u32).map(|m| info.title(m)).collect();
+    let drawn = map_svg(method, &title, emb.view(), &labelled, &context, &titles)?;
+    if let Some(note) = drawn.fit_note {
+        outln!("{note}");
+    }
+    Ok(drawn.svg)
 }
 
 #[cfg(test)]
@@ -506,6 +475,9 @@ mod tests {
             assert!(!svg.contains("Movie &amp; &lt;Co&gt; 11"));
             // 3 labelled + 7 grey context points.
             assert_eq!(svg.matches("<circle").count(), 10, "{kind}");
+            // Drawn by the pipeline's map function (one implementation): its axis labels.
+            let axis = if kind == "pca" { "% of variance)" } else { "(perplexity 3, seed 42)" };
+            assert!(svg.contains(axis), "{kind}: the shared map's axis label");
         }
     }
 

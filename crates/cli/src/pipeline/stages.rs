@@ -289,12 +289,17 @@ fn push_maps(
 ) -> Result<()> {
     let titles = titles_of(ds);
     let by_ratings = transforms::top_movies(ds, ds.movies.len());
-    for method in [MapMethod::Pca, MapMethod::Tsne { seed: TSNE_SEED }] {
+    let tsne = MapMethod::Tsne {
+        seed: TSNE_SEED,
+        perplexity: reelvec_metrics::projection::TsneConfig::default().perplexity,
+        max_points: charts::TSNE_MAX_POINTS,
+    };
+    for method in [MapMethod::Pca, tsne] {
         let title = format!("{pipeline} — {} of {what}", method.name());
-        let svg = charts::map_svg(method, &title, emb, labelled, &by_ratings, &titles)?;
+        let svg = charts::map_svg(method, &title, emb, labelled, &by_ratings, &titles)?.svg;
         let scope = match method {
             MapMethod::Pca => "every movie".to_owned(),
-            MapMethod::Tsne { seed } => format!(
+            MapMethod::Tsne { seed, .. } => format!(
                 "the labelled movies and the most-rated others, at most {} points, seed {seed}",
                 charts::TSNE_MAX_POINTS
             ),
