@@ -392,6 +392,7 @@ mod tests {
                 .collect(),
             best_epoch: Some(3),
             stopped_early: false,
+            ..History::default()
         };
         info.history = serde_json::to_value(&history).unwrap();
         checkpoint::save_run(dir, &params, &info, None).unwrap();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use reelvec_data::Dataset;
-use reelvec_engine::{Device, History};
+use reelvec_engine::{Device, History, OptimizerConfig};
 use reelvec_models::config::{self, resolve_from};
 use reelvec_models::item2vec::Architecture;
 use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual, MovieScore};
@@ -34,7 +34,10 @@ pub struct Args {
     /// TOML config merged over the model's defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Start from a named preset instead of the notebook defaults (mf: `tuned`).
+    /// Start from a named preset instead of the notebook defaults (mf: `tuned`). Except under
+    /// `--preset notebook`, the MF models (mf, sigmoid-mf, residual-mf) train with
+    /// `optimizer.kind = "auto"`: dense PyTorch Adam unless a step touches at most 1/64 of the
+    /// smallest table, then lazy Adam; the choice and its reason are printed and saved.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// Override one config key, e.g. `--set train.epochs=5` (repeatable, applied in order).
@@ -63,6 +66,8 @@ pub struct Args {
 trait CliConfig: Serialize + DeserializeOwned + Default {
     fn preset(name: &str) -> Option<Self>;
     fn apply(&mut self, seed: Option<u64>, quiet: bool);
+    /// The pipeline config's own `validate` (before the data is loaded).
+    fn validate(&self) -> Result<(), reelvec_models::ModelError>;
 }
 
 macro_rules! cli_config {
@@ -77,6 +82,9 @@ macro_rules! cli_config {
                     self.train.seed = s;
                 }
                 self.train.quiet |= quiet;
+            }
+            fn validate(&self) -> Result<(), reelvec_models::ModelError> {
+                <$ty>::validate(self)
             }
         }
     };
@@ -96,10 +104,48 @@ impl CliConfig for p1_cooc::Config {
             self.seed = s;
         }
     }
+    fn validate(&self) -> Result<(), reelvec_models::ModelError> {
+        Self::validate(self)
+    }
 }
 
 fn resolve<C: CliConfig>(args: &Args) -> Result<C> {
     resolve_with(args, |c| c)
+}
+
+/// [`resolve`] for the MF models: outside `--preset notebook`, Adam becomes `auto` (same
+/// hyperparameters; see `OptimizerConfig::resolve`) before the file and the overrides.
+fn resolve_mf<C: CliConfig + HasTrain>(args: &Args) -> Result<C> {
+    let notebook = matches!(args.preset.as_deref(), Some("notebook" | "default"));
+    resolve_with(args, |mut c: C| {
+        if let (false, OptimizerConfig::Adam(a)) = (notebook, c.train().optimizer) {
+            c.train().optimizer = OptimizerConfig::Auto(a);
+        }
+        c
+    })
+}
+
+/// Configs with a trainer section.
+trait HasTrain {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig;
+}
+
+impl HasTrain for p2_mf::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
+}
+
+impl HasTrain for p3_recommender::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
+}
+
+impl HasTrain for p4_residual::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
 }
 
 /// [`resolve`] with `adjust` applied to the preset before the file and the overrides.
@@ -113,6 +159,7 @@ fn resolve_with<C: CliConfig>(args: &Args, adjust: impl FnOnce(C) -> C) -> Resul
     let base = adjust(base);
     let mut cfg: C = resolve_from(&base, args.config.as_deref(), &args.set)?;
     cfg.apply(args.seed, args.quiet);
+    cfg.validate()?;
     Ok(cfg)
 }
 
@@ -125,9 +172,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let device = resolve_device(&args.device, args.quiet)?;
     match kind {
-        ModelKind::Mf => train_mf(&args, resolve::<p2_mf::Config>(&args)?, device),
-        ModelKind::SigmoidMf => train_sigmoid(&args, resolve::<p3_recommender::Config>(&args)?, device),
-        ModelKind::ResidualMf => train_residual(&args, resolve::<p4_residual::Config>(&args)?, device),
+        ModelKind::Mf => train_mf(&args, resolve_mf::<p2_mf::Config>(&args)?, device),
+        ModelKind::SigmoidMf => train_sigmoid(&args, resolve_mf::<p3_recommender::Config>(&args)?, device),
+        ModelKind::ResidualMf => train_residual(&args, resolve_mf::<p4_residual::Config>(&args)?, device),
         ModelKind::Cbow => train_item2vec(&args, resolve::<p0_cbow::Config>(&args)?, device),
         ModelKind::Skipgram => {
             let cfg = resolve_with::<p0_cbow::Config>(&args, |mut c| {
@@ -166,6 +213,15 @@ fn load(args: &Args) -> Result<Dataset> {
 }
 
 fn print_history(h: &History, last_batch: bool) {
+    if !h.loss_name.is_empty() {
+        outln!("loss: {}", h.loss_name);
+    }
+    if !h.optimizer.is_empty() {
+        match &h.optimizer_note {
+            Some(note) => outln!("optimizer: {} ({note})", h.optimizer),
+            None => outln!("optimizer: {}", h.optimizer),
+        }
+    }
     for e in &h.epochs {
         let mark = if h.best_epoch == Some(e.epoch) { " *" } else { "" };
         match (last_batch, e.val_loss) {
@@ -252,7 +308,6 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Re
     let info = info_for(&ds, ModelKind::SigmoidMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
     o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)?))?;
     print_history(&o.history, false);
-    let t = &o.top_n;
     outln!(
         "val MSE (scaled) {}  val RMSE {} stars  MAE {}  reload max |diff| {:e}  [{:.1}s]",
         opt(o.val_mse_scaled),
@@ -262,16 +317,10 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Re
         o.train_seconds
     );
     outln!(
-        "top-{}: diversity {:.4}  novelty (mean rating) {:.4}  self-information {:.4} bits  coverage {:.4}",
-        cfg.top_n,
-        t.diversity,
-        t.mean_rating_novelty,
-        t.self_information_novelty,
-        t.catalogue_coverage
+        "top-N lists and their diversity, novelty and coverage: `reelvec evaluate --run {}` \
+         (not computed while training: they score every user against every movie)",
+        args.out.display()
     );
-    if let Some((user, list)) = &o.example_user {
-        print_movies(&format!("top-{} for user {user}", cfg.top_n), list);
-    }
     saved(&args.out);
     Ok(())
 }
@@ -315,13 +364,23 @@ fn train_item2vec(args: &Args, cfg: p0_cbow::Config, device: Device) -> Result<(
     print_history(&o.history, false);
     let f = &o.figures;
     outln!(
-        "vocabulary {}  uniform baseline ln V {:.4}  best val cross-entropy {} (epoch {})  [{:.1}s]",
+        "vocabulary {}  uniform baseline ln V {:.4}  best val {} {} (epoch {})  [{:.1}s]",
         f.vocab,
         f.uniform_baseline,
+        f.loss_name,
         opt(f.best_val_loss),
         f.best_epoch.map_or("-".into(), |e| e.to_string()),
         f.seconds
     );
+    if cfg.model.loss == reelvec_models::item2vec::OutputLoss::NegativeSampling {
+        let ce = f.val_rank.map(|r| r.cross_entropy);
+        outln!(
+            "val softmax cross-entropy over all {} movies {} (vs ln V {:.4})",
+            f.vocab,
+            opt(ce),
+            f.uniform_baseline
+        );
+    }
     for m in &o.middle {
         print_movies(&format!("between {} and {}", m.before.title, m.after.title), &m.predicted);
     }
@@ -349,6 +408,9 @@ fn train_cooc(args: &Args, cfg: p1_cooc::Config, device: Device) -> Result<()> {
         f.steps,
         f.train_seconds
     );
+    if let Some(note) = &f.reference_note {
+        outln!("{note}");
+    }
     print_neighbours(&o.neighbours);
     saved(&args.out);
     Ok(())

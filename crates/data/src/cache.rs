@@ -208,7 +208,7 @@ pub(crate) fn load_cached(
         let trusted_dir = place
             .parent()
             .and_then(|d| std::fs::metadata(d).ok())
-            .is_some_and(|m| m.is_dir() && crate::atomic::owned_and_private(&m));
+            .is_some_and(|m| m.is_dir() && crate::private::owned_and_private(&m));
         if trusted_dir {
             if let Ok(ds) = read_cache(place, fp) {
                 return Ok(ds);
@@ -476,7 +476,7 @@ pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), Da
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    crate::atomic::private_dir(dir)?;
+    crate::private::private_dir(dir)?;
     let r = &ds.ratings;
     let n = r.len();
     let mut flags = 0;
@@ -578,7 +578,7 @@ pub fn write_cache(path: &Path, fingerprint: u64, ds: &Dataset) -> Result<(), Da
     digests.extend(block_digests.iter().flatten());
     digests.push(xxh3_64(&meta));
     let checksum = combine(&digests);
-    crate::atomic::write_atomically(path, 0o600, |f| {
+    reelvec_outfile::write_with(path, 0o600, |f| {
         let io = |e| DataError::io(path, e);
         f.write_all(&prefix).map_err(io)?;
         f.write_all(&checksum.to_le_bytes()).map_err(io)?;
@@ -772,7 +772,7 @@ fn open_trusted(path: &Path) -> Result<File, DataError> {
     }
     let file = options.open(path).map_err(|e| DataError::io(path, e))?;
     let meta = file.metadata().map_err(|e| DataError::io(path, e))?;
-    if !meta.is_file() || !crate::atomic::owned_and_private(&meta) {
+    if !meta.is_file() || !crate::private::owned_and_private(&meta) {
         return Err(invalid(path, "not a regular file owned by the current user and closed to others"));
     }
     Ok(file)

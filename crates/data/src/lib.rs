@@ -24,13 +24,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod assemble;
-mod atomic;
 pub mod cache;
 pub mod catalogue;
 pub mod error;
 pub mod layout;
 mod load;
 mod parse;
+mod private;
 pub mod stats;
 pub mod synth;
 pub mod transforms;

@@ -265,12 +265,13 @@ fn write_ratings(ds: &Dataset, layout: Layout, path: &Path, header: &[u8]) -> Re
 }
 
 /// Writes one whole file of a data set (mode 0644 before the umask) through
-/// [`crate::atomic::write_atomically`].
+/// [`reelvec_outfile::write_with`] (refuses a symlink, device or FIFO at the
+/// final name; an `O_EXCL` temporary renamed into place).
 pub(crate) fn write_file(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
-    crate::atomic::write_atomically(path, 0o644, fill)
+    reelvec_outfile::write_with(path, 0o644, fill)
 }
 
 fn write_rating_rows(

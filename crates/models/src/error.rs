@@ -46,6 +46,17 @@ pub enum ModelError {
     /// A config value has the wrong type or is out of range, or a `--set` is malformed.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    /// A config key's value is outside its allowed range (checked by each pipeline config's
+    /// `validate`, before any work).
+    #[error("invalid config: `{key}` = {value} (allowed: {allowed})")]
+    ConfigValue {
+        /// The dotted key, as a TOML file or `--set` spells it (`train.lr`, `model.window`).
+        key: String,
+        /// The value given.
+        value: String,
+        /// The allowed range, in words.
+        allowed: String,
+    },
     /// The data does not fit the pipeline (empty, too few rows, ids out of range).
     #[error("invalid data: {0}")]
     InvalidData(String),

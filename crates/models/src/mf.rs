@@ -237,6 +237,12 @@ impl RatingColumns {
     pub fn is_empty(&self) -> bool {
         self.user.is_empty()
     }
+
+    /// Mean of the squared targets: the MSE of predicting 0, the objectives' divergence baseline.
+    pub fn mean_square_target(&self) -> f64 {
+        let n = self.target.len().max(1) as f64;
+        self.target.iter().map(|&t| f64::from(t) * f64::from(t)).sum::<f64>() / n
+    }
 }
 
 /// Checks that `cols` (the `what` rows) have equal lengths and in-range indices for `spec`.
@@ -347,7 +353,23 @@ impl Objective for MfObjective {
     fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss> {
         self.val.as_ref().map(|v| self.squared_error(params, v))
     }
+
+    fn loss_name(&self) -> &'static str {
+        MSE_NAME
+    }
+
+    fn loss_baseline(&self) -> Option<f64> {
+        Some(self.train.mean_square_target())
+    }
+
+    /// A rating touches one user row and one movie row of each table.
+    fn rows_per_unit(&self) -> Option<usize> {
+        Some(1)
+    }
 }
+
+/// The MF loss's label.
+pub(crate) const MSE_NAME: &str = "mean squared error";
 
 /// How the model output `y` becomes a rating in stars.
 #[derive(Debug, Clone, PartialEq)]

@@ -112,6 +112,11 @@ fn p3_round_trip_and_top_n() {
         ..base.clone()
     };
     let o = p3_recommender::run(&ds, &cfg).unwrap();
+    // Top-N is computed only on request.
+    assert!(o.top_n.is_none());
+    assert!(o.metrics_json()["top_n"].is_null());
+    let o = o.with_top_n(&ds, &cfg).unwrap();
+    assert!(o.metrics_json()["top_n"].is_object());
     assert_eq!(o.reload_max_abs_diff, 0.0);
     assert_eq!(o.rating_range, (1.0, 5.0));
     let h = &o.history.epochs;
@@ -120,9 +125,10 @@ fn p3_round_trip_and_top_n() {
     // val MSE on the [0, 1] scale times span² is the MSE in stars.
     let span2 = 16.0;
     assert!((o.val_mse_scaled.unwrap() * span2 - o.val_rmse.unwrap().powi(2)).abs() < 1e-3);
-    assert!(o.top_n.diversity >= 0.0 && o.top_n.diversity <= 2.0);
-    assert!(o.top_n.catalogue_coverage > 0.0 && o.top_n.catalogue_coverage <= 1.0);
-    assert!(o.top_n.mean_rating_novelty >= 1.0 && o.top_n.mean_rating_novelty <= 5.0);
+    let t = &o.top_n.as_ref().unwrap().figures;
+    assert!(t.diversity >= 0.0 && t.diversity <= 2.0);
+    assert!(t.catalogue_coverage > 0.0 && t.catalogue_coverage <= 1.0);
+    assert!(t.mean_rating_novelty >= 1.0 && t.mean_rating_novelty <= 5.0);
     // Predictions are in stars.
     for m in 0..30 {
         let p = o.model.predict(0, m);
@@ -130,14 +136,14 @@ fn p3_round_trip_and_top_n() {
     }
     // Excluding rated movies changes the lists and never lists a rated movie.
     let excl = p3_recommender::Config { exclude_rated: true, ..cfg };
-    let o2 = p3_recommender::run(&ds, &excl).unwrap();
+    let o2 = p3_recommender::run(&ds, &excl).unwrap().with_top_n(&ds, &excl).unwrap();
     let rated: Vec<u32> = o2
         .train_rows
         .iter()
         .filter(|&&r| ds.ratings.user[r as usize] == 0)
         .map(|&r| ds.ratings.movie[r as usize])
         .collect();
-    let (_, list) = o2.example_user.unwrap();
+    let (_, list) = o2.top_n.unwrap().example_user.unwrap();
     assert_eq!(list.len(), 10);
     assert!(list.iter().all(|m| !rated.contains(&m.movie)), "{list:?} vs {rated:?}");
 }
@@ -256,7 +262,7 @@ fn p3_top_n_figures_are_the_metrics_crate_figures() {
     let ds = planted(40, 24, 12, 5);
     let base = p3_recommender::Config::default();
     let cfg = p3_recommender::Config { k: 4, train: quiet(base.train.clone(), |t| t.epochs = 3), ..base };
-    let o = p3_recommender::run(&ds, &cfg).unwrap();
+    let o = p3_recommender::run(&ds, &cfg).unwrap().with_top_n(&ds, &cfg).unwrap();
     let stats = MovieStats::compute(&ds.ratings, Some(&o.train_rows), ds.movies.len());
     let lists = reelvec_metrics::topn::top_n(
         &o.model.factor_scores().unwrap(),
@@ -271,14 +277,15 @@ fn p3_top_n_figures_are_the_metrics_crate_figures() {
         &stats.counts_u64(),
     )
     .unwrap();
-    assert_eq!(o.top_n, expect);
+    let figures = o.top_n.as_ref().unwrap().figures;
+    assert_eq!(figures, expect);
     // Self-information by hand from the lists: -log2(max(count, 1) / train rows) per slot.
     let n = o.train_rows.len() as f64;
     let slots: Vec<u32> =
         (0..lists.indices.nrows()).flat_map(|r| lists.list(r).collect::<Vec<_>>()).collect();
     let by_hand = slots.iter().map(|&m| -(f64::from(stats.count[m as usize].max(1)) / n).log2()).sum::<f64>()
         / slots.len() as f64;
-    assert!((o.top_n.self_information_novelty - by_hand).abs() < 1e-9);
+    assert!((figures.self_information_novelty - by_hand).abs() < 1e-9);
 }
 
 #[test]

@@ -25,7 +25,7 @@
 //! This crate depends on no other reelvec crate, so that reelvec-report may use it too.
 
 use std::fs;
-use std::io::Write as _;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Why an output cannot be written.
@@ -155,24 +155,46 @@ pub fn check_dir(dir: &Path) -> Result<(), OutputError> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: [`check_file`], create the folder when missing, write an
-/// `O_EXCL` temporary file beside the target, sync it, check the target again, rename over it.
-/// On any error the temporary file is removed and the target is untouched.
+/// Writes `bytes` to `path` atomically (mode 0644 before the umask): see [`write_with`].
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    write_with(path, 0o644, |w| w.write_all(bytes).map_err(|e| OutputError::io(path, e)))
+}
+
+/// Writes `path` atomically by streaming: [`check_file`], create the folder when missing, create
+/// an `O_EXCL` temporary file beside the target with Unix permission bits `mode` (subject to the
+/// umask), let `fill` write it through a buffer, flush and sync it, check the target again and
+/// rename over it. On any error from `fill` or the file system (or a panic inside `fill`) the
+/// temporary file is removed and the target is untouched; a killed process can leave a
+/// `.NAME.*.tmp` file behind, never a partial file under the final name.
+pub fn write_with<E: From<OutputError>>(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut BufWriter<&fs::File>) -> Result<(), E>,
+) -> Result<(), E> {
     check_file(path)?;
     let dir = parent_of(path);
     fs::create_dir_all(dir).map_err(|e| OutputError::io(dir, e))?;
     let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| OutputError::io(dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| OutputError::io(tmp.path(), e))?;
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let tmp = builder.tempfile_in(dir).map_err(|e| OutputError::io(dir, e))?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+        fill(&mut w)?;
+        w.flush().map_err(|e| OutputError::io(tmp.path(), e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| OutputError::io(tmp.path(), e))?;
     // Something may have been put there while we wrote: check again right before the rename.
     check_file(path)?;
+    // On failure `persist` hands the temporary back inside the error; dropping it removes it.
     tmp.persist(path).map_err(|e| OutputError::io(path, e.error))?;
     Ok(())
 }
@@ -199,6 +221,30 @@ mod tests {
         write_file(&out, b"two").unwrap();
         assert_eq!(fs::read(&out).unwrap(), b"two");
         assert_eq!(names(&dir.path().join("sub")), vec!["a.txt".to_string()]);
+    }
+
+    #[test]
+    fn a_failed_streaming_write_leaves_neither_the_file_nor_a_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let failed: Result<(), OutputError> = write_with(&path, 0o644, |w| {
+            w.write_all(&[b'x'; 3_000_000]).unwrap();
+            Err(OutputError::refused(Path::new("x"), "stopped half-way"))
+        });
+        assert!(failed.unwrap_err().to_string().contains("half-way"));
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+        // An old file under the name is left as it was.
+        fs::write(&path, b"old").unwrap();
+        let _ = write_with(&path, 0o644, |_| Err(OutputError::refused(Path::new("x"), "no")));
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(names(dir.path()), vec!["out.csv".to_string()]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            write_with(&path, 0o600, |w| w.write_all(b"new").map_err(|e| OutputError::io(&path, e))).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), b"new");
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o077, 0);
+        }
     }
 
     #[cfg(unix)]

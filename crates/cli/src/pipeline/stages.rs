@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ndarray::ArrayView2;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::History;
@@ -346,11 +346,15 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
     );
     figure(
         &mut section,
-        "best validation cross-entropy",
+        &format!("best validation {}", f.loss_name),
         opt4(f.best_val_loss),
         Some(nb.of("≈ 3.55").as_str()),
     );
-    figure(&mut section, "final train cross-entropy", f4(f.final_train_loss), None);
+    figure(&mut section, &format!("final train {}", f.loss_name), f4(f.final_train_loss), None);
+    if cfg.model.loss == reelvec_models::item2vec::OutputLoss::NegativeSampling {
+        let ce = f.val_rank.map(|r| r.cross_entropy);
+        figure(&mut section, "validation softmax cross-entropy (all movies)", opt4(ce), None);
+    }
     if let Some(r) = f.val_rank {
         figure(&mut section, "validation accuracy@1", f4(r.accuracy_at_1), None);
         figure(&mut section, "validation hit@10", f4(r.hit_at_10), None);
@@ -580,12 +584,13 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     push_config(&mut section, &cfg);
     let started = Instant::now();
     let nb = NotebookLabel::new(ctx, &mut section, NotebookData::MlLatestSmall);
-    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?;
+    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?.with_top_n(ds, &cfg)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train + top-N for every user", seconds);
     section.push_timing("train", o.train_seconds);
     outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
-    let t = &o.top_n;
+    let report = o.top_n.as_ref().context("P3 top-N was requested")?;
+    let t = &report.figures;
     let not_reported = nb.of("not reported");
     let none = Some(not_reported.as_str());
     figure(&mut section, "validation MSE (scaled)", opt4(o.val_mse_scaled), none);
@@ -606,7 +611,7 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     );
     figure(&mut section, "novelty (self-information, bits)", f4(t.self_information_novelty), None);
     figure(&mut section, "catalogue coverage", f4(t.catalogue_coverage), None);
-    if let Some((user, list)) = &o.example_user {
+    if let Some((user, list)) = &report.example_user {
         let counts = transforms::MovieStats::compute(&ds.ratings, Some(&o.train_rows), ds.movies.len()).count;
         let mut text = movie_lines(&format!("top-{} for user {user} (predicted stars)", cfg.top_n), list);
         if let Some(warning) = few_ratings_warning(list, &counts) {

@@ -224,6 +224,59 @@ pub fn load_item_embeddings(dir: &Path) -> Result<(ndarray::Array2<f32>, RunInfo
     Ok((emb, info))
 }
 
+/// A [`ModelError::ConfigValue`] for `key` unless `ok`.
+pub(crate) fn check_key(
+    key: &str,
+    value: impl std::fmt::Display,
+    allowed: &str,
+    ok: bool,
+) -> Result<(), ModelError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::ConfigValue { key: key.into(), value: value.to_string(), allowed: allowed.into() })
+    }
+}
+
+/// Checks a `train_fraction`: in (0, 1].
+pub(crate) fn check_fraction(key: &str, f: f64) -> Result<(), ModelError> {
+    check_key(key, f, "0 < fraction <= 1", f > 0.0 && f <= 1.0)
+}
+
+/// Checks a rank / embedding size: 1 to [`MAX_DIM`] (tables are also sized against memory
+/// once the data's shape is known).
+pub(crate) fn check_dim(key: &str, k: usize) -> Result<(), ModelError> {
+    check_key(key, k, "1 to 65536", (1..=MAX_DIM).contains(&k))
+}
+
+/// Largest rank / embedding size a config may ask for.
+pub const MAX_DIM: usize = 65_536;
+
+/// Checks a pipeline's [`TrainConfig`](reelvec_engine::TrainConfig) under the key prefix
+/// `prefix` (`train`).
+pub(crate) fn check_train(prefix: &str, train: &reelvec_engine::TrainConfig) -> Result<(), ModelError> {
+    train.validate().map_err(|e| match e {
+        reelvec_engine::EngineError::ConfigValue { key, value, allowed } => {
+            ModelError::ConfigValue { key: format!("{prefix}.{key}"), value, allowed }
+        }
+        other => ModelError::Engine(other),
+    })
+}
+
+/// Refuses, before allocating, tables of `values` f32 values held `copies` times (parameters,
+/// gradients, Adam's two moments) when they exceed the available memory.
+pub(crate) fn check_tables_fit(what: &str, values: u128, copies: u128) -> Result<(), ModelError> {
+    use reelvec_engine::memory;
+    Ok(memory::ensure_fits(what, memory::f32_bytes(values, copies))?)
+}
+
+/// [`check_tables_fit`] for MF tables of rank `k` over `ds` (factors and biases, four copies).
+pub(crate) fn check_mf_tables_fit(ds: &Dataset, k: usize) -> Result<(), ModelError> {
+    let (u, m) = (ds.users.len() as u128, ds.movies.len() as u128);
+    let what = format!("MF tables ({u} users + {m} movies) x (k = {k} + 1)");
+    check_tables_fit(&what, (u + m) * (k as u128 + 1), 4)
+}
+
 /// Checks that a dataset has ratings, users and movies.
 pub(crate) fn require_ratings(ds: &Dataset, what: &str) -> Result<(), ModelError> {
     if ds.ratings.is_empty() || ds.users.is_empty() || ds.movies.is_empty() {
