@@ -13,8 +13,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use reelvec_engine::{Adam, AdamConfig, GradKind, Grads, Objective, Optimizer, ParamStore, Table};
 use reelvec_models::mf::{
-    Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns, MOVIE_BIAS, MOVIE_FACTORS, USER_BIAS,
-    USER_FACTORS,
+    Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns, MOVIE_BIAS, MOVIE_FACTORS,
+    USER_BIAS, USER_FACTORS,
 };
 use reelvec_models::{ModelKind, RatingModel};
 
@@ -135,10 +135,13 @@ fn score_all(c: &mut Criterion) {
                 global: 3.5,
                 user: vec![0.0; case.spec.n_users],
                 movie: vec![0.0; case.spec.n_movies],
+                scale: Some([0.5, 5.0]),
             },
             _ => OutputMap::Stars,
         };
-        let model = MfModel::new(case.kind, case.spec, params, output).expect("model");
+        let model =
+            MfModel::new(MfVariant::from_kind(case.kind).expect("an MF kind"), case.spec, params, output)
+                .expect("model");
         let mut scores = vec![0.0f32; case.spec.n_movies];
         group.throughput(Throughput::Elements(case.spec.n_movies as u64));
         group.bench_function(BenchmarkId::from_parameter(case.name), |b| {

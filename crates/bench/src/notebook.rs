@@ -10,8 +10,7 @@ use crate::error::{Context, Result};
 use ndarray::Axis;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::Device;
-use reelvec_metrics::beyond::interaction_counts;
-use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, ScoreLink, TopNConfig};
+use reelvec_metrics::{BeyondAccuracy, RatedItems, ScoreLink, TopNConfig};
 use reelvec_models::cooc::{dense_costs, dense_grad, CoocProblem, LikeMatrix};
 use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
 use reelvec_models::ItemEmbeddings;
@@ -262,20 +261,17 @@ fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
     // and without the training movies, and the beyond-accuracy figures of both lists.
     let topn_clock = Clock::start();
     let model = &out.model;
-    let users = model.user_embeddings();
     let items = model.item_embeddings();
-    let mut scores = FactorScores::new(users, items)?.with_link(ScoreLink::Sigmoid);
-    if let (Some(ub), Some(mb)) = (model.user_bias(), model.movie_bias()) {
-        scores = scores.with_user_bias(ub.into())?.with_item_bias(mb.into())?;
-    }
+    let scores = model.factor_scores()?.with_link(ScoreLink::Sigmoid);
     let pick = |col: &[u32]| out.train_rows.iter().map(|&r| col[r as usize]).collect::<Vec<u32>>();
     let (train_users, train_movies) = (pick(&ds.ratings.user), pick(&ds.ratings.movie));
     let rated = RatedItems::from_pairs(ds.users.len(), &train_users, &train_movies)?;
     let config = TopNConfig::with_k(cfg.top_n);
     let all = reelvec_metrics::topn::top_n(&scores, &config, None)?;
     let unseen = reelvec_metrics::topn::top_n(&scores, &config, Some(&rated))?;
-    let stats = p3_recommender::MovieStats::compute(ds);
-    let counts = interaction_counts(&train_movies, ds.movies.len())?;
+    let stats =
+        reelvec_data::transforms::MovieStats::compute(&ds.ratings, Some(&out.train_rows), ds.movies.len());
+    let counts = stats.counts_u64();
     let beyond_all = BeyondAccuracy::compute(all.indices.view(), items, &stats.mean, &counts)?;
     let beyond_unseen = BeyondAccuracy::compute(unseen.indices.view(), items, &stats.mean, &counts)?;
     let topn_spent = topn_clock.elapsed();

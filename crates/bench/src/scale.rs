@@ -20,11 +20,11 @@ use std::time::Instant;
 
 use crate::error::{Context, Result};
 use reelvec_data::synth::{self, Preset};
+use reelvec_data::transforms::MovieStats;
 use reelvec_data::Dataset;
 use reelvec_engine::gpu::Gpu;
 use reelvec_engine::{AdamConfig, Device, OptimizerConfig, TrainConfig};
-use reelvec_metrics::beyond::interaction_counts;
-use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, ScoreLink, TopNConfig};
+use reelvec_metrics::{BeyondAccuracy, RatedItems, ScoreLink, TopNConfig};
 use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, LikeMatrix};
 use reelvec_models::item2vec::{Architecture, Examples, OutputLoss};
 use reelvec_models::pipelines::{p0_cbow, p2_mf};
@@ -136,7 +136,7 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
     if let (true, Some(model)) = (wants(ScaleCase::TopN), &model) {
         let case = match plan.device {
             Device::Cpu => top_n(&ds, model, plan.threads),
-            Device::Cuda(_) => scale_gpu::top_n_case(&ds, model, plan.device, &movie_means(&ds)),
+            Device::Cuda(_) => scale_gpu::top_n_case(&ds, model, plan.device),
         };
         cases.push(case.context("scale top-N")?);
     }
@@ -495,34 +495,19 @@ fn skipgram(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
     ))
 }
 
-/// Each movie's mean rating (0 for a movie nobody rated), for the notebook's novelty.
-fn movie_means(ds: &Dataset) -> Vec<f32> {
-    let n = ds.movies.len();
-    let (mut sum, mut count) = (vec![0f64; n], vec![0u32; n]);
-    for (&m, &r) in ds.ratings.movie.iter().zip(&ds.ratings.rating) {
-        sum[m as usize] += f64::from(r);
-        count[m as usize] += 1;
-    }
-    sum.iter().zip(&count).map(|(&s, &c)| if c > 0 { (s / f64::from(c)) as f32 } else { 0.0 }).collect()
-}
-
 fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel, threads: usize) -> Result<Case> {
     tracing::info!("bench: scale top-N with diversity, novelty and coverage");
     let rated = RatedItems::from_pairs(ds.users.len(), &ds.ratings.user, &ds.ratings.movie)?;
-    let means = movie_means(ds);
-    let counts = interaction_counts(&ds.ratings.movie, ds.movies.len())?;
-    let users = model.user_embeddings();
-    let items = model.item_embeddings();
-    let mut scores = FactorScores::new(users, items)?.with_link(ScoreLink::SigmoidRange { lo: 0.0, hi: 5.5 });
-    if let (Some(ub), Some(mb)) = (model.user_bias(), model.movie_bias()) {
-        scores = scores.with_user_bias(ub.into())?.with_item_bias(mb.into())?;
-    }
+    let stats = MovieStats::compute(&ds.ratings, None, ds.movies.len());
+    let (means, counts) = (&stats.mean, stats.counts_u64());
+    let (users, items) = (model.user_embeddings(), model.item_embeddings());
+    let scores = model.factor_scores()?.with_link(ScoreLink::SigmoidRange { lo: 0.0, hi: 5.5 });
     let config = TopNConfig::with_k(10);
     let memory = MemoryWatch::start();
     let clock = Clock::start();
     let lists = reelvec_metrics::topn::top_n(&scores, &config, Some(&rated))?;
     let listed = clock.elapsed();
-    let beyond = BeyondAccuracy::compute(lists.indices.view(), items, &means, &counts)?;
+    let beyond = BeyondAccuracy::compute(lists.indices.view(), items, means, &counts)?;
     let spent = clock.elapsed();
     let (n_users, n_movies, k) = (scores.n_users(), scores.n_items(), users.ncols());
     let flops = 2.0 * n_users as f64 * n_movies as f64 * (k + 1) as f64;
@@ -583,17 +568,5 @@ mod tests {
         assert_eq!(touched_rows_per_epoch(&u, &m, 2, 2, 1), 8);
         // 10 ratings, 100 touched rows, k = 3: 160 + 24 * 4 * 100.
         assert_eq!(mf_epoch_bytes(10, 100, 3), 160.0 + 9600.0);
-    }
-
-    #[test]
-    fn movie_means_by_hand() {
-        let mut ds = reelvec_data::synth::generate(&Preset::Tiny.config()).dataset;
-        ds.ratings.movie = vec![0, 0, 2];
-        ds.ratings.user = vec![0, 1, 1];
-        ds.ratings.rating = vec![4.0, 2.0, 5.0];
-        ds.ratings.timestamp = vec![1, 2, 3];
-        let means = movie_means(&ds);
-        assert_eq!(means.len(), ds.movies.len());
-        assert_eq!(&means[..3], &[3.0, 0.0, 5.0]);
     }
 }

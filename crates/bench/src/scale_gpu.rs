@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use crate::error::Result;
 use crate::mf_scale::{self, H100_SXM_BYTES_PER_SECOND};
+use reelvec_data::transforms::MovieStats;
 use reelvec_data::Dataset;
 use reelvec_engine::gpu::{CudaSlice, Gpu};
 use reelvec_engine::Device;
-use reelvec_metrics::beyond::interaction_counts;
-use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, ScoreLink, TopNConfig};
+use reelvec_metrics::{BeyondAccuracy, RatedItems, ScoreLink, TopNConfig};
 use reelvec_models::cooc::CoocProblem;
 use reelvec_models::mf::MfModel;
 use reelvec_models::pipelines::p2_mf;
@@ -108,16 +108,13 @@ pub fn sgns_epoch(
 }
 
 /// Top-10 for every user on the device, then the beyond-accuracy figures on the host.
-pub fn top_n_case(ds: &Dataset, model: &MfModel, device: Device, means: &[f32]) -> Result<Case> {
+pub fn top_n_case(ds: &Dataset, model: &MfModel, device: Device) -> Result<Case> {
     let gpu = Gpu::for_device(device)?;
     let rated = RatedItems::from_pairs(ds.users.len(), &ds.ratings.user, &ds.ratings.movie)?;
-    let counts = interaction_counts(&ds.ratings.movie, ds.movies.len())?;
-    let users = model.user_embeddings();
-    let items = model.item_embeddings();
-    let mut scores = FactorScores::new(users, items)?.with_link(ScoreLink::SigmoidRange { lo: 0.0, hi: 5.5 });
-    if let (Some(ub), Some(mb)) = (model.user_bias(), model.movie_bias()) {
-        scores = scores.with_user_bias(ub.into())?.with_item_bias(mb.into())?;
-    }
+    let stats = MovieStats::compute(&ds.ratings, None, ds.movies.len());
+    let (means, counts) = (&stats.mean, stats.counts_u64());
+    let (users, items) = (model.user_embeddings(), model.item_embeddings());
+    let scores = model.factor_scores()?.with_link(ScoreLink::SigmoidRange { lo: 0.0, hi: 5.5 });
     let config = TopNConfig::with_k(10);
     // Warm-up (kernel compile or cache load, cuBLAS start), then the timed call.
     reelvec_metrics::topn_gpu::top_n_for_users(&gpu, &scores, &[0], &config, Some(&rated))?;

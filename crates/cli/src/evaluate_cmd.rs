@@ -17,18 +17,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ndarray::ArrayView1;
-use reelvec_data::{transforms, Dataset};
+use reelvec_data::transforms::{self, MovieStats};
+use reelvec_data::Dataset;
 use reelvec_engine::gpu::Gpu;
 use reelvec_engine::Device;
-use reelvec_metrics::beyond::interaction_counts;
 use reelvec_metrics::ranking::{target_rank, RankSummary};
-use reelvec_metrics::{BeyondAccuracy, FactorScores, RatedItems, TopNConfig};
+use reelvec_metrics::{BeyondAccuracy, RatedItems, TopNConfig};
 use reelvec_models::checkpoint::{self, fingerprint_ratings};
 use reelvec_models::cooc::{CoocModel, CoocProblem, CoocScratch, LikeMatrix};
 use reelvec_models::item2vec::Examples;
-use reelvec_models::mf::{MfModel, OutputMap};
-use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
+use reelvec_models::mf::MfModel;
+use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p3_recommender};
 use reelvec_models::traits::ItemEmbeddings;
 use reelvec_models::{ModelKind, RunInfo};
 use serde_json::{json, Map, Value};
@@ -160,17 +159,14 @@ pub fn run(mut args: Args) -> Result<()> {
 fn rating(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Result<()> {
     check_fingerprint(info, ds, "the data set")?;
     let (model, _) = MfModel::load(&args.run)?;
-    let (fraction, seed) = match info.model_kind {
-        ModelKind::Mf => config::<p2_mf::Config>(info).map(|c| (c.train_fraction, c.seed))?,
-        ModelKind::SigmoidMf => config::<p3_recommender::Config>(info).map(|c| (c.train_fraction, c.seed))?,
-        _ => config::<p4_residual::Config>(info).map(|c| (c.train_fraction, c.seed))?,
+    // P3's lists follow its config (the notebook keeps rated movies); the others exclude the
+    // training movies. So evaluate reproduces P3's recorded top-N figures exactly.
+    let exclude_rated = match info.model_kind {
+        ModelKind::SigmoidMf => config::<p3_recommender::Config>(info)?.exclude_rated,
+        _ => true,
     };
-    let (mut train, val) = if fraction >= 1.0 {
-        ((0..ds.ratings.len() as u32).collect::<Vec<u32>>(), Vec::new())
-    } else {
-        transforms::random_split(ds.ratings.len(), fraction, seed)
-    };
-    train.sort_unstable();
+    // The run's split, rebuilt by reelvec-models (the one owner).
+    let (train, val) = pipelines::run_rating_split(info, ds.ratings.len())?;
     let r = &ds.ratings;
     let (eval_rows, which) = if val.is_empty() { (&train, "training") } else { (&val, "validation") };
     let started = Instant::now();
@@ -189,38 +185,26 @@ fn rating(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Result<
     let tu: Vec<u32> = train.iter().map(|&i| r.user[i as usize]).collect();
     let tm: Vec<u32> = train.iter().map(|&i| r.movie[i as usize]).collect();
     let rated = RatedItems::from_pairs(n_users, &tu, &tm)?;
-    let mut scores = FactorScores::new(model.user_embeddings(), model.item_embeddings())?;
-    if let Some(b) = model.user_bias() {
-        scores = scores.with_user_bias(ArrayView1::from(b))?;
-    }
-    let movie_offset: Option<Vec<f32>> = match model.output() {
-        OutputMap::Residual { movie, .. } => Some(movie.clone()),
-        _ => model.movie_bias().map(<[f32]>::to_vec),
-    };
-    if let Some(c) = &movie_offset {
-        scores = scores.with_item_bias(ArrayView1::from(c.as_slice()))?;
-    }
+    let scores = model.factor_scores()?;
     let device = resolve_device(&args.device, args.json)?;
     let top_config = TopNConfig::with_k(args.k);
     let top = match device {
-        Device::Cpu => reelvec_metrics::topn::top_n(&scores, &top_config, Some(&rated))?,
+        Device::Cpu => reelvec_metrics::topn::top_n(&scores, &top_config, exclude_rated.then_some(&rated))?,
         Device::Cuda(_) => {
             let gpu = Gpu::for_device(device)?;
-            reelvec_metrics::topn_gpu::top_n(&gpu, &scores, &top_config, Some(&rated))?
+            reelvec_metrics::topn_gpu::top_n(&gpu, &scores, &top_config, exclude_rated.then_some(&rated))?
         }
     };
     f.put("top-N device", json!(device.to_string()), device.describe());
     f.time(&format!("top-{} for {n_users} users", args.k), started);
     let started = Instant::now();
-    let (mut sum, mut count) = (vec![0f64; n_movies], vec![0f64; n_movies]);
-    for (&m, &i) in tm.iter().zip(&train) {
-        sum[m as usize] += f64::from(r.rating[i as usize]);
-        count[m as usize] += 1.0;
-    }
-    let mean: Vec<f32> =
-        sum.iter().zip(&count).map(|(&s, &c)| if c > 0.0 { (s / c) as f32 } else { 0.0 }).collect();
-    let counts = interaction_counts(&tm, n_movies)?;
-    let beyond = BeyondAccuracy::compute(top.indices.view(), model.item_embeddings(), &mean, &counts)?;
+    let stats = MovieStats::compute(r, Some(&train), n_movies);
+    let beyond = BeyondAccuracy::compute(
+        top.indices.view(),
+        model.item_embeddings(),
+        &stats.mean,
+        &stats.counts_u64(),
+    )?;
     let k = args.k;
     f.num(&format!("top-{k} diversity"), beyond.diversity);
     f.num("novelty (mean rating, notebook)", beyond.mean_rating_novelty);
@@ -287,18 +271,37 @@ fn cooc(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Result<()
     let k = emb.ncols();
     let v: Vec<f32> = emb.iter().copied().collect();
     let cost = problem.cost_and_grad(&v, k, true, &mut CoocScratch::default(), None);
-    let objective = cost.objective(cfg.model.mask_diagonal);
     f.put("movies / k", json!([problem.n_movies(), k]), format!("{} / {k}", problem.n_movies()));
-    f.put("cost c(V)", json!(objective), format!("{objective:.6e}"));
+    f.put("masked cost c(V)", json!(cost.masked), format!("{:.6e}", cost.masked));
+    f.put("unmasked cost", json!(cost.unmasked), format!("{:.6e}", cost.unmasked));
     f.time("cost", started);
     let started = Instant::now();
     if let Some(reference) = p1_cooc::reference(&problem, &cfg)? {
-        f.put("reference cost", json!(reference.unmasked_cost), format!("{:.6e}", reference.unmasked_cost));
-        f.num("cost / reference", objective / reference.unmasked_cost);
+        // Like for like: each cost over the reference's cost under the same mask.
+        let masked_ref =
+            problem.cost_and_grad(&reference.factors, k, true, &mut CoocScratch::default(), None).masked;
+        f.put("reference masked cost", json!(masked_ref), format!("{masked_ref:.6e}"));
+        f.put(
+            "reference unmasked cost",
+            json!(reference.unmasked_cost),
+            format!("{:.6e}", reference.unmasked_cost),
+        );
+        f.num("masked cost / reference masked cost", cost.masked / masked_ref);
+        f.num("unmasked cost / reference unmasked cost", cost.unmasked / reference.unmasked_cost);
         f.time("reference", started);
     }
     if let Some(&q) = transforms::top_movies(ds, 1).first() {
-        let nn = model.nearest_by_cosine(q, 5);
+        let nn = match model.nearest_by_cosine(q, 5) {
+            Err(reelvec_metrics::MetricsError::NoVector { .. }) => {
+                f.put(
+                    &format!("nearest to {}", info.title(q)),
+                    json!(null),
+                    "has no vector (near-zero embedding)".into(),
+                );
+                return Ok(());
+            }
+            other => other?,
+        };
         let text: Vec<String> = nn.iter().map(|&(m, s)| format!("{} ({s:.3})", info.title(m))).collect();
         f.put(
             &format!("nearest to {}", info.title(q)),

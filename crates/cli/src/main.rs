@@ -19,6 +19,7 @@ mod evaluate_cmd;
 mod export_cmd;
 mod fold_in;
 mod middle;
+mod movie_arg;
 mod pipeline;
 mod plot_cmd;
 mod query;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use reelvec_models::pipelines::p0_cbow;
 
-use crate::query::resolve_movie;
+use crate::movie_arg::resolve_movie;
 
 /// `reelvec middle` arguments.
 #[derive(Debug, clap::Args)]

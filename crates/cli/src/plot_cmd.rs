@@ -11,16 +11,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ndarray::{Array2, Axis};
+use reelvec_data::transforms;
 use reelvec_engine::History;
-use reelvec_metrics::projection::{pca, tsne, TsneConfig};
 use reelvec_metrics::similarity::cosine_similarity_matrix;
 use reelvec_models::checkpoint;
 use reelvec_models::pipelines::load_item_embeddings;
 use reelvec_models::{ModelKind, RunInfo};
-use reelvec_report::plots::{Heatmap, LabelledPoint, LineChart, Scatter, HEATMAP_MAX_SIZE};
+use reelvec_report::plots::{Heatmap, LineChart, HEATMAP_MAX_SIZE};
 
 use crate::data_cmd::ReadOptions;
+use crate::pipeline::charts::{map_svg, MapMethod};
 
 /// What to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -163,7 +163,13 @@ fn generic_history_chart(info: &RunInfo, name: &str) -> Result<LineChart> {
             .collect();
         chart = chart.with_series(field, points);
     }
-    Ok(chart.with_axes("epoch", if info.model_kind == ModelKind::Cooc { "cost" } else { "loss" }))
+    if info.model_kind == ModelKind::Cooc {
+        // P1's history is one entry per full-batch Adam step; its costs fall by orders of
+        // magnitude, so the cost axis is logarithmic.
+        chart.log_y = Some(true);
+        return Ok(chart.with_axes("Adam step", "cost"));
+    }
+    Ok(chart.with_axes("epoch", "loss"))
 }
 
 /// Per-movie number of ratings and mean rating, in the run's dense movie order.
@@ -189,19 +195,18 @@ fn movie_stats(args: &Args, info: &RunInfo) -> Result<Option<MovieStats>> {
             crate::evaluate_cmd::check_run_data(info, &ds)?;
             let run_index: HashMap<u64, u32> =
                 info.movie_raw_ids.iter().enumerate().map(|(i, &raw)| (raw, i as u32)).collect();
+            // reelvec-data's per-movie counts and means (NaN: unrated), moved to the run's order.
             let n = info.movie_raw_ids.len();
-            let (mut count, mut sum) = (vec![0u32; n], vec![0f64; n]);
-            for (&movie, &rating) in ds.ratings.movie.iter().zip(&ds.ratings.rating) {
-                let run_movie = ds.movies.raw(movie).and_then(|raw| run_index.get(&raw));
-                if let Some(&m) = run_movie {
-                    count[m as usize] += 1;
-                    sum[m as usize] += f64::from(rating);
+            let stats = transforms::MovieStats::compute(&ds.ratings, None, ds.movies.len());
+            let (mut count, mut mean) = (vec![0u32; n], vec![f32::NAN; n]);
+            for movie in 0..ds.movies.len() as u32 {
+                if let Some(&m) = ds.movies.raw(movie).and_then(|raw| run_index.get(&raw)) {
+                    count[m as usize] = stats.count[movie as usize];
+                    mean[m as usize] = stats.mean[movie as usize];
                 }
             }
-            let mean =
-                count.iter().zip(&sum).map(|(&c, &s)| if c > 0 { (s / f64::from(c)) as f32 } else { 0.0 });
             return Ok(Some(MovieStats {
-                mean: Some(mean.collect()),
+                mean: Some(mean),
                 count,
                 source: format!("ratings in {}", path.display()),
             }));
@@ -212,7 +217,7 @@ fn movie_stats(args: &Args, info: &RunInfo) -> Result<Option<MovieStats>> {
     Ok(rated.map(|rated| {
         let mut count = vec![0u32; info.movie_raw_ids.len()];
         for user in 0..info.user_raw_ids.len() as u32 {
-            for &m in rated.of(user) {
+            for &m in rated.row(user) {
                 if let Some(c) = count.get_mut(m as usize) {
                     *c += 1;
                 }
@@ -227,9 +232,9 @@ fn movie_stats(args: &Args, info: &RunInfo) -> Result<Option<MovieStats>> {
 fn top_by(candidates: &[u32], score: &[f32], count: Option<&[u32]>, n: usize) -> Vec<u32> {
     let mut order = candidates.to_vec();
     let ratings = |m: u32| count.map_or(0, |c| c[m as usize]);
-    order.sort_by(|&a, &b| {
-        score[b as usize].total_cmp(&score[a as usize]).then(ratings(b).cmp(&ratings(a))).then(a.cmp(&b))
-    });
+    // NaN (a movie without a mean) ranks last.
+    let key = |m: u32| if score[m as usize].is_nan() { f32::NEG_INFINITY } else { score[m as usize] };
+    order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(ratings(b).cmp(&ratings(a))).then(a.cmp(&b)));
     order.truncate(n);
     order
 }
@@ -295,59 +300,29 @@ fn map(args: &Args) -> Result<String> {
     );
     let min_note = if stats.is_some() { format!(", >= {} ratings", args.min_ratings) } else { String::new() };
 
-    // The projected set: every candidate for PCA (cheap), a capped set for t-SNE that always
-    // holds the labelled movies; the unlabelled ones are drawn as grey context.
-    let (coords, projected, axes, method): (Array2<f64>, Vec<u32>, (String, String), &str) = match args.kind {
-        PlotKind::Pca => {
-            let fit = pca(emb.view(), 2.min(emb.ncols()).max(1))?;
-            if fit.coordinates.ncols() < 2 {
-                bail!("PCA needs vectors of at least 2 dimensions");
-            }
-            let share = |i: usize| fit.explained_variance_ratio[i] * 100.0;
-            let axes = (
-                format!("PC 1 ({:.1}% of variance)", share(0)),
-                format!("PC 2 ({:.1}% of variance)", share(1)),
-            );
-            (fit.coordinates, all.clone(), axes, "PCA")
-        }
-        _ => {
-            let mut set = labelled.clone();
-            let mut rest: Vec<u32> = candidates.iter().copied().filter(|m| !labelled.contains(m)).collect();
-            if let Some(s) = &stats {
-                rest.sort_by_key(|&m| std::cmp::Reverse(s.count[m as usize]));
-            }
-            rest.truncate(TSNE_MAX_POINTS.saturating_sub(set.len()));
-            set.extend(rest);
-            if set.len() < 5 {
-                bail!("t-SNE needs at least 5 movies, {} pass the filters", set.len());
-            }
-            let data = emb.select(Axis(0), &set.iter().map(|&m| m as usize).collect::<Vec<_>>());
-            let perplexity = args.perplexity.min((set.len() as f64 - 1.0) / 3.0);
-            let config = TsneConfig { perplexity, seed: args.seed, ..TsneConfig::default() };
-            let fit = tsne(data.view(), &config)?;
-            outln!("t-SNE of {} movies, perplexity {perplexity:.1}, KL {:.4}", set.len(), fit.kl_divergence);
-            let coords = fit.embedding.mapv(f64::from);
-            let axes = ("t-SNE 1".to_owned(), "t-SNE 2".to_owned());
-            // Row i of the map is movie set[i]; index it by movie below.
-            (coords, set, axes, "t-SNE")
-        }
+    // Grey context: the other candidates, most-rated first (t-SNE keeps the first that fit).
+    let mut context: Vec<u32> = candidates.iter().copied().filter(|m| !labelled.contains(m)).collect();
+    if let Some(s) = &stats {
+        context.sort_by_key(|&m| std::cmp::Reverse(s.count[m as usize]));
+    }
+    let method = match args.kind {
+        PlotKind::Pca => MapMethod::Pca,
+        _ => MapMethod::Tsne { seed: args.seed, perplexity: args.perplexity, max_points: TSNE_MAX_POINTS },
     };
-    let row_of: HashMap<u32, usize> = projected.iter().enumerate().map(|(i, &m)| (m, i)).collect();
-    let at = |m: u32| row_of.get(&m).map(|&r| (coords[[r, 0]], coords[[r, 1]]));
-    let points: Vec<LabelledPoint> = labelled
-        .iter()
-        .filter_map(|&m| at(m).map(|(x, y)| LabelledPoint { x, y, label: info.title(m) }))
-        .collect();
-    let background: Vec<(f64, f64)> =
-        candidates.iter().filter(|m| !labelled.contains(m)).filter_map(|&m| at(m)).collect();
     let title = format!(
-        "{} — {method} of movie vectors, top {} by {}{min_note} ({})",
+        "{} — {} of movie vectors, top {} by {}{min_note} ({})",
         info.model_kind,
-        points.len(),
+        method.name(),
+        labelled.len(),
         if ranked_by.starts_with("mean") { "mean rating" } else { "bias" },
         run_name(&args.run)
     );
-    Ok(Scatter::new(title, points).with_axes(axes.0, axes.1).with_background(background).to_svg()?)
+    let titles: Vec<String> = (0..v as u32).map(|m| info.title(m)).collect();
+    let drawn = map_svg(method, &title, emb.view(), &labelled, &context, &titles)?;
+    if let Some(note) = drawn.fit_note {
+        outln!("{note}");
+    }
+    Ok(drawn.svg)
 }
 
 #[cfg(test)]
@@ -452,7 +427,8 @@ mod tests {
         let svg = plot(&run, "loss", &[]);
         assert!(svg.contains(">\nmasked\n</text>"));
         assert!(svg.contains(">\nunmasked\n</text>"));
-        assert!(svg.contains(">\ncost\n</text>"));
+        assert!(svg.contains(">\ncost (log scale)\n</text>"), "P1's cost axis is logarithmic");
+        assert!(svg.contains(">\nAdam step\n</text>"), "P1's x axis counts Adam steps, not epochs");
     }
 
     #[test]
@@ -500,6 +476,9 @@ mod tests {
             assert!(!svg.contains("Movie &amp; &lt;Co&gt; 11"));
             // 3 labelled + 7 grey context points.
             assert_eq!(svg.matches("<circle").count(), 10, "{kind}");
+            // Drawn by the pipeline's map function (one implementation): its axis labels.
+            let axis = if kind == "pca" { "% of variance)" } else { "(perplexity 3, seed 42)" };
+            assert!(svg.contains(axis), "{kind}: the shared map's axis label");
         }
     }
 

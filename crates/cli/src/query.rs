@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use reelvec_metrics::similarity::nearest_neighbours;
+use reelvec_metrics::MetricsError;
 use reelvec_models::checkpoint;
 use reelvec_models::mf::MfModel;
 use reelvec_models::pipelines::load_item_embeddings;
-use reelvec_models::titles::{self, TitleMiss};
-use reelvec_models::traits::nearest_by_cosine;
 use reelvec_models::{RatingModel, RunInfo};
 
 /// `reelvec similar` arguments.
@@ -63,31 +63,7 @@ pub struct PredictArgs {
     pub movie: u64,
 }
 
-/// Resolves a movie argument: a raw movie id of the run, else the title matcher every query
-/// shares ([`reelvec_models::titles::resolve`]: an exact title, else a unique case-insensitive
-/// substring). Ambiguity is an error listing the candidates.
-pub fn resolve_movie(info: &RunInfo, query: &str) -> Result<u32> {
-    let q = query.trim();
-    if let Some(dense) = q.parse::<u64>().ok().and_then(|raw| info.movie_dense(raw)) {
-        return Ok(dense);
-    }
-    match titles::resolve(&info.movie_titles, q) {
-        Ok(dense) => Ok(dense),
-        Err(TitleMiss::NotFound) => {
-            bail!("no movie matches `{q}` (give a movie id, an exact title, or part of a title)")
-        }
-        Err(TitleMiss::Ambiguous(candidates)) => {
-            let n = candidates.len();
-            let shown: Vec<String> = candidates
-                .iter()
-                .take(20)
-                .map(|&i| format!("  {:>7}  {}", info.movie_raw_ids[i as usize], info.title(i)))
-                .collect();
-            let more = if n > 20 { format!("\n  ... and {} more", n - 20) } else { String::new() };
-            bail!("`{q}` matches {n} movies; pick one by id or exact title:\n{}{more}", shown.join("\n"))
-        }
-    }
-}
+pub use crate::movie_arg::resolve_movie;
 
 fn user_of(info: &RunInfo, raw: u64) -> Result<u32> {
     info.user_dense(raw).with_context(|| format!("user {raw} is not in this run's training data"))
@@ -110,13 +86,22 @@ pub fn similar(args: SimilarArgs) -> Result<()> {
     let (emb, info) = load_item_embeddings(&args.run)?;
     let movie = resolve_movie(&info, &args.movie)?;
     let k = crate::args::clamp_count("-k", args.k, emb.nrows().saturating_sub(1), "other movies of the run");
+    let neighbours = match nearest_neighbours(emb.view(), movie, k) {
+        Err(MetricsError::NoVector { .. }) => bail!(
+            "{} ({}) has no vector in this {} run: its embedding is (near) zero, so it has no neighbours",
+            info.title(movie),
+            info.movie_raw_ids[movie as usize],
+            info.model_kind
+        ),
+        other => other?,
+    };
     outln!(
         "nearest to {} ({}) by cosine, {} model:",
         info.title(movie),
         info.movie_raw_ids[movie as usize],
         info.model_kind
     );
-    for (rank, (m, sim)) in nearest_by_cosine(emb.view(), movie, k).into_iter().enumerate() {
+    for (rank, (m, sim)) in neighbours.into_iter().enumerate() {
         outln!("{:>3}  {:>7.4}  {:>7}  {}", rank + 1, sim, info.movie_raw_ids[m as usize], info.title(m));
     }
     Ok(())
@@ -142,8 +127,8 @@ pub fn recommend(mut args: RecommendArgs) -> Result<()> {
     } else {
         checkpoint::RatedItems::default()
     };
-    let seen = rated.of(user);
-    let top = model.top_n(user, info.movie_raw_ids.len(), args.k, &|m| seen.binary_search(&m).is_ok());
+    let seen = rated.row(user);
+    let top = model.top_n(user, info.movie_raw_ids.len(), args.k, seen)?;
     outln!(
         "top {} for user {}{} ({} model, predicted stars):",
         args.k,

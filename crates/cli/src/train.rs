@@ -279,7 +279,7 @@ fn train_mf(args: &Args, cfg: p2_mf::Config, device: Device) -> Result<()> {
     let ds = load(args)?;
     let o = p2_mf::run_on(&ds, &cfg, device)?;
     let info = info_for(&ds, ModelKind::Mf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
-    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)))?;
+    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)?))?;
     print_history(&o.history, false);
     outln!(
         "best epoch {}  best val MSE {}  best val RMSE {} stars  (returned model: RMSE {}, MAE {})  [{:.1}s]",
@@ -306,7 +306,7 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Re
     let ds = load(args)?;
     let o = p3_recommender::run_on(&ds, &cfg, device)?;
     let info = info_for(&ds, ModelKind::SigmoidMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
-    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)))?;
+    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)?))?;
     print_history(&o.history, false);
     outln!(
         "val MSE (scaled) {}  val RMSE {} stars  MAE {}  reload max |diff| {:e}  [{:.1}s]",
@@ -332,7 +332,7 @@ fn train_residual(args: &Args, cfg: p4_residual::Config, device: Device) -> Resu
     let ds = load(args)?;
     let o = p4_residual::run_on(&ds, &cfg, device)?;
     let info = info_for(&ds, ModelKind::ResidualMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
-    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)))?;
+    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)?))?;
     if !args.quiet {
         print_history(&o.history, true);
     }

@@ -138,7 +138,7 @@ fn mf_train_then_query_and_export() {
     let run_info = reelvec_models::checkpoint::load_run_info(&run).unwrap();
     let rated = reelvec_models::checkpoint::load_rated(&run).unwrap().unwrap();
     let user2 = run_info.user_dense(2).unwrap();
-    let rated2: Vec<u64> = rated.of(user2).iter().map(|&m| run_info.movie_raw_ids[m as usize]).collect();
+    let rated2: Vec<u64> = rated.row(user2).iter().map(|&m| run_info.movie_raw_ids[m as usize]).collect();
     assert!(!rated2.is_empty() && rated2.iter().all(|&m| f.pairs.contains(&(2, m))));
     assert!(listed.iter().all(|m| !rated2.contains(m)), "{rec} vs rated {rated2:?}");
     assert!(fails(&["recommend", "--run", r, "--user", "999"]).contains("user 999"));

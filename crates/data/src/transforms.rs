@@ -250,6 +250,47 @@ impl Means {
     }
 }
 
+/// Per-movie rating count and mean rating in stars over some rows: the one owner of "a movie's
+/// mean rating" (the notebook's novelty, best-rated lists, plot rankings, the few-ratings
+/// warning). A movie with no rating among the rows has count 0 and mean **NaN** (never 0, which
+/// would read as a very bad film); users of `mean` skip NaN. ([`Means`] holds deviations from
+/// the global mean for P4's residual target, 0 for an unrated movie: a baseline, not a mean.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct MovieStats {
+    /// Ratings of each movie.
+    pub count: Vec<u32>,
+    /// Mean stars of each movie (accumulated in f64); NaN when `count` is 0.
+    pub mean: Vec<f32>,
+}
+
+impl MovieStats {
+    /// Counts and means over `rows` of `ratings` (every row when `None`) for `n_movies` movies.
+    pub fn compute(ratings: &Ratings, rows: Option<&[u32]>, n_movies: usize) -> Self {
+        let mut sum = vec![0.0f64; n_movies];
+        let mut count = vec![0u32; n_movies];
+        let mut add = |r: usize| {
+            let m = ratings.movie[r] as usize;
+            sum[m] += f64::from(ratings.rating[r]);
+            count[m] += 1;
+        };
+        match rows {
+            Some(rows) => rows.iter().for_each(|&r| add(r as usize)),
+            None => (0..ratings.len()).for_each(add),
+        }
+        let mean = sum
+            .iter()
+            .zip(&count)
+            .map(|(&s, &c)| if c > 0 { (s / f64::from(c)) as f32 } else { f32::NAN })
+            .collect();
+        Self { count, mean }
+    }
+
+    /// The counts as `u64` (interaction counts for self-information novelty).
+    pub fn counts_u64(&self) -> Vec<u64> {
+        self.count.iter().map(|&c| u64::from(c)).collect()
+    }
+}
+
 /// The liked matrix L (users x movies, `L[u][i] = 1` when u rated i at least the threshold) in
 /// CSR form; column indices in each row ascending and unique.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -466,6 +507,19 @@ mod tests {
         assert_eq!(m.target(0, 0, 4.0), 0.5);
         let part = Means::compute(&d.ratings, &[0], 2, 3);
         assert_eq!((part.global, part.user[1], part.movie[2]), (4.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn movie_stats_give_unrated_movies_nan_not_zero() {
+        let d = ds(&[(1, 1, 4.0, 0), (2, 1, 3.0, 0), (2, 2, 5.0, 0)]);
+        let all = MovieStats::compute(&d.ratings, None, 3);
+        assert_eq!(all.count, vec![2, 1, 0]);
+        assert_eq!(all.mean[..2], [3.5, 5.0]);
+        assert!(all.mean[2].is_nan());
+        let part = MovieStats::compute(&d.ratings, Some(&[0]), 2);
+        assert_eq!(part.count, vec![1, 0]);
+        assert!(part.mean[1].is_nan());
+        assert_eq!(part.counts_u64(), vec![1, 0]);
     }
 
     #[test]

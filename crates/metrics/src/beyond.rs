@@ -5,17 +5,19 @@
 //! Lists arrive as a users x n array of movie indices ([`crate::topn::TopN::indices`]); entries
 //! equal to [`NO_ITEM`] are padding and ignored everywhere.
 //!
-//! # Self-information novelty: the exact definition followed
-//! Microsoft recommenders (`recommenders.evaluation.python_evaluation.historical_item_novelty`
-//! and `novelty`, after Castells, Vargas and Wang, ECIR 2011) define a movie's novelty as
-//! `-log2(count_i / n_records)`, where `count_i` is the number of training *interactions*
-//! (rows) with movie i and `n_records` the total number of training rows: the denominator is the
-//! number of interactions, not the number of users. The reported novelty is the sum over every
-//! recommended slot of its movie's novelty divided by the number of slots (so, for lists of
-//! equal length, the mean over users of the mean over each list). A recommended movie absent
-//! from the training data drops out of their inner join: it adds 0 to the sum but still counts
-//! as a slot. We follow all three points; [`item_self_information`] returns `None` for such
-//! movies so callers can see them.
+//! # Self-information novelty: the one definition (issue-10 protocol)
+//! A movie's self-information is `-log2(count_i / n_records)`, where `count_i` is the number of
+//! training *interactions* (rows) with movie i and `n_records` the total number of training rows
+//! (Castells, Vargas and Wang, ECIR 2011; Microsoft recommenders' `historical_item_novelty`):
+//! the denominator is the number of interactions, not the number of users. A movie unseen in
+//! training counts as one interaction (`-log2(1 / n_records)`, the most novel a movie can be;
+//! Microsoft recommenders would drop it to 0, which rewards nothing and hides it). The reported
+//! novelty is the sum over every recommended slot of its movie's self-information divided by the
+//! number of slots. train, pipeline and evaluate all report this one figure.
+//!
+//! # Mean-rating "novelty" (the notebook's)
+//! Per-movie mean ratings come from `reelvec_data::transforms::MovieStats`, where a movie nobody
+//! rated has mean NaN; such movies are left out of their list's mean.
 //!
 //! Catalogue coverage follows the same library: distinct recommended movies / catalogue size
 //! (the library uses the number of distinct training movies; the caller passes which count).
@@ -24,6 +26,7 @@ use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::error::{check_index, check_len, MetricsError, Result};
+use crate::similarity::unit_rows_f64;
 use crate::topn::NO_ITEM;
 
 /// Valid movies of one list row.
@@ -41,21 +44,9 @@ fn check_lists(lists: &ArrayView2<'_, u32>, n_items: usize) -> Result<()> {
     Ok(())
 }
 
-/// Rows of `vectors` scaled to unit length, in f64 (zero rows stay zero).
-pub(crate) fn unit_rows_f64(vectors: ArrayView2<'_, f32>) -> ndarray::Array2<f64> {
-    let mut out = vectors.mapv(f64::from);
-    for mut row in out.axis_iter_mut(Axis(0)) {
-        let norm = row.dot(&row).sqrt();
-        if norm > 0.0 {
-            row /= norm;
-        }
-    }
-    out
-}
-
 /// Intra-list diversity: for each list with at least two movies, the mean over its unordered
-/// pairs of `1 - cos(e_i, e_j)` (45 pairs for a top-10); then the mean over those lists. A zero
-/// embedding has cosine 0 with everything. Lists with fewer than two movies are skipped.
+/// pairs of `1 - cos(e_i, e_j)` (45 pairs for a top-10); then the mean over those lists. A movie
+/// without a vector ([`crate::similarity::has_vector`]) has cosine 0 with everything. Lists with fewer than two movies are skipped.
 pub fn intra_list_diversity(lists: ArrayView2<'_, u32>, embeddings: ArrayView2<'_, f32>) -> Result<f64> {
     check_lists(&lists, embeddings.nrows())?;
     let unit = unit_rows_f64(embeddings);
@@ -84,15 +75,18 @@ pub fn intra_list_diversity(lists: ArrayView2<'_, u32>, embeddings: ArrayView2<'
     Ok(sum / count as f64)
 }
 
-/// The notebook's "novelty" (really popularity): for each non-empty list the mean of its movies'
-/// mean ratings (in stars, from the original ratings), then the mean over lists.
+/// The notebook's "novelty" (really popularity): for each list the mean of its movies' mean
+/// ratings (in stars), then the mean over lists. Movies whose mean is NaN (nobody rated them) are
+/// left out; a list without a rated movie is skipped.
 pub fn mean_rating_novelty(lists: ArrayView2<'_, u32>, movie_mean_rating: &[f32]) -> Result<f64> {
     check_lists(&lists, movie_mean_rating.len())?;
     let (sum, count) = lists
         .axis_iter(Axis(0))
         .map(|row| {
             let (s, n) = valid(row)
-                .fold((0f64, 0usize), |(s, n), j| (s + movie_mean_rating[j as usize] as f64, n + 1));
+                .map(|j| movie_mean_rating[j as usize])
+                .filter(|m| !m.is_nan())
+                .fold((0f64, 0usize), |(s, n), m| (s + f64::from(m), n + 1));
             (s, n)
         })
         .filter(|&(_, n)| n > 0)
@@ -113,22 +107,21 @@ pub fn interaction_counts(training_movies: &[u32], n_items: usize) -> Result<Vec
     Ok(counts)
 }
 
-/// Each movie's self-information `-log2(count_j / n_records)` with `n_records = sum(counts)`;
-/// `None` for movies never seen in training.
-pub fn item_self_information(counts: &[u64]) -> Vec<Option<f64>> {
-    let n_records: u64 = counts.iter().sum();
-    counts.iter().map(|&c| (c > 0).then(|| -((c as f64) / n_records as f64).log2())).collect()
+/// Each movie's self-information `-log2(max(count_j, 1) / n_records)` with
+/// `n_records = sum(counts)` (a movie unseen in training counts once; module docs).
+pub fn item_self_information(counts: &[u64]) -> Vec<f64> {
+    let n_records = counts.iter().sum::<u64>().max(1) as f64;
+    counts.iter().map(|&c| -((c.max(1) as f64) / n_records).log2()).collect()
 }
 
-/// Mean self-information over every recommended slot, exactly as Microsoft recommenders'
-/// `novelty` (see the module docs): movies unseen in training add 0 but count as slots.
+/// Mean self-information over every recommended slot (see the module docs).
 pub fn self_information_novelty(lists: ArrayView2<'_, u32>, counts: &[u64]) -> Result<f64> {
     check_lists(&lists, counts.len())?;
     let info = item_self_information(counts);
     let (sum, slots) = lists
         .iter()
         .filter(|&&j| j != NO_ITEM)
-        .fold((0f64, 0usize), |(s, n), &j| (s + info[j as usize].unwrap_or(0.0), n + 1));
+        .fold((0f64, 0usize), |(s, n), &j| (s + info[j as usize], n + 1));
     if slots == 0 {
         return Err(MetricsError::Empty { what: "recommended slots" });
     }
@@ -259,15 +252,24 @@ mod tests {
     }
 
     #[test]
-    fn self_information_follows_microsoft_recommenders() {
+    fn self_information_is_the_protocol_definition() {
         // 8 training rows: movie 0 four times, movie 1 twice, movies 2 and 3 once, movie 4 never.
         let counts = interaction_counts(&[0, 0, 1, 0, 2, 1, 0, 3], 5).unwrap();
         assert_eq!(counts, vec![4, 2, 1, 1, 0]);
+        // -log2(count / 8); the unseen movie counts once: -log2(1/8) = 3.
         let info = item_self_information(&counts);
-        assert_eq!(info, vec![Some(1.0), Some(2.0), Some(3.0), Some(3.0), None]);
-        // Slots: 0, 2, 1, 4 -> (1 + 3 + 2 + 0) / 4, the unseen movie counting as a slot.
+        assert_eq!(info, vec![1.0, 2.0, 3.0, 3.0, 3.0]);
+        // Slots: 0, 2, 1, 4 -> (1 + 3 + 2 + 3) / 4.
         let lists = array![[0u32, 2], [1, 4]];
-        assert_abs_diff_eq!(self_information_novelty(lists.view(), &counts).unwrap(), 1.5, epsilon = 1e-12);
+        assert_abs_diff_eq!(self_information_novelty(lists.view(), &counts).unwrap(), 2.25, epsilon = 1e-12);
+    }
+
+    #[test]
+    fn mean_rating_novelty_leaves_unrated_movies_out() {
+        let means = [4.0f32, f32::NAN, 2.0];
+        let lists = array![[0u32, 1], [1, 2], [1, NO_ITEM]];
+        // List 1: 4 (the unrated movie left out); list 2: 2; list 3: nothing rated, skipped.
+        assert_abs_diff_eq!(mean_rating_novelty(lists.view(), &means).unwrap(), 3.0, epsilon = 1e-12);
     }
 
     #[test]

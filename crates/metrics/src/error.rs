@@ -39,6 +39,15 @@ pub enum MetricsError {
         /// Why it is invalid.
         reason: &'static str,
     },
+    /// A movie's vector is (near) zero, so it has no direction and no cosine with anything
+    /// (see [`crate::similarity::has_vector`]).
+    #[error("{what} {index} has no vector (its embedding is (near) zero: nothing rated it highly enough to place it)")]
+    NoVector {
+        /// What was queried ("movie", "profile").
+        what: &'static str,
+        /// Its row.
+        index: usize,
+    },
     /// A LAPACK routine (through ndarray-linalg) failed.
     #[error("linear algebra failed in {context}: {source}")]
     Linalg {

@@ -3,6 +3,14 @@
 //! best and worst films by learned bias).
 //!
 //! Orders follow [`crate::ranking`]: higher value first, ties by lower index (pairs by `(i, j)`).
+//!
+//! # Rows without a vector
+//! This module is the one owner of cosine similarity. A row whose Euclidean norm is not finite,
+//! or not above `max(ZERO_VECTOR_RELATIVE x median row norm, ZERO_VECTOR_ABSOLUTE)`, has no
+//! direction ([`has_vector`]; P1 leaves movies nobody liked at norms of ~1e-23). Such a row never
+//! ranks as a neighbour and never gets a score; querying it is [`MetricsError::NoVector`];
+//! [`unit_rows`] and the similarity matrix give it all zeros. Every cosine is clamped to
+//! `[-1, 1]` (rounding in f32 can step just outside).
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
@@ -10,50 +18,100 @@ use crate::error::{check_index, check_len, MetricsError, Result};
 use crate::ranking::score_key;
 use crate::topn::top_k_of_row;
 
-/// Rows scaled to unit Euclidean length (zero rows stay zero).
-pub fn unit_rows(vectors: ArrayView2<'_, f32>) -> Array2<f32> {
-    let mut out = vectors.to_owned();
-    for mut row in out.axis_iter_mut(Axis(0)) {
+/// A row has a vector only when its norm is above this fraction of the median row norm.
+pub const ZERO_VECTOR_RELATIVE: f64 = 1e-6;
+/// ... and above this absolute norm (so an all-but-zero table still has no directions).
+pub const ZERO_VECTOR_ABSOLUTE: f64 = 1e-12;
+
+/// The Euclidean norm of every row, in f64.
+fn row_norms(vectors: ArrayView2<'_, f32>) -> Vec<f64> {
+    vectors
+        .axis_iter(Axis(0))
+        .map(|r| r.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt())
+        .collect()
+}
+
+/// Whether each row has a vector (see the module docs): a finite norm above
+/// `max(ZERO_VECTOR_RELATIVE x median norm, ZERO_VECTOR_ABSOLUTE)`.
+pub fn has_vector(vectors: ArrayView2<'_, f32>) -> Vec<bool> {
+    let norms = row_norms(vectors);
+    let mut finite: Vec<f64> = norms.iter().copied().filter(|n| n.is_finite()).collect();
+    let median = if finite.is_empty() {
+        0.0
+    } else {
+        let mid = finite.len() / 2;
+        *finite.select_nth_unstable_by(mid, f64::total_cmp).1
+    };
+    let threshold = (ZERO_VECTOR_RELATIVE * median).max(ZERO_VECTOR_ABSOLUTE);
+    norms.iter().map(|&n| n.is_finite() && n > threshold).collect()
+}
+
+/// Rows scaled to unit Euclidean length, in f64; rows without a vector ([`has_vector`]) are zero.
+pub fn unit_rows_f64(vectors: ArrayView2<'_, f32>) -> Array2<f64> {
+    let keep = has_vector(vectors);
+    let mut out = vectors.mapv(f64::from);
+    for (mut row, keep) in out.axis_iter_mut(Axis(0)).zip(keep) {
         let norm = row.dot(&row).sqrt();
-        if norm > 0.0 {
+        if keep {
             row /= norm;
+        } else {
+            row.fill(0.0);
         }
     }
     out
 }
 
-/// Cosine similarity of two vectors (0 when either is zero).
+/// Rows scaled to unit Euclidean length; rows without a vector ([`has_vector`]) are zero.
+pub fn unit_rows(vectors: ArrayView2<'_, f32>) -> Array2<f32> {
+    unit_rows_f64(vectors).mapv(|x| x as f32)
+}
+
+/// Cosine of two vectors, clamped to `[-1, 1]`; 0 when either norm is at most
+/// [`ZERO_VECTOR_ABSOLUTE`].
 pub fn cosine(a: ArrayView1<'_, f32>, b: ArrayView1<'_, f32>) -> Result<f32> {
     check_len("cosine: vector lengths", a.len(), b.len())?;
-    let denom = (a.dot(&a) * b.dot(&b)).sqrt();
-    Ok(if denom > 0.0 { a.dot(&b) / denom } else { 0.0 })
+    let dot = |x: &ArrayView1<'_, f32>, y: &ArrayView1<'_, f32>| {
+        x.iter().zip(y).map(|(&p, &q)| f64::from(p) * f64::from(q)).sum::<f64>()
+    };
+    let (na, nb) = (dot(&a, &a).sqrt(), dot(&b, &b).sqrt());
+    if !(na > ZERO_VECTOR_ABSOLUTE && nb > ZERO_VECTOR_ABSOLUTE) {
+        return Ok(0.0);
+    }
+    Ok((dot(&a, &b) / (na * nb)).clamp(-1.0, 1.0) as f32)
 }
 
 /// The cosine similarity matrix of the given rows of `vectors` (all rows when `rows` is None):
 /// `S = N N^T` with `N` the unit-length rows. Result is `n x n` in the order of `rows`.
 pub fn cosine_similarity_matrix(vectors: ArrayView2<'_, f32>, rows: Option<&[u32]>) -> Result<Array2<f32>> {
+    // Rows without a vector are judged against the whole table, not just the chosen rows.
+    let unit = unit_rows_f64(vectors);
     let chosen = match rows {
         Some(ids) => {
             for &i in ids {
                 check_index("cosine_similarity_matrix row", i as usize, vectors.nrows())?;
             }
             let idx: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
-            vectors.select(Axis(0), &idx)
+            unit.select(Axis(0), &idx)
         }
-        None => vectors.to_owned(),
+        None => unit,
     };
-    let unit = unit_rows(chosen.view());
-    Ok(unit.dot(&unit.t()))
+    Ok(chosen.dot(&chosen.t()).mapv(|c| c.clamp(-1.0, 1.0) as f32))
 }
 
 /// The `k` rows of `vectors` most cosine-similar to row `query`, the query itself excluded, best
-/// first, as `(row, cosine)`.
+/// first, as `(row, cosine)`. The one cosine-neighbour search of the workspace: a query without a
+/// vector is [`MetricsError::NoVector`]; rows without one are never listed (module docs).
 pub fn nearest_neighbours(vectors: ArrayView2<'_, f32>, query: u32, k: usize) -> Result<Vec<(u32, f32)>> {
     check_index("nearest_neighbours query", query as usize, vectors.nrows())?;
-    nearest_to_vector(vectors, vectors.row(query as usize), k, &[query])
+    let keep = has_vector(vectors);
+    if !keep[query as usize] {
+        return Err(MetricsError::NoVector { what: "movie", index: query as usize });
+    }
+    ranked_by_cosine(vectors, &keep, vectors.row(query as usize), k, &[query])
 }
 
-/// The `k` rows most cosine-similar to `target`, skipping `excluded_sorted`, best first.
+/// The `k` rows most cosine-similar to `target`, skipping `excluded_sorted` and rows without a
+/// vector, best first. A (near) zero `target` is [`MetricsError::NoVector`] (`index` 0).
 pub fn nearest_to_vector(
     vectors: ArrayView2<'_, f32>,
     target: ArrayView1<'_, f32>,
@@ -61,17 +119,24 @@ pub fn nearest_to_vector(
     excluded_sorted: &[u32],
 ) -> Result<Vec<(u32, f32)>> {
     check_len("nearest_to_vector: target length", vectors.ncols(), target.len())?;
-    let target_norm = target.dot(&target).sqrt();
+    let norm = target.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    if !(norm.is_finite() && norm > ZERO_VECTOR_ABSOLUTE) {
+        return Err(MetricsError::NoVector { what: "profile", index: 0 });
+    }
+    ranked_by_cosine(vectors, &has_vector(vectors), target, k, excluded_sorted)
+}
+
+fn ranked_by_cosine(
+    vectors: ArrayView2<'_, f32>,
+    keep: &[bool],
+    target: ArrayView1<'_, f32>,
+    k: usize,
+    excluded_sorted: &[u32],
+) -> Result<Vec<(u32, f32)>> {
     let sims: Vec<f32> = vectors
         .axis_iter(Axis(0))
-        .map(|row| {
-            let denom = row.dot(&row).sqrt() * target_norm;
-            if denom > 0.0 {
-                row.dot(&target) / denom
-            } else {
-                0.0
-            }
-        })
+        .zip(keep)
+        .map(|(row, &keep)| if keep { cosine(row, target).unwrap_or(f32::NAN) } else { f32::NAN })
         .collect();
     top_k_of_row(&sims, k, excluded_sorted)
 }
@@ -187,11 +252,40 @@ mod tests {
     fn nearest_neighbours_exclude_the_query() {
         let v = vectors();
         let nn = nearest_neighbours(v.view(), 0, 3).unwrap();
-        // Row 1 (cos 1), row 2 (0.707), row 3 (0, zero vector); row 0 itself never appears.
-        assert_eq!(nn.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+        // Row 1 (cos 1), row 2 (0.707), row 4; row 3 (the zero vector) and row 0 itself never
+        // appear.
+        assert_eq!(nn.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 2, 4]);
         assert_abs_diff_eq!(nn[0].1, 1.0, epsilon = 1e-6);
         // Row 1's neighbours: row 0 (cos 1) first.
         assert_eq!(nearest_neighbours(v.view(), 1, 1).unwrap()[0].0, 0);
+    }
+
+    #[test]
+    fn movies_without_a_vector_never_rank_and_cannot_be_queried() {
+        // P1's movies nobody liked: norms ~1e-23 next to norms ~1. Before, (0, 1e-23) had cosine
+        // 1 with row 0 and near-zero rows could beat real neighbours with cosine > 1.
+        let v = array![[1.0f32, 0.0], [1e-23, 0.0], [0.6, 0.8], [0.0, 3e-24], [-1.0, 0.1], [0.0, 0.0]];
+        assert_eq!(has_vector(v.view()), vec![true, false, true, false, true, false]);
+        let nn = nearest_neighbours(v.view(), 0, 10).unwrap();
+        let ids: Vec<u32> = nn.iter().map(|p| p.0).collect();
+        assert_eq!(ids, vec![2, 4]);
+        assert!(nn.iter().all(|p| (-1.0..=1.0).contains(&p.1)));
+        assert!(matches!(nearest_neighbours(v.view(), 1, 3), Err(MetricsError::NoVector { index: 1, .. })));
+        assert!(matches!(nearest_neighbours(v.view(), 5, 3), Err(MetricsError::NoVector { index: 5, .. })));
+        assert!(nearest_to_vector(v.view(), array![0.0f32, 0.0].view(), 3, &[]).is_err());
+        // The matrix gives them zeros, diagonal included; every entry is within [-1, 1].
+        let s = cosine_similarity_matrix(v.view(), Some(&[0, 1, 2])).unwrap();
+        assert_eq!(s.row(1).to_vec(), vec![0.0, 0.0, 0.0]);
+        assert!(s.iter().all(|c| (-1.0..=1.0).contains(c)));
+        assert_eq!(unit_rows(v.view()).row(3).to_vec(), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn cosine_is_clamped_to_one() {
+        // Parallel vectors whose f32 products round above 1 stay at exactly 1 at most.
+        let a = array![0.1f32, 0.2, 0.3, 0.7];
+        let c = cosine(a.view(), (&a * 3.0).view()).unwrap();
+        assert!(c <= 1.0 && c > 0.999_999);
     }
 
     #[test]

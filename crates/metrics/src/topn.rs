@@ -175,8 +175,10 @@ impl<'a> FactorScores<'a> {
     }
 }
 
-/// Movies each user rated (or otherwise must not be recommended), as CSR rows sorted ascending.
-#[derive(Debug, Clone, PartialEq)]
+/// Movies each user rated (or otherwise must not be recommended), as CSR rows sorted ascending
+/// without duplicates. The workspace's one owner of this table: top-N exclusions here and on the
+/// GPU, `rated.safetensors` in run directories, `recommend --exclude-rated`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RatedItems {
     indptr: Vec<usize>,
     indices: Vec<u32>,
@@ -201,6 +203,45 @@ impl RatedItems {
             fill[u as usize] += 1;
         }
         Self::from_unsorted_csr(counts, indices)
+    }
+
+    /// Builds the rows from the (user, movie) pairs of the given `rows` of two columns.
+    pub fn from_rows_of(n_users: usize, users: &[u32], items: &[u32], rows: &[u32]) -> Result<Self> {
+        check_len("RatedItems::from_rows_of: movies vs users", users.len(), items.len())?;
+        let mut u = Vec::with_capacity(rows.len());
+        let mut m = Vec::with_capacity(rows.len());
+        for &r in rows {
+            check_index("RatedItems row", r as usize, users.len())?;
+            u.push(users[r as usize]);
+            m.push(items[r as usize]);
+        }
+        Self::from_pairs(n_users, &u, &m)
+    }
+
+    /// Rebuilds the table from stored CSR arrays (`indptr` of `n_users + 1` offsets starting at 0,
+    /// non-decreasing, ending at `indices.len()`); rows are sorted and de-duplicated.
+    pub fn from_csr(indptr: Vec<usize>, indices: Vec<u32>) -> Result<Self> {
+        let consistent = indptr.first() == Some(&0)
+            && indptr.windows(2).all(|w| w[0] <= w[1])
+            && indptr.last() == Some(&indices.len());
+        if !consistent {
+            return Err(MetricsError::InvalidParameter {
+                name: "indptr",
+                value: format!("{} offsets for {} movies", indptr.len(), indices.len()),
+                reason: "offsets must start at 0, never decrease and end at the number of movies",
+            });
+        }
+        Self::from_unsorted_csr(indptr, indices)
+    }
+
+    /// The CSR offsets (`n_users + 1`).
+    pub fn indptr(&self) -> &[usize] {
+        &self.indptr
+    }
+
+    /// The concatenated rows.
+    pub fn indices(&self) -> &[u32] {
+        &self.indices
     }
 
     /// Builds the rows from one list per user.
@@ -250,6 +291,13 @@ impl RatedItems {
             return &[];
         }
         &self.indices[self.indptr[u]..self.indptr[u + 1]]
+    }
+}
+
+impl Default for RatedItems {
+    /// No users.
+    fn default() -> Self {
+        RatedItems { indptr: vec![0], indices: Vec::new() }
     }
 }
 

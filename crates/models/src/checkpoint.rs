@@ -662,58 +662,23 @@ pub fn require_table<'a>(
     Ok(t)
 }
 
-/// Movies each user rated, CSR: user `u`'s movies are `movies[offsets[u]..offsets[u+1]]`,
-/// sorted ascending.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RatedItems {
-    /// `n_users + 1` offsets into `movies`.
-    pub offsets: Vec<u32>,
-    /// Dense movie indices.
-    pub movies: Vec<u32>,
-}
-
-impl RatedItems {
-    /// Builds the CSR from (user, movie) pairs of the rows `rows` (all rows when `None`).
-    pub fn from_pairs(users: &[u32], movies: &[u32], rows: Option<&[u32]>, n_users: usize) -> Self {
-        let mut counts = vec![0u32; n_users + 1];
-        let each = |f: &mut dyn FnMut(usize)| match rows {
-            Some(r) => r.iter().for_each(|&i| f(i as usize)),
-            None => (0..users.len()).for_each(f),
-        };
-        each(&mut |i| counts[users[i] as usize + 1] += 1);
-        for u in 0..n_users {
-            counts[u + 1] += counts[u];
-        }
-        let mut fill = counts.clone();
-        let mut out = vec![0u32; counts[n_users] as usize];
-        each(&mut |i| {
-            let u = users[i] as usize;
-            out[fill[u] as usize] = movies[i];
-            fill[u] += 1;
-        });
-        for u in 0..n_users {
-            out[counts[u] as usize..counts[u + 1] as usize].sort_unstable();
-        }
-        Self { offsets: counts, movies: out }
-    }
-
-    /// The sorted movies of `user` (empty when out of range).
-    pub fn of(&self, user: u32) -> &[u32] {
-        let u = user as usize;
-        if u + 1 >= self.offsets.len() {
-            return &[];
-        }
-        &self.movies[self.offsets[u] as usize..self.offsets[u + 1] as usize]
-    }
-}
+/// Movies each user rated: reelvec-metrics' one CSR table (sorted, de-duplicated rows), stored
+/// as `rated.safetensors` (`offsets` and `movies`, U32).
+pub use reelvec_metrics::RatedItems;
 
 /// The bytes of `rated.safetensors` (`path` for error messages).
 fn rated_bytes(rated: &RatedItems, path: &Path) -> Result<Vec<u8>, ModelError> {
-    let ob: Vec<u8> = rated.offsets.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let mb: Vec<u8> = rated.movies.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let offsets = rated
+        .indptr()
+        .iter()
+        .map(|&x| u32::try_from(x))
+        .collect::<Result<Vec<u32>, _>>()
+        .map_err(|_| ModelError::checkpoint(path, "more than 2^32 rated movies"))?;
+    let ob: Vec<u8> = offsets.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mb: Vec<u8> = rated.indices().iter().flat_map(|x| x.to_le_bytes()).collect();
     let views = [
-        ("movies", TensorView::new(Dtype::U32, vec![rated.movies.len()], &mb)),
-        ("offsets", TensorView::new(Dtype::U32, vec![rated.offsets.len()], &ob)),
+        ("movies", TensorView::new(Dtype::U32, vec![rated.indices().len()], &mb)),
+        ("offsets", TensorView::new(Dtype::U32, vec![offsets.len()], &ob)),
     ];
     let mut ok = Vec::new();
     for (n, v) in views {
@@ -738,13 +703,9 @@ pub fn load_rated(dir: &Path) -> Result<Option<RatedItems>, ModelError> {
         }
         Ok(v.data().chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     };
-    let rated = RatedItems { offsets: get("offsets")?, movies: get("movies")? };
-    let consistent = rated.offsets.first() == Some(&0)
-        && rated.offsets.windows(2).all(|w| w[0] <= w[1])
-        && rated.offsets.last().is_some_and(|&l| l as usize == rated.movies.len());
-    if !consistent {
-        return Err(ModelError::checkpoint(&path, "offsets are inconsistent with the movie list"));
-    }
+    let offsets = get("offsets")?.into_iter().map(|x| x as usize).collect();
+    let rated = RatedItems::from_csr(offsets, get("movies")?)
+        .map_err(|_| ModelError::checkpoint(&path, "offsets are inconsistent with the movie list"))?;
     Ok(Some(rated))
 }
 
@@ -868,13 +829,13 @@ mod tests {
     fn rated_items_round_trip() {
         let users = [1, 0, 1, 2, 1];
         let movies = [7, 3, 2, 9, 5];
-        let r = RatedItems::from_pairs(&users, &movies, None, 4);
-        assert_eq!(r.offsets, vec![0, 1, 4, 5, 5]);
-        assert_eq!(r.of(1), &[2, 5, 7]);
-        assert_eq!(r.of(3), &[] as &[u32]);
-        let sub = RatedItems::from_pairs(&users, &movies, Some(&[0, 3]), 4);
-        assert_eq!(sub.of(1), &[7]);
-        assert_eq!(sub.of(2), &[9]);
+        let r = RatedItems::from_pairs(4, &users, &movies).unwrap();
+        assert_eq!(r.indptr(), &[0, 1, 4, 5, 5]);
+        assert_eq!(r.row(1), &[2, 5, 7]);
+        assert_eq!(r.row(3), &[] as &[u32]);
+        let sub = RatedItems::from_rows_of(4, &users, &movies, &[0, 3]).unwrap();
+        assert_eq!(sub.row(1), &[7]);
+        assert_eq!(sub.row(2), &[9]);
         let dir = tempfile::tempdir().unwrap();
         save_run(dir.path(), &store(), &info(), None).unwrap();
         assert_eq!(load_rated(dir.path()).unwrap(), None);
@@ -904,7 +865,7 @@ mod tests {
 
     #[test]
     fn a_rated_file_from_another_run_is_refused() {
-        let r = RatedItems::from_pairs(&[0, 1], &[2, 3], None, 4);
+        let r = RatedItems::from_pairs(4, &[0, 1], &[2, 3]).unwrap();
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         save_run(a.path(), &store(), &info(), None).unwrap();
         save_run(b.path(), &store(), &info(), Some(&r)).unwrap();
@@ -913,7 +874,7 @@ mod tests {
         assert!(err.contains(RATED_FILE) && err.contains("not part of this run"), "{err}");
         assert!(load_run(a.path()).unwrap_err().to_string().contains("not part of this run"));
         // A different rated list over a run that has one: checksum mismatch.
-        let other = RatedItems::from_pairs(&[0, 1], &[1, 3], None, 4);
+        let other = RatedItems::from_pairs(4, &[0, 1], &[1, 3]).unwrap();
         let c = tempfile::tempdir().unwrap();
         save_run(c.path(), &store(), &info(), Some(&other)).unwrap();
         fs::copy(c.path().join(RATED_FILE), b.path().join(RATED_FILE)).unwrap();
@@ -943,7 +904,7 @@ mod tests {
     fn retraining_replaces_the_whole_run_and_a_crash_leaves_the_old_one() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("run");
-        let rated = RatedItems::from_pairs(&[0, 1], &[2, 3], None, 4);
+        let rated = RatedItems::from_pairs(4, &[0, 1], &[2, 3]).unwrap();
         save_run(&dir, &store(), &info(), Some(&rated)).unwrap();
         fs::write(dir.join("loss.svg"), b"<svg/>").unwrap();
         // A crash while writing the next run leaves a staging directory with part of it.

@@ -82,6 +82,9 @@ pub enum ModelError {
     /// The training engine failed (divergence, bad optimizer config).
     #[error(transparent)]
     Engine(#[from] reelvec_engine::EngineError),
+    /// A metric, ranking or neighbour query failed (e.g. a movie without a vector).
+    #[error(transparent)]
+    Metrics(#[from] reelvec_metrics::MetricsError),
 }
 
 impl ModelError {

@@ -72,6 +72,7 @@ pub mod config;
 pub mod cooc;
 mod error;
 pub mod export;
+pub mod foldin;
 pub mod item2vec;
 mod kind;
 pub mod mf;

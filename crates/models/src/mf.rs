@@ -32,10 +32,11 @@
 
 use std::path::Path;
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 use rand::Rng;
 use reelvec_data::Ratings;
 use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, Table, TableId};
+use reelvec_metrics::FactorScores;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, require_table, RunInfo};
@@ -382,7 +383,8 @@ pub enum OutputMap {
         /// Largest rating of the data.
         max: f32,
     },
-    /// `stars = global + user[u] + movie[i] + y` (P4's residual means added back).
+    /// `stars = clamp(global + user[u] + movie[i] + y, scale)` (P4's residual means added back;
+    /// an unbounded sum, so clipped to the data's rating scale: P4 predicted up to 8.7 stars).
     Residual {
         /// Global mean rating.
         global: f32,
@@ -390,6 +392,9 @@ pub enum OutputMap {
         user: Vec<f32>,
         /// Mean of `r - global` per movie.
         movie: Vec<f32>,
+        /// The rating scale `[lowest, highest]` predictions are clipped to (`None`: unclipped,
+        /// runs saved without a scale).
+        scale: Option<[f32; 2]>,
     },
 }
 
@@ -400,9 +405,19 @@ impl OutputMap {
         match self {
             OutputMap::Stars => y,
             OutputMap::MinMax { min, max } => min + y * (max - min),
-            OutputMap::Residual { global, user: ua, movie: ma } => {
-                global + ua[user as usize] + ma[movie as usize] + y
+            OutputMap::Residual { global, user: ua, movie: ma, .. } => {
+                self.clip(global + ua[user as usize] + ma[movie as usize] + y)
             }
+        }
+    }
+
+    /// Stars clipped to the rating scale where the map has one (P4); the other maps are bounded
+    /// by their link already. The one place predictions are held to the scale.
+    #[inline]
+    pub fn clip(&self, stars: f32) -> f32 {
+        match self {
+            OutputMap::Residual { scale: Some([lo, hi]), .. } => stars.clamp(*lo, *hi),
+            _ => stars,
         }
     }
 }
@@ -546,7 +561,7 @@ impl MfModel {
             OutputMap::MinMax { min, max } => {
                 p.insert(fixed(RATING_RANGE, 1, 2, vec![*min, *max]))?;
             }
-            OutputMap::Residual { global, user, movie } => {
+            OutputMap::Residual { global, user, movie, .. } => {
                 p.insert(fixed(GLOBAL_MEAN, 1, 1, vec![*global]))?;
                 p.insert(fixed(USER_MEAN, user.len(), 1, user.clone()))?;
                 p.insert(fixed(MOVIE_MEAN, movie.len(), 1, movie.clone()))?;
@@ -596,6 +611,7 @@ impl MfModel {
                     global: fixed(GLOBAL_MEAN, 1, 1)?[0],
                     user: fixed(USER_MEAN, n_users, 1)?,
                     movie: fixed(MOVIE_MEAN, n_movies, 1)?,
+                    scale: info.rating_scale,
                 };
                 (false, Link::Identity, output)
             }
@@ -624,6 +640,27 @@ impl MfModel {
 fn table_view(t: &Table) -> ArrayView2<'_, f32> {
     // The store guarantees data.len() == rows * cols.
     ArrayView2::from_shape((t.rows, t.cols), &t.data).expect("ParamStore keeps data.len() == rows * cols")
+}
+
+impl MfModel {
+    /// The model as reelvec-metrics' `FactorScores` for blocked top-N (CPU or GPU): factors,
+    /// user bias, and per movie the learned bias or, for P4, the movie's residual mean. Every
+    /// link is monotone and the user terms are constant per user, so ranking these raw scores
+    /// ranks by predicted stars; the reported scores are raw, not stars.
+    pub fn factor_scores(&self) -> Result<FactorScores<'_>, ModelError> {
+        let mut scores = FactorScores::new(self.user_embeddings(), self.item_embeddings())?;
+        if let Some(b) = self.user_bias() {
+            scores = scores.with_user_bias(ArrayView1::from(b))?;
+        }
+        let movie_offset = match &self.output {
+            OutputMap::Residual { movie, .. } => Some(movie.as_slice()),
+            _ => self.movie_bias(),
+        };
+        if let Some(c) = movie_offset {
+            scores = scores.with_item_bias(ArrayView1::from(c))?;
+        }
+        Ok(scores)
+    }
 }
 
 impl ItemEmbeddings for MfModel {

@@ -265,7 +265,7 @@ fn sgns_loss_decreases_and_clusters_emerge() {
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(losses[5] < 0.9 * losses[0], "loss {losses:?}");
     // Nearest neighbours of most tokens sit in their cluster.
-    let same = (0..200u32).filter(|&t| model.nearest_by_cosine(t, 1)[0].0 / 25 == t / 25).count();
+    let same = (0..200u32).filter(|&t| model.nearest_by_cosine(t, 1).unwrap()[0].0 / 25 == t / 25).count();
     assert!(same >= 160, "{same}/200 nearest neighbours in the cluster");
 }
 
@@ -309,8 +309,8 @@ fn sgns_finds_franchise_neighbours_like_the_cpu() {
     let (model, history) = train_sgns(&gpu, &sequences, kept.movies.len(), &cfg).unwrap();
     assert!(history.last().unwrap().loss < history[0].loss);
     let dense = |raw: u64| kept.movies.dense(raw);
-    let cpu_top = |m: u32| cpu.model.nearest_by_cosine(m, 1)[0].0;
-    let dev_top = |m: u32| model.nearest_by_cosine(m, 1)[0].0;
+    let cpu_top = |m: u32| cpu.model.nearest_by_cosine(m, 1).unwrap()[0].0;
+    let dev_top = |m: u32| model.nearest_by_cosine(m, 1).unwrap()[0].0;
     let cpu_dense = |raw: u64| cpu.dataset.movies.dense(raw);
     let (ch, ct) = franchise_neighbour_hits(&cpu_top, &cpu_dense, &data.truth.franchises);
     let (gh, gt) = franchise_neighbour_hits(&dev_top, &dense, &data.truth.franchises);

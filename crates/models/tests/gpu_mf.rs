@@ -233,8 +233,8 @@ fn gpu_p3_matches_cpu() {
     cfg.train.epochs = 5;
     cfg.train.quiet = true;
     cfg.map_min_ratings = 5;
-    let cpu = p3_recommender::run_on(&ds, &cfg, Device::Cpu).unwrap().with_top_n(&ds, &cfg);
-    let dev = p3_recommender::run_on(&ds, &cfg, Device::Cuda(0)).unwrap().with_top_n(&ds, &cfg);
+    let cpu = p3_recommender::run_on(&ds, &cfg, Device::Cpu).unwrap().with_top_n(&ds, &cfg).unwrap();
+    let dev = p3_recommender::run_on(&ds, &cfg, Device::Cuda(0)).unwrap().with_top_n(&ds, &cfg).unwrap();
     assert_histories_close("P3 tiny", &cpu.history, &dev.history);
     let (a, b) = (cpu.val_rmse.unwrap(), dev.val_rmse.unwrap());
     let (da, db) =

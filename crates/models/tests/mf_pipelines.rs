@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used)]
 
 use rand::{Rng, SeedableRng};
+use reelvec_data::transforms::MovieStats;
 use reelvec_data::{Catalogue, Dataset, IdMap, Movie, Ratings};
 use reelvec_models::mf::{Link, MfModel, MfSpec, MfVariant, OutputMap};
-use reelvec_models::pipelines::p3_recommender::{top_n_figures, MovieStats};
 use reelvec_models::pipelines::{p2_mf, p3_recommender, p4_residual, run_info_for};
 use reelvec_models::{checkpoint, ItemEmbeddings, ModelKind, RatingModel};
 
@@ -115,7 +115,7 @@ fn p3_round_trip_and_top_n() {
     // Top-N is computed only on request.
     assert!(o.top_n.is_none());
     assert!(o.metrics_json()["top_n"].is_null());
-    let o = o.with_top_n(&ds, &cfg);
+    let o = o.with_top_n(&ds, &cfg).unwrap();
     assert!(o.metrics_json()["top_n"].is_object());
     assert_eq!(o.reload_max_abs_diff, 0.0);
     assert_eq!(o.rating_range, (1.0, 5.0));
@@ -126,9 +126,8 @@ fn p3_round_trip_and_top_n() {
     let span2 = 16.0;
     assert!((o.val_mse_scaled.unwrap() * span2 - o.val_rmse.unwrap().powi(2)).abs() < 1e-3);
     let t = &o.top_n.as_ref().unwrap().figures;
-    assert_eq!(t.users, 50);
     assert!(t.diversity >= 0.0 && t.diversity <= 2.0);
-    assert!(t.coverage > 0.0 && t.coverage <= 1.0);
+    assert!(t.catalogue_coverage > 0.0 && t.catalogue_coverage <= 1.0);
     assert!(t.mean_rating_novelty >= 1.0 && t.mean_rating_novelty <= 5.0);
     // Predictions are in stars.
     for m in 0..30 {
@@ -137,7 +136,7 @@ fn p3_round_trip_and_top_n() {
     }
     // Excluding rated movies changes the lists and never lists a rated movie.
     let excl = p3_recommender::Config { exclude_rated: true, ..cfg };
-    let o2 = p3_recommender::run(&ds, &excl).unwrap().with_top_n(&ds, &excl);
+    let o2 = p3_recommender::run(&ds, &excl).unwrap().with_top_n(&ds, &excl).unwrap();
     let rated: Vec<u32> = o2
         .train_rows
         .iter()
@@ -173,7 +172,9 @@ fn p4_residual_targets_and_last_batch_loss() {
     // Prediction = g + user mean + movie mean + p.q.
     let (u, m) = (ds.ratings.user[0], ds.ratings.movie[0]);
     let dot: f32 = o.model.user_embeddings().row(u as usize).dot(&o.model.item_embeddings().row(m as usize));
-    let want = o.means.global + o.means.user[u as usize] + o.means.movie[m as usize] + dot;
+    // Prediction = g + user mean + movie mean + p.q, clipped to the data's rating scale.
+    let [lo, hi] = reelvec_models::pipelines::rating_scale(&ds).unwrap();
+    let want = (o.means.global + o.means.user[u as usize] + o.means.movie[m as usize] + dot).clamp(lo, hi);
     assert!((o.model.predict(u, m) - want).abs() < 1e-5);
 }
 
@@ -199,6 +200,7 @@ fn mf_model_save_load_and_score_all() {
                 global: 3.5,
                 user: (0..10).map(|u| u as f32 * 0.1).collect(),
                 movie: vec![-0.2; 8],
+                scale: reelvec_models::pipelines::rating_scale(&ds),
             },
         ),
     ] {
@@ -228,24 +230,78 @@ fn mf_model_save_load_and_score_all() {
 }
 
 #[test]
-fn top_n_figures_by_hand() {
-    // Three movies: e0 = (1,0), e1 = (0,1), e2 = (1,1). One user's list [0, 1]: cos 0, diversity 1.
-    // Another's [0, 2]: cos 1/sqrt2, diversity 1 - 0.7071.
-    struct E(ndarray::Array2<f32>);
-    impl ItemEmbeddings for E {
-        fn item_embeddings(&self) -> ndarray::ArrayView2<'_, f32> {
-            self.0.view()
+fn residual_predictions_are_clipped_to_the_rating_scale() {
+    // P4's stars are an unbounded sum (it predicted up to 8.7 stars): held to the data's scale
+    // where outputs become stars, and only there.
+    let map = |scale| OutputMap::Residual { global: 4.5, user: vec![1.0, -5.0], movie: vec![1.0], scale };
+    let clipped = map(Some([0.5, 5.0]));
+    assert_eq!(clipped.stars(0.5, 0, 0), 5.0);
+    assert_eq!(clipped.stars(0.0, 1, 0), 0.5);
+    assert_eq!(clipped.stars(-2.0, 0, 0), 4.5);
+    // Runs saved without a scale keep the raw sum.
+    assert_eq!(map(None).stars(0.5, 0, 0), 7.0);
+    // A trained P4 never predicts outside the data's scale.
+    let ds = planted(40, 20, 12, 9);
+    let base = p4_residual::Config::default();
+    let cfg = p4_residual::Config { train: quiet(base.train.clone(), |t| t.epochs = 2), ..base };
+    let o = p4_residual::run(&ds, &cfg).unwrap();
+    let [lo, hi] = reelvec_models::pipelines::rating_scale(&ds).unwrap();
+    for u in 0..40 {
+        for m in 0..20 {
+            let p = o.model.predict(u, m);
+            assert!((lo..=hi).contains(&p), "{p}");
         }
     }
-    let e = E(ndarray::array![[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]);
-    let stats = MovieStats { count: vec![4, 2, 1], mean: vec![4.0, 3.0, 5.0] };
-    let lists = vec![vec![0, 1], vec![0, 2]];
-    let f = top_n_figures(&e, &lists, &stats, 4);
-    let d = (1.0 + (1.0 - std::f64::consts::FRAC_1_SQRT_2)) / 2.0;
-    assert!((f.diversity - d).abs() < 1e-6, "{}", f.diversity);
-    assert!((f.mean_rating_novelty - (3.5 + 4.5) / 2.0).abs() < 1e-9);
-    // Self-information: -log2(4/4) = 0, -log2(2/4) = 1, -log2(1/4) = 2 -> (0.5 + 1) / 2.
-    assert!((f.self_information - 0.75).abs() < 1e-9);
-    assert!((f.coverage - 1.0).abs() < 1e-9);
-    assert_eq!(f.users, 2);
+}
+
+#[test]
+fn p3_top_n_figures_are_the_metrics_crate_figures() {
+    // One definition: the pipeline's figures are reelvec-metrics' BeyondAccuracy over
+    // reelvec-metrics' top-N with training counts and means, exactly what `evaluate` computes.
+    // (P3 had its own top-N and a self-information over raters / users.)
+    let ds = planted(40, 24, 12, 5);
+    let base = p3_recommender::Config::default();
+    let cfg = p3_recommender::Config { k: 4, train: quiet(base.train.clone(), |t| t.epochs = 3), ..base };
+    let o = p3_recommender::run(&ds, &cfg).unwrap().with_top_n(&ds, &cfg).unwrap();
+    let stats = MovieStats::compute(&ds.ratings, Some(&o.train_rows), ds.movies.len());
+    let lists = reelvec_metrics::topn::top_n(
+        &o.model.factor_scores().unwrap(),
+        &reelvec_metrics::TopNConfig::with_k(cfg.top_n),
+        None,
+    )
+    .unwrap();
+    let expect = reelvec_metrics::BeyondAccuracy::compute(
+        lists.indices.view(),
+        o.model.item_embeddings(),
+        &stats.mean,
+        &stats.counts_u64(),
+    )
+    .unwrap();
+    let figures = o.top_n.as_ref().unwrap().figures;
+    assert_eq!(figures, expect);
+    // Self-information by hand from the lists: -log2(max(count, 1) / train rows) per slot.
+    let n = o.train_rows.len() as f64;
+    let slots: Vec<u32> =
+        (0..lists.indices.nrows()).flat_map(|r| lists.list(r).collect::<Vec<_>>()).collect();
+    let by_hand = slots.iter().map(|&m| -(f64::from(stats.count[m as usize].max(1)) / n).log2()).sum::<f64>()
+        / slots.len() as f64;
+    assert!((figures.self_information_novelty - by_hand).abs() < 1e-9);
+}
+
+#[test]
+fn a_saved_runs_split_is_rebuilt_by_the_models_crate() {
+    // evaluate rebuilt splits itself; now reelvec-models does, from the run's stored config.
+    let ds = planted(30, 16, 10, 11);
+    let base = p3_recommender::Config::default();
+    let cfg = p3_recommender::Config { k: 2, train: quiet(base.train.clone(), |t| t.epochs = 1), ..base };
+    let o = p3_recommender::run(&ds, &cfg).unwrap();
+    let info = run_info_for(&ds, ModelKind::SigmoidMf, serde_json::to_value(&cfg).unwrap(), cfg.seed, None);
+    let (train, val) = reelvec_models::pipelines::run_rating_split(&info, ds.ratings.len()).unwrap();
+    let mut want = o.train_rows.clone();
+    want.sort_unstable();
+    assert_eq!((train, val), (want, o.val_rows.clone()));
+    // A fraction of 1 trains on every row in file order (P4's protocol), for every kind.
+    assert_eq!(reelvec_models::pipelines::rating_split(4, 1.0, 3), (vec![0, 1, 2, 3], vec![]));
+    let cooc = run_info_for(&ds, ModelKind::Cooc, serde_json::json!({}), 0, None);
+    assert!(reelvec_models::pipelines::run_rating_split(&cooc, 10).is_err());
 }

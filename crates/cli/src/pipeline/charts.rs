@@ -64,6 +64,8 @@ pub fn cost_svg(title: &str, costs: &[f64], reference: Option<f64>) -> Result<St
     if let Some(r) = reference {
         chart = chart.with_reference(format!("rank-k eigen reference {r:.4e}"), r);
     }
+    // Costs fall by orders of magnitude: a log cost axis (kept linear by the chart if any is <= 0).
+    chart.log_y = Some(true);
     Ok(chart.with_axes("Adam step", "cost").to_svg()?)
 }
 
@@ -80,8 +82,9 @@ pub enum MapMethod {
     /// PCA (2 components) fitted on every movie vector.
     Pca,
     /// Exact t-SNE (seeded) of the labelled movies plus the first context movies, at most
-    /// [`TSNE_MAX_POINTS`] in all, so that it stays well under a second.
-    Tsne { seed: u64 },
+    /// `max_points` in all (the pipeline: [`TSNE_MAX_POINTS`], well under a second). The perplexity is
+    /// lowered to `(n - 1) / 3` for small sets.
+    Tsne { seed: u64, perplexity: f64, max_points: usize },
 }
 
 impl MapMethod {
@@ -97,9 +100,17 @@ impl MapMethod {
 /// The most points a pipeline t-SNE map projects (exact t-SNE is O(n²) per step).
 pub const TSNE_MAX_POINTS: usize = 300;
 
+/// A drawn map and, for t-SNE, one line about the fit (points, perplexity, KL divergence).
+pub struct MovieMap {
+    /// The SVG.
+    pub svg: String,
+    /// `t-SNE of N movies, perplexity P, KL K` (None for PCA).
+    pub fit_note: Option<String>,
+}
+
 /// A 2-D map of movie vectors: `labelled` movies drawn with their titles, `context` movies as
-/// grey points (for t-SNE only the first context movies that fit in [`TSNE_MAX_POINTS`]; pass
-/// them most important first).
+/// grey points (for t-SNE only the first context movies that fit in `max_points`; pass
+/// them most important first). The one map drawing of `reelvec pipeline` and `reelvec plot`.
 pub fn map_svg(
     method: MapMethod,
     title: &str,
@@ -107,12 +118,13 @@ pub fn map_svg(
     labelled: &[u32],
     context: &[u32],
     titles: &[String],
-) -> Result<String> {
+) -> Result<MovieMap> {
     if emb.ncols() < 2 {
         bail!("a 2-D map needs vectors of at least 2 dimensions");
     }
     let context: Vec<u32> = context.iter().copied().filter(|m| !labelled.contains(m)).collect();
     // `rows[i]` is the movie of coordinate row i.
+    let mut fit_note = None;
     let (coordinates, rows, axes) = match method {
         MapMethod::Pca => {
             let fit = pca(emb, 2)?;
@@ -123,16 +135,21 @@ pub fn map_svg(
             );
             (fit.coordinates, (0..emb.nrows() as u32).collect::<Vec<u32>>(), axes)
         }
-        MapMethod::Tsne { seed } => {
+        MapMethod::Tsne { seed, perplexity, max_points } => {
             let mut rows = labelled.to_vec();
-            rows.extend(context.iter().take(TSNE_MAX_POINTS.saturating_sub(rows.len())));
+            rows.extend(context.iter().take(max_points.saturating_sub(rows.len())));
             if rows.len() < 5 {
                 bail!("a t-SNE map needs at least 5 movies, got {}", rows.len());
             }
             let data = emb.select(Axis(0), &rows.iter().map(|&m| m as usize).collect::<Vec<_>>());
-            // Perplexity 30 (the default) or less on small sets: it must stay below n - 1.
-            let perplexity = TsneConfig::default().perplexity.min((rows.len() as f64 - 1.0) / 3.0);
+            // Lowered on small sets: it must stay below n - 1.
+            let perplexity = perplexity.min((rows.len() as f64 - 1.0) / 3.0);
             let fit = tsne(data.view(), &TsneConfig { perplexity, seed, ..TsneConfig::default() })?;
+            fit_note = Some(format!(
+                "t-SNE of {} movies, perplexity {perplexity:.1}, KL {:.4}",
+                rows.len(),
+                fit.kl_divergence
+            ));
             let axes = ("t-SNE 1".to_owned(), format!("t-SNE 2 (perplexity {perplexity:.0}, seed {seed})"));
             (fit.embedding.mapv(f64::from), rows, axes)
         }
@@ -144,5 +161,6 @@ pub fn map_svg(
         .filter_map(|&m| at(m).map(|(x, y)| LabelledPoint { x, y, label: titles[m as usize].clone() }))
         .collect();
     let background = context.iter().filter_map(|&m| at(m)).collect();
-    Ok(Scatter::new(title, points).with_axes(axes.0, axes.1).with_background(background).to_svg()?)
+    let svg = Scatter::new(title, points).with_axes(axes.0, axes.1).with_background(background).to_svg()?;
+    Ok(MovieMap { svg, fit_note })
 }

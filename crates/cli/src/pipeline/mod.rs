@@ -6,7 +6,7 @@
 //! - [`stages`]: one function per pipeline (train, print, fill a report [`Section`]).
 //! - [`charts`]: the plots drawn from the trained models (loss curves, heatmap, maps).
 
-mod charts;
+pub(crate) mod charts;
 mod stages;
 
 use std::path::{Path, PathBuf};

@@ -41,16 +41,129 @@ fn movie_lines(header: &str, list: &[MovieScore]) -> String {
     text
 }
 
-/// The well-known movie whose neighbours are shown: "Star Wars (1977)" when present, else the
-/// most-rated movie.
-fn well_known(ds: &Dataset) -> Option<u32> {
-    pipelines::find_title(ds, "Star Wars (1977)").or_else(|| transforms::top_movies(ds, 1).first().copied())
+/// The default query of the examples.
+const DEFAULT_QUERY: &str = "Star Wars (1977)";
+
+/// `title` when the data set has it, else the most-rated movie with a line saying so
+/// ("TITLE is not in this data set; showing FALLBACK instead"). `None` for a data set without
+/// movies.
+fn query_or_fallback(ds: &Dataset, title: &str) -> Option<(u32, Option<String>)> {
+    if let Some(m) = pipelines::find_title(ds, title) {
+        return Some((m, None));
+    }
+    let fallback = *transforms::top_movies(ds, 1).first()?;
+    let note = format!(
+        "{title} is not in this data set; showing {} (the most-rated movie) instead",
+        ds.title(fallback)
+    );
+    Some((fallback, Some(note)))
+}
+
+/// The configured queries missing from the data set, one line each (a pipeline skips them).
+fn missing_queries(ds: &Dataset, titles: &[String]) -> Vec<String> {
+    titles
+        .iter()
+        .filter(|t| pipelines::find_title(ds, t).is_none())
+        .map(|t| format!("{t} is not in this data set; its example is left out"))
+        .collect()
 }
 
 fn neighbours_example(ds: &Dataset, model: &impl ItemEmbeddings, n: usize) -> Option<String> {
-    let q = well_known(ds)?;
-    let nn = MovieScore::list(ds, &model.nearest_by_cosine(q, n));
-    Some(movie_lines(&format!("nearest to {} by cosine", ds.title(q)), &nn))
+    let (q, note) = query_or_fallback(ds, DEFAULT_QUERY)?;
+    let mut text = note.map(|n| format!("{n}\n")).unwrap_or_default();
+    match model.nearest_by_cosine(q, n) {
+        Ok(nn) => text.push_str(&movie_lines(
+            &format!("nearest to {} by cosine", ds.title(q)),
+            &MovieScore::list(ds, &nn),
+        )),
+        Err(_) => text.push_str(&format!(
+            "{} has no vector (its embedding is (near) zero): no neighbours",
+            ds.title(q)
+        )),
+    }
+    Some(text)
+}
+
+/// The MovieLens release a notebook measured its figures on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotebookData {
+    Ml100k,
+    MlLatestSmall,
+    Ml25m,
+}
+
+impl NotebookData {
+    fn name(self) -> &'static str {
+        match self {
+            NotebookData::Ml100k => "ml-100k",
+            NotebookData::MlLatestSmall => "ml-latest-small",
+            NotebookData::Ml25m => "ml-25m",
+        }
+    }
+
+    /// Ratings and users of the release (the published counts).
+    fn counts(self) -> (usize, usize) {
+        match self {
+            NotebookData::Ml100k => (100_000, 943),
+            NotebookData::MlLatestSmall => (100_836, 610),
+            NotebookData::Ml25m => (25_000_095, 162_541),
+        }
+    }
+
+    /// Whether `ds` is this release: real data (not synthetic) with its rating and user counts.
+    fn matches(self, ds: &Dataset, synthetic: bool) -> bool {
+        !synthetic && (ds.ratings.len(), ds.users.len()) == self.counts()
+    }
+}
+
+/// Labels a section's notebook figures with the data set they were measured on, and says once
+/// whether the run's data is that data set (a like-for-like comparison) or not (context only).
+struct NotebookLabel {
+    data: NotebookData,
+    same: bool,
+}
+
+impl NotebookLabel {
+    fn new(ctx: &StageContext<'_>, section: &mut Section, data: NotebookData) -> Self {
+        let same = data.matches(&ctx.data.dataset, ctx.is_synthetic());
+        let note = if same {
+            format!("The notebook's figures were measured on {}, this run's data set: a like-for-like comparison.", data.name())
+        } else {
+            format!(
+                "The notebook's figures were measured on {}; this run's data ({}) is another data set, so they are context, not a like-for-like comparison.",
+                data.name(),
+                ctx.data.summary
+            )
+        };
+        outln!("  note: {note}");
+        section.push_note(note);
+        Self { data, same }
+    }
+
+    /// `figure (on ml-100k)`, or `figure (on ml-100k; other data)`.
+    fn of(&self, figure: &str) -> String {
+        if self.same {
+            format!("{figure} (on {})", self.data.name())
+        } else {
+            format!("{figure} (on {}; other data)", self.data.name())
+        }
+    }
+}
+
+/// A top-N list is dominated by rarely rated movies when more than half of its movies have fewer
+/// than this many training ratings.
+pub(crate) const FEW_RATINGS: u32 = 5;
+
+/// A warning when more than half of `list` has fewer than [`FEW_RATINGS`] training ratings.
+fn few_ratings_warning(list: &[MovieScore], train_counts: &[u32]) -> Option<String> {
+    let few =
+        list.iter().filter(|m| train_counts.get(m.movie as usize).is_none_or(|&c| c < FEW_RATINGS)).count();
+    (2 * few > list.len()).then(|| {
+        format!(
+            "warning: {few} of these {} movies have fewer than {FEW_RATINGS} training ratings: the list is dominated by rarely rated movies whose scores rest on little data",
+            list.len()
+        )
+    })
 }
 
 fn header(ctx: &StageContext<'_>, id: &str, title: &str) -> Section {
@@ -136,7 +249,7 @@ fn finish_mf<O: MfOutcome, C: serde::Serialize>(
         pipelines::run_info_for(ds, O::KIND, config::to_json(cfg), seed, Some(&ctx.data.data_path));
     info.history = serde_json::to_value(outcome.history())?;
     info.metrics = outcome.metrics();
-    outcome.model().save(&dir, &info, Some(&pipelines::rated_rows(ds, outcome.train_rows())))?;
+    outcome.model().save(&dir, &info, Some(&pipelines::rated_rows(ds, outcome.train_rows())?))?;
     Ok(finish(section, &dir, summary))
 }
 
@@ -176,12 +289,17 @@ fn push_maps(
 ) -> Result<()> {
     let titles = titles_of(ds);
     let by_ratings = transforms::top_movies(ds, ds.movies.len());
-    for method in [MapMethod::Pca, MapMethod::Tsne { seed: TSNE_SEED }] {
+    let tsne = MapMethod::Tsne {
+        seed: TSNE_SEED,
+        perplexity: reelvec_metrics::projection::TsneConfig::default().perplexity,
+        max_points: charts::TSNE_MAX_POINTS,
+    };
+    for method in [MapMethod::Pca, tsne] {
         let title = format!("{pipeline} — {} of {what}", method.name());
-        let svg = charts::map_svg(method, &title, emb, labelled, &by_ratings, &titles)?;
+        let svg = charts::map_svg(method, &title, emb, labelled, &by_ratings, &titles)?.svg;
         let scope = match method {
             MapMethod::Pca => "every movie".to_owned(),
-            MapMethod::Tsne { seed } => format!(
+            MapMethod::Tsne { seed, .. } => format!(
                 "the labelled movies and the most-rated others, at most {} points, seed {seed}",
                 charts::TSNE_MAX_POINTS
             ),
@@ -209,19 +327,28 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
         cfg.min_user_ratings = cfg.min_user_ratings.min(8);
     }
     push_config(&mut section, &cfg);
+    let nb = NotebookLabel::new(ctx, &mut section, NotebookData::Ml25m);
+    for line in missing_queries(ds, &cfg.neighbours_of) {
+        section.push_note(line);
+    }
     let started = Instant::now();
     let o = p0_cbow::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     let f = &o.figures;
     section.push_timing("train + evaluate", seconds);
     outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
-    figure(&mut section, "vocabulary V", f.vocab.to_string(), Some("50"));
-    figure(&mut section, "uniform baseline ln V", f4(f.uniform_baseline), Some("3.912 (V = 50)"));
+    figure(&mut section, "vocabulary V", f.vocab.to_string(), Some(nb.of("50").as_str()));
+    figure(
+        &mut section,
+        "uniform baseline ln V",
+        f4(f.uniform_baseline),
+        Some(nb.of("3.912 (V = 50)").as_str()),
+    );
     figure(
         &mut section,
         &format!("best validation {}", f.loss_name),
         opt4(f.best_val_loss),
-        Some("≈ 3.55 (ml-25m)"),
+        Some(nb.of("≈ 3.55").as_str()),
     );
     figure(&mut section, &format!("final train {}", f.loss_name), f4(f.final_train_loss), None);
     if cfg.model.loss == reelvec_models::item2vec::OutputLoss::NegativeSampling {
@@ -321,6 +448,9 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
     cfg.model.steps = ctx.scale(cfg.model.steps);
     push_config(&mut section, &cfg);
     let ds = &ctx.data.dataset;
+    for line in missing_queries(&ctx.data.dataset, &cfg.neighbours_of) {
+        section.push_note(line);
+    }
     let started = Instant::now();
     let o = p1_cooc::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -343,7 +473,14 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
         f.reference_cost.map_or("-".into(), |c| format!("{c:.6e}")),
         None,
     );
-    figure(&mut section, "cost / reference", opt4(f.ratio), None);
+    figure(
+        &mut section,
+        "reference masked cost (same mask)",
+        f.reference_masked_cost.map_or("-".into(), |c| format!("{c:.6e}")),
+        None,
+    );
+    figure(&mut section, "masked cost / reference masked cost", opt4(f.ratio_to_reference_masked), None);
+    figure(&mut section, "unmasked cost / reference unmasked cost", opt4(f.ratio_unmasked), None);
     for (q, nn) in &o.neighbours {
         example(&mut section, movie_lines(&format!("nearest to {} by cosine", q.title), nn));
     }
@@ -363,7 +500,7 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
     let summary = SummaryRow {
         pipeline: "P1 co-occurrence".into(),
         seconds,
-        figure: format!("cost/reference {}", opt4(f.ratio)),
+        figure: format!("cost/reference (like for like) {}", opt4(f.ratio)),
         notebook: "never trained".into(),
     };
     Ok(finish(section, &dir, summary))
@@ -377,13 +514,22 @@ pub fn p2(ctx: &StageContext<'_>) -> Result<StageResult> {
     cfg.train.quiet = ctx.quiet;
     push_config(&mut section, &cfg);
     let ds = &ctx.data.dataset;
+    let nb = NotebookLabel::new(ctx, &mut section, NotebookData::Ml100k);
+    for line in missing_queries(ds, std::slice::from_ref(&cfg.well_known)) {
+        section.push_note(line);
+    }
     let started = Instant::now();
     let o = p2_mf::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train", o.train_seconds);
     outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
-    figure(&mut section, "best validation MSE", opt4(o.best_val_mse), Some("0.846"));
-    figure(&mut section, "best validation RMSE (stars)", opt4(o.best_val_rmse), Some("0.920"));
+    figure(&mut section, "best validation MSE", opt4(o.best_val_mse), Some(nb.of("0.846").as_str()));
+    figure(
+        &mut section,
+        "best validation RMSE (stars)",
+        opt4(o.best_val_rmse),
+        Some(nb.of("0.920").as_str()),
+    );
     figure(&mut section, "validation MAE (stars)", opt4(o.val_mae), None);
     figure(&mut section, "best epoch", o.history.best_epoch.map_or("-".into(), |e| e.to_string()), None);
     example(&mut section, movie_lines("lowest learned movie bias", &o.lowest_bias));
@@ -437,14 +583,16 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     cfg.map_min_ratings = map_min_ratings(ds, cfg.map_min_ratings, cfg.map_top);
     push_config(&mut section, &cfg);
     let started = Instant::now();
-    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?.with_top_n(ds, &cfg);
+    let nb = NotebookLabel::new(ctx, &mut section, NotebookData::MlLatestSmall);
+    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?.with_top_n(ds, &cfg)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train + top-N for every user", seconds);
     section.push_timing("train", o.train_seconds);
     outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     let report = o.top_n.as_ref().context("P3 top-N was requested")?;
     let t = &report.figures;
-    let none = Some("not reported");
+    let not_reported = nb.of("not reported");
+    let none = Some(not_reported.as_str());
     figure(&mut section, "validation MSE (scaled)", opt4(o.val_mse_scaled), none);
     figure(&mut section, "validation RMSE (stars)", opt4(o.val_rmse), none);
     figure(&mut section, "validation MAE (stars)", opt4(o.val_mae), None);
@@ -461,13 +609,16 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
         f4(t.mean_rating_novelty),
         Some("exercise, no figure"),
     );
-    figure(&mut section, "novelty (self-information, bits)", f4(t.self_information), None);
-    figure(&mut section, "catalogue coverage", f4(t.coverage), None);
+    figure(&mut section, "novelty (self-information, bits)", f4(t.self_information_novelty), None);
+    figure(&mut section, "catalogue coverage", f4(t.catalogue_coverage), None);
     if let Some((user, list)) = &report.example_user {
-        example(
-            &mut section,
-            movie_lines(&format!("top-{} for user {user} (predicted stars)", cfg.top_n), list),
-        );
+        let counts = transforms::MovieStats::compute(&ds.ratings, Some(&o.train_rows), ds.movies.len()).count;
+        let mut text = movie_lines(&format!("top-{} for user {user} (predicted stars)", cfg.top_n), list);
+        if let Some(warning) = few_ratings_warning(list, &counts) {
+            outln!("  {warning}");
+            text.push_str(&format!("\n{warning}"));
+        }
+        example(&mut section, text);
     }
     push_neighbours(&mut section, ds, None, &o.model);
     let loss = charts::loss_svg(
@@ -513,6 +664,7 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
     cfg.train.quiet = ctx.quiet;
     push_config(&mut section, &cfg);
     let ds = &ctx.data.dataset;
+    let nb = NotebookLabel::new(ctx, &mut section, NotebookData::MlLatestSmall);
     let started = Instant::now();
     let o = p4_residual::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -523,13 +675,13 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
         &mut section,
         "epoch-0 last-batch loss",
         last.first().map_or("-".into(), |&x| f4(x)),
-        Some("4.24"),
+        Some(nb.of("4.24").as_str()),
     );
     figure(
         &mut section,
         &format!("epoch-{} last-batch loss", last.len().saturating_sub(1)),
         last.last().map_or("-".into(), |&x| f4(x)),
-        Some("falling slowly"),
+        Some(nb.of("falling slowly").as_str()),
     );
     figure(&mut section, "global mean", format!("{:.4}", o.means.global), None);
     figure(&mut section, "train RMSE (stars)", f4(o.train_rmse), None);
@@ -551,4 +703,67 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
         notebook: "4.24".into(),
     };
     finish_mf(ctx, "p4", (&cfg, cfg.seed), &o, section, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reelvec_data::synth::{generate, Preset};
+
+    fn score(movie: u32) -> MovieScore {
+        MovieScore { movie, raw_id: u64::from(movie), title: format!("m{movie}"), score: 5.0 }
+    }
+
+    #[test]
+    fn a_missing_default_query_says_which_movie_is_shown_instead() {
+        let ds = generate(&Preset::Tiny.config()).dataset;
+        assert!(pipelines::find_title(&ds, DEFAULT_QUERY).is_none());
+        let most_rated = transforms::top_movies(&ds, 1)[0];
+        let (q, note) = query_or_fallback(&ds, DEFAULT_QUERY).unwrap();
+        assert_eq!(q, most_rated);
+        let expected = format!(
+            "{DEFAULT_QUERY} is not in this data set; showing {} (the most-rated movie) instead",
+            ds.title(q)
+        );
+        assert_eq!(note.as_deref(), Some(expected.as_str()));
+        let present = ds.title(most_rated);
+        assert_eq!(query_or_fallback(&ds, &present), Some((most_rated, None)));
+        let missing = missing_queries(&ds, &[DEFAULT_QUERY.to_owned(), present]);
+        assert_eq!(
+            missing,
+            vec![format!("{DEFAULT_QUERY} is not in this data set; its example is left out")]
+        );
+    }
+
+    #[test]
+    fn notebook_data_is_recognised_by_its_counts_and_never_for_synthetic_data() {
+        let ds = generate(&Preset::Tiny.config()).dataset;
+        assert!(!NotebookData::Ml100k.matches(&ds, false));
+        let mut ml100k = ds.clone();
+        ml100k.ratings.user = vec![0; 100_000];
+        ml100k.ratings.movie = vec![0; 100_000];
+        ml100k.ratings.rating = vec![4.0; 100_000];
+        ml100k.ratings.timestamp = vec![0; 100_000];
+        ml100k.users = (0..943u64).fold(reelvec_data::IdMap::default(), |mut m, u| {
+            m.intern(u);
+            m
+        });
+        assert!(NotebookData::Ml100k.matches(&ml100k, false));
+        assert!(!NotebookData::Ml100k.matches(&ml100k, true));
+        assert!(!NotebookData::MlLatestSmall.matches(&ml100k, false));
+        let label = NotebookLabel { data: NotebookData::Ml100k, same: false };
+        assert_eq!(label.of("0.920"), "0.920 (on ml-100k; other data)");
+    }
+
+    #[test]
+    fn lists_dominated_by_rarely_rated_movies_are_flagged() {
+        // Counts: movies 0..3 have 1, 2, 10, 50 training ratings; movie 4 none.
+        let counts = [1, 2, 10, 50, 0];
+        let rare: Vec<MovieScore> = [0, 1, 4, 3].into_iter().map(score).collect();
+        let warning = few_ratings_warning(&rare, &counts).unwrap();
+        assert!(warning.contains("3 of these 4 movies have fewer than 5 training ratings"), "{warning}");
+        // Exactly half is not "more than half".
+        let half: Vec<MovieScore> = [0, 1, 2, 3].into_iter().map(score).collect();
+        assert_eq!(few_ratings_warning(&half, &counts), None);
+    }
 }

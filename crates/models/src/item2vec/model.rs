@@ -15,8 +15,9 @@ use super::lane::Weights;
 use super::negative::softplus;
 use super::softmax::{log_sum_exp, project, reduce_context, MAX_PROJECTED_VOCAB};
 use super::{Architecture, ContextReduce, Examples, Item2VecConfig, Item2VecTables, OutputLoss};
-use crate::traits::{top_k_indices, ItemEmbeddings};
+use crate::traits::ItemEmbeddings;
 use crate::ModelError;
+use reelvec_metrics::topn::top_k_of_row;
 
 /// Ranking figures of a model on held-out examples (P0's reported metrics).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -125,7 +126,9 @@ impl Item2Vec {
         }
         let mut scores = vec![0.0; v];
         self.scores_for_context(&[a, b], &mut scores);
-        Ok(top_k_indices(&scores, n, &|m| m == a || m == b))
+        let mut excluded = [a.min(b), a.max(b)];
+        excluded.sort_unstable();
+        Ok(top_k_of_row(&scores, n, &excluded)?)
     }
 
     /// Cross-entropy, accuracy@1 and hit@10 of the targets of `examples` among all V movies.

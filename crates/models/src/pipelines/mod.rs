@@ -65,13 +65,7 @@ pub fn run_info_for(
     info.movie_raw_ids = ds.movies.raws().to_vec();
     info.movie_titles = (0..ds.movies.len() as u32).map(|m| ds.title(m)).collect();
     info.dataset_fingerprint = checkpoint::fingerprint_ratings(&ds.ratings);
-    let r = &ds.ratings.rating;
-    if !r.is_empty() {
-        info.rating_scale = Some([
-            r.iter().copied().fold(f32::INFINITY, f32::min),
-            r.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-        ]);
-    }
+    info.rating_scale = rating_scale(ds);
     // Absolute, so that `evaluate` and `plot` find the data from any folder; a path that does
     // not resolve (`synth:<preset>`) is kept as given.
     info.data_path =
@@ -79,10 +73,53 @@ pub fn run_info_for(
     info
 }
 
+/// The seeded row split of the rating pipelines (P2, P3, P4): `transforms::random_split`, except
+/// that a train fraction of 1 or more trains on every row in file order with no validation rows.
+pub fn rating_split(n_rows: usize, train_fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    if train_fraction >= 1.0 {
+        ((0..n_rows as u32).collect(), Vec::new())
+    } else {
+        reelvec_data::transforms::random_split(n_rows, train_fraction, seed)
+    }
+}
+
+/// The training rows (sorted) and validation rows a saved rating run (mf, sigmoid-mf,
+/// residual-mf) used on data with `n_rows` ratings, from its stored config: the one place that
+/// rebuilds a run's split (`evaluate`).
+pub fn run_rating_split(info: &RunInfo, n_rows: usize) -> Result<(Vec<u32>, Vec<u32>), ModelError> {
+    fn read<C: serde::de::DeserializeOwned>(info: &RunInfo) -> Result<C, ModelError> {
+        serde_json::from_value(info.config.clone())
+            .map_err(|e| ModelError::InvalidConfig(format!("the run's stored config: {e}")))
+    }
+    let (fraction, seed) = match info.model_kind {
+        ModelKind::Mf => read::<p2_mf::Config>(info).map(|c| (c.train_fraction, c.seed))?,
+        ModelKind::SigmoidMf => read::<p3_recommender::Config>(info).map(|c| (c.train_fraction, c.seed))?,
+        ModelKind::ResidualMf => read::<p4_residual::Config>(info).map(|c| (c.train_fraction, c.seed))?,
+        other => {
+            return Err(ModelError::Unsupported {
+                operation: "rebuilding a rating split".into(),
+                kind: other.to_string(),
+            })
+        }
+    };
+    let (mut train, val) = rating_split(n_rows, fraction, seed);
+    train.sort_unstable();
+    Ok((train, val))
+}
+
+/// The data's rating scale `[lowest, highest]` (`None` without ratings): what `run.json` records
+/// and what P4's predictions are clipped to.
+pub fn rating_scale(ds: &Dataset) -> Option<[f32; 2]> {
+    let r = &ds.ratings.rating;
+    (!r.is_empty()).then(|| {
+        [r.iter().copied().fold(f32::INFINITY, f32::min), r.iter().copied().fold(f32::NEG_INFINITY, f32::max)]
+    })
+}
+
 /// The movies each user rated in the training rows `rows` of `ds`, saved with a run as
 /// `rated.safetensors` (for `--exclude-rated`).
-pub fn rated_rows(ds: &Dataset, rows: &[u32]) -> RatedItems {
-    RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(rows), ds.users.len())
+pub fn rated_rows(ds: &Dataset, rows: &[u32]) -> Result<RatedItems, ModelError> {
+    Ok(RatedItems::from_rows_of(ds.users.len(), &ds.ratings.user, &ds.ratings.movie, rows)?)
 }
 
 /// The table holding a kind's item embeddings (one row per dense movie).

@@ -292,10 +292,14 @@ pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> 
     if queries.is_empty() {
         queries.extend(transforms::top_movies(&data, 1));
     }
+    // A movie without a vector has an empty neighbour list (the CLI says so).
     let neighbours = queries
         .into_iter()
-        .map(|q| (MovieScore::new(&data, q, 1.0), MovieScore::list(&data, &model.nearest_by_cosine(q, n))))
-        .collect();
+        .map(|q| {
+            let list = crate::traits::no_vector_as_none(model.nearest_by_cosine(q, n))?.unwrap_or_default();
+            Ok((MovieScore::new(&data, q, 1.0), MovieScore::list(&data, &list)))
+        })
+        .collect::<Result<_, ModelError>>()?;
     Ok(Outcome { model, dataset: data, history, figures, middle, neighbours, val_examples: val })
 }
 

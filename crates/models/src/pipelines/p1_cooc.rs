@@ -144,8 +144,12 @@ pub struct Figures {
     pub reference_cost: Option<f64>,
     /// The masked cost of the reference factors.
     pub reference_masked_cost: Option<f64>,
-    /// `final_cost / reference_cost` (the objective trained: masked or unmasked).
+    /// Like for like: the trained objective over the reference's cost under the same objective
+    /// (masked / reference masked when the diagonal is masked, else unmasked / unmasked).
     pub ratio: Option<f64>,
+    /// Final unmasked cost over the reference's unmasked cost (the rank-k optimum: >= 1).
+    #[serde(default)]
+    pub ratio_unmasked: Option<f64>,
     /// Final masked cost over the masked cost of the reference factors (the PyTorch peer's
     /// figure `final_over_reference`).
     pub ratio_to_reference_masked: Option<f64>,
@@ -285,7 +289,12 @@ pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, 
         final_unmasked_cost: last.unmasked,
         reference_cost: reference.as_ref().map(|r| r.unmasked_cost),
         reference_masked_cost,
-        ratio: reference.as_ref().map(|r| final_objective / r.unmasked_cost),
+        ratio: reference.as_ref().map(|r| {
+            let reference_objective =
+                if mask { reference_masked_cost.unwrap_or(f64::NAN) } else { r.unmasked_cost };
+            final_objective / reference_objective
+        }),
+        ratio_unmasked: reference.as_ref().map(|r| last.unmasked / r.unmasked_cost),
         ratio_to_reference_masked: reference_masked_cost.map(|c| last.masked / c),
         reference_method: reference.as_ref().map(|r| r.method),
         reference_note: auto_skips_reference(problem.n_movies(), config),
@@ -301,12 +310,12 @@ pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, 
         .iter()
         .filter_map(|q| crate::titles::resolve(&titles, q).ok())
         .map(|q| {
-            (
-                MovieScore::new(ds, q, 1.0),
-                MovieScore::list(ds, &model.nearest_by_cosine(q, config.report_top)),
-            )
+            // A movie nobody liked has no vector and an empty neighbour list (the CLI says so).
+            let list = crate::traits::no_vector_as_none(model.nearest_by_cosine(q, config.report_top))?
+                .unwrap_or_default();
+            Ok((MovieScore::new(ds, q, 1.0), MovieScore::list(ds, &list)))
         })
-        .collect();
+        .collect::<Result<_, ModelError>>()?;
     Ok(Outcome { model, costs: trained.costs, reference, figures, neighbours })
 }
 

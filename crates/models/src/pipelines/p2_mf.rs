@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use reelvec_data::{transforms, Dataset};
+use reelvec_data::Dataset;
 use reelvec_engine::{
     AdamConfig, Device, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig,
 };
@@ -44,8 +44,10 @@ use serde::{Deserialize, Serialize};
 use super::{check_dim, check_fraction, check_key, check_train, find_title, require_ratings, MovieScore};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
-use crate::traits::top_k_indices;
+use crate::traits::no_vector_as_none;
 use crate::{ItemEmbeddings, ModelError};
+use reelvec_metrics::similarity::extremes;
+use reelvec_metrics::topn::top_k_of_row;
 
 /// P2 settings; [`Default`] is the notebook's protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -217,7 +219,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     cfg.validate()?;
     require_ratings(ds, "P2")?;
     super::check_mf_tables_fit(ds, cfg.k)?;
-    let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
+    let (train_rows, val_rows) = super::rating_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     let stars = |r: usize| ds.ratings.rating[r];
     let train = RatingColumns::gather(&ds.ratings, &train_rows, stars);
     let val = RatingColumns::gather(&ds.ratings, &val_rows, stars);
@@ -247,15 +249,18 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     };
 
     let bias = model.movie_bias().unwrap_or(&[]);
-    let neg: Vec<f32> = bias.iter().map(|b| -b).collect();
-    let lowest: Vec<(u32, f32)> =
-        top_k_indices(&neg, cfg.report_n, &|_| false).into_iter().map(|(m, s)| (m, -s)).collect();
-    let highest = top_k_indices(bias, cfg.report_n, &|_| false);
-    let top = top_k_indices(bias, cfg.top_by_bias, &|_| false);
-    let neighbours = find_title(ds, &cfg.well_known).map(|m| {
-        let query = MovieScore::new(ds, m, 1.0);
-        (query, MovieScore::list(ds, &model.nearest_by_cosine(m, cfg.report_n)))
-    });
+    let by_bias = extremes(ndarray::ArrayView1::from(bias), cfg.report_n, None)?;
+    let (lowest, highest) = (by_bias.lowest, by_bias.highest);
+    let top = top_k_of_row(bias, cfg.top_by_bias, &[])?;
+    let neighbours = match find_title(ds, &cfg.well_known) {
+        Some(m) => {
+            let query = MovieScore::new(ds, m, 1.0);
+            // A movie without a vector has an empty neighbour list (the CLI says so).
+            let list = no_vector_as_none(model.nearest_by_cosine(m, cfg.report_n))?.unwrap_or_default();
+            Some((query, MovieScore::list(ds, &list)))
+        }
+        None => None,
+    };
 
     Ok(Outcome {
         best_val_rmse: best_val_mse.map(f64::sqrt),

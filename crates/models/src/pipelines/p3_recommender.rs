@@ -10,30 +10,32 @@
 //!
 //! Top-N (computed only when the caller asks, by [`Outcome::with_top_n`]: it scores every user
 //! against every movie, which on large data costs more than training): each user's 10
-//! best-scored movies (the notebook does not exclude rated movies;
-//! `exclude_rated = true` does). Over all users' lists: diversity (mean over the 45 pairs of
-//! `1 - cos` of the movie embeddings), the notebook's "novelty" (mean of the movies' mean
-//! rating in stars; really a popularity measure), the standard novelty (mean self-information
-//! `-log2(n_raters(i) / n_users)`), and catalogue coverage (distinct listed movies / movies).
-//! Also the best-rated movies with at least `map_min_ratings` ratings (for the 2-D map).
+//! best-scored movies by reelvec-metrics' blocked top-N (the notebook does not exclude rated
+//! movies; `exclude_rated = true` does). Over all users' lists, reelvec-metrics'
+//! `BeyondAccuracy` with counts and mean ratings over the training rows: diversity (mean over
+//! the 45 pairs of `1 - cos`), the notebook's "novelty" (mean of the movies' mean rating in
+//! stars; really a popularity measure), self-information novelty (`-log2(train count / train
+//! interactions)`, the one definition evaluate uses too), coverage and Gini. Also the best-rated
+//! movies with at least `map_min_ratings` training ratings (for the 2-D map).
 
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
-use reelvec_data::{transforms, Dataset};
+use reelvec_data::transforms::{self, MovieStats};
+use reelvec_data::Dataset;
 use reelvec_engine::{
     AdamConfig, Device, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{check_dim, check_fraction, check_key, check_train, require_ratings, run_info_for, MovieScore};
-use crate::checkpoint::{self, RatedItems};
+use crate::checkpoint;
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
-use crate::traits::top_k_indices;
-use crate::{ModelError, ModelKind, RatingModel};
+use crate::{ItemEmbeddings, ModelError, ModelKind, RatingModel};
+use reelvec_metrics::topn::{self, TopNConfig};
+use reelvec_metrics::BeyondAccuracy;
 
 /// P3 settings; [`Default`] is the notebook's protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,21 +106,6 @@ impl Config {
     }
 }
 
-/// Diversity, novelty and coverage of every user's top-N list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TopNFigures {
-    /// Mean over users of the mean over pairs of `1 - cos` of the listed movies' embeddings.
-    pub diversity: f64,
-    /// Mean over users of the mean star rating of the listed movies (the notebook's novelty).
-    pub mean_rating_novelty: f64,
-    /// Mean over users of the mean self-information `-log2(n_raters / n_users)`.
-    pub self_information: f64,
-    /// Distinct listed movies / all movies.
-    pub coverage: f64,
-    /// Number of users with a list.
-    pub users: usize,
-}
-
 /// What a P3 run produces.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -181,7 +168,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     require_ratings(ds, "P3")?;
     super::check_mf_tables_fit(ds, cfg.k)?;
     let (scaled, mm) = transforms::min_max_scale(&ds.ratings.rating);
-    let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
+    let (train_rows, val_rows) = super::rating_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     let train = RatingColumns::gather(&ds.ratings, &train_rows, |r| scaled[r]);
     let val = RatingColumns::gather(&ds.ratings, &val_rows, |r| scaled[r]);
     let spec = MfSpec {
@@ -223,11 +210,11 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
         (Some(se.mean()), Some(rmse), Some(mae))
     };
 
-    let stats = MovieStats::compute(ds);
+    let stats = MovieStats::compute(&ds.ratings, Some(&train_rows), ds.movies.len());
     let eligible: Vec<f32> = (0..ds.movies.len())
         .map(|m| if stats.count[m] as usize >= cfg.map_min_ratings { stats.mean[m] } else { f32::NAN })
         .collect();
-    let best_rated = MovieScore::list(ds, &top_k_indices(&eligible, cfg.map_top, &|_| false));
+    let best_rated = MovieScore::list(ds, &topn::top_k_of_row(&eligible, cfg.map_top, &[])?);
 
     Ok(Outcome {
         model,
@@ -248,8 +235,9 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
 /// Every user's top-N figures and the first user's list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopNReport {
-    /// Diversity, novelty and coverage over all users' lists.
-    pub figures: TopNFigures,
+    /// reelvec-metrics' beyond-accuracy figures over all users' lists (counts and mean ratings
+    /// over the training rows).
+    pub figures: BeyondAccuracy,
     /// The first user's list (an example), with predicted stars.
     pub example_user: Option<(u64, Vec<MovieScore>)>,
 }
@@ -258,118 +246,26 @@ impl Outcome {
     /// Computes every user's top-`cfg.top_n` list (without the training-rated movies when
     /// `cfg.exclude_rated`) and its figures, on request: `ds` must be the data the run trained
     /// on. [`run_on`] does not, so that training alone never pays for U x M scores.
-    pub fn with_top_n(mut self, ds: &Dataset, cfg: &Config) -> Self {
+    pub fn with_top_n(mut self, ds: &Dataset, cfg: &Config) -> Result<Self, ModelError> {
         let model = &self.model;
-        let rated = RatedItems::from_pairs(
-            &ds.ratings.user,
-            &ds.ratings.movie,
-            Some(&self.train_rows),
-            ds.users.len(),
-        );
-        let stats = MovieStats::compute(ds);
-        let lists = top_n_lists(model, &rated, cfg.top_n, cfg.exclude_rated);
-        let figures = top_n_figures(model, &lists, &stats, ds.users.len());
-        let example_user = lists.first().map(|l| {
-            let pairs: Vec<(u32, f32)> = l.iter().map(|&m| (m, model.predict(0, m))).collect();
+        let rated = super::rated_rows(ds, &self.train_rows)?;
+        let stats = MovieStats::compute(&ds.ratings, Some(&self.train_rows), ds.movies.len());
+        let lists = topn::top_n(
+            &model.factor_scores()?,
+            &TopNConfig::with_k(cfg.top_n),
+            cfg.exclude_rated.then_some(&rated),
+        )?;
+        let figures = BeyondAccuracy::compute(
+            lists.indices.view(),
+            model.item_embeddings(),
+            &stats.mean,
+            &stats.counts_u64(),
+        )?;
+        let example_user = (lists.indices.nrows() > 0).then(|| {
+            let pairs: Vec<(u32, f32)> = lists.list(0).map(|m| (m, model.predict(0, m))).collect();
             (ds.users.raw(0).unwrap_or(0), MovieScore::list(ds, &pairs))
         });
         self.top_n = Some(TopNReport { figures, example_user });
-        self
-    }
-}
-
-/// Per-movie rating counts and mean stars over all rows of a dataset.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MovieStats {
-    /// Number of ratings of each movie.
-    pub count: Vec<u32>,
-    /// Mean star rating of each movie (NaN when unrated).
-    pub mean: Vec<f32>,
-}
-
-impl MovieStats {
-    /// Computes the statistics over every rating row.
-    pub fn compute(ds: &Dataset) -> Self {
-        let m = ds.movies.len();
-        let mut sum = vec![0.0f64; m];
-        let mut count = vec![0u32; m];
-        for (&i, &r) in ds.ratings.movie.iter().zip(&ds.ratings.rating) {
-            sum[i as usize] += f64::from(r);
-            count[i as usize] += 1;
-        }
-        let mean = sum
-            .iter()
-            .zip(&count)
-            .map(|(&s, &c)| if c > 0 { (s / f64::from(c)) as f32 } else { f32::NAN })
-            .collect();
-        Self { count, mean }
-    }
-}
-
-/// Each user's `n` best-scored movies (best first), optionally without the movies in `rated`.
-pub fn top_n_lists(model: &MfModel, rated: &RatedItems, n: usize, exclude_rated: bool) -> Vec<Vec<u32>> {
-    let n_movies = model.spec().n_movies;
-    (0..model.spec().n_users as u32)
-        .into_par_iter()
-        .map_init(
-            || vec![0.0f32; n_movies],
-            |scores, u| {
-                model.score_all(u, scores);
-                let seen = rated.of(u);
-                let skip = |m: u32| exclude_rated && seen.binary_search(&m).is_ok();
-                top_k_indices(scores, n, &skip).into_iter().map(|(m, _)| m).collect()
-            },
-        )
-        .collect()
-}
-
-/// Diversity, novelty and coverage of `lists` (see the module doc).
-pub fn top_n_figures(
-    model: &impl crate::ItemEmbeddings,
-    lists: &[Vec<u32>],
-    stats: &MovieStats,
-    n_users: usize,
-) -> TopNFigures {
-    let emb = model.item_embeddings();
-    let norms: Vec<f32> = emb.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
-    let (mut div, mut nov, mut info, mut users) = (0.0f64, 0.0f64, 0.0f64, 0usize);
-    let mut listed = vec![false; emb.nrows()];
-    for list in lists.iter().filter(|l| !l.is_empty()) {
-        users += 1;
-        let mut pair_sum = 0.0f64;
-        let mut pairs = 0usize;
-        for (a, &i) in list.iter().enumerate() {
-            listed[i as usize] = true;
-            for &j in &list[a + 1..] {
-                let d = emb.row(i as usize).dot(&emb.row(j as usize));
-                let c = if norms[i as usize] > 0.0 && norms[j as usize] > 0.0 {
-                    d / (norms[i as usize] * norms[j as usize])
-                } else {
-                    0.0
-                };
-                pair_sum += f64::from(1.0 - c);
-                pairs += 1;
-            }
-        }
-        div += if pairs > 0 { pair_sum / pairs as f64 } else { 0.0 };
-        let len = list.len() as f64;
-        nov += list.iter().map(|&m| f64::from(stats.mean[m as usize])).filter(|x| x.is_finite()).sum::<f64>()
-            / len;
-        info += list
-            .iter()
-            .map(|&m| {
-                let share = f64::from(stats.count[m as usize].max(1)) / n_users.max(1) as f64;
-                -share.log2()
-            })
-            .sum::<f64>()
-            / len;
-    }
-    let u = users.max(1) as f64;
-    TopNFigures {
-        diversity: div / u,
-        mean_rating_novelty: nov / u,
-        self_information: info / u,
-        coverage: listed.iter().filter(|&&l| l).count() as f64 / listed.len().max(1) as f64,
-        users,
+        Ok(self)
     }
 }

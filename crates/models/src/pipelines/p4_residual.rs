@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use reelvec_data::transforms::{self, Means};
+use reelvec_data::transforms::Means;
 use reelvec_data::Dataset;
 use reelvec_engine::{
     AdamConfig, Device, History, Init, OptimizerConfig, Schedule, ScheduleStep, TrainConfig,
@@ -138,11 +138,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     cfg.validate()?;
     require_ratings(ds, "P4")?;
     super::check_mf_tables_fit(ds, cfg.k)?;
-    let (mut train_rows, val_rows) = if cfg.train_fraction >= 1.0 {
-        ((0..ds.ratings.len() as u32).collect(), Vec::new())
-    } else {
-        transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed)
-    };
+    let (mut train_rows, val_rows) = super::rating_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     // Batches follow file order when not shuffled, as the notebook's DataLoader does.
     train_rows.sort_unstable();
     let (n_users, n_movies) = (ds.users.len(), ds.movies.len());
@@ -159,8 +155,12 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let output =
-        OutputMap::Residual { global: means.global, user: means.user.clone(), movie: means.movie.clone() };
+    let output = OutputMap::Residual {
+        global: means.global,
+        user: means.user.clone(),
+        movie: means.movie.clone(),
+        scale: super::rating_scale(ds),
+    };
     let model = MfModel::new(MfVariant::Residual, spec, params, output)?;
     let cols = |rows: &[u32]| {
         let r = &ds.ratings;
