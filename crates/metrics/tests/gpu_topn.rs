@@ -20,9 +20,10 @@ use reelvec_engine::gpu::{self, Gpu};
 use reelvec_metrics::topn::{top_n, top_n_for_users, NO_ITEM};
 use reelvec_metrics::{topn_gpu, FactorScores, RatedItems, ScoreLink, TopNConfig};
 
-fn gpu_or_skip(test: &str) -> Option<std::sync::Arc<Gpu>> {
+/// The shared device, or a counted skip (a failure under `REELVEC_REQUIRE_GPU=1`).
+fn gpu_or_skip() -> Option<std::sync::Arc<Gpu>> {
     if !gpu::available() {
-        eprintln!("skipped {test}: no CUDA device");
+        reelvec_testkit::skip(reelvec_testkit::Need::Gpu, "no CUDA device");
         return None;
     }
     Some(Gpu::shared(0).expect("a CUDA device answered the probe but could not be opened"))
@@ -36,7 +37,7 @@ fn random_rated(n_users: usize, n_items: usize, per_user: usize, rng: &mut ChaCh
 
 #[test]
 fn quantised_factors_give_identical_lists_and_scores() {
-    let Some(gpu) = gpu_or_skip("quantised_factors_give_identical_lists_and_scores") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for &(n_users, n_items, k) in &[(120usize, 5000usize, 8usize), (33, 40, 3)] {
         let p = Array2::from_shape_fn((n_users, k), |_| rng.random_range(-4i32..=4) as f32 * 0.25);
@@ -86,7 +87,7 @@ fn quantised_factors_give_identical_lists_and_scores() {
 
 #[test]
 fn random_factors_agree_except_at_near_ties() {
-    let Some(gpu) = gpu_or_skip("random_factors_agree_except_at_near_ties") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (n_users, n_items, k) = (1000usize, 20_000usize, 32usize);
     let p = Array2::from_shape_fn((n_users, k), |_| rng.random_range(-1.0f32..1.0));
@@ -135,10 +136,12 @@ fn random_factors_agree_except_at_near_ties() {
 #[test]
 fn top_n_time_at_ml25m_scale() {
     if std::env::var("REELVEC_GPU_BENCH").is_err() {
-        eprintln!("skipped top_n_time_at_ml25m_scale: set REELVEC_GPU_BENCH=1");
-        return;
+        return reelvec_testkit::skip(
+            reelvec_testkit::Need::OptIn,
+            "set REELVEC_GPU_BENCH=1 to time top-N at scale",
+        );
     }
-    let Some(gpu) = gpu_or_skip("top_n_time_at_ml25m_scale") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let (n_users, n_items, k) = (162_541usize, 59_047usize, 64usize);
     let p = Array2::from_shape_fn((n_users, k), |_| rng.random_range(-1.0f32..1.0));
@@ -168,7 +171,21 @@ fn top_n_time_at_ml25m_scale() {
         let started = std::time::Instant::now();
         let top = topn_gpu::top_n_with_sort_cap(&gpu, &model, &all, &config, exclude, cap).unwrap();
         let seconds = started.elapsed().as_secs_f64();
-        assert_eq!(top.indices.nrows(), n_users);
+        assert_eq!(top.indices.dim(), (n_users, list_len));
+        // Every list: distinct valid movies, scores best first, no excluded movie.
+        for u in (0..n_users).step_by(997) {
+            let row = top.indices.row(u);
+            let mut seen = std::collections::HashSet::new();
+            assert!(row.iter().all(|&j| (j as usize) < n_items && seen.insert(j)), "user {u}: {row}");
+            let scores = top.scores.row(u);
+            assert!(scores.windows(2).into_iter().all(|w| w[0] >= w[1]), "user {u}: {scores}");
+            if let Some(rated) = exclude {
+                assert!(
+                    row.iter().all(|j| !rated.row(u as u32).contains(j)),
+                    "user {u}: excluded movie listed"
+                );
+            }
+        }
         println!(
             "top-{list_len} GPU {n_users} x {n_items}, k={k}, biases, exclusion {}, block_users {block_users}, sort cap {cap}: {:.1} ms ({})",
             exclude.is_some(),
