@@ -159,7 +159,7 @@ impl Trainer {
                 };
                 let mut slot = batch_losses.slice_mut(step..step + 1);
                 let count = objective.enqueue_batch(gpu, &dev_params, &mut grads, &batch, &mut slot)?;
-                optimizer.step(gpu, lr)?;
+                optimizer.step(gpu, &mut dev_params, &mut grads, lr)?;
                 examples.push(count);
                 global_step += 1;
                 if step % 64 == 63 {
