@@ -33,6 +33,10 @@ use crate::topn::{FactorScores, RatedItems, TopN, TopNConfig, NO_ITEM};
 const TOPN_CU: KernelSource =
     KernelSource { name: "topn.cu", source: include_str!("topn.cu"), functions: &["topn_select"] };
 
+/// This crate's kernel files: its part of the registry CI compiles with
+/// [`reelvec_engine::gpu::compile_check`].
+pub const KERNELS: &[KernelSource] = &[TOPN_CU];
+
 /// Longest list the device selection keeps (`MAX_LIST` in topn.cu).
 pub const MAX_LIST: usize = 1024;
 /// Most candidates the selection sorts at once (`SORT_CAP` in topn.cu).

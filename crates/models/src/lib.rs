@@ -25,6 +25,7 @@ pub mod cooc;
 mod error;
 pub mod export;
 pub mod item2vec;
+pub mod kernels;
 pub mod mf;
 pub mod mf_gpu;
 pub mod pipelines;

@@ -31,7 +31,11 @@ pub use cudarc::driver::{
     LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 
-pub use compile::{kernel_cache_dir, KernelSource};
+pub use compile::{compile_check, kernel_cache_dir, nvrtc_available, KernelSource, CHECKED_ARCHITECTURES};
+
+/// The engine's kernel files (optimizers, divergence scan): its part of the registry CI compiles
+/// (see [`compile_check`]).
+pub const KERNELS: &[KernelSource] = &[optim::ADAM_CU, optim::SGD_CU, trainer::PARAMS_CU];
 pub use optim::GpuOptimizer;
 pub use params::{GpuGradTable, GpuGrads, GpuParams, GpuTable};
 pub use trainer::{non_finite_table, GpuBatch, GpuObjective};

@@ -28,13 +28,13 @@ use crate::optim::adam::StepScalars;
 use crate::optim::{AdamConfig, OptimizerConfig, SgdConfig};
 use crate::EngineError;
 
-const ADAM_CU: KernelSource = KernelSource {
+pub(super) const ADAM_CU: KernelSource = KernelSource {
     name: "adam.cu",
     source: include_str!("../optim/adam.cu"),
     functions: &["adam_dense", "adam_lazy"],
 };
 
-const SGD_CU: KernelSource =
+pub(super) const SGD_CU: KernelSource =
     KernelSource { name: "sgd.cu", source: include_str!("../optim/sgd.cu"), functions: &["sgd_dense"] };
 
 // SAFETY: `StepScalars` is `#[repr(C)]` plain-old-data with the layout of adam.cu's

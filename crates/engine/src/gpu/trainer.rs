@@ -27,7 +27,7 @@ use crate::trainer::{
 };
 use crate::EngineError;
 
-const PARAMS_CU: KernelSource = KernelSource {
+pub(super) const PARAMS_CU: KernelSource = KernelSource {
     name: "params.cu",
     source: include_str!("../params.cu"),
     functions: &["count_non_finite"],

@@ -39,7 +39,7 @@ use reelvec_engine::{AdamConfig, EngineError, OptimizerConfig, ParamStore, Sched
 use super::{init_factors, CoocConfig, CoocFit, CoocModel, CoocProblem, CostParts, LikeMatrix};
 use crate::ModelError;
 
-const COOC_CU: KernelSource = KernelSource {
+pub(crate) const COOC_CU: KernelSource = KernelSource {
     name: "cooc_cost.cu",
     source: include_str!("cost.cu"),
     functions: &[

@@ -39,7 +39,7 @@ use super::{
 };
 use crate::ModelError;
 
-const SOFTMAX_CU: KernelSource = KernelSource {
+pub(crate) const SOFTMAX_CU: KernelSource = KernelSource {
     name: "item2vec_softmax.cu",
     source: include_str!("softmax.cu"),
     functions: &[
@@ -52,7 +52,7 @@ const SOFTMAX_CU: KernelSource = KernelSource {
     ],
 };
 
-const NEGATIVE_CU: KernelSource = KernelSource {
+pub(crate) const NEGATIVE_CU: KernelSource = KernelSource {
     name: "item2vec_negative.cu",
     source: include_str!("negative.cu"),
     functions: &["token_sequences", "count_pairs", "sgns_epoch", "ns_step"],
