@@ -1,5 +1,5 @@
-//! The GPU top-N against the CPU one (`reelvec_metrics::topn`). Every test skips with a message
-//! when no CUDA device answers.
+//! The GPU top-N against the CPU one (`reelvec_metrics::topn`). Every test is a counted skip
+//! (`reelvec_testkit`) when no CUDA device answers.
 //!
 //! - Quantised factors (multiples of 1/8 and small sums) make every score exact in f32 whatever
 //!   the summation order, with many exact ties: the GPU lists and scores must equal the CPU's
@@ -8,6 +8,9 @@
 //! - Continuous random factors: the GEMMs differ in summation order, so two movies whose scores
 //!   differ by float rounding may swap. Lists must be equal except at such near-ties, where both
 //!   movies' exact (f64) scores agree to 1e-5 relative.
+//!
+//! - About 4k-5k exact ties just below the top of the list: equal to the CPU (the whole-bucket
+//!   arithmetic of topn.cu; its host emulation is unit-tested in src/topn_gpu.rs).
 //!
 //! `REELVEC_GPU_BENCH=1` also times top-10 and top-100 for 162,541 users x 59,047 movies, k = 64.
 
@@ -83,6 +86,45 @@ fn quantised_factors_give_identical_lists_and_scores() {
         assert_eq!(dev, cpu);
     }
     println!("quantised: GPU lists equal the CPU's bit for bit");
+}
+
+/// `above` distinct scores at the top, `ties` exact ties (1.0) below them, then lower scores,
+/// shuffled deterministically.
+fn tied_scores(above: usize, ties: usize, lower: usize) -> Vec<f32> {
+    let mut row: Vec<f32> = (0..lower).map(|j| -1.0 + (j % 97) as f32 * 0.01).collect();
+    row.extend((0..above).map(|j| 100.0 + j as f32));
+    row.extend(std::iter::repeat_n(1.0f32, ties));
+    let mut rng = ChaCha8Rng::seed_from_u64(ties as u64);
+    for i in (1..row.len()).rev() {
+        row.swap(i, rng.random_range(0..=i));
+    }
+    row
+}
+
+/// Thousands of exact ties just below the list's top (the case where the whole-bucket test
+/// once ignored the candidates taken at earlier digits and overflowed the kernel's candidate
+/// buffer): lists and scores equal the CPU's, ties in increasing movie order.
+#[test]
+fn thousands_of_exact_ties_below_the_top_match_the_cpu() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    for list_len in [10usize, 100, 1000] {
+        for ties in [3_998usize, 4_090, 5_000] {
+            // k = 1 and p = 1: every score is its movie's value exactly.
+            let row = tied_scores(list_len - 1, ties, 3_000);
+            let q = Array2::from_shape_fn((row.len(), 1), |(j, _)| row[j]);
+            let p = Array2::from_elem((3, 1), 1.0f32);
+            let model = FactorScores::new(p.view(), q.view()).unwrap();
+            let config = TopNConfig { k: list_len, block_users: 0, item_tile: 2048 };
+            let cpu = top_n(&model, &config, None).unwrap();
+            for cap in [topn_gpu::SORT_CAP, 0] {
+                let dev =
+                    topn_gpu::top_n_with_sort_cap(&gpu, &model, &[0, 1, 2], &config, None, cap).unwrap();
+                let what = format!("n {list_len} ties {ties} cap {cap}");
+                assert_eq!(dev.indices, cpu.indices, "{what}");
+                assert_eq!(dev.scores, cpu.scores, "{what}");
+            }
+        }
+    }
 }
 
 #[test]
