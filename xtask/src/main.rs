@@ -13,6 +13,8 @@ mod pipeline;
 mod setup;
 mod synth;
 mod test;
+#[cfg(test)]
+mod tidy;
 mod tools;
 mod util;
 
