@@ -176,6 +176,33 @@ mod tests {
         assert!(dir.ends_with("kernels") || std::env::var_os("REELVEC_KERNEL_CACHE").is_some());
     }
 
+    const TINY: KernelSource = KernelSource {
+        name: "tiny_test.cu",
+        source: "extern \"C\" __global__ void tiny() {}",
+        functions: &["tiny"],
+    };
+
+    #[test]
+    fn a_missing_nvrtc_is_an_error_not_a_panic() {
+        match compile_check(&TINY, (8, 0)) {
+            Ok(ptx) => assert!(nvrtc_available() && ptx.contains(".entry tiny("), "{ptx}"),
+            Err(e) => {
+                assert!(!nvrtc_available(), "NVRTC loads but compiling failed: {e}");
+                assert!(e.to_string().contains("libnvrtc.so.13"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_listed_function_missing_from_the_ptx_is_refused() {
+        if !nvrtc_available() {
+            return reelvec_testkit::skip(reelvec_testkit::Need::Nvrtc, "NVRTC (libnvrtc.so.13) not found");
+        }
+        let wrong = KernelSource { functions: &["tiny", "absent"], ..TINY };
+        let err = compile_check(&wrong, (9, 0)).unwrap_err().to_string();
+        assert!(err.contains("absent"), "{err}");
+    }
+
     #[test]
     fn known_architectures_map_to_virtual_targets() {
         assert_eq!(arch_option((9, 0)), Some("compute_90"));
