@@ -1,15 +1,14 @@
 //! Criterion benches of the engine's kernels: one optimizer step (SGD with momentum, Adam,
 //! AdamW, lazy Adam) over a parameter table of ml-100k MF size (2625 x 51: 943 users + 1682
 //! movies, k = 50 plus a bias column) and ml-25m MF size (221,588 x 65: 162,541 users + 59,047
-//! movies, k = 64 plus a bias column), and the deterministic parallel gradient accumulation of an
-//! MF-shaped batch. Sizes are in the bench names; throughput is the bytes a step must move.
+//! movies, k = 64 plus a bias column). Sizes are in the bench names; throughput is the bytes a
+//! step must move.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use reelvec_engine::{
-    Adam, AdamConfig, AdamW, BatchLoss, GradKind, Grads, LazyAdam, Optimizer, ParallelAccumulator,
-    ParamStore, Sgd, SgdConfig, Table, TableId,
+    Adam, AdamConfig, AdamW, GradKind, Grads, LazyAdam, Optimizer, ParamStore, Sgd, SgdConfig, Table, TableId,
 };
 
 /// (name, rows, cols)
@@ -105,64 +104,5 @@ fn optimizers(c: &mut Criterion) {
     group.finish();
 }
 
-/// MF-shaped backward: unit `u` writes `d_u * movie_row` into user row and `d_u * user_row`
-/// into movie row (the rows are the parameters' own), scaled by 1/batch.
-fn accumulation(c: &mut Criterion) {
-    let (users, movies, k) = (943usize, 1682usize, 50usize);
-    let mut params = ParamStore::new();
-    for (name, rows, seed) in [("user_factors", users, 5), ("movie_factors", movies, 6)] {
-        let table = Table {
-            name: name.into(),
-            rows,
-            cols: k,
-            grad_kind: GradKind::SparseRows,
-            data: values(rows * k, seed),
-        };
-        params.insert(table).expect("distinct names");
-    }
-    let (ut, mt) = (TableId(0), TableId(1));
-    let n = 4096;
-    let u_idx: Vec<usize> =
-        values(n, 7).iter().map(|v| ((v + 1.0) * 0.5 * users as f32) as usize % users).collect();
-    let m_idx: Vec<usize> =
-        values(n, 8).iter().map(|v| ((v + 1.0) * 0.5 * movies as f32) as usize % movies).collect();
-    let d = values(n, 9);
-
-    let mut group = c.benchmark_group("mf_grad_accumulation_k50");
-    for batch in [64usize, 1024, 4096] {
-        let units: Vec<u32> = (0..batch as u32).collect();
-        let mut grads = Grads::zeros_like(&params);
-        group.throughput(Throughput::Elements(batch as u64));
-        for chunks in [1usize, 8] {
-            let acc = ParallelAccumulator::new(&params, chunks, || ());
-            group.bench_function(BenchmarkId::new(format!("chunks{chunks}"), format!("batch{batch}")), |b| {
-                b.iter(|| {
-                    grads.clear();
-                    let scale = 1.0 / units.len() as f32;
-                    acc.accumulate(&units, &mut grads, |chunk, scratch| {
-                        for &u in chunk {
-                            let u = u as usize;
-                            let (ur, mr) = (params.get(ut).row(u_idx[u]), params.get(mt).row(m_idx[u]));
-                            let g = scale * d[u];
-                            let (gu, gm) = scratch.grads.pair_mut(ut, mt);
-                            for ((a, b), x) in gu
-                                .row_mut(u_idx[u])
-                                .iter_mut()
-                                .zip(gm.row_mut(m_idx[u]))
-                                .zip(ur.iter().zip(mr))
-                            {
-                                *a += g * x.1;
-                                *b += g * x.0;
-                            }
-                        }
-                        BatchLoss::new(0.0, chunk.len() as u64)
-                    })
-                })
-            });
-        }
-    }
-    group.finish();
-}
-
-criterion_group!(benches, optimizers, accumulation);
+criterion_group!(benches, optimizers);
 criterion_main!(benches);

@@ -7,12 +7,20 @@
 //! and is removed on every exit path; the finished tree appears under its real name through one
 //! `rename`, which is atomic on the same file system.
 //!
-//! Steps: download with ureq to the temporary file, hashing SHA-256 and MD5 while writing, and
-//! check the byte count against `Content-Length` and the manifest; verify every digest the manifest
-//! pins (an archive with none is refused unless `--insecure-skip-verify`, and the computed digests
-//! are printed so they can be pinned); read the zip's whole directory and reject it if any entry's
-//! path is absolute, has a `..` component, is not `enclosed_name()`-safe, or is a symlink, before
-//! writing a single file; extract into the staging folder; rename its top folder into place.
+//! Steps: check the manifest entry (`archive_root` must be a relative path of plain folder names);
+//! download with ureq to the temporary file, hashing SHA-256 and MD5 while writing, and check the
+//! byte count against `Content-Length` and the manifest (a pinned size is a hard limit: a
+//! `Content-Length` above it is refused before the body is read, and reading stops as soon as the
+//! body exceeds it); verify every digest the manifest pins (an archive with none is refused
+//! unless `--insecure-skip-verify`, and the computed digests are printed so they can be pinned);
+//! read the zip's whole directory and reject it if any entry's path is absolute, has a `..`
+//! component, is not `enclosed_name()`-safe, is a symlink, or is a duplicate (the central
+//! directory is walked independently of `zip`, which silently keeps one of several entries with
+//! one name; two names that unpack to the same path count as duplicates too), before writing a
+//! single file; extract into the staging folder, counting the bytes actually decompressed against
+//! per-entry and total limits ([`UnpackLimits`]: the manifest's `max_unpacked`, else 20 times
+//! the archive size, at least 64 MiB, at most 16 GiB), so a zip bomb stops at the limit whatever
+//! sizes its headers declare; rename its top folder into place.
 //!
 //! What it does not do: resume partial downloads, keep the archive, or touch anything outside the
 //! destination folder.
@@ -74,9 +82,14 @@ pub struct DatasetEntry {
     /// Lower-case hex MD5 of the archive, or empty.
     #[serde(default)]
     pub md5: String,
-    /// The top-level folder inside the archive whose contents become `DEST/NAME/`.
+    /// The top-level folder inside the archive whose contents become `DEST/NAME/` (a relative
+    /// path of plain folder names: no leading `/`, no `.` or `..`).
     #[serde(default)]
     pub archive_root: String,
+    /// The most bytes the archive may unpack to, in total and per entry; 0 for the default
+    /// (see [`UnpackLimits`]).
+    #[serde(default)]
+    pub max_unpacked: u64,
     /// The reelvec-data layout name of the unpacked files.
     pub layout: String,
     /// A one-line licence summary.
@@ -118,6 +131,7 @@ impl Manifest {
             if !(entry.url.starts_with("https://") || entry.url.starts_with("http://")) {
                 bail!("data set {name:?}: url {:?} is not http(s)", entry.url);
             }
+            check_archive_root(name, &entry.archive_root)?;
         }
         Ok(manifest)
     }
@@ -129,6 +143,21 @@ impl Manifest {
             anyhow!("unknown data set {name:?}; known: {}", known.join(", "))
         })
     }
+}
+
+/// `archive_root` must be empty or a relative path of plain folder names (`a` or `a/b`): never
+/// absolute, never `.` or `..`, no backslash or NUL, so it always names a folder inside the
+/// staging tree.
+fn check_archive_root(name: &str, root: &str) -> Result<()> {
+    let plain = |part: &str| !part.is_empty() && part != "." && part != ".." && !part.contains(['\\', '\0']);
+    let valid = root.is_empty() || (root.split('/').all(plain) && Path::new(root).is_relative());
+    if !valid {
+        bail!(
+            "data set {name:?}: archive_root {root:?} must be a relative path of plain folder names \
+             (no leading `/`, `.` or `..`)"
+        );
+    }
+    Ok(())
 }
 
 fn check_hex(name: &str, field: &str, value: &str, len: usize) -> Result<()> {
@@ -255,6 +284,7 @@ fn print_list(manifest: &Manifest, dest: &Path) {
 ///
 /// On any error nothing named `NAME` is created and every temporary is removed.
 pub fn fetch(entry: &DatasetEntry, options: &FetchOptions) -> Result<FetchOutcome> {
+    check_archive_root(&entry.name, &entry.archive_root)?;
     let target = options.dest.join(&entry.name);
     if target.exists() && !options.force {
         return Ok(FetchOutcome::AlreadyPresent(target));
@@ -268,7 +298,8 @@ pub fn fetch(entry: &DatasetEntry, options: &FetchOptions) -> Result<FetchOutcom
     let digests = {
         let mut file = File::create_new(archive.path())
             .with_context(|| format!("cannot create {}", archive.path().display()))?;
-        let digests = download(url, &mut file, options.progress)?;
+        let pinned_size = (entry.size != 0).then_some(entry.size);
+        let digests = download(url, &mut file, options.progress, pinned_size)?;
         file.sync_all().with_context(|| format!("cannot flush {}", archive.path().display()))?;
         digests
     };
@@ -276,7 +307,8 @@ pub fn fetch(entry: &DatasetEntry, options: &FetchOptions) -> Result<FetchOutcom
 
     let staging = TempPath::new(options.dest.join(format!(".{}.unpack-{tag}", entry.name)));
     fs::create_dir(staging.path()).with_context(|| format!("cannot create {}", staging.path().display()))?;
-    unpack(archive.path(), staging.path())
+    let limits = UnpackLimits::for_entry(entry, digests.bytes);
+    unpack(archive.path(), staging.path(), limits)
         .with_context(|| format!("cannot unpack the archive from {url}"))?;
     let root = unpacked_root(staging.path(), &entry.archive_root)?;
     write_provenance(&root, entry, url, &digests)?;
@@ -356,8 +388,10 @@ fn unique_tag() -> String {
 }
 
 /// Streams `url` into `out`, hashing as it goes; fails on an HTTP error status, a transport error,
-/// or a body shorter or longer than its `Content-Length`.
-pub fn download(url: &str, out: &mut impl Write, progress: bool) -> Result<Digests> {
+/// or a body shorter or longer than its `Content-Length`. With `max_bytes` (the manifest's pinned
+/// size) a larger `Content-Length` is refused before the body is read, and reading stops as soon
+/// as the body exceeds it (nothing past the limit is written).
+pub fn download(url: &str, out: &mut impl Write, progress: bool, max_bytes: Option<u64>) -> Result<Digests> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(30))
         .timeout_read(Duration::from_secs(120))
@@ -370,6 +404,14 @@ pub fn download(url: &str, out: &mut impl Write, progress: bool) -> Result<Diges
         Err(ureq::Error::Transport(err)) => bail!("download failed: {err}"),
     };
     let expected: Option<u64> = response.header("Content-Length").and_then(|v| v.trim().parse().ok());
+    if let (Some(announced), Some(max)) = (expected, max_bytes) {
+        if announced > max {
+            bail!(
+                "download of {url} refused: the server announces {announced} bytes, the manifest pins \
+                 {max}; nothing was read"
+            );
+        }
+    }
     let mut reader = response.into_reader();
     let mut sha = Sha256::new();
     let mut md5 = Md5::new();
@@ -383,6 +425,15 @@ pub fn download(url: &str, out: &mut impl Write, progress: bool) -> Result<Diges
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => bail!("download of {url} broke off after {bytes} bytes: {err}"),
         };
+        if let Some(max) = max_bytes {
+            if bytes + n as u64 > max {
+                bail!(
+                    "download of {url} stopped: the body exceeds the {max} bytes the manifest pins \
+                     (more than {} received)",
+                    bytes + n as u64 - 1
+                );
+            }
+        }
         let chunk = &buffer[..n];
         sha.update(chunk);
         md5.update(chunk);
@@ -476,20 +527,94 @@ pub fn safe_entry_path(raw_name: &str, enclosed: Option<PathBuf>) -> Result<Path
     }
 }
 
+/// How many bytes an archive may unpack to: in total, and per entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// All entries together.
+    pub total: u64,
+    /// One entry.
+    pub per_entry: u64,
+}
+
+impl UnpackLimits {
+    /// The manifest's `max_unpacked` (for both) when set, else 20 times the archive's size
+    /// (MovieLens archives expand 3-6 times), at least 64 MiB and at most 16 GiB.
+    pub fn for_entry(entry: &DatasetEntry, archive_bytes: u64) -> Self {
+        let total = if entry.max_unpacked != 0 {
+            entry.max_unpacked
+        } else {
+            archive_bytes.saturating_mul(20).clamp(64 << 20, 16 << 30)
+        };
+        UnpackLimits { total, per_entry: total }
+    }
+}
+
+/// The raw names of the zip's central directory records, walked independently of `zip` (whose
+/// reader keeps only one of several entries with the same name).
+fn central_directory_names(archive: &Path, start: u64) -> Result<Vec<Vec<u8>>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    file.seek(SeekFrom::Start(start)).context("cannot read the zip's central directory")?;
+    let mut reader = io::BufReader::new(file);
+    let mut names = Vec::new();
+    loop {
+        let mut fixed = [0u8; 46];
+        if reader.read_exact(&mut fixed).is_err() || fixed[..4] != [0x50, 0x4b, 0x01, 0x02] {
+            return Ok(names);
+        }
+        let field = |at: usize| u64::from(u16::from_le_bytes([fixed[at], fixed[at + 1]]));
+        let mut name = vec![0u8; field(28) as usize];
+        reader.read_exact(&mut name).context("truncated zip central directory")?;
+        let skip = field(30) + field(32);
+        if io::copy(&mut (&mut reader).take(skip), &mut io::sink())? != skip {
+            bail!("truncated zip central directory");
+        }
+        names.push(name);
+    }
+}
+
 /// Extracts every entry of the zip at `archive` under `into` (an empty folder). All names are
-/// checked before anything is written, so a hostile archive leaves `into` empty.
-pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
+/// checked before anything is written (absolute, `..`, symlinks, duplicates), so a hostile
+/// archive leaves `into` empty; the bytes decompressed are counted against `limits` as they are
+/// written, whatever sizes the archive declares.
+pub fn unpack(archive: &Path, into: &Path, limits: UnpackLimits) -> Result<()> {
     let file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
     let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).context("not a valid zip archive")?;
+    let raw_names = central_directory_names(archive, zip.central_directory_start())?;
+    let mut seen_raw = std::collections::HashSet::new();
+    for name in &raw_names {
+        if !seen_raw.insert(name.as_slice()) {
+            bail!(
+                "archive entry {:?} appears more than once; refusing the whole archive",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+    if raw_names.len() != zip.len() {
+        bail!(
+            "the zip's central directory lists {} entries but {} distinct names; refusing the whole archive",
+            raw_names.len(),
+            zip.len()
+        );
+    }
     let mut plan = Vec::with_capacity(zip.len());
+    let mut seen = std::collections::HashMap::new();
     for index in 0..zip.len() {
         let entry = zip.by_index_raw(index).with_context(|| format!("cannot read zip entry {index}"))?;
         let relative = safe_entry_path(entry.name(), entry.enclosed_name())?;
         if entry.is_symlink() {
             bail!("archive entry {:?} is a symbolic link; refusing the whole archive", entry.name());
         }
+        if let Some(first) = seen.insert(relative.clone(), entry.name().to_string()) {
+            bail!(
+                "archive entries {first:?} and {:?} both unpack to {}; refusing the whole archive",
+                entry.name(),
+                relative.display()
+            );
+        }
         plan.push((index, relative, entry.is_dir()));
     }
+    let mut unpacked: u64 = 0;
     for (index, relative, is_dir) in plan {
         let path = into.join(&relative);
         if is_dir {
@@ -502,9 +627,27 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
         let mut entry = zip.by_index(index).with_context(|| format!("cannot read zip entry {index}"))?;
         let mut out = File::create_new(&path)
             .with_context(|| format!("cannot create {} (duplicate entry?)", path.display()))?;
-        // The zip reader checks each entry's CRC-32 when it reaches the end of the entry.
-        io::copy(&mut entry, &mut out)
+        let cap = limits.per_entry.min(limits.total - unpacked);
+        let too_big = || {
+            anyhow!(
+                "archive entry {:?} unpacks to more than {cap} bytes (limits: {} per entry, {} in all; \
+                 set max_unpacked in the manifest if this archive is genuine); refusing the archive",
+                relative.display(),
+                limits.per_entry,
+                limits.total
+            )
+        };
+        if entry.size() > cap {
+            return Err(too_big());
+        }
+        // Count what is really decompressed: read at most one byte past the cap. The zip reader
+        // checks each entry's CRC-32 when it reaches the end of the entry.
+        let copied = io::copy(&mut (&mut entry).take(cap + 1), &mut out)
             .with_context(|| format!("cannot extract {:?} (corrupt archive?)", relative.display()))?;
+        if copied > cap {
+            return Err(too_big());
+        }
+        unpacked += copied;
     }
     Ok(())
 }
@@ -513,8 +656,10 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
 /// it, else the archive's only top-level folder, else `staging` itself.
 fn unpacked_root(staging: &Path, archive_root: &str) -> Result<PathBuf> {
     if !archive_root.is_empty() {
+        check_archive_root("the archive", archive_root)?;
         let root = staging.join(archive_root);
-        if root.is_dir() {
+        let is_real_dir = fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir());
+        if is_real_dir {
             return Ok(root);
         }
         bail!("the archive has no top-level folder {archive_root:?} as the manifest says");
@@ -574,11 +719,13 @@ mod tests {
         body: Vec<u8>,
         /// Send only this many body bytes (after announcing the full length), then hang up.
         truncate_at: Option<usize>,
+        /// Send no `Content-Length` (the body ends when the connection closes).
+        no_length: bool,
     }
 
     impl Route {
         fn ok(path: &'static str, body: Vec<u8>) -> Self {
-            Route { path, status: 200, body, truncate_at: None }
+            Route { path, status: 200, body, truncate_at: None, no_length: false }
         }
     }
 
@@ -623,13 +770,18 @@ mod tests {
                     status: 404,
                     body: b"not found".to_vec(),
                     truncate_at: None,
+                    no_length: false,
                 });
                 let reason = if route.status == 200 { "OK" } else { "Not Found" };
+                let length = if route.no_length {
+                    String::new()
+                } else {
+                    format!("Content-Length: {}\r\n", route.body.len())
+                };
                 let head = format!(
-                    "HTTP/1.1 {} {reason}\r\nContent-Length: {}\r\nContent-Type: application/zip\r\n\
+                    "HTTP/1.1 {} {reason}\r\n{length}Content-Type: application/zip\r\n\
                      Connection: close\r\n\r\n",
                     route.status,
-                    route.body.len()
                 );
                 let sent = route.truncate_at.unwrap_or(route.body.len());
                 let _ = stream.write_all(head.as_bytes());
@@ -657,6 +809,8 @@ mod tests {
         writer.finish().unwrap().into_inner()
     }
 
+    const LIMITS: UnpackLimits = UnpackLimits { total: 64 << 20, per_entry: 64 << 20 };
+
     fn good_archive() -> Vec<u8> {
         zip_bytes(&[
             ("ml-test/", b""),
@@ -682,6 +836,7 @@ mod tests {
             sha256: sha256_hex(archive),
             md5: hex(&Md5::digest(archive)),
             archive_root: "ml-test".into(),
+            max_unpacked: 0,
             layout: "ml-100k".into(),
             licence: "test".into(),
         }
@@ -930,7 +1085,7 @@ mod tests {
         fs::write(&zip_path, &archive).unwrap();
         let into = staging.path().join("out");
         fs::create_dir(&into).unwrap();
-        unpack(&zip_path, &into).unwrap();
+        unpack(&zip_path, &into, LIMITS).unwrap();
         let root = unpacked_root(&into, "").unwrap();
         assert_eq!(listing(&root), vec!["movies.csv", "ratings.csv"]);
     }
@@ -961,7 +1116,7 @@ mod tests {
         fs::write(&zip_path, &archive).unwrap();
         let into = dir.path().join("out");
         fs::create_dir(&into).unwrap();
-        let err = unpack(&zip_path, &into).unwrap_err();
+        let err = unpack(&zip_path, &into, LIMITS).unwrap_err();
         assert!(format!("{err:#}").contains("absolute"), "{err:#}");
         assert!(listing(&into).is_empty());
     }
@@ -1000,5 +1155,149 @@ mod tests {
         assert!(Manifest::parse(&unknown_field).is_err());
         let fine = format!("[[dataset]]\nname = \"a\"\n{base}");
         assert_eq!(Manifest::parse(&fine).unwrap().datasets.len(), 1);
+    }
+
+    #[test]
+    fn archive_root_must_stay_inside_the_archive() {
+        let base = "url = \"https://x/a.zip\"\nlayout = \"ml-100k\"\nlicence = \"l\"\n";
+        for bad in ["/etc", "../x", "a/../../b", ".", "a//b", "a\\..\\b", "./a"] {
+            let text = format!("[[dataset]]\nname = \"a\"\narchive_root = {bad:?}\n{base}");
+            let err = Manifest::parse(&text).unwrap_err();
+            assert!(format!("{err:#}").contains("archive_root"), "{bad}: {err:#}");
+        }
+        for good in ["", "ml-100k", "ml-latest/inner"] {
+            let text = format!("[[dataset]]\nname = \"a\"\narchive_root = {good:?}\n{base}");
+            assert!(Manifest::parse(&text).is_ok(), "{good}");
+        }
+        // An entry built in code is checked too, before anything is downloaded or moved: a
+        // folder beside the staging tree (or anywhere) is never moved into the destination.
+        let archive = good_archive();
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("precious"), b"keep").unwrap();
+        for root in ["../victim".to_string(), victim.display().to_string()] {
+            let (base, server) = serve(vec![Route::ok("/ml-test.zip", archive.clone())], 1);
+            let mut entry = entry_for(&format!("{base}/ml-test.zip"), &archive);
+            entry.archive_root = root.clone();
+            let err = fetch(&entry, &options(tmp.path())).unwrap_err();
+            assert!(format!("{err:#}").contains("archive_root"), "{root}: {err:#}");
+            drop(server); // it was never asked
+            assert_eq!(fs::read(victim.join("precious")).unwrap(), b"keep");
+            assert_eq!(listing(tmp.path()), vec!["victim"], "{root}");
+        }
+    }
+
+    #[test]
+    fn a_zip_bomb_stops_at_the_limit_whatever_its_headers_say() {
+        // 200 MiB of zeros deflate to ~200 KB.
+        let zeros = vec![0u8; 200 << 20];
+        let archive = zip_bytes(&[("ml-test/", b""), ("ml-test/u.data", &zeros)]);
+        assert!(archive.len() < 1 << 20, "{}", archive.len());
+        let dir = tempfile::tempdir().unwrap();
+        let zip_path = dir.path().join("bomb.zip");
+        fs::write(&zip_path, &archive).unwrap();
+        // The default for a ~200 KB archive is 64 MiB.
+        let entry = DatasetEntry { max_unpacked: 0, ..entry_for("http://x/a.zip", &archive) };
+        let limits = UnpackLimits::for_entry(&entry, archive.len() as u64);
+        assert_eq!(limits.total, 64 << 20);
+        let into = dir.path().join("out");
+        fs::create_dir(&into).unwrap();
+        let err = unpack(&zip_path, &into, limits).unwrap_err();
+        assert!(format!("{err:#}").contains("unpacks to more than"), "{err:#}");
+        let written = fs::metadata(into.join("ml-test/u.data")).map_or(0, |m| m.len());
+        assert!(written <= (64 << 20) + 1, "{written}");
+
+        // A lying header (declared size 1 byte) is caught by counting: patch the uncompressed
+        // size fields (local header offset 22, central header offset 24) to 1.
+        let mut lying = archive.clone();
+        let mut patched = 0;
+        for at in 0..lying.len().saturating_sub(4) {
+            let field = match &lying[at..at + 4] {
+                [0x50, 0x4b, 0x03, 0x04] => Some(at + 22),
+                [0x50, 0x4b, 0x01, 0x02] => Some(at + 24),
+                _ => None,
+            };
+            if let Some(f) = field {
+                if u32::from_le_bytes(lying[f..f + 4].try_into().unwrap()) == 200 << 20 {
+                    lying[f..f + 4].copy_from_slice(&1u32.to_le_bytes());
+                    patched += 1;
+                }
+            }
+        }
+        assert_eq!(patched, 2);
+        fs::write(&zip_path, &lying).unwrap();
+        let into = dir.path().join("out2");
+        fs::create_dir(&into).unwrap();
+        let small = UnpackLimits { total: 1 << 20, per_entry: 1 << 20 };
+        let err = unpack(&zip_path, &into, small).unwrap_err();
+        assert!(format!("{err:#}").contains("more than"), "{err:#}");
+        let written = fs::metadata(into.join("ml-test/u.data")).map_or(0, |m| m.len());
+        assert!(written <= (1 << 20) + 1, "{written}: {err:#}");
+
+        // The total is counted across entries too.
+        let archive = zip_bytes(&[("a", &zeros[..600 << 10]), ("b", &zeros[..600 << 10])]);
+        fs::write(&zip_path, &archive).unwrap();
+        let into = dir.path().join("out3");
+        fs::create_dir(&into).unwrap();
+        let err = unpack(&zip_path, &into, UnpackLimits { total: 1 << 20, per_entry: 1 << 20 }).unwrap_err();
+        assert!(format!("{err:#}").contains("\"b\""), "{err:#}");
+    }
+
+    #[test]
+    fn a_body_larger_than_the_pinned_size_is_cut_off() {
+        let big = vec![7u8; 8 << 20];
+        for no_length in [false, true] {
+            let route = Route { no_length, ..Route::ok("/ml-test.zip", big.clone()) };
+            let (base, server) = serve(vec![route], 1);
+            let tmp = tempfile::tempdir().unwrap();
+            let mut entry = entry_for(&format!("{base}/ml-test.zip"), &big);
+            entry.size = 1_000;
+            let mut sink = Vec::new();
+            let err = download(&entry.url, &mut sink, false, Some(entry.size)).unwrap_err();
+            let message = format!("{err:#}");
+            assert!(message.contains("pins 1000") || message.contains("the 1000 bytes"), "{message}");
+            assert!(sink.len() <= 1_000, "{} bytes written", sink.len());
+            server.join().unwrap();
+            drop(tmp);
+        }
+        // Through fetch: nothing is left.
+        let (base, server) = serve(vec![Route::ok("/ml-test.zip", big.clone())], 1);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut entry = entry_for(&format!("{base}/ml-test.zip"), &big);
+        entry.size = 1_000;
+        assert!(fetch(&entry, &options(tmp.path())).is_err());
+        server.join().unwrap();
+        assert!(listing(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn duplicate_entries_are_refused() {
+        // Two raw names that differ only in a `./` both unpack to ml-test/u.data.
+        let archive = zip_bytes(&[("ml-test/u.data", b"1\t1\t5\t1\n"), ("ml-test/./u.data", b"evil\n")]);
+        let dir = tempfile::tempdir().unwrap();
+        let zip_path = dir.path().join("dup.zip");
+        fs::write(&zip_path, &archive).unwrap();
+        let into = dir.path().join("out");
+        fs::create_dir(&into).unwrap();
+        let err = unpack(&zip_path, &into, LIMITS).unwrap_err();
+        assert!(format!("{err:#}").contains("both unpack to"), "{err:#}");
+        assert!(listing(&into).is_empty());
+        // Byte-identical names (which `zip` silently collapses to one entry): rename
+        // "ml-test/u.datb" to "ml-test/u.data" in the raw bytes.
+        let archive = zip_bytes(&[("ml-test/u.data", b"good\n"), ("ml-test/u.datb", b"evil\n")]);
+        let mut bytes = archive.clone();
+        let mut renamed = 0;
+        for at in 0..bytes.len() - 14 {
+            if &bytes[at..at + 14] == b"ml-test/u.datb" {
+                bytes[at + 13] = b'a';
+                renamed += 1;
+            }
+        }
+        assert_eq!(renamed, 2);
+        fs::write(&zip_path, &bytes).unwrap();
+        let err = unpack(&zip_path, &into, LIMITS).unwrap_err();
+        assert!(format!("{err:#}").contains("more than once"), "{err:#}");
+        assert!(listing(&into).is_empty());
     }
 }

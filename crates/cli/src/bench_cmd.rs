@@ -44,8 +44,8 @@ pub struct Args {
     /// Directory of the PyTorch reference scripts (benches/peers); skipped when torch is missing.
     #[arg(long, value_name = "DIR")]
     pub peers: Option<PathBuf>,
-    /// Worker threads on both sides (default: all cores).
-    #[arg(long)]
+    /// Worker threads on both sides (default: all cores; at most 4 x the cores, at least 16).
+    #[arg(long, value_parser = crate::args::threads)]
     pub threads: Option<usize>,
     /// Compute device: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
@@ -82,7 +82,6 @@ pub fn run(args: Args) -> Result<()> {
         bail!("nothing to do: pass --suite notebook|scale and/or --doc FILE");
     }
     let threads = match args.threads {
-        Some(0) => bail!("--threads must be at least 1"),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
@@ -286,10 +285,17 @@ fn load_reports(dir: &Path) -> Result<Vec<BenchReport>> {
 
 /// The speed table on stdout.
 fn print_summary(report: &BenchReport) {
-    println!("{} suite on {} ({} thread(s), {})", report.suite, report.data, report.threads, report.device);
-    println!(
+    outln!("{} suite on {} ({} thread(s), {})", report.suite, report.data, report.threads, report.device);
+    outln!(
         "{:<16} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
-        "case", "unit", "ours wall", "ours CPU", "torch wall", "torch CPU", "x wall", "x CPU"
+        "case",
+        "unit",
+        "ours wall",
+        "ours CPU",
+        "torch wall",
+        "torch CPU",
+        "x wall",
+        "x CPU"
     );
     for c in &report.cases {
         let p = c.peer.as_ref();
@@ -297,7 +303,7 @@ fn print_summary(report: &BenchReport) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.1}x", a / b),
             _ => "-".to_string(),
         };
-        println!(
+        outln!(
             "{:<16} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
             c.id,
             c.unit,
@@ -310,13 +316,13 @@ fn print_summary(report: &BenchReport) {
         );
         for q in &c.quality {
             let v = |x: Option<f64>| x.map_or("-".to_string(), render::significant);
-            println!("{:<16}   {}: ours {}  torch {}", "", q.name, v(q.ours), v(q.peer));
+            outln!("{:<16}   {}: ours {}  torch {}", "", q.name, v(q.ours), v(q.peer));
         }
         for f in &c.figures {
-            println!("{:<16}   {}: {} {}", "", f.name, render::significant(f.value), f.unit);
+            outln!("{:<16}   {}: {} {}", "", f.name, render::significant(f.value), f.unit);
         }
     }
     for n in &report.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
 }

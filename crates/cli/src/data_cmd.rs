@@ -133,6 +133,8 @@ pub fn run(args: Args) -> Result<()> {
 fn synth(args: SynthArgs) -> Result<()> {
     let preset: Preset = args.preset.parse()?;
     let layout: Layout = args.layout.parse()?;
+    // The output folder is checked before the (possibly long) generation starts.
+    reelvec_outfile::check_dir(&args.out)?;
     let started = Instant::now();
     let data = synth::generate(&SynthConfig { seed: args.seed, ..preset.config() });
     let generated = started.elapsed().as_secs_f64();
@@ -149,7 +151,7 @@ fn synth(args: SynthArgs) -> Result<()> {
         started.elapsed().as_secs_f64() - generated
     );
     for f in files.iter().chain([&truth]) {
-        println!("{}", f.display());
+        outln!("{}", f.display());
     }
     Ok(())
 }

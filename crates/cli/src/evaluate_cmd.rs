@@ -48,8 +48,8 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Length of the top-N lists (rating models).
-    #[arg(short, default_value_t = 10)]
+    /// Length of the top-N lists (rating models; at least 1, at most the run's movies).
+    #[arg(short, default_value_t = 10, value_parser = crate::args::count)]
     pub k: usize,
     /// Compute device for the top-N scoring: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
@@ -85,12 +85,10 @@ impl Figures {
 
 /// Loads the data a run was trained on: `--data`, else `run.json`'s path (`synth:<preset>` is
 /// regenerated).
-pub fn run_data(info: &RunInfo, data: Option<&Path>, read: &ReadOptions) -> Result<Dataset> {
-    let recorded = info.data_path.clone();
-    let path = match (data, &recorded) {
-        (Some(p), _) => p.to_path_buf(),
-        (None, Some(p)) => PathBuf::from(p),
-        (None, None) => bail!("the run records no data path; pass --data"),
+pub fn run_data(info: &RunInfo, run_dir: &Path, data: Option<&Path>, read: &ReadOptions) -> Result<Dataset> {
+    let path = match data {
+        Some(p) => p.to_path_buf(),
+        None => info.resolve_data_path(run_dir)?.context("the run records no data path; pass --data")?,
     };
     if let Some(preset) = path.to_str().and_then(|p| p.strip_prefix("synth:")) {
         let preset = crate::pipeline::parse_preset(preset)?;
@@ -101,7 +99,7 @@ pub fn run_data(info: &RunInfo, data: Option<&Path>, read: &ReadOptions) -> Resu
 
 fn check_fingerprint(info: &RunInfo, ds: &Dataset, what: &str) -> Result<()> {
     let fp = fingerprint_ratings(&ds.ratings);
-    if !info.dataset_fingerprint.is_empty() && fp != info.dataset_fingerprint {
+    if fp != info.dataset_fingerprint {
         bail!(
             "{what} does not match the run's data (fingerprint {fp} vs {}); pass the data set it was trained on",
             info.dataset_fingerprint
@@ -110,19 +108,29 @@ fn check_fingerprint(info: &RunInfo, ds: &Dataset, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks that `ds` is the data set the run was trained on (for item2vec runs, after P0's
+/// filters, as the run recorded it).
+pub(crate) fn check_run_data(info: &RunInfo, ds: &Dataset) -> Result<()> {
+    match info.model_kind {
+        ModelKind::Cbow | ModelKind::Skipgram => {
+            let (data, _) = p0_cbow::prepare(ds, &config::<p0_cbow::Config>(info)?)?;
+            check_fingerprint(info, &data, "the data set after P0's filters")
+        }
+        _ => check_fingerprint(info, ds, "the data set"),
+    }
+}
+
 fn config<C: serde::de::DeserializeOwned>(info: &RunInfo) -> Result<C> {
     serde_json::from_value(info.config.clone()).context("cannot read the run's config")
 }
 
 /// Runs `reelvec evaluate`.
-pub fn run(args: Args) -> Result<()> {
-    if args.k == 0 {
-        bail!("-k must be at least 1");
-    }
+pub fn run(mut args: Args) -> Result<()> {
     let info = checkpoint::load_run_info(&args.run)
         .with_context(|| format!("cannot read run {}", args.run.display()))?;
+    args.k = crate::args::clamp_count("-k", args.k, info.movie_raw_ids.len(), "movies of the run");
     let started = Instant::now();
-    let ds = run_data(&info, args.data.as_deref(), &args.read)?;
+    let ds = run_data(&info, &args.run, args.data.as_deref(), &args.read)?;
     let mut figures = Figures::default();
     figures.time("load data", started);
     match info.model_kind {
@@ -139,11 +147,11 @@ pub fn run(args: Args) -> Result<()> {
             "figures": figures.values,
             "seconds": figures.timings,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{} run {} ({})", info.model_kind, args.run.display(), info.model_kind.protocol());
+        outln!("{} run {} ({})", info.model_kind, args.run.display(), info.model_kind.protocol());
         for line in &figures.lines {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     Ok(())

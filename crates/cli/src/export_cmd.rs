@@ -1,10 +1,11 @@
 //! `reelvec export`: writes a run's item embeddings as CSV, `.npy` or word2vec text (with a
-//! titles side file).
+//! titles side file). The outputs are checked before the run is loaded: an existing output must
+//! be a regular file (no symlink, device or FIFO is replaced).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use reelvec_models::export::{export, ExportFormat};
+use reelvec_models::export::{check_outputs, export, ExportFormat};
 use reelvec_models::pipelines::load_item_embeddings;
 
 /// `reelvec export` arguments.
@@ -24,11 +25,12 @@ pub struct Args {
 /// Runs `reelvec export`.
 pub fn run(args: Args) -> Result<()> {
     let format: ExportFormat = args.format.parse()?;
+    check_outputs(format, &args.out)?;
     let (emb, info) = load_item_embeddings(&args.run)?;
     let files = export(format, &args.out, &info.movie_raw_ids, &info.movie_titles, emb.view())?;
     for f in files {
-        println!("wrote {}", f.display());
+        outln!("wrote {}", f.display());
     }
-    println!("{} movies x {} dimensions ({} model)", emb.nrows(), emb.ncols(), info.model_kind);
+    outln!("{} movies x {} dimensions ({} model)", emb.nrows(), emb.ncols(), info.model_kind);
     Ok(())
 }

@@ -108,6 +108,11 @@ pub fn parse_rated(info: &RunInfo, arg: &str) -> Result<(u32, f32)> {
     if !stars.is_finite() {
         bail!("--rated `{arg}`: the rating must be finite");
     }
+    if let Some([lo, hi]) = info.rating_scale {
+        if !(lo..=hi).contains(&stars) {
+            bail!("--rated `{arg}`: {stars} stars is outside the run's rating scale ({lo} to {hi})");
+        }
+    }
     Ok((resolve_movie(info, title)?, stars))
 }
 
@@ -115,14 +120,14 @@ pub fn parse_rated(info: &RunInfo, arg: &str) -> Result<(u32, f32)> {
 pub fn recommend_rated(model: &MfModel, info: &RunInfo, rated_args: &[String], k: usize) -> Result<()> {
     let rated = rated_args.iter().map(|a| parse_rated(info, a)).collect::<Result<Vec<_>>>()?;
     let user = fold_in_rating_user(model, &rated, &FoldInConfig::default())?;
-    println!("folded in a new user from {} ratings ({} model):", rated.len(), info.model_kind);
+    outln!("folded in a new user from {} ratings ({} model):", rated.len(), info.model_kind);
     for &(m, r) in &rated {
-        println!("  rated {r:>4.1}  fitted {:>6.3}  {}", user.predict(m), info.title(m));
+        outln!("  rated {r:>4.1}  fitted {:>6.3}  {}", user.predict(m), info.title(m));
     }
     let excluded: Vec<u32> = rated.iter().map(|&(m, _)| m).collect();
-    println!("top {k} (predicted stars, rated movies excluded):");
+    outln!("top {k} (predicted stars, rated movies excluded):");
     for (rank, (m, stars)) in user.top(k, &excluded).into_iter().enumerate() {
-        println!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
+        outln!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
     }
     Ok(())
 }
@@ -133,9 +138,9 @@ pub fn recommend_watched(dir: &std::path::Path, watched_args: &[String], k: usiz
     let watched = watched_args.iter().map(|w| resolve_movie(&info, w)).collect::<Result<Vec<_>>>()?;
     let profile = fold_in_watched(emb.view(), &watched, k)?;
     let names: Vec<String> = watched.iter().map(|&m| info.title(m)).collect();
-    println!("top {k} by cosine to the mean of {} ({} model):", names.join(" + "), info.model_kind);
+    outln!("top {k} by cosine to the mean of {} ({} model):", names.join(" + "), info.model_kind);
     for (rank, (m, sim)) in profile.ranked.into_iter().enumerate() {
-        println!("{:>3}  {:>7.4}  {:>7}  {}", rank + 1, sim, info.movie_raw_ids[m as usize], info.title(m));
+        outln!("{:>3}  {:>7.4}  {:>7}  {}", rank + 1, sim, info.movie_raw_ids[m as usize], info.title(m));
     }
     Ok(())
 }

@@ -1,9 +1,17 @@
 //! `reelvec`: the command-line tool. Parses arguments, calls the library crates, maps errors to
 //! one clear line and a non-zero exit.
 //!
+//! Output goes through [`out`]: a closed stdout pipe (`reelvec similar … | head -1`) ends the
+//! command quietly with exit code 0, and control characters from data files never reach the
+//! terminal raw. Commands save their files before they print.
+//!
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function; adding
 //! one is a new module plus one variant in [`Command`] and one arm in [`main`].
 
+#[macro_use]
+mod out;
+
+mod args;
 mod bench_cmd;
 mod data_cmd;
 mod device_arg;
@@ -69,12 +77,13 @@ fn main() -> ExitCode {
         Command::Plot(args) => plot_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
     };
+    out::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: {}", out::clean(&err.to_string()));
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", out::clean(&cause.to_string()));
             }
             ExitCode::FAILURE
         }

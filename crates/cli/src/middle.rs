@@ -21,8 +21,8 @@ pub struct Args {
     /// The movie after.
     #[arg(value_name = "TITLE")]
     pub after: String,
-    /// Number of candidates shown.
-    #[arg(short, default_value_t = 5)]
+    /// Number of candidates shown (at least 1; more than the run's movies is lowered to them).
+    #[arg(short, default_value_t = 5, value_parser = crate::args::count)]
     pub k: usize,
 }
 
@@ -34,15 +34,16 @@ pub fn run(args: Args) -> Result<()> {
     if before == after {
         bail!("both titles name {}; give two different movies", info.title(before));
     }
-    let ranked = model.predict_middle(before, after, args.k.max(1))?;
-    println!(
+    let k = crate::args::clamp_count("-k", args.k, info.movie_raw_ids.len(), "movies of the run");
+    let ranked = model.predict_middle(before, after, k)?;
+    outln!(
         "between {} and {} ({} model, log-likelihood):",
         info.title(before),
         info.title(after),
         info.model_kind
     );
     for (rank, (m, score)) in ranked.into_iter().enumerate() {
-        println!("{:>3}  {:>8.4}  {:>7}  {}", rank + 1, score, info.movie_raw_ids[m as usize], info.title(m));
+        outln!("{:>3}  {:>8.4}  {:>7}  {}", rank + 1, score, info.movie_raw_ids[m as usize], info.title(m));
     }
     Ok(())
 }

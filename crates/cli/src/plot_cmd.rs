@@ -18,9 +18,9 @@ use reelvec_metrics::similarity::cosine_similarity_matrix;
 use reelvec_models::checkpoint;
 use reelvec_models::pipelines::load_item_embeddings;
 use reelvec_models::{ModelKind, RunInfo};
-use reelvec_report::plots::{Heatmap, LabelledPoint, LineChart, Scatter};
+use reelvec_report::plots::{Heatmap, LabelledPoint, LineChart, Scatter, HEATMAP_MAX_SIZE};
 
-use crate::data_cmd::{load_data, ReadOptions};
+use crate::data_cmd::ReadOptions;
 
 /// What to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,8 +48,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE.svg")]
     pub out: PathBuf,
     /// Movies shown: labelled on a map (default 30), rows of the heatmap (default the whole
-    /// vocabulary up to 50).
-    #[arg(long)]
+    /// vocabulary up to 50; at most 200).
+    #[arg(long, value_parser = crate::args::count)]
     pub top: Option<usize>,
     /// Maps: only movies with at least this many ratings (a mean of 5 from one rating is noise).
     #[arg(long, default_value_t = 50)]
@@ -73,8 +73,12 @@ const TSNE_MAX_POINTS: usize = 1000;
 const HEATMAP_DEFAULT_MAX: usize = 50;
 
 pub fn run(args: Args) -> Result<()> {
-    if args.top == Some(0) {
-        bail!("--top must be at least 1");
+    reelvec_outfile::check_file(&args.out)?;
+    if let (PlotKind::Heatmap, Some(top)) = (args.kind, args.top) {
+        // Checked before the n x n similarity matrix is computed.
+        if top > HEATMAP_MAX_SIZE {
+            bail!("--top {top}: a heatmap shows at most {HEATMAP_MAX_SIZE} movies (beyond that no label is readable)");
+        }
     }
     let svg = match args.kind {
         PlotKind::Loss => {
@@ -85,11 +89,8 @@ pub fn run(args: Args) -> Result<()> {
         PlotKind::Heatmap => heatmap(&args)?,
         PlotKind::Pca | PlotKind::Tsne => map(&args)?,
     };
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    checkpoint::write_atomic(&args.out, svg.as_bytes())?;
-    println!("wrote {}", args.out.display());
+    reelvec_outfile::write_file(&args.out, svg.as_bytes())?;
+    outln!("wrote {}", args.out.display());
     Ok(())
 }
 
@@ -177,10 +178,15 @@ struct MovieStats {
 
 /// Counts and means from the run's data set, else counts from `rated.safetensors`, else `None`.
 fn movie_stats(args: &Args, info: &RunInfo) -> Result<Option<MovieStats>> {
-    let data = args.data.clone().or_else(|| info.data_path.as_ref().map(PathBuf::from));
+    let data = match &args.data {
+        Some(p) => Some(p.clone()),
+        None => info.resolve_data_path(&args.run).ok().flatten(),
+    };
     if let Some(path) = data {
-        if path.exists() {
-            let ds = load_data(&path, &args.read)?;
+        if path.exists() || path.to_string_lossy().starts_with("synth:") {
+            let ds = crate::evaluate_cmd::run_data(info, &args.run, Some(&path), &args.read)?;
+            // Another data set would label the wrong movies.
+            crate::evaluate_cmd::check_run_data(info, &ds)?;
             let run_index: HashMap<u64, u32> =
                 info.movie_raw_ids.iter().enumerate().map(|(i, &raw)| (raw, i as u32)).collect();
             let n = info.movie_raw_ids.len();
@@ -236,11 +242,11 @@ fn heatmap(args: &Args) -> Result<String> {
     let rows = match movie_stats(args, &info)? {
         Some(stats) => {
             let count: Vec<f32> = stats.count.iter().map(|&c| c as f32).collect();
-            println!("heatmap of the {n} most-rated movies (counts from {})", stats.source);
+            outln!("heatmap of the {n} most-rated movies (counts from {})", stats.source);
             top_by(&all, &count, None, n)
         }
         None => {
-            println!("heatmap of the first {n} movies of the vocabulary (no ratings to rank by)");
+            outln!("heatmap of the first {n} movies of the vocabulary (no ratings to rank by)");
             all[..n].to_vec()
         }
     };
@@ -281,7 +287,7 @@ fn map(args: &Args) -> Result<String> {
         _ => bail!("cannot rank movies: the run has no movie bias and no data set was found (pass --data)"),
     };
     let labelled = top_by(&candidates, &score, stats.as_ref().map(|s| s.count.as_slice()), n);
-    println!(
+    outln!(
         "labelled the {} best movies by {ranked_by} among {} with >= {} ratings",
         labelled.len(),
         candidates.len(),
@@ -319,11 +325,7 @@ fn map(args: &Args) -> Result<String> {
             let perplexity = args.perplexity.min((set.len() as f64 - 1.0) / 3.0);
             let config = TsneConfig { perplexity, seed: args.seed, ..TsneConfig::default() };
             let fit = tsne(data.view(), &config)?;
-            println!(
-                "t-SNE of {} movies, perplexity {perplexity:.1}, KL {:.4}",
-                set.len(),
-                fit.kl_divergence
-            );
+            outln!("t-SNE of {} movies, perplexity {perplexity:.1}, KL {:.4}", set.len(), fit.kl_divergence);
             let coords = fit.embedding.mapv(f64::from);
             let axes = ("t-SNE 1".to_owned(), "t-SNE 2".to_owned());
             // Row i of the map is movie set[i]; index it by movie below.
@@ -395,6 +397,13 @@ mod tests {
         info.user_raw_ids = vec![1, 2, 3];
         info.movie_titles = (0..movies).map(|i| format!("Movie & <Co> {i} (19{:02})", i % 100)).collect();
         info.data_path = data_path.map(|p| p.display().to_string());
+        info.dataset_fingerprint = match data_path {
+            Some(p) => {
+                let options = reelvec_data::LoadOptions { use_cache: false, ..Default::default() };
+                checkpoint::fingerprint_ratings(&reelvec_data::load(p, &options).unwrap().ratings)
+            }
+            None => "0123456789abcdef".into(),
+        };
         let history = History {
             epochs: (0..4)
                 .map(|e| EpochStats {
@@ -408,9 +417,10 @@ mod tests {
                 .collect(),
             best_epoch: Some(3),
             stopped_early: false,
+            ..History::default()
         };
         info.history = serde_json::to_value(&history).unwrap();
-        checkpoint::save_run(dir, &params, &info).unwrap();
+        checkpoint::save_run(dir, &params, &info, None).unwrap();
     }
 
     #[test]
@@ -435,6 +445,9 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         info["history"] =
             serde_json::json!([{"masked": 3.0, "unmasked": 3.5}, {"masked": 2.0, "unmasked": 2.4}]);
+        // Hand-edited, so without the manifest of a current run.
+        info["format_version"] = 1.into();
+        std::fs::remove_file(run.join(checkpoint::MANIFEST_FILE)).unwrap();
         std::fs::write(&path, serde_json::to_string(&info).unwrap()).unwrap();
         let svg = plot(&run, "loss", &[]);
         assert!(svg.contains(">\nmasked\n</text>"));

@@ -21,8 +21,8 @@ pub struct SimilarArgs {
     /// A movie id, an exact title ("Star Wars (1977)"), or a unique case-insensitive part of one.
     #[arg(value_name = "TITLE_OR_ID")]
     pub movie: String,
-    /// Number of neighbours.
-    #[arg(short, default_value_t = 10)]
+    /// Number of neighbours (at least 1; more than the run's movies is lowered to them).
+    #[arg(short, default_value_t = 10, value_parser = crate::args::count)]
     pub k: usize,
 }
 
@@ -35,8 +35,8 @@ pub struct RecommendArgs {
     /// Raw user id, as in the data.
     #[arg(long, required_unless_present_any = ["rated", "watched"], conflicts_with_all = ["rated", "watched"])]
     pub user: Option<u64>,
-    /// Number of movies.
-    #[arg(short, default_value_t = 10)]
+    /// Number of movies (at least 1; more than the run's movies is lowered to them).
+    #[arg(short, default_value_t = 10, value_parser = crate::args::count)]
     pub k: usize,
     /// Leave out the movies the user rated in the training data.
     #[arg(long)]
@@ -109,20 +109,23 @@ fn rating_model(dir: &Path) -> Result<(MfModel, RunInfo)> {
 pub fn similar(args: SimilarArgs) -> Result<()> {
     let (emb, info) = load_item_embeddings(&args.run)?;
     let movie = resolve_movie(&info, &args.movie)?;
-    println!(
+    let k = crate::args::clamp_count("-k", args.k, emb.nrows().saturating_sub(1), "other movies of the run");
+    outln!(
         "nearest to {} ({}) by cosine, {} model:",
         info.title(movie),
         info.movie_raw_ids[movie as usize],
         info.model_kind
     );
-    for (rank, (m, sim)) in nearest_by_cosine(emb.view(), movie, args.k).into_iter().enumerate() {
-        println!("{:>3}  {:>7.4}  {:>7}  {}", rank + 1, sim, info.movie_raw_ids[m as usize], info.title(m));
+    for (rank, (m, sim)) in nearest_by_cosine(emb.view(), movie, k).into_iter().enumerate() {
+        outln!("{:>3}  {:>7.4}  {:>7}  {}", rank + 1, sim, info.movie_raw_ids[m as usize], info.title(m));
     }
     Ok(())
 }
 
 /// Runs `reelvec recommend`.
-pub fn recommend(args: RecommendArgs) -> Result<()> {
+pub fn recommend(mut args: RecommendArgs) -> Result<()> {
+    let info = checkpoint::load_run_info(&args.run)?;
+    args.k = crate::args::clamp_count("-k", args.k, info.movie_raw_ids.len(), "movies of the run");
     if !args.watched.is_empty() {
         return crate::fold_in::recommend_watched(&args.run, &args.watched, args.k);
     }
@@ -141,7 +144,7 @@ pub fn recommend(args: RecommendArgs) -> Result<()> {
     };
     let seen = rated.of(user);
     let top = model.top_n(user, info.movie_raw_ids.len(), args.k, &|m| seen.binary_search(&m).is_ok());
-    println!(
+    outln!(
         "top {} for user {}{} ({} model, predicted stars):",
         args.k,
         raw_user,
@@ -149,7 +152,7 @@ pub fn recommend(args: RecommendArgs) -> Result<()> {
         info.model_kind
     );
     for (rank, (m, stars)) in top.into_iter().enumerate() {
-        println!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
+        outln!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
     }
     Ok(())
 }
@@ -161,7 +164,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     let movie = info
         .movie_dense(args.movie)
         .with_context(|| format!("movie {} is not in this run's data", args.movie))?;
-    println!(
+    outln!(
         "{:.4} stars  (user {}, movie {} {})",
         model.predict(user, movie),
         args.user,

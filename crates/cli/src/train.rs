@@ -1,16 +1,18 @@
 //! `reelvec train`: resolves a model's config (preset, TOML file, `--set` overrides, `--seed`),
 //! loads the data, runs the model's pipeline from reelvec-models, prints the protocol's figures
-//! and writes the run directory (`model.safetensors`, `run.json`, `rated.safetensors`).
+//! and writes the run directory (`model.safetensors`, `run.json`, `rated.safetensors`,
+//! `manifest.json`) as one unit. `--out` is checked before the data is loaded, and the run is
+//! saved before anything is printed, so a closed pipe (`| head`) never loses it.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use reelvec_data::Dataset;
-use reelvec_engine::{Device, History};
+use reelvec_engine::{Device, History, OptimizerConfig};
 use reelvec_models::config::{self, resolve_from};
 use reelvec_models::item2vec::Architecture;
 use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual, MovieScore};
-use reelvec_models::{ModelKind, RunInfo};
+use reelvec_models::{checkpoint, ModelKind, RunInfo};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -32,7 +34,10 @@ pub struct Args {
     /// TOML config merged over the model's defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Start from a named preset instead of the notebook defaults (mf: `tuned`).
+    /// Start from a named preset instead of the notebook defaults (mf: `tuned`). Except under
+    /// `--preset notebook`, the MF models (mf, sigmoid-mf, residual-mf) train with
+    /// `optimizer.kind = "auto"`: dense PyTorch Adam unless a step touches at most 1/64 of the
+    /// smallest table, then lazy Adam; the choice and its reason are printed and saved.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// Override one config key, e.g. `--set train.epochs=5` (repeatable, applied in order).
@@ -44,8 +49,8 @@ pub struct Args {
     /// Compute device: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads (default: all cores; at most 4 x the cores, at least 16).
+    #[arg(long, value_parser = crate::args::threads)]
     pub threads: Option<usize>,
     /// No progress bar, fewer lines.
     #[arg(long)]
@@ -61,6 +66,8 @@ pub struct Args {
 trait CliConfig: Serialize + DeserializeOwned + Default {
     fn preset(name: &str) -> Option<Self>;
     fn apply(&mut self, seed: Option<u64>, quiet: bool);
+    /// The pipeline config's own `validate` (before the data is loaded).
+    fn validate(&self) -> Result<(), reelvec_models::ModelError>;
 }
 
 macro_rules! cli_config {
@@ -75,6 +82,9 @@ macro_rules! cli_config {
                     self.train.seed = s;
                 }
                 self.train.quiet |= quiet;
+            }
+            fn validate(&self) -> Result<(), reelvec_models::ModelError> {
+                <$ty>::validate(self)
             }
         }
     };
@@ -94,10 +104,48 @@ impl CliConfig for p1_cooc::Config {
             self.seed = s;
         }
     }
+    fn validate(&self) -> Result<(), reelvec_models::ModelError> {
+        Self::validate(self)
+    }
 }
 
 fn resolve<C: CliConfig>(args: &Args) -> Result<C> {
     resolve_with(args, |c| c)
+}
+
+/// [`resolve`] for the MF models: outside `--preset notebook`, Adam becomes `auto` (same
+/// hyperparameters; see `OptimizerConfig::resolve`) before the file and the overrides.
+fn resolve_mf<C: CliConfig + HasTrain>(args: &Args) -> Result<C> {
+    let notebook = matches!(args.preset.as_deref(), Some("notebook" | "default"));
+    resolve_with(args, |mut c: C| {
+        if let (false, OptimizerConfig::Adam(a)) = (notebook, c.train().optimizer) {
+            c.train().optimizer = OptimizerConfig::Auto(a);
+        }
+        c
+    })
+}
+
+/// Configs with a trainer section.
+trait HasTrain {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig;
+}
+
+impl HasTrain for p2_mf::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
+}
+
+impl HasTrain for p3_recommender::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
+}
+
+impl HasTrain for p4_residual::Config {
+    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
+        &mut self.train
+    }
 }
 
 /// [`resolve`] with `adjust` applied to the preset before the file and the overrides.
@@ -111,6 +159,7 @@ fn resolve_with<C: CliConfig>(args: &Args, adjust: impl FnOnce(C) -> C) -> Resul
     let base = adjust(base);
     let mut cfg: C = resolve_from(&base, args.config.as_deref(), &args.set)?;
     cfg.apply(args.seed, args.quiet);
+    cfg.validate()?;
     Ok(cfg)
 }
 
@@ -118,17 +167,14 @@ fn resolve_with<C: CliConfig>(args: &Args, adjust: impl FnOnce(C) -> C) -> Resul
 pub fn run(args: Args) -> Result<()> {
     let kind: ModelKind = args.model.parse()?;
     if let Some(n) = args.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
         // Read by rayon when its global pool starts (nothing has used it yet).
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     let device = resolve_device(&args.device, args.quiet)?;
     match kind {
-        ModelKind::Mf => train_mf(&args, resolve::<p2_mf::Config>(&args)?, device),
-        ModelKind::SigmoidMf => train_sigmoid(&args, resolve::<p3_recommender::Config>(&args)?, device),
-        ModelKind::ResidualMf => train_residual(&args, resolve::<p4_residual::Config>(&args)?, device),
+        ModelKind::Mf => train_mf(&args, resolve_mf::<p2_mf::Config>(&args)?, device),
+        ModelKind::SigmoidMf => train_sigmoid(&args, resolve_mf::<p3_recommender::Config>(&args)?, device),
+        ModelKind::ResidualMf => train_residual(&args, resolve_mf::<p4_residual::Config>(&args)?, device),
         ModelKind::Cbow => train_item2vec(&args, resolve::<p0_cbow::Config>(&args)?, device),
         ModelKind::Skipgram => {
             let cfg = resolve_with::<p0_cbow::Config>(&args, |mut c| {
@@ -144,12 +190,15 @@ pub fn run(args: Args) -> Result<()> {
 /// Prints the config and returns true when only that was asked.
 fn printed_config<C: Serialize>(args: &Args, cfg: &C) -> Result<bool> {
     if args.print_config {
-        print!("{}", config::to_toml_string(cfg)?);
+        out!("{}", config::to_toml_string(cfg)?);
     }
     Ok(args.print_config)
 }
 
+/// Checks the run directory (before the data is loaded, so a bad `--out` costs no training),
+/// then loads the data.
 fn load(args: &Args) -> Result<Dataset> {
+    checkpoint::check_run_dir(&args.out)?;
     let ds = load_data(&args.data, &args.read)?;
     if !args.quiet {
         eprintln!(
@@ -164,28 +213,39 @@ fn load(args: &Args) -> Result<Dataset> {
 }
 
 fn print_history(h: &History, last_batch: bool) {
+    if !h.loss_name.is_empty() {
+        outln!("loss: {}", h.loss_name);
+    }
+    if !h.optimizer.is_empty() {
+        match &h.optimizer_note {
+            Some(note) => outln!("optimizer: {} ({note})", h.optimizer),
+            None => outln!("optimizer: {}", h.optimizer),
+        }
+    }
     for e in &h.epochs {
         let mark = if h.best_epoch == Some(e.epoch) { " *" } else { "" };
         match (last_batch, e.val_loss) {
-            (true, _) => println!(
-                "epoch {:>3}  last batch loss {:.4}  ({:.2}s)",
-                e.epoch, e.last_batch_loss, e.seconds
-            ),
+            (true, _) => {
+                outln!("epoch {:>3}  last batch loss {:.4}  ({:.2}s)", e.epoch, e.last_batch_loss, e.seconds)
+            }
             (false, Some(v)) => {
-                println!(
+                outln!(
                     "epoch {:>3}  train {:.4}  val {:.4}  ({:.2}s){mark}",
-                    e.epoch, e.train_loss, v, e.seconds
+                    e.epoch,
+                    e.train_loss,
+                    v,
+                    e.seconds
                 )
             }
-            (false, None) => println!("epoch {:>3}  train {:.4}  ({:.2}s)", e.epoch, e.train_loss, e.seconds),
+            (false, None) => outln!("epoch {:>3}  train {:.4}  ({:.2}s)", e.epoch, e.train_loss, e.seconds),
         }
     }
 }
 
 fn print_movies(label: &str, list: &[MovieScore]) {
-    println!("{label}:");
+    outln!("{label}:");
     for m in list {
-        println!("  {:>8.4}  {:>7}  {}", m.score, m.raw_id, m.title);
+        outln!("  {:>8.4}  {:>7}  {}", m.score, m.raw_id, m.title);
     }
 }
 
@@ -209,7 +269,7 @@ fn info_for<C: Serialize>(
 }
 
 fn saved(out: &Path) {
-    println!("run written to {}", out.display());
+    outln!("run written to {}", out.display());
 }
 
 fn train_mf(args: &Args, cfg: p2_mf::Config, device: Device) -> Result<()> {
@@ -218,8 +278,10 @@ fn train_mf(args: &Args, cfg: p2_mf::Config, device: Device) -> Result<()> {
     }
     let ds = load(args)?;
     let o = p2_mf::run_on(&ds, &cfg, device)?;
+    let info = info_for(&ds, ModelKind::Mf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)))?;
     print_history(&o.history, false);
-    println!(
+    outln!(
         "best epoch {}  best val MSE {}  best val RMSE {} stars  (returned model: RMSE {}, MAE {})  [{:.1}s]",
         o.history.best_epoch.map_or("-".into(), |e| e.to_string()),
         opt(o.best_val_mse),
@@ -233,9 +295,6 @@ fn train_mf(args: &Args, cfg: p2_mf::Config, device: Device) -> Result<()> {
     if let Some((q, nn)) = &o.neighbours {
         print_movies(&format!("nearest to {} by cosine", q.title), nn);
     }
-    let info = info_for(&ds, ModelKind::Mf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
-    o.model.save(&args.out, &info)?;
-    pipelines::save_rated_rows(&args.out, &ds, &o.train_rows)?;
     saved(&args.out);
     Ok(())
 }
@@ -246,9 +305,10 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Re
     }
     let ds = load(args)?;
     let o = p3_recommender::run_on(&ds, &cfg, device)?;
+    let info = info_for(&ds, ModelKind::SigmoidMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)))?;
     print_history(&o.history, false);
-    let t = &o.top_n;
-    println!(
+    outln!(
         "val MSE (scaled) {}  val RMSE {} stars  MAE {}  reload max |diff| {:e}  [{:.1}s]",
         opt(o.val_mse_scaled),
         opt(o.val_rmse),
@@ -256,16 +316,11 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Re
         o.reload_max_abs_diff,
         o.train_seconds
     );
-    println!(
-        "top-{}: diversity {:.4}  novelty (mean rating) {:.4}  self-information {:.4} bits  coverage {:.4}",
-        cfg.top_n, t.diversity, t.mean_rating_novelty, t.self_information, t.coverage
+    outln!(
+        "top-N lists and their diversity, novelty and coverage: `reelvec evaluate --run {}` \
+         (not computed while training: they score every user against every movie)",
+        args.out.display()
     );
-    if let Some((user, list)) = &o.example_user {
-        print_movies(&format!("top-{} for user {user}", cfg.top_n), list);
-    }
-    let info = info_for(&ds, ModelKind::SigmoidMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
-    o.model.save(&args.out, &info)?;
-    pipelines::save_rated_rows(&args.out, &ds, &o.train_rows)?;
     saved(&args.out);
     Ok(())
 }
@@ -276,10 +331,12 @@ fn train_residual(args: &Args, cfg: p4_residual::Config, device: Device) -> Resu
     }
     let ds = load(args)?;
     let o = p4_residual::run_on(&ds, &cfg, device)?;
+    let info = info_for(&ds, ModelKind::ResidualMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)))?;
     if !args.quiet {
         print_history(&o.history, true);
     }
-    println!(
+    outln!(
         "global mean {:.4}  train RMSE {:.4} stars (baseline means only {:.4})  val RMSE {}  [{:.1}s]",
         o.means.global,
         o.train_rmse,
@@ -287,9 +344,6 @@ fn train_residual(args: &Args, cfg: p4_residual::Config, device: Device) -> Resu
         opt(o.val_rmse),
         o.train_seconds
     );
-    let info = info_for(&ds, ModelKind::ResidualMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
-    o.model.save(&args.out, &info)?;
-    pipelines::save_rated_rows(&args.out, &ds, &o.train_rows)?;
     saved(&args.out);
     Ok(())
 }
@@ -306,21 +360,31 @@ fn train_item2vec(args: &Args, cfg: p0_cbow::Config, device: Device) -> Result<(
     }
     let ds = load(args)?;
     let o = p0_cbow::run_on(&ds, &cfg, device)?;
+    o.save(&args.out, &cfg, Some(&args.data))?;
     print_history(&o.history, false);
     let f = &o.figures;
-    println!(
-        "vocabulary {}  uniform baseline ln V {:.4}  best val cross-entropy {} (epoch {})  [{:.1}s]",
+    outln!(
+        "vocabulary {}  uniform baseline ln V {:.4}  best val {} {} (epoch {})  [{:.1}s]",
         f.vocab,
         f.uniform_baseline,
+        f.loss_name,
         opt(f.best_val_loss),
         f.best_epoch.map_or("-".into(), |e| e.to_string()),
         f.seconds
     );
+    if cfg.model.loss == reelvec_models::item2vec::OutputLoss::NegativeSampling {
+        let ce = f.val_rank.map(|r| r.cross_entropy);
+        outln!(
+            "val softmax cross-entropy over all {} movies {} (vs ln V {:.4})",
+            f.vocab,
+            opt(ce),
+            f.uniform_baseline
+        );
+    }
     for m in &o.middle {
         print_movies(&format!("between {} and {}", m.before.title, m.after.title), &m.predicted);
     }
     print_neighbours(&o.neighbours);
-    o.save(&args.out, &cfg, Some(&args.data))?;
     saved(&args.out);
     Ok(())
 }
@@ -331,8 +395,9 @@ fn train_cooc(args: &Args, cfg: p1_cooc::Config, device: Device) -> Result<()> {
     }
     let ds = load(args)?;
     let o = p1_cooc::run_on(&ds, &cfg, device)?;
+    o.save(&args.out, &ds, &cfg, Some(&args.data))?;
     let f = &o.figures;
-    println!(
+    outln!(
         "movies {}  likes {}  k {}  final cost {:.6e}  reference {}  ratio {}  {} steps in {:.2}s",
         f.movies,
         f.likes,
@@ -343,8 +408,10 @@ fn train_cooc(args: &Args, cfg: p1_cooc::Config, device: Device) -> Result<()> {
         f.steps,
         f.train_seconds
     );
+    if let Some(note) = &f.reference_note {
+        outln!("{note}");
+    }
     print_neighbours(&o.neighbours);
-    o.save(&args.out, &ds, &cfg, Some(&args.data))?;
     saved(&args.out);
     Ok(())
 }

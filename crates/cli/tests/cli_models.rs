@@ -238,3 +238,72 @@ fn item_models_train_and_answer_similar() {
     let err = fails(&["recommend", "--run", cbow.to_str().unwrap(), "--user", "1"]);
     assert!(err.contains("does not predict ratings"), "{err}");
 }
+
+#[test]
+fn invalid_or_exploding_training_fails_and_saves_nothing() {
+    let f = fixture();
+    let data = f.data.to_str().unwrap();
+    let out = f.root.join("run-bad");
+    let run = out.to_str().unwrap();
+    let base = ["train", "--data", data, "--out", run, "--quiet", "--no-cache"];
+    for (model, set, needle) in [
+        ("mf", "k=100000000", "`k`"),
+        ("residual-mf", "init_std=-1", "`init_std`"),
+        ("mf", "train.epochs=0", "`train.epochs`"),
+        ("mf", "train.lr=0", "`train.lr`"),
+        ("mf", "train_fraction=1.5", "`train_fraction`"),
+        ("cbow", "model.window=0", "`model.window`"),
+        ("residual-mf", "train.lr=1e6", "diverged"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(&["--model", model, "--set", set]);
+        let stderr = fails(&args);
+        assert!(stderr.contains(needle), "{model} --set {set}: {stderr}");
+        assert!(!out.exists(), "{model} --set {set} left {run}");
+    }
+}
+
+#[test]
+fn negative_sampling_losses_are_labelled_and_the_softmax_ce_is_reported() {
+    let f = fixture();
+    let run = f.root.join("run-ns");
+    let stdout = ok(&[
+        "train",
+        "--model",
+        "skipgram",
+        "--data",
+        f.data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--no-cache",
+        "--set",
+        "model.loss=negative_sampling",
+        "--set",
+        "min_user_ratings=2",
+        "--set",
+        "train.epochs=2",
+    ]);
+    assert!(stdout.contains("loss: negative-sampling loss"), "{stdout}");
+    assert!(stdout.contains("best val negative-sampling loss"), "{stdout}");
+    assert!(stdout.contains("val softmax cross-entropy over all"), "{stdout}");
+    assert!(!stdout.contains("best val cross-entropy"), "{stdout}");
+}
+
+#[test]
+fn mf_train_prints_which_optimizer_ran_and_why() {
+    let f = fixture();
+    let data = f.data.to_str().unwrap();
+    let run = f.root.join("run-opt");
+    let base =
+        ["train", "--model", "mf", "--data", data, "--out", run.to_str().unwrap(), "--quiet", "--no-cache"];
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--set", "train.epochs=1"]);
+    // 40 users, 12 movies: a batch touches most of the tables, so auto keeps dense Adam.
+    let stdout = ok(&args);
+    assert!(stdout.contains("optimizer: adam (auto: dense PyTorch Adam"), "{stdout}");
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--preset", "notebook", "--set", "train.epochs=1"]);
+    let stdout = ok(&args);
+    assert!(stdout.contains("optimizer: adam\n"), "{stdout}");
+}

@@ -125,3 +125,26 @@ fn help_everywhere() {
         assert!(stdout(&o).contains("Usage"), "{args:?}");
     }
 }
+
+#[test]
+fn synth_checks_its_output_folder_before_generating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"keep").unwrap();
+    let o = reelvec(&[
+        "data",
+        "synth",
+        "--preset",
+        "tiny",
+        "--layout",
+        "ml-latest",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    // The output check speaks (not the writer after generation: no "synthetic ... generated" line).
+    assert!(err.contains("exists and is not a directory"), "{err}");
+    assert!(!err.contains("generated in"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+}

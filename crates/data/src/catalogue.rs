@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{DataError, ParseProblem};
-use crate::parse::{parse_i64, parse_id, split_fields, Delim, MAX_FIELDS};
+use crate::parse::{parse_i64, parse_id};
 use crate::types::{Link, Movie, Tag};
 
 /// The 19 ml-100k genres in `u.item` flag order (used when `u.genre` is absent).
@@ -97,14 +97,17 @@ pub(crate) fn read_u_genre(path: &Path) -> Result<Vec<String>, DataError> {
 
 /// Reads ml-100k `u.item`: `id|title|release date|video release date|IMDb URL|19 genre flags`,
 /// Latin-1. The year comes from the title, or else from the release date (`01-Jan-1995`).
+/// Any number of genres (as many as `u.genre` lists) and fields per line is handled.
 pub(crate) fn read_u_item(path: &Path, genre_names: &[String]) -> Result<Vec<Movie>, DataError> {
     let bytes = read_file(path)?;
     let n_genres = genre_names.len();
     let expected = 5 + n_genres;
     let mut movies = Vec::new();
-    let mut fields: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
+    let mut fields: Vec<&[u8]> = Vec::with_capacity(expected);
     for (no, line) in lines(&bytes) {
-        let n = split_fields(line, Delim::Byte(b'|'), &mut fields);
+        fields.clear();
+        fields.extend(line.split(|b| *b == b'|'));
+        let n = fields.len();
         if n != expected {
             return Err(DataError::parse(path, no, ParseProblem::ColumnCount { expected, found: n }));
         }
@@ -200,7 +203,8 @@ pub(crate) fn read_tags_dat(path: &Path) -> Result<Vec<Tag>, DataError> {
 }
 
 /// Reads a UTF-8 CSV with RFC-4180 quoting and the given header; calls `row` with each record's
-/// fields and 1-based line number.
+/// fields and 1-based line number. A quote left open at the end of the file (which would make
+/// the rest of the file one field) is an error at the line where the record starts.
 fn read_csv(
     path: &Path,
     header: &[&str],
@@ -210,10 +214,23 @@ fn read_csv(
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&bytes[..]);
     let mut record = csv::ByteRecord::new();
     let mut first = true;
+    // Where the last record started (byte offset, line).
+    let mut last_start = (0usize, 1u64);
     loop {
         let line = reader.position().line();
         match reader.read_byte_record(&mut record) {
-            Ok(false) => return Ok(()),
+            Ok(false) => {
+                // The csv crate ends a quote left open at the end of the input without
+                // complaint; only the last record can hold one.
+                if ends_inside_quotes(bytes.get(last_start.0..).unwrap_or_default()) {
+                    return Err(DataError::parse(
+                        path,
+                        last_start.1,
+                        ParseProblem::Csv("unterminated quoted field (the quote is never closed)".into()),
+                    ));
+                }
+                return Ok(());
+            }
             Ok(true) => {}
             Err(e) => {
                 let line = e.position().map_or(line, |p| p.line());
@@ -221,6 +238,7 @@ fn read_csv(
             }
         }
         let line = record.position().map_or(line, |p| p.line());
+        last_start = (record.position().map_or(last_start.0, |p| p.byte() as usize), line);
         if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
             continue; // blank line
         }
@@ -251,6 +269,30 @@ fn read_csv(
         }
         row(line, &fields).map_err(|p| DataError::parse(path, line, p))?;
     }
+}
+
+/// Whether CSV text (from a record start) ends inside a quoted field: a quote opens one only at
+/// the start of a field (as the csv crate reads it), `""` inside is an escaped quote.
+fn ends_inside_quotes(text: &[u8]) -> bool {
+    let (mut in_quotes, mut field_start) = (false, true);
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if in_quotes {
+            if b == b'"' {
+                if text.get(i + 1) == Some(&b'"') {
+                    i += 1;
+                } else {
+                    in_quotes = false;
+                }
+            }
+        } else if b == b'"' && field_start {
+            in_quotes = true;
+        }
+        field_start = !in_quotes && matches!(b, b',' | b'\n' | b'\r');
+        i += 1;
+    }
+    in_quotes
 }
 
 /// Reads ml-latest `movies.csv`: `movieId,title,genres`.
@@ -316,6 +358,16 @@ mod tests {
             split_title_year("(500) Days of Summer (2009)"),
             ("(500) Days of Summer".into(), Some(2009))
         );
+    }
+
+    #[test]
+    fn open_quotes_are_found_only_where_csv_opens_them() {
+        assert!(ends_inside_quotes(b"2,Heat (1995),\"Action\n3,Up,Drama\n"));
+        assert!(ends_inside_quotes(b"1,\"a \"\" b"));
+        assert!(!ends_inside_quotes(b"1,\"a \"\" b\",c\n"));
+        assert!(!ends_inside_quotes(b"1,5\" Screen (1999),Drama\n"));
+        assert!(!ends_inside_quotes(b"1,\"x\"y\"\n"));
+        assert!(!ends_inside_quotes(b""));
     }
 
     #[test]

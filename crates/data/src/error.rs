@@ -61,6 +61,9 @@ pub enum ParseProblem {
 /// Everything that can go wrong while loading, caching or writing data.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// An output file could not be written safely (see reelvec-outfile).
+    #[error(transparent)]
+    Output(#[from] reelvec_outfile::OutputError),
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -30,6 +30,7 @@ pub mod error;
 pub mod layout;
 mod load;
 mod parse;
+mod private;
 pub mod stats;
 pub mod synth;
 pub mod transforms;

@@ -40,6 +40,22 @@ pub(crate) struct RowSpec {
     pub rating_range: Option<(f32, f32)>,
 }
 
+impl RowSpec {
+    /// Every column index must name one of the [`MAX_FIELDS`] fields a line may hold.
+    fn check(&self) -> Result<(), DataError> {
+        let columns = [("user", Some(self.user)), ("movie", Some(self.movie)), ("rating", Some(self.rating))];
+        for (name, column) in columns.into_iter().chain([("timestamp", self.timestamp)]) {
+            if let Some(c) = column.filter(|&c| c >= MAX_FIELDS) {
+                return Err(DataError::Invalid(format!(
+                    "{name} column {c} is out of range: columns are 0-based and a line holds at most \
+                     {MAX_FIELDS} fields"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Rating rows with raw ids, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct RawRatings {
@@ -84,6 +100,7 @@ pub(crate) fn parse_ratings(
     first_line: u64,
     spec: &RowSpec,
 ) -> Result<Vec<RawRatings>, DataError> {
+    spec.check()?;
     let body = &bytes[start.min(bytes.len())..];
     let bounds = chunk_bounds(body, CHUNK_BYTES);
     let parts: Vec<Result<RawRatings, OffsetError>> =

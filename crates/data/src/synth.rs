@@ -238,10 +238,12 @@ pub struct SynthTruth {
 }
 
 impl SynthTruth {
-    /// Writes the truth as pretty JSON.
+    /// Writes the truth as pretty JSON (complete or not at all: temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
         let text = serde_json::to_string_pretty(self).map_err(|e| DataError::Invalid(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| DataError::io(path, e))
+        crate::write::write_file(path, |w| {
+            std::io::Write::write_all(w, text.as_bytes()).map_err(|e| DataError::io(path, e))
+        })
     }
 
     /// Reads a truth file.

@@ -3,6 +3,10 @@
 //! Ratings are formatted in parallel chunks and written in order. Whole-star layouts (ml-100k,
 //! ml-1m) round half stars to the even star (2.5 -> 2, 3.5 -> 4) and clamp to 1..=5; other
 //! layouts keep the value.
+//! Every file is written to a temporary in the destination folder and renamed into place once
+//! complete, and the ratings file (the one layout detection looks for) comes last: a write that
+//! fails or is killed never leaves a truncated file under a data set's file name, nor a ratings
+//! file without its catalogue.
 //! Text that a layout cannot hold (a `|` or newline in a u.item title, a character outside
 //! Latin-1 in a Latin-1 file, a rating outside the layout's range) is an error, never silently
 //! mangled.
@@ -20,24 +24,23 @@ use crate::layout::Layout;
 use crate::types::{Dataset, Movie};
 
 /// Writes `ds` in `layout` into directory `dir` (created when missing); returns the files
-/// written. [`Layout::Generic`] writes `ratings.txt` (`user,movie,rating,timestamp`, no header).
+/// written, the ratings file first. [`Layout::Generic`] writes `ratings.txt`
+/// (`user,movie,rating,timestamp`, no header). Each file appears complete or not at all.
 pub fn write(ds: &Dataset, layout: Layout, dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     check_ratings(ds, layout)?;
     let mut written = Vec::new();
     let mut out = |name: &str, bytes: &[u8]| -> Result<(), DataError> {
         let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(|e| DataError::io(&path, e))?;
+        write_file(&path, |w| w.write_all(bytes).map_err(|e| DataError::io(&path, e)))?;
         written.push(path);
         Ok(())
     };
-    let rated = |name: &str, header: &[u8]| -> Result<(), DataError> {
-        write_ratings(ds, layout, &dir.join(name), header)
-    };
+    // The ratings file is written after the catalogue files (see the module docs).
+    let mut ratings_header: &[u8] = b"";
     let movies = ds.catalogue.movies();
     match layout {
         Layout::Ml100k => {
-            rated("u.data", b"")?;
             let genres = ml100k_genres(movies);
             let mut u_genre = Vec::new();
             for (i, g) in genres.iter().enumerate() {
@@ -52,7 +55,6 @@ pub fn write(ds: &Dataset, layout: Layout, dir: &Path) -> Result<Vec<PathBuf>, D
             out("u.item", &u_item)?;
         }
         Layout::Ml1m | Layout::Ml10m => {
-            rated("ratings.dat", b"")?;
             let is_latin1 = layout == Layout::Ml1m;
             let mut text = String::new();
             for m in movies {
@@ -86,7 +88,7 @@ pub fn write(ds: &Dataset, layout: Layout, dir: &Path) -> Result<Vec<PathBuf>, D
             }
         }
         Layout::MlLatest => {
-            rated("ratings.csv", b"userId,movieId,rating,timestamp\n")?;
+            ratings_header = b"userId,movieId,rating,timestamp\n";
             let csv_bytes = |rows: &mut dyn FnMut(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>| {
                 let mut w =
                     csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
@@ -128,11 +130,11 @@ pub fn write(ds: &Dataset, layout: Layout, dir: &Path) -> Result<Vec<PathBuf>, D
                 out("links.csv", &bytes)?;
             }
         }
-        Layout::Generic => {
-            rated("ratings.txt", b"")?;
-        }
+        Layout::Generic => {}
     }
-    written.insert(0, dir.join(layout.ratings_file()));
+    let ratings = dir.join(layout.ratings_file());
+    write_ratings(ds, layout, &ratings, ratings_header)?;
+    written.insert(0, ratings);
     Ok(written)
 }
 
@@ -259,12 +261,30 @@ fn push_rating(out: &mut Vec<u8>, x: f32, decimal: bool) {
 }
 
 fn write_ratings(ds: &Dataset, layout: Layout, path: &Path, header: &[u8]) -> Result<(), DataError> {
+    write_file(path, |w| write_rating_rows(ds, layout, path, header, w))
+}
+
+/// Writes one whole file of a data set (mode 0644 before the umask) through
+/// [`reelvec_outfile::write_with`] (refuses a symlink, device or FIFO at the
+/// final name; an `O_EXCL` temporary renamed into place).
+pub(crate) fn write_file(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    reelvec_outfile::write_with(path, 0o644, fill)
+}
+
+fn write_rating_rows(
+    ds: &Dataset,
+    layout: Layout,
+    path: &Path,
+    header: &[u8],
+    w: &mut BufWriter<&File>,
+) -> Result<(), DataError> {
     const CHUNK: usize = 1 << 16;
     let r = &ds.ratings;
     let users = ds.users.raws();
     let movies = ds.movies.raws();
-    let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-    let mut w = BufWriter::with_capacity(4 << 20, file);
     w.write_all(header).map_err(|e| DataError::io(path, e))?;
     let n_chunks = r.len().div_ceil(CHUNK);
     let sep: &[u8] = match layout {

@@ -171,3 +171,91 @@ fn empty_inputs() {
     let err = transforms::require_nonempty(&filtered, "keeping users with >= 20 ratings").unwrap_err();
     assert_eq!(err.to_string(), "dataset: no ratings after keeping users with >= 20 ratings");
 }
+
+#[test]
+fn an_open_quote_in_the_last_field_is_an_error_not_a_swallowed_file() {
+    // The quote opened in line 3's genres is never closed: the csv crate would hand back the
+    // rest of the file as that one field.
+    let movies =
+        b"movieId,title,genres\n1,Toy Story (1995),Comedy\n2,Heat (1995),\"Action\n3,Up (2009),Drama\n";
+    let ratings = format!("{HEADER}1,1,4.0,5\n");
+    let (_d, res) = load_files(&[("ratings.csv", ratings.as_bytes()), ("movies.csv", movies)]);
+    assert_parse_error(
+        res,
+        "movies.csv",
+        3,
+        |p| matches!(p, ParseProblem::Csv(m) if m.contains("unterminated")),
+    );
+    // Without a final newline, and in tags.csv too.
+    let tags = b"userId,movieId,tag,timestamp\n1,1,funny,\"5";
+    let (_d, res) = load_files(&[("ratings.csv", ratings.as_bytes()), ("tags.csv", tags)]);
+    assert_parse_error(res, "tags.csv", 2, |p| matches!(p, ParseProblem::Csv(_)));
+    // Closed quotes, escaped quotes and a quoted newline-free comma still load.
+    let movies = b"movieId,title,genres\n1,\"Amelie, \"\"Le\"\" (2001)\",Comedy|Romance\n";
+    let (_d, res) = load_files(&[("ratings.csv", ratings.as_bytes()), ("movies.csv", movies)]);
+    let ds = res.unwrap();
+    assert_eq!(ds.catalogue.get(1).unwrap().title, "Amelie, \"Le\"");
+}
+
+#[test]
+fn out_of_range_generic_columns_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.csv");
+    std::fs::write(&f, b"1,2,3,4\n").unwrap();
+    for (rating, timestamp) in [(usize::MAX, Some(3)), (2, Some(usize::MAX)), (32, None), (2, Some(1 << 40))]
+    {
+        let generic = reelvec_data::GenericColumns { rating, timestamp, ..Default::default() };
+        for use_cache in [false, true] {
+            let opts = LoadOptions { layout: Some(Layout::Generic), use_cache, generic: Some(generic) };
+            let err = load(&f, &opts).unwrap_err();
+            assert!(matches!(err, DataError::Invalid(_)), "{err}");
+            assert!(err.to_string().contains("out of range"), "{err}");
+        }
+    }
+}
+
+/// `u.genre` with `n` genres and a `u.item` line flagging every third one.
+fn many_genres(n: usize) -> (Vec<u8>, Vec<u8>) {
+    let genre: String = (0..n).map(|i| format!("G{i}|{i}\n")).collect();
+    let flags: String = (0..n).map(|i| if i % 3 == 0 { "|1" } else { "|0" }).collect();
+    let item = format!("1|Toy Story (1995)|01-Jan-1995||url{flags}\n");
+    (genre.into_bytes(), item.into_bytes())
+}
+
+#[test]
+fn any_number_of_ml100k_genres_loads_or_fails_cleanly() {
+    for n in [1, 19, 27, 28, 40, 200] {
+        let (genre, item) = many_genres(n);
+        let (_d, res) = load_files(&[("u.data", b"1\t1\t3\t4\n"), ("u.genre", &genre), ("u.item", &item)]);
+        let ds = res.unwrap();
+        let want: Vec<String> = (0..n).step_by(3).map(|i| format!("G{i}")).collect();
+        assert_eq!(ds.catalogue.get(1).unwrap().genres, want, "{n} genres");
+    }
+    // A u.item line with more fields than u.genre has genres (33 or more) is a column error.
+    let (genre, _) = many_genres(19);
+    let (_, item) = many_genres(40);
+    let (_d, res) = load_files(&[("u.data", b"1\t1\t3\t4\n"), ("u.genre", &genre), ("u.item", &item)]);
+    assert_parse_error(res, "u.item", 1, |p| {
+        matches!(p, ParseProblem::ColumnCount { expected: 24, found: 45 })
+    });
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+    /// Any genre count and any field count on a u.item line: a catalogue or a column-count
+    /// error, never a panic.
+    #[test]
+    fn ml100k_genre_and_field_counts_never_panic(n in 1usize..90, fields in 0usize..120) {
+        let (genre, _) = many_genres(n);
+        let (_, item) = many_genres(fields);
+        let (_d, res) = load_files(&[("u.data", b"1\t1\t3\t4\n"), ("u.genre", &genre), ("u.item", &item)]);
+        match res {
+            Ok(_) => proptest::prop_assert_eq!(n, fields),
+            Err(DataError::Parse { problem: ParseProblem::ColumnCount { expected, found }, .. }) => {
+                proptest::prop_assert_eq!((expected, found), (n + 5, fields + 5));
+            }
+            Err(e) => proptest::prop_assert!(false, "{}", e),
+        }
+    }
+}

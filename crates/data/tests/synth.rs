@@ -87,3 +87,36 @@ fn small_preset_has_the_documented_shape_and_franchise_signal() {
     assert!(best(&exact).1 * 2 > total);
     assert_eq!(best(&bag).0, franchise[1]);
 }
+
+#[test]
+fn a_failed_write_leaves_no_data_set_file_behind() {
+    // A title ml-100k cannot hold stops the write at u.item: before, u.data was already
+    // written in full and the folder loaded as a data set without its catalogue.
+    let mut ds = generate(&Preset::Tiny.config()).dataset;
+    let mut movies = ds.catalogue.movies().to_vec();
+    let mid = movies.len() / 2;
+    movies[mid].full_title = "Pipe | Dream (1999)".into();
+    ds.catalogue = reelvec_data::Catalogue::with_extras(movies, Vec::new(), Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("set");
+    let err = reelvec_data::write(&ds, reelvec_data::Layout::Ml100k, &out).unwrap_err();
+    assert!(err.to_string().contains('|'), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| n != "u.data" && n != "u.item"), "{left:?}");
+    assert!(left.iter().all(|n| !n.to_string_lossy().contains("tmp")), "temporaries left: {left:?}");
+    assert!(reelvec_data::load(&out, &reelvec_data::LoadOptions::default()).is_err());
+    // A complete write leaves exactly the files it lists, no temporaries.
+    let out = dir.path().join("good");
+    let good = generate(&Preset::Tiny.config()).dataset;
+    let files = reelvec_data::write(&good, reelvec_data::Layout::MlLatest, &out).unwrap();
+    assert!(files[0].ends_with("ratings.csv"));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> =
+        files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+}

@@ -6,6 +6,27 @@ pub enum EngineError {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A configuration key has a value outside its allowed range.
+    #[error("invalid configuration: `{key}` = {value} (allowed: {allowed})")]
+    ConfigValue {
+        /// The key, as the config spells it (`lr`, `batch_size`, `optimizer.beta1`).
+        key: String,
+        /// The value given.
+        value: String,
+        /// The allowed range, in words.
+        allowed: String,
+    },
+    /// Tables (or a dense matrix) would need more memory than the machine has: refused before
+    /// anything is allocated.
+    #[error("{what} would need {bytes} bytes but only {available} bytes of memory are available")]
+    TooLarge {
+        /// What would be allocated (with its shape).
+        what: String,
+        /// Bytes it would need.
+        bytes: u128,
+        /// Bytes available (`MemAvailable`).
+        available: u64,
+    },
     /// Buffers of the wrong length.
     #[error("shape mismatch for {what}: expected {expected} values, got {actual}")]
     ShapeMismatch {
@@ -16,16 +37,15 @@ pub enum EngineError {
         /// Actual element count.
         actual: usize,
     },
-    /// Training produced NaN or infinity.
-    #[error(
-        "training diverged at epoch {epoch}, step {step}: {what} is not finite (try a lower learning rate)"
-    )]
+    /// Training produced NaN or infinity, or a loss far above its start (see
+    /// [`DIVERGENCE_FACTOR`](crate::trainer::DIVERGENCE_FACTOR)).
+    #[error("training diverged at epoch {epoch}, step {step}: {what} (try a lower learning rate)")]
     Diverged {
         /// 0-based epoch.
         epoch: usize,
         /// 0-based step within the epoch.
         step: usize,
-        /// What went non-finite (loss, gradient, parameters).
+        /// What went wrong (a non-finite loss, gradient or table; a loss over the limit).
         what: String,
     },
     /// The requested device cannot be used.

@@ -2,8 +2,9 @@
 //! buffers with touched-row tracking ([`Grads`]), hand-written optimizers ([`Sgd`], [`Adam`],
 //! [`AdamW`], [`LazyAdam`]), learning-rate [`Schedule`]s, and the [`Trainer`] loop over any
 //! [`Objective`]. There is no autograd: models write their own forward and backward passes into
-//! [`Grads`] (in parallel and deterministically with [`ParallelAccumulator`], or lock-free with
-//! [`hogwild`]) and check them with [`gradcheck`]. [`Device`] names where work runs;
+//! [`Grads`] (in parallel with a split that depends on the batch only, never on the thread
+//! count, so weights are bitwise reproducible) and check them with [`gradcheck`]. [`Device`]
+//! names where work runs;
 //! [`gpu`] is the CUDA backend (device buffers, NVRTC kernels, device optimizers and
 //! [`Trainer::fit_gpu`]).
 //!
@@ -64,17 +65,16 @@ pub mod device;
 mod error;
 pub mod gpu;
 pub mod gradcheck;
-pub mod hogwild;
+pub mod memory;
 pub mod optim;
-pub mod parallel;
 pub mod params;
 pub mod trainer;
 
 pub use device::Device;
 pub use error::EngineError;
 pub use optim::{Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, Schedule, Sgd, SgdConfig};
-pub use parallel::{ChunkGrads, ChunkScratch, ParallelAccumulator, SparseRows};
 pub use params::{GradKind, GradTable, Grads, Init, ParamStore, Table, TableId};
 pub use trainer::{
     epoch_seed, BatchLoss, EarlyStopping, EpochStats, History, Objective, ScheduleStep, TrainConfig, Trainer,
+    DIVERGENCE_FACTOR,
 };

@@ -13,7 +13,11 @@
 //! row are checked; after every optimizer step the parameter rows the batch touched are
 //! checked; at the end of every epoch the whole store is checked (rows a dense optimizer moved
 //! without a gradient, e.g. by momentum or weight decay, are caught there; the error then names
-//! the epoch's last step). A failure is [`EngineError::Diverged`] naming epoch and step.
+//! the epoch's last step). A finite loss can explode too: an epoch whose mean training or
+//! validation loss exceeds [`DIVERGENCE_FACTOR`] times the fit's reference loss — the larger of
+//! the first batch's loss (measured before any step) and the objective's
+//! [`loss_baseline`](Objective::loss_baseline) — has diverged as well. A failure is
+//! [`EngineError::Diverged`] naming epoch and step; the caller then saves nothing.
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -70,7 +74,38 @@ pub trait Objective: Sync {
 
     /// Loss over the whole validation set, or None when there is none.
     fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss>;
+
+    /// What the loss is, for labels and [`History::loss_name`] ("mean squared error",
+    /// "softmax cross-entropy", "negative-sampling loss").
+    fn loss_name(&self) -> &'static str {
+        "loss"
+    }
+
+    /// The mean loss of an uninformed model, when the objective knows one (`ln V` for a softmax
+    /// over V classes, the mean square of the targets for squared error): the floor of the
+    /// divergence reference (see [`DIVERGENCE_FACTOR`]).
+    fn loss_baseline(&self) -> Option<f64> {
+        None
+    }
+
+    /// The most rows of any table one training unit touches, when bounded (a rating touches
+    /// one user and one movie row): lets `optimizer.kind = "auto"` choose lazy Adam
+    /// ([`OptimizerConfig::resolve`]). None: unknown (auto then runs dense Adam).
+    fn rows_per_unit(&self) -> Option<usize> {
+        None
+    }
 }
+
+/// An epoch whose mean training or validation loss exceeds this many times the fit's reference
+/// loss (the larger of the first batch's loss before any step and the objective's
+/// [`loss_baseline`](Objective::loss_baseline)) ends the fit with [`EngineError::Diverged`].
+///
+/// 100 leaves a wide margin over anything a working fit does: on the pipelines' defaults
+/// (P0 CBOW/skip-gram with softmax and negative sampling, P2, P3, P4 on synthetic data; see
+/// `crates/models/tests/divergence.rs`) no epoch goes above 0.98 times the reference (losses
+/// fall, and overfitting raises validation losses by a small factor), while a learning rate
+/// far too large drives them 10^6 times and more above it within the first epoch.
+pub const DIVERGENCE_FACTOR: f64 = 100.0;
 
 /// When the learning-rate [`Schedule`] advances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -162,7 +197,18 @@ pub struct EpochStats {
 
 /// The record of a whole fit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct History {
+    /// What the losses are ([`Objective::loss_name`]): "mean squared error",
+    /// "softmax cross-entropy", "negative-sampling loss".
+    pub loss_name: String,
+    /// The divergence reference: the larger of the first batch's loss and the objective's
+    /// baseline (see [`DIVERGENCE_FACTOR`]).
+    pub loss_reference: Option<f64>,
+    /// The optimizer that ran (`adam`, `lazy_adam`, ...; `auto` resolved).
+    pub optimizer: String,
+    /// Why, when `auto` chose it.
+    pub optimizer_note: Option<String>,
     /// One entry per epoch run.
     pub epochs: Vec<EpochStats>,
     /// Epoch with the lowest monitored loss (validation, else training).
@@ -232,11 +278,17 @@ impl Trainer {
 
         let mut order: Vec<u32> = (0..n_units as u32).collect();
         let mut grads = Grads::zeros_like(params);
-        let mut optimizer = cfg.optimizer.build();
+        let (resolved, note) = cfg.optimizer.resolve(objective.rows_per_unit(), cfg.batch_size, params);
+        let mut optimizer = resolved.build();
         let bar = progress_bar(cfg.quiet, (steps_per_epoch * cfg.epochs) as u64);
 
-        let mut history = History::default();
-        let mut best = BestEpoch::new();
+        let mut history = History {
+            loss_name: objective.loss_name().to_string(),
+            optimizer: resolved.kind().to_string(),
+            optimizer_note: note,
+            ..History::default()
+        };
+        let mut best = BestEpoch::new(objective.loss_baseline());
         let mut best_params: Option<ParamStore> = None;
         let mut global_step = 0u64;
 
@@ -278,6 +330,9 @@ impl Trainer {
                 }
                 grads.clear();
 
+                if global_step == 0 {
+                    best.set_start_loss(loss.mean(), &mut history);
+                }
                 epoch_loss.add(loss);
                 last_batch_loss = loss.mean();
                 global_step += 1;
@@ -319,6 +374,7 @@ impl Trainer {
                 None => format!("train {:.4}", stats.train_loss),
             });
 
+            best.check_explosion(&stats, steps_per_epoch - 1)?;
             if best.observe(&mut history, &stats) && cfg.restore_best {
                 match best_params.as_mut() {
                     Some(snapshot) => snapshot.copy_values_from(params)?,
@@ -343,22 +399,81 @@ impl Trainer {
     }
 
     pub(crate) fn validate(&self, n_units: usize) -> Result<(), EngineError> {
-        let cfg = &self.config;
+        self.config.validate()?;
         if n_units == 0 {
             return Err(EngineError::InvalidConfig("the objective has no training units".into()));
         }
         if n_units > u32::MAX as usize {
             return Err(EngineError::InvalidConfig(format!("{n_units} training units exceed u32 indices")));
         }
-        if cfg.batch_size == 0 {
-            return Err(EngineError::InvalidConfig("batch_size must be at least 1".into()));
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value against its allowed range; the error names the key (as the config
+    /// spells it) and the range. [`Trainer::fit`] and [`Trainer::fit_gpu`](crate::Trainer::fit_gpu)
+    /// call it first; pipelines call it before any work.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        fn bad(key: &str, value: impl std::fmt::Display, allowed: &str) -> EngineError {
+            EngineError::ConfigValue { key: key.into(), value: value.to_string(), allowed: allowed.into() }
         }
-        if !cfg.lr.is_finite() || cfg.lr < 0.0 {
-            return Err(EngineError::InvalidConfig(format!("lr must be finite and >= 0, got {}", cfg.lr)));
+        if self.epochs == 0 || self.epochs > MAX_EPOCHS {
+            return Err(bad("epochs", self.epochs, "1 to 1000000"));
+        }
+        if self.batch_size == 0 || self.batch_size > u32::MAX as usize {
+            return Err(bad("batch_size", self.batch_size, "1 to 4294967295"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(bad("lr", self.lr, "a finite number > 0"));
+        }
+        let unit =
+            |key: &str, x: f32, allowed: &str, ok: bool| if ok { Ok(()) } else { Err(bad(key, x, allowed)) };
+        match self.optimizer {
+            OptimizerConfig::Sgd(c) => {
+                unit(
+                    "optimizer.momentum",
+                    c.momentum,
+                    "0 <= momentum < 1",
+                    (0.0..1.0).contains(&c.momentum),
+                )?;
+                unit("optimizer.dampening", c.dampening, "0 to 1", (0.0..=1.0).contains(&c.dampening))?;
+                let wd = c.weight_decay;
+                unit("optimizer.weight_decay", wd, "a finite number >= 0", wd.is_finite() && wd >= 0.0)?;
+            }
+            OptimizerConfig::Adam(c)
+            | OptimizerConfig::AdamW(c)
+            | OptimizerConfig::LazyAdam(c)
+            | OptimizerConfig::Auto(c) => {
+                unit("optimizer.beta1", c.beta1, "0 <= beta1 < 1", (0.0..1.0).contains(&c.beta1))?;
+                unit("optimizer.beta2", c.beta2, "0 <= beta2 < 1", (0.0..1.0).contains(&c.beta2))?;
+                unit("optimizer.eps", c.eps, "a finite number > 0", c.eps.is_finite() && c.eps > 0.0)?;
+                let wd = c.weight_decay;
+                unit("optimizer.weight_decay", wd, "a finite number >= 0", wd.is_finite() && wd >= 0.0)?;
+            }
+        }
+        match self.schedule {
+            Schedule::Constant => {}
+            Schedule::Linear { start_factor, end_factor, .. } => {
+                let ok = |x: f32| x.is_finite() && x >= 0.0;
+                unit("schedule.start_factor", start_factor, "a finite number >= 0", ok(start_factor))?;
+                unit("schedule.end_factor", end_factor, "a finite number >= 0", ok(end_factor))?;
+                if start_factor == 0.0 && end_factor == 0.0 {
+                    return Err(bad("schedule.end_factor", end_factor, "> 0 when start_factor is 0"));
+                }
+            }
+            Schedule::LinearDecay { total_steps } => {
+                if total_steps == 0 {
+                    return Err(bad("schedule.total_steps", total_steps, "at least 1"));
+                }
+            }
         }
         Ok(())
     }
 }
+
+/// Most epochs a config may ask for (a typo guard, not a resource limit).
+const MAX_EPOCHS: usize = 1_000_000;
 
 /// True when every value of `x` is finite, by bit arithmetic that vectorises (no branch per
 /// value): an f32 is infinite or NaN exactly when its exponent field is all ones, and then
@@ -439,15 +554,52 @@ mod finite_tests {
 /// Early-stopping bookkeeping shared by the CPU loop and the device loop
 /// ([`Trainer::fit_gpu`](crate::Trainer::fit_gpu)): the best monitored loss so far and the epochs
 /// since it last strictly improved.
+/// It also holds the divergence reference ([`DIVERGENCE_FACTOR`]), so both loops share one rule.
 #[derive(Debug)]
 pub(crate) struct BestEpoch {
     best_loss: f64,
     epochs_without_improvement: usize,
+    baseline: Option<f64>,
+    reference: Option<f64>,
 }
 
 impl BestEpoch {
-    pub(crate) fn new() -> Self {
-        Self { best_loss: f64::INFINITY, epochs_without_improvement: 0 }
+    /// `baseline`: the objective's [`loss_baseline`](Objective::loss_baseline).
+    pub(crate) fn new(baseline: Option<f64>) -> Self {
+        let baseline = baseline.filter(|b| b.is_finite() && *b > 0.0);
+        Self { best_loss: f64::INFINITY, epochs_without_improvement: 0, baseline, reference: None }
+    }
+
+    /// Records the fit's first batch loss (before any step); the reference is the larger of it
+    /// and the baseline.
+    pub(crate) fn set_start_loss(&mut self, start: f64, history: &mut History) {
+        let start = if start.is_finite() { start.abs() } else { 0.0 };
+        let reference = self.baseline.map_or(start, |b| b.max(start));
+        self.reference = (reference > 0.0).then_some(reference);
+        history.loss_reference = self.reference;
+    }
+
+    /// [`EngineError::Diverged`] when the epoch's training or validation loss exceeds
+    /// [`DIVERGENCE_FACTOR`] times the reference (`last_step`: the epoch's last step).
+    pub(crate) fn check_explosion(&self, stats: &EpochStats, last_step: usize) -> Result<(), EngineError> {
+        let Some(reference) = self.reference else { return Ok(()) };
+        let limit = DIVERGENCE_FACTOR * reference;
+        let losses = [("training", Some(stats.train_loss)), ("validation", stats.val_loss)];
+        for (which, loss) in losses {
+            if let Some(loss) = loss.filter(|&l| l > limit) {
+                return Err(EngineError::Diverged {
+                    epoch: stats.epoch,
+                    step: last_step,
+                    what: format!(
+                        "the mean {which} loss {loss:.4e} exceeds {DIVERGENCE_FACTOR} x the reference \
+                         {reference:.4e} (the larger of the first batch's loss and the objective's \
+                         baseline; lr {})",
+                        stats.lr
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Records an epoch's stats (before they are pushed to `history`); true when its monitored
@@ -480,8 +632,9 @@ impl BestEpoch {
     }
 }
 
+/// A [`EngineError::Diverged`] for something that is not finite.
 pub(crate) fn diverged(epoch: usize, step: usize, what: String) -> EngineError {
-    EngineError::Diverged { epoch, step, what }
+    EngineError::Diverged { epoch, step, what: format!("{what} is not finite") }
 }
 
 /// A bar on stderr, hidden when quiet or when stderr is not a terminal.
@@ -719,6 +872,139 @@ mod tests {
         }
     }
 
+    /// Gradient ascent on `0.5 w^2` (the gradient's sign is flipped): with SGD at lr 1 and one
+    /// unit, `w` doubles every step, so epoch `e`'s loss is `0.5 * 4^e` — finite for hundreds of
+    /// epochs, but exploding.
+    struct Ascent {
+        w: TableId,
+        baseline: Option<f64>,
+    }
+
+    impl Objective for Ascent {
+        fn train_units(&self) -> usize {
+            1
+        }
+        fn loss_and_grad(&self, params: &ParamStore, _units: &[u32], grads: &mut Grads) -> BatchLoss {
+            let w = params.get(self.w).data[0];
+            grads.get_mut(self.w).all_mut()[0] -= w;
+            BatchLoss::new(0.5 * (w as f64).powi(2), 1)
+        }
+        fn validation_loss(&self, _params: &ParamStore) -> Option<BatchLoss> {
+            None
+        }
+        fn loss_baseline(&self) -> Option<f64> {
+            self.baseline
+        }
+        fn loss_name(&self) -> &'static str {
+            "half square"
+        }
+    }
+
+    fn ascent(baseline: Option<f64>) -> (Result<History, EngineError>, usize) {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut params = ParamStore::new();
+        let w = params.add("w", 1, 1, GradKind::Dense, Init::Constant(1.0), &mut rng).unwrap();
+        let trainer = quiet(TrainConfig {
+            epochs: 60,
+            batch_size: 1,
+            lr: 1.0,
+            optimizer: OptimizerConfig::Sgd(SgdConfig::default()),
+            ..TrainConfig::default()
+        });
+        let result = trainer.fit(&Ascent { w, baseline }, &mut params);
+        (result, 60)
+    }
+
+    #[test]
+    fn a_finite_but_exploding_loss_is_divergence_naming_the_epoch() {
+        // Reference 0.5 (the first batch): epoch 4's loss 128 is the first above 100 x 0.5.
+        match ascent(None).0 {
+            Err(EngineError::Diverged { epoch, what, .. }) => {
+                assert_eq!(epoch, 4, "{what}");
+                assert!(what.contains("training loss") && what.contains("reference"), "{what}");
+            }
+            other => panic!("expected Diverged, got {other:?}"),
+        }
+        // A baseline above the start raises the reference: 100 x 8 = 800 is passed at epoch 6
+        // (0.5 * 4^6 = 2048; epoch 5 is 512).
+        match ascent(Some(8.0)).0 {
+            Err(EngineError::Diverged { epoch, .. }) => assert_eq!(epoch, 6),
+            other => panic!("expected Diverged, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn history_records_the_loss_name_and_reference() {
+        let (obj, mut params, _) = LinReg::new(100, 3, 0.1, 2);
+        let history =
+            quiet(TrainConfig { epochs: 2, ..TrainConfig::default() }).fit(&obj, &mut params).unwrap();
+        assert_eq!(history.loss_name, "loss");
+        assert!(history.loss_reference.unwrap() > 0.0);
+        let json = serde_json::to_string(&history).unwrap();
+        assert_eq!(serde_json::from_str::<History>(&json).unwrap().loss_name, "loss");
+        // Histories saved before these fields existed still load.
+        let old: History =
+            serde_json::from_str(r#"{"epochs": [], "best_epoch": null, "stopped_early": false}"#).unwrap();
+        assert_eq!(old.loss_name, "");
+    }
+
+    #[test]
+    fn auto_adam_goes_lazy_only_when_a_step_touches_a_tiny_share_of_the_tables() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut params = ParamStore::new();
+        params.add("users", 200_000, 4, GradKind::SparseRows, Init::Zeros, &mut rng).unwrap();
+        params.add("movies", 10_000, 4, GradKind::SparseRows, Init::Zeros, &mut rng).unwrap();
+        let auto = OptimizerConfig::Auto(AdamConfig::default());
+        // 100 ratings a step over at least 10k rows: 1% <= 1/64.
+        let (lazy, why) = auto.resolve(Some(1), 100, &params);
+        assert_eq!(lazy.kind(), "lazy_adam");
+        assert!(why.unwrap().contains("lazy"));
+        // 1000 a step: 10% of the movies, dense.
+        assert_eq!(auto.resolve(Some(1), 1000, &params).0.kind(), "adam");
+        // Unknown rows per unit: dense. Explicit kinds are never changed.
+        assert_eq!(auto.resolve(None, 1, &params).0.kind(), "adam");
+        let adam = OptimizerConfig::Adam(AdamConfig::default());
+        assert_eq!(adam.resolve(Some(1), 1, &params), (adam, None));
+
+        // The fit records what ran.
+        let (obj, mut params, _) = LinReg::new(20, 2, 0.1, 1);
+        let h = quiet(TrainConfig { epochs: 1, optimizer: auto, ..TrainConfig::default() })
+            .fit(&obj, &mut params)
+            .unwrap();
+        assert_eq!(h.optimizer, "adam");
+        assert!(h.optimizer_note.unwrap().starts_with("auto: dense"));
+    }
+
+    #[test]
+    fn empty_or_zero_step_configs_are_rejected_naming_the_key() {
+        let (obj, mut params, _) = LinReg::new(10, 2, 0.1, 4);
+        let cases: Vec<(TrainConfig, &str)> = vec![
+            (TrainConfig { epochs: 0, ..TrainConfig::default() }, "epochs"),
+            (TrainConfig { lr: 0.0, ..TrainConfig::default() }, "lr"),
+            (TrainConfig { lr: -1.0, ..TrainConfig::default() }, "lr"),
+            (
+                TrainConfig {
+                    optimizer: OptimizerConfig::Adam(AdamConfig { beta1: 1.0, ..AdamConfig::default() }),
+                    ..TrainConfig::default()
+                },
+                "optimizer.beta1",
+            ),
+            (
+                TrainConfig { schedule: Schedule::LinearDecay { total_steps: 0 }, ..TrainConfig::default() },
+                "schedule.total_steps",
+            ),
+        ];
+        for (cfg, key) in cases {
+            match quiet(cfg).fit(&obj, &mut params) {
+                Err(EngineError::ConfigValue { key: k, allowed, .. }) => {
+                    assert_eq!(k, key);
+                    assert!(!allowed.is_empty());
+                }
+                other => panic!("{key}: expected ConfigValue, got {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn identical_seeds_give_bitwise_identical_weights() {
         let run = |seed: u64| {
@@ -769,9 +1055,9 @@ mod tests {
     fn invalid_configs_are_rejected() {
         let (obj, mut params, _) = LinReg::new(10, 2, 0.1, 4);
         let zero_batch = quiet(TrainConfig { batch_size: 0, ..TrainConfig::default() });
-        assert!(matches!(zero_batch.fit(&obj, &mut params), Err(EngineError::InvalidConfig(_))));
+        assert!(matches!(zero_batch.fit(&obj, &mut params), Err(EngineError::ConfigValue { .. })));
         let nan_lr = quiet(TrainConfig { lr: f32::NAN, ..TrainConfig::default() });
-        assert!(matches!(nan_lr.fit(&obj, &mut params), Err(EngineError::InvalidConfig(_))));
+        assert!(matches!(nan_lr.fit(&obj, &mut params), Err(EngineError::ConfigValue { .. })));
     }
 
     #[test]

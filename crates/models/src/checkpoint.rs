@@ -11,13 +11,32 @@
 //! - `rated.safetensors` (optional): the movies each user rated in the training data, as CSR
 //!   `u32` arrays `offsets` (`n_users + 1`) and `movies`, for `recommend --exclude-rated`.
 //!
-//! Every file is written to a temporary name in the same directory, synced and renamed into
-//! place, so a crash never leaves a half-written file under the real name; `run.json` is written
-//! last. Loading a truncated, corrupt or mismatched checkpoint is a [`ModelError::Checkpoint`]
-//! naming the file and what is wrong.
+//! - `manifest.json`: the size and xxh3-128 of every other file, written last (see below).
+//!
+//! **A run is written as one unit.** [`save_run`] writes every file into a fresh staging
+//! directory beside the target (`.NAME.staging-XXXXXX`, removed on any error), then renames it
+//! into place; an existing run is first renamed aside (`.NAME.old-XXXXXX`), the new one renamed
+//! in, files of the old directory that are not run files (a plot the user saved there) moved
+//! over, and the old run removed. A crash at any point leaves either the old run or the new one
+//! complete under the real name (plus, at worst, a hidden staging or old directory beside it),
+//! never a mix of the two. [`check_run_dir`] refuses, before training, a target that is a
+//! symbolic link, a file, or a non-empty directory that is no run directory (so a mistyped
+//! `--out ~` is never replaced).
+//!
+//! **Loading checks the manifest.** Every file a load reads is checked against `manifest.json`
+//! (size and xxh3-128); a run file present but not listed (a `rated.safetensors` copied in from
+//! another run), listed but missing, or with other bytes (flipped bits) is a
+//! [`ModelError::Checkpoint`] naming the file. Runs of format version 1 (before manifests) load
+//! without this check; a version-2 run without its manifest is an error. Tables holding NaN or
+//! infinity are refused on save and on load. Truncated, corrupt or mismatched files are
+//! [`ModelError::Checkpoint`] errors naming the file and what is wrong.
+//!
+//! Every file is byte-reproducible: the same tables give the same `model.safetensors` (the
+//! safetensors metadata is one key, so no map order is involved) and `run.json` differs between
+//! identical runs only in the timings its history and metrics record.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use reelvec_engine::{GradKind, ParamStore, Table};
@@ -33,8 +52,12 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const RUN_FILE: &str = "run.json";
 /// File name of the per-user rated movies in a run directory.
 pub const RATED_FILE: &str = "rated.safetensors";
-/// Version of the run-directory layout written by this code.
-pub const FORMAT_VERSION: u32 = 1;
+/// File name of the checksums of every other file of a run directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Every file name a run directory may hold; anything else in it belongs to the user.
+pub const RUN_FILES: [&str; 4] = [MODEL_FILE, RUN_FILE, RATED_FILE, MANIFEST_FILE];
+/// Version of the run-directory layout written by this code (2: with `manifest.json`).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Name and shape of one stored table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,9 +91,13 @@ pub struct RunInfo {
     pub movie_titles: Vec<String>,
     /// Fingerprint of the training data ([`fingerprint_ratings`]).
     pub dataset_fingerprint: String,
-    /// Where the data came from, when it came from disk.
+    /// Where the data came from, when it came from disk: an absolute path (runs before this
+    /// field was made absolute may hold a relative one; see [`RunInfo::resolve_data_path`]).
     #[serde(default)]
     pub data_path: Option<String>,
+    /// Lowest and highest rating of the training data (stars), when it had ratings.
+    #[serde(default)]
+    pub rating_scale: Option<[f32; 2]>,
     /// Per-epoch history (the trainer's, serialised).
     #[serde(default)]
     pub history: serde_json::Value,
@@ -99,6 +126,7 @@ impl RunInfo {
             movie_titles: Vec::new(),
             dataset_fingerprint: String::new(),
             data_path: None,
+            rating_scale: None,
             history: serde_json::Value::Null,
             metrics: serde_json::Value::Null,
             tables: Vec::new(),
@@ -113,6 +141,37 @@ impl RunInfo {
     /// The dense index of a raw user id.
     pub fn user_dense(&self, raw: u64) -> Option<u32> {
         self.user_raw_ids.iter().position(|&r| r == raw).map(|i| i as u32)
+    }
+
+    /// The data path recorded in `run.json`, made usable from any folder: an absolute path as
+    /// is; a relative one (older runs) as given when it exists from the current folder, else
+    /// against the run directory and each folder above it; `synth:<preset>` as is. `Ok(None)`
+    /// when the run records none; an error naming every place tried when nothing exists.
+    pub fn resolve_data_path(&self, run_dir: &Path) -> Result<Option<PathBuf>, ModelError> {
+        let Some(recorded) = self.data_path.as_deref() else {
+            return Ok(None);
+        };
+        let path = PathBuf::from(recorded);
+        if recorded.starts_with("synth:") || path.is_absolute() || path.exists() {
+            return Ok(Some(path));
+        }
+        let base = fs::canonicalize(run_dir).map_err(|e| ModelError::io(run_dir, e))?;
+        let mut tried = vec![std::env::current_dir().map(|d| d.join(&path)).unwrap_or_else(|_| path.clone())];
+        for folder in base.ancestors() {
+            let candidate = folder.join(&path);
+            if candidate.exists() {
+                return Ok(Some(candidate));
+            }
+            tried.push(candidate);
+        }
+        Err(ModelError::checkpoint(
+            run_dir.join(RUN_FILE),
+            format!(
+                "records the relative data path `{recorded}`, which exists neither from here nor \
+                 beside the run (tried {}); pass --data",
+                tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        ))
     }
 
     /// A display title for a dense movie index ("movie <raw id>" when no title is stored).
@@ -149,28 +208,6 @@ pub fn fingerprint_ratings(ratings: &reelvec_data::Ratings) -> String {
     format!("{h:016x}")
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced, then
-/// renamed over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ModelError::io(&tmp, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ModelError::io(path, e)
-    })
-}
-
 fn grad_kind_name(k: GradKind) -> &'static str {
     match k {
         GradKind::SparseRows => "sparse_rows",
@@ -182,6 +219,26 @@ fn f32_bytes(data: &[f32]) -> Vec<u8> {
     data.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// The safetensors metadata key listing the tables in order with their gradient kinds,
+/// `name:kind,name:kind` (format 1 used two keys, `reelvec.table_order` and `reelvec.grad_kinds`).
+const TABLES_KEY: &str = "reelvec.tables";
+
+/// A checkpoint error when a table holds NaN or infinity.
+fn check_finite(name: &str, cols: usize, data: &[f32], path: &Path) -> Result<(), ModelError> {
+    match data.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(ModelError::checkpoint(
+            path,
+            format!(
+                "table `{name}` holds {} at row {}, column {}; the model is broken (retrain it)",
+                data[i],
+                i / cols.max(1),
+                i % cols.max(1)
+            ),
+        )),
+    }
+}
+
 /// Serialises every table of `params` to safetensors bytes (f32, `[rows, cols]`).
 pub fn params_to_safetensors(params: &ParamStore) -> Result<Vec<u8>, ModelError> {
     let bytes: Vec<Vec<u8>> = params.tables().iter().map(|t| f32_bytes(&t.data)).collect();
@@ -191,12 +248,11 @@ pub fn params_to_safetensors(params: &ParamStore) -> Result<Vec<u8>, ModelError>
             .map_err(|e| ModelError::checkpoint(&t.name, format!("cannot serialise table: {e}")))?;
         views.push((t.name.clone(), view));
     }
-    let order: Vec<&str> = params.tables().iter().map(|t| t.name.as_str()).collect();
-    let kinds: Vec<&str> = params.tables().iter().map(|t| grad_kind_name(t.grad_kind)).collect();
-    let meta = HashMap::from([
-        ("reelvec.table_order".to_string(), order.join(",")),
-        ("reelvec.grad_kinds".to_string(), kinds.join(",")),
-    ]);
+    // One metadata key: safetensors keeps metadata in a HashMap, whose order (and so the file's
+    // bytes) would vary from run to run with two or more keys.
+    let tables: Vec<String> =
+        params.tables().iter().map(|t| format!("{}:{}", t.name, grad_kind_name(t.grad_kind))).collect();
+    let meta = HashMap::from([(TABLES_KEY.to_string(), tables.join(","))]);
     safetensors::serialize(views, Some(meta))
         .map_err(|e| ModelError::checkpoint(MODEL_FILE, format!("cannot serialise: {e}")))
 }
@@ -221,12 +277,25 @@ pub fn params_from_safetensors(bytes: &[u8], path: &Path) -> Result<ParamStore, 
     }
     let st = SafeTensors::deserialize(bytes).map_err(|e| truncated_or_corrupt(path, e))?;
     let info = meta.metadata().clone().unwrap_or_default();
-    let mut names: Vec<String> = match info.get("reelvec.table_order") {
-        Some(o) if !o.is_empty() => o.split(',').map(str::to_string).collect(),
+    let (mut names, kinds): (Vec<String>, Vec<String>) = match info.get(TABLES_KEY) {
+        Some(t) if !t.is_empty() => t
+            .split(',')
+            .map(|e| {
+                let (n, k) = e.rsplit_once(':').unwrap_or((e, ""));
+                (n.to_string(), k.to_string())
+            })
+            .unzip(),
         _ => {
-            let mut n: Vec<String> = st.names().into_iter().map(str::to_string).collect();
-            n.sort();
-            n
+            let kinds = info.get("reelvec.grad_kinds").map(|k| k.split(',').map(str::to_string).collect());
+            let names = match info.get("reelvec.table_order") {
+                Some(o) if !o.is_empty() => o.split(',').map(str::to_string).collect(),
+                _ => {
+                    let mut n: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+                    n.sort();
+                    n
+                }
+            };
+            (names, kinds.unwrap_or_default())
         }
     };
     if names.len() != st.len() {
@@ -235,7 +304,6 @@ pub fn params_from_safetensors(bytes: &[u8], path: &Path) -> Result<ParamStore, 
             format!("metadata lists {} tables, the file holds {}", names.len(), st.len()),
         ));
     }
-    let kinds: Vec<&str> = info.get("reelvec.grad_kinds").map(|k| k.split(',').collect()).unwrap_or_default();
     let mut params = ParamStore::new();
     for (i, name) in names.drain(..).enumerate() {
         let view = st
@@ -259,8 +327,9 @@ pub fn params_from_safetensors(bytes: &[u8], path: &Path) -> Result<ParamStore, 
         };
         let data: Vec<f32> =
             view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let grad_kind = match kinds.get(i) {
-            Some(&"dense") => GradKind::Dense,
+        check_finite(&name, cols, &data, path)?;
+        let grad_kind = match kinds.get(i).map(String::as_str) {
+            Some("dense") => GradKind::Dense,
             _ => GradKind::SparseRows,
         };
         params
@@ -270,13 +339,87 @@ pub fn params_from_safetensors(bytes: &[u8], path: &Path) -> Result<ParamStore, 
     Ok(params)
 }
 
-/// Saves a run: `model.safetensors` then `run.json` (with `tables` filled in from `params`),
-/// each written atomically. Creates `dir` when missing.
-pub fn save_run(dir: &Path, params: &ParamStore, info: &RunInfo) -> Result<(), ModelError> {
-    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-    let bytes = params_to_safetensors(params)?;
-    write_atomic(&dir.join(MODEL_FILE), &bytes)?;
+/// One file of a run as `manifest.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// File name inside the run directory.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// xxh3-128 of the bytes, 32 hex digits.
+    pub xxh3_128: String,
+}
+
+/// `manifest.json`: every other file of a run with its size and checksum, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The files of the run.
+    pub files: Vec<ManifestEntry>,
+}
+
+fn digest(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+impl Manifest {
+    fn of(files: &[(&str, &[u8])]) -> Self {
+        let mut files: Vec<ManifestEntry> = files
+            .iter()
+            .map(|(name, bytes)| ManifestEntry {
+                name: (*name).to_string(),
+                size: bytes.len() as u64,
+                xxh3_128: digest(bytes),
+            })
+            .collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Self { files }
+    }
+
+    fn entry(&self, name: &str) -> Option<&ManifestEntry> {
+        self.files.iter().find(|e| e.name == name)
+    }
+}
+
+fn stage_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Checks, before any training, that `dir` can receive a run: it is absent, an empty
+/// directory, or a run directory (holds `run.json`) — never a symbolic link, a file, or a
+/// directory of other things — and its folder exists or can be created, and is writable.
+pub fn check_run_dir(dir: &Path) -> Result<(), ModelError> {
+    let refuse = |why: &str| ModelError::checkpoint(dir, format!("{why}; refusing to write a run there"));
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => return Err(refuse("is a symbolic link")),
+        Ok(m) if !m.is_dir() => return Err(refuse("exists and is not a directory")),
+        Ok(_) => {
+            let mut entries = fs::read_dir(dir).map_err(|e| ModelError::io(dir, e))?;
+            if entries.next().is_some() && !dir.join(RUN_FILE).is_file() {
+                return Err(refuse("is a non-empty directory that holds no run (no run.json)"));
+            }
+        }
+        Err(_) => {}
+    }
+    reelvec_outfile::check_dir(reelvec_outfile::parent_of(dir))?;
+    Ok(())
+}
+
+/// Saves a run as one unit (see the module docs): `model.safetensors`, `run.json` (with
+/// `tables` filled in from `params`), `rated.safetensors` when `rated` is given, and
+/// `manifest.json`, staged beside `dir` and renamed into place, replacing a run already there.
+pub fn save_run(
+    dir: &Path,
+    params: &ParamStore,
+    info: &RunInfo,
+    rated: Option<&RatedItems>,
+) -> Result<(), ModelError> {
+    check_run_dir(dir)?;
+    for t in params.tables() {
+        check_finite(&t.name, t.cols, &t.data, &dir.join(MODEL_FILE))?;
+    }
+    let model = params_to_safetensors(params)?;
     let mut info = info.clone();
+    info.format_version = FORMAT_VERSION;
     info.tables = params
         .tables()
         .iter()
@@ -284,34 +427,194 @@ pub fn save_run(dir: &Path, params: &ParamStore, info: &RunInfo) -> Result<(), M
         .collect();
     let json = serde_json::to_vec_pretty(&info)
         .map_err(|e| ModelError::checkpoint(dir.join(RUN_FILE), format!("cannot serialise: {e}")))?;
-    write_atomic(&dir.join(RUN_FILE), &json)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
-    std::fs::read(path).map_err(|e| ModelError::io(path, e))
-}
-
-/// Reads only `run.json` of a run directory.
-pub fn load_run_info(dir: &Path) -> Result<RunInfo, ModelError> {
-    let path = dir.join(RUN_FILE);
-    let bytes = read(&path)?;
-    let info: RunInfo = serde_json::from_slice(&bytes)
-        .map_err(|e| ModelError::checkpoint(&path, format!("not a valid run description ({e})")))?;
-    if info.format_version > FORMAT_VERSION {
-        return Err(ModelError::checkpoint(
-            &path,
-            format!("format version {} is newer than this reelvec ({FORMAT_VERSION})", info.format_version),
-        ));
+    let rated = rated.map(|r| rated_bytes(r, &dir.join(RATED_FILE))).transpose()?;
+    let mut files: Vec<(&str, &[u8])> = vec![(MODEL_FILE, &model), (RUN_FILE, &json)];
+    if let Some(r) = &rated {
+        files.push((RATED_FILE, r));
     }
-    Ok(info)
+    let manifest = serde_json::to_vec_pretty(&Manifest::of(&files))
+        .map_err(|e| ModelError::checkpoint(dir.join(MANIFEST_FILE), format!("cannot serialise: {e}")))?;
+    files.push((MANIFEST_FILE, &manifest));
+
+    let parent = reelvec_outfile::parent_of(dir);
+    fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
+    let name = stage_name(dir);
+    // Removed when dropped, so every error path below leaves nothing behind.
+    let stage = tempfile::Builder::new()
+        .prefix(&format!(".{name}.staging-"))
+        .tempdir_in(parent)
+        .map_err(|e| ModelError::io(parent, e))?;
+    for (file, bytes) in &files {
+        let path = stage.path().join(file);
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create_new(&path)?;
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()
+        };
+        write().map_err(|e| ModelError::io(&path, e))?;
+    }
+    commit_staged(stage, dir, parent, &name)
+}
+
+/// Renames a complete staging directory to `dir`, replacing a run there (module docs).
+fn commit_staged(stage: tempfile::TempDir, dir: &Path, parent: &Path, name: &str) -> Result<(), ModelError> {
+    if fs::symlink_metadata(dir).is_err() {
+        fs::rename(stage.path(), dir).map_err(|e| ModelError::io(dir, e))?;
+        let _ = stage.keep();
+        return Ok(());
+    }
+    // An empty, uniquely named directory that the old run is renamed onto.
+    let aside = tempfile::Builder::new()
+        .prefix(&format!(".{name}.old-"))
+        .tempdir_in(parent)
+        .map_err(|e| ModelError::io(parent, e))?
+        .keep();
+    if let Err(e) = fs::rename(dir, &aside) {
+        let _ = fs::remove_dir(&aside);
+        return Err(ModelError::io(dir, e));
+    }
+    if let Err(e) = fs::rename(stage.path(), dir) {
+        // Put the old run back; the staging directory is removed when `stage` drops.
+        let _ = fs::rename(&aside, dir);
+        return Err(ModelError::io(dir, e));
+    }
+    let _ = stage.keep();
+    // Files the user kept in the old run directory (plots, notes) move to the new one.
+    if let Ok(entries) = fs::read_dir(&aside) {
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            if !RUN_FILES.iter().any(|r| file == *r) {
+                fs::rename(entry.path(), dir.join(&file)).map_err(|e| ModelError::io(entry.path(), e))?;
+            }
+        }
+    }
+    fs::remove_dir_all(&aside).map_err(|e| ModelError::io(&aside, e))
+}
+
+/// The files of a run directory as its manifest describes them; every read is checked.
+struct RunFiles {
+    dir: PathBuf,
+    /// `None` only for format-1 runs (written before manifests).
+    manifest: Option<Manifest>,
+}
+
+impl RunFiles {
+    fn open(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join(MANIFEST_FILE);
+        let manifest = match fs::read(&path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice::<Manifest>(&bytes)
+                    .map_err(|e| ModelError::checkpoint(&path, format!("not a valid run manifest ({e})")))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ModelError::io(&path, e)),
+        };
+        let files = Self { dir: dir.to_path_buf(), manifest };
+        if let Some(m) = &files.manifest {
+            for name in [MODEL_FILE, RUN_FILE, RATED_FILE] {
+                if m.entry(name).is_none() && dir.join(name).exists() {
+                    return Err(ModelError::checkpoint(
+                        dir.join(name),
+                        format!("is not part of this run ({MANIFEST_FILE} does not list it; copied in from another run?)"),
+                    ));
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// The bytes of `name`, checked against the manifest; `Ok(None)` when the run has no such
+    /// file (and the manifest lists none).
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>, ModelError> {
+        let path = self.dir.join(name);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.manifest.as_ref().is_some_and(|m| m.entry(name).is_some()) {
+                    return Err(ModelError::checkpoint(
+                        &path,
+                        format!("is missing ({MANIFEST_FILE} lists it)"),
+                    ));
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(ModelError::io(&path, e)),
+        };
+        if let Some(entry) = self.manifest.as_ref().and_then(|m| m.entry(name)) {
+            if bytes.len() as u64 != entry.size {
+                return Err(ModelError::checkpoint(
+                    &path,
+                    format!(
+                        "is {} bytes, {MANIFEST_FILE} records {} (truncated or replaced)",
+                        bytes.len(),
+                        entry.size
+                    ),
+                ));
+            }
+            if digest(&bytes) != entry.xxh3_128 {
+                return Err(ModelError::checkpoint(
+                    &path,
+                    format!(
+                        "checksum does not match {MANIFEST_FILE} (the file is corrupt or from another run)"
+                    ),
+                ));
+            }
+        }
+        Ok(Some(bytes))
+    }
+
+    fn require(&self, name: &str) -> Result<Vec<u8>, ModelError> {
+        let path = self.dir.join(name);
+        self.read(name)?.ok_or_else(|| {
+            ModelError::io(&path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"))
+        })
+    }
+
+    fn info(&self) -> Result<RunInfo, ModelError> {
+        let path = self.dir.join(RUN_FILE);
+        let bytes = self.require(RUN_FILE)?;
+        let info: RunInfo = serde_json::from_slice(&bytes)
+            .map_err(|e| ModelError::checkpoint(&path, format!("not a valid run description ({e})")))?;
+        if info.format_version > FORMAT_VERSION {
+            return Err(ModelError::checkpoint(
+                &path,
+                format!(
+                    "format version {} is newer than this reelvec ({FORMAT_VERSION})",
+                    info.format_version
+                ),
+            ));
+        }
+        if info.format_version >= 2 && self.manifest.is_none() {
+            return Err(ModelError::checkpoint(
+                self.dir.join(MANIFEST_FILE),
+                "is missing: the run is incomplete or was edited (retrain it)",
+            ));
+        }
+        let fp = &info.dataset_fingerprint;
+        if fp.len() != 16 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ModelError::checkpoint(
+                &path,
+                format!(
+                    "dataset_fingerprint `{fp}` is not 16 hex digits; the data of the run cannot be checked"
+                ),
+            ));
+        }
+        Ok(info)
+    }
+}
+
+/// Reads only `run.json` of a run directory (checked against `manifest.json`).
+pub fn load_run_info(dir: &Path) -> Result<RunInfo, ModelError> {
+    RunFiles::open(dir)?.info()
 }
 
 /// Loads a run directory and checks that `model.safetensors` holds exactly the tables, with
 /// the shapes, that `run.json` lists.
 pub fn load_run(dir: &Path) -> Result<(ParamStore, RunInfo), ModelError> {
-    let info = load_run_info(dir)?;
+    let files = RunFiles::open(dir)?;
+    let info = files.info()?;
     let path = dir.join(MODEL_FILE);
-    let params = params_from_safetensors(&read(&path)?, &path)?;
+    let params = params_from_safetensors(&files.require(MODEL_FILE)?, &path)?;
     let found: Vec<TableShape> = params
         .tables()
         .iter()
@@ -404,9 +707,8 @@ impl RatedItems {
     }
 }
 
-/// Writes `rated.safetensors` atomically.
-pub fn save_rated(dir: &Path, rated: &RatedItems) -> Result<(), ModelError> {
-    let path = dir.join(RATED_FILE);
+/// The bytes of `rated.safetensors` (`path` for error messages).
+fn rated_bytes(rated: &RatedItems, path: &Path) -> Result<Vec<u8>, ModelError> {
     let ob: Vec<u8> = rated.offsets.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mb: Vec<u8> = rated.movies.iter().flat_map(|x| x.to_le_bytes()).collect();
     let views = [
@@ -415,19 +717,19 @@ pub fn save_rated(dir: &Path, rated: &RatedItems) -> Result<(), ModelError> {
     ];
     let mut ok = Vec::new();
     for (n, v) in views {
-        ok.push((n, v.map_err(|e| ModelError::checkpoint(&path, e.to_string()))?));
+        ok.push((n, v.map_err(|e| ModelError::checkpoint(path, e.to_string()))?));
     }
-    let bytes = safetensors::serialize(ok, None).map_err(|e| ModelError::checkpoint(&path, e.to_string()))?;
-    write_atomic(&path, &bytes)
+    safetensors::serialize(ok, None).map_err(|e| ModelError::checkpoint(path, e.to_string()))
 }
 
 /// Reads `rated.safetensors`; `Ok(None)` when the run has none.
 pub fn load_rated(dir: &Path) -> Result<Option<RatedItems>, ModelError> {
     let path: PathBuf = dir.join(RATED_FILE);
-    if !path.exists() {
+    let files = RunFiles::open(dir)?;
+    files.info()?;
+    let Some(bytes) = files.read(RATED_FILE)? else {
         return Ok(None);
-    }
-    let bytes = read(&path)?;
+    };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| truncated_or_corrupt(&path, e))?;
     let get = |name: &str| -> Result<Vec<u32>, ModelError> {
         let v = st.tensor(name).map_err(|_| ModelError::checkpoint(&path, format!("`{name}` is missing")))?;
@@ -469,6 +771,7 @@ mod tests {
         i.movie_raw_ids = vec![1, 2, 3, 4, 5];
         i.movie_titles = vec!["A (1990)".into(), "B".into(), String::new(), "D".into(), "E".into()];
         i.history = serde_json::json!([{"epoch": 0, "val_loss": 0.9}]);
+        i.dataset_fingerprint = "0123456789abcdef".into();
         i
     }
 
@@ -476,11 +779,12 @@ mod tests {
     fn round_trip_keeps_order_values_and_kinds() {
         let dir = tempfile::tempdir().unwrap();
         let p = store();
-        save_run(dir.path(), &p, &info()).unwrap();
+        save_run(dir.path(), &p, &info(), None).unwrap();
         let (q, i) = load_run(dir.path()).unwrap();
         assert_eq!(p, q);
         let mut expect = info();
         expect.tables = i.tables.clone();
+        expect.format_version = FORMAT_VERSION;
         assert_eq!(i, expect);
         assert_eq!(i.tables.len(), 4);
         assert_eq!(i.tables[1], TableShape { name: "movie_factors".into(), rows: 5, cols: 3 });
@@ -498,14 +802,17 @@ mod tests {
     #[test]
     fn truncated_model_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        save_run(dir.path(), &store(), &info()).unwrap();
+        save_run(dir.path(), &store(), &info(), None).unwrap();
         let path = dir.path().join(MODEL_FILE);
         let bytes = std::fs::read(&path).unwrap();
         for cut in [3, 8, 40, bytes.len() - 1] {
             std::fs::write(&path, &bytes[..cut]).unwrap();
             let err = load_run(dir.path()).unwrap_err().to_string();
-            assert!(err.contains("truncated or corrupt"), "cut {cut}: {err}");
+            assert!(err.contains("truncated"), "cut {cut}: {err}");
             assert!(err.contains(MODEL_FILE), "{err}");
+            // Without the manifest's size check, the safetensors parser says the same.
+            let err = params_from_safetensors(&bytes[..cut], &path).unwrap_err().to_string();
+            assert!(err.contains("truncated or corrupt"), "cut {cut}: {err}");
         }
     }
 
@@ -513,12 +820,24 @@ mod tests {
     fn mismatched_files_are_a_clear_error() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        save_run(a.path(), &store(), &info()).unwrap();
+        save_run(a.path(), &store(), &info(), None).unwrap();
         let mut other = ParamStore::new();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         other.add("user_factors", 4, 2, GradKind::SparseRows, Init::Zeros, &mut rng).unwrap();
-        save_run(b.path(), &other, &info()).unwrap();
+        save_run(b.path(), &other, &info(), None).unwrap();
         std::fs::copy(b.path().join(MODEL_FILE), a.path().join(MODEL_FILE)).unwrap();
+        let err = load_run(a.path()).unwrap_err().to_string();
+        assert!(err.contains(MODEL_FILE) && err.contains("manifest.json records"), "{err}");
+        // A format-1 run (no manifest) still has its tables checked against run.json.
+        std::fs::remove_file(a.path().join(MANIFEST_FILE)).unwrap();
+        let mut v1 = load_run_info(b.path()).unwrap();
+        v1.format_version = 1;
+        v1.tables = store()
+            .tables()
+            .iter()
+            .map(|t| TableShape { name: t.name.clone(), rows: t.rows, cols: t.cols })
+            .collect();
+        std::fs::write(a.path().join(RUN_FILE), serde_json::to_vec(&v1).unwrap()).unwrap();
         let err = load_run(a.path()).unwrap_err().to_string();
         assert!(err.contains("does not match run.json"), "{err}");
         assert!(err.contains("user_factors [4, 2]"), "{err}");
@@ -533,8 +852,11 @@ mod tests {
     #[test]
     fn corrupt_run_json_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        save_run(dir.path(), &store(), &info()).unwrap();
+        save_run(dir.path(), &store(), &info(), None).unwrap();
         std::fs::write(dir.path().join(RUN_FILE), b"{\"model_kind\": \"mf\", \"conf").unwrap();
+        let err = load_run(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("run.json") && err.contains("manifest.json records"), "{err}");
+        std::fs::remove_file(dir.path().join(MANIFEST_FILE)).unwrap();
         let err = load_run(dir.path()).unwrap_err().to_string();
         assert!(err.contains("run.json") && err.contains("not a valid run description"), "{err}");
         let missing = tempfile::tempdir().unwrap();
@@ -554,9 +876,146 @@ mod tests {
         assert_eq!(sub.of(1), &[7]);
         assert_eq!(sub.of(2), &[9]);
         let dir = tempfile::tempdir().unwrap();
+        save_run(dir.path(), &store(), &info(), None).unwrap();
         assert_eq!(load_rated(dir.path()).unwrap(), None);
-        save_rated(dir.path(), &r).unwrap();
+        save_run(dir.path(), &store(), &info(), Some(&r)).unwrap();
         assert_eq!(load_rated(dir.path()).unwrap(), Some(r));
+    }
+
+    fn file_names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn flipped_bytes_in_tensor_data_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        save_run(dir.path(), &store(), &info(), None).unwrap();
+        let path = dir.path().join(MODEL_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 2; // inside the last table's data, not the header
+        bytes[last] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+        let err = load_run(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(MODEL_FILE) && err.contains("checksum does not match"), "{err}");
+    }
+
+    #[test]
+    fn a_rated_file_from_another_run_is_refused() {
+        let r = RatedItems::from_pairs(&[0, 1], &[2, 3], None, 4);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        save_run(a.path(), &store(), &info(), None).unwrap();
+        save_run(b.path(), &store(), &info(), Some(&r)).unwrap();
+        fs::copy(b.path().join(RATED_FILE), a.path().join(RATED_FILE)).unwrap();
+        let err = load_rated(a.path()).unwrap_err().to_string();
+        assert!(err.contains(RATED_FILE) && err.contains("not part of this run"), "{err}");
+        assert!(load_run(a.path()).unwrap_err().to_string().contains("not part of this run"));
+        // A different rated list over a run that has one: checksum mismatch.
+        let other = RatedItems::from_pairs(&[0, 1], &[1, 3], None, 4);
+        let c = tempfile::tempdir().unwrap();
+        save_run(c.path(), &store(), &info(), Some(&other)).unwrap();
+        fs::copy(c.path().join(RATED_FILE), b.path().join(RATED_FILE)).unwrap();
+        let err = load_rated(b.path()).unwrap_err().to_string();
+        assert!(err.contains("checksum does not match"), "{err}");
+    }
+
+    #[test]
+    fn nan_and_infinite_weights_are_refused_on_save_and_load() {
+        let mut p = store();
+        let id = p.id("movie_factors").unwrap();
+        p.get_mut(id).data[7] = f32::NAN;
+        let bytes = params_to_safetensors(&p).unwrap();
+        let err = params_from_safetensors(&bytes, Path::new(MODEL_FILE)).unwrap_err().to_string();
+        assert!(err.contains("`movie_factors` holds NaN at row 2, column 1"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = save_run(&dir.path().join("run"), &p, &info(), None).unwrap_err().to_string();
+        assert!(err.contains("holds NaN"), "{err}");
+        assert!(file_names(dir.path()).is_empty(), "nothing written: {:?}", file_names(dir.path()));
+        p.get_mut(id).data[7] = f32::INFINITY;
+        let bytes = params_to_safetensors(&p).unwrap();
+        let err = params_from_safetensors(&bytes, Path::new(MODEL_FILE)).unwrap_err().to_string();
+        assert!(err.contains("holds inf"), "{err}");
+    }
+
+    #[test]
+    fn retraining_replaces_the_whole_run_and_a_crash_leaves_the_old_one() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("run");
+        let rated = RatedItems::from_pairs(&[0, 1], &[2, 3], None, 4);
+        save_run(&dir, &store(), &info(), Some(&rated)).unwrap();
+        fs::write(dir.join("loss.svg"), b"<svg/>").unwrap();
+        // A crash while writing the next run leaves a staging directory with part of it.
+        let crashed = parent.path().join(".run.staging-abc123");
+        fs::create_dir(&crashed).unwrap();
+        fs::write(crashed.join(MODEL_FILE), b"half").unwrap();
+        let (p, i) = load_run(&dir).unwrap();
+        assert_eq!(p, store());
+        assert_eq!(i.seed, 7);
+        assert_eq!(load_rated(&dir).unwrap(), Some(rated));
+        // Retraining without a rated list: the old rated.safetensors and run.json are gone.
+        let mut other = ParamStore::new();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        other.add("user_factors", 4, 2, GradKind::SparseRows, Init::Zeros, &mut rng).unwrap();
+        let mut info2 = info();
+        info2.seed = 8;
+        save_run(&dir, &other, &info2, None).unwrap();
+        let (p, i) = load_run(&dir).unwrap();
+        assert_eq!((p, i.seed), (other, 8));
+        assert_eq!(load_rated(&dir).unwrap(), None);
+        assert_eq!(file_names(&dir), vec!["loss.svg", MANIFEST_FILE, MODEL_FILE, RUN_FILE]);
+        // Only the crashed staging directory (not ours) remains beside the run.
+        assert_eq!(file_names(parent.path()), vec![".run.staging-abc123", "run"]);
+    }
+
+    #[test]
+    fn model_files_are_byte_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = params_to_safetensors(&store()).unwrap();
+        for i in 0..8 {
+            let run = dir.path().join(format!("r{i}"));
+            save_run(&run, &store(), &info(), None).unwrap();
+            assert_eq!(fs::read(run.join(MODEL_FILE)).unwrap(), first, "save {i}");
+            assert_eq!(
+                fs::read(run.join(RUN_FILE)).unwrap(),
+                fs::read(dir.path().join("r0").join(RUN_FILE)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn run_dir_checks_refuse_what_is_not_a_run() {
+        let parent = tempfile::tempdir().unwrap();
+        let other = parent.path().join("notes");
+        fs::create_dir(&other).unwrap();
+        fs::write(other.join("keep.txt"), b"mine").unwrap();
+        let err = save_run(&other, &store(), &info(), None).unwrap_err().to_string();
+        assert!(err.contains("holds no run"), "{err}");
+        assert_eq!(fs::read(other.join("keep.txt")).unwrap(), b"mine");
+        let file = parent.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        assert!(check_run_dir(&file).unwrap_err().to_string().contains("not a directory"));
+        assert!(check_run_dir(&file.join("run")).is_err());
+        #[cfg(unix)]
+        {
+            let link = parent.path().join("link");
+            std::os::unix::fs::symlink(&other, &link).unwrap();
+            assert!(check_run_dir(&link).unwrap_err().to_string().contains("symbolic link"));
+        }
+        assert!(check_run_dir(&parent.path().join("new/run")).is_ok());
+        fs::create_dir(parent.path().join("empty")).unwrap();
+        assert!(check_run_dir(&parent.path().join("empty")).is_ok());
+    }
+
+    #[test]
+    fn an_empty_fingerprint_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = info();
+        i.dataset_fingerprint.clear();
+        save_run(dir.path(), &store(), &i, None).unwrap();
+        let err = load_run(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("dataset_fingerprint `` is not 16 hex digits"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum ModelError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// An output file or directory is refused (symlink, device, ...) or cannot be written.
+    #[error(transparent)]
+    Output(#[from] reelvec_outfile::OutputError),
     /// A checkpoint file is truncated, corrupt, or does not match what is being loaded.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {
@@ -43,6 +46,17 @@ pub enum ModelError {
     /// A config value has the wrong type or is out of range, or a `--set` is malformed.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    /// A config key's value is outside its allowed range (checked by each pipeline config's
+    /// `validate`, before any work).
+    #[error("invalid config: `{key}` = {value} (allowed: {allowed})")]
+    ConfigValue {
+        /// The dotted key, as a TOML file or `--set` spells it (`train.lr`, `model.window`).
+        key: String,
+        /// The value given.
+        value: String,
+        /// The allowed range, in words.
+        allowed: String,
+    },
     /// The data does not fit the pipeline (empty, too few rows, ids out of range).
     #[error("invalid data: {0}")]
     InvalidData(String),

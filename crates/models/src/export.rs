@@ -2,7 +2,8 @@
 //! dimension), NumPy `.npy` (format version 1.0, little-endian f32, C order) and the word2vec
 //! text format (first line `count dim`, then `movieId v1 v2 ...` per movie; loadable by gensim's
 //! `KeyedVectors.load_word2vec_format(path, binary=False)`), with a `movieId<TAB>title` side
-//! file for the titles. Every file is written atomically.
+//! file for the titles. Every file is written through [`reelvec_outfile::write_file`] (atomic,
+//! `O_EXCL` temporary, no symlink or device replaced); [`check_outputs`] checks them before work.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,8 +11,8 @@ use std::str::FromStr;
 
 use ndarray::ArrayView2;
 
-use crate::checkpoint::write_atomic;
 use crate::ModelError;
+use reelvec_outfile::write_file;
 
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +122,23 @@ pub fn titles_path(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
+/// The files an export to `out` writes (the word2vec export adds the titles file).
+pub fn output_files(format: ExportFormat, out: &Path) -> Vec<PathBuf> {
+    match format {
+        ExportFormat::Word2vec => vec![out.to_path_buf(), titles_path(out)],
+        ExportFormat::Csv | ExportFormat::Npy => vec![out.to_path_buf()],
+    }
+}
+
+/// Checks, before any work, that every file of an export to `out` can be written
+/// ([`reelvec_outfile::check_file`]: absent or a regular file, never a symlink or a device).
+pub fn check_outputs(format: ExportFormat, out: &Path) -> Result<(), ModelError> {
+    for f in output_files(format, out) {
+        reelvec_outfile::check_file(&f)?;
+    }
+    Ok(())
+}
+
 /// Writes an export; returns the files written (the word2vec export adds the titles file).
 pub fn export(
     format: ExportFormat,
@@ -130,21 +148,19 @@ pub fn export(
     emb: ArrayView2<'_, f32>,
 ) -> Result<Vec<PathBuf>, ModelError> {
     match format {
-        ExportFormat::Csv => write_atomic(out, csv_string(ids, emb)?.as_bytes())?,
-        ExportFormat::Npy => write_atomic(out, &npy_bytes(emb))?,
+        ExportFormat::Csv => write_file(out, csv_string(ids, emb)?.as_bytes())?,
+        ExportFormat::Npy => write_file(out, &npy_bytes(emb))?,
         ExportFormat::Word2vec => {
-            write_atomic(out, word2vec_string(ids, emb)?.as_bytes())?;
+            write_file(out, word2vec_string(ids, emb)?.as_bytes())?;
             let mut t = String::from("movieId\ttitle\n");
             for (i, id) in ids.iter().enumerate() {
                 let title = titles.get(i).map(|s| s.replace(['\t', '\n'], " ")).unwrap_or_default();
                 let _ = writeln!(t, "{id}\t{title}");
             }
-            let side = titles_path(out);
-            write_atomic(&side, t.as_bytes())?;
-            return Ok(vec![out.to_path_buf(), side]);
+            write_file(&titles_path(out), t.as_bytes())?;
         }
     }
-    Ok(vec![out.to_path_buf()])
+    Ok(output_files(format, out))
 }
 
 #[cfg(test)]

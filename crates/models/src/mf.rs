@@ -236,6 +236,12 @@ impl RatingColumns {
     pub fn is_empty(&self) -> bool {
         self.user.is_empty()
     }
+
+    /// Mean of the squared targets: the MSE of predicting 0, the objectives' divergence baseline.
+    pub fn mean_square_target(&self) -> f64 {
+        let n = self.target.len().max(1) as f64;
+        self.target.iter().map(|&t| f64::from(t) * f64::from(t)).sum::<f64>() / n
+    }
 }
 
 /// Checks that `cols` (the `what` rows) have equal lengths and in-range indices for `spec`.
@@ -346,7 +352,23 @@ impl Objective for MfObjective {
     fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss> {
         self.val.as_ref().map(|v| self.squared_error(params, v))
     }
+
+    fn loss_name(&self) -> &'static str {
+        MSE_NAME
+    }
+
+    fn loss_baseline(&self) -> Option<f64> {
+        Some(self.train.mean_square_target())
+    }
+
+    /// A rating touches one user row and one movie row of each table.
+    fn rows_per_unit(&self) -> Option<usize> {
+        Some(1)
+    }
 }
+
+/// The MF loss's label.
+pub(crate) const MSE_NAME: &str = "mean squared error";
 
 /// How the model output `y` becomes a rating in stars.
 #[derive(Debug, Clone, PartialEq)]
@@ -495,9 +517,15 @@ impl MfModel {
         Ok(p)
     }
 
-    /// Saves the model to a run directory (see [`checkpoint`]).
-    pub fn save(&self, dir: &Path, info: &RunInfo) -> Result<(), ModelError> {
-        checkpoint::save_run(dir, &self.checkpoint_params()?, info)
+    /// Saves the model to a run directory as one unit (see [`checkpoint`]), with the training
+    /// data's rated movies when given (for `recommend --exclude-rated`).
+    pub fn save(
+        &self,
+        dir: &Path,
+        info: &RunInfo,
+        rated: Option<&checkpoint::RatedItems>,
+    ) -> Result<(), ModelError> {
+        checkpoint::save_run(dir, &self.checkpoint_params()?, info, rated)
     }
 
     /// Rebuilds a model from a loaded run (`params`, `info` from [`checkpoint::load_run`]).

@@ -109,6 +109,8 @@ pub struct MfGpuObjective {
     train: DeviceColumns,
     val: Option<DeviceColumns>,
     val_sum: CudaSlice<f64>,
+    /// [`RatingColumns::mean_square_target`] of the training rows.
+    baseline: f64,
 }
 
 /// The compiled kernels and everything a launch needs besides the data.
@@ -183,6 +185,7 @@ impl MfGpuObjective {
         Ok(Self {
             kernels,
             train: DeviceColumns::upload(gpu, train, "training")?,
+            baseline: train.mean_square_target(),
             val,
             val_sum: gpu.zeros(1, "the validation loss sum")?,
         })
@@ -394,6 +397,19 @@ impl GpuObjective for MfGpuObjective {
         self.kernels.enqueue_eval(gpu, params, val, &mut self.val_sum)?;
         let total = gpu.download(&self.val_sum, 1, "the validation loss sum")?[0];
         Ok(Some(BatchLoss::new(total, val.len as u64)))
+    }
+
+    fn loss_name(&self) -> &'static str {
+        crate::mf::MSE_NAME
+    }
+
+    fn loss_baseline(&self) -> Option<f64> {
+        Some(self.baseline)
+    }
+
+    /// A rating touches one user row and one movie row of each table.
+    fn rows_per_unit(&self) -> Option<usize> {
+        Some(1)
     }
 }
 

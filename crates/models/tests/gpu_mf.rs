@@ -233,11 +233,12 @@ fn gpu_p3_matches_cpu() {
     cfg.train.epochs = 5;
     cfg.train.quiet = true;
     cfg.map_min_ratings = 5;
-    let cpu = p3_recommender::run_on(&ds, &cfg, Device::Cpu).unwrap();
-    let dev = p3_recommender::run_on(&ds, &cfg, Device::Cuda(0)).unwrap();
+    let cpu = p3_recommender::run_on(&ds, &cfg, Device::Cpu).unwrap().with_top_n(&ds, &cfg);
+    let dev = p3_recommender::run_on(&ds, &cfg, Device::Cuda(0)).unwrap().with_top_n(&ds, &cfg);
     assert_histories_close("P3 tiny", &cpu.history, &dev.history);
     let (a, b) = (cpu.val_rmse.unwrap(), dev.val_rmse.unwrap());
-    let (da, db) = (cpu.top_n.diversity, dev.top_n.diversity);
+    let (da, db) =
+        (cpu.top_n.as_ref().unwrap().figures.diversity, dev.top_n.as_ref().unwrap().figures.diversity);
     eprintln!("P3 tiny: val RMSE cpu {a:.6} gpu {b:.6}; diversity cpu {da:.6} gpu {db:.6}");
     assert!(rel(a, b) <= 1e-4, "P3: val RMSE cpu {a} gpu {b}");
     // Top-N lists can swap near-tied movies; the list figures must still agree closely.

@@ -112,6 +112,11 @@ fn p3_round_trip_and_top_n() {
         ..base.clone()
     };
     let o = p3_recommender::run(&ds, &cfg).unwrap();
+    // Top-N is computed only on request.
+    assert!(o.top_n.is_none());
+    assert!(o.metrics_json()["top_n"].is_null());
+    let o = o.with_top_n(&ds, &cfg);
+    assert!(o.metrics_json()["top_n"].is_object());
     assert_eq!(o.reload_max_abs_diff, 0.0);
     assert_eq!(o.rating_range, (1.0, 5.0));
     let h = &o.history.epochs;
@@ -120,10 +125,11 @@ fn p3_round_trip_and_top_n() {
     // val MSE on the [0, 1] scale times span² is the MSE in stars.
     let span2 = 16.0;
     assert!((o.val_mse_scaled.unwrap() * span2 - o.val_rmse.unwrap().powi(2)).abs() < 1e-3);
-    assert_eq!(o.top_n.users, 50);
-    assert!(o.top_n.diversity >= 0.0 && o.top_n.diversity <= 2.0);
-    assert!(o.top_n.coverage > 0.0 && o.top_n.coverage <= 1.0);
-    assert!(o.top_n.mean_rating_novelty >= 1.0 && o.top_n.mean_rating_novelty <= 5.0);
+    let t = &o.top_n.as_ref().unwrap().figures;
+    assert_eq!(t.users, 50);
+    assert!(t.diversity >= 0.0 && t.diversity <= 2.0);
+    assert!(t.coverage > 0.0 && t.coverage <= 1.0);
+    assert!(t.mean_rating_novelty >= 1.0 && t.mean_rating_novelty <= 5.0);
     // Predictions are in stars.
     for m in 0..30 {
         let p = o.model.predict(0, m);
@@ -131,14 +137,14 @@ fn p3_round_trip_and_top_n() {
     }
     // Excluding rated movies changes the lists and never lists a rated movie.
     let excl = p3_recommender::Config { exclude_rated: true, ..cfg };
-    let o2 = p3_recommender::run(&ds, &excl).unwrap();
+    let o2 = p3_recommender::run(&ds, &excl).unwrap().with_top_n(&ds, &excl);
     let rated: Vec<u32> = o2
         .train_rows
         .iter()
         .filter(|&&r| ds.ratings.user[r as usize] == 0)
         .map(|&r| ds.ratings.movie[r as usize])
         .collect();
-    let (_, list) = o2.example_user.unwrap();
+    let (_, list) = o2.top_n.unwrap().example_user.unwrap();
     assert_eq!(list.len(), 10);
     assert!(list.iter().all(|m| !rated.contains(&m.movie)), "{list:?} vs {rated:?}");
 }
@@ -201,7 +207,7 @@ fn mf_model_save_load_and_score_all() {
         let model = MfModel::new(kind, spec, params, output).unwrap();
         let info = run_info_for(&ds, kind, serde_json::json!({}), 5, None);
         let run = dir.path().join(kind.as_str());
-        model.save(&run, &info).unwrap();
+        model.save(&run, &info, None).unwrap();
         let (back, info2) = MfModel::load(&run).unwrap();
         assert_eq!(info2.model_kind, kind);
         let mut scores = vec![0.0; 8];

@@ -15,6 +15,9 @@ pub enum ReportError {
     /// Headless Chromium could not render a page ([`crate::browser`]).
     #[error("chromium on {url}: {message}")]
     Browser { url: String, message: String },
+    /// An output file is refused (symlink, device, ...) or cannot be written.
+    #[error(transparent)]
+    Output(#[from] reelvec_outfile::OutputError),
     /// Writing a report file failed.
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },

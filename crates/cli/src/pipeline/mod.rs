@@ -40,8 +40,9 @@ pub struct Args {
     /// Run only these pipelines, e.g. `--only p0,p2` (default: all five).
     #[arg(long, value_delimiter = ',', value_name = "P,...")]
     pub only: Vec<String>,
-    /// Multiply every pipeline's epochs (and P1's steps) by this factor (at least 1 epoch).
-    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    /// Multiply every pipeline's epochs (and P1's steps) by this factor (at least 1 epoch;
+    /// F above 0, at most 1000).
+    #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = crate::args::epochs_scale)]
     pub epochs_scale: f64,
     /// Synthetic preset used when no `--data` is given (tiny, small, ml-100k).
     #[arg(long, default_value = "small", value_name = "NAME")]
@@ -158,17 +159,15 @@ fn selected(only: &[String]) -> Result<Vec<&'static str>> {
 /// Runs the pipeline.
 pub fn run(args: Args) -> Result<()> {
     let device = resolve_device(&args.device, false)?;
-    if !(args.epochs_scale.is_finite() && args.epochs_scale > 0.0) {
-        bail!("--epochs-scale must be a positive number");
-    }
     let which = selected(&args.only)?;
+    let runs_dir = args.out.join("runs");
+    check_outputs(&args.out, &runs_dir, &which)?;
     let started = Instant::now();
     let data = pipeline_data(&args)?;
-    println!("== data: {}", data.summary);
+    outln!("== data: {}", data.summary);
     if !args.quiet {
         print_stats(&Stats::compute(&data.dataset));
     }
-    let runs_dir = args.out.join("runs");
     std::fs::create_dir_all(&runs_dir).with_context(|| format!("cannot create {}", runs_dir.display()))?;
     let ctx =
         StageContext { data: &data, runs_dir, quiet: args.quiet, epochs_scale: args.epochs_scale, device };
@@ -190,7 +189,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let written = report.write_to_dir(&args.out)?;
     print_summary(&rows);
-    println!(
+    outln!(
         "report: {} and {} ({} plots) — total {:.1}s",
         written.html.display(),
         written.markdown.display(),
@@ -200,12 +199,26 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Checks every output before any data is loaded or trained: the report's folder and files and
+/// each selected pipeline's run directory.
+fn check_outputs(out: &Path, runs_dir: &Path, which: &[&str]) -> Result<()> {
+    reelvec_outfile::check_dir(out)?;
+    for file in ["report.html", "report.md", "report.json"] {
+        reelvec_outfile::check_file(&out.join(file))?;
+    }
+    reelvec_outfile::check_dir(runs_dir)?;
+    for p in which {
+        reelvec_models::checkpoint::check_run_dir(&runs_dir.join(p))?;
+    }
+    Ok(())
+}
+
 fn print_summary(rows: &[SummaryRow]) {
-    println!("\n== summary");
+    outln!("\n== summary");
     let w = rows.iter().map(|r| r.figure.len()).max().unwrap_or(6).max(6);
-    println!("{:<28} {:>8}  {:<w$}  notebook", "pipeline", "time", "ours");
+    outln!("{:<28} {:>8}  {:<w$}  notebook", "pipeline", "time", "ours");
     for r in rows {
-        println!("{:<28} {:>7.1}s  {:<w$}  {}", r.pipeline, r.seconds, r.figure, r.notebook);
+        outln!("{:<28} {:>7.1}s  {:<w$}  {}", r.pipeline, r.seconds, r.figure, r.notebook);
     }
 }
 
@@ -217,8 +230,8 @@ pub(crate) fn run_dir(ctx: &StageContext<'_>, p: &str) -> PathBuf {
 /// Prints a figure and records it in the section (with the notebook's figure when it has one).
 pub(crate) fn figure(section: &mut Section, name: &str, ours: String, notebook: Option<&str>) {
     match notebook {
-        Some(n) => println!("  {name:<34} {ours:<14} (notebook: {n})"),
-        None => println!("  {name:<34} {ours}"),
+        Some(n) => outln!("  {name:<34} {ours:<14} (notebook: {n})"),
+        None => outln!("  {name:<34} {ours}"),
     }
     section.push_figure(name, ours, notebook);
 }
@@ -226,7 +239,7 @@ pub(crate) fn figure(section: &mut Section, name: &str, ours: String, notebook: 
 /// Prints an example and records it in the section.
 pub(crate) fn example(section: &mut Section, text: String) {
     for line in text.lines() {
-        println!("  {line}");
+        outln!("  {line}");
     }
     section.push_example(text);
 }

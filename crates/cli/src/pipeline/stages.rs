@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ndarray::ArrayView2;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::History;
@@ -54,7 +54,7 @@ fn neighbours_example(ds: &Dataset, model: &impl ItemEmbeddings, n: usize) -> Op
 }
 
 fn header(ctx: &StageContext<'_>, id: &str, title: &str) -> Section {
-    println!("\n== {title}");
+    outln!("\n== {title}");
     let mut section = Section::new(id, title);
     if ctx.is_synthetic() {
         section.push_note("Trained on synthetic MovieLens-shaped data (no --data given); the notebook's figures come from real MovieLens, so they are context, not a target.");
@@ -136,14 +136,13 @@ fn finish_mf<O: MfOutcome, C: serde::Serialize>(
         pipelines::run_info_for(ds, O::KIND, config::to_json(cfg), seed, Some(&ctx.data.data_path));
     info.history = serde_json::to_value(outcome.history())?;
     info.metrics = outcome.metrics();
-    outcome.model().save(&dir, &info)?;
-    pipelines::save_rated_rows(&dir, ds, outcome.train_rows())?;
+    outcome.model().save(&dir, &info, Some(&pipelines::rated_rows(ds, outcome.train_rows())))?;
     Ok(finish(section, &dir, summary))
 }
 
 /// Says where the run directory went, in the output and in the section.
 fn finish(mut section: Section, dir: &Path, summary: SummaryRow) -> StageResult {
-    println!("  run written to {}", shown(dir));
+    outln!("  run written to {}", shown(dir));
     section.push_note(format!("Run directory: {}", shown(dir)));
     StageResult { section, summary }
 }
@@ -215,11 +214,20 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
     let seconds = started.elapsed().as_secs_f64();
     let f = &o.figures;
     section.push_timing("train + evaluate", seconds);
-    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     figure(&mut section, "vocabulary V", f.vocab.to_string(), Some("50"));
     figure(&mut section, "uniform baseline ln V", f4(f.uniform_baseline), Some("3.912 (V = 50)"));
-    figure(&mut section, "best validation cross-entropy", opt4(f.best_val_loss), Some("≈ 3.55 (ml-25m)"));
-    figure(&mut section, "final train cross-entropy", f4(f.final_train_loss), None);
+    figure(
+        &mut section,
+        &format!("best validation {}", f.loss_name),
+        opt4(f.best_val_loss),
+        Some("≈ 3.55 (ml-25m)"),
+    );
+    figure(&mut section, &format!("final train {}", f.loss_name), f4(f.final_train_loss), None);
+    if cfg.model.loss == reelvec_models::item2vec::OutputLoss::NegativeSampling {
+        let ce = f.val_rank.map(|r| r.cross_entropy);
+        figure(&mut section, "validation softmax cross-entropy (all movies)", opt4(ce), None);
+    }
     if let Some(r) = f.val_rank {
         figure(&mut section, "validation accuracy@1", f4(r.accuracy_at_1), None);
         figure(&mut section, "validation hit@10", f4(r.hit_at_10), None);
@@ -320,7 +328,7 @@ pub fn p1(ctx: &StageContext<'_>) -> Result<StageResult> {
     section.push_timing("fit (Adam)", f.train_seconds);
     section.push_timing("per step", f.step_seconds);
     section.push_timing("reference (eigen-truncation)", f.reference_seconds);
-    println!("  trained in {seconds:.1}s ({} steps)", f.steps);
+    outln!("  trained in {seconds:.1}s ({} steps)", f.steps);
     figure(
         &mut section,
         "movies M / users / likes",
@@ -373,7 +381,7 @@ pub fn p2(ctx: &StageContext<'_>) -> Result<StageResult> {
     let o = p2_mf::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train", o.train_seconds);
-    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     figure(&mut section, "best validation MSE", opt4(o.best_val_mse), Some("0.846"));
     figure(&mut section, "best validation RMSE (stars)", opt4(o.best_val_rmse), Some("0.920"));
     figure(&mut section, "validation MAE (stars)", opt4(o.val_mae), None);
@@ -429,12 +437,13 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     cfg.map_min_ratings = map_min_ratings(ds, cfg.map_min_ratings, cfg.map_top);
     push_config(&mut section, &cfg);
     let started = Instant::now();
-    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?;
+    let o = p3_recommender::run_on(ds, &cfg, ctx.device)?.with_top_n(ds, &cfg);
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train + top-N for every user", seconds);
     section.push_timing("train", o.train_seconds);
-    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
-    let t = &o.top_n;
+    outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    let report = o.top_n.as_ref().context("P3 top-N was requested")?;
+    let t = &report.figures;
     let none = Some("not reported");
     figure(&mut section, "validation MSE (scaled)", opt4(o.val_mse_scaled), none);
     figure(&mut section, "validation RMSE (stars)", opt4(o.val_rmse), none);
@@ -454,7 +463,7 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     );
     figure(&mut section, "novelty (self-information, bits)", f4(t.self_information), None);
     figure(&mut section, "catalogue coverage", f4(t.coverage), None);
-    if let Some((user, list)) = &o.example_user {
+    if let Some((user, list)) = &report.example_user {
         example(
             &mut section,
             movie_lines(&format!("top-{} for user {user} (predicted stars)", cfg.top_n), list),
@@ -508,7 +517,7 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
     let o = p4_residual::run_on(ds, &cfg, ctx.device)?;
     let seconds = started.elapsed().as_secs_f64();
     section.push_timing("train", o.train_seconds);
-    println!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
+    outln!("  trained in {seconds:.1}s ({})", history_epochs(&o.history));
     let last = o.last_batch_losses();
     figure(
         &mut section,

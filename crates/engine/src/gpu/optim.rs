@@ -81,7 +81,7 @@ impl GpuOptimizer {
         grads: &GpuGrads,
     ) -> Result<Self, EngineError> {
         let rule = match *config {
-            OptimizerConfig::Adam(c) => Rule::Adam(c),
+            OptimizerConfig::Adam(c) | OptimizerConfig::Auto(c) => Rule::Adam(c),
             OptimizerConfig::AdamW(c) => Rule::AdamW(c),
             OptimizerConfig::LazyAdam(c) => Rule::LazyAdam(c),
             OptimizerConfig::Sgd(c) => Rule::Sgd(c),

@@ -67,6 +67,22 @@ pub trait GpuObjective {
 
     /// Loss over the whole validation set, or None when there is none.
     fn validation_loss(&mut self, gpu: &Gpu, params: &GpuParams) -> Result<Option<BatchLoss>, EngineError>;
+
+    /// What the loss is ([`Objective::loss_name`](crate::Objective::loss_name)).
+    fn loss_name(&self) -> &'static str {
+        "loss"
+    }
+
+    /// The mean loss of an uninformed model
+    /// ([`Objective::loss_baseline`](crate::Objective::loss_baseline)).
+    fn loss_baseline(&self) -> Option<f64> {
+        None
+    }
+
+    /// The most rows one unit touches ([`Objective::rows_per_unit`](crate::Objective::rows_per_unit)).
+    fn rows_per_unit(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The index of the first non-finite table of `params` (a device scan), if any.
@@ -117,14 +133,20 @@ impl Trainer {
 
         let mut dev_params = GpuParams::upload(gpu, params)?;
         let mut grads = GpuGrads::zeros_like(gpu, &dev_params)?;
-        let mut optimizer = GpuOptimizer::new(gpu, &cfg.optimizer, &dev_params, &grads)?;
+        let (resolved, note) = cfg.optimizer.resolve(objective.rows_per_unit(), cfg.batch_size, params);
+        let mut optimizer = GpuOptimizer::new(gpu, &resolved, &dev_params, &grads)?;
         let mut order: Vec<u32> = (0..n_units as u32).collect();
         let mut dev_order: CudaSlice<u32> = gpu.zeros(n_units, "the epoch's unit order")?;
         let mut batch_losses: CudaSlice<f64> = gpu.zeros(steps_per_epoch, "per-batch losses")?;
         let bar = progress_bar(cfg.quiet, (steps_per_epoch * cfg.epochs) as u64);
 
-        let mut history = History::default();
-        let mut best = BestEpoch::new();
+        let mut history = History {
+            loss_name: objective.loss_name().to_string(),
+            optimizer: resolved.kind().to_string(),
+            optimizer_note: note,
+            ..History::default()
+        };
+        let mut best = BestEpoch::new(objective.loss_baseline());
         let mut best_params: Option<GpuParams> = None;
         let mut global_step = 0u64;
 
@@ -177,6 +199,9 @@ impl Trainer {
                     return Err(diverged(epoch, step, format!("the batch loss ({sum})")));
                 }
                 let loss = BatchLoss::new(sum, count);
+                if epoch == 0 && step == 0 {
+                    best.set_start_loss(loss.mean(), &mut history);
+                }
                 epoch_loss.add(loss);
                 last_batch_loss = loss.mean();
             }
@@ -209,6 +234,7 @@ impl Trainer {
                 None => format!("train {:.4}", stats.train_loss),
             });
 
+            best.check_explosion(&stats, steps_per_epoch - 1)?;
             if best.observe(&mut history, &stats) && cfg.restore_best {
                 match best_params.as_mut() {
                     Some(snapshot) => snapshot.copy_from(gpu, &dev_params)?,

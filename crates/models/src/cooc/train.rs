@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use ndarray::ArrayView2;
 use rand::SeedableRng;
-use reelvec_engine::{Adam, AdamConfig, GradKind, Grads, Init, Optimizer, ParamStore, Schedule, TableId};
+use reelvec_engine::{
+    Adam, AdamConfig, GradKind, Grads, Init, Optimizer, ParamStore, Schedule, TableId, DIVERGENCE_FACTOR,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{CoocProblem, CoocScratch, CostParts};
@@ -146,6 +148,7 @@ pub fn fit(
     };
     let mut scratch = CoocScratch::default();
     let mut costs = Vec::with_capacity(config.steps + 1);
+    let mut reference: Option<f64> = None;
     let start = Instant::now();
     for step in 0..config.steps {
         let cost = problem.cost_and_grad(
@@ -159,7 +162,19 @@ pub fn fit(
             return Err(ModelError::Engine(reelvec_engine::EngineError::Diverged {
                 epoch: 0,
                 step,
-                what: format!("cooc cost {}", cost.masked),
+                what: format!("cooc cost {} or its gradient is not finite", cost.masked),
+            }));
+        }
+        let objective = cost.objective(config.mask_diagonal);
+        let reference = *reference.get_or_insert(objective.max(problem.x0_frobenius_sq()));
+        if objective > DIVERGENCE_FACTOR * reference {
+            return Err(ModelError::Engine(reelvec_engine::EngineError::Diverged {
+                epoch: 0,
+                step,
+                what: format!(
+                    "the cooc cost {objective:.4e} exceeds {DIVERGENCE_FACTOR} x the reference {reference:.4e} \
+                     (the larger of the first step's cost and ||X0||^2, the cost of V = 0)"
+                ),
             }));
         }
         on_step(step, &cost);

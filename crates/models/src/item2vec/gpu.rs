@@ -861,6 +861,14 @@ impl GpuObjective for GpuItem2VecObjective {
     fn validation_loss(&mut self, gpu: &Gpu, params: &GpuParams) -> Result<Option<BatchLoss>, EngineError> {
         Ok(self.validation_pass(gpu, params)?.map(|(sum, m)| BatchLoss::new(sum, m.examples as u64)))
     }
+
+    fn loss_name(&self) -> &'static str {
+        self.config.loss_name()
+    }
+
+    fn loss_baseline(&self) -> Option<f64> {
+        Some(self.config.loss_baseline(self.vocab))
+    }
 }
 
 /// A corpus of token sequences, flat: `tokens[offsets[s]..offsets[s + 1]]` is sequence `s`.

@@ -24,10 +24,12 @@ pub mod softmax;
 pub use examples::Examples;
 pub use model::{Item2Vec, RankMetrics};
 pub use negative::UnigramSampler;
-pub use objective::{Item2VecObjective, Item2VecTables, VALIDATION_DRAW};
+pub use objective::{Item2VecObjective, Item2VecTables, DEFAULT_LANES, VALIDATION_DRAW};
 pub use softmax::SoftmaxKernel;
 
 use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
 
 /// Which word2vec architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -84,6 +86,52 @@ pub struct Item2VecConfig {
     pub negatives: usize,
     /// Exponent of the unigram noise distribution (0.75).
     pub unigram_power: f64,
+}
+
+impl Item2VecConfig {
+    /// What the training loss is: "softmax cross-entropy" or "negative-sampling loss" (the
+    /// logistic loss of the true token and `negatives` sampled ones: not a cross-entropy over
+    /// the vocabulary, and not comparable with `ln V`).
+    pub fn loss_name(&self) -> &'static str {
+        match self.loss {
+            OutputLoss::FullSoftmax => "softmax cross-entropy",
+            OutputLoss::NegativeSampling => "negative-sampling loss",
+        }
+    }
+
+    /// Checks every key against its allowed range; `prefix` is the key path of this table in
+    /// the pipeline config (`model`).
+    pub fn validate(&self, prefix: &str) -> Result<(), ModelError> {
+        use crate::pipelines::{check_dim, check_key};
+        check_dim(&format!("{prefix}.dim"), self.dim)?;
+        check_key(&format!("{prefix}.window"), self.window, "1 to 1000", (1..=1000).contains(&self.window))?;
+        if self.loss == OutputLoss::NegativeSampling {
+            let n = self.negatives;
+            check_key(
+                &format!("{prefix}.negatives"),
+                n,
+                "1 to 1000 with negative sampling",
+                (1..=1000).contains(&n),
+            )?;
+            let p = self.unigram_power;
+            check_key(
+                &format!("{prefix}.unigram_power"),
+                p,
+                "a finite number >= 0",
+                p.is_finite() && p >= 0.0,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The training loss of an uninformed model over `vocab` tokens: `ln V` for the softmax
+    /// (uniform prediction), `(1 + negatives) ln 2` for negative sampling (every logit 0).
+    pub fn loss_baseline(&self, vocab: usize) -> f64 {
+        match self.loss {
+            OutputLoss::FullSoftmax => (vocab.max(1) as f64).ln(),
+            OutputLoss::NegativeSampling => (1 + self.negatives) as f64 * std::f64::consts::LN_2,
+        }
+    }
 }
 
 impl Default for Item2VecConfig {

@@ -3,9 +3,10 @@
 //! own reused scratch, reduced into [`Grads`] in lane order.
 //!
 //! **Determinism:** lanes are contiguous slices of the batch's examples and are reduced in a
-//! fixed order, so the same seed and lane count (by default the rayon thread count) give
-//! bitwise-identical gradients. Negative draws depend only on (seed, draw id, example position),
-//! never on the lane split.
+//! fixed order. The lane count is a function of the batch length and [`DEFAULT_LANES`] (or
+//! [`Item2VecObjective::with_lanes`]) only, never of the rayon thread count, so the same seed
+//! gives bitwise-identical gradients on any number of threads. Negative draws depend only on
+//! (seed, draw id, example position), never on the lane split.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -23,6 +24,10 @@ use crate::ModelError;
 
 /// Draw id used for validation passes (fixed negatives).
 pub const VALIDATION_DRAW: u64 = u64::MAX;
+
+/// Lanes a batch is split into at most (fixed, so that results do not depend on the machine's
+/// thread count; rayon runs the lanes on however many threads it has).
+pub const DEFAULT_LANES: usize = 8;
 
 /// Minimum examples per lane before another lane is opened.
 const MIN_LANE_EXAMPLES: usize = 128;
@@ -284,7 +289,7 @@ impl Item2VecObjective {
             train,
             val,
             sampler,
-            lanes: rayon::current_num_threads().max(1),
+            lanes: DEFAULT_LANES,
             kernel: SoftmaxKernel::Auto,
             simd: true,
             draws: AtomicU64::new(0),
@@ -292,7 +297,7 @@ impl Item2VecObjective {
         })
     }
 
-    /// Sets the number of parallel lanes (the determinism unit; default: rayon's thread count).
+    /// Sets the number of parallel lanes (the determinism unit; default [`DEFAULT_LANES`]).
     pub fn with_lanes(mut self, lanes: usize) -> Self {
         self.lanes = lanes.max(1);
         self
@@ -532,5 +537,13 @@ impl Objective for Item2VecObjective {
         let val = self.val.as_ref()?;
         let (sum, count) = self.loss_over(params, val, VALIDATION_DRAW);
         Some(BatchLoss::new(sum, count))
+    }
+
+    fn loss_name(&self) -> &'static str {
+        self.config.loss_name()
+    }
+
+    fn loss_baseline(&self) -> Option<f64> {
+        Some(self.config.loss_baseline(self.vocab))
     }
 }

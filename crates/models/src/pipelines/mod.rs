@@ -148,14 +148,24 @@ pub fn run_info_for(
     info.movie_raw_ids = ds.movies.raws().to_vec();
     info.movie_titles = (0..ds.movies.len() as u32).map(|m| ds.title(m)).collect();
     info.dataset_fingerprint = checkpoint::fingerprint_ratings(&ds.ratings);
-    info.data_path = data_path.map(|p| p.display().to_string());
+    let r = &ds.ratings.rating;
+    if !r.is_empty() {
+        info.rating_scale = Some([
+            r.iter().copied().fold(f32::INFINITY, f32::min),
+            r.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        ]);
+    }
+    // Absolute, so that `evaluate` and `plot` find the data from any folder; a path that does
+    // not resolve (`synth:<preset>`) is kept as given.
+    info.data_path =
+        data_path.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string());
     info
 }
 
-/// Writes `rated.safetensors` for the training rows `rows` of `ds` (for `--exclude-rated`).
-pub fn save_rated_rows(dir: &Path, ds: &Dataset, rows: &[u32]) -> Result<(), ModelError> {
-    let rated = RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(rows), ds.users.len());
-    checkpoint::save_rated(dir, &rated)
+/// The movies each user rated in the training rows `rows` of `ds`, saved with a run as
+/// `rated.safetensors` (for `--exclude-rated`).
+pub fn rated_rows(ds: &Dataset, rows: &[u32]) -> RatedItems {
+    RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(rows), ds.users.len())
 }
 
 /// The table holding a kind's item embeddings (one row per dense movie).
@@ -175,6 +185,59 @@ pub fn load_item_embeddings(dir: &Path) -> Result<(ndarray::Array2<f32>, RunInfo
     let emb = ndarray::Array2::from_shape_vec((t.rows, t.cols), t.data.clone())
         .map_err(|e| ModelError::checkpoint(dir.join(checkpoint::MODEL_FILE), e.to_string()))?;
     Ok((emb, info))
+}
+
+/// A [`ModelError::ConfigValue`] for `key` unless `ok`.
+pub(crate) fn check_key(
+    key: &str,
+    value: impl std::fmt::Display,
+    allowed: &str,
+    ok: bool,
+) -> Result<(), ModelError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::ConfigValue { key: key.into(), value: value.to_string(), allowed: allowed.into() })
+    }
+}
+
+/// Checks a `train_fraction`: in (0, 1].
+pub(crate) fn check_fraction(key: &str, f: f64) -> Result<(), ModelError> {
+    check_key(key, f, "0 < fraction <= 1", f > 0.0 && f <= 1.0)
+}
+
+/// Checks a rank / embedding size: 1 to [`MAX_DIM`] (tables are also sized against memory
+/// once the data's shape is known).
+pub(crate) fn check_dim(key: &str, k: usize) -> Result<(), ModelError> {
+    check_key(key, k, "1 to 65536", (1..=MAX_DIM).contains(&k))
+}
+
+/// Largest rank / embedding size a config may ask for.
+pub const MAX_DIM: usize = 65_536;
+
+/// Checks a pipeline's [`TrainConfig`](reelvec_engine::TrainConfig) under the key prefix
+/// `prefix` (`train`).
+pub(crate) fn check_train(prefix: &str, train: &reelvec_engine::TrainConfig) -> Result<(), ModelError> {
+    train.validate().map_err(|e| match e {
+        reelvec_engine::EngineError::ConfigValue { key, value, allowed } => {
+            ModelError::ConfigValue { key: format!("{prefix}.{key}"), value, allowed }
+        }
+        other => ModelError::Engine(other),
+    })
+}
+
+/// Refuses, before allocating, tables of `values` f32 values held `copies` times (parameters,
+/// gradients, Adam's two moments) when they exceed the available memory.
+pub(crate) fn check_tables_fit(what: &str, values: u128, copies: u128) -> Result<(), ModelError> {
+    use reelvec_engine::memory;
+    Ok(memory::ensure_fits(what, memory::f32_bytes(values, copies))?)
+}
+
+/// [`check_tables_fit`] for MF tables of rank `k` over `ds` (factors and biases, four copies).
+pub(crate) fn check_mf_tables_fit(ds: &Dataset, k: usize) -> Result<(), ModelError> {
+    let (u, m) = (ds.users.len() as u128, ds.movies.len() as u128);
+    let what = format!("MF tables ({u} users + {m} movies) x (k = {k} + 1)");
+    check_tables_fit(&what, (u + m) * (k as u128 + 1), 4)
 }
 
 /// Checks that a dataset has ratings, users and movies.

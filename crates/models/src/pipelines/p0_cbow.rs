@@ -5,7 +5,10 @@
 //! Adam lr 1e-2 on batches of 64 user sequences (not shuffled, as the notebook's DataLoader);
 //! up to 20 epochs with early stopping (minimum 6, patience 3).
 //!
-//! Reported: train/validation cross-entropy per epoch, the uniform baseline `ln V`,
+//! Reported: train/validation loss per epoch — the softmax cross-entropy, or with negative
+//! sampling the negative-sampling loss (labelled as such: it is not a cross-entropy over the
+//! vocabulary), then the full-vocabulary softmax cross-entropy of the validation targets is
+//! reported beside it — the uniform baseline `ln V`,
 //! accuracy@1 and hit@10 of the validation targets, middle-movie predictions for two-movie
 //! contexts, cosine nearest neighbours, and the embeddings.
 
@@ -19,7 +22,7 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{run_info_for, ModelKind, MovieScore};
+use super::{check_fraction, check_key, check_tables_fit, check_train, run_info_for, ModelKind, MovieScore};
 use crate::checkpoint::{self, RunInfo};
 use crate::item2vec::{
     Architecture, Examples, Item2Vec, Item2VecConfig, Item2VecObjective, Item2VecTables, RankMetrics,
@@ -93,6 +96,19 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Checks every key against its allowed range (the error names the key and the range);
+    /// [`run_on`] calls it before any work.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.model.validate("model")?;
+        check_fraction("train_fraction", self.train_fraction)?;
+        if let Some(r) = self.min_rating {
+            check_key("min_rating", r, "a finite number", r.is_finite())?;
+        }
+        check_train("train", &self.train)
+    }
+}
+
 /// A middle-movie prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MiddlePrediction {
@@ -138,7 +154,11 @@ pub struct Figures {
     pub train_examples: usize,
     /// Validation examples.
     pub val_examples: usize,
-    /// Train cross-entropy of the last epoch (mean over its batches' examples).
+    /// What the training and validation losses are: "softmax cross-entropy" or
+    /// "negative-sampling loss" ([`Item2VecConfig::loss_name`]).
+    #[serde(default)]
+    pub loss_name: String,
+    /// Training loss of the last epoch (mean over its batches' examples).
     pub final_train_loss: f64,
     /// Validation loss of the last epoch.
     pub final_val_loss: Option<f64>,
@@ -146,7 +166,8 @@ pub struct Figures {
     pub best_val_loss: Option<f64>,
     /// Epoch of the best validation loss.
     pub best_epoch: Option<usize>,
-    /// Ranking figures on the validation examples.
+    /// Ranking figures on the validation examples; `cross_entropy` is the full-vocabulary
+    /// softmax cross-entropy whatever the training loss (comparable with `ln V`).
     pub val_rank: Option<RankMetrics>,
     /// Training wall time.
     pub seconds: f64,
@@ -193,9 +214,15 @@ pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
 /// (word2vec's Hogwild SGD at scale is `item2vec::gpu::train_sgns`). Post-processing runs on
 /// the CPU.
 pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> Result<Outcome, ModelError> {
+    config.validate()?;
     let started = Instant::now();
     let (data, sequences) = prepare(ds, config)?;
     let vocab = data.movies.len();
+    // Embedding, output weights and bias (four copies each) and every lane's gradient scratch.
+    let k = config.model.dim as u128;
+    let lanes = crate::item2vec::DEFAULT_LANES as u128;
+    let what = format!("item2vec tables ({vocab} movies x dim {k})");
+    check_tables_fit(&what, vocab as u128 * (2 * k + 1), 4 + lanes)?;
     let (train_users, val_users) =
         transforms::split_users(sequences.len(), config.train_fraction, config.seed);
     let pick = |users: &[u32]| users.iter().map(|&u| sequences[u as usize].clone()).collect::<Vec<_>>();
@@ -237,6 +264,7 @@ pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> 
         val_sequences: val_users.len(),
         train_examples: objective.train_examples().len(),
         val_examples: val.len(),
+        loss_name: m.loss_name().to_string(),
         final_train_loss: last.map_or(f64::NAN, |e| e.train_loss),
         final_val_loss: last.and_then(|e| e.val_loss),
         best_val_loss: history.best_epoch.and_then(|b| history.epochs[b].val_loss),
@@ -287,7 +315,7 @@ impl Outcome {
             run_info_for(&self.dataset, self.kind(), crate::config::to_json(config), config.seed, data_path);
         info.history = serde_json::to_value(&self.history).unwrap_or_default();
         info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
-        checkpoint::save_run(dir, self.model.params(), &info)
+        checkpoint::save_run(dir, self.model.params(), &info, None)
     }
 
     /// The middle part of every consecutive triple of each franchise (raw ids in watch order)

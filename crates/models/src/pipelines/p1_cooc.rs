@@ -2,7 +2,12 @@
 //! `r_ui >= 4`, `X = L^T L` with its diagonal set to 0, and `V` (M x k) fitted by full-batch
 //! Adam to `c(V) = sum_{i != j} (v_i . v_j - X_ij)^2`, computed from `L` without forming `X`
 //! ([`crate::cooc`]). The check is the rank-k eigen-truncation of `X0` keeping positive
-//! eigenvalues (dense LAPACK up to `dense_limit` movies, subspace iteration beyond).
+//! eigenvalues (dense LAPACK up to `dense_limit` movies, subspace iteration beyond). Under
+//! `reference = "auto"` the subspace iteration runs only while its work per iteration,
+//! `M (2k + 10)^2`, is at most `auto_reference_max_work` (10^8: about 30 s on two cores; k = 100
+//! on a ml-latest-small-sized catalogue is 4 x 10^8 and took 180 s of a run); beyond, the
+//! reference is skipped with a note in [`Figures::reference_note`] and `reference = "subspace"`
+//! asks for it.
 //!
 //! Reported: the cost per step, the reference cost, their ratio, the masked cost of the
 //! reference factors, neighbours by cosine. M counts the movies of the data set's id map (the
@@ -16,7 +21,7 @@ use reelvec_engine::gpu::Gpu;
 use reelvec_engine::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{run_info_for, ModelKind, MovieScore};
+use super::{check_dim, check_key, check_tables_fit, run_info_for, ModelKind, MovieScore};
 use crate::checkpoint;
 use crate::cooc::gpu::fit_gpu;
 use crate::cooc::{
@@ -30,7 +35,8 @@ use crate::ModelError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ReferenceChoice {
-    /// Dense up to `dense_limit` movies, subspace iteration beyond.
+    /// Dense up to `dense_limit` movies, subspace iteration beyond while its work is at most
+    /// `auto_reference_max_work`, none beyond that (noted in the figures).
     #[default]
     Auto,
     /// Always the dense eigendecomposition.
@@ -53,11 +59,15 @@ pub struct Config {
     pub reference: ReferenceChoice,
     /// Largest M for the dense reference under `auto` (4000).
     pub dense_limit: usize,
+    /// Largest work per subspace iteration, `M (2k + 10)^2`, for the reference under `auto`
+    /// (1e8); `reference = "subspace"` ignores it.
+    pub auto_reference_max_work: f64,
     /// Subspace iterations at most (500).
     pub subspace_max_iter: usize,
     /// Relative change of the Ritz values that stops the subspace iteration (1e-9).
     pub subspace_tol: f64,
-    /// Log the cost every this many steps on stderr (0: never).
+    /// Log the cost every this many steps through `tracing` at info level (0: never); the
+    /// library never prints, the caller's subscriber decides where the events go.
     pub log_every: usize,
     /// Movies whose cosine neighbours are reported (exact title or unique part of one).
     pub neighbours_of: Vec<String>,
@@ -72,12 +82,44 @@ impl Default for Config {
             seed: 42,
             reference: ReferenceChoice::Auto,
             dense_limit: 4000,
+            auto_reference_max_work: 1e8,
             subspace_max_iter: 500,
             subspace_tol: 1e-9,
             log_every: 0,
             neighbours_of: vec!["Star Wars (1977)".into(), "Toy Story (1995)".into()],
             report_top: 5,
         }
+    }
+}
+
+/// Bytes of f64 the dense reference holds for M movies: the M x M operator, its eigenvectors
+/// and LAPACK's workspace, about three M x M matrices.
+pub fn dense_reference_bytes(movies: usize) -> u128 {
+    let m = movies as u128;
+    m * m * 8 * 3
+}
+
+impl Config {
+    /// Checks every key against its allowed range (the error names the key and the range);
+    /// [`run_on`] calls it before any work.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let m = &self.model;
+        check_dim("model.dim", m.dim)?;
+        check_key("model.steps", m.steps, "1 to 10000000", (1..=10_000_000).contains(&m.steps))?;
+        check_key("model.lr", m.lr, "a finite number > 0", m.lr.is_finite() && m.lr > 0.0)?;
+        check_key("model.like_threshold", m.like_threshold, "a finite number", m.like_threshold.is_finite())?;
+        check_key(
+            "model.init_scale",
+            m.init_scale,
+            "a finite number > 0",
+            m.init_scale.is_finite() && m.init_scale > 0.0,
+        )?;
+        check_key("subspace_max_iter", self.subspace_max_iter, "at least 1", self.subspace_max_iter >= 1)?;
+        let w = self.auto_reference_max_work;
+        check_key("auto_reference_max_work", w, "a number >= 0", w >= 0.0)?;
+        let tol = self.subspace_tol;
+        check_key("subspace_tol", tol, "a finite number > 0", tol.is_finite() && tol > 0.0)?;
+        Ok(())
     }
 }
 
@@ -109,6 +151,9 @@ pub struct Figures {
     pub ratio_to_reference_masked: Option<f64>,
     /// How the reference was computed.
     pub reference_method: Option<ReferenceMethod>,
+    /// Why there is no reference, when `auto` skipped it.
+    #[serde(default)]
+    pub reference_note: Option<String>,
     /// Seconds for the reference.
     pub reference_seconds: f64,
     /// Adam steps.
@@ -137,17 +182,49 @@ pub struct Outcome {
 /// Computes the configured reference (None for `ReferenceChoice::None`).
 pub fn reference(problem: &CoocProblem, config: &Config) -> Result<Option<Reference>, ModelError> {
     let k = config.model.dim;
-    let dense = match config.reference {
-        ReferenceChoice::None => return Ok(None),
-        ReferenceChoice::Dense => true,
-        ReferenceChoice::Subspace => false,
-        ReferenceChoice::Auto => problem.n_movies() <= config.dense_limit,
-    };
+    let dense = use_dense_reference(problem.n_movies(), config)?;
+    let Some(dense) = dense else { return Ok(None) };
+    if !dense && auto_skips_reference(problem.n_movies(), config).is_some() {
+        return Ok(None);
+    }
     Ok(Some(if dense {
         dense_reference(problem, k)?
     } else {
         subspace_reference(problem, k, config.subspace_max_iter, config.subspace_tol, config.seed)?
     }))
+}
+
+/// Whether the reference is dense (`Some(true)`), subspace (`Some(false)`) or none, for `movies`
+/// movies; a dense reference whose M x M matrices exceed the available memory is refused
+/// before anything is allocated.
+fn use_dense_reference(movies: usize, config: &Config) -> Result<Option<bool>, ModelError> {
+    let dense = match config.reference {
+        ReferenceChoice::None => return Ok(None),
+        ReferenceChoice::Dense => true,
+        ReferenceChoice::Subspace => false,
+        ReferenceChoice::Auto => movies <= config.dense_limit,
+    };
+    if dense {
+        let what = format!("the dense P1 reference ({movies} x {movies} f64; use reference = \"subspace\")");
+        reelvec_engine::memory::ensure_fits(&what, dense_reference_bytes(movies))?;
+    }
+    Ok(Some(dense))
+}
+
+/// Why `auto` skips the reference for `movies` movies (None: it computes one).
+pub fn auto_skips_reference(movies: usize, config: &Config) -> Option<String> {
+    if config.reference != ReferenceChoice::Auto || movies <= config.dense_limit {
+        return None;
+    }
+    let block = (2 * config.model.dim + 10) as f64;
+    let work = movies as f64 * block * block;
+    (work > config.auto_reference_max_work).then(|| {
+        format!(
+            "reference skipped: subspace iteration at M = {movies}, k = {} would do {work:.2e} work per \
+             iteration (auto limit {:.0e}); set reference = \"subspace\" to compute it",
+            config.model.dim, config.auto_reference_max_work
+        )
+    })
 }
 
 /// Runs P1 on `ds` on the CPU.
@@ -158,6 +235,13 @@ pub fn run(ds: &Dataset, config: &Config) -> Result<Outcome, ModelError> {
 /// Runs P1 on `ds`, training on `device` ([`fit`] on the CPU, [`fit_gpu`] on a CUDA device);
 /// the reference, the figures and the neighbours are computed on the CPU from the trained factors.
 pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, ModelError> {
+    config.validate()?;
+    let movies = ds.movies.len();
+    let k = config.model.dim as u128;
+    // Factors, gradient and Adam's moments, and the cost's U x k and M x k scratch.
+    let what = format!("P1 factors ({movies} movies x k = {k})");
+    check_tables_fit(&what, (movies as u128 * 5 + ds.users.len() as u128) * k, 1)?;
+    use_dense_reference(movies, config)?;
     let likes =
         LikeMatrix::from_ratings(&ds.ratings, ds.users.len(), ds.movies.len(), config.model.like_threshold)?;
     if likes.nnz() == 0 {
@@ -172,7 +256,7 @@ pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, 
     let mask = config.model.mask_diagonal;
     let log = |step: usize, c: &CostParts| {
         if log_every > 0 && step % log_every == 0 {
-            eprintln!("P1 step {step:>6}: cost {:.6e}", c.objective(mask));
+            tracing::info!(step, cost = c.objective(mask), "P1 step");
         }
     };
     let trained = match device {
@@ -204,6 +288,7 @@ pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, 
         ratio: reference.as_ref().map(|r| final_objective / r.unmasked_cost),
         ratio_to_reference_masked: reference_masked_cost.map(|c| last.masked / c),
         reference_method: reference.as_ref().map(|r| r.method),
+        reference_note: auto_skips_reference(problem.n_movies(), config),
         reference_seconds,
         steps: config.model.steps,
         train_seconds: trained.seconds,
@@ -239,6 +324,6 @@ impl Outcome {
         info.user_raw_ids.clear();
         info.history = serde_json::to_value(&self.costs).unwrap_or_default();
         info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
-        checkpoint::save_run(dir, self.model.params(), &info)
+        checkpoint::save_run(dir, self.model.params(), &info, None)
     }
 }

@@ -41,7 +41,7 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{find_title, require_ratings, MovieScore};
+use super::{check_dim, check_fraction, check_key, check_train, find_title, require_ratings, MovieScore};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
 use crate::traits::top_k_indices;
@@ -121,6 +121,29 @@ impl Config {
         }
     }
 
+    /// Checks every key against its allowed range (the error names the key and the range);
+    /// [`run_on`] calls it before any work.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_dim("k", self.k)?;
+        let [lo, hi] = self.y_range;
+        check_key(
+            "y_range",
+            format!("[{lo}, {hi}]"),
+            "finite lo < hi",
+            lo.is_finite() && hi.is_finite() && lo < hi,
+        )?;
+        check_key(
+            "init_std",
+            self.init_std,
+            "a finite number > 0",
+            self.init_std.is_finite() && self.init_std > 0.0,
+        )?;
+        let b = self.bias_init_std;
+        check_key("bias_init_std", b, "a finite number >= 0 (0: zeros)", b.is_finite() && b >= 0.0)?;
+        check_fraction("train_fraction", self.train_fraction)?;
+        check_train("train", &self.train)
+    }
+
     /// A preset by name: `notebook` (the default) or `tuned`.
     pub fn preset(name: &str) -> Option<Self> {
         match name {
@@ -191,10 +214,9 @@ pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
 /// [`MfGpuObjective`](crate::mf_gpu::MfGpuObjective); everything after training runs on the CPU
 /// with the downloaded weights).
 pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, ModelError> {
+    cfg.validate()?;
     require_ratings(ds, "P2")?;
-    if cfg.k == 0 || cfg.y_range[0] >= cfg.y_range[1] || cfg.y_range.iter().any(|x| !x.is_finite()) {
-        return Err(ModelError::InvalidConfig("P2 needs k >= 1 and y_range[0] < y_range[1]".into()));
-    }
+    super::check_mf_tables_fit(ds, cfg.k)?;
     let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     let stars = |r: usize| ds.ratings.rating[r];
     let train = RatingColumns::gather(&ds.ratings, &train_rows, stars);

@@ -8,7 +8,9 @@
 //! Adam lr 0.01, batch 64 shuffled, 10 epochs. The trained weights are serialised and loaded
 //! back into a fresh model, which must predict identically ([`Outcome::reload_max_abs_diff`]).
 //!
-//! Top-N: each user's 10 best-scored movies (the notebook does not exclude rated movies;
+//! Top-N (computed only when the caller asks, by [`Outcome::with_top_n`]: it scores every user
+//! against every movie, which on large data costs more than training): each user's 10
+//! best-scored movies (the notebook does not exclude rated movies;
 //! `exclude_rated = true` does). Over all users' lists: diversity (mean over the 45 pairs of
 //! `1 - cos` of the movie embeddings), the notebook's "novelty" (mean of the movies' mean
 //! rating in stars; really a popularity measure), the standard novelty (mean self-information
@@ -26,7 +28,7 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{require_ratings, run_info_for, MovieScore};
+use super::{check_dim, check_fraction, check_key, check_train, require_ratings, run_info_for, MovieScore};
 use crate::checkpoint::{self, RatedItems};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
@@ -85,6 +87,23 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Checks every key against its allowed range (the error names the key and the range);
+    /// [`run_on`] calls it before any work.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_dim("k", self.k)?;
+        check_key(
+            "init_std",
+            self.init_std,
+            "a finite number > 0",
+            self.init_std.is_finite() && self.init_std > 0.0,
+        )?;
+        check_fraction("train_fraction", self.train_fraction)?;
+        check_key("top_n", self.top_n, "at least 1", self.top_n >= 1)?;
+        check_train("train", &self.train)
+    }
+}
+
 /// Diversity, novelty and coverage of every user's top-N list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopNFigures {
@@ -121,10 +140,9 @@ pub struct Outcome {
     pub val_mae: Option<f64>,
     /// Largest |prediction difference| between the trained model and the reloaded copy.
     pub reload_max_abs_diff: f32,
-    /// Top-N figures over all users.
-    pub top_n: TopNFigures,
-    /// The first user's list (an example).
-    pub example_user: Option<(u64, Vec<MovieScore>)>,
+    /// Top-N figures over all users and an example list: None until [`Outcome::with_top_n`]
+    /// computes them.
+    pub top_n: Option<TopNReport>,
     /// Best-rated movies (mean stars) among those with at least `map_min_ratings` ratings.
     pub best_rated: Vec<MovieScore>,
     /// Wall-clock seconds of the training.
@@ -140,8 +158,8 @@ impl Outcome {
             "val_rmse": self.val_rmse,
             "val_mae": self.val_mae,
             "reload_max_abs_diff": self.reload_max_abs_diff,
-            "top_n": self.top_n,
-            "example_user": self.example_user,
+            "top_n": self.top_n.as_ref().map(|t| &t.figures),
+            "example_user": self.top_n.as_ref().and_then(|t| t.example_user.as_ref()),
             "best_rated": self.best_rated,
             "train_rows": self.train_rows.len(),
             "val_rows": self.val_rows.len(),
@@ -159,10 +177,9 @@ pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
 /// [`MfGpuObjective`](crate::mf_gpu::MfGpuObjective); everything after training runs on the CPU
 /// with the downloaded weights).
 pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, ModelError> {
+    cfg.validate()?;
     require_ratings(ds, "P3")?;
-    if cfg.k == 0 || cfg.top_n == 0 {
-        return Err(ModelError::InvalidConfig("P3 needs k >= 1 and top_n >= 1".into()));
-    }
+    super::check_mf_tables_fit(ds, cfg.k)?;
     let (scaled, mm) = transforms::min_max_scale(&ds.ratings.rating);
     let (train_rows, val_rows) = transforms::random_split(ds.ratings.len(), cfg.train_fraction, cfg.seed);
     let train = RatingColumns::gather(&ds.ratings, &train_rows, |r| scaled[r]);
@@ -206,15 +223,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
         (Some(se.mean()), Some(rmse), Some(mae))
     };
 
-    let rated =
-        RatedItems::from_pairs(&ds.ratings.user, &ds.ratings.movie, Some(&train_rows), ds.users.len());
     let stats = MovieStats::compute(ds);
-    let lists = top_n_lists(&model, &rated, cfg.top_n, cfg.exclude_rated);
-    let top_n = top_n_figures(&model, &lists, &stats, ds.users.len());
-    let example_user = lists.first().map(|l| {
-        let pairs: Vec<(u32, f32)> = l.iter().map(|&m| (m, model.predict(0, m))).collect();
-        (ds.users.raw(0).unwrap_or(0), MovieScore::list(ds, &pairs))
-    });
     let eligible: Vec<f32> = (0..ds.movies.len())
         .map(|m| if stats.count[m] as usize >= cfg.map_min_ratings { stats.mean[m] } else { f32::NAN })
         .collect();
@@ -230,11 +239,43 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
         val_rmse,
         val_mae,
         reload_max_abs_diff,
-        top_n,
-        example_user,
+        top_n: None,
         best_rated,
         train_seconds,
     })
+}
+
+/// Every user's top-N figures and the first user's list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopNReport {
+    /// Diversity, novelty and coverage over all users' lists.
+    pub figures: TopNFigures,
+    /// The first user's list (an example), with predicted stars.
+    pub example_user: Option<(u64, Vec<MovieScore>)>,
+}
+
+impl Outcome {
+    /// Computes every user's top-`cfg.top_n` list (without the training-rated movies when
+    /// `cfg.exclude_rated`) and its figures, on request: `ds` must be the data the run trained
+    /// on. [`run_on`] does not, so that training alone never pays for U x M scores.
+    pub fn with_top_n(mut self, ds: &Dataset, cfg: &Config) -> Self {
+        let model = &self.model;
+        let rated = RatedItems::from_pairs(
+            &ds.ratings.user,
+            &ds.ratings.movie,
+            Some(&self.train_rows),
+            ds.users.len(),
+        );
+        let stats = MovieStats::compute(ds);
+        let lists = top_n_lists(model, &rated, cfg.top_n, cfg.exclude_rated);
+        let figures = top_n_figures(model, &lists, &stats, ds.users.len());
+        let example_user = lists.first().map(|l| {
+            let pairs: Vec<(u32, f32)> = l.iter().map(|&m| (m, model.predict(0, m))).collect();
+            (ds.users.raw(0).unwrap_or(0), MovieScore::list(ds, &pairs))
+        });
+        self.top_n = Some(TopNReport { figures, example_user });
+        self
+    }
 }
 
 /// Per-movie rating counts and mean stars over all rows of a dataset.

@@ -21,7 +21,7 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::require_ratings;
+use super::{check_dim, check_fraction, check_key, check_train, require_ratings};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
 use crate::{ModelError, ModelKind};
@@ -63,6 +63,22 @@ impl Default for Config {
                 quiet: false,
             },
         }
+    }
+}
+
+impl Config {
+    /// Checks every key against its allowed range (the error names the key and the range);
+    /// [`run_on`] calls it before any work.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_dim("k", self.k)?;
+        check_key(
+            "init_std",
+            self.init_std,
+            "a finite number > 0",
+            self.init_std.is_finite() && self.init_std > 0.0,
+        )?;
+        check_fraction("train_fraction", self.train_fraction)?;
+        check_train("train", &self.train)
     }
 }
 
@@ -119,10 +135,9 @@ pub fn run(ds: &Dataset, cfg: &Config) -> Result<Outcome, ModelError> {
 /// [`MfGpuObjective`](crate::mf_gpu::MfGpuObjective); everything after training runs on the CPU
 /// with the downloaded weights).
 pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, ModelError> {
+    cfg.validate()?;
     require_ratings(ds, "P4")?;
-    if cfg.k == 0 {
-        return Err(ModelError::InvalidConfig("P4 needs k >= 1".into()));
-    }
+    super::check_mf_tables_fit(ds, cfg.k)?;
     let (mut train_rows, val_rows) = if cfg.train_fraction >= 1.0 {
         ((0..ds.ratings.len() as u32).collect(), Vec::new())
     } else {

@@ -32,7 +32,7 @@ pub struct Heatmap {
 }
 
 /// The most rows a heatmap accepts (beyond that no label is readable).
-const MAX_SIZE: usize = 200;
+pub const MAX_SIZE: usize = 200;
 const BLUE: (f64, f64, f64) = (33.0, 102.0, 172.0);
 const RED: (f64, f64, f64) = (178.0, 24.0, 43.0);
 

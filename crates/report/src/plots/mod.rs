@@ -14,7 +14,7 @@ mod line;
 mod scatter;
 
 pub use bars::{Bar, BarChart};
-pub use heatmap::Heatmap;
+pub use heatmap::{Heatmap, MAX_SIZE as HEATMAP_MAX_SIZE};
 pub use labels::{place_labels, shorten_title, PlacedLabel, Rect};
 pub use line::{LineChart, ReferenceLine, Series};
 pub use scatter::{LabelledPoint, Scatter, ScatterLayout};

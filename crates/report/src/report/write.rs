@@ -1,9 +1,9 @@
 //! Writing the report to a directory: `report.html`, `report.md`, `report.json` (the report's
-//! data, for diffing runs) and one `.svg` per plot. Each file is written to a temporary name in
-//! the same directory and renamed over the target, so a reader never sees half a file.
+//! data, for diffing runs) and one `.svg` per plot. Each file is written through
+//! [`reelvec_outfile::write_file`] (an `O_EXCL` temporary in the same directory renamed over the
+//! target), so a reader never sees half a file and no symlink or device is replaced.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::Report;
@@ -18,42 +18,26 @@ pub struct WrittenReport {
     pub plots: Vec<PathBuf>,
 }
 
-/// Writes `contents` to `path` through a temporary sibling file and a rename.
-pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path.file_name().map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    result.map_err(|source| {
-        let _ = fs::remove_file(&temp);
-        ReportError::io(path, source)
-    })
-}
-
 impl Report {
     /// Writes the report into `dir` (created if missing); see the module docs for the files.
     pub fn write_to_dir(&self, dir: &Path) -> Result<WrittenReport, ReportError> {
+        reelvec_outfile::check_dir(dir)?;
         fs::create_dir_all(dir).map_err(|source| ReportError::io(dir, source))?;
         let mut plots = Vec::new();
         for (section, names) in self.sections.iter().zip(self.plot_file_names()) {
             for ((_, svg), name) in section.plots.iter().zip(names) {
                 let path = dir.join(name);
-                write_atomic(&path, svg.as_bytes())?;
+                reelvec_outfile::write_file(&path, svg.as_bytes())?;
                 plots.push(path);
             }
         }
         let json = dir.join("report.json");
         let data = serde_json::to_vec_pretty(self).map_err(|e| ReportError::io(&json, e.into()))?;
-        write_atomic(&json, &data)?;
+        reelvec_outfile::write_file(&json, &data)?;
         let markdown = dir.join("report.md");
-        write_atomic(&markdown, self.to_markdown().as_bytes())?;
+        reelvec_outfile::write_file(&markdown, self.to_markdown().as_bytes())?;
         let html = dir.join("report.html");
-        write_atomic(&html, self.to_html().as_bytes())?;
+        reelvec_outfile::write_file(&html, self.to_html().as_bytes())?;
         Ok(WrittenReport { html, markdown, json, plots })
     }
 }
@@ -94,6 +78,7 @@ mod tests {
         let blocker = dir.path().join("file");
         fs::write(&blocker, "x").unwrap();
         let err = Report::new("r", "d").write_to_dir(&blocker.join("sub")).unwrap_err();
-        assert!(err.to_string().contains("file/sub"), "{err}");
+        // The check names the file in the way, before anything is written.
+        assert!(err.to_string().contains("file: is not a directory"), "{err}");
     }
 }
