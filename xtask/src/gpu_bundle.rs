@@ -28,6 +28,11 @@ work="$(mktemp -d)"
 mkdir -p "$out"
 export REELVEC_KERNEL_CACHE="${REELVEC_KERNEL_CACHE:-/tmp/reelvec-kernels}"
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# On the GPU machine a test that skips for want of a device is a failure (reelvec-testkit);
+# the opt-in and data skips are logged and summarised below.
+export REELVEC_REQUIRE_GPU=1
+export REELVEC_SKIP_LOG="$out/skips.log"
+: >"$REELVEC_SKIP_LOG"
 what="${1:-all}"
 failed=0
 if [ "$what" = tests ] || [ "$what" = all ]; then
@@ -40,9 +45,10 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
     else
       echo "FAIL $name"; grep -E "panicked|FAILED|error" "$log" | head -20; failed=1
     fi
-    if grep -q "skipped" "$log"; then echo "  (some tests skipped: no CUDA device?)"; fi
     { echo "===== $name"; cat "$log"; } >>"$out/tests.log"
   done
+  echo "skipped: $(wc -l <"$REELVEC_SKIP_LOG") tests"
+  cut -f1,3 "$REELVEC_SKIP_LOG" | sort | uniq -c
 fi
 if [ "$what" = pipeline ] || [ "$what" = all ]; then
   if "$here/reelvec" pipeline --device cuda --quiet --out "$work/pipeline" >"$work/pipeline.log" 2>&1 \
@@ -185,4 +191,19 @@ fn rel(path: &Path) -> String {
     path.strip_prefix(project_root())
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RUN_SH;
+
+    #[test]
+    fn run_sh_turns_gpu_skips_into_failures_and_logs_the_rest() {
+        let exports: Vec<&str> = RUN_SH.lines().filter(|l| l.starts_with("export ")).collect();
+        assert!(exports.contains(&"export REELVEC_REQUIRE_GPU=1"), "{exports:?}");
+        assert!(exports.iter().any(|l| l.starts_with("export REELVEC_SKIP_LOG=")), "{exports:?}");
+        // Set before the first test binary runs.
+        let first_test = RUN_SH.find("for t in").unwrap_or(0);
+        assert!(RUN_SH.find("export REELVEC_REQUIRE_GPU=1").is_some_and(|at| at < first_test));
+    }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own automation, in plain Rust.
 //!
-//! One module per subcommand: `setup` (system packages), `test` (fmt, clippy, tests),
+//! One module per subcommand: `setup` (system packages), `test` (fmt, clippy, tests, the skip
+//! summary; `tools` keeps its NVRTC venv),
 //! `pipeline` (the main job, through the release `reelvec` binary), `fetch` (GroupLens data sets),
 //! `synth` (synthetic data sets), `bench` (benchmarks) and `gpu-bundle` (the CLI and the GPU
 //! test suite, packed for a CUDA machine).
@@ -12,6 +13,9 @@ mod pipeline;
 mod setup;
 mod synth;
 mod test;
+#[cfg(test)]
+mod tidy;
+mod tools;
 mod util;
 
 use anyhow::{bail, Result};
@@ -21,7 +25,9 @@ cargo xtask <command> [args]
 
 commands:
   setup [--browser]              install the system packages the build needs (idempotent)
-  test                           setup, cargo fmt --check, clippy -D warnings, all tests
+  test [--only kernels,browser]  setup (with Chromium), NVRTC in target/tools-venv, cargo fmt --check,
+                                 clippy -D warnings, all tests (NVRTC kernel compilation and the
+                                 Chromium tests required), then the skipped tests by reason
   pipeline [--data PATH] [--out DIR] [--device cpu|cuda|auto] [ARGS...]
                                  run the main job (embedded synthetic data when no --data)
   fetch NAME [--dest DIR] [--url URL] [--force] [--insecure-skip-verify]

@@ -17,7 +17,7 @@ pub fn bench_step(gpu: &Gpu, problem: &CoocProblem, k: usize, steps: usize) -> R
     let mut params = ParamStore::new();
     let table = init_factors(problem, &config, 1, &mut params)?;
     let mut cooc = GpuCooc::new(gpu, problem, k)?;
-    let dev_params = GpuParams::upload(gpu, &params)?;
+    let mut dev_params = GpuParams::upload(gpu, &params)?;
     let mut dev_grads = GpuGrads::zeros_like(gpu, &dev_params)?;
     let mut adam =
         GpuOptimizer::new(gpu, &OptimizerConfig::Adam(AdamConfig::default()), &dev_params, &dev_grads)?;
@@ -32,7 +32,7 @@ pub fn bench_step(gpu: &Gpu, problem: &CoocProblem, k: usize, steps: usize) -> R
             Some(&mut dev_grads.get_mut(table).data),
             step as u32,
         )?;
-        adam.step(gpu, config.lr * 0.5)?;
+        adam.step(gpu, &mut dev_params, &mut dev_grads, config.lr * 0.5)?;
         Ok(())
     };
     one_step(0)?;

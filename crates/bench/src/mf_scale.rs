@@ -124,7 +124,7 @@ pub fn bench_scale_epoch(
     let init = Init::Normal { mean: 0.0, std: 0.1 };
     let host_params = spec.init_params(init, init, &mut rng)?;
     let mut objective = MfGpuObjective::new(gpu, spec, &host_params, ratings, None)?;
-    let params = GpuParams::upload(gpu, &host_params)?;
+    let mut params = GpuParams::upload(gpu, &host_params)?;
     let mut grads = GpuGrads::zeros_like(gpu, &params)?;
     let mut opt = GpuOptimizer::new(gpu, optimizer, &params, &grads)?;
 
@@ -175,7 +175,7 @@ pub fn bench_scale_epoch(
             let mut slot = batch_losses.slice_mut(step..step + 1);
             objective.enqueue_batch(gpu, &params, &mut grads, &batch, &mut slot)?;
             if with_optimizer {
-                opt.step(gpu, lr)?;
+                opt.step(gpu, &mut params, &mut grads, lr)?;
             }
         }
         let sums = gpu.download(&batch_losses, steps, "per-batch losses")?;

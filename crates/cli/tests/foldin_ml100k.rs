@@ -71,8 +71,10 @@ fn fold_in_errors(
 #[test]
 fn fold_in_of_held_out_ml100k_users_beats_movie_means() {
     let Some(dir) = std::env::var_os("REELVEC_ML100K").map(PathBuf::from) else {
-        println!("skipped: set REELVEC_ML100K to an ml-100k directory to fold in held-out real users");
-        return;
+        return reelvec_testkit::skip(
+            reelvec_testkit::Need::Data,
+            "set REELVEC_ML100K to an ml-100k directory to fold in held-out real users",
+        );
     };
     let opts = LoadOptions { use_cache: false, ..LoadOptions::default() };
     let ds = reelvec_data::load(&dir, &opts).unwrap();

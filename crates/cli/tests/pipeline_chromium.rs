@@ -16,8 +16,7 @@ const PLOTS: usize = 10;
 #[test]
 fn pipeline_report_renders_in_chromium_with_every_plot() {
     let Some(chromium) = find_chromium() else {
-        println!("{SKIP_MESSAGE}");
-        return;
+        return reelvec_testkit::skip(reelvec_testkit::Need::Browser, SKIP_MESSAGE);
     };
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_reelvec"))

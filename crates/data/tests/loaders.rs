@@ -147,7 +147,12 @@ fn detection_from_files_and_forced_layouts() {
 /// The real ml-100k, when `REELVEC_ML100K` points at it (skipped otherwise).
 #[test]
 fn real_ml100k_when_available() {
-    let Some(dir) = std::env::var_os("REELVEC_ML100K") else { return };
+    let Some(dir) = std::env::var_os("REELVEC_ML100K") else {
+        return reelvec_testkit::skip(
+            reelvec_testkit::Need::Data,
+            "set REELVEC_ML100K to an ml-100k directory",
+        );
+    };
     let ds = load(Path::new(&dir), &no_cache()).unwrap();
     assert_eq!((ds.users.len(), ds.movies.len(), ds.ratings.len()), (943, 1682, 100_000));
     let (train, test) = transforms::load_fold(&ds, Path::new(&dir), "u1").unwrap();

@@ -8,8 +8,10 @@
 //   1. exclusion: the row's rated movies (CSR) become NaN;
 //   2. radix select on an order-preserving 32-bit key of the score (digits of 11, 11 and 10
 //      bits, histograms in shared memory, warp-aggregated atomics): after each digit, when the
-//      candidates whose key prefix reaches the selected bucket number at most `sort_cap`
-//      (<= SORT_CAP), they are all collected and sorted (the usual case: two reads of the row);
+//      candidates whose key prefix reaches the selected bucket (those above it at any digit so
+//      far, plus the bucket) number at most `sort_cap` (<= SORT_CAP), or the bucket is exactly
+//      what the list still needs, they are all collected and sorted (the usual case: two reads
+//      of the row);
 //      otherwise the next digit narrows the bucket, down to the key T of the n-th best
 //      candidate, and then
 //   3. the candidates above T (at most n - 1) are collected, then those equal to T in
@@ -139,7 +141,11 @@ extern "C" __global__ void topn_select(float* __restrict__ scores, unsigned int 
         unsigned int bin = s_bin;
         need -= s_above;
         prefix = (prefix << bits) | bin;
-        bool whole = hist[bin] == need || s_above + hist[bin] <= sort_cap;
+        // Collecting the bucket takes every candidate above it, at this digit and at the earlier
+        // ones (n - need of them: the list minus what the bucket still owes), plus the bucket.
+        // Counting only this digit's `s_above` let a bucket of ~4,096 ties below earlier-taken
+        // candidates overflow cand[SORT_CAP].
+        bool whole = hist[bin] == need || (n - need) + hist[bin] <= sort_cap;
         __syncthreads();
         if (whole) {
             mode = 2;

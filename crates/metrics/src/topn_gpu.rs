@@ -33,6 +33,10 @@ use crate::topn::{FactorScores, RatedItems, TopN, TopNConfig, NO_ITEM};
 const TOPN_CU: KernelSource =
     KernelSource { name: "topn.cu", source: include_str!("topn.cu"), functions: &["topn_select"] };
 
+/// This crate's kernel files: its part of the registry CI compiles with
+/// [`reelvec_engine::gpu::compile_check`].
+pub const KERNELS: &[KernelSource] = &[TOPN_CU];
+
 /// Longest list the device selection keeps (`MAX_LIST` in topn.cu).
 pub const MAX_LIST: usize = 1024;
 /// Most candidates the selection sorts at once (`SORT_CAP` in topn.cu).
@@ -216,4 +220,130 @@ fn exclusion_rows(users: &[u32], exclude: Option<&RatedItems>) -> (Vec<u64>, Vec
         ptr.push(idx.len() as u64);
     }
     (ptr, idx)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    //! A host emulation of topn.cu's radix selection (digits, bucket choice, the whole-bucket
+    //! test, the collection), so the bucket arithmetic is tested without a device; the GPU suite
+    //! (tests/gpu_topn.rs) runs the kernel itself on the same shapes.
+
+    use super::SORT_CAP;
+    use crate::topn::top_k_of_row;
+
+    /// The kernel's line this emulation mirrors (kept in step by the test below).
+    const WHOLE_TEST: &str = "bool whole = hist[bin] == need || (n - need) + hist[bin] <= sort_cap;";
+
+    fn order_key(x: f32) -> u32 {
+        let b = x.to_bits();
+        if b & 0x8000_0000 != 0 {
+            !b
+        } else {
+            b | 0x8000_0000
+        }
+    }
+
+    /// The (key, index) candidates the kernel collects for one row of listable scores before its
+    /// sort; panics where the kernel would write past `cand[SORT_CAP]`.
+    fn collected(scores: &[f32], n: u32, sort_cap: u32) -> Vec<(u32, u32)> {
+        let keys: Vec<u32> = scores.iter().map(|&x| order_key(x)).collect();
+        if keys.len() as u32 <= n {
+            return keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+        }
+        let (mut need, mut prefix, mut shift, mut whole) = (n, 0u32, 0u32, false);
+        for pass in 0..3 {
+            shift = [21, 10, 0][pass];
+            let bits = if pass == 2 { 10 } else { 11 };
+            let bins = 1usize << bits;
+            let mut hist = vec![0u32; bins];
+            for &k in &keys {
+                if pass == 0 {
+                    hist[(k >> shift) as usize] += 1;
+                } else if k >> (shift + bits) == prefix {
+                    hist[((k >> shift) as usize) & (bins - 1)] += 1;
+                }
+            }
+            // find_bin: the bin where the count from the top reaches `need`.
+            let (mut above, mut bin) = (0u32, 0usize);
+            for b in (0..bins).rev() {
+                if above + hist[b] >= need {
+                    bin = b;
+                    break;
+                }
+                above += hist[b];
+            }
+            need -= above;
+            prefix = (prefix << bits) | bin as u32;
+            if hist[bin] == need || (n - need) + hist[bin] <= sort_cap {
+                whole = true;
+                break;
+            }
+        }
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        if whole {
+            out.extend(
+                keys.iter().enumerate().filter(|(_, &k)| k >> shift >= prefix).map(|(i, &k)| (k, i as u32)),
+            );
+        } else {
+            out.extend(keys.iter().enumerate().filter(|(_, &k)| k > prefix).map(|(i, &k)| (k, i as u32)));
+            let ties = keys.iter().enumerate().filter(|(_, &k)| k == prefix).take(need as usize);
+            out.extend(ties.map(|(i, &k)| (k, i as u32)));
+        }
+        assert!(out.len() <= SORT_CAP as usize, "{} candidates overflow cand[{SORT_CAP}]", out.len());
+        out
+    }
+
+    /// The first `n` of the kernel's descending (key, ~index) sort.
+    fn select(scores: &[f32], n: u32, sort_cap: u32) -> Vec<u32> {
+        let mut cand = collected(scores, n, sort_cap);
+        cand.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        cand.into_iter().take(n as usize).map(|(_, i)| i).collect()
+    }
+
+    /// `above` distinct scores at the top, `ties` exact ties below them, then lower scores.
+    fn tied_row(above: usize, ties: usize, lower: usize) -> Vec<f32> {
+        let mut row = Vec::with_capacity(above + ties + lower);
+        for j in 0..lower {
+            row.push(-1.0 + (j % 97) as f32 * 0.01);
+        }
+        for j in 0..above {
+            row.push(100.0 + j as f32);
+        }
+        row.extend(std::iter::repeat_n(1.0f32, ties));
+        // Interleave deterministically so ties are spread across the row.
+        let mut state = 0x9e37_79b9_u64;
+        for i in (1..row.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            row.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        row
+    }
+
+    #[test]
+    fn the_emulation_mirrors_the_kernels_whole_bucket_test() {
+        assert!(include_str!("topn.cu").contains(WHOLE_TEST), "topn.cu changed: update this emulation");
+    }
+
+    #[test]
+    fn thousands_of_ties_below_the_top_never_overflow_and_keep_the_order() {
+        for n in [10u32, 100, 1000, 1024] {
+            for ties in [3_000usize, 3_998, 4_000, 4_090, 4_096, 5_000, 9_000] {
+                for above in [n as usize - 1, n as usize / 2] {
+                    let row = tied_row(above, ties, 2_000);
+                    for sort_cap in [SORT_CAP, 0] {
+                        let got = select(&row, n, sort_cap);
+                        let want: Vec<u32> = top_k_of_row(&row, n as usize, &[])
+                            .unwrap()
+                            .into_iter()
+                            .map(|(j, _)| j)
+                            .collect();
+                        assert_eq!(got, want, "n {n} ties {ties} above {above} cap {sort_cap}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -74,6 +74,7 @@ mod error;
 pub mod export;
 pub mod foldin;
 pub mod item2vec;
+pub mod kernels;
 mod kind;
 pub mod mf;
 pub mod mf_gpu;

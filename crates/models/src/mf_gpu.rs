@@ -35,12 +35,12 @@ use crate::ModelError;
 const MF_FUNCTIONS: &[&str] = &["mf_step_f1", "mf_step_f4", "mf_eval_f1", "mf_eval_f4"];
 
 /// `mf.cu` as written (scalar atomics).
-const MF_CU: KernelSource =
+pub(crate) const MF_CU: KernelSource =
     KernelSource { name: "mf.cu", source: include_str!("mf.cu"), functions: MF_FUNCTIONS };
 
 /// `mf.cu` with float4 gradient atomics on compute capability >= 9.0 (falls back to [`MF_CU`]
 /// when NVRTC refuses it).
-const MF_CU_VECTOR_ATOMICS: KernelSource = KernelSource {
+pub(crate) const MF_CU_VECTOR_ATOMICS: KernelSource = KernelSource {
     name: "mf-vector-atomics.cu",
     source: concat!("#define MF_VECTOR_ATOMICS 1\n", include_str!("mf.cu")),
     functions: MF_FUNCTIONS,

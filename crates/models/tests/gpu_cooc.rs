@@ -24,9 +24,10 @@ use reelvec_models::cooc::gpu::{fit_gpu, profile_step, GpuCooc};
 use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, CoocScratch, LikeMatrix};
 use reelvec_models::pipelines::p1_cooc::{self, Config};
 
-fn gpu_or_skip(test: &str) -> Option<std::sync::Arc<Gpu>> {
+/// The shared device, or a counted skip (a failure under `REELVEC_REQUIRE_GPU=1`).
+fn gpu_or_skip() -> Option<std::sync::Arc<Gpu>> {
     if !gpu::available() {
-        eprintln!("skipped {test}: no CUDA device");
+        reelvec_testkit::skip(reelvec_testkit::Need::Gpu, "no CUDA device");
         return None;
     }
     Some(Gpu::shared(0).expect("a CUDA device answered the probe but could not be opened"))
@@ -64,7 +65,7 @@ fn rel(a: f64, b: f64) -> f64 {
 
 #[test]
 fn products_costs_and_gradient_match_the_cpu() {
-    let Some(gpu) = gpu_or_skip("products_costs_and_gradient_match_the_cpu") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let problem = CoocProblem::new(random_likes(400, 150, 6000, 3));
     let likes = problem.likes();
     let longest_movie = (0..150).map(|i| likes.movie_likers(i).len()).max().unwrap();
@@ -113,7 +114,7 @@ fn products_costs_and_gradient_match_the_cpu() {
 
 #[test]
 fn full_batch_adam_fit_matches_the_cpu_step_by_step() {
-    let Some(gpu) = gpu_or_skip("full_batch_adam_fit_matches_the_cpu_step_by_step") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     // 700 users x 900 movies: movie 0 has over 512 likers, so the default segments split it.
     let problem = CoocProblem::new(random_likes(700, 900, 30_000, 5));
     for mask in [true, false] {
@@ -145,7 +146,7 @@ fn full_batch_adam_fit_matches_the_cpu_step_by_step() {
 
 #[test]
 fn run_on_cuda_matches_run_on_cpu() {
-    let Some(_gpu) = gpu_or_skip("run_on_cuda_matches_run_on_cpu") else { return };
+    let Some(_gpu) = gpu_or_skip() else { return };
     let data = generate(&SynthConfig {
         n_users: 300,
         n_movies: 200,
@@ -170,10 +171,12 @@ fn run_on_cuda_matches_run_on_cpu() {
 #[test]
 fn p1_step_time_at_ml25m_scale() {
     if std::env::var("REELVEC_GPU_BENCH").is_err() {
-        eprintln!("skipped p1_step_time_at_ml25m_scale: set REELVEC_GPU_BENCH=1");
-        return;
+        return reelvec_testkit::skip(
+            reelvec_testkit::Need::OptIn,
+            "set REELVEC_GPU_BENCH=1 to time a P1 step at scale",
+        );
     }
-    let Some(gpu) = gpu_or_skip("p1_step_time_at_ml25m_scale") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let started = std::time::Instant::now();
     let likes = random_likes(162_541, 59_047, 12_500_000, 25);
     let longest = (0..59_047).map(|i| likes.movie_likers(i).len()).max().unwrap();
@@ -187,7 +190,12 @@ fn p1_step_time_at_ml25m_scale() {
     for k in [20usize, 32, 64] {
         let seconds = bench_step(&gpu, &problem, k, 50).unwrap();
         println!("P1 GPU step k={k}: {:.3} ms ({})", seconds * 1e3, gpu.name());
+        assert!(seconds.is_finite() && seconds > 0.0, "k={k}: step time {seconds}");
         let parts = profile_step(&gpu, &problem, k, 20).unwrap();
+        assert!(
+            !parts.is_empty() && parts.iter().all(|(_, s)| s.is_finite() && *s >= 0.0),
+            "k={k}: phases {parts:?}"
+        );
         let parts: Vec<String> = parts.iter().map(|(name, s)| format!("{name} {:.3} ms", s * 1e3)).collect();
         println!("  phases (synchronised): {}", parts.join(", "));
     }

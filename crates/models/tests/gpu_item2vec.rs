@@ -21,9 +21,10 @@ use reelvec_models::item2vec::{
 use reelvec_models::pipelines::p0_cbow::{self, Config};
 use reelvec_models::ItemEmbeddings;
 
-fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
+/// The shared device, or a counted skip (a failure under `REELVEC_REQUIRE_GPU=1`).
+fn gpu_or_skip() -> Option<Arc<Gpu>> {
     if !gpu::available() {
-        eprintln!("skipped {test}: no CUDA device");
+        reelvec_testkit::skip(reelvec_testkit::Need::Gpu, "no CUDA device");
         return None;
     }
     Some(Gpu::shared(0).expect("a CUDA device answered the probe but could not be opened"))
@@ -62,7 +63,7 @@ fn batch_parity(config: Item2VecConfig, chunk_rows: usize, test: &str) {
 /// `chunk_rows`: rows per chunk (small values exercise the chunked accumulation); `small`: the
 /// small-vocabulary kernels instead of cuBLAS.
 fn batch_parity_path(config: Item2VecConfig, chunk_rows: usize, small: bool, test: &str) {
-    let Some(gpu) = gpu_or_skip(test) else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let vocab = 50;
     let seqs = random_sequences(1, 40, vocab as u32, 3..=30);
     let ex = Examples::build(&seqs, config.window, config.drop_ends);
@@ -143,7 +144,7 @@ fn skipgram_softmax_batch_matches_the_cpu() {
 
 #[test]
 fn cbow_validation_metrics_match_the_cpu_model() {
-    let Some(gpu) = gpu_or_skip("cbow_validation_metrics") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let vocab = 60;
     let config = softmax_config(Architecture::Cbow, ContextReduce::Sum, 1);
     let train = Examples::build(&random_sequences(2, 20, vocab as u32, 5..=20), 1, true);
@@ -181,7 +182,7 @@ fn small_franchise_data() -> reelvec_data::synth::SynthData {
 
 #[test]
 fn p0_epoch_losses_match_the_cpu() {
-    let Some(_gpu) = gpu_or_skip("p0_epoch_losses_match_the_cpu") else { return };
+    let Some(_gpu) = gpu_or_skip() else { return };
     let data = small_franchise_data();
     let mut config = Config { top_movies: 50, min_user_ratings: 10, ..Config::default() };
     config.train.quiet = true;
@@ -216,7 +217,7 @@ fn p0_epoch_losses_match_the_cpu() {
 
 #[test]
 fn sgns_pair_counts_match_the_host() {
-    let Some(gpu) = gpu_or_skip("sgns_pair_counts_match_the_host") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let mut seqs = random_sequences(5, 300, 200, 1..=60);
     seqs.push(vec![]);
     seqs.push(vec![7]);
@@ -256,7 +257,7 @@ fn clustered_sequences(seed: u64) -> Vec<Vec<u32>> {
 
 #[test]
 fn sgns_loss_decreases_and_clusters_emerge() {
-    let Some(gpu) = gpu_or_skip("sgns_loss_decreases_and_clusters_emerge") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let seqs = clustered_sequences(9);
     let cfg = SgnsConfig { dim: 32, window: 3, epochs: 6, ..SgnsConfig::default() };
     let (model, history) = train_sgns(&gpu, &seqs, 200, &cfg).unwrap();
@@ -294,7 +295,7 @@ fn franchise_neighbour_hits(
 
 #[test]
 fn sgns_finds_franchise_neighbours_like_the_cpu() {
-    let Some(gpu) = gpu_or_skip("sgns_finds_franchise_neighbours_like_the_cpu") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let data = generate(&Preset::Small.config());
     let mut config = Config { top_movies: 0, min_user_ratings: 10, ..Config::default() };
     config.train.quiet = true;
@@ -353,7 +354,7 @@ fn ml25m_like_corpus(seed: u64) -> (SgnsCorpus, usize) {
 #[test]
 #[ignore = "timing: run on the GPU machine with --ignored --nocapture"]
 fn timing_p0_and_sgns() {
-    let Some(gpu) = gpu_or_skip("timing_p0_and_sgns") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     eprintln!("device: {} ({} SMs)", gpu.name(), gpu.multiprocessors());
 
     // P0 at the notebook's size: ~60k users of 20..60 views of the top 50 movies (ml-25m's
@@ -474,7 +475,7 @@ fn timing_p0_and_sgns() {
 /// float atomics differ: 1e-5 relative on the loss, 2e-5 of each table's largest gradient.
 #[test]
 fn negative_sampling_batch_and_validation_match_the_cpu() {
-    let Some(gpu) = gpu_or_skip("negative_sampling_batch_and_validation_match_the_cpu") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     for (architecture, context, window) in [
         (Architecture::Cbow, ContextReduce::Sum, 1),
         (Architecture::Cbow, ContextReduce::Mean, 2),
@@ -556,7 +557,7 @@ fn negative_sampling_batch_and_validation_match_the_cpu() {
 /// P0's protocol with negative sampling: per-epoch losses on both devices (same draws).
 #[test]
 fn p0_negative_sampling_epochs_match_the_cpu() {
-    let Some(_gpu) = gpu_or_skip("p0_negative_sampling_epochs_match_the_cpu") else { return };
+    let Some(_gpu) = gpu_or_skip() else { return };
     let data = small_franchise_data();
     let mut config = Config { top_movies: 50, min_user_ratings: 10, ..Config::default() };
     config.model.loss = reelvec_models::item2vec::OutputLoss::NegativeSampling;

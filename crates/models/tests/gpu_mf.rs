@@ -32,9 +32,10 @@ use reelvec_models::mf::{Link, MfObjective, MfSpec, RatingColumns};
 use reelvec_models::mf_gpu::{MfGpuObjective, MfLayout};
 use reelvec_models::pipelines::{p2_mf, p3_recommender, p4_residual};
 
-fn gpu_or_skip(test: &str) -> Option<std::sync::Arc<Gpu>> {
+/// The shared device, or a counted skip (a failure under `REELVEC_REQUIRE_GPU=1`).
+fn gpu_or_skip() -> Option<std::sync::Arc<Gpu>> {
     if !gpu::available() {
-        eprintln!("skipped {test}: no CUDA device");
+        reelvec_testkit::skip(reelvec_testkit::Need::Gpu, "no CUDA device");
         return None;
     }
     Some(Gpu::shared(0).expect("a CUDA device answered the probe but could not be opened"))
@@ -60,7 +61,7 @@ fn random_columns(spec: &MfSpec, n: usize, link: Link, rng: &mut ChaCha8Rng) -> 
 
 /// One batch's loss and gradient on both devices.
 fn batch_parity(spec: MfSpec, test: &str) {
-    let Some(gpu) = gpu_or_skip(test) else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(spec.k as u64 + 7);
     // Small factors keep x away from the sigmoid's flat tails, where the dot product's summation
     // order is magnified (see the module doc).
@@ -205,7 +206,7 @@ fn assert_histories_close(test: &str, cpu: &reelvec_engine::History, gpu: &reelv
 
 #[test]
 fn gpu_p2_matches_cpu() {
-    let Some(_gpu) = gpu_or_skip("gpu_p2_matches_cpu") else { return };
+    let Some(_gpu) = gpu_or_skip() else { return };
     for (preset, epochs) in [(Preset::Tiny, 6), (Preset::Small, 3)] {
         let ds = if preset == Preset::Tiny { tiny() } else { synth::generate(&preset.config()).dataset };
         let mut cfg = p2_mf::Config::default();
@@ -227,7 +228,7 @@ fn gpu_p2_matches_cpu() {
 
 #[test]
 fn gpu_p3_matches_cpu() {
-    let Some(_gpu) = gpu_or_skip("gpu_p3_matches_cpu") else { return };
+    let Some(_gpu) = gpu_or_skip() else { return };
     let ds = tiny();
     let mut cfg = p3_recommender::Config::default();
     cfg.train.epochs = 5;
@@ -248,7 +249,7 @@ fn gpu_p3_matches_cpu() {
 
 #[test]
 fn gpu_p4_matches_cpu() {
-    let Some(_gpu) = gpu_or_skip("gpu_p4_matches_cpu") else { return };
+    let Some(_gpu) = gpu_or_skip() else { return };
     let ds = tiny();
     let mut cfg = p4_residual::Config::default();
     cfg.train.epochs = 20;
@@ -263,15 +264,13 @@ fn gpu_p4_matches_cpu() {
 
 #[test]
 fn cuda_request_without_a_device_is_a_clear_error() {
-    if gpu::available() {
-        eprintln!("skipped cuda_request_without_a_device_is_a_clear_error: a CUDA device is present");
-        return;
-    }
+    // Without a device, cuda:0 is refused; on a GPU machine, an ordinal past the last device is.
+    let ordinal = if gpu::available() { 64 } else { 0 };
     let ds = tiny();
     let mut cfg = p4_residual::Config::default();
     cfg.train.epochs = 1;
     cfg.train.quiet = true;
-    let err = p4_residual::run_on(&ds, &cfg, Device::Cuda(0)).unwrap_err().to_string();
+    let err = p4_residual::run_on(&ds, &cfg, Device::Cuda(ordinal)).unwrap_err().to_string();
     assert!(err.to_lowercase().contains("cuda"), "unclear error: {err}");
 }
 
@@ -281,7 +280,7 @@ fn cuda_request_without_a_device_is_a_clear_error() {
 #[test]
 #[ignore = "timing; run on the GPU machine"]
 fn timing_notebook_configs_ml100k_shape() {
-    let Some(gpu) = gpu_or_skip("timing_notebook_configs_ml100k_shape") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let ds = synth::generate(&Preset::Ml100k.config()).dataset;
     if let Some(dir) = std::env::var_os("REELVEC_SYNTH_DIR") {
         reelvec_data::write(&ds, reelvec_data::Layout::Ml100k, std::path::Path::new(&dir)).unwrap();
@@ -327,7 +326,7 @@ fn timing_notebook_configs_ml100k_shape() {
 #[test]
 #[ignore = "timing; run on the GPU machine"]
 fn timing_scale_epoch() {
-    let Some(gpu) = gpu_or_skip("timing_scale_epoch") else { return };
+    let Some(gpu) = gpu_or_skip() else { return };
     let preset: Preset =
         std::env::var("REELVEC_SCALE_PRESET").ok().map(|p| p.parse().unwrap()).unwrap_or(Preset::Ml25m);
     let started = std::time::Instant::now();

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use reelvec_testkit::{skip, Need};
+
 use reelvec_data::synth::{generate, Preset, SynthConfig};
 use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, LikeMatrix};
 use reelvec_models::pipelines::p1_cooc::{self, Config, ReferenceChoice};
@@ -40,7 +42,9 @@ fn p1_on_synthetic_likes_reaches_the_reference() {
 
 #[test]
 fn report_ml100k() {
-    let Ok(path) = std::env::var("REELVEC_ML100K") else { return };
+    let Ok(path) = std::env::var("REELVEC_ML100K") else {
+        return skip(Need::Data, "set REELVEC_ML100K to an ml-100k directory");
+    };
     let ds = reelvec_data::load(std::path::Path::new(&path), &reelvec_data::LoadOptions::default()).unwrap();
     for mask in [true, false] {
         let mut config = Config::default();
@@ -53,6 +57,11 @@ fn report_ml100k() {
         }
         let out = p1_cooc::run(&ds, &config).unwrap();
         let f = &out.figures;
+        // The fit lowers its cost, and the reference's masked cost never exceeds its unmasked
+        // one (the masked sum leaves out the non-negative diagonal terms).
+        assert!(out.costs[0].masked > f.final_cost, "mask {mask}: {f:?}");
+        assert!(f.reference_masked_cost.unwrap() <= f.reference_cost.unwrap(), "mask {mask}: {f:?}");
+        assert!(f.ratio.is_some_and(|r| r.is_finite() && r > 0.0), "mask {mask}: {f:?}");
         println!("== P1 on ml-100k, mask_diagonal = {mask}: {f:#?}");
         for s in (0..out.costs.len()).step_by((out.costs.len() / 10).max(1)) {
             println!(
@@ -72,7 +81,9 @@ fn report_ml100k() {
 
 #[test]
 fn report_ml25m_scale() {
-    let Ok(users) = std::env::var("REELVEC_P1_SCALE") else { return };
+    let Ok(users) = std::env::var("REELVEC_P1_SCALE") else {
+        return skip(Need::OptIn, "set REELVEC_P1_SCALE=USERS to train P1 at ml-25m width");
+    };
     // A like matrix of ml-25m's width: 59,047 movies; `users` users with a power-law mix.
     let users: usize = users.parse().unwrap();
     let data = generate(&SynthConfig { n_users: users, n_movies: 59_047, ..Preset::Ml25m.config() });
@@ -91,5 +102,6 @@ fn report_ml25m_scale() {
         fit.costs[0].masked,
         fit.final_cost().masked
     );
+    assert!(fit.final_cost().masked < fit.costs[0].masked, "20 steps did not lower the cost");
     let _ = ReferenceChoice::None;
 }

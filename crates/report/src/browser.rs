@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::error::ReportError;
 
 /// What a test prints when it skips for want of a browser.
-pub const SKIP_MESSAGE: &str = "skipped: chromium not installed (cargo xtask setup --browser)";
+pub const SKIP_MESSAGE: &str = "chromium not installed (cargo xtask setup --browser)";
 
 /// How long a page load may take before the browser is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -17,8 +17,7 @@ fn dom_text(text: &str) -> String {
 #[test]
 fn report_renders_in_chromium_with_every_plot_and_no_console_errors() {
     let Some(chromium) = find_chromium() else {
-        println!("{SKIP_MESSAGE}");
-        return;
+        return reelvec_testkit::skip(reelvec_testkit::Need::Browser, SKIP_MESSAGE);
     };
     let dir = tempfile::tempdir().unwrap();
     let report = sample_report().unwrap();
@@ -60,8 +59,7 @@ fn report_renders_in_chromium_with_every_plot_and_no_console_errors() {
 #[test]
 fn console_check_catches_a_script_error() {
     let Some(chromium) = find_chromium() else {
-        println!("{SKIP_MESSAGE}");
-        return;
+        return reelvec_testkit::skip(reelvec_testkit::Need::Browser, SKIP_MESSAGE);
     };
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("broken.html");

@@ -6,6 +6,11 @@
 //! options and the cache format version, so a second run loads the PTX instead of recompiling
 //! and an edited kernel never meets a stale entry. Writes are atomic (temp file + rename); an
 //! unreadable or unwritable cache only costs a recompile, never a failure.
+//!
+//! The options come from one place ([`options`]) for the runtime and for [`compile_check`], which
+//! CI runs over every crate's kernel registry (`reelvec_engine::gpu::KERNELS`,
+//! `reelvec_metrics::topn_gpu::KERNELS`, `reelvec_models::kernels::KERNELS`) for
+//! [`CHECKED_ARCHITECTURES`] with NVRTC alone (no device needed).
 
 use std::path::PathBuf;
 
@@ -22,6 +27,44 @@ pub struct KernelSource {
     pub source: &'static str,
     /// The `extern "C" __global__` functions to load from it.
     pub functions: &'static [&'static str],
+}
+
+/// The compute capabilities CI compiles every kernel for (sm_80 and sm_90).
+pub const CHECKED_ARCHITECTURES: &[(i32, i32)] = &[(8, 0), (9, 0)];
+
+/// True when the NVRTC library loads (cudarc looks for `libnvrtc.so.13` and its other names on
+/// the dynamic loader's path, e.g. `LD_LIBRARY_PATH`).
+pub fn nvrtc_available() -> bool {
+    // SAFETY: only tries to open the library by its usual names; no symbol is called.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
+/// Compiles `source` for compute capability `cc` with exactly the options the runtime uses,
+/// without the disk cache, and checks that the PTX defines every function the source lists.
+/// Returns the PTX text.
+pub fn compile_check(source: &KernelSource, cc: (i32, i32)) -> Result<String, EngineError> {
+    let ptx = compile_fresh(source, cc)?.to_src();
+    let missing: Vec<&str> =
+        source.functions.iter().copied().filter(|f| !ptx.contains(&format!(".entry {f}("))).collect();
+    if !missing.is_empty() {
+        return Err(EngineError::KernelCompile {
+            kernel: source.name.to_string(),
+            log: format!("compiled, but the PTX lacks the listed functions {missing:?}"),
+        });
+    }
+    Ok(ptx)
+}
+
+/// NVRTC on `source` with the runtime's options; a missing NVRTC library is an error, not
+/// cudarc's panic.
+fn compile_fresh(source: &KernelSource, cc: (i32, i32)) -> Result<Ptx, EngineError> {
+    if !nvrtc_available() {
+        return Err(EngineError::KernelCompile {
+            kernel: source.name.to_string(),
+            log: "the NVRTC library (libnvrtc.so.13) was not found on the loader's path".to_string(),
+        });
+    }
+    compile_ptx_with_opts(source.source, options(cc)).map_err(|e| compile_error(source.name, e))
 }
 
 /// Bumped when the cache layout or the compile options change.
@@ -56,6 +99,7 @@ fn arch_option(cc: (i32, i32)) -> Option<&'static str> {
     })
 }
 
+/// The NVRTC options of every reelvec kernel for compute capability `cc`.
 fn options(cc: (i32, i32)) -> CompileOptions {
     CompileOptions {
         arch: arch_option(cc),
@@ -85,7 +129,7 @@ pub(crate) fn ptx_for(source: &KernelSource, cc: (i32, i32)) -> Result<Ptx, Engi
         }
     }
     let started = std::time::Instant::now();
-    let ptx = compile_ptx_with_opts(source.source, opts).map_err(|e| compile_error(source.name, e))?;
+    let ptx = compile_fresh(source, cc)?;
     tracing::info!(
         kernel = source.name,
         seconds = started.elapsed().as_secs_f64(),
@@ -130,6 +174,33 @@ mod tests {
         // Only reads the variable; the other tests do not depend on it.
         let dir = kernel_cache_dir();
         assert!(dir.ends_with("kernels") || std::env::var_os("REELVEC_KERNEL_CACHE").is_some());
+    }
+
+    const TINY: KernelSource = KernelSource {
+        name: "tiny_test.cu",
+        source: "extern \"C\" __global__ void tiny() {}",
+        functions: &["tiny"],
+    };
+
+    #[test]
+    fn a_missing_nvrtc_is_an_error_not_a_panic() {
+        match compile_check(&TINY, (8, 0)) {
+            Ok(ptx) => assert!(nvrtc_available() && ptx.contains(".entry tiny("), "{ptx}"),
+            Err(e) => {
+                assert!(!nvrtc_available(), "NVRTC loads but compiling failed: {e}");
+                assert!(e.to_string().contains("libnvrtc.so.13"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_listed_function_missing_from_the_ptx_is_refused() {
+        if !nvrtc_available() {
+            return reelvec_testkit::skip(reelvec_testkit::Need::Nvrtc, "NVRTC (libnvrtc.so.13) not found");
+        }
+        let wrong = KernelSource { functions: &["tiny", "absent"], ..TINY };
+        let err = compile_check(&wrong, (9, 0)).unwrap_err().to_string();
+        assert!(err.contains("absent"), "{err}");
     }
 
     #[test]

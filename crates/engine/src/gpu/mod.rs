@@ -31,7 +31,11 @@ pub use cudarc::driver::{
     LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 
-pub use compile::{kernel_cache_dir, KernelSource};
+pub use compile::{compile_check, kernel_cache_dir, nvrtc_available, KernelSource, CHECKED_ARCHITECTURES};
+
+/// The engine's kernel files (optimizers, divergence scan): its part of the registry CI compiles
+/// (see [`compile_check`]).
+pub const KERNELS: &[KernelSource] = &[optim::ADAM_CU, optim::SGD_CU, trainer::PARAMS_CU];
 pub use optim::GpuOptimizer;
 pub use params::{GpuGradTable, GpuGrads, GpuParams, GpuTable};
 pub use trainer::{non_finite_table, GpuBatch, GpuObjective};
@@ -284,8 +288,10 @@ pub fn test_devices() -> Vec<crate::Device> {
 }
 
 /// Defines one test per device for a body `fn(Device) -> R` (candle's `test_device!`): `NAME_cpu`
-/// always runs; `NAME_cuda` runs on `cuda:0` and prints a skip line and passes when no CUDA device
-/// answers, so CPU-only CI stays green while the GPU machine runs the same bodies.
+/// always runs; `NAME_cuda` runs on `cuda:0`, or, when no CUDA device answers, is a counted skip
+/// through `reelvec_testkit::skip` (a failure under `REELVEC_REQUIRE_GPU=1`), so CPU-only CI
+/// stays green while the GPU machine runs the same bodies. The calling crate needs
+/// `reelvec-testkit` as a dev-dependency.
 ///
 /// ```ignore
 /// fn adam_matches(device: Device) { /* ... */ }
@@ -302,7 +308,7 @@ macro_rules! test_device {
         #[test]
         fn $cuda() {
             if !$crate::gpu::available() {
-                eprintln!("skipped {}: no CUDA device", stringify!($cuda));
+                ::reelvec_testkit::skip(::reelvec_testkit::Need::Gpu, "no CUDA device");
                 return;
             }
             $body($crate::Device::Cuda(0));

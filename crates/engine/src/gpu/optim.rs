@@ -4,6 +4,22 @@
 //! One launch updates every table of the model (a descriptor array of device pointers, built
 //! once), reads each gradient once, updates the moments and parameters in place and zeroes the
 //! gradient and touched flags: the whole step is one pass over memory and one launch.
+//!
+//! **Soundness.** The descriptor array holds raw device addresses, so [`GpuOptimizer::step`]
+//! borrows the [`GpuParams`] and [`GpuGrads`] it updates (mutably: the kernel writes them) and,
+//! before launching, checks that their buffers are still the ones the descriptors name (same
+//! device address and length, same device). Dropped or replaced tables can therefore never be
+//! written: the borrow keeps them alive for the launch (and cudarc frees a buffer on its stream,
+//! after every launch queued before), and a mismatch is an error, not a write. A step without the
+//! buffers does not compile:
+//!
+//! ```compile_fail
+//! # use reelvec_engine::gpu::{Gpu, GpuGrads, GpuOptimizer, GpuParams};
+//! # fn f(gpu: &Gpu, mut opt: GpuOptimizer, params: GpuParams, mut grads: GpuGrads) {
+//! drop(params);
+//! opt.step(gpu, &mut params, &mut grads, 1e-3); // error: `params` was moved (dropped)
+//! # }
+//! ```
 
 use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
 
@@ -12,13 +28,13 @@ use crate::optim::adam::StepScalars;
 use crate::optim::{AdamConfig, OptimizerConfig, SgdConfig};
 use crate::EngineError;
 
-const ADAM_CU: KernelSource = KernelSource {
+pub(super) const ADAM_CU: KernelSource = KernelSource {
     name: "adam.cu",
     source: include_str!("../optim/adam.cu"),
     functions: &["adam_dense", "adam_lazy"],
 };
 
-const SGD_CU: KernelSource =
+pub(super) const SGD_CU: KernelSource =
     KernelSource { name: "sgd.cu", source: include_str!("../optim/sgd.cu"), functions: &["sgd_dense"] };
 
 // SAFETY: `StepScalars` is `#[repr(C)]` plain-old-data with the layout of adam.cu's
@@ -44,6 +60,10 @@ pub struct GpuOptimizer {
     v: Vec<CudaSlice<f32>>,
     /// 7 x u64 per table: p, g, m, v, touched, n, rows << 32 | cols.
     desc: CudaSlice<u64>,
+    /// The host copy of `desc`: what each step checks the borrowed buffers against.
+    words: Vec<u64>,
+    /// The device the descriptors belong to.
+    ordinal: usize,
     n_tables: u32,
     /// Elements of the largest table (sizes the dense grid).
     max_elems: usize,
@@ -52,8 +72,8 @@ pub struct GpuOptimizer {
 }
 
 impl GpuOptimizer {
-    /// State for `params` and `grads` (whose buffers must outlive the optimizer and not move:
-    /// the descriptor array holds their device addresses).
+    /// State for `params` and `grads`; every [`step`](Self::step) must be given these same
+    /// buffers (the descriptor array holds their device addresses; a step checks them).
     pub fn new(
         gpu: &Gpu,
         config: &OptimizerConfig,
@@ -74,25 +94,7 @@ impl GpuOptimizer {
             let v_len = if matches!(rule, Rule::Sgd(_)) { 1 } else { n };
             v.push(gpu.zeros::<f32>(v_len, &format!("optimizer second moment of {}", t.name))?);
         }
-        let stream = gpu.stream();
-        let mut words = Vec::with_capacity(7 * params.tables().len());
-        for (i, t) in params.tables().iter().enumerate() {
-            let g = &grads.tables()[i];
-            let (p_ptr, _) = t.data.device_ptr(stream);
-            let (g_ptr, _) = g.data.device_ptr(stream);
-            let (m_ptr, _) = m[i].device_ptr(stream);
-            let (v_ptr, _) = v[i].device_ptr(stream);
-            let (f_ptr, _) = g.touched.device_ptr(stream);
-            words.extend_from_slice(&[
-                p_ptr,
-                g_ptr,
-                m_ptr,
-                v_ptr,
-                f_ptr,
-                (t.rows * t.cols) as u64,
-                ((t.rows as u64) << 32) | t.cols as u64,
-            ]);
-        }
+        let words = descriptors(gpu, params, grads, &m, &v)?;
         let desc = gpu.upload(&words, "optimizer table descriptors")?;
         let max_elems = params.tables().iter().map(|t| t.rows * t.cols).max().unwrap_or(1);
         let max_rows = params.tables().iter().map(|t| t.rows).max().unwrap_or(1);
@@ -105,7 +107,38 @@ impl GpuOptimizer {
                 gpu.function(&ADAM_CU, "adam_dense")?;
             }
         }
-        Ok(Self { rule, t: 0, m, v, desc, n_tables: params.tables().len() as u32, max_elems, max_rows })
+        Ok(Self {
+            rule,
+            t: 0,
+            m,
+            v,
+            desc,
+            words,
+            ordinal: gpu.ordinal(),
+            n_tables: params.tables().len() as u32,
+            max_elems,
+            max_rows,
+        })
+    }
+
+    /// Refuses buffers other than those the descriptors were built from (a dropped, replaced or
+    /// resized table, or another model's), so the kernel only writes memory borrowed here.
+    fn check_buffers(&self, gpu: &Gpu, params: &GpuParams, grads: &GpuGrads) -> Result<(), EngineError> {
+        let mismatch = |message: String| EngineError::Gpu { what: "an optimizer step".to_string(), message };
+        if gpu.ordinal() != self.ordinal {
+            return Err(mismatch(format!(
+                "the optimizer was built on CUDA device {} and stepped on {}",
+                self.ordinal,
+                gpu.ordinal()
+            )));
+        }
+        let now = descriptors(gpu, params, grads, &self.m, &self.v)?;
+        if now != self.words {
+            return Err(mismatch(
+                "the parameters or gradients are not the buffers the optimizer was built for".to_string(),
+            ));
+        }
+        Ok(())
     }
 
     /// Steps taken so far.
@@ -113,8 +146,17 @@ impl GpuOptimizer {
         self.t
     }
 
-    /// One update of every table with learning rate `lr`; zeroes the gradients and flags.
-    pub fn step(&mut self, gpu: &Gpu, lr: f32) -> Result<(), EngineError> {
+    /// One update of every table of `params` with learning rate `lr` from `grads`; zeroes the
+    /// gradients and flags. `params` and `grads` must be the buffers given to
+    /// [`new`](Self::new) (else an error, and nothing is launched).
+    pub fn step(
+        &mut self,
+        gpu: &Gpu,
+        params: &mut GpuParams,
+        grads: &mut GpuGrads,
+        lr: f32,
+    ) -> Result<(), EngineError> {
+        self.check_buffers(gpu, params, grads)?;
         if self.n_tables == 0 {
             return Ok(());
         }
@@ -133,7 +175,8 @@ impl GpuOptimizer {
                 };
                 let mut launch = stream.launch_builder(&f);
                 launch.arg(&self.desc).arg(&scalars);
-                // SAFETY: the descriptors point at live buffers of the sizes they state.
+                // SAFETY: `check_buffers` proved the descriptors name the buffers of `params`,
+                // `grads` and `self` (borrowed for this call, so alive), with the sizes stated.
                 unsafe { launch.launch(cfg) }.map_err(|e| gpu.launch_error("adam_dense", e))?;
             }
             Rule::LazyAdam(c) => {
@@ -181,4 +224,52 @@ impl GpuOptimizer {
     pub fn state_bytes(&self) -> usize {
         self.m.iter().chain(&self.v).map(|s| s.len() * 4).sum()
     }
+}
+
+/// The descriptor words for `params`, `grads` and the moments: per table p, g, m, v, touched,
+/// n, rows << 32 | cols. The table counts and shapes must agree.
+fn descriptors(
+    gpu: &Gpu,
+    params: &GpuParams,
+    grads: &GpuGrads,
+    m: &[CudaSlice<f32>],
+    v: &[CudaSlice<f32>],
+) -> Result<Vec<u64>, EngineError> {
+    let (tables, grad_tables) = (params.tables(), grads.tables());
+    if grad_tables.len() != tables.len() || m.len() != tables.len() {
+        return Err(EngineError::ShapeMismatch {
+            what: "optimizer tables (parameters, gradients, moments)".to_string(),
+            expected: tables.len(),
+            actual: grad_tables.len().min(m.len()),
+        });
+    }
+    let stream = gpu.stream();
+    let mut words = Vec::with_capacity(7 * tables.len());
+    for (i, t) in tables.iter().enumerate() {
+        let g = &grad_tables[i];
+        let n = t.rows * t.cols;
+        let sized = t.data.len() >= n && g.data.len() >= n && m[i].len() >= n && g.touched.len() >= t.rows;
+        if !sized {
+            return Err(EngineError::ShapeMismatch {
+                what: format!("device buffers of table `{}`", t.name),
+                expected: n,
+                actual: t.data.len().min(g.data.len()).min(m[i].len()),
+            });
+        }
+        let (p_ptr, _) = t.data.device_ptr(stream);
+        let (g_ptr, _) = g.data.device_ptr(stream);
+        let (m_ptr, _) = m[i].device_ptr(stream);
+        let (v_ptr, _) = v[i].device_ptr(stream);
+        let (f_ptr, _) = g.touched.device_ptr(stream);
+        words.extend_from_slice(&[
+            p_ptr,
+            g_ptr,
+            m_ptr,
+            v_ptr,
+            f_ptr,
+            n as u64,
+            ((t.rows as u64) << 32) | t.cols as u64,
+        ]);
+    }
+    Ok(words)
 }

@@ -27,7 +27,7 @@ use crate::trainer::{
 };
 use crate::EngineError;
 
-const PARAMS_CU: KernelSource = KernelSource {
+pub(super) const PARAMS_CU: KernelSource = KernelSource {
     name: "params.cu",
     source: include_str!("../params.cu"),
     functions: &["count_non_finite"],
@@ -181,7 +181,7 @@ impl Trainer {
                 };
                 let mut slot = batch_losses.slice_mut(step..step + 1);
                 let count = objective.enqueue_batch(gpu, &dev_params, &mut grads, &batch, &mut slot)?;
-                optimizer.step(gpu, lr)?;
+                optimizer.step(gpu, &mut dev_params, &mut grads, lr)?;
                 examples.push(count);
                 global_step += 1;
                 if step % 64 == 63 {

@@ -39,7 +39,7 @@ use reelvec_engine::{AdamConfig, EngineError, OptimizerConfig, ParamStore, Sched
 use super::{init_factors, CoocConfig, CoocFit, CoocModel, CoocProblem, CostParts, LikeMatrix};
 use crate::ModelError;
 
-const COOC_CU: KernelSource = KernelSource {
+pub(crate) const COOC_CU: KernelSource = KernelSource {
     name: "cooc_cost.cu",
     source: include_str!("cost.cu"),
     functions: &[
@@ -434,7 +434,7 @@ pub fn fit_gpu(
     let mut params = ParamStore::new();
     let table = init_factors(problem, config, seed, &mut params)?;
     let mut cooc = GpuCooc::new(gpu, problem, k)?;
-    let dev_params = GpuParams::upload(gpu, &params)?;
+    let mut dev_params = GpuParams::upload(gpu, &params)?;
     let mut dev_grads = GpuGrads::zeros_like(gpu, &dev_params)?;
     let mut adam =
         GpuOptimizer::new(gpu, &OptimizerConfig::Adam(AdamConfig::default()), &dev_params, &dev_grads)?;
@@ -457,7 +457,7 @@ pub fn fit_gpu(
             Some(&mut dev_grads.get_mut(table).data),
             step as u32,
         )?;
-        adam.step(gpu, config.lr * schedule.factor(step as u64))?;
+        adam.step(gpu, &mut dev_params, &mut dev_grads, config.lr * schedule.factor(step as u64))?;
         if (step + 1) % CHECK_EVERY == 0 || step + 1 == steps {
             read_history(gpu, &cooc, &dev_costs, step + 1, &mut costs, &mut on_step)?;
         }
@@ -511,14 +511,15 @@ pub fn profile_step(
     let mut params = ParamStore::new();
     let table = init_factors(problem, &config, 1, &mut params)?;
     let mut cooc = GpuCooc::new(gpu, problem, k)?;
-    let dev_params = GpuParams::upload(gpu, &params)?;
+    let mut dev_params = GpuParams::upload(gpu, &params)?;
     let mut dev_grads = GpuGrads::zeros_like(gpu, &dev_params)?;
     let mut adam =
         GpuOptimizer::new(gpu, &OptimizerConfig::Adam(AdamConfig::default()), &dev_params, &dev_grads)?;
     let mut costs = gpu.zeros::<f64>(2, "P1 cost slot")?;
     let mut totals = [0.0f64; 5];
-    let v = &dev_params.get(table).data;
     for _ in 0..steps.max(1) {
+        // Borrowed per step: the optimizer step below writes these factors.
+        let v = &dev_params.get(table).data;
         let mut t = Instant::now();
         let mut lap = |i: usize, totals: &mut [f64; 5]| -> Result<(), ModelError> {
             gpu.sync("P1 profile")?;
@@ -536,7 +537,7 @@ pub fn profile_step(
         lap(2, &mut totals)?;
         cooc.enqueue(gpu, v, true, &mut costs, 0, Some(&mut dev_grads.get_mut(table).data), 0)?;
         lap(3, &mut totals)?;
-        adam.step(gpu, 1e-6)?;
+        adam.step(gpu, &mut dev_params, &mut dev_grads, 1e-6)?;
         lap(4, &mut totals)?;
     }
     let n = steps.max(1) as f64;

@@ -53,7 +53,7 @@ use softmax::{softmax_pass, Scratch, SoftmaxKernels};
 pub use softmax::{SMALL_VOCAB_MAX_K, SMALL_VOCAB_MAX_V};
 use upload::DeviceExamples;
 
-const SOFTMAX_CU: KernelSource = KernelSource {
+pub(crate) const SOFTMAX_CU: KernelSource = KernelSource {
     name: "item2vec_softmax.cu",
     source: include_str!("../softmax.cu"),
     functions: &[
@@ -66,7 +66,7 @@ const SOFTMAX_CU: KernelSource = KernelSource {
     ],
 };
 
-const NEGATIVE_CU: KernelSource = KernelSource {
+pub(crate) const NEGATIVE_CU: KernelSource = KernelSource {
     name: "item2vec_negative.cu",
     source: include_str!("../negative.cu"),
     functions: &["token_sequences", "count_pairs", "sgns_epoch", "ns_step"],
