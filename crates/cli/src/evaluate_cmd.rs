@@ -188,13 +188,8 @@ fn rating(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Result<
     let scores = model.factor_scores()?;
     let device = resolve_device(&args.device, args.json)?;
     let top_config = TopNConfig::with_k(args.k);
-    let top = match device {
-        Device::Cpu => reelvec_metrics::topn::top_n(&scores, &top_config, exclude_rated.then_some(&rated))?,
-        Device::Cuda(_) => {
-            let gpu = Gpu::for_device(device)?;
-            reelvec_metrics::topn_gpu::top_n(&gpu, &scores, &top_config, exclude_rated.then_some(&rated))?
-        }
-    };
+    let top =
+        reelvec_metrics::topn_gpu::top_n_on(device, &scores, &top_config, exclude_rated.then_some(&rated))?;
     f.put("top-N device", json!(device.to_string()), device.describe());
     f.time(&format!("top-{} for {n_users} users", args.k), started);
     let started = Instant::now();

@@ -29,7 +29,13 @@ pub fn parse_rated(info: &RunInfo, arg: &str) -> Result<(u32, f32)> {
 }
 
 /// Prints the top-k for a folded-in rating user.
-pub fn recommend_rated(model: &MfModel, info: &RunInfo, rated_args: &[String], k: usize) -> Result<()> {
+pub fn recommend_rated(
+    run: &std::path::Path,
+    model: &MfModel,
+    info: &RunInfo,
+    rated_args: &[String],
+    k: usize,
+) -> Result<()> {
     let rated = rated_args.iter().map(|a| parse_rated(info, a)).collect::<Result<Vec<_>>>()?;
     let user = fold_in_rating_user(model, &rated, &FoldInConfig::default())?;
     outln!("folded in a new user from {} ratings ({} model):", rated.len(), info.model_kind);
@@ -38,10 +44,12 @@ pub fn recommend_rated(model: &MfModel, info: &RunInfo, rated_args: &[String], k
     }
     let excluded: Vec<u32> = rated.iter().map(|&(m, _)| m).collect();
     outln!("top {k} (predicted stars, rated movies excluded):");
-    for (rank, (m, stars)) in user.top(k, &excluded)?.into_iter().enumerate() {
+    let top = user.top(k, &excluded)?;
+    let movies: Vec<u32> = top.iter().map(|&(m, _)| m).collect();
+    for (rank, (m, stars)) in top.into_iter().enumerate() {
         outln!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
     }
-    Ok(())
+    crate::lists::warn_if_rarely_rated(run, info, &movies)
 }
 
 /// Prints the top-k for an item2vec (or any embedding) run from watched titles.

@@ -18,6 +18,7 @@ mod device_arg;
 mod evaluate_cmd;
 mod export_cmd;
 mod fold_in;
+mod lists;
 mod middle;
 mod movie_arg;
 mod pipeline;

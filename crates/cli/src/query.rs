@@ -116,7 +116,7 @@ pub fn recommend(mut args: RecommendArgs) -> Result<()> {
     }
     let (model, info) = rating_model(&args.run)?;
     if !args.rated.is_empty() {
-        return crate::fold_in::recommend_rated(&model, &info, &args.rated, args.k);
+        return crate::fold_in::recommend_rated(&args.run, &model, &info, &args.rated, args.k);
     }
     let raw_user = args.user.context("give --user, --rated or --watched")?;
     let user = user_of(&info, raw_user)?;
@@ -136,10 +136,11 @@ pub fn recommend(mut args: RecommendArgs) -> Result<()> {
         if args.exclude_rated { format!(", excluding {} rated", seen.len()) } else { String::new() },
         info.model_kind
     );
+    let movies: Vec<u32> = top.iter().map(|&(m, _)| m).collect();
     for (rank, (m, stars)) in top.into_iter().enumerate() {
         outln!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
     }
-    Ok(())
+    crate::lists::warn_if_rarely_rated(&args.run, &info, &movies)
 }
 
 /// Runs `reelvec predict`.

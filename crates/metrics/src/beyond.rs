@@ -21,6 +21,12 @@
 //!
 //! Catalogue coverage follows the same library: distinct recommended movies / catalogue size
 //! (the library uses the number of distinct training movies; the caller passes which count).
+//!
+//! # Lists dominated by rarely rated movies
+//! [`rarely_rated`] counts the movies of a list with fewer than [`FEW_RATINGS`] training
+//! ratings; a list where they are more than half is flagged wherever a list is shown (the
+//! pipeline report, `recommend`), since rating models put movies with one or two high ratings
+//! on top.
 
 use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
@@ -221,6 +227,31 @@ impl BeyondAccuracy {
     }
 }
 
+/// A list is dominated by rarely rated movies when more than half of its movies have fewer than
+/// this many training ratings.
+pub const FEW_RATINGS: u32 = 5;
+
+/// `Some(n)` when `n`, the number of movies of `list` with fewer than [`FEW_RATINGS`] training
+/// ratings (`train_counts[movie]`; a movie beyond the counts has none), is more than half the
+/// list; `None` otherwise (and for an empty list). Padding ([`NO_ITEM`]) is skipped.
+pub fn rarely_rated(list: impl IntoIterator<Item = u32>, train_counts: &[u32]) -> Option<usize> {
+    let (mut few, mut len) = (0usize, 0usize);
+    for movie in list.into_iter().filter(|&m| m != NO_ITEM) {
+        len += 1;
+        if train_counts.get(movie as usize).is_none_or(|&c| c < FEW_RATINGS) {
+            few += 1;
+        }
+    }
+    (2 * few > len).then_some(few)
+}
+
+/// The warning line shown under a list that [`rarely_rated`] flags.
+pub fn rarely_rated_warning(few: usize, len: usize) -> String {
+    format!(
+        "warning: {few} of these {len} movies have fewer than {FEW_RATINGS} training ratings: the list is dominated by rarely rated movies whose scores rest on little data"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +333,19 @@ mod tests {
         assert_abs_diff_eq!(b.catalogue_coverage, 1.0, epsilon = 1e-12);
         assert!(BeyondAccuracy::compute(lists.view(), e.view(), &[4.0], &[2, 1, 1]).is_err());
         assert!(intra_list_diversity(array![[5u32, 0]].view(), e.view()).is_err());
+    }
+
+    #[test]
+    fn rarely_rated_flags_lists_where_more_than_half_have_few_ratings() {
+        // Movies 0, 1, 2 have fewer than 5 training ratings, 3 and 4 do not; 9 is beyond the
+        // counts (never rated in training).
+        let counts = [0, 1, 4, 5, 100];
+        assert_eq!(rarely_rated([0, 1, 2, 3], &counts), Some(3));
+        assert_eq!(rarely_rated([0, 1, 3, 4], &counts), None); // exactly half is not "more than half"
+        assert_eq!(rarely_rated([9, 3], &counts), None);
+        assert_eq!(rarely_rated([9, 0, 3], &counts), Some(2));
+        assert_eq!(rarely_rated([NO_ITEM, NO_ITEM, 4, 2], &counts), None); // padding skipped
+        assert_eq!(rarely_rated(std::iter::empty(), &counts), None);
+        assert!(rarely_rated_warning(3, 4).contains("3 of these 4 movies have fewer than 5"));
     }
 }

@@ -234,6 +234,17 @@ impl RatedItems {
         Self::from_unsorted_csr(indptr, indices)
     }
 
+    /// How many rows hold each movie (`n_movies` counts; a movie index at or above `n_movies`
+    /// is an error): the training counts of a run's rated table.
+    pub fn movie_counts(&self, n_movies: usize) -> Result<Vec<u32>> {
+        let mut counts = vec![0u32; n_movies];
+        for &j in &self.indices {
+            check_index("RatedItems movie", j as usize, n_movies)?;
+            counts[j as usize] += 1;
+        }
+        Ok(counts)
+    }
+
     /// The CSR offsets (`n_users + 1`).
     pub fn indptr(&self) -> &[usize] {
         &self.indptr
@@ -713,5 +724,8 @@ mod tests {
         assert_eq!(rated.row(2), &[3, 5]);
         assert_eq!(rated.n_users(), 3);
         assert!(RatedItems::from_pairs(2, &[2], &[0]).is_err());
+        // Movie 5 is rated by user 2 once after de-duplication; movie 6 is out of range.
+        assert_eq!(rated.movie_counts(6).unwrap(), vec![1, 1, 0, 1, 0, 1]);
+        assert!(rated.movie_counts(5).is_err());
     }
 }

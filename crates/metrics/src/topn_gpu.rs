@@ -46,6 +46,20 @@ pub const SCORE_BLOCK_BYTES: usize = 512 << 20;
 /// Threads per selection block (`SEL_THREADS` in topn.cu).
 const SELECT_THREADS: u32 = 256;
 
+/// Top-N for every user on `device`: the CPU's blocked [`crate::topn::top_n`] or this module's
+/// [`top_n`] on a CUDA device. The one place a caller's device choice becomes a top-N backend.
+pub fn top_n_on(
+    device: reelvec_engine::Device,
+    model: &FactorScores<'_>,
+    config: &TopNConfig,
+    exclude: Option<&RatedItems>,
+) -> Result<TopN> {
+    match device {
+        reelvec_engine::Device::Cpu => crate::topn::top_n(model, config, exclude),
+        reelvec_engine::Device::Cuda(_) => top_n(&Gpu::for_device(device)?, model, config, exclude),
+    }
+}
+
 /// Top-N for every user of the model on `gpu`. See [`top_n_for_users`].
 pub fn top_n(
     gpu: &Gpu,

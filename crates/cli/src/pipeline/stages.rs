@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use ndarray::ArrayView2;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::History;
+use reelvec_metrics::beyond::{rarely_rated, rarely_rated_warning};
 use reelvec_models::config;
 use reelvec_models::mf::MfModel;
 use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual, MovieScore};
@@ -150,20 +151,9 @@ impl NotebookLabel {
     }
 }
 
-/// A top-N list is dominated by rarely rated movies when more than half of its movies have fewer
-/// than this many training ratings.
-pub(crate) const FEW_RATINGS: u32 = 5;
-
-/// A warning when more than half of `list` has fewer than [`FEW_RATINGS`] training ratings.
+/// The warning under `list` when reelvec-metrics' [`rarely_rated`] flags it.
 fn few_ratings_warning(list: &[MovieScore], train_counts: &[u32]) -> Option<String> {
-    let few =
-        list.iter().filter(|m| train_counts.get(m.movie as usize).is_none_or(|&c| c < FEW_RATINGS)).count();
-    (2 * few > list.len()).then(|| {
-        format!(
-            "warning: {few} of these {} movies have fewer than {FEW_RATINGS} training ratings: the list is dominated by rarely rated movies whose scores rest on little data",
-            list.len()
-        )
-    })
+    rarely_rated(list.iter().map(|m| m.movie), train_counts).map(|few| rarely_rated_warning(few, list.len()))
 }
 
 fn header(ctx: &StageContext<'_>, id: &str, title: &str) -> Section {
