@@ -19,8 +19,6 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use reelvec_data::transforms::{self, MovieStats};
 use reelvec_data::Dataset;
-use reelvec_engine::gpu::Gpu;
-use reelvec_engine::Device;
 use reelvec_metrics::ranking::{target_rank, RankSummary};
 use reelvec_metrics::{BeyondAccuracy, RatedItems, TopNConfig};
 use reelvec_models::checkpoint::{self, fingerprint_ratings};

@@ -56,7 +56,7 @@ pub fn top_n_on(
 ) -> Result<TopN> {
     match device {
         reelvec_engine::Device::Cpu => crate::topn::top_n(model, config, exclude),
-        reelvec_engine::Device::Cuda(_) => top_n(&Gpu::for_device(device)?, model, config, exclude),
+        reelvec_engine::Device::Cuda(_) => top_n(&*Gpu::for_device(device)?, model, config, exclude),
     }
 }
 

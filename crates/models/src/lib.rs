@@ -48,7 +48,7 @@
 //! i2v.train.quiet = true;
 //! let out = p0_cbow::run_on(&ds, &i2v, Device::Cpu)?;
 //! let movie = out.dataset.movies.dense(100).expect("movie 100 kept");
-//! let near = out.model.nearest_by_cosine(movie, 3);
+//! let near = out.model.nearest_by_cosine(movie, 3)?;
 //! assert_eq!(near.len(), 3);
 //! assert!(near.iter().all(|&(m, _)| m != movie));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
