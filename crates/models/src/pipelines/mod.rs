@@ -160,6 +160,11 @@ pub(crate) fn check_fraction(key: &str, f: f64) -> Result<(), ModelError> {
     check_key(key, f, "0 < fraction <= 1", f > 0.0 && f <= 1.0)
 }
 
+/// Checks an initial standard deviation: finite and above 0 (0 would give all-zero tables).
+pub(crate) fn check_init_std(key: &str, std: f32) -> Result<(), ModelError> {
+    check_key(key, std, "a finite number > 0", std.is_finite() && std > 0.0)
+}
+
 /// Checks a rank / embedding size: 1 to [`MAX_DIM`] (tables are also sized against memory
 /// once the data's shape is known).
 pub(crate) fn check_dim(key: &str, k: usize) -> Result<(), ModelError> {

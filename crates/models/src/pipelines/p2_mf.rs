@@ -41,7 +41,10 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{check_dim, check_fraction, check_key, check_train, find_title, require_ratings, MovieScore};
+use super::{
+    check_dim, check_fraction, check_init_std, check_key, check_train, find_title, require_ratings,
+    MovieScore,
+};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
 use crate::traits::no_vector_as_none;
@@ -134,12 +137,7 @@ impl Config {
             "finite lo < hi",
             lo.is_finite() && hi.is_finite() && lo < hi,
         )?;
-        check_key(
-            "init_std",
-            self.init_std,
-            "a finite number > 0",
-            self.init_std.is_finite() && self.init_std > 0.0,
-        )?;
+        check_init_std("init_std", self.init_std)?;
         let b = self.bias_init_std;
         check_key("bias_init_std", b, "a finite number >= 0 (0: zeros)", b.is_finite() && b >= 0.0)?;
         check_fraction("train_fraction", self.train_fraction)?;

@@ -29,7 +29,10 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{check_dim, check_fraction, check_key, check_train, require_ratings, run_info_for, MovieScore};
+use super::{
+    check_dim, check_fraction, check_init_std, check_key, check_train, require_ratings, run_info_for,
+    MovieScore,
+};
 use crate::checkpoint;
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
@@ -94,12 +97,7 @@ impl Config {
     /// [`run_on`] calls it before any work.
     pub fn validate(&self) -> Result<(), ModelError> {
         check_dim("k", self.k)?;
-        check_key(
-            "init_std",
-            self.init_std,
-            "a finite number > 0",
-            self.init_std.is_finite() && self.init_std > 0.0,
-        )?;
+        check_init_std("init_std", self.init_std)?;
         check_fraction("train_fraction", self.train_fraction)?;
         check_key("top_n", self.top_n, "at least 1", self.top_n >= 1)?;
         check_train("train", &self.train)
