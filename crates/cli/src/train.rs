@@ -397,16 +397,19 @@ fn train_cooc(args: &Args, cfg: p1_cooc::Config, device: Device) -> Result<()> {
     let o = p1_cooc::run_on(&ds, &cfg, device)?;
     o.save(&args.out, &ds, &cfg, Some(&args.data))?;
     let f = &o.figures;
+    outln!("movies {}  likes {}  k {}  {} steps in {:.2}s", f.movies, f.likes, f.k, f.steps, f.train_seconds);
+    let sci = |c: Option<f64>| c.map_or("-".into(), |c| format!("{c:.6e}"));
     outln!(
-        "movies {}  likes {}  k {}  final cost {:.6e}  reference {}  ratio {}  {} steps in {:.2}s",
-        f.movies,
-        f.likes,
-        f.k,
+        "masked cost {:.6e}  reference masked cost {}  ratio {}",
         f.final_cost,
-        f.reference_cost.map_or("-".into(), |c| format!("{c:.6e}")),
-        opt(f.ratio),
-        f.steps,
-        f.train_seconds
+        sci(f.reference_masked_cost),
+        opt(f.ratio_to_reference_masked)
+    );
+    outln!(
+        "unmasked cost {:.6e}  reference unmasked cost (rank-k optimum) {}  ratio {}",
+        f.final_unmasked_cost,
+        sci(f.reference_cost),
+        opt(f.ratio_unmasked)
     );
     if let Some(note) = &f.reference_note {
         outln!("{note}");
