@@ -66,7 +66,7 @@ pub enum MetricsError {
 pub type Result<T> = std::result::Result<T, MetricsError>;
 
 /// Fails with [`MetricsError::ShapeMismatch`] unless `actual == expected`.
-pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
+pub fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
     if expected == actual {
         Ok(())
     } else {
@@ -75,7 +75,7 @@ pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> R
 }
 
 /// Fails with [`MetricsError::IndexOutOfRange`] unless `index < len`.
-pub(crate) fn check_index(what: &'static str, index: usize, len: usize) -> Result<()> {
+pub fn check_index(what: &'static str, index: usize, len: usize) -> Result<()> {
     if index < len {
         Ok(())
     } else {

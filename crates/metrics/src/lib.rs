@@ -15,6 +15,8 @@
 //! - [`similarity`]: cosine matrices, nearest neighbours, strongest pairs, best/worst by bias.
 //! - [`foldin`]: a new user's vector and bias from a few ratings (ridge through LAPACK, Gauss-Newton
 //!   through sigmoid links), and the item2vec mean-of-watched profile.
+//! - [`protocol`]: the ranking protocol's [`protocol::ItemScorer`] (every movie scored for a block
+//!   of users), implemented by [`FactorScores`] and by reelvec-models' ranking models.
 //! - [`projection`]: PCA (LAPACK SVD, deterministic signs) and exact seeded t-SNE.
 //!
 //! ```
@@ -33,6 +35,7 @@ pub mod beyond;
 pub mod error;
 pub mod foldin;
 pub mod projection;
+pub mod protocol;
 pub mod ranking;
 pub mod rating;
 pub mod similarity;
@@ -42,6 +45,7 @@ pub mod topn_gpu;
 pub use beyond::BeyondAccuracy;
 pub use error::{MetricsError, Result};
 pub use foldin::{FoldIn, FoldInConfig};
+pub use protocol::ItemScorer;
 pub use ranking::{RankSummary, SequenceMetrics};
 pub use rating::RatingScale;
 pub use topn::{FactorScores, RatedItems, ScoreLink, TopN, TopNConfig};

@@ -79,6 +79,7 @@ mod kind;
 pub mod mf;
 pub mod mf_gpu;
 pub mod pipelines;
+pub mod ranking;
 pub mod titles;
 pub mod traits;
 

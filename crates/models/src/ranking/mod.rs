@@ -1,0 +1,183 @@
+//! Models built for ranking over implicit feedback (every rating is an interaction): popularity
+//! (the floor every model must clear), item-item cosine neighbours, EASE^R, implicit ALS and BPR.
+//!
+//! Each model is fitted on a training set of interactions ([`Interactions`]: one sorted row of
+//! movies per user) and then scores every movie for any block of users through
+//! reelvec-metrics' [`ItemScorer`] — so the ranking protocol, `reelvec compare`, top-N and
+//! `recommend` treat every model alike. [`fit_ranker`] is the one dispatch by [`RankerKind`];
+//! hyperparameters come as a JSON object of overrides over each model's defaults (the keys a
+//! `--set` or a `compare --tune` grid names), and [`Ranker::params`] reports the full set used.
+//!
+//! This module owns the models; the split, the metrics and the top-N selection are
+//! reelvec-data's and reelvec-metrics'.
+
+mod popularity;
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::ArrayView2;
+use reelvec_engine::Device;
+use reelvec_metrics::{ItemScorer, RatedItems};
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+pub use popularity::Popularity;
+
+/// A training set of implicit interactions: per user, the sorted movies they interacted with
+/// (reelvec-metrics' [`RatedItems`], users `0..n_users`), over a catalogue of `n_items` movies.
+#[derive(Debug, Clone, Copy)]
+pub struct Interactions<'a> {
+    /// One sorted, de-duplicated row of movies per user.
+    pub by_user: &'a RatedItems,
+    /// Movies in the catalogue (every index in `by_user` is below it).
+    pub n_items: usize,
+}
+
+impl<'a> Interactions<'a> {
+    /// Checks that every movie index is below `n_items`.
+    pub fn new(by_user: &'a RatedItems, n_items: usize) -> Result<Self, ModelError> {
+        if let Some(&bad) = by_user.indices().iter().find(|&&j| j as usize >= n_items) {
+            return Err(ModelError::InvalidData(format!(
+                "interaction with movie index {bad}, but the catalogue has {n_items} movies"
+            )));
+        }
+        Ok(Interactions { by_user, n_items })
+    }
+
+    /// Number of users.
+    pub fn n_users(&self) -> usize {
+        self.by_user.n_users()
+    }
+
+    /// Number of interactions.
+    pub fn nnz(&self) -> usize {
+        self.by_user.indices().len()
+    }
+}
+
+/// The ranking model kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RankerKind {
+    /// Training interaction counts.
+    Popularity,
+    /// Cosine item-item neighbours (top-k per item kept).
+    ItemKnn,
+    /// EASE^R (Steck 2019), closed form.
+    Ease,
+    /// Implicit ALS (Hu, Koren, Volinsky 2008) with conjugate-gradient solves.
+    Ials,
+    /// Bayesian personalised ranking (Rendle 2009).
+    Bpr,
+}
+
+impl RankerKind {
+    /// Every kind.
+    pub const ALL: [RankerKind; 5] =
+        [RankerKind::Popularity, RankerKind::ItemKnn, RankerKind::Ease, RankerKind::Ials, RankerKind::Bpr];
+
+    /// The name as the CLI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RankerKind::Popularity => "popularity",
+            RankerKind::ItemKnn => "itemknn",
+            RankerKind::Ease => "ease",
+            RankerKind::Ials => "ials",
+            RankerKind::Bpr => "bpr",
+        }
+    }
+}
+
+impl fmt::Display for RankerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RankerKind {
+    type Err = ModelError;
+
+    /// Parses the CLI spelling, case-insensitively (`item-knn` and `item_knn` too).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace(['_', '-'], "");
+        RankerKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == norm)
+            .ok_or_else(|| ModelError::UnknownModelKind(s.to_string()))
+    }
+}
+
+/// A fitted ranking model.
+pub trait Ranker: ItemScorer + Send {
+    /// Which model this is.
+    fn kind(&self) -> RankerKind;
+
+    /// Every hyperparameter used, as a JSON object (defaults filled in).
+    fn params(&self) -> serde_json::Value;
+
+    /// One embedding row per movie, for models that have them (similar-movie queries, exports).
+    fn item_embeddings(&self) -> Option<ArrayView2<'_, f32>> {
+        None
+    }
+}
+
+/// Fits a ranking model of `kind` on `train`. `params` is a JSON object of overrides (unknown
+/// keys and out-of-range values are [`ModelError::ConfigValue`] / [`ModelError::UnknownConfigKey`]
+/// before any work); `seed` fixes every random choice; `device` picks CPU or CUDA where the model
+/// has a CUDA twin (others refuse a CUDA device with [`ModelError::Unsupported`]).
+pub fn fit_ranker(
+    kind: RankerKind,
+    train: Interactions<'_>,
+    params: &serde_json::Value,
+    seed: u64,
+    device: Device,
+) -> Result<Box<dyn Ranker>, ModelError> {
+    let _ = seed;
+    match kind {
+        RankerKind::Popularity => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(Popularity::fit(train, params)?))
+        }
+        other => Err(ModelError::Unsupported { operation: "fitting".into(), kind: other.to_string() }),
+    }
+}
+
+/// Refuses a CUDA device for a model without a CUDA twin.
+fn cpu_only(kind: RankerKind, device: Device) -> Result<(), ModelError> {
+    match device {
+        Device::Cpu => Ok(()),
+        Device::Cuda(_) => {
+            Err(ModelError::Unsupported { operation: "training on CUDA".into(), kind: kind.to_string() })
+        }
+    }
+}
+
+/// Takes the keys of a JSON object of overrides; `allowed` lists the valid keys. Anything that is
+/// not an object, or an unknown key, is an error naming the model.
+pub(crate) fn check_param_keys(
+    kind: RankerKind,
+    params: &serde_json::Value,
+    allowed: &[&str],
+) -> Result<(), ModelError> {
+    let map = match params {
+        serde_json::Value::Null => return Ok(()),
+        serde_json::Value::Object(map) => map,
+        other => {
+            return Err(ModelError::InvalidConfig(format!(
+                "{kind} parameters must be an object of key = value, got {other}"
+            )))
+        }
+    };
+    for key in map.keys() {
+        if !allowed.contains(&key.as_str()) {
+            return Err(ModelError::UnknownConfigKey {
+                key: key.clone(),
+                origin: format!("{kind} parameters"),
+                valid: allowed.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
