@@ -19,7 +19,11 @@
 //! in, files of the old directory that are not run files (a plot the user saved there) moved
 //! over, and the old run removed. A crash at any point leaves either the old run or the new one
 //! complete under the real name (plus, at worst, a hidden staging or old directory beside it),
-//! never a mix of the two. [`check_run_dir`] refuses, before training, a target that is a
+//! never a mix of the two. Hidden names carry the writer's process id
+//! (`.NAME.staging-PID-XXXXXX`); the next save of the same run removes leftovers of writers that
+//! are no longer running ([`remove_stale_leftovers`]: on Linux, where `/proc/PID` tells; a staging
+//! directory always, an old directory only when the run exists under its real name and the old
+//! directory holds nothing but run files), so killed saves do not pile up. [`check_run_dir`] refuses, before training, a target that is a
 //! symbolic link, a file, or a non-empty directory that is no run directory (so a mistyped
 //! `--out ~` is never replaced).
 //!
@@ -439,9 +443,10 @@ pub fn save_run(
     let parent = reelvec_outfile::parent_of(dir);
     fs::create_dir_all(parent).map_err(|e| ModelError::io(parent, e))?;
     let name = stage_name(dir);
+    remove_stale_leftovers(parent, &name, dir);
     // Removed when dropped, so every error path below leaves nothing behind.
     let stage = tempfile::Builder::new()
-        .prefix(&format!(".{name}.staging-"))
+        .prefix(&format!(".{name}.staging-{}-", std::process::id()))
         .tempdir_in(parent)
         .map_err(|e| ModelError::io(parent, e))?;
     for (file, bytes) in &files {
@@ -456,6 +461,47 @@ pub fn save_run(
     commit_staged(stage, dir, parent, &name)
 }
 
+/// Removes the hidden directories that killed saves of run `name` left in `parent` (module
+/// docs): `.NAME.staging-PID-*` and `.NAME.old-PID-*` whose writer `PID` no longer runs. A
+/// leftover is removed only when it is a real directory (not a symbolic link) whose entries are
+/// all plain run files; an old directory only when the run `dir` exists (otherwise it may be
+/// the only copy of the run). Best effort: nothing here fails a save; where the system cannot
+/// tell whether a process runs (no `/proc`), nothing is removed.
+pub fn remove_stale_leftovers(parent: &Path, name: &str, dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    let run_exists = fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let Some(rest) = file.strip_prefix(&format!(".{name}.")) else { continue };
+        let (kind_ok, tail) = if let Some(t) = rest.strip_prefix("staging-") {
+            (true, t)
+        } else if let Some(t) = rest.strip_prefix("old-") {
+            (run_exists, t)
+        } else {
+            continue;
+        };
+        let Some((pid, _)) = tail.split_once('-') else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if !kind_ok || pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let only_run_files = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
+            && fs::read_dir(&path).is_ok_and(|files| {
+                files.flatten().all(|f| {
+                    f.file_type().is_ok_and(|t| t.is_file()) && RUN_FILES.iter().any(|r| f.file_name() == *r)
+                })
+            });
+        if only_run_files {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// Renames a complete staging directory to `dir`, replacing a run there (module docs).
 fn commit_staged(stage: tempfile::TempDir, dir: &Path, parent: &Path, name: &str) -> Result<(), ModelError> {
     if fs::symlink_metadata(dir).is_err() {
@@ -465,7 +511,7 @@ fn commit_staged(stage: tempfile::TempDir, dir: &Path, parent: &Path, name: &str
     }
     // An empty, uniquely named directory that the old run is renamed onto.
     let aside = tempfile::Builder::new()
-        .prefix(&format!(".{name}.old-"))
+        .prefix(&format!(".{name}.old-{}-", std::process::id()))
         .tempdir_in(parent)
         .map_err(|e| ModelError::io(parent, e))?
         .keep();
@@ -928,6 +974,52 @@ mod tests {
         assert_eq!(file_names(&dir), vec!["loss.svg", MANIFEST_FILE, MODEL_FILE, RUN_FILE]);
         // Only the crashed staging directory (not ours) remains beside the run.
         assert_eq!(file_names(parent.path()), vec![".run.staging-abc123", "run"]);
+    }
+
+    #[test]
+    fn a_save_removes_what_killed_saves_of_the_same_run_left_behind() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("run");
+        // A writer that is gone: a child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let leftover = |name: &str, files: &[&str]| {
+            let d = parent.path().join(name);
+            fs::create_dir(&d).unwrap();
+            for f in files {
+                fs::write(d.join(f), b"half").unwrap();
+            }
+        };
+        leftover(&format!(".run.staging-{dead}-aaaaaa"), &[MODEL_FILE]);
+        leftover(&format!(".run.old-{dead}-bbbbbb"), &[MODEL_FILE, RUN_FILE]);
+        // Kept: a live writer's staging (pid 1 always runs), a leftover holding a user's file,
+        // another run's leftover, and a name that carries no pid.
+        leftover(".run.staging-1-cccccc", &[MODEL_FILE]);
+        leftover(&format!(".run.staging-{dead}-dddddd"), &["notes.txt"]);
+        leftover(&format!(".other.staging-{dead}-eeeeee"), &[MODEL_FILE]);
+        leftover(".run.staging-abc123", &[MODEL_FILE]);
+        // The first save: no run under the real name yet, so the old directory stays.
+        save_run(&dir, &store(), &info(), None).unwrap();
+        let mut want = vec![
+            ".other.staging-DEAD-eeeeee".to_string(),
+            ".run.old-DEAD-bbbbbb".to_string(),
+            ".run.staging-1-cccccc".to_string(),
+            ".run.staging-DEAD-dddddd".to_string(),
+            ".run.staging-abc123".to_string(),
+            "run".to_string(),
+        ];
+        let names = |want: &mut Vec<String>| {
+            let mut w: Vec<String> = want.iter().map(|n| n.replace("DEAD", &dead.to_string())).collect();
+            w.sort();
+            w
+        };
+        assert_eq!(file_names(parent.path()), names(&mut want));
+        // The second save: the run exists, so the dead writer's old directory goes too.
+        save_run(&dir, &store(), &info(), None).unwrap();
+        want.retain(|n| !n.starts_with(".run.old-"));
+        assert_eq!(file_names(parent.path()), names(&mut want));
+        assert_eq!(load_run(&dir).unwrap().0, store());
     }
 
     #[test]
