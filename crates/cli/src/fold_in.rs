@@ -40,13 +40,14 @@ pub fn recommend_rated(
     let user = fold_in_rating_user(model, &rated, &FoldInConfig::default())?;
     outln!("folded in a new user from {} ratings ({} model):", rated.len(), info.model_kind);
     for &(m, r) in &rated {
-        outln!("  rated {r:>4.1}  fitted {:>6.3}  {}", user.predict(m), info.title(m));
+        outln!("  rated {r:>4.1}  fitted {:>6.3}  {}", info.clip_to_scale(user.predict(m)), info.title(m));
     }
     let excluded: Vec<u32> = rated.iter().map(|&(m, _)| m).collect();
     outln!("top {k} (predicted stars, rated movies excluded):");
     let top = user.top(k, &excluded)?;
     let movies: Vec<u32> = top.iter().map(|&(m, _)| m).collect();
     for (rank, (m, stars)) in top.into_iter().enumerate() {
+        let stars = info.clip_to_scale(stars);
         outln!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
     }
     crate::lists::warn_if_rarely_rated(run, info, &movies)

@@ -138,6 +138,7 @@ pub fn recommend(mut args: RecommendArgs) -> Result<()> {
     );
     let movies: Vec<u32> = top.iter().map(|&(m, _)| m).collect();
     for (rank, (m, stars)) in top.into_iter().enumerate() {
+        let stars = info.clip_to_scale(stars);
         outln!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
     }
     crate::lists::warn_if_rarely_rated(&args.run, &info, &movies)
@@ -152,7 +153,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         .with_context(|| format!("movie {} is not in this run's data", args.movie))?;
     outln!(
         "{:.4} stars  (user {}, movie {} {})",
-        model.predict(user, movie),
+        info.clip_to_scale(model.predict(user, movie)),
         args.user,
         args.movie,
         info.title(movie)

@@ -185,6 +185,38 @@ fn sigmoid_and_residual_runs_predict_in_stars() {
 }
 
 #[test]
+fn printed_predictions_stay_on_the_rating_scale() {
+    // P2's sigmoid range reaches 5.5 on a 1-5 scale: a run whose movie biases push every output
+    // toward 5.5 must still print at most 5 stars (its RMSE figures keep the raw output).
+    use reelvec_models::mf::MfModel;
+    let f = fixture();
+    let run = train(&f, "mf", &["--set", "k=4", "--set", "train.epochs=2"]);
+    let (mut params, info) = reelvec_models::checkpoint::load_run(&run).unwrap();
+    assert_eq!(info.rating_scale, Some([1.0, 5.0]));
+    let bias = params.id("movie_bias").unwrap();
+    params.get_mut(bias).data.iter_mut().for_each(|b| *b = 20.0);
+    let model = MfModel::from_run(&params, &info, &run).unwrap();
+    let rated = reelvec_models::checkpoint::load_rated(&run).unwrap();
+    model.save(&run, &info, rated.as_ref()).unwrap();
+    let (reloaded, _) = MfModel::load(&run).unwrap();
+    use reelvec_models::RatingModel;
+    assert!(reloaded.predict(2, 3) > 5.4, "the raw output is beyond the scale");
+    let r = run.to_str().unwrap();
+    let first_number =
+        |line: &str, at: usize| -> f32 { line.split_whitespace().nth(at).unwrap().parse().unwrap() };
+    let p = ok(&["predict", "--run", r, "--user", "3", "--movie", "2"]);
+    assert_eq!(first_number(&p, 0), 5.0, "{p}");
+    let rec = ok(&["recommend", "--run", r, "--user", "3", "-k", "3"]);
+    let listed: Vec<f32> =
+        rec.lines().skip(1).filter(|l| !l.trim().is_empty()).take(3).map(|l| first_number(l, 1)).collect();
+    assert_eq!(listed, vec![5.0; 3], "{rec}");
+    let folded = ok(&["recommend", "--run", r, "--rated", "Alpha (1990)=5", "-k", "2"]);
+    for line in folded.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())) {
+        assert!(first_number(line, 1) <= 5.0, "{folded}");
+    }
+}
+
+#[test]
 fn config_errors_and_print_config() {
     let f = fixture();
     let d = f.data.to_str().unwrap();

@@ -137,6 +137,18 @@ impl RunInfo {
         }
     }
 
+    /// Predicted stars as a user sees them: clipped to the run's rating scale when it has one.
+    /// Printed predictions (`predict`, `recommend`, fold-in) go through here; the figures
+    /// (RMSE, MAE) use the model's own output, as the notebooks do — P2's sigmoid range reaches
+    /// 5.5 on a 1–5 scale by design, and its validation RMSE stays comparable with PyTorch's.
+    /// Rankings use the unclipped scores, so clipping never reorders a list.
+    pub fn clip_to_scale(&self, stars: f32) -> f32 {
+        match self.rating_scale {
+            Some([lo, hi]) if lo <= hi => stars.clamp(lo, hi),
+            _ => stars,
+        }
+    }
+
     /// The dense index of a raw movie id.
     pub fn movie_dense(&self, raw: u64) -> Option<u32> {
         self.movie_raw_ids.iter().position(|&r| r == raw).map(|i| i as u32)
