@@ -16,11 +16,11 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use reelvec_bench::cooc_bench::bench_step;
+use reelvec_bench::cooc_bench::{bench_step, profile_step};
 use reelvec_data::synth::{generate, Preset, SynthConfig};
 use reelvec_engine::gpu::{self, Gpu};
 use reelvec_engine::Device;
-use reelvec_models::cooc::gpu::{fit_gpu, profile_step, GpuCooc};
+use reelvec_models::cooc::gpu::{fit_gpu, GpuCooc};
 use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, CoocScratch, LikeMatrix};
 use reelvec_models::pipelines::p1_cooc::{self, Config};
 

@@ -308,8 +308,8 @@ impl GpuCooc {
                 actual: v.len(),
             }));
         }
-        self.users.product(gpu, v, v, k, false, &mut self.lv, &mut self.partial)?;
-        self.movies.product(gpu, &self.lv, v, k, true, &mut self.x0v, &mut self.partial)?;
+        self.enqueue_user_product(gpu, v)?;
+        self.enqueue_movie_product(gpu, v)?;
         let (k32, m32, blocks32, kk32) = (k as u32, m as u32, self.gram_blocks as u32, (k * k) as u32);
 
         let f = gpu.function(&COOC_CU, "cooc_gram_partials")?;
@@ -371,6 +371,32 @@ impl GpuCooc {
                 .arg(&mut self.bad_step);
             // SAFETY: one thread per element of the M x k buffers.
             unsafe { l.launch(grid_for(m * k)) }.map_err(|e| gpu.launch_error("cooc_grad", e))?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues `L V` (users x k) at `v`, the first sparse product of [`GpuCooc::enqueue`]
+    /// (public so that reelvec-bench can time the phases of a step apart).
+    pub fn enqueue_user_product(&mut self, gpu: &Gpu, v: &CudaSlice<f32>) -> Result<(), ModelError> {
+        self.check_factors(v)?;
+        self.users.product(gpu, v, v, self.k, false, &mut self.lv, &mut self.partial)
+    }
+
+    /// Enqueues `X0 V = S^T (L V) - D v` (movies x k) from the last [`GpuCooc::enqueue_user_product`],
+    /// the second sparse product of [`GpuCooc::enqueue`].
+    pub fn enqueue_movie_product(&mut self, gpu: &Gpu, v: &CudaSlice<f32>) -> Result<(), ModelError> {
+        self.check_factors(v)?;
+        self.movies.product(gpu, &self.lv, v, self.k, true, &mut self.x0v, &mut self.partial)
+    }
+
+    fn check_factors(&self, v: &CudaSlice<f32>) -> Result<(), ModelError> {
+        let expected = self.n_movies * self.k;
+        if v.len() < expected {
+            return Err(ModelError::Engine(EngineError::ShapeMismatch {
+                what: "P1 factors on the GPU".to_string(),
+                expected,
+                actual: v.len(),
+            }));
         }
         Ok(())
     }
@@ -495,58 +521,4 @@ fn read_history(
         costs.push(cost);
     }
     Ok(())
-}
-
-/// Mean seconds of each phase of a step over `steps` steps, the device synchronised around
-/// every phase (so the sum exceeds reelvec-bench's `cooc_bench::bench_step` figure by the
-/// launch gaps): `L V`, `X0 V`, the Gram/cost reductions, the gradient, Adam. For tuning the kernels; not a benchmark.
-#[doc(hidden)]
-pub fn profile_step(
-    gpu: &Gpu,
-    problem: &CoocProblem,
-    k: usize,
-    steps: usize,
-) -> Result<Vec<(&'static str, f64)>, ModelError> {
-    let config = CoocConfig { dim: k, ..CoocConfig::default() };
-    let mut params = ParamStore::new();
-    let table = init_factors(problem, &config, 1, &mut params)?;
-    let mut cooc = GpuCooc::new(gpu, problem, k)?;
-    let mut dev_params = GpuParams::upload(gpu, &params)?;
-    let mut dev_grads = GpuGrads::zeros_like(gpu, &dev_params)?;
-    let mut adam =
-        GpuOptimizer::new(gpu, &OptimizerConfig::Adam(AdamConfig::default()), &dev_params, &dev_grads)?;
-    let mut costs = gpu.zeros::<f64>(2, "P1 cost slot")?;
-    let mut totals = [0.0f64; 5];
-    for _ in 0..steps.max(1) {
-        // Borrowed per step: the optimizer step below writes these factors.
-        let v = &dev_params.get(table).data;
-        let mut t = Instant::now();
-        let mut lap = |i: usize, totals: &mut [f64; 5]| -> Result<(), ModelError> {
-            gpu.sync("P1 profile")?;
-            totals[i] += t.elapsed().as_secs_f64();
-            t = Instant::now();
-            Ok(())
-        };
-        lap(0, &mut [0.0; 5])?;
-        cooc.users.product(gpu, v, v, k, false, &mut cooc.lv, &mut cooc.partial)?;
-        lap(0, &mut totals)?;
-        cooc.movies.product(gpu, &cooc.lv, v, k, true, &mut cooc.x0v, &mut cooc.partial)?;
-        lap(1, &mut totals)?;
-        // The full evaluation minus the two products just timed gives the reductions.
-        cooc.enqueue(gpu, v, true, &mut costs, 0, None, 0)?;
-        lap(2, &mut totals)?;
-        cooc.enqueue(gpu, v, true, &mut costs, 0, Some(&mut dev_grads.get_mut(table).data), 0)?;
-        lap(3, &mut totals)?;
-        adam.step(gpu, &mut dev_params, &mut dev_grads, 1e-6)?;
-        lap(4, &mut totals)?;
-    }
-    let n = steps.max(1) as f64;
-    let products = (totals[0] + totals[1]) / n;
-    Ok(vec![
-        ("L V", totals[0] / n),
-        ("X0 V", totals[1] / n),
-        ("Gram + cost reductions", (totals[2] / n - products).max(0.0)),
-        ("gradient", (totals[3] - totals[2]) / n),
-        ("Adam", totals[4] / n),
-    ])
 }
