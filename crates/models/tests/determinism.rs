@@ -5,21 +5,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use reelvec_data::synth::{generate, Preset, SynthConfig};
 use reelvec_data::Dataset;
 use reelvec_engine::{History, ParamStore};
 use reelvec_models::item2vec::{Architecture, OutputLoss};
 use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
 
+mod common;
+
 fn data() -> Dataset {
-    generate(&SynthConfig {
-        n_users: 300,
-        n_movies: 120,
-        mean_ratings_per_user: 30.0,
-        min_ratings_per_user: 10,
-        ..Preset::Small.config()
-    })
-    .dataset
+    common::small_synthetic()
 }
 
 /// Every table's bits, in store order, and the per-epoch losses' bits.

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use reelvec_data::synth::{generate, Preset, SynthConfig};
 use reelvec_data::{Dataset, IdMap, Ratings};
 use reelvec_engine::{EngineError, History, DIVERGENCE_FACTOR};
 use reelvec_models::cooc::{CoocProblem, LikeMatrix};
@@ -13,15 +12,10 @@ use reelvec_models::item2vec::{Architecture, OutputLoss};
 use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
 use reelvec_models::ModelError;
 
+mod common;
+
 fn data() -> Dataset {
-    generate(&SynthConfig {
-        n_users: 300,
-        n_movies: 120,
-        mean_ratings_per_user: 30.0,
-        min_ratings_per_user: 10,
-        ..Preset::Small.config()
-    })
-    .dataset
+    common::small_synthetic()
 }
 
 fn p0() -> p0_cbow::Config {
