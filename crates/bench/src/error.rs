@@ -24,6 +24,9 @@ pub enum BenchError {
     /// A JSON report that cannot be read or written.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// An output file is refused (symlink, device, ...) or cannot be written.
+    #[error(transparent)]
+    Output(#[from] reelvec_outfile::OutputError),
     /// Anything else (a failed reference script, an invalid option).
     #[error("{0}")]
     Msg(String),

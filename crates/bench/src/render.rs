@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use reelvec_report::markdown_table;
+
 use super::report::{BenchReport, Case, Timing};
 
 /// The markdown document for `reports` (notebook suite first, then scale; within a suite by
@@ -69,53 +71,58 @@ fn report_section(out: &mut String, r: &BenchReport) {
 
     let with_peer = r.cases.iter().any(|c| c.peer.is_some() || c.target_speedup.is_some());
     if with_peer {
-        out.push_str(
-            "| case | unit | ours wall | ours CPU | PyTorch wall | PyTorch CPU | speed-up wall / CPU | target | \
-             ours examples/s | PyTorch examples/s | same rows |\n",
-        );
-        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
-        for c in &r.cases {
-            speed_row(out, c);
-        }
+        out.push_str(&markdown_table(
+            &[
+                "case",
+                "unit",
+                "ours wall",
+                "ours CPU",
+                "PyTorch wall",
+                "PyTorch CPU",
+                "speed-up wall / CPU",
+                "target",
+                "ours examples/s",
+                "PyTorch examples/s",
+                "same rows",
+            ],
+            r.cases.iter().map(speed_row),
+        ));
     } else {
-        out.push_str("| case | unit | wall | CPU | examples/s |\n|---|---|---|---|---|\n");
-        for c in &r.cases {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                c.id,
-                c.unit,
-                seconds(Some(c.ours.wall_per_unit)),
-                seconds(c.ours.cpu_per_unit),
-                rate(c.ours.examples_per_second())
-            );
-        }
+        out.push_str(&markdown_table(
+            &["case", "unit", "wall", "CPU", "examples/s"],
+            r.cases.iter().map(|c| {
+                [
+                    c.id.clone(),
+                    c.unit.clone(),
+                    seconds(Some(c.ours.wall_per_unit)),
+                    seconds(c.ours.cpu_per_unit),
+                    rate(c.ours.examples_per_second()),
+                ]
+            }),
+        ));
     }
-    out.push('\n');
-
-    out.push_str("| case | configuration |\n|---|---|\n");
-    for c in &r.cases {
-        let _ = writeln!(out, "| {} | {} |", c.id, c.name);
-    }
-    out.push('\n');
+    out.push_str(&markdown_table(
+        &["case", "configuration"],
+        r.cases.iter().map(|c| [c.id.clone(), c.name.clone()]),
+    ));
 
     let quality: Vec<(&Case, &super::report::Quality)> =
         r.cases.iter().flat_map(|c| c.quality.iter().map(move |q| (c, q))).collect();
     if !quality.is_empty() {
-        out.push_str("| case | quality | ours | PyTorch |\n|---|---|---|---|\n");
-        for (c, q) in quality {
-            let _ = writeln!(out, "| {} | {} | {} | {} |", c.id, q.name, number(q.ours), number(q.peer));
-        }
-        out.push('\n');
+        out.push_str(&markdown_table(
+            &["case", "quality", "ours", "PyTorch"],
+            quality.into_iter().map(|(c, q)| [c.id.clone(), q.name.clone(), number(q.ours), number(q.peer)]),
+        ));
     }
     let figures: Vec<_> = r.cases.iter().flat_map(|c| c.figures.iter().map(move |f| (c, f))).collect();
     if !figures.is_empty() {
-        out.push_str("| case | figure | value |\n|---|---|---|\n");
-        for (c, f) in figures {
-            let unit = if f.unit.is_empty() { String::new() } else { format!(" {}", f.unit) };
-            let _ = writeln!(out, "| {} | {} | {}{unit} |", c.id, f.name, number(Some(f.value)));
-        }
-        out.push('\n');
+        out.push_str(&markdown_table(
+            &["case", "figure", "value"],
+            figures.into_iter().map(|(c, f)| {
+                let unit = if f.unit.is_empty() { String::new() } else { format!(" {}", f.unit) };
+                [c.id.clone(), f.name.clone(), format!("{}{unit}", number(Some(f.value)))]
+            }),
+        ));
     }
     let notes: Vec<String> = r
         .notes
@@ -132,7 +139,7 @@ fn report_section(out: &mut String, r: &BenchReport) {
     }
 }
 
-fn speed_row(out: &mut String, c: &Case) {
+fn speed_row(c: &Case) -> [String; 11] {
     let peer = c.peer.as_ref();
     let wall_ratio = peer.map(|p| p.wall_per_unit / c.ours.wall_per_unit);
     let cpu_ratio = peer.and_then(|p| Some(p.cpu_per_unit? / c.ours.cpu_per_unit?));
@@ -143,9 +150,9 @@ fn speed_row(out: &mut String, c: &Case) {
     };
     let target = match c.target_speedup {
         Some(t) => match cpu_ratio.or(wall_ratio) {
-            Some(x) if x >= t => format!(">= {t}x: met"),
-            Some(_) => format!(">= {t}x: **missed**"),
-            None => format!(">= {t}x"),
+            Some(x) if x >= t => format!("{t}x or more: met"),
+            Some(_) => format!("{t}x or more: MISSED"),
+            None => format!("{t}x or more"),
         },
         None => "-".to_string(),
     };
@@ -154,18 +161,19 @@ fn speed_row(out: &mut String, c: &Case) {
         Some(false) => "no",
         None => "-",
     };
-    let _ = writeln!(
-        out,
-        "| {} | {} | {} | {} | {} | {} | {speedup} | {target} | {} | {} | {same} |",
-        c.id,
-        c.unit,
+    [
+        c.id.clone(),
+        c.unit.clone(),
         seconds(Some(c.ours.wall_per_unit)),
         seconds(c.ours.cpu_per_unit),
         seconds(peer.map(|p| p.wall_per_unit)),
         seconds(peer.and_then(|p| p.cpu_per_unit)),
+        speedup,
+        target,
         rate(c.ours.examples_per_second()),
         rate(peer.and_then(Timing::examples_per_second)),
-    );
+        same.to_string(),
+    ]
 }
 
 /// Seconds with three significant digits, in ms below one second.
@@ -258,12 +266,12 @@ mod tests {
         // P2: wall 5 / 0.25 = 20x, CPU 2.4 / 0.2 = 12x, target met; 80000 / 0.25 = 320k examples/s.
         assert!(
             doc.contains(
-                "| P2 | epoch | 250 ms | 200 ms | 5 s | 2.4 s | 20.0x / 12.0x | >= 5x: met | 320k | 16k | yes |"
+                "| P2 | epoch | 250 ms | 200 ms | 5 s | 2.4 s | 20.0x / 12.0x | 5x or more: met | 320k | 16k | yes |"
             ),
             "{doc}"
         );
         // P4: CPU 0.5 / 0.125 = 4x < 5: missed even though wall is 5x.
-        assert!(doc.contains("| 5.0x / 4.0x | >= 5x: **missed** |"), "{doc}");
+        assert!(doc.contains("| 5.0x / 4.0x | 5x or more: MISSED |"), "{doc}");
         assert!(doc.contains("| P2 | best val RMSE | 0.9051 | 0.9094 |"), "{doc}");
         assert!(doc.contains("| P4 | baseline RMSE | 0.9384 |"), "{doc}");
         assert!(doc.contains("- busy machine\n- P4: a caveat\n"), "{doc}");

@@ -148,7 +148,8 @@ impl BenchReport {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let text = serde_json::to_string_pretty(self)? + "\n";
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        reelvec_outfile::write_file(path, text.as_bytes())?;
+        Ok(())
     }
 
     /// Reads a report.

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use reelvec_bench::{load_reports, render, run_suite, summary, BenchData, ScaleCase, Suite, SuiteOptions};
 
 use crate::data_cmd::{load_data, ReadOptions};
@@ -115,6 +115,10 @@ pub fn run(args: Args) -> Result<()> {
         .with_level(false)
         .without_time()
         .try_init();
+    // Outputs are checked before any suite runs (a suite takes minutes).
+    for path in args.json.iter().chain(&args.doc) {
+        reelvec_outfile::check_file(path)?;
+    }
     // Read by rayon when its global pool starts (nothing has used it yet).
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     if let Some(suite) = args.suite.map(Suite::from) {
@@ -144,7 +148,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(doc) = &args.doc {
         let reports = load_reports(&args.results)?;
         let text = render::document(&reports);
-        std::fs::write(doc, text).with_context(|| format!("cannot write {}", doc.display()))?;
+        reelvec_outfile::write_file(doc, text.as_bytes())?;
         eprintln!(
             "bench: {} rendered from {} report(s) in {}",
             doc.display(),

@@ -177,6 +177,13 @@ fn outputs_are_checked_before_data_is_loaded_or_anything_trained() {
     let err = fails(&["pipeline", "--synth", "tiny", "--quiet", "--device", "cpu", "--out", &under_file]);
     assert!(err.contains("not a directory"), "{err}");
     assert!(!err.contains("synthetic data set"), "checked after the data: {err}");
+    // `bench` checks its report and document before a suite runs (the data path does not exist,
+    // so a suite that started would fail on it instead).
+    let bench = ["bench", "--suite", "notebook", "--data", "/nonexistent", "--threads", "1"];
+    let err = fails(&[&bench[..], &["--json", &f.path("a-file/r.json")]].concat());
+    assert!(err.contains("not a directory") && !err.contains("nonexistent"), "{err}");
+    let err = fails(&[&bench[..], &["--doc", f.root.to_str().unwrap()]].concat());
+    assert!(err.contains("a directory") && !err.contains("nonexistent"), "{err}");
 }
 
 fn without_timings(v: &mut serde_json::Value) {

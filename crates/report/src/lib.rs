@@ -27,4 +27,4 @@ pub mod plots;
 pub mod report;
 
 pub use error::ReportError;
-pub use report::{Figure, Report, Section, Table, WrittenReport};
+pub use report::{markdown_table, Figure, Report, Section, Table, WrittenReport};

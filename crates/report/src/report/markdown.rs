@@ -39,6 +39,22 @@ fn push_table_head(out: &mut String, header: &[String]) {
     push_table_row(out, header.iter().map(|_| "---".to_owned()));
 }
 
+/// A Markdown table with a header row, every cell escaped (the renderer the reports and
+/// reelvec-bench's `docs/benchmarks.md` share), followed by a blank line.
+pub fn markdown_table<R, C>(header: &[&str], rows: R) -> String
+where
+    R: IntoIterator<Item = C>,
+    C: IntoIterator<Item = String>,
+{
+    let mut out = String::new();
+    push_table_head(&mut out, &header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    for row in rows {
+        push_table_row(&mut out, row.into_iter().map(|c| escape_markdown(&c)));
+    }
+    out.push('\n');
+    out
+}
+
 impl Report {
     /// The report as Markdown; plots are `![caption](<file>.svg)` links to the files
     /// [`Report::write_to_dir`] writes beside it.
@@ -133,6 +149,15 @@ fn write_section(out: &mut String, section: &Section, anchor: &str, files: &[Str
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn markdown_table_escapes_every_cell() {
+        let t = markdown_table(
+            &["a|b", "c"],
+            [vec!["x|y".to_string(), String::new()], vec!["*z*".into(), "1".into()]],
+        );
+        assert_eq!(t, "| a\\|b | c |\n| --- | --- |\n| x\\|y |   |\n| \\*z\\* | 1 |\n\n");
+    }
+
     use super::*;
     use crate::report::{Section, Table};
 

@@ -11,6 +11,7 @@ mod html;
 mod markdown;
 mod write;
 
+pub use markdown::markdown_table;
 pub use write::WrittenReport;
 
 use std::time::{SystemTime, UNIX_EPOCH};
