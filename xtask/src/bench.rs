@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: builds the release `reelvec` binary, runs `reelvec bench` (with the
-//! PyTorch references of `benches/peers` when `python3 -c 'import torch'` works, saying so when
-//! it does not) for each requested suite and thread count, writes one JSON report per run to
+//! PyTorch references of `benches/peers` when the peers' Python (`cargo xtask peers`) imports
+//! torch, saying so when it does not) for each requested suite and thread count, writes one JSON report per run to
 //! `benches/results/`, regenerates `docs/benchmarks.md` from all of them, and with `--criterion`
 //! also runs the criterion kernel benches (`cargo bench -p reelvec-benches`).
 
@@ -147,6 +147,7 @@ fn run_suites(o: &Options) -> Result<()> {
             let mut cmd = Command::new(&binary);
             cmd.current_dir(&root)
                 .env("REELVEC_BENCH_SOURCE", &source)
+                .env("REELVEC_PYTHON", peers_python())
                 .args(["bench", "--suite", runner_suite, "--threads", &threads.to_string(), "--json"])
                 .arg(o.out.join(name));
             if *suite == "notebook" {
@@ -211,10 +212,18 @@ fn source_revision(root: &Path) -> String {
     }
 }
 
-/// `benches/peers` (relative to the project root, where the runner starts) when `python3`
-/// imports torch; otherwise says why the references are skipped.
+/// The Python that runs the peers: `$REELVEC_PYTHON`, else the venv of `cargo xtask peers` when it
+/// is up to date, else `python3`.
+fn peers_python() -> String {
+    std::env::var("REELVEC_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| {
+        crate::peers::python().map_or_else(|| "python3".to_string(), |p| p.to_string_lossy().into_owned())
+    })
+}
+
+/// `benches/peers` (relative to the project root, where the runner starts) when the peers'
+/// Python imports torch; otherwise says why the references are skipped.
 fn peers_dir() -> Option<PathBuf> {
-    let python = std::env::var("REELVEC_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let python = peers_python();
     let ok = Command::new(&python)
         .args(["-c", "import torch"])
         .output()
@@ -226,7 +235,7 @@ fn peers_dir() -> Option<PathBuf> {
     } else {
         eprintln!(
             "xtask bench: `{python} -c 'import torch'` fails: PyTorch references skipped \
-             (pip install -r benches/peers/requirements.txt to include them)"
+             (`cargo xtask peers` installs them into target/peers-venv)"
         );
         None
     }

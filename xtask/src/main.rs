@@ -3,12 +3,13 @@
 //! One module per subcommand: `setup` (system packages), `test` (fmt, clippy, tests, the skip
 //! summary; `tools` keeps its NVRTC venv),
 //! `pipeline` (the main job, through the release `reelvec` binary), `fetch` (GroupLens data sets),
-//! `synth` (synthetic data sets), `bench` (benchmarks) and `gpu-bundle` (the CLI and the GPU
+//! `synth` (synthetic data sets), `bench` (benchmarks), `peers` (the peers' Python venv) and `gpu-bundle` (the CLI and the GPU
 //! test suite, packed for a CUDA machine).
 
 mod bench;
 mod fetch;
 mod gpu_bundle;
+mod peers;
 mod pipeline;
 mod setup;
 mod synth;
@@ -36,6 +37,8 @@ commands:
   synth --preset NAME --layout LAYOUT --out DIR [--seed N]
                                  write a synthetic MovieLens-shaped data set
   bench [ARGS...]                run the benchmark suite (see `cargo xtask bench --help`)
+  peers [--force]                the peers' Python venv (target/peers-venv) from
+                                 benches/peers/requirements.txt: PyTorch, implicit, gensim, Surprise
   gpu-bundle [--out DIR]         build the CLI, the GPU test suite and a run.sh into .gpu/bundle
                                  for a CUDA machine without a Rust toolchain
 ";
@@ -61,6 +64,7 @@ fn run() -> Result<()> {
         "fetch" => fetch::run(&rest),
         "synth" => synth::run(&rest),
         "bench" => bench::run(&rest),
+        "peers" => peers::run(&rest),
         "gpu-bundle" => gpu_bundle::run(&rest),
         "-h" | "--help" | "help" => {
             print!("{HELP}");
