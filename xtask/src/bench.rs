@@ -15,7 +15,7 @@ const HELP: &str = "\
 cargo xtask bench [OPTIONS] [-- REELVEC_BENCH_ARGS...]
 
   --data PATH            data set for the notebook suite (default: the embedded synthetic one)
-  --suite S              notebook (default), scale, or all
+  --suite S              notebook (default), scale, frontier (P2 beside Surprise's SVD), or all
   --threads N[,M...]     thread counts to run, each a separate report (default: 1)
   --epochs N             shorten epoch-based cases (default: each protocol's; scale: 1)
   --scale-fraction F     share of ml-25m's users the scale suite generates (default 0.1)
@@ -78,8 +78,9 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
                 o.suites = match value("--suite")?.as_str() {
                     "notebook" => vec!["notebook"],
                     "scale" => vec!["scale"],
-                    "all" => vec!["notebook", "scale"],
-                    other => bail!("unknown suite `{other}` (notebook, scale, all)"),
+                    "frontier" => vec!["frontier"],
+                    "all" => vec!["notebook", "frontier", "scale"],
+                    other => bail!("unknown suite `{other}` (notebook, scale, frontier, all)"),
                 }
             }
             "--threads" => {
@@ -150,7 +151,7 @@ fn run_suites(o: &Options) -> Result<()> {
                 .env("REELVEC_PYTHON", peers_python())
                 .args(["bench", "--suite", runner_suite, "--threads", &threads.to_string(), "--json"])
                 .arg(o.out.join(name));
-            if *suite == "notebook" {
+            if *suite == "notebook" || *suite == "frontier" {
                 if let Some(data) = &o.data {
                     // The runner starts in the project root: a relative path that is not
                     // there is taken from the caller's directory.

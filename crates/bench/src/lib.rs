@@ -3,7 +3,8 @@
 //! their notebook configurations (and, with the PyTorch reference scripts of `benches/peers`,
 //! the references on the same data in the same run); `Suite::Scale` runs the synthetic
 //! ml-25m-shaped cases (MF epoch against the bandwidth bound, P1 step, skip-gram pairs/s, full
-//! top-N). A run gives a [`BenchReport`] (JSON); [`render::document`] renders the markdown
+//! top-N); `Suite::Frontier` sets P2 beside Surprise's SVD at several epoch budgets (the
+//! speed/accuracy frontier, [`frontier`]). A run gives a [`BenchReport`] (JSON); [`render::document`] renders the markdown
 //! document from saved reports.
 //!
 //! Main entry points: [`run_suite`] with [`SuiteOptions`], [`BenchData`], [`load_reports`],
@@ -25,6 +26,7 @@
 
 pub mod cooc_bench;
 mod error;
+pub mod frontier;
 pub mod mf_scale;
 pub mod notebook;
 pub mod peers;
@@ -52,6 +54,19 @@ pub enum Suite {
     Notebook,
     /// Synthetic ml-25m-shaped cases (MF epoch, P1 step, skip-gram, top-N).
     Scale,
+    /// P2 beside Surprise's SVD at several epoch budgets: the speed/accuracy frontier.
+    Frontier,
+}
+
+impl Suite {
+    /// The name reports and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Notebook => "notebook",
+            Suite::Scale => "scale",
+            Suite::Frontier => "frontier",
+        }
+    }
 }
 
 /// What a suite run needs besides its data.
@@ -103,7 +118,7 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
     let mut machine = Machine::detect();
     let mut notes = Vec::new();
     let (data, peers_status, cases) = match suite {
-        Suite::Notebook => {
+        Suite::Notebook | Suite::Frontier => {
             let source = match data {
                 Some(d) => d,
                 None => BenchData::synthetic()?,
@@ -126,6 +141,9 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
                 None => None,
             };
             let status = match &peers {
+                Some(_) if suite == Suite::Frontier => {
+                    "Surprise's SVD (benches/peers/surprise_svd.py, 1 thread), same rows".to_string()
+                }
                 Some(p) => {
                     let on = if device.is_cuda() {
                         "CUDA".to_string()
@@ -137,15 +155,26 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
                 None if args.peers.is_some() => "not run (see notes)".to_string(),
                 None => "not run (no --peers)".to_string(),
             };
-            let plan = notebook::NotebookPlan {
-                dataset: &source.dataset,
-                data_dir: &source.dir,
-                epochs: args.epochs,
-                p1_steps: args.p1_steps,
-                peers: peers.as_ref(),
-                device,
+            let cases = if suite == Suite::Frontier {
+                let plan = frontier::FrontierPlan {
+                    dataset: &source.dataset,
+                    data_dir: &source.dir,
+                    peers: peers.as_ref(),
+                    device,
+                    epochs: args.epochs,
+                };
+                frontier::run(&plan, &mut notes)
+            } else {
+                let plan = notebook::NotebookPlan {
+                    dataset: &source.dataset,
+                    data_dir: &source.dir,
+                    epochs: args.epochs,
+                    p1_steps: args.p1_steps,
+                    peers: peers.as_ref(),
+                    device,
+                };
+                notebook::run(&plan, &mut notes)
             };
-            let cases = notebook::run(&plan, &mut notes);
             let _ = std::fs::remove_dir_all(&work);
             (source.label.clone(), status, cases?)
         }
@@ -174,11 +203,7 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
     }
     Ok(BenchReport {
         schema: SCHEMA,
-        suite: match suite {
-            Suite::Notebook => "notebook",
-            Suite::Scale => "scale",
-        }
-        .to_string(),
+        suite: suite.name().to_string(),
         date_utc,
         command: args.command.clone(),
         reelvec_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -265,6 +290,7 @@ pub fn load_reports(dir: &Path) -> Result<Vec<BenchReport>> {
 /// The speed table printed after a run (one line per case, its figures below it).
 pub fn summary(report: &BenchReport) -> String {
     use std::fmt::Write as _;
+    let peer = render::peer_name(&report.suite).to_lowercase();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -274,7 +300,14 @@ pub fn summary(report: &BenchReport) -> String {
     let _ = writeln!(
         out,
         "{:<16} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>9}",
-        "case", "unit", "ours wall", "ours CPU", "torch wall", "torch CPU", "x wall", "x CPU"
+        "case",
+        "unit",
+        "ours wall",
+        "ours CPU",
+        format!("{peer} wall"),
+        format!("{peer} CPU"),
+        "x wall",
+        "x CPU"
     );
     for c in &report.cases {
         let p = c.peer.as_ref();
@@ -296,7 +329,7 @@ pub fn summary(report: &BenchReport) -> String {
         );
         for q in &c.quality {
             let v = |x: Option<f64>| x.map_or("-".to_string(), render::significant);
-            let _ = writeln!(out, "{:<16}   {}: ours {}  torch {}", "", q.name, v(q.ours), v(q.peer));
+            let _ = writeln!(out, "{:<16}   {}: ours {}  {peer} {}", "", q.name, v(q.ours), v(q.peer));
         }
         for f in &c.figures {
             let _ = writeln!(out, "{:<16}   {}: {} {}", "", f.name, render::significant(f.value), f.unit);

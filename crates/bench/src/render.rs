@@ -13,8 +13,9 @@ pub fn document(reports: &[BenchReport]) -> String {
     let mut sorted: Vec<&BenchReport> = reports.iter().collect();
     let suite_rank = |s: &str| match s {
         "notebook" => 0,
-        "scale" => 1,
-        _ => 2,
+        "frontier" => 1,
+        "scale" => 2,
+        _ => 3,
     };
     sorted.sort_by(|a, b| {
         (suite_rank(&a.suite), &a.data, a.threads).cmp(&(suite_rank(&b.suite), &b.data, b.threads))
@@ -47,6 +48,14 @@ pub fn document(reports: &[BenchReport]) -> String {
     out
 }
 
+/// Who the peer columns of a suite's tables are.
+pub fn peer_name(suite: &str) -> &'static str {
+    match suite {
+        "frontier" => "Surprise",
+        _ => "PyTorch",
+    }
+}
+
 fn title_case(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
@@ -70,19 +79,21 @@ fn report_section(out: &mut String, r: &BenchReport) {
     let _ = writeln!(out, "- reelvec {}{source}; PyTorch: {}\n", r.reelvec_version, r.peers);
 
     let with_peer = r.cases.iter().any(|c| c.peer.is_some() || c.target_speedup.is_some());
+    let peer = peer_name(&r.suite);
     if with_peer {
+        let (wall, cpu, rate) = (format!("{peer} wall"), format!("{peer} CPU"), format!("{peer} examples/s"));
         out.push_str(&markdown_table(
             &[
                 "case",
                 "unit",
                 "ours wall",
                 "ours CPU",
-                "PyTorch wall",
-                "PyTorch CPU",
+                &wall,
+                &cpu,
                 "speed-up wall / CPU",
                 "target",
                 "ours examples/s",
-                "PyTorch examples/s",
+                &rate,
                 "same rows",
             ],
             r.cases.iter().map(speed_row),
@@ -110,7 +121,7 @@ fn report_section(out: &mut String, r: &BenchReport) {
         r.cases.iter().flat_map(|c| c.quality.iter().map(move |q| (c, q))).collect();
     if !quality.is_empty() {
         out.push_str(&markdown_table(
-            &["case", "quality", "ours", "PyTorch"],
+            &["case", "quality", "ours", peer],
             quality.into_iter().map(|(c, q)| [c.id.clone(), q.name.clone(), number(q.ours), number(q.peer)]),
         ));
     }
@@ -275,6 +286,17 @@ mod tests {
         assert!(doc.contains("| P2 | best val RMSE | 0.9051 | 0.9094 |"), "{doc}");
         assert!(doc.contains("| P4 | baseline RMSE | 0.9384 |"), "{doc}");
         assert!(doc.contains("- busy machine\n- P4: a caveat\n"), "{doc}");
+    }
+
+    #[test]
+    fn frontier_tables_name_surprise_as_the_peer() {
+        let mut report: BenchReport = serde_json::from_str(REPORT).unwrap();
+        report.suite = "frontier".into();
+        let doc = document(&[report]);
+        assert!(doc.contains("## Frontier suite\n"), "{doc}");
+        assert!(doc.contains("| Surprise wall | Surprise CPU |"), "{doc}");
+        assert!(doc.contains("| case | quality | ours | Surprise |"), "{doc}");
+        assert!(!doc.contains("PyTorch wall"), "{doc}");
     }
 
     #[test]

@@ -268,6 +268,17 @@ pub fn mean(values: &[f64]) -> f64 {
     }
 }
 
+/// Median of repeated measurements (the mean of the middle two for an even count; NaN when
+/// empty): what the suites report for repeated runs.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// The steady-state mean of per-epoch times: the mean over the epochs after the first when
 /// there are at least three (the first pays one-off costs on both sides: CUDA context and cuBLAS
 /// start-up, kernel loading, allocator growth, caches), else the plain mean.
@@ -286,6 +297,14 @@ pub const STEADY_STATE_NOTE: &str = "per-epoch times (ours and PyTorch's) are me
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        use super::median;
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
 
     #[test]
     fn steady_mean_drops_the_first_epoch_only_from_three_on() {

@@ -17,6 +17,8 @@ pub enum SuiteArg {
     Notebook,
     /// Synthetic ml-25m-shaped cases (MF epoch, P1 step, skip-gram, top-N).
     Scale,
+    /// P2 beside Surprise's SVD at several epoch budgets (speed/accuracy frontier; --peers).
+    Frontier,
 }
 
 impl From<SuiteArg> for Suite {
@@ -24,6 +26,7 @@ impl From<SuiteArg> for Suite {
         match s {
             SuiteArg::Notebook => Suite::Notebook,
             SuiteArg::Scale => Suite::Scale,
+            SuiteArg::Frontier => Suite::Frontier,
         }
     }
 }
@@ -124,7 +127,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(suite) = args.suite.map(Suite::from) {
         let device = resolve_device(&args.device, false)?;
         let data = match (&args.data, suite) {
-            (Some(p), Suite::Notebook) => Some(BenchData::from_loaded(load_data(p, &args.read)?, p)),
+            (Some(p), Suite::Notebook | Suite::Frontier) => {
+                Some(BenchData::from_loaded(load_data(p, &args.read)?, p))
+            }
             _ => None,
         };
         let opts = SuiteOptions {
