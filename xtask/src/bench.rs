@@ -263,7 +263,7 @@ mod tests {
             parse(&strings(&["--suite", "all", "--threads", "1,2", "--no-peers", "--", "--p1-steps", "9"]))
                 .unwrap()
                 .unwrap();
-        assert_eq!(o.suites, vec!["notebook", "scale"]);
+        assert_eq!(o.suites, vec!["notebook", "frontier", "scale"]);
         let full = |args: &[&str]| parse(&strings(args)).unwrap().unwrap().suites;
         assert_eq!(full(&["--full-top-n"]), vec![FULL_TOP_N]);
         assert_eq!(full(&["--full-top-n", "--suite", "scale"]), vec!["scale", FULL_TOP_N]);
