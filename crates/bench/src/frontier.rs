@@ -1,6 +1,6 @@
 //! The `frontier` suite: reelvec's P2 (biased MF) beside Surprise's SVD on the same rating rows,
 //! as a speed/accuracy frontier. Each case is one epoch budget: reelvec's P2 fitted for that many
-//! epochs (the notebook's PyTorch-exact configuration, and the `tuned` preset) against Surprise's
+//! epochs (the notebook's PyTorch-exact configuration, the `tuned` and the `fast` presets) against Surprise's
 //! SVD (`benches/peers/surprise_svd.py`, its defaults: SGD, 100 factors) for the same number of
 //! epochs. Times are whole fits, median of [`REPEATS`] runs, CPU and wall; quality is the
 //! validation RMSE of each side, raw and clipped to the rating scale (Surprise clips by default;
@@ -130,7 +130,7 @@ pub fn run(plan: &FrontierPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>
     };
     let examples = split_len(&split) as f64;
     let mut cases = Vec::new();
-    for preset in ["notebook", "tuned"] {
+    for preset in ["notebook", "tuned", "fast"] {
         for &e in &budgets {
             tracing::info!("bench: P2 {preset}, {e} epochs");
             let cfg = config(preset, e)?;
@@ -184,5 +184,8 @@ mod tests {
         assert_eq!(c.train.schedule, Schedule::LinearDecay { total_steps: 7 });
         assert_eq!(config("notebook", 3).unwrap().train.schedule, p2_mf::Config::default().train.schedule);
         assert!(config("nope", 3).is_err());
+        let fast = config("fast", 5).unwrap();
+        assert_eq!((fast.init_std, fast.bias_init_std, fast.train.lr), (0.1, 0.0, 1e-2));
+        assert_eq!(fast.train.schedule, Schedule::LinearDecay { total_steps: 5 });
     }
 }

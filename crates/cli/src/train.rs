@@ -34,7 +34,7 @@ pub struct Args {
     /// TOML config merged over the model's defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Start from a named preset instead of the notebook defaults (mf: `tuned`). Except under
+    /// Start from a named preset instead of the notebook defaults (mf: `tuned`, `fast`). Except under
     /// `--preset notebook`, the MF models (mf, sigmoid-mf, residual-mf) train with
     /// `optimizer.kind = "auto"`: dense PyTorch Adam unless a step touches at most 1/64 of the
     /// smallest table, then lazy Adam; the choice and its reason are printed and saved.
