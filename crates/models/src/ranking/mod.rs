@@ -11,6 +11,7 @@
 //! This module owns the models; the split, the metrics and the top-N selection are
 //! reelvec-data's and reelvec-metrics'.
 
+mod itemknn;
 mod popularity;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
+pub use itemknn::{ItemKnn, ItemKnnParams};
 pub use popularity::Popularity;
 
 /// A training set of implicit interactions: per user, the sorted movies they interacted with
@@ -54,6 +56,16 @@ impl<'a> Interactions<'a> {
     /// Number of interactions.
     pub fn nnz(&self) -> usize {
         self.by_user.indices().len()
+    }
+
+    /// The same interactions by movie: row `j` holds the sorted users of movie `j`.
+    pub fn by_item(&self) -> Result<RatedItems, ModelError> {
+        let ptr = self.by_user.indptr();
+        let mut users = Vec::with_capacity(self.nnz());
+        for u in 0..self.n_users() {
+            users.extend(std::iter::repeat_n(u as u32, ptr[u + 1] - ptr[u]));
+        }
+        Ok(RatedItems::from_pairs(self.n_items, self.by_user.indices(), &users)?)
     }
 }
 
@@ -140,6 +152,10 @@ pub fn fit_ranker(
             cpu_only(kind, device)?;
             Ok(Box::new(Popularity::fit(train, params)?))
         }
+        RankerKind::ItemKnn => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(ItemKnn::fit(train, params)?))
+        }
         other => Err(ModelError::Unsupported { operation: "fitting".into(), kind: other.to_string() }),
     }
 }
@@ -150,6 +166,57 @@ fn cpu_only(kind: RankerKind, device: Device) -> Result<(), ModelError> {
         Device::Cpu => Ok(()),
         Device::Cuda(_) => {
             Err(ModelError::Unsupported { operation: "training on CUDA".into(), kind: kind.to_string() })
+        }
+    }
+}
+
+/// Reads a model's overrides: every accessor returns the default when the key is absent and a
+/// [`ModelError::ConfigValue`] naming `kind.key` when the value has the wrong type or range.
+pub(crate) struct ParamReader<'a> {
+    kind: RankerKind,
+    map: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+impl<'a> ParamReader<'a> {
+    /// Checks the keys against `allowed` (see [`check_param_keys`]) and wraps the object.
+    pub(crate) fn new(
+        kind: RankerKind,
+        params: &'a serde_json::Value,
+        allowed: &[&str],
+    ) -> Result<Self, ModelError> {
+        check_param_keys(kind, params, allowed)?;
+        Ok(ParamReader { kind, map: params.as_object() })
+    }
+
+    fn bad(&self, key: &str, value: &serde_json::Value, allowed: &str) -> ModelError {
+        ModelError::ConfigValue {
+            key: format!("{}.{key}", self.kind),
+            value: value.to_string(),
+            allowed: allowed.to_string(),
+        }
+    }
+
+    /// An integer in `min..=max`.
+    pub(crate) fn int(&self, key: &str, default: usize, min: usize, max: usize) -> Result<usize, ModelError> {
+        let Some(v) = self.map.and_then(|m| m.get(key)) else { return Ok(default) };
+        match v.as_u64().and_then(|x| usize::try_from(x).ok()) {
+            Some(x) if (min..=max).contains(&x) => Ok(x),
+            _ => Err(self.bad(key, v, &format!("an integer from {min} to {max}"))),
+        }
+    }
+
+    /// A finite number accepted by `ok`, whose range `allowed` states in words.
+    pub(crate) fn num(
+        &self,
+        key: &str,
+        default: f64,
+        ok: impl Fn(f64) -> bool,
+        allowed: &str,
+    ) -> Result<f64, ModelError> {
+        let Some(v) = self.map.and_then(|m| m.get(key)) else { return Ok(default) };
+        match v.as_f64() {
+            Some(x) if x.is_finite() && ok(x) => Ok(x),
+            _ => Err(self.bad(key, v, allowed)),
         }
     }
 }
