@@ -11,6 +11,7 @@
 //! This module owns the models; the split, the metrics and the top-N selection are
 //! reelvec-data's and reelvec-metrics'.
 
+mod ease;
 mod itemknn;
 mod popularity;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
+pub use ease::{ease_fit_bytes, Ease, EaseParams};
 pub use itemknn::{ItemKnn, ItemKnnParams};
 pub use popularity::Popularity;
 
@@ -155,6 +157,10 @@ pub fn fit_ranker(
         RankerKind::ItemKnn => {
             cpu_only(kind, device)?;
             Ok(Box::new(ItemKnn::fit(train, params)?))
+        }
+        RankerKind::Ease => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(Ease::fit(train, params)?))
         }
         other => Err(ModelError::Unsupported { operation: "fitting".into(), kind: other.to_string() }),
     }
