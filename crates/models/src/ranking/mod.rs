@@ -12,6 +12,7 @@
 //! reelvec-data's and reelvec-metrics'.
 
 mod ease;
+mod ials;
 mod itemknn;
 mod popularity;
 
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::ModelError;
 
 pub use ease::{ease_fit_bytes, Ease, EaseParams};
+pub use ials::{Ials, IalsParams};
 pub use itemknn::{ItemKnn, ItemKnnParams};
 pub use popularity::Popularity;
 
@@ -148,7 +150,6 @@ pub fn fit_ranker(
     seed: u64,
     device: Device,
 ) -> Result<Box<dyn Ranker>, ModelError> {
-    let _ = seed;
     match kind {
         RankerKind::Popularity => {
             cpu_only(kind, device)?;
@@ -161,6 +162,10 @@ pub fn fit_ranker(
         RankerKind::Ease => {
             cpu_only(kind, device)?;
             Ok(Box::new(Ease::fit(train, params)?))
+        }
+        RankerKind::Ials => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(Ials::fit(train, params, seed)?))
         }
         other => Err(ModelError::Unsupported { operation: "fitting".into(), kind: other.to_string() }),
     }
