@@ -11,6 +11,7 @@
 //! This module owns the models; the split, the metrics and the top-N selection are
 //! reelvec-data's and reelvec-metrics'.
 
+mod bpr;
 mod ease;
 mod ials;
 mod itemknn;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
+pub use bpr::{Bpr, BprObjective, BprParams};
 pub use ease::{ease_fit_bytes, Ease, EaseParams};
 pub use ials::{Ials, IalsParams};
 pub use itemknn::{ItemKnn, ItemKnnParams};
@@ -167,7 +169,10 @@ pub fn fit_ranker(
             cpu_only(kind, device)?;
             Ok(Box::new(Ials::fit(train, params, seed)?))
         }
-        other => Err(ModelError::Unsupported { operation: "fitting".into(), kind: other.to_string() }),
+        RankerKind::Bpr => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(Bpr::fit(train, params, seed)?))
+        }
     }
 }
 
@@ -229,6 +234,19 @@ impl<'a> ParamReader<'a> {
             Some(x) if x.is_finite() && ok(x) => Ok(x),
             _ => Err(self.bad(key, v, allowed)),
         }
+    }
+
+    /// One of the strings in `choices`.
+    pub(crate) fn choice(
+        &self,
+        key: &str,
+        default: &'static str,
+        choices: &[&'static str],
+    ) -> Result<&'static str, ModelError> {
+        let Some(v) = self.map.and_then(|m| m.get(key)) else { return Ok(default) };
+        v.as_str()
+            .and_then(|s| choices.iter().copied().find(|c| *c == s))
+            .ok_or_else(|| self.bad(key, v, &format!("one of {}", choices.join(", "))))
     }
 }
 
