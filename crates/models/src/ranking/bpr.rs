@@ -49,7 +49,7 @@ pub struct BprParams {
     pub factors: usize,
     /// Passes over the interactions (default 30).
     pub epochs: usize,
-    /// Learning rate (default 0.01).
+    /// Learning rate (default 0.003: the best of 0.003, 0.01 on ml-100k's temporal holdout).
     pub lr: f32,
     /// Interactions per optimizer step (default 256).
     pub batch_size: usize,
@@ -69,7 +69,7 @@ impl Default for BprParams {
         BprParams {
             factors: 64,
             epochs: 30,
-            lr: 0.01,
+            lr: 0.003,
             batch_size: 256,
             regularization: 1e-4,
             negatives: "uniform",
