@@ -392,6 +392,17 @@ impl Ranker for Ials {
     fn item_embeddings(&self) -> Option<ArrayView2<'_, f32>> {
         Some(self.item_factors.view())
     }
+
+    /// `fold_in(items) . y_j` for every movie.
+    fn score_new_user(&self, items: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
+        super::check_new_user(items, out, self.n_items())?;
+        let x = self.fold_in(items)?;
+        let x = x.as_slice().unwrap_or_else(|| unreachable!("owned vector"));
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = dot(x, self.item_row(j as u32));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +503,12 @@ mod tests {
             assert!((out[[0, j]] - want).abs() < 1e-5);
         }
         assert_eq!(model.item_embeddings().unwrap().shape(), &[12, 3]);
+        let x = model.fold_in(rows.row(5)).unwrap();
+        let mut new = vec![0.0f32; 12];
+        model.score_new_user(rows.row(5), &mut new).unwrap();
+        for (j, &v) in new.iter().enumerate() {
+            assert!((v - dot(x.as_slice().unwrap(), model.item_row(j as u32))).abs() < 1e-6);
+        }
         let err = Ials::fit(train, &serde_json::json!({"cg_steps": -1}), 1).unwrap_err();
         assert!(err.to_string().contains("ials.cg_steps"), "{err}");
     }

@@ -139,6 +139,28 @@ pub trait Ranker: ItemScorer + Send {
     fn item_embeddings(&self) -> Option<ArrayView2<'_, f32>> {
         None
     }
+
+    /// Scores every movie for a new user who has `items` (not a training user: `recommend
+    /// --rated/--watched`), writing one value per movie into `out`. Models that score from the
+    /// user's movies (popularity, itemknn, ease) score them directly, ials folds the user in with
+    /// one exact solve; the default (bpr: a user vector comes only from SGD over their triples)
+    /// is [`ModelError::Unsupported`].
+    fn score_new_user(&self, items: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
+        let _ = (items, out);
+        Err(ModelError::Unsupported {
+            operation: "scoring a new user (fold-in)".into(),
+            kind: self.kind().to_string(),
+        })
+    }
+}
+
+/// Checks a new user's movies and output row against a model's catalogue of `n_items` movies.
+pub(crate) fn check_new_user(items: &[u32], out: &[f32], n_items: usize) -> Result<(), ModelError> {
+    reelvec_metrics::error::check_len("score_new_user output", n_items, out.len())?;
+    for &i in items {
+        reelvec_metrics::error::check_index("score_new_user movie", i as usize, n_items)?;
+    }
+    Ok(())
 }
 
 /// Fits a ranking model of `kind` on `train`. `params` is a JSON object of overrides (unknown
@@ -276,4 +298,44 @@ pub(crate) fn check_param_keys(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn every_kind_fits_through_fit_ranker_and_scores_a_new_user_like_a_training_user() {
+        let rows = RatedItems::from_rows(&[vec![0, 1], vec![0, 1, 2], vec![1, 2, 3], vec![3, 4], vec![0, 4]]);
+        let train = Interactions::new(&rows, 5).unwrap();
+        let small = serde_json::json!({"factors": 3, "iterations": 3});
+        for kind in RankerKind::ALL {
+            let params = match kind {
+                RankerKind::Ials => small.clone(),
+                RankerKind::Bpr => serde_json::json!({"factors": 3, "epochs": 2}),
+                _ => serde_json::Value::Null,
+            };
+            let model = fit_ranker(kind, train, &params, 7, Device::Cpu).unwrap();
+            assert_eq!(model.kind(), kind);
+            assert!(model.params().is_object(), "{kind}");
+            let mut block = Array2::zeros((1, 5));
+            model.score_block(&[1], block.view_mut()).unwrap();
+            let mut new = vec![0.0f32; 5];
+            // User 1's movies, repeated and out of order.
+            let result = model.score_new_user(&[2, 0, 1, 0], &mut new);
+            match kind {
+                RankerKind::Bpr => assert!(matches!(result, Err(ModelError::Unsupported { .. }))),
+                // iALS folds in exactly where training took CG steps: same ranking direction,
+                // not the same numbers.
+                RankerKind::Ials => result.unwrap(),
+                _ => {
+                    result.unwrap();
+                    assert_eq!(new, block.row(0).to_vec(), "{kind}");
+                }
+            }
+            assert!(model.score_new_user(&[5], &mut new).is_err(), "{kind}");
+            assert!(fit_ranker(kind, train, &params, 7, Device::Cuda(0)).is_err(), "{kind}");
+        }
+    }
 }
