@@ -123,7 +123,7 @@ impl FromStr for RankerKind {
         RankerKind::ALL
             .into_iter()
             .find(|k| k.as_str() == norm)
-            .ok_or_else(|| ModelError::UnknownModelKind(s.to_string()))
+            .ok_or_else(|| ModelError::UnknownRankerKind(s.to_string()))
     }
 }
 
@@ -304,6 +304,16 @@ pub(crate) fn check_param_keys(
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    #[test]
+    fn kinds_parse_from_their_cli_spellings_and_an_unknown_one_lists_the_ranking_kinds() {
+        for kind in RankerKind::ALL {
+            assert_eq!(kind.as_str().parse::<RankerKind>().unwrap(), kind);
+        }
+        assert_eq!("Item_KNN".parse::<RankerKind>().unwrap(), RankerKind::ItemKnn);
+        let err = "warp".parse::<RankerKind>().unwrap_err().to_string();
+        assert!(err.contains("warp") && err.contains("itemknn, ease, ials, bpr"), "{err}");
+    }
 
     #[test]
     fn every_kind_fits_through_fit_ranker_and_scores_a_new_user_like_a_training_user() {
