@@ -73,8 +73,12 @@ impl Ease {
             &format!("EASE Gram and weights for {m} movies ({m} x {m}, f64 + f32)"),
             ease_fit_bytes(m),
         )?;
-        let by_item = train.by_item()?;
         let by_user = train.by_user;
+        if m == 0 {
+            // LAPACK refuses (and prints about) a 0 x 0 matrix: nothing to solve.
+            return Ok(Ease { params, by_user: by_user.clone(), weights: Array2::zeros((0, 0)) });
+        }
+        let by_item = train.by_item()?;
         let mut gram = Array2::<f64>::zeros((m, m));
         gram.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, mut row)| {
             for &u in by_item.row(i as u32) {
@@ -242,6 +246,11 @@ mod tests {
         let err =
             Ease::fit(Interactions::new(&rows, 2).unwrap(), &serde_json::json!({"lambda": 0})).unwrap_err();
         assert!(err.to_string().contains("ease.lambda"), "{err}");
+        // No movies: an empty model, without calling LAPACK (which refuses, and prints about, a
+        // 0 x 0 matrix).
+        let none = RatedItems::from_rows(&[vec![]]);
+        let empty = Ease::fit(Interactions::new(&none, 0).unwrap(), &serde_json::Value::Null).unwrap();
+        assert_eq!(empty.weights().dim(), (0, 0));
         // 2^31 movies: 12 * 2^62 bytes, more than any address space.
         let err =
             Ease::fit(Interactions::new(&rows, 1 << 31).unwrap(), &serde_json::Value::Null).unwrap_err();

@@ -316,6 +316,31 @@ mod tests {
     }
 
     #[test]
+    fn empty_users_catalogues_and_training_sets_are_answers_or_errors_never_panics() {
+        let cases = [
+            (RatedItems::from_rows(&[]), 0usize),
+            (RatedItems::from_rows(&[vec![], vec![]]), 3),
+            (RatedItems::from_rows(&[vec![], vec![0]]), 1),
+        ];
+        for (rows, n_items) in &cases {
+            let train = Interactions::new(rows, *n_items).unwrap();
+            for kind in RankerKind::ALL {
+                let params = match kind {
+                    RankerKind::Ials => serde_json::json!({"factors": 2, "iterations": 1}),
+                    RankerKind::Bpr => serde_json::json!({"factors": 2, "epochs": 1}),
+                    _ => serde_json::Value::Null,
+                };
+                if let Ok(model) = fit_ranker(kind, train, &params, 1, Device::Cpu) {
+                    let users: Vec<u32> = (0..rows.n_users() as u32).collect();
+                    let mut out = Array2::zeros((users.len(), *n_items));
+                    model.score_block(&users, out.view_mut()).unwrap();
+                    assert!(out.iter().all(|v| v.is_finite()), "{kind} on {n_items} movies");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_kind_fits_through_fit_ranker_and_scores_a_new_user_like_a_training_user() {
         let rows = RatedItems::from_rows(&[vec![0, 1], vec![0, 1, 2], vec![1, 2, 3], vec![3, 4], vec![0, 4]]);
         let train = Interactions::new(&rows, 5).unwrap();
