@@ -71,6 +71,9 @@ pub enum ModelError {
     /// A string does not name a model kind.
     #[error("unknown model kind `{0}` (expected one of: cbow, skipgram, cooc, mf, sigmoid-mf, residual-mf)")]
     UnknownModelKind(String),
+    /// A string does not name a ranking model kind.
+    #[error("unknown ranking model `{0}` (expected one of: popularity, itemknn, ease, ials, bpr)")]
+    UnknownRankerKind(String),
     /// The operation does not apply to this model kind.
     #[error("{operation} is not supported by model kind `{kind}`")]
     Unsupported {

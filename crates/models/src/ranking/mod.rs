@@ -11,6 +11,10 @@
 //! This module owns the models; the split, the metrics and the top-N selection are
 //! reelvec-data's and reelvec-metrics'.
 
+mod bpr;
+mod ease;
+mod ials;
+mod itemknn;
 mod popularity;
 
 use std::fmt;
@@ -23,6 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
+pub use bpr::{Bpr, BprObjective, BprParams};
+pub use ease::{ease_fit_bytes, Ease, EaseParams};
+pub use ials::{Ials, IalsParams};
+pub use itemknn::{ItemKnn, ItemKnnParams};
 pub use popularity::Popularity;
 
 /// A training set of implicit interactions: per user, the sorted movies they interacted with
@@ -54,6 +62,16 @@ impl<'a> Interactions<'a> {
     /// Number of interactions.
     pub fn nnz(&self) -> usize {
         self.by_user.indices().len()
+    }
+
+    /// The same interactions by movie: row `j` holds the sorted users of movie `j`.
+    pub fn by_item(&self) -> Result<RatedItems, ModelError> {
+        let ptr = self.by_user.indptr();
+        let mut users = Vec::with_capacity(self.nnz());
+        for u in 0..self.n_users() {
+            users.extend(std::iter::repeat_n(u as u32, ptr[u + 1] - ptr[u]));
+        }
+        Ok(RatedItems::from_pairs(self.n_items, self.by_user.indices(), &users)?)
     }
 }
 
@@ -105,7 +123,7 @@ impl FromStr for RankerKind {
         RankerKind::ALL
             .into_iter()
             .find(|k| k.as_str() == norm)
-            .ok_or_else(|| ModelError::UnknownModelKind(s.to_string()))
+            .ok_or_else(|| ModelError::UnknownRankerKind(s.to_string()))
     }
 }
 
@@ -121,6 +139,28 @@ pub trait Ranker: ItemScorer + Send {
     fn item_embeddings(&self) -> Option<ArrayView2<'_, f32>> {
         None
     }
+
+    /// Scores every movie for a new user who has `items` (not a training user: `recommend
+    /// --rated/--watched`), writing one value per movie into `out`. Models that score from the
+    /// user's movies (popularity, itemknn, ease) score them directly, ials folds the user in with
+    /// one exact solve; the default (bpr: a user vector comes only from SGD over their triples)
+    /// is [`ModelError::Unsupported`].
+    fn score_new_user(&self, items: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
+        let _ = (items, out);
+        Err(ModelError::Unsupported {
+            operation: "scoring a new user (fold-in)".into(),
+            kind: self.kind().to_string(),
+        })
+    }
+}
+
+/// Checks a new user's movies and output row against a model's catalogue of `n_items` movies.
+pub(crate) fn check_new_user(items: &[u32], out: &[f32], n_items: usize) -> Result<(), ModelError> {
+    reelvec_metrics::error::check_len("score_new_user output", n_items, out.len())?;
+    for &i in items {
+        reelvec_metrics::error::check_index("score_new_user movie", i as usize, n_items)?;
+    }
+    Ok(())
 }
 
 /// Fits a ranking model of `kind` on `train`. `params` is a JSON object of overrides (unknown
@@ -134,13 +174,27 @@ pub fn fit_ranker(
     seed: u64,
     device: Device,
 ) -> Result<Box<dyn Ranker>, ModelError> {
-    let _ = seed;
     match kind {
         RankerKind::Popularity => {
             cpu_only(kind, device)?;
             Ok(Box::new(Popularity::fit(train, params)?))
         }
-        other => Err(ModelError::Unsupported { operation: "fitting".into(), kind: other.to_string() }),
+        RankerKind::ItemKnn => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(ItemKnn::fit(train, params)?))
+        }
+        RankerKind::Ease => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(Ease::fit(train, params)?))
+        }
+        RankerKind::Ials => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(Ials::fit(train, params, seed)?))
+        }
+        RankerKind::Bpr => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(Bpr::fit(train, params, seed)?))
+        }
     }
 }
 
@@ -151,6 +205,70 @@ fn cpu_only(kind: RankerKind, device: Device) -> Result<(), ModelError> {
         Device::Cuda(_) => {
             Err(ModelError::Unsupported { operation: "training on CUDA".into(), kind: kind.to_string() })
         }
+    }
+}
+
+/// Reads a model's overrides: every accessor returns the default when the key is absent and a
+/// [`ModelError::ConfigValue`] naming `kind.key` when the value has the wrong type or range.
+pub(crate) struct ParamReader<'a> {
+    kind: RankerKind,
+    map: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+impl<'a> ParamReader<'a> {
+    /// Checks the keys against `allowed` (see [`check_param_keys`]) and wraps the object.
+    pub(crate) fn new(
+        kind: RankerKind,
+        params: &'a serde_json::Value,
+        allowed: &[&str],
+    ) -> Result<Self, ModelError> {
+        check_param_keys(kind, params, allowed)?;
+        Ok(ParamReader { kind, map: params.as_object() })
+    }
+
+    fn bad(&self, key: &str, value: &serde_json::Value, allowed: &str) -> ModelError {
+        ModelError::ConfigValue {
+            key: format!("{}.{key}", self.kind),
+            value: value.to_string(),
+            allowed: allowed.to_string(),
+        }
+    }
+
+    /// An integer in `min..=max`.
+    pub(crate) fn int(&self, key: &str, default: usize, min: usize, max: usize) -> Result<usize, ModelError> {
+        let Some(v) = self.map.and_then(|m| m.get(key)) else { return Ok(default) };
+        match v.as_u64().and_then(|x| usize::try_from(x).ok()) {
+            Some(x) if (min..=max).contains(&x) => Ok(x),
+            _ => Err(self.bad(key, v, &format!("an integer from {min} to {max}"))),
+        }
+    }
+
+    /// A finite number accepted by `ok`, whose range `allowed` states in words.
+    pub(crate) fn num(
+        &self,
+        key: &str,
+        default: f64,
+        ok: impl Fn(f64) -> bool,
+        allowed: &str,
+    ) -> Result<f64, ModelError> {
+        let Some(v) = self.map.and_then(|m| m.get(key)) else { return Ok(default) };
+        match v.as_f64() {
+            Some(x) if x.is_finite() && ok(x) => Ok(x),
+            _ => Err(self.bad(key, v, allowed)),
+        }
+    }
+
+    /// One of the strings in `choices`.
+    pub(crate) fn choice(
+        &self,
+        key: &str,
+        default: &'static str,
+        choices: &[&'static str],
+    ) -> Result<&'static str, ModelError> {
+        let Some(v) = self.map.and_then(|m| m.get(key)) else { return Ok(default) };
+        v.as_str()
+            .and_then(|s| choices.iter().copied().find(|c| *c == s))
+            .ok_or_else(|| self.bad(key, v, &format!("one of {}", choices.join(", "))))
     }
 }
 
@@ -180,4 +298,79 @@ pub(crate) fn check_param_keys(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn kinds_parse_from_their_cli_spellings_and_an_unknown_one_lists_the_ranking_kinds() {
+        for kind in RankerKind::ALL {
+            assert_eq!(kind.as_str().parse::<RankerKind>().unwrap(), kind);
+        }
+        assert_eq!("Item_KNN".parse::<RankerKind>().unwrap(), RankerKind::ItemKnn);
+        let err = "warp".parse::<RankerKind>().unwrap_err().to_string();
+        assert!(err.contains("warp") && err.contains("itemknn, ease, ials, bpr"), "{err}");
+    }
+
+    #[test]
+    fn empty_users_catalogues_and_training_sets_are_answers_or_errors_never_panics() {
+        let cases = [
+            (RatedItems::from_rows(&[]), 0usize),
+            (RatedItems::from_rows(&[vec![], vec![]]), 3),
+            (RatedItems::from_rows(&[vec![], vec![0]]), 1),
+        ];
+        for (rows, n_items) in &cases {
+            let train = Interactions::new(rows, *n_items).unwrap();
+            for kind in RankerKind::ALL {
+                let params = match kind {
+                    RankerKind::Ials => serde_json::json!({"factors": 2, "iterations": 1}),
+                    RankerKind::Bpr => serde_json::json!({"factors": 2, "epochs": 1}),
+                    _ => serde_json::Value::Null,
+                };
+                if let Ok(model) = fit_ranker(kind, train, &params, 1, Device::Cpu) {
+                    let users: Vec<u32> = (0..rows.n_users() as u32).collect();
+                    let mut out = Array2::zeros((users.len(), *n_items));
+                    model.score_block(&users, out.view_mut()).unwrap();
+                    assert!(out.iter().all(|v| v.is_finite()), "{kind} on {n_items} movies");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_fits_through_fit_ranker_and_scores_a_new_user_like_a_training_user() {
+        let rows = RatedItems::from_rows(&[vec![0, 1], vec![0, 1, 2], vec![1, 2, 3], vec![3, 4], vec![0, 4]]);
+        let train = Interactions::new(&rows, 5).unwrap();
+        let small = serde_json::json!({"factors": 3, "iterations": 3});
+        for kind in RankerKind::ALL {
+            let params = match kind {
+                RankerKind::Ials => small.clone(),
+                RankerKind::Bpr => serde_json::json!({"factors": 3, "epochs": 2}),
+                _ => serde_json::Value::Null,
+            };
+            let model = fit_ranker(kind, train, &params, 7, Device::Cpu).unwrap();
+            assert_eq!(model.kind(), kind);
+            assert!(model.params().is_object(), "{kind}");
+            let mut block = Array2::zeros((1, 5));
+            model.score_block(&[1], block.view_mut()).unwrap();
+            let mut new = vec![0.0f32; 5];
+            // User 1's movies, repeated and out of order.
+            let result = model.score_new_user(&[2, 0, 1, 0], &mut new);
+            match kind {
+                RankerKind::Bpr => assert!(matches!(result, Err(ModelError::Unsupported { .. }))),
+                // iALS folds in exactly where training took CG steps: same ranking direction,
+                // not the same numbers.
+                RankerKind::Ials => result.unwrap(),
+                _ => {
+                    result.unwrap();
+                    assert_eq!(new, block.row(0).to_vec(), "{kind}");
+                }
+            }
+            assert!(model.score_new_user(&[5], &mut new).is_err(), "{kind}");
+            assert!(fit_ranker(kind, train, &params, 7, Device::Cuda(0)).is_err(), "{kind}");
+        }
+    }
 }

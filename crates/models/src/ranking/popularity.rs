@@ -60,6 +60,13 @@ impl Ranker for Popularity {
     fn params(&self) -> serde_json::Value {
         serde_json::json!({})
     }
+
+    /// Everyone gets the training counts.
+    fn score_new_user(&self, items: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
+        super::check_new_user(items, out, self.counts.len())?;
+        out.copy_from_slice(&self.counts);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
