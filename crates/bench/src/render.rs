@@ -82,8 +82,9 @@ fn report_section(out: &mut String, r: &BenchReport) {
         for c in &r.cases {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {}{} | {} | {} | {} | {} |",
                 c.id,
+                if c.load_refused.is_some() { " (**busy machine**)" } else { "" },
                 c.unit,
                 seconds(Some(c.ours.wall_per_unit)),
                 seconds(c.ours.cpu_per_unit),
@@ -122,6 +123,7 @@ fn report_section(out: &mut String, r: &BenchReport) {
         .iter()
         .cloned()
         .chain(r.cases.iter().filter_map(|c| c.note.as_ref().map(|n| format!("{}: {n}", c.id))))
+        .chain(r.cases.iter().filter_map(|c| c.load_refused.as_ref().map(|n| format!("{}: **{n}**", c.id))))
         .collect();
     if !notes.is_empty() {
         out.push_str("Notes:\n\n");
@@ -137,11 +139,13 @@ fn speed_row(out: &mut String, c: &Case) {
     let wall_ratio = peer.map(|p| p.wall_per_unit / c.ours.wall_per_unit);
     let cpu_ratio = peer.and_then(|p| Some(p.cpu_per_unit? / c.ours.cpu_per_unit?));
     let speedup = match (wall_ratio, cpu_ratio) {
+        _ if c.load_refused.is_some() => "**withheld: load**".to_string(),
         (Some(w), Some(cpu)) => format!("{} / {}", times(w), times(cpu)),
         (Some(w), None) => format!("{} / -", times(w)),
         _ => "-".to_string(),
     };
     let target = match c.target_speedup {
+        Some(t) if c.load_refused.is_some() => format!(">= {t}x: not judged (load)"),
         Some(t) => match cpu_ratio.or(wall_ratio) {
             Some(x) if x >= t => format!(">= {t}x: met"),
             Some(_) => format!(">= {t}x: **missed**"),
