@@ -2,9 +2,12 @@
 //! AdamW, lazy Adam) over a parameter table of ml-100k MF size (2625 x 51: 943 users + 1682
 //! movies, k = 50 plus a bias column) and ml-25m MF size (221,588 x 65: 162,541 users + 59,047
 //! movies, k = 64 plus a bias column). Sizes are in the bench names; throughput is the bytes a
-//! step must move.
+//! step must move. `adam_step_idle_rows` is dense Adam on an ml-latest-small-sized table
+//! (10,352 x 51) whose idle rows' first moments have decayed into the subnormal range, with IEEE
+//! subnormals (PyTorch's default) and with `reelvec_engine::fpenv::FlushDenormals` (FTZ/DAZ).
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use reelvec_engine::{
@@ -104,5 +107,45 @@ fn optimizers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, optimizers);
+/// Dense Adam after 2,000 steps in which a 100-rating batch touched the same ~200 of 10,352
+/// rows (the others' first moments decay by 0.9 per step into the subnormal range), then steps
+/// with zero gradients: with IEEE subnormals, and inside `fpenv::with_flushed_denormals` (a pool
+/// of the same size whose workers set FTZ/DAZ, as `train.flush_denormals` runs a fit). Run with
+/// `RAYON_NUM_THREADS=1` for the one-thread figure.
+fn idle_rows(c: &mut Criterion) {
+    let (rows, cols) = (10_352, 51);
+    let mut params = store(rows, cols);
+    let grads = batch_grads(&params, 100);
+    let mut warm = Adam::new(AdamConfig::default());
+    for _ in 0..2000 {
+        warm.step(&mut params, &grads, 1e-3);
+    }
+    let idle = Grads::zeros_like(&params);
+    let mut group = c.benchmark_group("adam_step_idle_rows");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(28 * (rows * cols) as u64));
+    for flush in [false, true] {
+        let (mut params, mut opt) = (params.clone(), warm.clone());
+        let label = if flush { "ftz_daz" } else { "ieee" };
+        group.bench_function(BenchmarkId::new(label, "10352x51"), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = || {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        opt.step(black_box(&mut params), black_box(&idle), 1e-3);
+                    }
+                    start.elapsed()
+                };
+                if flush {
+                    reelvec_engine::fpenv::with_flushed_denormals(timed).expect("a flushing pool")
+                } else {
+                    timed()
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, optimizers, idle_rows);
 criterion_main!(benches);

@@ -50,6 +50,8 @@ struct Point {
     wall: f64,
     rmse: Option<f64>,
     rmse_clipped: Option<f64>,
+    /// The highest 1-minute load average seen before and after the fits.
+    load: [Option<f64>; 2],
 }
 
 /// The preset `name` set to `epochs` (its linear decay, if any, spans the new budget).
@@ -65,6 +67,7 @@ fn config(name: &str, epochs: usize) -> Result<p2_mf::Config> {
 
 fn ours(plan: &FrontierPlan<'_>, cfg: &p2_mf::Config) -> Result<Point> {
     let (mut cpu, mut wall) = (Vec::new(), Vec::new());
+    let mut load = [None, None];
     let mut last = None;
     for _ in 0..REPEATS {
         let clock = Clock::start();
@@ -72,6 +75,12 @@ fn ours(plan: &FrontierPlan<'_>, cfg: &p2_mf::Config) -> Result<Point> {
         let spent = clock.elapsed();
         wall.push(spent.wall);
         cpu.extend(spent.cpu);
+        for (seen, now) in load.iter_mut().zip(spent.load) {
+            *seen = match (*seen, now) {
+                (Some(a), Some(b)) => Some(f64::max(a, b)),
+                (a, b) => a.or(b),
+            };
+        }
         last = Some(out);
     }
     let Some(out) = last else { bail!("no fit ran") };
@@ -96,6 +105,7 @@ fn ours(plan: &FrontierPlan<'_>, cfg: &p2_mf::Config) -> Result<Point> {
         wall: median(wall),
         rmse: out.val_rmse,
         rmse_clipped: clipped,
+        load,
     })
 }
 
@@ -144,12 +154,19 @@ pub fn run(plan: &FrontierPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>
                     cfg.k, cfg.train.batch_size, cfg.train.lr
                 ),
                 unit: "fit".into(),
-                ours: Timing { units: 1, wall_per_unit: point.wall, cpu_per_unit: point.cpu, examples_per_unit: Some(examples * e as f64) },
+                ours: Timing {
+                    units: 1,
+                    wall_per_unit: point.wall,
+                    cpu_per_unit: point.cpu,
+                    examples_per_unit: Some(examples * e as f64),
+                    load_average_1min: point.load,
+                },
                 peer: svd.as_ref().map(|_| Timing {
                     units: 1,
                     wall_per_unit: num("fit_wall_seconds").unwrap_or(f64::NAN),
                     cpu_per_unit: num("fit_cpu_seconds"),
                     examples_per_unit: Some(examples * e as f64),
+                    load_average_1min: surprise.as_ref().map_or([None, None], |s| s.timing.load_average_1min),
                 }),
                 same_rows: surprise.as_ref().map(|s| s.same_rows),
                 target_speedup: None,
@@ -159,6 +176,7 @@ pub fn run(plan: &FrontierPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>
                 ],
                 figures: vec![],
                 note: None,
+                load_refused: None,
             });
         }
     }

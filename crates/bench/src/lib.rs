@@ -194,6 +194,8 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
             (label, "none (no PyTorch reference for this suite)".to_string(), cases)
         }
     };
+    let mut cases = cases;
+    report::apply_load_rule(&mut cases, threads, &mut notes);
     machine.load_average[1] = load_average();
     if machine.load_average.iter().flatten().any(|&l| l > machine.cores as f64) {
         notes.push(format!(
@@ -312,6 +314,7 @@ pub fn summary(report: &BenchReport) -> String {
     for c in &report.cases {
         let p = c.peer.as_ref();
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            _ if c.load_refused.is_some() => "LOAD".to_string(),
             (Some(a), Some(b)) if b > 0.0 => format!("{:.1}x", a / b),
             _ => "-".to_string(),
         };
@@ -333,6 +336,9 @@ pub fn summary(report: &BenchReport) -> String {
         }
         for f in &c.figures {
             let _ = writeln!(out, "{:<16}   {}: {} {}", "", f.name, render::significant(f.value), f.unit);
+        }
+        if let Some(why) = &c.load_refused {
+            let _ = writeln!(out, "{:<16}   LOAD: {why}", "");
         }
     }
     for n in &report.notes {

@@ -16,7 +16,7 @@ use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_resi
 use reelvec_models::ItemEmbeddings;
 
 use super::peers::{metric, PeerRun, Peers, Split};
-use super::report::{steady_mean, Case, Clock, Figure, Quality, Timing, STEADY_STATE_NOTE};
+use super::report::{steady_mean, Case, Clock, Elapsed, Figure, Quality, Timing, STEADY_STATE_NOTE};
 
 /// What the notebook suite runs on and with.
 #[derive(Debug)]
@@ -78,15 +78,16 @@ fn peer(
     }
 }
 
-/// Our timing from per-epoch seconds (steady state, see [`steady_mean`]) and the CPU time of
-/// the whole call.
-fn ours_timing(epoch_seconds: &[f64], cpu: Option<f64>, examples: f64) -> Timing {
+/// Our timing from per-epoch seconds (steady state, see [`steady_mean`]) and the CPU time and
+/// load averages of the whole call.
+fn ours_timing(epoch_seconds: &[f64], spent: Elapsed, examples: f64) -> Timing {
     let units = epoch_seconds.len();
     Timing {
         units,
         wall_per_unit: steady_mean(epoch_seconds),
-        cpu_per_unit: cpu.map(|c| c / units.max(1) as f64),
+        cpu_per_unit: spent.cpu.map(|c| c / units.max(1) as f64),
         examples_per_unit: Some(examples),
+        load_average_1min: spent.load,
     }
 }
 
@@ -117,7 +118,8 @@ fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
             cfg.top_movies, cfg.model.dim, cfg.model.window, cfg.train.batch_size
         ),
         unit: "epoch".into(),
-        ours: ours_timing(&seconds, spent.cpu, f.train_examples as f64),
+        load_refused: None,
+        ours: ours_timing(&seconds, spent, f.train_examples as f64),
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: peer.as_ref().map(|p| p.same_rows),
         target_speedup: plan.target(5.0),
@@ -179,11 +181,13 @@ fn p1(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
             f.movies
         ),
         unit: "step".into(),
+        load_refused: None,
         ours: Timing {
             units: steps,
             wall_per_unit: f.step_seconds,
             cpu_per_unit: spent.cpu.map(|c| c / steps as f64),
             examples_per_unit: Some(f.movies as f64),
+            load_average_1min: spent.load,
         },
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: None,
@@ -231,7 +235,8 @@ fn p2(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
             cfg.k, cfg.train.batch_size
         ),
         unit: "epoch".into(),
-        ours: ours_timing(&seconds, spent.cpu, out.train_rows.len() as f64),
+        load_refused: None,
+        ours: ours_timing(&seconds, spent, out.train_rows.len() as f64),
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: peer.as_ref().map(|p| p.same_rows),
         target_speedup: plan.target(5.0),
@@ -284,7 +289,8 @@ fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
         id: "P3".into(),
         name: format!("sigmoid MF, k = {}, batch {} shuffled, Adam", cfg.k, cfg.train.batch_size),
         unit: "epoch".into(),
-        ours: ours_timing(&seconds, spent.cpu, out.train_rows.len() as f64),
+        load_refused: None,
+        ours: ours_timing(&seconds, spent, out.train_rows.len() as f64),
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: peer.as_ref().map(|p| p.same_rows),
         target_speedup: plan.target(5.0),
@@ -300,6 +306,7 @@ fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
         wall_per_unit: s,
         cpu_per_unit: None,
         examples_per_unit: m("n_users"),
+        load_average_1min: peer.as_ref().map_or([None, None], |p| p.timing.load_average_1min),
     });
     let topn = Case {
         id: "P3 top-N".into(),
@@ -310,11 +317,13 @@ fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
             ds.movies.len()
         ),
         unit: "call".into(),
+        load_refused: None,
         ours: Timing {
             units: 1,
             wall_per_unit: topn_spent.wall,
             cpu_per_unit: topn_spent.cpu,
             examples_per_unit: Some(n_users as f64),
+            load_average_1min: topn_spent.load,
         },
         peer: peer_topn,
         same_rows: None,
@@ -366,7 +375,8 @@ fn p4(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
             cfg.k, cfg.train.batch_size
         ),
         unit: "epoch".into(),
-        ours: ours_timing(&seconds, spent.cpu, out.train_rows.len() as f64),
+        load_refused: None,
+        ours: ours_timing(&seconds, spent, out.train_rows.len() as f64),
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: peer.as_ref().map(|_| true),
         target_speedup: plan.target(5.0),

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::error::{bail, Context, Result};
 use serde_json::Value;
 
-use super::report::{steady_mean, Timing};
+use super::report::{load_average, steady_mean, Timing};
 
 /// A directory of reference scripts and the interpreter that runs them.
 #[derive(Debug, Clone)]
@@ -83,6 +83,7 @@ impl Peers {
             }
             None => None,
         };
+        let load_before = load_average();
         let attempt = |split: Option<&Path>| -> Result<()> {
             let mut cmd = Command::new(&self.python);
             cmd.arg(self.dir.join(script))
@@ -121,7 +122,8 @@ impl Peers {
             &std::fs::read_to_string(&json).with_context(|| format!("cannot read {}", json.display()))?,
         )
         .with_context(|| format!("{} is not JSON", json.display()))?;
-        Ok(PeerRun { timing: timing_of(&report), metrics: report["metrics"].clone(), same_rows })
+        let timing = Timing { load_average_1min: [load_before, load_average()], ..timing_of(&report) };
+        Ok(PeerRun { timing, metrics: report["metrics"].clone(), same_rows })
     }
 }
 
@@ -149,7 +151,13 @@ pub fn timing_of(report: &Value) -> Timing {
     let cpu =
         column("cpu_seconds").map(|s| steady_mean(&s)).or_else(|| report["mean_epoch_cpu_seconds"].as_f64());
     let examples = report["examples_per_second"].as_f64().map(|eps| eps * mean_wall);
-    Timing { units, wall_per_unit: wall, cpu_per_unit: cpu, examples_per_unit: examples.map(f64::round) }
+    Timing {
+        units,
+        wall_per_unit: wall,
+        cpu_per_unit: cpu,
+        examples_per_unit: examples.map(f64::round),
+        load_average_1min: [None, None],
+    }
 }
 
 /// A number in a peer's `metrics` by a `/`-separated path.

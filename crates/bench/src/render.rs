@@ -103,7 +103,7 @@ fn report_section(out: &mut String, r: &BenchReport) {
             &["case", "unit", "wall", "CPU", "examples/s"],
             r.cases.iter().map(|c| {
                 [
-                    c.id.clone(),
+                    format!("{}{}", c.id, if c.load_refused.is_some() { " (busy machine)" } else { "" }),
                     c.unit.clone(),
                     seconds(Some(c.ours.wall_per_unit)),
                     seconds(c.ours.cpu_per_unit),
@@ -140,6 +140,7 @@ fn report_section(out: &mut String, r: &BenchReport) {
         .iter()
         .cloned()
         .chain(r.cases.iter().filter_map(|c| c.note.as_ref().map(|n| format!("{}: {n}", c.id))))
+        .chain(r.cases.iter().filter_map(|c| c.load_refused.as_ref().map(|n| format!("{}: **{n}**", c.id))))
         .collect();
     if !notes.is_empty() {
         out.push_str("Notes:\n\n");
@@ -155,11 +156,13 @@ fn speed_row(c: &Case) -> [String; 11] {
     let wall_ratio = peer.map(|p| p.wall_per_unit / c.ours.wall_per_unit);
     let cpu_ratio = peer.and_then(|p| Some(p.cpu_per_unit? / c.ours.cpu_per_unit?));
     let speedup = match (wall_ratio, cpu_ratio) {
+        _ if c.load_refused.is_some() => "WITHHELD (load)".to_string(),
         (Some(w), Some(cpu)) => format!("{} / {}", times(w), times(cpu)),
         (Some(w), None) => format!("{} / -", times(w)),
         _ => "-".to_string(),
     };
     let target = match c.target_speedup {
+        Some(t) if c.load_refused.is_some() => format!("{t}x or more: not judged (load)"),
         Some(t) => match cpu_ratio.or(wall_ratio) {
             Some(x) if x >= t => format!("{t}x or more: met"),
             Some(_) => format!("{t}x or more: MISSED"),

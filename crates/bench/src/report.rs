@@ -82,6 +82,11 @@ pub struct Case {
     pub figures: Vec<Figure>,
     /// A caveat for this case.
     pub note: Option<String>,
+    /// Set by [`apply_load_rule`] when the 1-minute load average exceeded the thread count
+    /// before or after either side ran: why no speed-up is stated (the renderers then print
+    /// no ratio and judge no target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_refused: Option<String>,
 }
 
 /// Timing of one side of a case.
@@ -96,6 +101,52 @@ pub struct Timing {
     pub cpu_per_unit: Option<f64>,
     /// Training examples per unit (rating rows, CBOW windows, matrix rows, pairs).
     pub examples_per_unit: Option<f64>,
+    /// The 1-minute load average (`/proc/loadavg`) just before and just after this side ran
+    /// (None where unknown: off Linux, or reports written before it was recorded).
+    #[serde(default)]
+    pub load_average_1min: [Option<f64>; 2],
+}
+
+impl Case {
+    /// The load rule: when any 1-minute load average recorded around either side (before or
+    /// after) is above `threads`, other processes competed for the cores the case used, so
+    /// its figures are not comparable; returns the reason, naming the highest load. Unknown
+    /// loads never refuse.
+    pub fn load_check(&self, threads: usize) -> Option<String> {
+        let sides = std::iter::once(&self.ours).chain(self.peer.as_ref());
+        let highest = sides.flat_map(|t| t.load_average_1min).flatten().fold(f64::NAN, f64::max);
+        if highest.is_nan() || highest <= threads as f64 {
+            return None;
+        }
+        let what = if self.peer.is_some() {
+            "no speed-up is stated (the two sides competed with other processes for the cores)"
+        } else {
+            "its figures were taken on a busy machine"
+        };
+        Some(format!(
+            "1-min load average {highest:.2} above the {threads} thread(s) around this case: {what}"
+        ))
+    }
+}
+
+/// Applies [`Case::load_check`] to every case (setting [`Case::load_refused`]) and adds one
+/// loud note naming the refused cases. Returns how many were refused.
+pub fn apply_load_rule(cases: &mut [Case], threads: usize, notes: &mut Vec<String>) -> usize {
+    let mut refused = Vec::new();
+    for c in cases.iter_mut() {
+        c.load_refused = c.load_check(threads);
+        if c.load_refused.is_some() {
+            refused.push(c.id.clone());
+        }
+    }
+    if !refused.is_empty() {
+        notes.push(format!(
+            "LOAD TOO HIGH: {} measured while the 1-min load average exceeded the {threads} thread(s); \
+             their ratios are withheld and their targets not judged: rerun on a quiet machine",
+            refused.join(", ")
+        ));
+    }
+    refused.len()
 }
 
 impl Timing {
@@ -165,6 +216,7 @@ impl BenchReport {
 pub struct Clock {
     wall: Instant,
     cpu: Option<f64>,
+    load: Option<f64>,
 }
 
 /// What a [`Clock`] measured.
@@ -174,12 +226,14 @@ pub struct Elapsed {
     pub wall: f64,
     /// Process CPU seconds (all threads), when the platform tells.
     pub cpu: Option<f64>,
+    /// The 1-minute load average at [`Clock::start`] and at [`Clock::elapsed`].
+    pub load: [Option<f64>; 2],
 }
 
 impl Clock {
     /// Starts both clocks.
     pub fn start() -> Self {
-        Self { wall: Instant::now(), cpu: process_cpu_seconds() }
+        Self { wall: Instant::now(), cpu: process_cpu_seconds(), load: load_average() }
     }
 
     /// Time since [`Clock::start`].
@@ -188,7 +242,7 @@ impl Clock {
             (Some(a), Some(b)) => Some((b - a).max(0.0)),
             _ => None,
         };
-        Elapsed { wall: self.wall.elapsed().as_secs_f64(), cpu }
+        Elapsed { wall: self.wall.elapsed().as_secs_f64(), cpu, load: [self.load, load_average()] }
     }
 }
 
@@ -326,9 +380,76 @@ mod tests {
         assert_eq!(now[..10], expected[..10]);
     }
 
+    fn timing(load: [Option<f64>; 2]) -> Timing {
+        Timing {
+            units: 1,
+            wall_per_unit: 1.0,
+            cpu_per_unit: None,
+            examples_per_unit: None,
+            load_average_1min: load,
+        }
+    }
+
+    fn case(id: &str, ours: [Option<f64>; 2], peer: Option<[Option<f64>; 2]>) -> Case {
+        Case {
+            id: id.into(),
+            name: String::new(),
+            unit: "epoch".into(),
+            ours: timing(ours),
+            peer: peer.map(timing),
+            same_rows: None,
+            target_speedup: Some(10.0),
+            quality: vec![],
+            figures: vec![],
+            note: None,
+            load_refused: None,
+        }
+    }
+
+    #[test]
+    fn load_above_the_thread_count_on_either_side_refuses_the_comparison() {
+        // At or below the thread count, or unknown: compared.
+        assert_eq!(case("a", [Some(0.4), Some(1.0)], Some([Some(0.9), None])).load_check(1), None);
+        assert_eq!(case("b", [None, None], Some([None, None])).load_check(1), None);
+        assert_eq!(case("c", [Some(3.9), Some(4.0)], None).load_check(4), None);
+        // Above it before or after either side: refused, naming the highest load.
+        let ours_after =
+            case("d", [Some(0.5), Some(1.2)], Some([Some(0.3), Some(0.8)])).load_check(1).unwrap();
+        assert!(ours_after.contains("1.20 above the 1 thread(s)") && ours_after.contains("no speed-up"));
+        let peer_before =
+            case("e", [Some(0.5), Some(0.7)], Some([Some(2.5), Some(0.8)])).load_check(2).unwrap();
+        assert!(peer_before.contains("2.50 above the 2 thread(s)"), "{peer_before}");
+        let alone = case("f", [Some(6.0), None], None).load_check(2).unwrap();
+        assert!(alone.contains("busy machine"), "{alone}");
+
+        let mut cases = vec![
+            case("P2", [Some(0.2), Some(0.3)], Some([Some(0.2), Some(5.0)])),
+            case("P3", [Some(0.2), Some(0.3)], Some([Some(0.2), Some(0.3)])),
+        ];
+        let mut notes = vec![];
+        assert_eq!(apply_load_rule(&mut cases, 1, &mut notes), 1);
+        assert!(cases[0].load_refused.is_some() && cases[1].load_refused.is_none());
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with("LOAD TOO HIGH: P2 measured"), "{}", notes[0]);
+        // The JSON carries the refusal (and the loads), and old reports without them still read.
+        let json = serde_json::to_value(&cases[0]).unwrap();
+        assert!(json["load_refused"].as_str().unwrap().contains("5.00"));
+        assert_eq!(json["peer"]["load_average_1min"], serde_json::json!([0.2, 5.0]));
+        let mut old = serde_json::to_value(&cases[1]).unwrap();
+        old["ours"].as_object_mut().unwrap().remove("load_average_1min");
+        let back: Case = serde_json::from_value(old).unwrap();
+        assert_eq!(back.ours.load_average_1min, [None, None]);
+    }
+
     #[test]
     fn throughput_and_mean() {
-        let t = Timing { units: 3, wall_per_unit: 0.5, cpu_per_unit: None, examples_per_unit: Some(100.0) };
+        let t = Timing {
+            units: 3,
+            wall_per_unit: 0.5,
+            cpu_per_unit: None,
+            examples_per_unit: Some(100.0),
+            load_average_1min: [None, None],
+        };
         assert_eq!(t.examples_per_second(), Some(200.0));
         assert_eq!(mean(&[1.0, 2.0, 6.0]), 3.0);
         assert_eq!(mean(&[]), 0.0);

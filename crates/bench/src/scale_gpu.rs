@@ -148,11 +148,13 @@ pub fn top_n_case(ds: &Dataset, model: &MfModel, device: Device) -> Result<Case>
             device.describe()
         ),
         unit: "call".into(),
+        load_refused: None,
         ours: Timing {
             units: 1,
             wall_per_unit: total,
             cpu_per_unit: None,
             examples_per_unit: Some(n_users as f64),
+            load_average_1min: [None, None],
         },
         peer: None,
         same_rows: None,

@@ -27,7 +27,7 @@ enum DataCommand {
 
 #[derive(Debug, clap::Args)]
 struct SynthArgs {
-    /// Size: tiny, small, ml-100k, ml-1m or ml-25m.
+    /// Size: tiny, small, ml-100k, ml-latest-small, ml-1m or ml-25m.
     #[arg(long, default_value = "small")]
     preset: String,
     /// Layout to write: ml-100k, ml-1m, ml-10m, ml-latest or generic (whole-star layouts round

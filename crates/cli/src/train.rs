@@ -55,6 +55,13 @@ pub struct Args {
     /// No progress bar, fewer lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Train with subnormal floats flushed to zero (FTZ/DAZ on the fit's threads; the config
+    /// key `train.flush_denormals`). Dense Adam on a large, sparsely rated catalogue runs several
+    /// times faster; Adam's moments and weight-decayed rows that no rating touches for a long
+    /// time differ from PyTorch's IEEE arithmetic (docs/ARCHITECTURE.md, "Subnormals"). Not
+    /// for cooc, whose fit has no such rows.
+    #[arg(long)]
+    pub flush_denormals: bool,
     /// Print the resolved config as TOML and exit without training.
     #[arg(long)]
     pub print_config: bool,
@@ -65,7 +72,8 @@ pub struct Args {
 /// Everything a pipeline config shares that the CLI sets.
 trait CliConfig: Serialize + DeserializeOwned + Default {
     fn preset(name: &str) -> Option<Self>;
-    fn apply(&mut self, seed: Option<u64>, quiet: bool);
+    /// `--seed`, `--quiet` and `--flush-denormals` over the resolved config.
+    fn apply(&mut self, args: &Args) -> Result<()>;
     /// The pipeline config's own `validate` (before the data is loaded).
     fn validate(&self) -> Result<(), reelvec_models::ModelError>;
 }
@@ -76,12 +84,14 @@ macro_rules! cli_config {
             fn preset(name: &str) -> Option<Self> {
                 ($presets)(name)
             }
-            fn apply(&mut self, seed: Option<u64>, quiet: bool) {
-                if let Some(s) = seed {
+            fn apply(&mut self, args: &Args) -> Result<()> {
+                if let Some(s) = args.seed {
                     self.seed = s;
                     self.train.seed = s;
                 }
-                self.train.quiet |= quiet;
+                self.train.quiet |= args.quiet;
+                self.train.flush_denormals |= args.flush_denormals;
+                Ok(())
             }
             fn validate(&self) -> Result<(), reelvec_models::ModelError> {
                 <$ty>::validate(self)
@@ -99,10 +109,14 @@ impl CliConfig for p1_cooc::Config {
     fn preset(name: &str) -> Option<Self> {
         (name == "notebook").then(Self::default)
     }
-    fn apply(&mut self, seed: Option<u64>, _quiet: bool) {
-        if let Some(s) = seed {
+    fn apply(&mut self, args: &Args) -> Result<()> {
+        if args.flush_denormals {
+            anyhow::bail!("--flush-denormals applies to the trainer's models (cbow, skipgram, mf, sigmoid-mf, residual-mf), not cooc");
+        }
+        if let Some(s) = args.seed {
             self.seed = s;
         }
+        Ok(())
     }
     fn validate(&self) -> Result<(), reelvec_models::ModelError> {
         Self::validate(self)
@@ -158,7 +172,7 @@ fn resolve_with<C: CliConfig>(args: &Args, adjust: impl FnOnce(C) -> C) -> Resul
     };
     let base = adjust(base);
     let mut cfg: C = resolve_from(&base, args.config.as_deref(), &args.set)?;
-    cfg.apply(args.seed, args.quiet);
+    cfg.apply(args)?;
     cfg.validate()?;
     Ok(cfg)
 }

@@ -355,3 +355,41 @@ fn mf_train_prints_which_optimizer_ran_and_why() {
     let stdout = ok(&args);
     assert!(stdout.contains("optimizer: adam\n"), "{stdout}");
 }
+
+#[test]
+fn flush_denormals_flag_sets_the_config_key_and_is_refused_for_cooc() {
+    let f = fixture();
+    let data = f.data.to_str().unwrap();
+    let base =
+        ["train", "--model", "sigmoid-mf", "--data", data, "--quiet", "--no-cache", "--preset", "notebook"];
+    // The flag is the config key `train.flush_denormals`, shown only when on.
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--out", "unused", "--print-config"]);
+    assert!(!ok(&args).contains("flush_denormals"));
+    args.push("--flush-denormals");
+    assert!(ok(&args).contains("flush_denormals = true"));
+    // On this small catalogue (every movie touched every few steps) the tables are identical.
+    let mut tables = Vec::new();
+    for (name, flag) in [("run-ieee", None), ("run-ftz", Some("--flush-denormals"))] {
+        let run = f.root.join(name);
+        let mut args = base.to_vec();
+        args.extend_from_slice(&["--out", run.to_str().unwrap(), "--set", "train.epochs=2"]);
+        args.extend(flag);
+        ok(&args);
+        tables.push(std::fs::read(run.join("model.safetensors")).unwrap());
+    }
+    assert_eq!(tables[0], tables[1]);
+    let run = f.root.join("run-cooc");
+    let stderr = fails(&[
+        "train",
+        "--model",
+        "cooc",
+        "--data",
+        data,
+        "--out",
+        run.to_str().unwrap(),
+        "--flush-denormals",
+    ]);
+    assert!(stderr.contains("not cooc"), "{stderr}");
+    assert!(!run.exists());
+}

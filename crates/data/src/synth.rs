@@ -78,6 +78,9 @@ pub enum Preset {
     Small,
     /// ml-100k's shape: 943 users, 1,682 movies, about 100,000 ratings.
     Ml100k,
+    /// ml-latest-small's shape: 610 users, 9,742 movies, about 100,000 ratings (a large, sparsely
+    /// rated catalogue: the MF speed cases of issue 13).
+    MlLatestSmall,
     /// ml-1m's shape: 6,040 users, 3,706 movies, about 1,000,000 ratings.
     Ml1m,
     /// ml-25m's shape: 162,541 users, 59,047 movies, about 25,000,000 ratings.
@@ -86,7 +89,8 @@ pub enum Preset {
 
 impl Preset {
     /// Every preset, smallest first.
-    pub const ALL: [Preset; 5] = [Preset::Tiny, Preset::Small, Preset::Ml100k, Preset::Ml1m, Preset::Ml25m];
+    pub const ALL: [Preset; 6] =
+        [Preset::Tiny, Preset::Small, Preset::Ml100k, Preset::MlLatestSmall, Preset::Ml1m, Preset::Ml25m];
 
     /// The preset's name ("tiny", "small", "ml-100k", "ml-1m", "ml-25m").
     pub fn name(self) -> &'static str {
@@ -94,6 +98,7 @@ impl Preset {
             Preset::Tiny => "tiny",
             Preset::Small => "small",
             Preset::Ml100k => "ml-100k",
+            Preset::MlLatestSmall => "ml-latest-small",
             Preset::Ml1m => "ml-1m",
             Preset::Ml25m => "ml-25m",
         }
@@ -115,6 +120,13 @@ impl Preset {
             Preset::Ml100k => {
                 SynthConfig { n_users: 943, n_movies: 1682, mean_ratings_per_user: 106.0, ..base }
             }
+            Preset::MlLatestSmall => SynthConfig {
+                n_users: 610,
+                n_movies: 9742,
+                mean_ratings_per_user: 165.3,
+                n_franchises: 40,
+                ..base
+            },
             Preset::Ml1m => SynthConfig {
                 n_users: 6040,
                 n_movies: 3706,
@@ -147,10 +159,11 @@ impl std::str::FromStr for Preset {
             "tiny" => Ok(Preset::Tiny),
             "small" => Ok(Preset::Small),
             "ml-100k" | "ml100k" | "100k" => Ok(Preset::Ml100k),
+            "ml-latest-small" | "latest-small" => Ok(Preset::MlLatestSmall),
             "ml-1m" | "ml1m" | "1m" => Ok(Preset::Ml1m),
             "ml-25m" | "ml25m" | "25m" => Ok(Preset::Ml25m),
             other => Err(DataError::Invalid(format!(
-                "unknown preset {other:?} (tiny, small, ml-100k, ml-1m, ml-25m)"
+                "unknown preset {other:?} (tiny, small, ml-100k, ml-latest-small, ml-1m, ml-25m)"
             ))),
         }
     }

@@ -63,6 +63,7 @@
 
 pub mod device;
 mod error;
+pub mod fpenv;
 pub mod gpu;
 pub mod gradcheck;
 pub mod memory;

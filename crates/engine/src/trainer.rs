@@ -157,6 +157,13 @@ pub struct TrainConfig {
     pub restore_best: bool,
     /// No progress bar.
     pub quiet: bool,
+    /// Run the CPU fit with subnormal floats flushed to zero (FTZ/DAZ on every thread of the
+    /// fit; [`crate::fpenv`]). Off by default, as in PyTorch. Dense Adam on large, sparsely
+    /// touched tables otherwise spends most of its time on subnormal moments; see
+    /// docs/ARCHITECTURE.md ("Subnormals") for what it changes: moments, not (as measured on
+    /// the MF pipelines) parameters or losses. CUDA fits ignore it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flush_denormals: bool,
 }
 
 impl Default for TrainConfig {
@@ -173,6 +180,7 @@ impl Default for TrainConfig {
             early_stopping: None,
             restore_best: false,
             quiet: false,
+            flush_denormals: false,
         }
     }
 }
@@ -265,15 +273,40 @@ impl Trainer {
         &self,
         objective: &O,
         params: &mut ParamStore,
+        on_epoch: F,
+    ) -> Result<History, EngineError>
+    where
+        O: Objective + ?Sized,
+        F: FnMut(&EpochStats, &ParamStore) + Send,
+    {
+        let n_units = objective.train_units();
+        self.validate(n_units)?;
+        if self.config.flush_denormals {
+            crate::fpenv::with_flushed_denormals(|| self.fit_loop(objective, params, on_epoch, n_units))?
+        } else if rayon::current_thread_index().is_none() {
+            // Called from outside any rayon pool: run the whole fit on a worker of the global
+            // pool, so that each step's parallel passes start on a worker instead of being
+            // injected from outside and waited for (two thread wake-ups per pass, thousands
+            // per epoch). Same arithmetic, same bits.
+            rayon::scope(|_| self.fit_loop(objective, params, on_epoch, n_units))
+        } else {
+            self.fit_loop(objective, params, on_epoch, n_units)
+        }
+    }
+
+    /// The epochs of [`fit_with`](Self::fit_with), on the calling thread's float environment.
+    fn fit_loop<O, F>(
+        &self,
+        objective: &O,
+        params: &mut ParamStore,
         mut on_epoch: F,
+        n_units: usize,
     ) -> Result<History, EngineError>
     where
         O: Objective + ?Sized,
         F: FnMut(&EpochStats, &ParamStore),
     {
         let cfg = &self.config;
-        let n_units = objective.train_units();
-        self.validate(n_units)?;
         let steps_per_epoch = n_units.div_ceil(cfg.batch_size);
 
         let mut order: Vec<u32> = (0..n_units as u32).collect();
@@ -778,6 +811,50 @@ mod tests {
         assert!(last < first * 0.01, "loss {first} -> {last}");
         // Noise is uniform(-0.01, 0.01): the irreducible loss is 0.5 * 0.01^2 / 3.
         assert!(history.epochs.last().unwrap().val_loss.unwrap() < 1e-4);
+    }
+
+    /// Records where its steps ran: on a rayon worker, and with subnormals flushed.
+    struct WhereItRuns {
+        w: TableId,
+        seen: std::sync::Mutex<Vec<(bool, bool)>>,
+    }
+
+    impl Objective for WhereItRuns {
+        fn train_units(&self) -> usize {
+            2
+        }
+        fn loss_and_grad(&self, params: &ParamStore, _units: &[u32], grads: &mut Grads) -> BatchLoss {
+            let here = (rayon::current_thread_index().is_some(), crate::fpenv::denormals_flushed());
+            self.seen.lock().unwrap().push(here);
+            grads.get_mut(self.w).all_mut()[0] += params.get(self.w).data[0];
+            BatchLoss::new(1.0, 1)
+        }
+        fn validation_loss(&self, _params: &ParamStore) -> Option<BatchLoss> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_fit_from_outside_a_pool_runs_on_a_worker_and_flushes_only_when_asked() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for flush in [false, true] {
+            let mut params = ParamStore::new();
+            let w = params.add("w", 1, 1, GradKind::Dense, Init::Constant(1.0), &mut rng).unwrap();
+            let obj = WhereItRuns { w, seen: std::sync::Mutex::default() };
+            let trainer = quiet(TrainConfig {
+                epochs: 2,
+                batch_size: 1,
+                flush_denormals: flush,
+                ..TrainConfig::default()
+            });
+            assert!(rayon::current_thread_index().is_none(), "the test thread is no rayon worker");
+            trainer.fit(&obj, &mut params).unwrap();
+            let seen = obj.seen.into_inner().unwrap();
+            assert_eq!(seen.len(), 4);
+            let flushed = flush && crate::fpenv::FLUSH_SUPPORTED;
+            assert!(seen.iter().all(|&s| s == (true, flushed)), "flush {flush}: {seen:?}");
+            assert!(!crate::fpenv::denormals_flushed(), "the caller's thread is left as it was");
+        }
     }
 
     #[test]

@@ -311,6 +311,7 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
         es.min_epochs = es.min_epochs.min(cfg.train.epochs);
     }
     cfg.train.quiet = ctx.quiet;
+    cfg.train.flush_denormals = ctx.flush_denormals;
     let ds = &ctx.data.dataset;
     if ds.users.len() < 200 {
         // Tiny data sets: keep enough users for a validation split.
@@ -502,6 +503,7 @@ pub fn p2(ctx: &StageContext<'_>) -> Result<StageResult> {
     let mut cfg = p2_mf::Config::default();
     cfg.train.epochs = ctx.scale(cfg.train.epochs);
     cfg.train.quiet = ctx.quiet;
+    cfg.train.flush_denormals = ctx.flush_denormals;
     push_config(&mut section, &cfg);
     let ds = &ctx.data.dataset;
     let nb = NotebookLabel::new(ctx, &mut section, NotebookData::Ml100k);
@@ -570,6 +572,7 @@ pub fn p3(ctx: &StageContext<'_>) -> Result<StageResult> {
     let mut cfg = p3_recommender::Config::default();
     cfg.train.epochs = ctx.scale(cfg.train.epochs);
     cfg.train.quiet = ctx.quiet;
+    cfg.train.flush_denormals = ctx.flush_denormals;
     cfg.map_min_ratings = map_min_ratings(ds, cfg.map_min_ratings, cfg.map_top);
     push_config(&mut section, &cfg);
     let started = Instant::now();
@@ -652,6 +655,7 @@ pub fn p4(ctx: &StageContext<'_>) -> Result<StageResult> {
     let mut cfg = p4_residual::Config::default();
     cfg.train.epochs = ctx.scale(cfg.train.epochs);
     cfg.train.quiet = ctx.quiet;
+    cfg.train.flush_denormals = ctx.flush_denormals;
     push_config(&mut section, &cfg);
     let ds = &ctx.data.dataset;
     let nb = NotebookLabel::new(ctx, &mut section, NotebookData::MlLatestSmall);

@@ -228,6 +228,14 @@ impl Adam {
     }
 }
 
+#[cfg(test)]
+impl Adam {
+    /// First and second moments of every table (tests compare them across float modes).
+    pub(crate) fn moments(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        (&self.moments.m, &self.moments.v)
+    }
+}
+
 impl Optimizer for Adam {
     fn step(&mut self, params: &mut ParamStore, grads: &Grads, lr: f32) {
         self.moments.ensure(params);

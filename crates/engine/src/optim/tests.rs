@@ -238,3 +238,72 @@ proptest! {
         }
     }
 }
+
+/// Dense Adam over a 48 x 4 table for `steps` steps at a constant lr of 0.01, where row `r` <
+/// 40 is touched every `3 + 41 r` steps and rows 40.. at the first step only; gradients drawn
+/// from a seeded rng. Returns the optimizer (for its moments) and the final table.
+fn sparse_dense_adam_run(config: AdamConfig, steps: u64) -> (Adam, Vec<f32>) {
+    let (rows, cols) = (48, 4);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut params = ParamStore::new();
+    let init = Init::Normal { mean: 0.0, std: 0.1 };
+    let id = params.add("w", rows, cols, GradKind::SparseRows, init, &mut rng).unwrap();
+    let mut grads = Grads::zeros_like(&params);
+    let mut adam = Adam::new(config);
+    for t in 0..steps {
+        let touched = |r: u64| if r < 40 { t % (3 + 41 * r) == 0 } else { t == 0 };
+        for r in (0..rows as u64).filter(|&r| touched(r)) {
+            for g in grads.get_mut(id).row_mut(r as usize) {
+                *g = rng.random_range(-0.05..0.05);
+            }
+        }
+        adam.step(&mut params, &grads, 1e-2);
+        grads.clear();
+    }
+    let table = params.get(id).data.clone();
+    (adam, table)
+}
+
+fn count_subnormal(xs: &[Vec<f32>]) -> usize {
+    xs.iter().flatten().filter(|x| x.is_subnormal()).count()
+}
+
+/// What `flush_denormals` changes in dense Adam, 20000 steps, rows untouched for spans of 3 to
+/// 1602 steps and rows untouched after the first step:
+/// - without weight decay, the parameters are bitwise those of IEEE arithmetic; only the
+///   moments differ (subnormal first moments become 0);
+/// - with weight decay (3e-4), the periodically touched rows are still bitwise equal; the rows
+///   left alone decay towards 0 under the L2 term alone, and once an element falls below
+///   ~1e-30 the two modes part: flushed it stays near 1e-33, exact it may climb back (here
+///   to -8e-7). Elements of such rows differ by less than 1e-5.
+#[test]
+fn flushing_subnormals_changes_adam_moments_and_long_idle_decayed_rows_only() {
+    let steps = 20_000;
+    let bits = |xs: &[f32]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for weight_decay in [0.0, 3e-4] {
+        let config = AdamConfig { weight_decay, ..AdamConfig::default() };
+        let (exact, exact_p) = sparse_dense_adam_run(config, steps);
+        let (flushed, flushed_p) = {
+            let _ftz = crate::fpenv::FlushDenormals::new();
+            sparse_dense_adam_run(config, steps)
+        };
+        let periodic = 40 * 4;
+        if weight_decay == 0.0 {
+            assert_eq!(bits(&exact_p), bits(&flushed_p), "no weight decay: parameters differ");
+            // The run does reach the subnormal range (else the test would show nothing).
+            assert!(count_subnormal(exact.moments().0) > 0, "no subnormal first moment without flushing");
+            if crate::fpenv::FLUSH_SUPPORTED {
+                assert_eq!(count_subnormal(flushed.moments().0), 0);
+                assert_ne!(exact.moments().0, flushed.moments().0);
+            }
+        } else {
+            assert_eq!(bits(&exact_p[..periodic]), bits(&flushed_p[..periodic]), "touched rows differ");
+            for (a, b) in exact_p[periodic..].iter().zip(&flushed_p[periodic..]) {
+                assert!((a - b).abs() < 1e-5 && a.abs() < 1e-5, "idle row element {a:e} vs {b:e}");
+            }
+            if crate::fpenv::FLUSH_SUPPORTED {
+                assert_ne!(bits(&exact_p[periodic..]), bits(&flushed_p[periodic..]));
+            }
+        }
+    }
+}

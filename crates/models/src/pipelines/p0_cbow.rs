@@ -80,6 +80,7 @@ impl Default for Config {
                 early_stopping: Some(EarlyStopping { min_epochs: 6, patience: 3 }),
                 restore_best: false,
                 quiet: false,
+                flush_denormals: false,
             },
             middle_queries: vec![
                 pair("Fellowship of the Ring", "Return of the King"),

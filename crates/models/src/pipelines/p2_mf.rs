@@ -106,6 +106,7 @@ impl Default for Config {
                 early_stopping: None,
                 restore_best: true,
                 quiet: false,
+                flush_denormals: false,
             },
             well_known: "Star Wars (1977)".to_string(),
             report_n: 5,

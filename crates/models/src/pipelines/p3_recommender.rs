@@ -83,6 +83,7 @@ impl Default for Config {
                 early_stopping: None,
                 restore_best: false,
                 quiet: false,
+                flush_denormals: false,
             },
             top_n: 10,
             exclude_rated: false,

@@ -61,6 +61,7 @@ impl Default for Config {
                 early_stopping: None,
                 restore_best: false,
                 quiet: false,
+                flush_denormals: false,
             },
         }
     }

@@ -270,7 +270,7 @@ impl Bpr {
         train: Interactions<'_>,
         params: &serde_json::Value,
         seed: u64,
-        mut after_epoch: impl FnMut(usize, &FactorScores<'_>),
+        mut after_epoch: impl FnMut(usize, &FactorScores<'_>) + Send,
     ) -> Result<Self, ModelError> {
         let params = BprParams::from_json(params)?;
         let (n_users, n_items, k) = (train.n_users(), train.n_items, params.factors);
