@@ -47,7 +47,7 @@ pub mod topn_gpu;
 pub use beyond::BeyondAccuracy;
 pub use error::{MetricsError, Result};
 pub use foldin::{FoldIn, FoldInConfig};
-pub use protocol::{EvalInput, ItemScorer, ProtocolMetrics, ProtocolOutcome, SubsetScorer};
+pub use protocol::{EvalInput, ItemScorer, ProfileScores, ProtocolMetrics, ProtocolOutcome, SubsetScorer};
 pub use ranking::{RankSummary, SequenceMetrics};
 pub use rating::RatingScale;
 pub use topn::{FactorScores, RatedItems, ScoreLink, TopN, TopNConfig};

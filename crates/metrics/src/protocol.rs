@@ -165,6 +165,60 @@ impl ItemScorer for SubsetScorer<'_> {
     }
 }
 
+/// Item-embedding models (item2vec) as a scorer: a user's profile is the mean of the vectors of
+/// the movies in their `watched` row ([`crate::similarity::mean_of_rows`], as
+/// [`crate::foldin::fold_in_watched`]) and a movie's score its cosine to the profile (ranked
+/// through the dot product with the unit movie vectors, the profile's norm being constant per
+/// user). Movies without a vector ([`crate::similarity::has_vector`]) score NaN and never rank; a
+/// user without a watched movie has a zero profile (every movie scores 0, ties by index).
+#[derive(Debug, Clone)]
+pub struct ProfileScores {
+    profiles: Array2<f32>,
+    unit_items: Array2<f32>,
+    has_vector: Vec<bool>,
+}
+
+impl ProfileScores {
+    /// Profiles of every user of `watched` over `embeddings` (one row per movie).
+    pub fn new(embeddings: ndarray::ArrayView2<'_, f32>, watched: &RatedItems) -> Result<Self> {
+        let mut profiles = Array2::<f32>::zeros((watched.n_users(), embeddings.ncols()));
+        for (u, mut row) in profiles.axis_iter_mut(Axis(0)).enumerate() {
+            let mine = watched.row(u as u32);
+            if !mine.is_empty() {
+                row.assign(&crate::similarity::mean_of_rows(embeddings, mine)?);
+            }
+        }
+        Ok(ProfileScores {
+            profiles,
+            unit_items: crate::similarity::unit_rows(embeddings),
+            has_vector: crate::similarity::has_vector(embeddings),
+        })
+    }
+}
+
+impl ItemScorer for ProfileScores {
+    fn n_users(&self) -> usize {
+        self.profiles.nrows()
+    }
+
+    fn n_items(&self) -> usize {
+        self.unit_items.nrows()
+    }
+
+    fn score_block(&self, users: &[u32], mut out: ArrayViewMut2<'_, f32>) -> Result<()> {
+        FactorScores::new(self.profiles.view(), self.unit_items.view())?
+            .score_block(users, out.view_mut())?;
+        for mut row in out.rows_mut() {
+            for (x, &keep) in row.iter_mut().zip(&self.has_vector) {
+                if !keep {
+                    *x = f32::NAN;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the protocol evaluates for one part of a split (validation or test).
 #[derive(Debug, Clone, Copy)]
 pub struct EvalInput<'a> {
@@ -519,5 +573,23 @@ mod tests {
         assert!(SubsetScorer::new(&inner, &[3, 1], 4).is_err());
         assert!(SubsetScorer::new(&inner, &[1, 4], 4).is_err());
         assert!(SubsetScorer::new(&inner, &[1], 4).is_err());
+    }
+
+    #[test]
+    fn profile_scores_rank_by_cosine_to_the_mean_watched_vector() {
+        // e0 = (1, 0), e1 = (0, 1), e2 = (2, 1), e3 = (0, 0) (no vector).
+        let e = array![[1.0f32, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 0.0]];
+        let watched = RatedItems::from_rows(&[vec![0], vec![0, 1], vec![]]);
+        let model = ProfileScores::new(e.view(), &watched).unwrap();
+        let mut out = Array2::zeros((3, 4));
+        model.score_block(&[0, 1, 2], out.view_mut()).unwrap();
+        // User 0: profile (1, 0): cosines 1, 0, 2/sqrt5. User 1: profile (0.5, 0.5), scores are
+        // the dot with unit vectors: 0.5, 0.5, 1.5/sqrt5. User 2: zero profile.
+        let r5 = 5f32.sqrt();
+        assert_abs_diff_eq!(out[[0, 2]], 2.0 / r5, epsilon = 1e-6);
+        assert_abs_diff_eq!(out[[1, 0]], 0.5, epsilon = 1e-6);
+        assert_abs_diff_eq!(out[[1, 2]], 1.5 / r5, epsilon = 1e-6);
+        assert_eq!(out[[2, 1]], 0.0);
+        assert!(out.column(3).iter().all(|x| x.is_nan()));
     }
 }
