@@ -13,7 +13,8 @@
 //! negatives. The user's list is the best [`MAX_K`] candidates through the crate's one top-N
 //! selector ([`TopKSelector`], the order of [`crate::ranking`]: higher score first, ties by lower
 //! index, NaN and minus infinity never listed), so the top-10 is the top-20's first ten. With
-//! `R` the relevant (held-out) movies and `hits@k` those in the first k slots:
+//! `R` the relevant (held-out) movies and `hits@k` those in the first k slots (the definitions are
+//! [`crate::ranking::cutoff_figures`], which leave-last-out's `RankSummary` uses too):
 //! - `Recall@k = hits@k / min(k, |R|)`;
 //! - `NDCG@k = DCG@k / IDCG@k`, binary gains, `DCG@k = sum over relevant slots p < k of
 //!   1 / log2(p + 2)` (p 0-based), the ideal DCG over `min(k, |R|)` slots;
@@ -42,7 +43,7 @@ use crate::beyond::{
     self_information_novelty,
 };
 use crate::error::{check_index, check_len, MetricsError, Result};
-use crate::ranking::{ranks_before, target_rank};
+use crate::ranking::{cutoff_figures, ranks_before, target_rank};
 use crate::topn::{FactorScores, RatedItems, TopKSelector, NO_ITEM};
 
 /// The list lengths the protocol reports.
@@ -309,22 +310,14 @@ fn user_figures(
     if relevant.is_empty() {
         return Ok(None);
     }
-    let is_relevant = |j: u32| relevant.binary_search(&j).is_ok();
+    let positions: Vec<usize> =
+        list.iter().enumerate().filter(|(_, j)| relevant.binary_search(j).is_ok()).map(|(p, _)| p).collect();
     let mut out = UserFigures { recall: [0.0; 2], ndcg: [0.0; 2], hit: [0.0; 2], reciprocal_rank: 0.0 };
     for (x, &k) in KS.iter().enumerate() {
-        let mut hits = 0usize;
-        let mut dcg = 0f64;
-        for (p, &j) in list.iter().take(k).enumerate() {
-            if is_relevant(j) {
-                hits += 1;
-                dcg += 1.0 / ((p + 2) as f64).log2();
-            }
-        }
-        let ideal_len = k.min(relevant.len());
-        let idcg: f64 = (0..ideal_len).map(|p| 1.0 / ((p + 2) as f64).log2()).sum();
-        out.recall[x] = hits as f64 / ideal_len as f64;
-        out.ndcg[x] = dcg / idcg;
-        out.hit[x] = f64::from(u8::from(hits > 0));
+        let at_k = cutoff_figures(positions.iter().copied(), relevant.len(), k);
+        out.recall[x] = at_k.recall;
+        out.ndcg[x] = at_k.ndcg;
+        out.hit[x] = at_k.hit;
     }
     // The first relevant movie in the full order, then its rank among the candidates.
     let mut first = relevant[0];
