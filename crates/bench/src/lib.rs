@@ -28,6 +28,7 @@ mod error;
 pub mod mf_scale;
 pub mod notebook;
 pub mod peers;
+pub mod ranking;
 pub mod render;
 pub mod report;
 pub mod scale;
@@ -52,6 +53,9 @@ pub enum Suite {
     Notebook,
     /// Synthetic ml-25m-shaped cases (MF epoch, P1 step, skip-gram, top-N).
     Scale,
+    /// Ranking models beside benches/peers/ranking.py (implicit ALS, BPR, NumPy EASE) on one
+    /// split file and protocol, at 1 and 2 threads.
+    Ranking,
 }
 
 /// What a suite run needs besides its data.
@@ -149,6 +153,26 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
             let _ = std::fs::remove_dir_all(&work);
             (source.label.clone(), status, cases?)
         }
+        Suite::Ranking => {
+            let source = match data {
+                Some(d) => d,
+                None => BenchData::synthetic()?,
+            };
+            let work = std::env::temp_dir().join(format!("reelvec-bench-ranking-{}", std::process::id()));
+            let plan = ranking::RankingPlan {
+                dataset: &source.dataset,
+                peers: args.peers.as_deref(),
+                work: &work,
+                seed: 42,
+            };
+            let cases = ranking::run(&plan, &mut notes);
+            let _ = std::fs::remove_dir_all(&work);
+            let status = match &args.peers {
+                Some(_) => "benches/peers/ranking.py (implicit, NumPy) on the same split file".to_string(),
+                None => "not run (no --peers)".to_string(),
+            };
+            (source.label.clone(), status, cases?)
+        }
         Suite::Scale => {
             if !(args.scale_fraction > 0.0 && args.scale_fraction <= 1.0) {
                 bail!("--scale-fraction must be in (0, 1], got {}", args.scale_fraction);
@@ -177,6 +201,7 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
         suite: match suite {
             Suite::Notebook => "notebook",
             Suite::Scale => "scale",
+            Suite::Ranking => "ranking",
         }
         .to_string(),
         date_utc,

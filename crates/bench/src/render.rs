@@ -12,7 +12,8 @@ pub fn document(reports: &[BenchReport]) -> String {
     let suite_rank = |s: &str| match s {
         "notebook" => 0,
         "scale" => 1,
-        _ => 2,
+        "ranking" => 2,
+        _ => 3,
     };
     sorted.sort_by(|a, b| {
         (suite_rank(&a.suite), &a.data, a.threads).cmp(&(suite_rank(&b.suite), &b.data, b.threads))

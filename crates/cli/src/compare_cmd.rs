@@ -13,15 +13,17 @@
 //!
 //! Peak memory is the process's peak resident set (`VmHWM` of /proc/self/status) from the start
 //! of the model's fits to the end of its test scoring, after resetting it through
-//! `/proc/self/clear_refs` (Linux; empty elsewhere). It includes the loaded data set.
+//! `/proc/self/clear_refs` (reelvec-bench's `reset_peak_rss` / `rss_bytes`, as the benches;
+//! Linux, empty elsewhere). It includes the loaded data set.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ndarray::ArrayViewMut2;
-use reelvec_data::ranking_split::{ranking_split, RankingSplit, RankingSplitRows};
+use reelvec_bench::report::{reset_peak_rss, rss_bytes};
+use reelvec_data::ranking_split::{ranking_split, write_split_file, RankingSplit, RankingSplitRows};
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::Device;
 use reelvec_metrics::beyond::interaction_counts;
@@ -292,7 +294,7 @@ pub fn run(args: Args) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.write_split {
-        write_split(path, &ds, &split)?;
+        write_split_file(path, &ds, &split).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(dir) = &args.out {
         let report = build_report(&args, &ds, &split, &test_rel, &rows, &skipped)?;
@@ -363,7 +365,7 @@ fn genre_sets(ds: &Dataset) -> Vec<Vec<u32>> {
 /// Fits one model (its grid with `tune`), picks on validation NDCG@10, scores the test.
 fn compare_one(p: &Protocol<'_>, candidate: Candidate, tune: bool) -> Result<Row> {
     let grid = if tune { candidate.grid() } else { vec![json!({})] };
-    reset_peak_rss();
+    let _ = reset_peak_rss();
     let n_items = p.ds.movies.len();
     let mut best: Option<(Fitted, Value, ProtocolMetrics, f64)> = None;
     for point in grid {
@@ -526,17 +528,9 @@ fn with_overrides<T: Serialize + DeserializeOwned>(cfg: &T, overrides: &Value) -
     Ok(serde_json::from_value(value)?)
 }
 
-/// Resets the process's peak resident set (Linux: writing 5 to /proc/self/clear_refs).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// The peak resident set since the last reset, in MiB (`VmHWM`), where the system reports it.
+/// The peak resident set since the last reset, in MiB, where the system reports it.
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    rss_bytes().map(|(_, peak)| peak as f64 / (1024.0 * 1024.0))
 }
 
 fn metrics_json(m: &ProtocolMetrics) -> Value {
@@ -641,27 +635,6 @@ fn print_leaderboard(
     for (name, why) in skipped {
         outln!("{name}: skipped ({why})");
     }
-}
-
-/// `--write-split`: a header line, then one line per rating in file order:
-/// `user<TAB>movie<TAB>rating<TAB>timestamp<TAB>part` with raw ids and part train, val or test.
-fn write_split(path: &Path, ds: &Dataset, split: &RankingSplitRows) -> Result<()> {
-    let mut part = vec!["train"; ds.ratings.len()];
-    for &r in &split.val {
-        part[r as usize] = "val";
-    }
-    for &r in &split.test {
-        part[r as usize] = "test";
-    }
-    let mut text = String::from("user\tmovie\trating\ttimestamp\tpart\n");
-    let r = &ds.ratings;
-    for (row, part) in part.iter().enumerate() {
-        let user = ds.users.raw(r.user[row]).context("user id")?;
-        let movie = ds.movies.raw(r.movie[row]).context("movie id")?;
-        text.push_str(&format!("{user}\t{movie}\t{}\t{}\t{part}\n", r.rating[row], r.timestamp[row]));
-    }
-    reelvec_outfile::write_file(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn build_report(

@@ -179,6 +179,49 @@ pub fn ranking_split(
     Ok(RankingSplitRows { train: pick(0), val: pick(1), test: pick(2), evaluated })
 }
 
+/// The header line of a split file ([`write_split_file`]).
+pub const SPLIT_FILE_HEADER: &str = "user\tmovie\trating\ttimestamp\tpart";
+
+/// Writes `split` of `ds` as a split file: [`SPLIT_FILE_HEADER`], then one line per rating in
+/// the data set's row order, `user<TAB>movie<TAB>rating<TAB>timestamp<TAB>part`, with raw ids and
+/// part `train`, `val` or `test` (what `reelvec compare --write-split` writes and
+/// `benches/peers/ranking.py` reads). Written through reelvec-outfile (a temporary renamed into
+/// place).
+pub fn write_split_file(
+    path: &std::path::Path,
+    ds: &crate::Dataset,
+    split: &RankingSplitRows,
+) -> Result<(), DataError> {
+    use std::io::Write;
+    let r = &ds.ratings;
+    let mut part = vec!["train"; r.len()];
+    for (rows, name) in [(&split.val, "val"), (&split.test, "test")] {
+        for &row in rows.iter() {
+            let slot = part.get_mut(row as usize).ok_or_else(|| {
+                DataError::Invalid(format!("split row {row} beyond the {} ratings", r.len()))
+            })?;
+            *slot = name;
+        }
+    }
+    crate::write::write_file(path, |w| {
+        let io = |e| DataError::io(path, e);
+        writeln!(w, "{SPLIT_FILE_HEADER}").map_err(io)?;
+        for (row, part) in part.iter().enumerate() {
+            let raw = |map: &crate::IdMap, dense: u32| map.raw(dense).unwrap_or(u64::MAX);
+            writeln!(
+                w,
+                "{}\t{}\t{}\t{}\t{part}",
+                raw(&ds.users, r.user[row]),
+                raw(&ds.movies, r.movie[row]),
+                r.rating[row],
+                r.timestamp[row]
+            )
+            .map_err(io)?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
