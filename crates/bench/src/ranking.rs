@@ -86,6 +86,7 @@ fn script_args(peer: &str, params: &Value) -> Vec<String> {
             put("--bpr-iterations", "iterations");
             put("--bpr-iterations", "epochs");
             put("--bpr-regularization", "regularization");
+            put("--bpr-lr", "lr");
             put("--bpr-lr", "learning_rate");
         }
         "ease" => put("--ease-lambda", "lambda"),
@@ -260,7 +261,7 @@ mod tests {
             ["--factors", "64", "--iterations", "15", "--regularization", "0.01", "--alpha", "2.0"]
         );
         assert_eq!(iterations(&ials), 15);
-        let bpr = json!({"factors": 32, "epochs": 40, "learning_rate": 0.05});
+        let bpr = json!({"factors": 32, "epochs": 40, "lr": 0.05});
         assert_eq!(
             script_args("bpr", &bpr),
             ["--factors", "32", "--bpr-iterations", "40", "--bpr-lr", "0.05"]

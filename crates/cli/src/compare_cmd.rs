@@ -127,11 +127,12 @@ impl Candidate {
             }
             "ease" => vec![json!({"lambda": 100.0}), json!({"lambda": 500.0}), json!({"lambda": 2000.0})],
             "ials" => vec![
-                json!({"factors": 64, "alpha": 1.0, "regularization": 0.01}),
-                json!({"factors": 64, "alpha": 1.0, "regularization": 0.1}),
-                json!({"factors": 64, "alpha": 10.0, "regularization": 0.01}),
-                json!({"factors": 64, "alpha": 10.0, "regularization": 0.1}),
+                json!({"factors": 64, "alpha": 1.0, "regularization": 1.0}),
+                json!({"factors": 64, "alpha": 1.0, "regularization": 10.0}),
+                json!({"factors": 64, "alpha": 5.0, "regularization": 10.0}),
+                json!({"factors": 64, "alpha": 1.0, "regularization": 50.0}),
             ],
+            "bpr" => vec![json!({"lr": 0.003}), json!({"lr": 0.01})],
             "mf" => vec![json!({"k": 16}), json!({"k": 50})],
             "sigmoid-mf" => vec![json!({"k": 16}), json!({"k": 64})],
             _ => vec![json!({})],
