@@ -161,13 +161,20 @@ pub fn run(plan: &RankingPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>>
         split.test.len(),
         split.evaluated.len()
     ));
+    // One pool per thread count for the whole suite: the process CPU clock sums the live
+    // threads, so a pool dropped (its threads exiting) between two readings would lose time.
+    let pools = THREADS
+        .iter()
+        .map(|&n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| crate::error::BenchError::Msg(format!("rayon pool: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut cases = Vec::new();
     for (kind, peer, overrides) in pairs() {
-        for threads in THREADS {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| crate::error::BenchError::Msg(format!("rayon pool: {e}")))?;
+        for (&threads, pool) in THREADS.iter().zip(&pools) {
             let clock = Clock::start();
             let fitted = pool.install(|| {
                 fit_ranker(kind, Interactions::new(&train, n_items)?, &overrides, plan.seed, Device::Cpu)
