@@ -30,6 +30,7 @@ pub mod frontier;
 pub mod mf_scale;
 pub mod notebook;
 pub mod peers;
+pub mod ranking;
 pub mod render;
 pub mod report;
 pub mod scale;
@@ -56,6 +57,9 @@ pub enum Suite {
     Scale,
     /// P2 beside Surprise's SVD at several epoch budgets: the speed/accuracy frontier.
     Frontier,
+    /// Ranking models beside benches/peers/ranking.py (implicit ALS, BPR, NumPy EASE) on one
+    /// split file and protocol, at 1 and 2 threads.
+    Ranking,
 }
 
 impl Suite {
@@ -65,6 +69,7 @@ impl Suite {
             Suite::Notebook => "notebook",
             Suite::Scale => "scale",
             Suite::Frontier => "frontier",
+            Suite::Ranking => "ranking",
         }
     }
 }
@@ -176,6 +181,26 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
                 notebook::run(&plan, &mut notes)
             };
             let _ = std::fs::remove_dir_all(&work);
+            (source.label.clone(), status, cases?)
+        }
+        Suite::Ranking => {
+            let source = match data {
+                Some(d) => d,
+                None => BenchData::synthetic()?,
+            };
+            let work = std::env::temp_dir().join(format!("reelvec-bench-ranking-{}", std::process::id()));
+            let plan = ranking::RankingPlan {
+                dataset: &source.dataset,
+                peers: args.peers.as_deref(),
+                work: &work,
+                seed: 42,
+            };
+            let cases = ranking::run(&plan, &mut notes);
+            let _ = std::fs::remove_dir_all(&work);
+            let status = match &args.peers {
+                Some(_) => "benches/peers/ranking.py (implicit, NumPy) on the same split file".to_string(),
+                None => "not run (no --peers)".to_string(),
+            };
             (source.label.clone(), status, cases?)
         }
         Suite::Scale => {

@@ -15,7 +15,8 @@ pub fn document(reports: &[BenchReport]) -> String {
         "notebook" => 0,
         "frontier" => 1,
         "scale" => 2,
-        _ => 3,
+        "ranking" => 3,
+        _ => 4,
     };
     sorted.sort_by(|a, b| {
         (suite_rank(&a.suite), &a.data, a.threads).cmp(&(suite_rank(&b.suite), &b.data, b.threads))
@@ -52,6 +53,7 @@ pub fn document(reports: &[BenchReport]) -> String {
 pub fn peer_name(suite: &str) -> &'static str {
     match suite {
         "frontier" => "Surprise",
+        "ranking" => "peer",
         _ => "PyTorch",
     }
 }

@@ -19,6 +19,8 @@ pub enum SuiteArg {
     Scale,
     /// P2 beside Surprise's SVD at several epoch budgets (speed/accuracy frontier; --peers).
     Frontier,
+    /// Ranking models beside benches/peers/ranking.py (implicit ALS, BPR, NumPy EASE).
+    Ranking,
 }
 
 impl From<SuiteArg> for Suite {
@@ -27,6 +29,7 @@ impl From<SuiteArg> for Suite {
             SuiteArg::Notebook => Suite::Notebook,
             SuiteArg::Scale => Suite::Scale,
             SuiteArg::Frontier => Suite::Frontier,
+            SuiteArg::Ranking => Suite::Ranking,
         }
     }
 }
@@ -61,7 +64,7 @@ pub struct Args {
     /// Suite to run; without it only --doc is done.
     #[arg(long, value_enum)]
     pub suite: Option<SuiteArg>,
-    /// Data set directory (notebook suite); the embedded synthetic data set when absent.
+    /// Data set directory (notebook and ranking suites); the embedded synthetic data set when absent.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Directory of the PyTorch reference scripts (benches/peers); skipped when torch is missing.
@@ -102,7 +105,7 @@ pub struct Args {
 /// Runs `reelvec bench`.
 pub fn run(args: Args) -> Result<()> {
     if args.suite.is_none() && args.doc.is_none() {
-        bail!("nothing to do: pass --suite notebook|scale and/or --doc FILE");
+        bail!("nothing to do: pass --suite notebook|scale|ranking and/or --doc FILE");
     }
     let threads = match args.threads {
         Some(n) => n,
@@ -127,7 +130,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(suite) = args.suite.map(Suite::from) {
         let device = resolve_device(&args.device, false)?;
         let data = match (&args.data, suite) {
-            (Some(p), Suite::Notebook | Suite::Frontier) => {
+            (Some(p), Suite::Notebook | Suite::Frontier | Suite::Ranking) => {
                 Some(BenchData::from_loaded(load_data(p, &args.read)?, p))
             }
             _ => None,

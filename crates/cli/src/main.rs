@@ -13,6 +13,7 @@ mod out;
 
 mod args;
 mod bench_cmd;
+mod compare_cmd;
 mod data_cmd;
 mod device_arg;
 mod evaluate_cmd;
@@ -60,6 +61,8 @@ enum Command {
     Export(export_cmd::Args),
     /// Draw a run as an SVG plot: loss curves, cosine heatmap, PCA or t-SNE map.
     Plot(plot_cmd::Args),
+    /// Every model on one ranking protocol: split, fit, full-catalogue metrics, leaderboard.
+    Compare(compare_cmd::Args),
     /// Benchmarks: the notebook suite (beside PyTorch) or the ml-25m-scale suite.
     Bench(bench_cmd::Args),
 }
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Plot(args) => plot_cmd::run(args),
+        Command::Compare(args) => compare_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
     };
     out::flush();

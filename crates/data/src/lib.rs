@@ -41,6 +41,7 @@ pub mod layout;
 mod load;
 mod parse;
 mod private;
+pub mod ranking_split;
 pub mod stats;
 pub mod synth;
 pub mod transforms;

@@ -1,4 +1,5 @@
-//! Beyond-accuracy figures of top-N lists: intra-list diversity, the notebook's rating
+//! Beyond-accuracy figures of top-N lists: intra-list diversity (embedding cosine, and the
+//! ranking protocol's genre distance), the notebook's rating
 //! "novelty", self-information novelty, catalogue and distributional coverage, and the Gini
 //! index of recommendation counts.
 //!
@@ -77,6 +78,57 @@ pub fn intra_list_diversity(lists: ArrayView2<'_, u32>, embeddings: ArrayView2<'
         .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     if count == 0 {
         return Err(MetricsError::Empty { what: "lists with at least two movies" });
+    }
+    Ok(sum / count as f64)
+}
+
+/// Jaccard distance `1 - |A ∩ B| / |A ∪ B|` of two sorted, de-duplicated genre sets; `None`
+/// when both are empty (no genre to compare).
+fn genre_distance(a: &[u32], b: &[u32]) -> Option<f64> {
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = a.len() + b.len() - inter;
+    (union > 0).then(|| 1.0 - inter as f64 / union as f64)
+}
+
+/// Intra-list genre distance, the ranking protocol's diversity (comparable across models, since
+/// it needs no embedding): for each list, the mean over its unordered pairs of movies of
+/// `1 - Jaccard(genres_i, genres_j)`; then the mean over lists. `genres[j]` is movie j's sorted,
+/// de-duplicated set of genre ids (from the catalogue). Pairs of two movies without any genre
+/// are left out; lists without a counted pair are skipped; none left is [`MetricsError::Empty`].
+pub fn intra_list_genre_distance(lists: ArrayView2<'_, u32>, genres: &[Vec<u32>]) -> Result<f64> {
+    check_lists(&lists, genres.len())?;
+    let (sum, count) = lists
+        .axis_iter(Axis(0))
+        .map(|row| {
+            let movies: Vec<u32> = valid(row).collect();
+            let (mut pair_sum, mut pairs) = (0f64, 0usize);
+            for (x, &a) in movies.iter().enumerate() {
+                for &b in &movies[x + 1..] {
+                    if let Some(d) = genre_distance(&genres[a as usize], &genres[b as usize]) {
+                        pair_sum += d;
+                        pairs += 1;
+                    }
+                }
+            }
+            (pairs > 0).then(|| pair_sum / pairs as f64)
+        })
+        .fold((0f64, 0usize), |(s, n), list| match list {
+            Some(d) => (s + d, n + 1),
+            None => (s, n),
+        });
+    if count == 0 {
+        return Err(MetricsError::Empty { what: "lists with a pair of movies with genres" });
     }
     Ok(sum / count as f64)
 }
@@ -347,5 +399,20 @@ mod tests {
         assert_eq!(rarely_rated([NO_ITEM, NO_ITEM, 4, 2], &counts), None); // padding skipped
         assert_eq!(rarely_rated(std::iter::empty(), &counts), None);
         assert!(rarely_rated_warning(3, 4).contains("3 of these 4 movies have fewer than 5"));
+    }
+
+    #[test]
+    fn genre_distance_by_hand() {
+        // Genres: m0 {0, 1}, m1 {1, 2}, m2 {0, 1}, m3 {}, m4 {}.
+        let genres = vec![vec![0, 1], vec![1, 2], vec![0, 1], vec![], vec![]];
+        // List A = {0, 1, 2}: d01 = 1 - 1/3, d02 = 0, d12 = 2/3 -> mean 4/9.
+        // List B = {0, 3}: {0,1} vs {} -> 1. List C = {3, 4}: no genres at all, skipped.
+        // List D = {1} (padded): no pair, skipped.
+        let lists = array![[0u32, 1, 2], [0, 3, NO_ITEM], [3, 4, NO_ITEM], [1, NO_ITEM, NO_ITEM]];
+        let d = intra_list_genre_distance(lists.view(), &genres).unwrap();
+        assert_abs_diff_eq!(d, (4.0 / 9.0 + 1.0) / 2.0, epsilon = 1e-12);
+        let only_empty = array![[3u32, 4]];
+        assert!(intra_list_genre_distance(only_empty.view(), &genres).is_err());
+        assert!(intra_list_genre_distance(array![[7u32, 0]].view(), &genres).is_err());
     }
 }

@@ -15,8 +15,10 @@
 //! - [`similarity`]: cosine matrices, nearest neighbours, strongest pairs, best/worst by bias.
 //! - [`foldin`]: a new user's vector and bias from a few ratings (ridge through LAPACK, Gauss-Newton
 //!   through sigmoid links), and the item2vec mean-of-watched profile.
-//! - [`protocol`]: the ranking protocol's [`protocol::ItemScorer`] (every movie scored for a block
-//!   of users), implemented by [`FactorScores`] and by reelvec-models' ranking models.
+//! - [`protocol`]: the ranking protocol: [`protocol::ItemScorer`] (every movie scored for a block
+//!   of users), implemented by [`FactorScores`] and by reelvec-models' ranking models, and
+//!   [`protocol::evaluate`] (Recall/NDCG/HR@10 and @20, MRR, top-10 coverage, Gini, novelty bits
+//!   and genre distance over the full catalogue, in user blocks).
 //! - [`projection`]: PCA (LAPACK SVD, deterministic signs) and exact seeded t-SNE.
 //!
 //! ```
@@ -45,7 +47,7 @@ pub mod topn_gpu;
 pub use beyond::BeyondAccuracy;
 pub use error::{MetricsError, Result};
 pub use foldin::{FoldIn, FoldInConfig};
-pub use protocol::ItemScorer;
+pub use protocol::{EvalInput, ItemScorer, ProfileScores, ProtocolMetrics, ProtocolOutcome, SubsetScorer};
 pub use ranking::{RankSummary, SequenceMetrics};
 pub use rating::RatingScale;
 pub use topn::{FactorScores, RatedItems, ScoreLink, TopN, TopNConfig};

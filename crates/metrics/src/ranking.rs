@@ -100,6 +100,45 @@ pub fn logit_target_ranks(logits: ArrayView2<'_, f32>, targets: &[u32]) -> Resul
         .collect()
 }
 
+/// One query's figures at cut-off `k`: the one definition of hits, Recall@k, NDCG@k and HR@k,
+/// used by [`RankSummary`] (one relevant item) and the ranking protocol
+/// ([`crate::protocol::evaluate`], several).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CutoffFigures {
+    /// Relevant items in the first `k` positions.
+    pub hits: usize,
+    /// `hits / min(k, n_relevant)`.
+    pub recall: f64,
+    /// `DCG@k / IDCG@k` with binary gains: `DCG@k = sum over relevant positions p < k of
+    /// 1 / log2(p + 2)`, the ideal DCG over `min(k, n_relevant)` positions.
+    pub ndcg: f64,
+    /// `[hits > 0]`.
+    pub hit: f64,
+}
+
+/// [`CutoffFigures`] from the 0-based positions of a query's relevant items in its ranking (any
+/// order, each at most once) and the number of relevant items (NaN figures when there is none).
+pub fn cutoff_figures(
+    positions: impl IntoIterator<Item = usize>,
+    n_relevant: usize,
+    k: usize,
+) -> CutoffFigures {
+    let gain = |p: usize| 1.0 / ((p + 2) as f64).log2();
+    let (mut hits, mut dcg) = (0usize, 0f64);
+    for p in positions.into_iter().filter(|&p| p < k) {
+        hits += 1;
+        dcg += gain(p);
+    }
+    let ideal_len = k.min(n_relevant);
+    let idcg: f64 = (0..ideal_len).map(gain).sum();
+    CutoffFigures {
+        hits,
+        recall: hits as f64 / ideal_len as f64,
+        ndcg: dcg / idcg,
+        hit: f64::from(u8::from(hits > 0)),
+    }
+}
+
 /// Ranking figures over a set of single-target queries.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RankSummary {
@@ -130,10 +169,9 @@ impl RankSummary {
         let mut rr = 0f64;
         for &r in ranks {
             top1 += usize::from(r == 0);
-            if r < k {
-                hits += 1;
-                dcg += 1.0 / ((r + 2) as f64).log2();
-            }
+            let at_k = cutoff_figures([r], 1, k);
+            hits += at_k.hits;
+            dcg += at_k.ndcg;
             rr += 1.0 / (r + 1) as f64;
         }
         Ok(RankSummary {
