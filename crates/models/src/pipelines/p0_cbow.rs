@@ -227,8 +227,8 @@ pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> 
         transforms::split_users(sequences.len(), config.train_fraction, config.seed);
     let pick = |users: &[u32]| users.iter().map(|&u| sequences[u as usize].clone()).collect::<Vec<_>>();
     let m = &config.model;
-    let train = Examples::build(&pick(&train_users), m.window, m.drop_ends);
-    let val = Examples::build(&pick(&val_users), m.window, m.drop_ends);
+    let train = Examples::for_config(&pick(&train_users), m);
+    let val = Examples::for_config(&pick(&val_users), m);
     if train.is_empty() {
         return Err(ModelError::InvalidData("P0: the training sequences give no example".into()));
     }
