@@ -217,7 +217,7 @@ fn item2vec(args: &Args, info: &RunInfo, ds: &Dataset, f: &mut Figures) -> Resul
     let val_seqs: Vec<Vec<u32>> = val_users.iter().map(|&u| sequences[u as usize].clone()).collect();
     let v = model.vocab();
     let started = Instant::now();
-    let examples = Examples::build(&val_seqs, cfg.model.window, cfg.model.drop_ends);
+    let examples = Examples::for_config(&val_seqs, &cfg.model);
     if examples.is_empty() {
         bail!("the run's validation split has no example");
     }

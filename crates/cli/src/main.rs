@@ -22,6 +22,7 @@ mod fold_in;
 mod lists;
 mod middle;
 mod movie_arg;
+mod next_cmd;
 mod pipeline;
 mod plot_cmd;
 mod query;
@@ -57,6 +58,8 @@ enum Command {
     Middle(middle::Args),
     /// The metrics that fit a run's model kind, with timings (rating, sequence, top-N, beyond-accuracy).
     Evaluate(evaluate_cmd::Args),
+    /// Next-title prediction: rank or continue a watch sequence, or evaluate it (leave-last-out).
+    Next(next_cmd::Args),
     /// Export a run's item embeddings (csv, npy, word2vec).
     Export(export_cmd::Args),
     /// Draw a run as an SVG plot: loss curves, cosine heatmap, PCA or t-SNE map.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => query::predict(args),
         Command::Middle(args) => middle::run(args),
         Command::Evaluate(args) => evaluate_cmd::run(args),
+        Command::Next(args) => next_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Plot(args) => plot_cmd::run(args),
         Command::Compare(args) => compare_cmd::run(args),

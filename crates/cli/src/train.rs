@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use reelvec_data::corpus::{read_corpus, CorpusOptions};
 use reelvec_data::Dataset;
 use reelvec_engine::{Device, History, OptimizerConfig};
 use reelvec_models::config::{self, resolve_from};
@@ -26,8 +27,21 @@ pub struct Args {
     #[arg(long, value_name = "KIND")]
     pub model: String,
     /// Data set directory or ratings file.
-    #[arg(long, value_name = "PATH")]
-    pub data: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "sequences")]
+    pub data: Option<PathBuf>,
+    /// cbow / skipgram on any sequence corpus instead of ratings: one sequence per line, tokens
+    /// separated by whitespace (or `--token-delimiter`), UTF-8; tokens are the run's titles.
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    pub sequences: Option<PathBuf>,
+    /// With `--sequences`: one character separating tokens instead of whitespace.
+    #[arg(long, value_name = "CHAR", requires = "sequences")]
+    pub token_delimiter: Option<char>,
+    /// With `--sequences`: keep tokens occurring at least this often.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), requires = "sequences")]
+    pub min_count: u64,
+    /// With `--sequences`: keep at most this many of the most frequent tokens.
+    #[arg(long, value_parser = crate::args::count, requires = "sequences")]
+    pub max_vocab: Option<usize>,
     /// Run directory to write.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -184,6 +198,9 @@ pub fn run(args: Args) -> Result<()> {
         // Read by rayon when its global pool starts (nothing has used it yet).
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
+    if args.sequences.is_some() && !matches!(kind, ModelKind::Cbow | ModelKind::Skipgram) {
+        anyhow::bail!("--sequences trains cbow or skipgram only (not --model {kind})");
+    }
     let device = resolve_device(&args.device, args.quiet)?;
     match kind {
         ModelKind::Mf => train_mf(&args, resolve_mf::<p2_mf::Config>(&args)?, device),
@@ -211,16 +228,24 @@ fn printed_config<C: Serialize>(args: &Args, cfg: &C) -> Result<bool> {
 
 /// Checks the run directory (before the data is loaded, so a bad `--out` costs no training),
 /// then loads the data.
+/// The `--data` path (only cbow / skipgram take `--sequences` instead).
+fn data_path(args: &Args) -> Result<&Path> {
+    args.data.as_deref().with_context(|| {
+        format!("--model {} needs --data (--sequences is for cbow and skipgram)", args.model)
+    })
+}
+
 fn load(args: &Args) -> Result<Dataset> {
     checkpoint::check_run_dir(&args.out)?;
-    let ds = load_data(&args.data, &args.read)?;
+    let data = data_path(args)?;
+    let ds = load_data(data, &args.read)?;
     if !args.quiet {
         eprintln!(
             "data: {} ratings, {} users, {} movies from {}",
             ds.ratings.len(),
             ds.users.len(),
             ds.movies.len(),
-            args.data.display()
+            data.display()
         );
     }
     Ok(ds)
@@ -292,7 +317,7 @@ fn train_mf(args: &Args, cfg: p2_mf::Config, device: Device) -> Result<()> {
     }
     let ds = load(args)?;
     let o = p2_mf::run_on(&ds, &cfg, device)?;
-    let info = info_for(&ds, ModelKind::Mf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    let info = info_for(&ds, ModelKind::Mf, &cfg, cfg.seed, data_path(args)?, &o.history, o.metrics_json());
     o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)?))?;
     print_history(&o.history, false);
     outln!(
@@ -319,7 +344,8 @@ fn train_sigmoid(args: &Args, cfg: p3_recommender::Config, device: Device) -> Re
     }
     let ds = load(args)?;
     let o = p3_recommender::run_on(&ds, &cfg, device)?;
-    let info = info_for(&ds, ModelKind::SigmoidMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    let info =
+        info_for(&ds, ModelKind::SigmoidMf, &cfg, cfg.seed, data_path(args)?, &o.history, o.metrics_json());
     o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)?))?;
     print_history(&o.history, false);
     outln!(
@@ -345,7 +371,8 @@ fn train_residual(args: &Args, cfg: p4_residual::Config, device: Device) -> Resu
     }
     let ds = load(args)?;
     let o = p4_residual::run_on(&ds, &cfg, device)?;
-    let info = info_for(&ds, ModelKind::ResidualMf, &cfg, cfg.seed, &args.data, &o.history, o.metrics_json());
+    let info =
+        info_for(&ds, ModelKind::ResidualMf, &cfg, cfg.seed, data_path(args)?, &o.history, o.metrics_json());
     o.model.save(&args.out, &info, Some(&pipelines::rated_rows(&ds, &o.train_rows)?))?;
     if !args.quiet {
         print_history(&o.history, true);
@@ -372,9 +399,35 @@ fn train_item2vec(args: &Args, cfg: p0_cbow::Config, device: Device) -> Result<(
     if printed_config(args, &cfg)? {
         return Ok(());
     }
-    let ds = load(args)?;
-    let o = p0_cbow::run_on(&ds, &cfg, device)?;
-    o.save(&args.out, &cfg, Some(&args.data))?;
+    let o = match &args.sequences {
+        Some(file) => {
+            checkpoint::check_run_dir(&args.out)?;
+            let options = CorpusOptions {
+                delimiter: args.token_delimiter,
+                min_count: args.min_count,
+                max_vocab: args.max_vocab,
+            };
+            let corpus = read_corpus(file, &options)?;
+            if !args.quiet {
+                eprintln!(
+                    "corpus: {} sequences, {} tokens in the vocabulary ({} occurrences dropped) from {}",
+                    corpus.sequences.len(),
+                    corpus.tokens.len(),
+                    corpus.dropped,
+                    file.display()
+                );
+            }
+            let o = p0_cbow::run_on_sequences(corpus.vocabulary_dataset()?, &corpus.sequences, &cfg, device)?;
+            o.save(&args.out, &cfg, Some(file))?;
+            o
+        }
+        None => {
+            let ds = load(args)?;
+            let o = p0_cbow::run_on(&ds, &cfg, device)?;
+            o.save(&args.out, &cfg, Some(data_path(args)?))?;
+            o
+        }
+    };
     print_history(&o.history, false);
     let f = &o.figures;
     outln!(
@@ -409,7 +462,7 @@ fn train_cooc(args: &Args, cfg: p1_cooc::Config, device: Device) -> Result<()> {
     }
     let ds = load(args)?;
     let o = p1_cooc::run_on(&ds, &cfg, device)?;
-    o.save(&args.out, &ds, &cfg, Some(&args.data))?;
+    o.save(&args.out, &ds, &cfg, Some(data_path(args)?))?;
     let f = &o.figures;
     outln!("movies {}  likes {}  k {}  {} steps in {:.2}s", f.movies, f.likes, f.k, f.steps, f.train_seconds);
     let sci = |c: Option<f64>| c.map_or("-".into(), |c| format!("{c:.6e}"));

@@ -36,6 +36,7 @@
 mod assemble;
 pub mod cache;
 pub mod catalogue;
+pub mod corpus;
 pub mod error;
 pub mod layout;
 mod load;

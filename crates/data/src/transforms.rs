@@ -185,14 +185,21 @@ pub fn split_users(n_users: usize, train_fraction: f64, seed: u64) -> (Vec<u32>,
     random_split(n_users, train_fraction, seed)
 }
 
+/// The leave-last-out rule, once for rows and for sequences: a time-ordered list of at least two
+/// entries gives up its last one (the held-out target) and keeps the rest (the history); a
+/// shorter list keeps everything and is not evaluated.
+pub fn hold_out_last<T: Copy>(list: &[T]) -> (&[T], Option<T>) {
+    match list.split_last() {
+        Some((&last, rest)) if !rest.is_empty() => (rest, Some(last)),
+        _ => (list, None),
+    }
+}
+
 /// Holds out each user's last rating by time (ties: the last in file order). Users with a single
 /// rating keep it in training. Both lists are ascending row indices.
 pub fn leave_last_out(ratings: &Ratings, n_users: usize) -> (Vec<u32>, Vec<u32>) {
-    let mut test: Vec<u32> = user_rows_by_time(ratings, n_users)
-        .into_iter()
-        .filter(|rows| rows.len() >= 2)
-        .filter_map(|rows| rows.last().copied())
-        .collect();
+    let mut test: Vec<u32> =
+        user_rows_by_time(ratings, n_users).iter().filter_map(|rows| hold_out_last(rows).1).collect();
     test.sort_unstable();
     let mut is_test = vec![false; ratings.len()];
     for &r in &test {
@@ -200,6 +207,36 @@ pub fn leave_last_out(ratings: &Ratings, n_users: usize) -> (Vec<u32>, Vec<u32>)
     }
     let train = (0..ratings.len() as u32).filter(|&r| !is_test[r as usize]).collect();
     (train, test)
+}
+
+/// Leave-last-out over time-ordered sequences ([`user_sequences`]): every user's history (all
+/// of a sequence but a held-out last title, [`hold_out_last`]) and, for each evaluated user
+/// (a sequence of at least two), the user index and the target. The same rule as
+/// [`leave_last_out`] over the same order, so the targets are the movies of its test rows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SequenceHoldout {
+    /// Every user's training sequence (a sequence shorter than two is kept whole).
+    pub histories: Vec<Vec<u32>>,
+    /// Evaluated users, ascending.
+    pub users: Vec<u32>,
+    /// The held-out last title of each evaluated user.
+    pub targets: Vec<u32>,
+}
+
+impl SequenceHoldout {
+    /// Splits `sequences` (one per user, time-ordered).
+    pub fn split(sequences: &[Vec<u32>]) -> Self {
+        let mut out = Self { histories: Vec::with_capacity(sequences.len()), ..Self::default() };
+        for (u, seq) in sequences.iter().enumerate() {
+            let (history, target) = hold_out_last(seq);
+            out.histories.push(history.to_vec());
+            if let Some(t) = target {
+                out.users.push(u as u32);
+                out.targets.push(t);
+            }
+        }
+        out
+    }
 }
 
 /// Means for residual targets (P4): `global` = mean rating over the rows; with `r' = r - global`,
@@ -432,6 +469,24 @@ mod tests {
             r.timestamp.push(t);
         }
         Dataset { ratings: r, users, movies, catalogue: Catalogue::default(), report: LoadReport::default() }
+    }
+
+    #[test]
+    fn sequence_holdout_follows_the_rows_rule() {
+        // User 0: movies 5 (t=3), 6 (t=1), 7 (t=3): time order 6, 5, 7 (tie kept in file
+        // order) -> history [6, 5], target 7. User 1: one rating, kept, not evaluated.
+        let ratings = Ratings {
+            user: vec![0, 0, 1, 0],
+            movie: vec![5, 6, 8, 7],
+            rating: vec![1.0; 4],
+            timestamp: vec![3, 1, 9, 3],
+        };
+        let split = SequenceHoldout::split(&user_sequences(&ratings, 2));
+        assert_eq!(split.histories, vec![vec![6, 5], vec![8]]);
+        assert_eq!((split.users.as_slice(), split.targets.as_slice()), (&[0u32][..], &[7u32][..]));
+        let (_, test) = leave_last_out(&ratings, 2);
+        assert_eq!(test.iter().map(|&r| ratings.movie[r as usize]).collect::<Vec<_>>(), split.targets);
+        assert_eq!(hold_out_last::<u32>(&[]), (&[][..], None));
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub mod mf;
 pub mod mf_gpu;
 pub mod pipelines;
 pub mod ranking;
+pub mod sequence;
 pub mod titles;
 pub mod traits;
 

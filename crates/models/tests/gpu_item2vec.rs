@@ -16,7 +16,8 @@ use reelvec_engine::gpu::{self, Gpu, GpuGrads, GpuParams};
 use reelvec_engine::{Device, EarlyStopping, Grads, ParamStore, Trainer};
 use reelvec_models::item2vec::gpu::{train_sgns, GpuItem2VecObjective, GpuSgns, SgnsConfig, SgnsCorpus};
 use reelvec_models::item2vec::{
-    Architecture, ContextReduce, Examples, Item2Vec, Item2VecConfig, Item2VecObjective, Item2VecTables,
+    Architecture, ContextReduce, ContextSide, Examples, Item2Vec, Item2VecConfig, Item2VecObjective,
+    Item2VecTables,
 };
 use reelvec_models::pipelines::p0_cbow::{self, Config};
 use reelvec_models::ItemEmbeddings;
@@ -66,7 +67,7 @@ fn batch_parity_path(config: Item2VecConfig, chunk_rows: usize, small: bool, tes
     let Some(gpu) = gpu_or_skip() else { return };
     let vocab = 50;
     let seqs = random_sequences(1, 40, vocab as u32, 3..=30);
-    let ex = Examples::build(&seqs, config.window, config.drop_ends);
+    let ex = Examples::for_config(&seqs, &config);
     let mut params = ParamStore::new();
     let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 3).unwrap();
     let cpu = Item2VecObjective::new(config, tables, vocab, ex.clone(), None, 0).unwrap().with_lanes(1);
@@ -140,6 +141,24 @@ fn skipgram_softmax_batch_matches_the_cpu() {
     c.drop_ends = false;
     batch_parity(c, 1 << 20, "skipgram_softmax_batch");
     batch_parity(c, 53, "skipgram_softmax_batch_chunked");
+}
+
+/// The causal context (`context_side = "previous"`): the device takes the same examples, so
+/// its batches match the CPU's as the symmetric ones do (both kernel paths, chunked too).
+#[test]
+fn causal_batches_match_the_cpu() {
+    for (architecture, context, window) in [
+        (Architecture::Cbow, ContextReduce::Sum, 1),
+        (Architecture::Cbow, ContextReduce::Mean, 3),
+        (Architecture::Skipgram, ContextReduce::Sum, 2),
+    ] {
+        let mut c = softmax_config(architecture, context, window);
+        c.context_side = ContextSide::Previous;
+        c.drop_ends = false;
+        let name = format!("causal_{architecture:?}_{context:?}_w{window}");
+        batch_parity(c, 1 << 20, &name);
+        batch_parity(c, 31, &format!("{name}_chunked"));
+    }
 }
 
 #[test]
@@ -224,16 +243,21 @@ fn sgns_pair_counts_match_the_host() {
     let corpus = SgnsCorpus::from_sequences(&seqs);
     let mut sgns = GpuSgns::new(&gpu, &corpus, 200, 0.75).unwrap();
     for window in [1, 3, 7] {
-        for drop_ends in [false, true] {
-            let ex = Examples::build(&seqs, window, drop_ends);
-            let host = ex.pairs_in(0..ex.len()) as u64;
-            assert_eq!(corpus.pair_count(window, drop_ends), host);
-            assert_eq!(sgns.device_pair_count(&gpu, window, drop_ends).unwrap(), host, "w={window}");
+        for side in [ContextSide::Both, ContextSide::Previous] {
+            for drop_ends in [false, true] {
+                let ex = Examples::build_sided(&seqs, window, side, drop_ends);
+                let host = ex.pairs_in(0..ex.len()) as u64;
+                assert_eq!(corpus.pair_count(window, side, drop_ends), host);
+                let dev = sgns.device_pair_count(&gpu, window, side, drop_ends).unwrap();
+                assert_eq!(dev, host, "w={window} {side:?}");
+            }
         }
     }
-    let cfg = SgnsConfig { dim: 16, window: 3, epochs: 1, ..SgnsConfig::default() };
-    let (_, history) = train_sgns(&gpu, &seqs, 200, &cfg).unwrap();
-    assert_eq!(history[0].pairs, corpus.pair_count(3, false));
+    for side in [ContextSide::Both, ContextSide::Previous] {
+        let cfg = SgnsConfig { dim: 16, window: 3, epochs: 1, context_side: side, ..SgnsConfig::default() };
+        let (_, history) = train_sgns(&gpu, &seqs, 200, &cfg).unwrap();
+        assert_eq!(history[0].pairs, corpus.pair_count(3, side, false), "{side:?}");
+    }
 }
 
 /// Sequences drawn from 8 clusters of 25 tokens: a token's context is mostly its cluster.
@@ -476,19 +500,22 @@ fn timing_p0_and_sgns() {
 #[test]
 fn negative_sampling_batch_and_validation_match_the_cpu() {
     let Some(gpu) = gpu_or_skip() else { return };
-    for (architecture, context, window) in [
-        (Architecture::Cbow, ContextReduce::Sum, 1),
-        (Architecture::Cbow, ContextReduce::Mean, 2),
-        (Architecture::Skipgram, ContextReduce::Sum, 2),
+    for (architecture, context, window, side) in [
+        (Architecture::Cbow, ContextReduce::Sum, 1, ContextSide::Both),
+        (Architecture::Cbow, ContextReduce::Mean, 2, ContextSide::Both),
+        (Architecture::Skipgram, ContextReduce::Sum, 2, ContextSide::Both),
+        (Architecture::Cbow, ContextReduce::Sum, 2, ContextSide::Previous),
+        (Architecture::Skipgram, ContextReduce::Sum, 2, ContextSide::Previous),
     ] {
         let mut config = softmax_config(architecture, context, window);
         config.loss = reelvec_models::item2vec::OutputLoss::NegativeSampling;
         config.negatives = 5;
-        let test = format!("negative sampling {architecture:?} {context:?}");
+        config.context_side = side;
+        let test = format!("negative sampling {architecture:?} {context:?} {side:?}");
         let vocab = 80;
         let seqs = random_sequences(5, 60, vocab as u32, 3..=30);
-        let ex = Examples::build(&seqs[..50], config.window, config.drop_ends);
-        let val = Examples::build(&seqs[50..], config.window, config.drop_ends);
+        let ex = Examples::for_config(&seqs[..50], &config);
+        let val = Examples::for_config(&seqs[50..], &config);
         let mut params = ParamStore::new();
         let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 3).unwrap();
         let seed = 17;

@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use reelvec_engine::{Grads, Objective, ParamStore};
 use reelvec_models::item2vec::{
-    Architecture, ContextReduce, Examples, Item2VecConfig, Item2VecObjective, Item2VecTables, OutputLoss,
+    Architecture, ContextReduce, ContextSide, Examples, Item2VecConfig, Item2VecObjective, Item2VecTables,
+    OutputLoss,
 };
 
 fn setup(
@@ -23,7 +24,7 @@ fn setup(
     for t in params.tables_mut() {
         t.data.iter_mut().for_each(|x| *x *= 1.5);
     }
-    let train = Examples::build(sequences, config.window, config.drop_ends);
+    let train = Examples::for_config(sequences, &config);
     let obj = Item2VecObjective::new(config, tables, vocab, train, None, seed).unwrap();
     (params, obj)
 }
@@ -40,7 +41,7 @@ fn check(
     sequences: Vec<Vec<u32>>,
     seed: u64,
 ) -> Result<(), TestCaseError> {
-    prop_assume!(!Examples::build(&sequences, config.window, config.drop_ends).is_empty());
+    prop_assume!(!Examples::for_config(&sequences, &config).is_empty());
     let (mut params, obj) = setup(config, vocab, &sequences, seed);
     let units: Vec<u32> = (0..sequences.len() as u32).collect();
     let draw = 3;
@@ -83,16 +84,20 @@ fn config_strategy() -> impl Strategy<Value = Item2VecConfig> {
         1usize..3,
         any::<bool>(),
         1usize..4,
+        prop_oneof![Just(ContextSide::Both), Just(ContextSide::Previous)],
     )
-        .prop_map(|(architecture, context, loss, dim, window, drop_ends, negatives)| Item2VecConfig {
-            architecture,
-            context,
-            loss,
-            dim,
-            window,
-            drop_ends,
-            negatives,
-            unigram_power: 0.75,
+        .prop_map(|(architecture, context, loss, dim, window, drop_ends, negatives, context_side)| {
+            Item2VecConfig {
+                architecture,
+                context,
+                loss,
+                dim,
+                window,
+                context_side,
+                drop_ends,
+                negatives,
+                unigram_power: 0.75,
+            }
         })
 }
 

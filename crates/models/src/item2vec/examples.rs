@@ -6,6 +6,12 @@
 //! `batch_item[1:-1]`, i.e. it drops the first and the last position of every sequence whatever
 //! the window: with `w = 1` every remaining context has exactly two tokens. That is the default
 //! here (`drop_ends = true`); `drop_ends = false` keeps every position that has a context.
+//!
+//! With [`ContextSide::Previous`] the context of `i` is `i-w..i` only (the titles watched before
+//! it: a causal next-title model); the first position has no context and gives no example.
+//! `drop_ends` keeps its meaning (first and last position dropped) on either side.
+
+use super::{ContextSide, Item2VecConfig};
 
 /// Examples of a set of sequences: for each sequence a range of examples, for each example a
 /// range of context tokens and a target token.
@@ -22,9 +28,20 @@ pub struct Examples {
 }
 
 impl Examples {
-    /// Cuts the examples of every sequence with window `window` (>= 1). Positions whose context
-    /// would be empty (sequences of length 1) give no example.
+    /// Cuts the examples of every sequence with window `window` (>= 1) on both sides. Positions
+    /// whose context would be empty (sequences of length 1) give no example.
     pub fn build(sequences: &[Vec<u32>], window: usize, drop_ends: bool) -> Self {
+        Self::build_sided(sequences, window, ContextSide::Both, drop_ends)
+    }
+
+    /// The examples a model configuration trains on: its window, context side and dropped ends.
+    pub fn for_config(sequences: &[Vec<u32>], config: &Item2VecConfig) -> Self {
+        Self::build_sided(sequences, config.window, config.context_side, config.drop_ends)
+    }
+
+    /// Cuts the examples of every sequence with window `window` (>= 1) on `side`
+    /// ([`ContextSide::window_bounds`]). Positions whose context would be empty give no example.
+    pub fn build_sided(sequences: &[Vec<u32>], window: usize, side: ContextSide, drop_ends: bool) -> Self {
         let window = window.max(1);
         let mut ex = Examples { seq_offsets: Vec::with_capacity(sequences.len() + 1), ..Default::default() };
         ex.seq_offsets.push(0);
@@ -33,8 +50,8 @@ impl Examples {
             let n = seq.len();
             let (lo, hi) = if drop_ends { (1, n.saturating_sub(1)) } else { (0, n) };
             for i in lo..hi.max(lo) {
-                let start = i.saturating_sub(window);
-                let end = (i + window + 1).min(n);
+                let (start, hi) = side.window_bounds(i, n, window);
+                let end = hi + 1;
                 if end - start < 2 {
                     continue;
                 }
@@ -150,6 +167,48 @@ mod tests {
         assert_eq!(ex.target(0), 8);
         assert_eq!(ex.context(2), &[26]);
         assert_eq!(ex.target(2), 28);
+    }
+
+    #[test]
+    fn causal_window_cutting_by_hand() {
+        // Previous titles only, w = 2: position 0 has no context; 1 <- [0]; 2 <- [0, 1];
+        // 3 <- [1, 2]; 4 <- [2, 3]. The second sequence gives 6 <- [5] only.
+        let seqs = vec![vec![10, 11, 12, 13, 14], vec![5, 6], vec![7]];
+        let ex = Examples::build_sided(&seqs, 2, ContextSide::Previous, false);
+        assert_eq!(ex.len(), 5);
+        assert_eq!((ex.context(0), ex.target(0)), (&[10][..], 11));
+        assert_eq!((ex.context(1), ex.target(1)), (&[10, 11][..], 12));
+        assert_eq!((ex.context(2), ex.target(2)), (&[11, 12][..], 13));
+        assert_eq!((ex.context(3), ex.target(3)), (&[12, 13][..], 14));
+        assert_eq!((ex.context(4), ex.target(4)), (&[5][..], 6));
+        assert_eq!(ex.sequence_range(0), 0..4);
+        assert_eq!(ex.sequence_range(2), 5..5);
+        // No context token ever comes after its target.
+        assert_eq!(ex.pairs_in(0..ex.len()), 8);
+        // Dropped ends: positions 1..=3 of the first sequence only, none of the second.
+        let dropped = Examples::build_sided(&seqs, 2, ContextSide::Previous, true);
+        assert_eq!(dropped.targets(), &[11, 12, 13]);
+        assert_eq!(dropped.context(2), &[11, 12]);
+        // w = 1 previous: exactly the one title before.
+        let one = Examples::build_sided(&seqs[..1], 1, ContextSide::Previous, false);
+        assert_eq!(one.len(), 4);
+        assert!((0..4).all(|e| one.context(e) == [one.target(e) - 1]));
+        // The config path takes the side from the model configuration.
+        let config = Item2VecConfig {
+            context_side: ContextSide::Previous,
+            window: 2,
+            drop_ends: false,
+            ..Default::default()
+        };
+        assert_eq!(Examples::for_config(&seqs, &config), ex);
+    }
+
+    #[test]
+    fn both_sides_match_the_window_bounds_rule() {
+        assert_eq!(ContextSide::Both.window_bounds(0, 5, 2), (0, 2));
+        assert_eq!(ContextSide::Both.window_bounds(4, 5, 2), (2, 4));
+        assert_eq!(ContextSide::Previous.window_bounds(4, 5, 2), (2, 4));
+        assert_eq!(ContextSide::Previous.window_bounds(0, 5, 2), (0, 0));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! item2vec (P0): CBOW and its skip-gram twin over users' viewing sequences, with a full softmax
 //! over the vocabulary (the notebook) or negative sampling (large vocabularies).
 //!
-//! - [`Examples`] cuts (context, target) examples from sequences (window, dropped ends).
+//! - [`Examples`] cuts (context, target) examples from sequences (window, context side, dropped
+//!   ends).
 //! - [`Item2VecObjective`] is the engine objective: hand-written forward and backward passes of
 //!   the four variants (CBOW / skip-gram x softmax / negative sampling), derivations in
 //!   [`softmax`] and [`negative`]; small vocabularies take the projected full-softmax kernel
@@ -55,6 +56,41 @@ pub enum ContextReduce {
     Mean,
 }
 
+/// Which side of position `i` its context comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextSide {
+    /// `i-w..=i+w` minus `i`: the middle-title model (the notebook).
+    #[default]
+    Both,
+    /// `i-w..i`, the `w` titles before `i`: a causal next-title model.
+    Previous,
+}
+
+impl ContextSide {
+    /// The window `lo..=hi` (minus `i` itself) of position `i` in a sequence of `len` tokens
+    /// (`i < len`): `lo = i - w` (at least 0), `hi = i + w` (at most `len - 1`) for both sides,
+    /// `hi = i` for the previous titles only. The one rule of [`Examples`], the SGNS pair count
+    /// and the CUDA pair generation (`negative.cu`).
+    #[inline]
+    pub fn window_bounds(self, i: usize, len: usize, window: usize) -> (usize, usize) {
+        let lo = i.saturating_sub(window);
+        let hi = match self {
+            ContextSide::Both => (i + window).min(len.saturating_sub(1)),
+            ContextSide::Previous => i,
+        };
+        (lo, hi)
+    }
+
+    /// The name a config spells (`both`, `previous`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContextSide::Both => "both",
+            ContextSide::Previous => "previous",
+        }
+    }
+}
+
 /// The output layer and its loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -75,9 +111,15 @@ pub struct Item2VecConfig {
     pub architecture: Architecture,
     /// Embedding size `k` (20).
     pub dim: usize,
-    /// Window `w` (1): the context of position `i` is `i-w..=i+w` minus `i`.
+    /// Window `w` (1): the context of position `i` is `i-w..=i+w` minus `i` (both sides), or
+    /// `i-w..i` with `context_side = "previous"`.
     pub window: usize,
-    /// Drop the first and last position of every sequence, as the notebook's collate does (true).
+    /// Both sides of the position (the notebook's middle-title model, default) or the previous
+    /// titles only (a causal next-title model).
+    pub context_side: ContextSide,
+    /// Drop the first and last position of every sequence, as the notebook's collate does (true),
+    /// whatever the context side (a causal model usually wants `false`: its last position has a
+    /// full context).
     pub drop_ends: bool,
     /// CBOW context reduction: sum (the notebook) or mean.
     pub context: ContextReduce,
@@ -141,6 +183,7 @@ impl Default for Item2VecConfig {
             architecture: Architecture::Cbow,
             dim: 20,
             window: 1,
+            context_side: ContextSide::Both,
             drop_ends: true,
             context: ContextReduce::Sum,
             loss: OutputLoss::FullSoftmax,

@@ -44,6 +44,15 @@ __device__ __forceinline__ float sigmoid_f(float s) {
     return e / (1.0f + e);
 }
 
+// The last position of the context window of position i (ContextSide::window_bounds): i + window
+// capped at the sequence's end for both sides; i itself (so the window is i - window .. i - 1) for
+// the previous tokens only. The window's first position is i - window (at least 0) either way.
+__device__ __forceinline__ unsigned int context_hi(unsigned int i, unsigned int len, unsigned int window,
+                                                  int previous) {
+    if (previous) return i;
+    return i + window < len ? i + window : len - 1;
+}
+
 // tok_seq[p] = the sequence of token position p (one block per sequence).
 extern "C" __global__ void token_sequences(const unsigned int* seq_offsets, unsigned int n_seqs,
                                            unsigned int* tok_seq) {
@@ -55,15 +64,15 @@ extern "C" __global__ void token_sequences(const unsigned int* seq_offsets, unsi
 
 // Counts the (centre, context) pairs of the corpus (same rule as the SGNS kernel) into *pairs.
 extern "C" __global__ void count_pairs(const unsigned int* tok_seq, const unsigned int* seq_offsets,
-                                       unsigned int n_tokens, unsigned int window, int drop_ends,
-                                       unsigned long long* pairs) {
+                                       unsigned int n_tokens, unsigned int window, int previous,
+                                       int drop_ends, unsigned long long* pairs) {
     unsigned long long local = 0;
     for (unsigned int p = blockIdx.x * blockDim.x + threadIdx.x; p < n_tokens; p += gridDim.x * blockDim.x) {
         unsigned int s = tok_seq[p];
         unsigned int start = seq_offsets[s], len = seq_offsets[s + 1] - start, i = p - start;
         if (drop_ends && (i == 0 || i + 1 >= len)) continue;
         unsigned int lo = i > window ? i - window : 0u;
-        unsigned int hi = i + window < len ? i + window : len - 1;
+        unsigned int hi = context_hi(i, len, window, previous);
         local += hi - lo;
     }
     for (int off = 16; off > 0; off >>= 1) local += __shfl_xor_sync(0xffffffffu, local, off);
@@ -77,7 +86,8 @@ extern "C" __global__ void sgns_epoch(const unsigned int* tokens, const unsigned
                                       const unsigned int* seq_offsets, unsigned int n_tokens,
                                       const float* alias_prob, const unsigned int* alias_idx, unsigned int V,
                                       float* emb, float* w, float* b, unsigned int k, unsigned int window,
-                                      int drop_ends, unsigned int negatives, unsigned long long seed,
+                                      int previous, int drop_ends, unsigned int negatives,
+                                      unsigned long long seed,
                                       unsigned int epoch, double progress_base, double progress_total,
                                       float lr0, float min_lr_fraction, int atomics, double* loss_sum,
                                       unsigned long long* pairs) {
@@ -93,7 +103,7 @@ extern "C" __global__ void sgns_epoch(const unsigned int* tokens, const unsigned
         unsigned int start = seq_offsets[s], len = seq_offsets[s + 1] - start, i = p - start;
         if (drop_ends && (i == 0 || i + 1 >= len)) continue;
         unsigned int lo = i > window ? i - window : 0u;
-        unsigned int hi = i + window < len ? i + window : len - 1;
+        unsigned int hi = context_hi(i, len, window, previous);
         if (hi == lo) continue;
         double frac = 1.0 - (progress_base + (double)p) / progress_total;
         float lr = lr0 * (float)(frac > (double)min_lr_fraction ? frac : (double)min_lr_fraction);

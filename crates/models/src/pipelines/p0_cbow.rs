@@ -218,6 +218,35 @@ pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> 
     config.validate()?;
     let started = Instant::now();
     let (data, sequences) = prepare(ds, config)?;
+    train_on_sequences(data, &sequences, config, device, started)
+}
+
+/// Trains P0 on given user `sequences` over the movies of `data` (the vocabulary: `data`'s dense
+/// movie indices), as [`run_on`] does after [`prepare`]: the same user split, examples, trainer
+/// and reports. Next-title evaluation trains on the leave-last-out histories this way.
+pub fn run_on_sequences(
+    data: Dataset,
+    sequences: &[Vec<u32>],
+    config: &Config,
+    device: reelvec_engine::Device,
+) -> Result<Outcome, ModelError> {
+    config.validate()?;
+    if let Some(&t) = sequences.iter().flatten().find(|&&t| t as usize >= data.movies.len()) {
+        return Err(ModelError::InvalidData(format!(
+            "P0: sequence token {t} outside the {} movies of the data",
+            data.movies.len()
+        )));
+    }
+    train_on_sequences(data, sequences, config, device, Instant::now())
+}
+
+fn train_on_sequences(
+    data: Dataset,
+    sequences: &[Vec<u32>],
+    config: &Config,
+    device: reelvec_engine::Device,
+    started: Instant,
+) -> Result<Outcome, ModelError> {
     let vocab = data.movies.len();
     // Embedding, output weights and bias (four copies each) and every lane's gradient scratch.
     let k = config.model.dim as u128;
@@ -228,8 +257,8 @@ pub fn run_on(ds: &Dataset, config: &Config, device: reelvec_engine::Device) -> 
         transforms::split_users(sequences.len(), config.train_fraction, config.seed);
     let pick = |users: &[u32]| users.iter().map(|&u| sequences[u as usize].clone()).collect::<Vec<_>>();
     let m = &config.model;
-    let train = Examples::build(&pick(&train_users), m.window, m.drop_ends);
-    let val = Examples::build(&pick(&val_users), m.window, m.drop_ends);
+    let train = Examples::for_config(&pick(&train_users), m);
+    let val = Examples::for_config(&pick(&val_users), m);
     if train.is_empty() {
         return Err(ModelError::InvalidData("P0: the training sequences give no example".into()));
     }

@@ -39,7 +39,8 @@ use reelvec_engine::gpu::{
 use reelvec_engine::{BatchLoss, EngineError, ParamStore};
 
 use super::{
-    Architecture, ContextReduce, Examples, Item2Vec, Item2VecConfig, Item2VecTables, OutputLoss, RankMetrics,
+    Architecture, ContextReduce, ContextSide, Examples, Item2Vec, Item2VecConfig, Item2VecTables, OutputLoss,
+    RankMetrics,
 };
 use crate::ModelError;
 
@@ -453,9 +454,11 @@ mod tests {
         let seqs = vec![vec![1, 2, 3, 4, 5, 6], vec![7], vec![8, 9], vec![1, 2, 3]];
         let corpus = SgnsCorpus::from_sequences(&seqs);
         for window in [1, 2, 4] {
-            for drop_ends in [false, true] {
-                let ex = Examples::build(&seqs, window, drop_ends);
-                assert_eq!(corpus.pair_count(window, drop_ends), ex.pairs_in(0..ex.len()) as u64);
+            for side in [ContextSide::Both, ContextSide::Previous] {
+                for drop_ends in [false, true] {
+                    let ex = Examples::build_sided(&seqs, window, side, drop_ends);
+                    assert_eq!(corpus.pair_count(window, side, drop_ends), ex.pairs_in(0..ex.len()) as u64);
+                }
             }
         }
     }

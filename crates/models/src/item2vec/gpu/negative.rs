@@ -125,10 +125,11 @@ impl SgnsCorpus {
         Self { tokens, offsets }
     }
 
-    /// Number of (centre, context) pairs with window `window`: every position (but the first
-    /// and last of each sequence with `drop_ends`) pairs with each existing neighbour within
-    /// `window` — the count of [`Examples::build`]`(.., window, drop_ends)`'s context tokens.
-    pub fn pair_count(&self, window: usize, drop_ends: bool) -> u64 {
+    /// Number of (centre, context) pairs with window `window` on `side`: every position (but
+    /// the first and last of each sequence with `drop_ends`) pairs with each existing neighbour
+    /// of [`ContextSide::window_bounds`] — the count of
+    /// [`Examples::build_sided`]`(.., window, side, drop_ends)`'s context tokens.
+    pub fn pair_count(&self, window: usize, side: ContextSide, drop_ends: bool) -> u64 {
         let mut pairs = 0u64;
         for s in self.offsets.windows(2) {
             let len = (s[1] - s[0]) as usize;
@@ -136,8 +137,7 @@ impl SgnsCorpus {
                 if drop_ends && (i == 0 || i + 1 >= len) {
                     continue;
                 }
-                let lo = i.saturating_sub(window);
-                let hi = (i + window).min(len - 1);
+                let (lo, hi) = side.window_bounds(i, len, window);
                 pairs += (hi - lo) as u64;
             }
         }
@@ -192,6 +192,8 @@ pub struct SgnsConfig {
     pub dim: usize,
     /// Window `w` (5).
     pub window: usize,
+    /// Context of a centre: both sides (default) or the previous tokens only (causal).
+    pub context_side: ContextSide,
     /// Drop the first and last position of every sequence as centres (false).
     pub drop_ends: bool,
     /// Negatives per pair (5, <= [`SGNS_MAX_NEGATIVES`]).
@@ -216,6 +218,7 @@ impl Default for SgnsConfig {
         Self {
             dim: 64,
             window: 5,
+            context_side: ContextSide::Both,
             drop_ends: false,
             negatives: 5,
             unigram_power: 0.75,
@@ -255,6 +258,7 @@ impl SgnsConfig {
             architecture: Architecture::Skipgram,
             dim: self.dim,
             window: self.window,
+            context_side: self.context_side,
             drop_ends: self.drop_ends,
             context: ContextReduce::Sum,
             loss: OutputLoss::NegativeSampling,
@@ -349,14 +353,22 @@ impl GpuSgns {
         &mut self,
         gpu: &Gpu,
         window: usize,
+        side: ContextSide,
         drop_ends: bool,
     ) -> Result<u64, EngineError> {
         gpu.stream()
             .memset_zeros(&mut self.counters_pairs)
             .map_err(|e| driver("clearing the pair counter", e))?;
         let (n, w, d) = (self.n_tokens as u32, window as u32, i32::from(drop_ends));
+        let previous = i32::from(side == ContextSide::Previous);
         let mut l = gpu.stream().launch_builder(&self.count);
-        l.arg(&self.tok_seq).arg(&self.offsets).arg(&n).arg(&w).arg(&d).arg(&mut self.counters_pairs);
+        l.arg(&self.tok_seq)
+            .arg(&self.offsets)
+            .arg(&n)
+            .arg(&w)
+            .arg(&previous)
+            .arg(&d)
+            .arg(&mut self.counters_pairs);
         let mut cfg = grid_for(self.n_tokens);
         cfg.grid_dim.0 = cfg.grid_dim.0.min(gpu.multiprocessors() as u32 * 16);
         // SAFETY: every buffer covers n tokens / the sequences.
@@ -391,6 +403,7 @@ impl GpuSgns {
         let v = self.vocab as u32;
         let (k, w, d, neg) =
             (cfg.dim as u32, cfg.window as u32, i32::from(cfg.drop_ends), cfg.negatives as u32);
+        let previous = i32::from(cfg.context_side == ContextSide::Previous);
         let epoch32 = epoch as u32;
         let base = epoch as f64 * self.n_tokens as f64;
         let total = (cfg.epochs.max(epoch + 1) as f64 * self.n_tokens as f64).max(1.0);
@@ -417,6 +430,7 @@ impl GpuSgns {
             .arg(bt)
             .arg(&k)
             .arg(&w)
+            .arg(&previous)
             .arg(&d)
             .arg(&neg)
             .arg(&seed)
