@@ -232,8 +232,10 @@ fn config_errors_and_print_config() {
     assert!(err.contains("unknown config key `epochs`"), "{err}");
     let err = fails(&["train", "--model", "svd", "--data", d, "--out", o]);
     assert!(err.contains("unknown model kind"), "{err}");
-    let err = fails(&["train", "--model", "mf", "--data", d, "--out", o, "--preset", "fast"]);
+    let err = fails(&["train", "--model", "mf", "--data", d, "--out", o, "--preset", "fastest"]);
     assert!(err.contains("unknown preset"), "{err}");
+    let fast = ok(&["train", "--model", "mf", "--data", d, "--out", o, "--preset", "fast", "--print-config"]);
+    assert!(fast.contains("init_std = 0.1") && fast.contains("epochs = 5"), "{fast}");
     assert!(!out.exists());
 }
 
