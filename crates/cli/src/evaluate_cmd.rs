@@ -136,6 +136,7 @@ pub fn run(mut args: Args) -> Result<()> {
         }
         ModelKind::Cbow | ModelKind::Skipgram => item2vec(&args, &info, &ds, &mut figures)?,
         ModelKind::Cooc => cooc(&args, &info, &ds, &mut figures)?,
+        other => bail!("evaluate does not cover {other} runs yet: rank them with `reelvec compare`"),
     }
     if args.json {
         let out = json!({

@@ -24,6 +24,7 @@ mod movie_arg;
 mod pipeline;
 mod plot_cmd;
 mod query;
+mod ranker_cmd;
 mod train;
 
 use std::process::ExitCode;

@@ -22,7 +22,8 @@ use crate::device_arg::resolve_device;
 /// `reelvec train` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model: cbow, skipgram, cooc, mf, sigmoid-mf or residual-mf.
+    /// Model: cbow, skipgram, cooc, mf, sigmoid-mf, residual-mf, or a ranking model (popularity,
+    /// itemknn, ease, ials, bpr: trained on every rating as an interaction, parameters by --set).
     #[arg(long, value_name = "KIND")]
     pub model: String,
     /// Data set directory or ratings file.
@@ -184,6 +185,10 @@ pub fn run(args: Args) -> Result<()> {
             train_item2vec(&args, cfg, device)
         }
         ModelKind::Cooc => train_cooc(&args, resolve::<p1_cooc::Config>(&args)?, device),
+        ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease | ModelKind::Ials | ModelKind::Bpr => {
+            let ranker = kind.ranker().context("a ranking model kind")?;
+            crate::ranker_cmd::train(&args, ranker)
+        }
     }
 }
 
