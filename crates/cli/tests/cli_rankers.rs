@@ -132,6 +132,39 @@ fn every_ranker_trains_saves_and_recommends() {
         assert_eq!(export.status.success(), matches!(model, "ials" | "bpr"), "{model}");
         assert_eq!(csv.exists(), matches!(model, "ials" | "bpr"), "{model}");
     }
+    // Commands for other kinds refuse clearly, before reading the data.
+    let ials = tmp.path().join("ials");
+    let i = ials.to_str().unwrap();
+    let err = fails(&["evaluate", "--run", i, "--data", "/nonexistent/reelvec"]);
+    assert!(err.contains("compare") && err.contains("ials"), "{err}");
+    let err = fails(&["predict", "--run", i, "--user", "2", "--movie", "1"]);
+    assert!(err.contains("does not predict ratings"), "{err}");
+    // The same seed gives the same model and interactions on 1 and 2 threads.
+    for model in ["ials", "bpr", "itemknn"] {
+        let mut files = Vec::new();
+        for threads in ["1", "2"] {
+            let run = tmp.path().join(format!("{model}-t{threads}"));
+            let mut args = vec!["train", "--model", model, "--data", data.to_str().unwrap()];
+            args.extend([
+                "--out",
+                run.to_str().unwrap(),
+                "--quiet",
+                "--no-cache",
+                "--seed",
+                "3",
+                "--threads",
+                threads,
+            ]);
+            for x in sets(model) {
+                args.extend(["--set", x]);
+            }
+            ok(&args);
+            files.push(
+                ["model.safetensors", "rated.safetensors"].map(|f| std::fs::read(run.join(f)).unwrap()),
+            );
+        }
+        assert!(files[0] == files[1], "{model}: files differ between 1 and 2 threads");
+    }
     // itemknn's neighbours of movie 1 are movies of its group.
     let knn = tmp.path().join("itemknn");
     let sim = ok(&["similar", "--run", knn.to_str().unwrap(), "1", "-k", "3"]);
