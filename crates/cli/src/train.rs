@@ -171,6 +171,10 @@ pub fn run(args: Args) -> Result<()> {
         // Read by rayon when its global pool starts (nothing has used it yet).
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
+    if let Some(ranker) = kind.ranker() {
+        // Ranking models resolve their own device (CPU unless asked).
+        return crate::ranker_cmd::train(&args, ranker);
+    }
     let device = resolve_device(&args.device, args.quiet)?;
     match kind {
         ModelKind::Mf => train_mf(&args, resolve_mf::<p2_mf::Config>(&args)?, device),
@@ -186,8 +190,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         ModelKind::Cooc => train_cooc(&args, resolve::<p1_cooc::Config>(&args)?, device),
         ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease | ModelKind::Ials | ModelKind::Bpr => {
-            let ranker = kind.ranker().context("a ranking model kind")?;
-            crate::ranker_cmd::train(&args, ranker)
+            crate::ranker_cmd::train(&args, kind.ranker().context("a ranking model kind")?)
         }
     }
 }
