@@ -42,10 +42,10 @@ pub fn train(args: &Args, kind: RankerKind) -> Result<()> {
         bail!("--config and --preset are for the rating and embedding models; give {kind}'s parameters with --set key=value");
     }
     let params = params_of(&args.set)?;
-    check_ranker_params(kind, &params)?;
+    let full = check_ranker_params(kind, &params)?;
     let seed = args.seed.unwrap_or(0);
     if args.print_config {
-        outln!("{}", serde_json::to_string_pretty(&params)?);
+        outln!("{}", serde_json::to_string_pretty(&full)?);
         return Ok(());
     }
     // Ranking models train on the CPU; an explicit CUDA device is refused by the model.

@@ -189,6 +189,13 @@ fn bad_parameters_fail_before_work_and_a_damaged_run_is_named() {
         assert!(err.contains(needle), "{err}");
         assert!(!run.exists(), "a failed {model} train wrote {r}");
     }
+    // --print-config: the full parameters, defaults filled in, and nothing written.
+    let printed =
+        ok(&["train", "--model", "ials", "--data", d, "--out", r, "--set", "factors=8", "--print-config"]);
+    let printed: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(printed["factors"], 8);
+    assert!(printed["iterations"].is_u64() && printed["alpha"].is_number(), "{printed}");
+    assert!(!run.exists());
     // A data error is reported too, and nothing is written.
     let err = fails(&["train", "--model", "ease", "--data", "/nonexistent/reelvec", "--out", r, "--quiet"]);
     assert!(!err.is_empty() && !run.exists(), "{err}");

@@ -183,15 +183,20 @@ pub fn restore_ranker(
 }
 
 /// Checks a JSON object of overrides for `kind` (unknown keys, wrong types, out-of-range values)
-/// before any data is loaded: the same checks [`super::fit_ranker`] makes.
-pub fn check_ranker_params(kind: RankerKind, params: &serde_json::Value) -> Result<(), ModelError> {
-    match kind {
-        RankerKind::Popularity => check_param_keys(kind, params, &[]),
-        RankerKind::ItemKnn => ItemKnnParams::from_json(params).map(drop),
-        RankerKind::Ease => EaseParams::from_json(params).map(drop),
-        RankerKind::Ials => IalsParams::from_json(params).map(drop),
-        RankerKind::Bpr => BprParams::from_json(params).map(drop),
-    }
+/// before any data is loaded — the same checks [`super::fit_ranker`] makes — and returns the full
+/// parameters with the defaults filled in (what [`Ranker::params`] of the fitted model reports).
+pub fn check_ranker_params(
+    kind: RankerKind,
+    params: &serde_json::Value,
+) -> Result<serde_json::Value, ModelError> {
+    let full = match kind {
+        RankerKind::Popularity => check_param_keys(kind, params, &[]).map(|()| Ok(serde_json::json!({}))),
+        RankerKind::ItemKnn => ItemKnnParams::from_json(params).map(serde_json::to_value),
+        RankerKind::Ease => EaseParams::from_json(params).map(serde_json::to_value),
+        RankerKind::Ials => IalsParams::from_json(params).map(serde_json::to_value),
+        RankerKind::Bpr => BprParams::from_json(params).map(serde_json::to_value),
+    }?;
+    full.map_err(|e| ModelError::InvalidConfig(format!("{kind} parameters: {e}")))
 }
 
 /// Saves a fitted ranking model as a run directory: its tables ([`ranker_tables`]), `info`
@@ -307,6 +312,7 @@ mod tests {
             assert!(!info.model_kind.predicts_ratings(), "{kind}");
             assert_eq!(back.kind(), kind);
             assert_eq!(back.params(), model.params(), "{kind}");
+            assert_eq!(check_ranker_params(kind, &small(kind)).unwrap(), model.params(), "{kind}");
             assert_eq!(all_scores(back.as_ref()), all_scores(model.as_ref()), "{kind}");
             let (mut a, mut b) = (vec![0.0f32; 5], vec![0.0f32; 5]);
             let fa = model.score_new_user(&[1, 3], &mut a).is_ok();
