@@ -499,6 +499,9 @@ fn fit(p: &Protocol<'_>, candidate: Candidate, point: &Value) -> Result<Fitted> 
             Fitted::Profile { scores, items }
         }
         ModelKind::Cooc => bail!("cooc takes no part in compare"),
+        ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease | ModelKind::Ials | ModelKind::Bpr => {
+            bail!("{kind} is a ranking model: compare fits it through fit_ranker")
+        }
     })
 }
 

@@ -126,6 +126,9 @@ pub fn run(mut args: Args) -> Result<()> {
     let info = checkpoint::load_run_info(&args.run)
         .with_context(|| format!("cannot read run {}", args.run.display()))?;
     args.k = crate::args::clamp_count("-k", args.k, info.movie_raw_ids.len(), "movies of the run");
+    if info.model_kind.ranker().is_some() {
+        bail!("evaluate does not cover {} runs: rank ranking models with `reelvec compare`", info.model_kind);
+    }
     let started = Instant::now();
     let ds = run_data(&info, &args.run, args.data.as_deref(), &args.read)?;
     let mut figures = Figures::default();
@@ -136,6 +139,7 @@ pub fn run(mut args: Args) -> Result<()> {
         }
         ModelKind::Cbow | ModelKind::Skipgram => item2vec(&args, &info, &ds, &mut figures)?,
         ModelKind::Cooc => cooc(&args, &info, &ds, &mut figures)?,
+        other => bail!("evaluate does not cover {other} runs: rank ranking models with `reelvec compare`"),
     }
     if args.json {
         let out = json!({

@@ -26,6 +26,7 @@ mod next_cmd;
 mod pipeline;
 mod plot_cmd;
 mod query;
+mod ranker_cmd;
 mod train;
 
 use std::process::ExitCode;

@@ -132,7 +132,7 @@ fn loss_chart(info: &RunInfo, name: &str) -> Result<LineChart> {
         ModelKind::Cbow | ModelKind::Skipgram => "cross-entropy (nats)",
         ModelKind::Cooc => "cost",
         ModelKind::SigmoidMf => "MSE (scaled ratings)",
-        ModelKind::Mf | ModelKind::ResidualMf => "MSE",
+        _ => "MSE",
     };
     Ok(chart.with_axes("epoch", y_label))
 }

@@ -83,6 +83,9 @@ fn rating_model(dir: &Path) -> Result<(MfModel, RunInfo)> {
 
 /// Runs `reelvec similar`.
 pub fn similar(args: SimilarArgs) -> Result<()> {
+    if checkpoint::load_run_info(&args.run)?.model_kind == reelvec_models::ModelKind::ItemKnn {
+        return crate::ranker_cmd::similar_itemknn(&args);
+    }
     let (emb, info) = load_item_embeddings(&args.run)?;
     let movie = resolve_movie(&info, &args.movie)?;
     let k = crate::args::clamp_count("-k", args.k, emb.nrows().saturating_sub(1), "other movies of the run");
@@ -111,6 +114,9 @@ pub fn similar(args: SimilarArgs) -> Result<()> {
 pub fn recommend(mut args: RecommendArgs) -> Result<()> {
     let info = checkpoint::load_run_info(&args.run)?;
     args.k = crate::args::clamp_count("-k", args.k, info.movie_raw_ids.len(), "movies of the run");
+    if info.model_kind.ranker().is_some() {
+        return crate::ranker_cmd::recommend(&args, &args.run);
+    }
     if !args.watched.is_empty() {
         return crate::fold_in::recommend_watched(&args.run, &args.watched, args.k);
     }

@@ -23,7 +23,8 @@ use crate::device_arg::resolve_device;
 /// `reelvec train` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Model: cbow, skipgram, cooc, mf, sigmoid-mf or residual-mf.
+    /// Model: cbow, skipgram, cooc, mf, sigmoid-mf, residual-mf, or a ranking model (popularity,
+    /// itemknn, ease, ials, bpr: trained on every rating as an interaction, parameters by --set).
     #[arg(long, value_name = "KIND")]
     pub model: String,
     /// Data set directory or ratings file.
@@ -198,6 +199,10 @@ pub fn run(args: Args) -> Result<()> {
         // Read by rayon when its global pool starts (nothing has used it yet).
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
+    if let Some(ranker) = kind.ranker() {
+        // Ranking models resolve their own device (CPU unless asked).
+        return crate::ranker_cmd::train(&args, ranker);
+    }
     if args.sequences.is_some() && !matches!(kind, ModelKind::Cbow | ModelKind::Skipgram) {
         anyhow::bail!("--sequences trains cbow or skipgram only (not --model {kind})");
     }
@@ -215,6 +220,9 @@ pub fn run(args: Args) -> Result<()> {
             train_item2vec(&args, cfg, device)
         }
         ModelKind::Cooc => train_cooc(&args, resolve::<p1_cooc::Config>(&args)?, device),
+        ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease | ModelKind::Ials | ModelKind::Bpr => {
+            crate::ranker_cmd::train(&args, kind.ranker().context("a ranking model kind")?)
+        }
     }
 }
 
@@ -229,7 +237,7 @@ fn printed_config<C: Serialize>(args: &Args, cfg: &C) -> Result<bool> {
 /// Checks the run directory (before the data is loaded, so a bad `--out` costs no training),
 /// then loads the data.
 /// The `--data` path (only cbow / skipgram take `--sequences` instead).
-fn data_path(args: &Args) -> Result<&Path> {
+pub(crate) fn data_path(args: &Args) -> Result<&Path> {
     args.data.as_deref().with_context(|| {
         format!("--model {} needs --data (--sequences is for cbow and skipgram)", args.model)
     })

@@ -69,7 +69,7 @@ pub enum ModelError {
         id: String,
     },
     /// A string does not name a model kind.
-    #[error("unknown model kind `{0}` (expected one of: cbow, skipgram, cooc, mf, sigmoid-mf, residual-mf)")]
+    #[error("unknown model kind `{0}` (expected one of: cbow, skipgram, cooc, mf, sigmoid-mf, residual-mf, popularity, itemknn, ease, ials, bpr)")]
     UnknownModelKind(String),
     /// A string does not name a ranking model kind.
     #[error("unknown ranking model `{0}` (expected one of: popularity, itemknn, ease, ials, bpr)")]

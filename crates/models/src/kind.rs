@@ -1,12 +1,15 @@
 //! [`ModelKind`]: the trainable model kinds as the CLI spells them (`cbow`, `sigmoid-mf`, ...).
 //! Its own module so that run directories (`checkpoint`) and the pipelines both depend on it
-//! without depending on each other.
+//! without depending on each other. The ranking models (`popularity`, `itemknn`, `ease`, `ials`,
+//! `bpr`) are kinds too, so their runs record what they hold; [`ModelKind::ranker`] maps them to
+//! [`RankerKind`] and they predict no ratings.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ranking::RankerKind;
 use crate::ModelError;
 
 /// The model kinds `reelvec train --model` accepts.
@@ -26,17 +29,33 @@ pub enum ModelKind {
     SigmoidMf,
     /// P4 residual matrix factorisation.
     ResidualMf,
+    /// Ranking: training interaction counts.
+    Popularity,
+    /// Ranking: cosine item-item neighbours.
+    #[serde(rename = "itemknn")]
+    ItemKnn,
+    /// Ranking: EASE^R.
+    Ease,
+    /// Ranking: implicit ALS.
+    Ials,
+    /// Ranking: BPR.
+    Bpr,
 }
 
 impl ModelKind {
-    /// Every kind, in protocol order.
-    pub const ALL: [ModelKind; 6] = [
+    /// Every kind, in protocol order, then the ranking models.
+    pub const ALL: [ModelKind; 11] = [
         ModelKind::Cbow,
         ModelKind::Skipgram,
         ModelKind::Cooc,
         ModelKind::Mf,
         ModelKind::SigmoidMf,
         ModelKind::ResidualMf,
+        ModelKind::Popularity,
+        ModelKind::ItemKnn,
+        ModelKind::Ease,
+        ModelKind::Ials,
+        ModelKind::Bpr,
     ];
 
     /// The name as the CLI spells it.
@@ -48,10 +67,27 @@ impl ModelKind {
             ModelKind::Mf => "mf",
             ModelKind::SigmoidMf => "sigmoid-mf",
             ModelKind::ResidualMf => "residual-mf",
+            ModelKind::Popularity => "popularity",
+            ModelKind::ItemKnn => "itemknn",
+            ModelKind::Ease => "ease",
+            ModelKind::Ials => "ials",
+            ModelKind::Bpr => "bpr",
         }
     }
 
-    /// The protocol the kind comes from (`"P0"` .. `"P4"`).
+    /// The ranking model a kind is, if it is one.
+    pub fn ranker(self) -> Option<RankerKind> {
+        match self {
+            ModelKind::Popularity => Some(RankerKind::Popularity),
+            ModelKind::ItemKnn => Some(RankerKind::ItemKnn),
+            ModelKind::Ease => Some(RankerKind::Ease),
+            ModelKind::Ials => Some(RankerKind::Ials),
+            ModelKind::Bpr => Some(RankerKind::Bpr),
+            _ => None,
+        }
+    }
+
+    /// The protocol the kind comes from (`"P0"` .. `"P4"`; `"ranking"` for the ranking models).
     pub fn protocol(self) -> &'static str {
         match self {
             ModelKind::Cbow | ModelKind::Skipgram => "P0",
@@ -59,6 +95,11 @@ impl ModelKind {
             ModelKind::Mf => "P2",
             ModelKind::SigmoidMf => "P3",
             ModelKind::ResidualMf => "P4",
+            ModelKind::Popularity
+            | ModelKind::ItemKnn
+            | ModelKind::Ease
+            | ModelKind::Ials
+            | ModelKind::Bpr => "ranking",
         }
     }
 
@@ -88,7 +129,10 @@ impl FromStr for ModelKind {
             "mf" => Ok(ModelKind::Mf),
             "sigmoid-mf" => Ok(ModelKind::SigmoidMf),
             "residual-mf" => Ok(ModelKind::ResidualMf),
-            _ => Err(ModelError::UnknownModelKind(s.to_string())),
+            _ => s
+                .parse::<RankerKind>()
+                .map(ModelKind::from)
+                .map_err(|_| ModelError::UnknownModelKind(s.to_string())),
         }
     }
 }
@@ -112,5 +156,11 @@ mod tests {
         assert!(err.contains("`svd`") && err.contains("residual-mf"), "{err}");
         assert_eq!(ModelKind::ResidualMf.protocol(), "P4");
         assert!(ModelKind::Mf.predicts_ratings() && !ModelKind::Cooc.predicts_ratings());
+        for r in RankerKind::ALL {
+            let k: ModelKind = r.as_str().parse().unwrap();
+            assert_eq!((k.ranker(), k.predicts_ratings(), k.as_str()), (Some(r), false, r.as_str()));
+        }
+        assert_eq!("Item_KNN".parse::<ModelKind>().unwrap(), ModelKind::ItemKnn);
+        assert_eq!(ModelKind::Mf.ranker(), None);
     }
 }

@@ -450,7 +450,7 @@ impl MfVariant {
             ModelKind::Mf => Some(MfVariant::Biased),
             ModelKind::SigmoidMf => Some(MfVariant::Sigmoid),
             ModelKind::ResidualMf => Some(MfVariant::Residual),
-            ModelKind::Cbow | ModelKind::Skipgram | ModelKind::Cooc => None,
+            _ => None,
         }
     }
 }

@@ -126,7 +126,9 @@ pub fn rated_rows(ds: &Dataset, rows: &[u32]) -> Result<RatedItems, ModelError> 
 pub fn item_table_name(kind: ModelKind) -> &'static str {
     match kind {
         ModelKind::Cbow | ModelKind::Skipgram => "embedding",
-        ModelKind::Cooc | ModelKind::Mf | ModelKind::SigmoidMf | ModelKind::ResidualMf => "movie_factors",
+        // Ranking models: ials and bpr hold `movie_factors`; the others have no embeddings
+        // (refused by `load_item_embeddings` before any table is read).
+        _ => "movie_factors",
     }
 }
 
@@ -134,6 +136,13 @@ pub fn item_table_name(kind: ModelKind) -> &'static str {
 /// its [`RunInfo`].
 pub fn load_item_embeddings(dir: &Path) -> Result<(ndarray::Array2<f32>, RunInfo), ModelError> {
     let (params, info) = checkpoint::load_run(dir)?;
+    if matches!(info.model_kind, ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease) {
+        return Err(ModelError::Unsupported {
+            operation:
+                "item embeddings (similar, export; itemknn answers `similar` from its neighbour lists)".into(),
+            kind: info.model_kind.to_string(),
+        });
+    }
     let name = item_table_name(info.model_kind);
     let t = checkpoint::require_table(&params, name, info.movie_raw_ids.len(), None, dir)?;
     let emb = ndarray::Array2::from_shape_vec((t.rows, t.cols), t.data.clone())

@@ -127,10 +127,10 @@ impl BprParams {
 
 /// The tables of a BPR model.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct BprTables {
-    user_factors: TableId,
-    movie_factors: TableId,
-    movie_bias: TableId,
+pub(super) struct BprTables {
+    pub(super) user_factors: TableId,
+    pub(super) movie_factors: TableId,
+    pub(super) movie_bias: TableId,
 }
 
 /// Where negatives come from.
@@ -242,9 +242,9 @@ impl Objective for BprObjective<'_> {
 /// A fitted BPR model: its engine tables and the parameters used.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bpr {
-    params: BprParams,
-    store: ParamStore,
-    tables: BprTables,
+    pub(super) params: BprParams,
+    pub(super) store: ParamStore,
+    pub(super) tables: BprTables,
 }
 
 fn view(store: &ParamStore, id: TableId) -> ArrayView2<'_, f32> {

@@ -58,9 +58,9 @@ pub fn ease_fit_bytes(n_items: usize) -> u128 {
 /// A fitted EASE^R model: the dense `M x M` weights `B`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ease {
-    params: EaseParams,
-    by_user: RatedItems,
-    weights: Array2<f32>,
+    pub(super) params: EaseParams,
+    pub(super) by_user: RatedItems,
+    pub(super) weights: Array2<f32>,
 }
 
 impl Ease {

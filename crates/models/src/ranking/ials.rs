@@ -98,9 +98,9 @@ impl IalsParams {
 /// A fitted implicit-ALS model: user and movie factors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ials {
-    params: IalsParams,
-    user_factors: Array2<f32>,
-    item_factors: Array2<f32>,
+    pub(super) params: IalsParams,
+    pub(super) user_factors: Array2<f32>,
+    pub(super) item_factors: Array2<f32>,
 }
 
 impl Ials {

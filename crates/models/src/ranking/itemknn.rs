@@ -51,13 +51,13 @@ impl ItemKnnParams {
 /// A fitted item-item cosine model: per movie its kept neighbours as CSR rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemKnn {
-    params: ItemKnnParams,
+    pub(super) params: ItemKnnParams,
     /// The training interactions by user (scores sum over them).
-    by_user: reelvec_metrics::RatedItems,
-    n_items: usize,
-    indptr: Vec<usize>,
-    neighbour: Vec<u32>,
-    similarity: Vec<f32>,
+    pub(super) by_user: reelvec_metrics::RatedItems,
+    pub(super) n_items: usize,
+    pub(super) indptr: Vec<usize>,
+    pub(super) neighbour: Vec<u32>,
+    pub(super) similarity: Vec<f32>,
 }
 
 impl ItemKnn {

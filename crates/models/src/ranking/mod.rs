@@ -16,6 +16,7 @@ mod ease;
 mod ials;
 mod itemknn;
 mod popularity;
+mod run;
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +33,7 @@ pub use ease::{ease_fit_bytes, Ease, EaseParams};
 pub use ials::{Ials, IalsParams};
 pub use itemknn::{ItemKnn, ItemKnnParams};
 pub use popularity::Popularity;
+pub use run::{check_ranker_params, load_ranker, ranker_tables, restore_ranker, save_ranker};
 
 /// A training set of implicit interactions: per user, the sorted movies they interacted with
 /// (reelvec-metrics' [`RatedItems`], users `0..n_users`), over a catalogue of `n_items` movies.
@@ -128,7 +130,7 @@ impl FromStr for RankerKind {
 }
 
 /// A fitted ranking model.
-pub trait Ranker: ItemScorer + Send {
+pub trait Ranker: ItemScorer + Send + std::any::Any {
     /// Which model this is.
     fn kind(&self) -> RankerKind;
 

@@ -11,8 +11,8 @@ use crate::ModelError;
 /// Training interaction counts as scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Popularity {
-    counts: Vec<f32>,
-    n_users: usize,
+    pub(super) counts: Vec<f32>,
+    pub(super) n_users: usize,
 }
 
 impl Popularity {
