@@ -337,6 +337,7 @@ impl Trainer {
                 last_batch_loss = loss.mean();
                 global_step += 1;
                 bar.inc(1);
+                crate::step_hook::after_step(global_step, (steps_per_epoch * cfg.epochs) as u64)?;
             }
             if let Some(id) = non_finite_param_table(params) {
                 let name = &params.get(id).name;

@@ -80,6 +80,7 @@ pub mod mf;
 pub mod mf_gpu;
 pub mod pipelines;
 pub mod titles;
+pub mod train;
 pub mod traits;
 
 pub use checkpoint::{RunInfo, TableShape};
