@@ -39,6 +39,7 @@ pub mod catalogue;
 pub mod error;
 pub mod layout;
 mod load;
+mod parquet_ratings;
 mod parse;
 mod private;
 pub mod stats;

@@ -21,9 +21,15 @@ use reelvec_data::synth::{self as synthetic, Preset, SynthConfig};
 use reelvec_data::{GenericColumns, Layout, LoadOptions};
 use reelvec_engine::step_hook::with_step_hook;
 use reelvec_engine::Device;
+use reelvec_metrics::foldin::{fold_in_watched, FoldInConfig};
+use reelvec_metrics::similarity::nearest_neighbours;
+use reelvec_models::export::{check_outputs, export, export_user_vectors, ExportFormat};
+use reelvec_models::foldin::fold_in_rating_user;
+use reelvec_models::mf::MfModel;
 use reelvec_models::titles::{self, TitleMiss};
 use reelvec_models::train::{self as training, ConfigSource, TrainedRun};
 use reelvec_models::ModelKind;
+use reelvec_models::RatingModel;
 
 use errors::Class;
 
@@ -202,6 +208,27 @@ fn no_model_error(e: reelvec_models::ModelError) -> PyErr {
     errors::model(e)
 }
 
+/// `(movie id, title, score)`.
+type Scored = (u64, String, f32);
+
+impl Run {
+    fn scored(&self, list: Vec<(u32, f32)>) -> Vec<Scored> {
+        let info = &self.inner.info;
+        list.into_iter().map(|(m, s)| (info.movie_raw_ids[m as usize], info.title(m), s)).collect()
+    }
+
+    fn rating_model(&self, operation: &str) -> PyResult<MfModel> {
+        let info = &self.inner.info;
+        if !info.model_kind.predicts_ratings() {
+            return Err(errors::model(reelvec_models::ModelError::Unsupported {
+                operation: operation.into(),
+                kind: info.model_kind.to_string(),
+            }));
+        }
+        MfModel::from_run(&self.inner.params, info, Path::new("<run>")).map_err(errors::model)
+    }
+}
+
 #[pymethods]
 impl Run {
     /// The model kind (`mf`, `cbow`, ...).
@@ -262,6 +289,94 @@ impl Run {
             };
             errors::raise(Class::UnknownMovie, message, None, None)
         })
+    }
+
+    /// The `k` movies nearest to `query` by cosine of the item vectors (reelvec-metrics'
+    /// `nearest_neighbours`, as `reelvec similar`): `(movie id, title, cosine)`.
+    fn similar(&self, py: Python<'_>, query: &str, k: usize) -> PyResult<Vec<Scored>> {
+        let movie = self.movie_index(query)?;
+        let emb = self.inner.item_vectors().map_err(errors::model)?;
+        let k = k.min(emb.nrows().saturating_sub(1));
+        let list = py.detach(|| nearest_neighbours(emb.view(), movie, k)).map_err(errors::metrics)?;
+        Ok(self.scored(list))
+    }
+
+    /// A known user's top `k` movies by predicted stars (rating models, as `reelvec recommend
+    /// --user`), without the movies they rated in training when `exclude_rated`.
+    fn recommend(&self, py: Python<'_>, user: u64, k: usize, exclude_rated: bool) -> PyResult<Vec<Scored>> {
+        let info = &self.inner.info;
+        let model = self.rating_model("recommending for a user")?;
+        let dense = info.user_dense(user).ok_or_else(|| {
+            let message = format!("user {user} is not in this run's training data");
+            errors::raise(Class::UnknownMovie, message, None, None)
+        })?;
+        let seen: &[u32] = match (&self.inner.rated, exclude_rated) {
+            (Some(r), true) => r.row(dense),
+            _ => &[],
+        };
+        let n = info.movie_raw_ids.len();
+        let top = py.detach(|| model.top_n(dense, n, k.min(n), seen)).map_err(errors::metrics)?;
+        Ok(self.scored(top))
+    }
+
+    /// A new user from `(movie, stars)` ratings, folded in without retraining (rating models:
+    /// reelvec-models' `fold_in_rating_user`, predicted stars), or from watched movies
+    /// (item models: reelvec-metrics' `fold_in_watched`, cosine to their mean); the given movies
+    /// are left out.
+    fn fold_in(&self, py: Python<'_>, rated: Vec<(String, f32)>, k: usize) -> PyResult<Vec<Scored>> {
+        let info = &self.inner.info;
+        let mut given = Vec::with_capacity(rated.len());
+        for (query, stars) in &rated {
+            if !stars.is_finite() {
+                return Err(errors::raise(
+                    Class::DataFormat,
+                    format!("{query}: {stars} is not a rating"),
+                    None,
+                    None,
+                ));
+            }
+            given.push((self.movie_index(query)?, *stars));
+        }
+        let k = k.min(info.movie_raw_ids.len());
+        if info.model_kind.predicts_ratings() {
+            let model = self.rating_model("folding in a user")?;
+            let excluded: Vec<u32> = given.iter().map(|&(m, _)| m).collect();
+            let top = py
+                .detach(|| fold_in_rating_user(&model, &given, &FoldInConfig::default())?.top(k, &excluded))
+                .map_err(errors::model)?;
+            Ok(self.scored(top))
+        } else {
+            let emb = self.inner.item_vectors().map_err(errors::model)?;
+            let watched: Vec<u32> = given.iter().map(|&(m, _)| m).collect();
+            let profile = py.detach(|| fold_in_watched(emb.view(), &watched, k)).map_err(errors::metrics)?;
+            Ok(self.scored(profile.ranked))
+        }
+    }
+
+    /// Writes the item vectors as `format` (parquet, npy, csv, word2vec; the CLI's `reelvec
+    /// export`); returns the files written.
+    fn export(&self, py: Python<'_>, path: PathBuf, format: &str) -> PyResult<Vec<PathBuf>> {
+        let format: ExportFormat = format.parse().map_err(errors::model)?;
+        let info = &self.inner.info;
+        py.detach(|| {
+            check_outputs(format, &path)?;
+            let emb = self.inner.item_vectors()?;
+            export(format, &path, &info.movie_raw_ids, &info.movie_titles, emb.view())
+        })
+        .map_err(errors::model)
+    }
+
+    /// Writes the user vectors as Parquet (`userId`, `column_0..`); an error for item models.
+    fn export_users(&self, py: Python<'_>, path: PathBuf) -> PyResult<PathBuf> {
+        let info = &self.inner.info;
+        py.detach(|| match self.inner.user_vectors()? {
+            Some(emb) => export_user_vectors(&path, &info.user_raw_ids, emb.view()),
+            None => Err(reelvec_models::ModelError::Unsupported {
+                operation: "exporting user vectors".into(),
+                kind: info.model_kind.to_string(),
+            }),
+        })
+        .map_err(errors::model)
     }
 
     /// Writes the run directory (the CLI reads it); replaces a run already there.

@@ -96,7 +96,7 @@ def test_the_gil_is_released_while_training(tiny):
     t.start()
     time.sleep(0.05)
     start = time.perf_counter()
-    reelvec.train("mf", tiny, config={"train.epochs": 60, "k": 16}, seed=1)
+    reelvec.train("mf", tiny, config={"train.epochs": 300, "k": 16}, seed=1)
     end = time.perf_counter()
     stop.set()
     t.join()

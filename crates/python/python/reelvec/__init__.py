@@ -304,6 +304,13 @@ def open_run(path: PathLike) -> "Run":
     return Run(_core.open_run(os.fspath(path)))
 
 
+def _count(k: int) -> int:
+    k = int(k)
+    if k < 1:
+        raise ConfigError(f"k must be at least 1 (got {k})")
+    return k
+
+
 class Run:
     """A trained model: its vectors, history and figures, and the queries of the CLI."""
 
@@ -371,6 +378,40 @@ class Run:
     def titles(self) -> List[str]:
         """Titles in item-vector order."""
         return self._inner.titles()
+
+    def similar(self, movie: Union[int, str], k: int = 10) -> List[Scored]:
+        """The ``k`` movies nearest to ``movie`` (a raw id or a title, exact or a unique
+        part) by cosine of the item vectors, as ``reelvec similar``: ``(movie_id, title,
+        cosine)``, best first. :class:`UnknownMovieError` (a ``KeyError``) when no movie or
+        several match, or the movie has no vector."""
+        return self._inner.similar(str(movie), _count(k))
+
+    def recommend(self, user_id: int, k: int = 10, exclude_rated: bool = True) -> List[Scored]:
+        """A training user's top ``k`` movies by predicted stars (rating models), without the
+        movies they rated in training unless ``exclude_rated=False``: ``(movie_id, title,
+        stars)``. :class:`UnsupportedError` for item models."""
+        return self._inner.recommend(int(user_id), _count(k), bool(exclude_rated))
+
+    def fold_in(self, ratings: Mapping[Union[int, str], float], k: int = 10) -> List[Scored]:
+        """Recommendations for a new user from ``{title_or_id: stars}`` without retraining:
+        rating models fold the user in (predicted stars); item models rank by cosine to the
+        mean of the given movies (stars ignored). The given movies are left out."""
+        pairs = [(str(m), float(s)) for m, s in ratings.items()]
+        if not pairs:
+            raise DataFormatError("fold_in needs at least one rated movie")
+        return self._inner.fold_in(pairs, _count(k))
+
+    def export(self, path: PathLike, format: str = "parquet") -> List[str]:
+        """Writes the item vectors as ``"parquet"`` (``movieId`` Int64, ``title``, one Float32
+        column per dimension ``column_0 ..``: the schema of the notebooks' ``word2vec_20.parquet``,
+        Snappy), ``"npy"``, ``"csv"`` or ``"word2vec"`` (plus a titles file), as
+        ``reelvec export`` does; returns the paths written."""
+        return [os.fspath(p) for p in self._inner.export(os.fspath(path), format)]
+
+    def export_users(self, path: PathLike) -> str:
+        """Writes the user vectors of an MF run as Parquet (``userId``, ``column_0 ..``);
+        :class:`UnsupportedError` for item models."""
+        return os.fspath(self._inner.export_users(os.fspath(path)))
 
     def save(self, path: PathLike) -> None:
         """Writes the run directory (``reelvec similar/recommend/evaluate --run`` read it);
