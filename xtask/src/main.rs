@@ -3,14 +3,16 @@
 //! One module per subcommand: `setup` (system packages), `test` (fmt, clippy, tests, the skip
 //! summary; `tools` keeps its NVRTC venv),
 //! `pipeline` (the main job, through the release `reelvec` binary), `fetch` (GroupLens data sets),
-//! `synth` (synthetic data sets), `bench` (benchmarks), `peers` (the peers' Python venv) and `gpu-bundle` (the CLI and the GPU
-//! test suite, packed for a CUDA machine).
+//! `synth` (synthetic data sets), `bench` (benchmarks), `peers` (the peers' Python venv),
+//! `gpu-bundle` (the CLI and the GPU test suite, packed for a CUDA machine) and `wheel` (the
+//! Python package; `python` also holds its test step).
 
 mod bench;
 mod fetch;
 mod gpu_bundle;
 mod peers;
 mod pipeline;
+mod python;
 mod setup;
 mod synth;
 mod test;
@@ -26,9 +28,13 @@ cargo xtask <command> [args]
 
 commands:
   setup [--browser]              install the system packages the build needs (idempotent)
-  test [--only kernels,browser]  setup (with Chromium), NVRTC in target/tools-venv, cargo fmt --check,
+  test [--only kernels,browser,python]
+                                 setup (with Chromium), NVRTC in target/tools-venv, cargo fmt --check,
                                  clippy -D warnings, all tests (NVRTC kernel compilation and the
-                                 Chromium tests required), then the skipped tests by reason
+                                 Chromium tests required), the Python package's pytest suite and
+                                 examples (target/py-venv), then the skipped tests by reason
+  wheel                          build the release abi3 wheel of the Python package into
+                                 target/wheels and check it installs and imports in a fresh venv
   pipeline [--data PATH] [--out DIR] [--device cpu|cuda|auto] [ARGS...]
                                  run the main job (embedded synthetic data when no --data)
   fetch NAME [--dest DIR] [--url URL] [--force] [--insecure-skip-verify]
@@ -66,6 +72,7 @@ fn run() -> Result<()> {
         "bench" => bench::run(&rest),
         "peers" => peers::run(&rest),
         "gpu-bundle" => gpu_bundle::run(&rest),
+        "wheel" => python::wheel(&rest),
         "-h" | "--help" | "help" => {
             print!("{HELP}");
             Ok(())

@@ -6,7 +6,10 @@
 //!   (crates/cli/tests/kernels_nvrtc.rs), a missing NVRTC fails;
 //! - `REELVEC_REQUIRE_BROWSER=1`: the Chromium rendering tests must run.
 //!
-//! `--only kernels,browser` runs just those checks (same setup and environment).
+//! - then the Python package (`crate::python`): `maturin develop` into `target/py-venv`, pytest
+//!   over `crates/python/tests` and `examples/python` (the CLI round trips required).
+//!
+//! `--only kernels,browser,python` runs just those checks (same setup and environment).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +22,8 @@ use crate::util::{cargo, project_root, run_checked};
 const STEPS: &[(&str, &[(&str, &str)])] = &[
     ("kernels", &[("reelvec-cli", "kernels_nvrtc")]),
     ("browser", &[("reelvec-report", "render_chromium"), ("reelvec-cli", "pipeline_chromium")]),
+    // Not a cargo test: the pytest suite of crates/python (see `crate::python`).
+    ("python", &[]),
 ];
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -30,6 +35,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let outcome = match &only {
         None => full(&env),
         Some(steps) => steps.iter().try_for_each(|step| {
+            if step == "python" {
+                return crate::python::test(&env.vars());
+            }
             let tests = STEPS.iter().find(|(name, _)| name == step).map(|(_, t)| *t).unwrap_or(&[]);
             tests.iter().try_for_each(|(package, target)| {
                 run_checked(env.apply(cargo().args(["test", "-p", package, "--test", target])))
@@ -56,7 +64,7 @@ fn parse(args: &[String]) -> Result<Option<Vec<String>>> {
             }
             Ok(Some(steps))
         }
-        [other, ..] => bail!("test: unknown argument `{other}` (expected --only kernels,browser)"),
+        [other, ..] => bail!("test: unknown argument `{other}` (expected --only kernels,browser,python)"),
     }
 }
 
@@ -64,7 +72,8 @@ fn full(env: &TestEnv) -> Result<()> {
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run_checked(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run_checked(env.apply(cargo().args(["test", "--workspace", "--all-targets"])))?;
-    run_checked(env.apply(cargo().args(["test", "--workspace", "--doc"])))
+    run_checked(env.apply(cargo().args(["test", "--workspace", "--doc"])))?;
+    crate::python::test(&env.vars())
 }
 
 /// What every test command of the run gets in its environment.
@@ -74,6 +83,11 @@ struct TestEnv {
 }
 
 impl TestEnv {
+    /// The skip log, for the Python step (it needs no NVRTC or browser).
+    fn vars(&self) -> Vec<(&'static str, &std::ffi::OsStr)> {
+        vec![(reelvec_testkit::SKIP_LOG_VAR, self.log.as_os_str())]
+    }
+
     fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
         cmd.env(reelvec_testkit::SKIP_LOG_VAR, &self.log)
             .env("LD_LIBRARY_PATH", prepend_path(&self.nvrtc_dir, std::env::var_os("LD_LIBRARY_PATH")))

@@ -1,5 +1,5 @@
-//! `reelvec export`: writes a run's item embeddings as CSV, `.npy` or word2vec text (with a
-//! titles side file). The outputs are checked before the run is loaded: an existing output must
+//! `reelvec export`: writes a run's item embeddings as Parquet (`movieId`, `title`,
+//! `column_0..`), CSV, `.npy` or word2vec text (with a titles side file). The outputs are checked before the run is loaded: an existing output must
 //! be a regular file (no symlink, device or FIFO is replaced).
 
 use std::path::PathBuf;
@@ -14,7 +14,8 @@ pub struct Args {
     /// Run directory written by `reelvec train`.
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
-    /// csv (movieId then one column per dimension), npy, or word2vec.
+    /// parquet (movieId, title, column_0..; seed 000's schema, Snappy), csv (movieId then one
+    /// column per dimension), npy, or word2vec.
     #[arg(long)]
     pub format: String,
     /// File to write.

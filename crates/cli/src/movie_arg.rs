@@ -11,10 +11,7 @@ use reelvec_models::RunInfo;
 /// substring). Ambiguity is an error listing the candidates.
 pub fn resolve_movie(info: &RunInfo, query: &str) -> Result<u32> {
     let q = query.trim();
-    if let Some(dense) = q.parse::<u64>().ok().and_then(|raw| info.movie_dense(raw)) {
-        return Ok(dense);
-    }
-    match titles::resolve(&info.movie_titles, q) {
+    match titles::resolve_in_run(info, q) {
         Ok(dense) => Ok(dense),
         Err(TitleMiss::NotFound) => {
             bail!("no movie matches `{q}` (give a movie id, an exact title, or part of a title)")

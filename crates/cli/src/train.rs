@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use reelvec_data::corpus::{read_corpus, CorpusOptions};
 use reelvec_data::Dataset;
-use reelvec_engine::{Device, History, OptimizerConfig};
-use reelvec_models::config::{self, resolve_from};
-use reelvec_models::item2vec::Architecture;
+use reelvec_engine::{Device, History};
+use reelvec_models::config;
 use reelvec_models::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual, MovieScore};
+use reelvec_models::train::{self, ConfigSource, Resolved};
 use reelvec_models::{checkpoint, ModelKind, RunInfo};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::data_cmd::{load_data, ReadOptions};
@@ -84,114 +83,6 @@ pub struct Args {
     pub read: ReadOptions,
 }
 
-/// Everything a pipeline config shares that the CLI sets.
-trait CliConfig: Serialize + DeserializeOwned + Default {
-    fn preset(name: &str) -> Option<Self>;
-    /// `--seed`, `--quiet` and `--flush-denormals` over the resolved config.
-    fn apply(&mut self, args: &Args) -> Result<()>;
-    /// The pipeline config's own `validate` (before the data is loaded).
-    fn validate(&self) -> Result<(), reelvec_models::ModelError>;
-}
-
-macro_rules! cli_config {
-    ($ty:ty, $presets:expr) => {
-        impl CliConfig for $ty {
-            fn preset(name: &str) -> Option<Self> {
-                ($presets)(name)
-            }
-            fn apply(&mut self, args: &Args) -> Result<()> {
-                if let Some(s) = args.seed {
-                    self.seed = s;
-                    self.train.seed = s;
-                }
-                self.train.quiet |= args.quiet;
-                self.train.flush_denormals |= args.flush_denormals;
-                Ok(())
-            }
-            fn validate(&self) -> Result<(), reelvec_models::ModelError> {
-                <$ty>::validate(self)
-            }
-        }
-    };
-}
-
-cli_config!(p2_mf::Config, p2_mf::Config::preset);
-cli_config!(p3_recommender::Config, |n: &str| (n == "notebook").then(p3_recommender::Config::default));
-cli_config!(p4_residual::Config, |n: &str| (n == "notebook").then(p4_residual::Config::default));
-cli_config!(p0_cbow::Config, |n: &str| (n == "notebook").then(p0_cbow::Config::default));
-
-impl CliConfig for p1_cooc::Config {
-    fn preset(name: &str) -> Option<Self> {
-        (name == "notebook").then(Self::default)
-    }
-    fn apply(&mut self, args: &Args) -> Result<()> {
-        if args.flush_denormals {
-            anyhow::bail!("--flush-denormals applies to the trainer's models (cbow, skipgram, mf, sigmoid-mf, residual-mf), not cooc");
-        }
-        if let Some(s) = args.seed {
-            self.seed = s;
-        }
-        Ok(())
-    }
-    fn validate(&self) -> Result<(), reelvec_models::ModelError> {
-        Self::validate(self)
-    }
-}
-
-fn resolve<C: CliConfig>(args: &Args) -> Result<C> {
-    resolve_with(args, |c| c)
-}
-
-/// [`resolve`] for the MF models: outside `--preset notebook`, Adam becomes `auto` (same
-/// hyperparameters; see `OptimizerConfig::resolve`) before the file and the overrides.
-fn resolve_mf<C: CliConfig + HasTrain>(args: &Args) -> Result<C> {
-    let notebook = matches!(args.preset.as_deref(), Some("notebook" | "default"));
-    resolve_with(args, |mut c: C| {
-        if let (false, OptimizerConfig::Adam(a)) = (notebook, c.train().optimizer) {
-            c.train().optimizer = OptimizerConfig::Auto(a);
-        }
-        c
-    })
-}
-
-/// Configs with a trainer section.
-trait HasTrain {
-    fn train(&mut self) -> &mut reelvec_engine::TrainConfig;
-}
-
-impl HasTrain for p2_mf::Config {
-    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
-        &mut self.train
-    }
-}
-
-impl HasTrain for p3_recommender::Config {
-    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
-        &mut self.train
-    }
-}
-
-impl HasTrain for p4_residual::Config {
-    fn train(&mut self) -> &mut reelvec_engine::TrainConfig {
-        &mut self.train
-    }
-}
-
-/// [`resolve`] with `adjust` applied to the preset before the file and the overrides.
-fn resolve_with<C: CliConfig>(args: &Args, adjust: impl FnOnce(C) -> C) -> Result<C> {
-    let base = match &args.preset {
-        Some(name) => {
-            C::preset(name).with_context(|| format!("unknown preset `{name}` for --model {}", args.model))?
-        }
-        None => C::default(),
-    };
-    let base = adjust(base);
-    let mut cfg: C = resolve_from(&base, args.config.as_deref(), &args.set)?;
-    cfg.apply(args)?;
-    cfg.validate()?;
-    Ok(cfg)
-}
-
 /// Runs `reelvec train`.
 pub fn run(args: Args) -> Result<()> {
     let kind: ModelKind = args.model.parse()?;
@@ -207,22 +98,21 @@ pub fn run(args: Args) -> Result<()> {
         anyhow::bail!("--sequences trains cbow or skipgram only (not --model {kind})");
     }
     let device = resolve_device(&args.device, args.quiet)?;
-    match kind {
-        ModelKind::Mf => train_mf(&args, resolve_mf::<p2_mf::Config>(&args)?, device),
-        ModelKind::SigmoidMf => train_sigmoid(&args, resolve_mf::<p3_recommender::Config>(&args)?, device),
-        ModelKind::ResidualMf => train_residual(&args, resolve_mf::<p4_residual::Config>(&args)?, device),
-        ModelKind::Cbow => train_item2vec(&args, resolve::<p0_cbow::Config>(&args)?, device),
-        ModelKind::Skipgram => {
-            let cfg = resolve_with::<p0_cbow::Config>(&args, |mut c| {
-                c.model.architecture = Architecture::Skipgram;
-                c
-            })?;
-            train_item2vec(&args, cfg, device)
-        }
-        ModelKind::Cooc => train_cooc(&args, resolve::<p1_cooc::Config>(&args)?, device),
-        ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease | ModelKind::Ials | ModelKind::Bpr => {
-            crate::ranker_cmd::train(&args, kind.ranker().context("a ranking model kind")?)
-        }
+    // reelvec-models resolves (preset, file, overrides, seed; the MF models' `auto` optimizer).
+    let src = ConfigSource {
+        preset: args.preset.as_deref(),
+        file: args.config.as_deref(),
+        overrides: &args.set,
+        seed: args.seed,
+        quiet: args.quiet,
+        flush_denormals: args.flush_denormals,
+    };
+    match train::resolve(kind, &src)? {
+        Resolved::Mf(cfg) => train_mf(&args, cfg, device),
+        Resolved::SigmoidMf(cfg) => train_sigmoid(&args, cfg, device),
+        Resolved::ResidualMf(cfg) => train_residual(&args, cfg, device),
+        Resolved::Item2vec(cfg) => train_item2vec(&args, cfg, device),
+        Resolved::Cooc(cfg) => train_cooc(&args, cfg, device),
     }
 }
 

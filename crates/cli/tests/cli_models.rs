@@ -167,7 +167,7 @@ fn mf_train_then_query_and_export() {
     let titles = std::fs::read_to_string(f.root.join("emb.w2v.titles.tsv")).unwrap();
     assert!(titles.contains("3\tGamma Ray (1985)"), "{titles}");
     assert!(
-        fails(&["export", "--run", r, "--format", "parquet", "--out", "x"]).contains("unknown export format")
+        fails(&["export", "--run", r, "--format", "feather", "--out", "x"]).contains("unknown export format")
     );
 }
 

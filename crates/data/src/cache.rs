@@ -91,7 +91,7 @@ fn source_files(target: &Path, layout: Layout) -> Vec<PathBuf> {
     let names: &[&str] = match layout {
         Layout::Ml100k => &["u.data", "u.item", "u.genre"],
         Layout::Ml1m | Layout::Ml10m => &["ratings.dat", "movies.dat", "tags.dat", "users.dat"],
-        Layout::MlLatest => &["ratings.csv", "movies.csv", "tags.csv", "links.csv"],
+        Layout::MlLatest => &["ratings.csv", "ratings.parquet", "movies.csv", "tags.csv", "links.csv"],
         Layout::Generic => return vec![target.to_path_buf()],
     };
     names.iter().map(|n| target.join(n)).collect()

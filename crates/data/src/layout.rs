@@ -19,10 +19,11 @@ pub enum Layout {
     Ml1m,
     /// ml-10m: `ratings.dat` (half stars 0.5..5), `movies.dat` (UTF-8), `tags.dat`; no `users.dat`.
     Ml10m,
-    /// ml-latest-small, ml-20m, ml-25m, ml-32m: `ratings.csv` (`userId,movieId,rating,timestamp`),
+    /// ml-latest-small, ml-20m, ml-25m, ml-32m: `ratings.csv` (`userId,movieId,rating,timestamp`;
+    /// or `ratings.parquet` with those columns, read by name when there is no `ratings.csv`),
     /// `movies.csv` (`movieId,title,genres`, RFC-4180 quoting), optional `tags.csv`, `links.csv`.
     MlLatest,
-    /// One delimited file whose columns are given by [`GenericColumns`].
+    /// One delimited file (or a `.parquet` file) whose columns are given by [`GenericColumns`].
     Generic,
 }
 
@@ -79,7 +80,7 @@ impl Layout {
             return match name {
                 "u.data" => Ok((Layout::Ml100k, dir)),
                 "ratings.dat" => Ok((Self::dat_flavour(&dir), dir)),
-                "ratings.csv" => Ok((Layout::MlLatest, dir)),
+                "ratings.csv" | "ratings.parquet" => Ok((Layout::MlLatest, dir)),
                 _ => Ok((Layout::Generic, path.to_path_buf())),
             };
         }
@@ -87,12 +88,12 @@ impl Layout {
             Ok((Layout::Ml100k, path.to_path_buf()))
         } else if path.join("ratings.dat").is_file() {
             Ok((Self::dat_flavour(path), path.to_path_buf()))
-        } else if path.join("ratings.csv").is_file() {
+        } else if path.join("ratings.csv").is_file() || path.join("ratings.parquet").is_file() {
             Ok((Layout::MlLatest, path.to_path_buf()))
         } else {
             Err(DataError::UnknownLayout {
                 path: path.to_path_buf(),
-                reason: "no u.data, ratings.dat or ratings.csv in this directory".into(),
+                reason: "no u.data, ratings.dat, ratings.csv or ratings.parquet in this directory".into(),
             })
         }
     }

@@ -40,6 +40,7 @@ pub mod corpus;
 pub mod error;
 pub mod layout;
 mod load;
+mod parquet_ratings;
 mod parse;
 mod private;
 pub mod ranking_split;

@@ -83,7 +83,18 @@ pub(crate) fn load_uncached(
             let links =
                 opt("links.csv").map(|p| catalogue::read_links_csv(&p)).transpose()?.unwrap_or_default();
             let header = Some("userId,movieId,rating,timestamp");
-            (target.join("ratings.csv"), spec, header, movies, tags, links)
+            let (csv, pq) = (target.join("ratings.csv"), target.join("ratings.parquet"));
+            if !csv.is_file() && pq.is_file() {
+                let raw = crate::parquet_ratings::read(&pq, crate::parquet_ratings::MOVIELENS, range)?;
+                return finish(vec![raw], pq, movies, tags, links, layout);
+            }
+            (csv, spec, header, movies, tags, links)
+        }
+        Layout::Generic if crate::parquet_ratings::is_parquet(target) => {
+            let g = generic;
+            let cols = crate::parquet_ratings::Columns::Indexed(g.user, g.movie, g.rating, g.timestamp);
+            let raw = crate::parquet_ratings::read(target, cols, None)?;
+            return finish(vec![raw], target.to_path_buf(), None, Vec::new(), Vec::new(), layout);
         }
         Layout::Generic => {
             let spec = RowSpec {
@@ -122,6 +133,18 @@ pub(crate) fn load_uncached(
     };
     let raw = parse_ratings(&ratings_path, &bytes, start, first_line, &spec)?;
     drop(bytes);
+    finish(raw, ratings_path, movies, tags, links, layout)
+}
+
+/// Refuses a file without ratings, then assembles the data set (CSV and Parquet alike).
+fn finish(
+    raw: Vec<crate::parse::RawRatings>,
+    ratings_path: std::path::PathBuf,
+    movies: Option<Vec<crate::Movie>>,
+    tags: Vec<crate::Tag>,
+    links: Vec<crate::Link>,
+    layout: Layout,
+) -> Result<Dataset, DataError> {
     if raw.iter().all(|p| p.len() == 0) {
         return Err(DataError::Empty { path: ratings_path, context: "in the file".into() });
     }

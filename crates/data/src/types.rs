@@ -354,6 +354,21 @@ impl Dataset {
         Ok(crate::assemble::assemble(vec![raw], Catalogue::default(), false, "triples"))
     }
 
+    /// The dataset with a catalogue of `(raw movie id, full title)` pairs (e.g. "Toy Story
+    /// (1995)"; the year is split off as the loaders do), for triples that came without one.
+    /// A repeated id keeps its last title.
+    pub fn with_titles(mut self, titles: &[(u64, String)]) -> Dataset {
+        let movies = titles
+            .iter()
+            .map(|(raw_id, full)| {
+                let (title, year) = crate::catalogue::split_title_year(full);
+                Movie { raw_id: *raw_id, title, full_title: full.clone(), year, genres: Vec::new() }
+            })
+            .collect();
+        self.catalogue = Catalogue::new(movies);
+        self
+    }
+
     /// The catalogue entry of a dense movie index, when the catalogue has it.
     pub fn movie_info(&self, dense: u32) -> Option<&Movie> {
         self.movies.raw(dense).and_then(|raw| self.catalogue.get(raw))

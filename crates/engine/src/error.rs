@@ -48,6 +48,12 @@ pub enum EngineError {
         /// What went wrong (a non-finite loss, gradient or table; a loss over the limit).
         what: String,
     },
+    /// The host's step hook (see [`crate::step_hook`]) asked the fit to stop, e.g. on Ctrl-C.
+    #[error("training interrupted after {done} steps")]
+    Interrupted {
+        /// Steps finished before the stop.
+        done: u64,
+    },
     /// The requested device cannot be used.
     #[error("device error: {0}")]
     Device(String),

@@ -69,6 +69,7 @@ pub mod gradcheck;
 pub mod memory;
 pub mod optim;
 pub mod params;
+pub mod step_hook;
 pub mod trainer;
 
 pub use device::Device;

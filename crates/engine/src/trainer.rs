@@ -281,7 +281,14 @@ impl Trainer {
     {
         let n_units = objective.train_units();
         self.validate(n_units)?;
-        if self.config.flush_denormals {
+        if crate::step_hook::installed() {
+            // The step hook is this thread's (the Python package's Ctrl-C and progress bar), so
+            // the fit stays here: its parallel passes are injected into the pool (same bits).
+            // With `flush_denormals` only this thread flushes: the passes the pool's workers
+            // run keep IEEE subnormals.
+            let _flush = self.config.flush_denormals.then(crate::fpenv::FlushDenormals::new);
+            self.fit_loop(objective, params, on_epoch, n_units)
+        } else if self.config.flush_denormals {
             crate::fpenv::with_flushed_denormals(|| self.fit_loop(objective, params, on_epoch, n_units))?
         } else if rayon::current_thread_index().is_none() {
             // Called from outside any rayon pool: run the whole fit on a worker of the global
@@ -370,6 +377,7 @@ impl Trainer {
                 last_batch_loss = loss.mean();
                 global_step += 1;
                 bar.inc(1);
+                crate::step_hook::after_step(global_step, (steps_per_epoch * cfg.epochs) as u64)?;
             }
             if let Some(id) = non_finite_param_table(params) {
                 let name = &params.get(id).name;
@@ -855,6 +863,34 @@ mod tests {
             assert!(seen.iter().all(|&s| s == (true, flushed)), "flush {flush}: {seen:?}");
             assert!(!crate::fpenv::denormals_flushed(), "the caller's thread is left as it was");
         }
+    }
+
+    #[test]
+    fn a_fit_under_a_step_hook_stays_on_the_hooks_thread_and_the_hook_sees_every_step() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut params = ParamStore::new();
+        let w = params.add("w", 1, 1, GradKind::Dense, Init::Constant(1.0), &mut rng).unwrap();
+        let obj = WhereItRuns { w, seen: std::sync::Mutex::default() };
+        let trainer = quiet(TrainConfig { epochs: 2, batch_size: 1, ..TrainConfig::default() });
+        let calls = std::rc::Rc::new(std::cell::Cell::new(0u64));
+        let counted = calls.clone();
+        let result = crate::step_hook::with_step_hook(
+            move |p| {
+                counted.set(p.done);
+                true
+            },
+            || trainer.fit(&obj, &mut params),
+        );
+        result.unwrap();
+        assert_eq!(calls.get(), 4, "2 epochs x 2 steps, each seen by the hook");
+        let seen = obj.seen.into_inner().unwrap();
+        assert!(seen.iter().all(|&(on_worker, _)| !on_worker), "{seen:?}");
+        // A hook that stops the fit is obeyed.
+        let mut params = ParamStore::new();
+        let w = params.add("w", 1, 1, GradKind::Dense, Init::Constant(1.0), &mut rng).unwrap();
+        let obj = WhereItRuns { w, seen: std::sync::Mutex::default() };
+        let stopped = crate::step_hook::with_step_hook(|p| p.done < 1, || trainer.fit(&obj, &mut params));
+        assert!(matches!(stopped, Err(EngineError::Interrupted { .. })), "{stopped:?}");
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Exports of item embeddings: CSV (like the notebook's parquet: `movieId` then one column per
+//! Exports of item embeddings: Parquet (seed 000's `word2vec_20.parquet` schema: `movieId`
+//! Int64, `title` Utf8, then one Float32 column per dimension `column_0 .. column_{k-1}`; Snappy;
+//! user vectors the same with `userId` and no title), CSV (`movieId` then one column per
 //! dimension), NumPy `.npy` (format version 1.0, little-endian f32, C order) and the word2vec
 //! text format (first line `count dim`, then `movieId v1 v2 ...` per movie; loadable by gensim's
 //! `KeyedVectors.load_word2vec_format(path, binary=False)`), with a `movieId<TAB>title` side
@@ -23,6 +25,8 @@ pub enum ExportFormat {
     Npy,
     /// word2vec text format keyed by movie id.
     Word2vec,
+    /// Apache Parquet (arrow-rs, Snappy): `movieId`, `title`, `column_0 .. column_{k-1}`.
+    Parquet,
 }
 
 impl FromStr for ExportFormat {
@@ -33,8 +37,9 @@ impl FromStr for ExportFormat {
             "csv" => Ok(Self::Csv),
             "npy" => Ok(Self::Npy),
             "word2vec" | "w2v" => Ok(Self::Word2vec),
+            "parquet" | "pq" => Ok(Self::Parquet),
             _ => Err(ModelError::InvalidConfig(format!(
-                "unknown export format `{s}` (expected csv, npy or word2vec)"
+                "unknown export format `{s}` (expected parquet, csv, npy or word2vec)"
             ))),
         }
     }
@@ -122,11 +127,58 @@ pub fn titles_path(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
+/// Parquet bytes of a vector table: `id_column` (Int64), `title` (Utf8, when `titles` is
+/// given; one per row), then `column_0 .. column_{k-1}` (Float32), one row group, Snappy.
+pub fn parquet_bytes(
+    id_column: &str,
+    ids: &[u64],
+    titles: Option<&[String]>,
+    emb: ArrayView2<'_, f32>,
+) -> Result<Vec<u8>, ModelError> {
+    use arrow_array::{ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::Compression;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+
+    check_rows(ids, emb)?;
+    let ids: Vec<i64> = ids
+        .iter()
+        .map(|&id| {
+            i64::try_from(id)
+                .map_err(|_| ModelError::InvalidData(format!("id {id} does not fit Parquet's Int64")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut fields = vec![Field::new(id_column, DataType::Int64, false)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids))];
+    if let Some(titles) = titles {
+        if titles.len() != emb.nrows() {
+            return Err(ModelError::InvalidData(format!("{} titles for {} rows", titles.len(), emb.nrows())));
+        }
+        fields.push(Field::new("title", DataType::Utf8, false));
+        columns.push(Arc::new(StringArray::from_iter_values(titles.iter())));
+    }
+    for (j, col) in emb.columns().into_iter().enumerate() {
+        fields.push(Field::new(format!("column_{j}"), DataType::Float32, false));
+        columns.push(Arc::new(Float32Array::from_iter_values(col.iter().copied())));
+    }
+    let parquet_err = |e: &dyn std::fmt::Display| ModelError::InvalidData(format!("writing Parquet: {e}"));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| parquet_err(&e))?;
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let mut buf = Vec::new();
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(|e| parquet_err(&e))?;
+    writer.write(&batch).map_err(|e| parquet_err(&e))?;
+    writer.close().map_err(|e| parquet_err(&e))?;
+    Ok(buf)
+}
+
 /// The files an export to `out` writes (the word2vec export adds the titles file).
 pub fn output_files(format: ExportFormat, out: &Path) -> Vec<PathBuf> {
     match format {
         ExportFormat::Word2vec => vec![out.to_path_buf(), titles_path(out)],
-        ExportFormat::Csv | ExportFormat::Npy => vec![out.to_path_buf()],
+        ExportFormat::Csv | ExportFormat::Npy | ExportFormat::Parquet => vec![out.to_path_buf()],
     }
 }
 
@@ -137,6 +189,18 @@ pub fn check_outputs(format: ExportFormat, out: &Path) -> Result<(), ModelError>
         reelvec_outfile::check_file(&f)?;
     }
     Ok(())
+}
+
+/// Writes user vectors (the MF models' `user_factors`) as Parquet: `userId` (Int64), then
+/// `column_0 .. column_{k-1}` (Float32), Snappy; checked like every output first.
+pub fn export_user_vectors(
+    out: &Path,
+    user_ids: &[u64],
+    emb: ArrayView2<'_, f32>,
+) -> Result<PathBuf, ModelError> {
+    reelvec_outfile::check_file(out)?;
+    write_file(out, &parquet_bytes("userId", user_ids, None, emb)?)?;
+    Ok(out.to_path_buf())
 }
 
 /// Writes an export; returns the files written (the word2vec export adds the titles file).
@@ -150,6 +214,7 @@ pub fn export(
     match format {
         ExportFormat::Csv => write_file(out, csv_string(ids, emb)?.as_bytes())?,
         ExportFormat::Npy => write_file(out, &npy_bytes(emb))?,
+        ExportFormat::Parquet => write_file(out, &parquet_bytes("movieId", ids, Some(titles), emb)?)?,
         ExportFormat::Word2vec => {
             write_file(out, word2vec_string(ids, emb)?.as_bytes())?;
             let mut t = String::from("movieId\ttitle\n");
@@ -192,6 +257,38 @@ mod tests {
     }
 
     #[test]
+    fn parquet_round_trip_has_the_seed_schema() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("emb.parquet");
+        let e = array![[0.5f32, -1.0], [2.0, 0.25], [3.0, 4.0]];
+        let titles = vec!["A (1999)".to_string(), "B".into(), "C, The (2001)".into()];
+        export(ExportFormat::Parquet, &out, &[3, 9, 12], &titles, e.view()).unwrap();
+        let file = std::fs::File::open(&out).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let meta = builder.metadata().clone();
+        let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["movieId", "title", "column_0", "column_1"]);
+        let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+        let b = &batches[0];
+        let ids = b.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+        assert_eq!(ids.values(), &[3, 9, 12]);
+        let t = b.column(1).as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+        assert_eq!(t.value(2), "C, The (2001)");
+        let c1 = b.column(3).as_any().downcast_ref::<arrow_array::Float32Array>().unwrap();
+        assert_eq!(c1.values(), &[-1.0, 0.25, 4.0]);
+        let codec = meta.row_group(0).column(2).compression();
+        assert_eq!(codec, parquet::basic::Compression::SNAPPY);
+        // A user table: no title column.
+        let users = dir.path().join("users.parquet");
+        std::fs::write(&users, parquet_bytes("userId", &[1, 2, 3], None, e.view()).unwrap()).unwrap();
+        let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&users).unwrap()).unwrap();
+        assert_eq!(r.schema().field(0).name(), "userId");
+        assert_eq!(r.schema().fields().len(), 3);
+        assert!(parquet_bytes("movieId", &[1], None, e.view()).is_err());
+    }
+
+    #[test]
     fn word2vec_and_titles() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("emb.txt");
@@ -204,6 +301,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&files[1]).unwrap(), "movieId\ttitle\n3\tA B (1999)\n9\tC\n");
         assert!(files[1].to_string_lossy().ends_with("emb.txt.titles.tsv"));
         assert_eq!("W2V".parse::<ExportFormat>().unwrap(), ExportFormat::Word2vec);
-        assert!("parquet".parse::<ExportFormat>().is_err());
+        assert!("feather".parse::<ExportFormat>().is_err());
     }
 }

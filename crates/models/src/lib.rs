@@ -82,6 +82,7 @@ pub mod pipelines;
 pub mod ranking;
 pub mod sequence;
 pub mod titles;
+pub mod train;
 pub mod traits;
 
 pub use checkpoint::{RunInfo, TableShape};

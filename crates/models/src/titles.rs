@@ -32,6 +32,16 @@ pub fn resolve(titles: &[String], query: &str) -> Result<u32, TitleMiss> {
     }
 }
 
+/// The movie a query argument names in a run: a raw movie id of the run, else [`resolve`] over
+/// its titles (the rule of every query, the CLI's and the Python package's).
+pub fn resolve_in_run(info: &crate::RunInfo, query: &str) -> Result<u32, TitleMiss> {
+    let q = query.trim();
+    match q.parse::<u64>().ok().and_then(|raw| info.movie_dense(raw)) {
+        Some(dense) => Ok(dense),
+        None => resolve(&info.movie_titles, q),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

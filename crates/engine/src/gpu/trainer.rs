@@ -184,6 +184,7 @@ impl Trainer {
                 optimizer.step(gpu, &mut dev_params, &mut grads, lr)?;
                 examples.push(count);
                 global_step += 1;
+                crate::step_hook::after_step(global_step, (steps_per_epoch * cfg.epochs) as u64)?;
                 if step % 64 == 63 {
                     bar.inc(64);
                 }

@@ -484,6 +484,7 @@ pub fn fit_gpu(
             step as u32,
         )?;
         adam.step(gpu, &mut dev_params, &mut dev_grads, config.lr * schedule.factor(step as u64))?;
+        reelvec_engine::step_hook::after_step(step as u64 + 1, steps as u64)?;
         if (step + 1) % CHECK_EVERY == 0 || step + 1 == steps {
             read_history(gpu, &cooc, &dev_costs, step + 1, &mut costs, &mut on_step)?;
         }

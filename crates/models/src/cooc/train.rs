@@ -180,6 +180,7 @@ pub fn fit(
         on_step(step, &cost);
         costs.push(cost);
         adam.step(&mut params, &grads, config.lr * schedule.factor(step as u64));
+        reelvec_engine::step_hook::after_step(step as u64 + 1, config.steps as u64)?;
     }
     let last = problem.cost_and_grad(&params.get(table).data, k, config.mask_diagonal, &mut scratch, None);
     costs.push(last);

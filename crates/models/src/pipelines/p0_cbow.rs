@@ -345,11 +345,16 @@ impl Outcome {
     /// Writes the run directory (`model.safetensors`, `run.json` with the filtered vocabulary's
     /// ids and titles, the history and the figures).
     pub fn save(&self, dir: &Path, config: &Config, data_path: Option<&Path>) -> Result<(), ModelError> {
+        checkpoint::save_run(dir, self.model.params(), &self.run_info(config, data_path), None)
+    }
+
+    /// The run's `run.json`: the filtered vocabulary's ids and titles, history and figures.
+    pub fn run_info(&self, config: &Config, data_path: Option<&Path>) -> RunInfo {
         let mut info =
             run_info_for(&self.dataset, self.kind(), crate::config::to_json(config), config.seed, data_path);
         info.history = serde_json::to_value(&self.history).unwrap_or_default();
         info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
-        checkpoint::save_run(dir, self.model.params(), &info, None)
+        info
     }
 
     /// The middle part of every consecutive triple of each franchise (raw ids in watch order)

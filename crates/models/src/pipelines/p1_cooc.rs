@@ -22,7 +22,7 @@ use reelvec_engine::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{check_dim, check_key, check_tables_fit, run_info_for, ModelKind, MovieScore};
-use crate::checkpoint;
+use crate::checkpoint::{self, RunInfo};
 use crate::cooc::gpu::fit_gpu;
 use crate::cooc::{
     dense_reference, fit, subspace_reference, CoocConfig, CoocModel, CoocProblem, CoocScratch, CostParts,
@@ -328,11 +328,16 @@ impl Outcome {
         config: &Config,
         data_path: Option<&Path>,
     ) -> Result<(), ModelError> {
+        checkpoint::save_run(dir, self.model.params(), &self.run_info(ds, config, data_path), None)
+    }
+
+    /// The run's `run.json` (no users: P1 has no user side), the cost history and the figures.
+    pub fn run_info(&self, ds: &Dataset, config: &Config, data_path: Option<&Path>) -> RunInfo {
         let mut info =
             run_info_for(ds, ModelKind::Cooc, crate::config::to_json(config), config.seed, data_path);
         info.user_raw_ids.clear();
         info.history = serde_json::to_value(&self.costs).unwrap_or_default();
         info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
-        checkpoint::save_run(dir, self.model.params(), &info, None)
+        info
     }
 }
