@@ -451,6 +451,8 @@ fn train(
         quiet: true,
         preset: preset.as_deref(),
         file: None,
+        // `config={"train.flush_denormals": True}` sets it like any other key.
+        flush_denormals: false,
     };
     let cfg = training::resolve(kind, &src).map_err(errors::model)?;
     let ds = data.inner.clone();
