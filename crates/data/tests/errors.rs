@@ -50,7 +50,7 @@ fn missing_path_and_unknown_layout() {
     let (_d, res) = load_files(&[("readme.txt", b"hello")]);
     let err = res.unwrap_err();
     assert!(matches!(err, DataError::UnknownLayout { .. }), "{err}");
-    assert!(err.to_string().contains("no u.data, ratings.dat or ratings.csv"));
+    assert!(err.to_string().contains("no u.data, ratings.dat, ratings.csv or ratings.parquet"), "{err}");
     assert!(matches!("ml-3m".parse::<Layout>(), Err(DataError::UnknownLayout { .. })));
     // A forced layout whose files are missing names the missing file.
     let dir = tempfile::tempdir().unwrap();
