@@ -471,7 +471,8 @@ fn train(
 /// The model kinds `train` accepts, as the CLI spells them.
 #[pyfunction]
 fn model_kinds() -> Vec<&'static str> {
-    ModelKind::ALL.iter().map(|k| k.as_str()).collect()
+    // The kinds `train` accepts: the ranking models train through the CLI only (for now).
+    ModelKind::ALL.iter().filter(|k| k.ranker().is_none()).map(|k| k.as_str()).collect()
 }
 
 #[pymodule]
