@@ -15,8 +15,8 @@ use reelvec_data::Dataset;
 use reelvec_engine::Device;
 use reelvec_metrics::beyond::interaction_counts;
 use reelvec_metrics::protocol::{evaluate, EvalInput};
-use reelvec_metrics::{ItemScorer, MetricsError, RatedItems};
-use reelvec_models::ranking::{fit_ranker, Interactions, Ranker, RankerKind};
+use reelvec_metrics::RatedItems;
+use reelvec_models::ranking::{fit_ranker, Interactions, RankerKind};
 use reelvec_models::ModelError;
 use serde_json::{json, Value};
 
@@ -48,21 +48,6 @@ fn pairs() -> Vec<(RankerKind, &'static str, Value)> {
         (RankerKind::Ease, "ease", json!({})),
         (RankerKind::Popularity, "popularity", json!({})),
     ]
-}
-
-/// A ranking model seen as a plain `ItemScorer`.
-struct AsScorer<'a>(&'a dyn Ranker);
-
-impl ItemScorer for AsScorer<'_> {
-    fn n_users(&self) -> usize {
-        self.0.n_users()
-    }
-    fn n_items(&self) -> usize {
-        self.0.n_items()
-    }
-    fn score_block(&self, users: &[u32], out: ndarray::ArrayViewMut2<'_, f32>) -> Result<(), MetricsError> {
-        self.0.score_block(users, out)
-    }
 }
 
 /// The script's arguments for our fitted hyperparameters.
@@ -190,7 +175,9 @@ pub fn run(plan: &RankingPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>>
             };
             let params = model.params();
             let units = iterations(&params);
-            let ours = pool.install(|| evaluate(&AsScorer(model.as_ref()), &input))?.metrics;
+            let ours = pool
+                .install(|| evaluate(&reelvec_models::ranking::AsItemScorer(model.as_ref()), &input))?
+                .metrics;
             tracing::info!(
                 "bench: ranking {kind} at {threads} thread(s): {:.3}s, test NDCG@10 {:.4}",
                 spent.wall,

@@ -21,14 +21,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ndarray::ArrayViewMut2;
 use reelvec_bench::report::{reset_peak_rss, rss_bytes};
 use reelvec_data::ranking_split::{ranking_split, write_split_file, RankingSplit, RankingSplitRows};
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::Device;
 use reelvec_metrics::beyond::interaction_counts;
 use reelvec_metrics::protocol::{evaluate, EvalInput, ProtocolMetrics, ProtocolOutcome};
-use reelvec_metrics::{ItemScorer, MetricsError, ProfileScores, RatedItems, SubsetScorer};
+use reelvec_metrics::{ProfileScores, RatedItems, SubsetScorer};
 use reelvec_models::mf::MfModel;
 use reelvec_models::pipelines::{p0_cbow, p2_mf, p3_recommender, p4_residual};
 use reelvec_models::ranking::{fit_ranker, Interactions, Ranker, RankerKind};
@@ -155,25 +154,10 @@ enum Fitted {
     },
 }
 
-/// A ranking model seen as a plain `ItemScorer` (no trait upcasting at rust-version 1.85).
-struct RankerScorer<'a>(&'a dyn Ranker);
-
-impl ItemScorer for RankerScorer<'_> {
-    fn n_users(&self) -> usize {
-        self.0.n_users()
-    }
-    fn n_items(&self) -> usize {
-        self.0.n_items()
-    }
-    fn score_block(&self, users: &[u32], out: ArrayViewMut2<'_, f32>) -> Result<(), MetricsError> {
-        self.0.score_block(users, out)
-    }
-}
-
 impl Fitted {
     fn evaluate(&self, n_items: usize, input: &EvalInput<'_>) -> Result<ProtocolOutcome> {
         Ok(match self {
-            Fitted::Ranker(r) => evaluate(&RankerScorer(r.as_ref()), input)?,
+            Fitted::Ranker(r) => evaluate(&reelvec_models::ranking::AsItemScorer(r.as_ref()), input)?,
             Fitted::Mf { model, items } => {
                 let scores = model.factor_scores()?;
                 evaluate(&SubsetScorer::new(&scores, items, n_items)?, input)?

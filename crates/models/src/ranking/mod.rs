@@ -165,6 +165,35 @@ pub(crate) fn check_new_user(items: &[u32], out: &[f32], n_items: usize) -> Resu
     Ok(())
 }
 
+/// A fitted ranking model seen as a plain [`ItemScorer`] (a `&dyn Ranker` is not a
+/// `&dyn ItemScorer` without trait upcasting, which the workspace's rust-version lacks): what the
+/// protocol's `evaluate` takes, for `reelvec compare` and the ranking bench alike.
+pub struct AsItemScorer<'a>(pub &'a dyn Ranker);
+
+impl std::fmt::Debug for AsItemScorer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AsItemScorer({})", self.0.kind())
+    }
+}
+
+impl ItemScorer for AsItemScorer<'_> {
+    fn n_users(&self) -> usize {
+        self.0.n_users()
+    }
+
+    fn n_items(&self) -> usize {
+        self.0.n_items()
+    }
+
+    fn score_block(
+        &self,
+        users: &[u32],
+        out: ndarray::ArrayViewMut2<'_, f32>,
+    ) -> Result<(), reelvec_metrics::MetricsError> {
+        self.0.score_block(users, out)
+    }
+}
+
 /// Fits a ranking model of `kind` on `train`. `params` is a JSON object of overrides (unknown
 /// keys and out-of-range values are [`ModelError::ConfigValue`] / [`ModelError::UnknownConfigKey`]
 /// before any work); `seed` fixes every random choice; `device` picks CPU or CUDA where the model
