@@ -20,7 +20,9 @@ use crate::util::{cargo, project_root, run_checked};
 
 const RUN_SH: &str = r#"#!/usr/bin/env bash
 # Runs reelvec's GPU suite, a pipeline report and the benchmarks on a CUDA machine.
-# Usage: ./run.sh [tests|pipeline|bench|all]   (results under $OUT, default /tmp/reelvec-gpu-out)
+# Usage: ./run.sh [tests|pipeline|bench|all|ranking]   (results under $OUT, default /tmp/reelvec-gpu-out)
+# `ranking` is the short check of the ranking models' CUDA twins: gpu_ranking and the scale
+# suite's iALS rows only.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-/tmp/reelvec-gpu-out}"
@@ -35,9 +37,11 @@ export REELVEC_SKIP_LOG="$out/skips.log"
 : >"$REELVEC_SKIP_LOG"
 what="${1:-all}"
 failed=0
-if [ "$what" = tests ] || [ "$what" = all ]; then
+tests="gpu_*"
+[ "$what" = ranking ] && tests="gpu_ranking"
+if [ "$what" = tests ] || [ "$what" = all ] || [ "$what" = ranking ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-  for t in "$here"/tests/gpu_*; do
+  for t in "$here"/tests/$tests; do
     name="$(basename "$t")"
     log="$work/$name.log"
     if "$t" --test-threads=1 >"$log" 2>&1; then
@@ -66,6 +70,10 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   "$here/reelvec" bench --suite notebook --device cuda --data "$data" --peers "$here/peers" \
       --json "$out/notebook-cuda.json" || failed=1
   "$here/reelvec" bench --suite scale --device cuda --json "$out/scale-cuda.json" || failed=1
+fi
+if [ "$what" = ranking ]; then
+  "$here/reelvec" bench --suite scale --device cuda --scale-cases ials --json "$out/scale-ials-cuda.json" \
+      || failed=1
 fi
 rm -rf "$work"
 exit $failed
@@ -205,5 +213,14 @@ mod tests {
         // Set before the first test binary runs.
         let first_test = RUN_SH.find("for t in").unwrap_or(0);
         assert!(RUN_SH.find("export REELVEC_REQUIRE_GPU=1").is_some_and(|at| at < first_test));
+    }
+
+    #[test]
+    fn run_sh_ranking_runs_the_ranking_twins_and_the_ials_scale_rows() {
+        assert!(RUN_SH.contains(r#"[ "$what" = ranking ] && tests="gpu_ranking""#));
+        assert!(RUN_SH.contains(r#"[ "$what" = tests ] || [ "$what" = all ] || [ "$what" = ranking ]"#));
+        assert!(RUN_SH.contains("--suite scale --device cuda --scale-cases ials"));
+        // The full bench keeps the whole scale suite (its default cases include iALS).
+        assert!(RUN_SH.contains(r#"bench --suite scale --device cuda --json "$out/scale-cuda.json""#));
     }
 }

@@ -12,6 +12,13 @@
 //!   coverage, Gini): time, CPU time and peak memory (the kernel's `VmHWM`, reset at the start of
 //!   the case).
 //!
+//! - iALS (`ials`, alpha 1, lambda 10, 3 CG steps) at 64, 128 and 256 factors: seconds per
+//!   iteration beside the anchor [`IALS_ANCHOR_SECONDS`] (implicit on a GTX 1080 Ti, ml-20m). On
+//!   CUDA the set-up (upload, kernel load) is taken out: a 1-iteration fit and a
+//!   `1 + IALS_TIMED_ITERATIONS`-iteration fit are timed and the difference divided. On the CPU
+//!   (slow at full size) one fit of `--epochs` iterations (default 1), set-up included.
+//!   BPR samples per second belong beside it (issue 10) and are added with BPR's CUDA twin.
+//!
 //! `--scale-cases` picks cases: `--scale-fraction 1 --scale-cases top-n` is the full ml-25m-shape
 //! top-N (162,541 users x all movies, k = 64) on its own (it trains the one MF epoch its model
 //! needs, reported as the MF case), which `cargo xtask bench --full-top-n` runs.
@@ -28,6 +35,7 @@ use reelvec_metrics::{BeyondAccuracy, RatedItems, ScoreLink, TopNConfig};
 use reelvec_models::cooc::{fit, CoocConfig, CoocProblem, LikeMatrix};
 use reelvec_models::item2vec::{Architecture, Examples, OutputLoss};
 use reelvec_models::pipelines::{p0_cbow, p2_mf};
+use reelvec_models::ranking::{fit_ranker, Interactions, RankerKind};
 use reelvec_models::ItemEmbeddings;
 
 use super::report::{mean, reset_peak_rss, rss_bytes, Case, Clock, Figure, Timing};
@@ -47,7 +55,15 @@ pub enum ScaleCase {
     Skipgram,
     /// Top-10 of every user with beyond-accuracy figures (trains the MF case's model first).
     TopN,
+    /// iALS seconds per iteration at 64, 128 and 256 factors.
+    Ials,
 }
+
+/// Factors of the iALS rows and the anchor's seconds per iteration at each: implicit's ALS on a
+/// GTX 1080 Ti, ml-20m (issue 10 / 13).
+pub const IALS_ANCHOR_SECONDS: [(usize, f64); 3] = [(64, 0.40), (128, 0.45), (256, 0.79)];
+/// Iterations timed beyond the 1-iteration warm-up fit on CUDA.
+pub const IALS_TIMED_ITERATIONS: usize = 3;
 
 /// What the scale suite runs.
 #[derive(Debug, Clone)]
@@ -133,6 +149,10 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
     if wants(ScaleCase::Skipgram) {
         cases.push(skipgram(&ds, plan).context("scale skip-gram")?);
     }
+    if wants(ScaleCase::Ials) {
+        cases.extend(ials(&ds, plan).context("scale iALS")?);
+    }
+    // BPR samples/s (issue 10's GPU bar) goes here as its own case with BPR's CUDA twin.
     if let (true, Some(model)) = (wants(ScaleCase::TopN), &model) {
         let case = match plan.device {
             Device::Cpu => top_n(&ds, model, plan.threads),
@@ -501,6 +521,68 @@ fn skipgram(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
     ))
 }
 
+/// The iALS rows: one case per factor count of [`IALS_ANCHOR_SECONDS`].
+fn ials(ds: &Dataset, plan: &ScalePlan) -> Result<Vec<Case>> {
+    let rated = RatedItems::from_pairs(ds.users.len(), &ds.ratings.user, &ds.ratings.movie)?;
+    let train = Interactions::new(&rated, ds.movies.len())?;
+    let fit = |k: usize, iterations: usize| -> Result<f64> {
+        let params = serde_json::json!({"factors": k, "iterations": iterations});
+        let started = Instant::now();
+        fit_ranker(RankerKind::Ials, train, &params, 42, plan.device)?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let mut cases = Vec::new();
+    for (k, anchor) in IALS_ANCHOR_SECONDS {
+        tracing::info!("bench: scale iALS k = {k} on {}", plan.device.describe());
+        let memory = MemoryWatch::start();
+        let clock = Clock::start();
+        let (iterations, per_iteration, how) = if plan.device.is_cuda() {
+            let one = fit(k, 1)?;
+            let more = fit(k, 1 + IALS_TIMED_ITERATIONS)?;
+            let per = (more - one) / IALS_TIMED_ITERATIONS as f64;
+            (
+                IALS_TIMED_ITERATIONS,
+                per,
+                "set-up taken out (difference of a 1-iteration fit and a longer one)",
+            )
+        } else {
+            let iterations = plan.epochs.max(1);
+            (iterations, fit(k, iterations)? / iterations as f64, "set-up included (one fit)")
+        };
+        let spent = clock.elapsed();
+        let mut figures = vec![
+            Figure::new("anchor: implicit ALS on a GTX 1080 Ti, ml-20m", anchor, "s"),
+            Figure::new("ours / anchor", per_iteration / anchor, "x"),
+            Figure::new("interactions", train.nnz() as f64, ""),
+        ];
+        figures.extend(memory.figures());
+        cases.push(case(
+            &format!("scale iALS k={k}"),
+            format!(
+                "iALS, {k} factors, alpha 1, lambda 10, 3 CG steps, {} users x {} movies, on {}; {how}",
+                train.n_users(),
+                train.n_items,
+                plan.device.describe()
+            ),
+            "iteration",
+            Timing {
+                units: iterations,
+                wall_per_unit: per_iteration,
+                cpu_per_unit: if plan.device.is_cuda() {
+                    None
+                } else {
+                    spent.cpu.map(|c| c / iterations as f64)
+                },
+                examples_per_unit: Some(train.nnz() as f64),
+                load_average_1min: spent.load,
+            },
+            figures,
+            None,
+        ));
+    }
+    Ok(cases)
+}
+
 fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel, threads: usize) -> Result<Case> {
     tracing::info!("bench: scale top-N with diversity, novelty and coverage");
     let rated = RatedItems::from_pairs(ds.users.len(), &ds.ratings.user, &ds.ratings.movie)?;
@@ -575,5 +657,28 @@ mod tests {
         assert_eq!(touched_rows_per_epoch(&u, &m, 2, 2, 1), 8);
         // 10 ratings, 100 touched rows, k = 3: 160 + 24 * 4 * 100.
         assert_eq!(mf_epoch_bytes(10, 100, 3), 160.0 + 9600.0);
+    }
+
+    #[test]
+    fn ials_rows_time_each_factor_count_beside_its_anchor() {
+        let ds = synth::generate(&Preset::Tiny.config()).dataset;
+        let plan = ScalePlan {
+            cases: vec![ScaleCase::Ials],
+            fraction: 1.0,
+            epochs: 2,
+            p1_steps: 1,
+            threads: 1,
+            device: Device::Cpu,
+        };
+        let cases = ials(&ds, &plan).unwrap();
+        let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["scale iALS k=64", "scale iALS k=128", "scale iALS k=256"]);
+        for (case, (_, anchor)) in cases.iter().zip(IALS_ANCHOR_SECONDS) {
+            assert_eq!(case.unit, "iteration");
+            assert_eq!(case.ours.units, 2);
+            assert!(case.ours.wall_per_unit > 0.0, "{}", case.id);
+            assert_eq!(case.figures[0].value, anchor);
+            assert_eq!(case.ours.examples_per_unit, Some(ds.ratings.len() as f64));
+        }
     }
 }

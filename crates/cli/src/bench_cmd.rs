@@ -45,6 +45,8 @@ pub enum ScaleCaseArg {
     Skipgram,
     /// Top-10 of every user with beyond-accuracy figures (trains the MF case's model first).
     TopN,
+    /// iALS seconds per iteration at 64, 128 and 256 factors.
+    Ials,
 }
 
 impl From<ScaleCaseArg> for ScaleCase {
@@ -54,6 +56,7 @@ impl From<ScaleCaseArg> for ScaleCase {
             ScaleCaseArg::P1 => ScaleCase::P1,
             ScaleCaseArg::Skipgram => ScaleCase::Skipgram,
             ScaleCaseArg::TopN => ScaleCase::TopN,
+            ScaleCaseArg::Ials => ScaleCase::Ials,
         }
     }
 }
@@ -190,11 +193,15 @@ mod tests {
 
     #[test]
     fn suite_and_cases_keep_their_command_line_spelling() {
-        let cli = Cli::try_parse_from(["bench", "--suite", "scale", "--scale-cases", "mf,p1,skipgram,top-n"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["bench", "--suite", "scale", "--scale-cases", "mf,p1,skipgram,top-n,ials"])
+                .unwrap();
         assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Scale));
         let cases: Vec<ScaleCase> = cli.args.scale_cases.iter().map(|&c| c.into()).collect();
-        assert_eq!(cases, [ScaleCase::Mf, ScaleCase::P1, ScaleCase::Skipgram, ScaleCase::TopN]);
+        assert_eq!(
+            cases,
+            [ScaleCase::Mf, ScaleCase::P1, ScaleCase::Skipgram, ScaleCase::TopN, ScaleCase::Ials]
+        );
         let cli = Cli::try_parse_from(["bench", "--suite", "notebook"]).unwrap();
         assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Notebook));
         assert!(Cli::try_parse_from(["bench", "--suite", "other"]).is_err());

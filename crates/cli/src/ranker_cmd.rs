@@ -48,8 +48,10 @@ pub fn train(args: &Args, kind: RankerKind) -> Result<()> {
         outln!("{}", serde_json::to_string_pretty(&full)?);
         return Ok(());
     }
-    // Ranking models train on the CPU; an explicit CUDA device is refused by the model.
-    let device = if args.device == "auto" {
+    // ease and ials have CUDA twins (`auto` picks CUDA for them when a device answers); the other
+    // ranking models train on the CPU, and an explicit CUDA device is refused by the model.
+    let has_cuda_twin = matches!(kind, RankerKind::Ease | RankerKind::Ials);
+    let device = if args.device.trim().eq_ignore_ascii_case("auto") && !has_cuda_twin {
         Device::Cpu
     } else {
         crate::device_arg::resolve_device(&args.device, args.quiet)?

@@ -209,3 +209,36 @@ fn bad_parameters_fail_before_work_and_a_damaged_run_is_named() {
     let err = fails(&["recommend", "--run", r, "--user", "2"]);
     assert!(err.contains("model.safetensors"), "{err}");
 }
+
+/// `--device cuda` fits ease and ials on the device where one answers (the run then serves
+/// `recommend` like a CPU run); without one it is a clear error naming CUDA and writes nothing.
+/// `--device auto` trains either way.
+#[test]
+fn ease_and_ials_train_on_cuda_or_fail_clearly_and_auto_always_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data);
+    let d = data.to_str().unwrap();
+    let gpu = reelvec_engine::gpu::available();
+    for model in ["ease", "ials"] {
+        for device in ["cuda", "auto"] {
+            let run = tmp.path().join(format!("{model}-{device}"));
+            let r = run.to_str().unwrap();
+            let mut args = vec!["train", "--model", model, "--data", d, "--out", r, "--device", device];
+            args.extend(["--quiet", "--no-cache"]);
+            for s in sets(model) {
+                args.extend(["--set", s]);
+            }
+            if gpu || device == "auto" {
+                ok(&args);
+                let listed = listed(&ok(&["recommend", "--run", r, "--user", "2", "-k", "3"]));
+                assert_eq!(listed.len(), 3, "{model} on {device}");
+            } else {
+                let err = fails(&args);
+                assert!(err.contains("CUDA") || err.contains("cuda"), "{model}: {err}");
+                assert!(!run.exists(), "a failed {model} train on cuda wrote {r}");
+            }
+        }
+    }
+}

@@ -11,4 +11,6 @@ pub const KERNELS: &[KernelSource] = &[
     crate::item2vec::gpu::SOFTMAX_CU,
     crate::item2vec::gpu::NEGATIVE_CU,
     crate::cooc::gpu::COOC_CU,
+    crate::ranking::ials_gpu::IALS_CU,
+    crate::ranking::ease_gpu::EASE_CU,
 ];

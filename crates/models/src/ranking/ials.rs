@@ -125,10 +125,7 @@ impl Ials {
             f32_bytes(((n_users + n_items) * k) as u128, 1) + f32_bytes((k * k) as u128, 2 + threads),
         )?;
         let by_item = train.by_item()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut init = |rows: usize| Array2::from_shape_simple_fn((rows, k), || rng.random::<f32>() * 0.01);
-        let user_factors = init(n_users);
-        let item_factors = init(n_items);
+        let (user_factors, item_factors) = initial_factors(n_users, n_items, k, seed);
         let mut model = Ials { params, user_factors, item_factors };
         let c = 1.0 + params.alpha;
         for it in 0..params.iterations {
@@ -245,6 +242,20 @@ impl Ials {
     fn scores(&self) -> Result<FactorScores<'_>, MetricsError> {
         FactorScores::new(self.user_factors.view(), self.item_factors.view())
     }
+}
+
+/// The factors a fit starts from: uniform in `[0, 0.01)`, users then movies from one ChaCha8
+/// stream of `seed` (shared with the CUDA twin, `ials_gpu.rs`, so both start alike).
+pub(super) fn initial_factors(
+    n_users: usize,
+    n_items: usize,
+    k: usize,
+    seed: u64,
+) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut init = |rows: usize| Array2::from_shape_simple_fn((rows, k), || rng.random::<f32>() * 0.01);
+    let user_factors = init(n_users);
+    (user_factors, init(n_items))
 }
 
 /// `F^T F + lambda I` as a row-major `k x k` f32 matrix, summed in f64 over fixed blocks of

@@ -13,7 +13,9 @@
 
 mod bpr;
 mod ease;
+pub(crate) mod ease_gpu;
 mod ials;
+pub(crate) mod ials_gpu;
 mod itemknn;
 mod popularity;
 mod run;
@@ -22,6 +24,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use ndarray::ArrayView2;
+use reelvec_engine::gpu::Gpu;
 use reelvec_engine::Device;
 use reelvec_metrics::{ItemScorer, RatedItems};
 use serde::{Deserialize, Serialize};
@@ -30,7 +33,9 @@ use crate::ModelError;
 
 pub use bpr::{Bpr, BprObjective, BprParams};
 pub use ease::{ease_fit_bytes, Ease, EaseParams};
+pub use ease_gpu::{fit_ease_gpu, fit_ease_gpu_chunked};
 pub use ials::{Ials, IalsParams};
+pub use ials_gpu::{fit_ials_gpu, ials_gpu_bytes, MAX_GPU_FACTORS};
 pub use itemknn::{ItemKnn, ItemKnnParams};
 pub use popularity::Popularity;
 pub use run::{check_ranker_params, load_ranker, ranker_tables, restore_ranker, save_ranker};
@@ -197,7 +202,8 @@ impl ItemScorer for AsItemScorer<'_> {
 /// Fits a ranking model of `kind` on `train`. `params` is a JSON object of overrides (unknown
 /// keys and out-of-range values are [`ModelError::ConfigValue`] / [`ModelError::UnknownConfigKey`]
 /// before any work); `seed` fixes every random choice; `device` picks CPU or CUDA where the model
-/// has a CUDA twin (others refuse a CUDA device with [`ModelError::Unsupported`]).
+/// has a CUDA twin (`ease` and `ials`: the same model type comes back, fitted on the device);
+/// others refuse a CUDA device with [`ModelError::Unsupported`].
 pub fn fit_ranker(
     kind: RankerKind,
     train: Interactions<'_>,
@@ -214,14 +220,14 @@ pub fn fit_ranker(
             cpu_only(kind, device)?;
             Ok(Box::new(ItemKnn::fit(train, params)?))
         }
-        RankerKind::Ease => {
-            cpu_only(kind, device)?;
-            Ok(Box::new(Ease::fit(train, params)?))
-        }
-        RankerKind::Ials => {
-            cpu_only(kind, device)?;
-            Ok(Box::new(Ials::fit(train, params, seed)?))
-        }
+        RankerKind::Ease => match device {
+            Device::Cpu => Ok(Box::new(Ease::fit(train, params)?)),
+            Device::Cuda(_) => Ok(Box::new(fit_ease_gpu(&*Gpu::for_device(device)?, train, params)?)),
+        },
+        RankerKind::Ials => match device {
+            Device::Cpu => Ok(Box::new(Ials::fit(train, params, seed)?)),
+            Device::Cuda(_) => Ok(Box::new(fit_ials_gpu(&*Gpu::for_device(device)?, train, params, seed)?)),
+        },
         RankerKind::Bpr => {
             cpu_only(kind, device)?;
             Ok(Box::new(Bpr::fit(train, params, seed)?))
@@ -401,7 +407,14 @@ mod tests {
                 }
             }
             assert!(model.score_new_user(&[5], &mut new).is_err(), "{kind}");
-            assert!(fit_ranker(kind, train, &params, 7, Device::Cuda(0)).is_err(), "{kind}");
+            // ease and ials have CUDA twins (tests/gpu_ranking.rs); without a device every
+            // CUDA request is a clear error.
+            let has_twin = matches!(kind, RankerKind::Ease | RankerKind::Ials);
+            if !has_twin || !reelvec_engine::gpu::available() {
+                let err = fit_ranker(kind, train, &params, 7, Device::Cuda(0)).err().unwrap();
+                let want = if has_twin { "CUDA" } else { "training on CUDA" };
+                assert!(err.to_string().contains(want), "{kind}: {err}");
+            }
         }
     }
 }

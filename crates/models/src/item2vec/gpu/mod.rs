@@ -50,6 +50,7 @@ mod upload;
 
 pub use negative::{alias_table, sgns_params, train_sgns, GpuSgns, SgnsConfig, SgnsCorpus, SgnsEpoch};
 use negative::{DeviceNegatives, NegativeLaunch};
+pub(crate) use softmax::sgemm;
 use softmax::{softmax_pass, Scratch, SoftmaxKernels};
 pub use softmax::{SMALL_VOCAB_MAX_K, SMALL_VOCAB_MAX_V};
 use upload::DeviceExamples;

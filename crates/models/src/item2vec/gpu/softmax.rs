@@ -11,7 +11,7 @@ pub(super) fn blas_error(what: &str, e: impl std::fmt::Debug) -> EngineError {
 
 /// Column-major `C = alpha op(A) op(B) + beta C` (cuBLAS conventions: `m x n` result, inner `k`).
 #[allow(clippy::too_many_arguments)] // mirrors cublasSgemm's signature
-pub(super) fn sgemm<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
+pub(crate) fn sgemm<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
     gpu: &Gpu,
     (trans_a, trans_b): (bool, bool),
     (m, n, k): (usize, usize, usize),
