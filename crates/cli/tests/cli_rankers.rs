@@ -26,6 +26,15 @@ fn write_data(dir: &Path) {
     std::fs::write(dir.join("movies.csv"), movies).unwrap();
 }
 
+/// A temporary directory holding the data set of [`write_data`] in `data/`.
+fn temp_data() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data);
+    (tmp, data)
+}
+
 fn reelvec(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reelvec")).args(args).output().unwrap()
 }
@@ -74,10 +83,7 @@ fn sets(model: &str) -> &'static [&'static str] {
 
 #[test]
 fn every_ranker_trains_saves_and_recommends() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data);
+    let (tmp, data) = temp_data();
     for model in ["popularity", "itemknn", "ease", "ials", "bpr"] {
         let run: PathBuf = tmp.path().join(model);
         let out = train(&data, &run, model, sets(model));
@@ -173,10 +179,7 @@ fn every_ranker_trains_saves_and_recommends() {
 
 #[test]
 fn bad_parameters_fail_before_work_and_a_damaged_run_is_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data);
+    let (tmp, data) = temp_data();
     let d = data.to_str().unwrap();
     let run = tmp.path().join("run");
     let r = run.to_str().unwrap();
@@ -215,10 +218,7 @@ fn bad_parameters_fail_before_work_and_a_damaged_run_is_named() {
 /// `--device auto` trains either way.
 #[test]
 fn ease_and_ials_train_on_cuda_or_fail_clearly_and_auto_always_trains() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data);
+    let (tmp, data) = temp_data();
     let d = data.to_str().unwrap();
     let gpu = reelvec_engine::gpu::available();
     for model in ["ease", "ials"] {
