@@ -19,7 +19,10 @@ Usage:
   python benches/peers/ranking.py --split split.tsv [--models popularity,ease,als,bpr]
       [--factors 64] [--iterations 15] [--regularization 10] [--alpha 1.0] [--ease-lambda 500]
       [--bpr-lr 0.003] [--bpr-regularization 1e-4] [--bpr-iterations 30] [--threads 1]
-      [--part test] [--seed 42] [--json OUT]
+      [--part test] [--seed 42] [--seeds 1] [--json OUT]
+
+With --seeds N > 1 each model is fitted again at seeds seed+1 .. seed+N-1 (untimed) and its entry
+gains `seed_mean`: the mean of each metric over the N fits (one seed's NDCG is noisy).
 
 Requires numpy and scipy; `als` and `bpr` need `implicit` (requirements.txt). Timing: fit wall and
 process CPU seconds, and per iteration for ALS and BPR.
@@ -235,6 +238,7 @@ def main():
     ap.add_argument("--bpr-iterations", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -266,6 +270,14 @@ def main():
             n = ITERATIONS[name](args)
             entry["seconds_per_iteration"] = fit_seconds / n
             entry["cpu_seconds_per_iteration"] = fit_cpu / n
+        if args.seeds > 1:
+            runs = [metrics]
+            for extra in range(1, args.seeds):
+                again = argparse.Namespace(**{**vars(args), "seed": args.seed + extra})
+                score_again, _ = FITS[name](x, again)
+                runs.append(evaluate(score_again, evaluated, exclude, relevant, train_counts, n_items)[0])
+            entry["seed_mean"] = {key: float(np.mean([r[key] for r in runs])) for key in metrics
+                                  if isinstance(metrics[key], (int, float))}
         results[name] = entry
         print(f"{name:<10} ndcg@10 {metrics['ndcg@10']:.4f} recall@10 {metrics['recall@10']:.4f} "
               f"fit {fit_seconds:.2f}s", file=sys.stderr)
