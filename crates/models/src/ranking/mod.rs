@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
-pub use bpr::{Bpr, BprObjective, BprParams};
+pub use bpr::{triple_loss, triple_step, Bpr, BprParams, LANES as BPR_LANES};
 pub use ease::{ease_fit_bytes, Ease, EaseParams};
 pub use ials::{Ials, IalsParams};
 pub use itemknn::{ItemKnn, ItemKnnParams};
