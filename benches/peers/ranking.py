@@ -18,7 +18,7 @@ bits. Genre distance needs the catalogue and is not computed here (null).
 Usage:
   python benches/peers/ranking.py --split split.tsv [--models popularity,ease,als,bpr]
       [--factors 64] [--iterations 15] [--regularization 10] [--alpha 1.0] [--ease-lambda 500]
-      [--bpr-lr 0.003] [--bpr-regularization 1e-4] [--bpr-iterations 30] [--threads 1]
+      [--bpr-lr 0.01] [--bpr-regularization 0.01] [--bpr-iterations 100] [--threads 1]
       [--part test] [--seed 42] [--seeds 1] [--json OUT]
 
 With --seeds N > 1 each model is fitted again at seeds seed+1 .. seed+N-1 (untimed) and its entry
@@ -233,9 +233,9 @@ def main():
     ap.add_argument("--regularization", type=float, default=10.0)
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--ease-lambda", type=float, default=500.0)
-    ap.add_argument("--bpr-lr", type=float, default=0.003)
-    ap.add_argument("--bpr-regularization", type=float, default=1e-4)
-    ap.add_argument("--bpr-iterations", type=int, default=30)
+    ap.add_argument("--bpr-lr", type=float, default=0.01)
+    ap.add_argument("--bpr-regularization", type=float, default=0.01)
+    ap.add_argument("--bpr-iterations", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--seeds", type=int, default=1)

@@ -131,7 +131,7 @@ impl Candidate {
                 json!({"factors": 64, "alpha": 5.0, "regularization": 10.0}),
                 json!({"factors": 64, "alpha": 1.0, "regularization": 50.0}),
             ],
-            "bpr" => vec![json!({"lr": 0.003}), json!({"lr": 0.01})],
+            "bpr" => vec![json!({"lr": 0.01}), json!({"lr": 0.03}), json!({"lr": 0.05})],
             "mf" => vec![json!({"k": 16}), json!({"k": 50})],
             "sigmoid-mf" => vec![json!({"k": 16}), json!({"k": 64})],
             _ => vec![json!({})],

@@ -16,7 +16,7 @@ mod examples;
 pub mod gpu;
 #[cfg(test)]
 mod kernel_tests;
-mod lane;
+pub(crate) mod lane;
 mod model;
 pub mod negative;
 mod objective;

@@ -1,80 +1,99 @@
 //! `bpr`: Bayesian personalised ranking (Rendle, Freudenthaler, Gantner, Schmidt-Thieme 2009),
-//! matrix factorisation with a movie bias trained on sampled (user, positive, negative) triples
-//! through reelvec-engine's [`Trainer`] and optimizers.
+//! matrix factorisation with a movie bias trained by sparse per-sample SGD on sampled
+//! (user, positive, negative) triples, as implicit's BPR does, in deterministic parallel lanes.
 //!
-//! **Loss.** A training unit is one interaction `(u, i)`; each epoch it is paired with a negative
-//! movie `j` the user has not interacted with. With `x_uij = p_u . (q_i - q_j) + b_i - b_j`, the
-//! unit's loss is `-ln sigma(x_uij) + lambda (|p_u|^2 + |q_i|^2 + |q_j|^2 + b_i^2 + b_j^2)` (the
-//! L2 term on the rows the triple touches, as implicit's BPR applies it), and a batch's loss is
-//! the mean over its units. With `g = -sigma(-x) / B` for a batch of `B` units:
+//! **Loss and update.** A sample is an interaction `(u, i)` drawn uniformly (with replacement,
+//! as implicit does) and a negative movie `j`. With `x = p_u . (q_i - q_j) + b_i - b_j` its loss
+//! is `-ln sigma(x) + (lambda / 2) (|p_u|^2 + |q_i|^2 + |q_j|^2 + b_i^2 + b_j^2)` (implicit's L2
+//! convention: the step subtracts `lr * lambda * row`). With `z = sigma(-x) = 1 / (1 + e^x)`,
+//! `d(-ln sigma(x))/dx = -z`, so the gradient is
 //!
-//! `dp_u = g (q_i - q_j) + 2 lambda p_u / B`, `dq_i = g p_u + 2 lambda q_i / B`,
-//! `dq_j = -g p_u + 2 lambda q_j / B`, `db_i = g + 2 lambda b_i / B`, `db_j = -g + 2 lambda b_j / B`
-//! (checked against finite differences by reelvec-engine's `gradcheck`).
+//! `dp_u = -z (q_i - q_j) + lambda p_u`, `dq_i = -z p_u + lambda q_i`,
+//! `dq_j = z p_u + lambda q_j`, `db_i = -z + lambda b_i`, `db_j = z + lambda b_j`,
+//!
+//! and one SGD step moves each of the five rows by `-lr` times its gradient, all from the values
+//! before the step ([`triple_step`]; checked against finite differences of [`triple_loss`]).
 //!
 //! **Negatives.** `negatives = "uniform"` draws `j` uniformly from the catalogue,
 //! `"popularity"` in proportion to `count_j^0.75` (training counts; item2vec's
-//! [`UnigramSampler`]), each redrawn while it is one of the user's movies (at most
-//! [`MAX_REDRAWS`] times; a user with nearly every movie may then keep a positive). A draw is
-//! a function of `(seed, epoch, unit)` only (SplitMix64 streams), so the same unit gets a new
-//! negative each epoch and the fit is bitwise identical for any thread count (the objective runs
-//! serially, as MF's does; the optimizers are element-wise).
+//! [`UnigramSampler`]), each redrawn while it is one of the user's movies; after
+//! [`MAX_REDRAWS`] redraws the sample is skipped (implicit skips at once). Every draw of sample
+//! `t` of epoch `e` comes from the SplitMix64 stream `(seed, e, t)`.
+//!
+//! **Lanes and determinism.** An epoch is `nnz` samples in steps of `batch_size`; a step is split
+//! into [`LANES`] contiguous lanes (a function of `batch_size` only, never of the thread count).
+//! Lanes run in parallel (rayon); each copies a row into its own scratch on first touch and runs
+//! plain sequential SGD there, so a lane sees its own earlier updates (like one Hogwild thread)
+//! but never another lane's. At the end of the step every touched row becomes
+//! `first lane's copy + sum over the later lanes, in lane order, of (lane copy - row)`, computed
+//! in parallel over rows,
+//! so the factors are bitwise identical for any thread count. Cost per sample is one `k`-dot and
+//! three `k`-axpys in the lane plus one `k`-add per touched row and lane in the merge; nothing
+//! is proportional to the catalogue per step. Non-finite values after a step are a divergence
+//! error naming the epoch and step.
+//!
+//! This does not go through reelvec-engine's `Trainer`: a per-sample SGD step that sees the
+//! lane's earlier samples is no gradient of a batch loss, and the Trainer's per-step gradient
+//! buffers and optimizer pass cost more than the samples themselves here (session 4 measured the
+//! Trainer path 14x slower than implicit). The tables live in an engine [`ParamStore`] between
+//! epochs (checkpoints, scores, `after_epoch`).
 //!
 //! Scores are `p_u . q_j + b_j` through reelvec-metrics' [`FactorScores`]; item embeddings are
 //! the movie factors.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use reelvec_engine::memory::{ensure_fits, f32_bytes};
-use reelvec_engine::trainer::{BatchLoss, Objective, TrainConfig, Trainer};
-use reelvec_engine::{AdamConfig, GradKind, Grads, Init, OptimizerConfig, ParamStore, SgdConfig, TableId};
+use reelvec_engine::{GradKind, Init, ParamStore, TableId};
 use reelvec_metrics::{FactorScores, ItemScorer, MetricsError, RatedItems};
 
 use super::{Interactions, ParamReader, Ranker, RankerKind};
-use crate::item2vec::negative::{sigmoid, softplus, SplitMix64};
+use crate::item2vec::lane::RowMarks;
+use crate::item2vec::negative::{sigmoid, SplitMix64};
 use crate::item2vec::UnigramSampler;
 use crate::mf::dot;
 use crate::ModelError;
 
-/// Redraws of a negative that turned out to be one of the user's movies.
+/// Redraws of a negative that turned out to be one of the user's movies before the sample is
+/// skipped.
 pub const MAX_REDRAWS: usize = 32;
 
-/// The parameters of [`Bpr`].
+/// Lanes a step is split into (the determinism unit; rayon runs them on however many threads
+/// it has).
+pub const LANES: usize = 8;
+
+/// The parameters of [`Bpr`]. Real numbers are kept as given (f64) so that they print as
+/// written in `compare --json` and run.json; the fit uses them as f32.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct BprParams {
     /// Factors per user and movie (default 64).
     pub factors: usize,
-    /// Passes over the interactions (default 30).
+    /// Passes of `nnz` samples (default 100, implicit's).
     pub epochs: usize,
-    /// Learning rate (default 0.003: the best of 0.003, 0.01 on ml-100k's temporal holdout).
-    pub lr: f32,
-    /// Interactions per optimizer step (default 256).
+    /// SGD learning rate (default 0.01, implicit's).
+    pub lr: f64,
+    /// Samples per step, split over [`LANES`] lanes (default 32768).
     pub batch_size: usize,
-    /// L2 weight `lambda` on the rows a triple touches (default 1e-4).
-    pub regularization: f32,
+    /// L2 weight `lambda` (implicit's convention, see the module doc; default 0.01, implicit's).
+    pub regularization: f64,
     /// Negative sampling: "uniform" (default) or "popularity" (count^0.75).
     pub negatives: &'static str,
-    /// The engine optimizer: "auto" (default: Adam, lazy on large catalogues), "adam",
-    /// "lazy_adam" or "sgd".
-    pub optimizer: &'static str,
-    /// Standard deviation of the normal initialisation of the factors (default 0.1).
-    pub init_std: f32,
+    /// Standard deviation of the normal initialisation of the factors (default 0.01).
+    pub init_std: f64,
 }
 
 impl Default for BprParams {
     fn default() -> Self {
         BprParams {
             factors: 64,
-            epochs: 30,
-            lr: 0.003,
-            batch_size: 256,
-            regularization: 1e-4,
+            epochs: 100,
+            lr: 0.01,
+            batch_size: 32768,
+            regularization: 0.01,
             negatives: "uniform",
-            optimizer: "auto",
-            init_std: 0.1,
+            init_std: 0.01,
         }
     }
 }
@@ -85,43 +104,19 @@ impl BprParams {
         let r = ParamReader::new(
             RankerKind::Bpr,
             params,
-            &[
-                "factors",
-                "epochs",
-                "lr",
-                "batch_size",
-                "regularization",
-                "negatives",
-                "optimizer",
-                "init_std",
-            ],
+            &["factors", "epochs", "lr", "batch_size", "regularization", "negatives", "init_std"],
         )?;
         let d = Self::default();
         let positive = |x: f64| x > 0.0;
         Ok(BprParams {
             factors: r.int("factors", d.factors, 1, 65536)?,
             epochs: r.int("epochs", d.epochs, 1, 1_000_000)?,
-            lr: r.num("lr", f64::from(d.lr), positive, "a number > 0")? as f32,
+            lr: r.num("lr", d.lr, positive, "a number > 0")?,
             batch_size: r.int("batch_size", d.batch_size, 1, u32::MAX as usize)?,
-            regularization: r.num(
-                "regularization",
-                f64::from(d.regularization),
-                |x| x >= 0.0,
-                "a number >= 0",
-            )? as f32,
+            regularization: r.num("regularization", d.regularization, |x| x >= 0.0, "a number >= 0")?,
             negatives: r.choice("negatives", d.negatives, &["uniform", "popularity"])?,
-            optimizer: r.choice("optimizer", d.optimizer, &["auto", "adam", "lazy_adam", "sgd"])?,
-            init_std: r.num("init_std", f64::from(d.init_std), positive, "a number > 0")? as f32,
+            init_std: r.num("init_std", d.init_std, positive, "a number > 0")?,
         })
-    }
-
-    fn optimizer_config(&self) -> OptimizerConfig {
-        match self.optimizer {
-            "adam" => OptimizerConfig::Adam(AdamConfig::default()),
-            "lazy_adam" => OptimizerConfig::LazyAdam(AdamConfig::default()),
-            "sgd" => OptimizerConfig::Sgd(SgdConfig::default()),
-            _ => OptimizerConfig::Auto(AdamConfig::default()),
-        }
     }
 }
 
@@ -140,103 +135,194 @@ enum NegativeSampler {
     Popularity(UnigramSampler),
 }
 
-/// The BPR objective over one training set: units are interactions (see the module doc).
-#[derive(Debug)]
-pub struct BprObjective<'a> {
-    by_user: &'a RatedItems,
-    /// The user of each interaction (unit).
-    unit_user: Vec<u32>,
-    sampler: NegativeSampler,
-    regularization: f32,
-    tables: BprTables,
-    seed: u64,
-    /// The epoch whose negatives are drawn (advanced by the fit after every epoch).
-    epoch: AtomicU64,
+/// The loss of one triple (see the module doc); `qi`, `qj` end with the movie's bias.
+pub fn triple_loss(p: &[f32], qi: &[f32], qj: &[f32], regularization: f32) -> f64 {
+    let k = p.len();
+    let x = dot(p, &qi[..k]) - dot(p, &qj[..k]) + qi[k] - qj[k];
+    let l2 = dot(p, p) + dot(qi, qi) + dot(qj, qj);
+    f64::from(crate::item2vec::negative::softplus(-x)) + 0.5 * f64::from(regularization * l2)
 }
 
-impl BprObjective<'_> {
-    /// The negative of `unit` (user `u`) in the current epoch.
-    fn negative(&self, unit: u32, u: u32) -> u32 {
-        let positives = self.by_user.row(u);
-        let mut s = SplitMix64::stream(self.seed, self.epoch.load(Ordering::Relaxed), u64::from(unit));
-        let mut j = 0;
+/// One SGD step on a triple (see the module doc for the gradient): `p` is the user's factors,
+/// `qi`, `qj` the positive's and the negative's factors followed by their bias. Returns `x`
+/// before the step.
+#[inline]
+pub fn triple_step(p: &mut [f32], qi: &mut [f32], qj: &mut [f32], lr: f32, regularization: f32) -> f32 {
+    let k = p.len();
+    let (qi, bi) = qi.split_at_mut(k);
+    let (qj, bj) = qj.split_at_mut(k);
+    // Eight accumulators (vectorised), summed in a fixed order.
+    let mut acc = [0.0f32; 8];
+    let (pc, ic, jc) = (p.chunks_exact(8), qi.chunks_exact(8), qj.chunks_exact(8));
+    let mut tail = 0.0f32;
+    for ((&pv, &a), &b) in pc.remainder().iter().zip(ic.remainder()).zip(jc.remainder()) {
+        tail += pv * (a - b);
+    }
+    for ((pv, a), b) in pc.zip(ic).zip(jc) {
+        for l in 0..8 {
+            acc[l] += pv[l] * (a[l] - b[l]);
+        }
+    }
+    let x = ((acc[0] + acc[4]) + (acc[1] + acc[5]))
+        + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+        + tail
+        + (bi[0] - bj[0]);
+    let z = sigmoid(-x);
+    let decay = 1.0 - lr * regularization;
+    let lz = lr * z;
+    for ((pv, a), b) in p.iter_mut().zip(qi.iter_mut()).zip(qj.iter_mut()) {
+        let (p0, a0, b0) = (*pv, *a, *b);
+        *pv = decay * p0 + lz * (a0 - b0);
+        *a = decay * a0 + lz * p0;
+        *b = decay * b0 - lz * p0;
+    }
+    bi[0] = decay * bi[0] + lz;
+    bj[0] = decay * bj[0] - lz;
+    x
+}
+
+/// What every lane reads during a step.
+struct Shared<'a> {
+    by_user: &'a RatedItems,
+    /// The user of each interaction.
+    unit_user: &'a [u32],
+    sampler: &'a NegativeSampler,
+    users: &'a [f32],
+    /// Movie factors with the bias as the last column (`k + 1` wide).
+    items: &'a [f32],
+    k: usize,
+    lr: f32,
+    regularization: f32,
+    seed: u64,
+    epoch: u64,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// A lane's copies of the rows of one table it touched in the current step.
+#[derive(Debug, Default)]
+struct LaneTable {
+    /// Slot of each row (`NONE` when untouched).
+    slot: Vec<u32>,
+    /// Rows in first-touch order.
+    rows: Vec<u32>,
+    /// Their copies, slot-major.
+    work: Vec<f32>,
+}
+
+impl LaneTable {
+    fn new(rows: usize) -> Self {
+        LaneTable { slot: vec![NONE; rows], rows: Vec::new(), work: Vec::new() }
+    }
+
+    /// The offset of row `r`'s copy, copying it from `shared` on first touch.
+    #[inline]
+    fn touch(&mut self, r: u32, shared: &[f32], width: usize) -> usize {
+        let s = &mut self.slot[r as usize];
+        if *s == NONE {
+            *s = self.rows.len() as u32;
+            self.rows.push(r);
+            self.work.extend_from_slice(&shared[r as usize * width..][..width]);
+        }
+        *s as usize * width
+    }
+
+    fn clear(&mut self) {
+        for &r in &self.rows {
+            self.slot[r as usize] = NONE;
+        }
+        self.rows.clear();
+        self.work.clear();
+    }
+}
+
+/// One lane: its user and movie copies.
+#[derive(Debug, Default)]
+struct Lane {
+    users: LaneTable,
+    items: LaneTable,
+}
+
+impl Lane {
+    /// Draws sample `t` and runs its SGD step on the lane's copies.
+    #[inline]
+    fn sample(&mut self, sh: &Shared<'_>, t: u64) {
+        let mut s = SplitMix64::stream(sh.seed, sh.epoch, t);
+        let nnz = sh.unit_user.len();
+        let unit = ((u128::from(s.next_u64()) * nnz as u128) >> 64) as usize;
+        let u = sh.unit_user[unit];
+        let i = sh.by_user.indices()[unit];
+        let positives = sh.by_user.row(u);
+        let mut j = None;
         for _ in 0..=MAX_REDRAWS {
-            j = match &self.sampler {
-                NegativeSampler::Uniform(n) => (s.next_f64() * *n as f64) as u32,
+            let c = match sh.sampler {
+                NegativeSampler::Uniform(n) => ((u128::from(s.next_u64()) * *n as u128) >> 64) as u32,
                 NegativeSampler::Popularity(p) => p.token_for(s.next_f64()),
             };
-            if positives.binary_search(&j).is_err() {
+            if positives.binary_search(&c).is_err() {
+                j = Some(c);
                 break;
             }
         }
-        j
+        let Some(j) = j else { return };
+        let (k, w) = (sh.k, sh.k + 1);
+        let us = self.users.touch(u, sh.users, k);
+        let is = self.items.touch(i, sh.items, w);
+        let js = self.items.touch(j, sh.items, w);
+        let p = &mut self.users.work[us..us + k];
+        // i != j: j is not one of the user's movies.
+        let (qi, qj) = if is < js {
+            let (a, b) = self.items.work.split_at_mut(js);
+            (&mut a[is..is + w], &mut b[..w])
+        } else {
+            let (a, b) = self.items.work.split_at_mut(is);
+            (&mut b[..w], &mut a[js..js + w])
+        };
+        triple_step(p, qi, qj, sh.lr, sh.regularization);
     }
 }
 
-impl Objective for BprObjective<'_> {
-    fn train_units(&self) -> usize {
-        self.unit_user.len()
-    }
-
-    /// See the module doc for the derivation.
-    fn loss_and_grad(&self, params: &ParamStore, units: &[u32], grads: &mut Grads) -> BatchLoss {
-        let t = self.tables;
-        let inv_b = 1.0 / units.len().max(1) as f32;
-        let reg2 = 2.0 * self.regularization * inv_b;
-        let (pf, qf, bias) =
-            (params.get(t.user_factors), params.get(t.movie_factors), params.get(t.movie_bias));
-        let k = pf.cols;
-        let mut diff = vec![0.0f32; k];
-        let mut sum = 0.0f64;
-        for &unit in units {
-            let u = self.unit_user[unit as usize];
-            let i = self.by_user.indices()[unit as usize];
-            let j = self.negative(unit, u);
-            let (p, qi, qj) = (pf.row(u as usize), qf.row(i as usize), qf.row(j as usize));
-            let (bi, bj) = (bias.data[i as usize], bias.data[j as usize]);
-            for ((d, &a), &b) in diff.iter_mut().zip(qi).zip(qj) {
-                *d = a - b;
-            }
-            let x = dot(p, &diff) + bi - bj;
-            let l2 = dot(p, p) + dot(qi, qi) + dot(qj, qj) + bi * bi + bj * bj;
-            sum += f64::from(softplus(-x)) + f64::from(self.regularization * l2);
-            let g = -sigmoid(-x) * inv_b;
-            for ((gp, &d), &pv) in
-                grads.get_mut(t.user_factors).row_mut(u as usize).iter_mut().zip(&diff).zip(p)
-            {
-                *gp += g * d + reg2 * pv;
-            }
-            let gq = grads.get_mut(t.movie_factors);
-            for ((gv, &pv), &qv) in gq.row_mut(i as usize).iter_mut().zip(p).zip(qi) {
-                *gv += g * pv + reg2 * qv;
-            }
-            for ((gv, &pv), &qv) in gq.row_mut(j as usize).iter_mut().zip(p).zip(qj) {
-                *gv += -g * pv + reg2 * qv;
-            }
-            let gb = grads.get_mut(t.movie_bias);
-            gb.row_mut(i as usize)[0] += g + reg2 * bi;
-            gb.row_mut(j as usize)[0] += -g + reg2 * bj;
+/// Merges the lanes' copies of one table into `table` (see the module doc): every touched row
+/// becomes `first copy + sum over later lanes (copy - row)`, in lane order. Returns whether every merged
+/// value is finite.
+fn merge(
+    table: &mut [f32],
+    width: usize,
+    parts: &[&LaneTable],
+    marks: &mut RowMarks,
+    out: &mut Vec<f32>,
+) -> bool {
+    for part in parts {
+        for &r in &part.rows {
+            marks.mark(r);
         }
-        BatchLoss::new(sum, units.len() as u64)
     }
-
-    fn validation_loss(&self, _params: &ParamStore) -> Option<BatchLoss> {
-        None
+    out.clear();
+    out.resize(marks.rows.len() * width, 0.0);
+    let base: &[f32] = table;
+    out.par_chunks_mut(width).zip(marks.rows.par_iter()).with_min_len(64).for_each(|(o, &r)| {
+        let row = &base[r as usize * width..][..width];
+        let mut first = true;
+        for part in parts {
+            let s = part.slot[r as usize];
+            if s != NONE {
+                let copy = &part.work[s as usize * width..][..width];
+                if first {
+                    o.copy_from_slice(copy);
+                    first = false;
+                } else {
+                    for ((o, &c), &b) in o.iter_mut().zip(copy).zip(row) {
+                        *o += c - b;
+                    }
+                }
+            }
+        }
+    });
+    for (o, &r) in out.chunks_exact(width).zip(&marks.rows) {
+        table[r as usize * width..][..width].copy_from_slice(o);
     }
-
-    fn loss_name(&self) -> &'static str {
-        "BPR loss (-ln sigmoid + L2)"
-    }
-
-    /// `ln 2`: an uninformed model scores every pair alike.
-    fn loss_baseline(&self) -> Option<f64> {
-        Some(std::f64::consts::LN_2)
-    }
-
-    /// A unit touches one user row and two movie rows.
-    fn rows_per_unit(&self) -> Option<usize> {
-        Some(2)
-    }
+    marks.clear();
+    out.iter().all(|x| x.is_finite())
 }
 
 /// A fitted BPR model: its engine tables and the parameters used.
@@ -257,9 +343,33 @@ fn scores_of(store: &ParamStore, t: BprTables) -> Result<FactorScores<'_>, Metri
         .with_item_bias(ArrayView1::from(&store.get(t.movie_bias).data[..]))
 }
 
+/// Movie factors and biases as one `k + 1`-wide table.
+fn join_items(store: &ParamStore, t: BprTables) -> Vec<f32> {
+    let (q, b) = (store.get(t.movie_factors), store.get(t.movie_bias));
+    let mut items = Vec::with_capacity(q.rows * (q.cols + 1));
+    for (row, &bias) in q.data.chunks_exact(q.cols.max(1)).zip(&b.data) {
+        items.extend_from_slice(row);
+        items.push(bias);
+    }
+    items
+}
+
+/// Writes the working tables back into the store.
+fn split_items(store: &mut ParamStore, t: BprTables, users: &[f32], items: &[f32]) {
+    store.get_mut(t.user_factors).data.copy_from_slice(users);
+    let k = store.get(t.movie_factors).cols;
+    let q = &mut store.get_mut(t.movie_factors).data;
+    for (dst, src) in q.chunks_exact_mut(k).zip(items.chunks_exact(k + 1)) {
+        dst.copy_from_slice(&src[..k]);
+    }
+    let b = &mut store.get_mut(t.movie_bias).data;
+    for (dst, src) in b.iter_mut().zip(items.chunks_exact(k + 1)) {
+        *dst = src[k];
+    }
+}
+
 impl Bpr {
-    /// Fits BPR on `train` (see the module doc); `seed` fixes the initialisation, the shuffles and
-    /// the negatives.
+    /// Fits BPR on `train` (see the module doc); `seed` fixes the initialisation and every draw.
     pub fn fit(train: Interactions<'_>, params: &serde_json::Value, seed: u64) -> Result<Self, ModelError> {
         Self::fit_observed(train, params, seed, |_, _| {})
     }
@@ -280,14 +390,14 @@ impl Bpr {
                 train.nnz()
             )));
         }
-        // Tables, gradients and two Adam moments.
+        // The store, the working tables and the lanes' row slots.
         ensure_fits(
             &format!("bpr factors [{n_users} + {n_items}, {k}]"),
-            f32_bytes(((n_users + n_items) * (k + 1)) as u128, 4),
+            f32_bytes(((n_users + n_items) * (2 * (k + 1) + LANES)) as u128, 1),
         )?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut store = ParamStore::new();
-        let normal = Init::Normal { mean: 0.0, std: params.init_std };
+        let normal = Init::Normal { mean: 0.0, std: params.init_std as f32 };
         let tables = BprTables {
             user_factors: store.add("user_factors", n_users, k, GradKind::SparseRows, normal, &mut rng)?,
             movie_factors: store.add("movie_factors", n_items, k, GradKind::SparseRows, normal, &mut rng)?,
@@ -309,34 +419,59 @@ impl Bpr {
         for u in 0..n_users {
             unit_user.extend(std::iter::repeat_n(u as u32, ptr[u + 1] - ptr[u]));
         }
-        let objective = BprObjective {
-            by_user: train.by_user,
-            unit_user,
-            sampler,
-            regularization: params.regularization,
-            tables,
-            seed,
-            epoch: AtomicU64::new(0),
-        };
-        let config = TrainConfig {
-            epochs: params.epochs,
-            batch_size: params.batch_size,
-            seed,
-            lr: params.lr,
-            optimizer: params.optimizer_config(),
-            quiet: true,
-            ..TrainConfig::default()
-        };
-        let mut observer_error = None;
-        Trainer::new(config).fit_with(&objective, &mut store, |stats, store| {
-            objective.epoch.store(stats.epoch as u64 + 1, Ordering::Relaxed);
-            match scores_of(store, tables) {
-                Ok(scores) => after_epoch(stats.epoch, &scores),
-                Err(e) => observer_error = Some(e),
+        let mut users = store.get(tables.user_factors).data.clone();
+        let mut items = join_items(&store, tables);
+        let mut lanes: Vec<Lane> = (0..LANES)
+            .map(|_| Lane { users: LaneTable::new(n_users), items: LaneTable::new(n_items) })
+            .collect();
+        let (mut user_marks, mut item_marks, mut out) =
+            (RowMarks::default(), RowMarks::default(), Vec::new());
+        user_marks.resize(n_users);
+        item_marks.resize(n_items);
+        let nnz = unit_user.len();
+        let batch = params.batch_size;
+        let per_lane = batch.div_ceil(LANES);
+        for epoch in 0..params.epochs {
+            for (step, start) in (0..nnz).step_by(batch).enumerate() {
+                let end = (start + batch).min(nnz);
+                let shared = Shared {
+                    by_user: train.by_user,
+                    unit_user: &unit_user,
+                    sampler: &sampler,
+                    users: &users,
+                    items: &items,
+                    k,
+                    lr: params.lr as f32,
+                    regularization: params.regularization as f32,
+                    seed,
+                    epoch: epoch as u64,
+                };
+                lanes.par_iter_mut().enumerate().for_each(|(l, lane)| {
+                    let a = (start + l * per_lane).min(end);
+                    let b = (a + per_lane).min(end);
+                    for t in a..b {
+                        lane.sample(&shared, t as u64);
+                    }
+                });
+                let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.users).collect();
+                let mut finite = merge(&mut users, k, &parts, &mut user_marks, &mut out);
+                let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.items).collect();
+                finite &= merge(&mut items, k + 1, &parts, &mut item_marks, &mut out);
+                lanes.iter_mut().for_each(|l| {
+                    l.users.clear();
+                    l.items.clear();
+                });
+                if !finite {
+                    return Err(reelvec_engine::EngineError::Diverged {
+                        epoch,
+                        step,
+                        what: format!("a bpr factor after an SGD step (lr {}) is not finite", params.lr),
+                    }
+                    .into());
+                }
             }
-        })?;
-        if let Some(e) = observer_error {
-            return Err(e.into());
+            split_items(&mut store, tables, &users, &items);
+            after_epoch(epoch, &scores_of(&store, tables)?);
         }
         Ok(Bpr { params, store, tables })
     }
@@ -450,7 +585,7 @@ mod tests {
         let train = Interactions::new(&rows, 20).unwrap();
         for negatives in ["uniform", "popularity"] {
             let mut aucs = Vec::new();
-            let params = serde_json::json!({"factors": 8, "epochs": 40, "batch_size": 16, "lr": 0.003, "regularization": 0.01, "negatives": negatives});
+            let params = serde_json::json!({"factors": 8, "epochs": 40, "batch_size": 64, "lr": 0.05, "init_std": 0.1, "negatives": negatives});
             let model = Bpr::fit_observed(train, &params, 3, |_, s| aucs.push(auc(s, &rows, &held))).unwrap();
             assert_eq!(aucs.len(), 40);
             assert!(aucs[0] < 0.75, "{negatives}: {aucs:?}");
@@ -460,47 +595,85 @@ mod tests {
     }
 
     #[test]
-    fn gradient_matches_finite_differences() {
-        let (rows, _) = planted();
-        let train = Interactions::new(&rows, 20).unwrap();
+    fn the_sgd_step_is_minus_lr_times_the_finite_difference_gradient() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let mut store = ParamStore::new();
-        let init = Init::Normal { mean: 0.0, std: 0.5 };
-        let tables = BprTables {
-            user_factors: store.add("user_factors", 40, 3, GradKind::SparseRows, init, &mut rng).unwrap(),
-            movie_factors: store.add("movie_factors", 20, 3, GradKind::SparseRows, init, &mut rng).unwrap(),
-            movie_bias: store.add("movie_bias", 20, 1, GradKind::SparseRows, init, &mut rng).unwrap(),
-        };
-        let ptr = train.by_user.indptr();
-        let unit_user = (0..40).flat_map(|u| std::iter::repeat_n(u as u32, ptr[u + 1] - ptr[u])).collect();
-        let objective = BprObjective {
-            by_user: &rows,
-            unit_user,
-            sampler: NegativeSampler::Uniform(20),
-            regularization: 0.05,
-            tables,
-            seed: 1,
-            epoch: AtomicU64::new(2),
-        };
-        let units: Vec<u32> = (0..240).step_by(7).collect();
-        reelvec_engine::gradcheck::check(&objective, &store, &units, 1e-2, 2e-2).unwrap();
-        // Negatives never hit the user's movies and change with the epoch.
-        let first: Vec<u32> =
-            units.iter().map(|&t| objective.negative(t, objective.unit_user[t as usize])).collect();
-        for (&t, &j) in units.iter().zip(&first) {
-            assert!(rows.row(objective.unit_user[t as usize]).binary_search(&j).is_err());
+        let (k, lr, reg) = (5, 1e-3f32, 0.05f32);
+        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-0.8..0.8f32)).collect() };
+        for _ in 0..5 {
+            let (p, qi, qj) = (draw(k), draw(k + 1), draw(k + 1));
+            let (mut p2, mut qi2, mut qj2) = (p.clone(), qi.clone(), qj.clone());
+            triple_step(&mut p2, &mut qi2, &mut qj2, lr, reg);
+            let h = 1e-2f32;
+            // Central differences of the loss in every coordinate of the three rows.
+            let rows = [&p, &qi, &qj];
+            let steps = [&p2, &qi2, &qj2];
+            for (which, (row, stepped)) in rows.iter().zip(steps).enumerate() {
+                for c in 0..row.len() {
+                    let at = |d: f32| {
+                        let mut r: [Vec<f32>; 3] = [p.clone(), qi.clone(), qj.clone()];
+                        r[which][c] += d;
+                        triple_loss(&r[0], &r[1], &r[2], reg)
+                    };
+                    let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
+                    let analytic = f64::from(row[c] - stepped[c]) / f64::from(lr);
+                    assert!(
+                        (numeric - analytic).abs() < 2e-3 + 2e-2 * numeric.abs(),
+                        "row {which} col {c}: {numeric} vs {analytic}"
+                    );
+                }
+            }
         }
-        objective.epoch.store(3, Ordering::Relaxed);
-        let next: Vec<u32> =
-            units.iter().map(|&t| objective.negative(t, objective.unit_user[t as usize])).collect();
-        assert_ne!(first, next);
+    }
+
+    #[test]
+    fn negatives_are_never_the_users_movies_and_a_step_touches_only_its_rows() {
+        let (rows, _) = planted();
+        let ptr = rows.indptr();
+        let unit_user: Vec<u32> =
+            (0..40).flat_map(|u| std::iter::repeat_n(u as u32, ptr[u + 1] - ptr[u])).collect();
+        let (k, w) = (3, 4);
+        let users = vec![0.5f32; 40 * k];
+        let items: Vec<f32> = (0..20 * w).map(|x| (x % 7) as f32 * 0.1).collect();
+        let sampler = NegativeSampler::Uniform(20);
+        let shared = Shared {
+            by_user: &rows,
+            unit_user: &unit_user,
+            sampler: &sampler,
+            users: &users,
+            items: &items,
+            k,
+            lr: 0.1,
+            regularization: 0.0,
+            seed: 1,
+            epoch: 2,
+        };
+        let mut lane = Lane { users: LaneTable::new(40), items: LaneTable::new(20) };
+        for t in 0..50 {
+            lane.sample(&shared, t);
+            assert!(lane.users.rows.len() <= 1 && lane.items.rows.len() == 2);
+            let u = lane.users.rows[0];
+            let (i, j) = (lane.items.rows[0], lane.items.rows[1]);
+            assert!(rows.row(u).binary_search(&i).is_ok() && rows.row(u).binary_search(&j).is_err());
+            lane.users.clear();
+            lane.items.clear();
+        }
+    }
+
+    #[test]
+    fn params_print_as_written() {
+        let p = BprParams::from_json(&serde_json::json!({"lr": 0.1, "regularization": 0.003})).unwrap();
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(text.contains("\"lr\":0.1,") && text.contains("\"regularization\":0.003,"), "{text}");
+        assert!(text.contains("\"init_std\":0.01}"), "{text}");
     }
 
     #[test]
     fn fit_is_bitwise_identical_for_1_and_2_threads_and_bad_values_are_named() {
         let (rows, _) = planted();
         let train = Interactions::new(&rows, 20).unwrap();
-        let params = serde_json::json!({"factors": 4, "epochs": 3, "negatives": "popularity"});
+        // Batches larger than a lane's share so that lanes share rows and the merge sums them.
+        let params =
+            serde_json::json!({"factors": 4, "epochs": 3, "batch_size": 96, "negatives": "popularity"});
         let fit = |t| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
             pool.install(|| Bpr::fit(train, &params, 4).unwrap())

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
-pub use bpr::{Bpr, BprObjective, BprParams};
+pub use bpr::{triple_loss, triple_step, Bpr, BprParams, LANES as BPR_LANES};
 pub use ease::{ease_fit_bytes, Ease, EaseParams};
 pub use ease_gpu::{fit_ease_gpu, fit_ease_gpu_chunked};
 pub use ials::{Ials, IalsParams};
