@@ -81,3 +81,64 @@ fn a_text_corpus_trains_and_bad_bytes_write_nothing() {
     ]);
     assert!(!mf.status.success() && text(&mf).contains("cbow or skipgram"), "{}", text(&mf));
 }
+
+#[test]
+fn a_sequences_run_is_keyed_by_token_in_queries_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("digits.txt");
+    // "sun" is the most frequent token (row 0, whose raw id is 1); the token "1" is another row,
+    // so `similar 1` must mean the token, never raw id 1.
+    let mut lines = String::new();
+    for i in 0..120 {
+        let line = if i % 2 == 0 { "sun 1 2 sun 3 sun" } else { "sun cat dog 1 cow sun" };
+        lines.push_str(line);
+        lines.push('\n');
+    }
+    std::fs::write(&corpus, lines).unwrap();
+    let run = dir.path().join("run");
+    let t = reelvec(&[
+        "train",
+        "--model",
+        "skipgram",
+        "--sequences",
+        corpus.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "model.dim=4",
+    ]);
+    assert!(t.status.success(), "{}", text(&t));
+    let run_s = run.to_str().unwrap();
+
+    let w2v = dir.path().join("vectors.txt");
+    let e = reelvec(&["export", "--run", run_s, "--format", "word2vec", "--out", w2v.to_str().unwrap()]);
+    assert!(e.status.success(), "{}", text(&e));
+    let body = std::fs::read_to_string(&w2v).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    // gensim's text format: "count dim", then "token v1 .. vk" in vocabulary order.
+    assert_eq!(lines[0], "7 4");
+    let keys: Vec<&str> = lines[1..].iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(keys, ["sun", "1", "2", "3", "cat", "dog", "cow"]);
+    assert!(lines[1..].iter().all(|l| l.split(' ').skip(1).all(|x| x.parse::<f32>().is_ok())));
+    assert!(lines[1..].iter().all(|l| l.split(' ').count() == 5));
+    assert!(!dir.path().join("vectors.txt.titles.tsv").exists());
+
+    let s = reelvec(&["similar", "--run", run_s, "1", "-k", "6"]);
+    assert!(s.status.success(), "{}", text(&s));
+    let out = String::from_utf8_lossy(&s.stdout).to_string();
+    // The neighbours of the token "1" list "sun" (row 0) and never "1" itself.
+    assert!(out.contains("sun"), "{out}");
+    assert!(!out.lines().skip(1).any(|l| l.split_whitespace().last() == Some("1")), "{out}");
+    let miss = reelvec(&["similar", "--run", run_s, "su"]);
+    assert!(!miss.status.success() && text(&miss).contains("no token `su`"), "{}", text(&miss));
+
+    let m = reelvec(&["middle", "--run", run_s, "sun", "2"]);
+    assert!(m.status.success(), "{}", text(&m));
+    let n = reelvec(&["next", "--run", run_s, "--watched", "sun", "1", "-k", "3"]);
+    assert!(n.status.success(), "{}", text(&n));
+}
