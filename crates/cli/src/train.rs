@@ -316,10 +316,7 @@ fn train_item2vec(args: &Args, cfg: p0_cbow::Config, device: Device) -> Result<(
                 );
             }
             let o = p0_cbow::run_on_sequences(corpus.vocabulary_dataset()?, &corpus.sequences, &cfg, device)?;
-            // The movies are the corpus's tokens: queries and exports key them by string.
-            let mut info = o.run_info(&cfg, Some(file));
-            info.tokens = true;
-            checkpoint::save_run(&args.out, o.model.params(), &info, None)?;
+            o.save_corpus_run(&args.out, &cfg, file)?;
             o
         }
         None => {

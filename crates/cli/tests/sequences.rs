@@ -142,3 +142,44 @@ fn a_sequences_run_is_keyed_by_token_in_queries_and_exports() {
     let n = reelvec(&["next", "--run", run_s, "--watched", "sun", "1", "-k", "3"]);
     assert!(n.status.success(), "{}", text(&n));
 }
+
+#[test]
+fn pipeline_p0_trains_on_a_sequence_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("walks.txt");
+    let mut lines = String::new();
+    for i in 0..150 {
+        let words: Vec<String> = (0..8).map(|j| format!("w{}", (i + j * 3) % 12)).collect();
+        lines.push_str(&words.join(" "));
+        lines.push('\n');
+    }
+    std::fs::write(&corpus, lines).unwrap();
+    let out = dir.path().join("out");
+    let (c, o) = (corpus.to_str().unwrap(), out.to_str().unwrap());
+    let refused = reelvec(&["pipeline", "--sequences", c, "--out", o, "--device", "cpu", "--quiet"]);
+    assert!(!refused.status.success() && text(&refused).contains("--only p0"), "{}", text(&refused));
+    assert!(!out.exists(), "a refused pipeline wrote its output folder");
+    let p = reelvec(&[
+        "pipeline",
+        "--only",
+        "p0",
+        "--sequences",
+        c,
+        "--out",
+        o,
+        "--device",
+        "cpu",
+        "--quiet",
+        "--epochs-scale",
+        "0.1",
+    ]);
+    assert!(p.status.success(), "{}", text(&p));
+    assert!(text(&p).contains("150 sequences, 12 tokens"), "{}", text(&p));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("runs/p0/run.json")).unwrap()).unwrap();
+    assert_eq!(info["tokens"], true);
+    assert!(info["movie_titles"].as_array().unwrap().iter().any(|t| t == "w7"));
+    assert!(out.join("report.html").is_file());
+    let s = reelvec(&["similar", "--run", out.join("runs/p0").to_str().unwrap(), "w7", "-k", "2"]);
+    assert!(s.status.success(), "{}", text(&s));
+}

@@ -366,6 +366,15 @@ impl Outcome {
         checkpoint::save_run(dir, self.model.params(), &self.run_info(config, data_path), None)
     }
 
+    /// [`save`](Self::save) for a run trained on a sequence corpus (`--sequences`): its movies
+    /// are the corpus's tokens, so `run.json` sets [`RunInfo::tokens`] (queries and exports are
+    /// keyed by token).
+    pub fn save_corpus_run(&self, dir: &Path, config: &Config, corpus_path: &Path) -> Result<(), ModelError> {
+        let mut info = self.run_info(config, Some(corpus_path));
+        info.tokens = true;
+        checkpoint::save_run(dir, self.model.params(), &info, None)
+    }
+
     /// The run's `run.json`: the filtered vocabulary's ids and titles, history and figures.
     pub fn run_info(&self, config: &Config, data_path: Option<&Path>) -> RunInfo {
         let mut info =
