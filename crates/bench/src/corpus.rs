@@ -250,15 +250,7 @@ pub fn run(plan: &CorpusPlan<'_>, notes: &mut Vec<String>) -> Result<(String, Ve
     ));
     let vocab_ds = corpus.vocabulary_dataset()?;
     let python = std::env::var("REELVEC_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let pools = THREADS
-        .iter()
-        .map(|&n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| crate::error::BenchError::Msg(format!("rayon pool: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let pools = crate::report::thread_pools(&THREADS)?;
     let mut cases = Vec::new();
     for arch in [Architecture::Skipgram, Architecture::Cbow] {
         let sg = arch == Architecture::Skipgram;
