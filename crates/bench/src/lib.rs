@@ -25,6 +25,7 @@
 //! ```
 
 pub mod cooc_bench;
+pub mod corpus;
 mod error;
 pub mod frontier;
 pub mod mf_scale;
@@ -60,6 +61,10 @@ pub enum Suite {
     /// Ranking models beside benches/peers/ranking.py (implicit ALS, BPR, NumPy EASE) on one
     /// split file and protocol, at 1 and 2 threads.
     Ranking,
+    /// Skip-gram and CBOW beside gensim's Word2Vec (benches/peers/gensim_corpus.py) on one
+    /// synthetic ml-25m-shaped sequence corpus (`scale_fraction` of its users), at 1 and 2
+    /// threads.
+    Corpus,
 }
 
 impl Suite {
@@ -70,6 +75,7 @@ impl Suite {
             Suite::Scale => "scale",
             Suite::Frontier => "frontier",
             Suite::Ranking => "ranking",
+            Suite::Corpus => "corpus",
         }
     }
 }
@@ -202,6 +208,25 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
                 None => "not run (no --peers)".to_string(),
             };
             (source.label.clone(), status, cases?)
+        }
+        Suite::Corpus => {
+            let work = std::env::temp_dir().join(format!("reelvec-bench-corpus-{}", std::process::id()));
+            let plan = corpus::CorpusPlan {
+                fraction: args.scale_fraction,
+                epochs: args.epochs.unwrap_or(5),
+                peers: args.peers.as_deref(),
+                work: &work,
+            };
+            let result = corpus::run(&plan, &mut notes);
+            let _ = std::fs::remove_dir_all(&work);
+            let (label, cases) = result?;
+            let status = match &args.peers {
+                Some(_) => {
+                    "gensim Word2Vec (benches/peers/gensim_corpus.py) on the same corpus file".to_string()
+                }
+                None => "not run (no --peers)".to_string(),
+            };
+            (label, status, cases)
         }
         Suite::Scale => {
             if !(args.scale_fraction > 0.0 && args.scale_fraction <= 1.0) {

@@ -153,15 +153,7 @@ pub fn run(plan: &RankingPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>>
     ));
     // One pool per thread count for the whole suite: the process CPU clock sums the live
     // threads, so a pool dropped (its threads exiting) between two readings would lose time.
-    let pools = THREADS
-        .iter()
-        .map(|&n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| crate::error::BenchError::Msg(format!("rayon pool: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let pools = crate::report::thread_pools(&THREADS)?;
     let mut cases = Vec::new();
     for (kind, peer, overrides) in pairs() {
         for (&threads, pool) in THREADS.iter().zip(&pools) {

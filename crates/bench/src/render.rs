@@ -16,7 +16,8 @@ pub fn document(reports: &[BenchReport]) -> String {
         "frontier" => 1,
         "scale" => 2,
         "ranking" => 3,
-        _ => 4,
+        "corpus" => 4,
+        _ => 5,
     };
     sorted.sort_by(|a, b| {
         (suite_rank(&a.suite), &a.data, a.threads).cmp(&(suite_rank(&b.suite), &b.data, b.threads))
@@ -54,6 +55,7 @@ pub fn peer_name(suite: &str) -> &'static str {
     match suite {
         "frontier" => "Surprise",
         "ranking" => "peer",
+        "corpus" => "gensim",
         _ => "PyTorch",
     }
 }

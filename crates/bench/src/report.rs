@@ -211,6 +211,21 @@ impl BenchReport {
     }
 }
 
+/// One rayon pool per thread count, built once for a whole suite: the process CPU clock sums
+/// the live threads, so a pool dropped (its threads exiting) between two readings would lose
+/// time.
+pub fn thread_pools(threads: &[usize]) -> Result<Vec<rayon::ThreadPool>> {
+    threads
+        .iter()
+        .map(|&n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| crate::error::BenchError::Msg(format!("rayon pool: {e}")))
+        })
+        .collect()
+}
+
 /// Wall and process CPU time over a span.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {

@@ -21,6 +21,9 @@ pub enum SuiteArg {
     Frontier,
     /// Ranking models beside benches/peers/ranking.py (implicit ALS, BPR, NumPy EASE).
     Ranking,
+    /// Skip-gram and CBOW beside gensim's Word2Vec on a synthetic ml-25m-shaped sequence
+    /// corpus (`--scale-fraction` of its users; 0.02 runs in about a minute per side).
+    Corpus,
 }
 
 impl From<SuiteArg> for Suite {
@@ -30,6 +33,7 @@ impl From<SuiteArg> for Suite {
             SuiteArg::Scale => Suite::Scale,
             SuiteArg::Frontier => Suite::Frontier,
             SuiteArg::Ranking => Suite::Ranking,
+            SuiteArg::Corpus => Suite::Corpus,
         }
     }
 }
@@ -88,7 +92,7 @@ pub struct Args {
     /// P1 Adam steps (notebook: each side's protocol, 1500 ours and 500 the script's, unless given; scale: 3).
     #[arg(long)]
     pub p1_steps: Option<usize>,
-    /// Scale suite: share of ml-25m's 162,541 users (and so of its ratings) generated.
+    /// Scale and corpus suites: share of ml-25m's 162,541 users (and so of its ratings) generated.
     #[arg(long, default_value_t = 1.0)]
     pub scale_fraction: f64,
     /// Scale suite: the cases to run (default all); `top-n` also runs `mf`, which trains its

@@ -13,6 +13,9 @@ pub fn resolve_movie(info: &RunInfo, query: &str) -> Result<u32> {
     let q = query.trim();
     match titles::resolve_in_run(info, q) {
         Ok(dense) => Ok(dense),
+        Err(TitleMiss::NotFound) if info.tokens => {
+            bail!("no token `{q}` in the run's vocabulary (tokens match exactly, as gensim keys)")
+        }
         Err(TitleMiss::NotFound) => {
             bail!("no movie matches `{q}` (give a movie id, an exact title, or part of a title)")
         }

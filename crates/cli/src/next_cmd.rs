@@ -51,6 +51,10 @@ pub struct Args {
     /// Save the evaluated causal CBOW as a run directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// With `--evaluate`: also write the table as JSON (`models`: name, `hr`, `ndcg`, `mrr`,
+    /// `accuracy_at_1` at `k`, with users, titles and candidates).
+    #[arg(long, value_name = "FILE", requires = "evaluate")]
+    pub json: Option<PathBuf>,
     /// Compute device of the CBOW training: cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -108,6 +112,9 @@ fn evaluate(args: &Args) -> Result<()> {
     if let Some(out) = &args.out {
         checkpoint::check_run_dir(out)?;
     }
+    if let Some(json) = &args.json {
+        reelvec_outfile::check_file(json).with_context(|| format!("output {}", json.display()))?;
+    }
     let device = resolve_device(&args.device, args.quiet)?;
     let path = args.data.as_ref().context("--evaluate needs --data")?;
     let ds = load_data(path, &args.read)?;
@@ -145,8 +152,16 @@ fn evaluate(args: &Args) -> Result<()> {
         outcome.history.epochs.len()
     );
     outln!("{:<44} {:>8} {:>8} {:>8} {:>8}", "model", format!("HR@{k}"), format!("NDCG@{k}"), "MRR", "acc@1");
+    let mut rows = Vec::new();
     for s in scorers {
         let r = evaluate_next(s, &split, n_items, args.exclude_seen, k)?;
+        rows.push(serde_json::json!({
+            "name": s.name(),
+            "hr": r.hit_rate,
+            "ndcg": r.ndcg,
+            "mrr": r.mean_reciprocal_rank,
+            "accuracy_at_1": r.accuracy_at_1,
+        }));
         outln!(
             "{:<44} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
             s.name(),
@@ -155,6 +170,19 @@ fn evaluate(args: &Args) -> Result<()> {
             r.mean_reciprocal_rank,
             r.accuracy_at_1
         );
+    }
+    if let Some(json) = &args.json {
+        let doc = serde_json::json!({
+            "protocol": "leave-last-out",
+            "k": k,
+            "users": split.users.len(),
+            "titles": n_items,
+            "candidates": if args.exclude_seen { "exclude-seen" } else { "all" },
+            "models": rows,
+        });
+        let text = serde_json::to_string_pretty(&doc)?;
+        reelvec_outfile::write_file(json, format!("{text}\n").as_bytes())
+            .with_context(|| format!("writing {}", json.display()))?;
     }
     if let Some(out) = &args.out {
         outln!("saved {} (trained on the histories: every user's last title held out)", out.display());

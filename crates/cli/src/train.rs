@@ -316,7 +316,7 @@ fn train_item2vec(args: &Args, cfg: p0_cbow::Config, device: Device) -> Result<(
                 );
             }
             let o = p0_cbow::run_on_sequences(corpus.vocabulary_dataset()?, &corpus.sequences, &cfg, device)?;
-            o.save(&args.out, &cfg, Some(file))?;
+            o.save_corpus_run(&args.out, &cfg, file)?;
             o
         }
         None => {

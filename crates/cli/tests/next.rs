@@ -48,6 +48,7 @@ fn evaluate_rank_and_continue() {
     ]);
     assert!(s.status.success(), "{}", text(&s));
     let run = dir.path().join("run");
+    let json = dir.path().join("next.json");
     let (data, run) = (data.to_str().unwrap(), run.to_str().unwrap());
     let e = reelvec(&[
         "next",
@@ -64,9 +65,28 @@ fn evaluate_rank_and_continue() {
         run,
         "-k",
         "5",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     let out = text(&e);
     assert!(e.status.success(), "{out}");
+    // The table as JSON: one row per model with HR@k, NDCG@k, MRR at k = 5.
+    let table: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(table["k"], 5);
+    let rows = table["models"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().any(|r| r["name"].as_str().unwrap().starts_with("Markov chain")));
+    for r in rows {
+        for key in ["hr", "ndcg", "mrr", "accuracy_at_1"] {
+            let x = r[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{key} {x}");
+        }
+        // Each JSON row is the printed row.
+        let name = r["name"].as_str().unwrap();
+        let printed = out.lines().rfind(|l| l.starts_with(name)).unwrap();
+        assert!(printed.contains(&format!("{:.4}", r["hr"].as_f64().unwrap())), "{printed}");
+    }
+    assert!(table["users"].as_u64().unwrap() > 0);
     for row in ["popularity", "Markov chain", "co-occurrence", "causal CBOW"] {
         assert!(out.lines().any(|l| l.starts_with(row)), "no {row} row:\n{out}");
     }

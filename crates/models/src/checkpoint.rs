@@ -111,6 +111,11 @@ pub struct RunInfo {
     /// Shapes of the stored tables; filled in by [`save_run`] and checked by [`load_run`].
     #[serde(default)]
     pub tables: Vec<TableShape>,
+    /// The movies are the tokens of a sequence corpus (`train --sequences`): `movie_titles`
+    /// hold the token strings, queries name tokens exactly and word2vec exports are keyed by
+    /// them (written only when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tokens: bool,
 }
 
 fn default_format_version() -> u32 {
@@ -134,6 +139,7 @@ impl RunInfo {
             history: serde_json::Value::Null,
             metrics: serde_json::Value::Null,
             tables: Vec::new(),
+            tokens: false,
         }
     }
 

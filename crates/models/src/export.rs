@@ -120,6 +120,32 @@ pub fn word2vec_string(ids: &[u64], emb: ArrayView2<'_, f32>) -> Result<String, 
     Ok(s)
 }
 
+/// word2vec text keyed by token (a `--sequences` run): `count dim`, then `token v1 ... vk` per
+/// line, what gensim's `KeyedVectors.load_word2vec_format(path, binary=False)` reads. gensim
+/// splits a line at single spaces, so a token holding whitespace cannot be a key: an error
+/// naming it (Parquet and CSV keep such tokens).
+pub fn word2vec_tokens_string(tokens: &[String], emb: ArrayView2<'_, f32>) -> Result<String, ModelError> {
+    if tokens.len() != emb.nrows() {
+        return Err(ModelError::InvalidData(format!("{} tokens for {} rows", tokens.len(), emb.nrows())));
+    }
+    let mut s = format!("{} {}\n", emb.nrows(), emb.ncols());
+    for (token, row) in tokens.iter().zip(emb.rows()) {
+        if token.is_empty() || token.chars().any(char::is_whitespace) {
+            return Err(ModelError::InvalidData(format!(
+                "token `{}` is empty or holds whitespace: word2vec text cannot key it (export parquet or csv)",
+                token.escape_debug()
+            )));
+        }
+        s.push_str(token);
+        for &x in row {
+            s.push(' ');
+            push_f32(&mut s, x);
+        }
+        s.push('\n');
+    }
+    Ok(s)
+}
+
 /// The titles side file of a word2vec export: `FILE.titles.tsv`.
 pub fn titles_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -201,6 +227,59 @@ pub fn export_user_vectors(
     reelvec_outfile::check_file(out)?;
     write_file(out, &parquet_bytes("userId", user_ids, None, emb)?)?;
     Ok(out.to_path_buf())
+}
+
+/// Writes the export of a run's item vectors `emb`: [`export`] with the run's ids and titles,
+/// except that a `--sequences` run ([`RunInfo::tokens`](crate::RunInfo)) exports word2vec text
+/// keyed by its token strings with no side file (its Parquet `title` column holds the tokens,
+/// and its CSV a `token` column after `movieId`). Returns the files written.
+pub fn export_run(
+    format: ExportFormat,
+    out: &Path,
+    info: &crate::RunInfo,
+    emb: ArrayView2<'_, f32>,
+) -> Result<Vec<PathBuf>, ModelError> {
+    if !info.tokens {
+        return export(format, out, &info.movie_raw_ids, &info.movie_titles, emb);
+    }
+    match format {
+        ExportFormat::Word2vec => {
+            write_file(out, word2vec_tokens_string(&info.movie_titles, emb)?.as_bytes())?
+        }
+        ExportFormat::Csv => {
+            write_file(out, csv_tokens_string(&info.movie_raw_ids, &info.movie_titles, emb)?.as_bytes())?
+        }
+        _ => return export(format, out, &info.movie_raw_ids, &info.movie_titles, emb),
+    }
+    Ok(vec![out.to_path_buf()])
+}
+
+/// CSV of a `--sequences` run: `movieId,token,column_0..`, the token quoted as RFC 4180 asks
+/// (in double quotes, inner quotes doubled) when it holds a comma, quote or line break.
+fn csv_tokens_string(ids: &[u64], tokens: &[String], emb: ArrayView2<'_, f32>) -> Result<String, ModelError> {
+    check_rows(ids, emb)?;
+    if tokens.len() != ids.len() {
+        return Err(ModelError::InvalidData(format!("{} tokens for {} rows", tokens.len(), ids.len())));
+    }
+    let mut s = String::from("movieId,token");
+    for j in 0..emb.ncols() {
+        let _ = write!(s, ",column_{j}");
+    }
+    s.push('\n');
+    for ((id, token), row) in ids.iter().zip(tokens).zip(emb.rows()) {
+        let _ = write!(s, "{id},");
+        if token.contains([',', '"', '\n', '\r']) {
+            let _ = write!(s, "\"{}\"", token.replace('"', "\"\""));
+        } else {
+            s.push_str(token);
+        }
+        for &x in row {
+            s.push(',');
+            push_f32(&mut s, x);
+        }
+        s.push('\n');
+    }
+    Ok(s)
 }
 
 /// Writes an export; returns the files written (the word2vec export adds the titles file).
@@ -286,6 +365,41 @@ mod tests {
         assert_eq!(r.schema().field(0).name(), "userId");
         assert_eq!(r.schema().fields().len(), 3);
         assert!(parquet_bytes("movieId", &[1], None, e.view()).is_err());
+    }
+
+    #[test]
+    fn word2vec_and_csv_keyed_by_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = array![[0.5f32, -1.0], [2.0, 0.25], [0.0, 1.5]];
+        let mut info = crate::RunInfo::new(crate::ModelKind::Skipgram, serde_json::Value::Null, 1);
+        info.movie_raw_ids = vec![1, 2, 3];
+        info.movie_titles = vec!["the".into(), "ünïcode".into(), "a,\"b".into()];
+        info.tokens = true;
+        let out = dir.path().join("w.txt");
+        let files =
+            export_run(ExportFormat::Word2vec, &out, &info, e.slice(ndarray::s![..2, ..])).unwrap_err();
+        assert!(files.to_string().contains("2 tokens") || files.to_string().contains("tokens for"));
+        info.movie_titles.truncate(2);
+        info.movie_raw_ids.truncate(2);
+        let e2 = e.slice(ndarray::s![..2, ..]);
+        let files = export_run(ExportFormat::Word2vec, &out, &info, e2).unwrap();
+        assert_eq!(files, vec![out.clone()]);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "2 2\nthe 0.5 -1\nünïcode 2 0.25\n");
+        assert!(!titles_path(&out).exists());
+        // A token with a space cannot key word2vec text; nothing is written.
+        info.movie_titles[0] = "new york".into();
+        let bad = dir.path().join("bad.txt");
+        let err = export_run(ExportFormat::Word2vec, &bad, &info, e2).unwrap_err().to_string();
+        assert!(err.contains("new york") && err.contains("whitespace"), "{err}");
+        assert!(!bad.exists());
+        // CSV carries the token, quoted where RFC 4180 asks.
+        info.movie_titles = vec!["a,\"b".into(), "c".into()];
+        let csv = dir.path().join("e.csv");
+        export_run(ExportFormat::Csv, &csv, &info, e2).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&csv).unwrap(),
+            "movieId,token,column_0,column_1\n1,\"a,\"\"b\",0.5,-1\n2,c,2,0.25\n"
+        );
     }
 
     #[test]

@@ -74,6 +74,35 @@ fn item2vec_weights_are_bitwise_identical_for_any_thread_count() {
 }
 
 #[test]
+fn item2vec_with_gensims_epoch_options_is_bitwise_identical_for_any_thread_count() {
+    // Subsampling, shrunk windows and the alpha -> min_alpha decay redraw per (seed, epoch,
+    // sequence), never per thread. The keys parse under gensim's names.
+    let ds = data();
+    let model: reelvec_models::item2vec::Item2VecConfig = serde_json::from_value(serde_json::json!({
+        "architecture": "skipgram", "loss": "negative_sampling", "window": 3, "negative": 4,
+        "ns_exponent": 0.5, "sample": 1e-2, "shrink_windows": true, "alpha": 0.02, "min_alpha": 0.0001
+    }))
+    .unwrap();
+    assert_eq!((model.negatives, model.unigram_power), (4, 0.5));
+    let mut cfg =
+        p0_cbow::Config { top_movies: 0, min_user_ratings: 10, model, ..p0_cbow::Config::default() };
+    cfg.train.epochs = 3;
+    cfg.train.batch_size = 128;
+    cfg.train.quiet = true;
+    let run = |cfg: &p0_cbow::Config| {
+        let out = p0_cbow::run(&ds, cfg).unwrap();
+        fingerprint(out.model.params(), Some(&out.history))
+    };
+    same_on_1_2_4_threads("P0 skip-gram with sample and shrink_windows", || run(&cfg));
+    // The options change what trains: without them the weights differ.
+    let plain = p0_cbow::Config {
+        model: reelvec_models::item2vec::Item2VecConfig { sample: 0.0, shrink_windows: false, ..cfg.model },
+        ..cfg.clone()
+    };
+    assert_ne!(run(&cfg).0, run(&plain).0);
+}
+
+#[test]
 fn cooc_weights_are_bitwise_identical_for_any_thread_count() {
     let ds = data();
     let mut cfg = p1_cooc::Config { reference: p1_cooc::ReferenceChoice::None, ..p1_cooc::Config::default() };

@@ -97,6 +97,7 @@ fn config_strategy() -> impl Strategy<Value = Item2VecConfig> {
                 drop_ends,
                 negatives,
                 unigram_power: 0.75,
+                ..Item2VecConfig::default()
             }
         })
 }

@@ -48,6 +48,16 @@ pub struct Args {
     /// --flush-denormals`): faster dense Adam on large catalogues, not PyTorch's arithmetic.
     #[arg(long)]
     pub flush_denormals: bool,
+    /// A sequence corpus for P0 instead of ratings (`--only p0`; one sequence per line, tokens
+    /// separated by whitespace, as `reelvec train --sequences` reads it).
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    pub sequences: Option<PathBuf>,
+    /// With `--sequences`: one character separating tokens instead of whitespace.
+    #[arg(long, value_name = "CHAR", requires = "sequences")]
+    pub token_delimiter: Option<char>,
+    /// With `--sequences`: keep tokens occurring at least this often.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), requires = "sequences")]
+    pub min_count: u64,
     /// Synthetic preset used when no `--data` is given (tiny, small, ml-100k, ml-latest-small).
     #[arg(long, default_value = "small", value_name = "NAME")]
     pub synth: String,
@@ -64,6 +74,9 @@ pub(crate) struct PipelineData {
     pub data_path: PathBuf,
     /// One line for the report.
     pub summary: String,
+    /// The corpus's sequences when P0 trains on `--sequences` (the dataset's movies are then
+    /// its tokens).
+    pub sequences: Option<Vec<Vec<u32>>>,
 }
 
 /// Settings every stage shares.
@@ -122,7 +135,30 @@ fn pipeline_data(args: &Args) -> Result<PipelineData> {
         Some(path) => {
             let dataset = load_data(path, &args.read)?;
             let summary = summary_line(&dataset, &path.display().to_string());
-            Ok(PipelineData { dataset, truth: None, data_path: path.clone(), summary })
+            Ok(PipelineData { dataset, truth: None, data_path: path.clone(), summary, sequences: None })
+        }
+        None if args.sequences.is_some() => {
+            let path = args.sequences.clone().unwrap_or_default();
+            let options = reelvec_data::corpus::CorpusOptions {
+                delimiter: args.token_delimiter,
+                min_count: args.min_count,
+                max_vocab: None,
+            };
+            let corpus = reelvec_data::corpus::read_corpus(&path, &options)?;
+            let summary = format!(
+                "{} sequences, {} tokens in the vocabulary ({} occurrences dropped), from {}.",
+                corpus.sequences.len(),
+                corpus.tokens.len(),
+                corpus.dropped,
+                path.display()
+            );
+            Ok(PipelineData {
+                dataset: corpus.vocabulary_dataset()?,
+                truth: None,
+                data_path: path,
+                summary,
+                sequences: Some(corpus.sequences),
+            })
         }
         None => {
             let preset = parse_preset(&args.synth)?;
@@ -138,6 +174,7 @@ fn pipeline_data(args: &Args) -> Result<PipelineData> {
                 truth: Some(synth.truth),
                 data_path: PathBuf::from(format!("synth:{}", preset.name())),
                 summary,
+                sequences: None,
             })
         }
     }
@@ -169,12 +206,15 @@ fn selected(only: &[String]) -> Result<Vec<&'static str>> {
 pub fn run(args: Args) -> Result<()> {
     let device = resolve_device(&args.device, false)?;
     let which = selected(&args.only)?;
+    if args.sequences.is_some() && which != ["p0"] {
+        bail!("--sequences trains P0 only: add --only p0");
+    }
     let runs_dir = args.out.join("runs");
     check_outputs(&args.out, &runs_dir, &which)?;
     let started = Instant::now();
     let data = pipeline_data(&args)?;
     outln!("== data: {}", data.summary);
-    if !args.quiet {
+    if !args.quiet && data.sequences.is_none() {
         print_stats(&Stats::compute(&data.dataset));
     }
     std::fs::create_dir_all(&runs_dir).with_context(|| format!("cannot create {}", runs_dir.display()))?;

@@ -323,7 +323,10 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
         section.push_note(line);
     }
     let started = Instant::now();
-    let o = p0_cbow::run_on(ds, &cfg, ctx.device)?;
+    let o = match &ctx.data.sequences {
+        Some(sequences) => p0_cbow::run_on_sequences(ds.clone(), sequences, &cfg, ctx.device)?,
+        None => p0_cbow::run_on(ds, &cfg, ctx.device)?,
+    };
     let seconds = started.elapsed().as_secs_f64();
     let f = &o.figures;
     section.push_timing("train + evaluate", seconds);
@@ -412,9 +415,11 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
     )?;
     section
         .push_plot("Train and validation cross-entropy per epoch; dashed: the uniform baseline ln(V).", loss);
-    let vocab: Vec<u32> = (0..f.vocab as u32).collect();
+    // A corpus's vocabulary can be large: its 50 most frequent tokens (vocabulary order).
+    let shown = if ctx.data.sequences.is_some() { f.vocab.min(50) } else { f.vocab };
+    let vocab: Vec<u32> = (0..shown as u32).collect();
     let heat = charts::heatmap_svg(
-        &format!("P0 — cosine similarity of the {} vocabulary movies", f.vocab),
+        &format!("P0 — cosine similarity of the {shown} vocabulary movies"),
         o.model.item_embeddings(),
         &vocab,
         &titles,
@@ -422,7 +427,10 @@ pub fn p0(ctx: &StageContext<'_>) -> Result<StageResult> {
     section.push_plot("Cosine similarity of the CBOW movie vectors (the whole vocabulary).", heat);
 
     let dir = run_dir(ctx, "p0");
-    o.save(&dir, &cfg, Some(&ctx.data.data_path))?;
+    match ctx.data.sequences {
+        Some(_) => o.save_corpus_run(&dir, &cfg, &ctx.data.data_path)?,
+        None => o.save(&dir, &cfg, Some(&ctx.data.data_path))?,
+    }
     let summary = SummaryRow {
         pipeline: "P0 item2vec CBOW".into(),
         seconds,

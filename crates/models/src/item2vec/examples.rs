@@ -43,14 +43,27 @@ impl Examples {
     /// ([`ContextSide::window_bounds`]). Positions whose context would be empty give no example.
     pub fn build_sided(sequences: &[Vec<u32>], window: usize, side: ContextSide, drop_ends: bool) -> Self {
         let window = window.max(1);
+        let seqs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        Self::build_windows(&seqs, side, drop_ends, |_, _| window)
+    }
+
+    /// Cuts the examples of every sequence on `side` with a window per position:
+    /// `window(s, i)` (>= 1) is the window of position `i` of sequence `s` (gensim's shrunk
+    /// windows draw it per position). Positions whose context would be empty give no example.
+    pub fn build_windows(
+        sequences: &[&[u32]],
+        side: ContextSide,
+        drop_ends: bool,
+        window: impl Fn(usize, usize) -> usize,
+    ) -> Self {
         let mut ex = Examples { seq_offsets: Vec::with_capacity(sequences.len() + 1), ..Default::default() };
         ex.seq_offsets.push(0);
         ex.ctx_offsets.push(0);
-        for seq in sequences {
+        for (s, seq) in sequences.iter().enumerate() {
             let n = seq.len();
             let (lo, hi) = if drop_ends { (1, n.saturating_sub(1)) } else { (0, n) };
             for i in lo..hi.max(lo) {
-                let (start, hi) = side.window_bounds(i, n, window);
+                let (start, hi) = side.window_bounds(i, n, window(s, i).max(1));
                 let end = hi + 1;
                 if end - start < 2 {
                     continue;

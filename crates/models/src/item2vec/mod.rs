@@ -13,6 +13,7 @@
 //! `out_weight` (V x k), `out_bias` (V x 1).
 
 mod examples;
+pub mod gensim;
 pub mod gpu;
 #[cfg(test)]
 mod kernel_tests;
@@ -24,6 +25,7 @@ mod simd;
 pub mod softmax;
 
 pub use examples::Examples;
+pub use gensim::{decayed_train_config, keep_probabilities, EpochSampling};
 pub use model::{Item2Vec, RankMetrics};
 pub use negative::UnigramSampler;
 pub use objective::{Item2VecObjective, Item2VecTables, DEFAULT_LANES, VALIDATION_DRAW};
@@ -125,10 +127,24 @@ pub struct Item2VecConfig {
     pub context: ContextReduce,
     /// Full softmax (default) or negative sampling.
     pub loss: OutputLoss,
-    /// Negative samples per positive token (negative sampling only; 5).
+    /// Negative samples per positive token (negative sampling only; 5; gensim's `negative`).
+    #[serde(alias = "negative")]
     pub negatives: usize,
-    /// Exponent of the unigram noise distribution (0.75).
+    /// Exponent of the unigram noise distribution (0.75; gensim's `ns_exponent`).
+    #[serde(alias = "ns_exponent")]
     pub unigram_power: f64,
+    /// gensim's `sample`: frequent-token subsampling threshold, redrawn every epoch (0 = off,
+    /// the default; gensim's default is 1e-3). Keep probability `min(1, (sqrt(c/t) + 1) t/c)`
+    /// ([`gensim`]).
+    pub sample: f64,
+    /// gensim's `shrink_windows` (its `reduced_windows`): each position's window drawn
+    /// uniformly in `1..=window` every epoch (off by default here for P0 parity; on in gensim).
+    pub shrink_windows: bool,
+    /// gensim's `alpha`: the starting learning rate, replacing `train.lr` when set.
+    pub alpha: Option<f32>,
+    /// gensim's `min_alpha`: when set, the learning rate decays linearly per batch from
+    /// `alpha` (or `train.lr`) to `min_alpha` over every planned step.
+    pub min_alpha: Option<f32>,
 }
 
 impl Item2VecConfig {
@@ -164,7 +180,21 @@ impl Item2VecConfig {
                 p.is_finite() && p >= 0.0,
             )?;
         }
+        let s = self.sample;
+        check_key(&format!("{prefix}.sample"), s, "a finite number >= 0", s.is_finite() && s >= 0.0)?;
+        if let Some(a) = self.alpha {
+            check_key(&format!("{prefix}.alpha"), a, "a finite number > 0", a.is_finite() && a > 0.0)?;
+        }
+        if let Some(a) = self.min_alpha {
+            check_key(&format!("{prefix}.min_alpha"), a, "a finite number >= 0", a.is_finite() && a >= 0.0)?;
+        }
         Ok(())
+    }
+
+    /// True when the training examples are redrawn every epoch (gensim's `sample` > 0 or
+    /// `shrink_windows`), see [`EpochSampling`].
+    pub fn resamples(&self) -> bool {
+        self.sample > 0.0 || self.shrink_windows
     }
 
     /// The training loss of an uninformed model over `vocab` tokens: `ln V` for the softmax
@@ -189,6 +219,10 @@ impl Default for Item2VecConfig {
             loss: OutputLoss::FullSoftmax,
             negatives: 5,
             unigram_power: 0.75,
+            sample: 0.0,
+            shrink_windows: false,
+            alpha: None,
+            min_alpha: None,
         }
     }
 }

@@ -7,6 +7,10 @@
 //! [`Item2VecObjective::with_lanes`]) only, never of the rayon thread count, so the same seed
 //! gives bitwise-identical gradients on any number of threads. Negative draws depend only on
 //! (seed, draw id, example position), never on the lane split.
+//!
+//! With gensim's per-epoch options ([`EpochSampling`]: `sample`, `shrink_windows`) the training
+//! examples of epoch `e` are redrawn from the sequences once, when its first batch arrives;
+//! the fit advances the epoch ([`Item2VecObjective::set_epoch`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -18,7 +22,9 @@ use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, Ta
 use super::lane::{Lane, Weights};
 use super::negative::{negative_lane, NegativePass};
 use super::softmax::{project, projected_lane, softmax_lane, PairTables, ProjectedPass, SoftmaxKernel};
-use super::{Architecture, ContextReduce, Examples, Item2VecConfig, OutputLoss, UnigramSampler};
+use super::{
+    Architecture, ContextReduce, EpochSampling, Examples, Item2VecConfig, OutputLoss, UnigramSampler,
+};
 use crate::ModelError;
 
 /// Draw id used for validation passes (fixed negatives).
@@ -126,6 +132,8 @@ struct Scratch {
     proj: Vec<f32>,
     /// Its exponential tables for two-token CBOW contexts.
     pairs: PairTables,
+    /// The redrawn training examples of an epoch (gensim's per-epoch options only).
+    epoch_examples: Option<(u64, Examples)>,
 }
 
 /// The item2vec objective over training sequences (units) with an optional validation set.
@@ -143,6 +151,10 @@ pub struct Item2VecObjective {
     /// Run the full-softmax kernels' AVX2 builds when the CPU has AVX2 (same rounding).
     simd: bool,
     draws: AtomicU64,
+    /// Per-epoch resampling of the training sequences (gensim's `sample` / `shrink_windows`).
+    sampling: Option<EpochSampling>,
+    /// The epoch whose examples train (advanced by the fit after every epoch).
+    epoch: AtomicU64,
     scratch: Mutex<Scratch>,
 }
 
@@ -187,8 +199,30 @@ impl Item2VecObjective {
             kernel: SoftmaxKernel::Auto,
             simd: true,
             draws: AtomicU64::new(0),
+            sampling: None,
+            epoch: AtomicU64::new(0),
             scratch: Mutex::new(Scratch::default()),
         })
+    }
+
+    /// Trains on examples redrawn every epoch by `sampling` (gensim's `sample` and
+    /// `shrink_windows`) instead of the fixed training examples; its sequences must be the
+    /// training units, in order.
+    pub fn with_epoch_sampling(mut self, sampling: EpochSampling) -> Result<Self, ModelError> {
+        if sampling.sequences() != self.train.sequences() {
+            return Err(ModelError::InvalidData(format!(
+                "epoch sampling over {} sequences, but the objective trains on {}",
+                sampling.sequences(),
+                self.train.sequences()
+            )));
+        }
+        self.sampling = Some(sampling);
+        Ok(self)
+    }
+
+    /// Sets the epoch whose redrawn examples train next (the fit calls it after each epoch).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
     }
 
     /// Sets the number of parallel lanes (the determinism unit; default [`DEFAULT_LANES`]).
@@ -243,19 +277,32 @@ impl Item2VecObjective {
         grads: Option<&mut Grads>,
     ) -> (f64, u64) {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let Scratch { ids, lanes, proj, pairs } = &mut *guard;
+        let Scratch { ids, lanes, proj, pairs, epoch_examples } = &mut *guard;
+        let train = match &self.sampling {
+            None => &self.train,
+            Some(sampling) => {
+                let epoch = self.epoch.load(Ordering::Relaxed);
+                if epoch_examples.as_ref().map(|(e, _)| *e) != Some(epoch) {
+                    *epoch_examples = Some((epoch, sampling.examples(epoch)));
+                }
+                match epoch_examples {
+                    Some((_, ex)) => &*ex,
+                    None => &self.train,
+                }
+            }
+        };
         ids.clear();
         for &u in units {
-            let r = self.train.sequence_range(u as usize);
+            let r = train.sequence_range(u as usize);
             ids.extend(r.start as u32..r.end as u32);
         }
-        self.run(params, &self.train, ids, draw, grads, lanes, proj, pairs)
+        self.run(params, train, ids, draw, grads, lanes, proj, pairs)
     }
 
     /// Loss sum and count over every example of `examples` (no gradient).
     pub fn loss_over(&self, params: &ParamStore, examples: &Examples, draw: u64) -> (f64, u64) {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let Scratch { ids, lanes, proj, pairs } = &mut *guard;
+        let Scratch { ids, lanes, proj, pairs, .. } = &mut *guard;
         ids.clear();
         ids.extend(0..examples.len() as u32);
         self.run(params, examples, ids, draw, None, lanes, proj, pairs)

@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use super::{check_fraction, check_key, check_tables_fit, check_train, run_info_for, ModelKind, MovieScore};
 use crate::checkpoint::{self, RunInfo};
 use crate::item2vec::{
-    Architecture, Examples, Item2Vec, Item2VecConfig, Item2VecObjective, Item2VecTables, RankMetrics,
+    decayed_train_config, Architecture, EpochSampling, Examples, Item2Vec, Item2VecConfig, Item2VecObjective,
+    Item2VecTables, RankMetrics,
 };
 use crate::traits::ItemEmbeddings;
 use crate::ModelError;
@@ -266,9 +267,26 @@ fn train_on_sequences(
     let mut params = reelvec_engine::ParamStore::new();
     let tables = Item2VecTables::register(&mut params, vocab, m, &mut rng)?;
     let val_opt = (!val.is_empty()).then(|| val.clone());
-    let objective = Item2VecObjective::new(*m, tables, vocab, train, val_opt, config.seed)?;
+    let mut objective = Item2VecObjective::new(*m, tables, vocab, train, val_opt, config.seed)?;
+    if let Some(sampling) = EpochSampling::new(pick(&train_users), vocab, m, config.seed) {
+        objective = objective.with_epoch_sampling(sampling)?;
+    }
+    let train_config = decayed_train_config(m, &config.train, train_users.len());
     let history = match device {
-        reelvec_engine::Device::Cpu => Trainer::new(config.train.clone()).fit(&objective, &mut params)?,
+        reelvec_engine::Device::Cpu => {
+            Trainer::new(train_config)
+                .fit_with(&objective, &mut params, |stats, _| objective.set_epoch(stats.epoch as u64 + 1))?
+        }
+        reelvec_engine::Device::Cuda(_) if m.resamples() => {
+            return Err(ModelError::Unsupported {
+                operation: "gensim's per-epoch `sample` / `shrink_windows` on CUDA (train on the CPU)".into(),
+                kind: match m.architecture {
+                    Architecture::Cbow => ModelKind::Cbow,
+                    Architecture::Skipgram => ModelKind::Skipgram,
+                }
+                .to_string(),
+            })
+        }
         reelvec_engine::Device::Cuda(_) => {
             let gpu = reelvec_engine::gpu::Gpu::for_device(device)?;
             let train = objective.train_examples();
@@ -281,7 +299,7 @@ fn train_on_sequences(
                 objective.val_examples(),
             )?
             .with_seed(config.seed);
-            Trainer::new(config.train.clone()).fit_gpu(&gpu, &mut dev, &mut params)?
+            Trainer::new(train_config).fit_gpu(&gpu, &mut dev, &mut params)?
         }
     };
     let model = Item2Vec::new(*m, params)?;
@@ -346,6 +364,15 @@ impl Outcome {
     /// ids and titles, the history and the figures).
     pub fn save(&self, dir: &Path, config: &Config, data_path: Option<&Path>) -> Result<(), ModelError> {
         checkpoint::save_run(dir, self.model.params(), &self.run_info(config, data_path), None)
+    }
+
+    /// [`save`](Self::save) for a run trained on a sequence corpus (`--sequences`): its movies
+    /// are the corpus's tokens, so `run.json` sets [`RunInfo::tokens`] (queries and exports are
+    /// keyed by token).
+    pub fn save_corpus_run(&self, dir: &Path, config: &Config, corpus_path: &Path) -> Result<(), ModelError> {
+        let mut info = self.run_info(config, Some(corpus_path));
+        info.tokens = true;
+        checkpoint::save_run(dir, self.model.params(), &info, None)
     }
 
     /// The run's `run.json`: the filtered vocabulary's ids and titles, history and figures.

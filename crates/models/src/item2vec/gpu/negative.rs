@@ -264,6 +264,7 @@ impl SgnsConfig {
             loss: OutputLoss::NegativeSampling,
             negatives: self.negatives,
             unigram_power: self.unigram_power,
+            ..Item2VecConfig::default()
         }
     }
 }
