@@ -83,7 +83,7 @@ pub struct Args {
     pub read: ReadOptions,
 }
 
-fn parse_split(s: &str) -> Result<RankingSplit, String> {
+pub(crate) fn parse_split(s: &str) -> Result<RankingSplit, String> {
     s.parse().map_err(|e: reelvec_data::DataError| e.to_string())
 }
 
@@ -226,7 +226,7 @@ pub fn run(args: Args) -> Result<()> {
     let test_exclude = rated(&seen_rows)?;
     let train_movies: Vec<u32> = split.train.iter().map(|&row| r.movie[row as usize]).collect();
     let train_counts = interaction_counts(&train_movies, n_items)?;
-    let genres = genre_sets(&ds);
+    let genres = reelvec_models::evaluate::genre_sets(&ds);
     eprintln!(
         "split {}: {} train / {} validation / {} test rows, {} users evaluated, {} movies",
         args.split,
@@ -318,33 +318,6 @@ fn check_outputs(args: &Args) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Per movie, its sorted genre ids (ids in order of first appearance in the catalogue); empty
-/// when the catalogue has no genres at all.
-fn genre_sets(ds: &Dataset) -> Vec<Vec<u32>> {
-    let mut ids: HashMap<&str, u32> = HashMap::new();
-    let sets: Vec<Vec<u32>> = (0..ds.movies.len() as u32)
-        .map(|j| {
-            let mut set: Vec<u32> = ds
-                .movie_info(j)
-                .map_or(&[][..], |m| &m.genres[..])
-                .iter()
-                .map(|g| {
-                    let next = ids.len() as u32;
-                    *ids.entry(g.as_str()).or_insert(next)
-                })
-                .collect();
-            set.sort_unstable();
-            set.dedup();
-            set
-        })
-        .collect();
-    if ids.is_empty() {
-        Vec::new()
-    } else {
-        sets
-    }
 }
 
 /// Fits one model (its grid with `tune`), picks on validation NDCG@10, scores the test.

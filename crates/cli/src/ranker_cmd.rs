@@ -1,6 +1,7 @@
 //! The ranking models (popularity, itemknn, ease, ials, bpr) on the command line:
-//! `reelvec train --model <ranker>` (every rating of the data is one training interaction, no
-//! split held out; the run directory is reelvec-models' `save_ranker`), and `recommend`,
+//! `reelvec train --model <ranker>` (every rating of the data is one training interaction, or
+//! with `--holdout SPLIT` every rating outside that ranking split's test part; the run
+//! directory is reelvec-models' `save_ranker`), and `recommend`,
 //! `similar` on such runs. The models, their tables and their parameters are reelvec-models';
 //! the top-N selection is reelvec-metrics' `top_k_of_row`.
 
@@ -9,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ndarray::Array2;
+use reelvec_data::ranking_split::ranking_split;
 use reelvec_engine::Device;
 use reelvec_metrics::topn::top_k_of_row;
 use reelvec_models::checkpoint;
@@ -59,7 +61,17 @@ pub fn train(args: &Args, kind: RankerKind) -> Result<()> {
     checkpoint::check_run_dir(&args.out)?;
     let data = crate::train::data_path(args)?;
     let ds = load_data(data, &args.read)?;
-    let rows: Vec<u32> = (0..ds.ratings.len() as u32).collect();
+    // Every row, or the rows outside the held-out test part of `--holdout`'s split.
+    let rows: Vec<u32> = match args.holdout {
+        None => (0..ds.ratings.len() as u32).collect(),
+        Some(split) => {
+            let parts = ranking_split(&ds.ratings, ds.users.len(), split, seed)
+                .with_context(|| format!("cannot split {}", data.display()))?;
+            let mut rows: Vec<u32> = parts.train.iter().chain(&parts.val).copied().collect();
+            rows.sort_unstable();
+            rows
+        }
+    };
     let rated = rated_rows(&ds, &rows)?;
     let train = Interactions::new(&rated, ds.movies.len())?;
     let started = Instant::now();
@@ -67,9 +79,16 @@ pub fn train(args: &Args, kind: RankerKind) -> Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let mut info = run_info_for(&ds, kind.into(), model.params(), seed, Some(data));
     info.metrics = serde_json::json!({ "fit_seconds": seconds });
+    if let Some(split) = args.holdout {
+        info.metrics["holdout"] = serde_json::json!(split.to_string());
+    }
     save_ranker(&args.out, model.as_ref(), &info, &rated)?;
+    let held = match args.holdout {
+        None => "every rating is an interaction; no split held out".to_string(),
+        Some(split) => format!("{} test rows of {split} held out", ds.ratings.len() - rows.len()),
+    };
     outln!(
-        "{kind}: {} interactions, {} users, {} movies (every rating is an interaction; no split held out)",
+        "{kind}: {} interactions, {} users, {} movies ({held})",
         train.nnz(),
         train.n_users(),
         train.n_items

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use reelvec_data::corpus::{read_corpus, CorpusOptions};
 use reelvec_data::Dataset;
 use reelvec_engine::{Device, History};
@@ -79,6 +79,11 @@ pub struct Args {
     /// Print the resolved config as TOML and exit without training.
     #[arg(long)]
     pub print_config: bool,
+    /// Ranking models only: hold out the test part of this ranking split (temporal-holdout,
+    /// leave-last-out or random-holdout:F, seeded by `--seed`) and train on the rest, so
+    /// `reelvec evaluate --run` can rank it on the held-out movies.
+    #[arg(long, value_name = "SPLIT", value_parser = crate::compare_cmd::parse_split)]
+    pub holdout: Option<reelvec_data::ranking_split::RankingSplit>,
     #[command(flatten)]
     pub read: ReadOptions,
 }
@@ -89,6 +94,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(n) = args.threads {
         // Read by rayon when its global pool starts (nothing has used it yet).
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    if args.holdout.is_some() && kind.ranker().is_none() {
+        bail!("--holdout is for the ranking models (popularity, itemknn, ease, ials, bpr); {kind} runs split by their config");
     }
     if let Some(ranker) = kind.ranker() {
         // Ranking models resolve their own device (CPU unless asked).

@@ -141,8 +141,9 @@ fn every_ranker_trains_saves_and_recommends() {
     // Commands for other kinds refuse clearly, before reading the data.
     let ials = tmp.path().join("ials");
     let i = ials.to_str().unwrap();
+    // evaluate covers ranking runs now: a missing data set is named.
     let err = fails(&["evaluate", "--run", i, "--data", "/nonexistent/reelvec"]);
-    assert!(err.contains("compare") && err.contains("ials"), "{err}");
+    assert!(err.contains("/nonexistent/reelvec"), "{err}");
     let err = fails(&["predict", "--run", i, "--user", "2", "--movie", "1"]);
     assert!(err.contains("does not predict ratings"), "{err}");
     // The same seed gives the same model and interactions on 1 and 2 threads.
@@ -241,4 +242,33 @@ fn ease_and_ials_train_on_cuda_or_fail_clearly_and_auto_always_trains() {
             }
         }
     }
+}
+
+/// `train --holdout` holds the split's test rows out and `evaluate` ranks them with the ranking
+/// protocol; a run trained on every rating has nothing to rank and says how to train one.
+#[test]
+fn evaluate_ranks_a_ranker_run_on_its_held_out_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path());
+    let run = tmp.path().join("held");
+    let (data, dir) = (tmp.path().to_str().unwrap(), run.to_str().unwrap());
+    let args = ["train", "--model", "itemknn", "--data", data, "--out", dir, "--quiet", "--no-cache"];
+    let stdout = ok(&[&args[..], &["--seed", "3", "--holdout", "leave-last-out"]].concat());
+    assert!(stdout.contains("30 test rows of leave-last-out held out"), "{stdout}");
+    let out: serde_json::Value = serde_json::from_str(&ok(&["evaluate", "--run", dir, "--json"])).unwrap();
+    let f = &out["figures"];
+    // Each user's held-out movie is the one unseen movie of its group: item-kNN ranks it first.
+    for name in ["recall@10", "ndcg@10", "hr@10", "mrr", "coverage@10"] {
+        assert_eq!(f[name], 1.0, "{name}: {out}");
+    }
+    assert_eq!(f["gini@10"], 0.0, "{out}");
+    assert_eq!(f["genre_diversity@10"], 0.0, "{out}");
+    assert!(f["novelty_bits@10"].as_f64().unwrap() > 0.0, "{out}");
+
+    let all = tmp.path().join("all");
+    train(tmp.path(), &all, "popularity", &[]);
+    let err = fails(&["evaluate", "--run", all.to_str().unwrap()]);
+    assert!(err.contains("nothing is held out") && err.contains("--holdout"), "{err}");
+    let err = fails(&["train", "--model", "mf", "--data", data, "--out", dir, "--holdout", "leave-last-out"]);
+    assert!(err.contains("--holdout is for the ranking models"), "{err}");
 }

@@ -119,6 +119,13 @@ fn pipeline_writes_runs_and_report() {
             assert!((0.0..=1.0).contains(&x), "{p} {key} = {x}");
         }
         assert!(ev["seconds"]["top-10 for 60 users"].is_number());
+        // The ranking protocol on the run's split (validation rows relevant), as for rankers.
+        assert!(f["protocol users"].as_u64().unwrap() > 0, "{p}: {ev}");
+        for key in ["recall@10", "ndcg@10", "hr@20", "mrr", "coverage@10", "gini@10"] {
+            let x = f[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{p} {key} = {x}");
+        }
+        assert!(f["novelty_bits@10"].as_f64().unwrap() > 0.0, "{p}: {ev}");
     }
     // One self-information novelty: evaluate reproduces what the pipeline recorded for P3.
     let ev = evaluate("p3");
@@ -127,6 +134,7 @@ fn pipeline_writes_runs_and_report() {
     close(&ev["figures"]["novelty (mean rating, notebook)"], &recorded["mean_rating_novelty"], "p3");
     let ev = evaluate("p4");
     assert_eq!(ev["figures"]["evaluated on"], "training");
+    assert!(ev["figures"].get("ndcg@10").is_none(), "no validation rows, no protocol figures: {ev}");
     close(&ev["figures"]["RMSE (stars)"], &run_json("p4")["metrics"]["train_rmse"], "p4");
     let ev = evaluate("p0");
     close(

@@ -71,6 +71,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cooc;
 mod error;
+pub mod evaluate;
 pub mod export;
 pub mod foldin;
 pub mod item2vec;

@@ -396,6 +396,24 @@ fn open_run(py: Python<'_>, dir: PathBuf) -> PyResult<Run> {
     Ok(Run { inner })
 }
 
+/// `reelvec evaluate --json`'s object, as JSON text, for the run directory `dir` on `data` (the
+/// data it was trained on): reelvec-models' `evaluate::evaluate_run`, the CLI's one owner; `k`
+/// is capped at the run's movies.
+#[pyfunction]
+#[pyo3(signature = (dir, data, k=10, device="cpu".to_string()))]
+fn evaluate_run(py: Python<'_>, dir: PathBuf, data: &Dataset, k: usize, device: String) -> PyResult<String> {
+    let device = Device::parse(&device).map_err(errors::engine)?;
+    let ds = data.inner.clone();
+    py.detach(move || -> Result<String, reelvec_models::ModelError> {
+        let info = reelvec_models::checkpoint::load_run_info(&dir)?;
+        let k = k.clamp(1, info.movie_raw_ids.len().max(1));
+        let mut figures = reelvec_models::evaluate::Figures::default();
+        reelvec_models::evaluate::evaluate_run(&dir, &info, &ds, k, device, &mut figures)?;
+        Ok(figures.to_json(&dir.display().to_string(), info.model_kind).to_string())
+    })
+    .map_err(errors::model)
+}
+
 /// Runs `work` with the engine's step hook checking Ctrl-C and calling `progress(done, total)`
 /// at most every [`HOOK_EVERY`]; the Python error that stopped it, if any, comes back too.
 fn with_python_hook<R>(progress: Option<Py<PyAny>>, work: impl FnOnce() -> R) -> (R, Option<PyErr>) {
@@ -484,6 +502,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(synth, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(open_run, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate_run, m)?)?;
     m.add_function(wrap_pyfunction!(model_kinds, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

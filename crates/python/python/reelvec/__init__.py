@@ -301,7 +301,9 @@ def train(
 def open_run(path: PathLike) -> "Run":
     """Opens a run directory written by ``reelvec train`` or :meth:`Run.save` (every file is
     checked against the run's manifest)."""
-    return Run(_core.open_run(os.fspath(path)))
+    run = Run(_core.open_run(os.fspath(path)))
+    run._path = os.fspath(path)
+    return run
 
 
 def _count(k: int) -> int:
@@ -314,11 +316,13 @@ def _count(k: int) -> int:
 class Run:
     """A trained model: its vectors, history and figures, and the queries of the CLI."""
 
-    __slots__ = ("_inner", "_info")
+    __slots__ = ("_inner", "_info", "_path")
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self._info: Dict[str, Any] = json.loads(inner.info_json())
+        # The run directory it was opened from or last saved to (what `evaluate` reads).
+        self._path: Optional[str] = None
 
     def __repr__(self) -> str:
         return f"<reelvec.Run {self.kind}: {len(self.movie_ids)} movies>"
@@ -417,3 +421,14 @@ class Run:
         """Writes the run directory (``reelvec similar/recommend/evaluate --run`` read it);
         a run already there is replaced as one unit."""
         self._inner.save(os.fspath(path))
+        self._path = os.fspath(path)
+
+    def evaluate(self, data: Dataset, k: int = 10, device: str = "cpu") -> Dict[str, Any]:
+        """The figures of ``reelvec evaluate --run DIR --json`` (the same dict: ``run``,
+        ``model_kind``, ``figures``, ``seconds``) for this run on ``data``, the data set it was
+        trained on, computed by the same library code. The run must be on disk (opened with
+        :func:`open_run` or written by :meth:`save`); ``k`` is capped at the run's movies."""
+        if self._path is None:
+            raise ConfigError("evaluate reads the run directory: save the run first (Run.save)")
+        out: Dict[str, Any] = json.loads(_core.evaluate_run(self._path, data._inner, _count(k), device))
+        return out
