@@ -4,10 +4,10 @@
 //!   `crates/python/requirements-test.txt` (maturin, pytest, NumPy, pandas, pyarrow); skipped
 //!   when the requirements have not changed since the last install (a stamp holds them).
 //! - `test()` (a step of `cargo xtask test`): `maturin develop` into that venv, a debug build in
-//!   the workspace target directory (so the library crates' dependencies are the ones cargo
-//!   already built), the `reelvec` binary for the CLI round trips, then pytest over
+//!   the workspace target directory, the `reelvec` binary for the CLI round trips through the
+//!   Rust tests' own build command ([`CLI_BUILD`], nothing to do after them), then pytest over
 //!   `crates/python/tests` and `examples/python` with `REELVEC_REQUIRE_CLI=1` (a test that cannot
-//!   find the CLI fails rather than skips).
+//!   find the CLI fails rather than skips); each step's time is printed.
 //! - `wheel()` (`cargo xtask wheel`): a release abi3 wheel in `target/wheels`, installed with
 //!   pip into a fresh venv (`target/wheel-check`) and imported from outside the source tree.
 
@@ -67,11 +67,27 @@ fn maturin(python: &Path) -> Command {
     cmd
 }
 
+/// The cargo command that builds the `reelvec` binary for the CLI round trips: the Rust tests'
+/// own build (`cargo test --workspace --all-targets`, which leaves the binary of the CLI's
+/// integration tests at `target/debug/reelvec`), without running them. After the Rust tests of
+/// `cargo xtask test` it has nothing to do; a plain `cargo build -p reelvec-cli` would resolve
+/// other features (no dev-dependencies, one package) in the dev profile and rebuild every
+/// dependency (3 min on the CI machine).
+pub const CLI_BUILD: &[&str] = &["test", "--workspace", "--all-targets", "--no-run"];
+
+/// Runs `cmd` and says how long it took.
+fn timed(label: &str, cmd: &mut Command) -> Result<()> {
+    let started = std::time::Instant::now();
+    run_checked(cmd)?;
+    eprintln!("python: {label} took {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// Builds the extension into the venv and runs the pytest suite and the example scripts.
 pub fn test(extra_env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     let python = ensure_venv()?;
-    run_checked(maturin(&python).args(["develop", "--quiet"]))?;
-    run_checked(cargo().args(["build", "-p", "reelvec-cli"]))?;
+    timed("maturin develop", maturin(&python).args(["develop", "--quiet"]))?;
+    timed("the reelvec binary", cargo().args(CLI_BUILD))?;
     let bin = target_dir().join("debug").join("reelvec");
     if !bin.is_file() {
         bail!("python: the reelvec binary is not at {}", bin.display());
@@ -86,7 +102,7 @@ pub fn test(extra_env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    run_checked(&mut cmd)
+    timed("pytest", &mut cmd)
 }
 
 /// `cargo xtask wheel`: builds the release wheel and checks it installs and imports in a fresh

@@ -71,9 +71,16 @@ fn parse(args: &[String]) -> Result<Option<Vec<String>>> {
 fn full(env: &TestEnv) -> Result<()> {
     run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run_checked(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    run_checked(env.apply(cargo().args(["test", "--workspace", "--all-targets"])))?;
+    // The Python step's `reelvec` binary comes from this same build (`python::CLI_BUILD`).
+    run_checked(env.apply(cargo().args(rust_tests())))?;
     run_checked(env.apply(cargo().args(["test", "--workspace", "--doc"])))?;
     crate::python::test(&env.vars())
+}
+
+/// The Rust tests' cargo arguments: the Python step's binary build ([`crate::python::CLI_BUILD`])
+/// without `--no-run`, so that build has nothing left to do after them.
+fn rust_tests() -> Vec<&'static str> {
+    crate::python::CLI_BUILD.iter().copied().filter(|a| *a != "--no-run").collect()
 }
 
 /// What every test command of the run gets in its environment.
@@ -118,6 +125,16 @@ fn fresh_skip_log() -> Result<PathBuf> {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_python_step_builds_the_cli_as_the_rust_tests_do() {
+        // A `cargo build -p reelvec-cli` here resolved other features in another profile and
+        // rebuilt every dependency after the Rust tests (3 min in CI).
+        assert_eq!(rust_tests(), ["test", "--workspace", "--all-targets"]);
+        let mut build = crate::python::CLI_BUILD.to_vec();
+        assert_eq!(build.pop(), Some("--no-run"));
+        assert_eq!(build, rust_tests());
+    }
 
     #[test]
     fn only_accepts_the_known_steps() {

@@ -62,7 +62,9 @@ pub struct ReadOptions {
     /// Do not read or write the binary cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// Generic layout: 0-based columns USER,MOVIE,RATING[,TIMESTAMP].
+    /// Generic layout: the columns USER,MOVIE,RATING[,TIMESTAMP], as 0-based positions or as
+    /// header names (`userId,movieId,rating`: a Parquet file's column names, or the first line
+    /// of a delimited file, which then is a header).
     #[arg(long, value_name = "U,M,R[,T]", default_value = "0,1,2,3")]
     pub columns: String,
     /// Generic layout: field delimiter (one character; "\t" or "tab" for a tab).
@@ -74,41 +76,17 @@ pub struct ReadOptions {
 }
 
 impl ReadOptions {
-    /// Builds the library's load options.
-    pub fn to_load_options(&self) -> Result<LoadOptions> {
+    /// Builds the library's load options for `path` (column names are looked up in its header).
+    pub fn to_load_options(&self, path: &Path) -> Result<LoadOptions> {
         let layout = self.layout.as_deref().map(str::parse::<Layout>).transpose()?;
-        let cols: Vec<usize> = self
-            .columns
-            .split(',')
-            .map(|c| c.trim().parse::<usize>())
-            .collect::<Result<_, _>>()
-            .with_context(|| {
-                format!("--columns {:?}: expected comma-separated 0-based indices", self.columns)
-            })?;
         let delimiter = match self.delimiter.as_str() {
             "\\t" | "tab" | "\t" => b'\t',
             d if d.len() == 1 => d.as_bytes()[0],
             d => anyhow::bail!("--delimiter {d:?}: expected one ASCII character"),
         };
-        let generic = match cols.as_slice() {
-            [u, m, r] => GenericColumns {
-                user: *u,
-                movie: *m,
-                rating: *r,
-                timestamp: None,
-                delimiter,
-                has_header: self.header,
-            },
-            [u, m, r, t] => GenericColumns {
-                user: *u,
-                movie: *m,
-                rating: *r,
-                timestamp: Some(*t),
-                delimiter,
-                has_header: self.header,
-            },
-            _ => anyhow::bail!("--columns {:?}: expected 3 or 4 indices", self.columns),
-        };
+        let entries: Vec<&str> = self.columns.split(',').collect();
+        let generic = GenericColumns::from_spec(path, &entries, delimiter, self.header)
+            .with_context(|| format!("--columns {:?}", self.columns))?;
         Ok(LoadOptions { layout, use_cache: !self.no_cache, generic: Some(generic) })
     }
 }
@@ -158,7 +136,7 @@ fn synth(args: SynthArgs) -> Result<()> {
 
 /// Loads a data set with the given read options, with the path in the error context.
 pub fn load_data(path: &Path, read: &ReadOptions) -> Result<reelvec_data::Dataset> {
-    let opts = read.to_load_options()?;
+    let opts = read.to_load_options(path)?;
     load(path, &opts).with_context(|| format!("cannot load data set {}", path.display()))
 }
 

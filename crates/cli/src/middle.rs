@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use reelvec_models::pipelines::p0_cbow;
 
 use crate::movie_arg::resolve_movie;
@@ -31,11 +31,8 @@ pub fn run(args: Args) -> Result<()> {
     let (model, info) = p0_cbow::load(&args.run)?;
     let before = resolve_movie(&info, &args.before)?;
     let after = resolve_movie(&info, &args.after)?;
-    if before == after {
-        bail!("both titles name {}; give two different movies", info.title(before));
-    }
     let k = crate::args::clamp_count("-k", args.k, info.movie_raw_ids.len(), "movies of the run");
-    let ranked = model.predict_middle(before, after, k)?;
+    let ranked = p0_cbow::middle(&model, &info, before, after, k)?;
     outln!(
         "between {} and {} ({} model, log-likelihood):",
         info.title(before),

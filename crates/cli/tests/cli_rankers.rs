@@ -137,7 +137,38 @@ fn every_ranker_trains_saves_and_recommends() {
         let export = reelvec(&["export", "--run", r, "--format", "csv", "--out", csv.to_str().unwrap()]);
         assert_eq!(export.status.success(), matches!(model, "ials" | "bpr"), "{model}");
         assert_eq!(csv.exists(), matches!(model, "ials" | "bpr"), "{model}");
+        // User vectors (ials, bpr) as Parquet; the others refuse and write nothing.
+        let users = tmp.path().join(format!("{model}-users.parquet"));
+        let u = users.to_str().unwrap();
+        let export =
+            reelvec(&["export", "--run", r, "--vectors", "users", "--format", "parquet", "--out", u]);
+        let has_users = matches!(model, "ials" | "bpr");
+        assert_eq!(
+            export.status.success(),
+            has_users,
+            "{model}: {}",
+            String::from_utf8_lossy(&export.stderr)
+        );
+        if has_users {
+            assert!(String::from_utf8_lossy(&export.stdout).contains("30 users"), "{model}");
+            assert!(std::fs::read(&users).unwrap().starts_with(b"PAR1"), "{model}");
+        } else {
+            assert!(String::from_utf8_lossy(&export.stderr).contains("exporting user vectors"), "{model}");
+            assert!(!users.exists(), "{model}");
+        }
     }
+    let err = fails(&[
+        "export",
+        "--run",
+        tmp.path().join("ials").to_str().unwrap(),
+        "--vectors",
+        "users",
+        "--format",
+        "csv",
+        "--out",
+        tmp.path().join("users.csv").to_str().unwrap(),
+    ]);
+    assert!(err.contains("Parquet only"), "{err}");
     // Commands for other kinds refuse clearly, before reading the data.
     let ials = tmp.path().join("ials");
     let i = ials.to_str().unwrap();

@@ -174,6 +174,74 @@ impl Default for GenericColumns {
     }
 }
 
+impl GenericColumns {
+    /// The columns of the generic file `path` from the entries of `--columns` (Python's
+    /// `columns=`): three or four 0-based positions (`0,1,2,3`), or three or four header names
+    /// (`userId,movieId,rating,timestamp`) looked up in the file's header — a Parquet file's
+    /// schema, else its first line split at `delimiter` (which then is a header line:
+    /// `has_header` is set). A name the header lacks is a bad header at line 1, as for
+    /// `ratings.parquet`; a wrong count of entries is [`DataError::Invalid`].
+    pub fn from_spec(
+        path: &Path,
+        entries: &[&str],
+        delimiter: u8,
+        has_header: bool,
+    ) -> Result<Self, DataError> {
+        let positions: Option<Vec<usize>> = entries.iter().map(|e| e.trim().parse().ok()).collect();
+        let (cols, has_header) = match positions {
+            Some(p) => (p, has_header),
+            None => {
+                let header = header_names(path, delimiter)?;
+                let find = |name: &&str| {
+                    let name = name.trim();
+                    header.iter().position(|h| h == name).ok_or_else(|| {
+                        DataError::parse(
+                            path,
+                            1,
+                            crate::ParseProblem::BadHeader {
+                                expected: format!("a column named {name:?}"),
+                                found: header.join(","),
+                            },
+                        )
+                    })
+                };
+                let cols = entries.iter().map(find).collect::<Result<Vec<usize>, _>>()?;
+                (cols, has_header || !crate::parquet_ratings::is_parquet(path))
+            }
+        };
+        let (user, movie, rating, timestamp) = match *cols.as_slice() {
+            [u, m, r] => (u, m, r, None),
+            [u, m, r, t] => (u, m, r, Some(t)),
+            _ => {
+                return Err(DataError::Invalid(format!(
+                    "columns {entries:?}: expected 3 or 4 column positions or names (user, movie, rating[, timestamp])"
+                )))
+            }
+        };
+        Ok(GenericColumns { user, movie, rating, timestamp, delimiter, has_header })
+    }
+}
+
+/// The column names of a generic file: a Parquet file's schema, else the fields of its first
+/// line split at `delimiter` (trimmed, surrounding double quotes removed).
+fn header_names(path: &Path, delimiter: u8) -> Result<Vec<String>, DataError> {
+    if crate::parquet_ratings::is_parquet(path) {
+        return crate::parquet_ratings::column_names(path);
+    }
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file).read_until(b'\n', &mut line).map_err(|e| DataError::io(path, e))?;
+    let text = std::str::from_utf8(&line)
+        .map_err(|_| DataError::parse(path, 1, crate::ParseProblem::InvalidUtf8))?;
+    let delimiter = char::from(delimiter);
+    Ok(text
+        .trim_end_matches(['\r', '\n'])
+        .split(delimiter)
+        .map(|f| f.trim().trim_matches('"').to_string())
+        .collect())
+}
+
 /// How [`crate::load`] reads a path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadOptions {

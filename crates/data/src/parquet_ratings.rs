@@ -39,6 +39,14 @@ pub(crate) fn is_parquet(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
+/// The column names of the Parquet file `path`, in order.
+pub(crate) fn column_names(path: &Path) -> Result<Vec<String>, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| DataError::parse(path, 1, ParseProblem::Other(format!("not a Parquet file: {e}"))))?;
+    Ok(builder.schema().fields().iter().map(|f| f.name().clone()).collect())
+}
+
 /// Reads the rating columns of `path`; `range` is the layout's allowed rating range.
 pub(crate) fn read(
     path: &Path,
@@ -280,6 +288,65 @@ mod tests {
         assert_eq!(a.movies.raws(), b.movies.raws());
         assert_eq!(a.title(0), "Heat (1995)");
         assert_eq!(a.report.layout, "ml-latest");
+    }
+
+    #[test]
+    fn generic_files_by_column_name_round_trip_parquet_and_csv_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        // Columns in another order, under other names, with a column the loader skips.
+        let pq = dir.path().join("any.parquet");
+        write(
+            &pq,
+            vec![
+                ("stars", Arc::new(Float64Array::from(vec![4.0, 3.5, 5.0])) as ArrayRef),
+                ("note", Arc::new(Int32Array::from(vec![0, 0, 0]))),
+                ("who", Arc::new(Int32Array::from(vec![7, 7, 8]))),
+                ("what", Arc::new(Int64Array::from(vec![10, 20, 10]))),
+                ("when", Arc::new(Int64Array::from(vec![100, 101, 102]))),
+            ],
+        );
+        let csv = dir.path().join("any.csv");
+        std::fs::write(&csv, "stars;note;who;what;when\n4.0;0;7;10;100\n3.5;0;7;20;101\n5;0;8;10;102\n")
+            .unwrap();
+        let names = ["who", "what", "stars", "when"];
+        let read = |path: &Path, delimiter: u8| {
+            let generic = crate::GenericColumns::from_spec(path, &names, delimiter, false).unwrap();
+            let opts =
+                LoadOptions { layout: Some(crate::Layout::Generic), generic: Some(generic), ..no_cache() };
+            load(path, &opts).unwrap()
+        };
+        let (a, b) = (read(&pq, b','), read(&csv, b';'));
+        assert_eq!(a.ratings.rating, vec![4.0, 3.5, 5.0]);
+        assert_eq!(a.ratings.timestamp, vec![100, 101, 102]);
+        assert_eq!(a.users.raws(), &[7, 8]);
+        assert_eq!(a.movies.raws(), &[10, 20]);
+        assert_eq!(
+            (&a.ratings.user, &a.ratings.movie, &a.ratings.rating),
+            (&b.ratings.user, &b.ratings.movie, &b.ratings.rating)
+        );
+        assert_eq!(a.ratings.timestamp, b.ratings.timestamp);
+        // The same columns by position read the same file alike.
+        let by_position = crate::GenericColumns::from_spec(&pq, &["2", "3", "0", "4"], b',', false).unwrap();
+        assert!(!by_position.has_header);
+        let opts = LoadOptions { generic: Some(by_position), ..no_cache() };
+        assert_eq!(load(&pq, &opts).unwrap().ratings.rating, a.ratings.rating);
+
+        // A name the header lacks is a bad header at line 1, naming it; a wrong count is refused.
+        for path in [&pq, &csv] {
+            let delimiter = if path == &csv { b';' } else { b',' };
+            let err = crate::GenericColumns::from_spec(path, &["who", "movie", "stars"], delimiter, false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(":1:") && err.contains("named \\\"movie") && err.contains("who"), "{err}");
+            let err = crate::GenericColumns::from_spec(path, &["who", "what"], delimiter, false).unwrap_err();
+            assert!(err.to_string().contains("expected 3 or 4"), "{err}");
+        }
+        // The CSV checks apply to a file read by name: a NaN rating names its line.
+        std::fs::write(&csv, "stars;note;who;what;when\n4.0;0;7;10;100\nnan;0;7;20;101\n").unwrap();
+        let generic = crate::GenericColumns::from_spec(&csv, &names, b';', false).unwrap();
+        let opts = LoadOptions { layout: Some(crate::Layout::Generic), generic: Some(generic), ..no_cache() };
+        let err = load(&csv, &opts).unwrap_err().to_string();
+        assert!(err.contains("any.csv:3"), "{err}");
     }
 
     #[test]

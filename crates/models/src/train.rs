@@ -20,6 +20,7 @@
 
 use std::path::Path;
 
+use reelvec_data::ranking_split::{ranking_split, RankingSplit};
 use reelvec_data::Dataset;
 use reelvec_engine::{Device, OptimizerConfig, ParamStore, TrainConfig};
 use serde::de::DeserializeOwned;
@@ -29,6 +30,7 @@ use crate::checkpoint::{self, RatedItems, RunInfo};
 use crate::config::{self, resolve_from};
 use crate::item2vec::Architecture;
 use crate::pipelines::{self, p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
+use crate::ranking::{self, Interactions, Ranker, RankerKind};
 use crate::{ModelError, ModelKind};
 
 /// Where a kind's config comes from, applied in this order over the kind's defaults.
@@ -236,17 +238,44 @@ impl TrainedRun {
         Ok(Self { params, info, rated })
     }
 
-    /// The item embeddings, one row per dense movie (a copy of the stored table).
+    /// The item embeddings, one row per dense movie (a copy of the stored table);
+    /// [`ModelError::Unsupported`] for the ranking models without any (popularity, itemknn, ease).
     pub fn item_vectors(&self) -> Result<ndarray::Array2<f32>, ModelError> {
+        pipelines::check_has_item_embeddings(self.info.model_kind)?;
         self.vectors(pipelines::item_table_name(self.info.model_kind), self.info.movie_raw_ids.len())
     }
 
-    /// The user factors of the MF models, one row per dense user; `None` for item models.
+    /// The user factors of the MF models and of ials and bpr, one row per dense user; `None`
+    /// for the other models.
     pub fn user_vectors(&self) -> Result<Option<ndarray::Array2<f32>>, ModelError> {
-        if !self.info.model_kind.predicts_ratings() {
+        let kind = self.info.model_kind;
+        if !(kind.predicts_ratings() || matches!(kind, ModelKind::Ials | ModelKind::Bpr)) {
             return Ok(None);
         }
         self.vectors(crate::mf::USER_FACTORS, self.info.user_raw_ids.len()).map(Some)
+    }
+
+    /// Writes the user vectors ([`Self::user_vectors`]) as Parquet (`userId`, `column_0..`;
+    /// [`crate::export::export_user_vectors`]): `reelvec export --vectors users` and Python's
+    /// `Run.export_users`. [`ModelError::Unsupported`] for the models without user vectors,
+    /// before anything is written.
+    pub fn export_user_vectors(&self, out: &Path) -> Result<std::path::PathBuf, ModelError> {
+        match self.user_vectors()? {
+            Some(emb) => crate::export::export_user_vectors(out, &self.info.user_raw_ids, emb.view()),
+            None => Err(ModelError::Unsupported {
+                operation: "exporting user vectors".into(),
+                kind: self.info.model_kind.to_string(),
+            }),
+        }
+    }
+
+    /// The fitted model of a ranking run, rebuilt from its tables (`ranking::ranker_of_run`;
+    /// `dir` names the run in errors); `None` for the other kinds.
+    pub fn ranker(&self, dir: &Path) -> Result<Option<Box<dyn Ranker>>, ModelError> {
+        if self.info.model_kind.ranker().is_none() {
+            return Ok(None);
+        }
+        ranking::ranker_of_run(&self.params, &self.info, self.rated.as_ref(), dir).map(Some)
     }
 
     fn vectors(&self, name: &str, rows: usize) -> Result<ndarray::Array2<f32>, ModelError> {
@@ -254,6 +283,45 @@ impl TrainedRun {
         ndarray::Array2::from_shape_vec((t.rows, t.cols), t.data.clone())
             .map_err(|e| ModelError::InvalidData(format!("table `{name}`: {e}")))
     }
+}
+
+/// Fits the ranking model `kind` on every rating of `ds` (each one interaction), or with
+/// `holdout` on every rating outside that ranking split's test part (seeded by `seed`; the run
+/// records it as `metrics.holdout`, which `evaluate` reads), as `reelvec train --model <ranker>
+/// [--holdout SPLIT]` does: `params` are the overrides
+/// ([`ranking::params_from_overrides`]); the run records the full parameters, `seed`, the fit
+/// seconds (`metrics.fit_seconds`) and the interactions (`rated`), so its directory is the one
+/// [`ranking::save_ranker`] writes. The fitted model comes back beside it.
+pub fn train_ranker(
+    ds: &Dataset,
+    kind: RankerKind,
+    params: &serde_json::Value,
+    seed: u64,
+    device: Device,
+    data_path: Option<&Path>,
+    holdout: Option<RankingSplit>,
+) -> Result<(Box<dyn Ranker>, TrainedRun), ModelError> {
+    let rows: Vec<u32> = match holdout {
+        None => (0..ds.ratings.len() as u32).collect(),
+        Some(split) => {
+            let parts = ranking_split(&ds.ratings, ds.users.len(), split, seed)
+                .map_err(|e| ModelError::InvalidData(format!("cannot split the ratings by {split}: {e}")))?;
+            let mut rows: Vec<u32> = parts.train.iter().chain(&parts.val).copied().collect();
+            rows.sort_unstable();
+            rows
+        }
+    };
+    let rated = pipelines::rated_rows(ds, &rows)?;
+    let started = std::time::Instant::now();
+    let model = ranking::fit_ranker(kind, Interactions::new(&rated, ds.movies.len())?, params, seed, device)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut info = pipelines::run_info_for(ds, kind.into(), model.params(), seed, data_path);
+    info.metrics = serde_json::json!({ "fit_seconds": seconds });
+    if let Some(split) = holdout {
+        info.metrics["holdout"] = serde_json::json!(split.to_string());
+    }
+    let run = TrainedRun { params: ranking::ranker_tables(model.as_ref())?, info, rated: Some(rated) };
+    Ok((model, run))
 }
 
 /// Trains `cfg` on `ds` on `device` through the kind's pipeline; `data_path` is recorded in

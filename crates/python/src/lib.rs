@@ -12,7 +12,7 @@ mod errors;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
@@ -23,9 +23,14 @@ use reelvec_engine::step_hook::with_step_hook;
 use reelvec_engine::Device;
 use reelvec_metrics::foldin::{fold_in_watched, FoldInConfig};
 use reelvec_metrics::similarity::nearest_neighbours;
-use reelvec_models::export::{check_outputs, export, export_user_vectors, ExportFormat};
+use reelvec_models::export::{check_outputs, export_run, ExportFormat};
 use reelvec_models::foldin::fold_in_rating_user;
 use reelvec_models::mf::MfModel;
+use reelvec_models::pipelines::p0_cbow;
+use reelvec_models::ranking::{
+    check_ranker_params, params_from_overrides, similar_items, top_for_new_user, top_for_user, Ranker,
+    RankerKind,
+};
 use reelvec_models::titles::{self, TitleMiss};
 use reelvec_models::train::{self as training, ConfigSource, TrainedRun};
 use reelvec_models::ModelKind;
@@ -107,7 +112,8 @@ impl Dataset {
     }
 }
 
-/// Loads a data set of any layout (`layout` forces one; generic files take `columns`).
+/// Loads a data set of any layout (`layout` forces one; generic files take `columns`: positions
+/// or header names, as the CLI's `--columns`).
 #[pyfunction]
 #[pyo3(signature = (path, layout=None, cache=true, columns=None, delimiter=",".to_string(), header=false))]
 fn load(
@@ -115,7 +121,7 @@ fn load(
     path: PathBuf,
     layout: Option<String>,
     cache: bool,
-    columns: Option<Vec<usize>>,
+    columns: Option<Vec<String>>,
     delimiter: String,
     header: bool,
 ) -> PyResult<Dataset> {
@@ -125,18 +131,18 @@ fn load(
         d if d.len() == 1 => d.as_bytes()[0],
         d => return Err(config_error(format!("delimiter {d:?}: expected one ASCII character"))),
     };
-    let generic = match columns.as_deref() {
-        None => None,
-        Some(&[user, movie, rating]) => {
-            Some(GenericColumns { user, movie, rating, timestamp: None, delimiter, has_header: header })
-        }
-        Some(&[user, movie, rating, t]) => {
-            Some(GenericColumns { user, movie, rating, timestamp: Some(t), delimiter, has_header: header })
-        }
-        Some(other) => return Err(config_error(format!("columns {other:?}: expected 3 or 4 indices"))),
-    };
-    let opts = LoadOptions { layout, use_cache: cache, generic };
-    let ds = py.detach(|| reelvec_data::load(&path, &opts)).map_err(errors::data)?;
+    let ds = py
+        .detach(|| {
+            let generic = match &columns {
+                None => None,
+                Some(c) => {
+                    let entries: Vec<&str> = c.iter().map(String::as_str).collect();
+                    Some(GenericColumns::from_spec(&path, &entries, delimiter, header)?)
+                }
+            };
+            reelvec_data::load(&path, &LoadOptions { layout, use_cache: cache, generic })
+        })
+        .map_err(errors::data)?;
     Ok(Dataset { inner: Arc::new(ds), source: Some(path.display().to_string()) })
 }
 
@@ -202,6 +208,9 @@ fn synth(py: Python<'_>, preset: String, seed: u64) -> PyResult<Dataset> {
 #[pyclass(frozen, module = "reelvec._core")]
 struct Run {
     inner: TrainedRun,
+    /// The fitted model of a ranking run (a `Ranker` is `Send`, not `Sync`: the mutex makes the
+    /// frozen class shareable between threads).
+    ranker: Option<Mutex<Box<dyn Ranker>>>,
 }
 
 fn no_model_error(e: reelvec_models::ModelError) -> PyErr {
@@ -212,6 +221,28 @@ fn no_model_error(e: reelvec_models::ModelError) -> PyErr {
 type Scored = (u64, String, f32);
 
 impl Run {
+    /// A run and, for a ranking run, its model rebuilt from the tables (`dir` names it in errors).
+    fn new(inner: TrainedRun, dir: &Path) -> PyResult<Self> {
+        let ranker = inner.ranker(dir).map_err(errors::model)?.map(Mutex::new);
+        Ok(Run { inner, ranker })
+    }
+
+    /// Runs `f` on the ranking model, if this is a ranking run, with the GIL released.
+    fn with_ranker<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&dyn Ranker) -> Result<R, reelvec_models::ModelError> + Send,
+    ) -> Option<PyResult<R>> {
+        let ranker = self.ranker.as_ref()?;
+        Some(
+            py.detach(|| {
+                let model = ranker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                f(model.as_ref())
+            })
+            .map_err(errors::model),
+        )
+    }
+
     fn scored(&self, list: Vec<(u32, f32)>) -> Vec<Scored> {
         let info = &self.inner.info;
         list.into_iter().map(|(m, s)| (info.movie_raw_ids[m as usize], info.title(m), s)).collect()
@@ -295,17 +326,35 @@ impl Run {
     /// `nearest_neighbours`, as `reelvec similar`): `(movie id, title, cosine)`.
     fn similar(&self, py: Python<'_>, query: &str, k: usize) -> PyResult<Vec<Scored>> {
         let movie = self.movie_index(query)?;
+        if let Some(listed) = self.with_ranker(py, |m| similar_items(m, movie, k)) {
+            return Ok(self.scored(listed?));
+        }
         let emb = self.inner.item_vectors().map_err(errors::model)?;
         let k = k.min(emb.nrows().saturating_sub(1));
         let list = py.detach(|| nearest_neighbours(emb.view(), movie, k)).map_err(errors::metrics)?;
         Ok(self.scored(list))
     }
 
-    /// A known user's top `k` movies by predicted stars (rating models, as `reelvec recommend
-    /// --user`), without the movies they rated in training when `exclude_rated`.
+    /// The `k` most likely movies between `before` and `after` (cbow and skipgram runs, as
+    /// `reelvec middle`: reelvec-models' `p0_cbow::middle`): `(movie id, title, log-likelihood)`.
+    fn middle(&self, py: Python<'_>, before: &str, after: &str, k: usize) -> PyResult<Vec<Scored>> {
+        let info = &self.inner.info;
+        let (a, b) = (self.movie_index(before)?, self.movie_index(after)?);
+        let params = self.inner.params.clone();
+        let ranked = py
+            .detach(|| {
+                let model = p0_cbow::model_of_run(params, info, Path::new("<run>"))?;
+                p0_cbow::middle(&model, info, a, b, k)
+            })
+            .map_err(errors::model)?;
+        Ok(self.scored(ranked))
+    }
+
+    /// A known user's top `k` movies by predicted stars (rating models) or scores (ranking
+    /// models), as `reelvec recommend --user`, without the movies they rated in training when
+    /// `exclude_rated`.
     fn recommend(&self, py: Python<'_>, user: u64, k: usize, exclude_rated: bool) -> PyResult<Vec<Scored>> {
         let info = &self.inner.info;
-        let model = self.rating_model("recommending for a user")?;
         let dense = info.user_dense(user).ok_or_else(|| {
             let message = format!("user {user} is not in this run's training data");
             errors::raise(Class::UnknownMovie, message, None, None)
@@ -314,6 +363,10 @@ impl Run {
             (Some(r), true) => r.row(dense),
             _ => &[],
         };
+        if let Some(top) = self.with_ranker(py, |m| top_for_user(m, dense, k, seen)) {
+            return Ok(self.scored(top?));
+        }
+        let model = self.rating_model("recommending for a user")?;
         let n = info.movie_raw_ids.len();
         let top = py.detach(|| model.top_n(dense, n, k.min(n), seen)).map_err(errors::metrics)?;
         Ok(self.scored(top))
@@ -321,7 +374,8 @@ impl Run {
 
     /// A new user from `(movie, stars)` ratings, folded in without retraining (rating models:
     /// reelvec-models' `fold_in_rating_user`, predicted stars), or from watched movies
-    /// (item models: reelvec-metrics' `fold_in_watched`, cosine to their mean); the given movies
+    /// (item models: reelvec-metrics' `fold_in_watched`, cosine to their mean; ranking models:
+    /// their `score_new_user`, as `reelvec recommend --rated`, stars ignored); the given movies
     /// are left out.
     fn fold_in(&self, py: Python<'_>, rated: Vec<(String, f32)>, k: usize) -> PyResult<Vec<Scored>> {
         let info = &self.inner.info;
@@ -338,6 +392,10 @@ impl Run {
             given.push((self.movie_index(query)?, *stars));
         }
         let k = k.min(info.movie_raw_ids.len());
+        let watched: Vec<u32> = given.iter().map(|&(m, _)| m).collect();
+        if let Some(top) = self.with_ranker(py, |m| top_for_new_user(m, &watched, k)) {
+            return Ok(self.scored(top?));
+        }
         if info.model_kind.predicts_ratings() {
             let model = self.rating_model("folding in a user")?;
             let excluded: Vec<u32> = given.iter().map(|&(m, _)| m).collect();
@@ -347,7 +405,6 @@ impl Run {
             Ok(self.scored(top))
         } else {
             let emb = self.inner.item_vectors().map_err(errors::model)?;
-            let watched: Vec<u32> = given.iter().map(|&(m, _)| m).collect();
             let profile = py.detach(|| fold_in_watched(emb.view(), &watched, k)).map_err(errors::metrics)?;
             Ok(self.scored(profile.ranked))
         }
@@ -361,22 +418,15 @@ impl Run {
         py.detach(|| {
             check_outputs(format, &path)?;
             let emb = self.inner.item_vectors()?;
-            export(format, &path, &info.movie_raw_ids, &info.movie_titles, emb.view())
+            export_run(format, &path, info, emb.view())
         })
         .map_err(errors::model)
     }
 
-    /// Writes the user vectors as Parquet (`userId`, `column_0..`); an error for item models.
+    /// Writes the user vectors as Parquet (`userId`, `column_0..`; `reelvec export --vectors
+    /// users`); an error for the models without them.
     fn export_users(&self, py: Python<'_>, path: PathBuf) -> PyResult<PathBuf> {
-        let info = &self.inner.info;
-        py.detach(|| match self.inner.user_vectors()? {
-            Some(emb) => export_user_vectors(&path, &info.user_raw_ids, emb.view()),
-            None => Err(reelvec_models::ModelError::Unsupported {
-                operation: "exporting user vectors".into(),
-                kind: info.model_kind.to_string(),
-            }),
-        })
-        .map_err(errors::model)
+        py.detach(|| self.inner.export_user_vectors(&path)).map_err(errors::model)
     }
 
     /// Writes the run directory (the CLI reads it); replaces a run already there.
@@ -393,7 +443,7 @@ fn open_run(py: Python<'_>, dir: PathBuf) -> PyResult<Run> {
         return Err(errors::raise(Class::NotFound, message, Some(&dir), None));
     }
     let inner = py.detach(|| TrainedRun::load(&dir)).map_err(errors::model)?;
-    Ok(Run { inner })
+    Run::new(inner, &dir)
 }
 
 /// `reelvec evaluate --json`'s object, as JSON text, for the run directory `dir` on `data` (the
@@ -461,6 +511,9 @@ fn train(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Run> {
     let kind: ModelKind = kind.parse().map_err(errors::model)?;
+    if let Some(ranker) = kind.ranker() {
+        return train_ranking(py, ranker, data, &device, seed, &overrides, preset);
+    }
     let device = Device::parse(&device).map_err(errors::engine)?;
     // The engine's own bar draws on the terminal; the package draws its own through `progress`.
     let src = ConfigSource {
@@ -479,18 +532,46 @@ fn train(
         with_python_hook(progress, || training::train(&ds, &cfg, device, path.as_deref().map(Path::new)))
     });
     match (trained, stopped) {
-        (Ok(inner), _) => Ok(Run { inner }),
+        (Ok(inner), _) => Run::new(inner, Path::new("<run>")),
         // The hook's own exception (KeyboardInterrupt, or the progress callback's) wins.
         (Err(_), Some(e)) => Err(e),
         (Err(e), None) => Err(errors::model(e)),
     }
 }
 
+/// Fits a ranking model on every rating of `data` (reelvec-models' `train_ranker`, as `reelvec
+/// train --model <ranker>`): `overrides` are its plain `key=value` parameters; no preset; the
+/// models train on the CPU (`auto` is the CPU, as in the CLI).
+fn train_ranking(
+    py: Python<'_>,
+    kind: RankerKind,
+    data: &Dataset,
+    device: &str,
+    seed: u64,
+    overrides: &[String],
+    preset: Option<String>,
+) -> PyResult<Run> {
+    if preset.is_some() {
+        return Err(config_error(format!(
+            "{kind} takes no preset; give its parameters through config (e.g. {{\"factors\": 64}})"
+        )));
+    }
+    let params = params_from_overrides(overrides).map_err(errors::model)?;
+    check_ranker_params(kind, &params).map_err(errors::model)?;
+    let device =
+        if device == "auto" { Device::Cpu } else { Device::parse(device).map_err(errors::engine)? };
+    let ds = data.inner.clone();
+    let path = data.source.as_ref().map(PathBuf::from);
+    let (model, inner) = py
+        .detach(move || training::train_ranker(&ds, kind, &params, seed, device, path.as_deref(), None))
+        .map_err(errors::model)?;
+    Ok(Run { inner, ranker: Some(Mutex::new(model)) })
+}
+
 /// The model kinds `train` accepts, as the CLI spells them.
 #[pyfunction]
 fn model_kinds() -> Vec<&'static str> {
-    // The kinds `train` accepts: the ranking models train through the CLI only (for now).
-    ModelKind::ALL.iter().filter(|k| k.ranker().is_none()).map(|k| k.as_str()).collect()
+    ModelKind::ALL.iter().map(|k| k.as_str()).collect()
 }
 
 #[pymodule]

@@ -1,6 +1,8 @@
 """Queries and exports of a Run: similar, recommend, fold_in, Parquet/npy/csv/word2vec exports
 read back with pyarrow and pandas, and the errors of unknown movies and unsupported kinds."""
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,28 @@ def test_fold_in_for_rating_and_item_models(mf, cbow):
         mf.fold_in({})
 
 
+def test_middle_of_two_movies_for_item2vec_runs(cbow, mf, tmp_path, cli):
+    a, b = int(cbow.movie_ids[0]), int(cbow.movie_ids[1])
+    between = cbow.middle(a, b, k=4)
+    assert len(between) == 4 and not {a, b} & {m for m, _, _ in between}
+    scores = [s for _, _, s in between]
+    assert scores == sorted(scores, reverse=True)
+    assert cbow.middle(cbow.titles[0], cbow.titles[1], k=4) == between
+    assert len(cbow.middle(a, b)) == min(10, len(cbow.movie_ids) - 2)
+    with pytest.raises(ValueError, match="two different movies"):
+        cbow.middle(a, a)
+    with pytest.raises(UnknownMovieError):
+        cbow.middle(a, "No Such Movie Title")
+    with pytest.raises(UnsupportedError, match="middle"):
+        mf.middle(a, b)
+    # The CLI's `reelvec middle` lists the same movies for the saved run.
+    cbow.save(tmp_path / "cbow")
+    out = subprocess.run([cli, "middle", "--run", str(tmp_path / "cbow"), "-k", "4", str(a), str(b)],
+                         check=True, capture_output=True, text=True)
+    listed = [int(line.split(None, 3)[2]) for line in out.stdout.splitlines()[1:]]
+    assert listed == [m for m, _, _ in between]
+
+
 def test_recommend_is_unsupported_for_item_models(cbow):
     with pytest.raises(UnsupportedError) as e:
         cbow.recommend(1)
@@ -96,6 +120,19 @@ def test_parquet_export_has_the_notebook_schema(tmp_path, mf):
     u = pd.read_parquet(users)
     assert list(u.columns)[0] == "userId" and len(u.columns) == k + 1
     assert np.array_equal(u.drop(columns="userId").to_numpy(), mf.user_vectors)
+
+
+def test_the_clis_user_export_is_pythons(tmp_path, mf, cli):
+    pd = pytest.importorskip("pandas")
+    mf.save(tmp_path / "run")
+    ours, theirs = tmp_path / "py-users.parquet", tmp_path / "cli-users.parquet"
+    mf.export_users(ours)
+    subprocess.run([cli, "export", "--run", str(tmp_path / "run"), "--vectors", "users", "--format", "parquet",
+                    "--out", str(theirs)], check=True, capture_output=True)
+    a, b = pd.read_parquet(ours), pd.read_parquet(theirs)
+    assert a.equals(b)
+    assert np.array_equal(b["userId"].to_numpy(), mf.user_ids)
+    assert np.array_equal(b.drop(columns="userId").to_numpy(), mf.user_vectors)
 
 
 def test_other_export_formats(tmp_path, mf, cbow):
@@ -134,3 +171,51 @@ def test_ratings_parquet_read_back_from_pandas(tmp_path):
     df.drop(index=1).to_parquet(tmp_path / "any.parquet")
     ds = reelvec.load(tmp_path / "any.parquet", layout="generic", columns=[0, 1, 2, 3], cache=False)
     assert ds.n_ratings == 2
+
+
+def _written_by(writer, path):
+    """Ratings under other column names, in another order, written to Parquet by `writer`."""
+    cols = {"stars": [4.0, 3.5, 5.0, 2.0], "who": [7, 7, 8, 9], "what": [10, 20, 10, 30],
+            "when": [100, 101, 102, 103]}
+    if writer == "pyarrow":
+        pa = pytest.importorskip("pyarrow")
+        pq = pytest.importorskip("pyarrow.parquet")
+        pq.write_table(pa.table(cols), path)
+    elif writer == "pandas":
+        pd = pytest.importorskip("pandas")
+        pd.DataFrame(cols).to_parquet(path)
+    else:
+        pl = pytest.importorskip("polars")
+        pl.DataFrame(cols).write_parquet(path)
+
+
+@pytest.mark.parametrize("writer", ["pyarrow", "pandas", "polars"])
+def test_any_parquet_file_by_column_name(tmp_path, writer):
+    f = tmp_path / f"{writer}.parquet"
+    _written_by(writer, f)
+    ds = reelvec.load(f, layout="generic", columns=["who", "what", "stars", "when"], cache=False)
+    a = ds.to_arrays()
+    assert a["userId"].tolist() == [7, 7, 8, 9] and a["movieId"].tolist() == [10, 20, 10, 30]
+    assert a["rating"].tolist() == [4.0, 3.5, 5.0, 2.0] and a["timestamp"].tolist() == [100, 101, 102, 103]
+    # The same columns by position, and a delimited file with the same header, read alike.
+    by_position = reelvec.load(f, layout="generic", columns=[1, 2, 0, 3], cache=False).to_arrays()
+    assert all(np.array_equal(a[k], by_position[k]) for k in a)
+    csv = tmp_path / "same.csv"
+    csv.write_text("stars,who,what,when\n4.0,7,10,100\n3.5,7,20,101\n5.0,8,10,102\n2.0,9,30,103\n")
+    from_csv = reelvec.load(csv, layout="generic", columns=["who", "what", "stars", "when"], cache=False)
+    assert all(np.array_equal(a[k], from_csv.to_arrays()[k]) for k in a)
+    # A name the file lacks: a DataFormatError at line 1 naming it and the header.
+    with pytest.raises(reelvec.DataFormatError, match="userId") as e:
+        reelvec.load(f, layout="generic", columns=["userId", "what", "stars"], cache=False)
+    assert e.value.line == 1 and e.value.filename.endswith(f"{writer}.parquet")
+
+
+def test_a_parquet_file_by_column_name_from_the_cli(tmp_path, cli):
+    f = tmp_path / "any.parquet"
+    _written_by("pandas", f)
+    import json
+
+    out = subprocess.run([cli, "data", "stats", "--data", str(f), "--layout", "generic", "--columns",
+                          "who,what,stars,when", "--no-cache", "--json"], check=True, capture_output=True, text=True)
+    stats = json.loads(out.stdout)
+    assert stats["ratings"] == 4 and stats["users"] == 3

@@ -132,17 +132,23 @@ pub fn item_table_name(kind: ModelKind) -> &'static str {
     }
 }
 
+/// [`ModelError::Unsupported`] for the kinds without item embeddings (popularity, itemknn, ease).
+pub fn check_has_item_embeddings(kind: ModelKind) -> Result<(), ModelError> {
+    if matches!(kind, ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease) {
+        return Err(ModelError::Unsupported {
+            operation:
+                "item embeddings (similar, export; itemknn answers `similar` from its neighbour lists)".into(),
+            kind: kind.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Loads the item embeddings of any run directory (`n_movies x k`, dense movie order), with
 /// its [`RunInfo`].
 pub fn load_item_embeddings(dir: &Path) -> Result<(ndarray::Array2<f32>, RunInfo), ModelError> {
     let (params, info) = checkpoint::load_run(dir)?;
-    if matches!(info.model_kind, ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease) {
-        return Err(ModelError::Unsupported {
-            operation:
-                "item embeddings (similar, export; itemknn answers `similar` from its neighbour lists)".into(),
-            kind: info.model_kind.to_string(),
-        });
-    }
+    check_has_item_embeddings(info.model_kind)?;
     let name = item_table_name(info.model_kind);
     let t = checkpoint::require_table(&params, name, info.movie_raw_ids.len(), None, dir)?;
     let emb = ndarray::Array2::from_shape_vec((t.rows, t.cols), t.data.clone())

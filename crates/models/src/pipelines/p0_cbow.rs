@@ -18,7 +18,8 @@ use std::time::Instant;
 use rand::SeedableRng;
 use reelvec_data::{transforms, Dataset};
 use reelvec_engine::{
-    AdamConfig, EarlyStopping, History, OptimizerConfig, Schedule, ScheduleStep, TrainConfig, Trainer,
+    AdamConfig, EarlyStopping, History, OptimizerConfig, ParamStore, Schedule, ScheduleStep, TrainConfig,
+    Trainer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -406,6 +407,12 @@ impl Outcome {
 /// Loads a CBOW / skip-gram run directory.
 pub fn load(dir: &Path) -> Result<(Item2Vec, RunInfo), ModelError> {
     let (params, info) = checkpoint::load_run(dir)?;
+    Ok((model_of_run(params, &info, dir)?, info))
+}
+
+/// The CBOW / skip-gram model of a run held in memory (its tables and `run.json`; `dir` names
+/// the run in errors); [`ModelError::Unsupported`] for other kinds.
+pub fn model_of_run(params: ParamStore, info: &RunInfo, dir: &Path) -> Result<Item2Vec, ModelError> {
     if !matches!(info.model_kind, ModelKind::Cbow | ModelKind::Skipgram) {
         return Err(ModelError::Unsupported {
             operation: "middle-movie prediction".into(),
@@ -414,5 +421,25 @@ pub fn load(dir: &Path) -> Result<(Item2Vec, RunInfo), ModelError> {
     }
     let config: Config = serde_json::from_value(info.config.clone())
         .map_err(|e| ModelError::checkpoint(dir.join("run.json"), format!("P0 config: {e}")))?;
-    Ok((Item2Vec::new(config.model, params)?, info))
+    Item2Vec::new(config.model, params)
+}
+
+/// The `k` most likely movies between `before` and `after` (dense indices of the run `info`
+/// describes; `k` above its movies is lowered to them), best first with their log-likelihood:
+/// `reelvec middle` and Python's `Run.middle`. The same movie twice is
+/// [`ModelError::InvalidData`].
+pub fn middle(
+    model: &Item2Vec,
+    info: &RunInfo,
+    before: u32,
+    after: u32,
+    k: usize,
+) -> Result<Vec<(u32, f32)>, ModelError> {
+    if before == after {
+        return Err(ModelError::InvalidData(format!(
+            "both movies are {}; give two different movies",
+            info.title(before)
+        )));
+    }
+    model.predict_middle(before, after, k.min(info.movie_raw_ids.len()))
 }

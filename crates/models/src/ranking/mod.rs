@@ -38,7 +38,10 @@ pub use ials::{Ials, IalsParams};
 pub use ials_gpu::{fit_ials_gpu, ials_gpu_bytes, MAX_GPU_FACTORS};
 pub use itemknn::{ItemKnn, ItemKnnParams};
 pub use popularity::Popularity;
-pub use run::{check_ranker_params, load_ranker, ranker_tables, restore_ranker, save_ranker};
+pub use run::{
+    check_ranker_params, load_ranker, params_from_overrides, ranker_of_run, ranker_tables, restore_ranker,
+    save_ranker,
+};
 
 /// A training set of implicit interactions: per user, the sorted movies they interacted with
 /// (reelvec-metrics' [`RatedItems`], users `0..n_users`), over a catalogue of `n_items` movies.
@@ -196,6 +199,50 @@ impl ItemScorer for AsItemScorer<'_> {
         out: ndarray::ArrayViewMut2<'_, f32>,
     ) -> Result<(), reelvec_metrics::MetricsError> {
         self.0.score_block(users, out)
+    }
+}
+
+/// A training user's `k` best movies by the model's scores, skipping `seen_sorted` (their
+/// training movies under `recommend --exclude-rated`): what `reelvec recommend --user` and
+/// Python's `Run.recommend` list for a ranking run.
+pub fn top_for_user(
+    model: &dyn Ranker,
+    user: u32,
+    k: usize,
+    seen_sorted: &[u32],
+) -> Result<Vec<(u32, f32)>, ModelError> {
+    let mut block = ndarray::Array2::zeros((1, model.n_items()));
+    model.score_block(&[user], block.view_mut())?;
+    let scores = block.into_raw_vec_and_offset().0;
+    Ok(reelvec_metrics::topn::top_k_of_row(&scores, k, seen_sorted)?)
+}
+
+/// A new user's `k` best movies from the movies they have (`items`, any order, repeats
+/// allowed; left out of the list) through [`Ranker::score_new_user`]: `recommend
+/// --rated/--watched` and Python's `Run.fold_in` on a ranking run.
+pub fn top_for_new_user(model: &dyn Ranker, items: &[u32], k: usize) -> Result<Vec<(u32, f32)>, ModelError> {
+    let mut items = items.to_vec();
+    items.sort_unstable();
+    items.dedup();
+    let mut scores = vec![0.0f32; model.n_items()];
+    model.score_new_user(&items, &mut scores)?;
+    Ok(reelvec_metrics::topn::top_k_of_row(&scores, k, &items)?)
+}
+
+/// The `k` movies most similar to `movie`: itemknn's kept neighbour list, or the cosine
+/// neighbours of the item embeddings (ials, bpr; reelvec-metrics' `nearest_neighbours`);
+/// [`ModelError::Unsupported`] for popularity and ease, which have neither.
+pub fn similar_items(model: &dyn Ranker, movie: u32, k: usize) -> Result<Vec<(u32, f32)>, ModelError> {
+    let any: &dyn std::any::Any = model;
+    if let Some(knn) = any.downcast_ref::<ItemKnn>() {
+        return Ok(knn.neighbours(movie)?.take(k).collect());
+    }
+    match model.item_embeddings() {
+        Some(emb) => Ok(reelvec_metrics::similarity::nearest_neighbours(emb, movie, k)?),
+        None => Err(ModelError::Unsupported {
+            operation: "similar movies (the model has no item embeddings or neighbour lists)".into(),
+            kind: model.kind().to_string(),
+        }),
     }
 }
 

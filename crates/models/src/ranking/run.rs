@@ -225,13 +225,28 @@ pub fn save_ranker(
 /// [`ModelError::Unsupported`], a damaged one a [`ModelError::Checkpoint`] naming the file.
 pub fn load_ranker(dir: &Path) -> Result<(Box<dyn Ranker>, RunInfo), ModelError> {
     let (tables, info) = checkpoint::load_run(dir)?;
+    let rated = checkpoint::load_rated(dir)?;
+    let model = ranker_of_run(&tables, &info, rated.as_ref(), dir)?;
+    Ok((model, info))
+}
+
+/// Rebuilds the ranking model of a run held in memory (its `tables`, `info` and training
+/// interactions `rated`, as [`load_ranker`] reads them from `dir`, which names the files in
+/// errors): a run of another kind is [`ModelError::Unsupported`], missing or inconsistent
+/// interactions a [`ModelError::Checkpoint`].
+pub fn ranker_of_run(
+    tables: &ParamStore,
+    info: &RunInfo,
+    rated: Option<&RatedItems>,
+    dir: &Path,
+) -> Result<Box<dyn Ranker>, ModelError> {
     let Some(kind) = info.model_kind.ranker() else {
         return Err(ModelError::Unsupported {
             operation: "loading as a ranking model".into(),
             kind: info.model_kind.to_string(),
         });
     };
-    let rated = checkpoint::load_rated(dir)?.ok_or_else(|| {
+    let rated = rated.ok_or_else(|| {
         ModelError::checkpoint(
             dir.join(RATED_FILE),
             "is missing: a ranking run scores from its training interactions",
@@ -244,10 +259,28 @@ pub fn load_ranker(dir: &Path) -> Result<(Box<dyn Ranker>, RunInfo), ModelError>
             format!("holds {} users, run.json {}", rated.n_users(), info.user_raw_ids.len()),
         ));
     }
-    let train = Interactions::new(&rated, n_items)
+    let train = Interactions::new(rated, n_items)
         .map_err(|e| ModelError::checkpoint(dir.join(RATED_FILE), e.to_string()))?;
-    let model = restore_ranker(kind, &info.config, &tables, train, dir)?;
-    Ok((model, info))
+    restore_ranker(kind, &info.config, tables, train, dir)
+}
+
+/// The `key=value` overrides of a ranking model (`--set factors=64`, Python's `config=`) as the
+/// JSON object of parameters [`check_ranker_params`] and [`super::fit_ranker`] take; values parse
+/// as TOML, else as a string. Keys are plain (no `train.` sections).
+pub fn params_from_overrides(sets: &[String]) -> Result<serde_json::Value, ModelError> {
+    let mut map = serde_json::Map::new();
+    for s in sets {
+        let (key, value) = crate::config::parse_override(s)?;
+        let [key] = key.as_slice() else {
+            return Err(ModelError::InvalidConfig(format!(
+                "`{s}`: ranking model parameters are plain keys (e.g. factors=64)"
+            )));
+        };
+        let value =
+            serde_json::to_value(value).map_err(|e| ModelError::InvalidConfig(format!("`{s}`: {e}")))?;
+        map.insert(key.clone(), value);
+    }
+    Ok(serde_json::Value::Object(map))
 }
 
 /// The [`ModelKind`] a ranking model's run records.

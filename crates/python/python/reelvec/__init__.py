@@ -130,18 +130,20 @@ def load(
     *,
     layout: Optional[str] = None,
     cache: bool = True,
-    columns: Optional[Sequence[int]] = None,
+    columns: Optional[Sequence[Union[int, str]]] = None,
     delimiter: str = ",",
     header: bool = False,
 ) -> Dataset:
     """Loads a MovieLens folder (ml-100k, ml-1m, ml-10m, ml-latest*) or a ratings file.
 
-    ``layout`` forces a layout (``"generic"`` for any delimited file, whose 0-based
-    ``columns`` are user, movie, rating[, timestamp]). Bad lines raise
-    :class:`DataFormatError` with ``filename`` and ``line``; a missing path raises
+    ``layout`` forces a layout (``"generic"`` for any delimited or ``.parquet`` file, whose
+    ``columns`` are user, movie, rating[, timestamp]: 0-based positions, or header names such
+    as ``["userId", "movieId", "rating"]``, looked up in a Parquet file's schema or in the
+    first line of a delimited file, which then is a header), as the CLI's ``--columns``. Bad
+    lines raise :class:`DataFormatError` with ``filename`` and ``line``; a missing path raises
     :class:`DataFileNotFoundError` (a ``FileNotFoundError``).
     """
-    cols = None if columns is None else [int(c) for c in columns]
+    cols = None if columns is None else [str(int(c)) if isinstance(c, int) else str(c) for c in columns]
     return Dataset(_core.load(os.fspath(path), layout, cache, cols, delimiter, header))
 
 
@@ -279,9 +281,12 @@ def train(
     """Trains a model as ``reelvec train --model KIND`` does and returns the :class:`Run`.
 
     ``kind`` is one of :data:`MODEL_KINDS` (``"mf"``, ``"sigmoid-mf"``, ``"residual-mf"``,
-    ``"cbow"``, ``"skipgram"``, ``"cooc"``); ``config`` holds the CLI's ``--set`` keys
-    (``{"train.epochs": 3, "k": 32}``); ``preset`` the CLI's ``--preset``; ``device`` is
-    ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. Unless ``quiet``, a progress bar
+    ``"cbow"``, ``"skipgram"``, ``"cooc"``, and the ranking models ``"popularity"``,
+    ``"itemknn"``, ``"ease"``, ``"ials"``, ``"bpr"``); ``config`` holds the CLI's ``--set`` keys
+    (``{"train.epochs": 3, "k": 32}``; plain keys such as ``{"factors": 64}`` for a ranking
+    model, which fits on every rating as an interaction, no split held out, and takes no
+    ``preset``); ``preset`` the CLI's ``--preset``; ``device`` is ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"`` or ``"auto"``. Unless ``quiet``, a progress bar
     (tqdm when installed). The GIL is released while training; Ctrl-C raises
     ``KeyboardInterrupt`` between steps and nothing is kept. The same seed gives the same
     arrays on the CPU.
@@ -359,13 +364,14 @@ class Run:
     @property
     def item_vectors(self) -> np.ndarray:
         """Item embeddings, movies x k, float32, in :attr:`movie_ids` order. Each access
-        copies the run's table into a new array that NumPy owns."""
+        copies the run's table into a new array that NumPy owns. :class:`UnsupportedError`
+        for popularity, itemknn and ease, which have none."""
         return self._inner.item_vectors()
 
     @property
     def user_vectors(self) -> Optional[np.ndarray]:
         """User factors (users x k, float32, a copy, :attr:`user_ids` order) of the MF
-        models; None for item models."""
+        models, ials and bpr; None for the other models."""
         return self._inner.user_vectors()
 
     @property
@@ -386,24 +392,34 @@ class Run:
     def similar(self, movie: Union[int, str], k: int = 10) -> List[Scored]:
         """The ``k`` movies nearest to ``movie`` (a raw id or a title, exact or a unique
         part) by cosine of the item vectors, as ``reelvec similar``: ``(movie_id, title,
-        cosine)``, best first. :class:`UnknownMovieError` (a ``KeyError``) when no movie or
-        several match, or the movie has no vector."""
+        cosine)``, best first (itemknn: its kept neighbour list). :class:`UnknownMovieError`
+        (a ``KeyError``) when no movie or several match, or the movie has no vector;
+        :class:`UnsupportedError` for popularity and ease."""
         return self._inner.similar(str(movie), _count(k))
 
     def recommend(self, user_id: int, k: int = 10, exclude_rated: bool = True) -> List[Scored]:
-        """A training user's top ``k`` movies by predicted stars (rating models), without the
-        movies they rated in training unless ``exclude_rated=False``: ``(movie_id, title,
-        stars)``. :class:`UnsupportedError` for item models."""
+        """A training user's top ``k`` movies by predicted stars (rating models) or scores
+        (ranking models), without the movies they rated in training unless
+        ``exclude_rated=False``: ``(movie_id, title, score)``. :class:`UnsupportedError` for
+        item models."""
         return self._inner.recommend(int(user_id), _count(k), bool(exclude_rated))
 
     def fold_in(self, ratings: Mapping[Union[int, str], float], k: int = 10) -> List[Scored]:
         """Recommendations for a new user from ``{title_or_id: stars}`` without retraining:
         rating models fold the user in (predicted stars); item models rank by cosine to the
-        mean of the given movies (stars ignored). The given movies are left out."""
+        mean of the given movies (stars ignored); ranking models score the given movies as a
+        new user's interactions (stars ignored; ials folds in with one solve,
+        :class:`UnsupportedError` for bpr). The given movies are left out."""
         pairs = [(str(m), float(s)) for m, s in ratings.items()]
         if not pairs:
             raise DataFormatError("fold_in needs at least one rated movie")
         return self._inner.fold_in(pairs, _count(k))
+
+    def middle(self, before: Union[int, str], after: Union[int, str], k: int = 10) -> List[Scored]:
+        """The ``k`` most likely movies between ``before`` and ``after`` (raw ids or titles)
+        by a cbow or skipgram run, as ``reelvec middle``: ``(movie_id, title,
+        log-likelihood)``, best first. :class:`UnsupportedError` for other models."""
+        return self._inner.middle(str(before), str(after), _count(k))
 
     def export(self, path: PathLike, format: str = "parquet") -> List[str]:
         """Writes the item vectors as ``"parquet"`` (``movieId`` Int64, ``title``, one Float32
