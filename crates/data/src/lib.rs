@@ -38,6 +38,7 @@ pub mod cache;
 pub mod catalogue;
 pub mod corpus;
 pub mod error;
+pub mod features;
 pub mod layout;
 mod load;
 mod parquet_ratings;

@@ -420,6 +420,10 @@ pub fn fit_mf(
     let trainer = reelvec_engine::Trainer::new(train.clone());
     match device {
         Device::Cpu => Ok(trainer.fit(objective, params)?),
+        Device::Cuda(_) if objective.has_item_features() => Err(ModelError::Unsupported {
+            operation: "training with model.item_features on the GPU (not yet; use --device cpu)".into(),
+            kind: "mf".into(),
+        }),
         Device::Cuda(_) => {
             let gpu = Gpu::for_device(device)?;
             let mut dev = MfGpuObjective::new(
