@@ -7,6 +7,8 @@
 //! - `--threads`: 1 to [`max_threads`] (4 × the cores the machine reports, at least 16):
 //!   more threads than that only slow a job down (5000 threads took 100 s for a 0.24 s job).
 //! - `--epochs-scale`: finite, above 0, at most [`MAX_EPOCHS_SCALE`].
+//!
+//! [`CorpusArgs`] are the sequence-corpus flags `train` and `pipeline` share.
 
 /// Largest `--epochs-scale` (the notebook protocols run 5 to 60 epochs).
 pub const MAX_EPOCHS_SCALE: f64 = 1000.0;
@@ -74,5 +76,35 @@ mod tests {
             assert!(epochs_scale(bad).is_err(), "{bad}");
         }
         assert_eq!(epochs_scale("0.5").unwrap(), 0.5);
+    }
+}
+
+/// A sequence corpus instead of ratings (`reelvec train --model cbow|skipgram` and `reelvec
+/// pipeline --only p0`): the flags both commands take, read through reelvec-data's `corpus`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CorpusArgs {
+    /// A sequence corpus instead of ratings (cbow / skipgram, P0): one sequence per line, tokens
+    /// separated by whitespace (or `--token-delimiter`), UTF-8; tokens are the run's titles.
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    pub sequences: Option<std::path::PathBuf>,
+    /// With `--sequences`: one character separating tokens instead of whitespace.
+    #[arg(long, value_name = "CHAR", requires = "sequences")]
+    pub token_delimiter: Option<char>,
+    /// With `--sequences`: keep tokens occurring at least this often.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), requires = "sequences")]
+    pub min_count: u64,
+    /// With `--sequences`: keep at most this many of the most frequent tokens.
+    #[arg(long, value_parser = count, requires = "sequences")]
+    pub max_vocab: Option<usize>,
+}
+
+impl CorpusArgs {
+    /// The reading options these flags give.
+    pub fn options(&self) -> reelvec_data::corpus::CorpusOptions {
+        reelvec_data::corpus::CorpusOptions {
+            delimiter: self.token_delimiter,
+            min_count: self.min_count,
+            max_vocab: self.max_vocab,
+        }
     }
 }

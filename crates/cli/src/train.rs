@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use reelvec_data::corpus::{read_corpus, CorpusOptions};
+use reelvec_data::corpus::read_corpus;
 use reelvec_data::Dataset;
 use reelvec_engine::{Device, History};
 use reelvec_models::config;
@@ -29,19 +29,8 @@ pub struct Args {
     /// Data set directory or ratings file.
     #[arg(long, value_name = "PATH", required_unless_present = "sequences")]
     pub data: Option<PathBuf>,
-    /// cbow / skipgram on any sequence corpus instead of ratings: one sequence per line, tokens
-    /// separated by whitespace (or `--token-delimiter`), UTF-8; tokens are the run's titles.
-    #[arg(long, value_name = "FILE", conflicts_with = "data")]
-    pub sequences: Option<PathBuf>,
-    /// With `--sequences`: one character separating tokens instead of whitespace.
-    #[arg(long, value_name = "CHAR", requires = "sequences")]
-    pub token_delimiter: Option<char>,
-    /// With `--sequences`: keep tokens occurring at least this often.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), requires = "sequences")]
-    pub min_count: u64,
-    /// With `--sequences`: keep at most this many of the most frequent tokens.
-    #[arg(long, value_parser = crate::args::count, requires = "sequences")]
-    pub max_vocab: Option<usize>,
+    #[command(flatten)]
+    pub corpus: crate::args::CorpusArgs,
     /// Run directory to write.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -102,7 +91,7 @@ pub fn run(args: Args) -> Result<()> {
         // Ranking models resolve their own device (CPU unless asked).
         return crate::ranker_cmd::train(&args, ranker);
     }
-    if args.sequences.is_some() && !matches!(kind, ModelKind::Cbow | ModelKind::Skipgram) {
+    if args.corpus.sequences.is_some() && !matches!(kind, ModelKind::Cbow | ModelKind::Skipgram) {
         anyhow::bail!("--sequences trains cbow or skipgram only (not --model {kind})");
     }
     let device = resolve_device(&args.device, args.quiet)?;
@@ -305,14 +294,10 @@ fn train_item2vec(args: &Args, cfg: p0_cbow::Config, device: Device) -> Result<(
     if printed_config(args, &cfg)? {
         return Ok(());
     }
-    let o = match &args.sequences {
+    let o = match &args.corpus.sequences {
         Some(file) => {
             checkpoint::check_run_dir(&args.out)?;
-            let options = CorpusOptions {
-                delimiter: args.token_delimiter,
-                min_count: args.min_count,
-                max_vocab: args.max_vocab,
-            };
+            let options = args.corpus.options();
             let corpus = read_corpus(file, &options)?;
             if !args.quiet {
                 eprintln!(

@@ -182,4 +182,12 @@ fn pipeline_p0_trains_on_a_sequence_corpus() {
     assert!(out.join("report.html").is_file());
     let s = reelvec(&["similar", "--run", out.join("runs/p0").to_str().unwrap(), "w7", "-k", "2"]);
     assert!(s.status.success(), "{}", text(&s));
+
+    // The pipeline takes train's corpus flags: --max-vocab keeps the 5 most frequent tokens.
+    let capped = dir.path().join("capped");
+    let cap = capped.to_str().unwrap();
+    let args = ["pipeline", "--only", "p0", "--sequences", c, "--max-vocab", "5", "--out", cap];
+    let p = reelvec(&[&args[..], &["--device", "cpu", "--quiet", "--epochs-scale", "0.1"]].concat());
+    assert!(p.status.success(), "{}", text(&p));
+    assert!(text(&p).contains("150 sequences, 5 tokens"), "{}", text(&p));
 }

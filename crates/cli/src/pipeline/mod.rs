@@ -48,16 +48,9 @@ pub struct Args {
     /// --flush-denormals`): faster dense Adam on large catalogues, not PyTorch's arithmetic.
     #[arg(long)]
     pub flush_denormals: bool,
-    /// A sequence corpus for P0 instead of ratings (`--only p0`; one sequence per line, tokens
-    /// separated by whitespace, as `reelvec train --sequences` reads it).
-    #[arg(long, value_name = "FILE", conflicts_with = "data")]
-    pub sequences: Option<PathBuf>,
-    /// With `--sequences`: one character separating tokens instead of whitespace.
-    #[arg(long, value_name = "CHAR", requires = "sequences")]
-    pub token_delimiter: Option<char>,
-    /// With `--sequences`: keep tokens occurring at least this often.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), requires = "sequences")]
-    pub min_count: u64,
+    /// A sequence corpus for P0 instead of ratings (`--only p0`; as `reelvec train --sequences`).
+    #[command(flatten)]
+    pub corpus: crate::args::CorpusArgs,
     /// Synthetic preset used when no `--data` is given (tiny, small, ml-100k, ml-latest-small).
     #[arg(long, default_value = "small", value_name = "NAME")]
     pub synth: String,
@@ -137,13 +130,9 @@ fn pipeline_data(args: &Args) -> Result<PipelineData> {
             let summary = summary_line(&dataset, &path.display().to_string());
             Ok(PipelineData { dataset, truth: None, data_path: path.clone(), summary, sequences: None })
         }
-        None if args.sequences.is_some() => {
-            let path = args.sequences.clone().unwrap_or_default();
-            let options = reelvec_data::corpus::CorpusOptions {
-                delimiter: args.token_delimiter,
-                min_count: args.min_count,
-                max_vocab: None,
-            };
+        None if args.corpus.sequences.is_some() => {
+            let path = args.corpus.sequences.clone().unwrap_or_default();
+            let options = args.corpus.options();
             let corpus = reelvec_data::corpus::read_corpus(&path, &options)?;
             let summary = format!(
                 "{} sequences, {} tokens in the vocabulary ({} occurrences dropped), from {}.",
@@ -206,7 +195,7 @@ fn selected(only: &[String]) -> Result<Vec<&'static str>> {
 pub fn run(args: Args) -> Result<()> {
     let device = resolve_device(&args.device, false)?;
     let which = selected(&args.only)?;
-    if args.sequences.is_some() && which != ["p0"] {
+    if args.corpus.sequences.is_some() && which != ["p0"] {
         bail!("--sequences trains P0 only: add --only p0");
     }
     let runs_dir = args.out.join("runs");
