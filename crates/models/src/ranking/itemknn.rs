@@ -190,11 +190,7 @@ impl Ranker for ItemKnn {
 
     /// The same sum over the new user's movies as for a training user (duplicates count once).
     fn score_new_user(&self, items: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
-        super::check_new_user(items, out, self.n_items())?;
-        let mut items = items.to_vec();
-        items.sort_unstable();
-        items.dedup();
-        out.fill(0.0);
+        let items = super::new_user_item_set(items, out, self.n_items())?;
         Ok(self.score_items(&items, out)?)
     }
 }

@@ -173,6 +173,21 @@ pub(crate) fn check_new_user(items: &[u32], out: &[f32], n_items: usize) -> Resu
     Ok(())
 }
 
+/// [`check_new_user`], then the new user's movies sorted with duplicates counted once and `out`
+/// zeroed: the start of a score that sums over the user's movies (itemknn, ease).
+pub(crate) fn new_user_item_set(
+    items: &[u32],
+    out: &mut [f32],
+    n_items: usize,
+) -> Result<Vec<u32>, ModelError> {
+    check_new_user(items, out, n_items)?;
+    let mut items = items.to_vec();
+    items.sort_unstable();
+    items.dedup();
+    out.fill(0.0);
+    Ok(items)
+}
+
 /// A fitted ranking model seen as a plain [`ItemScorer`] (a `&dyn Ranker` is not a
 /// `&dyn ItemScorer` without trait upcasting, which the workspace's rust-version lacks): what the
 /// protocol's `evaluate` takes, for `reelvec compare` and the ranking bench alike.

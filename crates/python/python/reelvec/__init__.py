@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
+from . import errors as _errors
 from .errors import (
     ConfigError,
     DataFileNotFoundError,
@@ -47,15 +48,7 @@ __all__ = [
     "train",
     "open_run",
     "MODEL_KINDS",
-    "ReelvecError",
-    "DataFileNotFoundError",
-    "DataFormatError",
-    "ConfigError",
-    "UnknownMovieError",
-    "TrainingError",
-    "RunDirectoryError",
-    "OutputError",
-    "UnsupportedError",
+    *_errors.__all__,  # the exception classes, listed once in errors.py
 ]
 
 #: The model kinds :func:`train` accepts, as the CLI spells them.
