@@ -22,7 +22,8 @@ Usage:
       [--part test] [--seed 42] [--seeds 1] [--json OUT]
 
 With --seeds N > 1 each model is fitted again at seeds seed+1 .. seed+N-1 (untimed) and its entry
-gains `seed_mean`: the mean of each metric over the N fits (one seed's NDCG is noisy).
+gains `seed_mean`: the mean of each metric over the N fits (one seed's NDCG is noisy), and
+`seed_standard_error`: that mean's standard error (sample standard deviation / sqrt(N)).
 
 Requires numpy and scipy; `als` and `bpr` need `implicit` (requirements.txt). Timing: fit wall and
 process CPU seconds, and per iteration for ALS and BPR.
@@ -276,8 +277,11 @@ def main():
                 again = argparse.Namespace(**{**vars(args), "seed": args.seed + extra})
                 score_again, _ = FITS[name](x, again)
                 runs.append(evaluate(score_again, evaluated, exclude, relevant, train_counts, n_items)[0])
-            entry["seed_mean"] = {key: float(np.mean([r[key] for r in runs])) for key in metrics
-                                  if isinstance(metrics[key], (int, float))}
+            numeric = [key for key in metrics if isinstance(metrics[key], (int, float))]
+            entry["seed_mean"] = {key: float(np.mean([r[key] for r in runs])) for key in numeric}
+            entry["seed_standard_error"] = {
+                key: float(np.std([r[key] for r in runs], ddof=1) / math.sqrt(len(runs))) for key in numeric
+            }
         results[name] = entry
         print(f"{name:<10} ndcg@10 {metrics['ndcg@10']:.4f} recall@10 {metrics['recall@10']:.4f} "
               f"fit {fit_seconds:.2f}s", file=sys.stderr)
