@@ -5,13 +5,17 @@
 //! step must move. `adam_step_idle_rows` is dense Adam on an ml-latest-small-sized table
 //! (10,352 x 51) whose idle rows' first moments have decayed into the subnormal range, with IEEE
 //! subnormals (PyTorch's default) and with `reelvec_engine::fpenv::FlushDenormals` (FTZ/DAZ).
+//! `adam_replay_vs_dense` runs 250 steps of a 64-rating batch over that table (the MF pipelines'
+//! shape on ml-latest-small), dense Adam against `ReplayAdam` (same bits, untouched rows replayed
+//! at the end); `memcpy_bandwidth` measures the copy rate that bounds both (64 MiB, read + write).
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use reelvec_engine::{
-    Adam, AdamConfig, AdamW, GradKind, Grads, LazyAdam, Optimizer, ParamStore, Sgd, SgdConfig, Table, TableId,
+    Adam, AdamConfig, AdamW, GradKind, Grads, LazyAdam, Optimizer, ParamStore, ReplayAdam, Sgd, SgdConfig,
+    Table, TableId,
 };
 
 /// (name, rows, cols)
@@ -147,5 +151,67 @@ fn idle_rows(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, optimizers, idle_rows);
+/// 250 steps of a 64-rating batch (128 of 10,352 rows marked and given a gradient per step,
+/// rows drawn by a fixed stream) with L2 weight decay, as P2 runs an epoch's steps: dense Adam
+/// against `ReplayAdam` (prepare, step, and the end-of-epoch sync). Throughput is per step.
+fn replay_vs_dense(c: &mut Criterion) {
+    let (rows, cols, steps, batch) = (10_352usize, 51usize, 250usize, 64usize);
+    let config = AdamConfig { weight_decay: 1e-4, ..AdamConfig::default() };
+    let params = store(rows, cols);
+    let touched: Vec<Vec<usize>> = (0..steps)
+        .map(|s| {
+            let v = values(2 * batch, 1000 + s as u64);
+            v.iter().map(|x| ((x + 1.0) * 0.5 * rows as f32) as usize % rows).collect()
+        })
+        .collect();
+    let g = values(cols, 9);
+    let mut group = c.benchmark_group("adam_replay_vs_dense");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(steps as u64));
+    for replay in [false, true] {
+        let label = if replay { "replay" } else { "dense" };
+        group.bench_function(BenchmarkId::new(label, "10352x51_250steps"), |b| {
+            let mut params = params.clone();
+            let mut grads = Grads::zeros_like(&params);
+            let mut dense = Adam::new(config);
+            let mut lazy = ReplayAdam::new(config, false);
+            b.iter(|| {
+                for rows in &touched {
+                    for &r in rows {
+                        grads.get_mut(TableId(0)).row_mut(r);
+                    }
+                    if replay {
+                        lazy.prepare_rows(&mut params, &grads);
+                    }
+                    for &r in rows {
+                        grads.get_mut(TableId(0)).row_mut(r).copy_from_slice(&g);
+                    }
+                    if replay {
+                        lazy.step(black_box(&mut params), black_box(&grads), 1e-3);
+                    } else {
+                        dense.step(black_box(&mut params), black_box(&grads), 1e-3);
+                    }
+                    grads.clear();
+                }
+                lazy.sync(&mut params);
+            })
+        });
+    }
+    group.finish();
+}
+
+/// One copy of 64 MiB (memory, not cache): the bandwidth in the MF bound.
+fn memcpy_bandwidth(c: &mut Criterion) {
+    let n = 16 << 20;
+    let src = values(n, 3);
+    let mut dst = vec![0.0f32; n];
+    let mut group = c.benchmark_group("memcpy_bandwidth");
+    group.sample_size(10);
+    // Bytes read plus bytes written.
+    group.throughput(Throughput::Bytes(8 * n as u64));
+    group.bench_function("64MiB", |b| b.iter(|| dst.copy_from_slice(black_box(&src))));
+    group.finish();
+}
+
+criterion_group!(benches, optimizers, idle_rows, replay_vs_dense, memcpy_bandwidth);
 criterion_main!(benches);

@@ -74,7 +74,9 @@ pub mod trainer;
 
 pub use device::Device;
 pub use error::EngineError;
-pub use optim::{Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, Schedule, Sgd, SgdConfig};
+pub use optim::{
+    Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, ReplayAdam, Schedule, Sgd, SgdConfig,
+};
 pub use params::{GradKind, GradTable, Grads, Init, ParamStore, Table, TableId};
 pub use trainer::{
     epoch_seed, BatchLoss, EarlyStopping, EpochStats, History, Objective, ScheduleStep, TrainConfig, Trainer,

@@ -94,6 +94,17 @@ pub trait Objective: Sync {
     fn rows_per_unit(&self) -> Option<usize> {
         None
     }
+
+    /// Marks touched in `marks` every parameter row that `loss_and_grad` over `units` reads or
+    /// writes a gradient for (`row_mut` on the gradient buffer, leaving the rows zero), and
+    /// returns true; returns false, marking nothing, when the objective cannot name them. The
+    /// trainer asks once with no units at the start of a fit: true lets it run dense Adam/AdamW
+    /// as [`ReplayAdam`](crate::optim::ReplayAdam) (same bits, untouched rows replayed lazily),
+    /// which brings the marked rows up to date before each `loss_and_grad`. A row read but not
+    /// marked would be read stale, so an objective must mark all of them or return false.
+    fn mark_rows(&self, _units: &[u32], _marks: &mut Grads) -> bool {
+        false
+    }
 }
 
 /// An epoch whose mean training or validation loss exceeds this many times the fit's reference
@@ -164,6 +175,12 @@ pub struct TrainConfig {
     /// the MF pipelines) parameters or losses. CUDA fits ignore it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub flush_denormals: bool,
+    /// Run Adam/AdamW as the dense pass over every row every step (the reference), even where
+    /// the objective can name the rows a batch reads and the trainer would otherwise replay
+    /// untouched rows lazily ([`ReplayAdam`](crate::optim::ReplayAdam): the same bits, faster on
+    /// large, sparsely touched tables). Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dense_optimizer: bool,
 }
 
 impl Default for TrainConfig {
@@ -181,6 +198,7 @@ impl Default for TrainConfig {
             restore_best: false,
             quiet: false,
             flush_denormals: false,
+            dense_optimizer: false,
         }
     }
 }
@@ -319,7 +337,14 @@ impl Trainer {
         let mut order: Vec<u32> = (0..n_units as u32).collect();
         let mut grads = Grads::zeros_like(params);
         let (resolved, note) = cfg.optimizer.resolve(objective.rows_per_unit(), cfg.batch_size, params);
-        let mut optimizer = resolved.build();
+        // Dense Adam/AdamW run as ReplayAdam (same bits) when the objective names its rows.
+        let replay = !cfg.dense_optimizer && objective.mark_rows(&[], &mut grads);
+        let mut optimizer: Box<dyn crate::optim::Optimizer> = match resolved {
+            OptimizerConfig::Adam(c) if replay => Box::new(crate::optim::ReplayAdam::new(c, false)),
+            OptimizerConfig::AdamW(c) if replay => Box::new(crate::optim::ReplayAdam::new(c, true)),
+            _ => resolved.build(),
+        };
+        let replay = replay && matches!(resolved, OptimizerConfig::Adam(_) | OptimizerConfig::AdamW(_));
         let bar = progress_bar(cfg.quiet, (steps_per_epoch * cfg.epochs) as u64);
 
         let mut history = History {
@@ -351,6 +376,10 @@ impl Trainer {
                 };
                 lr = cfg.lr * factor;
 
+                if replay {
+                    objective.mark_rows(batch, &mut grads);
+                    optimizer.prepare_rows(params, &grads);
+                }
                 let loss = objective.loss_and_grad(params, batch, &mut grads);
                 if !loss.sum.is_finite() {
                     return Err(diverged(epoch, step, format!("the batch loss ({})", loss.sum)));
@@ -379,6 +408,9 @@ impl Trainer {
                 bar.inc(1);
                 crate::step_hook::after_step(global_step, (steps_per_epoch * cfg.epochs) as u64)?;
             }
+            // Every row up to date before anything reads the whole store. (A fit that ends with
+            // an error mid-epoch returns no model, so its deferred rows are never read.)
+            optimizer.sync(params);
             if let Some(id) = non_finite_param_table(params) {
                 let name = &params.get(id).name;
                 return Err(diverged(

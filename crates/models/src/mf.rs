@@ -547,6 +547,26 @@ impl Objective for MfObjective {
     fn rows_per_unit(&self) -> Option<usize> {
         Some(1)
     }
+
+    /// A rating reads its user's and its movie's rows of each table (the factor tables and the
+    /// biases): exactly the rows `loss_and_grad` writes gradients for. With item side features
+    /// the feature rows are read too and not named here (false: dense Adam).
+    fn mark_rows(&self, units: &[u32], marks: &mut Grads) -> bool {
+        if self.features.is_some() {
+            return false;
+        }
+        let t = &self.tables;
+        for &unit in units {
+            let (u, i) = (self.train.user[unit as usize] as usize, self.train.movie[unit as usize] as usize);
+            marks.get_mut(t.user_factors).row_mut(u);
+            marks.get_mut(t.movie_factors).row_mut(i);
+            if let (Some(ub), Some(mb)) = (t.user_bias, t.movie_bias) {
+                marks.get_mut(ub).row_mut(u);
+                marks.get_mut(mb).row_mut(i);
+            }
+        }
+        true
+    }
 }
 
 impl MfObjective {

@@ -97,19 +97,25 @@ impl StepScalars {
     }
 }
 
+/// One element of one Adam step: the arithmetic every pass (dense, lazy, replay) shares, so that
+/// they agree to the bit.
+#[inline(always)]
+fn adam_elem(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+    *p *= s.decay;
+    let g = g + s.l2 * *p;
+    // torch.lerp: the branch is loop-invariant, so the compiler hoists it.
+    let w = s.one_minus_beta1;
+    *m = if s.small_weight != 0 { *m + w * (g - *m) } else { g - (g - *m) * (1.0 - w) };
+    *v = *v * s.beta2 + s.one_minus_beta2 * g * g;
+    let denom = v.sqrt() / s.bias_correction2_sqrt + s.eps;
+    *p += s.neg_step_size * *m / denom;
+}
+
 /// The fused element loop: reads `g`, updates `m`, `v`, writes `p` (one pass over memory).
 #[inline]
 fn adam_update(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let w = s.one_minus_beta1;
-    let small_weight = s.small_weight != 0;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *p *= s.decay;
-        let g = g + s.l2 * *p;
-        // torch.lerp: the branch is loop-invariant, so the compiler hoists it.
-        *m = if small_weight { *m + w * (g - *m) } else { g - (g - *m) * (1.0 - w) };
-        *v = *v * s.beta2 + s.one_minus_beta2 * g * g;
-        let denom = v.sqrt() / s.bias_correction2_sqrt + s.eps;
-        *p += s.neg_step_size * *m / denom;
+        adam_elem(&s, p, g, m, v);
     }
 }
 
@@ -131,12 +137,7 @@ fn dense_pass(s: StepScalars, params: &mut ParamStore, grads: &Grads, mom: &mut 
     }
 }
 
-/// Lazy Adam over one table. Three regimes, all with the same per-element arithmetic (so the
-/// same bits): few touched elements run on the calling thread in first-touch order; many
-/// touched rows (a quarter of the table or more) run as a parallel pass over row blocks
-/// filtered by the touched mask; in between, the touched rows are sorted (into `sorted`, reused
-/// across steps) and the table is split recursively at touched rows into disjoint halves for
-/// `rayon::join`.
+/// Lazy Adam over one table: [`adam_update`] on the rows `gt` marks touched.
 fn lazy_pass(
     s: StepScalars,
     p: &mut [f32],
@@ -145,18 +146,38 @@ fn lazy_pass(
     v: &mut [f32],
     sorted: &mut Vec<u32>,
 ) {
+    for_touched_rows(p, gt, m, v, sorted, &|_, p, g, m, v| adam_update(s, p, g, m, v));
+}
+
+/// Runs `f(row, p, g, m, v)` on every row of one table that `gt` marks touched, each row once,
+/// rows in parallel (each row's arithmetic is independent of the others, so the bits do not
+/// depend on the thread count). Three regimes: few touched elements run on the calling thread in
+/// first-touch order; many touched rows (a quarter of the table or more) run as a parallel pass
+/// over row blocks filtered by the touched mask; in between, the touched rows are sorted (into
+/// `sorted`, reused across steps) and the table is split recursively at touched rows into
+/// disjoint halves for `rayon::join`.
+fn for_touched_rows<F>(
+    p: &mut [f32],
+    gt: &GradTable,
+    m: &mut [f32],
+    v: &mut [f32],
+    sorted: &mut Vec<u32>,
+    f: &F,
+) where
+    F: Fn(usize, &mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
+{
     let c = gt.cols;
     let touched = gt.touched_rows();
     if touched.len() * c <= PAR_CHUNK {
         for &r in touched {
             let span = r as usize * c..(r as usize + 1) * c;
-            adam_update(s, &mut p[span.clone()], &gt.data[span.clone()], &mut m[span.clone()], &mut v[span]);
+            f(r as usize, &mut p[span.clone()], &gt.data[span.clone()], &mut m[span.clone()], &mut v[span]);
         }
     } else if touched.len() * 4 < gt.rows() {
         sorted.clear();
         sorted.extend_from_slice(touched);
         sorted.sort_unstable();
-        lazy_sorted(s, sorted, 0, c, p, &gt.data, m, v);
+        touched_sorted(sorted, 0, c, p, &gt.data, m, v, f);
     } else {
         let block_rows = (PAR_CHUNK / c).max(1);
         let block = block_rows * c;
@@ -165,11 +186,12 @@ fn lazy_pass(
             .zip(m.par_chunks_mut(block))
             .zip(v.par_chunks_mut(block))
             .zip(gt.touched_mask().par_chunks(block_rows))
-            .for_each(|((((p, g), m), v), mask)| {
+            .enumerate()
+            .for_each(|(b, ((((p, g), m), v), mask))| {
                 for (r, _) in mask.iter().enumerate().filter(|(_, &t)| t) {
                     let span = r * c..(r + 1) * c;
-                    adam_update(
-                        s,
+                    f(
+                        b * block_rows + r,
                         &mut p[span.clone()],
                         &g[span.clone()],
                         &mut m[span.clone()],
@@ -180,11 +202,11 @@ fn lazy_pass(
     }
 }
 
-/// Updates the sorted `rows` of a table slice that starts at row `base`: halves the row list and
-/// splits the slices at the middle touched row, so both halves own disjoint memory.
-#[allow(clippy::too_many_arguments)] // the four buffers of one fused pass, plus where they start
-fn lazy_sorted(
-    s: StepScalars,
+/// [`for_touched_rows`] over the sorted `rows` of a table slice that starts at row `base`:
+/// halves the row list and splits the slices at the middle touched row, so both halves own
+/// disjoint memory.
+#[allow(clippy::too_many_arguments)] // the four buffers of one fused pass, where they start, the work
+fn touched_sorted<F>(
     rows: &[u32],
     base: usize,
     c: usize,
@@ -192,11 +214,14 @@ fn lazy_sorted(
     g: &[f32],
     m: &mut [f32],
     v: &mut [f32],
-) {
+    f: &F,
+) where
+    F: Fn(usize, &mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
+{
     if rows.len() * c <= PAR_CHUNK {
         for &r in rows {
             let span = (r as usize - base) * c..(r as usize - base + 1) * c;
-            adam_update(s, &mut p[span.clone()], &g[span.clone()], &mut m[span.clone()], &mut v[span]);
+            f(r as usize, &mut p[span.clone()], &g[span.clone()], &mut m[span.clone()], &mut v[span]);
         }
         return;
     }
@@ -208,8 +233,8 @@ fn lazy_sorted(
     let (m_lo, m_hi) = m.split_at_mut(at);
     let (v_lo, v_hi) = v.split_at_mut(at);
     rayon::join(
-        || lazy_sorted(s, &rows[..mid], base, c, p_lo, g_lo, m_lo, v_lo),
-        || lazy_sorted(s, &rows[mid..], split_row, c, p_hi, g_hi, m_hi, v_hi),
+        || touched_sorted(&rows[..mid], base, c, p_lo, g_lo, m_lo, v_lo, f),
+        || touched_sorted(&rows[mid..], split_row, c, p_hi, g_hi, m_hi, v_hi, f),
     );
 }
 
@@ -231,6 +256,14 @@ impl Adam {
 #[cfg(test)]
 impl Adam {
     /// First and second moments of every table (tests compare them across float modes).
+    pub(crate) fn moments(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        (&self.moments.m, &self.moments.v)
+    }
+}
+
+#[cfg(test)]
+impl AdamW {
+    /// First and second moments of every table (tests compare them with the replaying pass).
     pub(crate) fn moments(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
         (&self.moments.m, &self.moments.v)
     }
@@ -316,5 +349,186 @@ impl Optimizer for LazyAdam {
 
     fn steps_taken(&self) -> u64 {
         self.t
+    }
+}
+
+/// PyTorch `torch.optim.Adam` (or `AdamW`) to the bit, with the rows no step touched brought up to
+/// date lazily: dense Adam's result at a fraction of its memory traffic.
+///
+/// **Why it is exact.** A row no rating of step `t` touched has gradient 0 there, so dense Adam's
+/// update of it is [`adam_elem`] with `g = 0` (the gradient buffer of an untouched row holds
+/// `+0.0`): a function of the row's own `p, m, v` and of step `t`'s scalars only (learning rate,
+/// bias corrections). A row untouched for steps `c+1 ..= t` is therefore brought to dense Adam's
+/// state by running those steps' scalars over it in order, `g = 0`, element by element in
+/// registers ([`replay_row`]), the same operations in the same order (Rust contracts nothing into
+/// FMAs): the same bits, with the row's state read and written once instead of once per step.
+///
+/// **Contract.** Rows are brought up to date (1) by [`Optimizer::prepare_rows`] before the
+/// objective reads them (the trainer marks the batch's rows through
+/// [`Objective::mark_rows`](crate::trainer::Objective::mark_rows) first), (2) by `step` for a
+/// touched row it finds stale, and (3) all of them by [`Optimizer::sync`], which the trainer
+/// calls at the end of every epoch, before validation, checks, snapshots and callbacks read the
+/// store. Between syncs the store's untouched rows are stale. The scalars of the steps since the
+/// last sync are kept (36 bytes a step), with one step index per row.
+#[derive(Debug, Clone)]
+pub struct ReplayAdam {
+    config: AdamConfig,
+    decoupled: bool,
+    moments: Moments,
+    t: u64,
+    /// Per table, per row: the step through which the row is up to date.
+    current: Vec<Vec<u64>>,
+    /// Scalars of steps `base + 1 ..= t`: the steps a stale row may still need.
+    pending: Vec<StepScalars>,
+    /// Step of the last sync (every row was current there).
+    base: u64,
+    /// Sorted touched rows, reused across steps.
+    sorted: Vec<u32>,
+}
+
+impl ReplayAdam {
+    /// Adam (`decoupled` false: L2 weight decay in the gradient) or AdamW (`decoupled` true).
+    pub fn new(config: AdamConfig, decoupled: bool) -> Self {
+        Self {
+            config,
+            decoupled,
+            moments: Moments::default(),
+            t: 0,
+            current: Vec::new(),
+            pending: Vec::new(),
+            base: 0,
+            sorted: Vec::new(),
+        }
+    }
+
+    fn ensure(&mut self, params: &ParamStore) {
+        self.moments.ensure(params);
+        if self.current.len() != params.tables().len() {
+            self.current = params.tables().iter().map(|t| vec![self.t; t.rows]).collect();
+        }
+    }
+
+    /// Replays the pending steps over the rows `marks` flags and (then) applies `apply` to them;
+    /// marks them current through `self.t`.
+    fn touched_pass<F>(&mut self, params: &mut ParamStore, marks: &Grads, upto: u64, apply: F)
+    where
+        F: Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
+    {
+        let Self { moments, current, pending, base, sorted, t, .. } = self;
+        // Steps `base+1 ..= upto` are pending[.. upto - base]; a row current through `c` needs
+        // pending[c - base .. upto - base].
+        let replayable = &pending[..(upto - *base) as usize];
+        let base = *base;
+        for (i, table) in params.tables_mut().iter_mut().enumerate() {
+            let gt = &marks.tables()[i];
+            let cur = &current[i];
+            for_touched_rows(
+                &mut table.data,
+                gt,
+                &mut moments.m[i],
+                &mut moments.v[i],
+                sorted,
+                &|r, p, g, m, v| {
+                    replay_row(&replayable[(cur[r] - base) as usize..], p, m, v);
+                    apply(p, g, m, v);
+                },
+            );
+            let cur = &mut current[i];
+            for &r in gt.touched_rows() {
+                cur[r as usize] = *t;
+            }
+        }
+    }
+}
+
+/// Runs the zero-gradient Adam steps `steps` over one row, in order: each element is loaded
+/// once, updated in registers for every step, stored once. Same arithmetic as the dense pass
+/// ([`adam_elem`] with `g = +0.0`), hence the same bits. Lanes of 8 elements so the step loop
+/// runs vectorised over the row.
+fn replay_row(steps: &[StepScalars], p: &mut [f32], m: &mut [f32], v: &mut [f32]) {
+    const LANES: usize = 8;
+    if steps.is_empty() {
+        return;
+    }
+    for ((p, m), v) in p.chunks_mut(LANES).zip(m.chunks_mut(LANES)).zip(v.chunks_mut(LANES)) {
+        let n = p.len();
+        // Padding lanes start at 0 and stay finite (denominator eps); they are not stored.
+        let (mut pl, mut ml, mut vl) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+        pl[..n].copy_from_slice(p);
+        ml[..n].copy_from_slice(m);
+        vl[..n].copy_from_slice(v);
+        for s in steps {
+            for j in 0..LANES {
+                adam_elem(s, &mut pl[j], 0.0, &mut ml[j], &mut vl[j]);
+            }
+        }
+        p.copy_from_slice(&pl[..n]);
+        m.copy_from_slice(&ml[..n]);
+        v.copy_from_slice(&vl[..n]);
+    }
+}
+
+impl Optimizer for ReplayAdam {
+    fn prepare_rows(&mut self, params: &mut ParamStore, marks: &Grads) {
+        self.ensure(params);
+        let t = self.t;
+        self.touched_pass(params, marks, t, |_, _, _, _| {});
+    }
+
+    fn step(&mut self, params: &mut ParamStore, grads: &Grads, lr: f32) {
+        self.ensure(params);
+        // A touched row that was not prepared first is replayed to t - 1 here, so the optimizer
+        // state stays dense Adam's whatever the caller did.
+        let before = self.t;
+        self.t += 1;
+        let s = StepScalars::new(&self.config, lr, self.t, self.decoupled);
+        self.pending.push(s);
+        self.touched_pass(params, grads, before, |p, g, m, v| adam_update(s, p, g, m, v));
+    }
+
+    fn sync(&mut self, params: &mut ParamStore) {
+        self.ensure(params);
+        let Self { moments, current, pending, base, t, .. } = self;
+        if pending.is_empty() {
+            return;
+        }
+        for (i, table) in params.tables_mut().iter_mut().enumerate() {
+            let c = table.cols;
+            let block_rows = (PAR_CHUNK / c.max(1)).max(1);
+            let block = block_rows * c;
+            let (b0, pending) = (*base, &*pending);
+            table
+                .data
+                .par_chunks_mut(block)
+                .zip(moments.m[i].par_chunks_mut(block))
+                .zip(moments.v[i].par_chunks_mut(block))
+                .zip(current[i].par_chunks_mut(block_rows))
+                .for_each(|(((p, m), v), cur)| {
+                    for (r, cur) in cur.iter_mut().enumerate() {
+                        let span = r * c..(r + 1) * c;
+                        replay_row(
+                            &pending[(*cur - b0) as usize..],
+                            &mut p[span.clone()],
+                            &mut m[span.clone()],
+                            &mut v[span],
+                        );
+                        *cur = *t;
+                    }
+                });
+        }
+        *base = *t;
+        pending.clear();
+    }
+
+    fn steps_taken(&self) -> u64 {
+        self.t
+    }
+}
+
+#[cfg(test)]
+impl ReplayAdam {
+    /// First and second moments of every table (tests compare them with dense Adam's).
+    pub(crate) fn moments(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        (&self.moments.m, &self.moments.v)
     }
 }

@@ -22,7 +22,7 @@ mod sgd;
 #[cfg(test)]
 mod tests;
 
-pub use adam::{Adam, AdamConfig, AdamW, LazyAdam};
+pub use adam::{Adam, AdamConfig, AdamW, LazyAdam, ReplayAdam};
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig};
 
@@ -34,6 +34,14 @@ use crate::params::{Grads, ParamStore};
 pub trait Optimizer: Send + std::fmt::Debug {
     /// Applies one update with learning rate `lr` (the schedule's value for this step).
     fn step(&mut self, params: &mut ParamStore, grads: &Grads, lr: f32);
+
+    /// Brings the rows `marks` flags touched up to date before the objective reads them, for an
+    /// optimizer that defers untouched rows ([`ReplayAdam`]); nothing for the others.
+    fn prepare_rows(&mut self, _params: &mut ParamStore, _marks: &Grads) {}
+
+    /// Brings every deferred row up to date, before anything reads the whole store (end of
+    /// epoch: validation, checks, snapshots, callbacks); nothing for optimizers that defer none.
+    fn sync(&mut self, _params: &mut ParamStore) {}
 
     /// Number of steps taken so far.
     fn steps_taken(&self) -> u64;

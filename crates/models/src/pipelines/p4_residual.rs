@@ -62,6 +62,7 @@ impl Default for Config {
                 restore_best: false,
                 quiet: false,
                 flush_denormals: false,
+                dense_optimizer: false,
             },
         }
     }

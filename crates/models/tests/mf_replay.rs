@@ -1,0 +1,90 @@
+//! The MF pipelines' Adam runs as `ReplayAdam` (untouched rows brought up to date lazily) unless
+//! `train.dense_optimizer` asks for the dense pass every step: P2 (weight decay) and P3 give
+//! bitwise-identical tables and loss histories either way, on 1 and 2 threads, on a sparsely
+//! rated catalogue where most movie rows sit idle for hundreds of steps between ratings
+//! (subnormal moments included) and across epoch boundaries.
+
+#![allow(clippy::unwrap_used)]
+
+use reelvec_data::synth::{generate, Preset, SynthConfig};
+use reelvec_data::Dataset;
+use reelvec_engine::{History, ParamStore};
+use reelvec_models::pipelines::{p2_mf, p3_recommender};
+
+/// 60 users, 400 movies, about 1,200 ratings.
+fn data() -> Dataset {
+    generate(&SynthConfig {
+        n_users: 60,
+        n_movies: 400,
+        mean_ratings_per_user: 20.0,
+        min_ratings_per_user: 10,
+        ..Preset::Small.config()
+    })
+    .dataset
+}
+
+/// Every table's bits, the per-epoch losses' bits and the optimizer named in the history.
+type Fingerprint = (Vec<(String, Vec<u32>)>, Vec<(u64, Option<u64>)>, String);
+
+fn fingerprint(params: &ParamStore, history: &History) -> Fingerprint {
+    let tables = params
+        .tables()
+        .iter()
+        .map(|t| (t.name.clone(), t.data.iter().map(|x| x.to_bits()).collect()))
+        .collect();
+    let losses =
+        history.epochs.iter().map(|e| (e.train_loss.to_bits(), e.val_loss.map(f64::to_bits))).collect();
+    (tables, losses, history.optimizer.clone())
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+}
+
+fn assert_same(name: &str, dense: &Fingerprint, replay: &Fingerprint) {
+    for ((table, a), (_, b)) in dense.0.iter().zip(&replay.0) {
+        let differing = a.iter().zip(b).filter(|(x, y)| x != y).count();
+        assert_eq!(differing, 0, "{name}: table `{table}` differs in {differing} values");
+    }
+    assert_eq!(dense.1, replay.1, "{name}: loss histories differ");
+    assert_eq!(dense.2, replay.2, "{name}: the history names a different optimizer");
+}
+
+#[test]
+fn p2_and_p3_replay_is_bitwise_the_dense_adam_pass_on_1_and_2_threads() {
+    let ds = data();
+    let p2 = |dense: bool| {
+        let mut cfg = p2_mf::Config::default();
+        cfg.train.epochs = 3;
+        cfg.train.batch_size = 4;
+        cfg.train.quiet = true;
+        cfg.train.dense_optimizer = dense;
+        let out = p2_mf::run(&ds, &cfg).unwrap();
+        fingerprint(out.model.params(), &out.history)
+    };
+    let p3 = |dense: bool| {
+        let mut cfg = p3_recommender::Config::default();
+        cfg.train.epochs = 3;
+        cfg.train.batch_size = 4;
+        cfg.train.quiet = true;
+        cfg.train.dense_optimizer = dense;
+        let out = p3_recommender::run(&ds, &cfg).unwrap();
+        fingerprint(out.model.params(), &out.history)
+    };
+    let (p2_dense, p3_dense) = in_pool(1, || (p2(true), p3(true)));
+    for threads in [1, 2] {
+        let (p2_replay, p3_replay) = in_pool(threads, || (p2(false), p3(false)));
+        assert_same(&format!("P2, {threads} threads"), &p2_dense, &p2_replay);
+        assert_same(&format!("P3, {threads} threads"), &p3_dense, &p3_replay);
+    }
+}
+
+#[test]
+fn the_dense_switch_is_off_by_default_and_named_in_the_config() {
+    assert!(!p2_mf::Config::default().train.dense_optimizer);
+    let mut cfg = p3_recommender::Config::default();
+    assert!(!toml::to_string(&cfg).unwrap().contains("dense_optimizer"));
+    cfg.train.dense_optimizer = true;
+    let text = toml::to_string(&cfg).unwrap();
+    assert!(text.contains("dense_optimizer = true"), "{text}");
+}
