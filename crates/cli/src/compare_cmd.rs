@@ -89,12 +89,31 @@ pub(crate) fn parse_split(s: &str) -> Result<RankingSplit, String> {
 
 /// A model named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Candidate {
+pub(crate) enum Candidate {
     Ranker(RankerKind),
     Rating(ModelKind),
 }
 
+/// The models of a `--models` (or `pipeline --rankers`) list: each known, none twice.
+pub(crate) fn parse_candidates(names: &[String]) -> Result<Vec<Candidate>> {
+    let candidates = names.iter().map(|m| Candidate::parse(m.trim())).collect::<Result<Vec<_>>>()?;
+    if candidates.is_empty() {
+        bail!("the model list names no model");
+    }
+    for (i, c) in candidates.iter().enumerate() {
+        if candidates[..i].contains(c) {
+            bail!("the model list names {} twice", c.name());
+        }
+    }
+    Ok(candidates)
+}
+
 impl Candidate {
+    /// A ranking model (`pipeline --rankers` takes only these).
+    pub(crate) fn is_ranker(self) -> bool {
+        matches!(self, Candidate::Ranker(_))
+    }
+
     fn parse(name: &str) -> Result<Self> {
         if let Ok(kind) = name.parse::<RankerKind>() {
             return Ok(Candidate::Ranker(kind));
@@ -111,7 +130,7 @@ impl Candidate {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Candidate::Ranker(k) => k.as_str(),
             Candidate::Rating(k) => k.as_str(),
@@ -184,11 +203,11 @@ struct Protocol<'a> {
 }
 
 /// One model's results.
-struct Row {
-    name: String,
+pub(crate) struct Row {
+    pub name: String,
     params: Value,
     val: ProtocolMetrics,
-    test: ProtocolMetrics,
+    pub test: ProtocolMetrics,
     fit_seconds: f64,
     score_seconds: f64,
     peak_rss_mib: Option<f64>,
@@ -196,24 +215,38 @@ struct Row {
     sample: Vec<u32>,
 }
 
-/// Runs `reelvec compare`.
-pub fn run(args: Args) -> Result<()> {
-    let candidates = args.models.iter().map(|m| Candidate::parse(m.trim())).collect::<Result<Vec<_>>>()?;
-    if candidates.is_empty() {
-        bail!("--models names no model");
-    }
-    for (i, c) in candidates.iter().enumerate() {
-        if candidates[..i].contains(c) {
-            bail!("--models names {} twice", c.name());
-        }
-    }
-    check_outputs(&args)?;
-    let device = resolve_device(&args.device, false)?;
-    let ds = load_data(&args.data, &args.read)?;
-    let split = ranking_split(&ds.ratings, ds.users.len(), args.split, args.seed)
-        .with_context(|| format!("cannot split {}", args.data.display()))?;
+/// How [`compare_models`] splits, fits and picks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompareOptions {
+    pub split: RankingSplit,
+    pub seed: u64,
+    pub device: Device,
+    pub tune: bool,
+    pub epochs_scale: f64,
+}
+
+/// Every model's results on one split of one data set.
+pub(crate) struct Comparison {
+    pub split: RankingSplitRows,
+    /// Per user, the test movies.
+    pub test_rel: RatedItems,
+    /// Best test NDCG@10 first.
+    pub rows: Vec<Row>,
+    /// Models the build or the data could not fit, and why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Splits `ds` by `opts.split`, fits every candidate on the training rows, evaluates it under
+/// the protocol (validation, then test) and sorts the rows by test NDCG@10: `reelvec compare`
+/// and the ranking section of `reelvec pipeline` (`--rankers`).
+pub(crate) fn compare_models(
+    ds: &Dataset,
+    candidates: &[Candidate],
+    opts: &CompareOptions,
+) -> Result<Comparison> {
+    let split = ranking_split(&ds.ratings, ds.users.len(), opts.split, opts.seed)?;
     if split.evaluated.is_empty() {
-        bail!("no user of {} has 3 ratings: nothing to evaluate", args.data.display());
+        bail!("no user has 3 ratings: nothing to evaluate");
     }
     let (n_users, n_items) = (ds.users.len(), ds.movies.len());
     let r = &ds.ratings;
@@ -226,10 +259,10 @@ pub fn run(args: Args) -> Result<()> {
     let test_exclude = rated(&seen_rows)?;
     let train_movies: Vec<u32> = split.train.iter().map(|&row| r.movie[row as usize]).collect();
     let train_counts = interaction_counts(&train_movies, n_items)?;
-    let genres = reelvec_models::evaluate::genre_sets(&ds);
+    let genres = reelvec_models::evaluate::genre_sets(ds);
     eprintln!(
         "split {}: {} train / {} validation / {} test rows, {} users evaluated, {} movies",
-        args.split,
+        opts.split,
         split.train.len(),
         split.val.len(),
         split.test.len(),
@@ -244,20 +277,20 @@ pub fn run(args: Args) -> Result<()> {
         genres: &genres,
     };
     let protocol = Protocol {
-        ds: &ds,
+        ds,
         split: &split,
         val: input(&train, &val_rel),
         test: input(&test_exclude, &test_rel),
         train: train.clone(),
-        device,
-        seed: args.seed,
-        epochs_scale: args.epochs_scale,
+        device: opts.device,
+        seed: opts.seed,
+        epochs_scale: opts.epochs_scale,
         train_ds: std::cell::OnceCell::new(),
     };
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
-    for &candidate in &candidates {
-        match compare_one(&protocol, candidate, args.tune) {
+    for &candidate in candidates {
+        match compare_one(&protocol, candidate, opts.tune) {
             Ok(row) => rows.push(row),
             Err(err) => match err.downcast_ref::<ModelError>() {
                 Some(ModelError::Unsupported { .. }) => {
@@ -272,22 +305,50 @@ pub fn run(args: Args) -> Result<()> {
         bail!("no model could be compared");
     }
     rows.sort_by(|a, b| key(b.test.ndcg[0]).total_cmp(&key(a.test.ndcg[0])));
+    drop(protocol);
+    Ok(Comparison { split, test_rel, rows, skipped })
+}
+
+/// Runs `reelvec compare`.
+pub fn run(args: Args) -> Result<()> {
+    let candidates = parse_candidates(&args.models).context("--models")?;
+    check_outputs(&args)?;
+    let device = resolve_device(&args.device, false)?;
+    let ds = load_data(&args.data, &args.read)?;
+    let opts = CompareOptions {
+        split: args.split,
+        seed: args.seed,
+        device,
+        tune: args.tune,
+        epochs_scale: args.epochs_scale,
+    };
+    let cmp = compare_models(&ds, &candidates, &opts)
+        .with_context(|| format!("cannot compare on {}", args.data.display()))?;
     // Every file is written before anything is printed.
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&results_json(args.split, &rows))?;
+        let text = serde_json::to_string_pretty(&results_json(args.split, &cmp.rows))?;
         reelvec_outfile::write_file(path, format!("{text}\n").as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.write_split {
-        write_split_file(path, &ds, &split).with_context(|| format!("cannot write {}", path.display()))?;
+        write_split_file(path, &ds, &cmp.split)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(dir) = &args.out {
-        let report = build_report(&args, &ds, &split, &test_rel, &rows, &skipped)?;
+        let summary = format!(
+            "{}: {} ratings, {} users, {} movies",
+            args.data.display(),
+            ds.ratings.len(),
+            ds.users.len(),
+            ds.movies.len()
+        );
+        let mut report = Report::new("reelvec compare: one ranking protocol, every model", summary);
+        report.sections.extend(report_sections(&ds, &cmp, &opts, ("leaderboard", "examples"))?);
         report
             .write_to_dir(dir)
             .with_context(|| format!("cannot write the report into {}", dir.display()))?;
     }
-    print_leaderboard(args.split, &split, &rows, &skipped);
+    print_leaderboard(args.split, &cmp);
     Ok(())
 }
 
@@ -566,15 +627,12 @@ fn leaderboard(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
     (header.iter().map(|s| s.to_string()).collect(), cells)
 }
 
-fn print_leaderboard(
-    split: RankingSplit,
-    rows_of: &RankingSplitRows,
-    rows: &[Row],
-    skipped: &[(String, String)],
-) {
+/// Prints the leaderboard (test figures) and the skipped models.
+pub(crate) fn print_leaderboard(split: RankingSplit, cmp: &Comparison) {
+    let (rows, skipped) = (&cmp.rows, &cmp.skipped);
     outln!(
         "test figures, {split} split, {} users evaluated, best test NDCG@10 first (novelty in bits):",
-        rows_of.evaluated.len()
+        cmp.split.evaluated.len()
     );
     let (header, cells) = leaderboard(rows);
     let widths: Vec<usize> = (0..header.len())
@@ -598,23 +656,17 @@ fn print_leaderboard(
     }
 }
 
-fn build_report(
-    args: &Args,
+/// The leaderboard section (table, hyperparameters, the two scatters) and the sample user's
+/// top-10 per model with titles, under the section ids `ids`: `compare --out`'s report and the
+/// ranking part of `reelvec pipeline`'s.
+pub(crate) fn report_sections(
     ds: &Dataset,
-    split: &RankingSplitRows,
-    test_rel: &RatedItems,
-    rows: &[Row],
-    skipped: &[(String, String)],
-) -> Result<Report> {
-    let summary = format!(
-        "{}: {} ratings, {} users, {} movies",
-        args.data.display(),
-        ds.ratings.len(),
-        ds.users.len(),
-        ds.movies.len()
-    );
-    let mut report = Report::new("reelvec compare: one ranking protocol, every model", summary);
-    let mut board = Section::new("leaderboard", "Leaderboard (test)");
+    cmp: &Comparison,
+    opts: &CompareOptions,
+    ids: (&str, &str),
+) -> Result<Vec<Section>> {
+    let (split, test_rel, rows, skipped) = (&cmp.split, &cmp.test_rel, &cmp.rows, &cmp.skipped);
+    let mut board = Section::new(ids.0, "Leaderboard (test)");
     board.push_note(
         "Every rating is an interaction. Candidates are every movie except the user's training (and \
          validation) movies; lists of 10 and 20; Recall@k = hits / min(k, |relevant|), NDCG@k with binary \
@@ -622,9 +674,9 @@ fn build_report(
          Gini of list occurrences, self-information novelty in bits, intra-list genre distance. Peak MiB is \
          the process's peak resident set during the model's fits and scoring (data set included).",
     );
-    board.push_config("split", args.split);
-    board.push_config("seed", args.seed);
-    board.push_config("tuned on validation NDCG@10", args.tune);
+    board.push_config("split", opts.split);
+    board.push_config("seed", opts.seed);
+    board.push_config("tuned on validation NDCG@10", opts.tune);
     board.push_config("users evaluated", split.evaluated.len());
     board.push_config(
         "train / validation / test rows",
@@ -656,10 +708,9 @@ fn build_report(
         "accuracy vs coverage",
         scatter("Accuracy vs coverage (one point per model)", "coverage@10", |m| m.coverage_10)?,
     );
-    report.sections.push(board);
     let user = split.evaluated[0];
     let raw_user = ds.users.raw(user).unwrap_or(u64::MAX);
-    let mut examples = Section::new("examples", format!("Top-10 of user {raw_user} per model"));
+    let mut examples = Section::new(ids.1, format!("Top-10 of user {raw_user} per model"));
     examples.push_note("* marks a movie of the user's test set.");
     for r in rows {
         let lines: Vec<String> = r
@@ -673,6 +724,5 @@ fn build_report(
             .collect();
         examples.push_example(format!("{}:\n{}", r.name, lines.join("\n")));
     }
-    report.sections.push(examples);
-    Ok(report)
+    Ok(vec![board, examples])
 }

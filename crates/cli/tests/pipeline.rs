@@ -176,3 +176,53 @@ fn pipeline_only_runs_the_selected_ones() {
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("P4 — residual factorisation") && !html.contains("P2 — biased"));
 }
+
+#[test]
+fn pipeline_rankers_add_the_ranking_section() {
+    // `--rankers` with one pipeline: the report gains the ranking leaderboard (the protocol's
+    // figures per ranker) and a sample user's top-10 with titles, as `compare --out`.
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_reelvec"))
+        .args(["pipeline", "--synth", "tiny", "--epochs-scale", "0.1", "--quiet", "--only", "p4"])
+        .args(["--rankers", "popularity,ials", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("ranking models") && stdout.contains("ndcg@10"), "{stdout}");
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("## P4 — residual factorisation"), "{md}");
+    assert!(md.contains("## Ranking models — leaderboard (test)"), "{md}");
+    assert!(md.contains("| popularity |") && md.contains("| ials |"), "{md}");
+    let examples = md.split("## Top-10 of user").nth(1).expect("the sample user's section");
+    assert!(examples.contains("popularity:") && examples.contains(" 1. "), "{examples}");
+    // `--only rank`: the ranking section alone; a rating model is refused before any work.
+    let only = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_reelvec"))
+        .args([
+            "pipeline",
+            "--synth",
+            "tiny",
+            "--quiet",
+            "--only",
+            "rank",
+            "--rankers",
+            "popularity",
+            "--out",
+        ])
+        .arg(only.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let md = std::fs::read_to_string(only.path().join("report.md")).unwrap();
+    assert!(md.contains("## Ranking models") && !md.contains("P4 — residual"), "{md}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_reelvec"))
+        .args(["pipeline", "--synth", "tiny", "--rankers", "mf", "--out"])
+        .arg(only.path().join("bad"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a ranking model"));
+    assert!(!only.path().join("bad").exists());
+}

@@ -333,6 +333,70 @@ fn user_figures(
     Ok(Some(out))
 }
 
+/// The protocol's one list builder for one block of users: scores `users` against the whole
+/// catalogue, sets each user's `exclude` movies to NaN (never listed) and hands `each` the user,
+/// its masked score row, its best `k` candidates (through [`TopKSelector`]: higher score first,
+/// ties by lower index; shorter when fewer candidates) and its excluded movies.
+fn block_lists(
+    scorer: &dyn ItemScorer,
+    users: &[u32],
+    exclude: Option<&RatedItems>,
+    k: usize,
+    mut each: impl FnMut(u32, &[f32], &[u32], &[u32]) -> Result<()>,
+) -> Result<()> {
+    let mut scores = Array2::<f32>::zeros((users.len(), scorer.n_items()));
+    scorer.score_block(users, scores.view_mut())?;
+    let mut selector = TopKSelector::new(k)?;
+    for (mut row, &u) in scores.axis_iter_mut(Axis(0)).zip(users) {
+        let excluded = exclude.map_or(&[][..], |e| e.row(u));
+        for &j in excluded {
+            row[j as usize] = f32::NAN;
+        }
+        let row = row.as_slice().ok_or(MetricsError::Empty { what: "contiguous score row" })?;
+        selector.reset();
+        selector.push_slice(row, 0);
+        let list: Vec<u32> = selector.finish().iter().map(|&(_, j)| j).collect();
+        each(u, row, &list, excluded)?;
+    }
+    Ok(())
+}
+
+/// Every listed user's top-`k` list (row r for `users[r]`, padded with [`NO_ITEM`]) by the
+/// protocol's list builder, the one [`evaluate`] ranks with: candidates are every movie but the
+/// user's `exclude` row (`None`: every movie, as P3's notebook lists), users in blocks of
+/// [`BLOCK_USERS`] in parallel (lists independent of the thread count). For lists outside an
+/// evaluation (P3's figures, `reelvec evaluate`'s top-N of rating runs), so that every list a
+/// figure is computed from is built one way.
+pub fn top_lists(
+    scorer: &dyn ItemScorer,
+    users: &[u32],
+    exclude: Option<&RatedItems>,
+    k: usize,
+) -> Result<Array2<u32>> {
+    TopKSelector::new(k)?;
+    for &u in users {
+        check_index("top_lists user", u as usize, scorer.n_users())?;
+    }
+    if let Some(e) = exclude {
+        for &j in e.indices() {
+            check_index("top_lists movie", j as usize, scorer.n_items())?;
+        }
+    }
+    let blocks: Vec<Vec<u32>> = users
+        .par_chunks(BLOCK_USERS)
+        .map(|block| {
+            let mut lists = Vec::with_capacity(block.len() * k);
+            block_lists(scorer, block, exclude, k, |_, _, list, _| {
+                lists.extend(list.iter().copied().chain(std::iter::repeat(NO_ITEM)).take(k));
+                Ok(())
+            })?;
+            Ok(lists)
+        })
+        .collect::<Result<_>>()?;
+    Array2::from_shape_vec((users.len(), k), blocks.concat())
+        .map_err(|_| MetricsError::Empty { what: "list rows" })
+}
+
 /// Evaluates `scorer` under the protocol (see the module docs): lists of [`MAX_K`] for every
 /// user of `input.users`, accuracy against `input.relevant`, beyond accuracy on the top-10.
 /// Errors: a user or movie out of range, a scorer error, no user to evaluate.
@@ -355,20 +419,9 @@ pub fn evaluate(scorer: &dyn ItemScorer, input: &EvalInput<'_>) -> Result<Protoc
         .users
         .par_chunks(BLOCK_USERS)
         .map(|users| {
-            let mut scores = Array2::<f32>::zeros((users.len(), n_items));
-            scorer.score_block(users, scores.view_mut())?;
             let mut lists = Vec::with_capacity(users.len() * MAX_K);
             let mut figures = Vec::with_capacity(users.len());
-            let mut selector = TopKSelector::new(MAX_K)?;
-            for (mut row, &u) in scores.axis_iter_mut(Axis(0)).zip(users) {
-                let excluded = input.exclude.row(u);
-                for &j in excluded {
-                    row[j as usize] = f32::NAN;
-                }
-                let row = row.as_slice().ok_or(MetricsError::Empty { what: "contiguous score row" })?;
-                selector.reset();
-                selector.push_slice(row, 0);
-                let list: Vec<u32> = selector.finish().iter().map(|&(_, j)| j).collect();
+            block_lists(scorer, users, Some(input.exclude), MAX_K, |u, row, list, excluded| {
                 let relevant: Vec<u32> = input
                     .relevant
                     .row(u)
@@ -376,9 +429,10 @@ pub fn evaluate(scorer: &dyn ItemScorer, input: &EvalInput<'_>) -> Result<Protoc
                     .copied()
                     .filter(|j| excluded.binary_search(j).is_err())
                     .collect();
-                figures.push(user_figures(row, &list, &relevant, excluded)?);
+                figures.push(user_figures(row, list, &relevant, excluded)?);
                 lists.extend(list.iter().copied().chain(std::iter::repeat(NO_ITEM)).take(MAX_K));
-            }
+                Ok(())
+            })?;
             Ok((lists, figures))
         })
         .collect::<Result<_>>()?;
@@ -518,6 +572,37 @@ mod tests {
         assert_abs_diff_eq!(m.novelty_bits_10, 25f64.log2(), epsilon = 1e-12);
         assert!(m.genre_diversity_10.is_nan());
         assert_eq!(m.named()[6], ("mrr", m.mrr));
+    }
+
+    #[test]
+    fn top_lists_are_the_lists_evaluate_ranks() {
+        // 70 users (two blocks), 9 movies, scores with ties: one builder for both.
+        let model = Fixed(Array2::from_shape_fn((70, 9), |(u, j)| ((u * 7 + j * 3) % 5) as f32));
+        let exclude = RatedItems::from_rows(&(0..70).map(|u| vec![(u % 9) as u32]).collect::<Vec<_>>());
+        let relevant =
+            RatedItems::from_rows(&(0..70).map(|u| vec![((u + 1) % 9) as u32]).collect::<Vec<_>>());
+        let users: Vec<u32> = (0..70).collect();
+        let counts = vec![1u64; 9];
+        let input = EvalInput {
+            users: &users,
+            exclude: &exclude,
+            relevant: &relevant,
+            train_counts: &counts,
+            genres: &[],
+        };
+        let out = evaluate(&model, &input).unwrap();
+        let lists = top_lists(&model, &users, Some(&exclude), 5).unwrap();
+        assert_eq!(lists, out.lists.slice(s![.., ..5]));
+        // Without exclusion every movie is a candidate; by hand for user 1: scores
+        // (2, 0, 3, 1, 4, 2, 0, 3, 1) -> 4, 2, 7, 0, 5 (ties by lower index).
+        let all = top_lists(&model, &[1, 0], None, 5).unwrap();
+        assert_eq!(all.row(0).to_vec(), vec![4, 2, 7, 0, 5]);
+        // k larger than the candidates pads; a user or movie out of range is an error.
+        let long = top_lists(&model, &[3], Some(&exclude), 12).unwrap();
+        assert_eq!(long.row(0).iter().filter(|&&j| j == NO_ITEM).count(), 4);
+        assert!(top_lists(&model, &[70], None, 5).is_err());
+        assert!(top_lists(&model, &[0], Some(&RatedItems::from_rows(&[vec![9]])), 5).is_err());
+        assert!(top_lists(&model, &[0], None, 0).is_err());
     }
 
     #[test]

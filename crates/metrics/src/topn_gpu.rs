@@ -46,17 +46,24 @@ pub const SCORE_BLOCK_BYTES: usize = 512 << 20;
 /// Threads per selection block (`SEL_THREADS` in topn.cu).
 const SELECT_THREADS: u32 = 256;
 
-/// Top-N for every user on `device`: the CPU's blocked [`crate::topn::top_n`] or this module's
-/// [`top_n`] on a CUDA device. The one place a caller's device choice becomes a top-N backend.
-pub fn top_n_on(
+/// Every user's top-`k` list on `device`: on the CPU the ranking protocol's one list builder
+/// ([`crate::protocol::top_lists`]), on a CUDA device this module's [`top_n`] (its twin: same
+/// order, agreeing up to float rounding of near-ties). The one place a caller's device choice
+/// becomes a list backend (P3's figures and `reelvec evaluate`'s rating runs).
+pub fn top_lists_on(
     device: reelvec_engine::Device,
     model: &FactorScores<'_>,
-    config: &TopNConfig,
+    k: usize,
     exclude: Option<&RatedItems>,
-) -> Result<TopN> {
+) -> Result<ndarray::Array2<u32>> {
     match device {
-        reelvec_engine::Device::Cpu => crate::topn::top_n(model, config, exclude),
-        reelvec_engine::Device::Cuda(_) => top_n(&*Gpu::for_device(device)?, model, config, exclude),
+        reelvec_engine::Device::Cpu => {
+            let users: Vec<u32> = (0..model.n_users() as u32).collect();
+            crate::protocol::top_lists(model, &users, exclude, k)
+        }
+        reelvec_engine::Device::Cuda(_) => {
+            Ok(top_n(&*Gpu::for_device(device)?, model, &TopNConfig::with_k(k), exclude)?.indices)
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use std::time::Instant;
 use reelvec_data::transforms::{self, MovieStats};
 use reelvec_engine::Device;
 use reelvec_metrics::ranking::{target_rank, RankSummary};
-use reelvec_metrics::{BeyondAccuracy, TopNConfig};
+use reelvec_metrics::topn_gpu::top_lists_on;
+use reelvec_metrics::BeyondAccuracy;
 use serde_json::{json, Map, Value};
 
 use crate::checkpoint::{self, fingerprint_ratings};
@@ -174,27 +175,22 @@ fn rating(
     f.num("MAE (stars)", mae);
     f.time("RMSE/MAE", started);
 
-    // Top-N for every user, training movies excluded. Every link is monotone, so ranking by the
-    // raw score (plus P4's movie means, which differ per movie) ranks by predicted stars.
+    // Top-N for every user by the ranking protocol's list builder (its device twin on CUDA),
+    // training movies excluded (P3: as its config says). Every link is monotone, so ranking by
+    // the raw score (plus P4's movie means, which differ per movie) ranks by predicted stars.
     let started = Instant::now();
     let (n_users, n_movies) = (model.spec().n_users, model.spec().n_movies);
     let tu: Vec<u32> = train.iter().map(|&i| r.user[i as usize]).collect();
     let tm: Vec<u32> = train.iter().map(|&i| r.movie[i as usize]).collect();
     let rated = RatedItems::from_pairs(n_users, &tu, &tm)?;
     let scores = model.factor_scores()?;
-    let top_config = TopNConfig::with_k(k);
-    let top =
-        reelvec_metrics::topn_gpu::top_n_on(device, &scores, &top_config, exclude_rated.then_some(&rated))?;
+    let lists = top_lists_on(device, &scores, k, exclude_rated.then_some(&rated))?;
     f.put("top-N device", json!(device.to_string()), device.describe());
     f.time(&format!("top-{} for {n_users} users", k), started);
     let started = Instant::now();
     let stats = MovieStats::compute(r, Some(&train), n_movies);
-    let beyond = BeyondAccuracy::compute(
-        top.indices.view(),
-        model.item_embeddings(),
-        &stats.mean,
-        &stats.counts_u64(),
-    )?;
+    let beyond =
+        BeyondAccuracy::compute(lists.view(), model.item_embeddings(), &stats.mean, &stats.counts_u64())?;
     f.num(&format!("top-{k} diversity"), beyond.diversity);
     f.num("novelty (mean rating, notebook)", beyond.mean_rating_novelty);
     f.num("novelty (self-information, bits)", beyond.self_information_novelty);

@@ -256,36 +256,81 @@ fn residual_predictions_are_clipped_to_the_rating_scale() {
 
 #[test]
 fn p3_top_n_figures_are_the_metrics_crate_figures() {
-    // One definition: the pipeline's figures are reelvec-metrics' BeyondAccuracy over
-    // reelvec-metrics' top-N with training counts and means, exactly what `evaluate` computes.
-    // (P3 had its own top-N and a self-information over raters / users.)
+    // One definition: the pipeline's figures are reelvec-metrics' BeyondAccuracy over the
+    // protocol's lists (`protocol::top_lists`, the notebook's lists: nothing excluded) with
+    // training counts and means. (P3 had its own top-N and a self-information over users.)
     let ds = planted(40, 24, 12, 5);
     let base = p3_recommender::Config::default();
     let cfg = p3_recommender::Config { k: 4, train: quiet(base.train.clone(), |t| t.epochs = 3), ..base };
     let o = p3_recommender::run(&ds, &cfg).unwrap().with_top_n(&ds, &cfg).unwrap();
     let stats = MovieStats::compute(&ds.ratings, Some(&o.train_rows), ds.movies.len());
-    let lists = reelvec_metrics::topn::top_n(
-        &o.model.factor_scores().unwrap(),
-        &reelvec_metrics::TopNConfig::with_k(cfg.top_n),
-        None,
-    )
-    .unwrap();
+    let users: Vec<u32> = (0..ds.users.len() as u32).collect();
+    let lists =
+        reelvec_metrics::protocol::top_lists(&o.model.factor_scores().unwrap(), &users, None, cfg.top_n)
+            .unwrap();
     let expect = reelvec_metrics::BeyondAccuracy::compute(
-        lists.indices.view(),
+        lists.view(),
         o.model.item_embeddings(),
         &stats.mean,
         &stats.counts_u64(),
     )
     .unwrap();
-    let figures = o.top_n.as_ref().unwrap().figures;
+    let top = o.top_n.as_ref().unwrap();
+    assert_eq!(top.lists, lists);
+    let figures = top.figures;
     assert_eq!(figures, expect);
     // Self-information by hand from the lists: -log2(max(count, 1) / train rows) per slot.
     let n = o.train_rows.len() as f64;
-    let slots: Vec<u32> =
-        (0..lists.indices.nrows()).flat_map(|r| lists.list(r).collect::<Vec<_>>()).collect();
+    let slots: Vec<u32> = lists.iter().copied().filter(|&m| m != reelvec_metrics::topn::NO_ITEM).collect();
     let by_hand = slots.iter().map(|&m| -(f64::from(stats.count[m as usize].max(1)) / n).log2()).sum::<f64>()
         / slots.len() as f64;
     assert!((figures.self_information_novelty - by_hand).abs() < 1e-9);
+}
+
+#[test]
+fn p3_and_evaluate_rank_with_the_protocols_lists() {
+    // P3 (training movies excluded, the protocol's exclusion) and `reelvec evaluate` of the same
+    // run give the lists and figures `held_out_protocol` gives for the same model and split.
+    use reelvec_models::evaluate::{evaluate_run, held_out_protocol, Figures};
+    use reelvec_models::pipelines::rated_rows;
+    use reelvec_models::train;
+    let ds = planted(40, 24, 12, 5);
+    let base = p3_recommender::Config::default();
+    let cfg = p3_recommender::Config {
+        k: 4,
+        exclude_rated: true,
+        train: quiet(base.train.clone(), |t| t.epochs = 3),
+        ..base
+    };
+    let o = p3_recommender::run(&ds, &cfg).unwrap().with_top_n(&ds, &cfg).unwrap();
+    let rated = rated_rows(&ds, &o.train_rows).unwrap();
+    let relevant = rated_rows(&ds, &o.val_rows).unwrap();
+    let eval = held_out_protocol(&o.model.factor_scores().unwrap(), &ds, &rated, &relevant).unwrap();
+    let top = o.top_n.as_ref().unwrap();
+    assert!(!eval.users.is_empty());
+    for (r, &u) in eval.users.iter().enumerate() {
+        assert_eq!(top.lists.row(u as usize), eval.outcome.lists.slice(ndarray::s![r, ..10]), "user {u}");
+    }
+    // The same run through `train` + `evaluate`.
+    let run = train::train(&ds, &train::Resolved::SigmoidMf(cfg.clone()), reelvec_engine::Device::Cpu, None)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("p3");
+    run.save(&run_dir).unwrap();
+    let (_, info) = checkpoint::load_run(&run_dir).unwrap();
+    let mut f = Figures::default();
+    evaluate_run(&run_dir, &info, &ds, 10, reelvec_engine::Device::Cpu, &mut f).unwrap();
+    for (name, x) in eval.outcome.metrics.named() {
+        match f.values[name].as_f64() {
+            Some(got) => assert_eq!(got, x, "{name}"),
+            None => assert!(x.is_nan(), "{name}"),
+        }
+    }
+    let num = |name: &str| f.values[name].as_f64().unwrap();
+    assert_eq!(num("catalogue coverage"), top.figures.catalogue_coverage);
+    assert_eq!(num("Gini of recommendation counts"), top.figures.gini);
+    assert_eq!(num("novelty (self-information, bits)"), top.figures.self_information_novelty);
+    assert_eq!(num("top-10 diversity"), top.figures.diversity);
 }
 
 #[test]

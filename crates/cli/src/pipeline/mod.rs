@@ -3,10 +3,15 @@
 //! defaults, prints each one's time, figures and examples with titles, saves each run directory
 //! under `OUT/runs/<p>`, and writes `OUT/report.html` / `OUT/report.md` through reelvec-report.
 //!
+//! With `--rankers popularity,ials,..` (or `--only rank`, every ranking model) the report gains a
+//! ranking section: the ranking models on the same data under the ranking protocol.
+//!
 //! - [`stages`]: one function per pipeline (train, print, fill a report [`Section`]).
+//! - [`rank`]: the ranking section (`reelvec compare`'s code on the pipeline's data).
 //! - [`charts`]: the plots drawn from the trained models (loss curves, heatmap, maps).
 
 pub(crate) mod charts;
+mod rank;
 mod stages;
 
 use std::path::{Path, PathBuf};
@@ -37,9 +42,15 @@ pub struct Args {
     /// No progress bars; only the figures.
     #[arg(long)]
     pub quiet: bool,
-    /// Run only these pipelines, e.g. `--only p0,p2` (default: all five).
+    /// Run only these pipelines, e.g. `--only p0,p2` (default: all five); `rank` selects the
+    /// ranking section (every ranking model unless `--rankers` names some).
     #[arg(long, value_delimiter = ',', value_name = "P,...")]
     pub only: Vec<String>,
+    /// Ranking models for the report's ranking section (popularity, itemknn, ease, ials, bpr, ..):
+    /// fitted on the same data, test leaderboard under the ranking protocol (temporal holdout)
+    /// and a sample user's top-10 with titles, as `reelvec compare --out`.
+    #[arg(long, value_delimiter = ',', value_name = "MODEL,...")]
+    pub rankers: Vec<String>,
     /// Multiply every pipeline's epochs (and P1's steps) by this factor (at least 1 epoch;
     /// F above 0, at most 1000).
     #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = crate::args::epochs_scale)]
@@ -178,26 +189,34 @@ fn summary_line(ds: &Dataset, source: &str) -> String {
     )
 }
 
-/// The pipelines to run, in protocol order.
-fn selected(only: &[String]) -> Result<Vec<&'static str>> {
+/// The pipelines to run, in protocol order, and whether `rank` (the ranking section) was named.
+fn selected(only: &[String]) -> Result<(Vec<&'static str>, bool)> {
     const ALL: [&str; 5] = ["p0", "p1", "p2", "p3", "p4"];
     if only.is_empty() {
-        return Ok(ALL.to_vec());
+        return Ok((ALL.to_vec(), false));
     }
     let wanted: Vec<String> = only.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
-    if let Some(bad) = wanted.iter().find(|w| !ALL.contains(&w.as_str())) {
-        bail!("--only: unknown pipeline `{bad}` (p0, p1, p2, p3, p4)");
+    if let Some(bad) = wanted.iter().find(|w| !ALL.contains(&w.as_str()) && w.as_str() != "rank") {
+        bail!("--only: unknown pipeline `{bad}` (p0, p1, p2, p3, p4, rank)");
     }
-    Ok(ALL.into_iter().filter(|p| wanted.iter().any(|w| w == p)).collect())
+    let rank = wanted.iter().any(|w| w == "rank");
+    Ok((ALL.into_iter().filter(|p| wanted.iter().any(|w| w == p)).collect(), rank))
 }
 
 /// Runs the pipeline.
 pub fn run(args: Args) -> Result<()> {
     let device = resolve_device(&args.device, false)?;
-    let which = selected(&args.only)?;
-    if args.corpus.sequences.is_some() && which != ["p0"] {
-        bail!("--sequences trains P0 only: add --only p0");
+    let (which, rank_named) = selected(&args.only)?;
+    if args.corpus.sequences.is_some() && (which != ["p0"] || rank_named || !args.rankers.is_empty()) {
+        bail!("--sequences trains P0 only: add --only p0 (and no ranking models)");
     }
+    let rankers = match (&args.rankers[..], rank_named) {
+        ([], false) => Vec::new(),
+        ([], true) => {
+            rank::parse_rankers(&rank::DEFAULT_RANKERS.split(',').map(String::from).collect::<Vec<_>>())?
+        }
+        (names, _) => rank::parse_rankers(names)?,
+    };
     let runs_dir = args.out.join("runs");
     check_outputs(&args.out, &runs_dir, &which)?;
     let started = Instant::now();
@@ -230,6 +249,11 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("pipeline {}", p.to_uppercase()))?;
         report.sections.push(result.section);
         rows.push(result.summary);
+    }
+    if !rankers.is_empty() {
+        let (sections, summary) = rank::rank(&ctx, &rankers).context("ranking models")?;
+        report.sections.extend(sections);
+        rows.push(summary);
     }
     let written = report.write_to_dir(&args.out)?;
     print_summary(&rows);
@@ -300,8 +324,9 @@ mod tests {
 
     #[test]
     fn only_keeps_protocol_order_and_rejects_unknown() {
-        assert_eq!(selected(&["p3".into(), "P0".into()]).unwrap(), vec!["p0", "p3"]);
-        assert_eq!(selected(&[]).unwrap().len(), 5);
+        assert_eq!(selected(&["p3".into(), "P0".into()]).unwrap(), (vec!["p0", "p3"], false));
+        assert_eq!(selected(&[]).unwrap().0.len(), 5);
+        assert_eq!(selected(&["rank".into()]).unwrap(), (vec![], true));
         assert!(selected(&["p9".into()]).unwrap_err().to_string().contains("p9"));
     }
 

@@ -10,8 +10,11 @@
 //!
 //! Top-N (computed only when the caller asks, by [`Outcome::with_top_n`]: it scores every user
 //! against every movie, which on large data costs more than training): each user's 10
-//! best-scored movies by reelvec-metrics' blocked top-N (the notebook does not exclude rated
-//! movies; `exclude_rated = true` does). Over all users' lists, reelvec-metrics'
+//! best-scored movies by the ranking protocol's one list builder (reelvec-metrics'
+//! `protocol::top_lists`, the lists `reelvec evaluate` and `reelvec compare` rank with). The
+//! notebook's lists differ from the protocol's in one point, passed as a parameter: the
+//! notebook does not exclude the user's rated movies (`exclude_rated = false`, the default);
+//! the protocol excludes the training movies (`exclude_rated = true`). Over all users' lists, reelvec-metrics'
 //! `BeyondAccuracy` with counts and mean ratings over the training rows: diversity (mean over
 //! the 45 pairs of `1 - cos`), the notebook's "novelty" (mean of the movies' mean rating in
 //! stars; really a popularity measure), self-information novelty (`-log2(train count / train
@@ -37,7 +40,9 @@ use crate::checkpoint;
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
 use crate::{ItemEmbeddings, ModelError, ModelKind, RatingModel};
-use reelvec_metrics::topn::{self, TopNConfig};
+use ndarray::Array2;
+use reelvec_metrics::protocol::top_lists;
+use reelvec_metrics::topn;
 use reelvec_metrics::BeyondAccuracy;
 
 /// P3 settings; [`Default`] is the notebook's protocol.
@@ -238,6 +243,8 @@ pub struct TopNReport {
     /// reelvec-metrics' beyond-accuracy figures over all users' lists (counts and mean ratings
     /// over the training rows).
     pub figures: BeyondAccuracy,
+    /// Every user's list (row = dense user, padded with reelvec-metrics' `NO_ITEM`).
+    pub lists: Array2<u32>,
     /// The first user's list (an example), with predicted stars.
     pub example_user: Option<(u64, Vec<MovieScore>)>,
 }
@@ -250,22 +257,21 @@ impl Outcome {
         let model = &self.model;
         let rated = super::rated_rows(ds, &self.train_rows)?;
         let stats = MovieStats::compute(&ds.ratings, Some(&self.train_rows), ds.movies.len());
-        let lists = topn::top_n(
-            &model.factor_scores()?,
-            &TopNConfig::with_k(cfg.top_n),
-            cfg.exclude_rated.then_some(&rated),
-        )?;
-        let figures = BeyondAccuracy::compute(
-            lists.indices.view(),
-            model.item_embeddings(),
-            &stats.mean,
-            &stats.counts_u64(),
-        )?;
-        let example_user = (lists.indices.nrows() > 0).then(|| {
-            let pairs: Vec<(u32, f32)> = lists.list(0).map(|m| (m, model.predict(0, m))).collect();
+        let users: Vec<u32> = (0..ds.users.len() as u32).collect();
+        let scores = model.factor_scores()?;
+        let lists = top_lists(&scores, &users, cfg.exclude_rated.then_some(&rated), cfg.top_n)?;
+        let figures =
+            BeyondAccuracy::compute(lists.view(), model.item_embeddings(), &stats.mean, &stats.counts_u64())?;
+        let example_user = (lists.nrows() > 0).then(|| {
+            let pairs: Vec<(u32, f32)> = lists
+                .row(0)
+                .iter()
+                .filter(|&&m| m != topn::NO_ITEM)
+                .map(|&m| (m, model.predict(0, m)))
+                .collect();
             (ds.users.raw(0).unwrap_or(0), MovieScore::list(ds, &pairs))
         });
-        self.top_n = Some(TopNReport { figures, example_user });
+        self.top_n = Some(TopNReport { figures, lists, example_user });
         Ok(self)
     }
 }
