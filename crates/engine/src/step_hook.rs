@@ -1,9 +1,10 @@
 //! The step hook: a per-thread callback every trainer calls between optimisation steps
-//! (`Trainer::fit`, `Trainer::fit_gpu`, P1's full-batch loops), with the steps done and the
-//! steps planned. It reports progress to a host that draws its own bar (the Python package's
-//! notebook progress bar) and lets the host stop a fit cleanly: a hook that returns `false`
-//! ends the fit with [`EngineError::Interrupted`] before the next step, so no model comes back
-//! and nothing is saved (the Python package checks Ctrl-C there).
+//! (`Trainer::fit`, `Trainer::fit_gpu`, P1's full-batch loops; reelvec-models' iALS and BPR fits
+//! between iterations and epochs), with the steps done and the steps planned. It reports
+//! progress to a host that draws its own bar (the Python package's notebook progress bar) and
+//! lets the host stop a fit cleanly: a hook that returns `false` ends the fit with
+//! [`EngineError::Interrupted`] before the next step, so no model comes back and nothing is
+//! saved (the Python package checks Ctrl-C there).
 //!
 //! The hook lives in a thread-local slot: it sees only fits run on the thread that installed it
 //! ([`with_step_hook`]), and a fit without a hook pays one thread-local read per step.

@@ -63,6 +63,26 @@ fn skipgram_negative_sampling_runs_and_saves() {
     assert_eq!(model.params(), out.model.params());
 }
 
+#[test]
+fn middle_refuses_the_same_movie_twice_and_caps_k_at_the_other_movies() {
+    let data = small_franchise_data();
+    let mut config = quiet(Config { top_movies: 0, min_user_ratings: 10, ..Config::default() });
+    config.train.epochs = 1;
+    let out = p0_cbow::run(&data.dataset, &config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    out.save(dir.path(), &config, None).unwrap();
+    let (model, info) = p0_cbow::load(dir.path()).unwrap();
+    let err = p0_cbow::middle(&model, &info, 3, 3, 5).unwrap_err();
+    assert!(matches!(err, reelvec_models::ModelError::InvalidData(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&info.title(3)) && msg.contains("two different movies"), "{msg}");
+    let vocab = info.movie_raw_ids.len();
+    let ranked = p0_cbow::middle(&model, &info, 3, 4, vocab + 10).unwrap();
+    // Every other movie, the two given ones left out.
+    assert_eq!(ranked.len(), vocab - 2);
+    assert!(ranked.iter().all(|&(m, _)| m != 3 && m != 4), "{ranked:?}");
+}
+
 fn report(name: &str, ds: &reelvec_data::Dataset, config: &Config, franchises: Option<&[Vec<u64>]>) {
     let out = p0_cbow::run(ds, config).unwrap();
     let f = &out.figures;

@@ -512,7 +512,7 @@ fn train(
 ) -> PyResult<Run> {
     let kind: ModelKind = kind.parse().map_err(errors::model)?;
     if let Some(ranker) = kind.ranker() {
-        return train_ranking(py, ranker, data, &device, seed, &overrides, preset);
+        return train_ranking(py, ranker, data, &device, seed, &overrides, preset, progress);
     }
     let device = Device::parse(&device).map_err(errors::engine)?;
     // The engine's own bar draws on the terminal; the package draws its own through `progress`.
@@ -542,7 +542,9 @@ fn train(
 
 /// Fits a ranking model on every rating of `data` (reelvec-models' `train_ranker`, as `reelvec
 /// train --model <ranker>`): `overrides` are its plain `key=value` parameters; no preset; the
-/// models train on the CPU (`auto` is the CPU, as in the CLI).
+/// models train on the CPU (`auto` is the CPU, as in the CLI). iALS and BPR call the step hook
+/// between iterations (Ctrl-C, `progress`), as `train` does between steps.
+#[allow(clippy::too_many_arguments)]
 fn train_ranking(
     py: Python<'_>,
     kind: RankerKind,
@@ -551,6 +553,7 @@ fn train_ranking(
     seed: u64,
     overrides: &[String],
     preset: Option<String>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Run> {
     if preset.is_some() {
         return Err(config_error(format!(
@@ -563,10 +566,17 @@ fn train_ranking(
         if device == "auto" { Device::Cpu } else { Device::parse(device).map_err(errors::engine)? };
     let ds = data.inner.clone();
     let path = data.source.as_ref().map(PathBuf::from);
-    let (model, inner) = py
-        .detach(move || training::train_ranker(&ds, kind, &params, seed, device, path.as_deref(), None))
-        .map_err(errors::model)?;
-    Ok(Run { inner, ranker: Some(Mutex::new(model)) })
+    let (fitted, stopped) = py.detach(move || {
+        with_python_hook(progress, || {
+            training::train_ranker(&ds, kind, &params, seed, device, path.as_deref(), None)
+        })
+    });
+    match (fitted, stopped) {
+        (Ok((model, inner)), _) => Ok(Run { inner, ranker: Some(Mutex::new(model)) }),
+        // The hook's own exception (KeyboardInterrupt, or the progress callback's) wins.
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => Err(errors::model(e)),
+    }
 }
 
 /// The model kinds `train` accepts, as the CLI spells them.

@@ -2,7 +2,10 @@
 queries each supports (similar, recommend, fold_in, vectors), determinism, and run directories
 shared with the CLI's `reelvec train --model <ranker>`."""
 
+import _thread
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -138,3 +141,36 @@ def test_ranker_runs_round_trip_between_the_cli_and_python(tmp_path, cli):
     out = subprocess.run([cli, "recommend", "--run", str(tmp_path / "py-run"), "--user", str(user), "-k", "5",
                           "--exclude-rated"], check=True, capture_output=True, text=True)
     assert _cli_top(out.stdout) == [(m, round(s, 4)) for m, _, s in ours.recommend(user, k=5)]
+
+
+# Far more work than a test waits for: only the stop hook between iterations ends these early.
+ENDLESS = {"ials": {"factors": 16, "iterations": 100000}, "bpr": {"factors": 16, "epochs": 1000000}}
+
+
+@pytest.mark.parametrize("kind", sorted(ENDLESS))
+def test_ctrl_c_stops_a_ranker_fit_between_iterations(kind, tiny):
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        reelvec.train(kind, tiny, config=ENDLESS[kind], seed=1)
+    timer.cancel()
+    assert time.perf_counter() - start < 30
+
+
+@pytest.mark.parametrize("kind", sorted(ENDLESS))
+def test_a_ranker_fit_reports_progress_and_its_callback_can_stop_it(kind, tiny):
+    from reelvec import _core
+
+    seen = []
+
+    def stop_at_3(done, total):
+        seen.append((done, total))
+        if done >= 3:
+            raise RuntimeError("stop here")
+
+    overrides = [f"{k}={v}" for k, v in ENDLESS[kind].items()]
+    with pytest.raises(RuntimeError, match="stop here"):
+        _core.train(kind, tiny._inner, "cpu", 1, overrides, None, stop_at_3)
+    total = ENDLESS[kind]["iterations" if kind == "ials" else "epochs"]
+    assert seen and seen[-1][0] >= 3 and all(t == total for _, t in seen)

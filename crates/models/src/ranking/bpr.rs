@@ -472,6 +472,8 @@ impl Bpr {
             }
             split_items(&mut store, tables, &users, &items);
             after_epoch(epoch, &scores_of(&store, tables)?);
+            // The host's stop hook (Ctrl-C in Python) between epochs: no model comes back.
+            reelvec_engine::step_hook::after_step(epoch as u64 + 1, params.epochs as u64)?;
         }
         Ok(Bpr { params, store, tables })
     }

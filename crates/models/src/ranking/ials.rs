@@ -172,6 +172,8 @@ impl Ials {
                 model.item_factors.view_mut(),
             );
             after_iteration(it, &model);
+            // The host's stop hook (Ctrl-C in Python) between iterations: no model comes back.
+            reelvec_engine::step_hook::after_step(it as u64 + 1, params.iterations as u64)?;
         }
         Ok(model)
     }

@@ -146,9 +146,10 @@ pub fn fit_ials_gpu(
         unsafe { launch.launch(cfg) }.map_err(|e| gpu.launch_error("ials_cg_rows", e))?;
         Ok(())
     };
-    for _ in 0..params.iterations {
+    for it in 0..params.iterations {
         half(&mut g, &y, n_items, &users, &mut x)?;
         half(&mut g, &x, n_users, &items, &mut y)?;
+        reelvec_engine::step_hook::after_step(it as u64 + 1, params.iterations as u64)?;
     }
     let user_factors = gpu.download(&x, n_users * k, "ials user factors")?;
     let item_factors = gpu.download(&y, n_items * k, "ials movie factors")?;

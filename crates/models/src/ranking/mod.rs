@@ -440,6 +440,37 @@ mod tests {
     }
 
     #[test]
+    fn a_step_hook_returning_false_stops_ials_and_bpr_between_iterations_with_interrupted() {
+        let rows = RatedItems::from_rows(&[vec![0, 1], vec![0, 1, 2], vec![1, 2, 3], vec![3, 4], vec![0, 4]]);
+        let train = Interactions::new(&rows, 5).unwrap();
+        for (kind, params) in [
+            (RankerKind::Ials, serde_json::json!({"factors": 2, "iterations": 50})),
+            (RankerKind::Bpr, serde_json::json!({"factors": 2, "epochs": 50})),
+        ] {
+            let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let log = seen.clone();
+            let fitted = reelvec_engine::step_hook::with_step_hook(
+                move |p| {
+                    log.borrow_mut().push((p.done, p.total));
+                    p.done < 3
+                },
+                || fit_ranker(kind, train, &params, 1, Device::Cpu),
+            );
+            assert!(
+                matches!(
+                    fitted,
+                    Err(ModelError::Engine(reelvec_engine::EngineError::Interrupted { done: 3 }))
+                ),
+                "{kind}: {:?}",
+                fitted.err()
+            );
+            assert_eq!(*seen.borrow(), vec![(1, 50), (2, 50), (3, 50)], "{kind}");
+            // Without a hook the same fit runs to the end.
+            assert!(fit_ranker(kind, train, &params, 1, Device::Cpu).is_ok(), "{kind}");
+        }
+    }
+
+    #[test]
     fn every_kind_fits_through_fit_ranker_and_scores_a_new_user_like_a_training_user() {
         let rows = RatedItems::from_rows(&[vec![0, 1], vec![0, 1, 2], vec![1, 2, 3], vec![3, 4], vec![0, 4]]);
         let train = Interactions::new(&rows, 5).unwrap();
