@@ -396,8 +396,9 @@ pub fn train_pairs(
                 epoch: epoch as u64,
             };
             lanes.par_iter_mut().enumerate().for_each(|(l, lane)| {
-                for s in bounds[l]..bounds[l + 1] {
-                    lane.sequence(&shared, &sampling, s, alpha_at(epoch_words + words_before[s]));
+                let range = bounds[l]..bounds[l + 1];
+                for (s, &before) in range.clone().zip(&words_before[range]) {
+                    lane.sequence(&shared, &sampling, s, alpha_at(epoch_words + before));
                 }
             });
             let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.syn0).collect();
