@@ -82,6 +82,7 @@ pub mod mf_gpu;
 pub mod pipelines;
 pub mod ranking;
 pub mod sequence;
+mod sgd_lanes;
 pub mod titles;
 pub mod train;
 pub mod traits;

@@ -103,6 +103,30 @@ fn item2vec_with_gensims_epoch_options_is_bitwise_identical_for_any_thread_count
 }
 
 #[test]
+fn item2vec_pair_sgd_is_bitwise_identical_for_any_thread_count() {
+    // gensim's per-pair SGD (`model.trainer = "pair_sgd"`) through P0, with subsampling and
+    // shrunk windows: deterministic lanes, never per thread.
+    let ds = data();
+    for arch in ["skipgram", "cbow"] {
+        let model: reelvec_models::item2vec::Item2VecConfig = serde_json::from_value(serde_json::json!({
+            "architecture": arch, "loss": "negative_sampling", "window": 3, "negative": 4,
+            "sample": 1e-2, "shrink_windows": true, "alpha": 0.025, "min_alpha": 0.0001,
+            "context": "mean", "drop_ends": false, "trainer": "pair_sgd"
+        }))
+        .unwrap();
+        let mut cfg =
+            p0_cbow::Config { top_movies: 0, min_user_ratings: 10, model, ..p0_cbow::Config::default() };
+        cfg.train.epochs = 2;
+        cfg.train.quiet = true;
+        same_on_1_2_4_threads(&format!("P0 {arch} pair_sgd"), || {
+            let out = p0_cbow::run(&ds, &cfg).unwrap();
+            assert_eq!(out.history.optimizer, "pair_sgd");
+            fingerprint(out.model.params(), Some(&out.history))
+        });
+    }
+}
+
+#[test]
 fn cooc_weights_are_bitwise_identical_for_any_thread_count() {
     let ds = data();
     let mut cfg = p1_cooc::Config { reference: p1_cooc::ReferenceChoice::None, ..p1_cooc::Config::default() };

@@ -86,26 +86,31 @@ impl EpochSampling {
     /// The subsampled sequence `s` of epoch `epoch` and the effective window of each of its
     /// kept positions.
     pub fn draw(&self, epoch: u64, s: usize) -> (Vec<u32>, Vec<usize>) {
+        let (mut kept, mut windows) = (Vec::new(), Vec::new());
+        self.draw_into(epoch, s, &mut kept, &mut windows);
+        (kept, windows)
+    }
+
+    /// [`draw`](Self::draw) into reused buffers (cleared first): the per-pair SGD trainer
+    /// redraws every sequence every epoch without allocating.
+    pub fn draw_into(&self, epoch: u64, s: usize, kept: &mut Vec<u32>, windows: &mut Vec<usize>) {
         let seq = &self.sequences[s];
         let mut rng = SplitMix64::stream(self.seed ^ EPOCH_SALT, epoch, s as u64);
-        let kept: Vec<u32> = match &self.keep {
-            Some(keep) => seq
-                .iter()
-                .copied()
-                .filter(|&t| {
-                    let u = rng.next_f64();
-                    u < keep.get(t as usize).copied().unwrap_or(1.0)
-                })
-                .collect(),
-            None => seq.clone(),
-        };
+        kept.clear();
+        windows.clear();
+        match &self.keep {
+            Some(keep) => kept.extend(seq.iter().copied().filter(|&t| {
+                let u = rng.next_f64();
+                u < keep.get(t as usize).copied().unwrap_or(1.0)
+            })),
+            None => kept.extend_from_slice(seq),
+        }
         let w = self.config.window.max(1);
-        let windows = if self.config.shrink_windows {
-            kept.iter().map(|_| w - (rng.next_u64() % w as u64) as usize).collect()
+        if self.config.shrink_windows {
+            windows.extend(kept.iter().map(|_| w - (rng.next_u64() % w as u64) as usize));
         } else {
-            vec![w; kept.len()]
-        };
-        (kept, windows)
+            windows.resize(kept.len(), w);
+        }
     }
 
     /// The examples of epoch `epoch`: every sequence subsampled and cut with its drawn windows

@@ -21,6 +21,7 @@ pub(crate) mod lane;
 mod model;
 pub mod negative;
 mod objective;
+pub mod sgd;
 mod simd;
 pub mod softmax;
 
@@ -105,6 +106,31 @@ pub enum OutputLoss {
     NegativeSampling,
 }
 
+/// How item2vec trains (`model.trainer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Item2VecTrainer {
+    /// reelvec-engine's `Trainer`: batches of sequences, the batch-mean gradient, `train.optimizer`
+    /// (the notebook's Adam), validation loss and early stopping.
+    #[default]
+    Engine,
+    /// Per-pair SGD as word2vec.c and gensim train (negative sampling only; [`sgd`]): every
+    /// (center, context) pair one plain SGD step at `alpha` decaying by words processed;
+    /// deterministic lanes, bitwise identical for any thread count. `train.optimizer`,
+    /// `batch_size`, `shuffle` and early stopping are not used.
+    PairSgd,
+}
+
+impl Item2VecTrainer {
+    /// The name a config spells (`engine`, `pair_sgd`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Item2VecTrainer::Engine => "engine",
+            Item2VecTrainer::PairSgd => "pair_sgd",
+        }
+    }
+}
+
 /// Model hyperparameters of item2vec (P0 defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -145,6 +171,9 @@ pub struct Item2VecConfig {
     /// gensim's `min_alpha`: when set, the learning rate decays linearly per batch from
     /// `alpha` (or `train.lr`) to `min_alpha` over every planned step.
     pub min_alpha: Option<f32>,
+    /// How the model trains: `engine` (default: batches through reelvec-engine's optimizers)
+    /// or `pair_sgd` (gensim's per-pair SGD, negative sampling only).
+    pub trainer: Item2VecTrainer,
 }
 
 impl Item2VecConfig {
@@ -178,6 +207,14 @@ impl Item2VecConfig {
                 p,
                 "a finite number >= 0",
                 p.is_finite() && p >= 0.0,
+            )?;
+        }
+        if self.trainer == Item2VecTrainer::PairSgd {
+            check_key(
+                &format!("{prefix}.trainer"),
+                self.trainer.as_str(),
+                "`engine`, or `pair_sgd` with `loss = \"negative_sampling\"`",
+                self.loss == OutputLoss::NegativeSampling,
             )?;
         }
         let s = self.sample;
@@ -223,6 +260,7 @@ impl Default for Item2VecConfig {
             shrink_windows: false,
             alpha: None,
             min_alpha: None,
+            trainer: Item2VecTrainer::Engine,
         }
     }
 }

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use super::{check_fraction, check_key, check_tables_fit, check_train, run_info_for, ModelKind, MovieScore};
 use crate::checkpoint::{self, RunInfo};
 use crate::item2vec::{
-    decayed_train_config, Architecture, EpochSampling, Examples, Item2Vec, Item2VecConfig, Item2VecObjective,
-    Item2VecTables, RankMetrics,
+    decayed_train_config, sgd, Architecture, EpochSampling, Examples, Item2Vec, Item2VecConfig,
+    Item2VecObjective, Item2VecTables, Item2VecTrainer, RankMetrics,
 };
 use crate::traits::ItemEmbeddings;
 use crate::ModelError;
@@ -265,44 +265,18 @@ fn train_on_sequences(
     if train.is_empty() {
         return Err(ModelError::InvalidData("P0: the training sequences give no example".into()));
     }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
-    let mut params = reelvec_engine::ParamStore::new();
-    let tables = Item2VecTables::register(&mut params, vocab, m, &mut rng)?;
-    let val_opt = (!val.is_empty()).then(|| val.clone());
-    let mut objective = Item2VecObjective::new(*m, tables, vocab, train, val_opt, config.seed)?;
-    if let Some(sampling) = EpochSampling::new(pick(&train_users), vocab, m, config.seed) {
-        objective = objective.with_epoch_sampling(sampling)?;
-    }
-    let train_config = decayed_train_config(m, &config.train, train_users.len());
-    let history = match device {
-        reelvec_engine::Device::Cpu => {
-            Trainer::new(train_config)
-                .fit_with(&objective, &mut params, |stats, _| objective.set_epoch(stats.epoch as u64 + 1))?
-        }
-        reelvec_engine::Device::Cuda(_) if m.resamples() => {
+    let (params, history, train_examples) = if m.trainer == Item2VecTrainer::PairSgd {
+        if matches!(device, reelvec_engine::Device::Cuda(_)) {
             return Err(ModelError::Unsupported {
-                operation: "gensim's per-epoch `sample` / `shrink_windows` on CUDA (train on the CPU)".into(),
-                kind: match m.architecture {
-                    Architecture::Cbow => ModelKind::Cbow,
-                    Architecture::Skipgram => ModelKind::Skipgram,
-                }
-                .to_string(),
-            })
+                operation: "model.trainer = \"pair_sgd\" on CUDA (train on the CPU)".into(),
+                kind: kind_of(m).to_string(),
+            });
         }
-        reelvec_engine::Device::Cuda(_) => {
-            let gpu = reelvec_engine::gpu::Gpu::for_device(device)?;
-            let train = objective.train_examples();
-            let mut dev = crate::item2vec::gpu::GpuItem2VecObjective::new(
-                &gpu,
-                *m,
-                tables,
-                vocab,
-                train,
-                objective.val_examples(),
-            )?
-            .with_seed(config.seed);
-            Trainer::new(train_config).fit_gpu(&gpu, &mut dev, &mut params)?
-        }
+        let train_len = train.len();
+        let (params, history) = sgd::train_pairs(&pick(&train_users), vocab, m, &config.train, config.seed)?;
+        (params, history, train_len)
+    } else {
+        fit_engine(vocab, m, config, train, &val, &pick(&train_users), device)?
     };
     let model = Item2Vec::new(*m, params)?;
     let val_rank = (!val.is_empty()).then(|| model.rank_metrics(&val));
@@ -312,7 +286,7 @@ fn train_on_sequences(
         uniform_baseline: (vocab as f64).ln(),
         train_sequences: train_users.len(),
         val_sequences: val_users.len(),
-        train_examples: objective.train_examples().len(),
+        train_examples,
         val_examples: val.len(),
         loss_name: m.loss_name().to_string(),
         final_train_loss: last.map_or(f64::NAN, |e| e.train_loss),
@@ -351,6 +325,65 @@ fn train_on_sequences(
         })
         .collect::<Result<_, ModelError>>()?;
     Ok(Outcome { model, dataset: data, history, figures, middle, neighbours, val_examples: val })
+}
+
+/// The engine trainer's fit of P0 (`model.trainer = "engine"`): the objective over `train`,
+/// validation on `val`, the trainer on `device`. Returns the tables, history and the number of
+/// training examples.
+fn fit_engine(
+    vocab: usize,
+    m: &Item2VecConfig,
+    config: &Config,
+    train: Examples,
+    val: &Examples,
+    train_sequences: &[Vec<u32>],
+    device: reelvec_engine::Device,
+) -> Result<(ParamStore, History, usize), ModelError> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    let mut params = reelvec_engine::ParamStore::new();
+    let tables = Item2VecTables::register(&mut params, vocab, m, &mut rng)?;
+    let val_opt = (!val.is_empty()).then(|| val.clone());
+    let mut objective = Item2VecObjective::new(*m, tables, vocab, train, val_opt, config.seed)?;
+    if let Some(sampling) = EpochSampling::new(train_sequences.to_vec(), vocab, m, config.seed) {
+        objective = objective.with_epoch_sampling(sampling)?;
+    }
+    let train_config = decayed_train_config(m, &config.train, train_sequences.len());
+    let history = match device {
+        reelvec_engine::Device::Cpu => {
+            Trainer::new(train_config)
+                .fit_with(&objective, &mut params, |stats, _| objective.set_epoch(stats.epoch as u64 + 1))?
+        }
+        reelvec_engine::Device::Cuda(_) if m.resamples() => {
+            return Err(ModelError::Unsupported {
+                operation: "gensim's per-epoch `sample` / `shrink_windows` on CUDA (train on the CPU)".into(),
+                kind: kind_of(m).to_string(),
+            })
+        }
+        reelvec_engine::Device::Cuda(_) => {
+            let gpu = reelvec_engine::gpu::Gpu::for_device(device)?;
+            let train = objective.train_examples();
+            let mut dev = crate::item2vec::gpu::GpuItem2VecObjective::new(
+                &gpu,
+                *m,
+                tables,
+                vocab,
+                train,
+                objective.val_examples(),
+            )?
+            .with_seed(config.seed);
+            Trainer::new(train_config).fit_gpu(&gpu, &mut dev, &mut params)?
+        }
+    };
+    let examples = objective.train_examples().len();
+    Ok((params, history, examples))
+}
+
+/// The model kind of an item2vec configuration.
+fn kind_of(m: &Item2VecConfig) -> ModelKind {
+    match m.architecture {
+        Architecture::Cbow => ModelKind::Cbow,
+        Architecture::Skipgram => ModelKind::Skipgram,
+    }
 }
 
 impl Outcome {

@@ -54,6 +54,7 @@ use crate::item2vec::lane::RowMarks;
 use crate::item2vec::negative::{sigmoid, SplitMix64};
 use crate::item2vec::UnigramSampler;
 use crate::mf::dot;
+use crate::sgd_lanes::{merge, LaneTable};
 use crate::ModelError;
 
 /// Redraws of a negative that turned out to be one of the user's movies before the sample is
@@ -197,45 +198,6 @@ struct Shared<'a> {
     epoch: u64,
 }
 
-const NONE: u32 = u32::MAX;
-
-/// A lane's copies of the rows of one table it touched in the current step.
-#[derive(Debug, Default)]
-struct LaneTable {
-    /// Slot of each row (`NONE` when untouched).
-    slot: Vec<u32>,
-    /// Rows in first-touch order.
-    rows: Vec<u32>,
-    /// Their copies, slot-major.
-    work: Vec<f32>,
-}
-
-impl LaneTable {
-    fn new(rows: usize) -> Self {
-        LaneTable { slot: vec![NONE; rows], rows: Vec::new(), work: Vec::new() }
-    }
-
-    /// The offset of row `r`'s copy, copying it from `shared` on first touch.
-    #[inline]
-    fn touch(&mut self, r: u32, shared: &[f32], width: usize) -> usize {
-        let s = &mut self.slot[r as usize];
-        if *s == NONE {
-            *s = self.rows.len() as u32;
-            self.rows.push(r);
-            self.work.extend_from_slice(&shared[r as usize * width..][..width]);
-        }
-        *s as usize * width
-    }
-
-    fn clear(&mut self) {
-        for &r in &self.rows {
-            self.slot[r as usize] = NONE;
-        }
-        self.rows.clear();
-        self.work.clear();
-    }
-}
-
 /// One lane: its user and movie copies.
 #[derive(Debug, Default)]
 struct Lane {
@@ -280,49 +242,6 @@ impl Lane {
         };
         triple_step(p, qi, qj, sh.lr, sh.regularization);
     }
-}
-
-/// Merges the lanes' copies of one table into `table` (see the module doc): every touched row
-/// becomes `first copy + sum over later lanes (copy - row)`, in lane order. Returns whether every merged
-/// value is finite.
-fn merge(
-    table: &mut [f32],
-    width: usize,
-    parts: &[&LaneTable],
-    marks: &mut RowMarks,
-    out: &mut Vec<f32>,
-) -> bool {
-    for part in parts {
-        for &r in &part.rows {
-            marks.mark(r);
-        }
-    }
-    out.clear();
-    out.resize(marks.rows.len() * width, 0.0);
-    let base: &[f32] = table;
-    out.par_chunks_mut(width).zip(marks.rows.par_iter()).with_min_len(64).for_each(|(o, &r)| {
-        let row = &base[r as usize * width..][..width];
-        let mut first = true;
-        for part in parts {
-            let s = part.slot[r as usize];
-            if s != NONE {
-                let copy = &part.work[s as usize * width..][..width];
-                if first {
-                    o.copy_from_slice(copy);
-                    first = false;
-                } else {
-                    for ((o, &c), &b) in o.iter_mut().zip(copy).zip(row) {
-                        *o += c - b;
-                    }
-                }
-            }
-        }
-    });
-    for (o, &r) in out.chunks_exact(width).zip(&marks.rows) {
-        table[r as usize * width..][..width].copy_from_slice(o);
-    }
-    marks.clear();
-    out.iter().all(|x| x.is_finite())
 }
 
 /// A fitted BPR model: its engine tables and the parameters used.

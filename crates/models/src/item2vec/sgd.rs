@@ -1,0 +1,644 @@
+//! Per-pair SGD for skip-gram and CBOW with negative sampling, as word2vec.c and gensim's
+//! `word2vec_inner.pyx` train them (`fast_sentence_sg_neg`, `fast_sentence_cbow_neg`):
+//! `model.trainer = "pair_sgd"` ([`train_pairs`]).
+//!
+//! **Update.** gensim's names: `syn0` is `embedding` (the exported vectors), `syn1neg` is
+//! `out_weight`; `out_bias` stays 0 (word2vec has no output bias). For an input vector `h` and
+//! an output token `x` with label `l` (1 for the positive, 0 for a negative), `s = h . W[x]`,
+//! the loss `-ln sigma(s)` (l = 1) or `-ln sigma(-s)` (l = 0) has `d/ds = sigma(s) - l`, so one
+//! SGD step at rate `alpha` is, with `g = (l - sigma(s)) alpha`:
+//!
+//! ```text
+//! work += g W[x]          (the input's step, applied after every output of the pair)
+//! W[x] += g h             (with h before the pair's step, as gensim)
+//! ```
+//!
+//! **Skip-gram** (gensim's pair order): for position `i` and each context position `j` of its
+//! window, `h = E[t_j]`, the positive is `t_i`, then `E[t_j] += work`. **CBOW**: `h` is the sum
+//! of the context rows (divided by their count with `context = "mean"`, gensim's `cbow_mean=1`),
+//! the positive is `t_i`, and every context row gets `work` (gensim: `work / count` with the sum,
+//! `work` unscaled with the mean).
+//!
+//! **Sigmoid:** gensim's table, not the exact function: `EXP_TABLE_SIZE` = 1000 values of
+//! `sigma` on `[-6, 6)`, index `floor((s + 6) * 1000 / 12)`; a pair term with `|s| >= 6` takes no
+//! step (gensim's `continue`). The reported loss uses gensim's log-sigmoid table the same way and
+//! the exact softplus for the saturated terms.
+//!
+//! **Negatives:** `negatives` draws per positive from the unigram^`unigram_power` table
+//! ([`UnigramSampler`], gensim's cum-table bisection); a draw equal to the positive is skipped,
+//! not redrawn (gensim). **Learning rate:** `alpha` (`model.alpha`, else `train.lr`) decays
+//! linearly to `min_alpha` (else constant) by raw words processed, set at every sequence start:
+//! gensim's `alpha - (alpha - min_alpha) progress` through [`decayed_train_config`] with one
+//! step per word. **Subsampling and shrunk windows** are [`EpochSampling`]'s draws (the same
+//! as the engine trainer's); sequences are visited in order (no shuffle, as gensim).
+//! **Initialisation:** gensim's: `embedding` uniform in `[-0.5/k, 0.5/k)` (seeded ChaCha8),
+//! `out_weight` zero.
+//!
+//! **Determinism:** an epoch is cut into steps of [`LANES`] lanes of contiguous sequences, each
+//! lane holding at least [`LANE_WORDS`] raw words (the last lane of the epoch fewer) — a
+//! function of the data only. Lanes run in parallel on copy-on-touch copies of the rows
+//! (sequential SGD inside a lane, like one gensim worker on its job) and are merged at the end
+//! of the step in lane order ([`crate::sgd_lanes`], shared with bpr); every draw of sequence `s`
+//! in epoch `e` comes from SplitMix64 streams keyed by (seed, e, s). The tables are bitwise
+//! identical for any thread count. There is no Hogwild mode on the CPU (see ARCHITECTURE.md).
+//!
+//! Not through reelvec-engine's `Trainer` (a per-pair step that sees the lane's earlier pairs is
+//! no gradient of a batch loss); no validation loss and no early stopping: the history records
+//! the mean training loss per positive pair, the rate at the epoch's end and its seconds.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use reelvec_engine::{EngineError, EpochStats, History, ParamStore, TrainConfig};
+
+use super::lane::RowMarks;
+use super::negative::{softplus, SplitMix64};
+use super::{
+    decayed_train_config, Architecture, ContextReduce, EpochSampling, Item2VecConfig, Item2VecTables,
+};
+use super::{Item2VecTrainer, UnigramSampler};
+use crate::mf::dot;
+use crate::sgd_lanes::{merge, LaneTable};
+use crate::ModelError;
+
+/// Lanes a step is split into (the determinism unit; rayon runs them on however many threads
+/// it has).
+pub const LANES: usize = 8;
+
+/// Raw words a lane takes before the next lane starts (gensim's jobs hold 10,000 words).
+pub const LANE_WORDS: usize = 8192;
+
+/// gensim's `EXP_TABLE_SIZE`.
+const EXP_TABLE_SIZE: usize = 1000;
+/// gensim's `MAX_EXP`.
+const MAX_EXP: f32 = 6.0;
+/// Salt of the negative draws (apart from [`EpochSampling`]'s draws of the same seed).
+const PAIR_SALT: u64 = 0x9A1E_5CD0_77E3_4B21;
+
+/// gensim's sigmoid and log-sigmoid tables.
+#[derive(Debug, Clone)]
+pub struct SigmoidTable {
+    sig: Vec<f32>,
+    log: Vec<f32>,
+}
+
+impl Default for SigmoidTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SigmoidTable {
+    /// gensim's `EXP_TABLE` and `LOG_TABLE`: entry `i` is `sigma(x_i)` (and its log) at
+    /// `x_i = (2 i / 1000 - 1) 6`.
+    pub fn new() -> Self {
+        let (mut sig, mut log) = (Vec::with_capacity(EXP_TABLE_SIZE), Vec::with_capacity(EXP_TABLE_SIZE));
+        for i in 0..EXP_TABLE_SIZE {
+            let e = ((i as f32 / EXP_TABLE_SIZE as f32 * 2.0 - 1.0) * MAX_EXP).exp();
+            let s = e / (e + 1.0);
+            sig.push(s);
+            log.push(s.ln());
+        }
+        Self { sig, log }
+    }
+
+    /// The table index of `s` (`|s| < 6`).
+    #[inline]
+    fn index(s: f32) -> usize {
+        (((s + MAX_EXP) * (EXP_TABLE_SIZE as f32 / MAX_EXP / 2.0)) as usize).min(EXP_TABLE_SIZE - 1)
+    }
+
+    /// `sigma(s)` from the table, or None when `|s| >= 6` (no step, as gensim).
+    #[inline]
+    pub fn sigmoid(&self, s: f32) -> Option<f32> {
+        (s > -MAX_EXP && s < MAX_EXP).then(|| self.sig[Self::index(s)])
+    }
+
+    /// The loss of a term with score `s` and label `label`: `-ln sigma(+-s)` from the log table,
+    /// the exact softplus where `|s| >= 6`.
+    #[inline]
+    fn loss(&self, s: f32, label: f32) -> f32 {
+        let y = if label > 0.5 { s } else { -s };
+        if y > -MAX_EXP && y < MAX_EXP {
+            -self.log[Self::index(y)]
+        } else {
+            softplus(-y)
+        }
+    }
+}
+
+/// `y += a x`.
+#[inline]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x);
+}
+
+/// What every lane reads during a step.
+struct Shared<'a> {
+    syn0: &'a [f32],
+    syn1: &'a [f32],
+    k: usize,
+    config: &'a Item2VecConfig,
+    sampler: &'a UnigramSampler,
+    table: &'a SigmoidTable,
+    seed: u64,
+    epoch: u64,
+}
+
+/// One lane: its copies of both tables and its scratch.
+#[derive(Debug)]
+struct PairLane {
+    syn0: LaneTable,
+    syn1: LaneTable,
+    neu1: Vec<f32>,
+    work: Vec<f32>,
+    ctx: Vec<usize>,
+    kept: Vec<u32>,
+    windows: Vec<usize>,
+    loss: f64,
+    pairs: u64,
+}
+
+impl PairLane {
+    fn new(vocab: usize, k: usize) -> Self {
+        PairLane {
+            syn0: LaneTable::new(vocab),
+            syn1: LaneTable::new(vocab),
+            neu1: vec![0.0; k],
+            work: vec![0.0; k],
+            ctx: Vec::new(),
+            kept: Vec::new(),
+            windows: Vec::new(),
+            loss: 0.0,
+            pairs: 0,
+        }
+    }
+
+    /// The positive `center` and its negatives against the input vector `h` (`neu1` for CBOW,
+    /// else the lane's copy of `syn0` at `h_at`), accumulating the input's step in `work`.
+    #[inline]
+    fn outputs(
+        &mut self,
+        sh: &Shared<'_>,
+        center: u32,
+        h_at: Option<usize>,
+        alpha: f32,
+        rng: &mut SplitMix64,
+    ) {
+        let k = sh.k;
+        self.work.iter_mut().for_each(|w| *w = 0.0);
+        self.pairs += 1;
+        for d in 0..=sh.config.negatives {
+            let (target, label) = if d == 0 {
+                (center, 1.0f32)
+            } else {
+                let t = sh.sampler.token_for(rng.next_f64());
+                if t == center {
+                    continue;
+                }
+                (t, 0.0)
+            };
+            let at = self.syn1.touch(target, sh.syn1, k);
+            let row = &mut self.syn1.work[at..at + k];
+            let h: &[f32] = match h_at {
+                Some(a) => &self.syn0.work[a..a + k],
+                None => &self.neu1,
+            };
+            let s = dot(h, row);
+            self.loss += f64::from(sh.table.loss(s, label));
+            let Some(f) = sh.table.sigmoid(s) else { continue };
+            let g = (label - f) * alpha;
+            axpy(g, row, &mut self.work);
+            axpy(g, h, row);
+        }
+    }
+
+    /// Sequence `s` of the epoch: its draws, then every pair's step.
+    fn sequence(&mut self, sh: &Shared<'_>, sampling: &Sampling<'_>, s: usize, alpha: f32) {
+        let k = sh.k;
+        sampling.draw(sh.epoch, s, &mut self.kept, &mut self.windows);
+        let mut rng = SplitMix64::stream(sh.seed ^ PAIR_SALT, sh.epoch, s as u64);
+        let kept = std::mem::take(&mut self.kept);
+        let n = kept.len();
+        let (lo, hi) = if sh.config.drop_ends { (1, n.saturating_sub(1)) } else { (0, n) };
+        for i in lo..hi.max(lo) {
+            let (a, b) = sh.config.context_side.window_bounds(i, n, self.windows[i].max(1));
+            match sh.config.architecture {
+                Architecture::Skipgram => {
+                    for j in (a..=b).filter(|&j| j != i) {
+                        let at = self.syn0.touch(kept[j], sh.syn0, k);
+                        self.outputs(sh, kept[i], Some(at), alpha, &mut rng);
+                        let work = std::mem::take(&mut self.work);
+                        axpy(1.0, &work, &mut self.syn0.work[at..at + k]);
+                        self.work = work;
+                    }
+                }
+                Architecture::Cbow => {
+                    self.ctx.clear();
+                    self.neu1.iter_mut().for_each(|x| *x = 0.0);
+                    for j in (a..=b).filter(|&j| j != i) {
+                        let at = self.syn0.touch(kept[j], sh.syn0, k);
+                        axpy(1.0, &self.syn0.work[at..at + k], &mut self.neu1);
+                        self.ctx.push(at);
+                    }
+                    if self.ctx.is_empty() {
+                        continue;
+                    }
+                    let inv = 1.0 / self.ctx.len() as f32;
+                    if sh.config.context == ContextReduce::Mean {
+                        self.neu1.iter_mut().for_each(|x| *x *= inv);
+                    }
+                    self.outputs(sh, kept[i], None, alpha, &mut rng);
+                    if sh.config.context == ContextReduce::Sum {
+                        self.work.iter_mut().for_each(|x| *x *= inv);
+                    }
+                    for &at in &self.ctx {
+                        axpy(1.0, &self.work, &mut self.syn0.work[at..at + k]);
+                    }
+                }
+            }
+        }
+        self.kept = kept;
+    }
+
+    fn clear(&mut self) {
+        self.syn0.clear();
+        self.syn1.clear();
+    }
+}
+
+/// The per-epoch draws: [`EpochSampling`] when the configuration redraws, else the sequences
+/// as they are with the fixed window.
+enum Sampling<'a> {
+    Drawn(EpochSampling),
+    Fixed(&'a [Vec<u32>], usize),
+}
+
+impl Sampling<'_> {
+    fn draw(&self, epoch: u64, s: usize, kept: &mut Vec<u32>, windows: &mut Vec<usize>) {
+        match self {
+            Sampling::Drawn(d) => d.draw_into(epoch, s, kept, windows),
+            Sampling::Fixed(seqs, w) => {
+                kept.clear();
+                kept.extend_from_slice(&seqs[s]);
+                windows.clear();
+                windows.resize(kept.len(), *w);
+            }
+        }
+    }
+}
+
+/// Steps of an epoch: for each, the [`LANES`] + 1 sequence boundaries of its lanes.
+fn lane_steps(sequences: &[Vec<u32>]) -> Vec<[usize; LANES + 1]> {
+    let mut steps = Vec::new();
+    let mut cur = [0usize; LANES + 1];
+    let (mut lane, mut words) = (0, 0);
+    for (s, seq) in sequences.iter().enumerate() {
+        words += seq.len();
+        if words >= LANE_WORDS {
+            lane += 1;
+            cur[lane] = s + 1;
+            words = 0;
+            if lane == LANES {
+                steps.push(cur);
+                cur = [s + 1; LANES + 1];
+                lane = 0;
+            }
+        }
+    }
+    if lane > 0 || words > 0 {
+        for b in cur.iter_mut().skip(lane + 1) {
+            *b = sequences.len();
+        }
+        steps.push(cur);
+    }
+    steps
+}
+
+/// Trains item2vec's tables on `sequences` (tokens below `vocab`) by per-pair SGD (see the
+/// module doc) for `train.epochs` epochs; `config.trainer` must be [`Item2VecTrainer::PairSgd`]
+/// and the loss negative sampling (validated). Returns the tables (`embedding`, `out_weight`,
+/// `out_bias`) and the history.
+pub fn train_pairs(
+    sequences: &[Vec<u32>],
+    vocab: usize,
+    config: &Item2VecConfig,
+    train: &TrainConfig,
+    seed: u64,
+) -> Result<(ParamStore, History), ModelError> {
+    config.validate("model")?;
+    if config.trainer != Item2VecTrainer::PairSgd {
+        return Err(ModelError::InvalidConfig("train_pairs needs model.trainer = \"pair_sgd\"".into()));
+    }
+    if let Some(&t) = sequences.iter().flatten().find(|&&t| t as usize >= vocab) {
+        return Err(ModelError::InvalidData(format!(
+            "item2vec: token {t} outside the vocabulary of {vocab}"
+        )));
+    }
+    let k = config.dim;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register(&mut params, vocab, config, &mut rng)?;
+    let mut syn0: Vec<f32> = (0..vocab * k).map(|_| (rng.random::<f32>() - 0.5) / k as f32).collect();
+    let mut syn1 = vec![0.0f32; vocab * k];
+    params.get_mut(tables.out_bias).data.iter_mut().for_each(|b| *b = 0.0);
+
+    let mut counts = vec![0u64; vocab];
+    sequences.iter().flatten().for_each(|&t| counts[t as usize] += 1);
+    let sampler = UnigramSampler::new(&counts, config.unigram_power)
+        .ok_or_else(|| ModelError::InvalidData("item2vec: the training sequences hold no token".into()))?;
+    let sampling = match EpochSampling::new(sequences.to_vec(), vocab, config, seed) {
+        Some(d) => Sampling::Drawn(d),
+        None => Sampling::Fixed(sequences, config.window.max(1)),
+    };
+    let total_words: u64 = counts.iter().sum();
+    let mut words_before = Vec::with_capacity(sequences.len());
+    let mut acc = 0u64;
+    for seq in sequences {
+        words_before.push(acc);
+        acc += seq.len() as u64;
+    }
+    // One decay step per raw word: gensim's rate at `progress = words done / (epochs x words)`.
+    let per_word = TrainConfig { batch_size: 1, ..train.clone() };
+    let decay = decayed_train_config(config, &per_word, total_words as usize);
+    let alpha_at = |words_done: u64| decay.lr * decay.schedule.factor(words_done);
+
+    let table = SigmoidTable::new();
+    let steps = lane_steps(sequences);
+    let total_steps = (steps.len() * train.epochs) as u64;
+    let mut lanes: Vec<PairLane> = (0..LANES).map(|_| PairLane::new(vocab, k)).collect();
+    let (mut marks0, mut marks1, mut out) = (RowMarks::default(), RowMarks::default(), Vec::new());
+    marks0.resize(vocab);
+    marks1.resize(vocab);
+    let mut history = History {
+        loss_name: config.loss_name().to_string(),
+        optimizer: "pair_sgd".into(),
+        optimizer_note: Some(format!(
+            "per-pair SGD as gensim, alpha {} -> {} by words processed, {LANES} deterministic lanes",
+            alpha_at(0),
+            alpha_at(u64::MAX)
+        )),
+        ..History::default()
+    };
+    for epoch in 0..train.epochs {
+        let started = Instant::now();
+        let epoch_words = epoch as u64 * total_words;
+        for (step, bounds) in steps.iter().enumerate() {
+            let shared = Shared {
+                syn0: &syn0,
+                syn1: &syn1,
+                k,
+                config,
+                sampler: &sampler,
+                table: &table,
+                seed,
+                epoch: epoch as u64,
+            };
+            lanes.par_iter_mut().enumerate().for_each(|(l, lane)| {
+                let range = bounds[l]..bounds[l + 1];
+                for (s, &before) in range.clone().zip(&words_before[range]) {
+                    lane.sequence(&shared, &sampling, s, alpha_at(epoch_words + before));
+                }
+            });
+            let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.syn0).collect();
+            let mut finite = merge(&mut syn0, k, &parts, &mut marks0, &mut out);
+            let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.syn1).collect();
+            finite &= merge(&mut syn1, k, &parts, &mut marks1, &mut out);
+            lanes.iter_mut().for_each(PairLane::clear);
+            if !finite {
+                return Err(EngineError::Diverged {
+                    epoch,
+                    step,
+                    what: format!(
+                        "an item2vec row after a pair SGD step (alpha {}) is not finite",
+                        alpha_at(0)
+                    ),
+                }
+                .into());
+            }
+            reelvec_engine::step_hook::after_step((epoch * steps.len() + step + 1) as u64, total_steps)?;
+        }
+        let (loss, pairs) = lanes.iter_mut().fold((0.0, 0u64), |(l, p), lane| {
+            (l + std::mem::take(&mut lane.loss), p + std::mem::take(&mut lane.pairs))
+        });
+        let train_loss = if pairs == 0 { f64::NAN } else { loss / pairs as f64 };
+        history.epochs.push(EpochStats {
+            epoch,
+            train_loss,
+            last_batch_loss: train_loss,
+            val_loss: None,
+            lr: alpha_at((epoch as u64 + 1) * total_words),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    history.best_epoch = history.epochs.len().checked_sub(1);
+    params.get_mut(tables.embedding).data.copy_from_slice(&syn0);
+    params.get_mut(tables.out_weight).data.copy_from_slice(&syn1);
+    Ok((params, history))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::item2vec::{Item2Vec, OutputLoss};
+    use crate::traits::ItemEmbeddings;
+
+    fn sgns(arch: Architecture) -> Item2VecConfig {
+        Item2VecConfig {
+            architecture: arch,
+            dim: 16,
+            window: 2,
+            drop_ends: false,
+            context: ContextReduce::Mean,
+            loss: OutputLoss::NegativeSampling,
+            negatives: 3,
+            trainer: Item2VecTrainer::PairSgd,
+            alpha: Some(0.05),
+            min_alpha: Some(0.0001),
+            ..Item2VecConfig::default()
+        }
+    }
+
+    fn quiet(epochs: usize) -> TrainConfig {
+        TrainConfig { epochs, quiet: true, ..TrainConfig::default() }
+    }
+
+    #[test]
+    fn the_table_is_gensims_sigmoid() {
+        let t = SigmoidTable::new();
+        for s in [-5.9f32, -1.0, -0.01, 0.0, 0.3, 2.5, 5.99] {
+            let f = t.sigmoid(s).unwrap();
+            assert!((f - super::super::negative::sigmoid(s)).abs() < 0.01, "{s}: {f}");
+        }
+        // Entry 500 is sigma(0); the ends take no step.
+        assert_eq!(t.sigmoid(0.001), Some(0.5));
+        assert_eq!(t.sigmoid(6.0), None);
+        assert_eq!(t.sigmoid(-6.0), None);
+        assert!((t.loss(0.001, 1.0) - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!((t.loss(9.0, 0.0) - softplus(9.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn one_skipgram_pair_by_hand() {
+        // Vocabulary 3, k = 2: input E[0] = [0.1, 0.2], positive 1 with W[1] = [0.3, -0.1],
+        // and every negative is token 2 (the only one with a count), W[2] = [-0.2, 0.4].
+        let (k, alpha) = (2, 0.1f32);
+        let syn0 = vec![0.1, 0.2, 0.0, 0.0, 0.0, 0.0];
+        let syn1 = vec![0.0, 0.0, 0.3, -0.1, -0.2, 0.4];
+        let config = Item2VecConfig { negatives: 1, dim: k, ..sgns(Architecture::Skipgram) };
+        let sampler = UnigramSampler::new(&[0, 0, 5], 0.75).unwrap();
+        let table = SigmoidTable::new();
+        let sh = Shared {
+            syn0: &syn0,
+            syn1: &syn1,
+            k,
+            config: &config,
+            sampler: &sampler,
+            table: &table,
+            seed: 1,
+            epoch: 0,
+        };
+        let mut lane = PairLane::new(3, k);
+        let at = lane.syn0.touch(0, &syn0, k);
+        lane.outputs(&sh, 1, Some(at), alpha, &mut SplitMix64(3));
+        // Positive: s = 0.03 - 0.02 = 0.01, table sigma 0.5, g = (1 - 0.5) 0.1 = 0.05:
+        // work = 0.05 W[1] = [0.015, -0.005], W[1] += 0.05 h = [0.305, -0.09].
+        // Negative: s = -0.02 + 0.08 = 0.06, g = -sigma(0.06) 0.1 (table value):
+        // work += g W[2], W[2] += g h.
+        let g2 = -table.sigmoid(0.06).unwrap() * alpha;
+        let at1 = lane.syn1.touch(1, &syn1, k);
+        let w1 = &lane.syn1.work[at1..][..2];
+        assert!((w1[0] - 0.305).abs() < 1e-7 && (w1[1] + 0.09).abs() < 1e-7, "{w1:?}");
+        let at2 = lane.syn1.touch(2, &syn1, k);
+        let w2 = &lane.syn1.work[at2..][..2];
+        assert!((w2[0] - (-0.2 + g2 * 0.1)).abs() < 1e-7 && (w2[1] - (0.4 + g2 * 0.2)).abs() < 1e-7);
+        let work = [0.015 + g2 * -0.2, -0.005 + g2 * 0.4];
+        assert!((lane.work[0] - work[0]).abs() < 1e-7 && (lane.work[1] - work[1]).abs() < 1e-7);
+        assert_eq!(lane.pairs, 1);
+        // The loss: -ln sigma(0.01) - ln sigma(-0.06), from the log table.
+        let loss = table.loss(0.01, 1.0) + table.loss(0.06, 0.0);
+        assert!((lane.loss - f64::from(loss)).abs() < 1e-6);
+    }
+
+    /// Sequences over `clusters` clusters of `size` tokens: each sequence draws from one cluster.
+    fn planted(clusters: usize, size: usize, sequences: usize, len: usize) -> Vec<Vec<u32>> {
+        let mut rng = SplitMix64(11);
+        (0..sequences)
+            .map(|s| {
+                let c = s % clusters;
+                (0..len).map(|_| (c * size + (rng.next_u64() % size as u64) as usize) as u32).collect()
+            })
+            .collect()
+    }
+
+    /// The share of each token's 5 cosine neighbours in its own cluster.
+    fn same_cluster_share(params: ParamStore, config: &Item2VecConfig, size: usize, vocab: usize) -> f64 {
+        let model = Item2Vec::new(*config, params).unwrap();
+        let mut hits = 0;
+        for q in 0..vocab as u32 {
+            let nn = model.nearest_by_cosine(q, 5).unwrap();
+            hits += nn.iter().filter(|(m, _)| *m as usize / size == q as usize / size).count();
+        }
+        hits as f64 / (5 * vocab) as f64
+    }
+
+    #[test]
+    fn planted_clusters_are_learned_by_both_architectures() {
+        let (clusters, size) = (6, 10);
+        let seqs = planted(clusters, size, 300, 20);
+        for arch in [Architecture::Skipgram, Architecture::Cbow] {
+            let config = sgns(arch);
+            let (params, history) = train_pairs(&seqs, clusters * size, &config, &quiet(5), 3).unwrap();
+            assert_eq!(history.epochs.len(), 5);
+            assert_eq!(history.optimizer, "pair_sgd");
+            let first = history.epochs[0].train_loss;
+            let last = history.epochs[4].train_loss;
+            assert!(last < first, "{arch:?}: loss {first} -> {last}");
+            let share = same_cluster_share(params, &config, size, clusters * size);
+            assert!(share > 0.9, "{arch:?}: {share}");
+            // The untrained model (no epoch) is at chance (9 of 59 others share the cluster).
+            let (params, _) = train_pairs(&seqs, clusters * size, &config, &quiet(0), 3).unwrap();
+            let chance = same_cluster_share(params, &config, size, clusters * size);
+            assert!(chance < 0.4, "{arch:?} untrained: {chance}");
+        }
+    }
+
+    #[test]
+    fn bitwise_identical_for_1_2_and_4_threads_with_gensims_draws() {
+        // Enough words for several lanes and two steps per epoch.
+        let seqs = planted(8, 25, 2 * LANES * LANE_WORDS / 40 + 7, 40);
+        assert!(lane_steps(&seqs).len() >= 2);
+        for arch in [Architecture::Skipgram, Architecture::Cbow] {
+            let config = Item2VecConfig {
+                sample: 1e-2,
+                shrink_windows: true,
+                context: if arch == Architecture::Cbow { ContextReduce::Sum } else { ContextReduce::Mean },
+                ..sgns(arch)
+            };
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| train_pairs(&seqs, 200, &config, &quiet(2), 9).unwrap())
+            };
+            let (one, h1) = run(1);
+            for threads in [2, 4] {
+                let (other, h) = run(threads);
+                for name in ["embedding", "out_weight", "out_bias"] {
+                    let (a, b) = (one.get(one.id(name).unwrap()), other.get(other.id(name).unwrap()));
+                    let same = a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{arch:?} {name} differs at {threads} threads");
+                }
+                assert_eq!(
+                    h1.epochs.iter().map(|e| e.train_loss.to_bits()).collect::<Vec<_>>(),
+                    h.epochs.iter().map(|e| e.train_loss.to_bits()).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lane_steps_cut_by_words_and_cover_every_sequence() {
+        let seqs: Vec<Vec<u32>> = (0..100).map(|_| vec![0; LANE_WORDS / 4]).collect();
+        let steps = lane_steps(&seqs);
+        // 4 sequences a lane, 32 a step: 3 full steps and one of 4 lanes.
+        assert_eq!(steps.len(), 4);
+        assert_eq!(steps[0], [0, 4, 8, 12, 16, 20, 24, 28, 32]);
+        assert_eq!(steps[3], [96, 100, 100, 100, 100, 100, 100, 100, 100]);
+        assert_eq!(lane_steps(&[]), Vec::<[usize; LANES + 1]>::new());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let seqs = vec![vec![0u32, 1, 2]];
+        let softmax = Item2VecConfig { loss: OutputLoss::FullSoftmax, ..sgns(Architecture::Cbow) };
+        let err = train_pairs(&seqs, 3, &softmax, &quiet(1), 1).unwrap_err().to_string();
+        assert!(err.contains("model.trainer"), "{err}");
+        let err = train_pairs(&seqs, 2, &sgns(Architecture::Cbow), &quiet(1), 1).unwrap_err().to_string();
+        assert!(err.contains("token 2"), "{err}");
+        let engine = Item2VecConfig { trainer: Item2VecTrainer::Engine, ..sgns(Architecture::Cbow) };
+        assert!(train_pairs(&seqs, 3, &engine, &quiet(1), 1).is_err());
+    }
+
+    #[test]
+    fn the_trainer_key_parses_and_bad_values_are_named() {
+        use crate::train::{resolve, ConfigSource, Resolved};
+        use crate::ModelKind;
+        let resolve_set = |set: &[&str]| {
+            let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+            resolve(
+                ModelKind::Skipgram,
+                &ConfigSource { overrides: &set, quiet: true, ..ConfigSource::default() },
+            )
+        };
+        let ok = resolve_set(&["model.trainer=pair_sgd", "model.loss=negative_sampling"]).unwrap();
+        let Resolved::Item2vec(c) = ok else { panic!("not item2vec") };
+        assert_eq!(c.model.trainer, Item2VecTrainer::PairSgd);
+        let err = resolve_set(&["model.trainer=hogwild"]).unwrap_err().to_string();
+        assert!(err.contains("hogwild") && err.contains("pair_sgd"), "{err}");
+        let err =
+            resolve_set(&["model.trainer=pair_sgd", "model.loss=full_softmax"]).unwrap_err().to_string();
+        assert!(err.contains("model.trainer") && err.contains("negative_sampling"), "{err}");
+        assert!(resolve_set(&["model.trainer=3"]).is_err());
+    }
+}

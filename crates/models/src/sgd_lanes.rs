@@ -1,0 +1,95 @@
+//! Deterministic lanes of sparse per-sample SGD (bpr, item2vec's `pair_sgd`): each lane copies a
+//! row of a shared table into its own scratch on first touch ([`LaneTable`]) and runs plain
+//! sequential SGD there; at a sync point [`merge`] folds every lane's copies back into the table
+//! in lane order, `first lane's copy + sum over the later lanes (copy - row)`, parallel over rows.
+//! The lane count and each lane's samples are fixed by the caller from the data alone, so the
+//! tables are bitwise identical for any thread count; nothing is proportional to the table per
+//! sync point (only the rows touched).
+
+use rayon::prelude::*;
+
+use crate::item2vec::lane::RowMarks;
+
+const NONE: u32 = u32::MAX;
+
+/// A lane's copies of the rows of one table it touched in the current step.
+#[derive(Debug, Default)]
+pub(crate) struct LaneTable {
+    /// Slot of each row (`NONE` when untouched).
+    slot: Vec<u32>,
+    /// Rows in first-touch order.
+    pub(crate) rows: Vec<u32>,
+    /// Their copies, slot-major (a lane reads and writes them at the offsets `touch` gives).
+    pub(crate) work: Vec<f32>,
+}
+
+impl LaneTable {
+    /// An empty lane table over `rows` rows.
+    pub(crate) fn new(rows: usize) -> Self {
+        LaneTable { slot: vec![NONE; rows], rows: Vec::new(), work: Vec::new() }
+    }
+
+    /// The offset of row `r`'s copy, copying it from `shared` on first touch.
+    #[inline]
+    pub(crate) fn touch(&mut self, r: u32, shared: &[f32], width: usize) -> usize {
+        let s = &mut self.slot[r as usize];
+        if *s == NONE {
+            *s = self.rows.len() as u32;
+            self.rows.push(r);
+            self.work.extend_from_slice(&shared[r as usize * width..][..width]);
+        }
+        *s as usize * width
+    }
+
+    /// Forgets every copy (O(rows touched)).
+    pub(crate) fn clear(&mut self) {
+        for &r in &self.rows {
+            self.slot[r as usize] = NONE;
+        }
+        self.rows.clear();
+        self.work.clear();
+    }
+}
+
+/// Merges the lanes' copies of one table into `table`: every touched row
+/// becomes `first copy + sum over later lanes (copy - row)`, in lane order. Returns whether every merged
+/// value is finite.
+pub(crate) fn merge(
+    table: &mut [f32],
+    width: usize,
+    parts: &[&LaneTable],
+    marks: &mut RowMarks,
+    out: &mut Vec<f32>,
+) -> bool {
+    for part in parts {
+        for &r in &part.rows {
+            marks.mark(r);
+        }
+    }
+    out.clear();
+    out.resize(marks.rows.len() * width, 0.0);
+    let base: &[f32] = table;
+    out.par_chunks_mut(width).zip(marks.rows.par_iter()).with_min_len(64).for_each(|(o, &r)| {
+        let row = &base[r as usize * width..][..width];
+        let mut first = true;
+        for part in parts {
+            let s = part.slot[r as usize];
+            if s != NONE {
+                let copy = &part.work[s as usize * width..][..width];
+                if first {
+                    o.copy_from_slice(copy);
+                    first = false;
+                } else {
+                    for ((o, &c), &b) in o.iter_mut().zip(copy).zip(row) {
+                        *o += c - b;
+                    }
+                }
+            }
+        }
+    });
+    for (o, &r) in out.chunks_exact(width).zip(&marks.rows) {
+        table[r as usize * width..][..width].copy_from_slice(o);
+    }
+    marks.clear();
+    out.iter().all(|x| x.is_finite())
+}
