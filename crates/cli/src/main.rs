@@ -13,6 +13,7 @@ mod out;
 
 mod args;
 mod bench_cmd;
+mod coldstart_cmd;
 mod compare_cmd;
 mod data_cmd;
 mod device_arg;
@@ -67,6 +68,8 @@ enum Command {
     Plot(plot_cmd::Args),
     /// Every model on one ranking protocol: split, fit, full-catalogue metrics, leaderboard.
     Compare(compare_cmd::Args),
+    /// Cold start: hold out a fraction of the movies, MF with and without item features.
+    Coldstart(coldstart_cmd::Args),
     /// Benchmarks: the notebook suite (beside PyTorch) or the ml-25m-scale suite.
     Bench(bench_cmd::Args),
 }
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => plot_cmd::run(args),
         Command::Compare(args) => compare_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Coldstart(args) => coldstart_cmd::run(args),
     };
     out::flush();
     match result {

@@ -81,6 +81,19 @@ fn rating_model(dir: &Path) -> Result<(MfModel, RunInfo)> {
     Ok(MfModel::load(dir)?)
 }
 
+/// The mark after a movie whose vector comes from its item features alone (no training
+/// ratings in a run trained with `model.item_features`).
+const FROM_FEATURES: &str = "  [from features: no training ratings]";
+
+/// Which movies of the run at `dir` have their vector from features alone.
+fn cold_movies(dir: &Path, info: &RunInfo) -> Result<Vec<bool>> {
+    if info.item_features.is_empty() {
+        return Ok(vec![false; info.movie_raw_ids.len()]);
+    }
+    let rated = checkpoint::load_rated(dir)?;
+    Ok(reelvec_models::mf::features_only_movies(info, rated.as_ref())?)
+}
+
 /// Runs `reelvec similar`.
 pub fn similar(args: SimilarArgs) -> Result<()> {
     if checkpoint::load_run_info(&args.run)?.model_kind == reelvec_models::ModelKind::ItemKnn {
@@ -98,14 +111,28 @@ pub fn similar(args: SimilarArgs) -> Result<()> {
         ),
         other => other?,
     };
+    let cold = cold_movies(&args.run, &info)?;
     outln!(
         "nearest to {} ({}) by cosine, {} model:",
         info.title(movie),
         info.movie_raw_ids[movie as usize],
         info.model_kind
     );
+    if cold[movie as usize] {
+        outln!(
+            "note: {} has no training ratings: its vector comes from its item features alone",
+            info.title(movie)
+        );
+    }
     for (rank, (m, sim)) in neighbours.into_iter().enumerate() {
-        outln!("{:>3}  {:>7.4}  {:>7}  {}", rank + 1, sim, info.movie_raw_ids[m as usize], info.title(m));
+        let mark = if cold[m as usize] { FROM_FEATURES } else { "" };
+        outln!(
+            "{:>3}  {:>7.4}  {:>7}  {}{mark}",
+            rank + 1,
+            sim,
+            info.movie_raw_ids[m as usize],
+            info.title(m)
+        );
     }
     Ok(())
 }
@@ -143,9 +170,17 @@ pub fn recommend(mut args: RecommendArgs) -> Result<()> {
         info.model_kind
     );
     let movies: Vec<u32> = top.iter().map(|&(m, _)| m).collect();
+    let cold = cold_movies(&args.run, &info)?;
     for (rank, (m, stars)) in top.into_iter().enumerate() {
         let stars = info.clip_to_scale(stars);
-        outln!("{:>3}  {:>6.3}  {:>7}  {}", rank + 1, stars, info.movie_raw_ids[m as usize], info.title(m));
+        let mark = if cold[m as usize] { FROM_FEATURES } else { "" };
+        outln!(
+            "{:>3}  {:>6.3}  {:>7}  {}{mark}",
+            rank + 1,
+            stars,
+            info.movie_raw_ids[m as usize],
+            info.title(m)
+        );
     }
     crate::lists::warn_if_rarely_rated(&args.run, &info, &movies)
 }

@@ -180,6 +180,46 @@ pub fn random_split(n_rows: usize, train_fraction: f64, seed: u64) -> (Vec<u32>,
     (idx, test)
 }
 
+/// Movies held out entirely, for cold-start evaluation: every rating of a held-out movie is a
+/// test row, every other rating a training row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovieHoldout {
+    /// Whether each dense movie is held out.
+    pub held_out: Vec<bool>,
+    /// Rows of the movies kept (ascending).
+    pub train: Vec<u32>,
+    /// Rows of the held-out movies (ascending).
+    pub test: Vec<u32>,
+}
+
+/// Holds out a `fraction` of the `n_movies` movies: the test part of
+/// [`random_split`]`(n_movies, 1 - fraction, seed)` (so `n - floor(n (1 - fraction))` movies,
+/// seeded), with all their ratings.
+pub fn hold_out_movies(ratings: &Ratings, n_movies: usize, fraction: f64, seed: u64) -> MovieHoldout {
+    let (_, out) = random_split(n_movies, 1.0 - fraction, seed);
+    let mut held_out = vec![false; n_movies];
+    for m in out {
+        held_out[m as usize] = true;
+    }
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (r, &m) in ratings.movie.iter().enumerate() {
+        if held_out[m as usize] { &mut test } else { &mut train }.push(r as u32);
+    }
+    MovieHoldout { held_out, train, test }
+}
+
+/// Keeps the rows in `rows` (ascending) with the users and movies unchanged (unlike [`subset`]):
+/// a movie without a kept row stays in the id map, unrated.
+pub fn keep_rows(ds: &Dataset, rows: &[u32]) -> Dataset {
+    Dataset {
+        ratings: select_rows(&ds.ratings, rows),
+        users: ds.users.clone(),
+        movies: ds.movies.clone(),
+        catalogue: ds.catalogue.clone(),
+        report: ds.report.clone(),
+    }
+}
+
 /// Splits users (whole sequences) like [`random_split`] splits rows.
 pub fn split_users(n_users: usize, train_fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
     random_split(n_users, train_fraction, seed)
@@ -469,6 +509,26 @@ mod tests {
             r.timestamp.push(t);
         }
         Dataset { ratings: r, users, movies, catalogue: Catalogue::default(), report: LoadReport::default() }
+    }
+
+    #[test]
+    fn movie_holdout_removes_every_rating_of_the_held_out_movies() {
+        let d = ds(&[(1, 10, 4.0, 0), (1, 20, 3.0, 0), (2, 10, 5.0, 0), (2, 30, 2.0, 0), (3, 40, 1.0, 0)]);
+        let h = hold_out_movies(&d.ratings, d.movies.len(), 0.5, 7);
+        assert_eq!(h.held_out.iter().filter(|&&x| x).count(), 2, "4 - floor(4 x 0.5)");
+        assert_eq!(h, hold_out_movies(&d.ratings, d.movies.len(), 0.5, 7), "seeded");
+        let mut all: Vec<u32> = h.train.iter().chain(&h.test).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..5).collect::<Vec<u32>>());
+        for &r in &h.test {
+            assert!(h.held_out[d.ratings.movie[r as usize] as usize]);
+        }
+        for &r in &h.train {
+            assert!(!h.held_out[d.ratings.movie[r as usize] as usize]);
+        }
+        let kept = keep_rows(&d, &h.train);
+        assert_eq!((kept.users.len(), kept.movies.len()), (3, 4), "id maps unchanged");
+        assert_eq!(kept.ratings.len(), h.train.len());
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub struct RunInfo {
     /// them (written only when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tokens: bool,
+    /// The item feature names (by id) of an MF run trained with `model.item_features`; the
+    /// feature tables and `item_feature_csr` are in `model.safetensors`. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub item_features: Vec<String>,
 }
 
 fn default_format_version() -> u32 {
@@ -140,6 +144,7 @@ impl RunInfo {
             metrics: serde_json::Value::Null,
             tables: Vec::new(),
             tokens: false,
+            item_features: Vec::new(),
         }
     }
 

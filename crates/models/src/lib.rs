@@ -68,6 +68,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod checkpoint;
+pub mod coldstart;
 pub mod config;
 pub mod cooc;
 mod error;

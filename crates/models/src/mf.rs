@@ -84,6 +84,9 @@ pub const MOVIE_MEAN: &str = "movie_mean";
 pub const FEATURE_FACTORS: &str = "feature_factors";
 /// Table name of the item feature biases (F x 1).
 pub const FEATURE_BIAS: &str = "feature_bias";
+/// Fixed table (M + 1 + nnz x 1) of a run trained with item features: the CSR of each movie's
+/// feature ids, the `M + 1` offsets then the ids (integers, exact in f32 below 2^24).
+pub const ITEM_FEATURE_CSR: &str = "item_feature_csr";
 
 /// The logistic sigmoid `1 / (1 + e^-x)`.
 #[inline]
@@ -719,6 +722,15 @@ pub struct MfModel {
     params: ParamStore,
     tables: MfTables,
     output: OutputMap,
+    side: Option<ItemSide>,
+}
+
+/// The item side of a model trained with item features: the feature table and the learned
+/// feature tables (`feature_factors`, `feature_bias`), kept beside the folded movie tables.
+#[derive(Debug, Clone)]
+struct ItemSide {
+    features: ItemFeatures,
+    tables: Vec<Table>,
 }
 
 impl MfModel {
@@ -735,7 +747,40 @@ impl MfModel {
                 return Err(ModelError::InvalidConfig("residual means do not match the table sizes".into()));
             }
         }
-        Ok(Self { variant, spec, params, tables, output })
+        Ok(Self { variant, spec, params, tables, output, side: None })
+    }
+
+    /// Wraps parameters trained with item features (`params` holds the feature tables): the
+    /// movie tables become the effective ones of [`fold_item_features`] (a movie whose
+    /// `seen[i]` is false, never in training, from its features alone), so every query scores
+    /// through them unchanged; the feature table and feature tables are kept for the checkpoint.
+    pub fn with_item_features(
+        variant: MfVariant,
+        spec: MfSpec,
+        params: &ParamStore,
+        output: OutputMap,
+        features: ItemFeatures,
+        seen: &[bool],
+    ) -> Result<Self, ModelError> {
+        let folded = fold_item_features(params, &spec, &features, seen)?;
+        let tables = [FEATURE_FACTORS, FEATURE_BIAS]
+            .iter()
+            .filter_map(|name| params.id(name).map(|id| params.get(id).clone()))
+            .collect();
+        let mut model = Self::new(variant, spec, folded, output)?;
+        model.side = Some(ItemSide { features, tables });
+        Ok(model)
+    }
+
+    /// The item feature table of a model trained with `model.item_features`.
+    pub fn item_features(&self) -> Option<&ItemFeatures> {
+        self.side.as_ref().map(|s| &s.features)
+    }
+
+    /// The feature names of a model trained with item features (by id; empty without), as
+    /// `run.json` records them (`RunInfo::item_features`).
+    pub fn item_feature_names(&self) -> Vec<String> {
+        self.item_features().map(|f| f.names().to_vec()).unwrap_or_default()
     }
 
     /// The MF variant.
@@ -823,18 +868,28 @@ impl MfModel {
                 p.insert(fixed(MOVIE_MEAN, movie.len(), 1, movie.clone()))?;
             }
         }
+        if let Some(side) = &self.side {
+            for t in &side.tables {
+                p.insert(t.clone())?;
+            }
+            let csr = feature_csr(&side.features)?;
+            p.insert(fixed(ITEM_FEATURE_CSR, csr.len(), 1, csr))?;
+        }
         Ok(p)
     }
 
     /// Saves the model to a run directory as one unit (see [`checkpoint`]), with the training
-    /// data's rated movies when given (for `recommend --exclude-rated`).
+    /// data's rated movies when given (for `recommend --exclude-rated`); `run.json` records the
+    /// feature names of a model with item features.
     pub fn save(
         &self,
         dir: &Path,
         info: &RunInfo,
         rated: Option<&checkpoint::RatedItems>,
     ) -> Result<(), ModelError> {
-        checkpoint::save_run(dir, &self.checkpoint_params()?, info, rated)
+        let mut info = info.clone();
+        info.item_features = self.item_feature_names();
+        checkpoint::save_run(dir, &self.checkpoint_params()?, &info, rated)
     }
 
     /// Rebuilds a model from a loaded run (`params`, `info` from [`checkpoint::load_run`]).
@@ -883,7 +938,11 @@ impl MfModel {
         for t in params.tables().iter().filter(|t| names.contains(&t.name.as_str())) {
             trained.insert(t.clone())?;
         }
-        Self::new(variant, spec, trained, output)
+        let mut model = Self::new(variant, spec, trained, output)?;
+        if !info.item_features.is_empty() {
+            model.side = Some(restore_item_side(params, info, &spec, dir)?);
+        }
+        Ok(model)
     }
 
     /// Loads a run directory written by [`MfModel::save`].
@@ -891,6 +950,90 @@ impl MfModel {
         let (params, info) = checkpoint::load_run(dir)?;
         Ok((Self::from_run(&params, &info, dir)?, info))
     }
+}
+
+/// Which movies of a run have their vector from item features alone: none without
+/// `model.item_features`, else the movies without a training rating in `rated` (the run's
+/// `rated.safetensors`). What `similar` and `recommend` mark as "from features".
+pub fn features_only_movies(
+    info: &RunInfo,
+    rated: Option<&checkpoint::RatedItems>,
+) -> Result<Vec<bool>, ModelError> {
+    let n = info.movie_raw_ids.len();
+    match rated {
+        Some(rated) if !info.item_features.is_empty() => {
+            Ok(rated.movie_counts(n)?.into_iter().map(|c| c == 0).collect())
+        }
+        _ => Ok(vec![false; n]),
+    }
+}
+
+/// The feature table as the `item_feature_csr` column: offsets, then ids.
+fn feature_csr(features: &ItemFeatures) -> Result<Vec<f32>, ModelError> {
+    let lists = features.lists();
+    let nnz: usize = lists.iter().map(Vec::len).sum();
+    if lists.len() + 1 + nnz >= 1 << 24 {
+        return Err(ModelError::InvalidData(format!(
+            "the item feature table ({} movies, {nnz} feature ids) is too large to store exactly",
+            lists.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(lists.len() + 1 + nnz);
+    out.push(0.0);
+    let mut end = 0usize;
+    for l in &lists {
+        end += l.len();
+        out.push(end as f32);
+    }
+    out.extend(lists.iter().flatten().map(|&f| f as f32));
+    Ok(out)
+}
+
+/// The item side of a saved run: the feature table from `item_feature_csr` and the names in
+/// `run.json`, the feature tables checked against both (errors name the model file).
+fn restore_item_side(
+    params: &ParamStore,
+    info: &RunInfo,
+    spec: &MfSpec,
+    dir: &Path,
+) -> Result<ItemSide, ModelError> {
+    let path = dir.join(checkpoint::MODEL_FILE);
+    let names = info.item_features.clone();
+    let n_features = names.len();
+    let mut tables = vec![require_table(params, FEATURE_FACTORS, n_features, Some(spec.k), dir)?.clone()];
+    if spec.biases {
+        tables.push(require_table(params, FEATURE_BIAS, n_features, Some(1), dir)?.clone());
+    }
+    let id = params
+        .id(ITEM_FEATURE_CSR)
+        .ok_or_else(|| ModelError::checkpoint(&path, format!("table `{ITEM_FEATURE_CSR}` is missing")))?;
+    let csr = &params.get(id).data;
+    let bad = |why: &str| ModelError::checkpoint(&path, format!("table `{ITEM_FEATURE_CSR}`: {why}"));
+    let m = spec.n_movies;
+    if csr.len() < m + 1 {
+        return Err(bad("shorter than the movies' offsets"));
+    }
+    let int = |x: f32| (x >= 0.0 && x.fract() == 0.0 && x < (1u32 << 24) as f32).then_some(x as usize);
+    let offsets: Vec<usize> = csr[..=m]
+        .iter()
+        .map(|&x| int(x))
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad("an offset is no count"))?;
+    let ids = &csr[m + 1..];
+    if offsets[0] != 0 || offsets.windows(2).any(|w| w[0] > w[1]) || offsets[m] != ids.len() {
+        return Err(bad("offsets do not describe the ids"));
+    }
+    let mut lists = Vec::with_capacity(m);
+    for w in offsets.windows(2) {
+        let list: Vec<u32> = ids[w[0]..w[1]]
+            .iter()
+            .map(|&x| int(x).map(|v| v as u32))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("an id is no index"))?;
+        lists.push(list);
+    }
+    let features = ItemFeatures::from_lists(names, &lists).map_err(|e| bad(&e.to_string()))?;
+    Ok(ItemSide { features, tables })
 }
 
 fn table_view(t: &Table) -> ArrayView2<'_, f32> {

@@ -7,6 +7,7 @@
 //! [`ModelKind`] (in `crate::kind`, re-exported here) names the trainable model kinds as the CLI
 //! spells them.
 
+mod mf_features;
 pub mod p0_cbow;
 pub mod p1_cooc;
 pub mod p2_mf;
@@ -21,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, RatedItems, RunInfo};
 pub use crate::kind::ModelKind;
 use crate::ModelError;
+pub(crate) use mf_features::FeatureFit;
+pub use mf_features::MfModelConfig;
 
 /// A movie with a score, as the protocols report them (biases, similarities, predictions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     check_dim, check_fraction, check_init_std, check_key, check_train, find_title, require_ratings,
-    MovieScore,
+    FeatureFit, MfModelConfig, MovieScore,
 };
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
@@ -83,6 +83,8 @@ pub struct Config {
     pub report_n: usize,
     /// How many movies the top-by-bias list holds.
     pub top_by_bias: usize,
+    /// The model section: item side features (`model.item_features`; none by default).
+    pub model: MfModelConfig,
 }
 
 impl Default for Config {
@@ -112,6 +114,7 @@ impl Default for Config {
             well_known: "Star Wars (1977)".to_string(),
             report_n: 5,
             top_by_bias: 40,
+            model: MfModelConfig::default(),
         }
     }
 }
@@ -166,6 +169,7 @@ impl Config {
         let b = self.bias_init_std;
         check_key("bias_init_std", b, "a finite number >= 0 (0: zeros)", b.is_finite() && b >= 0.0)?;
         check_fraction("train_fraction", self.train_fraction)?;
+        self.model.validate()?;
         check_train("train", &self.train)
     }
 
@@ -256,15 +260,17 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     };
     let normal = |std: f32| if std > 0.0 { Init::Normal { mean: 0.0, std } } else { Init::Zeros };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut params = spec.init_params(normal(cfg.init_std), normal(cfg.bias_init_std), &mut rng)?;
-    let objective = MfObjective::new(spec, &params, train, Some(val.clone()))?;
+    let (factor_init, bias_init) = (normal(cfg.init_std), normal(cfg.bias_init_std));
+    let mut params = spec.init_params(factor_init, bias_init, &mut rng)?;
+    let side = FeatureFit::prepare(&cfg.model, ds, &spec, &mut params, factor_init, bias_init, &mut rng)?;
+    let objective = side.objective(MfObjective::new(spec, &params, train, Some(val.clone()))?, &params)?;
 
     let started = Instant::now();
     let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
     let best_val_mse = history.epochs.iter().filter_map(|e| e.val_loss).reduce(f64::min);
-    let model = MfModel::new(MfVariant::Biased, spec, params, OutputMap::Stars)?;
+    let model = side.model(MfVariant::Biased, spec, params, OutputMap::Stars, &objective.train().movie)?;
     let (val_rmse, val_mae) = if val.is_empty() {
         (None, None)
     } else {

@@ -32,6 +32,7 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::FeatureFit;
 use super::{
     check_dim, check_fraction, check_init_std, check_key, check_train, require_ratings, run_info_for,
     MovieScore,
@@ -67,6 +68,8 @@ pub struct Config {
     pub map_min_ratings: usize,
     /// Length of the best-rated list.
     pub map_top: usize,
+    /// The model section: item side features (`model.item_features`; none by default).
+    pub model: super::MfModelConfig,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             exclude_rated: false,
             map_min_ratings: 100,
             map_top: 30,
+            model: super::MfModelConfig::default(),
         }
     }
 }
@@ -106,6 +110,7 @@ impl Config {
         check_dim("k", self.k)?;
         check_init_std("init_std", self.init_std)?;
         check_fraction("train_fraction", self.train_fraction)?;
+        self.model.validate()?;
         check_key("top_n", self.top_n, "at least 1", self.top_n >= 1)?;
         check_train("train", &self.train)
     }
@@ -186,19 +191,21 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     let init = if cfg.init_std > 0.0 { Init::Normal { mean: 0.0, std: cfg.init_std } } else { Init::Zeros };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut params = spec.init_params(init, init, &mut rng)?;
-    let objective = MfObjective::new(spec, &params, train, Some(val.clone()))?;
+    let side = FeatureFit::prepare(&cfg.model, ds, &spec, &mut params, init, init, &mut rng)?;
+    let objective = side.objective(MfObjective::new(spec, &params, train, Some(val.clone()))?, &params)?;
     let started = Instant::now();
     let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
-    let trained =
-        MfModel::new(MfVariant::Sigmoid, spec, params, OutputMap::MinMax { min: mm.min, max: mm.max })?;
+    let output = OutputMap::MinMax { min: mm.min, max: mm.max };
+    let trained = side.model(MfVariant::Sigmoid, spec, params, output, &objective.train().movie)?;
 
     // Save the weights and load them back into a fresh model (in memory: the same bytes a run
     // directory holds).
     let bytes = checkpoint::params_to_safetensors(&trained.checkpoint_params()?)?;
     let where_ = std::path::Path::new("<in-memory P3 checkpoint>");
     let reloaded_params = checkpoint::params_from_safetensors(&bytes, where_)?;
-    let info = run_info_for(ds, ModelKind::SigmoidMf, serde_json::Value::Null, cfg.seed, None);
+    let mut info = run_info_for(ds, ModelKind::SigmoidMf, serde_json::Value::Null, cfg.seed, None);
+    info.item_features = trained.item_feature_names();
     let model = MfModel::from_run(&reloaded_params, &info, where_)?;
     let reload_max_abs_diff = (0..val.len().min(2000))
         .map(|r| {

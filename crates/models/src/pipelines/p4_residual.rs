@@ -21,6 +21,7 @@ use reelvec_engine::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::FeatureFit;
 use super::{check_dim, check_fraction, check_init_std, check_train, require_ratings};
 use crate::mf::{Link, MfModel, MfObjective, MfSpec, MfVariant, OutputMap, RatingColumns};
 use crate::mf_gpu::fit_mf;
@@ -40,6 +41,8 @@ pub struct Config {
     pub seed: u64,
     /// Trainer settings.
     pub train: TrainConfig,
+    /// The model section: item side features (`model.item_features`; none by default).
+    pub model: super::MfModelConfig,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
                 flush_denormals: false,
                 dense_optimizer: false,
             },
+            model: super::MfModelConfig::default(),
         }
     }
 }
@@ -75,6 +79,7 @@ impl Config {
         check_dim("k", self.k)?;
         check_init_std("init_std", self.init_std)?;
         check_fraction("train_fraction", self.train_fraction)?;
+        self.model.validate()?;
         check_train("train", &self.train)
     }
 }
@@ -147,7 +152,8 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     let init = if cfg.init_std > 0.0 { Init::Normal { mean: 0.0, std: cfg.init_std } } else { Init::Zeros };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut params = spec.init_params(init, init, &mut rng)?;
-    let objective = MfObjective::new(spec, &params, train, Some(val))?;
+    let side = FeatureFit::prepare(&cfg.model, ds, &spec, &mut params, init, init, &mut rng)?;
+    let objective = side.objective(MfObjective::new(spec, &params, train, Some(val))?, &params)?;
     let started = Instant::now();
     let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
@@ -158,7 +164,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
         movie: means.movie.clone(),
         scale: super::rating_scale(ds),
     };
-    let model = MfModel::new(MfVariant::Residual, spec, params, output)?;
+    let model = side.model(MfVariant::Residual, spec, params, output, &objective.train().movie)?;
     let cols = |rows: &[u32]| {
         let r = &ds.ratings;
         let pick = |v: &[u32]| rows.iter().map(|&i| v[i as usize]).collect::<Vec<u32>>();
