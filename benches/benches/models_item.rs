@@ -87,6 +87,16 @@ fn bench_item2vec(c: &mut Criterion) {
     for kernel in [SoftmaxKernel::Chunked, SoftmaxKernel::Projected] {
         item2vec_step(c, &format!("cbow_softmax_step {kernel:?}"), Item2VecConfig::default(), 50, kernel);
         item2vec_validation(c, kernel);
+        // The notebook suite's larger P0 vocabularies (issue 13: top-200 and top-1000).
+        for vocab in [200, 1000] {
+            item2vec_step(
+                c,
+                &format!("cbow_softmax_step {kernel:?}"),
+                Item2VecConfig::default(),
+                vocab,
+                kernel,
+            );
+        }
     }
     let sg = Item2VecConfig {
         architecture: Architecture::Skipgram,

@@ -101,6 +101,10 @@ pub struct SuiteOptions {
     pub scale_cases: Vec<ScaleCase>,
     /// The command line recorded in the report.
     pub command: String,
+    /// Notebook suite: runs of each case per side, medians reported (default 3).
+    pub repeats: usize,
+    /// Notebook suite: P0's vocabulary sizes, one case each (default 50, 200, 1000).
+    pub p0_vocab: Vec<usize>,
 }
 
 impl SuiteOptions {
@@ -116,6 +120,8 @@ impl SuiteOptions {
             scale_fraction: 1.0,
             scale_cases: Vec::new(),
             command: String::new(),
+            repeats: notebook::DEFAULT_REPEATS,
+            p0_vocab: notebook::DEFAULT_P0_VOCAB.to_vec(),
         }
     }
 }
@@ -183,6 +189,8 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
                     p1_steps: args.p1_steps,
                     peers: peers.as_ref(),
                     device,
+                    repeats: args.repeats,
+                    p0_vocab: args.p0_vocab.clone(),
                 };
                 notebook::run(&plan, &mut notes)
             };
@@ -311,14 +319,28 @@ impl BenchData {
     /// The embedded synthetic data set written as ml-latest CSV files to a temporary directory
     /// and read back, so both sides read the same files in the same row order.
     pub fn synthetic() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("reelvec-bench-data-{}", std::process::id()));
+        Self::write_synthetic(reelvec_data::synth::small().dataset, "small")
+    }
+
+    /// A synthetic data set of `preset`'s shape (seed 42; `ml-latest-small` is the realistic
+    /// 9,742-movie catalogue), written and read back as [`BenchData::synthetic`] does: what
+    /// `reelvec bench --data synth:PRESET` runs on.
+    pub fn synthetic_preset(preset: reelvec_data::synth::Preset) -> Result<Self> {
+        let synth = reelvec_data::synth::generate(&preset.config()).dataset;
+        Self::write_synthetic(synth, preset.name())
+    }
+
+    fn write_synthetic(synth: Dataset, name: &str) -> Result<Self> {
+        // One folder per data set (a process may hold several: tests run in parallel).
+        static SERIAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("reelvec-bench-data-{}-{serial}", std::process::id()));
         let temp = TempDir(dir.clone());
-        let synth = reelvec_data::synth::small().dataset;
         reelvec_data::write(&synth, Layout::MlLatest, &dir)?;
         let opts = LoadOptions { layout: Some(Layout::MlLatest), use_cache: false, generic: None };
         let dataset = reelvec_data::load(&dir, &opts)?;
         let label = format!(
-            "synthetic small (seed 42): {} ratings, {} users, {} movies",
+            "synthetic {name} (seed 42): {} ratings, {} users, {} movies",
             dataset.ratings.len(),
             dataset.users.len(),
             dataset.movies.len()
@@ -395,4 +417,24 @@ pub fn summary(report: &BenchReport) -> String {
         let _ = writeln!(out, "note: {n}");
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_synthetic_preset_is_written_as_files_the_scripts_read() {
+        let data = BenchData::synthetic_preset(reelvec_data::synth::Preset::Tiny).unwrap();
+        assert!(data.label.starts_with("synthetic tiny (seed 42): "), "{}", data.label);
+        assert!(data.dir.join("ratings.csv").is_file() && data.dir.join("movies.csv").is_file());
+        let again =
+            reelvec_data::load(&data.dir, &LoadOptions { use_cache: false, ..LoadOptions::default() })
+                .unwrap();
+        assert_eq!(again.ratings.len(), data.dataset.ratings.len());
+        let dir = data.dir.clone();
+        drop(data);
+        assert!(!dir.exists(), "the temporary files go with the data");
+    }
 }

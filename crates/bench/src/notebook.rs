@@ -2,7 +2,11 @@
 //! (with `--peers`) by its PyTorch reference on the same files, the same thread count and, where
 //! the script takes `--split`, exactly our split. Per-epoch times come from the pipelines' own
 //! histories (P1: the mean step time of its fit); CPU seconds from the process clock around
-//! the whole pipeline call.
+//! the whole pipeline call. Each case runs `repeats` times on each side (default 3) and reports
+//! the medians ([`median`]) of the per-epoch wall and CPU times; the load averages kept are the
+//! highest seen before and after any run of the side, so the load rule judges the worst moment.
+//! P0 runs once per vocabulary size of `p0_vocab` (the notebook's top-50, then top-200 and
+//! top-1000: its full softmax grows with the vocabulary).
 
 use std::path::Path;
 
@@ -16,7 +20,7 @@ use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_resi
 use reelvec_models::ItemEmbeddings;
 
 use super::peers::{metric, PeerRun, Peers, Split};
-use super::report::{steady_mean, Case, Clock, Elapsed, Figure, Quality, Timing, STEADY_STATE_NOTE};
+use super::report::{median, steady_mean, Case, Clock, Elapsed, Figure, Quality, Timing, STEADY_STATE_NOTE};
 
 /// What the notebook suite runs on and with.
 #[derive(Debug)]
@@ -33,7 +37,16 @@ pub struct NotebookPlan<'a> {
     pub peers: Option<&'a Peers>,
     /// Where our side trains (the references use the same kind of device).
     pub device: Device,
+    /// Runs of each case on each side; the medians are reported (at least 1).
+    pub repeats: usize,
+    /// P0's vocabulary sizes (top-N most-rated movies), one case each.
+    pub p0_vocab: Vec<usize>,
 }
+
+/// Runs of each case per side unless told otherwise.
+pub const DEFAULT_REPEATS: usize = 3;
+/// P0's vocabularies unless told otherwise: the notebook's top-50, then realistic sizes.
+pub const DEFAULT_P0_VOCAB: [usize; 3] = [50, 200, 1000];
 
 impl NotebookPlan<'_> {
     /// The speed-up the issues ask for at notebook size: 20x PyTorch CUDA on a GPU, `cpu_target`
@@ -45,13 +58,77 @@ impl NotebookPlan<'_> {
 
 /// Runs every case; a failing reference script is noted, never fatal.
 pub fn run(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
+    if plan.p0_vocab.contains(&0) {
+        crate::error::bail!("P0 vocabulary sizes must be at least 1 (got {:?})", plan.p0_vocab);
+    }
+    let n = plan.repeats.max(1);
     notes.push(STEADY_STATE_NOTE.to_string());
-    let cases =
-        vec![p0(plan, notes).context("P0")?, p1(plan, notes).context("P1")?, p2(plan, notes).context("P2")?];
-    let mut cases = cases;
-    cases.extend(p3(plan, notes).context("P3")?);
-    cases.push(p4(plan, notes).context("P4")?);
+    notes.push(format!(
+        "each case ran {n} time(s) per side: times are the medians of the runs' per-epoch figures; the \
+         load averages are the highest before and after any run of that side"
+    ));
+    let mut cases = Vec::new();
+    for &vocab in &plan.p0_vocab {
+        let id = if vocab == 50 { "P0".to_string() } else { format!("P0 top-{vocab}") };
+        cases.extend(repeated(n, notes, |notes| Ok(vec![p0(plan, notes, vocab, &id)?])).context(&id)?);
+    }
+    cases.extend(repeated(n, notes, |notes| Ok(vec![p1(plan, notes)?])).context("P1")?);
+    cases.extend(repeated(n, notes, |notes| Ok(vec![p2(plan, notes)?])).context("P2")?);
+    cases.extend(repeated(n, notes, |notes| p3(plan, notes)).context("P3")?);
+    cases.extend(repeated(n, notes, |notes| Ok(vec![p4(plan, notes)?])).context("P4")?);
     Ok(cases)
+}
+
+/// Runs `one` `n` times and folds the runs into one list of cases ([`fold_runs`]); a note
+/// given by several runs is kept once.
+fn repeated(
+    n: usize,
+    notes: &mut Vec<String>,
+    mut one: impl FnMut(&mut Vec<String>) -> Result<Vec<Case>>,
+) -> Result<Vec<Case>> {
+    let mut runs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut fresh = Vec::new();
+        runs.push(one(&mut fresh)?);
+        for note in fresh {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    Ok(fold_runs(runs))
+}
+
+/// The cases of repeated runs (each run the same list of cases) as one list: the last run's
+/// quality and figures, each side's per-unit wall and CPU times the [`median`] over the runs,
+/// its load averages the highest before and after any run, and a `runs` figure. A side missing
+/// in some run (a script that failed once) is the median of the runs that have it.
+pub fn fold_runs(mut runs: Vec<Vec<Case>>) -> Vec<Case> {
+    let Some(mut last) = runs.pop() else { return Vec::new() };
+    for (i, case) in last.iter_mut().enumerate() {
+        let mut all: Vec<&Case> = runs.iter().filter_map(|r| r.get(i)).collect();
+        all.push(case);
+        let n = all.len();
+        let ours: Vec<Timing> = all.iter().map(|c| c.ours).collect();
+        let peers: Vec<Timing> = all.iter().filter_map(|c| c.peer).collect();
+        case.ours = median_timing(&ours).unwrap_or(case.ours);
+        case.peer = median_timing(&peers);
+        case.figures.push(Figure::new("runs per side (medians)", n as f64, ""));
+    }
+    last
+}
+
+/// The median timing of several runs of one side (None when no run has it).
+fn median_timing(runs: &[Timing]) -> Option<Timing> {
+    let last = *runs.last()?;
+    let cpu: Vec<f64> = runs.iter().filter_map(|t| t.cpu_per_unit).collect();
+    let highest = |i: usize| runs.iter().filter_map(|t| t.load_average_1min[i]).reduce(f64::max);
+    Some(Timing {
+        wall_per_unit: median(runs.iter().map(|t| t.wall_per_unit).collect()),
+        cpu_per_unit: (!cpu.is_empty()).then(|| median(cpu)),
+        load_average_1min: [highest(0), highest(1)],
+        ..last
+    })
 }
 
 /// The epochs argument for a script.
@@ -91,9 +168,9 @@ fn ours_timing(epoch_seconds: &[f64], spent: Elapsed, examples: f64) -> Timing {
     }
 }
 
-fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
-    tracing::info!("bench: P0 CBOW");
-    let mut cfg = p0_cbow::Config::default();
+fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>, vocab: usize, id: &str) -> Result<Case> {
+    tracing::info!("bench: P0 CBOW, top {vocab} movies");
+    let mut cfg = p0_cbow::Config { top_movies: vocab, ..Default::default() };
     cfg.train.quiet = true;
     if let Some(e) = plan.epochs {
         cfg.train.epochs = e;
@@ -109,10 +186,12 @@ fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
     let (train, val) = transforms::split_users(sequences.len(), cfg.train_fraction, cfg.seed);
     let raw = |users: &[u32]| users.iter().filter_map(|&u| kept.users.raw(u)).collect::<Vec<u64>>();
     let split = Split::Users { train: raw(&train), val: raw(&val) };
-    let peer = peer(plan, notes, "p0_cbow.py", Some(&split), &epochs_arg(plan.epochs));
+    let mut extra = vec!["--top-movies".to_string(), vocab.to_string()];
+    extra.extend(epochs_arg(plan.epochs));
+    let peer = peer(plan, notes, "p0_cbow.py", Some(&split), &extra);
     let m = |path: &str| peer.as_ref().and_then(|p| metric(&p.metrics, path));
     Ok(Case {
-        id: "P0".into(),
+        id: id.into(),
         name: format!(
             "CBOW, top {} movies, k = {}, w = {}, batch {} sequences, Adam, early stopping",
             cfg.top_movies, cfg.model.dim, cfg.model.window, cfg.train.batch_size
@@ -391,4 +470,85 @@ fn p4(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
         figures: vec![Figure::new("RMSE of the means alone (stars)", out.baseline_train_rmse, "")],
         note: None,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn timing(wall: f64, cpu: Option<f64>, load: [Option<f64>; 2]) -> Timing {
+        Timing {
+            units: 4,
+            wall_per_unit: wall,
+            cpu_per_unit: cpu,
+            examples_per_unit: None,
+            load_average_1min: load,
+        }
+    }
+
+    fn case(wall: f64, peer: Option<Timing>, quality: f64) -> Case {
+        Case {
+            id: "P0".into(),
+            name: String::new(),
+            unit: "epoch".into(),
+            ours: timing(wall, Some(wall * 2.0), [Some(wall), Some(0.1)]),
+            peer,
+            same_rows: None,
+            target_speedup: Some(10.0),
+            quality: vec![Quality::new("q", Some(quality), None)],
+            figures: vec![],
+            note: None,
+            load_refused: None,
+        }
+    }
+
+    #[test]
+    fn repeated_runs_fold_into_medians_and_the_highest_loads() {
+        let peer = |w: f64| Some(timing(w, None, [Some(0.2), Some(w)]));
+        let runs = vec![
+            vec![case(3.0, peer(30.0), 1.0)],
+            vec![case(1.0, None, 2.0)],
+            vec![case(2.0, peer(10.0), 3.0)],
+        ];
+        let folded = fold_runs(runs);
+        assert_eq!(folded.len(), 1);
+        let c = &folded[0];
+        assert_eq!(c.ours.wall_per_unit, 2.0);
+        assert_eq!(c.ours.cpu_per_unit, Some(4.0));
+        assert_eq!(c.ours.load_average_1min, [Some(3.0), Some(0.1)]);
+        // The run whose script failed counts for ours only: the peer's median is of two runs.
+        let p = c.peer.unwrap();
+        assert_eq!((p.wall_per_unit, p.cpu_per_unit), (20.0, None));
+        assert_eq!(p.load_average_1min, [Some(0.2), Some(30.0)]);
+        assert_eq!(c.quality[0].ours, Some(3.0), "quality of the last run");
+        assert_eq!(c.figures, vec![Figure::new("runs per side (medians)", 3.0, "")]);
+        assert!(fold_runs(vec![]).is_empty());
+    }
+
+    #[test]
+    fn the_suite_runs_every_p0_vocabulary_and_repeats_each_case() {
+        let ds = reelvec_data::synth::generate(&reelvec_data::synth::Preset::Tiny.config()).dataset;
+        let plan = NotebookPlan {
+            dataset: &ds,
+            data_dir: Path::new("/nonexistent"),
+            epochs: Some(1),
+            p1_steps: Some(2),
+            peers: None,
+            device: Device::Cpu,
+            repeats: 2,
+            p0_vocab: vec![50, 20],
+        };
+        let mut notes = vec![];
+        let cases = run(&plan, &mut notes).unwrap();
+        let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["P0", "P0 top-20", "P1", "P2", "P3", "P3 top-N", "P4"]);
+        assert!(cases[1].name.starts_with("CBOW, top 20 movies"), "{}", cases[1].name);
+        for c in &cases {
+            assert!(c.figures.contains(&Figure::new("runs per side (medians)", 2.0, "")), "{}", c.id);
+        }
+        assert!(notes.iter().any(|n| n.starts_with("each case ran 2 time(s) per side")), "{notes:?}");
+        let zero = NotebookPlan { p0_vocab: vec![0], ..plan };
+        assert!(run(&zero, &mut notes).unwrap_err().to_string().contains("at least 1"));
+    }
 }

@@ -71,7 +71,9 @@ pub struct Args {
     /// Suite to run; without it only --doc is done.
     #[arg(long, value_enum)]
     pub suite: Option<SuiteArg>,
-    /// Data set directory (notebook and ranking suites); the embedded synthetic data set when absent.
+    /// Data set directory (notebook, frontier and ranking suites), or `synth:PRESET` for a
+    /// synthetic data set of that shape (`synth:ml-latest-small`: 610 users, 9,742 movies);
+    /// the embedded synthetic data set when absent.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Directory of the PyTorch reference scripts (benches/peers); skipped when torch is missing.
@@ -99,6 +101,15 @@ pub struct Args {
     /// model. `--scale-fraction 1 --scale-cases top-n` is the full ml-25m-shape top-N.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CASE,...")]
     pub scale_cases: Vec<ScaleCaseArg>,
+    /// Notebook suite: runs of each case per side; the medians are reported.
+    #[arg(long, default_value_t = reelvec_bench::notebook::DEFAULT_REPEATS,
+          value_parser = crate::args::count)]
+    pub repeats: usize,
+    /// Notebook suite: P0's vocabulary sizes (top-N most-rated movies), one case each.
+    #[arg(long, value_delimiter = ',', value_name = "N,...",
+          default_values_t = reelvec_bench::notebook::DEFAULT_P0_VOCAB,
+          value_parser = crate::args::count)]
+    pub p0_vocab: Vec<usize>,
     /// Regenerate this markdown file from the reports in --results (after the run, if any).
     #[arg(long, value_name = "FILE")]
     pub doc: Option<PathBuf>,
@@ -138,7 +149,12 @@ pub fn run(args: Args) -> Result<()> {
         let device = resolve_device(&args.device, false)?;
         let data = match (&args.data, suite) {
             (Some(p), Suite::Notebook | Suite::Frontier | Suite::Ranking) => {
-                Some(BenchData::from_loaded(load_data(p, &args.read)?, p))
+                match p.to_str().and_then(|s| s.strip_prefix("synth:")) {
+                    Some(preset) => {
+                        Some(BenchData::synthetic_preset(crate::pipeline::parse_preset(preset)?)?)
+                    }
+                    None => Some(BenchData::from_loaded(load_data(p, &args.read)?, p)),
+                }
             }
             _ => None,
         };
@@ -152,6 +168,8 @@ pub fn run(args: Args) -> Result<()> {
             scale_fraction: args.scale_fraction,
             scale_cases: args.scale_cases.iter().map(|&c| c.into()).collect(),
             command: command_line(),
+            repeats: args.repeats,
+            p0_vocab: args.p0_vocab.clone(),
         };
         let report = run_suite(&opts, data)?;
         out!("{}", summary(&report));
@@ -209,5 +227,15 @@ mod tests {
         let cli = Cli::try_parse_from(["bench", "--suite", "notebook"]).unwrap();
         assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Notebook));
         assert!(Cli::try_parse_from(["bench", "--suite", "other"]).is_err());
+    }
+
+    #[test]
+    fn notebook_repeats_and_p0_vocabularies() {
+        let cli = Cli::try_parse_from(["bench", "--suite", "notebook"]).unwrap();
+        assert_eq!((cli.args.repeats, cli.args.p0_vocab), (3, vec![50, 200, 1000]));
+        let cli = Cli::try_parse_from(["bench", "--repeats", "5", "--p0-vocab", "50,1000"]).unwrap();
+        assert_eq!((cli.args.repeats, cli.args.p0_vocab), (5, vec![50, 1000]));
+        assert!(Cli::try_parse_from(["bench", "--repeats", "0"]).is_err());
+        assert!(Cli::try_parse_from(["bench", "--p0-vocab", "50,0"]).is_err());
     }
 }
