@@ -54,8 +54,8 @@ fn tags_on_data_without_tags_is_a_clear_error_before_training() {
 fn trained(kind: ModelKind) -> (Dataset, TrainedRun) {
     let ds = tiny();
     let set = [r#"model.item_features=["genres", "decade"]"#, "train.epochs=2", "k=4", "train_fraction=0.7"];
-    let cfg = resolve(kind, &set).unwrap();
-    let run = train::train(&ds, &cfg, Device::Cpu, None).unwrap();
+    let cfg = resolve(kind, &set).expect("config resolves");
+    let run = train::train(&ds, &cfg, Device::Cpu, None).expect("trains");
     (ds, run)
 }
 

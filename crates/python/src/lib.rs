@@ -524,7 +524,6 @@ fn train(
         file: None,
         // `config={"train.flush_denormals": True}` sets it like any other key.
         flush_denormals: false,
-        dense_optimizer: false,
     };
     let cfg = training::resolve(kind, &src).map_err(errors::model)?;
     let ds = data.inner.clone();
