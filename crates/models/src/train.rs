@@ -338,9 +338,11 @@ pub fn train(
                       seed: u64,
                       history: &reelvec_engine::History,
                       metrics: serde_json::Value,
-                      train_rows: &[u32]|
+                      train_rows: &[u32],
+                      item_features: Vec<String>|
      -> Result<TrainedRun, ModelError> {
         let mut info = pipelines::run_info_for(ds, kind, cfg_json, seed, data_path);
+        info.item_features = item_features;
         info.history = serde_json::to_value(history).unwrap_or_default();
         info.metrics = metrics;
         Ok(TrainedRun { params, info, rated: Some(pipelines::rated_rows(ds, train_rows)?) })
@@ -349,17 +351,41 @@ pub fn train(
         Resolved::Mf(c) => {
             let o = p2_mf::run_on(ds, c, device)?;
             let params = o.model.checkpoint_params()?;
-            rating_run(params, config::to_json(c), c.seed, &o.history, o.metrics_json(), &o.train_rows)
+            rating_run(
+                params,
+                config::to_json(c),
+                c.seed,
+                &o.history,
+                o.metrics_json(),
+                &o.train_rows,
+                o.model.item_feature_names(),
+            )
         }
         Resolved::SigmoidMf(c) => {
             let o = p3_recommender::run_on(ds, c, device)?;
             let params = o.model.checkpoint_params()?;
-            rating_run(params, config::to_json(c), c.seed, &o.history, o.metrics_json(), &o.train_rows)
+            rating_run(
+                params,
+                config::to_json(c),
+                c.seed,
+                &o.history,
+                o.metrics_json(),
+                &o.train_rows,
+                o.model.item_feature_names(),
+            )
         }
         Resolved::ResidualMf(c) => {
             let o = p4_residual::run_on(ds, c, device)?;
             let params = o.model.checkpoint_params()?;
-            rating_run(params, config::to_json(c), c.seed, &o.history, o.metrics_json(), &o.train_rows)
+            rating_run(
+                params,
+                config::to_json(c),
+                c.seed,
+                &o.history,
+                o.metrics_json(),
+                &o.train_rows,
+                o.model.item_feature_names(),
+            )
         }
         Resolved::Item2vec(c) => {
             let o = p0_cbow::run_on(ds, c, device)?;

@@ -197,6 +197,9 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     let history = fit_mf(device, &cfg.train, &objective, &mut params)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let output = OutputMap::MinMax { min: mm.min, max: mm.max };
+    // The objective's tables (feature tables included) for the validation error below; the
+    // model folds the feature tables into its movie rows.
+    let fit_params = params.clone();
     let trained = side.model(MfVariant::Sigmoid, spec, params, output, &objective.train().movie)?;
 
     // Save the weights and load them back into a fresh model (in memory: the same bytes a run
@@ -216,7 +219,7 @@ pub fn run_on(ds: &Dataset, cfg: &Config, device: Device) -> Result<Outcome, Mod
     let (val_mse_scaled, val_rmse, val_mae) = if val.is_empty() {
         (None, None, None)
     } else {
-        let se = objective.squared_error(model.params(), &val);
+        let se = objective.squared_error(&fit_params, &val);
         let stars: Vec<f32> = val_rows.iter().map(|&r| ds.ratings.rating[r as usize]).collect();
         let (rmse, mae) = model.rmse_mae_stars(&val.user, &val.movie, &stars);
         (Some(se.mean()), Some(rmse), Some(mae))
