@@ -21,8 +21,8 @@ use crate::util::{cargo, project_root, run_checked};
 const RUN_SH: &str = r#"#!/usr/bin/env bash
 # Runs reelvec's GPU suite, a pipeline report and the benchmarks on a CUDA machine.
 # Usage: ./run.sh [tests|pipeline|bench|all|ranking]   (results under $OUT, default /tmp/reelvec-gpu-out)
-# `ranking` is the short check of the ranking models' CUDA twins: gpu_ranking and the scale
-# suite's iALS rows only.
+# `ranking` is the short check of the ranking models' CUDA twins: gpu_ranking (ials, ease, bpr
+# parity) and the scale suite's iALS and BPR rows only.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-/tmp/reelvec-gpu-out}"
@@ -72,7 +72,7 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   "$here/reelvec" bench --suite scale --device cuda --json "$out/scale-cuda.json" || failed=1
 fi
 if [ "$what" = ranking ]; then
-  "$here/reelvec" bench --suite scale --device cuda --scale-cases ials --json "$out/scale-ials-cuda.json" \
+  "$here/reelvec" bench --suite scale --device cuda --scale-cases ials,bpr --json "$out/scale-ials-cuda.json" \
       || failed=1
 fi
 rm -rf "$work"
@@ -216,10 +216,10 @@ mod tests {
     }
 
     #[test]
-    fn run_sh_ranking_runs_the_ranking_twins_and_the_ials_scale_rows() {
+    fn run_sh_ranking_runs_the_ranking_twins_and_the_ials_and_bpr_scale_rows() {
         assert!(RUN_SH.contains(r#"[ "$what" = ranking ] && tests="gpu_ranking""#));
         assert!(RUN_SH.contains(r#"[ "$what" = tests ] || [ "$what" = all ] || [ "$what" = ranking ]"#));
-        assert!(RUN_SH.contains("--suite scale --device cuda --scale-cases ials"));
+        assert!(RUN_SH.contains("--suite scale --device cuda --scale-cases ials,bpr "));
         // The full bench keeps the whole scale suite (its default cases include iALS).
         assert!(RUN_SH.contains(r#"bench --suite scale --device cuda --json "$out/scale-cuda.json""#));
     }

@@ -17,7 +17,9 @@
 //!   CUDA the set-up (upload, kernel load) is taken out: a 1-iteration fit and a
 //!   `1 + IALS_TIMED_ITERATIONS`-iteration fit are timed and the difference divided. On the CPU
 //!   (slow at full size) one fit of `--epochs` iterations (default 1), set-up included.
-//!   BPR samples per second belong beside it (issue 10) and are added with BPR's CUDA twin.
+//! - BPR (`bpr`, 64 factors, uniform negatives, implicit's lr and lambda): samples per second
+//!   over `--epochs` epochs of `nnz` samples (default 1). On CUDA, as for iALS, the set-up is
+//!   taken out (a 1-epoch fit and a `1 + BPR_TIMED_EPOCHS`-epoch fit, the difference divided).
 //!
 //! `--scale-cases` picks cases: `--scale-fraction 1 --scale-cases top-n` is the full ml-25m-shape
 //! top-N (162,541 users x all movies, k = 64) on its own (it trains the one MF epoch its model
@@ -57,6 +59,8 @@ pub enum ScaleCase {
     TopN,
     /// iALS seconds per iteration at 64, 128 and 256 factors.
     Ials,
+    /// BPR samples per second (64 factors).
+    Bpr,
 }
 
 /// Factors of the iALS rows and the anchor's seconds per iteration at each: implicit's ALS on a
@@ -64,6 +68,8 @@ pub enum ScaleCase {
 pub const IALS_ANCHOR_SECONDS: [(usize, f64); 3] = [(64, 0.40), (128, 0.45), (256, 0.79)];
 /// Iterations timed beyond the 1-iteration warm-up fit on CUDA.
 pub const IALS_TIMED_ITERATIONS: usize = 3;
+/// Epochs timed beyond the 1-epoch warm-up fit of the BPR row on CUDA.
+pub const BPR_TIMED_EPOCHS: usize = 3;
 
 /// What the scale suite runs.
 #[derive(Debug, Clone)]
@@ -152,7 +158,9 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
     if wants(ScaleCase::Ials) {
         cases.extend(ials(&ds, plan).context("scale iALS")?);
     }
-    // BPR samples/s (issue 10's GPU bar) goes here as its own case with BPR's CUDA twin.
+    if wants(ScaleCase::Bpr) {
+        cases.push(bpr(&ds, plan).context("scale BPR")?);
+    }
     if let (true, Some(model)) = (wants(ScaleCase::TopN), &model) {
         let case = match plan.device {
             Device::Cpu => top_n(&ds, model, plan.threads),
@@ -583,6 +591,59 @@ fn ials(ds: &Dataset, plan: &ScalePlan) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
+/// The BPR row: samples per second at 64 factors (see the module doc).
+fn bpr(ds: &Dataset, plan: &ScalePlan) -> Result<Case> {
+    let rated = RatedItems::from_pairs(ds.users.len(), &ds.ratings.user, &ds.ratings.movie)?;
+    let train = Interactions::new(&rated, ds.movies.len())?;
+    let fit = |epochs: usize| -> Result<f64> {
+        let params = serde_json::json!({"factors": 64, "epochs": epochs});
+        let started = Instant::now();
+        fit_ranker(RankerKind::Bpr, train, &params, 42, plan.device)?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    tracing::info!("bench: scale BPR on {}", plan.device.describe());
+    let memory = MemoryWatch::start();
+    let clock = Clock::start();
+    let (epochs, per_epoch, how) = if plan.device.is_cuda() {
+        let one = fit(1)?;
+        let more = fit(1 + BPR_TIMED_EPOCHS)?;
+        (
+            BPR_TIMED_EPOCHS,
+            (more - one) / BPR_TIMED_EPOCHS as f64,
+            "set-up taken out (difference of a 1-epoch fit and a longer one)",
+        )
+    } else {
+        let epochs = plan.epochs.max(1);
+        (epochs, fit(epochs)? / epochs as f64, "set-up included (one fit)")
+    };
+    let spent = clock.elapsed();
+    let samples = train.nnz() as f64;
+    let mut figures = vec![
+        Figure::new("samples per second", samples / per_epoch.max(f64::MIN_POSITIVE), "/s"),
+        Figure::new("interactions", samples, ""),
+    ];
+    figures.extend(memory.figures());
+    Ok(case(
+        "scale BPR k=64",
+        format!(
+            "BPR, 64 factors, uniform negatives, lr 0.01, lambda 0.01, {} users x {} movies, on {}; {how}",
+            train.n_users(),
+            train.n_items,
+            plan.device.describe()
+        ),
+        "epoch",
+        Timing {
+            units: epochs,
+            wall_per_unit: per_epoch,
+            cpu_per_unit: if plan.device.is_cuda() { None } else { spent.cpu.map(|c| c / epochs as f64) },
+            examples_per_unit: Some(samples),
+            load_average_1min: spent.load,
+        },
+        figures,
+        None,
+    ))
+}
+
 fn top_n(ds: &Dataset, model: &reelvec_models::mf::MfModel, threads: usize) -> Result<Case> {
     tracing::info!("bench: scale top-N with diversity, novelty and coverage");
     let rated = RatedItems::from_pairs(ds.users.len(), &ds.ratings.user, &ds.ratings.movie)?;
@@ -680,5 +741,23 @@ mod tests {
             assert_eq!(case.figures[0].value, anchor);
             assert_eq!(case.ours.examples_per_unit, Some(ds.ratings.len() as f64));
         }
+    }
+
+    #[test]
+    fn the_bpr_row_reports_samples_per_second_of_every_interaction() {
+        let ds = synth::generate(&Preset::Tiny.config()).dataset;
+        let plan = ScalePlan {
+            cases: vec![ScaleCase::Bpr],
+            fraction: 1.0,
+            epochs: 2,
+            p1_steps: 1,
+            threads: 1,
+            device: Device::Cpu,
+        };
+        let case = bpr(&ds, &plan).unwrap();
+        assert_eq!((case.id.as_str(), case.unit.as_str(), case.ours.units), ("scale BPR k=64", "epoch", 2));
+        let n = ds.ratings.len() as f64;
+        assert_eq!(case.ours.examples_per_unit, Some(n));
+        assert_eq!(case.figures[0].value, n / case.ours.wall_per_unit);
     }
 }

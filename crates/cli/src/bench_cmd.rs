@@ -51,6 +51,8 @@ pub enum ScaleCaseArg {
     TopN,
     /// iALS seconds per iteration at 64, 128 and 256 factors.
     Ials,
+    /// BPR samples per second (64 factors).
+    Bpr,
 }
 
 impl From<ScaleCaseArg> for ScaleCase {
@@ -61,6 +63,7 @@ impl From<ScaleCaseArg> for ScaleCase {
             ScaleCaseArg::Skipgram => ScaleCase::Skipgram,
             ScaleCaseArg::TopN => ScaleCase::TopN,
             ScaleCaseArg::Ials => ScaleCase::Ials,
+            ScaleCaseArg::Bpr => ScaleCase::Bpr,
         }
     }
 }
@@ -215,14 +218,26 @@ mod tests {
 
     #[test]
     fn suite_and_cases_keep_their_command_line_spelling() {
-        let cli =
-            Cli::try_parse_from(["bench", "--suite", "scale", "--scale-cases", "mf,p1,skipgram,top-n,ials"])
-                .unwrap();
+        let cli = Cli::try_parse_from([
+            "bench",
+            "--suite",
+            "scale",
+            "--scale-cases",
+            "mf,p1,skipgram,top-n,ials,bpr",
+        ])
+        .unwrap();
         assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Scale));
         let cases: Vec<ScaleCase> = cli.args.scale_cases.iter().map(|&c| c.into()).collect();
         assert_eq!(
             cases,
-            [ScaleCase::Mf, ScaleCase::P1, ScaleCase::Skipgram, ScaleCase::TopN, ScaleCase::Ials]
+            [
+                ScaleCase::Mf,
+                ScaleCase::P1,
+                ScaleCase::Skipgram,
+                ScaleCase::TopN,
+                ScaleCase::Ials,
+                ScaleCase::Bpr
+            ]
         );
         let cli = Cli::try_parse_from(["bench", "--suite", "notebook"]).unwrap();
         assert_eq!(cli.args.suite.map(Suite::from), Some(Suite::Notebook));

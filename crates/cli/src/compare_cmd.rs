@@ -11,6 +11,13 @@
 //! of that model. This module parses, orchestrates and prints; it holds no metric, split or
 //! model.
 //!
+//! `--device cuda|auto` trains every model that has a CUDA path on the device; a model without
+//! one (popularity, itemknn; gensim-style cbow/skipgram resampling) answers
+//! `ModelError::Unsupported` before any work and is fitted on the CPU instead. Each row says where
+//! it trained (`device` in the JSON, a column in the table). An explicit `cuda` without a usable
+//! device still fails the whole command before the data is read (`resolve_device`); `auto`
+//! without one trains everything on the CPU.
+//!
 //! Peak memory is the process's peak resident set (`VmHWM` of /proc/self/status) from the start
 //! of the model's fits to the end of its test scoring, after resetting it through
 //! `/proc/self/clear_refs` (reelvec-bench's `reset_peak_rss` / `rss_bytes`, as the benches;
@@ -211,6 +218,8 @@ pub(crate) struct Row {
     fit_seconds: f64,
     score_seconds: f64,
     peak_rss_mib: Option<f64>,
+    /// Where the model trained (`cpu`, `cuda:0`).
+    device: String,
     /// The top-10 of the sample user (first evaluated user), full movie indices.
     sample: Vec<u32>,
 }
@@ -387,9 +396,17 @@ fn compare_one(p: &Protocol<'_>, candidate: Candidate, tune: bool) -> Result<Row
     let _ = reset_peak_rss();
     let n_items = p.ds.movies.len();
     let mut best: Option<(Fitted, Value, ProtocolMetrics, f64)> = None;
+    let mut device = p.device;
     for point in grid {
         let started = Instant::now();
-        let fitted = fit(p, candidate, &point)?;
+        let fitted = match fit(p, candidate, &point, device) {
+            Err(err) if device.is_cuda() && is_unsupported(&err) => {
+                eprintln!("{} trains on the cpu: {err}", candidate.name());
+                device = Device::Cpu;
+                fit(p, candidate, &point, device)?
+            }
+            other => other?,
+        };
         let fit_seconds = started.elapsed().as_secs_f64();
         let val = fitted.evaluate(n_items, &p.val)?.metrics;
         eprintln!(
@@ -417,6 +434,7 @@ fn compare_one(p: &Protocol<'_>, candidate: Candidate, tune: bool) -> Result<Row
         fit_seconds,
         score_seconds,
         peak_rss_mib: peak_rss_mib(),
+        device: device.to_string(),
         sample,
     })
 }
@@ -429,11 +447,16 @@ fn params_of(fitted: &Fitted, point: &Value) -> Value {
     }
 }
 
-fn fit(p: &Protocol<'_>, candidate: Candidate, point: &Value) -> Result<Fitted> {
+/// Whether `err` is a model's refusal of something it does not support (raised before any work).
+fn is_unsupported(err: &anyhow::Error) -> bool {
+    matches!(err.downcast_ref::<ModelError>(), Some(ModelError::Unsupported { .. }))
+}
+
+fn fit(p: &Protocol<'_>, candidate: Candidate, point: &Value, device: Device) -> Result<Fitted> {
     let kind = match candidate {
         Candidate::Ranker(kind) => {
             let train = Interactions::new(&p.train, p.ds.movies.len())?;
-            return Ok(Fitted::Ranker(fit_ranker(kind, train, point, p.seed, p.device)?));
+            return Ok(Fitted::Ranker(fit_ranker(kind, train, point, p.seed, device)?));
         }
         Candidate::Rating(kind) => kind,
     };
@@ -451,7 +474,7 @@ fn fit(p: &Protocol<'_>, candidate: Candidate, point: &Value) -> Result<Fitted> 
         }
     };
     let epochs = |e: usize| ((e as f64 * p.epochs_scale).round() as usize).max(1);
-    let (device, seed) = (p.device, p.seed);
+    let seed = p.seed;
     Ok(match kind {
         ModelKind::Mf => {
             let mut cfg = p2_mf::Config { train_fraction: 1.0, seed, ..p2_mf::Config::default() };
@@ -560,7 +583,7 @@ fn metrics_json(m: &ProtocolMetrics) -> Value {
 }
 
 /// `{"split": .., "models": {"<name>": {"params", "val", "test", "fit_seconds", "score_seconds",
-/// "peak_rss_mib"}}}`.
+/// "peak_rss_mib", "device"}}}`.
 fn results_json(split: RankingSplit, rows: &[Row]) -> Value {
     let models: Map<String, Value> = rows
         .iter()
@@ -572,6 +595,7 @@ fn results_json(split: RankingSplit, rows: &[Row]) -> Value {
                 "fit_seconds": r.fit_seconds,
                 "score_seconds": r.score_seconds,
                 "peak_rss_mib": r.peak_rss_mib,
+                "device": r.device,
             });
             (r.name.clone(), entry)
         })
@@ -583,6 +607,7 @@ fn results_json(split: RankingSplit, rows: &[Row]) -> Value {
 fn leaderboard(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
     let header = [
         "model",
+        "device",
         "ndcg@10",
         "recall@10",
         "hr@10",
@@ -602,7 +627,7 @@ fn leaderboard(rows: &[Row]) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .map(|r| {
             let m = &r.test;
-            let mut row = vec![r.name.clone()];
+            let mut row = vec![r.name.clone(), r.device.clone()];
             for x in [
                 m.ndcg[0],
                 m.recall[0],
@@ -643,7 +668,7 @@ pub(crate) fn print_leaderboard(split: RankingSplit, cmp: &Comparison) {
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(c, (s, w))| if c == 0 { format!("{s:<w$}") } else { format!("{s:>w$}") })
+            .map(|(c, (s, w))| if c < 2 { format!("{s:<w$}") } else { format!("{s:>w$}") })
             .collect::<Vec<_>>()
             .join("  ")
     };

@@ -248,3 +248,52 @@ fn bad_arguments_and_outputs_are_refused_before_any_work() {
     let err = fails(&["compare", "--data", missing, "--models", "popularity"]);
     assert!(err.contains("cannot load"), "{err}");
 }
+
+/// `--device auto` trains every model where it can and says where in each row: models without a
+/// CUDA path (popularity, itemknn) train on the CPU and their row says `cpu`; without a GPU every
+/// row says `cpu`. An explicit `--device cuda` without a GPU fails the whole command before the
+/// data is read; with one it gets past the device to the (missing) data.
+#[test]
+fn models_without_a_cuda_twin_train_on_the_cpu_and_each_row_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let json = dir.path().join("out.json");
+    let out = reelvec(
+        &["compare", "--data", &data, "--models", "popularity,itemknn,ials", "--device", "auto", "--json"]
+            .into_iter()
+            .chain([json.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+        None,
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let gpu = !stderr.contains("device: cpu");
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let device = |m: &str| v["models"][m]["device"].as_str().unwrap().to_string();
+    assert_eq!((device("popularity"), device("itemknn")), ("cpu".into(), "cpu".into()), "{stderr}");
+    assert_eq!(device("ials"), if gpu { "cuda:0" } else { "cpu" }, "{stderr}");
+    // The table has the device column, one value per row.
+    let header = stdout.lines().find(|l| l.starts_with("model")).unwrap();
+    assert!(header.split_whitespace().nth(1) == Some("device"), "{stdout}");
+    let popularity = stdout.lines().find(|l| l.starts_with("popularity")).unwrap();
+    assert_eq!(popularity.split_whitespace().nth(1), Some("cpu"), "{stdout}");
+
+    let missing = dir.path().join("no-such-data");
+    let err = fails(&[
+        "compare",
+        "--data",
+        missing.to_str().unwrap(),
+        "--models",
+        "popularity",
+        "--device",
+        "cuda",
+    ]);
+    if gpu {
+        assert!(err.contains("cannot load"), "{err}");
+    } else {
+        assert!(err.contains("--device cuda") && !err.contains("cannot load"), "{err}");
+    }
+}

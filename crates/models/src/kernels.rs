@@ -13,4 +13,5 @@ pub const KERNELS: &[KernelSource] = &[
     crate::cooc::gpu::COOC_CU,
     crate::ranking::ials_gpu::IALS_CU,
     crate::ranking::ease_gpu::EASE_CU,
+    crate::ranking::bpr_gpu::BPR_CU,
 ];

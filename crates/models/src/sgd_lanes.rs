@@ -30,7 +30,7 @@ impl LaneTable {
     }
 
     /// The offset of row `r`'s copy, copying it from `shared` on first touch.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn touch(&mut self, r: u32, shared: &[f32], width: usize) -> usize {
         let s = &mut self.slot[r as usize];
         if *s == NONE {

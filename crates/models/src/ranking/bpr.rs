@@ -18,7 +18,9 @@
 //! `"popularity"` in proportion to `count_j^0.75` (training counts; item2vec's
 //! [`UnigramSampler`]), each redrawn while it is one of the user's movies; after
 //! [`MAX_REDRAWS`] redraws the sample is skipped (implicit skips at once). Every draw of sample
-//! `t` of epoch `e` comes from the SplitMix64 stream `(seed, e, t)`.
+//! `t` of epoch `e` comes from the SplitMix64 stream `(seed, e, t)`. "One of the user's movies"
+//! is a lookup in a user x movie bit table when it fits [`MEMBERSHIP_BYTES`] (ml-100k: 200 KB),
+//! else a binary search of the user's row (the same answer).
 //!
 //! **Lanes and determinism.** An epoch is `nnz` samples in steps of `batch_size`; a step is split
 //! into [`LANES`] contiguous lanes (a function of `batch_size` only, never of the thread count).
@@ -29,7 +31,8 @@
 //! in parallel over rows,
 //! so the factors are bitwise identical for any thread count. Cost per sample is one `k`-dot and
 //! three `k`-axpys in the lane plus one `k`-add per touched row and lane in the merge; nothing
-//! is proportional to the catalogue per step. Non-finite values after a step are a divergence
+//! is proportional to the catalogue per step. The lane loop also runs as an AVX2 build of the
+//! same source where the CPU has it (no fused multiply-add, so the same bits). Non-finite values after a step are a divergence
 //! error naming the epoch and step.
 //!
 //! This does not go through reelvec-engine's `Trainer`: a per-sample SGD step that sees the
@@ -131,7 +134,7 @@ pub(super) struct BprTables {
 
 /// Where negatives come from.
 #[derive(Debug, Clone, PartialEq)]
-enum NegativeSampler {
+pub(super) enum NegativeSampler {
     Uniform(usize),
     Popularity(UnigramSampler),
 }
@@ -147,7 +150,7 @@ pub fn triple_loss(p: &[f32], qi: &[f32], qj: &[f32], regularization: f32) -> f6
 /// One SGD step on a triple (see the module doc for the gradient): `p` is the user's factors,
 /// `qi`, `qj` the positive's and the negative's factors followed by their bias. Returns `x`
 /// before the step.
-#[inline]
+#[inline(always)]
 pub fn triple_step(p: &mut [f32], qi: &mut [f32], qj: &mut [f32], lr: f32, regularization: f32) -> f32 {
     let k = p.len();
     let (qi, bi) = qi.split_at_mut(k);
@@ -185,8 +188,12 @@ pub fn triple_step(p: &mut [f32], qi: &mut [f32], qj: &mut [f32], lr: f32, regul
 /// What every lane reads during a step.
 struct Shared<'a> {
     by_user: &'a RatedItems,
-    /// The user of each interaction.
-    unit_user: &'a [u32],
+    /// `(user, movie)` of each interaction (one load per draw).
+    units: &'a [[u32; 2]],
+    /// The user x movie membership bits (`words` u64 per user) when they fit
+    /// [`MEMBERSHIP_BYTES`]; empty otherwise (then a binary search of the user's row).
+    member: &'a [u64],
+    words: usize,
     sampler: &'a NegativeSampler,
     users: &'a [f32],
     /// Movie factors with the bias as the last column (`k + 1` wide).
@@ -198,6 +205,60 @@ struct Shared<'a> {
     epoch: u64,
 }
 
+/// Sample `t` of the epoch: `[user, positive, negative]`, or `None` when every draw of the
+/// negative hit one of the user's movies (see the module doc; the CUDA twin draws the same).
+#[inline(always)]
+fn draw(sh: &Shared<'_>, t: u64) -> Option<[u32; 3]> {
+    let mut s = SplitMix64::stream(sh.seed, sh.epoch, t);
+    let nnz = sh.units.len();
+    let [u, i] = sh.units[((u128::from(s.next_u64()) * nnz as u128) >> 64) as usize];
+    let row = if sh.member.is_empty() { sh.by_user.row(u) } else { &[] };
+    let bits = sh.member.get(u as usize * sh.words..).unwrap_or(&[]);
+    for _ in 0..=MAX_REDRAWS {
+        let c = match sh.sampler {
+            NegativeSampler::Uniform(n) => ((u128::from(s.next_u64()) * *n as u128) >> 64) as u32,
+            NegativeSampler::Popularity(p) => p.token_for(s.next_f64()),
+        };
+        let positive = if sh.member.is_empty() {
+            row.binary_search(&c).is_ok()
+        } else {
+            bits[c as usize / 64] >> (c % 64) & 1 == 1
+        };
+        if !positive {
+            return Some([u, i, c]);
+        }
+    }
+    None
+}
+
+/// Largest user x movie membership bit table a fit builds (beyond it, negatives are checked by
+/// a binary search of the user's row: the same answers, more time).
+pub const MEMBERSHIP_BYTES: usize = 32 << 20;
+
+/// The membership bits of `by_user` (`words` u64 per user), or nothing past [`MEMBERSHIP_BYTES`].
+fn membership(by_user: &RatedItems, n_items: usize) -> (Vec<u64>, usize) {
+    let words = n_items.div_ceil(64);
+    let n_users = by_user.n_users();
+    if n_users.saturating_mul(words).saturating_mul(8) > MEMBERSHIP_BYTES {
+        return (Vec::new(), words);
+    }
+    let mut bits = vec![0u64; n_users * words];
+    for u in 0..n_users {
+        for &j in by_user.row(u as u32) {
+            bits[u * words + j as usize / 64] |= 1 << (j % 64);
+        }
+    }
+    (bits, words)
+}
+
+/// `(user, movie)` of every interaction, in the CSR's order.
+pub(super) fn units_of(by_user: &RatedItems) -> Vec<[u32; 2]> {
+    let ptr = by_user.indptr();
+    (0..by_user.n_users())
+        .flat_map(|u| by_user.indices()[ptr[u]..ptr[u + 1]].iter().map(move |&j| [u as u32, j]))
+        .collect()
+}
+
 /// One lane: its user and movie copies.
 #[derive(Debug, Default)]
 struct Lane {
@@ -206,27 +267,37 @@ struct Lane {
 }
 
 impl Lane {
-    /// Draws sample `t` and runs its SGD step on the lane's copies.
-    #[inline]
-    fn sample(&mut self, sh: &Shared<'_>, t: u64) {
-        let mut s = SplitMix64::stream(sh.seed, sh.epoch, t);
-        let nnz = sh.unit_user.len();
-        let unit = ((u128::from(s.next_u64()) * nnz as u128) >> 64) as usize;
-        let u = sh.unit_user[unit];
-        let i = sh.by_user.indices()[unit];
-        let positives = sh.by_user.row(u);
-        let mut j = None;
-        for _ in 0..=MAX_REDRAWS {
-            let c = match sh.sampler {
-                NegativeSampler::Uniform(n) => ((u128::from(s.next_u64()) * *n as u128) >> 64) as u32,
-                NegativeSampler::Popularity(p) => p.token_for(s.next_f64()),
-            };
-            if positives.binary_search(&c).is_err() {
-                j = Some(c);
-                break;
-            }
+    /// Runs samples `range` in order. `simd`: the AVX2 build of the same source ([`avx2`]; no
+    /// fused multiply-add, so it rounds as the portable build does and the factors are the same).
+    fn run(&mut self, sh: &Shared<'_>, range: std::ops::Range<u64>, simd: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
+            unsafe { self.run_avx2(sh, range) };
+            return;
         }
-        let Some(j) = j else { return };
+        let _ = simd;
+        self.run_body(sh, range);
+    }
+
+    /// [`Lane::run_body`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&mut self, sh: &Shared<'_>, range: std::ops::Range<u64>) {
+        self.run_body(sh, range);
+    }
+
+    #[inline(always)]
+    fn run_body(&mut self, sh: &Shared<'_>, range: std::ops::Range<u64>) {
+        for t in range {
+            self.sample(sh, t);
+        }
+    }
+
+    /// Draws sample `t` and runs its SGD step on the lane's copies.
+    #[inline(always)]
+    fn sample(&mut self, sh: &Shared<'_>, t: u64) {
+        let Some([u, i, j]) = draw(sh, t) else { return };
         let (k, w) = (sh.k, sh.k + 1);
         let us = self.users.touch(u, sh.users, k);
         let is = self.items.touch(i, sh.items, w);
@@ -263,7 +334,7 @@ fn scores_of(store: &ParamStore, t: BprTables) -> Result<FactorScores<'_>, Metri
 }
 
 /// Movie factors and biases as one `k + 1`-wide table.
-fn join_items(store: &ParamStore, t: BprTables) -> Vec<f32> {
+pub(super) fn join_items(store: &ParamStore, t: BprTables) -> Vec<f32> {
     let (q, b) = (store.get(t.movie_factors), store.get(t.movie_bias));
     let mut items = Vec::with_capacity(q.rows * (q.cols + 1));
     for (row, &bias) in q.data.chunks_exact(q.cols.max(1)).zip(&b.data) {
@@ -274,7 +345,7 @@ fn join_items(store: &ParamStore, t: BprTables) -> Vec<f32> {
 }
 
 /// Writes the working tables back into the store.
-fn split_items(store: &mut ParamStore, t: BprTables, users: &[f32], items: &[f32]) {
+pub(super) fn split_items(store: &mut ParamStore, t: BprTables, users: &[f32], items: &[f32]) {
     store.get_mut(t.user_factors).data.copy_from_slice(users);
     let k = store.get(t.movie_factors).cols;
     let q = &mut store.get_mut(t.movie_factors).data;
@@ -285,6 +356,55 @@ fn split_items(store: &mut ParamStore, t: BprTables, users: &[f32], items: &[f32
     for (dst, src) in b.iter_mut().zip(items.chunks_exact(k + 1)) {
         *dst = src[k];
     }
+}
+
+/// What both fits start from: the parameters, the initialised tables and the negative sampler.
+pub(super) struct Prepared {
+    pub(super) params: BprParams,
+    pub(super) store: ParamStore,
+    pub(super) tables: BprTables,
+    pub(super) sampler: NegativeSampler,
+}
+
+/// Checks `train` and `params`, draws the initial tables from `seed` (the CPU fit and its CUDA
+/// twin start from the same values).
+pub(super) fn prepare(
+    train: Interactions<'_>,
+    params: &serde_json::Value,
+    seed: u64,
+) -> Result<Prepared, ModelError> {
+    let params = BprParams::from_json(params)?;
+    let (n_users, n_items, k) = (train.n_users(), train.n_items, params.factors);
+    if train.nnz() == 0 || n_items < 2 {
+        return Err(ModelError::InvalidData(format!(
+            "bpr needs interactions and at least 2 movies ({} interactions, {n_items} movies)",
+            train.nnz()
+        )));
+    }
+    // The store, the working tables and the lanes' row slots.
+    ensure_fits(
+        &format!("bpr factors [{n_users} + {n_items}, {k}]"),
+        f32_bytes(((n_users + n_items) * (2 * (k + 1) + LANES)) as u128, 1) + MEMBERSHIP_BYTES as u128,
+    )?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut store = ParamStore::new();
+    let normal = Init::Normal { mean: 0.0, std: params.init_std as f32 };
+    let tables = BprTables {
+        user_factors: store.add("user_factors", n_users, k, GradKind::SparseRows, normal, &mut rng)?,
+        movie_factors: store.add("movie_factors", n_items, k, GradKind::SparseRows, normal, &mut rng)?,
+        movie_bias: store.add("movie_bias", n_items, 1, GradKind::SparseRows, Init::Zeros, &mut rng)?,
+    };
+    let sampler = match params.negatives {
+        "popularity" => {
+            let counts: Vec<u64> = train.by_user.movie_counts(n_items)?.into_iter().map(u64::from).collect();
+            NegativeSampler::Popularity(
+                UnigramSampler::new(&counts, 0.75)
+                    .ok_or_else(|| ModelError::InvalidData("bpr: no movie has an interaction".into()))?,
+            )
+        }
+        _ => NegativeSampler::Uniform(n_items),
+    };
+    Ok(Prepared { params, store, tables, sampler })
 }
 
 impl Bpr {
@@ -301,43 +421,11 @@ impl Bpr {
         seed: u64,
         mut after_epoch: impl FnMut(usize, &FactorScores<'_>) + Send,
     ) -> Result<Self, ModelError> {
-        let params = BprParams::from_json(params)?;
+        let Prepared { params, mut store, tables, sampler } = prepare(train, params, seed)?;
         let (n_users, n_items, k) = (train.n_users(), train.n_items, params.factors);
-        if train.nnz() == 0 || n_items < 2 {
-            return Err(ModelError::InvalidData(format!(
-                "bpr needs interactions and at least 2 movies ({} interactions, {n_items} movies)",
-                train.nnz()
-            )));
-        }
-        // The store, the working tables and the lanes' row slots.
-        ensure_fits(
-            &format!("bpr factors [{n_users} + {n_items}, {k}]"),
-            f32_bytes(((n_users + n_items) * (2 * (k + 1) + LANES)) as u128, 1),
-        )?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut store = ParamStore::new();
-        let normal = Init::Normal { mean: 0.0, std: params.init_std as f32 };
-        let tables = BprTables {
-            user_factors: store.add("user_factors", n_users, k, GradKind::SparseRows, normal, &mut rng)?,
-            movie_factors: store.add("movie_factors", n_items, k, GradKind::SparseRows, normal, &mut rng)?,
-            movie_bias: store.add("movie_bias", n_items, 1, GradKind::SparseRows, Init::Zeros, &mut rng)?,
-        };
-        let sampler = match params.negatives {
-            "popularity" => {
-                let counts: Vec<u64> =
-                    train.by_user.movie_counts(n_items)?.into_iter().map(u64::from).collect();
-                NegativeSampler::Popularity(
-                    UnigramSampler::new(&counts, 0.75)
-                        .ok_or_else(|| ModelError::InvalidData("bpr: no movie has an interaction".into()))?,
-                )
-            }
-            _ => NegativeSampler::Uniform(n_items),
-        };
-        let ptr = train.by_user.indptr();
-        let mut unit_user = Vec::with_capacity(train.nnz());
-        for u in 0..n_users {
-            unit_user.extend(std::iter::repeat_n(u as u32, ptr[u + 1] - ptr[u]));
-        }
+        let units = units_of(train.by_user);
+        let (member, words) = membership(train.by_user, n_items);
+        let simd = super::ials::avx2();
         let mut users = store.get(tables.user_factors).data.clone();
         let mut items = join_items(&store, tables);
         let mut lanes: Vec<Lane> = (0..LANES)
@@ -347,7 +435,7 @@ impl Bpr {
             (RowMarks::default(), RowMarks::default(), Vec::new());
         user_marks.resize(n_users);
         item_marks.resize(n_items);
-        let nnz = unit_user.len();
+        let nnz = units.len();
         let batch = params.batch_size;
         let per_lane = batch.div_ceil(LANES);
         for epoch in 0..params.epochs {
@@ -355,7 +443,9 @@ impl Bpr {
                 let end = (start + batch).min(nnz);
                 let shared = Shared {
                     by_user: train.by_user,
-                    unit_user: &unit_user,
+                    units: &units,
+                    member: &member,
+                    words,
                     sampler: &sampler,
                     users: &users,
                     items: &items,
@@ -368,9 +458,7 @@ impl Bpr {
                 lanes.par_iter_mut().enumerate().for_each(|(l, lane)| {
                     let a = (start + l * per_lane).min(end);
                     let b = (a + per_lane).min(end);
-                    for t in a..b {
-                        lane.sample(&shared, t as u64);
-                    }
+                    lane.run(&shared, a as u64..b as u64, simd);
                 });
                 let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.users).collect();
                 let mut finite = merge(&mut users, k, &parts, &mut user_marks, &mut out);
@@ -549,16 +637,18 @@ mod tests {
     #[test]
     fn negatives_are_never_the_users_movies_and_a_step_touches_only_its_rows() {
         let (rows, _) = planted();
-        let ptr = rows.indptr();
-        let unit_user: Vec<u32> =
-            (0..40).flat_map(|u| std::iter::repeat_n(u as u32, ptr[u + 1] - ptr[u])).collect();
+        let units = units_of(&rows);
+        let (member, words) = membership(&rows, 20);
+        assert_eq!(member.len(), 40 * words);
         let (k, w) = (3, 4);
         let users = vec![0.5f32; 40 * k];
         let items: Vec<f32> = (0..20 * w).map(|x| (x % 7) as f32 * 0.1).collect();
         let sampler = NegativeSampler::Uniform(20);
         let shared = Shared {
             by_user: &rows,
-            unit_user: &unit_user,
+            units: &units,
+            member: &member,
+            words,
             sampler: &sampler,
             users: &users,
             items: &items,
@@ -568,6 +658,14 @@ mod tests {
             seed: 1,
             epoch: 2,
         };
+        // The membership bits and the binary search draw the same samples.
+        let searched = Shared { member: &[], ..shared };
+        let mut skipped = 0;
+        for t in 0..2000 {
+            assert_eq!(draw(&shared, t), draw(&searched, t));
+            skipped += usize::from(draw(&shared, t).is_none());
+        }
+        assert_eq!(skipped, 0);
         let mut lane = Lane { users: LaneTable::new(40), items: LaneTable::new(20) };
         for t in 0..50 {
             lane.sample(&shared, t);
@@ -578,6 +676,39 @@ mod tests {
             lane.users.clear();
             lane.items.clear();
         }
+    }
+
+    #[test]
+    fn the_avx2_build_of_a_lane_gives_the_portable_values() {
+        let (rows, _) = planted();
+        let units = units_of(&rows);
+        let (member, words) = membership(&rows, 20);
+        let k = 19; // two chunks of eight and a tail
+        let users: Vec<f32> = (0..40 * k).map(|x| ((x * 37 % 101) as f32 - 50.0) * 0.01).collect();
+        let items: Vec<f32> = (0..20 * (k + 1)).map(|x| ((x * 53 % 97) as f32 - 48.0) * 0.01).collect();
+        let sampler = NegativeSampler::Uniform(20);
+        let shared = Shared {
+            by_user: &rows,
+            units: &units,
+            member: &member,
+            words,
+            sampler: &sampler,
+            users: &users,
+            items: &items,
+            k,
+            lr: 0.05,
+            regularization: 0.01,
+            seed: 9,
+            epoch: 0,
+        };
+        let run = |simd| {
+            let mut lane = Lane { users: LaneTable::new(40), items: LaneTable::new(20) };
+            lane.run(&shared, 0..300, simd);
+            (lane.users.work, lane.items.work)
+        };
+        let portable = run(false);
+        assert!(portable.0.iter().zip(&users).any(|(a, b)| a != b));
+        assert_eq!(portable, run(super::super::ials::avx2()));
     }
 
     #[test]

@@ -367,7 +367,7 @@ const ROW_RUN: usize = 32;
 /// compiled for wider registers; without FMA contraction (Rust never fuses a multiply and an add
 /// by itself) it rounds exactly as the portable build does, so the factors are the same.
 #[inline]
-fn avx2() -> bool {
+pub(super) fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2")

@@ -12,6 +12,7 @@
 //! reelvec-data's and reelvec-metrics'.
 
 mod bpr;
+pub(crate) mod bpr_gpu;
 mod ease;
 pub(crate) mod ease_gpu;
 mod ials;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::ModelError;
 
 pub use bpr::{triple_loss, triple_step, Bpr, BprParams, LANES as BPR_LANES};
+pub use bpr_gpu::{bpr_gpu_bytes, fit_bpr_gpu};
 pub use ease::{ease_fit_bytes, Ease, EaseParams};
 pub use ease_gpu::{fit_ease_gpu, fit_ease_gpu_chunked};
 pub use ials::{Ials, IalsParams};
@@ -264,7 +266,7 @@ pub fn similar_items(model: &dyn Ranker, movie: u32, k: usize) -> Result<Vec<(u3
 /// Fits a ranking model of `kind` on `train`. `params` is a JSON object of overrides (unknown
 /// keys and out-of-range values are [`ModelError::ConfigValue`] / [`ModelError::UnknownConfigKey`]
 /// before any work); `seed` fixes every random choice; `device` picks CPU or CUDA where the model
-/// has a CUDA twin (`ease` and `ials`: the same model type comes back, fitted on the device);
+/// has a CUDA twin (`ease`, `ials` and `bpr`: the same model type comes back, fitted on the device);
 /// others refuse a CUDA device with [`ModelError::Unsupported`].
 pub fn fit_ranker(
     kind: RankerKind,
@@ -290,10 +292,10 @@ pub fn fit_ranker(
             Device::Cpu => Ok(Box::new(Ials::fit(train, params, seed)?)),
             Device::Cuda(_) => Ok(Box::new(fit_ials_gpu(&*Gpu::for_device(device)?, train, params, seed)?)),
         },
-        RankerKind::Bpr => {
-            cpu_only(kind, device)?;
-            Ok(Box::new(Bpr::fit(train, params, seed)?))
-        }
+        RankerKind::Bpr => match device {
+            Device::Cpu => Ok(Box::new(Bpr::fit(train, params, seed)?)),
+            Device::Cuda(_) => Ok(Box::new(fit_bpr_gpu(&*Gpu::for_device(device)?, train, params, seed)?)),
+        },
     }
 }
 
@@ -500,9 +502,9 @@ mod tests {
                 }
             }
             assert!(model.score_new_user(&[5], &mut new).is_err(), "{kind}");
-            // ease and ials have CUDA twins (tests/gpu_ranking.rs); without a device every
+            // ease, ials and bpr have CUDA twins (tests/gpu_ranking.rs); without a device every
             // CUDA request is a clear error.
-            let has_twin = matches!(kind, RankerKind::Ease | RankerKind::Ials);
+            let has_twin = matches!(kind, RankerKind::Ease | RankerKind::Ials | RankerKind::Bpr);
             if !has_twin || !reelvec_engine::gpu::available() {
                 let err = fit_ranker(kind, train, &params, 7, Device::Cuda(0)).err().unwrap();
                 let want = if has_twin { "CUDA" } else { "training on CUDA" };
