@@ -347,46 +347,27 @@ pub fn train(
         info.metrics = metrics;
         Ok(TrainedRun { params, info, rated: Some(pipelines::rated_rows(ds, train_rows)?) })
     };
+    // A rating pipeline's outcome `$o` of config `$c` as a run.
+    macro_rules! rating_run {
+        ($o:expr, $c:expr) => {{
+            let o = $o;
+            let params = o.model.checkpoint_params()?;
+            let names = o.model.item_feature_names();
+            rating_run(
+                params,
+                config::to_json($c),
+                $c.seed,
+                &o.history,
+                o.metrics_json(),
+                &o.train_rows,
+                names,
+            )
+        }};
+    }
     match cfg {
-        Resolved::Mf(c) => {
-            let o = p2_mf::run_on(ds, c, device)?;
-            let params = o.model.checkpoint_params()?;
-            rating_run(
-                params,
-                config::to_json(c),
-                c.seed,
-                &o.history,
-                o.metrics_json(),
-                &o.train_rows,
-                o.model.item_feature_names(),
-            )
-        }
-        Resolved::SigmoidMf(c) => {
-            let o = p3_recommender::run_on(ds, c, device)?;
-            let params = o.model.checkpoint_params()?;
-            rating_run(
-                params,
-                config::to_json(c),
-                c.seed,
-                &o.history,
-                o.metrics_json(),
-                &o.train_rows,
-                o.model.item_feature_names(),
-            )
-        }
-        Resolved::ResidualMf(c) => {
-            let o = p4_residual::run_on(ds, c, device)?;
-            let params = o.model.checkpoint_params()?;
-            rating_run(
-                params,
-                config::to_json(c),
-                c.seed,
-                &o.history,
-                o.metrics_json(),
-                &o.train_rows,
-                o.model.item_feature_names(),
-            )
-        }
+        Resolved::Mf(c) => rating_run!(p2_mf::run_on(ds, c, device)?, c),
+        Resolved::SigmoidMf(c) => rating_run!(p3_recommender::run_on(ds, c, device)?, c),
+        Resolved::ResidualMf(c) => rating_run!(p4_residual::run_on(ds, c, device)?, c),
         Resolved::Item2vec(c) => {
             let o = p0_cbow::run_on(ds, c, device)?;
             Ok(TrainedRun { params: o.model.params().clone(), info: o.run_info(c, data_path), rated: None })

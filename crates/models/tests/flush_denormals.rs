@@ -8,35 +8,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use reelvec_data::synth::{generate, Preset, SynthConfig};
-use reelvec_data::Dataset;
+mod common;
+
 use reelvec_engine::{History, ParamStore};
 use reelvec_models::pipelines::{p2_mf, p3_recommender};
-
-/// A sparsely rated catalogue: 60 users, 400 movies, about 1,200 ratings.
-fn data() -> Dataset {
-    generate(&SynthConfig {
-        n_users: 60,
-        n_movies: 400,
-        mean_ratings_per_user: 20.0,
-        min_ratings_per_user: 10,
-        ..Preset::Small.config()
-    })
-    .dataset
-}
 
 /// Every table's bits and the per-epoch losses' bits.
 type Fingerprint = (Vec<(String, Vec<u32>)>, Vec<(u64, Option<u64>)>);
 
 fn fingerprint(params: &ParamStore, history: &History) -> Fingerprint {
-    let tables = params
-        .tables()
-        .iter()
-        .map(|t| (t.name.clone(), t.data.iter().map(|x| x.to_bits()).collect()))
-        .collect();
-    let losses =
-        history.epochs.iter().map(|e| (e.train_loss.to_bits(), e.val_loss.map(f64::to_bits))).collect();
-    (tables, losses)
+    (common::table_bits(params), common::loss_bits(history))
 }
 
 fn assert_same(name: &str, exact: &Fingerprint, flushed: &Fingerprint) {
@@ -49,7 +30,7 @@ fn assert_same(name: &str, exact: &Fingerprint, flushed: &Fingerprint) {
 
 #[test]
 fn p3_is_bitwise_unchanged_by_flushing_subnormals() {
-    let ds = data();
+    let ds = common::sparse_catalogue();
     let run_p3 = |flush: bool| {
         let mut cfg = p3_recommender::Config::default();
         cfg.train.epochs = 3;
@@ -64,7 +45,7 @@ fn p3_is_bitwise_unchanged_by_flushing_subnormals() {
 
 #[test]
 fn p2_differs_only_in_movies_without_training_ratings() {
-    let ds = data();
+    let ds = common::sparse_catalogue();
     let run_p2 = |flush: bool| {
         let mut cfg = p2_mf::Config::default();
         cfg.train.epochs = 3;

@@ -6,35 +6,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use reelvec_data::synth::{generate, Preset, SynthConfig};
-use reelvec_data::Dataset;
+mod common;
+
 use reelvec_engine::{History, ParamStore};
 use reelvec_models::pipelines::{p2_mf, p3_recommender};
-
-/// 60 users, 400 movies, about 1,200 ratings.
-fn data() -> Dataset {
-    generate(&SynthConfig {
-        n_users: 60,
-        n_movies: 400,
-        mean_ratings_per_user: 20.0,
-        min_ratings_per_user: 10,
-        ..Preset::Small.config()
-    })
-    .dataset
-}
 
 /// Every table's bits, the per-epoch losses' bits and the optimizer named in the history.
 type Fingerprint = (Vec<(String, Vec<u32>)>, Vec<(u64, Option<u64>)>, String);
 
 fn fingerprint(params: &ParamStore, history: &History) -> Fingerprint {
-    let tables = params
-        .tables()
-        .iter()
-        .map(|t| (t.name.clone(), t.data.iter().map(|x| x.to_bits()).collect()))
-        .collect();
-    let losses =
-        history.epochs.iter().map(|e| (e.train_loss.to_bits(), e.val_loss.map(f64::to_bits))).collect();
-    (tables, losses, history.optimizer.clone())
+    (common::table_bits(params), common::loss_bits(history), history.optimizer.clone())
 }
 
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
@@ -52,7 +33,7 @@ fn assert_same(name: &str, dense: &Fingerprint, replay: &Fingerprint) {
 
 #[test]
 fn p2_and_p3_replay_is_bitwise_the_dense_adam_pass_on_1_and_2_threads() {
-    let ds = data();
+    let ds = common::sparse_catalogue();
     let p2 = |dense: bool| {
         let mut cfg = p2_mf::Config::default();
         cfg.train.epochs = 3;
