@@ -157,7 +157,7 @@ where
     })?;
     let round_trip = to_table(&config)?;
     for (path, origin) in given {
-        if !has_path(&round_trip, &path) {
+        if !has_path(&round_trip, &path) && !is_skipped_flag::<T>(&merged, &path) {
             let valid: Vec<&str> = round_trip.keys().map(String::as_str).collect();
             return Err(ModelError::UnknownConfigKey {
                 key: path.join("."),
@@ -167,6 +167,20 @@ where
         }
     }
     Ok(config)
+}
+
+/// Whether `path` names a flag the config omits while it is `false` (`skip_serializing_if`, e.g.
+/// `train.flush_denormals`): set to `true`, it appears in the serialised config.
+fn is_skipped_flag<T>(merged: &Table, path: &[String]) -> bool
+where
+    T: Serialize + DeserializeOwned,
+{
+    let mut flipped = merged.clone();
+    if set_path(&mut flipped, path, Value::Boolean(true)).is_err() {
+        return false;
+    }
+    let Ok(config) = Value::Table(flipped).try_into::<T>() else { return false };
+    to_table(&config).is_ok_and(|t| has_path(&t, path))
 }
 
 /// Rewrites every float as the shortest decimal that reads back to the same f32 (f32 fields
@@ -251,6 +265,19 @@ mod tests {
         assert_eq!(c.optimizer, Opt::Adam { lr: 3e-3, weight_decay: 0.1 }); // table merge keeps lr
         let c: Cfg = resolve(None, &["sizes=[4, 5]".into()]).unwrap();
         assert_eq!(c.sizes, vec![4, 5]);
+    }
+
+    #[test]
+    fn flags_omitted_while_false_can_be_set_false_and_unknown_flags_still_fail() {
+        use crate::pipelines::p3_recommender::Config as P3;
+        for key in ["train.dense_optimizer", "train.flush_denormals"] {
+            let c: P3 = resolve(None, &[format!("{key}=false")]).unwrap();
+            assert_eq!(c, P3::default(), "{key}=false is the default");
+            let c: P3 = resolve(None, &[format!("{key}=true")]).unwrap();
+            assert_ne!(c, P3::default(), "{key}=true");
+        }
+        let err = resolve::<P3>(None, &["train.dense_optimiser=false".into()]).unwrap_err().to_string();
+        assert!(err.contains("unknown config key `train.dense_optimiser`"), "{err}");
     }
 
     #[test]
