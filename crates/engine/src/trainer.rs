@@ -175,12 +175,12 @@ pub struct TrainConfig {
     /// the MF pipelines) parameters or losses. CUDA fits ignore it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub flush_denormals: bool,
-    /// Run Adam/AdamW as the dense pass over every row every step (the reference), even where
-    /// the objective can name the rows a batch reads and the trainer would otherwise replay
-    /// untouched rows lazily ([`ReplayAdam`](crate::optim::ReplayAdam): the same bits, faster on
-    /// large, sparsely touched tables). Off by default.
+    /// Run Adam/AdamW with untouched rows replayed lazily
+    /// ([`ReplayAdam`](crate::optim::ReplayAdam): the same bits as the dense pass) where the
+    /// objective can name the rows a batch reads. Off by default: on ml-100k's P3 it measured
+    /// 3.5x slower than the dense pass (1.28 s against 0.36 s for 5 epochs at 1 thread).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub dense_optimizer: bool,
+    pub lazy_replay: bool,
 }
 
 impl Default for TrainConfig {
@@ -198,7 +198,7 @@ impl Default for TrainConfig {
             restore_best: false,
             quiet: false,
             flush_denormals: false,
-            dense_optimizer: false,
+            lazy_replay: false,
         }
     }
 }
@@ -338,7 +338,7 @@ impl Trainer {
         let mut grads = Grads::zeros_like(params);
         let (resolved, note) = cfg.optimizer.resolve(objective.rows_per_unit(), cfg.batch_size, params);
         // Dense Adam/AdamW run as ReplayAdam (same bits) when the objective names its rows.
-        let replay = !cfg.dense_optimizer && objective.mark_rows(&[], &mut grads);
+        let replay = cfg.lazy_replay && objective.mark_rows(&[], &mut grads);
         let mut optimizer: Box<dyn crate::optim::Optimizer> = match resolved {
             OptimizerConfig::Adam(c) if replay => Box::new(crate::optim::ReplayAdam::new(c, false)),
             OptimizerConfig::AdamW(c) if replay => Box::new(crate::optim::ReplayAdam::new(c, true)),

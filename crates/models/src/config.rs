@@ -270,14 +270,14 @@ mod tests {
     #[test]
     fn flags_omitted_while_false_can_be_set_false_and_unknown_flags_still_fail() {
         use crate::pipelines::p3_recommender::Config as P3;
-        for key in ["train.dense_optimizer", "train.flush_denormals"] {
+        for key in ["train.lazy_replay", "train.flush_denormals"] {
             let c: P3 = resolve(None, &[format!("{key}=false")]).unwrap();
             assert_eq!(c, P3::default(), "{key}=false is the default");
             let c: P3 = resolve(None, &[format!("{key}=true")]).unwrap();
             assert_ne!(c, P3::default(), "{key}=true");
         }
-        let err = resolve::<P3>(None, &["train.dense_optimiser=false".into()]).unwrap_err().to_string();
-        assert!(err.contains("unknown config key `train.dense_optimiser`"), "{err}");
+        let err = resolve::<P3>(None, &["train.lazy_replays=false".into()]).unwrap_err().to_string();
+        assert!(err.contains("unknown config key `train.lazy_replays`"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The MF pipelines' Adam runs as `ReplayAdam` (untouched rows brought up to date lazily) unless
-//! `train.dense_optimizer` asks for the dense pass every step: P2 (weight decay) and P3 give
+//! With `train.lazy_replay` the MF pipelines' Adam runs as `ReplayAdam` (untouched rows brought
+//! up to date lazily) instead of the dense pass every step: P2 (weight decay) and P3 give
 //! bitwise-identical tables and loss histories either way, on 1 and 2 threads, on a sparsely
 //! rated catalogue where most movie rows sit idle for hundreds of steps between ratings
 //! (subnormal moments included) and across epoch boundaries.
@@ -39,7 +39,7 @@ fn p2_and_p3_replay_is_bitwise_the_dense_adam_pass_on_1_and_2_threads() {
         cfg.train.epochs = 3;
         cfg.train.batch_size = 4;
         cfg.train.quiet = true;
-        cfg.train.dense_optimizer = dense;
+        cfg.train.lazy_replay = !dense;
         let out = p2_mf::run(&ds, &cfg).unwrap();
         fingerprint(out.model.params(), &out.history)
     };
@@ -48,7 +48,7 @@ fn p2_and_p3_replay_is_bitwise_the_dense_adam_pass_on_1_and_2_threads() {
         cfg.train.epochs = 3;
         cfg.train.batch_size = 4;
         cfg.train.quiet = true;
-        cfg.train.dense_optimizer = dense;
+        cfg.train.lazy_replay = !dense;
         let out = p3_recommender::run(&ds, &cfg).unwrap();
         fingerprint(out.model.params(), &out.history)
     };
@@ -61,11 +61,11 @@ fn p2_and_p3_replay_is_bitwise_the_dense_adam_pass_on_1_and_2_threads() {
 }
 
 #[test]
-fn the_dense_switch_is_off_by_default_and_named_in_the_config() {
-    assert!(!p2_mf::Config::default().train.dense_optimizer);
+fn the_replay_switch_is_off_by_default_and_named_in_the_config() {
+    assert!(!p2_mf::Config::default().train.lazy_replay);
     let mut cfg = p3_recommender::Config::default();
-    assert!(!toml::to_string(&cfg).unwrap().contains("dense_optimizer"));
-    cfg.train.dense_optimizer = true;
+    assert!(!toml::to_string(&cfg).unwrap().contains("lazy_replay"));
+    cfg.train.lazy_replay = true;
     let text = toml::to_string(&cfg).unwrap();
-    assert!(text.contains("dense_optimizer = true"), "{text}");
+    assert!(text.contains("lazy_replay = true"), "{text}");
 }

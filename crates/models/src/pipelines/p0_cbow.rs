@@ -83,7 +83,7 @@ impl Default for Config {
                 restore_best: false,
                 quiet: false,
                 flush_denormals: false,
-                dense_optimizer: false,
+                lazy_replay: false,
             },
             middle_queries: vec![
                 pair("Fellowship of the Ring", "Return of the King"),

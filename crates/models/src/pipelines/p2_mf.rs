@@ -109,7 +109,7 @@ impl Default for Config {
                 restore_best: true,
                 quiet: false,
                 flush_denormals: false,
-                dense_optimizer: false,
+                lazy_replay: false,
             },
             well_known: "Star Wars (1977)".to_string(),
             report_n: 5,

@@ -92,7 +92,7 @@ impl Default for Config {
                 restore_best: false,
                 quiet: false,
                 flush_denormals: false,
-                dense_optimizer: false,
+                lazy_replay: false,
             },
             top_n: 10,
             exclude_rated: false,

@@ -65,7 +65,7 @@ impl Default for Config {
                 restore_best: false,
                 quiet: false,
                 flush_denormals: false,
-                dense_optimizer: false,
+                lazy_replay: false,
             },
             model: super::MfModelConfig::default(),
         }
