@@ -180,3 +180,74 @@ MF_STEP(mf_step_f1, 1)
 MF_STEP(mf_step_f4, 4)
 MF_EVAL(mf_eval_f1, 1)
 MF_EVAL(mf_eval_f4, 4)
+
+// Item side features (mf.rs, "Item side features"): the effective movie tables
+//
+//   q~_i = q_i + sum_{f in F_i} w_i e_f,   c~_i = c_i + sum_{f in F_i} w_i d_f,   w_i = 1 / |F_i|
+//
+// are folded into scratch tables before every batch and validation pass (mf_fold_features, the
+// CPU's `FeatureTables::item`: start from q_i, add w_i e_f feature by feature in the table's
+// order, the same f32 operations), the batch runs mf_step_* on them unchanged, and its movie
+// gradients ARE the gradients of q and c (dq~/dq = I, dc~/dc = 1). mf_scatter_features then
+// adds w_i * grad q_i to every e_f (and w_i * grad c_i to d_f) of each movie the batch touched,
+// flagging those feature rows touched as the CPU does. The CPU adds (g w_i) p_u per example;
+// here w_i (sum_e g p_u): equal up to rounding (gpu_mf.rs states the tolerance).
+//
+// `offsets` (n_movies + 1) and `ids` are the CSR of the movies' feature ids. One thread per
+// element of the n_movies x k table, grid-stride.
+extern "C" __global__ void mf_fold_features(unsigned int n_movies, unsigned int k, const float* __restrict__ q,
+                                            const float* __restrict__ c, const unsigned int* __restrict__ offsets,
+                                            const unsigned int* __restrict__ ids, const float* __restrict__ e,
+                                            const float* __restrict__ d, float* q_eff, float* c_eff,
+                                            int has_bias) {
+    const unsigned long long total = (unsigned long long)n_movies * k;
+    for (unsigned long long x = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; x < total;
+         x += (unsigned long long)gridDim.x * blockDim.x) {
+        const unsigned int i = (unsigned int)(x / k);
+        const unsigned int j = (unsigned int)(x % k);
+        const unsigned int lo = offsets[i];
+        const unsigned int hi = offsets[i + 1];
+        const float w = hi > lo ? 1.0f / (float)(hi - lo) : 0.0f;
+        float out = q[x];
+        for (unsigned int a = lo; a < hi; ++a) out += w * e[(unsigned long long)ids[a] * k + j];
+        q_eff[x] = out;
+        if (has_bias && j == 0) {
+            float b = 0.0f;
+            for (unsigned int a = lo; a < hi; ++a) b += w * d[ids[a]];
+            c_eff[i] = c[i] + b;
+        }
+    }
+}
+
+// The feature rows' gradient of one batch from the movie gradient mf_step_* left in gq / gc
+// (see mf_fold_features). `tq` is the movie factors' touched flags of this batch.
+extern "C" __global__ void mf_scatter_features(unsigned int n_movies, unsigned int k,
+                                               const unsigned int* __restrict__ offsets,
+                                               const unsigned int* __restrict__ ids,
+                                               const unsigned int* __restrict__ tq, const float* __restrict__ gq,
+                                               const float* __restrict__ gc, float* ge, float* gd,
+                                               unsigned int* te, unsigned int* td, int has_bias) {
+    const unsigned long long total = (unsigned long long)n_movies * k;
+    for (unsigned long long x = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; x < total;
+         x += (unsigned long long)gridDim.x * blockDim.x) {
+        const unsigned int i = (unsigned int)(x / k);
+        const unsigned int j = (unsigned int)(x % k);
+        if (!tq[i]) continue;
+        const unsigned int lo = offsets[i];
+        const unsigned int hi = offsets[i + 1];
+        if (hi == lo) continue;
+        const float w = 1.0f / (float)(hi - lo);
+        const float g = gq[x];
+        for (unsigned int a = lo; a < hi; ++a) {
+            const unsigned int f = ids[a];
+            atomicAdd(ge + (unsigned long long)f * k + j, w * g);
+            if (j == 0) {
+                te[f] = 1u;
+                if (has_bias) {
+                    atomicAdd(gd + f, w * gc[i]);
+                    td[f] = 1u;
+                }
+            }
+        }
+    }
+}

@@ -449,6 +449,12 @@ impl MfObjective {
         self.features.is_some()
     }
 
+    /// The item feature table and the ids of the `feature_factors` and `feature_bias` tables,
+    /// when the objective has item side features (the GPU twin folds and scatters through them).
+    pub(crate) fn item_feature_tables(&self) -> Option<(&ItemFeatures, TableId, Option<TableId>)> {
+        self.features.as_ref().map(|ft| (&ft.table, ft.factors, ft.bias))
+    }
+
     /// The raw score, with item features when the objective has them.
     fn score(&self, params: &ParamStore, user: u32, movie: u32, buf: &mut [f32]) -> f32 {
         match &self.features {

@@ -10,6 +10,13 @@
 //! last launch of a step. Training columns are uploaded once; a batch is the device view of the
 //! trainer's unit order (unit = training row, as on the CPU).
 //!
+//! **Item side features.** With `model.item_features` a batch is three launches:
+//! `mf_fold_features` writes the effective movie tables `q̃ = q + mean e_f`, `c̃ = c + mean d_f`
+//! into scratch tables (the CPU's f32 operations in the CPU's order), `mf_step_*` runs on them
+//! unchanged (its movie gradient is that of `q` and `c`, since `∂q̃/∂q = I`), and
+//! `mf_scatter_features` adds `grad q_i / |F_i|` to the feature rows of every movie the batch
+//! touched. Validation folds first too.
+//!
 //! **Parity.** The per-example arithmetic is the CPU's (same link formulas, same rounding
 //! order of `g`; NVRTC runs without FMA contraction). Two things differ by rounding only: the
 //! dot product is summed in a different order (a lane-strided tree instead of eight
@@ -29,10 +36,14 @@ use reelvec_engine::gpu::{
 use reelvec_engine::{BatchLoss, Device, EngineError, History, ParamStore, TrainConfig};
 use serde::{Deserialize, Serialize};
 
+use reelvec_data::features::ItemFeatures;
+use reelvec_engine::TableId;
+
 use crate::mf::{check_columns, Link, MfObjective, MfSpec, MfTables, RatingColumns};
 use crate::ModelError;
 
-const MF_FUNCTIONS: &[&str] = &["mf_step_f1", "mf_step_f4", "mf_eval_f1", "mf_eval_f4"];
+const MF_FUNCTIONS: &[&str] =
+    &["mf_step_f1", "mf_step_f4", "mf_eval_f1", "mf_eval_f4", "mf_fold_features", "mf_scatter_features"];
 
 /// `mf.cu` as written (scalar atomics).
 pub(crate) const MF_CU: KernelSource =
@@ -95,6 +106,80 @@ impl DeviceColumns {
     }
 }
 
+/// Item side features on the device (see the module doc): the CSR of the movies' feature ids,
+/// the feature tables' ids, the scratch effective movie tables and the two kernels.
+#[derive(Debug)]
+struct DeviceFeatures {
+    offsets: CudaSlice<u32>,
+    /// The feature ids (one placeholder id when no movie has a feature; never read then).
+    ids: CudaSlice<u32>,
+    factors: TableId,
+    bias: Option<TableId>,
+    fold: CudaFunction,
+    scatter: CudaFunction,
+}
+
+/// Scratch effective movie tables of item side features, written by `mf_fold_features`.
+#[derive(Debug)]
+struct EffectiveTables {
+    /// `q̃`, n_movies x k.
+    q: CudaSlice<f32>,
+    /// `c̃`, n_movies (one placeholder element without biases).
+    c: CudaSlice<f32>,
+}
+
+impl EffectiveTables {
+    fn zeros(gpu: &Gpu, spec: &MfSpec, biases: bool) -> Result<Self, EngineError> {
+        Ok(Self {
+            q: gpu.zeros((spec.n_movies * spec.k).max(1), "effective movie factors")?,
+            c: gpu.zeros(if biases { spec.n_movies.max(1) } else { 1 }, "effective movie biases")?,
+        })
+    }
+
+    fn pair(&self) -> Option<(&CudaSlice<f32>, &CudaSlice<f32>)> {
+        Some((&self.q, &self.c))
+    }
+}
+
+impl DeviceFeatures {
+    fn new(
+        gpu: &Gpu,
+        spec: &MfSpec,
+        features: &ItemFeatures,
+        factors: TableId,
+        bias: Option<TableId>,
+    ) -> Result<Self, ModelError> {
+        if features.n_movies() != spec.n_movies {
+            return Err(ModelError::InvalidData(format!(
+                "the item feature table has {} movies, the model {}",
+                features.n_movies(),
+                spec.n_movies
+            )));
+        }
+        let mut offsets = Vec::with_capacity(spec.n_movies + 1);
+        let mut ids = Vec::new();
+        offsets.push(0u32);
+        for i in 0..spec.n_movies {
+            ids.extend_from_slice(features.of(i));
+            let end = u32::try_from(ids.len()).map_err(|_| {
+                ModelError::InvalidConfig("item features on the GPU: more than 2^32 feature ids".into())
+            })?;
+            offsets.push(end);
+        }
+        if ids.is_empty() {
+            ids.push(0);
+        }
+        Ok(Self {
+            offsets: gpu.upload(&offsets, "item feature offsets")?,
+            ids: gpu.upload(&ids, "item feature ids")?,
+            factors,
+            bias,
+            fold: gpu.function(&MF_CU, "mf_fold_features")?,
+            scatter: gpu.function(&MF_CU, "mf_scatter_features")?,
+        })
+    }
+}
+
 /// The MF objective on the device: training columns (and the validation set) uploaded once,
 /// one fused forward + loss + backward launch per batch.
 #[derive(Debug)]
@@ -105,6 +190,7 @@ pub struct MfGpuObjective {
     val_sum: CudaSlice<f64>,
     /// [`RatingColumns::mean_square_target`] of the training rows.
     baseline: f64,
+    features: Option<(DeviceFeatures, EffectiveTables)>,
 }
 
 /// The compiled kernels and everything a launch needs besides the data.
@@ -182,7 +268,24 @@ impl MfGpuObjective {
             baseline: train.mean_square_target(),
             val,
             val_sum: gpu.zeros(1, "the validation loss sum")?,
+            features: None,
         })
+    }
+
+    /// The twin of `objective` (its spec, training and validation rows, and item side features
+    /// when it has them) for the tables in `params`.
+    pub fn from_objective(
+        gpu: &Gpu,
+        objective: &MfObjective,
+        params: &ParamStore,
+    ) -> Result<Self, ModelError> {
+        let mut dev = Self::new(gpu, *objective.spec(), params, objective.train(), objective.validation())?;
+        if let Some((features, factors, bias)) = objective.item_feature_tables() {
+            let scratch = EffectiveTables::zeros(gpu, objective.spec(), bias.is_some())?;
+            dev.features =
+                Some((DeviceFeatures::new(gpu, objective.spec(), features, factors, bias)?, scratch));
+        }
+        Ok(dev)
     }
 
     /// The model's spec.
@@ -202,7 +305,11 @@ impl MfGpuObjective {
 
     /// Kernel launches per training step of this objective (the optimizer adds one more).
     pub fn launches_per_batch(&self) -> usize {
-        1
+        if self.features.is_some() {
+            3
+        } else {
+            1
+        }
     }
 
     /// Sum of squared errors of the model in `params` over `cols` (waits for the device).
@@ -215,7 +322,15 @@ impl MfGpuObjective {
         check_columns(&self.kernels.spec, "evaluated", cols)?;
         let dev = DeviceColumns::upload(gpu, cols, "evaluated")?;
         let mut sum: CudaSlice<f64> = gpu.zeros(1, "the squared-error sum")?;
-        self.kernels.enqueue_eval(gpu, params, &dev, &mut sum)?;
+        match &self.features {
+            // Folds into fresh scratch tables: `&self` leaves the objective's own untouched.
+            Some((f, _)) => {
+                let mut eff = EffectiveTables::zeros(gpu, &self.kernels.spec, f.bias.is_some())?;
+                self.kernels.enqueue_fold(gpu, params, f, &mut eff)?;
+                self.kernels.enqueue_eval(gpu, params, eff.pair(), &dev, &mut sum)?;
+            }
+            None => self.kernels.enqueue_eval(gpu, params, None, &dev, &mut sum)?,
+        }
         let total = gpu.download(&sum, 1, "the squared-error sum")?[0];
         Ok(BatchLoss::new(total, cols.len() as u64))
     }
@@ -235,11 +350,127 @@ impl MfKernels {
         }
     }
 
+    /// The movie factor and bias tables a launch reads: the parameters', or the effective ones
+    /// of item side features (`(q̃, c̃)`, folded by [`Self::enqueue_fold`]).
+    fn movie_tables<'a>(
+        &'a self,
+        params: &'a GpuParams,
+        effective: Option<(&'a CudaSlice<f32>, &'a CudaSlice<f32>)>,
+    ) -> (&'a CudaSlice<f32>, &'a CudaSlice<f32>) {
+        match effective {
+            Some((q, c)) => (q, if self.spec.biases { c } else { &self.placeholder_f32 }),
+            None => (
+                &params.get(self.tables.movie_factors).data,
+                self.tables.movie_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data),
+            ),
+        }
+    }
+
+    fn grid(&self, cells: usize) -> LaunchConfig {
+        let blocks = cells.div_ceil(MF_BLOCK as usize).clamp(1, self.max_blocks as usize) as u32;
+        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (MF_BLOCK, 1, 1), shared_mem_bytes: 0 }
+    }
+
+    /// Queues `mf_fold_features`: `out` becomes the effective movie tables of the
+    /// parameters in `params`.
+    fn enqueue_fold(
+        &self,
+        gpu: &Gpu,
+        params: &GpuParams,
+        f: &DeviceFeatures,
+        out: &mut EffectiveTables,
+    ) -> Result<(), EngineError> {
+        let t = &self.tables;
+        let (n_movies, k) = (self.spec.n_movies as u32, self.spec.k as u32);
+        let has_bias = i32::from(f.bias.is_some() && t.movie_bias.is_some());
+        let c = t.movie_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
+        let d = f.bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
+        let mut launch = gpu.stream().launch_builder(&f.fold);
+        launch
+            .arg(&n_movies)
+            .arg(&k)
+            .arg(&params.get(t.movie_factors).data)
+            .arg(c)
+            .arg(&f.offsets)
+            .arg(&f.ids)
+            .arg(&params.get(f.factors).data)
+            .arg(d)
+            .arg(&mut out.q)
+            .arg(&mut out.c)
+            .arg(&has_bias);
+        // SAFETY: `offsets` has n_movies + 1 nondecreasing entries ending at the length of `ids`
+        // (DeviceFeatures::new), every id < the feature tables' rows (ItemFeatures holds ids of
+        // its names; FeatureTables::find checked the tables' shapes); `out` holds n_movies x k and
+        // n_movies (when has_bias = 1; never read otherwise) floats.
+        unsafe { launch.launch(self.grid(self.spec.n_movies * self.spec.k)) }
+            .map_err(|e| gpu.launch_error("mf_fold_features", e))?;
+        Ok(())
+    }
+
+    /// Queues `mf_scatter_features`: the feature rows' gradient from the movie gradient a
+    /// batch left in `grads`.
+    fn enqueue_scatter(
+        &self,
+        gpu: &Gpu,
+        f: &DeviceFeatures,
+        grads: &mut GpuGrads,
+    ) -> Result<(), EngineError> {
+        let t = &self.tables;
+        let (n_movies, k) = (self.spec.n_movies as u32, self.spec.k as u32);
+        let has_bias = i32::from(f.bias.is_some() && t.movie_bias.is_some());
+        let (mut gq, mut gc, mut ge, mut gd) = (None, None, None, None);
+        for (index, table) in grads.tables_mut().iter_mut().enumerate() {
+            if index == t.movie_factors.0 {
+                gq = Some(table);
+            } else if Some(index) == t.movie_bias.map(|id| id.0) {
+                gc = Some(table);
+            } else if index == f.factors.0 {
+                ge = Some(table);
+            } else if Some(index) == f.bias.map(|id| id.0) {
+                gd = Some(table);
+            }
+        }
+        let missing = || EngineError::ShapeMismatch {
+            what: "MF item feature gradient tables".to_string(),
+            expected: 2,
+            actual: 0,
+        };
+        let gq = gq.ok_or_else(missing)?;
+        let ge = ge.ok_or_else(missing)?;
+        let mut launch = gpu.stream().launch_builder(&f.scatter);
+        launch.arg(&n_movies).arg(&k).arg(&f.offsets).arg(&f.ids).arg(&gq.touched).arg(&gq.data);
+        match (gc, gd) {
+            (Some(gc), Some(gd)) if has_bias == 1 => {
+                launch
+                    .arg(&gc.data)
+                    .arg(&mut ge.data)
+                    .arg(&mut gd.data)
+                    .arg(&mut ge.touched)
+                    .arg(&mut gd.touched);
+            }
+            _ => {
+                launch
+                    .arg(&self.placeholder_f32)
+                    .arg(&mut ge.data)
+                    .arg(&self.placeholder_f32)
+                    .arg(&mut ge.touched)
+                    .arg(&self.placeholder_u32);
+            }
+        }
+        launch.arg(&has_bias);
+        // SAFETY: as in enqueue_fold; the gradient tables have the parameter tables' shapes and
+        // the bias placeholders are never touched when has_bias = 0.
+        unsafe { launch.launch(self.grid(self.spec.n_movies * self.spec.k)) }
+            .map_err(|e| gpu.launch_error("mf_scatter_features", e))?;
+        Ok(())
+    }
+
     /// Queues the sum of squared errors over the device columns `cols` into `out[0]`.
     fn enqueue_eval(
         &self,
         gpu: &Gpu,
         params: &GpuParams,
+        effective: Option<(&CudaSlice<f32>, &CudaSlice<f32>)>,
         cols: &DeviceColumns,
         out: &mut CudaSlice<f64>,
     ) -> Result<(), EngineError> {
@@ -250,7 +481,7 @@ impl MfKernels {
         let has_bias = i32::from(self.spec.biases);
         let (sigmoid_range, lo, hi) = self.link_args();
         let bu = t.user_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
-        let bi = t.movie_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
+        let (qf, bi) = self.movie_tables(params, effective);
         let mut launch = gpu.stream().launch_builder(&self.eval);
         launch
             .arg(&n)
@@ -258,7 +489,7 @@ impl MfKernels {
             .arg(&cols.movie)
             .arg(&cols.target)
             .arg(&params.get(t.user_factors).data)
-            .arg(&params.get(t.movie_factors).data)
+            .arg(qf)
             .arg(bu)
             .arg(bi)
             .arg(&k)
@@ -275,6 +506,8 @@ impl MfKernels {
     }
 
     /// Queues one training batch (see [`GpuObjective::enqueue_batch`]).
+    // The launch's arguments: the batch, its data and tables, and where the loss goes.
+    #[allow(clippy::too_many_arguments)]
     fn enqueue_step(
         &self,
         gpu: &Gpu,
@@ -282,6 +515,7 @@ impl MfKernels {
         params: &GpuParams,
         grads: &mut GpuGrads,
         batch: &GpuBatch<'_>,
+        effective: Option<(&CudaSlice<f32>, &CudaSlice<f32>)>,
         loss_sum: &mut CudaViewMut<'_, f64>,
     ) -> Result<u64, EngineError> {
         let n_examples = batch.host_units.len();
@@ -318,7 +552,7 @@ impl MfKernels {
         let (gp_data, gp_flags) = gp.ok_or_else(missing)?;
         let (gq_data, gq_flags) = gq.ok_or_else(missing)?;
         let bu = t.user_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
-        let bi = t.movie_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
+        let (qf, bi) = self.movie_tables(params, effective);
 
         let mut launch = gpu.stream().launch_builder(&self.step);
         launch
@@ -328,7 +562,7 @@ impl MfKernels {
             .arg(&train.movie)
             .arg(&train.target)
             .arg(&params.get(t.user_factors).data)
-            .arg(&params.get(t.movie_factors).data)
+            .arg(qf)
             .arg(bu)
             .arg(bi)
             .arg(gp_data)
@@ -371,7 +605,8 @@ impl GpuObjective for MfGpuObjective {
         self.train.len
     }
 
-    /// One launch of `mf_step_*` (see the module doc and mf.cu).
+    /// One launch of `mf_step_*` (see the module doc and mf.cu); three with item features
+    /// (fold, step, scatter).
     fn enqueue_batch(
         &mut self,
         gpu: &Gpu,
@@ -380,7 +615,16 @@ impl GpuObjective for MfGpuObjective {
         batch: &GpuBatch<'_>,
         loss_sum: &mut CudaViewMut<'_, f64>,
     ) -> Result<u64, EngineError> {
-        self.kernels.enqueue_step(gpu, &self.train, params, grads, batch, loss_sum)
+        let Some((f, eff)) = &mut self.features else {
+            return self.kernels.enqueue_step(gpu, &self.train, params, grads, batch, None, loss_sum);
+        };
+        if batch.host_units.is_empty() {
+            return Ok(0);
+        }
+        self.kernels.enqueue_fold(gpu, params, f, eff)?;
+        let n = self.kernels.enqueue_step(gpu, &self.train, params, grads, batch, eff.pair(), loss_sum)?;
+        self.kernels.enqueue_scatter(gpu, f, grads)?;
+        Ok(n)
     }
 
     fn validation_loss(&mut self, gpu: &Gpu, params: &GpuParams) -> Result<Option<BatchLoss>, EngineError> {
@@ -388,7 +632,13 @@ impl GpuObjective for MfGpuObjective {
         gpu.stream()
             .memset_zeros(&mut self.val_sum)
             .map_err(|e| reelvec_engine::gpu::driver_error("clearing the validation loss sum", e))?;
-        self.kernels.enqueue_eval(gpu, params, val, &mut self.val_sum)?;
+        match &mut self.features {
+            Some((f, eff)) => {
+                self.kernels.enqueue_fold(gpu, params, f, eff)?;
+                self.kernels.enqueue_eval(gpu, params, eff.pair(), val, &mut self.val_sum)?;
+            }
+            None => self.kernels.enqueue_eval(gpu, params, None, val, &mut self.val_sum)?,
+        }
         let total = gpu.download(&self.val_sum, 1, "the validation loss sum")?[0];
         Ok(Some(BatchLoss::new(total, val.len as u64)))
     }
@@ -420,19 +670,9 @@ pub fn fit_mf(
     let trainer = reelvec_engine::Trainer::new(train.clone());
     match device {
         Device::Cpu => Ok(trainer.fit(objective, params)?),
-        Device::Cuda(_) if objective.has_item_features() => Err(ModelError::Unsupported {
-            operation: "training with model.item_features on the GPU (not yet; use --device cpu)".into(),
-            kind: "mf".into(),
-        }),
         Device::Cuda(_) => {
             let gpu = Gpu::for_device(device)?;
-            let mut dev = MfGpuObjective::new(
-                &gpu,
-                *objective.spec(),
-                params,
-                objective.train(),
-                objective.validation(),
-            )?;
+            let mut dev = MfGpuObjective::from_objective(&gpu, objective, params)?;
             Ok(trainer.fit_gpu(&gpu, &mut dev, params)?)
         }
     }

@@ -24,6 +24,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reelvec_bench::mf_scale;
+use reelvec_data::features::ItemFeatures;
 use reelvec_data::synth::{self, Preset};
 use reelvec_data::Dataset;
 use reelvec_engine::gpu::{self, Gpu, GpuBatch, GpuGrads, GpuObjective, GpuParams};
@@ -31,6 +32,8 @@ use reelvec_engine::{AdamConfig, Device, Grads, Init, Objective, OptimizerConfig
 use reelvec_models::mf::{Link, MfObjective, MfSpec, RatingColumns};
 use reelvec_models::mf_gpu::{MfGpuObjective, MfLayout};
 use reelvec_models::pipelines::{p2_mf, p3_recommender, p4_residual};
+use reelvec_models::train::{self, ConfigSource, TrainedRun};
+use reelvec_models::ModelKind;
 
 /// The shared device, or a counted skip (a failure under `REELVEC_REQUIRE_GPU=1`).
 fn gpu_or_skip() -> Option<std::sync::Arc<Gpu>> {
@@ -59,25 +62,53 @@ fn random_columns(spec: &MfSpec, n: usize, link: Link, rng: &mut ChaCha8Rng) -> 
     c
 }
 
+/// A random feature table over `n_movies`: 9 features, 0 to 4 per movie (some movies none).
+fn random_features(n_movies: usize, rng: &mut ChaCha8Rng) -> ItemFeatures {
+    let names: Vec<String> = (0..9).map(|f| format!("genre:g{f}")).collect();
+    let lists: Vec<Vec<u32>> = (0..n_movies)
+        .map(|_| {
+            let mut ids: Vec<u32> = (0..rng.random_range(0..5)).map(|_| rng.random_range(0..9)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        })
+        .collect();
+    ItemFeatures::from_lists(names, &lists).unwrap()
+}
+
 /// One batch's loss and gradient on both devices.
 fn batch_parity(spec: MfSpec, test: &str) {
+    batch_parity_with(spec, test, false);
+}
+
+/// [`batch_parity`], with item side features when `features` (the fold, step and scatter
+/// launches against the CPU's per-example feature gradient).
+fn batch_parity_with(spec: MfSpec, test: &str, features: bool) {
     let Some(gpu) = gpu_or_skip() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(spec.k as u64 + 7);
     // Small factors keep x away from the sigmoid's flat tails, where the dot product's summation
     // order is magnified (see the module doc).
     let factor_init = Init::Normal { mean: 0.0, std: 0.1 };
     let bias_init = Init::Normal { mean: 0.0, std: 0.5 };
-    let params = spec.init_params(factor_init, bias_init, &mut rng).unwrap();
+    let mut params = spec.init_params(factor_init, bias_init, &mut rng).unwrap();
+    let table = features.then(|| random_features(spec.n_movies, &mut rng));
+    if let Some(t) = &table {
+        spec.add_feature_params(&mut params, t.n_features(), factor_init, bias_init, &mut rng).unwrap();
+    }
     let train = random_columns(&spec, 1000, spec.link, &mut rng);
     let val = random_columns(&spec, 777, spec.link, &mut rng);
     // 300 units with repeats of units, users and movies.
     let units: Vec<u32> = (0..300).map(|_| rng.random_range(0..train.len() as u32)).collect();
 
-    let cpu = MfObjective::new(spec, &params, train.clone(), Some(val.clone())).unwrap();
+    let mut cpu = MfObjective::new(spec, &params, train.clone(), Some(val.clone())).unwrap();
+    if let Some(t) = table {
+        cpu = cpu.with_item_features(&params, t).unwrap();
+    }
     let mut cpu_grads = Grads::zeros_like(&params);
     let cpu_loss = cpu.loss_and_grad(&params, &units, &mut cpu_grads);
 
-    let mut dev = MfGpuObjective::new(&gpu, spec, &params, &train, Some(&val)).unwrap();
+    let mut dev = MfGpuObjective::from_objective(&gpu, &cpu, &params).unwrap();
+    assert_eq!(dev.launches_per_batch(), if features { 3 } else { 1 });
     let dev_params = GpuParams::upload(&gpu, &params).unwrap();
     let mut dev_grads = GpuGrads::zeros_like(&gpu, &dev_params).unwrap();
     let dev_units = gpu.upload(&units, "test units").unwrap();
@@ -173,6 +204,62 @@ fn gpu_batch_scale_form_matches_cpu() {
 fn gpu_batch_odd_k_matches_cpu() {
     let link = Link::SigmoidRange { lo: 1.0, hi: 5.0 };
     batch_parity(MfSpec { n_users: 7, n_movies: 5, k: 37, biases: true, link }, "gpu_batch_odd_k");
+}
+
+#[test]
+fn gpu_batch_with_item_features_matches_cpu() {
+    // One skip for the three forms.
+    if gpu_or_skip().is_none() {
+        return;
+    }
+    let p2 = Link::SigmoidRange { lo: 0.0, hi: 5.5 };
+    batch_parity_with(
+        MfSpec { n_users: 40, n_movies: 60, k: 50, biases: true, link: p2 },
+        "features_p2_form",
+        true,
+    );
+    let p3 = Link::SigmoidRange { lo: 0.0, hi: 1.0 };
+    batch_parity_with(
+        MfSpec { n_users: 40, n_movies: 60, k: 16, biases: true, link: p3 },
+        "features_p3_form",
+        true,
+    );
+    let p4 = MfSpec { n_users: 40, n_movies: 60, k: 2, biases: false, link: Link::Identity };
+    batch_parity_with(p4, "features_p4_form", true);
+}
+
+/// The per-epoch losses of a run's history (`epochs[*].train_loss` and `val_loss`).
+fn epoch_losses(run: &TrainedRun) -> Vec<f64> {
+    let epochs = run.info.history["epochs"].as_array().expect("a history with epochs");
+    epochs.iter().flat_map(|e| [e["train_loss"].as_f64(), e["val_loss"].as_f64()]).flatten().collect()
+}
+
+/// `model.item_features` trained end to end on CUDA (`reelvec train --device cuda`) against the
+/// CPU from the same seed: every MF kind, per-epoch losses and the learned feature table.
+#[test]
+fn gpu_mf_with_item_features_trains_like_the_cpu() {
+    let Some(_gpu) = gpu_or_skip() else { return };
+    let ds = tiny();
+    let set: Vec<String> = [r#"model.item_features=["genres", "decade"]"#, "train.epochs=3", "k=8"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for kind in [ModelKind::Mf, ModelKind::SigmoidMf, ModelKind::ResidualMf] {
+        let src = ConfigSource { overrides: &set, seed: Some(3), quiet: true, ..ConfigSource::default() };
+        let cfg = train::resolve(kind, &src).unwrap();
+        let cpu = train::train(&ds, &cfg, Device::Cpu, None).unwrap();
+        let dev = train::train(&ds, &cfg, Device::Cuda(0), None).unwrap();
+        let (a, b) = (epoch_losses(&cpu), epoch_losses(&dev));
+        assert!(!a.is_empty() && a.len() == b.len(), "{kind}: histories {a:?} vs {b:?}");
+        let worst = a.iter().zip(&b).map(|(&x, &y)| rel(x, y)).fold(0.0, f64::max);
+        eprintln!("{kind} with item features: worst per-epoch loss rel diff {worst:.2e}");
+        assert!(worst <= 1e-4, "{kind}: per-epoch losses cpu {a:?} gpu {b:?}");
+        let id = cpu.params.id("feature_factors").expect("the run keeps its feature table");
+        let (e_cpu, e_dev) = (&cpu.params.get(id).data, &dev.params.get(id).data);
+        let scale = e_cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = e_cpu.iter().zip(e_dev).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-3 * scale.max(1e-3), "{kind}: feature factors differ by {diff} (scale {scale})");
+    }
 }
 
 fn tiny() -> Dataset {
