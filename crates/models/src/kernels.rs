@@ -8,6 +8,7 @@ use reelvec_engine::gpu::KernelSource;
 pub const KERNELS: &[KernelSource] = &[
     crate::mf_gpu::MF_CU,
     crate::mf_gpu::MF_CU_VECTOR_ATOMICS,
+    crate::features_gpu::FEATURES_CU,
     crate::item2vec::gpu::SOFTMAX_CU,
     crate::item2vec::gpu::NEGATIVE_CU,
     crate::cooc::gpu::COOC_CU,

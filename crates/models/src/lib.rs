@@ -74,6 +74,7 @@ pub mod cooc;
 mod error;
 pub mod evaluate;
 pub mod export;
+pub(crate) mod features_gpu;
 pub mod foldin;
 pub mod item2vec;
 pub mod kernels;

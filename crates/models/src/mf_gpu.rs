@@ -10,12 +10,13 @@
 //! last launch of a step. Training columns are uploaded once; a batch is the device view of the
 //! trainer's unit order (unit = training row, as on the CPU).
 //!
-//! **Item side features.** With `model.item_features` a batch is three launches:
-//! `mf_fold_features` writes the effective movie tables `q̃ = q + mean e_f`, `c̃ = c + mean d_f`
-//! into scratch tables (the CPU's f32 operations in the CPU's order), `mf_step_*` runs on them
-//! unchanged (its movie gradient is that of `q` and `c`, since `∂q̃/∂q = I`), and
-//! `mf_scatter_features` adds `grad q_i / |F_i|` to the feature rows of every movie the batch
-//! touched. Validation folds first too.
+//! **Item side features.** With `model.item_features` a batch is three launches (five with
+//! biases): `features_fold` (`features_gpu.rs`) writes the effective movie tables
+//! `q̃ = q + mean e_f`, `c̃ = c + mean d_f` into scratch tables (the CPU's f32 operations in the
+//! CPU's order for `q̃`; `c̃` groups the bias sum differently, a rounding-level difference),
+//! `mf_step_*` runs on them unchanged (its movie gradient is that of `q` and `c`, since
+//! `∂q̃/∂q = I`), and `features_scatter` adds `grad q_i / |F_i|` to the feature rows of every
+//! movie the batch touched. Validation folds first too.
 //!
 //! **Parity.** The per-example arithmetic is the CPU's (same link formulas, same rounding
 //! order of `g`; NVRTC runs without FMA contraction). Two things differ by rounding only: the
@@ -36,14 +37,13 @@ use reelvec_engine::gpu::{
 use reelvec_engine::{BatchLoss, Device, EngineError, History, ParamStore, TrainConfig};
 use serde::{Deserialize, Serialize};
 
-use reelvec_data::features::ItemFeatures;
 use reelvec_engine::TableId;
 
+use crate::features_gpu::DeviceFeatureCsr;
 use crate::mf::{check_columns, Link, MfObjective, MfSpec, MfTables, RatingColumns};
 use crate::ModelError;
 
-const MF_FUNCTIONS: &[&str] =
-    &["mf_step_f1", "mf_step_f4", "mf_eval_f1", "mf_eval_f4", "mf_fold_features", "mf_scatter_features"];
+const MF_FUNCTIONS: &[&str] = &["mf_step_f1", "mf_step_f4", "mf_eval_f1", "mf_eval_f4"];
 
 /// `mf.cu` as written (scalar atomics).
 pub(crate) const MF_CU: KernelSource =
@@ -106,17 +106,13 @@ impl DeviceColumns {
     }
 }
 
-/// Item side features on the device (see the module doc): the CSR of the movies' feature ids,
-/// the feature tables' ids, the scratch effective movie tables and the two kernels.
+/// Item side features on the device (see the module doc): the feature table's CSR and the
+/// feature tables' ids.
 #[derive(Debug)]
 struct DeviceFeatures {
-    offsets: CudaSlice<u32>,
-    /// The feature ids (one placeholder id when no movie has a feature; never read then).
-    ids: CudaSlice<u32>,
+    csr: DeviceFeatureCsr,
     factors: TableId,
     bias: Option<TableId>,
-    fold: CudaFunction,
-    scatter: CudaFunction,
 }
 
 /// Scratch effective movie tables of item side features, written by `mf_fold_features`.
@@ -138,45 +134,6 @@ impl EffectiveTables {
 
     fn pair(&self) -> Option<(&CudaSlice<f32>, &CudaSlice<f32>)> {
         Some((&self.q, &self.c))
-    }
-}
-
-impl DeviceFeatures {
-    fn new(
-        gpu: &Gpu,
-        spec: &MfSpec,
-        features: &ItemFeatures,
-        factors: TableId,
-        bias: Option<TableId>,
-    ) -> Result<Self, ModelError> {
-        if features.n_movies() != spec.n_movies {
-            return Err(ModelError::InvalidData(format!(
-                "the item feature table has {} movies, the model {}",
-                features.n_movies(),
-                spec.n_movies
-            )));
-        }
-        let mut offsets = Vec::with_capacity(spec.n_movies + 1);
-        let mut ids = Vec::new();
-        offsets.push(0u32);
-        for i in 0..spec.n_movies {
-            ids.extend_from_slice(features.of(i));
-            let end = u32::try_from(ids.len()).map_err(|_| {
-                ModelError::InvalidConfig("item features on the GPU: more than 2^32 feature ids".into())
-            })?;
-            offsets.push(end);
-        }
-        if ids.is_empty() {
-            ids.push(0);
-        }
-        Ok(Self {
-            offsets: gpu.upload(&offsets, "item feature offsets")?,
-            ids: gpu.upload(&ids, "item feature ids")?,
-            factors,
-            bias,
-            fold: gpu.function(&MF_CU, "mf_fold_features")?,
-            scatter: gpu.function(&MF_CU, "mf_scatter_features")?,
-        })
     }
 }
 
@@ -282,8 +239,15 @@ impl MfGpuObjective {
         let mut dev = Self::new(gpu, *objective.spec(), params, objective.train(), objective.validation())?;
         if let Some((features, factors, bias)) = objective.item_feature_tables() {
             let scratch = EffectiveTables::zeros(gpu, objective.spec(), bias.is_some())?;
-            dev.features =
-                Some((DeviceFeatures::new(gpu, objective.spec(), features, factors, bias)?, scratch));
+            if features.n_movies() != objective.spec().n_movies {
+                return Err(ModelError::InvalidData(format!(
+                    "the item feature table has {} movies, the model {}",
+                    features.n_movies(),
+                    objective.spec().n_movies
+                )));
+            }
+            let csr = DeviceFeatureCsr::new(gpu, features)?;
+            dev.features = Some((DeviceFeatures { csr, factors, bias }, scratch));
         }
         Ok(dev)
     }
@@ -305,10 +269,10 @@ impl MfGpuObjective {
 
     /// Kernel launches per training step of this objective (the optimizer adds one more).
     pub fn launches_per_batch(&self) -> usize {
-        if self.features.is_some() {
-            3
-        } else {
-            1
+        match &self.features {
+            Some((f, _)) if f.bias.is_some() => 5,
+            Some(_) => 3,
+            None => 1,
         }
     }
 
@@ -366,13 +330,8 @@ impl MfKernels {
         }
     }
 
-    fn grid(&self, cells: usize) -> LaunchConfig {
-        let blocks = cells.div_ceil(MF_BLOCK as usize).clamp(1, self.max_blocks as usize) as u32;
-        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (MF_BLOCK, 1, 1), shared_mem_bytes: 0 }
-    }
-
-    /// Queues `mf_fold_features`: `out` becomes the effective movie tables of the
-    /// parameters in `params`.
+    /// Queues the fold of the movie tables in `params` with their feature rows into `out`
+    /// (`q̃`, and `c̃` when the model has biases).
     fn enqueue_fold(
         &self,
         gpu: &Gpu,
@@ -381,34 +340,15 @@ impl MfKernels {
         out: &mut EffectiveTables,
     ) -> Result<(), EngineError> {
         let t = &self.tables;
-        let (n_movies, k) = (self.spec.n_movies as u32, self.spec.k as u32);
-        let has_bias = i32::from(f.bias.is_some() && t.movie_bias.is_some());
-        let c = t.movie_bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
-        let d = f.bias.map_or(&self.placeholder_f32, |id| &params.get(id).data);
-        let mut launch = gpu.stream().launch_builder(&f.fold);
-        launch
-            .arg(&n_movies)
-            .arg(&k)
-            .arg(&params.get(t.movie_factors).data)
-            .arg(c)
-            .arg(&f.offsets)
-            .arg(&f.ids)
-            .arg(&params.get(f.factors).data)
-            .arg(d)
-            .arg(&mut out.q)
-            .arg(&mut out.c)
-            .arg(&has_bias);
-        // SAFETY: `offsets` has n_movies + 1 nondecreasing entries ending at the length of `ids`
-        // (DeviceFeatures::new), every id < the feature tables' rows (ItemFeatures holds ids of
-        // its names; FeatureTables::find checked the tables' shapes); `out` holds n_movies x k and
-        // n_movies (when has_bias = 1; never read otherwise) floats.
-        unsafe { launch.launch(self.grid(self.spec.n_movies * self.spec.k)) }
-            .map_err(|e| gpu.launch_error("mf_fold_features", e))?;
+        let data = |id: TableId| &params.get(id).data;
+        f.csr.enqueue_fold(gpu, self.spec.k, data(t.movie_factors), data(f.factors), &mut out.q)?;
+        if let (Some(c), Some(d)) = (t.movie_bias, f.bias) {
+            f.csr.enqueue_fold(gpu, 1, data(c), data(d), &mut out.c)?;
+        }
         Ok(())
     }
 
-    /// Queues `mf_scatter_features`: the feature rows' gradient from the movie gradient a
-    /// batch left in `grads`.
+    /// Queues the feature rows' gradient from the movie gradient a batch left in `grads`.
     fn enqueue_scatter(
         &self,
         gpu: &Gpu,
@@ -416,8 +356,6 @@ impl MfKernels {
         grads: &mut GpuGrads,
     ) -> Result<(), EngineError> {
         let t = &self.tables;
-        let (n_movies, k) = (self.spec.n_movies as u32, self.spec.k as u32);
-        let has_bias = i32::from(f.bias.is_some() && t.movie_bias.is_some());
         let (mut gq, mut gc, mut ge, mut gd) = (None, None, None, None);
         for (index, table) in grads.tables_mut().iter_mut().enumerate() {
             if index == t.movie_factors.0 {
@@ -435,33 +373,11 @@ impl MfKernels {
             expected: 2,
             actual: 0,
         };
-        let gq = gq.ok_or_else(missing)?;
-        let ge = ge.ok_or_else(missing)?;
-        let mut launch = gpu.stream().launch_builder(&f.scatter);
-        launch.arg(&n_movies).arg(&k).arg(&f.offsets).arg(&f.ids).arg(&gq.touched).arg(&gq.data);
-        match (gc, gd) {
-            (Some(gc), Some(gd)) if has_bias == 1 => {
-                launch
-                    .arg(&gc.data)
-                    .arg(&mut ge.data)
-                    .arg(&mut gd.data)
-                    .arg(&mut ge.touched)
-                    .arg(&mut gd.touched);
-            }
-            _ => {
-                launch
-                    .arg(&self.placeholder_f32)
-                    .arg(&mut ge.data)
-                    .arg(&self.placeholder_f32)
-                    .arg(&mut ge.touched)
-                    .arg(&self.placeholder_u32);
-            }
+        let (gq, ge) = (gq.ok_or_else(missing)?, ge.ok_or_else(missing)?);
+        f.csr.enqueue_scatter(gpu, self.spec.k, &gq.touched, &gq.data, &mut ge.data, &mut ge.touched)?;
+        if let (Some(gc), Some(gd)) = (gc, gd) {
+            f.csr.enqueue_scatter(gpu, 1, &gc.touched, &gc.data, &mut gd.data, &mut gd.touched)?;
         }
-        launch.arg(&has_bias);
-        // SAFETY: as in enqueue_fold; the gradient tables have the parameter tables' shapes and
-        // the bias placeholders are never touched when has_bias = 0.
-        unsafe { launch.launch(self.grid(self.spec.n_movies * self.spec.k)) }
-            .map_err(|e| gpu.launch_error("mf_scatter_features", e))?;
         Ok(())
     }
 
