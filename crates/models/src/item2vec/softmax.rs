@@ -68,18 +68,19 @@ pub enum SoftmaxKernel {
 }
 
 impl SoftmaxKernel {
-    /// Whether a pass over `examples` examples holding `context_tokens` context tokens in all
-    /// runs projected.
+    /// Whether a pass over `examples` examples holding `context_tokens` context tokens in all,
+    /// split into `lanes` lanes, runs projected.
     pub fn use_projected(
         self,
         v: usize,
         k: usize,
         examples: usize,
         context_tokens: usize,
+        lanes: usize,
         grad: bool,
     ) -> bool {
         match self {
-            SoftmaxKernel::Auto => projected_pays(v, k, examples, context_tokens, grad),
+            SoftmaxKernel::Auto => projected_pays(v, k, examples, context_tokens, lanes, grad),
             SoftmaxKernel::Chunked => false,
             SoftmaxKernel::Projected => v <= MAX_PROJECTED_VOCAB,
         }
@@ -88,16 +89,26 @@ impl SoftmaxKernel {
 
 /// True when the projected kernel needs fewer multiply-adds than the chunked one for a pass of
 /// `examples` CBOW examples with `context_tokens` context tokens in all (skip-gram: pass the
-/// number of examples, each adds one projected row). Chunked: `n V k` products forward, twice
-/// that backward. Projected: `V^2 k` for `P` (twice more backward for `S^T E` and `S W`) plus
-/// one V-row addition per context token forward (and one more backward into `S`).
-pub fn projected_pays(v: usize, k: usize, examples: usize, context_tokens: usize, grad: bool) -> bool {
+/// number of examples, each adds one projected row), split into `lanes` lanes. Chunked: `n V k`
+/// products forward, twice that backward. Projected: `V^2 k` for `P` (twice more backward for
+/// `S^T E` and `S W`, once per batch) plus one V-row addition per context token forward (and
+/// one more backward into `S`), and backward the sum of the lanes' `S` (at most
+/// `(lanes - 1) V^2` additions).
+pub fn projected_pays(
+    v: usize,
+    k: usize,
+    examples: usize,
+    context_tokens: usize,
+    lanes: usize,
+    grad: bool,
+) -> bool {
     if v > MAX_PROJECTED_VOCAB || examples == 0 {
         return false;
     }
     let passes = if grad { 3 } else { 1 };
     let chunked = passes * examples * v * k;
-    let projected = passes * v * v * k + if grad { 2 } else { 1 } * context_tokens * v;
+    let lane_sums = if grad { lanes.saturating_sub(1) * v * v } else { 0 };
+    let projected = passes * v * v * k + if grad { 2 } else { 1 } * context_tokens * v + lane_sums;
     projected < chunked
 }
 
@@ -699,8 +710,8 @@ pub(crate) struct ProjectedPass<'a> {
 
 /// The projected kernel over the examples `ids`: logits from the rows of `proj` ([`project`])
 /// or products of [`PairTables`], the loss into `lane.loss` and, with `grad`, the lane's
-/// partial gradients: `db`, and `dW`, `dE` from `S` (accumulated per example, turned into
-/// products once at the end). With `simd`, the per-example part runs in its AVX2 build when
+/// partial `db` and its `S` (accumulated per example); [`projected_backward`] turns the
+/// batch's lanes' `S` into `dW` and `dE` once all lanes ran. With `simd`, the per-example part runs in its AVX2 build when
 /// the CPU has it.
 pub(crate) fn projected_lane(
     pass: &ProjectedPass<'_>,
@@ -721,9 +732,6 @@ pub(crate) fn projected_lane(
     {
         let _ = simd;
         projected_examples::<false>(pass, wts.b, ids, lane);
-    }
-    if pass.grad {
-        projected_backward(wts, lane);
     }
 }
 
@@ -810,38 +818,77 @@ fn projected_examples<const AVX2: bool>(
     }
 }
 
-/// The projected kernel's backward products from a lane's `S` (V x V, rows in `lane.e_rows`):
-/// `lane.dw += S^T E` (one product) and `lane.de[c] += S[c] W` for the marked rows `c` (one
-/// product when every row is marked, else row by row, so unmarked rows of `de` stay exactly
-/// zero whatever `W` holds); zeroes the rows of `S`.
-fn projected_backward(wts: &Weights<'_>, lane: &mut Lane) {
+/// The projected kernel's backward over a batch's lanes (after [`projected_lane`] ran on each):
+/// sums the lanes' `S` into the first lane's, element by element in lane order (only the rows
+/// each lane marked; the same sums for any thread count, since the lanes are fixed), then does
+/// the backward products once for the batch instead of once per lane:
+/// `dW += S^T E` and `dE[c] += S[c] W` over the `m` marked rows `c` only (gathered into
+/// `m x V` and `m x k` blocks, so a product costs `m V k` and unmarked rows of `dE` stay exactly
+/// zero whatever `W` holds). Everything lands in the first lane's `dw`, `de` and marks; the
+/// other lanes' `S` and marks are left zero and empty. Zeroes `S`.
+pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane]) {
+    let Some((first, rest)) = lanes.split_first_mut() else { return };
+    let v = wts.v;
+    for lane in rest {
+        for &c in &lane.e_rows.rows {
+            let c = c as usize;
+            let (dst, src) = (&mut first.s[c * v..(c + 1) * v], &mut lane.s[c * v..(c + 1) * v]);
+            dst.iter_mut().zip(src.iter_mut()).for_each(|(d, s)| {
+                *d += *s;
+                *s = 0.0;
+            });
+        }
+        for &c in &lane.e_rows.rows {
+            first.e_rows.mark(c);
+        }
+        lane.e_rows.clear();
+    }
+    backward_products(wts, first);
+}
+
+/// `lane.dw += S^T E` and `lane.de[c] += S[c] W` for the rows `c` of `lane.e_rows` (a product
+/// over all rows when every row is marked, else over the gathered marked rows); zeroes them
+/// in `S`.
+fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
     let (v, k) = (wts.v, wts.k);
-    if lane.e_rows.rows.is_empty() {
+    let Lane { s, s_rows, e_rows: marks, h: e_rows, dh: de_rows, de, dw, .. } = lane;
+    let m = marks.rows.len();
+    if m == 0 {
         return;
     }
-    {
+    let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
+    let mut dw = ArrayViewMut2::from_shape((v, k), &mut dw[..]).expect("dw shape");
+    if m == v {
         let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
-        let s = ArrayView2::from_shape((v, v), &lane.s[..v * v]).expect("S shape");
-        let mut dw = ArrayViewMut2::from_shape((v, k), &mut lane.dw[..]).expect("dw shape");
-        general_mat_mul(1.0, &s.t(), &e, 1.0, &mut dw);
-        if lane.e_rows.rows.len() == v {
-            let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
-            let mut de = ArrayViewMut2::from_shape((v, k), &mut lane.de[..]).expect("de shape");
-            general_mat_mul(1.0, &s, &w, 1.0, &mut de);
-        }
-    }
-    if lane.e_rows.rows.len() == v {
-        lane.s[..v * v].iter_mut().for_each(|x| *x = 0.0);
+        let sv = ArrayView2::from_shape((v, v), &s[..v * v]).expect("S shape");
+        general_mat_mul(1.0, &sv.t(), &e, 1.0, &mut dw);
+        let mut de = ArrayViewMut2::from_shape((v, k), &mut de[..]).expect("de shape");
+        general_mat_mul(1.0, &sv, &w, 1.0, &mut de);
+        s[..v * v].iter_mut().for_each(|x| *x = 0.0);
         return;
     }
-    for &c in &lane.e_rows.rows {
-        let c = c as usize;
-        let s = &mut lane.s[c * v..(c + 1) * v];
-        let de = &mut lane.de[c * k..(c + 1) * k];
-        for (&sj, wj) in s.iter().zip(wts.w.chunks_exact(k)) {
-            de.iter_mut().zip(wj).for_each(|(d, &w)| *d += sj * w);
+    // Gather the marked rows of S (zeroing them there) and of E.
+    s_rows.resize(m * v, 0.0);
+    for buf in [&mut *e_rows, &mut *de_rows] {
+        if buf.len() < m * k {
+            buf.resize(m * k, 0.0);
         }
-        s.iter_mut().for_each(|x| *x = 0.0);
+    }
+    for (i, &c) in marks.rows.iter().enumerate() {
+        let c = c as usize;
+        let row = &mut s[c * v..(c + 1) * v];
+        s_rows[i * v..(i + 1) * v].copy_from_slice(row);
+        row.iter_mut().for_each(|x| *x = 0.0);
+        e_rows[i * k..(i + 1) * k].copy_from_slice(&wts.e[c * k..(c + 1) * k]);
+    }
+    let sm = ArrayView2::from_shape((m, v), &s_rows[..m * v]).expect("gathered S shape");
+    let em = ArrayView2::from_shape((m, k), &e_rows[..m * k]).expect("gathered E shape");
+    general_mat_mul(1.0, &sm.t(), &em, 1.0, &mut dw);
+    let mut dm = ArrayViewMut2::from_shape((m, k), &mut de_rows[..m * k]).expect("gathered dE shape");
+    general_mat_mul(1.0, &sm, &w, 0.0, &mut dm);
+    for (i, &c) in marks.rows.iter().enumerate() {
+        let c = c as usize;
+        de[c * k..(c + 1) * k].iter_mut().zip(&de_rows[i * k..(i + 1) * k]).for_each(|(d, &g)| *d += g);
     }
 }
 
