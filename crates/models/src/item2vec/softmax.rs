@@ -279,15 +279,17 @@ impl<const AVX2: bool> Row<AVX2> {
         m
     }
 
-    /// `db += d`, `sa += f d`, `sc += f d`.
+    /// With `d = g z`: `db += d`, `sa += f d`, `sc += f d` (`d` as [`scale`](Self::scale)
+    /// would leave it in `z`, which stays unchanged).
     #[inline(always)]
-    fn accumulate2(d: &[f32], db: &mut [f32], sa: &mut [f32], sc: &mut [f32], f: f32) {
+    fn accumulate2(z: &[f32], g: f32, db: &mut [f32], sa: &mut [f32], sc: &mut [f32], f: f32) {
         #[cfg(target_arch = "x86_64")]
         if AVX2 {
             // SAFETY: as in `exp_sum`.
-            return unsafe { super::simd::accumulate2(d, db, sa, sc, f) };
+            return unsafe { super::simd::accumulate2(z, g, db, sa, sc, f) };
         }
-        for (((&d, db), sa), sc) in d.iter().zip(db.iter_mut()).zip(sa).zip(sc) {
+        for (((&z, db), sa), sc) in z.iter().zip(db.iter_mut()).zip(sa).zip(sc) {
+            let d = z * g;
             *db += d;
             *sa += f * d;
             *sc += f * d;
@@ -589,10 +591,9 @@ fn two_rows_mut(buf: &mut [f32], a: usize, c: usize, v: usize) -> (&mut [f32], &
     }
 }
 
-/// `db += dz` and `S[c] += f dz` for every `c` in `rows` (marked); one fused pass for two
-/// distinct rows.
+/// `db += dz` and `S[c] += f dz` for every `c` in `rows` (marked).
 #[inline(always)]
-fn accumulate_projected<const AVX2: bool>(
+fn accumulate_projected(
     rows: &[u32],
     f: f32,
     dz: &[f32],
@@ -601,21 +602,41 @@ fn accumulate_projected<const AVX2: bool>(
     marks: &mut RowMarks,
 ) {
     let v = dz.len();
-    if let [a, c] = *rows {
-        if a != c {
-            marks.mark(a);
-            marks.mark(c);
-            let (sa, sc) = two_rows_mut(s, a as usize, c as usize, v);
-            Row::<AVX2>::accumulate2(dz, lane_db, sa, sc, f);
-            return;
-        }
-    }
     lane_db.iter_mut().zip(dz).for_each(|(db, &d)| *db += d);
     for &c in rows {
         marks.mark(c);
         let sc = &mut s[c as usize * v..(c as usize + 1) * v];
         sc.iter_mut().zip(dz).for_each(|(s, &d)| *s += f * d);
     }
+}
+
+/// The gradient end of a CBOW example with two distinct context rows `a`, `c` and target `t`
+/// in one pass over `e` (its exponentials): `dz = g e - scale onehot(t)` (what
+/// [`Row::finish`] leaves in `z`, computed in the same order), `db += dz`,
+/// `S[a] += f dz`, `S[c] += f dz`, without writing `dz` back. The target's column is redone
+/// after the pass from the saved sums, so every element gets exactly the two-pass value.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the row's coordinates and the lane's three sums
+fn accumulate_softmax2<const AVX2: bool>(
+    e: &[f32],
+    g: f32,
+    scale: f32,
+    (a, c, t): (u32, u32, u32),
+    f: f32,
+    db: &mut [f32],
+    s: &mut [f32],
+    marks: &mut RowMarks,
+) {
+    let (v, t) = (e.len(), t as usize);
+    marks.mark(a);
+    marks.mark(c);
+    let (sa, sc) = two_rows_mut(s, a as usize, c as usize, v);
+    let saved = (db[t], sa[t], sc[t]);
+    Row::<AVX2>::accumulate2(e, g, db, sa, sc, f);
+    let d = e[t] * g - scale;
+    db[t] = saved.0 + d;
+    sa[t] = saved.1 + f * d;
+    sc[t] = saved.2 + f * d;
 }
 
 /// Per-token exponentials for two-token CBOW contexts (the notebook's w = 1): with
@@ -801,6 +822,19 @@ fn projected_examples<const AVX2: bool>(
         for ((&e, zr), st) in block.iter().zip(z.chunks_exact_mut(v)).zip(&stats) {
             let e = e as usize;
             let positives = positives_of(arch, ex, e);
+            if pass.grad {
+                // CBOW over two distinct tokens: `finish` and `accumulate_projected` in one
+                // pass, the same values.
+                let (rows, f) = hidden_tokens(arch, reduce, ex, e);
+                if let (&[a, c], &[t]) = (rows, positives) {
+                    if a != c {
+                        *loss += (positives.len() as f32 * st.lse_or_max - st.z_positives) as f64;
+                        let g = positives.len() as f32 * pass.scale / st.sum;
+                        accumulate_softmax2::<AVX2>(zr, g, pass.scale, (a, c, t), f, db, s, e_rows);
+                        continue;
+                    }
+                }
+            }
             *loss += Row::<AVX2>::finish(
                 zr,
                 st.lse_or_max,
@@ -812,7 +846,7 @@ fn projected_examples<const AVX2: bool>(
             );
             if pass.grad {
                 let (rows, f) = hidden_tokens(arch, reduce, ex, e);
-                accumulate_projected::<AVX2>(rows, f, zr, db, s, e_rows);
+                accumulate_projected(rows, f, zr, db, s, e_rows);
             }
         }
     }
@@ -908,6 +942,64 @@ mod tests {
         assert!(worst < 3e-7, "worst relative error {worst}");
         assert_eq!(exp_f32(0.0), 1.0);
         assert!(exp_f32(-1000.0) > 0.0 && exp_f32(-1000.0) < 1e-37);
+    }
+
+    /// The one-pass CBOW gradient end leaves bitwise the values of `finish` (scale, then the
+    /// target's `- scale`) followed by the row additions, in both builds, for a target inside
+    /// the eight-wide body and in the tail.
+    #[test]
+    fn fused_gradient_end_matches_the_two_passes() {
+        let v = 37;
+        let e: Vec<f32> = (0..v).map(|j| exp_f32((j as f32 * 0.37).sin() * 3.0)).collect();
+        let s_sum = sum_f32(&e);
+        let (scale, f) = (1.0 / 977.0, 0.5);
+        for t in [3u32, 35] {
+            let start =
+                |i: usize| -> Vec<f32> { (0..v).map(|j| ((i * v + j) as f32 * 0.11).cos()).collect() };
+            let (db0, s0) = (start(0), [start(1), start(2), start(3)].concat());
+            // Two passes: dz in place, then the additions.
+            let mut dz = e.clone();
+            Row::<false>::finish(&mut dz, 0.0, s_sum, 0.0, &[t], scale, true);
+            let (mut db_ref, mut s_ref) = (db0.clone(), s0.clone());
+            let mut marks = RowMarks::default();
+            marks.resize(3);
+            accumulate_projected(&[2, 0], f, &dz, &mut db_ref, &mut s_ref, &mut marks);
+            for simd in [false, true] {
+                let (mut db, mut s) = (db0.clone(), s0.clone());
+                let mut marks = RowMarks::default();
+                marks.resize(3);
+                let g = scale / s_sum;
+                #[cfg(target_arch = "x86_64")]
+                if avx2(simd) {
+                    // SAFETY: the CPU has AVX2 (`avx2` checked it).
+                    unsafe { fused_avx2(&e, g, scale, (2, 0, t), f, &mut db, &mut s, &mut marks) };
+                } else {
+                    accumulate_softmax2::<false>(&e, g, scale, (2, 0, t), f, &mut db, &mut s, &mut marks);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                accumulate_softmax2::<false>(&e, g, scale, (2, 0, t), f, &mut db, &mut s, &mut marks);
+                let bits = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&db), bits(&db_ref), "db, target {t}, simd {simd}");
+                assert_eq!(bits(&s), bits(&s_ref), "S, target {t}, simd {simd}");
+                assert_eq!(marks.rows, [2, 0]);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn fused_avx2(
+        e: &[f32],
+        g: f32,
+        scale: f32,
+        act: (u32, u32, u32),
+        f: f32,
+        db: &mut [f32],
+        s: &mut [f32],
+        marks: &mut RowMarks,
+    ) {
+        accumulate_softmax2::<true>(e, g, scale, act, f, db, s, marks);
     }
 
     #[test]
