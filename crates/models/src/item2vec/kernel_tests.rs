@@ -364,21 +364,21 @@ fn projected_lanes_share_one_backward() {
 #[test]
 fn auto_choice_follows_the_operation_count() {
     // The notebook: V = 50, k = 20, ~1,800 examples of 2 context tokens a batch.
-    assert!(projected_pays(50, 20, 1800, 3600, 8, true));
-    assert!(projected_pays(50, 20, 460, 920, 8, false));
+    assert!(projected_pays(50, 20, 1800, 3600, Some(8)));
+    assert!(projected_pays(50, 20, 460, 920, None));
     // V = 1000: 1,100 examples pay for the products alone (60M + 4.4M < 66M multiply-adds),
     // not once eight lanes' S are summed (+ 7M).
-    assert!(projected_pays(1000, 20, 1100, 2200, 1, true));
-    assert!(!projected_pays(1000, 20, 1100, 2200, 8, true));
+    assert!(projected_pays(1000, 20, 1100, 2200, Some(1)));
+    assert!(!projected_pays(1000, 20, 1100, 2200, Some(8)));
     // A loss-only pass sums no S: 20M + 2.6M < 26M whatever the lanes.
-    assert!(projected_pays(1000, 20, 1300, 2600, 8, false));
+    assert!(projected_pays(1000, 20, 1300, 2600, None));
     // The fixtures' 7-example batches over 12 tokens: 3 V^2 k = 2160 + 336 > 3 n V k = 1260.
-    assert!(!projected_pays(12, 5, 7, 14, 1, true));
+    assert!(!projected_pays(12, 5, 7, 14, Some(1)));
     // Context rows as costly as the products: 2 * 40 * V > 3 * k * V for k = 20.
-    assert!(!projected_pays(50, 20, 100_000, 4_000_000, 8, true));
-    assert!(!projected_pays(MAX_PROJECTED_VOCAB + 1, 100, 1 << 30, 1 << 30, 1, true));
-    assert!(!projected_pays(50, 20, 0, 0, 1, true));
-    assert!(SoftmaxKernel::Projected.use_projected(12, 5, 7, 14, 1, true));
-    assert!(!SoftmaxKernel::Projected.use_projected(MAX_PROJECTED_VOCAB + 1, 5, 7, 14, 1, true));
-    assert!(!SoftmaxKernel::Chunked.use_projected(50, 20, 1800, 3600, 8, true));
+    assert!(!projected_pays(50, 20, 100_000, 4_000_000, Some(8)));
+    assert!(!projected_pays(MAX_PROJECTED_VOCAB + 1, 100, 1 << 30, 1 << 30, Some(1)));
+    assert!(!projected_pays(50, 20, 0, 0, Some(1)));
+    assert!(SoftmaxKernel::Projected.use_projected(12, 5, 7, 14, Some(1)));
+    assert!(!SoftmaxKernel::Projected.use_projected(MAX_PROJECTED_VOCAB + 1, 5, 7, 14, Some(1)));
+    assert!(!SoftmaxKernel::Chunked.use_projected(50, 20, 1800, 3600, Some(8)));
 }

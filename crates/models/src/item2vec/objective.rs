@@ -371,7 +371,7 @@ impl Item2VecObjective {
                 Architecture::Cbow => ids.iter().map(|&e| ex.context(e as usize).len()).sum(),
                 Architecture::Skipgram => len,
             };
-            self.kernel.use_projected(wts.v, wts.k, len, hidden_rows, n_lanes, grad)
+            self.kernel.use_projected(wts.v, wts.k, len, hidden_rows, grad.then_some(n_lanes))
         };
         if projected {
             project(&wts, proj);

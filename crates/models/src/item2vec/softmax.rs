@@ -68,19 +68,18 @@ pub enum SoftmaxKernel {
 }
 
 impl SoftmaxKernel {
-    /// Whether a pass over `examples` examples holding `context_tokens` context tokens in all,
-    /// split into `lanes` lanes, runs projected.
+    /// Whether a pass over `examples` examples holding `ctx` context tokens in all runs
+    /// projected (`lanes`: as in [`projected_pays`]).
     pub fn use_projected(
         self,
         v: usize,
         k: usize,
         examples: usize,
-        context_tokens: usize,
-        lanes: usize,
-        grad: bool,
+        ctx: usize,
+        lanes: Option<usize>,
     ) -> bool {
         match self {
-            SoftmaxKernel::Auto => projected_pays(v, k, examples, context_tokens, lanes, grad),
+            SoftmaxKernel::Auto => projected_pays(v, k, examples, ctx, lanes),
             SoftmaxKernel::Chunked => false,
             SoftmaxKernel::Projected => v <= MAX_PROJECTED_VOCAB,
         }
@@ -89,25 +88,26 @@ impl SoftmaxKernel {
 
 /// True when the projected kernel needs fewer multiply-adds than the chunked one for a pass of
 /// `examples` CBOW examples with `context_tokens` context tokens in all (skip-gram: pass the
-/// number of examples, each adds one projected row), split into `lanes` lanes. Chunked: `n V k`
-/// products forward, twice that backward. Projected: `V^2 k` for `P` (twice more backward for
-/// `S^T E` and `S W`, once per batch) plus one V-row addition per context token forward (and
-/// one more backward into `S`), and backward the sum of the lanes' `S` (at most
-/// `(lanes - 1) V^2` additions).
+/// number of examples, each adds one projected row); `lanes`: `None` for a loss-only
+/// pass, `Some(lanes)` for a gradient pass split into `lanes` lanes. Chunked: `n V k` products
+/// forward, twice that backward. Projected: `V^2 k` for `P` (twice more backward for `S^T E`
+/// and `S W`, once per batch) plus one V-row addition per context token forward (and one more
+/// backward into `S`), and backward the sum of the lanes' `S` (at most `(lanes - 1) V^2`
+/// additions).
 pub fn projected_pays(
     v: usize,
     k: usize,
     examples: usize,
     context_tokens: usize,
-    lanes: usize,
-    grad: bool,
+    lanes: Option<usize>,
 ) -> bool {
     if v > MAX_PROJECTED_VOCAB || examples == 0 {
         return false;
     }
+    let grad = lanes.is_some();
     let passes = if grad { 3 } else { 1 };
     let chunked = passes * examples * v * k;
-    let lane_sums = if grad { lanes.saturating_sub(1) * v * v } else { 0 };
+    let lane_sums = lanes.map_or(0, |lanes| lanes.saturating_sub(1) * v * v);
     let projected = passes * v * v * k + if grad { 2 } else { 1 } * context_tokens * v + lane_sums;
     projected < chunked
 }
