@@ -1,6 +1,7 @@
 //! Criterion benches of the item models: a CBOW full-softmax training step at the notebook's
 //! size (V = 50, k = 20, a batch of 64 user sequences) with each softmax kernel (chunked
-//! products, projected with pair tables) and a validation-only pass, a skip-gram
+//! products, projected with pair tables; at V = 200 and 1000 also the projected kernel's
+//! earlier per-lane backward products) and a validation-only pass, a skip-gram
 //! negative-sampling step on a larger vocabulary, and the P1 step (cost + gradient from L)
 //! against the dense M x M formulation at M = 1682 (ml-100k's width) and M = 9742
 //! (ml-latest-small's).
@@ -46,6 +47,19 @@ fn sequences(vocab: u32, n: usize, seed: u64) -> Vec<Vec<u32>> {
 }
 
 fn item2vec_step(c: &mut Criterion, name: &str, config: Item2VecConfig, vocab: usize, kernel: SoftmaxKernel) {
+    item2vec_step_with(c, name, config, vocab, kernel, false)
+}
+
+/// [`item2vec_step`], with `per_lane_backward` the projected kernel's earlier structure (the
+/// backward products once per lane instead of once for the lanes' summed `S`).
+fn item2vec_step_with(
+    c: &mut Criterion,
+    name: &str,
+    config: Item2VecConfig,
+    vocab: usize,
+    kernel: SoftmaxKernel,
+    per_lane_backward: bool,
+) {
     let seqs = sequences(vocab as u32, 64, 1);
     let mut params = ParamStore::new();
     let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 2).expect("tables");
@@ -53,7 +67,8 @@ fn item2vec_step(c: &mut Criterion, name: &str, config: Item2VecConfig, vocab: u
     let examples = train.len();
     let obj = Item2VecObjective::new(config, tables, vocab, train, None, 3)
         .expect("objective")
-        .with_softmax_kernel(kernel);
+        .with_softmax_kernel(kernel)
+        .with_per_lane_backward(per_lane_backward);
     let units: Vec<u32> = (0..64).collect();
     let mut grads = Grads::zeros_like(&params);
     let mut adam = Adam::new(AdamConfig::default());
@@ -97,6 +112,18 @@ fn bench_item2vec(c: &mut Criterion) {
                 kernel,
             );
         }
+    }
+    // The projected kernel's backward once per lane (before) and once per batch (now), in one
+    // run: the second line of each pair is the `cbow_softmax_step Projected` above.
+    for vocab in [200, 1000] {
+        item2vec_step_with(
+            c,
+            "cbow_softmax_step Projected per-lane backward",
+            Item2VecConfig::default(),
+            vocab,
+            SoftmaxKernel::Projected,
+            true,
+        );
     }
     let sg = Item2VecConfig {
         architecture: Architecture::Skipgram,

@@ -1,5 +1,6 @@
 //! Tests of the two full-softmax kernels ([`SoftmaxKernel`]): the projected kernel against the
-//! chunked one (same loss and gradient to f32 rounding, every architecture and reduction),
+//! chunked one (same loss and gradient to f32 rounding, every architecture and reduction; one
+//! lane and eight lanes sharing one backward product),
 //! against central finite differences, and against the PyTorch CBOW fixtures; and the
 //! automatic choice between them.
 
@@ -297,18 +298,87 @@ fn projected_kernel_matches_pytorch_cbow_adam_weight_decay() {
     projected_parity("cbow_adam_wd.json");
 }
 
+/// Loss and gradients of one batch of `seqs` over `units`.
+fn batch(obj: &Item2VecObjective, params: &ParamStore, units: &[u32]) -> (f64, Grads) {
+    let mut g = Grads::zeros_like(params);
+    let loss = obj.loss_and_grad(params, units, &mut g);
+    (loss.sum, g)
+}
+
+/// Eight lanes of the projected kernel sum their `S` and do the backward products once: the
+/// same loss and gradient (to f32 rounding: the lanes' sums are grouped differently) as the
+/// chunked kernel and as the per-lane backward, including the gathered path (tokens of only
+/// half the vocabulary, so fewer rows than V are marked), and bitwise the same on 1 and 2
+/// threads.
+#[test]
+fn projected_lanes_share_one_backward() {
+    let vocab = 120;
+    let seqs = sequences(60, 48, 80, 23);
+    let units: Vec<u32> = (0..seqs.len() as u32).collect();
+    for (arch, context, window) in
+        [(Architecture::Cbow, ContextReduce::Sum, 1), (Architecture::Skipgram, ContextReduce::Sum, 1)]
+    {
+        let config = Item2VecConfig { architecture: arch, context, window, dim: 12, ..Default::default() };
+        let mut params = ParamStore::new();
+        let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 5).unwrap();
+        let make = |kernel, lanes, per_lane| {
+            let train = Examples::build(&seqs, config.window, config.drop_ends);
+            assert!(train.len() >= 8 * 128, "{} examples fill fewer than 8 lanes", train.len());
+            Item2VecObjective::new(config, tables, vocab, train, None, 5)
+                .unwrap()
+                .with_lanes(lanes)
+                .with_softmax_kernel(kernel)
+                .with_per_lane_backward(per_lane)
+        };
+        let summed = make(SoftmaxKernel::Projected, 8, false);
+        let (loss, g) = batch(&summed, &params, &units);
+        for other in [make(SoftmaxKernel::Chunked, 1, false), make(SoftmaxKernel::Projected, 8, true)] {
+            let (l2, g2) = batch(&other, &params, &units);
+            assert!((loss - l2).abs() <= 1e-5 * loss.abs(), "{arch:?}: loss {loss} vs {l2}");
+            for (t, (x, y)) in g.tables().iter().zip(g2.tables()).enumerate() {
+                let mut rows = (x.touched_rows().to_vec(), y.touched_rows().to_vec());
+                rows.0.sort_unstable();
+                rows.1.sort_unstable();
+                assert_eq!(rows.0, rows.1, "{arch:?}: touched rows of table {t}");
+                let big = x.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                for (i, (&p, &q)) in x.data.iter().zip(&y.data).enumerate() {
+                    assert!((p - q).abs() <= 2e-5 * big, "{arch:?} table {t}[{i}]: {p} vs {q}");
+                }
+            }
+            // Tokens 60.. never occur: their embedding gradient rows stay exactly zero.
+            let e = &g.tables()[summed.tables().embedding.0];
+            assert!(e.data[60 * config.dim..].iter().all(|&x| x == 0.0), "{arch:?}");
+        }
+        let on = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| batch(&make(SoftmaxKernel::Projected, 8, false), &params, &units))
+        };
+        let ((l1, g1), (l2, g2)) = (on(1), on(2));
+        assert_eq!(l1.to_bits(), l2.to_bits(), "{arch:?}");
+        for (x, y) in g1.tables().iter().zip(g2.tables()) {
+            assert!(x.data.iter().zip(&y.data).all(|(p, q)| p.to_bits() == q.to_bits()), "{arch:?}");
+        }
+    }
+}
+
 #[test]
 fn auto_choice_follows_the_operation_count() {
     // The notebook: V = 50, k = 20, ~1,800 examples of 2 context tokens a batch.
-    assert!(projected_pays(50, 20, 1800, 3600, true));
-    assert!(projected_pays(50, 20, 460, 920, false));
+    assert!(projected_pays(50, 20, 1800, 3600, Some(8)));
+    assert!(projected_pays(50, 20, 460, 920, None));
+    // V = 1000: 1,100 examples pay for the products alone (60M + 4.4M < 66M multiply-adds),
+    // not once eight lanes' S are summed (+ 7M).
+    assert!(projected_pays(1000, 20, 1100, 2200, Some(1)));
+    assert!(!projected_pays(1000, 20, 1100, 2200, Some(8)));
+    // A loss-only pass sums no S: 20M + 2.6M < 26M whatever the lanes.
+    assert!(projected_pays(1000, 20, 1300, 2600, None));
     // The fixtures' 7-example batches over 12 tokens: 3 V^2 k = 2160 + 336 > 3 n V k = 1260.
-    assert!(!projected_pays(12, 5, 7, 14, true));
+    assert!(!projected_pays(12, 5, 7, 14, Some(1)));
     // Context rows as costly as the products: 2 * 40 * V > 3 * k * V for k = 20.
-    assert!(!projected_pays(50, 20, 100_000, 4_000_000, true));
-    assert!(!projected_pays(MAX_PROJECTED_VOCAB + 1, 100, 1 << 30, 1 << 30, true));
-    assert!(!projected_pays(50, 20, 0, 0, true));
-    assert!(SoftmaxKernel::Projected.use_projected(12, 5, 7, 14, true));
-    assert!(!SoftmaxKernel::Projected.use_projected(MAX_PROJECTED_VOCAB + 1, 5, 7, 14, true));
-    assert!(!SoftmaxKernel::Chunked.use_projected(50, 20, 1800, 3600, true));
+    assert!(!projected_pays(50, 20, 100_000, 4_000_000, Some(8)));
+    assert!(!projected_pays(MAX_PROJECTED_VOCAB + 1, 100, 1 << 30, 1 << 30, Some(1)));
+    assert!(!projected_pays(50, 20, 0, 0, Some(1)));
+    assert!(SoftmaxKernel::Projected.use_projected(12, 5, 7, 14, Some(1)));
+    assert!(!SoftmaxKernel::Projected.use_projected(MAX_PROJECTED_VOCAB + 1, 5, 7, 14, Some(1)));
+    assert!(!SoftmaxKernel::Chunked.use_projected(50, 20, 1800, 3600, Some(8)));
 }

@@ -56,9 +56,10 @@ impl RowMarks {
 /// Scratch and partial gradients of one lane; sized once, reused every batch.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lane {
-    /// Hidden vectors of a chunk (CHUNK x k).
+    /// Hidden vectors of a chunk (CHUNK x k); in the projected backward, the gathered rows of
+    /// `E` (m x k).
     pub h: Vec<f32>,
-    /// Their gradients (CHUNK x k).
+    /// Their gradients (CHUNK x k); in the projected backward, the gathered rows of `dE`.
     pub dh: Vec<f32>,
     /// Logits / dz of a chunk (CHUNK x V; chunked softmax) or of a block of examples
     /// (PROJECTED_BLOCK x V; projected).
@@ -66,6 +67,8 @@ pub(crate) struct Lane {
     /// `S` of the projected softmax (V x V): per context token, the weighted sum of the `dz`
     /// of the examples it appears in.
     pub s: Vec<f32>,
+    /// The marked rows of `S`, gathered for the projected backward products (m x V).
+    pub s_rows: Vec<f32>,
     /// Partial gradient of `out_weight` (V x k).
     pub dw: Vec<f32>,
     /// Partial gradient of `out_bias` (V).

@@ -21,7 +21,9 @@ use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, Ta
 
 use super::lane::{Lane, Weights};
 use super::negative::{negative_lane, NegativePass};
-use super::softmax::{project, projected_lane, softmax_lane, PairTables, ProjectedPass, SoftmaxKernel};
+use super::softmax::{
+    project, projected_backward, projected_lane, softmax_lane, PairTables, ProjectedPass, SoftmaxKernel,
+};
 use super::{
     Architecture, ContextReduce, EpochSampling, Examples, Item2VecConfig, OutputLoss, UnigramSampler,
 };
@@ -150,6 +152,9 @@ pub struct Item2VecObjective {
     kernel: SoftmaxKernel,
     /// Run the full-softmax kernels' AVX2 builds when the CPU has AVX2 (same rounding).
     simd: bool,
+    /// The projected kernel's backward products once per lane (the earlier structure, kept to
+    /// be benchmarked and tested against) instead of once per batch.
+    per_lane_backward: bool,
     draws: AtomicU64,
     /// Per-epoch resampling of the training sequences (gensim's `sample` / `shrink_windows`).
     sampling: Option<EpochSampling>,
@@ -198,6 +203,7 @@ impl Item2VecObjective {
             lanes: DEFAULT_LANES,
             kernel: SoftmaxKernel::Auto,
             simd: true,
+            per_lane_backward: false,
             draws: AtomicU64::new(0),
             sampling: None,
             epoch: AtomicU64::new(0),
@@ -235,6 +241,14 @@ impl Item2VecObjective {
     /// it). Both kernels compute the same loss and gradient up to rounding.
     pub fn with_softmax_kernel(mut self, kernel: SoftmaxKernel) -> Self {
         self.kernel = kernel;
+        self
+    }
+
+    /// With `true`, the projected softmax does its backward products for each lane's `S`
+    /// (`lanes x 2 V^2 k` a batch) instead of once for the lanes' sum (`2 V^2 k`): the earlier
+    /// structure, for benchmarks and tests; same gradient up to rounding.
+    pub fn with_per_lane_backward(mut self, per_lane: bool) -> Self {
+        self.per_lane_backward = per_lane;
         self
     }
 
@@ -357,7 +371,7 @@ impl Item2VecObjective {
                 Architecture::Cbow => ids.iter().map(|&e| ex.context(e as usize).len()).sum(),
                 Architecture::Skipgram => len,
             };
-            self.kernel.use_projected(wts.v, wts.k, len, hidden_rows, grad)
+            self.kernel.use_projected(wts.v, wts.k, len, hidden_rows, grad.then_some(n_lanes))
         };
         if projected {
             project(&wts, proj);
@@ -386,7 +400,12 @@ impl Item2VecObjective {
             lane.loss = 0.0;
             let lane_ids = &ids[lo..hi];
             match &pass {
-                None if projected => projected_lane(&projected_pass, &wts, lane_ids, lane, self.simd),
+                None if projected => {
+                    projected_lane(&projected_pass, &wts, lane_ids, lane, self.simd);
+                    if grad && self.per_lane_backward {
+                        projected_backward(&wts, std::slice::from_mut(lane));
+                    }
+                }
                 None => softmax_lane(
                     cfg.architecture,
                     cfg.context,
@@ -407,6 +426,10 @@ impl Item2VecObjective {
             lanes[..n_lanes].par_iter_mut().enumerate().for_each(|(j, lane)| work(j, lane));
         }
         let loss: f64 = lanes[..n_lanes].iter().map(|l| l.loss).sum();
+        if projected && grad && !self.per_lane_backward {
+            // One backward product for the batch: the lanes' `S` summed in lane order.
+            projected_backward(&wts, &mut lanes[..n_lanes]);
+        }
         if let Some(grads) = grads {
             for lane in &mut lanes[..n_lanes] {
                 self.reduce_lane(lane, grads);

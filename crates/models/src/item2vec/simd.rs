@@ -143,31 +143,32 @@ pub(super) unsafe fn scale(x: &mut [f32], g: f32) {
     x[body..].iter_mut().for_each(|x| *x *= g);
 }
 
-/// `db += d`, `sa += f d`, `sc += f d`: the portable `accumulate_projected`'s fused pass.
+/// With `d = g z`: `db += d`, `sa += f d`, `sc += f d`: the portable `Row::accumulate2`.
 #[inline(always)]
-pub(super) unsafe fn accumulate2(d: &[f32], db: &mut [f32], sa: &mut [f32], sc: &mut [f32], f: f32) {
-    let v = d.len();
+pub(super) unsafe fn accumulate2(z: &[f32], g: f32, db: &mut [f32], sa: &mut [f32], sc: &mut [f32], f: f32) {
+    let v = z.len();
     assert!(db.len() >= v && sa.len() >= v && sc.len() >= v);
     let body = v - v % 8;
     // SAFETY: loads and stores at `i + 8 <= body <= v`, inside all four slices (`sa` and `sc`
     // are distinct `&mut` borrows); the caller guarantees AVX2.
     unsafe {
-        let fv = _mm256_set1_ps(f);
+        let (fv, gv) = (_mm256_set1_ps(f), _mm256_set1_ps(g));
         let mut i = 0;
         while i < body {
-            let dv = _mm256_loadu_ps(d.as_ptr().add(i));
-            let g = _mm256_mul_ps(fv, dv);
+            let dv = _mm256_mul_ps(_mm256_loadu_ps(z.as_ptr().add(i)), gv);
+            let fd = _mm256_mul_ps(fv, dv);
             let (pb, pa, pc) = (db.as_mut_ptr().add(i), sa.as_mut_ptr().add(i), sc.as_mut_ptr().add(i));
             _mm256_storeu_ps(pb, _mm256_add_ps(_mm256_loadu_ps(pb), dv));
-            _mm256_storeu_ps(pa, _mm256_add_ps(_mm256_loadu_ps(pa), g));
-            _mm256_storeu_ps(pc, _mm256_add_ps(_mm256_loadu_ps(pc), g));
+            _mm256_storeu_ps(pa, _mm256_add_ps(_mm256_loadu_ps(pa), fd));
+            _mm256_storeu_ps(pc, _mm256_add_ps(_mm256_loadu_ps(pc), fd));
             i += 8;
         }
     }
     for j in body..v {
-        db[j] += d[j];
-        sa[j] += f * d[j];
-        sc[j] += f * d[j];
+        let d = z[j] * g;
+        db[j] += d;
+        sa[j] += f * d;
+        sc[j] += f * d;
     }
 }
 

@@ -68,18 +68,18 @@ pub enum SoftmaxKernel {
 }
 
 impl SoftmaxKernel {
-    /// Whether a pass over `examples` examples holding `context_tokens` context tokens in all
-    /// runs projected.
+    /// Whether a pass over `examples` examples holding `ctx` context tokens in all runs
+    /// projected (`lanes`: as in [`projected_pays`]).
     pub fn use_projected(
         self,
         v: usize,
         k: usize,
         examples: usize,
-        context_tokens: usize,
-        grad: bool,
+        ctx: usize,
+        lanes: Option<usize>,
     ) -> bool {
         match self {
-            SoftmaxKernel::Auto => projected_pays(v, k, examples, context_tokens, grad),
+            SoftmaxKernel::Auto => projected_pays(v, k, examples, ctx, lanes),
             SoftmaxKernel::Chunked => false,
             SoftmaxKernel::Projected => v <= MAX_PROJECTED_VOCAB,
         }
@@ -88,16 +88,27 @@ impl SoftmaxKernel {
 
 /// True when the projected kernel needs fewer multiply-adds than the chunked one for a pass of
 /// `examples` CBOW examples with `context_tokens` context tokens in all (skip-gram: pass the
-/// number of examples, each adds one projected row). Chunked: `n V k` products forward, twice
-/// that backward. Projected: `V^2 k` for `P` (twice more backward for `S^T E` and `S W`) plus
-/// one V-row addition per context token forward (and one more backward into `S`).
-pub fn projected_pays(v: usize, k: usize, examples: usize, context_tokens: usize, grad: bool) -> bool {
+/// number of examples, each adds one projected row); `lanes`: `None` for a loss-only
+/// pass, `Some(lanes)` for a gradient pass split into `lanes` lanes. Chunked: `n V k` products
+/// forward, twice that backward. Projected: `V^2 k` for `P` (twice more backward for `S^T E`
+/// and `S W`, once per batch) plus one V-row addition per context token forward (and one more
+/// backward into `S`), and backward the sum of the lanes' `S` (at most `(lanes - 1) V^2`
+/// additions).
+pub fn projected_pays(
+    v: usize,
+    k: usize,
+    examples: usize,
+    context_tokens: usize,
+    lanes: Option<usize>,
+) -> bool {
     if v > MAX_PROJECTED_VOCAB || examples == 0 {
         return false;
     }
+    let grad = lanes.is_some();
     let passes = if grad { 3 } else { 1 };
     let chunked = passes * examples * v * k;
-    let projected = passes * v * v * k + if grad { 2 } else { 1 } * context_tokens * v;
+    let lane_sums = lanes.map_or(0, |lanes| lanes.saturating_sub(1) * v * v);
+    let projected = passes * v * v * k + if grad { 2 } else { 1 } * context_tokens * v + lane_sums;
     projected < chunked
 }
 
@@ -268,15 +279,17 @@ impl<const AVX2: bool> Row<AVX2> {
         m
     }
 
-    /// `db += d`, `sa += f d`, `sc += f d`.
+    /// With `d = g z`: `db += d`, `sa += f d`, `sc += f d` (`d` as [`scale`](Self::scale)
+    /// would leave it in `z`, which stays unchanged).
     #[inline(always)]
-    fn accumulate2(d: &[f32], db: &mut [f32], sa: &mut [f32], sc: &mut [f32], f: f32) {
+    fn accumulate2(z: &[f32], g: f32, db: &mut [f32], sa: &mut [f32], sc: &mut [f32], f: f32) {
         #[cfg(target_arch = "x86_64")]
         if AVX2 {
             // SAFETY: as in `exp_sum`.
-            return unsafe { super::simd::accumulate2(d, db, sa, sc, f) };
+            return unsafe { super::simd::accumulate2(z, g, db, sa, sc, f) };
         }
-        for (((&d, db), sa), sc) in d.iter().zip(db.iter_mut()).zip(sa).zip(sc) {
+        for (((&z, db), sa), sc) in z.iter().zip(db.iter_mut()).zip(sa).zip(sc) {
+            let d = z * g;
             *db += d;
             *sa += f * d;
             *sc += f * d;
@@ -578,10 +591,9 @@ fn two_rows_mut(buf: &mut [f32], a: usize, c: usize, v: usize) -> (&mut [f32], &
     }
 }
 
-/// `db += dz` and `S[c] += f dz` for every `c` in `rows` (marked); one fused pass for two
-/// distinct rows.
+/// `db += dz` and `S[c] += f dz` for every `c` in `rows` (marked).
 #[inline(always)]
-fn accumulate_projected<const AVX2: bool>(
+fn accumulate_projected(
     rows: &[u32],
     f: f32,
     dz: &[f32],
@@ -590,21 +602,41 @@ fn accumulate_projected<const AVX2: bool>(
     marks: &mut RowMarks,
 ) {
     let v = dz.len();
-    if let [a, c] = *rows {
-        if a != c {
-            marks.mark(a);
-            marks.mark(c);
-            let (sa, sc) = two_rows_mut(s, a as usize, c as usize, v);
-            Row::<AVX2>::accumulate2(dz, lane_db, sa, sc, f);
-            return;
-        }
-    }
     lane_db.iter_mut().zip(dz).for_each(|(db, &d)| *db += d);
     for &c in rows {
         marks.mark(c);
         let sc = &mut s[c as usize * v..(c as usize + 1) * v];
         sc.iter_mut().zip(dz).for_each(|(s, &d)| *s += f * d);
     }
+}
+
+/// The gradient end of a CBOW example with two distinct context rows `a`, `c` and target `t`
+/// in one pass over `e` (its exponentials): `dz = g e - scale onehot(t)` (what
+/// [`Row::finish`] leaves in `z`, computed in the same order), `db += dz`,
+/// `S[a] += f dz`, `S[c] += f dz`, without writing `dz` back. The target's column is redone
+/// after the pass from the saved sums, so every element gets exactly the two-pass value.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the row's coordinates and the lane's three sums
+fn accumulate_softmax2<const AVX2: bool>(
+    e: &[f32],
+    g: f32,
+    scale: f32,
+    (a, c, t): (u32, u32, u32),
+    f: f32,
+    db: &mut [f32],
+    s: &mut [f32],
+    marks: &mut RowMarks,
+) {
+    let (v, t) = (e.len(), t as usize);
+    marks.mark(a);
+    marks.mark(c);
+    let (sa, sc) = two_rows_mut(s, a as usize, c as usize, v);
+    let saved = (db[t], sa[t], sc[t]);
+    Row::<AVX2>::accumulate2(e, g, db, sa, sc, f);
+    let d = e[t] * g - scale;
+    db[t] = saved.0 + d;
+    sa[t] = saved.1 + f * d;
+    sc[t] = saved.2 + f * d;
 }
 
 /// Per-token exponentials for two-token CBOW contexts (the notebook's w = 1): with
@@ -699,8 +731,8 @@ pub(crate) struct ProjectedPass<'a> {
 
 /// The projected kernel over the examples `ids`: logits from the rows of `proj` ([`project`])
 /// or products of [`PairTables`], the loss into `lane.loss` and, with `grad`, the lane's
-/// partial gradients: `db`, and `dW`, `dE` from `S` (accumulated per example, turned into
-/// products once at the end). With `simd`, the per-example part runs in its AVX2 build when
+/// partial `db` and its `S` (accumulated per example); [`projected_backward`] turns the
+/// batch's lanes' `S` into `dW` and `dE` once all lanes ran. With `simd`, the per-example part runs in its AVX2 build when
 /// the CPU has it.
 pub(crate) fn projected_lane(
     pass: &ProjectedPass<'_>,
@@ -721,9 +753,6 @@ pub(crate) fn projected_lane(
     {
         let _ = simd;
         projected_examples::<false>(pass, wts.b, ids, lane);
-    }
-    if pass.grad {
-        projected_backward(wts, lane);
     }
 }
 
@@ -793,6 +822,19 @@ fn projected_examples<const AVX2: bool>(
         for ((&e, zr), st) in block.iter().zip(z.chunks_exact_mut(v)).zip(&stats) {
             let e = e as usize;
             let positives = positives_of(arch, ex, e);
+            if pass.grad {
+                // CBOW over two distinct tokens: `finish` and `accumulate_projected` in one
+                // pass, the same values.
+                let (rows, f) = hidden_tokens(arch, reduce, ex, e);
+                if let (&[a, c], &[t]) = (rows, positives) {
+                    if a != c {
+                        *loss += (positives.len() as f32 * st.lse_or_max - st.z_positives) as f64;
+                        let g = positives.len() as f32 * pass.scale / st.sum;
+                        accumulate_softmax2::<AVX2>(zr, g, pass.scale, (a, c, t), f, db, s, e_rows);
+                        continue;
+                    }
+                }
+            }
             *loss += Row::<AVX2>::finish(
                 zr,
                 st.lse_or_max,
@@ -804,44 +846,83 @@ fn projected_examples<const AVX2: bool>(
             );
             if pass.grad {
                 let (rows, f) = hidden_tokens(arch, reduce, ex, e);
-                accumulate_projected::<AVX2>(rows, f, zr, db, s, e_rows);
+                accumulate_projected(rows, f, zr, db, s, e_rows);
             }
         }
     }
 }
 
-/// The projected kernel's backward products from a lane's `S` (V x V, rows in `lane.e_rows`):
-/// `lane.dw += S^T E` (one product) and `lane.de[c] += S[c] W` for the marked rows `c` (one
-/// product when every row is marked, else row by row, so unmarked rows of `de` stay exactly
-/// zero whatever `W` holds); zeroes the rows of `S`.
-fn projected_backward(wts: &Weights<'_>, lane: &mut Lane) {
+/// The projected kernel's backward over a batch's lanes (after [`projected_lane`] ran on each):
+/// sums the lanes' `S` into the first lane's, element by element in lane order (only the rows
+/// each lane marked; the same sums for any thread count, since the lanes are fixed), then does
+/// the backward products once for the batch instead of once per lane:
+/// `dW += S^T E` and `dE[c] += S[c] W` over the `m` marked rows `c` only (gathered into
+/// `m x V` and `m x k` blocks, so a product costs `m V k` and unmarked rows of `dE` stay exactly
+/// zero whatever `W` holds). Everything lands in the first lane's `dw`, `de` and marks; the
+/// other lanes' `S` and marks are left zero and empty. Zeroes `S`.
+pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane]) {
+    let Some((first, rest)) = lanes.split_first_mut() else { return };
+    let v = wts.v;
+    for lane in rest {
+        for &c in &lane.e_rows.rows {
+            let c = c as usize;
+            let (dst, src) = (&mut first.s[c * v..(c + 1) * v], &mut lane.s[c * v..(c + 1) * v]);
+            dst.iter_mut().zip(src.iter_mut()).for_each(|(d, s)| {
+                *d += *s;
+                *s = 0.0;
+            });
+        }
+        for &c in &lane.e_rows.rows {
+            first.e_rows.mark(c);
+        }
+        lane.e_rows.clear();
+    }
+    backward_products(wts, first);
+}
+
+/// `lane.dw += S^T E` and `lane.de[c] += S[c] W` for the rows `c` of `lane.e_rows` (a product
+/// over all rows when every row is marked, else over the gathered marked rows); zeroes them
+/// in `S`.
+fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
     let (v, k) = (wts.v, wts.k);
-    if lane.e_rows.rows.is_empty() {
+    let Lane { s, s_rows, e_rows: marks, h: e_rows, dh: de_rows, de, dw, .. } = lane;
+    let m = marks.rows.len();
+    if m == 0 {
         return;
     }
-    {
+    let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
+    let mut dw = ArrayViewMut2::from_shape((v, k), &mut dw[..]).expect("dw shape");
+    if m == v {
         let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
-        let s = ArrayView2::from_shape((v, v), &lane.s[..v * v]).expect("S shape");
-        let mut dw = ArrayViewMut2::from_shape((v, k), &mut lane.dw[..]).expect("dw shape");
-        general_mat_mul(1.0, &s.t(), &e, 1.0, &mut dw);
-        if lane.e_rows.rows.len() == v {
-            let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
-            let mut de = ArrayViewMut2::from_shape((v, k), &mut lane.de[..]).expect("de shape");
-            general_mat_mul(1.0, &s, &w, 1.0, &mut de);
-        }
-    }
-    if lane.e_rows.rows.len() == v {
-        lane.s[..v * v].iter_mut().for_each(|x| *x = 0.0);
+        let sv = ArrayView2::from_shape((v, v), &s[..v * v]).expect("S shape");
+        general_mat_mul(1.0, &sv.t(), &e, 1.0, &mut dw);
+        let mut de = ArrayViewMut2::from_shape((v, k), &mut de[..]).expect("de shape");
+        general_mat_mul(1.0, &sv, &w, 1.0, &mut de);
+        s[..v * v].iter_mut().for_each(|x| *x = 0.0);
         return;
     }
-    for &c in &lane.e_rows.rows {
-        let c = c as usize;
-        let s = &mut lane.s[c * v..(c + 1) * v];
-        let de = &mut lane.de[c * k..(c + 1) * k];
-        for (&sj, wj) in s.iter().zip(wts.w.chunks_exact(k)) {
-            de.iter_mut().zip(wj).for_each(|(d, &w)| *d += sj * w);
+    // Gather the marked rows of S (zeroing them there) and of E.
+    s_rows.resize(m * v, 0.0);
+    for buf in [&mut *e_rows, &mut *de_rows] {
+        if buf.len() < m * k {
+            buf.resize(m * k, 0.0);
         }
-        s.iter_mut().for_each(|x| *x = 0.0);
+    }
+    for (i, &c) in marks.rows.iter().enumerate() {
+        let c = c as usize;
+        let row = &mut s[c * v..(c + 1) * v];
+        s_rows[i * v..(i + 1) * v].copy_from_slice(row);
+        row.iter_mut().for_each(|x| *x = 0.0);
+        e_rows[i * k..(i + 1) * k].copy_from_slice(&wts.e[c * k..(c + 1) * k]);
+    }
+    let sm = ArrayView2::from_shape((m, v), &s_rows[..m * v]).expect("gathered S shape");
+    let em = ArrayView2::from_shape((m, k), &e_rows[..m * k]).expect("gathered E shape");
+    general_mat_mul(1.0, &sm.t(), &em, 1.0, &mut dw);
+    let mut dm = ArrayViewMut2::from_shape((m, k), &mut de_rows[..m * k]).expect("gathered dE shape");
+    general_mat_mul(1.0, &sm, &w, 0.0, &mut dm);
+    for (i, &c) in marks.rows.iter().enumerate() {
+        let c = c as usize;
+        de[c * k..(c + 1) * k].iter_mut().zip(&de_rows[i * k..(i + 1) * k]).for_each(|(d, &g)| *d += g);
     }
 }
 
@@ -861,6 +942,64 @@ mod tests {
         assert!(worst < 3e-7, "worst relative error {worst}");
         assert_eq!(exp_f32(0.0), 1.0);
         assert!(exp_f32(-1000.0) > 0.0 && exp_f32(-1000.0) < 1e-37);
+    }
+
+    /// The one-pass CBOW gradient end leaves bitwise the values of `finish` (scale, then the
+    /// target's `- scale`) followed by the row additions, in both builds, for a target inside
+    /// the eight-wide body and in the tail.
+    #[test]
+    fn fused_gradient_end_matches_the_two_passes() {
+        let v = 37;
+        let e: Vec<f32> = (0..v).map(|j| exp_f32((j as f32 * 0.37).sin() * 3.0)).collect();
+        let s_sum = sum_f32(&e);
+        let (scale, f) = (1.0 / 977.0, 0.5);
+        for t in [3u32, 35] {
+            let start =
+                |i: usize| -> Vec<f32> { (0..v).map(|j| ((i * v + j) as f32 * 0.11).cos()).collect() };
+            let (db0, s0) = (start(0), [start(1), start(2), start(3)].concat());
+            // Two passes: dz in place, then the additions.
+            let mut dz = e.clone();
+            Row::<false>::finish(&mut dz, 0.0, s_sum, 0.0, &[t], scale, true);
+            let (mut db_ref, mut s_ref) = (db0.clone(), s0.clone());
+            let mut marks = RowMarks::default();
+            marks.resize(3);
+            accumulate_projected(&[2, 0], f, &dz, &mut db_ref, &mut s_ref, &mut marks);
+            for simd in [false, true] {
+                let (mut db, mut s) = (db0.clone(), s0.clone());
+                let mut marks = RowMarks::default();
+                marks.resize(3);
+                let g = scale / s_sum;
+                #[cfg(target_arch = "x86_64")]
+                if avx2(simd) {
+                    // SAFETY: the CPU has AVX2 (`avx2` checked it).
+                    unsafe { fused_avx2(&e, g, scale, (2, 0, t), f, &mut db, &mut s, &mut marks) };
+                } else {
+                    accumulate_softmax2::<false>(&e, g, scale, (2, 0, t), f, &mut db, &mut s, &mut marks);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                accumulate_softmax2::<false>(&e, g, scale, (2, 0, t), f, &mut db, &mut s, &mut marks);
+                let bits = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&db), bits(&db_ref), "db, target {t}, simd {simd}");
+                assert_eq!(bits(&s), bits(&s_ref), "S, target {t}, simd {simd}");
+                assert_eq!(marks.rows, [2, 0]);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn fused_avx2(
+        e: &[f32],
+        g: f32,
+        scale: f32,
+        act: (u32, u32, u32),
+        f: f32,
+        db: &mut [f32],
+        s: &mut [f32],
+        marks: &mut RowMarks,
+    ) {
+        accumulate_softmax2::<true>(e, g, scale, act, f, db, s, marks);
     }
 
     #[test]
