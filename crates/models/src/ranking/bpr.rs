@@ -720,7 +720,7 @@ mod tests {
     }
 
     #[test]
-    fn fit_is_bitwise_identical_for_1_and_2_threads_and_bad_values_are_named() {
+    fn fit_is_bitwise_identical_for_1_2_and_4_threads_and_bad_values_are_named() {
         let (rows, _) = planted();
         let train = Interactions::new(&rows, 20).unwrap();
         // Batches larger than a lane's share so that lanes share rows and the merge sums them.
@@ -730,7 +730,9 @@ mod tests {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
             pool.install(|| Bpr::fit(train, &params, 4).unwrap())
         };
-        assert_eq!(fit(1), fit(2));
+        let one = fit(1);
+        assert_eq!(one, fit(2));
+        assert_eq!(one, fit(4));
         let err = Bpr::fit(train, &serde_json::json!({"negatives": "hard"}), 1).unwrap_err();
         assert!(err.to_string().contains("bpr.negatives"), "{err}");
         assert_eq!(fit(1).item_embeddings().unwrap().shape(), &[20, 4]);
