@@ -200,13 +200,21 @@ impl RowMath for Avx2 {
     }
 }
 
-/// What every lane reads during a step.
+/// What every lane reads during an epoch.
 struct Shared<'a> {
     config: &'a Item2VecConfig,
     sampler: &'a UnigramSampler,
     table: &'a SigmoidTable,
     seed: u64,
     epoch: u64,
+    /// The epoch's draws.
+    sampling: &'a Sampling<'a>,
+    /// Raw words before each sequence in the epoch.
+    words_before: &'a [u64],
+    /// The rate after a number of raw words of the whole run.
+    alpha_at: &'a (dyn Fn(u64) -> f32 + Sync),
+    /// Raw words of the run before this epoch.
+    epoch_words: u64,
 }
 
 /// Row access of one table while a sequence trains: the deterministic lanes' copy-on-touch rows
@@ -376,27 +384,21 @@ fn train_sequence<M: RowMath, I: Rows, O: Rows>(
     }
 }
 
-/// Sequences `range` of the epoch (their first raw words at `words_before`, the epoch's first
-/// at `epoch_words`): each one's draws, then every pair's step.
+/// Sequences `range` of the epoch: each one's draws and rate, then every pair's step.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn train_range<M: RowMath, I: Rows, O: Rows>(
     m: M,
     sh: &Shared<'_>,
-    sampling: &Sampling<'_>,
     range: std::ops::Range<usize>,
-    words_before: &[u64],
-    alpha_at: &(dyn Fn(u64) -> f32 + Sync),
-    epoch_words: u64,
     syn0: &mut I,
     syn1: &mut O,
     sc: &mut Scratch,
 ) {
     let (mut kept, mut windows) = (std::mem::take(&mut sc.kept), std::mem::take(&mut sc.windows));
     for s in range {
-        sampling.draw(sh.epoch, s, &mut kept, &mut windows);
+        sh.sampling.draw(sh.epoch, s, &mut kept, &mut windows);
         let mut rng = SplitMix64::stream(sh.seed ^ PAIR_SALT, sh.epoch, s as u64);
-        let alpha = alpha_at(epoch_words + words_before[s]);
+        let alpha = (sh.alpha_at)(sh.epoch_words + sh.words_before[s]);
         train_sequence(m, sh, &kept, &windows, syn0, syn1, sc, &mut rng, alpha);
     }
     (sc.kept, sc.windows) = (kept, windows);
@@ -409,31 +411,21 @@ fn train_range<M: RowMath, I: Rows, O: Rows>(
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn train_range_avx2<I: Rows, O: Rows>(
     m: Avx2,
     sh: &Shared<'_>,
-    sampling: &Sampling<'_>,
     range: std::ops::Range<usize>,
-    words_before: &[u64],
-    alpha_at: &(dyn Fn(u64) -> f32 + Sync),
-    epoch_words: u64,
     syn0: &mut I,
     syn1: &mut O,
     sc: &mut Scratch,
 ) {
-    train_range(m, sh, sampling, range, words_before, alpha_at, epoch_words, syn0, syn1, sc)
+    train_range(m, sh, range, syn0, syn1, sc)
 }
 
 /// [`train_range`] on the widest build the CPU runs.
-#[allow(clippy::too_many_arguments)]
 fn train_range_dispatch<I: Rows, O: Rows>(
     sh: &Shared<'_>,
-    sampling: &Sampling<'_>,
     range: std::ops::Range<usize>,
-    words_before: &[u64],
-    alpha_at: &(dyn Fn(u64) -> f32 + Sync),
-    epoch_words: u64,
     syn0: &mut I,
     syn1: &mut O,
     sc: &mut Scratch,
@@ -441,12 +433,10 @@ fn train_range_dispatch<I: Rows, O: Rows>(
     #[cfg(target_arch = "x86_64")]
     if let Some(m) = Avx2::detect() {
         // SAFETY: AVX2 was detected on this CPU just above.
-        unsafe {
-            train_range_avx2(m, sh, sampling, range, words_before, alpha_at, epoch_words, syn0, syn1, sc)
-        };
+        unsafe { train_range_avx2(m, sh, range, syn0, syn1, sc) };
         return;
     }
-    train_range(Portable, sh, sampling, range, words_before, alpha_at, epoch_words, syn0, syn1, sc)
+    train_range(Portable, sh, range, syn0, syn1, sc)
 }
 
 /// One deterministic lane: its copy-on-touch copies of both tables and its scratch.
@@ -609,7 +599,17 @@ pub fn train_pairs(
     for epoch in 0..train.epochs {
         let started = Instant::now();
         let epoch_words = epoch as u64 * total_words;
-        let shared = Shared { config, sampler: &sampler, table: &table, seed, epoch: epoch as u64 };
+        let shared = Shared {
+            config,
+            sampler: &sampler,
+            table: &table,
+            seed,
+            epoch: epoch as u64,
+            sampling: &sampling,
+            words_before: &words_before,
+            alpha_at: &alpha_at,
+            epoch_words,
+        };
         let (loss, pairs) = if hogwild {
             let (loss, pairs) = jobs
                 .par_iter()
@@ -619,17 +619,7 @@ pub fn train_pairs(
                         let mut in_rows = SharedRows { table: &shared0, buf: b0 };
                         let mut out_rows = SharedRows { table: &shared1, buf: b1 };
                         let (l0, p0) = (sc.loss, sc.pairs);
-                        train_range_dispatch(
-                            &shared,
-                            &sampling,
-                            range.clone(),
-                            &words_before,
-                            &alpha_at,
-                            epoch_words,
-                            &mut in_rows,
-                            &mut out_rows,
-                            sc,
-                        );
+                        train_range_dispatch(&shared, range.clone(), &mut in_rows, &mut out_rows, sc);
                         (sc.loss - l0, sc.pairs - p0)
                     },
                 )
@@ -650,11 +640,7 @@ pub fn train_pairs(
                     let mut out_rows = LaneRows { table: &mut lane.syn1, shared: base1, k };
                     train_range_dispatch(
                         &shared,
-                        &sampling,
                         bounds[l]..bounds[l + 1],
-                        &words_before,
-                        &alpha_at,
-                        epoch_words,
                         &mut in_rows,
                         &mut out_rows,
                         &mut lane.scratch,
@@ -759,7 +745,18 @@ mod tests {
         let config = Item2VecConfig { negatives: 1, dim: k, ..sgns(Architecture::Skipgram) };
         let sampler = UnigramSampler::new(&[0, 0, 5], 0.75).unwrap();
         let table = SigmoidTable::new();
-        let sh = Shared { config: &config, sampler: &sampler, table: &table, seed: 1, epoch: 0 };
+        let sampling = Sampling::Fixed(&[], 1);
+        let sh = Shared {
+            config: &config,
+            sampler: &sampler,
+            table: &table,
+            seed: 1,
+            epoch: 0,
+            sampling: &sampling,
+            words_before: &[],
+            alpha_at: &|_| alpha,
+            epoch_words: 0,
+        };
         let mut t0 = LaneTable::new(3);
         let mut t1 = LaneTable::new(3);
         let mut in_rows = LaneRows { table: &mut t0, shared: &syn0, k };
