@@ -5,9 +5,12 @@
 //! as tokens `m<movieId>`; the last 10% of the lines are held out. Both sides train on the same
 //! file with the same window, negatives, unigram power, dimension, epochs, `sample`, shrunk
 //! windows, `min_count` and `alpha -> min_alpha` (0.025 -> 0.0001, the script's defaults); both
-//! train by per-pair SGD (gensim's Hogwild workers; reelvec's `model.trainer = "pair_sgd"` in
-//! deterministic lanes, CBOW with the context mean as gensim's `cbow_mean=1`). Speed: training words (corpus tokens after `min_count`) per second;
-//! CPU time at 1 thread is the robust figure. Quality, computed by the same code from both
+//! train by per-pair SGD (gensim's Hogwild workers; reelvec twice, `model.trainer = "pair_sgd"`
+//! in deterministic lanes and `"pair_sgd_hogwild"` with lock-free workers, CBOW with the context
+//! mean as gensim's `cbow_mean=1`); gensim runs once per architecture and thread count and both
+//! of our rows compare with that run. Speed: training words (corpus tokens after `min_count`, the
+//! same count for both sides) per second of training alone (`model.train` in the script,
+//! `sgd::train_pairs` here); CPU time at 1 thread is the robust figure. Quality, computed by the same code from both
 //! sides' exported word2vec text: next-token hit@10 on the held-out lines (for each consecutive
 //! pair `(a, b)`, is `b` among the 10 tokens nearest `a` by cosine, `a` excluded).
 
@@ -20,10 +23,11 @@ use ndarray::Array2;
 use reelvec_data::corpus::{read_corpus, CorpusOptions};
 use reelvec_data::synth::{self, Preset};
 use reelvec_data::transforms;
-use reelvec_engine::{Device, TrainConfig};
+use reelvec_engine::TrainConfig;
 use reelvec_metrics::ranking::target_rank;
-use reelvec_models::item2vec::{Architecture, ContextReduce, Item2VecConfig, Item2VecTrainer, OutputLoss};
-use reelvec_models::pipelines::p0_cbow;
+use reelvec_models::item2vec::{
+    sgd, Architecture, ContextReduce, Item2Vec, Item2VecConfig, Item2VecTrainer, OutputLoss,
+};
 use reelvec_models::traits::ItemEmbeddings;
 use serde_json::Value;
 
@@ -169,9 +173,9 @@ pub fn next_token_hit_at_10(vectors: &str, heldout: &str) -> Result<(f64, usize)
     Ok((hits as f64 / pairs.len() as f64, pairs.len()))
 }
 
-/// Our P0 configuration for the suite's settings.
-fn our_config(arch: Architecture, epochs: usize, s: &Settings) -> p0_cbow::Config {
-    let model = Item2VecConfig {
+/// Our item2vec configuration for the suite's settings with `trainer`.
+fn our_model(arch: Architecture, s: &Settings, trainer: Item2VecTrainer) -> Item2VecConfig {
+    Item2VecConfig {
         architecture: arch,
         dim: s.dim,
         window: s.window,
@@ -184,24 +188,8 @@ fn our_config(arch: Architecture, epochs: usize, s: &Settings) -> p0_cbow::Confi
         shrink_windows: true,
         alpha: Some(s.alpha),
         min_alpha: Some(s.min_alpha),
-        trainer: Item2VecTrainer::PairSgd,
+        trainer,
         ..Item2VecConfig::default()
-    };
-    p0_cbow::Config {
-        model,
-        train_fraction: 1.0,
-        middle_queries: Vec::new(),
-        neighbours_of: Vec::new(),
-        train: TrainConfig {
-            epochs,
-            seed: 42,
-            lr: s.alpha,
-            early_stopping: None,
-            restore_best: false,
-            quiet: true,
-            ..TrainConfig::default()
-        },
-        ..p0_cbow::Config::default()
     }
 }
 
@@ -263,31 +251,14 @@ pub fn run(plan: &CorpusPlan<'_>, notes: &mut Vec<String>) -> Result<(String, Ve
         s.sample,
         plan.epochs
     ));
-    let vocab_ds = corpus.vocabulary_dataset()?;
     let python = std::env::var("REELVEC_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let pools = crate::report::thread_pools(&THREADS)?;
     let mut cases = Vec::new();
     for arch in [Architecture::Skipgram, Architecture::Cbow] {
         let sg = arch == Architecture::Skipgram;
         let name = if sg { "skip-gram" } else { "CBOW" };
-        let cfg = our_config(arch, plan.epochs, &s);
         for (&threads, pool) in THREADS.iter().zip(&pools) {
-            let clock = Clock::start();
-            let outcome = pool.install(|| {
-                p0_cbow::run_on_sequences(vocab_ds.clone(), &corpus.sequences, &cfg, Device::Cpu)
-            });
-            let spent = clock.elapsed();
-            let outcome = outcome.with_context(|| format!("training our {name}"))?;
-            let epochs = outcome.history.epochs.len().max(1);
-            let ours_text = reelvec_models::export::word2vec_tokens_string(
-                &corpus.tokens,
-                outcome.model.item_embeddings(),
-            )?;
-            let (ours_hit, n_pairs) = next_token_hit_at_10(&ours_text, &heldout)?;
-            tracing::info!(
-                "bench: corpus {name} at {threads} thread(s): {:.2}s, hit@10 {ours_hit:.4}",
-                spent.wall
-            );
+            let stem = format!("gensim-{}-t{threads}", if sg { "sg" } else { "cbow" });
             let peer_load_before = crate::report::load_average();
             let peer = match plan.peers {
                 Some(dir) => match run_script(dir, &python, plan, sg, threads) {
@@ -300,7 +271,6 @@ pub fn run(plan: &CorpusPlan<'_>, notes: &mut Vec<String>) -> Result<(String, Ve
                 None => None,
             };
             let peer_load = [peer_load_before, crate::report::load_average()];
-            let stem = format!("gensim-{}-t{threads}", if sg { "sg" } else { "cbow" });
             let peer_hit = match &peer {
                 Some(_) => {
                     let path = plan.work.join(format!("{stem}.txt"));
@@ -310,53 +280,89 @@ pub fn run(plan: &CorpusPlan<'_>, notes: &mut Vec<String>) -> Result<(String, Ve
                 }
                 None => None,
             };
+            // Both sides' words/s count the same words (ours after min_count) per epoch.
             let peer_timing = peer.as_ref().and_then(|v| {
                 let e = v["epochs"].as_u64()?.max(1) as usize;
                 Some(Timing {
                     units: e,
                     wall_per_unit: v["fit_seconds"].as_f64()? / e as f64,
                     cpu_per_unit: v["fit_cpu_seconds"].as_f64().map(|c| c / e as f64),
-                    examples_per_unit: v["words_per_epoch"].as_f64(),
+                    examples_per_unit: Some(words as f64),
                     load_average_1min: peer_load,
                 })
             });
-            let mut figures = vec![Figure::new(
-                "reelvec training words/s",
-                words as f64 * epochs as f64 / spent.wall,
-                "words/s",
-            )];
-            if let Some(t) = &peer_timing {
-                figures.push(Figure::new(
-                    "gensim training words/s",
-                    t.examples_per_unit.unwrap_or(0.0) / t.wall_per_unit,
+            for trainer in [Item2VecTrainer::PairSgd, Item2VecTrainer::PairSgdHogwild] {
+                let model = our_model(arch, &s, trainer);
+                let train = TrainConfig {
+                    epochs: plan.epochs,
+                    seed: 42,
+                    lr: s.alpha,
+                    early_stopping: None,
+                    restore_best: false,
+                    quiet: true,
+                    ..TrainConfig::default()
+                };
+                let vocab = corpus.tokens.len();
+                // Timed: the training alone, as the script times `model.train` alone.
+                let clock = Clock::start();
+                let trained = pool.install(|| sgd::train_pairs(&corpus.sequences, vocab, &model, &train, 42));
+                let spent = clock.elapsed();
+                let (params, history) = trained.with_context(|| format!("training our {name}"))?;
+                let epochs = history.epochs.len().max(1);
+                let fitted = Item2Vec::new(model, params)?;
+                let ours_text =
+                    reelvec_models::export::word2vec_tokens_string(&corpus.tokens, fitted.item_embeddings())?;
+                let (ours_hit, n_pairs) = next_token_hit_at_10(&ours_text, &heldout)?;
+                tracing::info!(
+                    "bench: corpus {name} {} at {threads} thread(s): {:.2}s, hit@10 {ours_hit:.4}",
+                    trainer.as_str(),
+                    spent.wall
+                );
+                let mut figures = vec![Figure::new(
+                    "reelvec training words/s",
+                    words as f64 * epochs as f64 / spent.wall,
                     "words/s",
-                ));
+                )];
+                if let Some(t) = &peer_timing {
+                    figures.push(Figure::new(
+                        "gensim training words/s",
+                        words as f64 / t.wall_per_unit,
+                        "words/s",
+                    ));
+                }
+                figures.push(Figure::new("held-out pairs scored", n_pairs as f64, "pairs"));
+                let hogwild = trainer == Item2VecTrainer::PairSgdHogwild;
+                cases.push(Case {
+                    id: format!(
+                        "corpus-{}{}-t{threads}",
+                        if sg { "sg" } else { "cbow" },
+                        if hogwild { "-hogwild" } else { "" }
+                    ),
+                    name: format!(
+                        "{name} negative sampling ({}) vs gensim Word2Vec, window {}, negatives {}, dim {}, sample {}, {threads} thread(s)",
+                        trainer.as_str(), s.window, s.negative, s.dim, s.sample
+                    ),
+                    unit: "epoch".into(),
+                    ours: Timing {
+                        units: epochs,
+                        wall_per_unit: spent.wall / epochs as f64,
+                        cpu_per_unit: spent.cpu.map(|c| c / epochs as f64),
+                        examples_per_unit: Some(words as f64),
+                        load_average_1min: spent.load,
+                    },
+                    peer: peer_timing,
+                    same_rows: peer.as_ref().map(|_| true),
+                    target_speedup: Some(1.0),
+                    quality: vec![Quality::new("next-token hit@10 (held-out lines)", Some(ours_hit), peer_hit)],
+                    figures,
+                    note: Some(if hogwild {
+                        "ours: per-pair SGD, Hogwild (model.trainer = pair_sgd_hogwild: lock-free shared tables, results vary with thread scheduling); gensim: Hogwild SGD (the same gensim run as the pair_sgd row); both alpha 0.025 -> 0.0001; both timed on training alone".into()
+                    } else {
+                        "ours: per-pair SGD (model.trainer = pair_sgd, 8 deterministic lanes, bitwise identical for any thread count); gensim: Hogwild SGD; both alpha 0.025 -> 0.0001; both timed on training alone".into()
+                    }),
+                    load_refused: None,
+                });
             }
-            figures.push(Figure::new("held-out pairs scored", n_pairs as f64, "pairs"));
-            cases.push(Case {
-                id: format!("corpus-{}-t{threads}", if sg { "sg" } else { "cbow" }),
-                name: format!(
-                    "{name} negative sampling vs gensim Word2Vec, window {}, negatives {}, dim {}, sample {}, {threads} thread(s)",
-                    s.window, s.negative, s.dim, s.sample
-                ),
-                unit: "epoch".into(),
-                ours: Timing {
-                    units: epochs,
-                    wall_per_unit: spent.wall / epochs as f64,
-                    cpu_per_unit: spent.cpu.map(|c| c / epochs as f64),
-                    examples_per_unit: Some(words as f64),
-                    load_average_1min: spent.load,
-                },
-                peer: peer_timing,
-                same_rows: peer.as_ref().map(|_| true),
-                target_speedup: Some(1.0),
-                quality: vec![Quality::new("next-token hit@10 (held-out lines)", Some(ours_hit), peer_hit)],
-                figures,
-                note: Some(
-                    "ours: per-pair SGD (model.trainer = pair_sgd, 8 deterministic lanes, bitwise identical for any thread count); gensim: Hogwild SGD; both alpha 0.025 -> 0.0001; our time includes the end-of-fit reports".into(),
-                ),
-                load_refused: None,
-            });
         }
     }
     Ok((label, cases))

@@ -119,6 +119,10 @@ pub enum Item2VecTrainer {
     /// deterministic lanes, bitwise identical for any thread count. `train.optimizer`,
     /// `batch_size`, `shuffle` and early stopping are not used.
     PairSgd,
+    /// [`PairSgd`](Self::PairSgd)'s updates by lock-free workers on shared tables, as gensim's
+    /// Hogwild threads: faster at several threads, but the result varies with thread scheduling
+    /// (bitwise reproducible only at 1 thread).
+    PairSgdHogwild,
 }
 
 impl Item2VecTrainer {
@@ -127,6 +131,7 @@ impl Item2VecTrainer {
         match self {
             Item2VecTrainer::Engine => "engine",
             Item2VecTrainer::PairSgd => "pair_sgd",
+            Item2VecTrainer::PairSgdHogwild => "pair_sgd_hogwild",
         }
     }
 }
@@ -172,7 +177,9 @@ pub struct Item2VecConfig {
     /// `alpha` (or `train.lr`) to `min_alpha` over every planned step.
     pub min_alpha: Option<f32>,
     /// How the model trains: `engine` (default: batches through reelvec-engine's optimizers)
-    /// or `pair_sgd` (gensim's per-pair SGD, negative sampling only).
+    /// or `pair_sgd` (gensim's per-pair SGD, negative sampling only; deterministic lanes) or
+    /// `pair_sgd_hogwild` (the same updates by lock-free workers, as gensim's: results vary
+    /// with thread scheduling).
     pub trainer: Item2VecTrainer,
 }
 
@@ -209,11 +216,11 @@ impl Item2VecConfig {
                 p.is_finite() && p >= 0.0,
             )?;
         }
-        if self.trainer == Item2VecTrainer::PairSgd {
+        if self.trainer != Item2VecTrainer::Engine {
             check_key(
                 &format!("{prefix}.trainer"),
                 self.trainer.as_str(),
-                "`engine`, or `pair_sgd` with `loss = \"negative_sampling\"`",
+                "`engine`, or `pair_sgd` / `pair_sgd_hogwild` with `loss = \"negative_sampling\"`",
                 self.loss == OutputLoss::NegativeSampling,
             )?;
         }

@@ -28,6 +28,10 @@ use super::{Architecture, ContextReduce, Examples};
 pub struct UnigramSampler {
     /// Cumulative probabilities, last = 1.
     cdf: Vec<f64>,
+    /// Guide table: entry `b` is the bisection's answer for `u = b / (guide.len() - 1)`, so a
+    /// draw bisects only the few entries between its bucket's neighbours (O(1) on average
+    /// instead of a cache-missing O(log V) walk, with the same token).
+    guide: Vec<u32>,
 }
 
 impl UnigramSampler {
@@ -51,7 +55,10 @@ impl UnigramSampler {
         if let Some(last) = weights.iter().rposition(|&w| w > 0.0) {
             cdf[last..].iter_mut().for_each(|c| *c = 1.0);
         }
-        Some(Self { cdf })
+        let buckets = 2 * cdf.len();
+        let guide =
+            (0..=buckets).map(|b| cdf.partition_point(|&c| c <= b as f64 / buckets as f64) as u32).collect();
+        Some(Self { cdf, guide })
     }
 
     /// The noise table of a training set: counts every target and context token of `train`
@@ -81,7 +88,14 @@ impl UnigramSampler {
     /// The token for a uniform `u` in `[0, 1)`.
     #[inline]
     pub fn token_for(&self, u: f64) -> u32 {
-        self.cdf.partition_point(|&c| c <= u).min(self.cdf.len() - 1) as u32
+        // The answer lies between the guide's entries around u's bucket; one bucket of slack on
+        // each side absorbs the rounding of `u * buckets`, so this is exactly the bisection of
+        // the whole table, `cdf.partition_point(|&c| c <= u)`.
+        let buckets = self.guide.len() - 1;
+        let b = ((u * buckets as f64) as usize).min(buckets - 1);
+        let lo = self.guide[b.saturating_sub(1)] as usize;
+        let hi = (self.guide[(b + 2).min(buckets)] as usize).max(lo);
+        (lo + self.cdf[lo..hi].partition_point(|&c| c <= u)).min(self.cdf.len() - 1) as u32
     }
 }
 
@@ -247,6 +261,31 @@ pub(crate) fn negative_lane(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guided_draws_are_the_full_bisection() {
+        // Skewed counts with zero-weight tokens in the middle and at the end; u on and around
+        // every bucket edge and a random sweep: the guide table never changes the token.
+        let counts: Vec<u64> =
+            (0..300u64).map(|i| if i % 7 == 3 || i > 290 { 0 } else { 1 + (i * i) % 997 }).collect();
+        let s = UnigramSampler::new(&counts, 0.75).unwrap();
+        let full = |u: f64| s.cdf.partition_point(|&c| c <= u).min(s.cdf.len() - 1) as u32;
+        let buckets = s.guide.len() - 1;
+        let mut us: Vec<f64> = (0..=buckets)
+            .flat_map(|b| {
+                let x = b as f64 / buckets as f64;
+                [x, x.next_down().max(0.0), x.next_up().min(1.0 - f64::EPSILON)]
+            })
+            .collect();
+        us.extend(
+            s.cdf.iter().flat_map(|&c| [c, c.next_down(), c.next_up()]).filter(|u| (0.0..1.0).contains(u)),
+        );
+        let mut rng = SplitMix64(5);
+        us.extend((0..20_000).map(|_| rng.next_f64()));
+        for u in us {
+            assert_eq!(s.token_for(u), full(u), "u = {u}");
+        }
+    }
 
     #[test]
     fn unigram_power_probabilities() {

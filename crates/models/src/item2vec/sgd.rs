@@ -40,12 +40,21 @@
 //! (sequential SGD inside a lane, like one gensim worker on its job) and are merged at the end
 //! of the step in lane order ([`crate::sgd_lanes`], shared with bpr); every draw of sequence `s`
 //! in epoch `e` comes from SplitMix64 streams keyed by (seed, e, s). The tables are bitwise
-//! identical for any thread count. There is no Hogwild mode on the CPU (see ARCHITECTURE.md).
+//! identical for any thread count.
+//!
+//! **Hogwild** (`model.trainer = "pair_sgd_hogwild"`, [`Item2VecTrainer::PairSgdHogwild`]): the
+//! same per-sequence loop and draws, but the lanes of every step are jobs that rayon's workers
+//! take in any order, updating the shared tables in place without locks as gensim's workers
+//! do: each row is loaded from relaxed `AtomicU32`s (the f32 bits) into the worker's buffer,
+//! updated there and stored back ([`SharedRows`]), so an update racing another one can be lost
+//! but no access is a data race in Rust's sense. Its results vary with thread scheduling above
+//! 1 thread (at 1 thread it is plain sequential SGD in sequence order, reproducible).
 //!
 //! Not through reelvec-engine's `Trainer` (a per-pair step that sees the lane's earlier pairs is
 //! no gradient of a batch loss); no validation loss and no early stopping: the history records
 //! the mean training loss per positive pair, the rate at the epoch's end and its seconds.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
@@ -66,7 +75,11 @@ use crate::ModelError;
 /// it has).
 pub const LANES: usize = 8;
 
-/// Raw words a lane takes before the next lane starts (gensim's jobs hold 10,000 words).
+/// Raw words a lane takes before the next lane starts (gensim's jobs hold 10,000 words). The
+/// lanes' updates meet only at the step's merge: on the corpus suite's skip-gram (vocabulary
+/// 7,548) this stale merge costs quality (hit@10 0.156 against gensim's 0.289; 1024 gave 0.267
+/// there but diverged on a 60-token vocabulary, where every lane moves every row); the Hogwild
+/// mode matches gensim.
 pub const LANE_WORDS: usize = 8192;
 
 /// gensim's `EXP_TABLE_SIZE`.
@@ -128,138 +141,315 @@ impl SigmoidTable {
     }
 }
 
-/// `y += a x`.
-#[inline]
+/// `y += a x` (vectorises; element-wise, so any vector width rounds the same).
+#[inline(always)]
 fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x);
 }
 
-/// What every lane reads during a step.
+/// The row arithmetic of the inner loop: the portable build ([`Portable`]) or AVX2's
+/// ([`Avx2`]); element by element the same operations, so bitwise the same results.
+trait RowMath: Copy {
+    /// `a . b` ([`crate::mf::dot`]'s operations).
+    fn dot(self, a: &[f32], b: &[f32]) -> f32;
+    /// `y += f x`.
+    fn axpy(self, f: f32, x: &[f32], y: &mut [f32]);
+}
+
+/// The portable row arithmetic.
+#[derive(Debug, Clone, Copy)]
+struct Portable;
+
+impl RowMath for Portable {
+    #[inline(always)]
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        dot(a, b)
+    }
+
+    #[inline(always)]
+    fn axpy(self, f: f32, x: &[f32], y: &mut [f32]) {
+        axpy(f, x, y)
+    }
+}
+
+/// AVX2's row arithmetic ([`super::simd`]); a value exists only on a CPU with AVX2
+/// ([`Avx2::detect`]), which is what makes its safe methods sound.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    fn detect() -> Option<Self> {
+        std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl RowMath for Avx2 {
+    #[inline(always)]
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: an `Avx2` exists only where AVX2 was detected.
+        unsafe { super::simd::dot(a, b) }
+    }
+
+    #[inline(always)]
+    fn axpy(self, f: f32, x: &[f32], y: &mut [f32]) {
+        // SAFETY: an `Avx2` exists only where AVX2 was detected.
+        unsafe { super::simd::axpy(f, x, y) }
+    }
+}
+
+/// What every lane reads during an epoch.
 struct Shared<'a> {
-    syn0: &'a [f32],
-    syn1: &'a [f32],
-    k: usize,
     config: &'a Item2VecConfig,
     sampler: &'a UnigramSampler,
     table: &'a SigmoidTable,
     seed: u64,
     epoch: u64,
+    /// The epoch's draws.
+    sampling: &'a Sampling<'a>,
+    /// Raw words before each sequence in the epoch.
+    words_before: &'a [u64],
+    /// The rate after a number of raw words of the whole run.
+    alpha_at: &'a (dyn Fn(u64) -> f32 + Sync),
+    /// Raw words of the run before this epoch.
+    epoch_words: u64,
 }
 
-/// One lane: its copies of both tables and its scratch.
-#[derive(Debug)]
-struct PairLane {
-    syn0: LaneTable,
-    syn1: LaneTable,
+/// Row access of one table while a sequence trains: the deterministic lanes' copy-on-touch rows
+/// ([`LaneRows`]) or the Hogwild mode's shared rows ([`SharedRows`]). One inner loop
+/// ([`train_sequence`]) serves both.
+trait Rows {
+    /// Row `r`, to read and update (valid until the next call).
+    fn row(&mut self, r: u32) -> &mut [f32];
+    /// Makes the updates of row `r` (the row `row` last returned) visible to the other workers.
+    fn publish(&mut self, r: u32);
+}
+
+/// A lane's copy-on-touch rows of one table ([`crate::sgd_lanes`]); publishing is the step's
+/// merge, so [`Rows::publish`] does nothing.
+struct LaneRows<'a> {
+    table: &'a mut LaneTable,
+    shared: &'a [f32],
+    k: usize,
+}
+
+impl Rows for LaneRows<'_> {
+    #[inline(always)]
+    fn row(&mut self, r: u32) -> &mut [f32] {
+        let at = self.table.touch(r, self.shared, self.k);
+        &mut self.table.work[at..at + self.k]
+    }
+
+    #[inline(always)]
+    fn publish(&mut self, _: u32) {}
+}
+
+/// Hogwild rows: the shared table as f32 bits in relaxed atomics, read into a worker's buffer and
+/// stored back after the update, as gensim's workers update `syn0`/`syn1neg` in place without
+/// locks. Another worker's store between the load and the store is overwritten (a lost update,
+/// as in any Hogwild SGD); there is no data race in Rust's sense (every shared access is atomic).
+struct SharedRows<'a> {
+    table: &'a [AtomicU32],
+    buf: &'a mut [f32],
+}
+
+impl Rows for SharedRows<'_> {
+    #[inline(always)]
+    fn row(&mut self, r: u32) -> &mut [f32] {
+        let k = self.buf.len();
+        let src = &self.table[r as usize * k..][..k];
+        self.buf.iter_mut().zip(src).for_each(|(b, a)| *b = f32::from_bits(a.load(Ordering::Relaxed)));
+        self.buf
+    }
+
+    #[inline(always)]
+    fn publish(&mut self, r: u32) {
+        let k = self.buf.len();
+        let dst = &self.table[r as usize * k..][..k];
+        dst.iter().zip(self.buf.iter()).for_each(|(a, b)| a.store(b.to_bits(), Ordering::Relaxed));
+    }
+}
+
+/// A worker's scratch: gensim's `neu1` and `work`, the context rows of a CBOW position, the
+/// sequence's draws and the loss sums.
+#[derive(Debug, Default)]
+struct Scratch {
     neu1: Vec<f32>,
     work: Vec<f32>,
-    ctx: Vec<usize>,
+    ctx: Vec<u32>,
     kept: Vec<u32>,
     windows: Vec<usize>,
     loss: f64,
     pairs: u64,
 }
 
-impl PairLane {
-    fn new(vocab: usize, k: usize) -> Self {
-        PairLane {
-            syn0: LaneTable::new(vocab),
-            syn1: LaneTable::new(vocab),
-            neu1: vec![0.0; k],
-            work: vec![0.0; k],
-            ctx: Vec::new(),
-            kept: Vec::new(),
-            windows: Vec::new(),
-            loss: 0.0,
-            pairs: 0,
-        }
+impl Scratch {
+    fn new(k: usize) -> Self {
+        Scratch { neu1: vec![0.0; k], work: vec![0.0; k], ..Scratch::default() }
     }
+}
 
-    /// The positive `center` and its negatives against the input vector `h` (`neu1` for CBOW,
-    /// else the lane's copy of `syn0` at `h_at`), accumulating the input's step in `work`.
-    #[inline]
-    fn outputs(
-        &mut self,
-        sh: &Shared<'_>,
-        center: u32,
-        h_at: Option<usize>,
-        alpha: f32,
-        rng: &mut SplitMix64,
-    ) {
-        let k = sh.k;
-        self.work.iter_mut().for_each(|w| *w = 0.0);
-        self.pairs += 1;
-        for d in 0..=sh.config.negatives {
-            let (target, label) = if d == 0 {
-                (center, 1.0f32)
-            } else {
-                let t = sh.sampler.token_for(rng.next_f64());
-                if t == center {
+/// The positive `center` and its negatives against the input vector `h`, accumulating the
+/// input's step in `work` (zeroed first) and the loss in `loss`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn outputs<M: RowMath, O: Rows>(
+    m: M,
+    sh: &Shared<'_>,
+    h: &[f32],
+    center: u32,
+    syn1: &mut O,
+    work: &mut [f32],
+    loss: &mut f64,
+    alpha: f32,
+    rng: &mut SplitMix64,
+) {
+    work.iter_mut().for_each(|w| *w = 0.0);
+    for d in 0..=sh.config.negatives {
+        let (target, label) = if d == 0 {
+            (center, 1.0f32)
+        } else {
+            let t = sh.sampler.token_for(rng.next_f64());
+            if t == center {
+                continue;
+            }
+            (t, 0.0)
+        };
+        let row = syn1.row(target);
+        let s = m.dot(h, row);
+        *loss += f64::from(sh.table.loss(s, label));
+        let Some(f) = sh.table.sigmoid(s) else { continue };
+        let g = (label - f) * alpha;
+        m.axpy(g, row, work);
+        m.axpy(g, h, row);
+        syn1.publish(target);
+    }
+}
+
+/// Every pair of one drawn sequence (`kept` with its `windows`), gensim's order.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn train_sequence<M: RowMath, I: Rows, O: Rows>(
+    m: M,
+    sh: &Shared<'_>,
+    kept: &[u32],
+    windows: &[usize],
+    syn0: &mut I,
+    syn1: &mut O,
+    sc: &mut Scratch,
+    rng: &mut SplitMix64,
+    alpha: f32,
+) {
+    let n = kept.len();
+    let (lo, hi) = if sh.config.drop_ends { (1, n.saturating_sub(1)) } else { (0, n) };
+    for i in lo..hi.max(lo) {
+        let (a, b) = sh.config.context_side.window_bounds(i, n, windows[i].max(1));
+        match sh.config.architecture {
+            Architecture::Skipgram => {
+                for j in (a..=b).filter(|&j| j != i) {
+                    let h = syn0.row(kept[j]);
+                    sc.pairs += 1;
+                    outputs(m, sh, h, kept[i], syn1, &mut sc.work, &mut sc.loss, alpha, rng);
+                    m.axpy(1.0, &sc.work, h);
+                    syn0.publish(kept[j]);
+                }
+            }
+            Architecture::Cbow => {
+                sc.ctx.clear();
+                sc.neu1.iter_mut().for_each(|x| *x = 0.0);
+                for j in (a..=b).filter(|&j| j != i) {
+                    m.axpy(1.0, syn0.row(kept[j]), &mut sc.neu1);
+                    sc.ctx.push(kept[j]);
+                }
+                if sc.ctx.is_empty() {
                     continue;
                 }
-                (t, 0.0)
-            };
-            let at = self.syn1.touch(target, sh.syn1, k);
-            let row = &mut self.syn1.work[at..at + k];
-            let h: &[f32] = match h_at {
-                Some(a) => &self.syn0.work[a..a + k],
-                None => &self.neu1,
-            };
-            let s = dot(h, row);
-            self.loss += f64::from(sh.table.loss(s, label));
-            let Some(f) = sh.table.sigmoid(s) else { continue };
-            let g = (label - f) * alpha;
-            axpy(g, row, &mut self.work);
-            axpy(g, h, row);
-        }
-    }
-
-    /// Sequence `s` of the epoch: its draws, then every pair's step.
-    fn sequence(&mut self, sh: &Shared<'_>, sampling: &Sampling<'_>, s: usize, alpha: f32) {
-        let k = sh.k;
-        sampling.draw(sh.epoch, s, &mut self.kept, &mut self.windows);
-        let mut rng = SplitMix64::stream(sh.seed ^ PAIR_SALT, sh.epoch, s as u64);
-        let kept = std::mem::take(&mut self.kept);
-        let n = kept.len();
-        let (lo, hi) = if sh.config.drop_ends { (1, n.saturating_sub(1)) } else { (0, n) };
-        for i in lo..hi.max(lo) {
-            let (a, b) = sh.config.context_side.window_bounds(i, n, self.windows[i].max(1));
-            match sh.config.architecture {
-                Architecture::Skipgram => {
-                    for j in (a..=b).filter(|&j| j != i) {
-                        let at = self.syn0.touch(kept[j], sh.syn0, k);
-                        self.outputs(sh, kept[i], Some(at), alpha, &mut rng);
-                        let work = std::mem::take(&mut self.work);
-                        axpy(1.0, &work, &mut self.syn0.work[at..at + k]);
-                        self.work = work;
-                    }
+                let inv = 1.0 / sc.ctx.len() as f32;
+                if sh.config.context == ContextReduce::Mean {
+                    sc.neu1.iter_mut().for_each(|x| *x *= inv);
                 }
-                Architecture::Cbow => {
-                    self.ctx.clear();
-                    self.neu1.iter_mut().for_each(|x| *x = 0.0);
-                    for j in (a..=b).filter(|&j| j != i) {
-                        let at = self.syn0.touch(kept[j], sh.syn0, k);
-                        axpy(1.0, &self.syn0.work[at..at + k], &mut self.neu1);
-                        self.ctx.push(at);
-                    }
-                    if self.ctx.is_empty() {
-                        continue;
-                    }
-                    let inv = 1.0 / self.ctx.len() as f32;
-                    if sh.config.context == ContextReduce::Mean {
-                        self.neu1.iter_mut().for_each(|x| *x *= inv);
-                    }
-                    self.outputs(sh, kept[i], None, alpha, &mut rng);
-                    if sh.config.context == ContextReduce::Sum {
-                        self.work.iter_mut().for_each(|x| *x *= inv);
-                    }
-                    for &at in &self.ctx {
-                        axpy(1.0, &self.work, &mut self.syn0.work[at..at + k]);
-                    }
+                sc.pairs += 1;
+                outputs(m, sh, &sc.neu1, kept[i], syn1, &mut sc.work, &mut sc.loss, alpha, rng);
+                if sh.config.context == ContextReduce::Sum {
+                    sc.work.iter_mut().for_each(|x| *x *= inv);
+                }
+                for &c in &sc.ctx {
+                    m.axpy(1.0, &sc.work, syn0.row(c));
+                    syn0.publish(c);
                 }
             }
         }
-        self.kept = kept;
+    }
+}
+
+/// Sequences `range` of the epoch: each one's draws and rate, then every pair's step.
+#[inline(always)]
+fn train_range<M: RowMath, I: Rows, O: Rows>(
+    m: M,
+    sh: &Shared<'_>,
+    range: std::ops::Range<usize>,
+    syn0: &mut I,
+    syn1: &mut O,
+    sc: &mut Scratch,
+) {
+    let (mut kept, mut windows) = (std::mem::take(&mut sc.kept), std::mem::take(&mut sc.windows));
+    for s in range {
+        sh.sampling.draw(sh.epoch, s, &mut kept, &mut windows);
+        let mut rng = SplitMix64::stream(sh.seed ^ PAIR_SALT, sh.epoch, s as u64);
+        let alpha = (sh.alpha_at)(sh.epoch_words + sh.words_before[s]);
+        train_sequence(m, sh, &kept, &windows, syn0, syn1, sc, &mut rng, alpha);
+    }
+    (sc.kept, sc.windows) = (kept, windows);
+}
+
+/// [`train_range`] compiled for AVX2 with [`Avx2`]'s `dot`/`axpy` (element-wise the same
+/// operations, so the result is bitwise that of the portable build).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn train_range_avx2<I: Rows, O: Rows>(
+    m: Avx2,
+    sh: &Shared<'_>,
+    range: std::ops::Range<usize>,
+    syn0: &mut I,
+    syn1: &mut O,
+    sc: &mut Scratch,
+) {
+    train_range(m, sh, range, syn0, syn1, sc)
+}
+
+/// [`train_range`] on the widest build the CPU runs.
+fn train_range_dispatch<I: Rows, O: Rows>(
+    sh: &Shared<'_>,
+    range: std::ops::Range<usize>,
+    syn0: &mut I,
+    syn1: &mut O,
+    sc: &mut Scratch,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(m) = Avx2::detect() {
+        // SAFETY: AVX2 was detected on this CPU just above.
+        unsafe { train_range_avx2(m, sh, range, syn0, syn1, sc) };
+        return;
+    }
+    train_range(Portable, sh, range, syn0, syn1, sc)
+}
+
+/// One deterministic lane: its copy-on-touch copies of both tables and its scratch.
+#[derive(Debug)]
+struct PairLane {
+    syn0: LaneTable,
+    syn1: LaneTable,
+    scratch: Scratch,
+}
+
+impl PairLane {
+    fn new(vocab: usize, k: usize) -> Self {
+        PairLane { syn0: LaneTable::new(vocab), syn1: LaneTable::new(vocab), scratch: Scratch::new(k) }
     }
 
     fn clear(&mut self) {
@@ -318,8 +508,9 @@ fn lane_steps(sequences: &[Vec<u32>]) -> Vec<[usize; LANES + 1]> {
 
 /// Trains item2vec's tables on `sequences` (tokens below `vocab`) by per-pair SGD (see the
 /// module doc) for `train.epochs` epochs; `config.trainer` must be [`Item2VecTrainer::PairSgd`]
-/// and the loss negative sampling (validated). Returns the tables (`embedding`, `out_weight`,
-/// `out_bias`) and the history.
+/// (deterministic lanes) or [`Item2VecTrainer::PairSgdHogwild`] (lock-free shared tables, not
+/// reproducible above 1 thread) and the loss negative sampling (validated). Returns the tables
+/// (`embedding`, `out_weight`, `out_bias`) and the history.
 pub fn train_pairs(
     sequences: &[Vec<u32>],
     vocab: usize,
@@ -328,9 +519,15 @@ pub fn train_pairs(
     seed: u64,
 ) -> Result<(ParamStore, History), ModelError> {
     config.validate("model")?;
-    if config.trainer != Item2VecTrainer::PairSgd {
-        return Err(ModelError::InvalidConfig("train_pairs needs model.trainer = \"pair_sgd\"".into()));
-    }
+    let hogwild = match config.trainer {
+        Item2VecTrainer::PairSgd => false,
+        Item2VecTrainer::PairSgdHogwild => true,
+        Item2VecTrainer::Engine => {
+            return Err(ModelError::InvalidConfig(
+                "train_pairs needs model.trainer = \"pair_sgd\" or \"pair_sgd_hogwild\"".into(),
+            ))
+        }
+    };
     if let Some(&t) = sequences.iter().flatten().find(|&&t| t as usize >= vocab) {
         return Err(ModelError::InvalidData(format!(
             "item2vec: token {t} outside the vocabulary of {vocab}"
@@ -362,66 +559,107 @@ pub fn train_pairs(
     // One decay step per raw word: gensim's rate at `progress = words done / (epochs x words)`.
     let per_word = TrainConfig { batch_size: 1, ..train.clone() };
     let decay = decayed_train_config(config, &per_word, total_words as usize);
-    let alpha_at = |words_done: u64| decay.lr * decay.schedule.factor(words_done);
+    let alpha_at = move |words_done: u64| decay.lr * decay.schedule.factor(words_done);
 
     let table = SigmoidTable::new();
     let steps = lane_steps(sequences);
     let total_steps = (steps.len() * train.epochs) as u64;
-    let mut lanes: Vec<PairLane> = (0..LANES).map(|_| PairLane::new(vocab, k)).collect();
+    let mut lanes: Vec<PairLane> =
+        if hogwild { Vec::new() } else { (0..LANES).map(|_| PairLane::new(vocab, k)).collect() };
     let (mut marks0, mut marks1, mut out) = (RowMarks::default(), RowMarks::default(), Vec::new());
     marks0.resize(vocab);
     marks1.resize(vocab);
+    // Hogwild: the shared tables as f32 bits; its jobs are the lanes of every step, in any order.
+    let to_atomic = |t: &[f32]| t.iter().map(|x| AtomicU32::new(x.to_bits())).collect::<Vec<_>>();
+    let (shared0, shared1) =
+        if hogwild { (to_atomic(&syn0), to_atomic(&syn1)) } else { (Vec::new(), Vec::new()) };
+    let jobs: Vec<std::ops::Range<usize>> = steps
+        .iter()
+        .flat_map(|b| (0..LANES).map(move |l| b[l]..b[l + 1]))
+        .filter(|r| !r.is_empty())
+        .collect();
     let mut history = History {
         loss_name: config.loss_name().to_string(),
-        optimizer: "pair_sgd".into(),
-        optimizer_note: Some(format!(
-            "per-pair SGD as gensim, alpha {} -> {} by words processed, {LANES} deterministic lanes",
-            alpha_at(0),
-            alpha_at(u64::MAX)
-        )),
+        optimizer: config.trainer.as_str().into(),
+        optimizer_note: Some(if hogwild {
+            format!(
+                "per-pair SGD as gensim, alpha {} -> {} by words processed, Hogwild: lock-free shared tables, results vary with thread scheduling above 1 thread",
+                alpha_at(0),
+                alpha_at(u64::MAX)
+            )
+        } else {
+            format!(
+                "per-pair SGD as gensim, alpha {} -> {} by words processed, {LANES} deterministic lanes",
+                alpha_at(0),
+                alpha_at(u64::MAX)
+            )
+        }),
         ..History::default()
     };
     for epoch in 0..train.epochs {
         let started = Instant::now();
         let epoch_words = epoch as u64 * total_words;
-        for (step, bounds) in steps.iter().enumerate() {
-            let shared = Shared {
-                syn0: &syn0,
-                syn1: &syn1,
-                k,
-                config,
-                sampler: &sampler,
-                table: &table,
-                seed,
-                epoch: epoch as u64,
-            };
-            lanes.par_iter_mut().enumerate().for_each(|(l, lane)| {
-                let range = bounds[l]..bounds[l + 1];
-                for (s, &before) in range.clone().zip(&words_before[range]) {
-                    lane.sequence(&shared, &sampling, s, alpha_at(epoch_words + before));
-                }
-            });
-            let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.syn0).collect();
-            let mut finite = merge(&mut syn0, k, &parts, &mut marks0, &mut out);
-            let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.syn1).collect();
-            finite &= merge(&mut syn1, k, &parts, &mut marks1, &mut out);
-            lanes.iter_mut().for_each(PairLane::clear);
+        let shared = Shared {
+            config,
+            sampler: &sampler,
+            table: &table,
+            seed,
+            epoch: epoch as u64,
+            sampling: &sampling,
+            words_before: &words_before,
+            alpha_at: &alpha_at,
+            epoch_words,
+        };
+        let (loss, pairs) = if hogwild {
+            let (loss, pairs) = jobs
+                .par_iter()
+                .map_init(
+                    || (Scratch::new(k), vec![0.0f32; k], vec![0.0f32; k]),
+                    |(sc, b0, b1), range| {
+                        let mut in_rows = SharedRows { table: &shared0, buf: b0 };
+                        let mut out_rows = SharedRows { table: &shared1, buf: b1 };
+                        let (l0, p0) = (sc.loss, sc.pairs);
+                        train_range_dispatch(&shared, range.clone(), &mut in_rows, &mut out_rows, sc);
+                        (sc.loss - l0, sc.pairs - p0)
+                    },
+                )
+                .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            let finite = [&shared0, &shared1]
+                .iter()
+                .all(|t| t.par_iter().all(|x| f32::from_bits(x.load(Ordering::Relaxed)).is_finite()));
             if !finite {
-                return Err(EngineError::Diverged {
-                    epoch,
-                    step,
-                    what: format!(
-                        "an item2vec row after a pair SGD step (alpha {}) is not finite",
-                        alpha_at(0)
-                    ),
-                }
-                .into());
+                return Err(diverged(epoch, steps.len(), alpha_at(0)));
             }
-            reelvec_engine::step_hook::after_step((epoch * steps.len() + step + 1) as u64, total_steps)?;
-        }
-        let (loss, pairs) = lanes.iter_mut().fold((0.0, 0u64), |(l, p), lane| {
-            (l + std::mem::take(&mut lane.loss), p + std::mem::take(&mut lane.pairs))
-        });
+            reelvec_engine::step_hook::after_step(((epoch + 1) * steps.len()) as u64, total_steps)?;
+            (loss, pairs)
+        } else {
+            for (step, bounds) in steps.iter().enumerate() {
+                let (base0, base1) = (&syn0, &syn1);
+                lanes.par_iter_mut().enumerate().for_each(|(l, lane)| {
+                    let mut in_rows = LaneRows { table: &mut lane.syn0, shared: base0, k };
+                    let mut out_rows = LaneRows { table: &mut lane.syn1, shared: base1, k };
+                    train_range_dispatch(
+                        &shared,
+                        bounds[l]..bounds[l + 1],
+                        &mut in_rows,
+                        &mut out_rows,
+                        &mut lane.scratch,
+                    );
+                });
+                let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.syn0).collect();
+                let mut finite = merge(&mut syn0, k, &parts, &mut marks0, &mut out);
+                let parts: Vec<&LaneTable> = lanes.iter().map(|l| &l.syn1).collect();
+                finite &= merge(&mut syn1, k, &parts, &mut marks1, &mut out);
+                lanes.iter_mut().for_each(PairLane::clear);
+                if !finite {
+                    return Err(diverged(epoch, step, alpha_at(0)));
+                }
+                reelvec_engine::step_hook::after_step((epoch * steps.len() + step + 1) as u64, total_steps)?;
+            }
+            lanes.iter_mut().fold((0.0, 0u64), |(l, p), lane| {
+                (l + std::mem::take(&mut lane.scratch.loss), p + std::mem::take(&mut lane.scratch.pairs))
+            })
+        };
         let train_loss = if pairs == 0 { f64::NAN } else { loss / pairs as f64 };
         history.epochs.push(EpochStats {
             epoch,
@@ -432,10 +670,27 @@ pub fn train_pairs(
             seconds: started.elapsed().as_secs_f64(),
         });
     }
+    if hogwild {
+        let from_atomic = |t: &[AtomicU32], out: &mut [f32]| {
+            out.iter_mut().zip(t).for_each(|(o, a)| *o = f32::from_bits(a.load(Ordering::Relaxed)))
+        };
+        from_atomic(&shared0, &mut syn0);
+        from_atomic(&shared1, &mut syn1);
+    }
     history.best_epoch = history.epochs.len().checked_sub(1);
     params.get_mut(tables.embedding).data.copy_from_slice(&syn0);
     params.get_mut(tables.out_weight).data.copy_from_slice(&syn1);
     Ok((params, history))
+}
+
+/// The error of a row that is no longer finite.
+fn diverged(epoch: usize, step: usize, alpha: f32) -> ModelError {
+    EngineError::Diverged {
+        epoch,
+        step,
+        what: format!("an item2vec row after a pair SGD step (alpha {alpha}) is not finite"),
+    }
+    .into()
 }
 
 #[cfg(test)]
@@ -490,36 +745,39 @@ mod tests {
         let config = Item2VecConfig { negatives: 1, dim: k, ..sgns(Architecture::Skipgram) };
         let sampler = UnigramSampler::new(&[0, 0, 5], 0.75).unwrap();
         let table = SigmoidTable::new();
+        let sampling = Sampling::Fixed(&[], 1);
         let sh = Shared {
-            syn0: &syn0,
-            syn1: &syn1,
-            k,
             config: &config,
             sampler: &sampler,
             table: &table,
             seed: 1,
             epoch: 0,
+            sampling: &sampling,
+            words_before: &[],
+            alpha_at: &|_| alpha,
+            epoch_words: 0,
         };
-        let mut lane = PairLane::new(3, k);
-        let at = lane.syn0.touch(0, &syn0, k);
-        lane.outputs(&sh, 1, Some(at), alpha, &mut SplitMix64(3));
+        let mut t0 = LaneTable::new(3);
+        let mut t1 = LaneTable::new(3);
+        let mut in_rows = LaneRows { table: &mut t0, shared: &syn0, k };
+        let mut out_rows = LaneRows { table: &mut t1, shared: &syn1, k };
+        let (mut work, mut loss) = (vec![0.0f32; k], 0.0f64);
+        let h = in_rows.row(0).to_vec();
+        outputs(Portable, &sh, &h, 1, &mut out_rows, &mut work, &mut loss, alpha, &mut SplitMix64(3));
         // Positive: s = 0.03 - 0.02 = 0.01, table sigma 0.5, g = (1 - 0.5) 0.1 = 0.05:
         // work = 0.05 W[1] = [0.015, -0.005], W[1] += 0.05 h = [0.305, -0.09].
         // Negative: s = -0.02 + 0.08 = 0.06, g = -sigma(0.06) 0.1 (table value):
         // work += g W[2], W[2] += g h.
         let g2 = -table.sigmoid(0.06).unwrap() * alpha;
-        let at1 = lane.syn1.touch(1, &syn1, k);
-        let w1 = &lane.syn1.work[at1..][..2];
+        let w1 = out_rows.row(1).to_vec();
         assert!((w1[0] - 0.305).abs() < 1e-7 && (w1[1] + 0.09).abs() < 1e-7, "{w1:?}");
-        let at2 = lane.syn1.touch(2, &syn1, k);
-        let w2 = &lane.syn1.work[at2..][..2];
+        let w2 = out_rows.row(2).to_vec();
         assert!((w2[0] - (-0.2 + g2 * 0.1)).abs() < 1e-7 && (w2[1] - (0.4 + g2 * 0.2)).abs() < 1e-7);
-        let work = [0.015 + g2 * -0.2, -0.005 + g2 * 0.4];
-        assert!((lane.work[0] - work[0]).abs() < 1e-7 && (lane.work[1] - work[1]).abs() < 1e-7);
-        assert_eq!(lane.pairs, 1);
+        let want = [0.015 + g2 * -0.2, -0.005 + g2 * 0.4];
+        assert!((work[0] - want[0]).abs() < 1e-7 && (work[1] - want[1]).abs() < 1e-7);
         // The loss: -ln sigma(0.01) - ln sigma(-0.06), from the log table.
-        let loss = table.loss(0.01, 1.0) + table.loss(0.06, 0.0);
-        assert!((lane.loss - f64::from(loss)).abs() < 1e-6);
+        let expected = table.loss(0.01, 1.0) + table.loss(0.06, 0.0);
+        assert!((loss - f64::from(expected)).abs() < 1e-6);
     }
 
     /// Sequences over `clusters` clusters of `size` tokens: each sequence draws from one cluster.
@@ -563,6 +821,65 @@ mod tests {
             let chance = same_cluster_share(params, &config, size, clusters * size);
             assert!(chance < 0.4, "{arch:?} untrained: {chance}");
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_row_math_is_the_portable_one_bitwise() {
+        let Some(m) = Avx2::detect() else {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        };
+        let mut rng = SplitMix64(17);
+        let mut v = |n: usize| (0..n).map(|_| (rng.next_f64() as f32 - 0.5) * 3.0).collect::<Vec<f32>>();
+        for n in [0, 1, 7, 8, 13, 64, 67] {
+            let (a, b) = (v(n), v(n));
+            assert_eq!(m.dot(&a, &b).to_bits(), Portable.dot(&a, &b).to_bits(), "dot {n}");
+            let (mut y1, mut y2) = (b.clone(), b.clone());
+            m.axpy(0.37, &a, &mut y1);
+            Portable.axpy(0.37, &a, &mut y2);
+            let bits = |y: &[f32]| y.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y1), bits(&y2), "axpy {n}");
+        }
+    }
+
+    #[test]
+    fn hogwild_learns_the_planted_clusters_at_1_and_2_threads() {
+        let (clusters, size) = (6, 10);
+        let seqs = planted(clusters, size, 300, 20);
+        for arch in [Architecture::Skipgram, Architecture::Cbow] {
+            let config = Item2VecConfig { trainer: Item2VecTrainer::PairSgdHogwild, ..sgns(arch) };
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (params, history) =
+                    pool.install(|| train_pairs(&seqs, clusters * size, &config, &quiet(5), 3)).unwrap();
+                assert_eq!(history.optimizer, "pair_sgd_hogwild");
+                assert!(history.epochs[4].train_loss < history.epochs[0].train_loss, "{arch:?} {threads}");
+                let share = same_cluster_share(params, &config, size, clusters * size);
+                assert!(share > 0.9, "{arch:?} at {threads} thread(s): {share}");
+            }
+            // The untrained model is at chance.
+            let (params, _) = train_pairs(&seqs, clusters * size, &config, &quiet(0), 3).unwrap();
+            assert!(same_cluster_share(params, &config, size, clusters * size) < 0.4, "{arch:?}");
+        }
+    }
+
+    #[test]
+    fn hogwild_at_1_thread_is_plain_sequential_sgd_and_reproducible() {
+        // One worker updates the shared tables in sequence order: two runs agree bitwise, and
+        // the result differs from the lanes' (which merge stale copies).
+        let seqs = planted(4, 10, 2 * LANE_WORDS / 20 + 3, 20);
+        let config =
+            Item2VecConfig { trainer: Item2VecTrainer::PairSgdHogwild, ..sgns(Architecture::Skipgram) };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let run = |c: &Item2VecConfig| pool.install(|| train_pairs(&seqs, 40, c, &quiet(1), 5)).unwrap().0;
+        let (a, b) = (run(&config), run(&config));
+        let bits = |p: &ParamStore| {
+            p.get(p.id("embedding").unwrap()).data.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&a), bits(&b));
+        let lanes = run(&Item2VecConfig { trainer: Item2VecTrainer::PairSgd, ..config });
+        assert_ne!(bits(&a), bits(&lanes));
     }
 
     #[test]
@@ -634,6 +951,9 @@ mod tests {
         let ok = resolve_set(&["model.trainer=pair_sgd", "model.loss=negative_sampling"]).unwrap();
         let Resolved::Item2vec(c) = ok else { panic!("not item2vec") };
         assert_eq!(c.model.trainer, Item2VecTrainer::PairSgd);
+        let ok = resolve_set(&["model.trainer=pair_sgd_hogwild", "model.loss=negative_sampling"]).unwrap();
+        let Resolved::Item2vec(c) = ok else { panic!("not item2vec") };
+        assert_eq!(c.model.trainer, Item2VecTrainer::PairSgdHogwild);
         let err = resolve_set(&["model.trainer=hogwild"]).unwrap_err().to_string();
         assert!(err.contains("hogwild") && err.contains("pair_sgd"), "{err}");
         let err =

@@ -1,4 +1,5 @@
-//! AVX2 builds of the full-softmax row helpers of [`super::softmax`], eight lanes at a time.
+//! AVX2 builds of the full-softmax row helpers of [`super::softmax`] and of the per-pair SGD's
+//! `dot`/`axpy` ([`super::sgd`]; `dot` is [`crate::mf::dot`]'s operations), eight lanes at a time.
 //!
 //! Each helper performs, element by element, exactly the operations of its portable twin in
 //! `softmax.rs` (no fused multiply-add, the same association; the same eight-accumulator sum
@@ -48,6 +49,54 @@ unsafe fn lanes(v: __m256) -> [f32; 8] {
     // SAFETY: `out` holds eight f32; the caller guarantees AVX2.
     unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
     out
+}
+
+/// `a . b` over the common length: [`crate::mf::dot`]'s operations (lane `l` of one register
+/// accumulates the products `l mod 8` in order, the same pairwise reduction, the same scalar
+/// tail), so the two agree bitwise.
+#[inline(always)]
+pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let body = n - n % 8;
+    // SAFETY: every load is at `i + 8 <= body <= n`, inside both slices; the caller guarantees
+    // AVX2.
+    let l = unsafe {
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < body {
+            let p = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)));
+            acc = _mm256_add_ps(acc, p);
+            i += 8;
+        }
+        lanes(acc)
+    };
+    let mut s = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    for i in body..n {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// `y += f x` over the common length, element by element (the portable loop's operations).
+#[inline(always)]
+pub(super) unsafe fn axpy(f: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let body = n - n % 8;
+    // SAFETY: every load and store is at `i + 8 <= body <= n`, inside both slices; the caller
+    // guarantees AVX2.
+    unsafe {
+        let fv = _mm256_set1_ps(f);
+        let mut i = 0;
+        while i < body {
+            let yp = y.as_mut_ptr().add(i);
+            let v = _mm256_add_ps(_mm256_loadu_ps(yp), _mm256_mul_ps(fv, _mm256_loadu_ps(x.as_ptr().add(i))));
+            _mm256_storeu_ps(yp, v);
+            i += 8;
+        }
+    }
+    for i in body..n {
+        y[i] += f * x[i];
+    }
 }
 
 /// `z = f (a + c) + b` and `max(z)`: the portable `projected_logits`' two-row pass.

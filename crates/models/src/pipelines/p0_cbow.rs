@@ -265,10 +265,10 @@ fn train_on_sequences(
     if train.is_empty() {
         return Err(ModelError::InvalidData("P0: the training sequences give no example".into()));
     }
-    let (params, history, train_examples) = if m.trainer == Item2VecTrainer::PairSgd {
+    let (params, history, train_examples) = if m.trainer != Item2VecTrainer::Engine {
         if matches!(device, reelvec_engine::Device::Cuda(_)) {
             return Err(ModelError::Unsupported {
-                operation: "model.trainer = \"pair_sgd\" on CUDA (train on the CPU)".into(),
+                operation: format!("model.trainer = \"{}\" on CUDA (train on the CPU)", m.trainer.as_str()),
                 kind: kind_of(m).to_string(),
             });
         }
