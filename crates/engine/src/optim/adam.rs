@@ -18,7 +18,8 @@
 //! row no rating touches for long has its first moment stuck a few units of 2^-149 from 0
 //! (`m + 0.1 (0 - m)` rounds back to `m`), and every later step over it would take microcode
 //! assists. [`adam_update`] sends chunks of 8 lanes with a subnormal first moment to `soft`:
-//! the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2`; other
+//! the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2` and an
+//! integer step of `m` on the subnormal grid; other
 //! lanes with a subnormal input are emulated exactly in normal-range f64. The derivations are
 //! in `adam/soft.rs`; the plain hardware loop stays as `step_reference`.
 
@@ -127,9 +128,9 @@ fn adam_elem(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
 /// The fused element loop: reads `g`, updates `m`, `v`, writes `p` (one pass over memory).
 ///
 /// Blocks of [`BLOCK`] and then chunks of [`LANES`] elements without a subnormal first moment
-/// run [`adam_elem`] on every lane, vectorised, as before. In a chunk with one, the lanes of a
-/// long-idle row (first moment stuck at a subnormal fixed point, gradient 0) take
-/// [`soft::idle_lanes`] (`p *= decay; v *= beta2`, proven equal), each other lane with a
+/// run [`adam_elem`] on every lane, vectorised, as before. In a chunk with one, the lanes of an
+/// idle row (subnormal first moment, gradient 0) take [`soft::idle_lanes`] (`p *= decay;
+/// v *= beta2` and `m` moved by integer work, proven equal), each other lane with a
 /// subnormal (and finite) input runs [`soft::adam_elem_soft`] (every operation emulated in
 /// normal-range f64), and the rest run [`adam_elem`]. The bits never depend on the path (only
 /// the speed does): see `soft`'s derivations and the tests `soft::tests::*` and

@@ -180,17 +180,20 @@ const TWO_M100: f32 = f32::from_bits((127 - 100) << 23);
 const TWO_M124: f32 = f32::from_bits((127 - 124) << 23);
 
 /// The idle fast path over 8 lanes: the lanes whose step is provably `p *= decay; v *= beta2`
-/// with `m` unchanged are updated (hardware f32 on normal values only) and flagged in the
+/// and `m` moved `round_ties_even(w k)` units towards 0 (integer work) are updated (hardware f32 on normal values only) and flagged in the
 /// returned mask; the others are left untouched for [`adam_elem_soft`] or the hardware element.
 ///
 /// **The idle lane.** Gradient ±0, L2 zero, the small-weight lerp, `m` subnormal (`k` units of
-/// 2^-149, sign `s`) with `w * k <= 1/2` (exact, in f64), `v` zero or >= 2^-124, `p` finite with |p| >= 2^-100.
+/// 2^-149, sign `s`), `v` zero or >= 2^-124, `p` finite with |p| >= 2^-100.
 /// Then, in `adam_elem`'s order:
 /// - `p' = p * decay` (hardware, as the reference: |p'| >= 2^-110, normal);
 /// - `g' = g + 0 * p'` is ±0;
-/// - `m' = m + w * (g' - m)`: `g' - m = -m` exactly, `w * -m` is `-s w k` units, which rounds to
-///   a zero (w k <= 1/2: a tie goes to the even 0), and `m + ±0 = m`: **m is a fixed point** (the state rows idle for long
-///   sit in, a few units of 2^-149);
+/// - `m' = m + w * (g' - m)`: `g' - m = -m` exactly, `w * -m` is `-s w k` units exactly, which
+///   rounds on the subnormal grid to `-s r` units, `r = round_ties_even(w k)` (`w k` exact in
+///   f64, rounded to an integer by adding 2^52), and `m + (-s r)` units is `s (k - r)` units
+///   exactly (a sum landing in the subnormal range is exact), nonzero as `r < k` for `w < 1/2`.
+///   Once `r = 0` (w k <= 1/2, a tie going to the even 0) **m is a fixed point**, the state
+///   rows idle for long sit in (a few units of 2^-149);
 /// - `v' = v * beta2 + ((1 - beta2) * g') * g' = v * beta2 + (+0) = v * beta2` (hardware; v >=
 ///   2^-124 and beta2 >= 1/2 keep it normal, and v = +0 gives +0 either way);
 /// - `p' + (-lr/bc1 * m') / denom = p'`: `denom >= eps` (a rounded sum of a non-negative term
@@ -210,11 +213,11 @@ pub(super) fn idle_lanes(
     s: &IdleScalars,
     p: &mut [f32; 8],
     g: &[f32; 8],
-    m: &[f32; 8],
+    m: &mut [f32; 8],
     v: &mut [f32; 8],
 ) -> [bool; 8] {
     let mut ok = [false; 8];
-    let (mut pn, mut vn) = ([0.0f32; 8], [0.0f32; 8]);
+    let (mut pn, mut mn, mut vn) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
     for j in 0..8 {
         let (pb, gb, mb, vb) = (p[j].to_bits(), g[j].to_bits(), m[j].to_bits(), v[j].to_bits());
         let p_abs = pb & 0x7fff_ffff;
@@ -225,18 +228,20 @@ pub(super) fn idle_lanes(
         // Out-of-range values become 1 before any arithmetic (their lanes are not stored).
         let ps = if p_in { p[j] } else { 1.0 };
         let vs = if v_in { v[j] } else { 1.0 };
-        let k = (mb & MANT_MASK) as i32 as f32;
+        let kb = mb & MANT_MASK;
+        let k = kb as i32 as f32;
         let pd = ps * s.decay;
         pn[j] = pd;
         vn[j] = vs * s.beta2;
-        // w k exactly in f64 (24-bit by 23-bit integer): rounds to 0 units iff <= 1/2 (a tie
-        // rounds to the even 0; k = 5 at w = 0.1 is the usual fixed point).
-        let fixed = f64::from(s.w) * f64::from(k) <= 0.5;
-        ok[j] = p_in & v_in & m_sub & g_zero & fixed & (s.c * (k + 1.0) <= pd.abs() * TWO_P123);
+        // r = round_ties_even(w k): w k exact in f64 (24-bit by 23-bit integer), below 2^52.
+        let r = ((f64::from(s.w) * f64::from(k) + ROUND_INT).to_bits() & ((1 << 52) - 1)) as u32;
+        mn[j] = f32::from_bits((mb & 0x8000_0000) | kb.wrapping_sub(r));
+        ok[j] = p_in & v_in & m_sub & g_zero & (s.c * (k + 1.0) <= pd.abs() * TWO_P123);
     }
     for j in 0..8 {
         if ok[j] {
             p[j] = pn[j];
+            m[j] = mn[j];
             v[j] = vn[j];
         }
     }
@@ -340,7 +345,8 @@ mod tests {
         (
             prop_oneof![3 => -2.0f32..2.0, 1 => value()],
             prop_oneof![Just(0.0f32), Just(-0.0f32)],
-            (1u32..12, any::<bool>()).prop_map(|(k, neg)| f32::from_bits(k | (u32::from(neg) << 31))),
+            (prop_oneof![1u32..12, 1u32..(1 << 23)], any::<bool>())
+                .prop_map(|(k, neg)| f32::from_bits(k | (u32::from(neg) << 31))),
             prop_oneof![Just(0.0f32), 1e-37f32..1e-30, 1e-12f32..1e-2, second_moment()],
         )
     }
@@ -362,17 +368,16 @@ mod tests {
             let (mut pr, mut mr, mut vr) = (p, m, v);
             adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
             if let Some(idle) = IdleScalars::new(&s) {
-                let m0 = m;
-                let done = idle_lanes(&idle, &mut p, &g, &m, &mut v);
+                let done = idle_lanes(&idle, &mut p, &g, &mut m, &mut v);
                 for j in 0..8 {
                     if done[j] {
-                        prop_assert_eq!(bits((p[j], m0[j], v[j])), bits((pr[j], mr[j], vr[j])), "lane {}", j);
+                        prop_assert_eq!(bits((p[j], m[j], v[j])), bits((pr[j], mr[j], vr[j])), "lane {}", j);
                     }
                 }
                 // An ordinary idle lane (p = 0.5, v = 1e-6, m one unit: a fixed point while
                 // 1 - beta1 <= 1/2) is always taken at lr <= 1, eps >= 1e-9.
                 let (mut p1, mut v1) = ([0.5f32; 8], [1e-6f32; 8]);
-                let taken = idle_lanes(&idle, &mut p1, &[0.0; 8], &[f32::from_bits(1); 8], &mut v1);
+                let taken = idle_lanes(&idle, &mut p1, &[0.0; 8], &mut [f32::from_bits(1); 8], &mut v1);
                 prop_assert!(taken.iter().all(|&t| t) || s.eps < 1e-9, "{:?}", s);
             } else {
                 let (mut pa, mut ma, mut va) = (p, m, v);
@@ -385,23 +390,22 @@ mod tests {
     }
 
     /// At beta1 = 0.9 the lerp weight is `(1 - 0.9f32 as f64) as f32` = 0.10000002: 4 units is
-    /// a fixed point (0.4 rounds to 0) and an idle lane; 5 units is not (0.5000001 rounds to 1,
-    /// m moves to 4), though 0.1 x 5 would be a tie.
+    /// a fixed point (0.4 rounds to 0), 5 units moves to 4 (0.5000001 rounds to 1, not a tie),
+    /// 1000 to 900; the idle path takes all three, as the hardware element computes them.
     #[test]
-    fn idle_lanes_take_exactly_the_fixed_points() {
+    fn idle_lanes_follow_the_decay_to_the_fixed_points() {
         let s = StepScalars::new(&AdamConfig::default(), 1e-2, 5000, false);
         let idle = IdleScalars::new(&s).expect("default Adam has the idle path");
-        let m: [f32; 8] = std::array::from_fn(|j| f32::from_bits(if j < 4 { 4 } else { 5 }));
+        let units = [4u32, 5, 1000, 4, 5, 1000, 6, 0x7f_ffff];
+        let mut m: [f32; 8] = std::array::from_fn(|j| f32::from_bits(units[j]));
         let (mut p, mut v) = ([0.5f32; 8], [1e-6f32; 8]);
-        let taken = idle_lanes(&idle, &mut p, &[0.0; 8], &m, &mut v);
-        assert_eq!(taken, [true, true, true, true, false, false, false, false]);
-        for (k, next) in [(4, 4), (5, 4)] {
+        let taken = idle_lanes(&idle, &mut p, &[0.0; 8], &mut m, &mut v);
+        assert_eq!(taken, [true; 8]);
+        assert_eq!(m.map(f32::to_bits)[..3], [4, 4, 900]);
+        for (j, &k) in units.iter().enumerate() {
             let (mut ph, mut mh, mut vh) = (0.5f32, f32::from_bits(k), 1e-6f32);
             adam_elem(&s, &mut ph, 0.0, &mut mh, &mut vh);
-            assert_eq!(mh.to_bits(), next, "{k} units");
-            if k == 4 {
-                assert_eq!((ph.to_bits(), vh.to_bits()), (p[0].to_bits(), v[0].to_bits()));
-            }
+            assert_eq!(bits((ph, mh, vh)), bits((p[j], m[j], v[j])), "{k} units");
         }
     }
 
