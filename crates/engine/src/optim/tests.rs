@@ -276,23 +276,32 @@ fn sparse_run<O>(mut opt: O, step: fn(&mut O, &mut ParamStore, &Grads, f32), ste
 #[test]
 fn dense_pass_is_bitwise_the_reference_over_long_idle_spans() {
     let steps = 20_000;
-    let bits = |xs: &[Vec<f32>]| xs.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+    type State = (Vec<f32>, Vec<Vec<f32>>, Vec<Vec<f32>>);
+    let check = |label: &str, fast: State, slow: State| {
+        let bits = |xs: &[Vec<f32>]| xs.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&[fast.0]), bits(&[slow.0]), "{label}: parameters");
+        assert_eq!(bits(&fast.1), bits(&slow.1), "{label}: first moments");
+        assert_eq!(bits(&fast.2), bits(&slow.2), "{label}: second moments");
+        assert!(count_subnormal(&fast.1) > 0, "{label}: the run never reached the subnormal range");
+    };
     for (beta1, weight_decay) in [(0.9, 0.0), (0.9, 3e-4), (0.3, 0.0)] {
         let config = AdamConfig { beta1, weight_decay, ..AdamConfig::default() };
-        let (fast, fast_p) = sparse_run(Adam::new(config), |o, p, g, lr| o.step(p, g, lr), steps);
-        let (slow, slow_p) = sparse_run(Adam::new(config), |o, p, g, lr| o.step_reference(p, g, lr), steps);
-        assert_eq!(bits(&[fast_p]), bits(&[slow_p]), "beta1 {beta1} wd {weight_decay}: parameters");
-        assert_eq!(bits(fast.moments().0), bits(slow.moments().0), "first moments");
-        assert_eq!(bits(fast.moments().1), bits(slow.moments().1), "second moments");
-        assert!(count_subnormal(fast.moments().0) > 0, "the run never reached the subnormal range");
+        let run = |step: fn(&mut Adam, &mut ParamStore, &Grads, f32)| {
+            let (o, p) = sparse_run(Adam::new(config), step, steps);
+            (p, o.moments().0.to_vec(), o.moments().1.to_vec())
+        };
+        check(
+            &format!("Adam beta1 {beta1} wd {weight_decay}"),
+            run(|o, p, g, lr| o.step(p, g, lr)),
+            run(|o, p, g, lr| o.step_reference(p, g, lr)),
+        );
     }
     let config = AdamConfig { weight_decay: 1e-2, ..AdamConfig::default() };
-    let (fast, fast_p) = sparse_run(AdamW::new(config), |o, p, g, lr| o.step(p, g, lr), steps);
-    let (slow, slow_p) = sparse_run(AdamW::new(config), |o, p, g, lr| o.step_reference(p, g, lr), steps);
-    assert_eq!(bits(&[fast_p]), bits(&[slow_p]), "AdamW parameters");
-    assert_eq!(bits(fast.moments().0), bits(slow.moments().0), "AdamW first moments");
-    assert_eq!(bits(fast.moments().1), bits(slow.moments().1), "AdamW second moments");
-    assert!(count_subnormal(fast.moments().0) > 0, "AdamW never reached the subnormal range");
+    let run = |step: fn(&mut AdamW, &mut ParamStore, &Grads, f32)| {
+        let (o, p) = sparse_run(AdamW::new(config), step, steps);
+        (p, o.moments().0.to_vec(), o.moments().1.to_vec())
+    };
+    check("AdamW", run(|o, p, g, lr| o.step(p, g, lr)), run(|o, p, g, lr| o.step_reference(p, g, lr)));
 }
 
 fn count_subnormal(xs: &[Vec<f32>]) -> usize {
