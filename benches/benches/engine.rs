@@ -4,7 +4,9 @@
 //! movies, k = 64 plus a bias column). Sizes are in the bench names; throughput is the bytes a
 //! step must move. `adam_step_idle_rows` is dense Adam on an ml-latest-small-sized table
 //! (10,352 x 51) whose idle rows' first moments have decayed into the subnormal range, with IEEE
-//! subnormals (PyTorch's default) and with `reelvec_engine::fpenv::FlushDenormals` (FTZ/DAZ).
+//! subnormals (PyTorch's default: `ieee`, the default pass that emulates subnormal lanes, and
+//! `ieee_reference`, the plain hardware loop `Adam::step_reference`, same bits) and with
+//! `reelvec_engine::fpenv::FlushDenormals` (FTZ/DAZ).
 //! `adam_replay_vs_dense` runs 250 steps of a 64-rating batch over that table (the MF pipelines'
 //! shape on ml-latest-small), dense Adam against `ReplayAdam` (same bits, untouched rows replayed
 //! at the end); `memcpy_bandwidth` measures the copy rate that bounds both (64 MiB, read + write).
@@ -112,8 +114,8 @@ fn optimizers(c: &mut Criterion) {
 }
 
 /// Dense Adam after 2,000 steps in which a 100-rating batch touched the same ~200 of 10,352
-/// rows (the others' first moments decay by 0.9 per step into the subnormal range), then steps
-/// with zero gradients: with IEEE subnormals, and inside `fpenv::with_flushed_denormals` (a pool
+/// rows, then 3000 idle steps (those rows' first moments decay by 0.9 per step into the
+/// subnormal range and stick at a fixed point there), then steps with zero gradients: with IEEE subnormals, and inside `fpenv::with_flushed_denormals` (a pool
 /// of the same size whose workers set FTZ/DAZ, as `train.flush_denormals` runs a fit). Run with
 /// `RAYON_NUM_THREADS=1` for the one-thread figure.
 fn idle_rows(c: &mut Criterion) {
@@ -125,18 +127,29 @@ fn idle_rows(c: &mut Criterion) {
         warm.step(&mut params, &grads, 1e-3);
     }
     let idle = Grads::zeros_like(&params);
+    // 3000 idle steps more: the touched rows' first moments pass through the subnormal range
+    // (~800 steps to reach it, ~150 more to their fixed points) before the timing starts, so
+    // every case times the same steady state, deep in the subnormal range.
+    for _ in 0..3000 {
+        warm.step(&mut params, &idle, 1e-3);
+    }
     let mut group = c.benchmark_group("adam_step_idle_rows");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(28 * (rows * cols) as u64));
-    for flush in [false, true] {
+    for (label, flush, reference) in
+        [("ieee", false, false), ("ieee_reference", false, true), ("ftz_daz", true, false)]
+    {
         let (mut params, mut opt) = (params.clone(), warm.clone());
-        let label = if flush { "ftz_daz" } else { "ieee" };
         group.bench_function(BenchmarkId::new(label, "10352x51"), |b| {
             b.iter_custom(|iters| {
                 let mut timed = || {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        opt.step(black_box(&mut params), black_box(&idle), 1e-3);
+                        if reference {
+                            opt.step_reference(black_box(&mut params), black_box(&idle), 1e-3);
+                        } else {
+                            opt.step(black_box(&mut params), black_box(&idle), 1e-3);
+                        }
                     }
                     start.elapsed()
                 };

@@ -67,6 +67,7 @@ pub fn run(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>
         "each case ran {n} time(s) per side: times are the medians of the runs' per-epoch figures; the \
          load averages are the highest before and after any run of that side"
     ));
+    notes.push(DENSE_ADAM_BOUND_NOTE.to_string());
     let mut cases = Vec::new();
     for &vocab in &plan.p0_vocab {
         let id = if vocab == 50 { "P0".to_string() } else { format!("P0 top-{vocab}") };
@@ -323,9 +324,47 @@ fn p2(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
             Quality::new("best val RMSE (stars)", out.best_val_rmse, m("best_val_rmse")),
             Quality::new("best epoch", out.history.best_epoch.map(|e| e as f64), m("best_epoch")),
         ],
-        figures: vec![],
+        figures: dense_adam_bound(
+            out.model.params().num_params(),
+            out.train_rows.len(),
+            cfg.train.batch_size,
+            steady_mean(&seconds),
+        ),
         note: None,
     })
+}
+
+/// What the MF cases' `bound` figures assume.
+pub const DENSE_ADAM_BOUND_NOTE: &str = "P2/P3/P4 bound: the bytes dense Adam must move per epoch \
+     (every step reads and writes p, m, v and reads g of every parameter, 28 bytes each, plus 12 \
+     bytes a rating) at the copy rate of a buffer of the optimizer's working set (16 bytes a \
+     parameter) measured in the same run on the fit's threads; it assumes pure memory traffic at \
+     copy speed (no arithmetic, no gradient scatter); the issue asks for `ours / bound` <= 1.5";
+
+/// Bytes dense Adam must move in one epoch of `ratings` training ratings in batches of `batch`
+/// over `params` parameters: every step reads and writes every parameter's `p`, `m`, `v` and
+/// reads its gradient (7 x 4 = 28 bytes a parameter), plus each rating's user, movie and
+/// rating read once (12 bytes).
+pub fn dense_adam_epoch_bytes(params: usize, ratings: usize, batch: usize) -> f64 {
+    let steps = ratings.div_ceil(batch.max(1));
+    28.0 * params as f64 * steps as f64 + 12.0 * ratings as f64
+}
+
+/// The MF cases' bound figures: [`dense_adam_epoch_bytes`] at the copy rate of a working set
+/// the size of the optimizer's (`p`, `m`, `v`, `g`: 16 bytes a parameter), measured now on the
+/// fit's thread count ([`copy_bandwidth`](crate::scale::copy_bandwidth)), and our steady epoch
+/// time against it. The bound assumes the epoch is pure memory traffic at copy speed: no
+/// arithmetic cost, no gradient scatter, the ratings streamed once.
+fn dense_adam_bound(params: usize, ratings: usize, batch: usize, ours_epoch: f64) -> Vec<Figure> {
+    let bytes = dense_adam_epoch_bytes(params, ratings, batch);
+    let rate = crate::scale::copy_bandwidth(rayon::current_num_threads(), 16 * params);
+    let bound = bytes / rate;
+    vec![
+        Figure::new("dense Adam bytes per epoch", bytes, "B"),
+        Figure::new("copy rate (same working set)", rate / 1e9, "GB/s"),
+        Figure::new("bound (dense Adam bytes / copy rate)", bound, "s"),
+        Figure::new("ours / bound", ours_epoch / bound, "x"),
+    ]
 }
 
 fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
@@ -377,7 +416,12 @@ fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
             Quality::new("val RMSE (stars)", out.val_rmse, m("val_rmse_stars")),
             Quality::new("val MSE (scaled)", out.val_mse_scaled, m("val_mse_scaled")),
         ],
-        figures: vec![],
+        figures: dense_adam_bound(
+            out.model.params().num_params(),
+            out.train_rows.len(),
+            cfg.train.batch_size,
+            steady_mean(&seconds),
+        ),
         note: None,
     };
     let peer_topn = m("top_n_seconds").map(|s| Timing {
@@ -467,7 +511,15 @@ fn p4(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
             ),
             Quality::new("train RMSE (stars)", Some(out.train_rmse), m("rmse_stars")),
         ],
-        figures: vec![Figure::new("RMSE of the means alone (stars)", out.baseline_train_rmse, "")],
+        figures: [Figure::new("RMSE of the means alone (stars)", out.baseline_train_rmse, "")]
+            .into_iter()
+            .chain(dense_adam_bound(
+                out.model.params().num_params(),
+                out.train_rows.len(),
+                cfg.train.batch_size,
+                steady_mean(&seconds),
+            ))
+            .collect(),
         note: None,
     })
 }
@@ -501,6 +553,19 @@ mod tests {
             note: None,
             load_refused: None,
         }
+    }
+
+    /// 10 ratings in batches of 4 (3 steps) over 6 parameters: 3 x 6 x 28 bytes of Adam state
+    /// plus 10 x 12 bytes of ratings = 504 + 120.
+    #[test]
+    fn dense_adam_epoch_bytes_matches_a_hand_count() {
+        assert_eq!(dense_adam_epoch_bytes(6, 10, 4), 624.0);
+        assert_eq!(dense_adam_epoch_bytes(6, 8, 4), 2.0 * 6.0 * 28.0 + 96.0);
+        let figures = dense_adam_bound(1000, 10, 4, 1.0);
+        let get = |name: &str| figures.iter().find(|f| f.name == name).map(|f| f.value).unwrap();
+        let bound = get("bound (dense Adam bytes / copy rate)");
+        assert_eq!(bound, dense_adam_epoch_bytes(1000, 10, 4) / (get("copy rate (same working set)") * 1e9));
+        assert!((get("ours / bound") - 1.0 / bound).abs() <= 1e-9 * get("ours / bound"));
     }
 
     #[test]

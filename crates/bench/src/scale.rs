@@ -114,7 +114,7 @@ pub fn run(plan: &ScalePlan, notes: &mut Vec<String>) -> Result<(String, Vec<Cas
     tracing::info!("bench: {label}");
     let bandwidth = match plan.device {
         Device::Cpu => {
-            let b = copy_bandwidth(plan.threads);
+            let b = copy_bandwidth(plan.threads, 256 << 20);
             notes.push(format!(
                 "memory bandwidth probe: {:.1} GB/s (copy of 256 MiB, read + write bytes counted, {} thread(s))",
                 b / 1e9,
@@ -265,8 +265,11 @@ pub fn touched_rows_per_epoch(
 }
 
 /// Copy bandwidth of this machine with `threads` threads, bytes per second (read + write).
-fn copy_bandwidth(threads: usize) -> f64 {
-    let n = 32 << 20; // f32s per buffer: 128 MiB each, 256 MiB moved per pass
+/// The machine's copy rate, bytes read plus written per second: the best of 4 copies of a
+/// buffer of `bytes / 2` into another (a working set of `bytes`, at least 1 MiB in all), split
+/// over `threads` threads. The bandwidth in the scale and notebook suites' bounds.
+pub fn copy_bandwidth(threads: usize, bytes: usize) -> f64 {
+    let n = (bytes / 8).max(1 << 17); // f32s per buffer
     let src = vec![1.0f32; n];
     let mut dst = vec![0.0f32; n];
     let chunk = n.div_ceil(threads.max(1));
@@ -281,7 +284,7 @@ fn copy_bandwidth(threads: usize) -> f64 {
         best = best.min(started.elapsed().as_secs_f64());
     }
     std::hint::black_box(&dst);
-    (2 * n * 4) as f64 / best
+    (2 * n * 4) as f64 / best.max(1e-9)
 }
 
 fn mf(ds: &Dataset, plan: &ScalePlan, bandwidth: f64) -> Result<(Case, reelvec_models::mf::MfModel)> {

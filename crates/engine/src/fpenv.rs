@@ -32,7 +32,7 @@ use crate::EngineError;
 pub const FLUSH_SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 
 #[cfg(target_arch = "x86_64")]
-mod reg {
+pub(crate) mod reg {
     /// MXCSR bit 15 (flush to zero) and bit 6 (denormals are zero).
     pub const FLUSH_BITS: u64 = (1 << 15) | (1 << 6);
 
@@ -53,7 +53,7 @@ mod reg {
 }
 
 #[cfg(target_arch = "aarch64")]
-mod reg {
+pub(crate) mod reg {
     /// FPCR.FZ (bit 24): flush subnormal inputs and outputs to zero.
     pub const FLUSH_BITS: u64 = 1 << 24;
 
@@ -72,7 +72,7 @@ mod reg {
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-mod reg {
+pub(crate) mod reg {
     pub const FLUSH_BITS: u64 = 0;
 
     pub fn read() -> u64 {

@@ -13,9 +13,20 @@
 //! f64, as PyTorch computes them as Python floats, then rounded to f32; the element update is in
 //! f32 in PyTorch's order of operations (`lerp_`, `mul_` + `addcmul_`, `addcdiv_`), so weights
 //! agree to rounding (PyTorch's vectorised `lerp` may use an FMA) after many steps.
+//!
+//! Subnormals are kept (PyTorch's default), but the dense pass does no arithmetic on them: a
+//! row no rating touches for long has its first moment stuck a few units of 2^-149 from 0
+//! (`m + 0.1 (0 - m)` rounds back to `m`), and every later step over it would take microcode
+//! assists. [`adam_update`] sends chunks of 8 lanes with a subnormal first moment to `soft`:
+//! the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2` and an
+//! integer step of `m` on the subnormal grid; other
+//! lanes with a subnormal input are emulated exactly in normal-range f64. The derivations are
+//! in `adam/soft.rs`; the plain hardware loop stays as `step_reference`.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+mod soft;
 
 use super::{Optimizer, PAR_CHUNK};
 use crate::params::{GradTable, Grads, ParamStore};
@@ -97,6 +108,9 @@ impl StepScalars {
     }
 }
 
+/// Lanes of the fused loops: chunks of 8 elements are checked for subnormal inputs together.
+const LANES: usize = 8;
+
 /// One element of one Adam step: the arithmetic every pass (dense, lazy, replay) shares, so that
 /// they agree to the bit.
 #[inline(always)]
@@ -112,19 +126,115 @@ fn adam_elem(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
 }
 
 /// The fused element loop: reads `g`, updates `m`, `v`, writes `p` (one pass over memory).
+///
+/// Blocks of [`BLOCK`] and then chunks of [`LANES`] elements without a subnormal first moment
+/// run [`adam_elem`] on every lane, vectorised, as before. In a chunk with one, the lanes of an
+/// idle row (subnormal first moment, gradient 0) take [`soft::idle_lanes`] (`p *= decay;
+/// v *= beta2` and `m` moved by integer work, proven equal), each other lane with a
+/// subnormal (and finite) input runs [`soft::adam_elem_soft`] (every operation emulated in
+/// normal-range f64), and the rest run [`adam_elem`]. The bits never depend on the path (only
+/// the speed does): see `soft`'s derivations and the tests `soft::tests::*` and
+/// `optim::tests::dense_pass_is_bitwise_the_reference_over_long_idle_spans`.
 #[inline]
 fn adam_update(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    if !soft::scalars_are_normal(&s) {
+        return adam_update_reference(s, p, g, m, v);
+    }
+    let idle = soft::IdleScalars::new(&s);
+    for (((p, g), m), v) in
+        p.chunks_mut(BLOCK).zip(g.chunks(BLOCK)).zip(m.chunks_mut(BLOCK)).zip(v.chunks_mut(BLOCK))
+    {
+        if !any_subnormal_moment(m) {
+            adam_update_reference(s, p, g, m, v);
+        } else {
+            adam_update_mixed(&s, idle.as_ref(), p, g, m, v);
+        }
+    }
+}
+
+/// Elements per block of [`adam_update`]: a block without a subnormal input runs the plain loop.
+const BLOCK: usize = 256;
+
+/// Whether some first moment of the slice is subnormal: the state that sticks (an idle row's
+/// first moment stops at a fixed point a few units of 2^-149 from 0), so the one the loop
+/// looks for. A subnormal `p`, `g` or `v` with normal `m` (rare and transient: `v` decays by
+/// `beta2` a step, ~67,000 idle steps to the range) takes the hardware path, the same bits.
+/// One integer test a value: `x - 1` (wrapping) of a subnormal's magnitude bits is below
+/// `2^23 - 1`, of ±0 it is `2^31 - 1`.
+#[inline]
+fn any_subnormal_moment(m: &[f32]) -> bool {
+    m.iter().fold(false, |a, x| a | ((x.to_bits().wrapping_sub(1) & 0x7fff_ffff) < 0x007f_ffff))
+}
+
+/// A block with a subnormal first moment, by chunks of [`LANES`]: a chunk without one runs the plain
+/// loop; in the others the idle lanes take [`soft::idle_lanes`] and the rest [`adam_lane`].
+fn adam_update_mixed(
+    s: &StepScalars,
+    idle: Option<&soft::IdleScalars>,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    let mut pc = p.chunks_exact_mut(LANES);
+    let mut gc = g.chunks_exact(LANES);
+    let mut mc = m.chunks_exact_mut(LANES);
+    let mut vc = v.chunks_exact_mut(LANES);
+    for (((p, g), m), v) in (&mut pc).zip(&mut gc).zip(&mut mc).zip(&mut vc) {
+        if !any_subnormal_moment(m) {
+            adam_update_reference(*s, p, g, m, v);
+            continue;
+        }
+        let (p, g, m, v): (&mut [f32; LANES], &[f32; LANES], &mut [f32; LANES], &mut [f32; LANES]) = (
+            p.try_into().expect("chunk of LANES"),
+            g.try_into().expect("chunk of LANES"),
+            m.try_into().expect("chunk of LANES"),
+            v.try_into().expect("chunk of LANES"),
+        );
+        let done = match idle {
+            Some(idle) => soft::idle_lanes(idle, p, g, m, v),
+            None => [false; LANES],
+        };
+        for j in (0..LANES).filter(|&j| !done[j]) {
+            adam_lane(s, &mut p[j], g[j], &mut m[j], &mut v[j]);
+        }
+    }
+    let tail =
+        pc.into_remainder().iter_mut().zip(gc.remainder()).zip(mc.into_remainder()).zip(vc.into_remainder());
+    for (((p, &g), m), v) in tail {
+        adam_lane(s, p, g, m, v);
+    }
+}
+
+/// One lane, routed by its inputs: [`soft::adam_elem_soft`] when one is subnormal (and all are
+/// finite), [`adam_elem`] otherwise. Requires [`soft::scalars_are_normal`].
+#[inline(always)]
+fn adam_lane(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+    if soft::lane_is_soft(*p, g, *m, *v) {
+        soft::adam_elem_soft(s, p, g, m, v);
+    } else {
+        adam_elem(s, p, g, m, v);
+    }
+}
+
+/// The plain element loop, [`adam_elem`] on every element in hardware: the reference the fast
+/// loop is tested and benchmarked against, and the path when a step scalar is subnormal.
+#[inline]
+pub(crate) fn adam_update_reference(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         adam_elem(&s, p, g, m, v);
     }
 }
 
-fn dense_pass(s: StepScalars, params: &mut ParamStore, grads: &Grads, mom: &mut Moments) {
+/// An element loop over one chunk: [`adam_update`] or [`adam_update_reference`].
+type UpdateFn = fn(StepScalars, &mut [f32], &[f32], &mut [f32], &mut [f32]);
+
+fn dense_pass(s: StepScalars, params: &mut ParamStore, grads: &Grads, mom: &mut Moments, update: UpdateFn) {
     for (i, table) in params.tables_mut().iter_mut().enumerate() {
         let g = &grads.tables()[i].data;
         let (m, v) = (&mut mom.m[i], &mut mom.v[i]);
         if table.data.len() <= PAR_CHUNK {
-            adam_update(s, &mut table.data, g, m, v);
+            update(s, &mut table.data, g, m, v);
         } else {
             table
                 .data
@@ -132,7 +242,7 @@ fn dense_pass(s: StepScalars, params: &mut ParamStore, grads: &Grads, mom: &mut 
                 .zip(g.par_chunks(PAR_CHUNK))
                 .zip(m.par_chunks_mut(PAR_CHUNK))
                 .zip(v.par_chunks_mut(PAR_CHUNK))
-                .for_each(|(((p, g), m), v)| adam_update(s, p, g, m, v));
+                .for_each(|(((p, g), m), v)| update(s, p, g, m, v));
         }
     }
 }
@@ -247,6 +357,16 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// [`Optimizer::step`] through the plain hardware element loop (`adam_update_reference`):
+    /// the same bits, slow on subnormal moments. The reference the tests and the `engine`
+    /// benchmark compare the default pass with.
+    pub fn step_reference(&mut self, params: &mut ParamStore, grads: &Grads, lr: f32) {
+        self.moments.ensure(params);
+        self.t += 1;
+        let s = StepScalars::new(&self.config, lr, self.t, false);
+        dense_pass(s, params, grads, &mut self.moments, adam_update_reference);
+    }
+
     /// A fresh optimizer (moments are allocated on the first step).
     pub fn new(config: AdamConfig) -> Self {
         Self { config, moments: Moments::default(), t: 0 }
@@ -274,7 +394,7 @@ impl Optimizer for Adam {
         self.moments.ensure(params);
         self.t += 1;
         let s = StepScalars::new(&self.config, lr, self.t, false);
-        dense_pass(s, params, grads, &mut self.moments);
+        dense_pass(s, params, grads, &mut self.moments, adam_update);
     }
 
     fn steps_taken(&self) -> u64 {
@@ -291,6 +411,16 @@ pub struct AdamW {
 }
 
 impl AdamW {
+    /// [`Optimizer::step`] through the plain hardware element loop (`adam_update_reference`):
+    /// the same bits, slow on subnormal moments. The reference the tests and the `engine`
+    /// benchmark compare the default pass with.
+    pub fn step_reference(&mut self, params: &mut ParamStore, grads: &Grads, lr: f32) {
+        self.moments.ensure(params);
+        self.t += 1;
+        let s = StepScalars::new(&self.config, lr, self.t, true);
+        dense_pass(s, params, grads, &mut self.moments, adam_update_reference);
+    }
+
     /// A fresh optimizer.
     pub fn new(config: AdamConfig) -> Self {
         Self { config, moments: Moments::default(), t: 0 }
@@ -302,7 +432,7 @@ impl Optimizer for AdamW {
         self.moments.ensure(params);
         self.t += 1;
         let s = StepScalars::new(&self.config, lr, self.t, true);
-        dense_pass(s, params, grads, &mut self.moments);
+        dense_pass(s, params, grads, &mut self.moments, adam_update);
     }
 
     fn steps_taken(&self) -> u64 {
@@ -446,7 +576,6 @@ impl ReplayAdam {
 /// ([`adam_elem`] with `g = +0.0`), hence the same bits. Lanes of 8 elements so the step loop
 /// runs vectorised over the row.
 fn replay_row(steps: &[StepScalars], p: &mut [f32], m: &mut [f32], v: &mut [f32]) {
-    const LANES: usize = 8;
     if steps.is_empty() {
         return;
     }

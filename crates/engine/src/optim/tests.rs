@@ -243,13 +243,18 @@ proptest! {
 /// 40 is touched every `3 + 41 r` steps and rows 40.. at the first step only; gradients drawn
 /// from a seeded rng. Returns the optimizer (for its moments) and the final table.
 fn sparse_dense_adam_run(config: AdamConfig, steps: u64) -> (Adam, Vec<f32>) {
+    sparse_run(Adam::new(config), |o, p, g, lr| o.step(p, g, lr), steps)
+}
+
+/// [`sparse_dense_adam_run`]'s schedule of touched rows and gradients for any optimizer `opt`,
+/// stepped by `step`.
+fn sparse_run<O>(mut opt: O, step: fn(&mut O, &mut ParamStore, &Grads, f32), steps: u64) -> (O, Vec<f32>) {
     let (rows, cols) = (48, 4);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut params = ParamStore::new();
     let init = Init::Normal { mean: 0.0, std: 0.1 };
     let id = params.add("w", rows, cols, GradKind::SparseRows, init, &mut rng).unwrap();
     let mut grads = Grads::zeros_like(&params);
-    let mut adam = Adam::new(config);
     for t in 0..steps {
         let touched = |r: u64| if r < 40 { t % (3 + 41 * r) == 0 } else { t == 0 };
         for r in (0..rows as u64).filter(|&r| touched(r)) {
@@ -257,11 +262,46 @@ fn sparse_dense_adam_run(config: AdamConfig, steps: u64) -> (Adam, Vec<f32>) {
                 *g = rng.random_range(-0.05..0.05);
             }
         }
-        adam.step(&mut params, &grads, 1e-2);
+        step(&mut opt, &mut params, &grads, 1e-2);
         grads.clear();
     }
     let table = params.get(id).data.clone();
-    (adam, table)
+    (opt, table)
+}
+
+/// The default dense pass (subnormal lanes emulated) against the plain hardware loop
+/// (`step_reference`), 20000 steps of [`sparse_run`] (rows idle for 3 to 1602 steps, rows idle
+/// after step 0, so moments sit in the subnormal range): parameters and both moments bitwise
+/// equal, for Adam without and with L2 decay (both lerp branches) and AdamW.
+#[test]
+fn dense_pass_is_bitwise_the_reference_over_long_idle_spans() {
+    let steps = 20_000;
+    type State = (Vec<f32>, Vec<Vec<f32>>, Vec<Vec<f32>>);
+    let check = |label: &str, fast: State, slow: State| {
+        let bits = |xs: &[Vec<f32>]| xs.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&[fast.0]), bits(&[slow.0]), "{label}: parameters");
+        assert_eq!(bits(&fast.1), bits(&slow.1), "{label}: first moments");
+        assert_eq!(bits(&fast.2), bits(&slow.2), "{label}: second moments");
+        assert!(count_subnormal(&fast.1) > 0, "{label}: the run never reached the subnormal range");
+    };
+    for (beta1, weight_decay) in [(0.9, 0.0), (0.9, 3e-4), (0.3, 0.0)] {
+        let config = AdamConfig { beta1, weight_decay, ..AdamConfig::default() };
+        let run = |step: fn(&mut Adam, &mut ParamStore, &Grads, f32)| {
+            let (o, p) = sparse_run(Adam::new(config), step, steps);
+            (p, o.moments().0.to_vec(), o.moments().1.to_vec())
+        };
+        check(
+            &format!("Adam beta1 {beta1} wd {weight_decay}"),
+            run(|o, p, g, lr| o.step(p, g, lr)),
+            run(|o, p, g, lr| o.step_reference(p, g, lr)),
+        );
+    }
+    let config = AdamConfig { weight_decay: 1e-2, ..AdamConfig::default() };
+    let run = |step: fn(&mut AdamW, &mut ParamStore, &Grads, f32)| {
+        let (o, p) = sparse_run(AdamW::new(config), step, steps);
+        (p, o.moments().0.to_vec(), o.moments().1.to_vec())
+    };
+    check("AdamW", run(|o, p, g, lr| o.step(p, g, lr)), run(|o, p, g, lr| o.step_reference(p, g, lr)));
 }
 
 fn count_subnormal(xs: &[Vec<f32>]) -> usize {

@@ -1,0 +1,471 @@
+//! Adam's element update on lanes whose state is subnormal, without one subnormal float
+//! operation: the same bits as [`adam_elem`](super::adam_elem) with denormals kept (IEEE
+//! round-to-nearest-even), at the cost of normal-range f64 arithmetic instead of the
+//! microcode assists (~100 cycles an operation) that subnormal operands and results cost.
+//!
+//! **Why it is exact.** Each f32 operation of `adam_elem` (`*`, `+`, `-`, `/`, `sqrt`) is
+//! replayed here on f64 copies of its f32 operands and its result rounded to f32 by [`narrow`]:
+//! - a product of two f32 is exact in f64 (24 + 24 bits, exponent >= -298), so one rounding;
+//! - for `+`, `-`, `/`, `sqrt` the f64 result is correctly rounded to 53 bits and then to f32:
+//!   rounding twice gives the once-rounded result when the wider precision is at least
+//!   `2p + 2` (Figueroa, "When is double rounding innocuous?", 1995; 53 >= 2 * 24 + 2). In the
+//!   f32 subnormal range the target grid is coarser (fewer than 24 bits), so the bound holds a
+//!   fortiori; moreover a sum of two f32 that lands there is exact (both are multiples of
+//!   2^-149), and `sqrt` of a positive f32 is never subnormal.
+//! - [`narrow`] rounds a normal-range f32 result with the hardware conversion (a normal f32
+//!   result: no assist) and a result below 2^-126 to `round_ties_even(|x| * 2^149)` units of
+//!   2^-149 with integer bits (the sign kept; `k = 2^23` is the bit pattern of 2^-126, which is
+//!   right when the rounding carries into the normal range). `|x| * 2^149 + 2^52` rounds to an
+//!   integer with ties to even because the sum lies in [2^52, 2^53), where the f64 spacing is 1.
+//!
+//! **Why no operation here is subnormal.** [`widen`] turns a subnormal f32 into
+//! `k as f64 * 2^-149` (integer conversion, then a product of normal f64s) and converts only
+//! normal f32s in hardware; the lanes sent here have finite inputs and the step's scalars are
+//! normal or zero (checked by [`scalars_are_normal`]), so every f64 value is 0 or at least
+//! 2^-149 * 2^-149 / 2^128 = 2^-426 in magnitude, far above f64's 2^-1022; the only f32 produced
+//! by arithmetic is `x as f32` with |x| >= 2^-126. `tests::soft_path_raises_no_denormal_flag`
+//! checks the x86 MXCSR denormal-operand and underflow flags stay clear.
+
+use super::StepScalars;
+
+/// 2^-149, the f32 subnormal unit.
+const UNIT: f64 = f64::from_bits((1023 - 149) << 52);
+/// 2^149.
+const INV_UNIT: f64 = f64::from_bits((1023 + 149) << 52);
+/// 2^-126, the smallest normal f32.
+const MIN_NORMAL: f64 = f64::from_bits((1023 - 126) << 52);
+/// 2^52: adding it rounds a value in [0, 2^52) to an integer, ties to even.
+const ROUND_INT: f64 = f64::from_bits((1023 + 52) << 52);
+const EXP_MASK: u32 = 0x7f80_0000;
+const MANT_MASK: u32 = 0x007f_ffff;
+
+/// Whether `x` is subnormal (nonzero with a zero exponent field), on the bits.
+#[inline(always)]
+pub(super) fn is_subnormal_bits(x: f32) -> bool {
+    let b = x.to_bits();
+    b & EXP_MASK == 0 && b & MANT_MASK != 0
+}
+
+/// Whether `x` is finite, on the bits.
+#[inline(always)]
+fn is_finite_bits(x: f32) -> bool {
+    x.to_bits() & EXP_MASK != EXP_MASK
+}
+
+/// Whether every scalar of the step is finite and normal or zero, so the emulation's f64 values
+/// stay in f64's normal range (else the caller keeps the hardware path).
+pub(super) fn scalars_are_normal(s: &StepScalars) -> bool {
+    [
+        s.one_minus_beta1,
+        s.beta2,
+        s.one_minus_beta2,
+        s.eps,
+        s.l2,
+        s.decay,
+        s.neg_step_size,
+        s.bias_correction2_sqrt,
+        1.0 - s.one_minus_beta1,
+    ]
+    .iter()
+    .all(|&x| is_finite_bits(x) && !is_subnormal_bits(x))
+}
+
+/// Whether the lane's inputs send it here: some subnormal, all finite (NaN payloads and
+/// infinities stay with the hardware).
+#[inline(always)]
+pub(super) fn lane_is_soft(p: f32, g: f32, m: f32, v: f32) -> bool {
+    (is_subnormal_bits(p) | is_subnormal_bits(g) | is_subnormal_bits(m) | is_subnormal_bits(v))
+        & (is_finite_bits(p) & is_finite_bits(g) & is_finite_bits(m) & is_finite_bits(v))
+}
+
+/// `x` exactly, as f64, without a subnormal operation.
+#[inline(always)]
+fn widen(x: f32) -> f64 {
+    let b = x.to_bits();
+    if b & EXP_MASK == 0 {
+        let k = f64::from(b & MANT_MASK) * UNIT;
+        if b >> 31 != 0 {
+            -k
+        } else {
+            k
+        }
+    } else {
+        f64::from(x)
+    }
+}
+
+/// `x` rounded to f32 (nearest, ties to even), without a subnormal operation.
+#[inline(always)]
+fn narrow(x: f64) -> f32 {
+    let a = x.abs();
+    if a < MIN_NORMAL {
+        let k = ((a * INV_UNIT + ROUND_INT).to_bits() & ((1 << 52) - 1)) as u32;
+        let sign = if x.is_sign_negative() { 0x8000_0000 } else { 0 };
+        f32::from_bits(k | sign)
+    } else {
+        x as f32
+    }
+}
+
+/// f32 `a * b`.
+#[inline(always)]
+fn mul(a: f32, b: f32) -> f32 {
+    narrow(widen(a) * widen(b))
+}
+
+/// f32 `a + b`.
+#[inline(always)]
+fn add(a: f32, b: f32) -> f32 {
+    narrow(widen(a) + widen(b))
+}
+
+/// f32 `a - b`.
+#[inline(always)]
+fn sub(a: f32, b: f32) -> f32 {
+    narrow(widen(a) - widen(b))
+}
+
+/// f32 `a / b`.
+#[inline(always)]
+fn div(a: f32, b: f32) -> f32 {
+    narrow(widen(a) / widen(b))
+}
+
+/// [`adam_elem`](super::adam_elem), operation by operation in the same order, each one emulated:
+/// the same bits for finite inputs and normal scalars.
+#[inline(never)]
+pub(super) fn adam_elem_soft(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+    *p = mul(*p, s.decay);
+    let g = add(g, mul(s.l2, *p));
+    let w = s.one_minus_beta1;
+    *m = if s.small_weight != 0 { add(*m, mul(w, sub(g, *m))) } else { sub(g, mul(sub(g, *m), 1.0 - w)) };
+    *v = add(mul(*v, s.beta2), mul(mul(s.one_minus_beta2, g), g));
+    // sqrt of a nonnegative f32: correctly rounded in f64, then to f32 (never subnormal).
+    let root = narrow(widen(*v).sqrt());
+    let denom = add(div(root, s.bias_correction2_sqrt), s.eps);
+    *p = add(*p, div(mul(s.neg_step_size, *m), denom));
+}
+
+/// The scalars of the idle fast path ([`idle_lanes`]) for one step, or `None` where it does not
+/// apply (L2 in the gradient, the large-weight lerp, or scalars out of its range).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IdleScalars {
+    decay: f32,
+    beta2: f32,
+    /// `1 - beta1`.
+    w: f32,
+    /// `2 * (2 * (|neg_step_size| + 1) / eps + 1)`, rounded up to f32 (see [`idle_lanes`]).
+    c: f32,
+}
+
+impl IdleScalars {
+    pub(super) fn new(s: &StepScalars) -> Option<Self> {
+        let c = (2.0 * (2.0 * (f64::from(s.neg_step_size).abs() + 1.0) / f64::from(s.eps) + 1.0)) as f32;
+        let usable = s.l2 == 0.0
+            && s.small_weight != 0
+            && s.decay >= 1.0 / 1024.0
+            && s.decay <= 1.0
+            && s.eps > 0.0
+            && c.is_finite()
+            && scalars_are_normal(s);
+        usable.then_some(Self { decay: s.decay, beta2: s.beta2, w: s.one_minus_beta1, c })
+    }
+}
+
+/// 2^123 (f32).
+const TWO_P123: f32 = f32::from_bits((127 + 123) << 23);
+/// 2^-100 (f32): the smallest |p| the idle path takes.
+const TWO_M100: f32 = f32::from_bits((127 - 100) << 23);
+/// 2^-124 (f32): the smallest nonzero v the idle path takes.
+const TWO_M124: f32 = f32::from_bits((127 - 124) << 23);
+
+/// The idle fast path over 8 lanes: the lanes whose step is provably `p *= decay; v *= beta2`
+/// and `m` moved `round_ties_even(w k)` units towards 0 (integer work) are updated (hardware f32 on normal values only) and flagged in the
+/// returned mask; the others are left untouched for [`adam_elem_soft`] or the hardware element.
+///
+/// **The idle lane.** Gradient ±0, L2 zero, the small-weight lerp, `m` subnormal (`k` units of
+/// 2^-149, sign `s`), `v` zero or >= 2^-124, `p` finite with |p| >= 2^-100.
+/// Then, in `adam_elem`'s order:
+/// - `p' = p * decay` (hardware, as the reference: |p'| >= 2^-110, normal);
+/// - `g' = g + 0 * p'` is ±0;
+/// - `m' = m + w * (g' - m)`: `g' - m = -m` exactly, `w * -m` is `-s w k` units exactly, which
+///   rounds on the subnormal grid to `-s r` units, `r = round_ties_even(w k)` (`w k` exact in
+///   f64, rounded to an integer by adding 2^52), and `m + (-s r)` units is `s (k - r)` units
+///   exactly (a sum landing in the subnormal range is exact), nonzero as `r < k` for `w < 1/2`.
+///   Once `r = 0` (w k <= 1/2, a tie going to the even 0) **m is a fixed point**, the state
+///   rows idle for long sit in (a few units of 2^-149);
+/// - `v' = v * beta2 + ((1 - beta2) * g') * g' = v * beta2 + (+0) = v * beta2` (hardware; v >=
+///   2^-124 and beta2 >= 1/2 keep it normal, and v = +0 gives +0 either way);
+/// - `p' + (-lr/bc1 * m') / denom = p'`: `denom >= eps` (a rounded sum of a non-negative term
+///   and eps), `|nss * m'|` rounds to at most `(|nss| k + 1)` units and the quotient to at most
+///   `((|nss| + 1)(k + 1) / eps) * (1 + 2^-23) + 1` units, so `|step| <= C0 (k + 1) 2^-149` with
+///   `C0 = 2 (|nss| + 1) / eps + 1`. A float `p'` with exponent `e` changes when a value is added
+///   only if it is at least half the spacing below |p'|, 2^(e-25) >= |p'| 2^-26; so
+///   `C0 (k + 1) < |p'| 2^123` (i.e. |step| < |p'| 2^-26) leaves `p'` unchanged. The check runs
+///   in f32 as `c (k + 1) <= |p'| 2^123` with `c = 2 C0`, the factor 2 covering the roundings of
+///   both sides (2^-24 relative each).
+///
+/// No operation here has a subnormal operand or result: `k` is converted from integer bits,
+/// `p`, `v` are replaced by 1 on lanes that fail their range checks before any arithmetic, and
+/// the ranges above keep every product normal (or zero, for v = 0).
+#[inline(always)]
+pub(super) fn idle_lanes(
+    s: &IdleScalars,
+    p: &mut [f32; 8],
+    g: &[f32; 8],
+    m: &mut [f32; 8],
+    v: &mut [f32; 8],
+) -> [bool; 8] {
+    let mut ok = [false; 8];
+    let (mut pn, mut mn, mut vn) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+    for j in 0..8 {
+        let (pb, gb, mb, vb) = (p[j].to_bits(), g[j].to_bits(), m[j].to_bits(), v[j].to_bits());
+        let p_abs = pb & 0x7fff_ffff;
+        let p_in = p_abs >= TWO_M100.to_bits() && p_abs < EXP_MASK;
+        let v_in = vb == 0 || (vb >= TWO_M124.to_bits() && vb < EXP_MASK);
+        let m_sub = mb & EXP_MASK == 0 && mb & MANT_MASK != 0;
+        let g_zero = gb & 0x7fff_ffff == 0;
+        // Out-of-range values become 1 before any arithmetic (their lanes are not stored).
+        let ps = if p_in { p[j] } else { 1.0 };
+        let vs = if v_in { v[j] } else { 1.0 };
+        let kb = mb & MANT_MASK;
+        let k = kb as i32 as f32;
+        let pd = ps * s.decay;
+        pn[j] = pd;
+        vn[j] = vs * s.beta2;
+        // r = round_ties_even(w k): w k exact in f64 (24-bit by 23-bit integer), below 2^52.
+        let r = ((f64::from(s.w) * f64::from(k) + ROUND_INT).to_bits() & ((1 << 52) - 1)) as u32;
+        mn[j] = f32::from_bits((mb & 0x8000_0000) | kb.wrapping_sub(r));
+        ok[j] = p_in & v_in & m_sub & g_zero & (s.c * (k + 1.0) <= pd.abs() * TWO_P123);
+    }
+    for j in 0..8 {
+        if ok[j] {
+            p[j] = pn[j];
+            m[j] = mn[j];
+            v[j] = vn[j];
+        }
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::{adam_elem, adam_update, adam_update_reference, AdamConfig, StepScalars};
+    use super::*;
+
+    /// An f32 drawn from the cases that matter: subnormal (any mantissa, mostly a few units, the
+    /// fixed points of idle moments), ±0, the edge of the normal range, small and ordinary
+    /// normals.
+    fn value() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            3 => (1u32..(1 << 23), any::<bool>()).prop_map(|(k, neg)| f32::from_bits(k | (u32::from(neg) << 31))),
+            2 => (1u32..600, any::<bool>()).prop_map(|(k, neg)| f32::from_bits(k | (u32::from(neg) << 31))),
+            1 => prop_oneof![Just(0.0f32), Just(-0.0f32)],
+            1 => (0x0080_0000u32..0x0100_0000, any::<bool>()).prop_map(|(b, neg)| f32::from_bits(b | (u32::from(neg) << 31))),
+            1 => -1e-20f32..1e-20,
+            2 => -2.0f32..2.0,
+        ]
+    }
+
+    /// A non-negative f32 from [`value`] (a second moment).
+    fn second_moment() -> impl Strategy<Value = f32> {
+        value().prop_map(f32::abs)
+    }
+
+    /// Step scalars: both lerp branches (beta1 0.9 or 0.3), L2 or decoupled decay, small to
+    /// large learning rates, early and late steps.
+    fn scalars() -> impl Strategy<Value = StepScalars> {
+        (
+            prop_oneof![Just(0.9f32), Just(0.3f32), 0.0f32..0.99],
+            prop_oneof![Just(0.999f32), 0.9f32..0.99999],
+            prop_oneof![Just(1e-8f32), 1e-10f32..1e-3],
+            prop_oneof![Just(0.0f32), Just(1e-4f32), 0.0f32..0.1],
+            prop_oneof![Just(1e-3f32), 1e-6f32..1.0],
+            1u64..50_000,
+            any::<bool>(),
+        )
+            .prop_map(|(beta1, beta2, eps, weight_decay, lr, t, decoupled)| {
+                StepScalars::new(&AdamConfig { beta1, beta2, eps, weight_decay }, lr, t, decoupled)
+            })
+    }
+
+    fn bits(x: (f32, f32, f32)) -> (u32, u32, u32) {
+        (x.0.to_bits(), x.1.to_bits(), x.2.to_bits())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// The emulated element update is the hardware one (denormals kept) to the bit, for any
+        /// finite state, zero and nonzero gradients, both lerp branches, L2 and AdamW.
+        #[test]
+        fn soft_element_is_bitwise_the_hardware_element(
+            s in scalars(),
+            p in value(),
+            g in prop_oneof![2 => Just(0.0f32), 1 => Just(-0.0f32), 2 => value()],
+            m in value(),
+            v in second_moment(),
+        ) {
+            prop_assume!(scalars_are_normal(&s));
+            let (mut ph, mut mh, mut vh) = (p, m, v);
+            adam_elem(&s, &mut ph, g, &mut mh, &mut vh);
+            let (mut ps, mut ms, mut vs) = (p, m, v);
+            adam_elem_soft(&s, &mut ps, g, &mut ms, &mut vs);
+            prop_assert_eq!(bits((ps, ms, vs)), bits((ph, mh, vh)), "p {:e} g {:e} m {:e} v {:e} {:?}", p, g, m, v, s);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// The chunked loop (vector chunks, mixed chunks, the tail) is the plain loop to the bit.
+        #[test]
+        fn soft_loop_is_bitwise_the_reference_loop(
+            s in scalars(),
+            state in prop::collection::vec((value(), prop_oneof![Just(0.0f32), value()], value(), second_moment()), 0..41),
+        ) {
+            let p: Vec<f32> = state.iter().map(|x| x.0).collect();
+            let g: Vec<f32> = state.iter().map(|x| x.1).collect();
+            let m: Vec<f32> = state.iter().map(|x| x.2).collect();
+            let v: Vec<f32> = state.iter().map(|x| x.3).collect();
+            let (mut pa, mut ma, mut va) = (p.clone(), m.clone(), v.clone());
+            adam_update(s, &mut pa, &g, &mut ma, &mut va);
+            let (mut pb, mut mb, mut vb) = (p, m, v);
+            adam_update_reference(s, &mut pb, &g, &mut mb, &mut vb);
+            let b = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!((b(&pa), b(&ma), b(&va)), (b(&pb), b(&mb), b(&vb)));
+        }
+    }
+
+    /// An idle lane's state: gradient ±0, a first moment of a few subnormal units (the fixed
+    /// points, and some above them), v zero or small to ordinary, p from tiny to ordinary.
+    fn idle_lane() -> impl Strategy<Value = (f32, f32, f32, f32)> {
+        (
+            prop_oneof![3 => -2.0f32..2.0, 1 => value()],
+            prop_oneof![Just(0.0f32), Just(-0.0f32)],
+            (prop_oneof![1u32..12, 1u32..(1 << 23)], any::<bool>())
+                .prop_map(|(k, neg)| f32::from_bits(k | (u32::from(neg) << 31))),
+            prop_oneof![Just(0.0f32), 1e-37f32..1e-30, 1e-12f32..1e-2, second_moment()],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        /// The idle fast path (and the lanes it leaves to the others) is the reference loop to
+        /// the bit, and it takes the lanes it is meant for.
+        #[test]
+        fn soft_idle_lanes_are_bitwise_the_reference(
+            s in scalars(),
+            lanes in prop::collection::vec(idle_lane(), 8),
+        ) {
+            let mut p: [f32; 8] = std::array::from_fn(|j| lanes[j].0);
+            let g: [f32; 8] = std::array::from_fn(|j| lanes[j].1);
+            let mut m: [f32; 8] = std::array::from_fn(|j| lanes[j].2);
+            let mut v: [f32; 8] = std::array::from_fn(|j| lanes[j].3);
+            let (mut pr, mut mr, mut vr) = (p, m, v);
+            adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
+            if let Some(idle) = IdleScalars::new(&s) {
+                let done = idle_lanes(&idle, &mut p, &g, &mut m, &mut v);
+                for j in 0..8 {
+                    if done[j] {
+                        prop_assert_eq!(bits((p[j], m[j], v[j])), bits((pr[j], mr[j], vr[j])), "lane {}", j);
+                    }
+                }
+                // An ordinary idle lane (p = 0.5, v = 1e-6, m one unit: a fixed point while
+                // 1 - beta1 <= 1/2) is always taken at lr <= 1, eps >= 1e-9.
+                let (mut p1, mut v1) = ([0.5f32; 8], [1e-6f32; 8]);
+                let taken = idle_lanes(&idle, &mut p1, &[0.0; 8], &mut [f32::from_bits(1); 8], &mut v1);
+                prop_assert!(taken.iter().all(|&t| t) || s.eps < 1e-9, "{:?}", s);
+            } else {
+                let (mut pa, mut ma, mut va) = (p, m, v);
+                adam_update(s, &mut pa, &g, &mut ma, &mut va);
+                prop_assert_eq!((pa.map(f32::to_bits), ma.map(f32::to_bits), va.map(f32::to_bits)),
+                    (pr.map(f32::to_bits), mr.map(f32::to_bits), vr.map(f32::to_bits)));
+                let _ = &mut m;
+            }
+        }
+    }
+
+    /// At beta1 = 0.9 the lerp weight is `(1 - 0.9f32 as f64) as f32` = 0.10000002: 4 units is
+    /// a fixed point (0.4 rounds to 0), 5 units moves to 4 (0.5000001 rounds to 1, not a tie),
+    /// 1000 to 900; the idle path takes all three, as the hardware element computes them.
+    #[test]
+    fn idle_lanes_follow_the_decay_to_the_fixed_points() {
+        let s = StepScalars::new(&AdamConfig::default(), 1e-2, 5000, false);
+        let idle = IdleScalars::new(&s).expect("default Adam has the idle path");
+        let units = [4u32, 5, 1000, 4, 5, 1000, 6, 0x7f_ffff];
+        let mut m: [f32; 8] = std::array::from_fn(|j| f32::from_bits(units[j]));
+        let (mut p, mut v) = ([0.5f32; 8], [1e-6f32; 8]);
+        let taken = idle_lanes(&idle, &mut p, &[0.0; 8], &mut m, &mut v);
+        assert_eq!(taken, [true; 8]);
+        assert_eq!(m.map(f32::to_bits)[..3], [4, 4, 900]);
+        for (j, &k) in units.iter().enumerate() {
+            let (mut ph, mut mh, mut vh) = (0.5f32, f32::from_bits(k), 1e-6f32);
+            adam_elem(&s, &mut ph, 0.0, &mut mh, &mut vh);
+            assert_eq!(bits((ph, mh, vh)), bits((p[j], m[j], v[j])), "{k} units");
+        }
+    }
+
+    /// [`narrow`] at the seams: the subnormal grid, ties to even, the carry into 2^-126.
+    #[test]
+    fn narrow_rounds_to_nearest_even_on_the_subnormal_grid() {
+        let unit = UNIT;
+        let cases = [
+            (2.5 * unit, 2u32),
+            (3.5 * unit, 4),
+            (0.5 * unit, 0),
+            (0.5000001 * unit, 1),
+            (MIN_NORMAL - 0.5 * unit, 0x0080_0000),
+            (MIN_NORMAL - 0.6 * unit, 0x007f_ffff),
+            (MIN_NORMAL, 0x0080_0000),
+        ];
+        for (x, expected) in cases {
+            assert_eq!(narrow(x).to_bits(), expected, "{x:e}");
+            assert_eq!(narrow(-x).to_bits(), expected | 0x8000_0000, "-{x:e}");
+        }
+        for k in [1u32, 5, 499, 0x7f_ffff] {
+            assert_eq!(widen(f32::from_bits(k)), f64::from(k) * unit);
+            assert_eq!(narrow(widen(f32::from_bits(k))).to_bits(), k);
+        }
+    }
+
+    /// The x86 MXCSR's sticky flags: denormal operand (bit 1) and underflow (bit 4) stay clear
+    /// while the emulation runs over subnormal moments, and the hardware element raises the
+    /// first on the same state (so the check can see one).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn soft_path_raises_no_denormal_flag() {
+        use crate::fpenv::reg;
+        const DENORMAL_OR_UNDERFLOW: u64 = (1 << 1) | (1 << 4);
+        let saved = reg::read();
+        let s = StepScalars::new(&AdamConfig::default(), 1e-3, 500, false);
+        let run = |soft: bool| {
+            reg::write(saved & !0x3f);
+            for k in [1u32, 3, 5, 77, 499, 0x40_0000] {
+                let (mut p, mut m, mut v) = (std::hint::black_box(0.25f32), f32::from_bits(k), 1e-9f32);
+                let g = std::hint::black_box(0.0f32);
+                if soft {
+                    adam_elem_soft(&s, &mut p, g, &mut m, &mut v);
+                } else {
+                    adam_elem(&s, &mut p, g, &mut m, &mut v);
+                }
+                std::hint::black_box((p, m, v));
+                let (mut p, mut m, mut v) = (0.25f32, 1e-6f32, f32::from_bits(k));
+                if soft {
+                    adam_elem_soft(&s, &mut p, g, &mut m, &mut v);
+                } else {
+                    adam_elem(&s, &mut p, g, &mut m, &mut v);
+                }
+                std::hint::black_box((p, m, v));
+            }
+            let flags = reg::read() & DENORMAL_OR_UNDERFLOW;
+            reg::write(saved);
+            flags
+        };
+        assert_eq!(run(true), 0, "the emulation consumed or produced a subnormal");
+        assert_ne!(run(false), 0, "the hardware path raised no flag: the check sees nothing");
+    }
+}
