@@ -76,6 +76,7 @@ pub mod evaluate;
 pub mod export;
 pub mod foldin;
 pub mod item2vec;
+mod item_features;
 pub mod kernels;
 mod kind;
 pub mod mf;
