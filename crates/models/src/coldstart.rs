@@ -32,7 +32,7 @@
 //!   vector = id + features), the reference a warm movie reaches.
 
 use reelvec_data::features::{FeatureKind, ItemFeatures};
-use reelvec_data::transforms::{hold_out_movies, keep_rows, Means, MovieStats};
+use reelvec_data::transforms::{hold_out_movies, keep_rows, Means, MovieHoldout, MovieStats};
 use reelvec_data::Dataset;
 use reelvec_engine::Device;
 use reelvec_metrics::rating::{mae, rmse, RatingScale};
@@ -92,12 +92,6 @@ pub fn cold_start(
     seed: u64,
     device: Device,
 ) -> Result<ColdStartReport, ModelError> {
-    crate::pipelines::check_key(
-        "--fraction",
-        fraction,
-        "0 < fraction < 1",
-        fraction > 0.0 && fraction < 1.0,
-    )?;
     let features = |c: &MfModelConfig| {
         let mut c = c.clone();
         if c.item_features.is_empty() {
@@ -141,15 +135,7 @@ pub fn cold_start(
         _ => Vec::new(),
     };
     let (n_users, n_movies) = (ds.users.len(), ds.movies.len());
-    let holdout = hold_out_movies(&ds.ratings, n_movies, fraction, seed);
-    if holdout.test.is_empty() || holdout.train.is_empty() {
-        return Err(ModelError::InvalidData(format!(
-            "holding out {fraction} of {n_movies} movies leaves {} training and {} test ratings; both must be non-empty",
-            holdout.train.len(),
-            holdout.test.len()
-        )));
-    }
-    let train_ds = keep_rows(ds, &holdout.train);
+    let (holdout, train_ds) = hold_out(ds, fraction, seed)?;
     let plain = zero_movies(&fit(&train_ds, &without, device)?, &holdout.held_out)?;
     let featured = fit(&train_ds, &with, device)?;
     let n_features = featured.item_features().map_or(0, ItemFeatures::n_features);
@@ -187,6 +173,23 @@ pub fn cold_start(
         n_features,
         rows,
     })
+}
+
+/// The seeded movie holdout of both evaluations (`fraction` in (0, 1), both parts non-empty)
+/// and the data without the held-out movies' ratings (id maps kept).
+fn hold_out(ds: &Dataset, fraction: f64, seed: u64) -> Result<(MovieHoldout, Dataset), ModelError> {
+    crate::pipelines::check_key("--fraction", fraction, "0 < fraction < 1", fraction > 0.0 && fraction < 1.0)?;
+    let n_movies = ds.movies.len();
+    let holdout = hold_out_movies(&ds.ratings, n_movies, fraction, seed);
+    if holdout.test.is_empty() || holdout.train.is_empty() {
+        return Err(ModelError::InvalidData(format!(
+            "holding out {fraction} of {n_movies} movies leaves {} training and {} test ratings; both must be non-empty",
+            holdout.train.len(),
+            holdout.test.len()
+        )));
+    }
+    let train_ds = keep_rows(ds, &holdout.train);
+    Ok((holdout, train_ds))
 }
 
 /// Trains an MF config through its pipeline and returns the model.
@@ -297,27 +300,13 @@ pub fn cold_start_item2vec(
     device: Device,
 ) -> Result<Item2VecColdStartReport, ModelError> {
     use rand::SeedableRng;
-    crate::pipelines::check_key(
-        "--fraction",
-        fraction,
-        "0 < fraction < 1",
-        fraction > 0.0 && fraction < 1.0,
-    )?;
     let mut cfg = cfg.clone();
     if cfg.model.item_features.is_empty() {
         cfg.model.item_features = FeatureKinds::parse(&DEFAULT_FEATURES)?;
     }
     cfg.validate()?;
     let (n_users, n_movies) = (ds.users.len(), ds.movies.len());
-    let holdout = hold_out_movies(&ds.ratings, n_movies, fraction, seed);
-    if holdout.test.is_empty() || holdout.train.is_empty() {
-        return Err(ModelError::InvalidData(format!(
-            "holding out {fraction} of {n_movies} movies leaves {} training and {} test ratings; both must be non-empty",
-            holdout.train.len(),
-            holdout.test.len()
-        )));
-    }
-    let train_ds = keep_rows(ds, &holdout.train);
+    let (holdout, train_ds) = hold_out(ds, fraction, seed)?;
     let sequences = reelvec_data::transforms::user_sequences(&train_ds.ratings, n_users);
     let outcome = p0_cbow::run_on_sequences(train_ds, &sequences, &cfg, device)?;
     let trained: Vec<bool> = match &outcome.trained_rated {
