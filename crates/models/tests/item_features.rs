@@ -188,3 +188,31 @@ fn bad_feature_names_and_pair_sgd_with_features_are_config_errors() {
     let err = config.validate("model").unwrap_err().to_string();
     assert!(err.contains("model.item_features") && err.contains("pair_sgd"), "{err}");
 }
+
+#[test]
+fn training_with_features_is_bitwise_identical_for_any_thread_count() {
+    // Enough examples per batch for several lanes (128 examples each).
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let sequences: Vec<Vec<u32>> =
+        (0..300).map(|_| (0..10).map(|_| rng.random_range(0..9)).collect()).collect();
+    for loss in [OutputLoss::FullSoftmax, OutputLoss::NegativeSampling] {
+        let config = Item2VecConfig { loss, dim: 6, window: 2, ..Default::default() };
+        let fit = |threads: usize| {
+            let (mut params, obj) = featured(config, 9, &sequences);
+            let tc = TrainConfig { epochs: 2, batch_size: 200, quiet: true, ..Default::default() };
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| Trainer::new(tc).fit(&obj, &mut params).unwrap());
+            params
+        };
+        let one = fit(1);
+        let three = fit(3);
+        for (a, b) in one.tables().iter().zip(three.tables()) {
+            let (a, b): (Vec<u32>, Vec<u32>) =
+                (a.data.iter().map(|x| x.to_bits()).collect(), b.data.iter().map(|x| x.to_bits()).collect());
+            assert_eq!(a, b, "{loss:?}");
+        }
+    }
+}
