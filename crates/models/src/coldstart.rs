@@ -178,7 +178,12 @@ pub fn cold_start(
 /// The seeded movie holdout of both evaluations (`fraction` in (0, 1), both parts non-empty)
 /// and the data without the held-out movies' ratings (id maps kept).
 fn hold_out(ds: &Dataset, fraction: f64, seed: u64) -> Result<(MovieHoldout, Dataset), ModelError> {
-    crate::pipelines::check_key("--fraction", fraction, "0 < fraction < 1", fraction > 0.0 && fraction < 1.0)?;
+    crate::pipelines::check_key(
+        "--fraction",
+        fraction,
+        "0 < fraction < 1",
+        fraction > 0.0 && fraction < 1.0,
+    )?;
     let n_movies = ds.movies.len();
     let holdout = hold_out_movies(&ds.ratings, n_movies, fraction, seed);
     if holdout.test.is_empty() || holdout.train.is_empty() {
