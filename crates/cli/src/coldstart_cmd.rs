@@ -1,14 +1,16 @@
 //! `reelvec coldstart --data PATH [--model mf] [--fraction 0.1] [--seed S] [--json FILE]`:
 //! arguments and printing of reelvec-models' `coldstart::cold_start` (a seeded fraction of the
 //! movies held out entirely; RMSE / MAE on their ratings for the global mean, the genre mean,
-//! the MF model without and with item side features). A command of its own rather than a flag
+//! the MF model without and with item side features; for `cbow` / `skipgram`, the share of a
+//! held-out movie's nearest trained neighbours, by its vector from features alone, that share a
+//! genre with it, beside random trained movies). A command of its own rather than a flag
 //! of `evaluate` (which reads a saved run) or `compare` (the ranking protocol): it trains two
 //! models on its own split and saves no run.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use reelvec_models::coldstart::{cold_start, ColdStartReport};
+use reelvec_models::coldstart::{cold_start, cold_start_item2vec, ColdStartReport, Item2VecColdStartReport};
 use reelvec_models::train::{self, ConfigSource};
 use reelvec_models::ModelKind;
 
@@ -21,7 +23,7 @@ pub struct Args {
     /// Data set (a MovieLens folder or ratings file).
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
-    /// MF model: mf, sigmoid-mf or residual-mf.
+    /// Model: mf, sigmoid-mf, residual-mf, or item2vec's cbow / skipgram.
     #[arg(long, default_value = "mf")]
     pub model: String,
     /// Fraction of the movies held out with all their ratings (0 < F < 1).
@@ -70,6 +72,15 @@ pub fn run(args: Args) -> Result<()> {
     }
     let device = resolve_device(&args.device, args.quiet)?;
     let ds = load_data(&args.data, &args.read)?;
+    if let train::Resolved::Item2vec(c) = &cfg {
+        let report = cold_start_item2vec(&ds, c, args.fraction, args.seed, device)?;
+        if let Some(path) = &args.json {
+            let text = serde_json::to_string_pretty(&report)?;
+            reelvec_outfile::write_file(path, format!("{text}\n").as_bytes())?;
+        }
+        print_item2vec_report(&report);
+        return Ok(());
+    }
     let report = cold_start(&ds, &cfg, args.fraction, args.seed, device)?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
@@ -93,5 +104,30 @@ fn print_report(r: &ColdStartReport) {
     outln!("{:<26} {:>8} {:>8}", "predictor", "RMSE", "MAE");
     for row in &r.rows {
         outln!("{:<26} {:>8.4} {:>8.4}", row.predictor, row.rmse, row.mae);
+    }
+}
+
+fn print_item2vec_report(r: &Item2VecColdStartReport) {
+    outln!(
+        "cold start: {} of the movies held out ({} movies; {} trained movies), model {}, seed {}",
+        r.fraction,
+        r.held_out_movies,
+        r.trained_movies,
+        r.model,
+        r.seed
+    );
+    outln!(
+        "features: {} ({} features); held-out vectors from features alone",
+        r.item_features.join(", "),
+        r.n_features
+    );
+    outln!(
+        "{:<36} {:>8} {:>24}",
+        "neighbours",
+        "queries",
+        format!("share with a genre (top {})", r.neighbours)
+    );
+    for row in &r.rows {
+        outln!("{:<36} {:>8} {:>24.4}", row.neighbours, row.queries, row.share_same_genre);
     }
 }

@@ -83,7 +83,7 @@ fn rating_model(dir: &Path) -> Result<(MfModel, RunInfo)> {
 
 /// The mark after a movie whose vector comes from its item features alone (no training
 /// ratings in a run trained with `model.item_features`).
-const FROM_FEATURES: &str = "  [from features: no training ratings]";
+const FROM_FEATURES: &str = "  [vector from features alone: no training ratings]";
 
 /// Which movies of the run at `dir` have their vector from features alone.
 fn cold_movies(dir: &Path, info: &RunInfo) -> Result<Vec<bool>> {

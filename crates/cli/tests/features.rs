@@ -57,7 +57,7 @@ fn train_with_features_marks_cold_movies_in_similar_and_recommend() {
     let n = counts.len().to_string();
     let user = info["user_raw_ids"][0].as_u64().unwrap().to_string();
     let out = ok(&["recommend", "--run", r, "--user", &user, "-k", &n]);
-    assert!(out.contains("[from features: no training ratings]"), "{out}");
+    assert!(out.contains("[vector from features alone: no training ratings]"), "{out}");
 
     // Without features nothing is marked.
     let plain = dir.path().join("plain");
@@ -110,4 +110,92 @@ fn coldstart_prints_the_table_and_writes_json() {
     assert_eq!(report["item_features"], serde_json::json!(["genres", "decade"]));
     let err = fails(&["coldstart", "--data", &data, "--fraction", "1.5", "--no-cache"]);
     assert!(err.contains("--fraction"), "{err}");
+}
+
+#[test]
+fn item2vec_with_features_marks_cold_movies_and_coldstart_reports_genre_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let run = dir.path().join("cbow");
+    let r = run.to_str().unwrap();
+    ok(&[
+        "train",
+        "--model",
+        "cbow",
+        "--data",
+        &data,
+        "--quiet",
+        "--no-cache",
+        "--out",
+        r,
+        "--seed",
+        "4",
+        "--set",
+        r#"model.item_features=["genres", "decade"]"#,
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "top_movies=0",
+        "--set",
+        "min_user_ratings=1",
+        "--set",
+        "train_fraction=0.3",
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    let names = info["item_features"].as_array().unwrap();
+    assert!(names.iter().any(|n| n.as_str().unwrap().starts_with("genre:")), "{names:?}");
+    // A movie of no training sequence: `similar` says its vector comes from features alone.
+    let rated = reelvec_models::checkpoint::load_rated(&run).unwrap().unwrap();
+    let counts = rated.movie_counts(info["movie_raw_ids"].as_array().unwrap().len()).unwrap();
+    let cold = counts.iter().position(|&c| c == 0).expect("a movie of no training sequence");
+    let raw = info["movie_raw_ids"][cold].as_u64().unwrap().to_string();
+    let out = ok(&["similar", "--run", r, &raw, "-k", "5"]);
+    assert!(out.contains("its vector comes from its item features alone"), "{out}");
+    // pair_sgd with features is refused, naming the key.
+    let err = fails(&[
+        "train",
+        "--model",
+        "skipgram",
+        "--data",
+        &data,
+        "--no-cache",
+        "--out",
+        dir.path().join("bad").to_str().unwrap(),
+        "--set",
+        r#"model.item_features=["genres"]"#,
+        "--set",
+        "model.loss=\"negative_sampling\"",
+        "--set",
+        "model.trainer=\"pair_sgd\"",
+    ]);
+    assert!(err.contains("model.item_features"), "{err}");
+
+    let json = dir.path().join("cold.json");
+    let out = ok(&[
+        "coldstart",
+        "--data",
+        &data,
+        "--model",
+        "cbow",
+        "--fraction",
+        "0.2",
+        "--seed",
+        "3",
+        "--set",
+        "train.epochs=2",
+        "--json",
+        json.to_str().unwrap(),
+        "--no-cache",
+    ]);
+    for row in
+        ["held-out movies, features alone", "random trained movies (baseline)", "trained movies, own vectors"]
+    {
+        assert!(out.contains(row), "{out}");
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows[0]["queries"].as_u64().unwrap() > 0, "{report}");
+    assert!((0.0..=1.0).contains(&rows[0]["share_same_genre"].as_f64().unwrap()), "{report}");
 }

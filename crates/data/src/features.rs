@@ -34,6 +34,15 @@ impl FeatureKind {
             ))),
         }
     }
+
+    /// The name `model.item_features` spells (`genres`, `decade`, `tags`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Genres => "genres",
+            Self::Decade => "decade",
+            Self::Tags => "tags",
+        }
+    }
 }
 
 /// The decade of a year as a name: `1995 -> "1990s"`.

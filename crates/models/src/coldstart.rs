@@ -16,17 +16,33 @@
 //!
 //! RMSE and MAE in stars through reelvec-metrics' `rating`; the trainer's own validation split
 //! (`train_fraction`) is taken inside the training movies' ratings.
+//!
+//! Item2vec (`cold_start_item2vec`, `reelvec coldstart --model cbow|skipgram`): the same
+//! movie holdout; CBOW / skip-gram is trained with item features on every user's time-ordered
+//! sequence of the remaining ratings, the vocabulary being the whole catalogue (P0's
+//! `top_movies` / `min_user_ratings` filters are not applied, so held-out movies keep a row),
+//! and each held-out movie's vector comes from its features alone. Reported, for the top
+//! [`NEIGHBOURS`] cosine neighbours among the trained movies (those of a training sequence),
+//! the mean share that has at least one genre in common with the query movie:
+//!
+//! - **held-out movies, features alone**: the queries are the held-out movies with a genre;
+//! - **random trained movies (baseline)**: the same queries, [`NEIGHBOURS`] trained movies
+//!   drawn at random (seeded) instead of the neighbours;
+//! - **trained movies, own vectors**: every trained movie with a genre as the query (its
+//!   vector = id + features), the reference a warm movie reaches.
 
 use reelvec_data::features::{FeatureKind, ItemFeatures};
-use reelvec_data::transforms::{hold_out_movies, keep_rows, Means, MovieStats};
+use reelvec_data::transforms::{hold_out_movies, keep_rows, Means, MovieHoldout, MovieStats};
 use reelvec_data::Dataset;
 use reelvec_engine::Device;
 use reelvec_metrics::rating::{mae, rmse, RatingScale};
 use serde::Serialize;
 
+use crate::item2vec::FeatureKinds;
 use crate::mf::{MfModel, MOVIE_BIAS, MOVIE_FACTORS};
-use crate::pipelines::{p2_mf, p3_recommender, p4_residual, MfModelConfig};
+use crate::pipelines::{p0_cbow, p2_mf, p3_recommender, p4_residual, MfModelConfig};
 use crate::train::Resolved;
+use crate::traits::ItemEmbeddings;
 use crate::{ModelError, RatingModel};
 
 /// The features the model with features uses when the config names none.
@@ -76,12 +92,6 @@ pub fn cold_start(
     seed: u64,
     device: Device,
 ) -> Result<ColdStartReport, ModelError> {
-    crate::pipelines::check_key(
-        "--fraction",
-        fraction,
-        "0 < fraction < 1",
-        fraction > 0.0 && fraction < 1.0,
-    )?;
     let features = |c: &MfModelConfig| {
         let mut c = c.clone();
         if c.item_features.is_empty() {
@@ -125,15 +135,7 @@ pub fn cold_start(
         _ => Vec::new(),
     };
     let (n_users, n_movies) = (ds.users.len(), ds.movies.len());
-    let holdout = hold_out_movies(&ds.ratings, n_movies, fraction, seed);
-    if holdout.test.is_empty() || holdout.train.is_empty() {
-        return Err(ModelError::InvalidData(format!(
-            "holding out {fraction} of {n_movies} movies leaves {} training and {} test ratings; both must be non-empty",
-            holdout.train.len(),
-            holdout.test.len()
-        )));
-    }
-    let train_ds = keep_rows(ds, &holdout.train);
+    let (holdout, train_ds) = hold_out(ds, fraction, seed)?;
     let plain = zero_movies(&fit(&train_ds, &without, device)?, &holdout.held_out)?;
     let featured = fit(&train_ds, &with, device)?;
     let n_features = featured.item_features().map_or(0, ItemFeatures::n_features);
@@ -171,6 +173,28 @@ pub fn cold_start(
         n_features,
         rows,
     })
+}
+
+/// The seeded movie holdout of both evaluations (`fraction` in (0, 1), both parts non-empty)
+/// and the data without the held-out movies' ratings (id maps kept).
+fn hold_out(ds: &Dataset, fraction: f64, seed: u64) -> Result<(MovieHoldout, Dataset), ModelError> {
+    crate::pipelines::check_key(
+        "--fraction",
+        fraction,
+        "0 < fraction < 1",
+        fraction > 0.0 && fraction < 1.0,
+    )?;
+    let n_movies = ds.movies.len();
+    let holdout = hold_out_movies(&ds.ratings, n_movies, fraction, seed);
+    if holdout.test.is_empty() || holdout.train.is_empty() {
+        return Err(ModelError::InvalidData(format!(
+            "holding out {fraction} of {n_movies} movies leaves {} training and {} test ratings; both must be non-empty",
+            holdout.train.len(),
+            holdout.test.len()
+        )));
+    }
+    let train_ds = keep_rows(ds, &holdout.train);
+    Ok((holdout, train_ds))
 }
 
 /// Trains an MF config through its pipeline and returns the model.
@@ -232,4 +256,123 @@ fn genre_means(ds: &Dataset, rows: &[u32], global: f32) -> Result<Vec<f32>, Mode
             }
         })
         .collect())
+}
+
+/// Neighbours per query movie in the item2vec cold-start figures.
+pub const NEIGHBOURS: usize = 10;
+
+/// One row of the item2vec cold-start table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenreShareRow {
+    /// What the queries and their neighbours are (see the module doc).
+    pub neighbours: String,
+    /// Query movies (with at least one genre).
+    pub queries: usize,
+    /// Mean share of the neighbours with at least one genre in common with the query.
+    pub share_same_genre: f64,
+}
+
+/// What [`cold_start_item2vec`] reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Item2VecColdStartReport {
+    /// `cbow` or `skipgram`.
+    pub model: String,
+    /// Fraction of movies held out.
+    pub fraction: f64,
+    /// Seed of the movie holdout, the fit and the baseline's draws.
+    pub seed: u64,
+    /// Movies held out.
+    pub held_out_movies: usize,
+    /// Movies of a training sequence (the neighbour candidates).
+    pub trained_movies: usize,
+    /// Neighbours per query.
+    pub neighbours: usize,
+    /// The feature kinds.
+    pub item_features: Vec<String>,
+    /// How many features that gave.
+    pub n_features: usize,
+    /// The three rows of the module doc.
+    pub rows: Vec<GenreShareRow>,
+}
+
+/// The item2vec cold-start evaluation of the P0 config `cfg` on `ds` (see the module doc);
+/// the features are `cfg`'s `model.item_features`, or [`DEFAULT_FEATURES`] when it names none.
+pub fn cold_start_item2vec(
+    ds: &Dataset,
+    cfg: &p0_cbow::Config,
+    fraction: f64,
+    seed: u64,
+    device: Device,
+) -> Result<Item2VecColdStartReport, ModelError> {
+    use rand::SeedableRng;
+    let mut cfg = cfg.clone();
+    if cfg.model.item_features.is_empty() {
+        cfg.model.item_features = FeatureKinds::parse(&DEFAULT_FEATURES)?;
+    }
+    cfg.validate()?;
+    let (n_users, n_movies) = (ds.users.len(), ds.movies.len());
+    let (holdout, train_ds) = hold_out(ds, fraction, seed)?;
+    let sequences = reelvec_data::transforms::user_sequences(&train_ds.ratings, n_users);
+    let outcome = p0_cbow::run_on_sequences(train_ds, &sequences, &cfg, device)?;
+    let trained: Vec<bool> = match &outcome.trained_rated {
+        Some(rated) => rated.movie_counts(n_movies)?.into_iter().map(|c| c > 0).collect(),
+        None => {
+            return Err(ModelError::InvalidData("item2vec with features recorded no training movies".into()))
+        }
+    };
+    let genres = ItemFeatures::build(ds.movies.raws(), &ds.catalogue, &[FeatureKind::Genres], 1)
+        .map_err(|e| ModelError::InvalidData(e.to_string()))?;
+    let shares = |a: usize, near: &[u32]| -> f64 {
+        let ga = genres.of(a);
+        let hits = near.iter().filter(|&&b| genres.of(b as usize).iter().any(|g| ga.contains(g))).count();
+        hits as f64 / near.len().max(1) as f64
+    };
+    let model = &outcome.model;
+    let n_trained = trained.iter().filter(|&&t| t).count();
+    let neighbours_of = |m: usize| -> Result<Vec<u32>, ModelError> {
+        let ranked = crate::traits::no_vector_as_none(model.nearest_by_cosine(m as u32, n_movies))?;
+        Ok(ranked
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|&n| trained[n as usize])
+            .take(NEIGHBOURS)
+            .collect())
+    };
+    let mean = |xs: &[f64]| if xs.is_empty() { f64::NAN } else { xs.iter().sum::<f64>() / xs.len() as f64 };
+    let cold: Vec<usize> =
+        (0..n_movies).filter(|&m| holdout.held_out[m] && !genres.of(m).is_empty()).collect();
+    let warm: Vec<usize> = (0..n_movies).filter(|&m| trained[m] && !genres.of(m).is_empty()).collect();
+    let trained_ids: Vec<u32> = (0..n_movies as u32).filter(|&m| trained[m as usize]).collect();
+    let mut cold_shares = Vec::with_capacity(cold.len());
+    let mut random_shares = Vec::with_capacity(cold.len());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for &m in &cold {
+        cold_shares.push(shares(m, &neighbours_of(m)?));
+        let draw = rand::seq::index::sample(&mut rng, trained_ids.len(), NEIGHBOURS.min(trained_ids.len()));
+        let random: Vec<u32> = draw.into_iter().map(|i| trained_ids[i]).collect();
+        random_shares.push(shares(m, &random));
+    }
+    let warm_shares: Vec<f64> =
+        warm.iter().map(|&m| Ok(shares(m, &neighbours_of(m)?))).collect::<Result<_, ModelError>>()?;
+    let row = |what: &str, queries: usize, share: f64| GenreShareRow {
+        neighbours: what.to_string(),
+        queries,
+        share_same_genre: share,
+    };
+    Ok(Item2VecColdStartReport {
+        model: outcome.kind().to_string(),
+        fraction,
+        seed,
+        held_out_movies: holdout.held_out.iter().filter(|&&h| h).count(),
+        trained_movies: n_trained,
+        neighbours: NEIGHBOURS,
+        item_features: cfg.model.item_features.names(),
+        n_features: model.item_feature_names().len(),
+        rows: vec![
+            row("held-out movies, features alone", cold.len(), mean(&cold_shares)),
+            row("random trained movies (baseline)", cold.len(), mean(&random_shares)),
+            row("trained movies, own vectors", warm.len(), mean(&warm_shares)),
+        ],
+    })
 }

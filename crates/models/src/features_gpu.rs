@@ -2,8 +2,9 @@
 //! device and the two launches of `features.cu` every model with features shares — folding a
 //! table's feature rows into its item rows (`x̃_i = x_i + mean_{f∈F_i} e_f`) and scattering the
 //! item rows' gradient to the feature rows. The model's own kernels run on the folded table
-//! unchanged (`∂x̃/∂x = I`). This module owns no model: the CPU forms and the gradient
-//! derivations are in `mf.rs` ("Item side features"); `mf_gpu.rs` is the user.
+//! unchanged (`∂x̃/∂x = I`). The device twin of `item_features.rs` (the CPU forms and the
+//! gradient derivation); this module owns no model: `mf_gpu.rs` and `item2vec/gpu/features.rs`
+//! are the users.
 
 use reelvec_data::features::ItemFeatures;
 use reelvec_engine::gpu::{grid_for, CudaFunction, CudaSlice, Gpu, KernelSource, PushKernelArg};

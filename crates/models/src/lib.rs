@@ -77,6 +77,7 @@ pub mod export;
 pub(crate) mod features_gpu;
 pub mod foldin;
 pub mod item2vec;
+mod item_features;
 pub mod kernels;
 mod kind;
 pub mod mf;

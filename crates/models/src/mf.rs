@@ -84,9 +84,7 @@ pub const MOVIE_MEAN: &str = "movie_mean";
 pub const FEATURE_FACTORS: &str = "feature_factors";
 /// Table name of the item feature biases (F x 1).
 pub const FEATURE_BIAS: &str = "feature_bias";
-/// Fixed table (M + 1 + nnz x 1) of a run trained with item features: the CSR of each movie's
-/// feature ids, the `M + 1` offsets then the ids (integers, exact in f32 below 2^24).
-pub const ITEM_FEATURE_CSR: &str = "item_feature_csr";
+pub use crate::item_features::ITEM_FEATURE_CSR;
 
 /// The logistic sigmoid `1 / (1 + e^-x)`.
 #[inline]
@@ -225,22 +223,13 @@ impl FeatureTables {
             Some(q) => out.copy_from_slice(q),
             None => out.fill(0.0),
         }
-        let ids = self.table.of(i);
-        if ids.is_empty() {
-            return 0.0;
-        }
-        let w = 1.0 / ids.len() as f32;
-        let e = params.get(self.factors);
-        let mut b = 0.0;
-        for &f in ids {
-            for (o, &v) in out.iter_mut().zip(e.row(f as usize)) {
-                *o += w * v;
+        let w = crate::item_features::add_feature_mean(&self.table, i, params.get(self.factors), out);
+        match self.bias {
+            Some(bias) => {
+                self.table.of(i).iter().fold(0.0, |b, &f| b + w * params.get(bias).data[f as usize])
             }
-            if let Some(bias) = self.bias {
-                b += w * params.get(bias).data[f as usize];
-            }
+            None => 0.0,
         }
-        b
     }
 }
 
@@ -878,7 +867,7 @@ impl MfModel {
             for t in &side.tables {
                 p.insert(t.clone())?;
             }
-            let csr = feature_csr(&side.features)?;
+            let csr = crate::item_features::feature_csr(&side.features)?;
             p.insert(fixed(ITEM_FEATURE_CSR, csr.len(), 1, csr))?;
         }
         Ok(p)
@@ -974,27 +963,6 @@ pub fn features_only_movies(
     }
 }
 
-/// The feature table as the `item_feature_csr` column: offsets, then ids.
-fn feature_csr(features: &ItemFeatures) -> Result<Vec<f32>, ModelError> {
-    let lists = features.lists();
-    let nnz: usize = lists.iter().map(Vec::len).sum();
-    if lists.len() + 1 + nnz >= 1 << 24 {
-        return Err(ModelError::InvalidData(format!(
-            "the item feature table ({} movies, {nnz} feature ids) is too large to store exactly",
-            lists.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(lists.len() + 1 + nnz);
-    out.push(0.0);
-    let mut end = 0usize;
-    for l in &lists {
-        end += l.len();
-        out.push(end as f32);
-    }
-    out.extend(lists.iter().flatten().map(|&f| f as f32));
-    Ok(out)
-}
-
 /// The item side of a saved run: the feature table from `item_feature_csr` and the names in
 /// `run.json`, the feature tables checked against both (errors name the model file).
 fn restore_item_side(
@@ -1003,42 +971,13 @@ fn restore_item_side(
     spec: &MfSpec,
     dir: &Path,
 ) -> Result<ItemSide, ModelError> {
-    let path = dir.join(checkpoint::MODEL_FILE);
     let names = info.item_features.clone();
     let n_features = names.len();
     let mut tables = vec![require_table(params, FEATURE_FACTORS, n_features, Some(spec.k), dir)?.clone()];
     if spec.biases {
         tables.push(require_table(params, FEATURE_BIAS, n_features, Some(1), dir)?.clone());
     }
-    let id = params
-        .id(ITEM_FEATURE_CSR)
-        .ok_or_else(|| ModelError::checkpoint(&path, format!("table `{ITEM_FEATURE_CSR}` is missing")))?;
-    let csr = &params.get(id).data;
-    let bad = |why: &str| ModelError::checkpoint(&path, format!("table `{ITEM_FEATURE_CSR}`: {why}"));
-    let m = spec.n_movies;
-    if csr.len() < m + 1 {
-        return Err(bad("shorter than the movies' offsets"));
-    }
-    let int = |x: f32| (x >= 0.0 && x.fract() == 0.0 && x < (1u32 << 24) as f32).then_some(x as usize);
-    let offsets: Vec<usize> = csr[..=m]
-        .iter()
-        .map(|&x| int(x))
-        .collect::<Option<_>>()
-        .ok_or_else(|| bad("an offset is no count"))?;
-    let ids = &csr[m + 1..];
-    if offsets[0] != 0 || offsets.windows(2).any(|w| w[0] > w[1]) || offsets[m] != ids.len() {
-        return Err(bad("offsets do not describe the ids"));
-    }
-    let mut lists = Vec::with_capacity(m);
-    for w in offsets.windows(2) {
-        let list: Vec<u32> = ids[w[0]..w[1]]
-            .iter()
-            .map(|&x| int(x).map(|v| v as u32))
-            .collect::<Option<_>>()
-            .ok_or_else(|| bad("an id is no index"))?;
-        lists.push(list);
-    }
-    let features = ItemFeatures::from_lists(names, &lists).map_err(|e| bad(&e.to_string()))?;
+    let features = crate::item_features::restore_features(params, names, spec.n_movies, dir)?;
     Ok(ItemSide { features, tables })
 }
 

@@ -370,7 +370,8 @@ pub fn train(
         Resolved::ResidualMf(c) => rating_run!(p4_residual::run_on(ds, c, device)?, c),
         Resolved::Item2vec(c) => {
             let o = p0_cbow::run_on(ds, c, device)?;
-            Ok(TrainedRun { params: o.model.params().clone(), info: o.run_info(c, data_path), rated: None })
+            let info = o.run_info(c, data_path);
+            Ok(TrainedRun { params: o.model.params().clone(), info, rated: o.trained_rated })
         }
         Resolved::Cooc(c) => {
             let o = p1_cooc::run_on(ds, c, device)?;

@@ -608,3 +608,53 @@ fn p0_negative_sampling_epochs_match_the_cpu() {
     }
     assert_eq!(cpu.history.epochs.len(), dev.history.epochs.len());
 }
+
+/// `model.item_features` on CUDA (`GpuFeatureObjective`: composed tables, the plain kernels,
+/// the feature scatter) against the CPU's `FeatureObjective` from the same seed, full softmax
+/// and negative sampling: per-epoch losses to the protocol's 1e-4 relative and the learned
+/// feature table close (atomics reorder the sums, rounding-level).
+#[test]
+fn p0_with_item_features_matches_the_cpu() {
+    let Some(_gpu) = gpu_or_skip() else { return };
+    let data = small_franchise_data();
+    for loss in [
+        reelvec_models::item2vec::OutputLoss::FullSoftmax,
+        reelvec_models::item2vec::OutputLoss::NegativeSampling,
+    ] {
+        let mut config = Config { top_movies: 50, min_user_ratings: 10, ..Config::default() };
+        config.model.loss = loss;
+        config.model.item_features =
+            reelvec_models::item2vec::FeatureKinds::parse(&["genres", "decade"]).unwrap();
+        config.train.quiet = true;
+        config.train.epochs = 4;
+        config.train.early_stopping = None;
+        let cpu = p0_cbow::run_on(&data.dataset, &config, Device::Cpu).unwrap();
+        let dev = p0_cbow::run_on(&data.dataset, &config, Device::Cuda(0)).unwrap();
+        assert_eq!(cpu.history.epochs.len(), dev.history.epochs.len());
+        for (c, d) in cpu.history.epochs.iter().zip(&dev.history.epochs) {
+            let rel = |a: f64, b: f64| (a - b).abs() / a.abs();
+            let (t, v) = (rel(c.train_loss, d.train_loss), rel(c.val_loss.unwrap(), d.val_loss.unwrap()));
+            eprintln!("{loss:?} with features, epoch {}: train rel {t:.1e}, val rel {v:.1e}", c.epoch);
+            assert!(t < 1e-4 && v < 1e-4, "{loss:?} epoch {}: train rel {t:.1e}, val rel {v:.1e}", c.epoch);
+        }
+        let (pc, pd) = (cpu.model.params(), dev.model.params());
+        let id = pc.id("feature_embedding").expect("the run keeps its input feature table");
+        let err = table_error(&pc.get(id).data, &pd.get(id).data);
+        assert!(err < 1e-3, "{loss:?}: feature_embedding differs by {err:.2e} of its scale");
+    }
+}
+
+/// Features on CUDA go through the device twin, not a refusal: without a device the request
+/// fails naming CUDA; on a GPU machine an ordinal past the last device does.
+#[test]
+fn p0_with_item_features_on_a_missing_device_is_a_clear_cuda_error() {
+    let ordinal = if gpu::available() { 64 } else { 0 };
+    let mut config = Config { top_movies: 50, min_user_ratings: 10, ..Config::default() };
+    config.model.item_features = reelvec_models::item2vec::FeatureKinds::parse(&["genres"]).unwrap();
+    config.train.quiet = true;
+    config.train.epochs = 1;
+    let err = p0_cbow::run_on(&small_franchise_data().dataset, &config, Device::Cuda(ordinal)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.to_lowercase().contains("cuda"), "unclear error: {text}");
+    assert!(!text.contains("Unsupported") && !text.contains("train on the CPU"), "still refused: {text}");
+}

@@ -13,6 +13,7 @@
 //! `out_weight` (V x k), `out_bias` (V x 1).
 
 mod examples;
+pub mod features;
 pub mod gensim;
 pub mod gpu;
 #[cfg(test)]
@@ -26,6 +27,7 @@ mod simd;
 pub mod softmax;
 
 pub use examples::Examples;
+pub use features::{FeatureKinds, FeatureObjective, FeatureSide};
 pub use gensim::{decayed_train_config, keep_probabilities, EpochSampling};
 pub use model::{Item2Vec, RankMetrics};
 pub use negative::UnigramSampler;
@@ -181,6 +183,12 @@ pub struct Item2VecConfig {
     /// `pair_sgd_hogwild` (the same updates by lock-free workers, as gensim's: results vary
     /// with thread scheduling).
     pub trainer: Item2VecTrainer,
+    /// Item side features (`model.item_features`: any of `"genres"`, `"decade"`, `"tags"`;
+    /// none by default): a movie's input and output vectors are its id rows plus the mean of
+    /// its feature rows ([`features`]). The engine trainer only.
+    pub item_features: FeatureKinds,
+    /// With `"tags"`: how many of the most frequent tags become features (50).
+    pub tags_top: usize,
 }
 
 impl Item2VecConfig {
@@ -222,6 +230,15 @@ impl Item2VecConfig {
                 self.trainer.as_str(),
                 "`engine`, or `pair_sgd` / `pair_sgd_hogwild` with `loss = \"negative_sampling\"`",
                 self.loss == OutputLoss::NegativeSampling,
+            )?;
+        }
+        check_key(&format!("{prefix}.tags_top"), self.tags_top, "at least 1", self.tags_top >= 1)?;
+        if !self.item_features.is_empty() {
+            check_key(
+                &format!("{prefix}.item_features"),
+                format!("{:?}", self.item_features.names()),
+                "[] (none) with `trainer = \"pair_sgd\"`: item features train through the engine trainer only",
+                self.trainer == Item2VecTrainer::Engine,
             )?;
         }
         let s = self.sample;
@@ -268,6 +285,8 @@ impl Default for Item2VecConfig {
             alpha: None,
             min_alpha: None,
             trainer: Item2VecTrainer::Engine,
+            item_features: FeatureKinds::default(),
+            tags_top: 50,
         }
     }
 }

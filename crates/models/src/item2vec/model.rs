@@ -38,6 +38,7 @@ pub struct Item2Vec {
     config: Item2VecConfig,
     params: ParamStore,
     tables: Item2VecTables,
+    feature_names: Vec<String>,
 }
 
 impl Item2Vec {
@@ -51,12 +52,24 @@ impl Item2Vec {
                 config.dim
             )));
         }
-        Ok(Self { config, params, tables })
+        Ok(Self { config, params, tables, feature_names: Vec::new() })
     }
 
     /// The configuration.
     pub fn config(&self) -> &Item2VecConfig {
         &self.config
+    }
+
+    /// The feature names (by id) of a model trained with `model.item_features` (empty
+    /// without), as `run.json` records them.
+    pub fn item_feature_names(&self) -> Vec<String> {
+        self.feature_names.clone()
+    }
+
+    /// The model with its feature names (by id) recorded.
+    pub fn with_feature_names(mut self, names: Vec<String>) -> Self {
+        self.feature_names = names;
+        self
     }
 
     /// The parameters (for checkpoints).

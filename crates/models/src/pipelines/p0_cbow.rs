@@ -26,11 +26,12 @@ use serde::{Deserialize, Serialize};
 use super::{check_fraction, check_key, check_tables_fit, check_train, run_info_for, ModelKind, MovieScore};
 use crate::checkpoint::{self, RunInfo};
 use crate::item2vec::{
-    decayed_train_config, sgd, Architecture, EpochSampling, Examples, Item2Vec, Item2VecConfig,
-    Item2VecObjective, Item2VecTables, Item2VecTrainer, RankMetrics,
+    decayed_train_config, features, sgd, Architecture, EpochSampling, Examples, FeatureObjective,
+    FeatureSide, Item2Vec, Item2VecConfig, Item2VecObjective, Item2VecTables, Item2VecTrainer, RankMetrics,
 };
 use crate::traits::ItemEmbeddings;
 use crate::ModelError;
+use reelvec_data::features::ItemFeatures;
 
 /// P0's configuration (notebook defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +142,10 @@ pub struct Outcome {
     pub neighbours: Vec<(MovieScore, Vec<MovieScore>)>,
     /// The validation examples (for further metrics).
     pub val_examples: Examples,
+    /// With `model.item_features`: each user's training movies (none for validation users),
+    /// saved as the run's `rated.safetensors`; a movie outside them has its vectors from its
+    /// features alone.
+    pub trained_rated: Option<checkpoint::RatedItems>,
 }
 
 /// P0's scalar figures.
@@ -265,6 +270,18 @@ fn train_on_sequences(
     if train.is_empty() {
         return Err(ModelError::InvalidData("P0: the training sequences give no example".into()));
     }
+    // Item side features (`model.item_features`): the table of the vocabulary's movies, built by
+    // the one owner the MF pipelines use; a movie of no training sequence gets its vectors from
+    // its features alone.
+    let features =
+        super::MfModelConfig { item_features: m.item_features.names(), tags_top: m.tags_top }.build(&data)?;
+    let feature_names = features.as_ref().map(|f| f.names().to_vec()).unwrap_or_default();
+    let mut seen = vec![false; vocab];
+    for &u in &train_users {
+        for &t in &sequences[u as usize] {
+            seen[t as usize] = true;
+        }
+    }
     let (params, history, train_examples) = if m.trainer != Item2VecTrainer::Engine {
         if matches!(device, reelvec_engine::Device::Cuda(_)) {
             return Err(ModelError::Unsupported {
@@ -276,9 +293,9 @@ fn train_on_sequences(
         let (params, history) = sgd::train_pairs(&pick(&train_users), vocab, m, &config.train, config.seed)?;
         (params, history, train_len)
     } else {
-        fit_engine(vocab, m, config, train, &val, &pick(&train_users), device)?
+        fit_engine(vocab, config, train, &val, &pick(&train_users), features.map(|f| (f, &seen[..])), device)?
     };
-    let model = Item2Vec::new(*m, params)?;
+    let model = Item2Vec::new(*m, params)?.with_feature_names(feature_names);
     let val_rank = (!val.is_empty()).then(|| model.rank_metrics(&val));
     let last = history.epochs.last();
     let figures = Figures {
@@ -324,24 +341,84 @@ fn train_on_sequences(
             Ok((MovieScore::new(&data, q, 1.0), MovieScore::list(&data, &list)))
         })
         .collect::<Result<_, ModelError>>()?;
-    Ok(Outcome { model, dataset: data, history, figures, middle, neighbours, val_examples: val })
+    // With features, the training users' movies are stored (`rated.safetensors`): the movies
+    // outside them have vectors from features alone, which `similar` and `recommend` mark.
+    let trained_rated = (!m.item_features.is_empty()).then(|| {
+        let mut rows = vec![Vec::new(); sequences.len()];
+        for &u in &train_users {
+            rows[u as usize].clone_from(&sequences[u as usize]);
+        }
+        checkpoint::RatedItems::from_rows(&rows)
+    });
+    Ok(Outcome {
+        model,
+        dataset: data,
+        history,
+        figures,
+        middle,
+        neighbours,
+        val_examples: val,
+        trained_rated,
+    })
 }
 
 /// The engine trainer's fit of P0 (`model.trainer = "engine"`): the objective over `train`,
-/// validation on `val`, the trainer on `device`. Returns the tables, history and the number of
-/// training examples.
+/// validation on `val`, the trainer on `device`; with `features` (the table and which movies a
+/// training sequence holds) the [`FeatureObjective`] on the CPU, its tables folded. Returns the
+/// tables, history and the number of training examples.
 fn fit_engine(
     vocab: usize,
-    m: &Item2VecConfig,
     config: &Config,
     train: Examples,
     val: &Examples,
     train_sequences: &[Vec<u32>],
+    features: Option<(ItemFeatures, &[bool])>,
     device: reelvec_engine::Device,
 ) -> Result<(ParamStore, History, usize), ModelError> {
+    let m = &config.model;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let mut params = reelvec_engine::ParamStore::new();
     let tables = Item2VecTables::register(&mut params, vocab, m, &mut rng)?;
+    if let Some((features, seen)) = features {
+        let side = FeatureSide::register(&mut params, &tables, features)?;
+        let val_opt = (!val.is_empty()).then(|| val.clone());
+        let mut inner = Item2VecObjective::new(*m, tables, vocab, train, val_opt, config.seed)?;
+        if let Some(sampling) = EpochSampling::new(train_sequences.to_vec(), vocab, m, config.seed) {
+            inner = inner.with_epoch_sampling(sampling)?;
+        }
+        let train_config = decayed_train_config(m, &config.train, train_sequences.len());
+        if let reelvec_engine::Device::Cuda(_) = device {
+            if m.resamples() {
+                return Err(ModelError::Unsupported {
+                    operation: "gensim's per-epoch `sample` / `shrink_windows` on CUDA (train on the CPU)"
+                        .into(),
+                    kind: kind_of(m).to_string(),
+                });
+            }
+            // The device twin: the plain GPU objective on the composed tables
+            // (item2vec/gpu/features.rs).
+            let gpu = reelvec_engine::gpu::Gpu::for_device(device)?;
+            let plain = crate::item2vec::gpu::GpuItem2VecObjective::new(
+                &gpu,
+                *m,
+                tables,
+                vocab,
+                inner.train_examples(),
+                inner.val_examples(),
+            )?
+            .with_seed(config.seed);
+            let mut dev = crate::item2vec::gpu::GpuFeatureObjective::new(&gpu, plain, tables, &side)?;
+            let history = Trainer::new(train_config).fit_gpu(&gpu, &mut dev, &mut params)?;
+            let examples = inner.train_examples().len();
+            return Ok((features::fold(&params, &tables, &side, seen)?, history, examples));
+        }
+        let objective = FeatureObjective::new(inner, side.clone(), &params)?;
+        let history = Trainer::new(train_config).fit_with(&objective, &mut params, |stats, _| {
+            objective.inner().set_epoch(stats.epoch as u64 + 1)
+        })?;
+        let examples = objective.inner().train_examples().len();
+        return Ok((features::fold(&params, &tables, &side, seen)?, history, examples));
+    }
     let val_opt = (!val.is_empty()).then(|| val.clone());
     let mut objective = Item2VecObjective::new(*m, tables, vocab, train, val_opt, config.seed)?;
     if let Some(sampling) = EpochSampling::new(train_sequences.to_vec(), vocab, m, config.seed) {
@@ -398,7 +475,12 @@ impl Outcome {
     /// Writes the run directory (`model.safetensors`, `run.json` with the filtered vocabulary's
     /// ids and titles, the history and the figures).
     pub fn save(&self, dir: &Path, config: &Config, data_path: Option<&Path>) -> Result<(), ModelError> {
-        checkpoint::save_run(dir, self.model.params(), &self.run_info(config, data_path), None)
+        checkpoint::save_run(
+            dir,
+            self.model.params(),
+            &self.run_info(config, data_path),
+            self.trained_rated.as_ref(),
+        )
     }
 
     /// [`save`](Self::save) for a run trained on a sequence corpus (`--sequences`): its movies
@@ -407,7 +489,7 @@ impl Outcome {
     pub fn save_corpus_run(&self, dir: &Path, config: &Config, corpus_path: &Path) -> Result<(), ModelError> {
         let mut info = self.run_info(config, Some(corpus_path));
         info.tokens = true;
-        checkpoint::save_run(dir, self.model.params(), &info, None)
+        checkpoint::save_run(dir, self.model.params(), &info, self.trained_rated.as_ref())
     }
 
     /// The run's `run.json`: the filtered vocabulary's ids and titles, history and figures.
@@ -416,6 +498,7 @@ impl Outcome {
             run_info_for(&self.dataset, self.kind(), crate::config::to_json(config), config.seed, data_path);
         info.history = serde_json::to_value(&self.history).unwrap_or_default();
         info.metrics = serde_json::to_value(&self.figures).unwrap_or_default();
+        info.item_features = self.model.item_feature_names();
         info
     }
 
@@ -455,7 +538,7 @@ pub fn model_of_run(params: ParamStore, info: &RunInfo, dir: &Path) -> Result<It
     }
     let config: Config = serde_json::from_value(info.config.clone())
         .map_err(|e| ModelError::checkpoint(dir.join("run.json"), format!("P0 config: {e}")))?;
-    Item2Vec::new(config.model, params)
+    Ok(Item2Vec::new(config.model, params)?.with_feature_names(info.item_features.clone()))
 }
 
 /// The `k` most likely movies between `before` and `after` (dense indices of the run `info`

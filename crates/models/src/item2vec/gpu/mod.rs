@@ -25,7 +25,8 @@
 //! with lr decaying linearly over the run, Hogwild updates (see `negative.cu`).
 //!
 //! Files: this module wires the objective ([`GpuItem2VecObjective`]: kernel sources, the
-//! trainer's `GpuObjective`); `softmax.rs` the full-softmax launches; `negative.rs` `ns_step`
+//! trainer's `GpuObjective`); `features.rs` its twin with item side features
+//! ([`GpuFeatureObjective`]); `softmax.rs` the full-softmax launches; `negative.rs` `ns_step`
 //! and Hogwild SGNS; `upload.rs` the device example tables.
 
 use std::time::Instant;
@@ -44,9 +45,12 @@ use super::{
 };
 use crate::ModelError;
 
+mod features;
 mod negative;
 mod softmax;
 mod upload;
+
+pub use features::GpuFeatureObjective;
 
 pub use negative::{alias_table, sgns_params, train_sgns, GpuSgns, SgnsConfig, SgnsCorpus, SgnsEpoch};
 use negative::{DeviceNegatives, NegativeLaunch};
