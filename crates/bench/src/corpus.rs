@@ -332,6 +332,19 @@ pub fn run(plan: &CorpusPlan<'_>, notes: &mut Vec<String>) -> Result<(String, Ve
                 }
                 figures.push(Figure::new("held-out pairs scored", n_pairs as f64, "pairs"));
                 let hogwild = trainer == Item2VecTrainer::PairSgdHogwild;
+                // The speed target holds at equal quality only (issues 11 and 13).
+                let below = peer_hit.filter(|&p| !equal_quality(ours_hit, p, n_pairs));
+                let mut note = if hogwild {
+                    "ours: per-pair SGD, Hogwild (model.trainer = pair_sgd_hogwild: lock-free shared tables, results vary with thread scheduling); gensim: Hogwild SGD (the same gensim run as the pair_sgd row); both alpha 0.025 -> 0.0001; both timed on training alone".to_string()
+                } else {
+                    "ours: per-pair SGD (model.trainer = pair_sgd, 8 deterministic lanes, bitwise identical for any thread count); gensim: Hogwild SGD; both alpha 0.025 -> 0.0001; both timed on training alone".to_string()
+                };
+                if let Some(p) = below {
+                    let _ = write!(
+                        note,
+                        "; QUALITY BELOW gensim's beyond noise (hit@10 {ours_hit:.4} vs {p:.4}): no speed target is judged"
+                    );
+                }
                 cases.push(Case {
                     id: format!(
                         "corpus-{}{}-t{threads}",
@@ -352,14 +365,10 @@ pub fn run(plan: &CorpusPlan<'_>, notes: &mut Vec<String>) -> Result<(String, Ve
                     },
                     peer: peer_timing,
                     same_rows: peer.as_ref().map(|_| true),
-                    target_speedup: Some(1.0),
+                    target_speedup: below.is_none().then_some(1.0),
                     quality: vec![Quality::new("next-token hit@10 (held-out lines)", Some(ours_hit), peer_hit)],
                     figures,
-                    note: Some(if hogwild {
-                        "ours: per-pair SGD, Hogwild (model.trainer = pair_sgd_hogwild: lock-free shared tables, results vary with thread scheduling); gensim: Hogwild SGD (the same gensim run as the pair_sgd row); both alpha 0.025 -> 0.0001; both timed on training alone".into()
-                    } else {
-                        "ours: per-pair SGD (model.trainer = pair_sgd, 8 deterministic lanes, bitwise identical for any thread count); gensim: Hogwild SGD; both alpha 0.025 -> 0.0001; both timed on training alone".into()
-                    }),
+                    note: Some(note),
                     load_refused: None,
                 });
             }
@@ -368,10 +377,29 @@ pub fn run(plan: &CorpusPlan<'_>, notes: &mut Vec<String>) -> Result<(String, Ve
     Ok((label, cases))
 }
 
+/// Whether hit rate `ours` is as good as `peer`'s within noise, both over `n` held-out pairs: not
+/// below it by more than two standard errors of the difference of two proportions,
+/// `2 sqrt(2 p (1 - p) / n)` at their mean `p`.
+fn equal_quality(ours: f64, peer: f64, n: usize) -> bool {
+    let p = (ours + peer) / 2.0;
+    let two_se = 2.0 * (2.0 * p * (1.0 - p) / n.max(1) as f64).sqrt();
+    ours >= peer - two_se
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_quality_allows_two_standard_errors() {
+        // n = 2000 at p = 0.25: 2 SE of the difference = 2 sqrt(2 * 0.1875 / 2000) = 0.0274.
+        assert!(equal_quality(0.2765, 0.288, 2000));
+        assert!(equal_quality(0.30, 0.25, 2000));
+        assert!(equal_quality(0.2235, 0.25, 2000));
+        assert!(!equal_quality(0.2035, 0.2535, 2000));
+        assert!(!equal_quality(0.192, 0.288, 2000));
+    }
 
     #[test]
     fn next_token_hits_by_hand() {

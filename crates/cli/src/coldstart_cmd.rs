@@ -42,7 +42,7 @@ pub struct Args {
     /// features; genres and decade when none are named).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Compute device for training: cpu (features train on the CPU only), cuda or auto.
+    /// Compute device for training: cpu, cuda or auto (both fits, features included).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Also write the report as JSON to this file.
