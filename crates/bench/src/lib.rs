@@ -105,6 +105,8 @@ pub struct SuiteOptions {
     pub repeats: usize,
     /// Notebook suite: P0's vocabulary sizes, one case each (default 50, 200, 1000).
     pub p0_vocab: Vec<usize>,
+    /// Notebook suite: the pipelines to run (all when empty).
+    pub notebook_cases: Vec<notebook::NotebookCase>,
 }
 
 impl SuiteOptions {
@@ -122,6 +124,7 @@ impl SuiteOptions {
             command: String::new(),
             repeats: notebook::DEFAULT_REPEATS,
             p0_vocab: notebook::DEFAULT_P0_VOCAB.to_vec(),
+            notebook_cases: Vec::new(),
         }
     }
 }
@@ -191,6 +194,7 @@ pub fn run_suite(opts: &SuiteOptions, data: Option<BenchData>) -> Result<BenchRe
                     device,
                     repeats: args.repeats,
                     p0_vocab: args.p0_vocab.clone(),
+                    cases: args.notebook_cases.clone(),
                 };
                 notebook::run(&plan, &mut notes)
             };

@@ -41,6 +41,23 @@ pub struct NotebookPlan<'a> {
     pub repeats: usize,
     /// P0's vocabulary sizes (top-N most-rated movies), one case each.
     pub p0_vocab: Vec<usize>,
+    /// The pipelines to run (all when empty).
+    pub cases: Vec<NotebookCase>,
+}
+
+/// The pipelines of the notebook suite (`--notebook-cases`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotebookCase {
+    /// P0 CBOW, one case per `--p0-vocab` size.
+    P0,
+    /// P1 co-occurrence factorisation.
+    P1,
+    /// P2 biased MF.
+    P2,
+    /// P3 sigmoid MF and its top-N call.
+    P3,
+    /// P4 residual MF.
+    P4,
 }
 
 /// Runs of each case per side unless told otherwise.
@@ -68,15 +85,26 @@ pub fn run(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>
          load averages are the highest before and after any run of that side"
     ));
     notes.push(DENSE_ADAM_BOUND_NOTE.to_string());
+    let runs = |case: NotebookCase| plan.cases.is_empty() || plan.cases.contains(&case);
     let mut cases = Vec::new();
-    for &vocab in &plan.p0_vocab {
-        let id = if vocab == 50 { "P0".to_string() } else { format!("P0 top-{vocab}") };
-        cases.extend(repeated(n, notes, |notes| Ok(vec![p0(plan, notes, vocab, &id)?])).context(&id)?);
+    if runs(NotebookCase::P0) {
+        for &vocab in &plan.p0_vocab {
+            let id = if vocab == 50 { "P0".to_string() } else { format!("P0 top-{vocab}") };
+            cases.extend(repeated(n, notes, |notes| Ok(vec![p0(plan, notes, vocab, &id)?])).context(&id)?);
+        }
     }
-    cases.extend(repeated(n, notes, |notes| Ok(vec![p1(plan, notes)?])).context("P1")?);
-    cases.extend(repeated(n, notes, |notes| Ok(vec![p2(plan, notes)?])).context("P2")?);
-    cases.extend(repeated(n, notes, |notes| p3(plan, notes)).context("P3")?);
-    cases.extend(repeated(n, notes, |notes| Ok(vec![p4(plan, notes)?])).context("P4")?);
+    if runs(NotebookCase::P1) {
+        cases.extend(repeated(n, notes, |notes| Ok(vec![p1(plan, notes)?])).context("P1")?);
+    }
+    if runs(NotebookCase::P2) {
+        cases.extend(repeated(n, notes, |notes| Ok(vec![p2(plan, notes)?])).context("P2")?);
+    }
+    if runs(NotebookCase::P3) {
+        cases.extend(repeated(n, notes, |notes| p3(plan, notes)).context("P3")?);
+    }
+    if runs(NotebookCase::P4) {
+        cases.extend(repeated(n, notes, |notes| Ok(vec![p4(plan, notes)?])).context("P4")?);
+    }
     Ok(cases)
 }
 
@@ -603,6 +631,7 @@ mod tests {
             device: Device::Cpu,
             repeats: 2,
             p0_vocab: vec![50, 20],
+            cases: Vec::new(),
         };
         let mut notes = vec![];
         let cases = run(&plan, &mut notes).unwrap();
@@ -613,7 +642,10 @@ mod tests {
             assert!(c.figures.contains(&Figure::new("runs per side (medians)", 2.0, "")), "{}", c.id);
         }
         assert!(notes.iter().any(|n| n.starts_with("each case ran 2 time(s) per side")), "{notes:?}");
-        let zero = NotebookPlan { p0_vocab: vec![0], ..plan };
+        let only = NotebookPlan { cases: vec![NotebookCase::P3, NotebookCase::P0], repeats: 1, ..plan };
+        let ids: Vec<String> = run(&only, &mut notes).unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["P0", "P0 top-20", "P3", "P3 top-N"]);
+        let zero = NotebookPlan { p0_vocab: vec![0], cases: Vec::new(), ..only };
         assert!(run(&zero, &mut notes).unwrap_err().to_string().contains("at least 1"));
     }
 }

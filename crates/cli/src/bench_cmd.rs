@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use reelvec_bench::notebook::NotebookCase;
 use reelvec_bench::{load_reports, render, run_suite, summary, BenchData, ScaleCase, Suite, SuiteOptions};
 
 use crate::data_cmd::{load_data, ReadOptions};
@@ -68,6 +69,33 @@ impl From<ScaleCaseArg> for ScaleCase {
     }
 }
 
+/// `--notebook-cases` (reelvec-bench's [`NotebookCase`], spelled for the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotebookCaseArg {
+    /// P0 CBOW (one case per --p0-vocab size).
+    P0,
+    /// P1 co-occurrence factorisation.
+    P1,
+    /// P2 biased MF.
+    P2,
+    /// P3 sigmoid MF and its top-N call.
+    P3,
+    /// P4 residual MF.
+    P4,
+}
+
+impl From<NotebookCaseArg> for NotebookCase {
+    fn from(c: NotebookCaseArg) -> Self {
+        match c {
+            NotebookCaseArg::P0 => NotebookCase::P0,
+            NotebookCaseArg::P1 => NotebookCase::P1,
+            NotebookCaseArg::P2 => NotebookCase::P2,
+            NotebookCaseArg::P3 => NotebookCase::P3,
+            NotebookCaseArg::P4 => NotebookCase::P4,
+        }
+    }
+}
+
 /// `reelvec bench` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -113,6 +141,10 @@ pub struct Args {
           default_values_t = reelvec_bench::notebook::DEFAULT_P0_VOCAB,
           value_parser = crate::args::count)]
     pub p0_vocab: Vec<usize>,
+    /// Notebook suite: the pipelines to run (default all), e.g. `p2,p3` on a large catalogue
+    /// where PyTorch's dense P1 takes minutes a step.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "CASE,...")]
+    pub notebook_cases: Vec<NotebookCaseArg>,
     /// Regenerate this markdown file from the reports in --results (after the run, if any).
     #[arg(long, value_name = "FILE")]
     pub doc: Option<PathBuf>,
@@ -173,6 +205,7 @@ pub fn run(args: Args) -> Result<()> {
             command: command_line(),
             repeats: args.repeats,
             p0_vocab: args.p0_vocab.clone(),
+            notebook_cases: args.notebook_cases.iter().map(|&c| c.into()).collect(),
         };
         let report = run_suite(&opts, data)?;
         out!("{}", summary(&report));
@@ -252,5 +285,10 @@ mod tests {
         assert_eq!((cli.args.repeats, cli.args.p0_vocab), (5, vec![50, 1000]));
         assert!(Cli::try_parse_from(["bench", "--repeats", "0"]).is_err());
         assert!(Cli::try_parse_from(["bench", "--p0-vocab", "50,0"]).is_err());
+        assert!(cli.args.notebook_cases.is_empty());
+        let cli = Cli::try_parse_from(["bench", "--notebook-cases", "p2,p3"]).unwrap();
+        let cases: Vec<NotebookCase> = cli.args.notebook_cases.iter().map(|&c| c.into()).collect();
+        assert_eq!(cases, [NotebookCase::P2, NotebookCase::P3]);
+        assert!(Cli::try_parse_from(["bench", "--notebook-cases", "p5"]).is_err());
     }
 }
