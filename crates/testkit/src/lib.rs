@@ -39,6 +39,8 @@ pub enum Need {
     Data,
     /// An opt-in long run or measurement at scale, not asked for (`REELVEC_REQUIRE_OPTIN`).
     OptIn,
+    /// A CPU instruction set the test compares against the baseline build (AVX2 on x86-64).
+    CpuFeature,
 }
 
 impl Need {
@@ -50,6 +52,7 @@ impl Need {
             Need::Browser => "BROWSER",
             Need::Data => "DATA",
             Need::OptIn => "OPTIN",
+            Need::CpuFeature => "CPU_FEATURE",
         }
     }
 

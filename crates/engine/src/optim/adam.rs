@@ -17,10 +17,11 @@
 //! Subnormals are kept (PyTorch's default), but the dense pass does no arithmetic on them: a
 //! row no rating touches for long has its first moment stuck a few units of 2^-149 from 0
 //! (`m + 0.1 (0 - m)` rounds back to `m`), and every later step over it would take microcode
-//! assists. [`adam_update`] sends chunks of 8 lanes with a subnormal first moment to `soft`:
+//! assists. [`adam_update`] sends chunks of 8 lanes with a small value (near or in the
+//! subnormal range, which also covers intermediates such as `(1 - beta2) g g`) to `soft`:
 //! the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2` and an
-//! integer step of `m` on the subnormal grid; other
-//! lanes with a subnormal input are emulated exactly in normal-range f64. The derivations are
+//! integer step of `m` on the subnormal grid; the other lanes are emulated exactly in
+//! normal-range f64, 8 at a time and branch-free. The derivations are
 //! in `adam/soft.rs`; the plain hardware loop stays as `step_reference`.
 
 use rayon::prelude::*;
@@ -125,29 +126,174 @@ fn adam_elem(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
     *p += s.neg_step_size * *m / denom;
 }
 
+/// One step's scalars with what the fused loop derives from them once: whether subnormal lanes
+/// are routed to `soft` (the scalars all normal, and [`emulation_pays`] on this CPU) and the
+/// idle fast path's scalars. [`ReplayAdam`] keeps these for its pending steps, so a replay does
+/// not re-derive them per row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PreparedStep {
+    s: StepScalars,
+    emulate: bool,
+    idle: Option<soft::IdleScalars>,
+}
+
+impl PreparedStep {
+    pub(crate) fn new(s: StepScalars) -> Self {
+        Self {
+            s,
+            emulate: soft::scalars_are_normal(&s) && emulation_pays(),
+            idle: soft::IdleScalars::new(&s),
+        }
+    }
+
+    /// With the routing to `soft` whatever this CPU's measurement says (tests of that path).
+    #[cfg(test)]
+    pub(crate) fn emulated(s: StepScalars) -> Self {
+        Self { emulate: soft::scalars_are_normal(&s), ..Self::new(s) }
+    }
+}
+
 /// The fused element loop: reads `g`, updates `m`, `v`, writes `p` (one pass over memory).
 ///
-/// Blocks of [`BLOCK`] and then chunks of [`LANES`] elements without a subnormal first moment
-/// run [`adam_elem`] on every lane, vectorised, as before. In a chunk with one, the lanes of an
-/// idle row (subnormal first moment, gradient 0) take [`soft::idle_lanes`] (`p *= decay;
-/// v *= beta2` and `m` moved by integer work, proven equal), each other lane with a
-/// subnormal (and finite) input runs [`soft::adam_elem_soft`] (every operation emulated in
-/// normal-range f64), and the rest run [`adam_elem`]. The bits never depend on the path (only
-/// the speed does): see `soft`'s derivations and the tests `soft::tests::*` and
-/// `optim::tests::dense_pass_is_bitwise_the_reference_over_long_idle_spans`.
+/// Where subnormal arithmetic is slow on this CPU ([`emulation_pays`]), blocks of [`BLOCK`]
+/// and then chunks of [`LANES`] elements without a subnormal first moment run [`adam_elem`] on
+/// every lane, vectorised; in a chunk with one, the lanes of an idle row (subnormal first
+/// moment, gradient 0) take [`soft::idle_lanes`] (`p *= decay; v *= beta2` and `m` moved by
+/// integer work, proven equal), each other lane with a subnormal (and finite) input runs
+/// [`soft::adam_elem_soft`] (every operation emulated in normal-range f64), and the rest run
+/// [`adam_elem`]. Elsewhere the plain vectorised loop runs every lane in hardware. The bits
+/// never depend on the path (only the speed does): see `soft`'s derivations and the tests
+/// `soft::tests::*` and `optim::tests::dense_pass_is_bitwise_the_reference_over_long_idle_spans`.
 #[inline]
 fn adam_update(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    if !soft::scalars_are_normal(&s) {
-        return adam_update_reference(s, p, g, m, v);
+    adam_update_prepared(&PreparedStep::new(s), p, g, m, v);
+}
+
+/// [`EMULATION`]: not measured yet.
+const UNMEASURED: u8 = 0;
+/// [`EMULATION`]: subnormal lanes go to `soft`.
+const EMULATE: u8 = 1;
+/// [`EMULATION`]: every lane in hardware.
+const HARDWARE: u8 = 2;
+/// This process's routing of subnormal lanes (see [`emulation_pays`]).
+static EMULATION: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(UNMEASURED);
+
+/// Whether routing lanes with subnormal state to `soft` beats the hardware on this CPU,
+/// measured once per process (well under a millisecond). The cost of subnormal arithmetic
+/// differs by an order of magnitude between CPUs: where it takes microcode assists (~100+
+/// cycles an operation, as on many Intel cores) the emulation (integer work for idle lanes,
+/// normal-range f64 for the rest) is far cheaper; on this project's AMD EPYC machines the
+/// hardware handles the idle rows' subnormals at about twice a normal lane's cost, and the
+/// f64 emulation is 10-40 times slower than that. The measurement times both paths over 1,024
+/// lanes in the two idle states that reach `soft` (plain Adam: subnormal first moment; Adam
+/// with L2: subnormal weight and first moment), best of 5; the emulation is chosen when it is
+/// at least 1.25x faster. Only the speed depends on the answer, never the bits.
+fn emulation_pays() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    match EMULATION.load(Relaxed) {
+        EMULATE => true,
+        HARDWARE => false,
+        _ => {
+            let pays = measure_emulation();
+            // A concurrent first caller may store its own answer; either is a valid routing.
+            EMULATION.store(if pays { EMULATE } else { HARDWARE }, Relaxed);
+            pays
+        }
     }
-    let idle = soft::IdleScalars::new(&s);
+}
+
+/// Routes subnormal lanes to `soft` for the rest of the process, whatever [`emulation_pays`]
+/// measured: the tests of that path run it on every CPU.
+#[cfg(test)]
+pub(crate) fn force_emulation() {
+    EMULATION.store(EMULATE, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// [`emulation_pays`]'s measurement.
+fn measure_emulation() -> bool {
+    const N: usize = 1024;
+    let plain = StepScalars::new(&AdamConfig::default(), 1e-3, 1000, false);
+    let l2 = StepScalars::new(&AdamConfig { weight_decay: 3e-4, ..AdamConfig::default() }, 3e-3, 1000, false);
+    // Idle rows as training leaves them: plain Adam's first moment at a fixed point a few units
+    // of 2^-149 from 0; with L2, the weight and the first moment both subnormal.
+    let states = [
+        (plain, [0.3f32, 0.0, f32::from_bits(4), 1e-12]),
+        (l2, [f32::from_bits(140_000), 0.0, f32::from_bits(40), 4e-11]),
+    ];
+    let time = |emulate: bool| {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let start = std::time::Instant::now();
+            for (s, [p0, g0, m0, v0]) in states {
+                let (mut p, g, mut m, mut v) = (vec![p0; N], vec![g0; N], vec![m0; N], vec![v0; N]);
+                let ps = PreparedStep { s, emulate, idle: soft::IdleScalars::new(&s) };
+                adam_update_prepared(&ps, &mut p, &g, &mut m, &mut v);
+                std::hint::black_box((&p, &m, &v));
+            }
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        best
+    };
+    time(true) * 1.25 < time(false)
+}
+
+/// [`adam_update`] with the step's derived scalars at hand, compiled for AVX2 where the CPU
+/// has it (8 lanes a vector instead of SSE's 4). The ISA changes the speed only: every
+/// operation of [`adam_elem`] is an IEEE-754 single-precision `*`, `+`, `-`, `/` or `sqrt`,
+/// correctly rounded whatever the vector width, and Rust contracts nothing into FMAs (the
+/// `fma` feature only lets the compiler use the instructions where the source asks), so the
+/// bits are those of the SSE build (test `optim::tests::avx2_and_baseline_loops_agree_to_the_bit`).
+#[inline]
+fn adam_update_prepared(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked at run time by `has_avx2`).
+        return unsafe { adam_update_avx2(ps, p, g, m, v) };
+    }
+    adam_update_body(ps, p, g, m, v);
+}
+
+/// Whether this CPU runs the AVX2 build of the loop (std caches the CPUID answer).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// [`adam_update_body`] compiled with AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn adam_update_avx2(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    adam_update_body(ps, p, g, m, v);
+}
+
+/// [`adam_update`]'s loop for the baseline ISA (without AVX2), for the tests that compare them.
+#[cfg(test)]
+pub(crate) fn adam_update_baseline(
+    ps: &PreparedStep,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    adam_update_body(ps, p, g, m, v);
+}
+
+#[inline(always)]
+fn adam_update_body(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    if !ps.emulate {
+        return adam_update_reference(ps.s, p, g, m, v);
+    }
     for (((p, g), m), v) in
         p.chunks_mut(BLOCK).zip(g.chunks(BLOCK)).zip(m.chunks_mut(BLOCK)).zip(v.chunks_mut(BLOCK))
     {
         if !any_subnormal_moment(m) {
-            adam_update_reference(s, p, g, m, v);
+            adam_update_reference(ps.s, p, g, m, v);
         } else {
-            adam_update_mixed(&s, idle.as_ref(), p, g, m, v);
+            adam_update_mixed(&ps.s, ps.idle.as_ref(), p, g, m, v);
         }
     }
 }
@@ -161,13 +307,14 @@ const BLOCK: usize = 256;
 /// `beta2` a step, ~67,000 idle steps to the range) takes the hardware path, the same bits.
 /// One integer test a value: `x - 1` (wrapping) of a subnormal's magnitude bits is below
 /// `2^23 - 1`, of ±0 it is `2^31 - 1`.
-#[inline]
+#[inline(always)]
 fn any_subnormal_moment(m: &[f32]) -> bool {
     m.iter().fold(false, |a, x| a | ((x.to_bits().wrapping_sub(1) & 0x7fff_ffff) < 0x007f_ffff))
 }
 
 /// A block with a subnormal first moment, by chunks of [`LANES`]: a chunk without one runs the plain
 /// loop; in the others the idle lanes take [`soft::idle_lanes`] and the rest [`adam_lane`].
+#[inline(always)]
 fn adam_update_mixed(
     s: &StepScalars,
     idle: Option<&soft::IdleScalars>,
@@ -219,7 +366,7 @@ fn adam_lane(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
 
 /// The plain element loop, [`adam_elem`] on every element in hardware: the reference the fast
 /// loop is tested and benchmarked against, and the path when a step scalar is subnormal.
-#[inline]
+#[inline(always)]
 pub(crate) fn adam_update_reference(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         adam_elem(&s, p, g, m, v);
@@ -489,9 +636,17 @@ impl Optimizer for LazyAdam {
 /// update of it is [`adam_elem`] with `g = 0` (the gradient buffer of an untouched row holds
 /// `+0.0`): a function of the row's own `p, m, v` and of step `t`'s scalars only (learning rate,
 /// bias corrections). A row untouched for steps `c+1 ..= t` is therefore brought to dense Adam's
-/// state by running those steps' scalars over it in order, `g = 0`, element by element in
-/// registers ([`replay_row`]), the same operations in the same order (Rust contracts nothing into
-/// FMAs): the same bits, with the row's state read and written once instead of once per step.
+/// state by running those steps' scalars over it in order with `g = +0.0`, through the dense
+/// pass's own loop ([`adam_update_prepared`]): the same operations in the same order, hence the
+/// same bits, with the row's state in cache instead of a sweep of the whole table a step.
+///
+/// **Why it is fast.** One row replayed alone is a chain of dependent steps (the `sqrt` and two
+/// divisions of step `t+1` wait for step `t`): latency-bound, slower than the dense sweep. So
+/// [`replay_rows`] replays many rows together as a wavefront: the rows to bring up to date are
+/// copied into a scratch buffer sorted by the step they are stale from (stalest first), and
+/// for each pending step the loop runs over the prefix of rows stale at that step, so every
+/// step is one vectorised pass over independent elements, throughput-bound like the dense pass
+/// but over the few rows a batch reads, in L1/L2.
 ///
 /// **Contract.** Rows are brought up to date (1) by [`Optimizer::prepare_rows`] before the
 /// objective reads them (the trainer marks the batch's rows through
@@ -499,7 +654,7 @@ impl Optimizer for LazyAdam {
 /// touched row it finds stale, and (3) all of them by [`Optimizer::sync`], which the trainer
 /// calls at the end of every epoch, before validation, checks, snapshots and callbacks read the
 /// store. Between syncs the store's untouched rows are stale. The scalars of the steps since the
-/// last sync are kept (36 bytes a step), with one step index per row.
+/// last sync are kept (about 60 bytes a step), with one step index per row.
 #[derive(Debug, Clone)]
 pub struct ReplayAdam {
     config: AdamConfig,
@@ -509,11 +664,13 @@ pub struct ReplayAdam {
     /// Per table, per row: the step through which the row is up to date.
     current: Vec<Vec<u64>>,
     /// Scalars of steps `base + 1 ..= t`: the steps a stale row may still need.
-    pending: Vec<StepScalars>,
+    pending: Vec<PreparedStep>,
     /// Step of the last sync (every row was current there).
     base: u64,
     /// Sorted touched rows, reused across steps.
     sorted: Vec<u32>,
+    /// The wavefront's buffers, reused across steps.
+    scratch: ReplayScratch,
 }
 
 impl ReplayAdam {
@@ -528,6 +685,7 @@ impl ReplayAdam {
             pending: Vec::new(),
             base: 0,
             sorted: Vec::new(),
+            scratch: ReplayScratch::default(),
         }
     }
 
@@ -538,32 +696,28 @@ impl ReplayAdam {
         }
     }
 
-    /// Replays the pending steps over the rows `marks` flags and (then) applies `apply` to them;
-    /// marks them current through `self.t`.
-    fn touched_pass<F>(&mut self, params: &mut ParamStore, marks: &Grads, upto: u64, apply: F)
-    where
-        F: Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
-    {
-        let Self { moments, current, pending, base, sorted, t, .. } = self;
-        // Steps `base+1 ..= upto` are pending[.. upto - base]; a row current through `c` needs
-        // pending[c - base .. upto - base].
+    /// Replays the pending steps through `upto` over the rows `marks` flags, then applies `step`
+    /// (the update of step `self.t` with the marked gradients) to them when given; marks them
+    /// current through `self.t`.
+    fn touched_pass(
+        &mut self,
+        params: &mut ParamStore,
+        marks: &Grads,
+        upto: u64,
+        step: Option<&PreparedStep>,
+    ) {
+        let Self { moments, current, pending, base, sorted, t, scratch, .. } = self;
+        // Steps `base+1 ..= upto` are pending[.. upto - base].
         let replayable = &pending[..(upto - *base) as usize];
-        let base = *base;
         for (i, table) in params.tables_mut().iter_mut().enumerate() {
             let gt = &marks.tables()[i];
-            let cur = &current[i];
-            for_touched_rows(
-                &mut table.data,
-                gt,
-                &mut moments.m[i],
-                &mut moments.v[i],
-                sorted,
-                &|r, p, g, m, v| {
-                    replay_row(&replayable[(cur[r] - base) as usize..], p, m, v);
-                    apply(p, g, m, v);
-                },
-            );
+            let (p, m, v) = (&mut table.data, &mut moments.m[i], &mut moments.v[i]);
             let cur = &mut current[i];
+            let stale = gt.touched_rows().iter().map(|&r| r as usize);
+            replay_rows(replayable, cur, *base, gt.cols, stale, p, m, v, scratch);
+            if let Some(ps) = step {
+                for_touched_rows(p, gt, m, v, sorted, &|_, p, g, m, v| adam_update_prepared(ps, p, g, m, v));
+            }
             for &r in gt.touched_rows() {
                 cur[r as usize] = *t;
             }
@@ -571,29 +725,103 @@ impl ReplayAdam {
     }
 }
 
-/// Runs the zero-gradient Adam steps `steps` over one row, in order: each element is loaded
-/// once, updated in registers for every step, stored once. Same arithmetic as the dense pass
-/// ([`adam_elem`] with `g = +0.0`), hence the same bits. Lanes of 8 elements so the step loop
-/// runs vectorised over the row.
-fn replay_row(steps: &[StepScalars], p: &mut [f32], m: &mut [f32], v: &mut [f32]) {
-    if steps.is_empty() {
+/// Elements a wavefront group holds (p, m, v: 24 KiB of scratch), so its working set stays in
+/// L1/L2 while there are enough independent elements a step to hide the latency of the chain.
+const REPLAY_GROUP_ELEMS: usize = 2048;
+
+/// The wavefront's buffers: the rows being replayed (sorted by the step they are stale from),
+/// their `p`, `m`, `v` copied side by side, and a zero gradient.
+#[derive(Debug, Clone, Default)]
+struct ReplayScratch {
+    /// (pending step the row is stale from, row).
+    order: Vec<(u32, u32)>,
+    p: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    zeros: Vec<f32>,
+}
+
+/// Brings the `rows` of one table (width `c`) up to date through the last of `steps` (the
+/// pending steps `base + 1 ..`); `cur[r]` is the step row `r` is current through (not
+/// updated here). Rows are gathered into `scratch` stalest first and replayed in groups of
+/// about [`REPLAY_GROUP_ELEMS`] elements, groups in parallel ([`replay_group`]); the bits do
+/// not depend on the grouping or the thread count, as each element's steps are its own.
+#[allow(clippy::too_many_arguments)] // the table's three buffers, its width, the rows and the steps
+fn replay_rows(
+    steps: &[PreparedStep],
+    cur: &[u64],
+    base: u64,
+    c: usize,
+    rows: impl Iterator<Item = usize>,
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    scratch: &mut ReplayScratch,
+) {
+    let ReplayScratch { order, p: sp, m: sm, v: sv, zeros } = scratch;
+    order.clear();
+    // A row current through `cur[r]` needs steps[cur[r] - base ..].
+    order.extend(
+        rows.map(|r| ((cur[r] - base) as u32, r as u32)).filter(|&(start, _)| (start as usize) < steps.len()),
+    );
+    if order.is_empty() || c == 0 {
         return;
     }
-    for ((p, m), v) in p.chunks_mut(LANES).zip(m.chunks_mut(LANES)).zip(v.chunks_mut(LANES)) {
-        let n = p.len();
-        // Padding lanes start at 0 and stay finite (denominator eps); they are not stored.
-        let (mut pl, mut ml, mut vl) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
-        pl[..n].copy_from_slice(p);
-        ml[..n].copy_from_slice(m);
-        vl[..n].copy_from_slice(v);
-        for s in steps {
-            for j in 0..LANES {
-                adam_elem(s, &mut pl[j], 0.0, &mut ml[j], &mut vl[j]);
-            }
+    order.sort_unstable();
+    let n = order.len() * c;
+    for buf in [&mut *sp, &mut *sm, &mut *sv] {
+        buf.clear();
+        buf.reserve(n);
+    }
+    for &(_, r) in order.iter() {
+        let span = r as usize * c..(r as usize + 1) * c;
+        sp.extend_from_slice(&p[span.clone()]);
+        sm.extend_from_slice(&m[span.clone()]);
+        sv.extend_from_slice(&v[span]);
+    }
+    let group_rows = (REPLAY_GROUP_ELEMS / c).max(1);
+    let group = group_rows * c;
+    if zeros.len() < group {
+        zeros.resize(group, 0.0);
+    }
+    let zeros = &zeros[..];
+    if order.len() <= group_rows {
+        replay_group(steps, order, c, sp, sm, sv, zeros);
+    } else {
+        sp.par_chunks_mut(group)
+            .zip(sm.par_chunks_mut(group))
+            .zip(sv.par_chunks_mut(group))
+            .zip(order.par_chunks(group_rows))
+            .for_each(|(((p, m), v), order)| replay_group(steps, order, c, p, m, v, zeros));
+    }
+    for (k, &(_, r)) in order.iter().enumerate() {
+        let (span, at) = (r as usize * c..(r as usize + 1) * c, k * c..(k + 1) * c);
+        p[span.clone()].copy_from_slice(&sp[at.clone()]);
+        m[span.clone()].copy_from_slice(&sm[at.clone()]);
+        v[span].copy_from_slice(&sv[at]);
+    }
+}
+
+/// One wavefront: `order` lists the group's rows by the pending step they are stale from,
+/// ascending, and `p`, `m`, `v` hold their state in that order. At step `j` the rows stale
+/// from `j` or before form a prefix; the dense pass's loop runs over that prefix with a zero
+/// gradient. Each element thus sees exactly its own pending steps, in order.
+fn replay_group(
+    steps: &[PreparedStep],
+    order: &[(u32, u32)],
+    c: usize,
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    zeros: &[f32],
+) {
+    let mut active = 0;
+    for (j, step) in steps.iter().enumerate().skip(order[0].0 as usize) {
+        while active < order.len() && order[active].0 as usize <= j {
+            active += 1;
         }
-        p.copy_from_slice(&pl[..n]);
-        m.copy_from_slice(&ml[..n]);
-        v.copy_from_slice(&vl[..n]);
+        let e = active * c;
+        adam_update_prepared(step, &mut p[..e], &zeros[..e], &mut m[..e], &mut v[..e]);
     }
 }
 
@@ -601,7 +829,7 @@ impl Optimizer for ReplayAdam {
     fn prepare_rows(&mut self, params: &mut ParamStore, marks: &Grads) {
         self.ensure(params);
         let t = self.t;
-        self.touched_pass(params, marks, t, |_, _, _, _| {});
+        self.touched_pass(params, marks, t, None);
     }
 
     fn step(&mut self, params: &mut ParamStore, grads: &Grads, lr: f32) {
@@ -610,40 +838,32 @@ impl Optimizer for ReplayAdam {
         // state stays dense Adam's whatever the caller did.
         let before = self.t;
         self.t += 1;
-        let s = StepScalars::new(&self.config, lr, self.t, self.decoupled);
-        self.pending.push(s);
-        self.touched_pass(params, grads, before, |p, g, m, v| adam_update(s, p, g, m, v));
+        let ps = PreparedStep::new(StepScalars::new(&self.config, lr, self.t, self.decoupled));
+        self.pending.push(ps);
+        self.touched_pass(params, grads, before, Some(&ps));
     }
 
     fn sync(&mut self, params: &mut ParamStore) {
         self.ensure(params);
-        let Self { moments, current, pending, base, t, .. } = self;
+        let Self { moments, current, pending, base, t, scratch, .. } = self;
         if pending.is_empty() {
             return;
         }
         for (i, table) in params.tables_mut().iter_mut().enumerate() {
-            let c = table.cols;
-            let block_rows = (PAR_CHUNK / c.max(1)).max(1);
-            let block = block_rows * c;
-            let (b0, pending) = (*base, &*pending);
-            table
-                .data
-                .par_chunks_mut(block)
-                .zip(moments.m[i].par_chunks_mut(block))
-                .zip(moments.v[i].par_chunks_mut(block))
-                .zip(current[i].par_chunks_mut(block_rows))
-                .for_each(|(((p, m), v), cur)| {
-                    for (r, cur) in cur.iter_mut().enumerate() {
-                        let span = r * c..(r + 1) * c;
-                        replay_row(
-                            &pending[(*cur - b0) as usize..],
-                            &mut p[span.clone()],
-                            &mut m[span.clone()],
-                            &mut v[span],
-                        );
-                        *cur = *t;
-                    }
-                });
+            let cur = &mut current[i];
+            let rows = 0..table.rows;
+            replay_rows(
+                pending,
+                cur,
+                *base,
+                table.cols,
+                rows,
+                &mut table.data,
+                &mut moments.m[i],
+                &mut moments.v[i],
+                scratch,
+            );
+            cur.iter_mut().for_each(|c| *c = *t);
         }
         *base = *t;
         pending.clear();

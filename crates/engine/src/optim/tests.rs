@@ -275,6 +275,8 @@ fn sparse_run<O>(mut opt: O, step: fn(&mut O, &mut ParamStore, &Grads, f32), ste
 /// equal, for Adam without and with L2 decay (both lerp branches) and AdamW.
 #[test]
 fn dense_pass_is_bitwise_the_reference_over_long_idle_spans() {
+    // The routing of subnormal lanes to `soft`, whatever this CPU measured (same bits either way).
+    super::adam::force_emulation();
     let steps = 20_000;
     type State = (Vec<f32>, Vec<Vec<f32>>, Vec<Vec<f32>>);
     let check = |label: &str, fast: State, slow: State| {
@@ -439,6 +441,8 @@ fn replay_matches_dense(
 
 #[test]
 fn replay_adam_is_bitwise_dense_adam() {
+    // The routing of subnormal lanes to `soft`, whatever this CPU measured (same bits either way).
+    super::adam::force_emulation();
     // Widths 1 (biases), 13 (a partial lane) and 32; 3000 x 13 makes half-table steps run the
     // parallel block pass and 1% steps the sorted split; syncs mid-run and at uneven periods.
     let shapes = [(3000, 13), (40, 32), (700, 1)];
@@ -450,6 +454,8 @@ fn replay_adam_is_bitwise_dense_adam() {
 
 #[test]
 fn replay_adam_is_bitwise_dense_adam_on_any_thread_count() {
+    // The routing of subnormal lanes to `soft`, whatever this CPU measured (same bits either way).
+    super::adam::force_emulation();
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| replay_matches_dense(false, 1e-4, &[(3000, 13), (700, 1)], 300, 120));
