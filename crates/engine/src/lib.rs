@@ -75,7 +75,8 @@ pub mod trainer;
 pub use device::Device;
 pub use error::EngineError;
 pub use optim::{
-    Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, ReplayAdam, Schedule, Sgd, SgdConfig,
+    adam_element_seconds, Adam, AdamConfig, AdamW, LazyAdam, Optimizer, OptimizerConfig, ReplayAdam,
+    Schedule, Sgd, SgdConfig,
 };
 pub use params::{GradKind, GradTable, Grads, Init, ParamStore, Table, TableId};
 pub use trainer::{

@@ -22,7 +22,7 @@ mod sgd;
 #[cfg(test)]
 mod tests;
 
-pub use adam::{Adam, AdamConfig, AdamW, LazyAdam, ReplayAdam};
+pub use adam::{adam_element_seconds, Adam, AdamConfig, AdamW, LazyAdam, ReplayAdam};
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig};
 
