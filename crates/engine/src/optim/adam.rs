@@ -262,27 +262,57 @@ fn measure_emulation() -> bool {
     time(true) * 1.25 < time(false)
 }
 
-/// [`adam_update`] with the step's derived scalars at hand, compiled for AVX2 where the CPU
-/// has it (8 lanes a vector instead of SSE's 4). The ISA changes the speed only: every
-/// operation of [`adam_elem`] is an IEEE-754 single-precision `*`, `+`, `-`, `/` or `sqrt`,
-/// correctly rounded whatever the vector width, and Rust contracts nothing into FMAs (the
-/// `fma` feature only lets the compiler use the instructions where the source asks), so the
-/// bits are those of the SSE build (test `optim::tests::avx2_and_baseline_loops_agree_to_the_bit`).
+/// [`adam_update`] with the step's derived scalars at hand, compiled for AVX-512 or AVX2 where
+/// the CPU has it (16 or 8 lanes a vector instead of SSE's 4). The ISA changes the speed only:
+/// every operation of [`adam_elem`] is an IEEE-754 single-precision `*`, `+`, `-`, `/` or
+/// `sqrt`, correctly rounded whatever the vector width, and Rust contracts nothing into FMAs
+/// (the `fma` feature only lets the compiler use the instructions where the source asks), so
+/// the bits are those of the SSE build (test `soft::tests::wide_and_baseline_loops_agree_to_the_bit`).
 #[inline]
 fn adam_update_prepared(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked at run time by `has_avx2`).
-        return unsafe { adam_update_avx2(ps, p, g, m, v) };
+    match wide_isa() {
+        // SAFETY: the CPU supports the build's features (checked at run time by `wide_isa`).
+        Some(WideIsa::Avx512) => return unsafe { adam_update_avx512(ps, p, g, m, v) },
+        Some(WideIsa::Avx2) => return unsafe { adam_update_avx2(ps, p, g, m, v) },
+        None => {}
     }
     adam_update_body(ps, p, g, m, v);
 }
 
-/// Whether this CPU runs the AVX2 build of the loop (std caches the CPUID answer).
+/// The wide builds of the element loop.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WideIsa {
+    /// AVX-512 F and VL (with AVX2 and FMA).
+    Avx512,
+    /// AVX2 and FMA.
+    Avx2,
+}
+
+/// The widest build of the loop this CPU runs (std caches the CPUID answers).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+fn wide_isa() -> Option<WideIsa> {
+    use std::arch::is_x86_feature_detected as has;
+    let avx2 = has!("avx2") && has!("fma");
+    if avx2 && has!("avx512f") && has!("avx512vl") {
+        Some(WideIsa::Avx512)
+    } else if avx2 {
+        Some(WideIsa::Avx2)
+    } else {
+        None
+    }
+}
+
+/// [`adam_update_body`] compiled with AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and VL, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn adam_update_avx512(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    adam_update_body(ps, p, g, m, v);
 }
 
 /// [`adam_update_body`] compiled with AVX2.

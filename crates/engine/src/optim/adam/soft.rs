@@ -342,18 +342,25 @@ mod tests {
         }
     }
 
-    /// The AVX2 build of the loop (what the CPU dispatches to where it has AVX2) is the
-    /// baseline (SSE) build to the bit, with subnormal lanes routed to `soft` or kept in hardware:
-    /// subnormals, idle lanes, tails, both lerp branches, L2, AdamW; 2,000 random states of up
-    /// to 300 elements.
+    /// The AVX-512 and AVX2 builds of the loop (what the CPU dispatches to where it has them)
+    /// are the baseline (SSE) build to the bit, with subnormal lanes routed to `soft` or kept in
+    /// hardware: subnormals, idle lanes, tails, both lerp branches, L2, AdamW; 2,000 random
+    /// states of up to 300 elements each.
     #[test]
-    fn avx2_and_baseline_loops_agree_to_the_bit() {
+    fn wide_and_baseline_loops_agree_to_the_bit() {
         #[cfg(target_arch = "x86_64")]
         {
-            if !super::super::has_avx2() {
+            use super::super::{adam_update_avx2, adam_update_avx512, wide_isa, WideIsa};
+            let Some(isa) = wide_isa() else {
                 return reelvec_testkit::skip(
                     reelvec_testkit::Need::CpuFeature,
                     "this CPU has no AVX2 and FMA",
+                );
+            };
+            if isa != WideIsa::Avx512 {
+                reelvec_testkit::skip(
+                    reelvec_testkit::Need::CpuFeature,
+                    "this CPU has no AVX-512: only the AVX2 build is compared",
                 );
             }
             let state = prop::collection::vec(
@@ -372,13 +379,19 @@ mod tests {
                 let g: Vec<f32> = state.iter().map(|x| x.1).collect();
                 let m: Vec<f32> = state.iter().map(|x| x.2).collect();
                 let v: Vec<f32> = state.iter().map(|x| x.3).collect();
+                let b = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let (mut pb, mut mb, mut vb) = (p.clone(), m.clone(), v.clone());
+                adam_update_baseline(&ps, &mut pb, &g, &mut mb, &mut vb);
                 let (mut pa, mut ma, mut va) = (p.clone(), m.clone(), v.clone());
                 // SAFETY: AVX2 and FMA checked above.
-                unsafe { super::super::adam_update_avx2(&ps, &mut pa, &g, &mut ma, &mut va) };
-                let (mut pb, mut mb, mut vb) = (p, m, v);
-                adam_update_baseline(&ps, &mut pb, &g, &mut mb, &mut vb);
-                let b = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                prop_assert_eq!((b(&pa), b(&ma), b(&va)), (b(&pb), b(&mb), b(&vb)));
+                unsafe { adam_update_avx2(&ps, &mut pa, &g, &mut ma, &mut va) };
+                prop_assert_eq!((b(&pa), b(&ma), b(&va)), (b(&pb), b(&mb), b(&vb)), "AVX2");
+                if isa == WideIsa::Avx512 {
+                    let (mut pa, mut ma, mut va) = (p, m, v);
+                    // SAFETY: AVX-512 checked above.
+                    unsafe { adam_update_avx512(&ps, &mut pa, &g, &mut ma, &mut va) };
+                    prop_assert_eq!((b(&pa), b(&ma), b(&va)), (b(&pb), b(&mb), b(&vb)), "AVX-512");
+                }
                 Ok(())
             });
             if let Err(e) = outcome {
@@ -386,7 +399,10 @@ mod tests {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        reelvec_testkit::skip(reelvec_testkit::Need::CpuFeature, "AVX2 is an x86-64 instruction set");
+        reelvec_testkit::skip(
+            reelvec_testkit::Need::CpuFeature,
+            "AVX2 and AVX-512 are x86-64 instruction sets",
+        );
     }
 
     /// An idle lane's state: gradient ±0, a first moment of a few subnormal units (the fixed
