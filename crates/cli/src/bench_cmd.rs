@@ -180,6 +180,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     // Read by rayon when its global pool starts (nothing has used it yet).
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    // OpenBLAS (LAPACK fold-in, PCA, EASE) to the same count: its idle workers would otherwise
+    // spin beside a 1-thread fit.
+    reelvec_metrics::blas::set_threads(threads);
     if let Some(suite) = args.suite.map(Suite::from) {
         let device = resolve_device(&args.device, false)?;
         let data = match (&args.data, suite) {

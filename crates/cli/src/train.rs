@@ -83,6 +83,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(n) = args.threads {
         // Read by rayon when its global pool starts (nothing has used it yet).
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        // OpenBLAS (LAPACK fold-in, PCA, EASE) to the same count: its idle workers would otherwise
+        // spin beside a 1-thread fit.
+        reelvec_metrics::blas::set_threads(n);
     }
     if args.holdout.is_some() && kind.ranker().is_none() {
         bail!("--holdout is for the ranking models (popularity, itemknn, ease, ials, bpr); {kind} runs split by their config");

@@ -20,6 +20,7 @@
 //!   [`protocol::evaluate`] (Recall/NDCG/HR@10 and @20, MRR, top-10 coverage, Gini, novelty bits
 //!   and genre distance over the full catalogue, in user blocks).
 //! - [`projection`]: PCA (LAPACK SVD, deterministic signs) and exact seeded t-SNE.
+//! - [`blas`]: the thread count of the OpenBLAS the LAPACK calls run on.
 //!
 //! ```
 //! use reelvec_metrics::rating::{rmse, RatingScale};
@@ -34,6 +35,7 @@
 extern crate openblas_src as _;
 
 pub mod beyond;
+pub mod blas;
 pub mod error;
 pub mod foldin;
 pub mod projection;
