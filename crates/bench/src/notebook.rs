@@ -378,8 +378,7 @@ pub const DENSE_ADAM_BOUND_NOTE: &str = "P2/P3/P4 bound: the larger of two floor
 /// reads its gradient (7 x 4 = 28 bytes a parameter), plus each rating's user, movie and
 /// rating read once (12 bytes).
 pub fn dense_adam_epoch_bytes(params: usize, ratings: usize, batch: usize) -> f64 {
-    let steps = ratings.div_ceil(batch.max(1));
-    28.0 * params as f64 * steps as f64 + 12.0 * ratings as f64
+    28.0 * dense_adam_epoch_elements(params, ratings, batch) + 12.0 * ratings as f64
 }
 
 /// Element updates dense Adam makes in one epoch: every parameter, every step.
