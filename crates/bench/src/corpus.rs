@@ -337,7 +337,10 @@ pub fn run(plan: &CorpusPlan<'_>, notes: &mut Vec<String>) -> Result<(String, Ve
                 let mut note = if hogwild {
                     "ours: per-pair SGD, Hogwild (model.trainer = pair_sgd_hogwild: lock-free shared tables, results vary with thread scheduling); gensim: Hogwild SGD (the same gensim run as the pair_sgd row); both alpha 0.025 -> 0.0001; both timed on training alone".to_string()
                 } else {
-                    "ours: per-pair SGD (model.trainer = pair_sgd, 8 deterministic lanes, bitwise identical for any thread count); gensim: Hogwild SGD; both alpha 0.025 -> 0.0001; both timed on training alone".to_string()
+                    format!(
+                        "ours: per-pair SGD (model.trainer = pair_sgd, {} deterministic lanes, bitwise identical for any thread count); gensim: Hogwild SGD; both alpha 0.025 -> 0.0001; both timed on training alone",
+                        model.pair_lanes
+                    )
                 };
                 if let Some(p) = below {
                     let _ = write!(

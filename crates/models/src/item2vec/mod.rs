@@ -118,7 +118,7 @@ pub enum Item2VecTrainer {
     Engine,
     /// Per-pair SGD as word2vec.c and gensim train (negative sampling only; [`sgd`]): every
     /// (center, context) pair one plain SGD step at `alpha` decaying by words processed;
-    /// deterministic lanes, bitwise identical for any thread count. `train.optimizer`,
+    /// deterministic lanes (`model.pair_lanes`), bitwise identical for any thread count. `train.optimizer`,
     /// `batch_size`, `shuffle` and early stopping are not used.
     PairSgd,
     /// [`PairSgd`](Self::PairSgd)'s updates by lock-free workers on shared tables, as gensim's
@@ -183,6 +183,11 @@ pub struct Item2VecConfig {
     /// `pair_sgd_hogwild` (the same updates by lock-free workers, as gensim's: results vary
     /// with thread scheduling).
     pub trainer: Item2VecTrainer,
+    /// `pair_sgd`'s deterministic lanes per step (`model.pair_lanes`, 1 to
+    /// [`sgd::MAX_PAIR_LANES`], default [`sgd::DEFAULT_PAIR_LANES`]): the most threads it
+    /// uses, and the results depend on it (never on the thread count); more lanes are staler
+    /// updates and lower quality (see [`sgd::DEFAULT_PAIR_LANES`]). Unused by the other trainers.
+    pub pair_lanes: usize,
     /// Item side features (`model.item_features`: any of `"genres"`, `"decade"`, `"tags"`;
     /// none by default): a movie's input and output vectors are its id rows plus the mean of
     /// its feature rows ([`features`]). The engine trainer only.
@@ -233,6 +238,12 @@ impl Item2VecConfig {
             )?;
         }
         check_key(&format!("{prefix}.tags_top"), self.tags_top, "at least 1", self.tags_top >= 1)?;
+        check_key(
+            &format!("{prefix}.pair_lanes"),
+            self.pair_lanes,
+            "1 to 256",
+            (1..=sgd::MAX_PAIR_LANES).contains(&self.pair_lanes),
+        )?;
         if !self.item_features.is_empty() {
             check_key(
                 &format!("{prefix}.item_features"),
@@ -285,6 +296,7 @@ impl Default for Item2VecConfig {
             alpha: None,
             min_alpha: None,
             trainer: Item2VecTrainer::Engine,
+            pair_lanes: sgd::DEFAULT_PAIR_LANES,
             item_features: FeatureKinds::default(),
             tags_top: 50,
         }

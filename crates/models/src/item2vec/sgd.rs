@@ -34,7 +34,8 @@
 //! **Initialisation:** gensim's: `embedding` uniform in `[-0.5/k, 0.5/k)` (seeded ChaCha8),
 //! `out_weight` zero.
 //!
-//! **Determinism:** an epoch is cut into steps of [`LANES`] lanes of contiguous sequences, each
+//! **Determinism:** an epoch is cut into steps of `model.pair_lanes` lanes
+//! ([`DEFAULT_PAIR_LANES`]) of contiguous sequences, each
 //! lane holding at least [`LANE_WORDS`] raw words (the last lane of the epoch fewer) — a
 //! function of the data only. Lanes run in parallel on copy-on-touch copies of the rows
 //! (sequential SGD inside a lane, like one gensim worker on its job) and are merged at the end
@@ -71,15 +72,28 @@ use crate::mf::dot;
 use crate::sgd_lanes::{merge, LaneTable};
 use crate::ModelError;
 
-/// Lanes a step is split into (the determinism unit; rayon runs them on however many threads
-/// it has).
-pub const LANES: usize = 8;
+/// Lanes a step of `pair_sgd` is split into by default (`model.pair_lanes`; the determinism
+/// unit: rayon runs them on however many threads it has, so more threads than lanes do not
+/// help). Lanes meet only at the step's merge, so each lane added makes the updates staler: on
+/// the corpus suite (`reelvec bench --suite corpus --scale-fraction 0.02`, vocabulary 13,428,
+/// 375,102 words, 5 epochs) next-token hit@10 was, for 1 / 2 / 4 / 8 lanes, skip-gram
+/// 0.2765 / 0.2665 / 0.2495 / 0.1920 and CBOW 0.2550 / 0.2520 / 0.2450 / 0.2035, against gensim's
+/// Hogwild 0.2765-0.2880 and 0.2535-0.2555 (1 lane is plain sequential SGD, the Hogwild mode at 1
+/// thread). Two lanes keep gensim's quality within noise and use both cores of a 2-core machine;
+/// wider machines trade quality for speed with more lanes, or use `pair_sgd_hogwild`.
+pub const DEFAULT_PAIR_LANES: usize = 2;
 
-/// Raw words a lane takes before the next lane starts (gensim's jobs hold 10,000 words). The
-/// lanes' updates meet only at the step's merge: on the corpus suite's skip-gram (vocabulary
-/// 7,548) this stale merge costs quality (hit@10 0.156 against gensim's 0.289; 1024 gave 0.267
-/// there but diverged on a 60-token vocabulary, where every lane moves every row); the Hogwild
-/// mode matches gensim.
+/// The most lanes `model.pair_lanes` takes.
+pub const MAX_PAIR_LANES: usize = 256;
+
+/// Jobs a Hogwild step is cut into (lanes' cut of the sequences; the workers take them in any
+/// order, and nothing merges).
+const HOGWILD_JOBS_PER_STEP: usize = 8;
+
+/// Raw words a lane takes before the next lane starts (gensim's jobs hold 10,000 words). Shorter
+/// lanes are fresher but pay a merge per step (lanes of 2,048 words: skip-gram hit@10 0.249
+/// against 0.192 at 8 lanes, 20% slower; lanes of 1,024 words diverged on a 60-token vocabulary,
+/// where every lane moves every row); fewer lanes ([`DEFAULT_PAIR_LANES`]) gained more.
 pub const LANE_WORDS: usize = 8192;
 
 /// gensim's `EXP_TABLE_SIZE`.
@@ -479,10 +493,10 @@ impl Sampling<'_> {
     }
 }
 
-/// Steps of an epoch: for each, the [`LANES`] + 1 sequence boundaries of its lanes.
-fn lane_steps(sequences: &[Vec<u32>]) -> Vec<[usize; LANES + 1]> {
+/// Steps of an epoch: for each, the `lanes + 1` sequence boundaries of its lanes.
+fn lane_steps(sequences: &[Vec<u32>], lanes: usize) -> Vec<Vec<usize>> {
     let mut steps = Vec::new();
-    let mut cur = [0usize; LANES + 1];
+    let mut cur = vec![0usize; lanes + 1];
     let (mut lane, mut words) = (0, 0);
     for (s, seq) in sequences.iter().enumerate() {
         words += seq.len();
@@ -490,9 +504,8 @@ fn lane_steps(sequences: &[Vec<u32>]) -> Vec<[usize; LANES + 1]> {
             lane += 1;
             cur[lane] = s + 1;
             words = 0;
-            if lane == LANES {
-                steps.push(cur);
-                cur = [s + 1; LANES + 1];
+            if lane == lanes {
+                steps.push(std::mem::replace(&mut cur, vec![s + 1; lanes + 1]));
                 lane = 0;
             }
         }
@@ -562,10 +575,11 @@ pub fn train_pairs(
     let alpha_at = move |words_done: u64| decay.lr * decay.schedule.factor(words_done);
 
     let table = SigmoidTable::new();
-    let steps = lane_steps(sequences);
+    let lanes_per_step = if hogwild { HOGWILD_JOBS_PER_STEP } else { config.pair_lanes };
+    let steps = lane_steps(sequences, lanes_per_step);
     let total_steps = (steps.len() * train.epochs) as u64;
     let mut lanes: Vec<PairLane> =
-        if hogwild { Vec::new() } else { (0..LANES).map(|_| PairLane::new(vocab, k)).collect() };
+        if hogwild { Vec::new() } else { (0..lanes_per_step).map(|_| PairLane::new(vocab, k)).collect() };
     let (mut marks0, mut marks1, mut out) = (RowMarks::default(), RowMarks::default(), Vec::new());
     marks0.resize(vocab);
     marks1.resize(vocab);
@@ -575,7 +589,7 @@ pub fn train_pairs(
         if hogwild { (to_atomic(&syn0), to_atomic(&syn1)) } else { (Vec::new(), Vec::new()) };
     let jobs: Vec<std::ops::Range<usize>> = steps
         .iter()
-        .flat_map(|b| (0..LANES).map(move |l| b[l]..b[l + 1]))
+        .flat_map(|b| (0..lanes_per_step).map(move |l| b[l]..b[l + 1]))
         .filter(|r| !r.is_empty())
         .collect();
     let mut history = History {
@@ -589,7 +603,7 @@ pub fn train_pairs(
             )
         } else {
             format!(
-                "per-pair SGD as gensim, alpha {} -> {} by words processed, {LANES} deterministic lanes",
+                "per-pair SGD as gensim, alpha {} -> {} by words processed, {lanes_per_step} deterministic lanes (model.pair_lanes)",
                 alpha_at(0),
                 alpha_at(u64::MAX)
             )
@@ -866,8 +880,7 @@ mod tests {
 
     #[test]
     fn hogwild_at_1_thread_is_plain_sequential_sgd_and_reproducible() {
-        // One worker updates the shared tables in sequence order: two runs agree bitwise, and
-        // the result differs from the lanes' (which merge stale copies).
+        // One worker updates the shared tables in sequence order: two runs agree bitwise.
         let seqs = planted(4, 10, 2 * LANE_WORDS / 20 + 3, 20);
         let config =
             Item2VecConfig { trainer: Item2VecTrainer::PairSgdHogwild, ..sgns(Architecture::Skipgram) };
@@ -878,17 +891,24 @@ mod tests {
             p.get(p.id("embedding").unwrap()).data.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
         };
         assert_eq!(bits(&a), bits(&b));
-        let lanes = run(&Item2VecConfig { trainer: Item2VecTrainer::PairSgd, ..config });
+        // One deterministic lane is the same sequential SGD, bitwise; two lanes merge stale
+        // copies and differ.
+        let one_lane = run(&Item2VecConfig { trainer: Item2VecTrainer::PairSgd, pair_lanes: 1, ..config });
+        assert_eq!(bits(&a), bits(&one_lane));
+        let lanes = run(&Item2VecConfig { trainer: Item2VecTrainer::PairSgd, pair_lanes: 2, ..config });
         assert_ne!(bits(&a), bits(&lanes));
     }
 
     #[test]
     fn bitwise_identical_for_1_2_and_4_threads_with_gensims_draws() {
-        // Enough words for several lanes and two steps per epoch.
-        let seqs = planted(8, 25, 2 * LANES * LANE_WORDS / 40 + 7, 40);
-        assert!(lane_steps(&seqs).len() >= 2);
+        // Enough words for several lanes and two steps per epoch; 4 lanes, so that 4 threads
+        // run them all at once and 2 threads take two each.
+        let lanes = 4;
+        let seqs = planted(8, 25, 2 * lanes * LANE_WORDS / 40 + 7, 40);
+        assert!(lane_steps(&seqs, lanes).len() >= 2);
         for arch in [Architecture::Skipgram, Architecture::Cbow] {
             let config = Item2VecConfig {
+                pair_lanes: lanes,
                 sample: 1e-2,
                 shrink_windows: true,
                 context: if arch == Architecture::Cbow { ContextReduce::Sum } else { ContextReduce::Mean },
@@ -917,12 +937,19 @@ mod tests {
     #[test]
     fn lane_steps_cut_by_words_and_cover_every_sequence() {
         let seqs: Vec<Vec<u32>> = (0..100).map(|_| vec![0; LANE_WORDS / 4]).collect();
-        let steps = lane_steps(&seqs);
+        let steps = lane_steps(&seqs, 8);
         // 4 sequences a lane, 32 a step: 3 full steps and one of 4 lanes.
         assert_eq!(steps.len(), 4);
         assert_eq!(steps[0], [0, 4, 8, 12, 16, 20, 24, 28, 32]);
         assert_eq!(steps[3], [96, 100, 100, 100, 100, 100, 100, 100, 100]);
-        assert_eq!(lane_steps(&[]), Vec::<[usize; LANES + 1]>::new());
+        // 2 lanes: 8 sequences a step, the last step's second lane empty.
+        let steps = lane_steps(&seqs, 2);
+        assert_eq!(steps.len(), 13);
+        assert_eq!(steps[0], [0, 4, 8]);
+        assert_eq!(steps[12], [96, 100, 100]);
+        // 1 lane: plain sequential SGD cut into steps.
+        assert_eq!(lane_steps(&seqs, 1)[24], [96, 100]);
+        assert_eq!(lane_steps(&[], 8), Vec::<Vec<usize>>::new());
     }
 
     #[test]
@@ -951,6 +978,17 @@ mod tests {
         let ok = resolve_set(&["model.trainer=pair_sgd", "model.loss=negative_sampling"]).unwrap();
         let Resolved::Item2vec(c) = ok else { panic!("not item2vec") };
         assert_eq!(c.model.trainer, Item2VecTrainer::PairSgd);
+        assert_eq!(c.model.pair_lanes, DEFAULT_PAIR_LANES);
+        let set = ["model.trainer=pair_sgd", "model.loss=negative_sampling", "model.pair_lanes=8"];
+        let Resolved::Item2vec(c) = resolve_set(&set).unwrap() else { panic!("not item2vec") };
+        assert_eq!(c.model.pair_lanes, 8);
+        for bad in ["0", "257"] {
+            let lanes = format!("model.pair_lanes={bad}");
+            let err = resolve_set(&["model.trainer=pair_sgd", "model.loss=negative_sampling", &lanes])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("model.pair_lanes") && err.contains("1 to 256"), "{err}");
+        }
         let ok = resolve_set(&["model.trainer=pair_sgd_hogwild", "model.loss=negative_sampling"]).unwrap();
         let Resolved::Item2vec(c) = ok else { panic!("not item2vec") };
         assert_eq!(c.model.trainer, Item2VecTrainer::PairSgdHogwild);
