@@ -50,7 +50,7 @@ use crate::data_cmd::{load_data, ReadOptions};
 use crate::device_arg::resolve_device;
 
 /// The models compared when `--models` is not given.
-const DEFAULT_MODELS: &str = "popularity,itemknn,ease,ials,bpr,mf,sigmoid-mf,residual-mf,cbow";
+const DEFAULT_MODELS: &str = "popularity,itemknn,ease,ials,bpr,warp,mf,sigmoid-mf,residual-mf,cbow";
 
 /// `reelvec compare` arguments.
 #[derive(Debug, clap::Args)]
@@ -58,7 +58,7 @@ pub struct Args {
     /// The data set (a MovieLens folder or ratings file).
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
-    /// Models, comma-separated: ranking models (popularity, itemknn, ease, ials, bpr) and rating
+    /// Models, comma-separated: ranking models (popularity, itemknn, ease, ials, bpr, warp) and rating
     /// / embedding models (mf, sigmoid-mf, residual-mf, cbow, skipgram).
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_MODELS)]
     pub models: Vec<String>,
@@ -131,7 +131,7 @@ impl Candidate {
             }
             Ok(kind) => Ok(Candidate::Rating(kind)),
             Err(_) => bail!(
-                "unknown model {name:?}: expected one of popularity, itemknn, ease, ials, bpr, mf, sigmoid-mf, \
+                "unknown model {name:?}: expected one of popularity, itemknn, ease, ials, bpr, warp, mf, sigmoid-mf, \
                  residual-mf, cbow, skipgram"
             ),
         }
@@ -158,6 +158,12 @@ impl Candidate {
                 json!({"factors": 64, "alpha": 1.0, "regularization": 50.0}),
             ],
             "bpr" => vec![json!({"lr": 0.01}), json!({"lr": 0.03}), json!({"lr": 0.05})],
+            "warp" => vec![
+                json!({"lr": 0.0003}),
+                json!({"lr": 0.0005}),
+                json!({"lr": 0.0005, "regularization": 0.05}),
+                json!({"lr": 0.001}),
+            ],
             "mf" => vec![json!({"k": 16}), json!({"k": 50})],
             "sigmoid-mf" => vec![json!({"k": 16}), json!({"k": 64})],
             _ => vec![json!({})],
@@ -540,7 +546,12 @@ fn fit(p: &Protocol<'_>, candidate: Candidate, point: &Value, device: Device) ->
             Fitted::Profile { scores, items }
         }
         ModelKind::Cooc => bail!("cooc takes no part in compare"),
-        ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease | ModelKind::Ials | ModelKind::Bpr => {
+        ModelKind::Popularity
+        | ModelKind::ItemKnn
+        | ModelKind::Ease
+        | ModelKind::Ials
+        | ModelKind::Bpr
+        | ModelKind::Warp => {
             bail!("{kind} is a ranking model: compare fits it through fit_ranker")
         }
     })

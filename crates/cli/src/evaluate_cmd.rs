@@ -12,7 +12,7 @@
 //! - Item2vec (cbow, skipgram): validation cross-entropy beside `ln V`, accuracy@1, hit@10, and
 //!   leave-last-out next-item HR@10 / NDCG@10 of the validation sequences over the full
 //!   vocabulary (earlier movies of the sequence excluded).
-//! - Ranking models (popularity, itemknn, ease, ials, bpr): reelvec-metrics' ranking protocol
+//! - Ranking models (popularity, itemknn, ease, ials, bpr, warp): reelvec-metrics' ranking protocol
 //!   (Recall / NDCG / HR @10 and @20, MRR, coverage, Gini, novelty bits, genre diversity) on
 //!   the ratings the run was not trained on (`train --holdout SPLIT`), training movies excluded.
 //! - Co-occurrence (cooc): the cost of the saved factors, the rank-k eigen reference and their

@@ -1,4 +1,4 @@
-//! The ranking models (popularity, itemknn, ease, ials, bpr) on the command line:
+//! The ranking models (popularity, itemknn, ease, ials, bpr, warp) on the command line:
 //! `reelvec train --model <ranker>` (every rating of the data is one training interaction, or
 //! with `--holdout SPLIT` every rating outside that ranking split's test part; reelvec-models'
 //! `train::train_ranker`, saved as `save_ranker` would), and `recommend`,

@@ -23,7 +23,7 @@ use crate::device_arg::resolve_device;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Model: cbow, skipgram, cooc, mf, sigmoid-mf, residual-mf, or a ranking model (popularity,
-    /// itemknn, ease, ials, bpr: trained on every rating as an interaction, parameters by --set).
+    /// itemknn, ease, ials, bpr, warp: trained on every rating as an interaction, parameters by --set).
     #[arg(long, value_name = "KIND")]
     pub model: String,
     /// Data set directory or ratings file.
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<()> {
         reelvec_metrics::blas::set_threads(n);
     }
     if args.holdout.is_some() && kind.ranker().is_none() {
-        bail!("--holdout is for the ranking models (popularity, itemknn, ease, ials, bpr); {kind} runs split by their config");
+        bail!("--holdout is for the ranking models (popularity, itemknn, ease, ials, bpr, warp); {kind} runs split by their config");
     }
     if let Some(ranker) = kind.ranker() {
         // Ranking models resolve their own device (CPU unless asked).

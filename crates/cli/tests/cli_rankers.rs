@@ -74,7 +74,7 @@ fn listed(stdout: &str) -> Vec<u64> {
 fn sets(model: &str) -> &'static [&'static str] {
     match model {
         "ials" => &["factors=4", "iterations=4"],
-        "bpr" => &["factors=4", "epochs=3"],
+        "bpr" | "warp" => &["factors=4", "epochs=3"],
         "itemknn" => &["neighbours=5"],
         "ease" => &["lambda=10"],
         _ => &[],
@@ -84,7 +84,7 @@ fn sets(model: &str) -> &'static [&'static str] {
 #[test]
 fn every_ranker_trains_saves_and_recommends() {
     let (tmp, data) = temp_data();
-    for model in ["popularity", "itemknn", "ease", "ials", "bpr"] {
+    for model in ["popularity", "itemknn", "ease", "ials", "bpr", "warp"] {
         let run: PathBuf = tmp.path().join(model);
         let out = train(&data, &run, model, sets(model));
         assert!(out.contains(&format!("{model}: 150 interactions, 30 users, 12 movies")), "{out}");
@@ -109,22 +109,22 @@ fn every_ranker_trains_saves_and_recommends() {
         }
         // Without --exclude-rated, the same user's list may hold watched movies.
         assert_eq!(listed(&ok(&["recommend", "--run", r, "--user", "2", "-k", "12"])).len(), 12);
-        // A new user from watched movies: bpr refuses (no fold-in), the others answer.
+        // A new user from watched movies: bpr and warp refuse (no fold-in), the others answer.
         let new = reelvec(&["recommend", "--run", r, "--watched", "7", "--watched", "8", "-k", "2"]);
-        if model == "bpr" {
+        if matches!(model, "bpr" | "warp") {
             let err = String::from_utf8_lossy(&new.stderr);
-            assert!(!new.status.success() && err.contains("bpr"), "{err}");
+            assert!(!new.status.success() && err.contains(model), "{err}");
         } else {
             let out = String::from_utf8_lossy(&new.stdout);
             assert!(new.status.success(), "{model}: {}", String::from_utf8_lossy(&new.stderr));
             let got = listed(&out);
             assert!(got.len() == 2 && got.iter().all(|m| *m != 7 && *m != 8), "{model}: {out}");
         }
-        // similar: ials/bpr by their embeddings, itemknn by its lists, the others refuse.
+        // similar: ials/bpr/warp by their embeddings, itemknn by its lists, the others refuse.
         let sim = reelvec(&["similar", "--run", r, "1", "-k", "2"]);
         let sim_out = String::from_utf8_lossy(&sim.stdout);
         match model {
-            "ials" | "bpr" | "itemknn" => {
+            "ials" | "bpr" | "warp" | "itemknn" => {
                 assert!(sim.status.success(), "{model}: {}", String::from_utf8_lossy(&sim.stderr));
                 assert_eq!(listed(&sim_out).len(), 2, "{model}: {sim_out}");
             }
@@ -135,14 +135,14 @@ fn every_ranker_trains_saves_and_recommends() {
         }
         let csv = tmp.path().join(format!("{model}.csv"));
         let export = reelvec(&["export", "--run", r, "--format", "csv", "--out", csv.to_str().unwrap()]);
-        assert_eq!(export.status.success(), matches!(model, "ials" | "bpr"), "{model}");
-        assert_eq!(csv.exists(), matches!(model, "ials" | "bpr"), "{model}");
-        // User vectors (ials, bpr) as Parquet; the others refuse and write nothing.
+        assert_eq!(export.status.success(), matches!(model, "ials" | "bpr" | "warp"), "{model}");
+        assert_eq!(csv.exists(), matches!(model, "ials" | "bpr" | "warp"), "{model}");
+        // User vectors (ials, bpr, warp) as Parquet; the others refuse and write nothing.
         let users = tmp.path().join(format!("{model}-users.parquet"));
         let u = users.to_str().unwrap();
         let export =
             reelvec(&["export", "--run", r, "--vectors", "users", "--format", "parquet", "--out", u]);
-        let has_users = matches!(model, "ials" | "bpr");
+        let has_users = matches!(model, "ials" | "bpr" | "warp");
         assert_eq!(
             export.status.success(),
             has_users,
@@ -178,7 +178,7 @@ fn every_ranker_trains_saves_and_recommends() {
     let err = fails(&["predict", "--run", i, "--user", "2", "--movie", "1"]);
     assert!(err.contains("does not predict ratings"), "{err}");
     // The same seed gives the same model and interactions on 1 and 2 threads.
-    for model in ["ials", "bpr", "itemknn"] {
+    for model in ["ials", "bpr", "warp", "itemknn"] {
         let mut files = Vec::new();
         for threads in ["1", "2"] {
             let run = tmp.path().join(format!("{model}-t{threads}"));

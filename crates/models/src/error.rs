@@ -72,7 +72,7 @@ pub enum ModelError {
     #[error("unknown model kind `{0}` (expected one of: cbow, skipgram, cooc, mf, sigmoid-mf, residual-mf, popularity, itemknn, ease, ials, bpr)")]
     UnknownModelKind(String),
     /// A string does not name a ranking model kind.
-    #[error("unknown ranking model `{0}` (expected one of: popularity, itemknn, ease, ials, bpr)")]
+    #[error("unknown ranking model `{0}` (expected one of: popularity, itemknn, ease, ials, bpr, warp)")]
     UnknownRankerKind(String),
     /// The operation does not apply to this model kind.
     #[error("{operation} is not supported by model kind `{kind}`")]

@@ -40,11 +40,13 @@ pub enum ModelKind {
     Ials,
     /// Ranking: BPR.
     Bpr,
+    /// Ranking: BPR's model trained with the WARP loss.
+    Warp,
 }
 
 impl ModelKind {
     /// Every kind, in protocol order, then the ranking models.
-    pub const ALL: [ModelKind; 11] = [
+    pub const ALL: [ModelKind; 12] = [
         ModelKind::Cbow,
         ModelKind::Skipgram,
         ModelKind::Cooc,
@@ -56,6 +58,7 @@ impl ModelKind {
         ModelKind::Ease,
         ModelKind::Ials,
         ModelKind::Bpr,
+        ModelKind::Warp,
     ];
 
     /// The name as the CLI spells it.
@@ -72,6 +75,7 @@ impl ModelKind {
             ModelKind::Ease => "ease",
             ModelKind::Ials => "ials",
             ModelKind::Bpr => "bpr",
+            ModelKind::Warp => "warp",
         }
     }
 
@@ -83,6 +87,7 @@ impl ModelKind {
             ModelKind::Ease => Some(RankerKind::Ease),
             ModelKind::Ials => Some(RankerKind::Ials),
             ModelKind::Bpr => Some(RankerKind::Bpr),
+            ModelKind::Warp => Some(RankerKind::Warp),
             _ => None,
         }
     }
@@ -99,7 +104,8 @@ impl ModelKind {
             | ModelKind::ItemKnn
             | ModelKind::Ease
             | ModelKind::Ials
-            | ModelKind::Bpr => "ranking",
+            | ModelKind::Bpr
+            | ModelKind::Warp => "ranking",
         }
     }
 

@@ -51,6 +51,15 @@ impl LaneTable {
         *s as usize * width
     }
 
+    /// Row `r`: the lane's copy when it has one, else the shared row (nothing is copied).
+    #[inline(always)]
+    pub(crate) fn read<'a>(&'a self, r: u32, shared: &'a [f32], width: usize) -> &'a [f32] {
+        match self.slot[r as usize] {
+            NONE => &shared[r as usize * width..][..width],
+            s => &self.work[s as usize * width..][..width],
+        }
+    }
+
     /// Forgets every copy (O(rows touched)).
     pub(crate) fn clear(&mut self) {
         for &r in &self.rows {

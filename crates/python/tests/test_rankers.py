@@ -1,4 +1,4 @@
-"""The ranking models from Python (popularity, itemknn, ease, ials, bpr): training, the
+"""The ranking models from Python (popularity, itemknn, ease, ials, bpr, warp): training, the
 queries each supports (similar, recommend, fold_in, vectors), determinism, and run directories
 shared with the CLI's `reelvec train --model <ranker>`."""
 
@@ -20,10 +20,11 @@ RANKERS = {
     "ease": {"lambda": 50.0},
     "ials": {"factors": 4, "iterations": 2},
     "bpr": {"factors": 4, "epochs": 2},
+    "warp": {"factors": 4, "epochs": 2},
 }
 # Which queries each model answers.
-EMBEDDINGS = {"ials", "bpr"}
-SIMILAR = {"itemknn", "ials", "bpr"}
+EMBEDDINGS = {"ials", "bpr", "warp"}
+SIMILAR = {"itemknn", "ials", "bpr", "warp"}
 FOLD_IN = {"popularity", "itemknn", "ease", "ials"}
 
 

@@ -46,7 +46,7 @@ pub struct Args {
     /// ranking section (every ranking model unless `--rankers` names some).
     #[arg(long, value_delimiter = ',', value_name = "P,...")]
     pub only: Vec<String>,
-    /// Ranking models for the report's ranking section (popularity, itemknn, ease, ials, bpr, ..):
+    /// Ranking models for the report's ranking section (popularity, itemknn, ease, ials, bpr, warp, ..):
     /// fitted on the same data, test leaderboard under the ranking protocol (temporal holdout)
     /// and a sample user's top-10 with titles, as `reelvec compare --out`.
     #[arg(long, value_delimiter = ',', value_name = "MODEL,...")]

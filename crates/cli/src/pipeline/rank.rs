@@ -24,7 +24,7 @@ pub(crate) fn parse_rankers(names: &[String]) -> Result<Vec<Candidate>> {
     let candidates = parse_candidates(names).map_err(|e| e.context("--rankers"))?;
     if let Some(c) = candidates.iter().find(|c| !c.is_ranker()) {
         bail!(
-            "--rankers: {} is not a ranking model (popularity, itemknn, ease, ials, bpr); rating models \
+            "--rankers: {} is not a ranking model (popularity, itemknn, ease, ials, bpr, warp); rating models \
              have their pipelines, and `reelvec compare` ranks every model",
             c.name()
         );

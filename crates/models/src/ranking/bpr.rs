@@ -22,6 +22,19 @@
 //! is a lookup in a user x movie bit table when it fits [`MEMBERSHIP_BYTES`] (ml-100k: 200 KB),
 //! else a binary search of the user's row (the same answer).
 //!
+//! **WARP** (`warp`, LightFM's `loss = "warp"`, Weston, Bengio, Usunier 2011): the same model,
+//! samples, lanes and merge, but a sample looks for a violating negative: with
+//! `x_ui = p_u . q_i + b_i`, it draws negatives `j` (as above, each one not a movie of the user)
+//! until `x_uj > x_ui - 1` or [`BprParams::max_sampled`] negatives were drawn (no step then). A
+//! violation found at the `n`-th draw estimates the positive's rank as `floor((M - 1) / n)` for
+//! `M` movies, and the step is SGD on `L (1 - x_ui + x_uj)` with the rank weight
+//! `L = ln(max(1, floor((M - 1) / n)))` clipped at [`MAX_WARP_WEIGHT`] (LightFM's `MAX_LOSS`):
+//! the same update as BPR's with `z` replaced by `L` ([`apply_triple`]; `-ln sigma(x)` has slope
+//! `-z` in `x`, the hinge has slope `-L`). LightFM counts a draw that hits a positive in `n`
+//! and updates with Adagrad; here a positive is redrawn as BPR's are and the step is plain SGD
+//! with BPR's L2, so `lr` and `regularization` mean what they mean for `bpr`. Negatives that do
+//! not violate are read, never written (a lane's copy when it has one).
+//!
 //! **Lanes and determinism.** An epoch is `nnz` samples in steps of `batch_size`; a step is split
 //! into [`LANES`] contiguous lanes (a function of `batch_size` only, never of the thread count).
 //! Lanes run in parallel (rayon); each copies a row into its own scratch on first touch and runs
@@ -68,6 +81,9 @@ pub const MAX_REDRAWS: usize = 32;
 /// it has).
 pub const LANES: usize = 8;
 
+/// The largest rank weight of a WARP step (LightFM's `MAX_LOSS`).
+pub const MAX_WARP_WEIGHT: f32 = 10.0;
+
 /// The parameters of [`Bpr`]. Real numbers are kept as given (f64) so that they print as
 /// written in `compare --json` and run.json; the fit uses them as f32.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -76,7 +92,7 @@ pub struct BprParams {
     pub factors: usize,
     /// Passes of `nnz` samples (default 100, implicit's).
     pub epochs: usize,
-    /// SGD learning rate (default 0.01, implicit's).
+    /// SGD learning rate (default 0.01, implicit's; warp: [`WARP_DEFAULT_LR`]).
     pub lr: f64,
     /// Samples per step, split over [`LANES`] lanes (default 32768).
     pub batch_size: usize,
@@ -86,6 +102,10 @@ pub struct BprParams {
     pub negatives: &'static str,
     /// Standard deviation of the normal initialisation of the factors (default 0.01).
     pub init_std: f64,
+    /// WARP only (`warp`; absent for `bpr`): the most negatives a sample draws looking for a
+    /// violating one (default 10, LightFM's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sampled: Option<usize>,
 }
 
 impl Default for BprParams {
@@ -98,19 +118,29 @@ impl Default for BprParams {
             regularization: 0.01,
             negatives: "uniform",
             init_std: 0.01,
+            max_sampled: None,
         }
     }
 }
 
 impl BprParams {
-    /// The defaults overridden by a JSON object (every field by name).
+    /// The defaults overridden by a JSON object (every field by name), for `bpr`.
     pub fn from_json(params: &serde_json::Value) -> Result<Self, ModelError> {
-        let r = ParamReader::new(
-            RankerKind::Bpr,
-            params,
-            &["factors", "epochs", "lr", "batch_size", "regularization", "negatives", "init_std"],
-        )?;
-        let d = Self::default();
+        Self::from_json_for(RankerKind::Bpr, params)
+    }
+
+    /// [`from_json`](Self::from_json) for `bpr` or `warp` (which also takes `max_sampled`).
+    pub fn from_json_for(kind: RankerKind, params: &serde_json::Value) -> Result<Self, ModelError> {
+        let warp = kind == RankerKind::Warp;
+        let keys = ["factors", "epochs", "lr", "batch_size", "regularization", "negatives", "init_std"];
+        let r = if warp {
+            let mut all = keys.to_vec();
+            all.push("max_sampled");
+            ParamReader::new(kind, params, &all)?
+        } else {
+            ParamReader::new(kind, params, &keys)?
+        };
+        let d = if warp { Self { lr: WARP_DEFAULT_LR, ..Self::default() } } else { Self::default() };
         let positive = |x: f64| x > 0.0;
         Ok(BprParams {
             factors: r.int("factors", d.factors, 1, 65536)?,
@@ -120,9 +150,32 @@ impl BprParams {
             regularization: r.num("regularization", d.regularization, |x| x >= 0.0, "a number >= 0")?,
             negatives: r.choice("negatives", d.negatives, &["uniform", "popularity"])?,
             init_std: r.num("init_std", d.init_std, positive, "a number > 0")?,
+            max_sampled: if warp {
+                Some(r.int("max_sampled", DEFAULT_MAX_SAMPLED, 1, 1_000_000)?)
+            } else {
+                None
+            },
         })
     }
+
+    /// `warp` when [`max_sampled`](Self::max_sampled) is set, else `bpr`.
+    pub fn kind(&self) -> RankerKind {
+        if self.max_sampled.is_some() {
+            RankerKind::Warp
+        } else {
+            RankerKind::Bpr
+        }
+    }
 }
+
+/// WARP's default [`BprParams::max_sampled`] (LightFM's).
+pub const DEFAULT_MAX_SAMPLED: usize = 10;
+
+/// WARP's default SGD rate. Its steps are up to `ln(M - 1)` times a BPR step of the same `lr`
+/// (7.4 on ml-100k), so BPR's 0.01 overshoots: on ml-100k's temporal holdout (64 factors, 100
+/// epochs) validation NDCG@10 was 0.083 at 0.01, 0.102 at 0.002, 0.117 at 0.001, 0.119 at
+/// 0.0005 and 0.098 at 0.0002 (`reelvec compare --models warp --tune` with those grids).
+pub const WARP_DEFAULT_LR: f64 = 0.0005;
 
 /// The tables of a BPR model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,7 +224,25 @@ pub fn triple_step(p: &mut [f32], qi: &mut [f32], qj: &mut [f32], lr: f32, regul
         + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
         + tail
         + (bi[0] - bj[0]);
-    let z = sigmoid(-x);
+    apply_triple(p, qi, qj, bi, bj, lr, regularization, sigmoid(-x));
+    x
+}
+
+/// The update both losses share: with `lz = lr z` and `decay = 1 - lr lambda`, every row moves
+/// from its value before the step: `p += lz (q_i - q_j)`, `q_i += lz p`, `q_j -= lz p`,
+/// `b_i += lz`, `b_j -= lz`, each after `decay` (BPR: `z = sigma(-x)`; WARP: the rank weight).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the five rows of a triple and the step's three numbers
+fn apply_triple(
+    p: &mut [f32],
+    qi: &mut [f32],
+    qj: &mut [f32],
+    bi: &mut [f32],
+    bj: &mut [f32],
+    lr: f32,
+    regularization: f32,
+    z: f32,
+) {
     let decay = 1.0 - lr * regularization;
     let lz = lr * z;
     for ((pv, a), b) in p.iter_mut().zip(qi.iter_mut()).zip(qj.iter_mut()) {
@@ -182,7 +253,39 @@ pub fn triple_step(p: &mut [f32], qi: &mut [f32], qj: &mut [f32], lr: f32, regul
     }
     bi[0] = decay * bi[0] + lz;
     bj[0] = decay * bj[0] - lz;
-    x
+}
+
+/// The loss of one WARP triple with rank weight `weight`: `weight max(0, 1 - x_ui + x_uj)` plus
+/// BPR's L2 term (see the module doc); `qi`, `qj` end with the movie's bias.
+pub fn warp_triple_loss(p: &[f32], qi: &[f32], qj: &[f32], weight: f32, regularization: f32) -> f64 {
+    let k = p.len();
+    let x = dot(p, &qi[..k]) - dot(p, &qj[..k]) + qi[k] - qj[k];
+    let l2 = dot(p, p) + dot(qi, qi) + dot(qj, qj);
+    f64::from(weight * (1.0 - x).max(0.0)) + 0.5 * f64::from(regularization * l2)
+}
+
+/// One SGD step of a WARP triple with rank weight `weight` (the module doc; the triple must
+/// violate the margin, where the hinge has slope `-weight` in `x`).
+#[inline(always)]
+pub fn warp_triple_step(
+    p: &mut [f32],
+    qi: &mut [f32],
+    qj: &mut [f32],
+    weight: f32,
+    lr: f32,
+    regularization: f32,
+) {
+    let k = p.len();
+    let (qi, bi) = qi.split_at_mut(k);
+    let (qj, bj) = qj.split_at_mut(k);
+    apply_triple(p, qi, qj, bi, bj, lr, regularization, weight);
+}
+
+/// WARP's rank weight of a violation found at draw `n` (1-based) among `movies` movies:
+/// `ln(max(1, floor((movies - 1) / n)))`, at most [`MAX_WARP_WEIGHT`].
+pub fn warp_weight(movies: usize, n: usize) -> f32 {
+    let rank = (movies.saturating_sub(1) / n.max(1)).max(1);
+    (rank as f32).ln().min(MAX_WARP_WEIGHT)
 }
 
 /// What every lane reads during a step.
@@ -203,6 +306,10 @@ struct Shared<'a> {
     regularization: f32,
     seed: u64,
     epoch: u64,
+    /// WARP: the most negatives a sample draws (None: BPR).
+    max_sampled: Option<usize>,
+    /// Movies in the catalogue (WARP's rank estimate).
+    n_items: usize,
 }
 
 /// Sample `t` of the epoch: `[user, positive, negative]`, or `None` when every draw of the
@@ -210,8 +317,21 @@ struct Shared<'a> {
 #[inline(always)]
 fn draw(sh: &Shared<'_>, t: u64) -> Option<[u32; 3]> {
     let mut s = SplitMix64::stream(sh.seed, sh.epoch, t);
+    let [u, i] = draw_unit(sh, &mut s);
+    draw_negative(sh, &mut s, u).map(|j| [u, i, j])
+}
+
+/// The interaction `[user, positive]` a sample starts from (the stream's first number).
+#[inline(always)]
+fn draw_unit(sh: &Shared<'_>, s: &mut SplitMix64) -> [u32; 2] {
     let nnz = sh.units.len();
-    let [u, i] = sh.units[((u128::from(s.next_u64()) * nnz as u128) >> 64) as usize];
+    sh.units[((u128::from(s.next_u64()) * nnz as u128) >> 64) as usize]
+}
+
+/// A negative for user `u` from the stream: redrawn while it is one of the user's movies, `None`
+/// after [`MAX_REDRAWS`] redraws.
+#[inline(always)]
+fn draw_negative(sh: &Shared<'_>, s: &mut SplitMix64, u: u32) -> Option<u32> {
     let row = if sh.member.is_empty() { sh.by_user.row(u) } else { &[] };
     let bits = sh.member.get(u as usize * sh.words..).unwrap_or(&[]);
     for _ in 0..=MAX_REDRAWS {
@@ -225,7 +345,7 @@ fn draw(sh: &Shared<'_>, t: u64) -> Option<[u32; 3]> {
             bits[c as usize / 64] >> (c % 64) & 1 == 1
         };
         if !positive {
-            return Some([u, i, c]);
+            return Some(c);
         }
     }
     None
@@ -297,6 +417,10 @@ impl Lane {
     /// Draws sample `t` and runs its SGD step on the lane's copies.
     #[inline(always)]
     fn sample(&mut self, sh: &Shared<'_>, t: u64) {
+        if let Some(max_sampled) = sh.max_sampled {
+            self.warp_sample(sh, t, max_sampled);
+            return;
+        }
         let Some([u, i, j]) = draw(sh, t) else { return };
         let (k, w) = (sh.k, sh.k + 1);
         let us = self.users.touch(u, sh.users, k);
@@ -312,6 +436,39 @@ impl Lane {
             (&mut b[..w], &mut a[js..js + w])
         };
         triple_step(p, qi, qj, sh.lr, sh.regularization);
+    }
+
+    /// WARP's sample `t` (module doc): negatives from the sample's stream until one violates
+    /// the margin, then the weighted step; a negative that does not violate is only read.
+    #[inline(always)]
+    fn warp_sample(&mut self, sh: &Shared<'_>, t: u64, max_sampled: usize) {
+        let mut s = SplitMix64::stream(sh.seed, sh.epoch, t);
+        let [u, i] = draw_unit(sh, &mut s);
+        let (k, w) = (sh.k, sh.k + 1);
+        let us = self.users.touch(u, sh.users, k);
+        let is = self.items.touch(i, sh.items, w);
+        let p = &self.users.work[us..us + k];
+        let qi = &self.items.work[is..is + w];
+        let x_ui = dot(p, &qi[..k]) + qi[k];
+        for n in 1..=max_sampled {
+            let Some(j) = draw_negative(sh, &mut s, u) else { return };
+            let qj = self.items.read(j, sh.items, w);
+            let x_uj = dot(p, &qj[..k]) + qj[k];
+            if x_uj > x_ui - 1.0 {
+                let weight = warp_weight(sh.n_items, n);
+                let js = self.items.touch(j, sh.items, w);
+                let p = &mut self.users.work[us..us + k];
+                let (qi, qj) = if is < js {
+                    let (a, b) = self.items.work.split_at_mut(js);
+                    (&mut a[is..is + w], &mut b[..w])
+                } else {
+                    let (a, b) = self.items.work.split_at_mut(is);
+                    (&mut b[..w], &mut a[js..js + w])
+                };
+                warp_triple_step(p, qi, qj, weight, sh.lr, sh.regularization);
+                return;
+            }
+        }
     }
 }
 
@@ -369,21 +526,22 @@ pub(super) struct Prepared {
 /// Checks `train` and `params`, draws the initial tables from `seed` (the CPU fit and its CUDA
 /// twin start from the same values).
 pub(super) fn prepare(
+    kind: RankerKind,
     train: Interactions<'_>,
     params: &serde_json::Value,
     seed: u64,
 ) -> Result<Prepared, ModelError> {
-    let params = BprParams::from_json(params)?;
+    let params = BprParams::from_json_for(kind, params)?;
     let (n_users, n_items, k) = (train.n_users(), train.n_items, params.factors);
     if train.nnz() == 0 || n_items < 2 {
         return Err(ModelError::InvalidData(format!(
-            "bpr needs interactions and at least 2 movies ({} interactions, {n_items} movies)",
+            "{kind} needs interactions and at least 2 movies ({} interactions, {n_items} movies)",
             train.nnz()
         )));
     }
     // The store, the working tables and the lanes' row slots.
     ensure_fits(
-        &format!("bpr factors [{n_users} + {n_items}, {k}]"),
+        &format!("{kind} factors [{n_users} + {n_items}, {k}]"),
         f32_bytes(((n_users + n_items) * (2 * (k + 1) + LANES)) as u128, 1) + MEMBERSHIP_BYTES as u128,
     )?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -399,7 +557,7 @@ pub(super) fn prepare(
             let counts: Vec<u64> = train.by_user.movie_counts(n_items)?.into_iter().map(u64::from).collect();
             NegativeSampler::Popularity(
                 UnigramSampler::new(&counts, 0.75)
-                    .ok_or_else(|| ModelError::InvalidData("bpr: no movie has an interaction".into()))?,
+                    .ok_or_else(|| ModelError::InvalidData(format!("{kind}: no movie has an interaction")))?,
             )
         }
         _ => NegativeSampler::Uniform(n_items),
@@ -413,15 +571,35 @@ impl Bpr {
         Self::fit_observed(train, params, seed, |_, _| {})
     }
 
+    /// Fits the same model with the WARP loss (`warp`, see the module doc).
+    pub fn fit_warp(
+        train: Interactions<'_>,
+        params: &serde_json::Value,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        Self::fit_kind(RankerKind::Warp, train, params, seed, |_, _| {})
+    }
+
     /// [`Bpr::fit`], calling `after_epoch(epoch, scores)` after each epoch (0-based) with the
     /// current model's scores.
     pub fn fit_observed(
         train: Interactions<'_>,
         params: &serde_json::Value,
         seed: u64,
+        after_epoch: impl FnMut(usize, &FactorScores<'_>) + Send,
+    ) -> Result<Self, ModelError> {
+        Self::fit_kind(RankerKind::Bpr, train, params, seed, after_epoch)
+    }
+
+    /// [`Bpr::fit_observed`] for `kind` (`bpr` or `warp`).
+    pub fn fit_kind(
+        kind: RankerKind,
+        train: Interactions<'_>,
+        params: &serde_json::Value,
+        seed: u64,
         mut after_epoch: impl FnMut(usize, &FactorScores<'_>) + Send,
     ) -> Result<Self, ModelError> {
-        let Prepared { params, mut store, tables, sampler } = prepare(train, params, seed)?;
+        let Prepared { params, mut store, tables, sampler } = prepare(kind, train, params, seed)?;
         let (n_users, n_items, k) = (train.n_users(), train.n_items, params.factors);
         let units = units_of(train.by_user);
         let (member, words) = membership(train.by_user, n_items);
@@ -454,6 +632,8 @@ impl Bpr {
                     regularization: params.regularization as f32,
                     seed,
                     epoch: epoch as u64,
+                    max_sampled: params.max_sampled,
+                    n_items,
                 };
                 lanes.par_iter_mut().enumerate().for_each(|(l, lane)| {
                     let a = (start + l * per_lane).min(end);
@@ -472,7 +652,11 @@ impl Bpr {
                     return Err(reelvec_engine::EngineError::Diverged {
                         epoch,
                         step,
-                        what: format!("a bpr factor after an SGD step (lr {}) is not finite", params.lr),
+                        what: format!(
+                            "a {} factor after an SGD step (lr {}) is not finite",
+                            params.kind(),
+                            params.lr
+                        ),
                     }
                     .into());
                 }
@@ -528,7 +712,7 @@ impl ItemScorer for Bpr {
 
 impl Ranker for Bpr {
     fn kind(&self) -> RankerKind {
-        RankerKind::Bpr
+        self.params.kind()
     }
 
     fn params(&self) -> serde_json::Value {
@@ -657,6 +841,8 @@ mod tests {
             regularization: 0.0,
             seed: 1,
             epoch: 2,
+            max_sampled: None,
+            n_items: 20,
         };
         // The membership bits and the binary search draw the same samples.
         let searched = Shared { member: &[], ..shared };
@@ -700,6 +886,8 @@ mod tests {
             regularization: 0.01,
             seed: 9,
             epoch: 0,
+            max_sampled: None,
+            n_items: 20,
         };
         let run = |simd| {
             let mut lane = Lane { users: LaneTable::new(40), items: LaneTable::new(20) };
@@ -736,5 +924,150 @@ mod tests {
         let err = Bpr::fit(train, &serde_json::json!({"negatives": "hard"}), 1).unwrap_err();
         assert!(err.to_string().contains("bpr.negatives"), "{err}");
         assert_eq!(fit(1).item_embeddings().unwrap().shape(), &[20, 4]);
+    }
+
+    #[test]
+    fn the_warp_step_is_minus_lr_times_the_finite_difference_gradient() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let (k, lr, reg, weight) = (5, 1e-3f32, 0.05f32, 3.2f32);
+        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-0.8..0.8f32)).collect() };
+        let mut checked = 0;
+        while checked < 5 {
+            let (p, qi, qj) = (draw(k), draw(k + 1), draw(k + 1));
+            let x = dot(&p, &qi[..k]) - dot(&p, &qj[..k]) + qi[k] - qj[k];
+            // Inside the margin and away from the hinge's kink, where the loss is smooth.
+            if x > 0.9 {
+                continue;
+            }
+            checked += 1;
+            let (mut p2, mut qi2, mut qj2) = (p.clone(), qi.clone(), qj.clone());
+            warp_triple_step(&mut p2, &mut qi2, &mut qj2, weight, lr, reg);
+            let h = 1e-2f32;
+            for (which, (row, stepped)) in [&p, &qi, &qj].iter().zip([&p2, &qi2, &qj2]).enumerate() {
+                for c in 0..row.len() {
+                    let at = |d: f32| {
+                        let mut r: [Vec<f32>; 3] = [p.clone(), qi.clone(), qj.clone()];
+                        r[which][c] += d;
+                        warp_triple_loss(&r[0], &r[1], &r[2], weight, reg)
+                    };
+                    let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
+                    let analytic = f64::from(row[c] - stepped[c]) / f64::from(lr);
+                    assert!(
+                        (numeric - analytic).abs() < 2e-3 + 2e-2 * numeric.abs(),
+                        "row {which} col {c}: {numeric} vs {analytic}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn warp_weights_by_hand() {
+        // floor((M - 1) / n), at least 1, then ln, at most MAX_WARP_WEIGHT.
+        assert_eq!(warp_weight(1682, 1), 1681f32.ln());
+        assert_eq!(warp_weight(1682, 10), 168f32.ln());
+        assert_eq!(warp_weight(3, 5), 0.0);
+        assert_eq!(warp_weight(2, 1), 0.0);
+        assert_eq!(warp_weight(100_000_000, 1), MAX_WARP_WEIGHT);
+    }
+
+    #[test]
+    fn a_warp_sample_steps_only_on_a_violating_negative() {
+        let (rows, _) = planted();
+        let units = units_of(&rows);
+        let (member, words) = membership(&rows, 20);
+        let (k, w) = (3, 4);
+        let users = vec![0.5f32; 40 * k];
+        let sampler = NegativeSampler::Uniform(20);
+        let flat = vec![0.2f32; 20 * w];
+        let base = Shared {
+            by_user: &rows,
+            units: &units,
+            member: &member,
+            words,
+            sampler: &sampler,
+            users: &users,
+            items: &flat,
+            k,
+            lr: 0.1,
+            regularization: 0.0,
+            seed: 1,
+            epoch: 0,
+            max_sampled: Some(10),
+            n_items: 20,
+        };
+        for t in 0..50 {
+            // Every row equal: x_uj = x_ui > x_ui - 1, so the first negative violates and the
+            // step moves the positive and that negative (q_i += lz p, q_j -= lz p).
+            let sh = Shared { items: &flat, ..base };
+            let [u, i] = draw_unit(&sh, &mut SplitMix64::stream(1, 0, t));
+            let mut lane = Lane { users: LaneTable::new(40), items: LaneTable::new(20) };
+            lane.sample(&sh, t);
+            assert_eq!(lane.users.rows, [u]);
+            assert_eq!(lane.items.rows.len(), 2, "the positive and the first negative");
+            let j = lane.items.rows[1];
+            assert_eq!(lane.items.rows[0], i);
+            assert!(rows.row(u).binary_search(&j).is_err());
+            let weight = warp_weight(20, 1);
+            assert_eq!(lane.items.work[k], 0.2 + 0.1 * weight, "b_i += lr L");
+            assert_eq!(lane.items.work[w + k], 0.2 - 0.1 * weight, "b_j -= lr L");
+            // The positive's bias 5 above every other movie: no negative violates, no step, and
+            // the negatives read are never copied.
+            let mut ahead = flat.clone();
+            ahead[i as usize * w + k] = 5.0;
+            let sh = Shared { items: &ahead, ..base };
+            let mut lane = Lane { users: LaneTable::new(40), items: LaneTable::new(20) };
+            lane.sample(&sh, t);
+            assert_eq!(lane.items.rows, [i]);
+            assert_eq!(lane.items.work, ahead[i as usize * w..(i as usize + 1) * w]);
+            assert_eq!(lane.users.work, users[u as usize * k..(u as usize + 1) * k]);
+        }
+    }
+
+    #[test]
+    fn warp_learns_planted_tastes_bitwise_for_1_2_and_4_threads() {
+        let (rows, held) = planted();
+        let train = Interactions::new(&rows, 20).unwrap();
+        let params =
+            serde_json::json!({"factors": 8, "epochs": 40, "batch_size": 64, "lr": 0.005, "init_std": 0.1});
+        let fit = |t: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+            pool.install(|| {
+                let mut aucs = Vec::new();
+                let m = Bpr::fit_kind(RankerKind::Warp, train, &params, 3, |_, s| {
+                    aucs.push(auc(s, &rows, &held))
+                })
+                .unwrap();
+                (m, aucs)
+            })
+        };
+        let (one, aucs) = fit(1);
+        assert_eq!(one.kind(), RankerKind::Warp);
+        assert_eq!(one.params_used().max_sampled, Some(DEFAULT_MAX_SAMPLED));
+        assert!(aucs[0] < 0.75, "{aucs:?}");
+        assert!(aucs[39] > 0.85 && aucs[39] > aucs[0] + 0.2, "{aucs:?}");
+        for t in [2, 4] {
+            assert_eq!(one, fit(t).0, "{t} threads");
+        }
+        // Not the BPR model: the same draws, another loss.
+        let bpr = Bpr::fit(train, &params, 3).unwrap();
+        assert_ne!(bpr.item_factors(), one.item_factors());
+    }
+
+    #[test]
+    fn warp_params_have_their_own_defaults_and_keys() {
+        let warp = BprParams::from_json_for(RankerKind::Warp, &serde_json::Value::Null).unwrap();
+        assert_eq!((warp.lr, warp.max_sampled, warp.kind()), (WARP_DEFAULT_LR, Some(10), RankerKind::Warp));
+        let text = serde_json::to_string(&warp).unwrap();
+        assert!(text.contains("\"max_sampled\":10"), "{text}");
+        let bpr = BprParams::from_json(&serde_json::Value::Null).unwrap();
+        assert_eq!((bpr.max_sampled, bpr.kind()), (None, RankerKind::Bpr));
+        assert!(!serde_json::to_string(&bpr).unwrap().contains("max_sampled"));
+        let err = BprParams::from_json(&serde_json::json!({"max_sampled": 5})).unwrap_err().to_string();
+        assert!(err.contains("max_sampled"), "{err}");
+        let err = BprParams::from_json_for(RankerKind::Warp, &serde_json::json!({"max_sampled": 0}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("warp.max_sampled"), "{err}");
     }
 }

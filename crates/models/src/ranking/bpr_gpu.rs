@@ -26,7 +26,7 @@ use reelvec_engine::gpu::{Gpu, KernelSource, LaunchConfig, PushKernelArg};
 use reelvec_engine::memory::{ensure_fits_in, f32_bytes};
 
 use super::bpr::{join_items, prepare, split_items, units_of, NegativeSampler, Prepared};
-use super::{Bpr, Interactions};
+use super::{Bpr, Interactions, RankerKind};
 use crate::ModelError;
 
 pub(crate) const BPR_CU: KernelSource =
@@ -51,7 +51,7 @@ pub fn fit_bpr_gpu(
     params: &serde_json::Value,
     seed: u64,
 ) -> Result<Bpr, ModelError> {
-    let Prepared { params, mut store, tables, sampler } = prepare(train, params, seed)?;
+    let Prepared { params, mut store, tables, sampler } = prepare(RankerKind::Bpr, train, params, seed)?;
     let (n_users, n_items, k, nnz) = (train.n_users(), train.n_items, params.factors, train.nnz());
     let too_many = |what: &str| {
         ModelError::InvalidData(format!("bpr on the GPU: more than 2^32 - 1 {what} (u32 indices)"))

@@ -32,7 +32,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
-pub use bpr::{triple_loss, triple_step, Bpr, BprParams, LANES as BPR_LANES};
+pub use bpr::{
+    triple_loss, triple_step, warp_triple_loss, warp_triple_step, warp_weight, Bpr, BprParams,
+    LANES as BPR_LANES,
+};
 pub use bpr_gpu::{bpr_gpu_bytes, fit_bpr_gpu};
 pub use ease::{ease_fit_bytes, Ease, EaseParams};
 pub use ease_gpu::{fit_ease_gpu, fit_ease_gpu_chunked};
@@ -101,12 +104,20 @@ pub enum RankerKind {
     Ials,
     /// Bayesian personalised ranking (Rendle 2009).
     Bpr,
+    /// BPR's model trained with the WARP loss (Weston 2011, LightFM's `warp`).
+    Warp,
 }
 
 impl RankerKind {
     /// Every kind.
-    pub const ALL: [RankerKind; 5] =
-        [RankerKind::Popularity, RankerKind::ItemKnn, RankerKind::Ease, RankerKind::Ials, RankerKind::Bpr];
+    pub const ALL: [RankerKind; 6] = [
+        RankerKind::Popularity,
+        RankerKind::ItemKnn,
+        RankerKind::Ease,
+        RankerKind::Ials,
+        RankerKind::Bpr,
+        RankerKind::Warp,
+    ];
 
     /// The name as the CLI spells it.
     pub fn as_str(self) -> &'static str {
@@ -116,6 +127,7 @@ impl RankerKind {
             RankerKind::Ease => "ease",
             RankerKind::Ials => "ials",
             RankerKind::Bpr => "bpr",
+            RankerKind::Warp => "warp",
         }
     }
 }
@@ -296,6 +308,10 @@ pub fn fit_ranker(
             Device::Cpu => Ok(Box::new(Bpr::fit(train, params, seed)?)),
             Device::Cuda(_) => Ok(Box::new(fit_bpr_gpu(&*Gpu::for_device(device)?, train, params, seed)?)),
         },
+        RankerKind::Warp => {
+            cpu_only(kind, device)?;
+            Ok(Box::new(Bpr::fit_warp(train, params, seed)?))
+        }
     }
 }
 
@@ -412,8 +428,8 @@ mod tests {
             assert_eq!(kind.as_str().parse::<RankerKind>().unwrap(), kind);
         }
         assert_eq!("Item_KNN".parse::<RankerKind>().unwrap(), RankerKind::ItemKnn);
-        let err = "warp".parse::<RankerKind>().unwrap_err().to_string();
-        assert!(err.contains("warp") && err.contains("itemknn, ease, ials, bpr"), "{err}");
+        let err = "lightfm".parse::<RankerKind>().unwrap_err().to_string();
+        assert!(err.contains("lightfm") && err.contains("itemknn, ease, ials, bpr, warp"), "{err}");
     }
 
     #[test]
@@ -428,7 +444,7 @@ mod tests {
             for kind in RankerKind::ALL {
                 let params = match kind {
                     RankerKind::Ials => serde_json::json!({"factors": 2, "iterations": 1}),
-                    RankerKind::Bpr => serde_json::json!({"factors": 2, "epochs": 1}),
+                    RankerKind::Bpr | RankerKind::Warp => serde_json::json!({"factors": 2, "epochs": 1}),
                     _ => serde_json::Value::Null,
                 };
                 if let Ok(model) = fit_ranker(kind, train, &params, 1, Device::Cpu) {
@@ -448,6 +464,7 @@ mod tests {
         for (kind, params) in [
             (RankerKind::Ials, serde_json::json!({"factors": 2, "iterations": 50})),
             (RankerKind::Bpr, serde_json::json!({"factors": 2, "epochs": 50})),
+            (RankerKind::Warp, serde_json::json!({"factors": 2, "epochs": 50})),
         ] {
             let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
             let log = seen.clone();
@@ -480,7 +497,7 @@ mod tests {
         for kind in RankerKind::ALL {
             let params = match kind {
                 RankerKind::Ials => small.clone(),
-                RankerKind::Bpr => serde_json::json!({"factors": 3, "epochs": 2}),
+                RankerKind::Bpr | RankerKind::Warp => serde_json::json!({"factors": 3, "epochs": 2}),
                 _ => serde_json::Value::Null,
             };
             let model = fit_ranker(kind, train, &params, 7, Device::Cpu).unwrap();
@@ -492,7 +509,9 @@ mod tests {
             // User 1's movies, repeated and out of order.
             let result = model.score_new_user(&[2, 0, 1, 0], &mut new);
             match kind {
-                RankerKind::Bpr => assert!(matches!(result, Err(ModelError::Unsupported { .. }))),
+                RankerKind::Bpr | RankerKind::Warp => {
+                    assert!(matches!(result, Err(ModelError::Unsupported { .. })))
+                }
                 // iALS folds in exactly where training took CG steps: same ranking direction,
                 // not the same numbers.
                 RankerKind::Ials => result.unwrap(),

@@ -11,7 +11,8 @@
 //!   and counts are integers, exact in f32 below 2^24;
 //! - ease: `weights` `[movies, movies]` (B);
 //! - ials: `user_factors` `[users, k]`, `movie_factors` `[movies, k]`;
-//! - bpr: `user_factors`, `movie_factors` and `movie_bias` `[movies, 1]` (its engine store).
+//! - bpr and warp: `user_factors`, `movie_factors` and `movie_bias` `[movies, 1]` (its engine
+//!   store).
 //!
 //! [`restore_ranker`] is the one dispatch that rebuilds a model from its tables, beside
 //! [`super::fit_ranker`]; a missing, misshapen or inconsistent table is a
@@ -166,8 +167,8 @@ pub fn restore_ranker(
                 item_factors: array("movie_factors", m, k)?,
             })
         }
-        RankerKind::Bpr => {
-            let params = BprParams::from_json(params)?;
+        RankerKind::Bpr | RankerKind::Warp => {
+            let params = BprParams::from_json_for(kind, params)?;
             let k = Some(params.factors);
             let mut store = ParamStore::new();
             let mut add = |name: &str, rows: usize, cols: Option<usize>| {
@@ -194,7 +195,9 @@ pub fn check_ranker_params(
         RankerKind::ItemKnn => ItemKnnParams::from_json(params).map(serde_json::to_value),
         RankerKind::Ease => EaseParams::from_json(params).map(serde_json::to_value),
         RankerKind::Ials => IalsParams::from_json(params).map(serde_json::to_value),
-        RankerKind::Bpr => BprParams::from_json(params).map(serde_json::to_value),
+        RankerKind::Bpr | RankerKind::Warp => {
+            BprParams::from_json_for(kind, params).map(serde_json::to_value)
+        }
     }?;
     full.map_err(|e| ModelError::InvalidConfig(format!("{kind} parameters: {e}")))
 }
@@ -292,6 +295,7 @@ impl From<RankerKind> for ModelKind {
             RankerKind::Ease => ModelKind::Ease,
             RankerKind::Ials => ModelKind::Ials,
             RankerKind::Bpr => ModelKind::Bpr,
+            RankerKind::Warp => ModelKind::Warp,
         }
     }
 }

@@ -275,7 +275,7 @@ def train(
 
     ``kind`` is one of :data:`MODEL_KINDS` (``"mf"``, ``"sigmoid-mf"``, ``"residual-mf"``,
     ``"cbow"``, ``"skipgram"``, ``"cooc"``, and the ranking models ``"popularity"``,
-    ``"itemknn"``, ``"ease"``, ``"ials"``, ``"bpr"``); ``config`` holds the CLI's ``--set`` keys
+    ``"itemknn"``, ``"ease"``, ``"ials"``, ``"bpr"``, ``"warp"``); ``config`` holds the CLI's ``--set`` keys
     (``{"train.epochs": 3, "k": 32}``; plain keys such as ``{"factors": 64}`` for a ranking
     model, which fits on every rating as an interaction, no split held out, and takes no
     ``preset``); ``preset`` the CLI's ``--preset``; ``device`` is ``"cpu"``, ``"cuda"``,
