@@ -361,6 +361,44 @@ fn projected_lanes_share_one_backward() {
     }
 }
 
+/// A vocabulary whose `S` outgrows a lane's cache share (600^2 floats, 1.44 MB) opens fewer
+/// lanes in a projected gradient pass (here 2 of 8): still the chunked kernel's loss and
+/// gradient to f32 rounding, and bitwise the same on 1, 2 and 4 threads.
+#[test]
+fn a_large_vocabulary_takes_fewer_projected_lanes_and_stays_thread_independent() {
+    let vocab = 600;
+    let seqs = sequences(vocab as u32, 150, 80, 7);
+    let units: Vec<u32> = (0..seqs.len() as u32).collect();
+    let config = Item2VecConfig { dim: 8, ..Default::default() };
+    let mut params = ParamStore::new();
+    let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 3).unwrap();
+    let make = |kernel| {
+        let train = Examples::build(&seqs, config.window, config.drop_ends);
+        assert!(train.len() >= 8 * 128 && train.len() < 3 * 4 * vocab, "{} examples", train.len());
+        Item2VecObjective::new(config, tables, vocab, train, None, 5).unwrap().with_softmax_kernel(kernel)
+    };
+    let on = |threads, kernel| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| batch(&make(kernel), &params, &units))
+    };
+    let (loss, g) = on(1, SoftmaxKernel::Projected);
+    for threads in [2, 4] {
+        let (l, gt) = on(threads, SoftmaxKernel::Projected);
+        assert_eq!(loss.to_bits(), l.to_bits(), "{threads} threads");
+        for (x, y) in g.tables().iter().zip(gt.tables()) {
+            assert!(x.data.iter().zip(&y.data).all(|(p, q)| p.to_bits() == q.to_bits()), "{threads} threads");
+        }
+    }
+    let (l2, g2) = on(2, SoftmaxKernel::Chunked);
+    assert!((loss - l2).abs() <= 1e-5 * loss.abs(), "loss {loss} vs {l2}");
+    for (t, (x, y)) in g.tables().iter().zip(g2.tables()).enumerate() {
+        let big = x.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (i, (&p, &q)) in x.data.iter().zip(&y.data).enumerate() {
+            assert!((p - q).abs() <= 2e-5 * big, "table {t}[{i}]: {p} vs {q}");
+        }
+    }
+}
+
 #[test]
 fn auto_choice_follows_the_operation_count() {
     // The notebook: V = 50, k = 20, ~1,800 examples of 2 context tokens a batch.
