@@ -401,9 +401,9 @@ impl Item2VecObjective {
         if lanes.len() < n_lanes {
             lanes.resize_with(n_lanes, Lane::default);
         }
-        // Two-token CBOW contexts read exponential tables (2 V^2 exponentials a pass) instead
-        // of V exponentials an example: worth it from 2 V examples on.
-        let use_pairs = projected && cfg.architecture == Architecture::Cbow && len >= 2 * wts.v;
+        // Two-token CBOW contexts read an exponential table (V^2 exponentials a pass) instead
+        // of V exponentials an example: worth it from V examples on.
+        let use_pairs = projected && cfg.architecture == Architecture::Cbow && len >= wts.v;
         if use_pairs {
             let f = match cfg.context {
                 ContextReduce::Sum => 1.0,

@@ -221,19 +221,21 @@ pub(super) unsafe fn accumulate2(z: &[f32], g: f32, db: &mut [f32], sa: &mut [f3
     }
 }
 
-/// `out = a * b` and the sum of `out`: the portable `Row::mul_sum`.
+/// `out = (a * w) * b` and the sum of `out`: `Row::mul3_sum`'s operations (eight accumulators,
+/// [`sum_of`]'s reduction and tail).
 #[inline(always)]
-pub(super) unsafe fn mul_sum(a: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
+pub(super) unsafe fn mul3_sum(a: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
     let v = out.len();
-    assert!(a.len() >= v && b.len() >= v);
+    assert!(a.len() >= v && w.len() >= v && b.len() >= v);
     let body = v - v % 8;
-    // SAFETY: loads and stores at `i + 8 <= body <= v`, inside all three slices; the caller
+    // SAFETY: loads and stores at `i + 8 <= body <= v`, inside all four slices; the caller
     // guarantees AVX2.
     let acc = unsafe {
         let mut acc = _mm256_setzero_ps();
         let mut i = 0;
         while i < body {
-            let p = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)));
+            let aw = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(w.as_ptr().add(i)));
+            let p = _mm256_mul_ps(aw, _mm256_loadu_ps(b.as_ptr().add(i)));
             _mm256_storeu_ps(out.as_mut_ptr().add(i), p);
             acc = _mm256_add_ps(acc, p);
             i += 8;
@@ -241,7 +243,7 @@ pub(super) unsafe fn mul_sum(a: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
         lanes(acc)
     };
     for j in body..v {
-        out[j] = a[j] * b[j];
+        out[j] = (a[j] * w[j]) * b[j];
     }
     sum_of(acc, &out[body..])
 }

@@ -329,15 +329,15 @@ impl<const AVX2: bool> Row<AVX2> {
         (positives.len() as f32 * lse - z_positives) as f64
     }
 
-    /// `out = a * b` element-wise and the sum of `out` with [`sum_f32`]'s accumulators.
+    /// `out = (a * w) * b` element-wise and the sum of `out` with [`sum_f32`]'s accumulators.
     #[inline(always)]
-    fn mul_sum(a: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
+    fn mul3_sum(a: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if AVX2 {
             // SAFETY: as in `exp_sum`.
-            return unsafe { super::simd::mul_sum(a, b, out) };
+            return unsafe { super::simd::mul3_sum(a, w, b, out) };
         }
-        out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = a * b);
+        out.iter_mut().zip(a).zip(w).zip(b).for_each(|(((o, &a), &w), &b)| *o = (a * w) * b);
         let mut acc = [0.0f32; 8];
         let mut chunks = out.chunks_exact(8);
         for c in &mut chunks {
@@ -643,24 +643,25 @@ fn accumulate_softmax2<const AVX2: bool>(
 /// `z = f P[a] + (f P[c] + b)`,
 ///
 /// ```text
-/// exp(z_j - M) = A[a]_j B[c]_j,   A[a]_j = exp(f P[a]_j - ma_a),   B[c]_j = exp(f P[c]_j + b_j - mb_c),
-/// M = ma_a + mb_c,   lse(z) = M + ln sum_j A[a]_j B[c]_j
+/// exp(z_j - M) = X[a]_j X[c]_j e_j,   X[r]_j = exp(f P[r]_j - m_r),   e_j = exp(b_j - m_b),
+/// M = (m_a + m_c) + m_b,   lse(z) = M + ln sum_j X[a]_j X[c]_j e_j
 /// ```
 ///
-/// (`ma`, `mb` the row maxima), so an example costs one product per logit instead of one
-/// exponential; the `2 V^2` exponentials are paid once per pass. When the sum falls below
-/// [`PAIR_SUM_FLOOR`] (the two rows' maxima far apart, where the products could underflow)
-/// the example is computed directly.
+/// (`m_r` the row maxima of `f P`, `m_b` the bias maximum), so an example costs two products
+/// per logit instead of one exponential; the `V^2` exponentials of `X` are paid once per pass
+/// (one table serves both context positions). When the sum falls below [`PAIR_SUM_FLOOR`] (the
+/// rows' maxima far apart, where the products could underflow) the example is computed
+/// directly.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PairTables {
-    /// `A` (V x V).
-    first: Vec<f32>,
-    /// `ma` (V).
-    first_max: Vec<f32>,
-    /// `B` (V x V).
-    second: Vec<f32>,
-    /// `mb` (V).
-    second_max: Vec<f32>,
+    /// `X` (V x V).
+    rows: Vec<f32>,
+    /// `m_r` (V).
+    row_max: Vec<f32>,
+    /// `e` (V).
+    bias: Vec<f32>,
+    /// `m_b`.
+    bias_max: f32,
     /// The context weight `f` of a two-token context (1 for a sum, 1/2 for a mean).
     f: f32,
 }
@@ -674,11 +675,9 @@ impl PairTables {
     pub(crate) fn fill(&mut self, proj: &[f32], b: &[f32], f: f32, simd: bool) {
         let v = b.len();
         self.f = f;
-        for (buf, n) in [(&mut self.first, v * v), (&mut self.second, v * v)] {
-            buf.resize(n, 0.0);
-        }
-        self.first_max.resize(v, 0.0);
-        self.second_max.resize(v, 0.0);
+        self.rows.resize(v * v, 0.0);
+        self.row_max.resize(v, 0.0);
+        self.bias.resize(v, 0.0);
         #[cfg(target_arch = "x86_64")]
         if avx2(simd) {
             // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
@@ -700,17 +699,28 @@ impl PairTables {
     fn fill_rows<const AVX2: bool>(&mut self, proj: &[f32], b: &[f32]) {
         let (v, f) = (b.len(), self.f);
         for (c, p) in proj.chunks_exact(v).enumerate() {
-            let a = &mut self.first[c * v..(c + 1) * v];
-            a.iter_mut().zip(p).for_each(|(a, &p)| *a = f * p);
-            let m = Row::<AVX2>::max(a);
-            Row::<AVX2>::exp_sum(a, m);
-            self.first_max[c] = m;
-            let bb = &mut self.second[c * v..(c + 1) * v];
-            bb.iter_mut().zip(p).zip(b).for_each(|((x, &p), &b)| *x = f * p + b);
-            let m = Row::<AVX2>::max(bb);
-            Row::<AVX2>::exp_sum(bb, m);
-            self.second_max[c] = m;
+            let x = &mut self.rows[c * v..(c + 1) * v];
+            x.iter_mut().zip(p).for_each(|(x, &p)| *x = f * p);
+            let m = Row::<AVX2>::max(x);
+            Row::<AVX2>::exp_sum(x, m);
+            self.row_max[c] = m;
         }
+        self.bias.copy_from_slice(b);
+        self.bias_max = Row::<AVX2>::max(&self.bias);
+        Row::<AVX2>::exp_sum(&mut self.bias, self.bias_max);
+    }
+
+    /// `out_j = (X[a]_j e_j) X[c]_j` and their sum.
+    #[inline(always)]
+    fn products<const AVX2: bool>(&self, a: usize, c: usize, out: &mut [f32]) -> f32 {
+        let v = out.len();
+        Row::<AVX2>::mul3_sum(&self.rows[a * v..(a + 1) * v], &self.bias, &self.rows[c * v..(c + 1) * v], out)
+    }
+
+    /// `M = (m_a + m_c) + m_b`.
+    #[inline(always)]
+    fn shift(&self, a: usize, c: usize) -> f32 {
+        (self.row_max[a] + self.row_max[c]) + self.bias_max
     }
 }
 
@@ -796,13 +806,12 @@ fn projected_examples<const AVX2: bool>(
             let positives = positives_of(arch, ex, e);
             if let (Some(t), &[a, c]) = (pass.pairs, rows) {
                 let (a, c) = (a as usize, c as usize);
-                let sum =
-                    Row::<AVX2>::mul_sum(&t.first[a * v..(a + 1) * v], &t.second[c * v..(c + 1) * v], zr);
+                let sum = t.products::<AVX2>(a, c, zr);
                 if sum >= PAIR_SUM_FLOOR {
                     let (pa, pc) = (&proj[a * v..(a + 1) * v], &proj[c * v..(c + 1) * v]);
                     let z_at = |j: usize| t.f * pa[j] + (t.f * pc[j] + bias[j]);
                     *st = Stat {
-                        lse_or_max: (t.first_max[a] + t.second_max[c]) + sum.ln(),
+                        lse_or_max: t.shift(a, c) + sum.ln(),
                         z_positives: positives.iter().map(|&p| z_at(p as usize)).sum(),
                         sum,
                         paired: true,
