@@ -108,6 +108,18 @@ fn projected_matches_chunked_for_mean_skipgram_and_wider_windows() {
     }
 }
 
+/// The row pass of two-token contexts (`pair_rows`) with a context holding one token twice
+/// (`{7, 7}`: its example counts twice in row 7) and with sequence ends (one context token,
+/// left to the per-example kernel): the chunked kernel's loss and gradient, sum and mean.
+#[test]
+fn projected_row_pass_handles_repeated_context_tokens() {
+    let seqs: Vec<Vec<u32>> = (0..12).map(|i| vec![7, 2, 7, 2, 7, (i % 9) as u32, 7, 1]).collect();
+    for context in [ContextReduce::Sum, ContextReduce::Mean] {
+        let config = Item2VecConfig { context, dim: 5, drop_ends: false, ..Default::default() };
+        kernels_agree(config, 9, &seqs, 4, 1e-5);
+    }
+}
+
 /// Logits spread over hundreds of nats: the pair tables' products underflow and those examples
 /// fall back to the direct computation; both kernels still agree (and stay finite).
 #[test]

@@ -22,6 +22,7 @@ pub(crate) mod lane;
 mod model;
 pub mod negative;
 mod objective;
+mod pair_rows;
 pub mod sgd;
 mod simd;
 pub mod softmax;

@@ -21,6 +21,7 @@ use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, Ta
 
 use super::lane::{Lane, Weights};
 use super::negative::{negative_lane, NegativePass};
+use super::pair_rows::PairRows;
 use super::softmax::{
     project, projected_backward, projected_lane, softmax_lane, PairTables, ProjectedPass, SoftmaxKernel,
 };
@@ -155,6 +156,8 @@ struct Scratch {
     proj: Vec<f32>,
     /// Its exponential tables for two-token CBOW contexts.
     pairs: PairTables,
+    /// The row pass of those contexts' gradient.
+    pair_rows: PairRows,
     /// The redrawn training examples of an epoch (gensim's per-epoch options only).
     epoch_examples: Option<(u64, Examples)>,
 }
@@ -312,7 +315,7 @@ impl Item2VecObjective {
         grads: Option<&mut Grads>,
     ) -> (f64, u64) {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let Scratch { ids, lanes, proj, pairs, epoch_examples } = &mut *guard;
+        let Scratch { ids, lanes, proj, pairs, pair_rows, epoch_examples } = &mut *guard;
         let train = match &self.sampling {
             None => &self.train,
             Some(sampling) => {
@@ -331,16 +334,16 @@ impl Item2VecObjective {
             let r = train.sequence_range(u as usize);
             ids.extend(r.start as u32..r.end as u32);
         }
-        self.run(params, train, ids, draw, grads, lanes, proj, pairs)
+        self.run(params, train, ids, draw, grads, lanes, proj, pairs, pair_rows)
     }
 
     /// Loss sum and count over every example of `examples` (no gradient).
     pub fn loss_over(&self, params: &ParamStore, examples: &Examples, draw: u64) -> (f64, u64) {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let Scratch { ids, lanes, proj, pairs, .. } = &mut *guard;
+        let Scratch { ids, lanes, proj, pairs, pair_rows, .. } = &mut *guard;
         ids.clear();
         ids.extend(0..examples.len() as u32);
-        self.run(params, examples, ids, draw, None, lanes, proj, pairs)
+        self.run(params, examples, ids, draw, None, lanes, proj, pairs, pair_rows)
     }
 
     /// Draw id for the next training batch.
@@ -359,6 +362,7 @@ impl Item2VecObjective {
         lanes: &mut Vec<Lane>,
         proj: &mut Vec<f32>,
         pairs: &mut PairTables,
+        pair_rows: &mut PairRows,
     ) -> (f64, u64) {
         let count = match self.config.architecture {
             Architecture::Cbow => ids.len() as u64,
@@ -411,7 +415,7 @@ impl Item2VecObjective {
             };
             pairs.fill(proj, wts.b, f, self.simd);
         }
-        let projected_pass = ProjectedPass {
+        let mut projected_pass = ProjectedPass {
             arch: cfg.architecture,
             reduce: cfg.context,
             proj,
@@ -420,6 +424,16 @@ impl Item2VecObjective {
             scale,
             grad,
         };
+        // The gradient of two-token contexts by rows ([`PairRows`]); the lanes take the rest.
+        let (mut ids, mut len, mut pair_loss) = (ids, len, 0.0);
+        if use_pairs && grad {
+            lanes[0].ensure_projected(wts.v, wts.k);
+            pair_loss = pair_rows.run(&projected_pass, pairs, &wts, ids, &mut lanes[0], self.simd);
+            (ids, len) = (&pair_rows.direct[..], pair_rows.direct.len());
+            n_lanes = self.lanes.min(len.div_ceil(MIN_LANE_EXAMPLES)).min(projected_lanes(len, wts.v)).max(1);
+            projected_pass.pairs = None;
+        }
+        let projected_pass = projected_pass;
         let work = |j: usize, lane: &mut Lane| {
             let (lo, hi) = (j * len / n_lanes, (j + 1) * len / n_lanes);
             lane.loss = 0.0;
@@ -450,7 +464,7 @@ impl Item2VecObjective {
         } else {
             lanes[..n_lanes].par_iter_mut().enumerate().for_each(|(j, lane)| work(j, lane));
         }
-        let loss: f64 = lanes[..n_lanes].iter().map(|l| l.loss).sum();
+        let loss: f64 = pair_loss + lanes[..n_lanes].iter().map(|l| l.loss).sum::<f64>();
         if projected && grad && !self.per_lane_backward {
             // One backward product for the batch: the lanes' `S` summed in lane order.
             projected_backward(&wts, &mut lanes[..n_lanes]);

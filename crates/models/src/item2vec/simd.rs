@@ -221,29 +221,66 @@ pub(super) unsafe fn accumulate2(z: &[f32], g: f32, db: &mut [f32], sa: &mut [f3
     }
 }
 
-/// `out = (a * w) * b` and the sum of `out`: `Row::mul3_sum`'s operations (eight accumulators,
-/// [`sum_of`]'s reduction and tail).
+/// `sum_j x_j * y_j`: the portable `Row::pair_sum` (four registers of eight accumulators over
+/// 32-element chunks, folded into one as `(a0 + a1) + (a2 + a3)`, then the remaining 8-element
+/// chunks, then [`sum_of`]'s reduction and the tail's products in order). Four independent
+/// chains keep the adds' latency off the critical path; `x_j * y_j` commutes, so swapping `x`
+/// and `y` gives the same bits.
 #[inline(always)]
-pub(super) unsafe fn mul3_sum(a: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
-    let v = out.len();
-    assert!(a.len() >= v && w.len() >= v && b.len() >= v);
-    let body = v - v % 8;
-    // SAFETY: loads and stores at `i + 8 <= body <= v`, inside all four slices; the caller
-    // guarantees AVX2.
+pub(super) unsafe fn pair_sum(x: &[f32], y: &[f32]) -> f32 {
+    let v = x.len();
+    assert!(y.len() >= v);
+    let (body32, body8) = (v - v % 32, v - v % 8);
+    // SAFETY: loads at `i + 8 <= body8 <= v`, inside both slices; the caller guarantees AVX2.
     let acc = unsafe {
-        let mut acc = _mm256_setzero_ps();
+        let term =
+            |i: usize| _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(y.as_ptr().add(i)));
+        let (mut a0, mut a1, mut a2, mut a3) =
+            (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
         let mut i = 0;
-        while i < body {
-            let aw = _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(w.as_ptr().add(i)));
-            let p = _mm256_mul_ps(aw, _mm256_loadu_ps(b.as_ptr().add(i)));
-            _mm256_storeu_ps(out.as_mut_ptr().add(i), p);
-            acc = _mm256_add_ps(acc, p);
+        while i < body32 {
+            a0 = _mm256_add_ps(a0, term(i));
+            a1 = _mm256_add_ps(a1, term(i + 8));
+            a2 = _mm256_add_ps(a2, term(i + 16));
+            a3 = _mm256_add_ps(a3, term(i + 24));
+            i += 32;
+        }
+        let mut acc = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        while i < body8 {
+            acc = _mm256_add_ps(acc, term(i));
             i += 8;
         }
         lanes(acc)
     };
-    for j in body..v {
-        out[j] = (a[j] * w[j]) * b[j];
+    let mut tail = [0.0f32; 8];
+    for (t, j) in tail.iter_mut().zip(body8..v) {
+        *t = x[j] * y[j];
     }
-    sum_of(acc, &out[body..])
+    sum_of(acc, &tail[..v - body8])
+}
+
+/// With `t_j = x_j * acc_j`: `s += f t` and `db += t`: the portable `Row::row_out`.
+#[inline(always)]
+pub(super) unsafe fn row_out(x: &[f32], acc: &[f32], f: f32, s: &mut [f32], db: &mut [f32]) {
+    let v = x.len();
+    assert!(acc.len() >= v && s.len() >= v && db.len() >= v);
+    let body = v - v % 8;
+    // SAFETY: loads and stores at `i + 8 <= body <= v`, inside all four slices (`s` and `db`
+    // are distinct `&mut` borrows); the caller guarantees AVX2.
+    unsafe {
+        let fv = _mm256_set1_ps(f);
+        let mut i = 0;
+        while i < body {
+            let t = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(acc.as_ptr().add(i)));
+            let (ps, pd) = (s.as_mut_ptr().add(i), db.as_mut_ptr().add(i));
+            _mm256_storeu_ps(ps, _mm256_add_ps(_mm256_loadu_ps(ps), _mm256_mul_ps(fv, t)));
+            _mm256_storeu_ps(pd, _mm256_add_ps(_mm256_loadu_ps(pd), t));
+            i += 8;
+        }
+    }
+    for j in body..v {
+        let t = x[j] * acc[j];
+        s[j] += f * t;
+        db[j] += t;
+    }
 }

@@ -219,7 +219,7 @@ fn max_f32(x: &[f32]) -> f32 {
 /// The row helpers in their portable form (`AVX2 = false`) or their AVX2 build from
 /// [`super::simd`] (`AVX2 = true`, only inside `#[target_feature(enable = "avx2")]` callers).
 /// Both round identically.
-struct Row<const AVX2: bool>;
+pub(crate) struct Row<const AVX2: bool>;
 
 impl<const AVX2: bool> Row<AVX2> {
     #[inline(always)]
@@ -329,23 +329,65 @@ impl<const AVX2: bool> Row<AVX2> {
         (positives.len() as f32 * lse - z_positives) as f64
     }
 
-    /// `out = (a * w) * b` element-wise and the sum of `out` with [`sum_f32`]'s accumulators.
+    /// `sum_j x_j y_j`: 32 accumulators over 32-element chunks folded into eight as
+    /// `(acc_l + acc_{8+l}) + (acc_{16+l} + acc_{24+l})`, the remaining 8-element chunks added
+    /// to those, then [`sum_of`]'s reduction with the tail. Symmetric in `x` and `y`, bitwise.
     #[inline(always)]
-    fn mul3_sum(a: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) -> f32 {
+    pub(crate) fn pair_sum(x: &[f32], y: &[f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if AVX2 {
-            // SAFETY: as in `exp_sum`.
-            return unsafe { super::simd::mul3_sum(a, w, b, out) };
+            // SAFETY: `AVX2 = true` is only instantiated inside AVX2 target-feature functions.
+            return unsafe { super::simd::pair_sum(x, y) };
         }
-        out.iter_mut().zip(a).zip(w).zip(b).for_each(|(((o, &a), &w), &b)| *o = (a * w) * b);
-        let mut acc = [0.0f32; 8];
-        let mut chunks = out.chunks_exact(8);
-        for c in &mut chunks {
-            for (a, &v) in acc.iter_mut().zip(c) {
-                *a += v;
+        let v = x.len();
+        let (body32, body8) = (v - v % 32, v - v % 8);
+        let (x, y) = (&x[..v], &y[..v]);
+        let mut wide = [0.0f32; 32];
+        for (xc, yc) in x[..body32].chunks_exact(32).zip(y[..body32].chunks_exact(32)) {
+            for ((a, &x), &y) in wide.iter_mut().zip(xc).zip(yc) {
+                *a += x * y;
             }
         }
-        sum_of(acc, chunks.remainder())
+        let mut acc = [0.0f32; 8];
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a = (wide[l] + wide[8 + l]) + (wide[16 + l] + wide[24 + l]);
+        }
+        for (xc, yc) in x[body32..body8].chunks_exact(8).zip(y[body32..body8].chunks_exact(8)) {
+            for ((a, &x), &y) in acc.iter_mut().zip(xc).zip(yc) {
+                *a += x * y;
+            }
+        }
+        let mut tail = [0.0f32; 8];
+        for (t, j) in tail.iter_mut().zip(body8..v) {
+            *t = x[j] * y[j];
+        }
+        sum_of(acc, &tail[..v - body8])
+    }
+
+    /// `y += g x`.
+    #[inline(always)]
+    pub(crate) fn axpy(g: f32, x: &[f32], y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: as in `pair_sum`.
+            return unsafe { super::simd::axpy(g, x, y) };
+        }
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y += g * x);
+    }
+
+    /// With `t_j = x_j acc_j`: `s += f t`, `db += t`.
+    #[inline(always)]
+    pub(crate) fn row_out(x: &[f32], acc: &[f32], f: f32, s: &mut [f32], db: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: as in `pair_sum`.
+            return unsafe { super::simd::row_out(x, acc, f, s, db) };
+        }
+        for (((&x, &a), s), db) in x.iter().zip(acc).zip(s.iter_mut()).zip(db.iter_mut()) {
+            let t = x * a;
+            *s += f * t;
+            *db += t;
+        }
     }
 }
 
@@ -383,7 +425,7 @@ fn positives_sum(z: &[f32], positives: &[u32]) -> f32 {
 /// The tokens whose log-probability example `e` scores: its target (CBOW) or its context
 /// (skip-gram).
 #[inline(always)]
-fn positives_of(arch: Architecture, ex: &Examples, e: usize) -> &[u32] {
+pub(crate) fn positives_of(arch: Architecture, ex: &Examples, e: usize) -> &[u32] {
     match arch {
         Architecture::Cbow => std::slice::from_ref(&ex.targets()[e]),
         Architecture::Skipgram => ex.context(e),
@@ -395,7 +437,7 @@ fn positives_of(arch: Architecture, ex: &Examples, e: usize) -> &[u32] {
 /// registers; without FMA contraction (Rust never fuses a multiply and an add by itself) they
 /// round exactly as the portable build does.
 #[inline]
-fn avx2(simd: bool) -> bool {
+pub(crate) fn avx2(simd: bool) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         simd && std::arch::is_x86_feature_detected!("avx2")
@@ -541,7 +583,12 @@ pub(crate) fn project(wts: &Weights<'_>, proj: &mut Vec<f32>) {
 /// The rows of `P` example `e` adds and their weight `f`: its context (CBOW, `f = 1` or
 /// `1/|C|`) or its target (skip-gram).
 #[inline(always)]
-fn hidden_tokens(arch: Architecture, reduce: ContextReduce, ex: &Examples, e: usize) -> (&[u32], f32) {
+pub(crate) fn hidden_tokens(
+    arch: Architecture,
+    reduce: ContextReduce,
+    ex: &Examples,
+    e: usize,
+) -> (&[u32], f32) {
     match arch {
         Architecture::Cbow => {
             let ctx = ex.context(e);
@@ -640,34 +687,33 @@ fn accumulate_softmax2<const AVX2: bool>(
 }
 
 /// Per-token exponentials for two-token CBOW contexts (the notebook's w = 1): with
-/// `z = f P[a] + (f P[c] + b)`,
+/// `z = f P[a] + (f P[c] + b)` and the bias split evenly between the two tokens,
 ///
 /// ```text
-/// exp(z_j - M) = X[a]_j X[c]_j e_j,   X[r]_j = exp(f P[r]_j - m_r),   e_j = exp(b_j - m_b),
-/// M = (m_a + m_c) + m_b,   lse(z) = M + ln sum_j X[a]_j X[c]_j e_j
+/// exp(z_j - M) = Y[a]_j Y[c]_j,   Y[r]_j = exp((f P[r]_j + b_j / 2) - m_r),
+/// M = m_a + m_c,   lse(z) = M + ln sum_j Y[a]_j Y[c]_j
 /// ```
 ///
-/// (`m_r` the row maxima of `f P`, `m_b` the bias maximum), so an example costs two products
-/// per logit instead of one exponential; the `V^2` exponentials of `X` are paid once per pass
-/// (one table serves both context positions). When the sum falls below [`PAIR_SUM_FLOOR`] (the
+/// (`m_r` the row maxima of `f P + b / 2`), so an example costs one product per logit instead
+/// of one exponential; the `V^2` exponentials of `Y` are paid once per pass (one table serves
+/// both context positions), and `Y[a]_j Y[c]_j` commutes, so an example's sum has the same
+/// bits whichever of its rows computes it. When the sum falls below [`PAIR_SUM_FLOOR`] (the
 /// rows' maxima far apart, where the products could underflow) the example is computed
 /// directly.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PairTables {
-    /// `X` (V x V).
+    /// `Y` (V x V).
     rows: Vec<f32>,
     /// `m_r` (V).
     row_max: Vec<f32>,
-    /// `e` (V).
-    bias: Vec<f32>,
-    /// `m_b`.
-    bias_max: f32,
+    /// `b / 2` (V).
+    half_bias: Vec<f32>,
     /// The context weight `f` of a two-token context (1 for a sum, 1/2 for a mean).
     f: f32,
 }
 
 /// Below this sum of products a two-token example is recomputed directly (see [`PairTables`]).
-const PAIR_SUM_FLOOR: f32 = 1e-20;
+pub(crate) const PAIR_SUM_FLOOR: f32 = 1e-20;
 
 impl PairTables {
     /// Fills the tables from the projection `proj` (V x V) and the bias `b` for weight `f`
@@ -677,50 +723,54 @@ impl PairTables {
         self.f = f;
         self.rows.resize(v * v, 0.0);
         self.row_max.resize(v, 0.0);
-        self.bias.resize(v, 0.0);
+        self.half_bias.clear();
+        self.half_bias.extend(b.iter().map(|&b| 0.5 * b));
         #[cfg(target_arch = "x86_64")]
         if avx2(simd) {
             // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
-            unsafe { self.fill_avx2(proj, b) };
+            unsafe { self.fill_avx2(proj) };
             return;
         }
         let _ = simd;
-        self.fill_rows::<false>(proj, b);
+        self.fill_rows::<false>(proj);
     }
 
     /// [`fill_rows`](Self::fill_rows) compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn fill_avx2(&mut self, proj: &[f32], b: &[f32]) {
-        self.fill_rows::<true>(proj, b);
+    unsafe fn fill_avx2(&mut self, proj: &[f32]) {
+        self.fill_rows::<true>(proj);
     }
 
     #[inline(always)]
-    fn fill_rows<const AVX2: bool>(&mut self, proj: &[f32], b: &[f32]) {
-        let (v, f) = (b.len(), self.f);
+    fn fill_rows<const AVX2: bool>(&mut self, proj: &[f32]) {
+        let (v, f) = (self.half_bias.len(), self.f);
         for (c, p) in proj.chunks_exact(v).enumerate() {
-            let x = &mut self.rows[c * v..(c + 1) * v];
-            x.iter_mut().zip(p).for_each(|(x, &p)| *x = f * p);
-            let m = Row::<AVX2>::max(x);
-            Row::<AVX2>::exp_sum(x, m);
+            let y = &mut self.rows[c * v..(c + 1) * v];
+            y.iter_mut().zip(p).zip(&self.half_bias).for_each(|((y, &p), &h)| *y = f * p + h);
+            let m = Row::<AVX2>::max(y);
+            Row::<AVX2>::exp_sum(y, m);
             self.row_max[c] = m;
         }
-        self.bias.copy_from_slice(b);
-        self.bias_max = Row::<AVX2>::max(&self.bias);
-        Row::<AVX2>::exp_sum(&mut self.bias, self.bias_max);
     }
 
-    /// `out_j = (X[a]_j e_j) X[c]_j` and their sum.
+    /// `Y[r]`.
     #[inline(always)]
-    fn products<const AVX2: bool>(&self, a: usize, c: usize, out: &mut [f32]) -> f32 {
-        let v = out.len();
-        Row::<AVX2>::mul3_sum(&self.rows[a * v..(a + 1) * v], &self.bias, &self.rows[c * v..(c + 1) * v], out)
+    pub(crate) fn y_row(&self, r: usize) -> &[f32] {
+        let v = self.half_bias.len();
+        &self.rows[r * v..(r + 1) * v]
     }
 
-    /// `M = (m_a + m_c) + m_b`.
+    /// The context weight `f`.
     #[inline(always)]
-    fn shift(&self, a: usize, c: usize) -> f32 {
-        (self.row_max[a] + self.row_max[c]) + self.bias_max
+    pub(crate) fn weight(&self) -> f32 {
+        self.f
+    }
+
+    /// `M = m_a + m_c` (symmetric in `a` and `c`, bitwise).
+    #[inline(always)]
+    pub(crate) fn shift(&self, a: usize, c: usize) -> f32 {
+        self.row_max[a] + self.row_max[c]
     }
 }
 
@@ -731,7 +781,9 @@ pub(crate) struct ProjectedPass<'a> {
     pub reduce: ContextReduce,
     /// The projection `E W^T` (V x V).
     pub proj: &'a [f32],
-    /// Exponential tables for two-token CBOW contexts, when filled for this pass.
+    /// Exponential tables for two-token CBOW contexts, when filled for this pass: a loss pass
+    /// reads them here; a gradient pass hands those examples to [`super::pair_rows`] and runs
+    /// without them.
     pub pairs: Option<&'a PairTables>,
     pub ex: &'a Examples,
     /// `1 / batch count`.
@@ -787,6 +839,7 @@ fn projected_examples<const AVX2: bool>(
     lane: &mut Lane,
 ) {
     let v = bias.len();
+    debug_assert!(!(pass.grad && pass.pairs.is_some()), "pair tables serve loss passes only");
     let (arch, reduce, ex, proj) = (pass.arch, pass.reduce, pass.ex, pass.proj);
     let Lane { z, s, db, e_rows, loss, .. } = lane;
     /// Per example of a block: `lse` (or the max before the exponentials), the positives'
@@ -806,7 +859,7 @@ fn projected_examples<const AVX2: bool>(
             let positives = positives_of(arch, ex, e);
             if let (Some(t), &[a, c]) = (pass.pairs, rows) {
                 let (a, c) = (a as usize, c as usize);
-                let sum = t.products::<AVX2>(a, c, zr);
+                let sum = Row::<AVX2>::pair_sum(t.y_row(a), t.y_row(c));
                 if sum >= PAIR_SUM_FLOOR {
                     let (pa, pc) = (&proj[a * v..(a + 1) * v], &proj[c * v..(c + 1) * v]);
                     let z_at = |j: usize| t.f * pa[j] + (t.f * pc[j] + bias[j]);
@@ -831,6 +884,11 @@ fn projected_examples<const AVX2: bool>(
         for ((&e, zr), st) in block.iter().zip(z.chunks_exact_mut(v)).zip(&stats) {
             let e = e as usize;
             let positives = positives_of(arch, ex, e);
+            if st.paired {
+                // A loss pass (the pair tables' gradient is `pair_rows`'): the sum is enough.
+                *loss += (positives.len() as f32 * st.lse_or_max - st.z_positives) as f64;
+                continue;
+            }
             if pass.grad {
                 // CBOW over two distinct tokens: `finish` and `accumulate_projected` in one
                 // pass, the same values.

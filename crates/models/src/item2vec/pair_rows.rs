@@ -1,0 +1,281 @@
+//! The projected softmax's gradient for two-token CBOW contexts (the notebook's w = 1), grouped
+//! by context row instead of by example.
+//!
+//! With the exponential table of [`PairTables`] (`Y[r]_j = exp((f P[r]_j + b_j / 2) - m_r)`),
+//! an example with context `{a, c}` and target `t` has
+//!
+//! ```text
+//! Z      = sum_j Y[a]_j Y[c]_j,        g = scale / Z,        loss = (m_a + m_c) + ln Z - z_t,
+//! dz     = g (Y[a] Y[c]) - scale onehot(t),
+//! S[a]  += f dz,   S[c] += f dz,   db += dz.
+//! ```
+//!
+//! Summing the soft part over every example that has `r` in its context:
+//!
+//! ```text
+//! acc_r  = sum_{examples {r, c}} g Y[c]                         (a sparse-times-dense product)
+//! S[r]  += f Y[r] acc_r  -  f scale sum_{examples {r, c}} onehot(t)
+//! db    += (1/2) sum_r Y[r] acc_r  -  scale sum_examples onehot(t)
+//! ```
+//!
+//! (every example is counted in two rows, `a` and `c`, hence the half; `a = c` counts twice in
+//! one row). Per example this reads two rows of `Y` once each (its `Z` is computed in row `a`
+//! and again, to the same bits, in row `c`, since `Y[a]_j Y[c]_j` commutes) and adds into an
+//! accumulator that stays in L1; the per-example form wrote `dz` and read-modify-wrote `db`,
+//! `S[a]` and `S[c]`, five rows from L2 or L3 at V = 1,000. The target's logit `z_t` comes
+//! from the rows of `E` and `W` (`k` products each), not from two scattered elements of `P`.
+//!
+//! **Determinism:** rows go in fixed blocks of [`ROW_BLOCK`] (a function of V only); a row's
+//! entries are in example order; the blocks' loss and `db` partials are summed in block order.
+//! Any thread count gives the same bits.
+//!
+//! Examples of another shape (one context token at a sequence's ends) and those whose `Z` falls
+//! below [`PAIR_SUM_FLOOR`] (the products could underflow) are left in [`PairRows::direct`]
+//! for the per-example kernel, which computes them from the logits.
+
+use rayon::prelude::*;
+
+use super::lane::{Lane, Weights};
+use super::softmax::{avx2, hidden_tokens, positives_of, PairTables, ProjectedPass, Row, PAIR_SUM_FLOOR};
+use super::Architecture;
+
+/// Rows of `S` a block of the row pass owns.
+pub(crate) const ROW_BLOCK: usize = 32;
+
+/// Examples whose sums `Z` share one logarithm in the loss.
+const LOG_GROUP: usize = 8;
+
+/// One example as seen from one of its two context rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// The other context token.
+    partner: u32,
+    /// The target.
+    target: u32,
+    /// The example's id.
+    example: u32,
+    /// Whether this row is the example's first context token (its loss and fallback are
+    /// recorded there, once).
+    primary: bool,
+}
+
+/// A block's partial results and scratch.
+#[derive(Debug, Clone, Default)]
+struct Block {
+    loss: f64,
+    /// `sum_r (X[r] acc_r) e` over the block's rows.
+    db: Vec<f32>,
+    /// `acc_r` of the row in hand.
+    acc: Vec<f32>,
+    /// `g` of the row's entries (NaN: the example falls back).
+    g: Vec<f32>,
+    /// Examples whose `Z` fell below the floor (recorded by their primary entry).
+    fallback: Vec<u32>,
+}
+
+/// Reused buffers of the row pass; [`PairRows::direct`] holds, after [`PairRows::run`], the
+/// examples left to the per-example kernel.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PairRows {
+    /// `start[r]..start[r + 1]`: row `r`'s entries.
+    start: Vec<u32>,
+    entries: Vec<Entry>,
+    /// Where the next entry of each row goes while filling.
+    cursor: Vec<u32>,
+    /// The two-token examples in `ids` order: `[example, a, c, t]`.
+    two_token: Vec<[u32; 4]>,
+    blocks: Vec<Block>,
+    /// Examples for the per-example kernel, in `ids` order (fallbacks last, in block order).
+    pub(crate) direct: Vec<u32>,
+}
+
+impl PairRows {
+    /// The row pass over the CBOW examples `ids` of `pass` (gradient wanted, `tables` filled
+    /// for it): adds the two-token examples' `S` rows, marks and `db` to `lane` (its buffers
+    /// sized by `ensure_projected`) and returns their loss sum; the rest go to
+    /// [`direct`](Self::direct). With `simd`, the AVX2 build when the CPU has it (same bits).
+    pub(crate) fn run(
+        &mut self,
+        pass: &ProjectedPass<'_>,
+        tables: &PairTables,
+        wts: &Weights<'_>,
+        ids: &[u32],
+        lane: &mut Lane,
+        simd: bool,
+    ) -> f64 {
+        debug_assert_eq!(pass.arch, Architecture::Cbow);
+        let v = wts.v;
+        self.index(pass, ids, v);
+        let n_blocks = v.div_ceil(ROW_BLOCK);
+        if self.blocks.len() < n_blocks {
+            self.blocks.resize_with(n_blocks, Block::default);
+        }
+        for b in &mut self.blocks[..n_blocks] {
+            b.loss = 0.0;
+            b.db.clear();
+            b.db.resize(v, 0.0);
+            b.acc.resize(v, 0.0);
+            b.fallback.clear();
+        }
+        let (start, entries) = (&self.start[..], &self.entries[..]);
+        let rows = RowPass { pass, tables, wts, start, entries, v };
+        let work = |(j, (s, block)): (usize, (&mut [f32], &mut Block))| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2(simd) {
+                // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
+                unsafe { rows.block_avx2(j, s, block) };
+                return;
+            }
+            rows.block::<false>(j, s, block);
+        };
+        let s = &mut lane.s[..v * v];
+        if n_blocks == 1 {
+            work((0, (s, &mut self.blocks[0])));
+        } else {
+            s.par_chunks_mut(ROW_BLOCK * v)
+                .zip(self.blocks[..n_blocks].par_iter_mut())
+                .enumerate()
+                .for_each(work);
+        }
+        for r in 0..v {
+            if start[r] < start[r + 1] {
+                lane.e_rows.mark(r as u32);
+            }
+        }
+        // db: half the blocks' row sums (in block order), then the targets.
+        let (first, rest) = self.blocks[..n_blocks].split_first_mut().expect("v > 0");
+        for b in rest.iter() {
+            first.db.iter_mut().zip(&b.db).for_each(|(d, &x)| *d += x);
+        }
+        lane.db.iter_mut().zip(&first.db).for_each(|(d, &x)| *d += 0.5 * x);
+        let mut fallback: Vec<u32> =
+            std::iter::once(&*first).chain(rest.iter()).flat_map(|b| b.fallback.iter().copied()).collect();
+        let loss = std::iter::once(&*first).chain(rest.iter()).map(|b| b.loss).sum();
+        fallback.sort_unstable();
+        for &[e, _, _, t] in &self.two_token {
+            if fallback.binary_search(&e).is_err() {
+                lane.db[t as usize] -= pass.scale;
+            }
+        }
+        self.direct.append(&mut fallback);
+        loss
+    }
+
+    /// Splits `ids` into two-token examples (listed in `two_token` and indexed by row into
+    /// `entries`) and the rest (`direct`).
+    fn index(&mut self, pass: &ProjectedPass<'_>, ids: &[u32], v: usize) {
+        self.direct.clear();
+        self.two_token.clear();
+        for &e in ids {
+            let rows = hidden_tokens(pass.arch, pass.reduce, pass.ex, e as usize).0;
+            match (rows, positives_of(pass.arch, pass.ex, e as usize)) {
+                (&[a, c], &[t]) => self.two_token.push([e, a, c, t]),
+                _ => self.direct.push(e),
+            }
+        }
+        self.start.clear();
+        self.start.resize(v + 1, 0);
+        for &[_, a, c, _] in &self.two_token {
+            self.start[a as usize + 1] += 1;
+            self.start[c as usize + 1] += 1;
+        }
+        for r in 0..v {
+            self.start[r + 1] += self.start[r];
+        }
+        self.cursor.clear();
+        self.cursor.extend_from_slice(&self.start[..v]);
+        self.entries.clear();
+        self.entries.resize(self.start[v] as usize, Entry::default());
+        for &[example, a, c, target] in &self.two_token {
+            for (row, partner, primary) in [(a, c, true), (c, a, false)] {
+                let at = &mut self.cursor[row as usize];
+                self.entries[*at as usize] = Entry { partner, target, example, primary };
+                *at += 1;
+            }
+        }
+    }
+}
+
+/// What every block of the row pass reads.
+struct RowPass<'a> {
+    pass: &'a ProjectedPass<'a>,
+    tables: &'a PairTables,
+    wts: &'a Weights<'a>,
+    start: &'a [u32],
+    entries: &'a [Entry],
+    v: usize,
+}
+
+impl RowPass<'_> {
+    /// [`block`](Self::block) compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_avx2(&self, j: usize, s: &mut [f32], block: &mut Block) {
+        self.block::<true>(j, s, block);
+    }
+
+    /// The target's logit `z_t = f E[a] W[t] + (f E[c] W[t] + b_t)` of the example of the
+    /// primary entry `en` of row `a`, from the tables' rows (in cache) rather than from two
+    /// scattered elements of `P = E W^T`; the same value as `P`'s up to rounding.
+    #[inline(always)]
+    fn target_logit(&self, a: usize, en: &Entry) -> f32 {
+        let (w, k, f) = (self.wts, self.wts.k, self.tables.weight());
+        let (c, t) = (en.partner as usize, en.target as usize);
+        let w_t = &w.w[t * k..(t + 1) * k];
+        let p = |i: usize| crate::mf::dot(&w.e[i * k..(i + 1) * k], w_t);
+        f * p(a) + (f * p(c) + w.b[t])
+    }
+
+    /// Rows `j ROW_BLOCK ..` (their `S` rows in `s`): per row, each entry's `Z`, loss (primary
+    /// entries) and `acc += g Y[partner]`; then `S[r] += f Y[r] acc`, the block's `db` partial,
+    /// and `S[r][t] -= f scale` per entry. The loss's logarithms are taken of products of
+    /// [`LOG_GROUP`] sums at a time, in f64 (each sum lies in `[1e-20, V]`, so no product of
+    /// eight leaves f64's range): one logarithm for eight examples.
+    #[inline(always)]
+    fn block<const AVX2: bool>(&self, j: usize, s: &mut [f32], block: &mut Block) {
+        let (v, t) = (self.v, self.tables);
+        let (f, scale) = (t.weight(), self.pass.scale);
+        let Block { loss, db, acc, g, fallback } = block;
+        let (mut product, mut factors) = (1.0f64, 0);
+        for (i, s_row) in s.chunks_exact_mut(v).enumerate() {
+            let r = j * ROW_BLOCK + i;
+            let entries = &self.entries[self.start[r] as usize..self.start[r + 1] as usize];
+            if entries.is_empty() {
+                continue;
+            }
+            let y_r = t.y_row(r);
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            g.clear();
+            for en in entries {
+                let y_c = t.y_row(en.partner as usize);
+                let z = Row::<AVX2>::pair_sum(y_r, y_c);
+                if z.is_nan() || z < PAIR_SUM_FLOOR {
+                    if en.primary {
+                        fallback.push(en.example);
+                    }
+                    g.push(f32::NAN);
+                    continue;
+                }
+                if en.primary {
+                    *loss += (t.shift(r, en.partner as usize) - self.target_logit(r, en)) as f64;
+                    product *= z as f64;
+                    factors += 1;
+                    if factors == LOG_GROUP {
+                        *loss += product.ln();
+                        (product, factors) = (1.0, 0);
+                    }
+                }
+                let gi = scale / z;
+                g.push(gi);
+                Row::<AVX2>::axpy(gi, y_c, acc);
+            }
+            Row::<AVX2>::row_out(y_r, acc, f, s_row, db);
+            for (en, gi) in entries.iter().zip(g.iter()) {
+                if !gi.is_nan() {
+                    s_row[en.target as usize] -= f * scale;
+                }
+            }
+        }
+        *loss += product.ln();
+    }
+}
