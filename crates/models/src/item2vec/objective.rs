@@ -49,7 +49,9 @@ const MIN_LANE_EXAMPLES: usize = 128;
 /// at 1 thread (medians of 15 epochs, 3 runs alternating with the previous build): top-1000
 /// (`S` 4 MB, about 6,000 examples a batch, 2 lanes instead of 8) 116.8-134.4 ms an epoch
 /// before, 86.7-89.7 ms after. Top-200 (`S` 160 KB) gained nothing from fewer lanes (5.26-5.32
-/// ms with 3 lanes, 5.27-5.29 ms with all 8), so it keeps every lane and its results.
+/// ms with 3 lanes, 5.27-5.29 ms with all 8), so it keeps every lane and its results. (Measured
+/// before `pair_rows` took two-token CBOW contexts out of the lanes; the rule still sizes the
+/// lanes of the examples left to them and of other projected passes.)
 fn projected_lanes(examples: usize, v: usize) -> usize {
     if v * v * std::mem::size_of::<f32>() <= LANE_S_CACHE_BYTES {
         return usize::MAX;

@@ -405,15 +405,28 @@ pub(crate) fn reduce_context(reduce: ContextReduce, wts: &Weights<'_>, ctx: &[u3
     }
 }
 
-/// Numerically stable `ln sum_j exp(z_j)`.
+/// Numerically stable `ln sum_j exp(z_j)`: the maximum `m` (NaNs ignored, as `f32::max`
+/// does), then `m + ln sum_j exp(z_j - m)` with [`exp_f32`] and [`sum_f32`]'s eight
+/// accumulators (vectorised; the kernels' exponential).
 #[inline]
 pub fn log_sum_exp(z: &[f32]) -> f32 {
-    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let m = max_f32(z);
     if !m.is_finite() {
         return m;
     }
-    let s: f32 = z.iter().map(|&x| (x - m).exp()).sum();
-    m + s.ln()
+    let mut acc = [0.0f32; 8];
+    let mut chunks = z.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += exp_f32(x - m);
+        }
+    }
+    let mut tail = [0.0f32; 8];
+    let rest = chunks.remainder();
+    for (t, &x) in tail.iter_mut().zip(rest) {
+        *t = exp_f32(x - m);
+    }
+    m + sum_of(acc, &tail[..rest.len()]).ln()
 }
 
 /// `sum_{p in positives} z_p`.

@@ -191,17 +191,24 @@ fn find_movie(ds: &Dataset, query: &str) -> Option<u32> {
 
 /// Applies P0's filters and returns the filtered data set and its user sequences.
 pub fn prepare(ds: &Dataset, config: &Config) -> Result<(Dataset, Vec<Vec<u32>>), ModelError> {
+    let rated_subset;
     let rated = match config.min_rating {
         Some(min) => {
             let rows: Vec<u32> =
                 (0..ds.ratings.len() as u32).filter(|&r| ds.ratings.rating[r as usize] >= min).collect();
-            transforms::subset(ds, &rows)
+            rated_subset = transforms::subset(ds, &rows);
+            &rated_subset
         }
-        None => ds.clone(),
+        None => ds,
     };
-    let top =
-        if config.top_movies == 0 { rated } else { transforms::keep_top_movies(&rated, config.top_movies) };
-    let kept = transforms::filter_min_ratings(&top, config.min_user_ratings, 1);
+    let top_subset;
+    let top = if config.top_movies == 0 {
+        rated
+    } else {
+        top_subset = transforms::keep_top_movies(rated, config.top_movies);
+        &top_subset
+    };
+    let kept = transforms::filter_min_ratings(top, config.min_user_ratings, 1);
     if kept.ratings.is_empty() {
         return Err(ModelError::InvalidData(format!(
             "P0: no user has {} ratings among the top {} movies",
