@@ -120,6 +120,23 @@ fn projected_row_pass_handles_repeated_context_tokens() {
     }
 }
 
+/// Tokens of 80 of 100 movies: more than three quarters of the rows are marked, so the
+/// projected backward multiplies all of `S` instead of gathering the marked rows; the chunked
+/// kernel's gradient still, and the 20 unused movies' embedding gradient rows exactly zero.
+#[test]
+fn projected_full_backward_with_unmarked_rows() {
+    let seqs = sequences(80, 40, 40, 31);
+    let config = Item2VecConfig { dim: 6, ..Default::default() };
+    kernels_agree(config, 100, &seqs, 8, 1e-5);
+    let (params, _, projected) = setup(config, 100, &seqs, 8);
+    let units: Vec<u32> = (0..seqs.len() as u32).collect();
+    let mut g = Grads::zeros_like(&params);
+    projected.loss_and_grad(&params, &units, &mut g);
+    let e = &g.tables()[projected.tables().embedding.0];
+    assert!(e.data[..80 * 6].iter().any(|&x| x != 0.0));
+    assert!(e.data[80 * 6..].iter().all(|&x| x.to_bits() == 0), "unused rows must stay +0.0");
+}
+
 /// Logits spread over hundreds of nats: the pair tables' products underflow and those examples
 /// fall back to the direct computation; both kernels still agree (and stay finite).
 #[test]

@@ -38,6 +38,12 @@ impl RowMarks {
         }
     }
 
+    /// Whether row `r` is marked.
+    #[inline]
+    pub(crate) fn is_marked(&self, r: usize) -> bool {
+        self.flags[r]
+    }
+
     pub(crate) fn resize(&mut self, n: usize) {
         if self.flags.len() != n {
             self.flags = vec![false; n];

@@ -960,9 +960,14 @@ pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane]) {
     backward_products(wts, first);
 }
 
+/// From this share of marked rows on (`NUMER / DENOM`), the backward products run over all of
+/// `S` instead of the gathered marked rows.
+const FULL_PRODUCT_NUMER: usize = 3;
+const FULL_PRODUCT_DENOM: usize = 4;
+
 /// `lane.dw += S^T E` and `lane.de[c] += S[c] W` for the rows `c` of `lane.e_rows` (a product
-/// over all rows when every row is marked, else over the gathered marked rows); zeroes them
-/// in `S`.
+/// over all rows when at least three quarters are marked, else over the gathered marked rows);
+/// zeroes them in `S`.
 fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
     let (v, k) = (wts.v, wts.k);
     let Lane { s, s_rows, e_rows: marks, h: e_rows, dh: de_rows, de, dw, .. } = lane;
@@ -972,12 +977,20 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
     }
     let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
     let mut dw = ArrayViewMut2::from_shape((v, k), &mut dw[..]).expect("dw shape");
-    if m == v {
+    if m * FULL_PRODUCT_DENOM >= v * FULL_PRODUCT_NUMER {
+        // Most rows marked: the products over all of `S` (its unmarked rows are zero) cost
+        // little more than the gathered ones and skip the gather; the unmarked rows of `dE`
+        // are reset to exactly zero afterwards (`0 W` is zero for finite `W` only).
         let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
         let sv = ArrayView2::from_shape((v, v), &s[..v * v]).expect("S shape");
         general_mat_mul(1.0, &sv.t(), &e, 1.0, &mut dw);
-        let mut de = ArrayViewMut2::from_shape((v, k), &mut de[..]).expect("de shape");
-        general_mat_mul(1.0, &sv, &w, 1.0, &mut de);
+        let mut dev = ArrayViewMut2::from_shape((v, k), &mut de[..]).expect("de shape");
+        general_mat_mul(1.0, &sv, &w, 1.0, &mut dev);
+        if m < v {
+            for (_, row) in de.chunks_exact_mut(k).enumerate().filter(|(c, _)| !marks.is_marked(*c)) {
+                row.iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
         s[..v * v].iter_mut().for_each(|x| *x = 0.0);
         return;
     }
