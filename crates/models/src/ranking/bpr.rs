@@ -796,24 +796,34 @@ mod tests {
             let (p, qi, qj) = (draw(k), draw(k + 1), draw(k + 1));
             let (mut p2, mut qi2, mut qj2) = (p.clone(), qi.clone(), qj.clone());
             triple_step(&mut p2, &mut qi2, &mut qj2, lr, reg);
-            let h = 1e-2f32;
-            // Central differences of the loss in every coordinate of the three rows.
-            let rows = [&p, &qi, &qj];
-            let steps = [&p2, &qi2, &qj2];
-            for (which, (row, stepped)) in rows.iter().zip(steps).enumerate() {
-                for c in 0..row.len() {
-                    let at = |d: f32| {
-                        let mut r: [Vec<f32>; 3] = [p.clone(), qi.clone(), qj.clone()];
-                        r[which][c] += d;
-                        triple_loss(&r[0], &r[1], &r[2], reg)
-                    };
-                    let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
-                    let analytic = f64::from(row[c] - stepped[c]) / f64::from(lr);
-                    assert!(
-                        (numeric - analytic).abs() < 2e-3 + 2e-2 * numeric.abs(),
-                        "row {which} col {c}: {numeric} vs {analytic}"
-                    );
-                }
+            step_matches_differences([&p, &qi, &qj], [&p2, &qi2, &qj2], lr, |r| {
+                triple_loss(&r[0], &r[1], &r[2], reg)
+            });
+        }
+    }
+
+    /// The rows `stepped` after one SGD step of rate `lr` from `rows` moved by `-lr` times the
+    /// gradient of `loss`: central differences in every coordinate of the three rows.
+    fn step_matches_differences(
+        rows: [&Vec<f32>; 3],
+        stepped: [&Vec<f32>; 3],
+        lr: f32,
+        loss: impl Fn(&[Vec<f32>; 3]) -> f64,
+    ) {
+        let h = 1e-2f32;
+        for (which, (row, stepped)) in rows.iter().zip(stepped).enumerate() {
+            for c in 0..row.len() {
+                let at = |d: f32| {
+                    let mut r: [Vec<f32>; 3] = [rows[0].clone(), rows[1].clone(), rows[2].clone()];
+                    r[which][c] += d;
+                    loss(&r)
+                };
+                let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
+                let analytic = f64::from(row[c] - stepped[c]) / f64::from(lr);
+                assert!(
+                    (numeric - analytic).abs() < 2e-3 + 2e-2 * numeric.abs(),
+                    "row {which} col {c}: {numeric} vs {analytic}"
+                );
             }
         }
     }
@@ -942,22 +952,9 @@ mod tests {
             checked += 1;
             let (mut p2, mut qi2, mut qj2) = (p.clone(), qi.clone(), qj.clone());
             warp_triple_step(&mut p2, &mut qi2, &mut qj2, weight, lr, reg);
-            let h = 1e-2f32;
-            for (which, (row, stepped)) in [&p, &qi, &qj].iter().zip([&p2, &qi2, &qj2]).enumerate() {
-                for c in 0..row.len() {
-                    let at = |d: f32| {
-                        let mut r: [Vec<f32>; 3] = [p.clone(), qi.clone(), qj.clone()];
-                        r[which][c] += d;
-                        warp_triple_loss(&r[0], &r[1], &r[2], weight, reg)
-                    };
-                    let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
-                    let analytic = f64::from(row[c] - stepped[c]) / f64::from(lr);
-                    assert!(
-                        (numeric - analytic).abs() < 2e-3 + 2e-2 * numeric.abs(),
-                        "row {which} col {c}: {numeric} vs {analytic}"
-                    );
-                }
-            }
+            step_matches_differences([&p, &qi, &qj], [&p2, &qi2, &qj2], lr, |r| {
+                warp_triple_loss(&r[0], &r[1], &r[2], weight, reg)
+            });
         }
     }
 
