@@ -417,25 +417,18 @@ impl Item2VecObjective {
             };
             pairs.fill(proj, wts.b, f, self.simd);
         }
-        let mut projected_pass = ProjectedPass {
-            arch: cfg.architecture,
-            reduce: cfg.context,
-            proj,
-            pairs: use_pairs.then_some(&*pairs),
-            ex,
-            scale,
-            grad,
-        };
-        // The gradient of two-token contexts by rows ([`PairRows`]); the lanes take the rest.
+        let projected_pass =
+            ProjectedPass { arch: cfg.architecture, reduce: cfg.context, proj, ex, scale, grad };
+        // Two-token contexts by rows ([`PairRows`]: loss, and with `grad` their gradient); the
+        // lanes take the rest.
         let (mut ids, mut len, mut pair_loss) = (ids, len, 0.0);
-        if use_pairs && grad {
+        if use_pairs {
             lanes[0].ensure_projected(wts.v, wts.k);
             pair_loss = pair_rows.run(&projected_pass, pairs, &wts, ids, &mut lanes[0], self.simd);
             (ids, len) = (&pair_rows.direct[..], pair_rows.direct.len());
-            n_lanes = self.lanes.min(len.div_ceil(MIN_LANE_EXAMPLES)).min(projected_lanes(len, wts.v)).max(1);
-            projected_pass.pairs = None;
+            let cap = if grad { projected_lanes(len, wts.v) } else { usize::MAX };
+            n_lanes = self.lanes.min(len.div_ceil(MIN_LANE_EXAMPLES)).min(cap).max(1);
         }
-        let projected_pass = projected_pass;
         let work = |j: usize, lane: &mut Lane| {
             let (lo, hi) = (j * len / n_lanes, (j + 1) * len / n_lanes);
             lane.loss = 0.0;

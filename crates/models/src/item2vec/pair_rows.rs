@@ -28,6 +28,8 @@
 //! medians of 5 alternating runs). The target's logit `z_t` comes
 //! from the rows of `E` and `W` (`k` products each), not from two scattered elements of `P`.
 //!
+//! A loss-only pass (validation) runs the first phase alone.
+//!
 //! **Determinism:** rows go in fixed blocks of [`ROW_BLOCK`] (a function of V only); a row's
 //! entries are in example order; the blocks' loss and `db` partials are summed in block order.
 //! Any thread count gives the same bits.
@@ -95,9 +97,9 @@ pub(crate) struct PairRows {
 }
 
 impl PairRows {
-    /// The row pass over the CBOW examples `ids` of `pass` (gradient wanted, `tables` filled
-    /// for it): adds the two-token examples' `S` rows, marks and `db` to `lane` (its buffers
-    /// sized by `ensure_projected`) and returns their loss sum; the rest go to
+    /// The row pass over the CBOW examples `ids` of `pass` (`tables` filled for it): returns
+    /// the two-token examples' loss sum and, when `pass.grad`, adds their `S` rows, marks and
+    /// `db` to `lane` (its buffers sized by `ensure_projected`); the rest go to
     /// [`direct`](Self::direct). With `simd`, the AVX2 build when the CPU has it (same bits).
     pub(crate) fn run(
         &mut self,
@@ -148,6 +150,13 @@ impl PairRows {
         } else {
             chunks.into_par_iter().zip(self.blocks[..n_blocks].par_iter_mut()).enumerate().for_each(phase1);
         }
+        let loss = self.blocks[..n_blocks].iter().map(|b| b.loss).sum();
+        let mut fallback: Vec<u32> =
+            self.blocks[..n_blocks].iter().flat_map(|b| b.fallback.iter().copied()).collect();
+        if !pass.grad {
+            self.direct.append(&mut fallback);
+            return loss;
+        }
         // Phase 2: the rows' sums into `S` and `db`.
         let entries = &self.entries[..];
         let rows = RowPass { tables, start, entries, v, scale: pass.scale };
@@ -180,12 +189,10 @@ impl PairRows {
             first.db.iter_mut().zip(&b.db).for_each(|(d, &x)| *d += x);
         }
         lane.db.iter_mut().zip(&first.db).for_each(|(d, &x)| *d += 0.5 * x);
-        let mut fallback: Vec<u32> =
-            std::iter::once(&*first).chain(rest.iter()).flat_map(|b| b.fallback.iter().copied()).collect();
-        let loss = std::iter::once(&*first).chain(rest.iter()).map(|b| b.loss).sum();
-        fallback.sort_unstable();
+        let mut sorted = fallback.clone();
+        sorted.sort_unstable();
         for &[e, _, _, t] in &self.two_token {
-            if fallback.binary_search(&e).is_err() {
+            if sorted.binary_search(&e).is_err() {
                 lane.db[t as usize] -= pass.scale;
             }
         }

@@ -794,21 +794,17 @@ pub(crate) struct ProjectedPass<'a> {
     pub reduce: ContextReduce,
     /// The projection `E W^T` (V x V).
     pub proj: &'a [f32],
-    /// Exponential tables for two-token CBOW contexts, when filled for this pass: a loss pass
-    /// reads them here; a gradient pass hands those examples to [`super::pair_rows`] and runs
-    /// without them.
-    pub pairs: Option<&'a PairTables>,
     pub ex: &'a Examples,
     /// `1 / batch count`.
     pub scale: f32,
     pub grad: bool,
 }
 
-/// The projected kernel over the examples `ids`: logits from the rows of `proj` ([`project`])
-/// or products of [`PairTables`], the loss into `lane.loss` and, with `grad`, the lane's
-/// partial `db` and its `S` (accumulated per example); [`projected_backward`] turns the
-/// batch's lanes' `S` into `dW` and `dE` once all lanes ran. With `simd`, the per-example part runs in its AVX2 build when
-/// the CPU has it.
+/// The projected kernel over the examples `ids`: logits from the rows of `proj` ([`project`]),
+/// the loss into `lane.loss` and, with `grad`, the lane's partial `db` and its `S` (accumulated
+/// per example); [`projected_backward`] turns the batch's lanes' `S` into `dW` and `dE` once all
+/// lanes ran. Two-token CBOW contexts with [`PairTables`] go through [`super::pair_rows`]
+/// instead. With `simd`, the per-example part runs in its AVX2 build when the CPU has it.
 pub(crate) fn projected_lane(
     pass: &ProjectedPass<'_>,
     wts: &Weights<'_>,
@@ -840,7 +836,7 @@ unsafe fn projected_examples_avx2(pass: &ProjectedPass<'_>, bias: &[f32], ids: &
 
 /// The per-example part of [`projected_lane`]: logits, softmax, loss, `db` and `S`.
 ///
-/// Examples go in blocks, in three stages (logits or pair products; exponentials; the rest),
+/// Examples go in blocks, in three stages (logits; exponentials; the rest),
 /// so the long exponential chains of different examples overlap; each example still sees
 /// exactly its sequential operations, and `S`, `db` and the loss are accumulated in example
 /// order.
@@ -852,56 +848,31 @@ fn projected_examples<const AVX2: bool>(
     lane: &mut Lane,
 ) {
     let v = bias.len();
-    debug_assert!(!(pass.grad && pass.pairs.is_some()), "pair tables serve loss passes only");
     let (arch, reduce, ex, proj) = (pass.arch, pass.reduce, pass.ex, pass.proj);
     let Lane { z, s, db, e_rows, loss, .. } = lane;
     /// Per example of a block: `lse` (or the max before the exponentials), the positives'
-    /// logits, the sum of exponentials, and whether the row came from the pair tables.
+    /// logits and the sum of exponentials.
     #[derive(Clone, Copy, Default)]
     struct Stat {
         lse_or_max: f32,
         z_positives: f32,
         sum: f32,
-        paired: bool,
     }
     for block in ids.chunks(PROJECTED_BLOCK) {
         let mut stats = [Stat::default(); PROJECTED_BLOCK];
         for ((&e, zr), st) in block.iter().zip(z.chunks_exact_mut(v)).zip(stats.iter_mut()) {
             let e = e as usize;
             let (rows, f) = hidden_tokens(arch, reduce, ex, e);
-            let positives = positives_of(arch, ex, e);
-            if let (Some(t), &[a, c]) = (pass.pairs, rows) {
-                let (a, c) = (a as usize, c as usize);
-                let sum = Row::<AVX2>::pair_sum(t.y_row(a), t.y_row(c));
-                if sum >= PAIR_SUM_FLOOR {
-                    let (pa, pc) = (&proj[a * v..(a + 1) * v], &proj[c * v..(c + 1) * v]);
-                    let z_at = |j: usize| t.f * pa[j] + (t.f * pc[j] + bias[j]);
-                    *st = Stat {
-                        lse_or_max: t.shift(a, c) + sum.ln(),
-                        z_positives: positives.iter().map(|&p| z_at(p as usize)).sum(),
-                        sum,
-                        paired: true,
-                    };
-                    continue;
-                }
-            }
             st.lse_or_max = projected_logits::<AVX2>(rows, f, proj, bias, zr);
-            st.z_positives = positives_sum(zr, positives);
+            st.z_positives = positives_sum(zr, positives_of(arch, ex, e));
         }
         for (zr, st) in z.chunks_exact_mut(v).zip(stats.iter_mut()).take(block.len()) {
-            if !st.paired {
-                st.sum = Row::<AVX2>::exp_sum(zr, st.lse_or_max);
-                st.lse_or_max += st.sum.ln();
-            }
+            st.sum = Row::<AVX2>::exp_sum(zr, st.lse_or_max);
+            st.lse_or_max += st.sum.ln();
         }
         for ((&e, zr), st) in block.iter().zip(z.chunks_exact_mut(v)).zip(&stats) {
             let e = e as usize;
             let positives = positives_of(arch, ex, e);
-            if st.paired {
-                // A loss pass (the pair tables' gradient is `pair_rows`'): the sum is enough.
-                *loss += (positives.len() as f32 * st.lse_or_max - st.z_positives) as f64;
-                continue;
-            }
             if pass.grad {
                 // CBOW over two distinct tokens: `finish` and `accumulate_projected` in one
                 // pass, the same values.
