@@ -3,6 +3,7 @@ and the `reelvec` CLI binary for the round trips (REELVEC_BIN, set by `cargo xta
 
 import os
 import shutil
+import signal
 import sys
 
 import pytest
@@ -64,3 +65,17 @@ def cli():
     if not path or not os.path.isfile(path):
         skip("no reelvec binary (set REELVEC_BIN; `cargo xtask test` does)")
     return path
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test, restored after it.
+
+    A process started in the background by a shell without job control (`cmd &` in a script,
+    as CI runners may do) inherits SIGINT ignored, and Python then installs no handler:
+    `_thread.interrupt_main` does nothing and a Ctrl-C test would wait out its endless fit.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+

@@ -149,7 +149,7 @@ ENDLESS = {"ials": {"factors": 16, "iterations": 100000}, "bpr": {"factors": 16,
 
 
 @pytest.mark.parametrize("kind", sorted(ENDLESS))
-def test_ctrl_c_stops_a_ranker_fit_between_iterations(kind, tiny):
+def test_ctrl_c_stops_a_ranker_fit_between_iterations(kind, tiny, python_sigint):
     timer = threading.Timer(0.3, _thread.interrupt_main)
     timer.start()
     start = time.perf_counter()

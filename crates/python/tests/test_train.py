@@ -118,7 +118,7 @@ def test_the_gil_is_released_while_training(kind, config, data, request):
     assert len(during) > 20, (len(during), end - start)
 
 
-def test_ctrl_c_stops_training_between_steps(tiny):
+def test_ctrl_c_stops_training_between_steps(tiny, python_sigint):
     import _thread
 
     timer = threading.Timer(0.3, _thread.interrupt_main)
