@@ -322,6 +322,19 @@ pub fn raw_score(params: &ParamStore, t: &MfTables, user: u32, movie: u32) -> f3
     x
 }
 
+/// Two distinct rows of a row-major buffer, mutably.
+#[inline(always)]
+pub(crate) fn two_rows_mut(buf: &mut [f32], a: usize, c: usize, v: usize) -> (&mut [f32], &mut [f32]) {
+    debug_assert_ne!(a, c);
+    if a < c {
+        let (lo, hi) = buf.split_at_mut(c * v);
+        (&mut lo[a * v..(a + 1) * v], &mut hi[..v])
+    } else {
+        let (lo, hi) = buf.split_at_mut(a * v);
+        (&mut hi[..v], &mut lo[c * v..(c + 1) * v])
+    }
+}
+
 /// Dot product with eight independent accumulators over `chunks_exact(8)` (vectorises; the
 /// summation order differs from a plain left fold only by rounding).
 #[inline]

@@ -638,19 +638,6 @@ fn projected_logits<const AVX2: bool>(rows: &[u32], f: f32, proj: &[f32], b: &[f
     Row::<AVX2>::max(z)
 }
 
-/// Two distinct rows of a row-major buffer, mutably.
-#[inline(always)]
-fn two_rows_mut(buf: &mut [f32], a: usize, c: usize, v: usize) -> (&mut [f32], &mut [f32]) {
-    debug_assert_ne!(a, c);
-    if a < c {
-        let (lo, hi) = buf.split_at_mut(c * v);
-        (&mut lo[a * v..(a + 1) * v], &mut hi[..v])
-    } else {
-        let (lo, hi) = buf.split_at_mut(a * v);
-        (&mut hi[..v], &mut lo[c * v..(c + 1) * v])
-    }
-}
-
 /// `db += dz` and `S[c] += f dz` for every `c` in `rows` (marked).
 #[inline(always)]
 fn accumulate_projected(
@@ -690,7 +677,7 @@ fn accumulate_softmax2<const AVX2: bool>(
     let (v, t) = (e.len(), t as usize);
     marks.mark(a);
     marks.mark(c);
-    let (sa, sc) = two_rows_mut(s, a as usize, c as usize, v);
+    let (sa, sc) = crate::mf::two_rows_mut(s, a as usize, c as usize, v);
     let saved = (db[t], sa[t], sc[t]);
     Row::<AVX2>::accumulate2(e, g, db, sa, sc, f);
     let d = e[t] * g - scale;

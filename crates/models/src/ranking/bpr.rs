@@ -428,13 +428,7 @@ impl Lane {
         let js = self.items.touch(j, sh.items, w);
         let p = &mut self.users.work[us..us + k];
         // i != j: j is not one of the user's movies.
-        let (qi, qj) = if is < js {
-            let (a, b) = self.items.work.split_at_mut(js);
-            (&mut a[is..is + w], &mut b[..w])
-        } else {
-            let (a, b) = self.items.work.split_at_mut(is);
-            (&mut b[..w], &mut a[js..js + w])
-        };
+        let (qi, qj) = crate::mf::two_rows_mut(&mut self.items.work, is / w, js / w, w);
         triple_step(p, qi, qj, sh.lr, sh.regularization);
     }
 
@@ -458,13 +452,8 @@ impl Lane {
                 let weight = warp_weight(sh.n_items, n);
                 let js = self.items.touch(j, sh.items, w);
                 let p = &mut self.users.work[us..us + k];
-                let (qi, qj) = if is < js {
-                    let (a, b) = self.items.work.split_at_mut(js);
-                    (&mut a[is..is + w], &mut b[..w])
-                } else {
-                    let (a, b) = self.items.work.split_at_mut(is);
-                    (&mut b[..w], &mut a[js..js + w])
-                };
+                // i != j: j is not one of the user's movies.
+                let (qi, qj) = crate::mf::two_rows_mut(&mut self.items.work, is / w, js / w, w);
                 warp_triple_step(p, qi, qj, weight, sh.lr, sh.regularization);
                 return;
             }
