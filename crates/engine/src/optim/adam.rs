@@ -20,7 +20,7 @@
 //! assists on CPUs where subnormals are slow. There (measured once per process by
 //! [`emulation_pays`]) [`adam_update`] sends chunks of 8 lanes with a subnormal first moment to
 //! `soft`: the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2` and
-//! an integer step of `m` on the subnormal grid; other lanes with a subnormal input are
+//! `m`'s step emulated in f64 (an integer step on the subnormal grid); other lanes with a subnormal input are
 //! emulated exactly in normal-range f64. Where the hardware handles subnormals cheaply (this
 //! project's AMD EPYC machines) every lane stays in hardware. The derivations are in
 //! `adam/soft.rs`; the plain hardware loop stays as `step_reference`.
@@ -159,8 +159,8 @@ impl PreparedStep {
 /// Where subnormal arithmetic is slow on this CPU ([`emulation_pays`]), blocks of [`BLOCK`]
 /// and then chunks of [`LANES`] elements without a subnormal first moment run [`adam_elem`] on
 /// every lane, vectorised; in a chunk with one, the lanes of an idle row (subnormal first
-/// moment, gradient 0) take [`soft::idle_lanes`] (`p *= decay; v *= beta2` and `m` moved by
-/// integer work, proven equal), each other lane with a subnormal (and finite) input runs
+/// moment, gradient 0) take [`soft::idle_lanes`] (`p *= decay; v *= beta2` and `m`'s step
+/// emulated in f64, proven equal), each other lane with a subnormal (and finite) input runs
 /// [`soft::adam_elem_soft`] (every operation emulated in normal-range f64), and the rest run
 /// [`adam_elem`]. Elsewhere the plain vectorised loop runs every lane in hardware. The bits
 /// never depend on the path (only the speed does): see `soft`'s derivations and the tests

@@ -78,33 +78,54 @@ pub(super) fn lane_is_soft(p: f32, g: f32, m: f32, v: f32) -> bool {
         & (is_finite_bits(p) & is_finite_bits(g) & is_finite_bits(m) & is_finite_bits(v))
 }
 
-/// `x` exactly, as f64, without a subnormal operation.
+/// `x` exactly, as f64, without a floating-point operation on a subnormal: a normal (or
+/// infinite) `x` by moving its bits (exponent rebiased), a subnormal or zero one as its
+/// mantissa's integer conversion times 2^-149 (normal f64 arithmetic). Integer work only, with
+/// no select in front of a conversion that the compiler could hoist past it (LLVM may convert
+/// every lane and select afterwards, and a conversion of a subnormal takes an assist), and
+/// branch-free, so loops over lanes vectorise.
 #[inline(always)]
 fn widen(x: f32) -> f64 {
     let b = x.to_bits();
-    if b & EXP_MASK == 0 {
-        let k = f64::from(b & MANT_MASK) * UNIT;
-        if b >> 31 != 0 {
-            -k
-        } else {
-            k
-        }
-    } else {
-        f64::from(x)
-    }
+    let sign = u64::from(b >> 31) << 63;
+    let exponent = (b >> 23) & 0xff;
+    let mantissa = b & MANT_MASK;
+    let rebiased = if exponent == 0xff { 0x7ff } else { u64::from(exponent) + (1023 - 127) };
+    let moved = sign | (rebiased << 52) | (u64::from(mantissa) << 29);
+    let units = (f64::from(mantissa) * UNIT).to_bits() | sign;
+    f64::from_bits(if exponent == 0 { units } else { moved })
 }
 
-/// `x` rounded to f32 (nearest, ties to even), without a subnormal operation.
+/// `x` rounded to f32 (nearest, ties to even), without a floating-point operation on a
+/// subnormal: below 2^-126 by rounding `|x| 2^149` to an integer on the subnormal grid (normal
+/// f64 arithmetic), elsewhere by integer rounding of the bits (52 mantissa bits to 23, the
+/// carry running into the exponent, infinity past f32's range). `x` must be finite, and at
+/// least 2^-1000 in magnitude or zero (every value of the emulation is). Branch-free, so loops
+/// over lanes vectorise.
 #[inline(always)]
 fn narrow(x: f64) -> f32 {
-    let a = x.abs();
-    if a < MIN_NORMAL {
-        let k = ((a * INV_UNIT + ROUND_INT).to_bits() & ((1 << 52) - 1)) as u32;
-        let sign = if x.is_sign_negative() { 0x8000_0000 } else { 0 };
-        f32::from_bits(k | sign)
-    } else {
-        x as f32
-    }
+    let b = x.to_bits();
+    let sign = ((b >> 32) as u32) & 0x8000_0000;
+    let a = b & 0x7fff_ffff_ffff_ffff;
+    // For a small `|x|`, `|x| 2^149 + 2^52` is in [2^52, 2^53): its low bits are the rounded units.
+    let units = ((f64::from_bits(a) * INV_UNIT + ROUND_INT).to_bits() & ((1 << 52) - 1)) as u32;
+    // Round to nearest even at bit 29: add just under half, plus the kept part's lowest bit.
+    let rounded = (a + 0x0fff_ffff + ((a >> 29) & 1)) >> 29;
+    let rebias = (1023 - 127) << 23;
+    let normal = if rounded >= (1023 + 128) << 23 { EXP_MASK } else { (rounded - rebias) as u32 };
+    f32::from_bits(sign | if a < MIN_NORMAL.to_bits() { units } else { normal })
+}
+
+/// `widen(narrow(y))` for a finite `y` of at least 2^-1000 in magnitude (or zero), cheaper: the
+/// hardware conversion of `max(|y|, 2^-126)` (never a subnormal: `max` is computed first, and a
+/// conversion is not hoisted above it as it can be above a select) where |y| >= 2^-126, and
+/// `round_ties_even(|y| 2^149) 2^-149` below, the sign put back.
+#[inline(always)]
+fn round_to_f32(y: f64) -> f64 {
+    let a = y.abs();
+    let units = ((a * INV_UNIT + ROUND_INT) - ROUND_INT) * UNIT;
+    let normal = f64::from(a.max(MIN_NORMAL) as f32);
+    (if a < MIN_NORMAL { units } else { normal }).copysign(y)
 }
 
 /// f32 `a * b`.
@@ -172,42 +193,49 @@ impl IdleScalars {
     }
 }
 
-/// 2^123 (f32).
-const TWO_P123: f32 = f32::from_bits((127 + 123) << 23);
+/// 2^123.
+const TWO_P123: f64 = f64::from_bits((1023 + 123) << 52);
 /// 2^-100 (f32): the smallest |p| the idle path takes.
 const TWO_M100: f32 = f32::from_bits((127 - 100) << 23);
 /// 2^-124 (f32): the smallest nonzero v the idle path takes.
 const TWO_M124: f32 = f32::from_bits((127 - 124) << 23);
+/// Bits of 2^-90 (f32): the idle path takes first moments below it (and nonzero): below it, as
+/// the moment decays by `beta1` a step towards the subnormal range, the products `w m`,
+/// `-lr/bc1 * m` and the quotient by `denom` fall below 2^-126 one after the other.
+const IDLE_MOMENT_BITS: u32 = (127 - 90) << 23;
 
 /// The idle fast path over 8 lanes: the lanes whose step is provably `p *= decay; v *= beta2`
-/// and `m` moved `round_ties_even(w k)` units towards 0 (integer work) are updated (hardware f32 on normal values only) and flagged in the
-/// returned mask; the others are left untouched for [`adam_elem_soft`] or the hardware element.
+/// and `m' = m + w (0 - m)` (the last emulated in f64, as [`adam_elem_soft`] does) are updated
+/// and flagged in the returned mask; the others are left untouched for [`adam_elem_soft`] or
+/// the hardware element.
 ///
-/// **The idle lane.** Gradient ±0, L2 zero, the small-weight lerp, `m` subnormal (`k` units of
-/// 2^-149, sign `s`), `v` zero or >= 2^-124, `p` finite with |p| >= 2^-100.
-/// Then, in `adam_elem`'s order:
+/// **The idle lane.** Gradient ±0, L2 zero, the small-weight lerp, `m` nonzero with
+/// |m| < 2^-90 (`K` units of 2^-149, `K` real; subnormal when `K < 2^23`), `v` zero or
+/// >= 2^-124, `p` finite with |p| >= 2^-100. Then, in `adam_elem`'s order:
 /// - `p' = p * decay` (hardware, as the reference: |p'| >= 2^-110, normal);
 /// - `g' = g + 0 * p'` is ±0;
-/// - `m' = m + w * (g' - m)`: `g' - m = -m` exactly, `w * -m` is `-s w k` units exactly, which
-///   rounds on the subnormal grid to `-s r` units, `r = round_ties_even(w k)` (`w k` exact in
-///   f64, rounded to an integer by adding 2^52), and `m + (-s r)` units is `s (k - r)` units
-///   exactly (a sum landing in the subnormal range is exact), nonzero as `r < k` for `w < 1/2`.
-///   Once `r = 0` (w k <= 1/2, a tie going to the even 0) **m is a fixed point**, the state
-///   rows idle for long sit in (a few units of 2^-149);
+/// - `m' = m + w * (g' - m)`: `g' - m = -m` exactly; the product and the sum are emulated
+///   ([`mul`], [`add`]: exact f64 arithmetic, then [`narrow`]), so `m'` is the reference's to
+///   the bit whether it is normal or subnormal. For a subnormal `m` this is `m` moved
+///   `round_ties_even(w K)` units towards 0 (a sum landing in the subnormal range is exact);
+///   once `w K <= 1/2` (a tie going to the even 0) **m is a fixed point**, the state rows idle
+///   for long sit in (a few units of 2^-149);
 /// - `v' = v * beta2 + ((1 - beta2) * g') * g' = v * beta2 + (+0) = v * beta2` (hardware; v >=
 ///   2^-124 and beta2 >= 1/2 keep it normal, and v = +0 gives +0 either way);
 /// - `p' + (-lr/bc1 * m') / denom = p'`: `denom >= eps` (a rounded sum of a non-negative term
-///   and eps), `|nss * m'|` rounds to at most `(|nss| k + 1)` units and the quotient to at most
-///   `((|nss| + 1)(k + 1) / eps) * (1 + 2^-23) + 1` units, so `|step| <= C0 (k + 1) 2^-149` with
-///   `C0 = 2 (|nss| + 1) / eps + 1`. A float `p'` with exponent `e` changes when a value is added
-///   only if it is at least half the spacing below |p'|, 2^(e-25) >= |p'| 2^-26; so
-///   `C0 (k + 1) < |p'| 2^123` (i.e. |step| < |p'| 2^-26) leaves `p'` unchanged. The check runs
-///   in f32 as `c (k + 1) <= |p'| 2^123` with `c = 2 C0`, the factor 2 covering the roundings of
-///   both sides (2^-24 relative each).
+///   and eps), `|nss * m'|` (|m'| <= |m|) rounds to at most `|nss| K (1 + 2^-24) + 1/2` units
+///   (relative error 2^-24 where normal, half a unit where subnormal) and the quotient to at
+///   most that over eps times `(1 + 2^-24)` plus half a unit, so `|step| <= C0 (K + 1) 2^-149`
+///   with `C0 = 2 (|nss| + 1) / eps + 1`. A float `p'` with exponent `e` changes when a value
+///   is added only if it is at least half the spacing below |p'|, 2^(e-25) >= |p'| 2^-26; so
+///   `C0 (K + 1) < |p'| 2^123` (i.e. |step| < |p'| 2^-26) leaves `p'` unchanged. The check
+///   runs in f64 as `c (K + 1) <= |p'| 2^123` with `c = 2 C0` rounded up to f32, the factor 2
+///   covering the check's own roundings many times over.
 ///
-/// No operation here has a subnormal operand or result: `k` is converted from integer bits,
-/// `p`, `v` are replaced by 1 on lanes that fail their range checks before any arithmetic, and
-/// the ranges above keep every product normal (or zero, for v = 0).
+/// No operation here has a subnormal operand or result: [`widen`] and [`narrow`] take
+/// subnormals through integers, `p`, `v` are replaced by 1 on lanes that fail their range checks
+/// before any arithmetic, and the ranges above keep every f32 product normal (or zero, for
+/// v = 0) and every f64 value at least 2^-153. Branch-free over the 8 lanes.
 #[inline(always)]
 pub(super) fn idle_lanes(
     s: &IdleScalars,
@@ -218,33 +246,36 @@ pub(super) fn idle_lanes(
 ) -> [bool; 8] {
     let mut ok = [false; 8];
     let (mut pn, mut mn, mut vn) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+    let (w, c) = (f64::from(s.w), f64::from(s.c));
     for j in 0..8 {
         let (pb, gb, mb, vb) = (p[j].to_bits(), g[j].to_bits(), m[j].to_bits(), v[j].to_bits());
         let p_abs = pb & 0x7fff_ffff;
         let p_in = p_abs >= TWO_M100.to_bits() && p_abs < EXP_MASK;
         let v_in = vb == 0 || (vb >= TWO_M124.to_bits() && vb < EXP_MASK);
-        let m_sub = mb & EXP_MASK == 0 && mb & MANT_MASK != 0;
+        // Nonzero and below 2^-90: `x - 1` (wrapping) of ±0's magnitude is 2^32 - 1.
+        let m_tiny = (mb & 0x7fff_ffff).wrapping_sub(1) < IDLE_MOMENT_BITS - 1;
         let g_zero = gb & 0x7fff_ffff == 0;
         // Out-of-range values become 1 before any arithmetic (their lanes are not stored).
         let ps = if p_in { p[j] } else { 1.0 };
         let vs = if v_in { v[j] } else { 1.0 };
-        let kb = mb & MANT_MASK;
-        let k = kb as i32 as f32;
+        let mw = widen(f32::from_bits(if m_tiny { mb } else { 0 }));
         let pd = ps * s.decay;
         pn[j] = pd;
         vn[j] = vs * s.beta2;
-        // r = round_ties_even(w k): w k exact in f64 (24-bit by 23-bit integer), below 2^52.
-        let r = ((f64::from(s.w) * f64::from(k) + ROUND_INT).to_bits() & ((1 << 52) - 1)) as u32;
-        mn[j] = f32::from_bits((mb & 0x8000_0000) | kb.wrapping_sub(r));
-        ok[j] = p_in & v_in & m_sub & g_zero & (s.c * (k + 1.0) <= pd.abs() * TWO_P123);
+        mn[j] = narrow(mw + round_to_f32(w * -mw));
+        ok[j] =
+            p_in & v_in & m_tiny & g_zero & (c * (mw.abs() * INV_UNIT + 1.0) <= widen(pd.abs()) * TWO_P123);
     }
-    for j in 0..8 {
-        if ok[j] {
-            p[j] = pn[j];
-            m[j] = mn[j];
-            v[j] = vn[j];
-        }
-    }
+    // Bit selects, not branches: the chunk is stored whole (vectorised).
+    let pick = |new: [f32; 8], old: [f32; 8]| -> [f32; 8] {
+        std::array::from_fn(|j| {
+            let keep = u32::from(ok[j]).wrapping_sub(1);
+            f32::from_bits((new[j].to_bits() & !keep) | (old[j].to_bits() & keep))
+        })
+    };
+    *p = pick(pn, *p);
+    *m = pick(mn, *m);
+    *v = pick(vn, *v);
     ok
 }
 
@@ -406,12 +437,13 @@ mod tests {
     }
 
     /// An idle lane's state: gradient ±0, a first moment of a few subnormal units (the fixed
-    /// points, and some above them), v zero or small to ordinary, p from tiny to ordinary.
+    /// points, and some above them) or a tiny normal (2^-126 to 2^-90), v zero or small to
+    /// ordinary, p from tiny to ordinary.
     fn idle_lane() -> impl Strategy<Value = (f32, f32, f32, f32)> {
         (
             prop_oneof![3 => -2.0f32..2.0, 1 => value()],
             prop_oneof![Just(0.0f32), Just(-0.0f32)],
-            (prop_oneof![1u32..12, 1u32..(1 << 23)], any::<bool>())
+            (prop_oneof![1u32..12, 1u32..(1 << 23), 0x0080_0000u32..IDLE_MOMENT_BITS], any::<bool>())
                 .prop_map(|(k, neg)| f32::from_bits(k | (u32::from(neg) << 31))),
             prop_oneof![Just(0.0f32), 1e-37f32..1e-30, 1e-12f32..1e-2, second_moment()],
         )
@@ -533,5 +565,43 @@ mod tests {
         };
         assert_eq!(run(true), 0, "the emulation consumed or produced a subnormal");
         assert_ne!(run(false), 0, "the hardware path raised no flag: the check sees nothing");
+    }
+
+    /// The same flags over the idle path as the dispatched loop runs it (vectorised, in this
+    /// CPU's widest build): chunks of idle lanes whose first moments are subnormal (decaying
+    /// and at fixed points) or tiny normals whose products with `1 - beta1` and the step size
+    /// are subnormal. A conversion or product the compiler hoists above a range select would
+    /// raise them (as it did before `widen` and `narrow` became integer work).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vectorised_idle_path_raises_no_denormal_flag() {
+        use crate::fpenv::reg;
+        const DENORMAL_OR_UNDERFLOW: u64 = (1 << 1) | (1 << 4);
+        let s = StepScalars::new(&AdamConfig::default(), 1e-2, 2000, false);
+        assert!(IdleScalars::new(&s).is_some());
+        let n = 8 * 64;
+        // Lane 0 of each chunk subnormal, so every chunk takes the idle path; the others
+        // subnormal or tiny normals (2^-126 to 2^-100).
+        let m: Vec<f32> = (0..n)
+            .map(|i| match (i % 8, i % 3) {
+                (0, _) | (_, 0) => f32::from_bits(1 + (i as u32 * 7919) % 0x7f_ffff),
+                _ => f32::from_bits(0x0080_0000 + (i as u32 * 104_729) % (26 << 23)),
+            })
+            .map(|x| if n % 2 == 0 { x } else { -x })
+            .collect();
+        let (g, v0) = (vec![0.0f32; n], vec![1e-9f32; n]);
+        let p0: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 0.25 } else { -1.5 }).collect();
+        let saved = reg::read();
+        reg::write(saved & !0x3f);
+        let (mut p, mut m1, mut v) = (p0.clone(), m.clone(), v0.clone());
+        adam_update_prepared(&PreparedStep::emulated(s), &mut p, &g, &mut m1, &mut v);
+        let flags = reg::read() & DENORMAL_OR_UNDERFLOW;
+        reg::write(saved);
+        assert_eq!(flags, 0, "the idle path consumed or produced a subnormal");
+        // And the bits are the reference's.
+        let (mut pr, mut mr, mut vr) = (p0, m, v0);
+        adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
+        let b = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!((b(&p), b(&m1), b(&v)), (b(&pr), b(&mr), b(&vr)));
     }
 }
