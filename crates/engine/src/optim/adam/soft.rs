@@ -111,8 +111,9 @@ fn narrow(x: f64) -> f32 {
     let units = ((f64::from_bits(a) * INV_UNIT + ROUND_INT).to_bits() & ((1 << 52) - 1)) as u32;
     // Round to nearest even at bit 29: add just under half, plus the kept part's lowest bit.
     let rounded = (a + 0x0fff_ffff + ((a >> 29) & 1)) >> 29;
+    // Wrapping: for a small `|x|` this lane is discarded.
     let rebias = (1023 - 127) << 23;
-    let normal = if rounded >= (1023 + 128) << 23 { EXP_MASK } else { (rounded - rebias) as u32 };
+    let normal = if rounded >= (1023 + 128) << 23 { EXP_MASK } else { rounded.wrapping_sub(rebias) as u32 };
     f32::from_bits(sign | if a < MIN_NORMAL.to_bits() { units } else { normal })
 }
 
