@@ -88,6 +88,12 @@ pub fn denormals_flushed() -> bool {
     FLUSH_SUPPORTED && reg::read() & reg::FLUSH_BITS == reg::FLUSH_BITS
 }
 
+/// Whether the current thread flushes subnormals in any way (FTZ or DAZ set): arithmetic that
+/// emulates IEEE subnormals must not stand in for the hardware's there.
+pub(crate) fn any_flush_bit() -> bool {
+    FLUSH_SUPPORTED && reg::read() & reg::FLUSH_BITS != 0
+}
+
 /// Sets FTZ/DAZ on the current thread while it lives; dropping it restores those bits as they
 /// were (guards nest). Not `Send`: the state belongs to the thread that made it.
 #[derive(Debug)]

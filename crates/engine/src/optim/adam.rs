@@ -17,12 +17,13 @@
 //! Subnormals are kept (PyTorch's default), but the dense pass does no arithmetic on them: a
 //! row no rating touches for long has its first moment stuck a few units of 2^-149 from 0
 //! (`m + 0.1 (0 - m)` rounds back to `m`), and every later step over it would take microcode
-//! assists on CPUs where subnormals are slow. There (measured once per process by
-//! [`emulation_pays`]) [`adam_update`] sends chunks of 8 lanes with a subnormal first moment to
+//! assists on CPUs where subnormals are slow. There (measured once per process, for each path,
+//! by [`routing`]) [`adam_update`] sends chunks of 8 lanes with a subnormal first moment to
 //! `soft`: the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2` and
-//! `m`'s step emulated in f64 (an integer step on the subnormal grid); other lanes with a subnormal input are
-//! emulated exactly in normal-range f64. Where the hardware handles subnormals cheaply (this
-//! project's AMD EPYC machines) every lane stays in hardware. The derivations are in
+//! `m`'s step emulated in f64 (an integer step on the subnormal grid); other lanes with a
+//! subnormal input are emulated exactly in normal-range f64. Where the hardware handles
+//! subnormals cheaply (this project's AMD EPYC machines) every lane stays in hardware; on its
+//! Intel Xeon the idle path pays and the element emulation does not. The derivations are in
 //! `adam/soft.rs`; the plain hardware loop stays as `step_reference`.
 
 use rayon::prelude::*;
@@ -127,10 +128,10 @@ fn adam_elem(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
     *p += s.neg_step_size * *m / denom;
 }
 
-/// One step's scalars with what the fused loop derives from them once: whether subnormal lanes
-/// are routed to `soft` (the scalars all normal, and [`emulation_pays`] on this CPU) and the
-/// idle fast path's scalars. [`ReplayAdam`] keeps these for its pending steps, so a replay does
-/// not re-derive them per row.
+/// One step's scalars with what the fused loop derives from them once: whether lanes with a
+/// subnormal input are routed to [`soft::adam_elem_soft`] and the idle fast path's scalars
+/// (`None` where it does not apply), each as this CPU's measurement says ([`routing`]).
+/// [`ReplayAdam`] keeps these for its pending steps, so a replay does not re-derive them per row.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PreparedStep {
     s: StepScalars,
@@ -140,23 +141,35 @@ pub(crate) struct PreparedStep {
 
 impl PreparedStep {
     pub(crate) fn new(s: StepScalars) -> Self {
+        let pays = routing();
+        Self::routed(s, pays)
+    }
+
+    /// With the given routing (the scalars permitting).
+    fn routed(s: StepScalars, pays: Routing) -> Self {
         Self {
             s,
-            emulate: soft::scalars_are_normal(&s) && emulation_pays(),
-            idle: soft::IdleScalars::new(&s),
+            emulate: pays.soft && soft::scalars_are_normal(&s),
+            idle: soft::IdleScalars::new(&s).filter(|_| pays.idle),
         }
     }
 
-    /// With the routing to `soft` whatever this CPU's measurement says (tests of that path).
+    /// With both routings on whatever this CPU's measurement says (tests of those paths).
     #[cfg(test)]
     pub(crate) fn emulated(s: StepScalars) -> Self {
-        Self { emulate: soft::scalars_are_normal(&s), ..Self::new(s) }
+        Self::routed(s, Routing { idle: true, soft: true })
+    }
+
+    /// Every lane in hardware.
+    #[cfg(test)]
+    pub(crate) fn in_hardware(s: StepScalars) -> Self {
+        Self::routed(s, Routing { idle: false, soft: false })
     }
 }
 
 /// The fused element loop: reads `g`, updates `m`, `v`, writes `p` (one pass over memory).
 ///
-/// Where subnormal arithmetic is slow on this CPU ([`emulation_pays`]), blocks of [`BLOCK`]
+/// Where subnormal arithmetic is slow on this CPU ([`routing`]), blocks of [`BLOCK`]
 /// and then chunks of [`LANES`] elements without a subnormal first moment run [`adam_elem`] on
 /// every lane, vectorised; in a chunk with one, the lanes of an idle row (subnormal first
 /// moment, gradient 0) take [`soft::idle_lanes`] (`p *= decay; v *= beta2` and `m`'s step
@@ -195,48 +208,55 @@ pub fn adam_element_seconds() -> f64 {
     best / (N * STEPS) as f64
 }
 
-/// [`EMULATION`]: not measured yet.
-const UNMEASURED: u8 = 0;
-/// [`EMULATION`]: subnormal lanes go to `soft`.
-const EMULATE: u8 = 1;
-/// [`EMULATION`]: every lane in hardware.
-const HARDWARE: u8 = 2;
-/// This process's routing of subnormal lanes (see [`emulation_pays`]).
-static EMULATION: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(UNMEASURED);
-
-/// Whether routing lanes with subnormal state to `soft` beats the hardware on this CPU,
-/// measured once per process (well under a millisecond). The cost of subnormal arithmetic
-/// differs by an order of magnitude between CPUs: where it takes microcode assists (~100+
-/// cycles an operation, as on many Intel cores) the emulation (integer work for idle lanes,
-/// normal-range f64 for the rest) is far cheaper; on this project's AMD EPYC machines the
-/// hardware handles the idle rows' subnormals at about twice a normal lane's cost, and the
-/// f64 emulation is 10-40 times slower than that. The measurement times both paths over 1,024
-/// lanes in the two idle states that reach `soft` (plain Adam: subnormal first moment; Adam
-/// with L2: subnormal weight and first moment), best of 5; the emulation is chosen when it is
-/// at least 1.25x faster. Only the speed depends on the answer, never the bits.
-fn emulation_pays() -> bool {
-    use std::sync::atomic::Ordering::Relaxed;
-    match EMULATION.load(Relaxed) {
-        EMULATE => true,
-        HARDWARE => false,
-        _ => {
-            let pays = measure_emulation();
-            // A concurrent first caller may store its own answer; either is a valid routing.
-            EMULATION.store(if pays { EMULATE } else { HARDWARE }, Relaxed);
-            pays
-        }
-    }
+/// Which of `soft`'s two paths beat the hardware on this CPU ([`routing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Routing {
+    /// The idle fast path ([`soft::idle_lanes`], plain Adam's idle rows).
+    idle: bool,
+    /// The element emulation ([`soft::adam_elem_soft`], any other lane with a subnormal input).
+    soft: bool,
 }
 
-/// Routes subnormal lanes to `soft` for the rest of the process, whatever [`emulation_pays`]
-/// measured: the tests of that path run it on every CPU.
+/// [`ROUTING`]: not measured yet (bit 2 clear); bit 0 the idle path, bit 1 the emulation.
+const MEASURED: u8 = 4;
+/// This process's [`Routing`] (see [`routing`]).
+static ROUTING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether routing lanes with subnormal state to `soft` beats the hardware on this CPU, for
+/// each of its two paths, measured once per process (well under a millisecond). The cost of
+/// subnormal arithmetic differs by an order of magnitude between CPUs: where it takes
+/// microcode assists (~100+ cycles an operation, as on many Intel cores) the idle path is far
+/// cheaper; on this project's AMD EPYC machines the hardware handles the idle rows' subnormals
+/// at about twice a normal lane's cost, and the f64 emulation is 10-40 times slower than that.
+/// On this project's Intel Xeon the two part ways: the idle path of plain Adam beats the
+/// hardware's assists, the scalar element emulation of Adam + L2's idle state does not. The measurement times each path against the hardware over
+/// 1,024 lanes of its idle state (plain Adam: subnormal first moment; Adam with L2: subnormal
+/// weight and first moment), best of 5, and takes a path where it is at least 1.25x faster.
+/// Only the speed depends on the answer, never the bits.
+fn routing() -> Routing {
+    use std::sync::atomic::Ordering::Relaxed;
+    let code = ROUTING.load(Relaxed);
+    let code = if code & MEASURED != 0 {
+        code
+    } else {
+        let pays = measure_routing();
+        let code = MEASURED | u8::from(pays.idle) | (u8::from(pays.soft) << 1);
+        // A concurrent first caller may store its own answer; either is a valid routing.
+        ROUTING.store(code, Relaxed);
+        code
+    };
+    Routing { idle: code & 1 != 0, soft: code & 2 != 0 }
+}
+
+/// Routes subnormal lanes to `soft` (both paths) for the rest of the process, whatever
+/// [`routing`] measured: the tests of those paths run them on every CPU.
 #[cfg(test)]
 pub(crate) fn force_emulation() {
-    EMULATION.store(EMULATE, std::sync::atomic::Ordering::Relaxed);
+    ROUTING.store(MEASURED | 3, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// [`emulation_pays`]'s measurement.
-fn measure_emulation() -> bool {
+/// [`routing`]'s measurement.
+fn measure_routing() -> Routing {
     const N: usize = 1024;
     let plain = StepScalars::new(&AdamConfig::default(), 1e-3, 1000, false);
     let l2 = StepScalars::new(&AdamConfig { weight_decay: 3e-4, ..AdamConfig::default() }, 3e-3, 1000, false);
@@ -246,24 +266,25 @@ fn measure_emulation() -> bool {
         (plain, [0.3f32, 0.0, f32::from_bits(4), 1e-12]),
         (l2, [f32::from_bits(140_000), 0.0, f32::from_bits(40), 4e-11]),
     ];
-    let time = |emulate: bool| {
+    let time = |(s, [p0, g0, m0, v0]): (StepScalars, [f32; 4]), pays: Routing| {
         let mut best = f64::INFINITY;
         for _ in 0..5 {
             // The buffers are filled before the clock starts: only the loop is timed.
-            let mut runs = states.map(|(s, [p0, g0, m0, v0])| {
-                let ps = PreparedStep { s, emulate, idle: soft::IdleScalars::new(&s) };
-                (ps, vec![p0; N], vec![g0; N], vec![m0; N], vec![v0; N])
-            });
+            let ps = PreparedStep::routed(s, pays);
+            let (mut p, g, mut m, mut v) = (vec![p0; N], vec![g0; N], vec![m0; N], vec![v0; N]);
             let start = std::time::Instant::now();
-            for (ps, p, g, m, v) in &mut runs {
-                adam_update_prepared(ps, p, g, m, v);
-            }
+            adam_update_prepared(&ps, &mut p, &g, &mut m, &mut v);
             best = best.min(start.elapsed().as_secs_f64());
-            std::hint::black_box(&runs);
+            std::hint::black_box((&p, &m, &v));
         }
         best
     };
-    time(true) * 1.25 < time(false)
+    let hardware = Routing { idle: false, soft: false };
+    let [plain, l2] = states;
+    Routing {
+        idle: time(plain, Routing { idle: true, soft: false }) * 1.25 < time(plain, hardware),
+        soft: time(l2, Routing { idle: false, soft: true }) * 1.25 < time(l2, hardware),
+    }
 }
 
 /// [`adam_update`] with the step's derived scalars at hand, compiled for AVX-512 or AVX2 where
@@ -343,7 +364,8 @@ pub(crate) fn adam_update_baseline(
 
 #[inline(always)]
 fn adam_update_body(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    if !ps.emulate {
+    // Under FTZ/DAZ the hardware's arithmetic is not IEEE's, and no emulation may stand in.
+    if !(ps.emulate || ps.idle.is_some()) || crate::fpenv::any_flush_bit() {
         return adam_update_reference(ps.s, p, g, m, v);
     }
     for (((p, g), m), v) in
@@ -352,7 +374,7 @@ fn adam_update_body(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], 
         if !any_subnormal_moment(m) {
             adam_update_reference(ps.s, p, g, m, v);
         } else {
-            adam_update_mixed(&ps.s, ps.idle.as_ref(), p, g, m, v);
+            adam_update_mixed(ps, p, g, m, v);
         }
     }
 }
@@ -374,21 +396,14 @@ fn any_subnormal_moment(m: &[f32]) -> bool {
 /// A block with a subnormal first moment, by chunks of [`LANES`]: a chunk without one runs the plain
 /// loop; in the others the idle lanes take [`soft::idle_lanes`] and the rest [`adam_lane`].
 #[inline(always)]
-fn adam_update_mixed(
-    s: &StepScalars,
-    idle: Option<&soft::IdleScalars>,
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) {
+fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let mut pc = p.chunks_exact_mut(LANES);
     let mut gc = g.chunks_exact(LANES);
     let mut mc = m.chunks_exact_mut(LANES);
     let mut vc = v.chunks_exact_mut(LANES);
     for (((p, g), m), v) in (&mut pc).zip(&mut gc).zip(&mut mc).zip(&mut vc) {
         if !any_subnormal_moment(m) {
-            adam_update_reference(*s, p, g, m, v);
+            adam_update_reference(ps.s, p, g, m, v);
             continue;
         }
         let (p, g, m, v): (&mut [f32; LANES], &[f32; LANES], &mut [f32; LANES], &mut [f32; LANES]) = (
@@ -397,29 +412,29 @@ fn adam_update_mixed(
             m.try_into().expect("chunk of LANES"),
             v.try_into().expect("chunk of LANES"),
         );
-        let done = match idle {
+        let done = match &ps.idle {
             Some(idle) => soft::idle_lanes(idle, p, g, m, v),
             None => [false; LANES],
         };
         for j in (0..LANES).filter(|&j| !done[j]) {
-            adam_lane(s, &mut p[j], g[j], &mut m[j], &mut v[j]);
+            adam_lane(ps, &mut p[j], g[j], &mut m[j], &mut v[j]);
         }
     }
     let tail =
         pc.into_remainder().iter_mut().zip(gc.remainder()).zip(mc.into_remainder()).zip(vc.into_remainder());
     for (((p, &g), m), v) in tail {
-        adam_lane(s, p, g, m, v);
+        adam_lane(ps, p, g, m, v);
     }
 }
 
 /// One lane, routed by its inputs: [`soft::adam_elem_soft`] when one is subnormal (and all are
 /// finite), [`adam_elem`] otherwise. Requires [`soft::scalars_are_normal`].
 #[inline(always)]
-fn adam_lane(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
-    if soft::lane_is_soft(*p, g, *m, *v) {
-        soft::adam_elem_soft(s, p, g, m, v);
+fn adam_lane(ps: &PreparedStep, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+    if ps.emulate && soft::lane_is_soft(*p, g, *m, *v) {
+        soft::adam_elem_soft(&ps.s, p, g, m, v);
     } else {
-        adam_elem(s, p, g, m, v);
+        adam_elem(&ps.s, p, g, m, v);
     }
 }
 

@@ -402,11 +402,7 @@ mod tests {
             let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(2_000));
             let outcome = runner.run(&(scalars(), state, any::<bool>()), |(s, state, emulate)| {
                 // Both routings of subnormal lanes: to `soft`, and all in hardware.
-                let ps = if emulate {
-                    PreparedStep::emulated(s)
-                } else {
-                    PreparedStep { emulate: false, ..PreparedStep::new(s) }
-                };
+                let ps = if emulate { PreparedStep::emulated(s) } else { PreparedStep::in_hardware(s) };
                 let p: Vec<f32> = state.iter().map(|x| x.0).collect();
                 let g: Vec<f32> = state.iter().map(|x| x.1).collect();
                 let m: Vec<f32> = state.iter().map(|x| x.2).collect();
@@ -505,6 +501,23 @@ mod tests {
             let (mut ph, mut mh, mut vh) = (0.5f32, f32::from_bits(k), 1e-6f32);
             adam_elem(&s, &mut ph, 0.0, &mut mh, &mut vh);
             assert_eq!(bits((ph, mh, vh)), bits((p[j], m[j], v[j])), "{k} units");
+        }
+    }
+
+    /// The two routings are independent: the idle path is kept only where asked for and where
+    /// the step allows it (no L2), the element emulation only where asked for.
+    #[test]
+    fn routing_takes_each_path_on_its_own() {
+        use super::super::Routing;
+        let plain = StepScalars::new(&AdamConfig::default(), 1e-3, 100, false);
+        let l2 =
+            StepScalars::new(&AdamConfig { weight_decay: 1e-4, ..AdamConfig::default() }, 1e-3, 100, false);
+        for (idle, soft) in [(false, false), (true, false), (false, true), (true, true)] {
+            let pays = Routing { idle, soft };
+            let ps = PreparedStep::routed(plain, pays);
+            assert_eq!((ps.idle.is_some(), ps.emulate), (idle, soft));
+            let ps = PreparedStep::routed(l2, pays);
+            assert_eq!((ps.idle.is_some(), ps.emulate), (false, soft));
         }
     }
 
