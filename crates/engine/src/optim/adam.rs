@@ -141,8 +141,7 @@ pub(crate) struct PreparedStep {
 
 impl PreparedStep {
     pub(crate) fn new(s: StepScalars) -> Self {
-        let pays = routing();
-        Self::routed(s, pays)
+        Self::routed(s, routing())
     }
 
     /// With the given routing (the scalars permitting).
@@ -229,8 +228,8 @@ static ROUTING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0
 /// cheaper; on this project's AMD EPYC machines the hardware handles the idle rows' subnormals
 /// at about twice a normal lane's cost, and the f64 emulation is 10-40 times slower than that.
 /// On this project's Intel Xeon the two part ways: the idle path of plain Adam beats the
-/// hardware's assists, the scalar element emulation of Adam + L2's idle state does not. The measurement times each path against the hardware over
-/// 1,024 lanes of its idle state (plain Adam: subnormal first moment; Adam with L2: subnormal
+/// hardware's assists, the scalar element emulation of Adam + L2's idle state does not. The
+/// measurement times each path against the hardware over 1,024 lanes of its idle state (plain Adam: subnormal first moment; Adam with L2: subnormal
 /// weight and first moment), best of 5, and takes a path where it is at least 1.25x faster.
 /// Only the speed depends on the answer, never the bits.
 fn routing() -> Routing {

@@ -99,9 +99,10 @@ fn widen(x: f32) -> f64 {
 /// `x` rounded to f32 (nearest, ties to even), without a floating-point operation on a
 /// subnormal: below 2^-126 by rounding `|x| 2^149` to an integer on the subnormal grid (normal
 /// f64 arithmetic), elsewhere by integer rounding of the bits (52 mantissa bits to 23, the
-/// carry running into the exponent, infinity past f32's range). `x` must be finite, and at
-/// least 2^-1000 in magnitude or zero (every value of the emulation is). Branch-free, so loops
-/// over lanes vectorise.
+/// carry running into the exponent, infinity past f32's range; a NaN as the hardware
+/// conversion makes it, quieted with its payload's top bits). `x` must be at least 2^-1000 in
+/// magnitude or zero (every value of the emulation is). Branch-free, so loops over lanes
+/// vectorise.
 #[inline(always)]
 fn narrow(x: f64) -> f32 {
     let b = x.to_bits();
@@ -114,7 +115,15 @@ fn narrow(x: f64) -> f32 {
     // Wrapping: for a small `|x|` this lane is discarded.
     let rebias = (1023 - 127) << 23;
     let normal = if rounded >= (1023 + 128) << 23 { EXP_MASK } else { rounded.wrapping_sub(rebias) as u32 };
-    f32::from_bits(sign | if a < MIN_NORMAL.to_bits() { units } else { normal })
+    let nan = 0x7fc0_0000 | ((a >> 29) as u32 & MANT_MASK);
+    let magnitude = if a < MIN_NORMAL.to_bits() {
+        units
+    } else if a > f64::INFINITY.to_bits() {
+        nan
+    } else {
+        normal
+    };
+    f32::from_bits(sign | magnitude)
 }
 
 /// `widen(narrow(y))` for a finite `y` of at least 2^-1000 in magnitude (or zero), cheaper: the
@@ -538,6 +547,13 @@ mod tests {
             assert_eq!(narrow(x).to_bits(), expected, "{x:e}");
             assert_eq!(narrow(-x).to_bits(), expected | 0x8000_0000, "-{x:e}");
         }
+        // Beyond the subnormal grid: the hardware conversion's results, NaN payloads included.
+        let nan_payload = f64::from_bits(0x7ff8_0000_2000_0000 | (0x5a5 << 29));
+        for x in
+            [1.0, -2.5, 3.4e38, 3.5e38, 1e300, -1e300, f64::INFINITY, -f64::INFINITY, f64::NAN, -nan_payload]
+        {
+            assert_eq!(narrow(x).to_bits(), (x as f32).to_bits(), "{x:e}");
+        }
         for k in [1u32, 5, 499, 0x7f_ffff] {
             assert_eq!(widen(f32::from_bits(k)), f64::from(k) * unit);
             assert_eq!(narrow(widen(f32::from_bits(k))).to_bits(), k);
@@ -601,7 +617,8 @@ mod tests {
                 (0, _) | (_, 0) => f32::from_bits(1 + (i as u32 * 7919) % 0x7f_ffff),
                 _ => f32::from_bits(0x0080_0000 + (i as u32 * 104_729) % (26 << 23)),
             })
-            .map(|x| if n % 2 == 0 { x } else { -x })
+            .enumerate()
+            .map(|(i, x)| if i % 2 == 0 { x } else { -x })
             .collect();
         let (g, v0) = (vec![0.0f32; n], vec![1e-9f32; n]);
         let p0: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 0.25 } else { -1.5 }).collect();
