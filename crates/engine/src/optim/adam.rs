@@ -229,8 +229,9 @@ static ROUTING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0
 /// at about twice a normal lane's cost, and the f64 emulation is 10-40 times slower than that.
 /// On this project's Intel Xeon the two part ways: the idle path of plain Adam beats the
 /// hardware's assists, the scalar element emulation of Adam + L2's idle state does not. The
-/// measurement times each path against the hardware over 1,024 lanes of its idle state (plain Adam: subnormal first moment; Adam with L2: subnormal
-/// weight and first moment), best of 5, and takes a path where it is at least 1.25x faster.
+/// measurement times each path against the hardware over 1,024 lanes of its idle state (plain
+/// Adam: subnormal first moment; Adam with L2: subnormal weight and first moment), best of 5,
+/// and takes a path where it is at least 1.25x faster.
 /// Only the speed depends on the answer, never the bits.
 fn routing() -> Routing {
     use std::sync::atomic::Ordering::Relaxed;
@@ -426,8 +427,9 @@ fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32],
     }
 }
 
-/// One lane, routed by its inputs: [`soft::adam_elem_soft`] when one is subnormal (and all are
-/// finite), [`adam_elem`] otherwise. Requires [`soft::scalars_are_normal`].
+/// One lane, routed by its inputs: [`soft::adam_elem_soft`] when the step emulates
+/// (`ps.emulate`, which implies [`soft::scalars_are_normal`]) and an input is subnormal (and all
+/// are finite), [`adam_elem`] otherwise.
 #[inline(always)]
 fn adam_lane(ps: &PreparedStep, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
     if ps.emulate && soft::lane_is_soft(*p, g, *m, *v) {
