@@ -394,7 +394,12 @@ fn any_subnormal_moment(m: &[f32]) -> bool {
 }
 
 /// A block with a subnormal first moment, by chunks of [`LANES`]: a chunk without one runs the plain
-/// loop; in the others the idle lanes take [`soft::idle_lanes`] and the rest [`adam_lane`].
+/// loop; a chunk whose lanes all sit at a fixed point of the idle step takes
+/// [`soft::stuck_lanes`] (`p *= decay; v *= beta2`, `m` kept); in the others the idle lanes
+/// take [`soft::idle_lanes`] and the rest [`adam_lane`]. (Measured on the Intel Xeon, P3 on
+/// synthetic ml-latest-small: the shortcut saves 4-7% of the fit; running the chunks without a
+/// subnormal moment as one vector pass over the block, with the idle lanes' inputs masked,
+/// cost 25% more than these 8-lane calls.)
 #[inline(always)]
 fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let mut pc = p.chunks_exact_mut(LANES);
@@ -413,6 +418,7 @@ fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32],
             v.try_into().expect("chunk of LANES"),
         );
         let done = match &ps.idle {
+            Some(idle) if soft::stuck_lanes(idle, p, g, m, v) => continue,
             Some(idle) => soft::idle_lanes(idle, p, g, m, v),
             None => [false; LANES],
         };

@@ -187,6 +187,12 @@ pub(super) struct IdleScalars {
     w: f32,
     /// `2 * (2 * (|neg_step_size| + 1) / eps + 1)`, rounded up to f32 (see [`idle_lanes`]).
     c: f32,
+    /// `K_fix`: the first moments of at most this many units of 2^-149 are fixed points of the
+    /// idle step (`round_ties_even(w K) = 0`); 0 turns [`stuck_lanes`] off.
+    stuck_units: u32,
+    /// Bits of the least `|p * decay|` for which [`idle_lanes`]' check passes at every
+    /// `K <= K_fix`: `c (K_fix + 1) 2^-123`, rounded up to f32.
+    stuck_pd_min: u32,
 }
 
 impl IdleScalars {
@@ -199,8 +205,75 @@ impl IdleScalars {
             && s.eps > 0.0
             && c.is_finite()
             && scalars_are_normal(s);
-        usable.then_some(Self { decay: s.decay, beta2: s.beta2, w: s.one_minus_beta1, c })
+        let (stuck_units, stuck_pd_min) = stuck_bounds(s.one_minus_beta1, c);
+        usable.then_some(Self {
+            decay: s.decay,
+            beta2: s.beta2,
+            w: s.one_minus_beta1,
+            c,
+            stuck_units,
+            stuck_pd_min,
+        })
     }
+}
+
+/// `(K_fix, bits of the least |p decay|)` of [`IdleScalars`] for the weight `w = 1 - beta1` and
+/// the check's constant `c`: `K_fix` is the largest `K <= 64` with `round_ties_even(w K) = 0`
+/// (f64, exact: `w K` has at most 31 significant bits), the bound `c (K_fix + 1) 2^-123` rounded up
+/// to f32 (exact in f64: a power-of-two scaling of a product of small integers and an f32).
+/// `(0, _)` when no moment is fixed or the bound leaves f32's normal range.
+fn stuck_bounds(w: f32, c: f32) -> (u32, u32) {
+    let w = f64::from(w);
+    let rounds_to_zero = |k: u32| (f64::from(k) * w + ROUND_INT) - ROUND_INT == 0.0;
+    let mut k = 0;
+    while k < 64 && rounds_to_zero(k + 1) {
+        k += 1;
+    }
+    let need = f64::from(c) * (f64::from(k) + 1.0) * f64::from_bits((1023 - 123) << 52);
+    let mut bound = need as f32;
+    if f64::from(bound) < need {
+        bound = f32::from_bits(bound.to_bits() + 1);
+    }
+    if k == 0 || !(need >= MIN_NORMAL && bound.is_finite()) {
+        return (0, 0);
+    }
+    (k, bound.to_bits())
+}
+
+/// The idle fast path's shortcut for 8 lanes that all sit at a fixed point of the idle step
+/// ([`idle_lanes`]' conditions, with `1 <= K <= K_fix` units in `m`): then `m' = m`
+/// (`round_ties_even(w K) = 0` units are added), and the step is `p *= decay; v *= beta2`, the
+/// same bits as [`idle_lanes`] gives them. Updates `p` and `v` and returns `true` only when
+/// every lane qualifies (else touches nothing). Branch-free over the lanes.
+#[inline(always)]
+pub(super) fn stuck_lanes(
+    s: &IdleScalars,
+    p: &mut [f32; 8],
+    g: &[f32; 8],
+    m: &[f32; 8],
+    v: &mut [f32; 8],
+) -> bool {
+    let mut all = s.stuck_units != 0;
+    let (mut pn, mut vn) = ([0.0f32; 8], [0.0f32; 8]);
+    for j in 0..8 {
+        let (pb, gb, mb, vb) = (p[j].to_bits(), g[j].to_bits(), m[j].to_bits(), v[j].to_bits());
+        let p_abs = pb & 0x7fff_ffff;
+        let p_in = p_abs >= TWO_M100.to_bits() && p_abs < EXP_MASK;
+        let v_in = vb == 0 || (vb >= TWO_M124.to_bits() && vb < EXP_MASK);
+        // 1..=K_fix units: `x - 1` (wrapping) of ±0's magnitude is 2^32 - 1.
+        let m_stuck = (mb & 0x7fff_ffff).wrapping_sub(1) < s.stuck_units;
+        let g_zero = gb & 0x7fff_ffff == 0;
+        // Out-of-range values become 1 before any arithmetic (as in `idle_lanes`).
+        let pd = if p_in { p[j] } else { 1.0 } * s.decay;
+        pn[j] = pd;
+        vn[j] = if v_in { v[j] } else { 1.0 } * s.beta2;
+        all &= p_in & v_in & m_stuck & g_zero & (pd.to_bits() & 0x7fff_ffff >= s.stuck_pd_min);
+    }
+    if all {
+        *p = pn;
+        *v = vn;
+    }
+    all
 }
 
 /// 2^123.
@@ -491,6 +564,67 @@ mod tests {
                 let _ = &mut m;
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        /// The stuck-lane shortcut is the reference loop to the bit whenever it fires, touches
+        /// nothing when it does not, and fires on a chunk of ordinary stuck lanes.
+        #[test]
+        fn stuck_lanes_are_bitwise_the_reference(
+            s in scalars(),
+            lanes in prop::collection::vec(
+                (prop_oneof![8 => -2.0f32..2.0, 1 => value()],
+                 prop_oneof![8 => Just(0.0f32), 1 => Just(-0.0f32), 1 => value()],
+                 prop_oneof![8 => (1u32..9, any::<bool>())
+                     .prop_map(|(k, neg)| f32::from_bits(k | (u32::from(neg) << 31))), 1 => value()],
+                 prop_oneof![4 => 1e-12f32..1e-2, 1 => second_moment()]),
+                8,
+            ),
+        ) {
+            let Some(idle) = IdleScalars::new(&s) else { return Ok(()) };
+            let mut p: [f32; 8] = std::array::from_fn(|j| lanes[j].0);
+            let g: [f32; 8] = std::array::from_fn(|j| lanes[j].1);
+            let m: [f32; 8] = std::array::from_fn(|j| lanes[j].2);
+            let mut v: [f32; 8] = std::array::from_fn(|j| lanes[j].3);
+            let (mut pr, mut mr, mut vr) = (p, m, v);
+            adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
+            let (p0, v0) = (p, v);
+            if stuck_lanes(&idle, &mut p, &g, &m, &mut v) {
+                prop_assert_eq!((p.map(f32::to_bits), m.map(f32::to_bits), v.map(f32::to_bits)),
+                    (pr.map(f32::to_bits), mr.map(f32::to_bits), vr.map(f32::to_bits)));
+            } else {
+                prop_assert_eq!((p.map(f32::to_bits), v.map(f32::to_bits)), (p0.map(f32::to_bits), v0.map(f32::to_bits)));
+            }
+            let (mut p1, mut v1) = ([0.5f32; 8], [1e-6f32; 8]);
+            let fired = stuck_lanes(&idle, &mut p1, &[0.0; 8], &[f32::from_bits(1); 8], &mut v1);
+            prop_assert!(fired || s.eps < 1e-9 || idle.stuck_units == 0, "{:?}", s);
+        }
+    }
+
+    /// At beta1 = 0.9 (`w` = 0.10000002) the fixed points are 1..=4 units (the idle path's
+    /// test below shows 5 moving to 4), and the bound on `|p|` is far below ordinary weights.
+    #[test]
+    fn stuck_bounds_at_the_default_betas() {
+        let s = StepScalars::new(&AdamConfig::default(), 1e-2, 5000, false);
+        let idle = IdleScalars::new(&s).expect("default Adam has the idle path");
+        assert_eq!(idle.stuck_units, 4);
+        let bound = f32::from_bits(idle.stuck_pd_min);
+        assert!(bound > 0.0 && bound < 1e-20, "{bound:e}");
+        let (mut p, mut v) = ([0.5f32; 8], [1e-6f32; 8]);
+        let m: [f32; 8] = std::array::from_fn(|j| f32::from_bits(1 + (j as u32 % 4)));
+        assert!(stuck_lanes(&idle, &mut p, &[0.0; 8], &m, &mut v));
+        for j in 0..8 {
+            let (mut ph, mut mh, mut vh) = (0.5f32, m[j], 1e-6f32);
+            adam_elem(&s, &mut ph, 0.0, &mut mh, &mut vh);
+            assert_eq!(bits((ph, mh, vh)), bits((p[j], m[j], v[j])), "lane {j}");
+        }
+        let mut m5 = m;
+        m5[7] = f32::from_bits(5);
+        let (mut p5, mut v5) = ([0.5f32; 8], [1e-6f32; 8]);
+        assert!(!stuck_lanes(&idle, &mut p5, &[0.0; 8], &m5, &mut v5), "5 units moves: not stuck");
+        assert_eq!(v5, [1e-6f32; 8], "a refused chunk is left untouched");
     }
 
     /// At beta1 = 0.9 the lerp weight is `(1 - 0.9f32 as f64) as f32` = 0.10000002: 4 units is
