@@ -45,6 +45,7 @@
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
+use reelvec_metrics::blas;
 
 pub use super::lane::CHUNK;
 pub(crate) use super::lane::PROJECTED_BLOCK;
@@ -583,6 +584,28 @@ fn chunked_examples<const AVX2: bool>(
     }
 }
 
+/// From this vocabulary on, the projected kernel's `V x V x k` products go through OpenBLAS
+/// ([`blas::gemm`]: AVX-512 kernels where the CPU has them, thread-count invariant); below it
+/// matrixmultiply's (ndarray's `general_mat_mul`) is faster (its call costs less; measured at
+/// P0's V = 50 and 200 on the Intel Xeon).
+const BLAS_FROM_VOCAB: usize = 512;
+
+/// The projected kernel's product `c = alpha a b + beta c` at vocabulary `v`.
+fn product(
+    v: usize,
+    alpha: f32,
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    if v >= BLAS_FROM_VOCAB {
+        blas::gemm(alpha, a, b, beta, c);
+    } else {
+        general_mat_mul(alpha, a, b, beta, c);
+    }
+}
+
 /// The token projection `P = E W^T` (V x V, row-major) into `proj`.
 pub(crate) fn project(wts: &Weights<'_>, proj: &mut Vec<f32>) {
     let (v, k) = (wts.v, wts.k);
@@ -590,7 +613,7 @@ pub(crate) fn project(wts: &Weights<'_>, proj: &mut Vec<f32>) {
     let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
     let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
     let mut p = ArrayViewMut2::from_shape((v, v), &mut proj[..]).expect("projection shape");
-    general_mat_mul(1.0, &e, &w.t(), 0.0, &mut p);
+    product(v, 1.0, &e, &w.t(), 0.0, &mut p);
 }
 
 /// The rows of `P` example `e` adds and their weight `f`: its context (CBOW, `f = 1` or
@@ -941,9 +964,9 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
         // are reset to exactly zero afterwards (`0 W` is zero for finite `W` only).
         let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
         let sv = ArrayView2::from_shape((v, v), &s[..v * v]).expect("S shape");
-        general_mat_mul(1.0, &sv.t(), &e, 1.0, &mut dw);
+        product(v, 1.0, &sv.t(), &e, 1.0, &mut dw);
         let mut dev = ArrayViewMut2::from_shape((v, k), &mut de[..]).expect("de shape");
-        general_mat_mul(1.0, &sv, &w, 1.0, &mut dev);
+        product(v, 1.0, &sv, &w, 1.0, &mut dev);
         if m < v {
             for (_, row) in de.chunks_exact_mut(k).enumerate().filter(|(c, _)| !marks.is_marked(*c)) {
                 row.iter_mut().for_each(|x| *x = 0.0);
@@ -968,9 +991,9 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
     }
     let sm = ArrayView2::from_shape((m, v), &s_rows[..m * v]).expect("gathered S shape");
     let em = ArrayView2::from_shape((m, k), &e_rows[..m * k]).expect("gathered E shape");
-    general_mat_mul(1.0, &sm.t(), &em, 1.0, &mut dw);
+    product(v, 1.0, &sm.t(), &em, 1.0, &mut dw);
     let mut dm = ArrayViewMut2::from_shape((m, k), &mut de_rows[..m * k]).expect("gathered dE shape");
-    general_mat_mul(1.0, &sm, &w, 0.0, &mut dm);
+    product(v, 1.0, &sm, &w, 0.0, &mut dm);
     for (i, &c) in marks.rows.iter().enumerate() {
         let c = c as usize;
         de[c * k..(c + 1) * k].iter_mut().zip(&de_rows[i * k..(i + 1) * k]).for_each(|(d, &g)| *d += g);
