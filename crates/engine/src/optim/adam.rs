@@ -396,10 +396,13 @@ fn any_subnormal_moment(m: &[f32]) -> bool {
 /// A block with a subnormal first moment, by chunks of [`LANES`]: a chunk without one runs the plain
 /// loop; a chunk whose lanes all sit at a fixed point of the idle step takes
 /// [`soft::stuck_lanes`] (`p *= decay; v *= beta2`, `m` kept); in the others the idle lanes
-/// take [`soft::idle_lanes`] and the rest [`adam_lane`]. (Measured on the Intel Xeon, P3 on
-/// synthetic ml-latest-small: the shortcut saves 4-7% of the fit; running the chunks without a
-/// subnormal moment as one vector pass over the block, with the idle lanes' inputs masked,
-/// cost 25% more than these 8-lane calls.)
+/// take [`soft::idle_lanes`] and the rest [`adam_lane`] one by one when the step emulates, else
+/// the plain loop as one 8-lane vector update with the idle lanes' inputs replaced by ordinary
+/// values (1, 0, 0, 1) and their results dropped, by bit selects. Measured on the Intel Xeon, P3
+/// on synthetic ml-latest-small (`reelvec pipeline --only p3`, 1 thread): the fixed-point
+/// shortcut took 4-7% off the fit, the masked update (against a scalar `adam_elem` per lane,
+/// with a data-dependent branch each) 5-8% more; running a whole mixed block as one vector pass
+/// with the idle lanes masked cost 25-40% more than these 8-lane calls.
 #[inline(always)]
 fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let mut pc = p.chunks_exact_mut(LANES);
@@ -422,8 +425,32 @@ fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32],
             Some(idle) => soft::idle_lanes(idle, p, g, m, v),
             None => [false; LANES],
         };
-        for j in (0..LANES).filter(|&j| !done[j]) {
-            adam_lane(ps, &mut p[j], g[j], &mut m[j], &mut v[j]);
+        if ps.emulate {
+            for j in (0..LANES).filter(|&j| !done[j]) {
+                adam_lane(ps, &mut p[j], g[j], &mut m[j], &mut v[j]);
+            }
+        } else if done != [true; LANES] {
+            // The other lanes in hardware, as one 8-lane update with the idle lanes' inputs
+            // replaced by ordinary values (1, 0, 0, 1) and their results dropped.
+            // Bit selects, not branches: which lanes are done follows the data, so a branch per
+            // lane is mispredicted often (measured: ~110 ns a chunk on P3's idle rows).
+            let pick = |d: bool, a: f32, b: f32| {
+                let mask = u32::from(d).wrapping_neg();
+                f32::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
+            };
+            let mut sp: [f32; LANES] = std::array::from_fn(|j| pick(done[j], 1.0, p[j]));
+            let sg: [f32; LANES] = std::array::from_fn(|j| pick(done[j], 0.0, g[j]));
+            let mut sm: [f32; LANES] = std::array::from_fn(|j| pick(done[j], 0.0, m[j]));
+            let mut sv: [f32; LANES] = std::array::from_fn(|j| pick(done[j], 1.0, v[j]));
+            // A length the compiler cannot see: the loop is then vectorised as the plain
+            // chunks' (with a known 8 it is unrolled into scalar operations, scalar divisions
+            // and square roots costing ~8x).
+            let n = std::hint::black_box(LANES);
+            adam_update_reference(ps.s, &mut sp[..n], &sg[..n], &mut sm[..n], &mut sv[..n]);
+            for j in 0..LANES {
+                (p[j], m[j], v[j]) =
+                    (pick(done[j], p[j], sp[j]), pick(done[j], m[j], sm[j]), pick(done[j], v[j], sv[j]));
+            }
         }
     }
     let tail =
