@@ -402,7 +402,8 @@ fn any_subnormal_moment(m: &[f32]) -> bool {
 /// on synthetic ml-latest-small (`reelvec pipeline --only p3`, 1 thread): the fixed-point
 /// shortcut took 4-7% off the fit, the masked update (against a scalar `adam_elem` per lane,
 /// with a data-dependent branch each) 5-8% more; running a whole mixed block as one vector pass
-/// with the idle lanes masked cost 25-40% more than these 8-lane calls.
+/// with the idle lanes masked cost 22-44% more than these 8-lane calls (three forms, each timed
+/// against the build before it).
 #[inline(always)]
 fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let mut pc = p.chunks_exact_mut(LANES);
