@@ -6,7 +6,8 @@
 //! (10,352 x 51) whose idle rows' first moments have decayed into the subnormal range, with IEEE
 //! subnormals (PyTorch's default: `ieee`, the default pass that emulates subnormal lanes, and
 //! `ieee_reference`, the plain hardware loop `Adam::step_reference`, same bits) and with
-//! `reelvec_engine::fpenv::FlushDenormals` (FTZ/DAZ).
+//! `reelvec_engine::fpenv::FlushDenormals` (FTZ/DAZ); `adam_l2_step_idle_rows` the same for
+//! Adam with L2 (P2's optimizer), whose idle rows' weights decay to a few subnormal units.
 //! `adam_replay_vs_dense` runs 250 steps of a 64-rating batch over that table (the MF pipelines'
 //! shape on ml-latest-small), dense Adam against `ReplayAdam` (same bits, untouched rows replayed
 //! at the end); `memcpy_bandwidth` measures the copy rate that bounds both (64 MiB, read + write).
@@ -117,23 +118,35 @@ fn optimizers(c: &mut Criterion) {
 /// rows, then 3000 idle steps (those rows' first moments decay by 0.9 per step into the
 /// subnormal range and stick at a fixed point there), then steps with zero gradients: with IEEE subnormals, and inside `fpenv::with_flushed_denormals` (a pool
 /// of the same size whose workers set FTZ/DAZ, as `train.flush_denormals` runs a fit). Run with
-/// `RAYON_NUM_THREADS=1` for the one-thread figure.
+/// `RAYON_NUM_THREADS=1` for the one-thread figure. `adam_l2_step_idle_rows`: the same with
+/// P2's Adam + L2 (weight decay 3e-4, lr 3e-3), whose idle rows' weights decay through the
+/// tiny normals to fixed points a few units above 0 (the L2 idle path).
 fn idle_rows(c: &mut Criterion) {
+    idle_rows_of(c, "adam_step_idle_rows", AdamConfig::default(), 1e-3);
+    idle_rows_of(
+        c,
+        "adam_l2_step_idle_rows",
+        AdamConfig { weight_decay: 3e-4, ..AdamConfig::default() },
+        3e-3,
+    );
+}
+
+fn idle_rows_of(c: &mut Criterion, name: &str, config: AdamConfig, lr: f32) {
     let (rows, cols) = (10_352, 51);
     let mut params = store(rows, cols);
     let grads = batch_grads(&params, 100);
-    let mut warm = Adam::new(AdamConfig::default());
+    let mut warm = Adam::new(config);
     for _ in 0..2000 {
-        warm.step(&mut params, &grads, 1e-3);
+        warm.step(&mut params, &grads, lr);
     }
     let idle = Grads::zeros_like(&params);
     // 3000 idle steps more: the touched rows' first moments pass through the subnormal range
     // (~800 steps to reach it, ~150 more to their fixed points) before the timing starts, so
     // every case times the same steady state, deep in the subnormal range.
     for _ in 0..3000 {
-        warm.step(&mut params, &idle, 1e-3);
+        warm.step(&mut params, &idle, lr);
     }
-    let mut group = c.benchmark_group("adam_step_idle_rows");
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.throughput(Throughput::Bytes(28 * (rows * cols) as u64));
     for (label, flush, reference) in
@@ -146,9 +159,9 @@ fn idle_rows(c: &mut Criterion) {
                     let start = Instant::now();
                     for _ in 0..iters {
                         if reference {
-                            opt.step_reference(black_box(&mut params), black_box(&idle), 1e-3);
+                            opt.step_reference(black_box(&mut params), black_box(&idle), lr);
                         } else {
-                            opt.step(black_box(&mut params), black_box(&idle), 1e-3);
+                            opt.step(black_box(&mut params), black_box(&idle), lr);
                         }
                     }
                     start.elapsed()

@@ -38,7 +38,7 @@ pub(super) const SGD_CU: KernelSource =
     KernelSource { name: "sgd.cu", source: include_str!("../optim/sgd.cu"), functions: &["sgd_dense"] };
 
 // SAFETY: `StepScalars` is `#[repr(C)]` plain-old-data with the layout of adam.cu's
-// `struct AdamScalars` (eight f32 and one i32).
+// `struct AdamScalars` (eight f32, one i32, one f32).
 unsafe impl DeviceRepr for StepScalars {}
 
 #[derive(Debug, Clone, Copy)]

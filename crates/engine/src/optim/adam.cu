@@ -16,6 +16,9 @@ struct AdamScalars {
     float neg_step_size;
     float bias_correction2_sqrt;
     int small_weight;
+    // The CPU loop's bound for a negligible gradient square (adam.rs, g_negligible): unused
+    // here (the GPU computes the plain term), kept for the shared layout.
+    float g_negligible;
 };
 
 __device__ __forceinline__ void adam_element(const AdamScalars& s, float* p, float* g, float* m, float* v,

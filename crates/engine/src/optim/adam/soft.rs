@@ -362,6 +362,180 @@ pub(super) fn idle_lanes(
     ok
 }
 
+/// The scalars of the L2 idle path ([`l2_idle_lanes`]) for one step, or `None` where it does
+/// not apply (no L2 in the gradient, the large-weight lerp, or scalars out of its range).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct L2IdleScalars {
+    decay: f64,
+    l2: f64,
+    /// `1 - beta1`.
+    w: f64,
+    beta2: f32,
+    neg_step_size: f64,
+    bias_correction2_sqrt: f32,
+    eps: f32,
+    /// `K_fix` of the idle step's first moment (see [`stuck_bounds`]): a difference `g' - m`
+    /// of at most this many units of 2^-149 moves `m` by `round_ties_even(w D) = 0`; 0 turns
+    /// [`l2_stuck_lanes`] off.
+    stuck_units: u32,
+}
+
+impl L2IdleScalars {
+    pub(super) fn new(s: &StepScalars) -> Option<Self> {
+        let usable = s.l2 > 0.0
+            && s.l2 <= 1.0
+            && s.small_weight != 0
+            && s.decay > 0.0
+            && s.decay <= 1.0
+            && s.beta2 >= 0.5
+            && s.beta2 <= 1.0
+            && s.eps > 0.0
+            && scalars_are_normal(s);
+        let c = (2.0 * (2.0 * (f64::from(s.neg_step_size).abs() + 1.0) / f64::from(s.eps) + 1.0)) as f32;
+        // The shortcut keeps `p` as it is: only without a decay factor (Adam's L2, not AdamW).
+        let stuck_units = if s.decay == 1.0 { stuck_bounds(s.one_minus_beta1, c).0 } else { 0 };
+        usable.then_some(Self {
+            stuck_units,
+            decay: f64::from(s.decay),
+            l2: f64::from(s.l2),
+            w: f64::from(s.one_minus_beta1),
+            beta2: s.beta2,
+            neg_step_size: f64::from(s.neg_step_size),
+            bias_correction2_sqrt: s.bias_correction2_sqrt,
+            eps: s.eps,
+        })
+    }
+}
+
+/// Bits of 2^-96 (f32): the L2 idle path takes weights below it in magnitude.
+const L2_IDLE_WEIGHT_BITS: u32 = (127 - 96) << 23;
+/// Bits of 2^64 (f32): the L2 idle path takes first moments below it in magnitude.
+const L2_IDLE_MOMENT_BITS: u32 = (127 + 64) << 23;
+
+/// Whether some lane of the slice holds a weight the L2 idle path takes (nonzero, below 2^-96
+/// in magnitude): the state Adam with L2 leaves an idle row in. One integer test a value.
+#[inline(always)]
+pub(super) fn any_tiny_weight(p: &[f32]) -> bool {
+    p.iter().fold(false, |a, x| a | ((x.to_bits() & 0x7fff_ffff).wrapping_sub(1) < L2_IDLE_WEIGHT_BITS - 1))
+}
+
+/// The L2 idle path's shortcut: which of 8 lanes sit at a fixed point of Adam with L2's idle
+/// step, and their `v * beta2` (the only value that changes there). Touches nothing.
+///
+/// **The fixed point.** Gradient ±0, `decay` = 1, `p` subnormal (`K_p` units of 2^-149,
+/// nonzero), `m` subnormal (`K_m` units, nonzero), `v` zero or in [2^-124, inf), and with
+/// `K_g = round_ties_even(l2 K_p)`: `|±K_g - ±K_m| <= K_fix` and `|nss| |K_m| <= 1/2`. Then, in
+/// `adam_elem`'s order: `p' = p * 1 = p`; `l2 p'` is `K_g` units (a product landing in the
+/// subnormal range rounds to the grid; l2 <= 1) with `p`'s sign, and `g' = ±0 + l2 p'` is that
+/// (or a zero); `g' - m` is exact (both on the grid), at most `K_fix` units, so `w (g' - m)`
+/// rounds to ±0 and `m' = m + (±0) = m` (m nonzero); `((1 - beta2) g') g'` is at most 2^-252
+/// in magnitude, a product of factors of one sign or of zeros: +0, so `v' = v * beta2`
+/// (normal or +0); `nss * m'` is at most half a unit (a tie goes to the even 0): ±0, so the
+/// step is `±0 / denom = ±0` (denom >= eps > 0) and `p'' = p + (±0) = p` (p nonzero).
+/// The checks are exact: `l2 K_p` and `|nss| K_m` are products of an f32 and an integer below
+/// 2^23 (exact in f64), rounded to an integer by adding and subtracting 2^52.
+#[inline(always)]
+pub(super) fn l2_stuck_lanes(
+    s: &L2IdleScalars,
+    p: &[f32; 8],
+    g: &[f32; 8],
+    m: &[f32; 8],
+    v: &[f32; 8],
+) -> ([bool; 8], [f32; 8]) {
+    let mut ok = [false; 8];
+    let mut vn = [0.0f32; 8];
+    let (fix, nss) = (f64::from(s.stuck_units), s.neg_step_size.abs());
+    for j in 0..8 {
+        let (pb, gb, mb, vb) = (p[j].to_bits(), g[j].to_bits(), m[j].to_bits(), v[j].to_bits());
+        // Nonzero and subnormal: `x - 1` (wrapping) of ±0's magnitude is 2^32 - 1.
+        let p_sub = (pb & 0x7fff_ffff).wrapping_sub(1) < MANT_MASK;
+        let m_sub = (mb & 0x7fff_ffff).wrapping_sub(1) < MANT_MASK;
+        let v_in = vb == 0 || (vb >= TWO_M124.to_bits() && vb < EXP_MASK);
+        let g_zero = gb & 0x7fff_ffff == 0;
+        let sign = |b: u32| if b >> 31 == 0 { 1.0 } else { -1.0 };
+        let kp = f64::from(pb & MANT_MASK);
+        let km = f64::from(mb & MANT_MASK);
+        let kg = (s.l2 * kp + ROUND_INT) - ROUND_INT;
+        let d = (sign(pb) * kg - sign(mb) * km).abs();
+        vn[j] = if v_in { v[j] } else { 1.0 } * s.beta2;
+        ok[j] = p_sub & m_sub & v_in & g_zero & (d <= fix) & (nss * km <= 0.5);
+    }
+    (ok, vn)
+}
+
+/// The L2 idle path over 8 lanes: Adam with L2 on a row no rating touched (gradient ±0), whose
+/// weight has decayed to the tiny and subnormal range, updated without a subnormal float
+/// operation; the lanes taken are flagged in the returned mask, the others left untouched.
+///
+/// **Why it exists.** With L2 an idle row's gradient is `l2 * p`, so Adam drives `p` towards
+/// 0 geometrically (its step `lr m / sqrt(v)` stays of the order of `p` while `v` remembers
+/// the row's last real gradients). Within a few thousand idle steps `p`, `l2 p`, `m` and their
+/// products fall below 2^-126: every such operation takes a microcode assist on many Intel
+/// cores (~14 ns an element measured on this project's Xeon, 23x a normal element), and the
+/// rare movies of a large catalogue spend most of a fit there.
+///
+/// **The lane.** Gradient ±0, |p| < 2^-96 (zero and subnormals included), |m| < 2^64, v zero
+/// or in [2^-124, inf). Then, in `adam_elem`'s order, with each f32 operation replayed in f64
+/// and rounded to f32 by [`round_to_f32`] (exact: see the module doc):
+/// - `p' = p * decay`, `g' = g + l2 * p'`, `m' = m + w * (g' - m)` emulated;
+/// - `v' = v * beta2 + ((1 - beta2) * g') * g'`: |g'| <= |l2 p'| <= 2^-96 (l2 <= 1, decay <= 1,
+///   rounding is monotone and 2^-96 is a float), so the product is at most 2^-192 in
+///   magnitude and rounds to +0 (a product of two factors of the same sign, or of zeros: +0);
+///   `v * beta2` is +0 or at least 2^-125 (normal), so `v' = v * beta2` in hardware, as the
+///   reference computes it, and `+ (+0)` leaves it;
+/// - `denom = sqrt(v') / bc2_sqrt + eps` in hardware: `sqrt(v')` is 0 or at least 2^-62.5,
+///   the quotient by a normal `bc2_sqrt <= 1` normal or zero, `denom >= eps` normal;
+/// - `p'' = p' + (nss * m') / denom` emulated.
+///
+/// Every f64 value is zero or at least 2^-149 * 2^-126 * 2^-70 in magnitude (normal f64), and
+/// the f32 hardware operations have normal operands and results, so no operation here is
+/// subnormal; out-of-range inputs are replaced by 0 (p, m) or 1 (v) before any arithmetic.
+/// Branch-free over the 8 lanes.
+#[inline(always)]
+pub(super) fn l2_idle_lanes(
+    s: &L2IdleScalars,
+    p: &mut [f32; 8],
+    g: &[f32; 8],
+    m: &mut [f32; 8],
+    v: &mut [f32; 8],
+) -> [bool; 8] {
+    let mut ok = [false; 8];
+    let (mut pn, mut mn, mut vn) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+    for j in 0..8 {
+        let (pb, gb, mb, vb) = (p[j].to_bits(), g[j].to_bits(), m[j].to_bits(), v[j].to_bits());
+        let p_in = pb & 0x7fff_ffff < L2_IDLE_WEIGHT_BITS;
+        let m_in = mb & 0x7fff_ffff < L2_IDLE_MOMENT_BITS;
+        let v_in = vb == 0 || (vb >= TWO_M124.to_bits() && vb < EXP_MASK);
+        let g_zero = gb & 0x7fff_ffff == 0;
+        let pw = widen(f32::from_bits(if p_in { pb } else { 0 }));
+        let mw = widen(f32::from_bits(if m_in { mb } else { 0 }));
+        // ±0 as f64, its sign kept.
+        let gw = f64::from_bits(u64::from(gb & 0x8000_0000) << 32);
+        let vs = if v_in { v[j] } else { 1.0 };
+        let p1 = round_to_f32(pw * s.decay);
+        let g1 = round_to_f32(gw + round_to_f32(s.l2 * p1));
+        let m1 = round_to_f32(mw + round_to_f32(s.w * round_to_f32(g1 - mw)));
+        let v1 = vs * s.beta2;
+        let denom = v1.sqrt() / s.bias_correction2_sqrt + s.eps;
+        let step = round_to_f32(round_to_f32(s.neg_step_size * m1) / f64::from(denom));
+        pn[j] = narrow(round_to_f32(p1 + step));
+        mn[j] = narrow(m1);
+        vn[j] = v1;
+        ok[j] = p_in & m_in & v_in & g_zero;
+    }
+    // Bit selects, not branches: the chunk is stored whole (vectorised).
+    let pick = |new: [f32; 8], old: [f32; 8]| -> [f32; 8] {
+        std::array::from_fn(|j| {
+            let keep = u32::from(ok[j]).wrapping_sub(1);
+            f32::from_bits((new[j].to_bits() & !keep) | (old[j].to_bits() & keep))
+        })
+    };
+    *p = pick(pn, *p);
+    *m = pick(mn, *m);
+    *v = pick(vn, *v);
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -464,7 +638,10 @@ mod tests {
     fn wide_and_baseline_loops_agree_to_the_bit() {
         #[cfg(target_arch = "x86_64")]
         {
-            use super::super::{adam_update_avx2, adam_update_avx512, wide_isa, WideIsa};
+            use super::super::{
+                adam_update_avx2, adam_update_avx512, adam_update_l2_avx2, adam_update_l2_avx512, wide_isa,
+                WideIsa,
+            };
             let Some(isa) = wide_isa() else {
                 return reelvec_testkit::skip(
                     reelvec_testkit::Need::CpuFeature,
@@ -493,13 +670,27 @@ mod tests {
                 let (mut pb, mut mb, mut vb) = (p.clone(), m.clone(), v.clone());
                 adam_update_baseline(&ps, &mut pb, &g, &mut mb, &mut vb);
                 let (mut pa, mut ma, mut va) = (p.clone(), m.clone(), v.clone());
+                // Adam with L2 has its own builds of the loop (as `adam_update_prepared` picks).
+                let l2 = ps.l2_idle.is_some();
                 // SAFETY: AVX2 and FMA checked above.
-                unsafe { adam_update_avx2(&ps, &mut pa, &g, &mut ma, &mut va) };
+                unsafe {
+                    if l2 {
+                        adam_update_l2_avx2(&ps, &mut pa, &g, &mut ma, &mut va)
+                    } else {
+                        adam_update_avx2(&ps, &mut pa, &g, &mut ma, &mut va)
+                    }
+                };
                 prop_assert_eq!((b(&pa), b(&ma), b(&va)), (b(&pb), b(&mb), b(&vb)), "AVX2");
                 if isa == WideIsa::Avx512 {
                     let (mut pa, mut ma, mut va) = (p, m, v);
                     // SAFETY: AVX-512 checked above.
-                    unsafe { adam_update_avx512(&ps, &mut pa, &g, &mut ma, &mut va) };
+                    unsafe {
+                        if l2 {
+                            adam_update_l2_avx512(&ps, &mut pa, &g, &mut ma, &mut va)
+                        } else {
+                            adam_update_avx512(&ps, &mut pa, &g, &mut ma, &mut va)
+                        }
+                    };
                     prop_assert_eq!((b(&pa), b(&ma), b(&va)), (b(&pb), b(&mb), b(&vb)), "AVX-512");
                 }
                 Ok(())
@@ -649,9 +840,9 @@ mod tests {
         };
         let config = AdamConfig::default();
         for pays in [
-            Routing { idle: true, soft: false },
-            Routing { idle: false, soft: true },
-            Routing { idle: true, soft: true },
+            Routing { idle: true, ..Routing::HARDWARE },
+            Routing { soft: true, ..Routing::HARDWARE },
+            Routing { idle: true, soft: true, ..Routing::HARDWARE },
         ] {
             let init: Vec<f32> = (0..rows * cols).map(|i| 0.5 - (i % 29) as f32 / 29.0).collect();
             let (mut p, mut m, mut v) = (init.clone(), vec![0.0f32; rows * cols], vec![0.0f32; rows * cols]);
@@ -702,13 +893,248 @@ mod tests {
         let plain = StepScalars::new(&AdamConfig::default(), 1e-3, 100, false);
         let l2 =
             StepScalars::new(&AdamConfig { weight_decay: 1e-4, ..AdamConfig::default() }, 1e-3, 100, false);
-        for (idle, soft) in [(false, false), (true, false), (false, true), (true, true)] {
-            let pays = Routing { idle, soft };
+        for code in 0..8u8 {
+            let (idle, soft, l2_idle) = (code & 1 != 0, code & 2 != 0, code & 4 != 0);
+            let pays = Routing { idle, soft, l2_idle };
             let ps = PreparedStep::routed(plain, pays);
-            assert_eq!((ps.idle.is_some(), ps.emulate), (idle, soft));
+            assert_eq!((ps.idle.is_some(), ps.emulate, ps.l2_idle.is_some()), (idle, soft, false));
             let ps = PreparedStep::routed(l2, pays);
-            assert_eq!((ps.idle.is_some(), ps.emulate), (false, soft));
+            assert_eq!((ps.idle.is_some(), ps.emulate, ps.l2_idle.is_some()), (false, soft, l2_idle));
         }
+    }
+
+    /// Step scalars of Adam with L2 (what the L2 idle path is for): default-like and random
+    /// betas, weight decays from 1e-6 to 0.1, learning rates 1e-5 to 0.1, early and late steps.
+    fn l2_scalars() -> impl Strategy<Value = StepScalars> {
+        (
+            prop_oneof![Just(0.9f32), 0.5f32..0.99],
+            prop_oneof![Just(0.999f32), 0.9f32..0.99999],
+            prop_oneof![Just(1e-8f32), 1e-10f32..1e-3],
+            prop_oneof![Just(3e-4f32), 1e-6f32..0.1],
+            prop_oneof![Just(3e-3f32), 1e-5f32..0.1],
+            1u64..50_000,
+        )
+            .prop_map(|(beta1, beta2, eps, weight_decay, lr, t)| {
+                StepScalars::new(&AdamConfig { beta1, beta2, eps, weight_decay }, lr, t, false)
+            })
+    }
+
+    /// A signed f32 from bits drawn by `magnitude`.
+    fn signed(magnitude: impl Strategy<Value = u32>) -> impl Strategy<Value = f32> {
+        (magnitude, any::<bool>()).prop_map(|(k, neg)| f32::from_bits(k | (u32::from(neg) << 31)))
+    }
+
+    /// An idle lane of Adam with L2 as training leaves it on its way to 0: a weight from
+    /// ordinary down through the tiny normals to a few subnormal units, first moments from
+    /// ordinary to a few units, gradient mostly ±0, v zero to ordinary.
+    fn l2_idle_lane() -> impl Strategy<Value = (f32, f32, f32, f32)> {
+        (
+            prop_oneof![
+                2 => signed(1u32..5000),
+                2 => signed(1u32..(1 << 23)),
+                3 => signed(0x0080_0000u32..L2_IDLE_WEIGHT_BITS + (8 << 23)),
+                1 => prop_oneof![Just(0.0f32), Just(-0.0f32)],
+                1 => value(),
+            ],
+            prop_oneof![6 => Just(0.0f32), 2 => Just(-0.0f32), 1 => value()],
+            prop_oneof![
+                2 => signed(1u32..12),
+                2 => signed(1u32..(1 << 23)),
+                2 => signed(0x0080_0000u32..(127u32 - 60) << 23),
+                1 => value(),
+            ],
+            prop_oneof![Just(0.0f32), 1e-37f32..1e-30, 1e-16f32..1e-2, second_moment()],
+        )
+    }
+
+    fn lanes8(lanes: &[(f32, f32, f32, f32)]) -> ([f32; 8], [f32; 8], [f32; 8], [f32; 8]) {
+        (
+            std::array::from_fn(|j| lanes[j].0),
+            std::array::from_fn(|j| lanes[j].1),
+            std::array::from_fn(|j| lanes[j].2),
+            std::array::from_fn(|j| lanes[j].3),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// [`adam_elem_l2`](super::super::adam_elem_l2) (a negligible gradient square skipped) is
+        /// PyTorch's element to the bit: gradients around the bound (2^-80 to 2^-40), second
+        /// moments from 2^-110 up (around the 2^-100 floor), any scalars.
+        #[test]
+        fn negligible_square_is_bitwise_the_plain_element(
+            s in scalars(),
+            p in value(),
+            g in prop_oneof![3 => signed((127u32 - 80) << 23..(127u32 - 40) << 23), 1 => value()],
+            m in value(),
+            v in prop_oneof![3 => (0x0080_0000u32..(127u32 - 90) << 23).prop_map(f32::from_bits), 1 => second_moment()],
+        ) {
+            let (mut ph, mut mh, mut vh) = (p, m, v);
+            adam_elem(&s, &mut ph, g, &mut mh, &mut vh);
+            let (mut pl, mut ml, mut vl) = (p, m, v);
+            super::super::adam_elem_l2(&s, &mut pl, g, &mut ml, &mut vl);
+            prop_assert_eq!(bits((pl, ml, vl)), bits((ph, mh, vh)), "p {:e} g {:e} m {:e} v {:e} {:?}", p, g, m, v, s);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        /// The L2 idle path is the plain element to the bit on every lane it takes, leaves the
+        /// others untouched, and takes a lane on its way to 0 (p = 1e-33, m = 3e-37).
+        #[test]
+        fn l2_idle_lanes_are_bitwise_the_reference(
+            s in l2_scalars(),
+            lanes in prop::collection::vec(l2_idle_lane(), 8),
+        ) {
+            let Some(l2) = L2IdleScalars::new(&s) else { return Ok(()) };
+            let (mut p, g, mut m, mut v) = lanes8(&lanes);
+            let (p0, m0, v0) = (p, m, v);
+            let (mut pr, mut mr, mut vr) = (p, m, v);
+            adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
+            let done = l2_idle_lanes(&l2, &mut p, &g, &mut m, &mut v);
+            for j in 0..8 {
+                let expected = if done[j] { (pr[j], mr[j], vr[j]) } else { (p0[j], m0[j], v0[j]) };
+                prop_assert_eq!(bits((p[j], m[j], v[j])), bits(expected), "lane {} taken {}", j, done[j]);
+            }
+            let (mut p1, mut m1, mut v1) = ([1e-33f32; 8], [3e-37f32; 8], [1e-9f32; 8]);
+            prop_assert_eq!(l2_idle_lanes(&l2, &mut p1, &[0.0; 8], &mut m1, &mut v1), [true; 8]);
+        }
+
+        /// The L2 fixed-point shortcut is the plain element to the bit on every lane it flags
+        /// (`p`, `m` kept, `v * beta2`), and flags a row at rest (47 units of weight, 3 of
+        /// first moment) at notebook-like learning rates.
+        #[test]
+        fn l2_stuck_lanes_are_bitwise_the_reference(
+            s in l2_scalars(),
+            lanes in prop::collection::vec(
+                (prop_oneof![4 => signed(1u32..20_000), 1 => value()],
+                 prop_oneof![8 => Just(0.0f32), 1 => Just(-0.0f32), 1 => value()],
+                 prop_oneof![4 => signed(1u32..12), 2 => signed(1u32..400), 1 => value()],
+                 prop_oneof![4 => 1e-16f32..1e-2, 1 => second_moment()]),
+                8,
+            ),
+        ) {
+            let Some(l2) = L2IdleScalars::new(&s) else { return Ok(()) };
+            let (p, g, m, v) = lanes8(&lanes);
+            let (mut pr, mut mr, mut vr) = (p, m, v);
+            adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
+            let (stuck, vn) = l2_stuck_lanes(&l2, &p, &g, &m, &v);
+            for j in (0..8).filter(|&j| stuck[j]) {
+                prop_assert_eq!(bits((p[j], m[j], vn[j])), bits((pr[j], mr[j], vr[j])), "lane {}", j);
+            }
+            let at_rest = l2_stuck_lanes(&l2, &[f32::from_bits(47); 8], &[0.0; 8], &[f32::from_bits(3); 8], &[1e-10; 8]);
+            let nss = f64::from(s.neg_step_size).abs();
+            prop_assert!(at_rest.0 == [true; 8] || nss * 3.0 > 0.5 || l2.stuck_units < 3 || s.l2 * 47.0 > 1.5, "{:?}", s);
+        }
+    }
+
+    /// Adam with L2 under both routings of its idle lanes (the Intel Xeon's: L2 idle path, the
+    /// rest in hardware; and with the element emulation) is the plain loop to the bit over 6,000
+    /// steps of rows touched every 1 to 5,000 steps (and some never), so rows pass from ordinary
+    /// weights through the tiny normals to fixed points a few units above 0, and back when
+    /// touched.
+    #[test]
+    fn l2_routings_of_the_dense_pass_are_bitwise_the_plain_loop() {
+        use super::super::Routing;
+        let (rows, cols, steps) = (40usize, 13usize, 6000u64);
+        let period = |r: usize| [1u64, 9, 300, 1200, 5000, u64::MAX][r % 6];
+        let grad = |r: usize, c: usize, t: u64| {
+            if t == 1 || t % period(r) == 0 {
+                1e-2 * (1.0 + ((r * 31 + c * 17 + t as usize) % 13) as f32 / 13.0)
+                    * if c % 3 == 0 { -1.0 } else { 1.0 }
+            } else {
+                0.0
+            }
+        };
+        let config = AdamConfig { weight_decay: 3e-4, ..AdamConfig::default() };
+        for pays in [
+            Routing { l2_idle: true, ..Routing::HARDWARE },
+            Routing { l2_idle: true, soft: true, idle: true },
+        ] {
+            let init: Vec<f32> = (0..rows * cols).map(|i| 0.5 - (i % 29) as f32 / 29.0).collect();
+            let n = rows * cols;
+            let (mut p, mut m, mut v) = (init.clone(), vec![0.0f32; n], vec![0.0f32; n]);
+            let (mut pr, mut mr, mut vr) = (init, vec![0.0f32; n], vec![0.0f32; n]);
+            let (mut tiny_seen, mut subnormal_seen) = (false, false);
+            for t in 1..=steps {
+                let g: Vec<f32> = (0..n).map(|i| grad(i / cols, i % cols, t)).collect();
+                let s = StepScalars::new(&config, 3e-3, t, false);
+                adam_update_prepared(&PreparedStep::routed(s, pays), &mut p, &g, &mut m, &mut v);
+                adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
+                let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same(&p, &pr) && same(&m, &mr) && same(&v, &vr), "{pays:?}: step {t} differs");
+                tiny_seen |= p.iter().any(|x| x.is_normal() && x.abs() < 1e-30);
+                subnormal_seen |= p.iter().any(|x| x.is_subnormal());
+            }
+            assert!(
+                tiny_seen && subnormal_seen,
+                "{pays:?}: the weights never reached the tiny and subnormal ranges"
+            );
+        }
+    }
+
+    /// No subnormal operand or result (x86 MXCSR denormal and underflow flags clear) over
+    /// Adam with L2's idle lanes as the dispatched loop runs them: weights at rest a few units
+    /// above 0, subnormal and moving, tiny normals (L2 idle path), and weights around 2^-50
+    /// whose `l2 p` has a subnormal square term (the plain loop's negligible-square select); the
+    /// same lanes through the plain element raise them (so the check sees one).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn l2_idle_lanes_raise_no_denormal_flag() {
+        use crate::fpenv::reg;
+        const DENORMAL_OR_UNDERFLOW: u64 = (1 << 1) | (1 << 4);
+        let s =
+            StepScalars::new(&AdamConfig { weight_decay: 3e-4, ..AdamConfig::default() }, 3e-3, 2000, false);
+        let ps = PreparedStep::routed(
+            s,
+            super::super::Routing { l2_idle: true, ..super::super::Routing::HARDWARE },
+        );
+        assert!(ps.l2_idle.is_some());
+        // 2,048 lanes: chunks of rest, moving subnormal, tiny normal, and ~2^-50 weights.
+        let n = 2048;
+        let lane = |i: usize| -> (f32, f32, f32) {
+            let sign = if i % 3 == 0 { -1.0f32 } else { 1.0 };
+            let (p, m, v) = match (i / 8) % 4 {
+                0 => (f32::from_bits(40 + (i as u32 % 7)), f32::from_bits(1 + (i as u32 % 4)), 1e-10),
+                1 => (f32::from_bits(140_000 + i as u32), f32::from_bits(30_000 + i as u32), 4e-11),
+                2 => (1e-33 * (1.0 + (i % 5) as f32), 3e-37, 1e-9),
+                _ => (2f32.powi(-50) * (1.0 + (i % 5) as f32 / 8.0), 2f32.powi(-62), 1e-9),
+            };
+            (sign * p, sign * m, v)
+        };
+        let p0: Vec<f32> = (0..n).map(|i| lane(i).0).collect();
+        let m0: Vec<f32> = (0..n).map(|i| lane(i).1).collect();
+        let v0: Vec<f32> = (0..n).map(|i| lane(i).2).collect();
+        let g = vec![0.0f32; n];
+        let saved = reg::read();
+        reg::write(saved & !0x3f);
+        let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
+        adam_update_prepared(&ps, &mut p, &g, &mut m, &mut v);
+        let fast = reg::read() & DENORMAL_OR_UNDERFLOW;
+        reg::write(saved & !0x3f);
+        let (mut pr, mut mr, mut vr) = (p0, m0, v0);
+        adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
+        let plain = reg::read() & DENORMAL_OR_UNDERFLOW;
+        reg::write(saved);
+        assert_eq!(fast, 0, "the L2 paths consumed or produced a subnormal");
+        assert_ne!(plain, 0, "the plain loop raised no flag: the check sees nothing");
+        let b = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!((b(&p), b(&m), b(&v)), (b(&pr), b(&mr), b(&vr)));
+    }
+
+    /// The negligible-gradient bound at PyTorch's beta2 = 0.999: just under 2^-58 (the square
+    /// term is subnormal from about 2^-70 to 2^-58), and the defining inequality holds at it.
+    #[test]
+    fn negligible_gradient_bound_at_the_default_beta2() {
+        let b = (1.0 - 0.999f64) as f32;
+        let t = super::super::negligible_gradient(b);
+        assert!(t > 2f32.powi(-59) && t < 2f32.powi(-58), "{t:e}");
+        let (t, b) = (f64::from(t), f64::from(b));
+        assert!(b * t * t * (1.0 + 2f64.powi(-20)) <= 2f64.powi(-126));
+        assert_eq!(super::super::negligible_gradient(0.0), 0.0);
+        assert_eq!(super::super::negligible_gradient(f32::NAN), 0.0);
     }
 
     /// [`narrow`] at the seams: the subnormal grid, ties to even, the carry into 2^-126.
