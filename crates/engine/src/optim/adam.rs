@@ -18,13 +18,15 @@
 //! row no rating touches for long has its first moment stuck a few units of 2^-149 from 0
 //! (`m + 0.1 (0 - m)` rounds back to `m`), and every later step over it would take microcode
 //! assists on CPUs where subnormals are slow. There (measured once per process, for each path,
-//! by [`routing`]) [`adam_update`] sends chunks of 8 lanes with a subnormal first moment to
+//! by [`routing`]) [`adam_update`] sends chunks of 8 lanes with a first moment below 2^-116 to
 //! `soft`: the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2` and
 //! `m`'s step emulated in f64 (an integer step on the subnormal grid); other lanes with a
-//! subnormal input are emulated exactly in normal-range f64. Where the hardware handles
-//! subnormals cheaply (this project's AMD EPYC machines) every lane stays in hardware; on its
-//! Intel Xeon the idle path pays and the element emulation does not. The derivations are in
-//! `adam/soft.rs`; the plain hardware loop stays as `step_reference`.
+//! subnormal input are emulated exactly in normal-range f64. Adam with L2, whose idle rows'
+//! weights decay towards 0, has its own loops: a negligible gradient square skipped, a
+//! fixed-point shortcut and an f64 emulation for tiny weights (`soft::l2_*`). Where the
+//! hardware handles subnormals cheaply (this project's AMD EPYC machines) every lane stays in
+//! hardware; on its Intel Xeon the idle paths pay and the element emulation does not. The
+//! derivations are in `adam/soft.rs`; the plain hardware loop stays as `step_reference`.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -225,9 +227,9 @@ impl PreparedStep {
 /// The fused element loop: reads `g`, updates `m`, `v`, writes `p` (one pass over memory).
 ///
 /// Where subnormal arithmetic is slow on this CPU ([`routing`]), blocks of [`BLOCK`]
-/// and then chunks of [`LANES`] elements without a subnormal first moment run [`adam_elem`] on
-/// every lane, vectorised; in a chunk with one, the lanes of an idle row (subnormal first
-/// moment, gradient 0) take [`soft::idle_lanes`] (`p *= decay; v *= beta2` and `m`'s step
+/// and then chunks of [`LANES`] elements without a first moment below 2^-116
+/// ([`any_small_moment`]) run [`adam_elem`] on every lane, vectorised; in a chunk with one, the
+/// lanes of an idle row (first moment below 2^-90, gradient 0) take [`soft::idle_lanes`] (`p *= decay; v *= beta2` and `m`'s step
 /// emulated in f64, proven equal), each other lane with a subnormal (and finite) input runs
 /// [`soft::adam_elem_soft`] (every operation emulated in normal-range f64), and the rest run
 /// [`adam_elem`]. Elsewhere the plain vectorised loop runs every lane in hardware. The bits
@@ -471,7 +473,7 @@ fn adam_update_body(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], 
     for (((p, g), m), v) in
         p.chunks_mut(BLOCK).zip(g.chunks(BLOCK)).zip(m.chunks_mut(BLOCK)).zip(v.chunks_mut(BLOCK))
     {
-        if !any_subnormal_moment(m) {
+        if !any_small_moment(m) {
             adam_update_reference(ps.s, p, g, m, v);
         } else {
             adam_update_mixed(ps, p, g, m, v);
@@ -482,18 +484,34 @@ fn adam_update_body(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], 
 /// Elements per block of [`adam_update`]: a block without a subnormal input runs the plain loop.
 const BLOCK: usize = 256;
 
-/// Whether some first moment of the slice is subnormal: the state that sticks (an idle row's
-/// first moment stops at a fixed point a few units of 2^-149 from 0), so the one the loop
-/// looks for. A subnormal `p`, `g` or `v` with normal `m` (rare and transient: `v` decays by
-/// `beta2` a step, ~67,000 idle steps to the range) takes the hardware path, the same bits.
-/// One integer test a value: `x - 1` (wrapping) of a subnormal's magnitude bits is below
-/// `2^23 - 1`, of ±0 it is `2^31 - 1`.
+/// Whether some first moment of the slice is subnormal (the element emulation's trigger in
+/// [`adam_update_body_l2`]). A subnormal `p`, `g` or `v` with normal `m` (rare and transient:
+/// `v` decays by `beta2` a step, ~67,000 idle steps to the range) takes the hardware path, the
+/// same bits. One integer test a value: `x - 1` (wrapping) of a subnormal's magnitude bits is
+/// below `2^23 - 1`, of ±0 it is `2^31 - 1`.
+/// Whether some first moment of the slice is nonzero and below 2^-116 in magnitude: subnormal
+/// (the state that sticks: an idle row's first moment stops at a fixed point a few units of
+/// 2^-149 from 0) or a tiny normal on its way there, whose products `(1 - beta1) m` and
+/// `-lr/bc1 * m` are subnormal or nearly so at ordinary learning rates (each a microcode assist
+/// on many Intel cores). Such chunks go to [`adam_update_mixed`], whose idle path takes first
+/// moments below 2^-90. Measured on the Intel Xeon (P3 on synthetic ml-latest-small,
+/// `reelvec pipeline --only p3`, 1 thread, user time): subnormal moments only 3.41-3.51 s; below
+/// 2^-104 3.14-3.18, 2^-112 2.95-3.04, 2^-116 2.93-2.97, 2^-118 2.95-3.03, 2^-121 3.11-3.14.
+/// One integer test a value: `x - 1` (wrapping) of ±0's magnitude bits is `2^32 - 1`.
+#[inline(always)]
+fn any_small_moment(m: &[f32]) -> bool {
+    m.iter().fold(false, |a, x| a | ((x.to_bits() & 0x7fff_ffff).wrapping_sub(1) < SMALL_MOMENT_BITS - 1))
+}
+
+/// Bits of 2^-116 (see [`any_small_moment`]).
+const SMALL_MOMENT_BITS: u32 = (127 - 116) << 23;
+
 #[inline(always)]
 fn any_subnormal_moment(m: &[f32]) -> bool {
     m.iter().fold(false, |a, x| a | ((x.to_bits().wrapping_sub(1) & 0x7fff_ffff) < 0x007f_ffff))
 }
 
-/// A block with a subnormal first moment, by chunks of [`LANES`]: a chunk without one runs the plain
+/// A block with a small first moment ([`any_small_moment`]), by chunks of [`LANES`]: a chunk without one runs the plain
 /// loop; a chunk whose lanes all sit at a fixed point of the idle step takes
 /// [`soft::stuck_lanes`] (`p *= decay; v *= beta2`, `m` kept); in the others the idle lanes
 /// take [`soft::idle_lanes`] and the rest [`adam_lane`] one by one when the step emulates, else
@@ -511,7 +529,7 @@ fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32],
     let mut mc = m.chunks_exact_mut(LANES);
     let mut vc = v.chunks_exact_mut(LANES);
     for (((p, g), m), v) in (&mut pc).zip(&mut gc).zip(&mut mc).zip(&mut vc) {
-        if !any_subnormal_moment(m) {
+        if !any_small_moment(m) {
             adam_update_reference(ps.s, p, g, m, v);
             continue;
         }
