@@ -349,24 +349,15 @@ pub(super) fn idle_lanes(
         ok[j] =
             p_in & v_in & m_tiny & g_zero & (c * (mw.abs() * INV_UNIT + 1.0) <= widen(pd.abs()) * TWO_P123);
     }
-    // Bit selects, not branches: the chunk is stored whole (vectorised).
-    let pick = |new: [f32; 8], old: [f32; 8]| -> [f32; 8] {
-        std::array::from_fn(|j| {
-            let keep = u32::from(ok[j]).wrapping_sub(1);
-            f32::from_bits((new[j].to_bits() & !keep) | (old[j].to_bits() & keep))
-        })
-    };
-    *p = pick(pn, *p);
-    *m = pick(mn, *m);
-    *v = pick(vn, *v);
+    store_taken(ok, (pn, mn, vn), p, m, v);
     ok
 }
 
 /// The scalars of the L2 idle path ([`l2_idle_lanes`]) for one step, or `None` where it does
-/// not apply (no L2 in the gradient, the large-weight lerp, or scalars out of its range).
+/// not apply (no L2 in the gradient, the large-weight lerp, a decay factor, or scalars out of
+/// its range). With L2 in the gradient (Adam, not AdamW) `decay` is 1: `p * decay = p`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct L2IdleScalars {
-    decay: f64,
     l2: f64,
     /// `1 - beta1`.
     w: f64,
@@ -385,18 +376,15 @@ impl L2IdleScalars {
         let usable = s.l2 > 0.0
             && s.l2 <= 1.0
             && s.small_weight != 0
-            && s.decay > 0.0
-            && s.decay <= 1.0
+            && s.decay == 1.0
             && s.beta2 >= 0.5
             && s.beta2 <= 1.0
             && s.eps > 0.0
             && scalars_are_normal(s);
         let c = (2.0 * (2.0 * (f64::from(s.neg_step_size).abs() + 1.0) / f64::from(s.eps) + 1.0)) as f32;
-        // The shortcut keeps `p` as it is: only without a decay factor (Adam's L2, not AdamW).
-        let stuck_units = if s.decay == 1.0 { stuck_bounds(s.one_minus_beta1, c).0 } else { 0 };
+        let stuck_units = stuck_bounds(s.one_minus_beta1, c).0;
         usable.then_some(Self {
             stuck_units,
-            decay: f64::from(s.decay),
             l2: f64::from(s.l2),
             w: f64::from(s.one_minus_beta1),
             beta2: s.beta2,
@@ -417,6 +405,27 @@ const L2_IDLE_MOMENT_BITS: u32 = (127 + 64) << 23;
 #[inline(always)]
 pub(super) fn any_tiny_weight(p: &[f32]) -> bool {
     p.iter().fold(false, |a, x| a | ((x.to_bits() & 0x7fff_ffff).wrapping_sub(1) < L2_IDLE_WEIGHT_BITS - 1))
+}
+
+/// Stores the new `p`, `m`, `v` of the lanes `ok` flags and keeps the others, by bit selects,
+/// not branches: the chunk is stored whole (vectorised).
+#[inline(always)]
+fn store_taken(
+    ok: [bool; 8],
+    (pn, mn, vn): ([f32; 8], [f32; 8], [f32; 8]),
+    p: &mut [f32; 8],
+    m: &mut [f32; 8],
+    v: &mut [f32; 8],
+) {
+    let pick = |new: [f32; 8], old: [f32; 8]| -> [f32; 8] {
+        std::array::from_fn(|j| {
+            let keep = u32::from(ok[j]).wrapping_sub(1);
+            f32::from_bits((new[j].to_bits() & !keep) | (old[j].to_bits() & keep))
+        })
+    };
+    *p = pick(pn, *p);
+    *m = pick(mn, *m);
+    *v = pick(vn, *v);
 }
 
 /// The L2 idle path's shortcut: which of 8 lanes sit at a fixed point of Adam with L2's idle
@@ -477,7 +486,9 @@ pub(super) fn l2_stuck_lanes(
 /// **The lane.** Gradient ±0, |p| < 2^-96 (zero and subnormals included), |m| < 2^64, v zero
 /// or in [2^-124, inf). Then, in `adam_elem`'s order, with each f32 operation replayed in f64
 /// and rounded to f32 by [`round_to_f32`] (exact: see the module doc):
-/// - `p' = p * decay`, `g' = g + l2 * p'`, `m' = m + w * (g' - m)` emulated;
+/// - `p' = p * decay = p` (decay = 1, checked by [`L2IdleScalars::new`]); `g' = g + l2 p'`:
+///   the product emulated, and `±0 + x` is `x` exactly (f64 gives a zero the f32 sign);
+///   `m' = m + w * (g' - m)` emulated;
 /// - `v' = v * beta2 + ((1 - beta2) * g') * g'`: |g'| <= |l2 p'| <= 2^-96 (l2 <= 1, decay <= 1,
 ///   rounding is monotone and 2^-96 is a float), so the product is at most 2^-192 in
 ///   magnitude and rounds to +0 (a product of two factors of the same sign, or of zeros: +0);
@@ -485,7 +496,7 @@ pub(super) fn l2_stuck_lanes(
 ///   reference computes it, and `+ (+0)` leaves it;
 /// - `denom = sqrt(v') / bc2_sqrt + eps` in hardware: `sqrt(v')` is 0 or at least 2^-62.5,
 ///   the quotient by a normal `bc2_sqrt <= 1` normal or zero, `denom >= eps` normal;
-/// - `p'' = p' + (nss * m') / denom` emulated.
+/// - `p'' = p' + (nss * m') / denom` emulated, the last sum rounded by [`narrow`] itself.
 ///
 /// Every f64 value is zero or at least 2^-149 * 2^-126 * 2^-70 in magnitude (normal f64), and
 /// the f32 hardware operations have normal operands and results, so no operation here is
@@ -512,27 +523,19 @@ pub(super) fn l2_idle_lanes(
         // ±0 as f64, its sign kept.
         let gw = f64::from_bits(u64::from(gb & 0x8000_0000) << 32);
         let vs = if v_in { v[j] } else { 1.0 };
-        let p1 = round_to_f32(pw * s.decay);
-        let g1 = round_to_f32(gw + round_to_f32(s.l2 * p1));
+        // `p * decay` is `p` (decay = 1); `±0 + x` is `x` exactly (or a zero with the sign the
+        // f32 sum gives); `narrow` rounds the last sum itself.
+        let g1 = gw + round_to_f32(s.l2 * pw);
         let m1 = round_to_f32(mw + round_to_f32(s.w * round_to_f32(g1 - mw)));
         let v1 = vs * s.beta2;
         let denom = v1.sqrt() / s.bias_correction2_sqrt + s.eps;
         let step = round_to_f32(round_to_f32(s.neg_step_size * m1) / f64::from(denom));
-        pn[j] = narrow(round_to_f32(p1 + step));
+        pn[j] = narrow(pw + step);
         mn[j] = narrow(m1);
         vn[j] = v1;
         ok[j] = p_in & m_in & v_in & g_zero;
     }
-    // Bit selects, not branches: the chunk is stored whole (vectorised).
-    let pick = |new: [f32; 8], old: [f32; 8]| -> [f32; 8] {
-        std::array::from_fn(|j| {
-            let keep = u32::from(ok[j]).wrapping_sub(1);
-            f32::from_bits((new[j].to_bits() & !keep) | (old[j].to_bits() & keep))
-        })
-    };
-    *p = pick(pn, *p);
-    *m = pick(mn, *m);
-    *v = pick(vn, *v);
+    store_taken(ok, (pn, mn, vn), p, m, v);
     ok
 }
 
