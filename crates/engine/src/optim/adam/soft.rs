@@ -346,8 +346,13 @@ pub(super) fn idle_lanes(
         pn[j] = pd;
         vn[j] = vs * s.beta2;
         mn[j] = narrow(mw + round_to_f32(w * -mw));
-        ok[j] =
-            p_in & v_in & m_tiny & g_zero & (c * (mw.abs() * INV_UNIT + 1.0) <= widen(pd.abs()) * TWO_P123);
+        // `pd` is normal (|ps| >= 2^-100 or 1, decay >= 2^-10): a hardware conversion, cheaper
+        // than `widen` (P3's fit 2.92-3.09 s against 2.99-3.21 s, alternating).
+        ok[j] = p_in
+            & v_in
+            & m_tiny
+            & g_zero
+            & (c * (mw.abs() * INV_UNIT + 1.0) <= f64::from(pd.abs()) * TWO_P123);
     }
     store_taken(ok, (pn, mn, vn), p, m, v);
     ok
