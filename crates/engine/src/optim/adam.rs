@@ -92,7 +92,7 @@ pub(crate) struct StepScalars {
     /// `1 - beta1 < 0.5`: which form of `torch.lerp` the first moment takes (1 or 0).
     small_weight: i32,
     /// Gradients below this in magnitude have a negligible square in the second moment
-    /// wherever `v * beta2 >= 2^-100` ([`adam_elem_l2`]; 0 turns that off). The CUDA kernels
+    /// wherever `v * beta2 >= 2^-100` ([`adam_elem_with`]; 0 turns that off). The CUDA kernels
     /// read the fields before it only.
     g_negligible: f32,
 }
@@ -118,7 +118,7 @@ impl StepScalars {
     }
 }
 
-/// The least `v * beta2` for which [`adam_elem_l2`] drops a negligible gradient square: 2^-100.
+/// The least `v * beta2` for which [`adam_elem_with`] drops a negligible gradient square: 2^-100.
 const V_NEGLIGIBLE_FLOOR: f32 = f32::from_bits((127 - 100) << 23);
 
 /// The bound `T` of [`StepScalars::g_negligible`] for `1 - beta2` (as f32): the largest f32 with
@@ -149,18 +149,11 @@ const LANES: usize = 8;
 /// they agree to the bit.
 #[inline(always)]
 fn adam_elem(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
-    *p *= s.decay;
-    let g = g + s.l2 * *p;
-    // torch.lerp: the branch is loop-invariant, so the compiler hoists it.
-    let w = s.one_minus_beta1;
-    *m = if s.small_weight != 0 { *m + w * (g - *m) } else { g - (g - *m) * (1.0 - w) };
-    *v = *v * s.beta2 + s.one_minus_beta2 * g * g;
-    let denom = v.sqrt() / s.bias_correction2_sqrt + s.eps;
-    *p += s.neg_step_size * *m / denom;
+    adam_elem_with::<false>(s, p, g, m, v);
 }
 
-/// [`adam_elem`] with the second moment's negligible gradient squares skipped: the same bits,
-/// for the loops of Adam with L2 ([`adam_update_body_l2`]).
+/// [`adam_elem`] with, where `SKIP_NEGLIGIBLE`, the second moment's negligible gradient squares
+/// skipped: the same bits, for the loops of Adam with L2 ([`adam_update_body_l2`]).
 ///
 /// PyTorch's `v * beta2 + (1 - beta2) * g * g`: where |g| < `g_negligible` and
 /// `v * beta2 >= 2^-100`, the rounded square term is below 2^-126, under half an ulp of
@@ -170,14 +163,24 @@ fn adam_elem(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
 /// range Adam with L2 drives idle rows' `l2 p` through, and on many Intel cores a subnormal
 /// result takes a microcode assist for its whole vector. A NaN gradient fails the test and
 /// takes the plain term. Test: `soft::tests::negligible_square_is_bitwise_the_plain_element`.
+///
+/// Without `SKIP_NEGLIGIBLE` (a compile-time choice) it is [`adam_elem`]: exactly PyTorch's
+/// operations in PyTorch's order.
 #[inline(always)]
-fn adam_elem_l2(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+fn adam_elem_with<const SKIP_NEGLIGIBLE: bool>(
+    s: &StepScalars,
+    p: &mut f32,
+    g: f32,
+    m: &mut f32,
+    v: &mut f32,
+) {
     *p *= s.decay;
     let g = g + s.l2 * *p;
+    // torch.lerp: the branch is loop-invariant, so the compiler hoists it.
     let w = s.one_minus_beta1;
     *m = if s.small_weight != 0 { *m + w * (g - *m) } else { g - (g - *m) * (1.0 - w) };
     let vb = *v * s.beta2;
-    let negligible = g.abs() < s.g_negligible && vb >= V_NEGLIGIBLE_FLOOR;
+    let negligible = SKIP_NEGLIGIBLE && g.abs() < s.g_negligible && vb >= V_NEGLIGIBLE_FLOOR;
     let gq = if negligible { 0.0 } else { g };
     *v = vb + s.one_minus_beta2 * gq * gq;
     let denom = v.sqrt() / s.bias_correction2_sqrt + s.eps;
@@ -563,7 +566,7 @@ fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32],
 /// [`adam_update_body`] for Adam with L2 where [`soft::l2_idle_lanes`] pays
 /// (`ps.l2_idle`): blocks of [`BLOCK`] elements without a tiny weight
 /// ([`soft::any_tiny_weight`]; nor a subnormal first moment where the element emulation runs)
-/// take the plain loop of [`adam_elem_l2`]; the others go by chunks of [`LANES`] through
+/// take the plain loop of [`adam_elem_with`]; the others go by chunks of [`LANES`] through
 /// [`adam_update_mixed_l2`]. The bits are the plain loop's ([`adam_update_reference`]).
 #[inline(always)]
 fn adam_update_body_l2(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
@@ -704,16 +707,26 @@ fn adam_lane(ps: &PreparedStep, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
 /// loop is tested and benchmarked against, and the path when a step scalar is subnormal.
 #[inline(always)]
 pub(crate) fn adam_update_reference(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        adam_elem(&s, p, g, m, v);
-    }
+    adam_update_loop::<false>(s, p, g, m, v);
 }
 
-/// [`adam_update_reference`] with [`adam_elem_l2`]: the same bits.
+/// [`adam_update_reference`] skipping negligible gradient squares ([`adam_elem_with`]): the same bits.
 #[inline(always)]
 fn adam_update_reference_l2(s: StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    adam_update_loop::<true>(s, p, g, m, v);
+}
+
+/// The plain element loop over [`adam_elem_with`].
+#[inline(always)]
+fn adam_update_loop<const SKIP_NEGLIGIBLE: bool>(
+    s: StepScalars,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        adam_elem_l2(&s, p, g, m, v);
+        adam_elem_with::<SKIP_NEGLIGIBLE>(&s, p, g, m, v);
     }
 }
 

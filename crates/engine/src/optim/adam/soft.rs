@@ -967,7 +967,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
 
-        /// [`adam_elem_l2`](super::super::adam_elem_l2) (a negligible gradient square skipped) is
+        /// [`adam_elem_with`](super::super::adam_elem_with) with a negligible gradient square skipped is
         /// PyTorch's element to the bit: gradients around the bound (2^-80 to 2^-40), second
         /// moments from 2^-110 up (around the 2^-100 floor), any scalars.
         #[test]
@@ -981,7 +981,7 @@ mod tests {
             let (mut ph, mut mh, mut vh) = (p, m, v);
             adam_elem(&s, &mut ph, g, &mut mh, &mut vh);
             let (mut pl, mut ml, mut vl) = (p, m, v);
-            super::super::adam_elem_l2(&s, &mut pl, g, &mut ml, &mut vl);
+            super::super::adam_elem_with::<true>(&s, &mut pl, g, &mut ml, &mut vl);
             prop_assert_eq!(bits((pl, ml, vl)), bits((ph, mh, vh)), "p {:e} g {:e} m {:e} v {:e} {:?}", p, g, m, v, s);
         }
     }
