@@ -252,7 +252,7 @@ mod tests {
         for y in 1000u16..=2999 {
             let d = decade_name(y);
             let n: u16 = d.strip_suffix('s').unwrap().parse().unwrap();
-            assert!(n <= y && y < n + 10 && n % 10 == 0, "{y} -> {d}");
+            assert!(n <= y && y < n + 10 && n.is_multiple_of(10), "{y} -> {d}");
         }
     }
 

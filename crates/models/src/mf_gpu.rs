@@ -74,7 +74,7 @@ pub struct MfLayout {
 impl MfLayout {
     /// The layout for `k` factors.
     pub fn for_k(k: usize) -> Self {
-        let vector = if k % 4 == 0 { 4 } else { 1 };
+        let vector = if k.is_multiple_of(4) { 4 } else { 1 };
         let chunks = (k / vector as usize).max(1);
         let group = chunks.next_power_of_two().min(32) as u32;
         Self { vector, group }

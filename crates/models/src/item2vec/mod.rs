@@ -25,6 +25,7 @@ mod objective;
 mod pair_rows;
 pub mod sgd;
 mod simd;
+mod simd512;
 pub mod softmax;
 
 pub use examples::Examples;

@@ -23,7 +23,7 @@ use super::lane::{Lane, Weights};
 use super::negative::{negative_lane, NegativePass};
 use super::pair_rows::PairRows;
 use super::softmax::{
-    project, projected_backward, projected_lane, softmax_lane, PairTables, ProjectedPass, SoftmaxKernel,
+    project, projected_backward, projected_lane, softmax_lane, Isa, PairTables, ProjectedPass, SoftmaxKernel,
 };
 use super::{
     Architecture, ContextReduce, EpochSampling, Examples, Item2VecConfig, OutputLoss, UnigramSampler,
@@ -176,8 +176,9 @@ pub struct Item2VecObjective {
     sampler: Option<UnigramSampler>,
     lanes: usize,
     kernel: SoftmaxKernel,
-    /// Run the full-softmax kernels' AVX2 builds when the CPU has AVX2 (same rounding).
-    simd: bool,
+    /// The widest build of the full-softmax kernels this CPU runs (AVX2 and, for the
+    /// two-token row pass, AVX-512; same rounding as the portable build).
+    isa: Isa,
     /// The projected kernel's backward products once per lane (the earlier structure, kept to
     /// be benchmarked and tested against) instead of once per batch.
     per_lane_backward: bool,
@@ -228,7 +229,7 @@ impl Item2VecObjective {
             sampler,
             lanes: DEFAULT_LANES,
             kernel: SoftmaxKernel::Auto,
-            simd: true,
+            isa: Isa::best(true),
             per_lane_backward: false,
             draws: AtomicU64::new(0),
             sampling: None,
@@ -281,8 +282,14 @@ impl Item2VecObjective {
     /// Only the baseline (SSE2) builds of the kernels: the scalar reference the AVX2 builds are
     /// tested against.
     #[cfg(test)]
-    pub(crate) fn without_simd(mut self) -> Self {
-        self.simd = false;
+    pub(crate) fn without_simd(self) -> Self {
+        self.with_isa(Isa::Portable)
+    }
+
+    /// The kernels' build: `isa` (one of [`Isa::supported`]).
+    #[cfg(test)]
+    pub(crate) fn with_isa(mut self, isa: Isa) -> Self {
+        self.isa = isa;
         self
     }
 
@@ -375,6 +382,7 @@ impl Item2VecObjective {
         }
         let wts = Weights::new(params, &self.tables);
         debug_assert_eq!(wts.v, self.vocab);
+        let simd = self.isa != Isa::Portable;
         let scale = 1.0 / count as f32;
         let grad = grads.is_some();
         let mut n_lanes = self.lanes.min(ids.len().div_ceil(MIN_LANE_EXAMPLES)).max(1);
@@ -415,7 +423,7 @@ impl Item2VecObjective {
                 ContextReduce::Sum => 1.0,
                 ContextReduce::Mean => 0.5,
             };
-            pairs.fill(proj, wts.b, f, self.simd);
+            pairs.fill(proj, wts.b, f, simd);
         }
         let projected_pass =
             ProjectedPass { arch: cfg.architecture, reduce: cfg.context, proj, ex, scale, grad };
@@ -424,7 +432,7 @@ impl Item2VecObjective {
         let (mut ids, mut len, mut pair_loss) = (ids, len, 0.0);
         if use_pairs {
             lanes[0].ensure_projected(wts.v, wts.k);
-            pair_loss = pair_rows.run(&projected_pass, pairs, &wts, ids, &mut lanes[0], self.simd);
+            pair_loss = pair_rows.run(&projected_pass, pairs, &wts, ids, &mut lanes[0], self.isa);
             (ids, len) = (&pair_rows.direct[..], pair_rows.direct.len());
             let cap = if grad { projected_lanes(len, wts.v) } else { usize::MAX };
             n_lanes = self.lanes.min(len.div_ceil(MIN_LANE_EXAMPLES)).min(cap).max(1);
@@ -435,22 +443,14 @@ impl Item2VecObjective {
             let lane_ids = &ids[lo..hi];
             match &pass {
                 None if projected => {
-                    projected_lane(&projected_pass, &wts, lane_ids, lane, self.simd);
+                    projected_lane(&projected_pass, &wts, lane_ids, lane, simd);
                     if grad && self.per_lane_backward {
                         projected_backward(&wts, std::slice::from_mut(lane));
                     }
                 }
-                None => softmax_lane(
-                    cfg.architecture,
-                    cfg.context,
-                    &wts,
-                    ex,
-                    lane_ids,
-                    scale,
-                    lane,
-                    grad,
-                    self.simd,
-                ),
+                None => {
+                    softmax_lane(cfg.architecture, cfg.context, &wts, ex, lane_ids, scale, lane, grad, simd)
+                }
                 Some(p) => negative_lane(p, &wts, ex, lane_ids, lo, scale, lane, grad),
             }
         };

@@ -41,7 +41,9 @@
 use rayon::prelude::*;
 
 use super::lane::{Lane, Weights};
-use super::softmax::{avx2, hidden_tokens, positives_of, PairTables, ProjectedPass, Row, PAIR_SUM_FLOOR};
+#[cfg(target_arch = "x86_64")]
+use super::simd512;
+use super::softmax::{hidden_tokens, positives_of, Isa, PairTables, ProjectedPass, Row, PAIR_SUM_FLOOR};
 use super::Architecture;
 
 /// Rows of `S` a block of the row pass owns.
@@ -78,6 +80,11 @@ struct Block {
     acc: Vec<f32>,
     /// Examples whose `Z` fell below the floor (recorded by their primary entry).
     fallback: Vec<u32>,
+    /// The row in hand's primary entries' partners and their sums `Z` (first phase).
+    partners: Vec<u32>,
+    sums: Vec<f32>,
+    /// The row in hand's `(g, partner)` terms (second phase, AVX-512).
+    terms: Vec<(f32, u32)>,
 }
 
 /// Reused buffers of the row pass; [`PairRows::direct`] holds, after [`PairRows::run`], the
@@ -100,7 +107,7 @@ impl PairRows {
     /// The row pass over the CBOW examples `ids` of `pass` (`tables` filled for it): returns
     /// the two-token examples' loss sum and, when `pass.grad`, adds their `S` rows, marks and
     /// `db` to `lane` (its buffers sized by `ensure_projected`); the rest go to
-    /// [`direct`](Self::direct). With `simd`, the AVX2 build when the CPU has it (same bits).
+    /// [`direct`](Self::direct). Every `isa` gives the same bits.
     pub(crate) fn run(
         &mut self,
         pass: &ProjectedPass<'_>,
@@ -108,7 +115,7 @@ impl PairRows {
         wts: &Weights<'_>,
         ids: &[u32],
         lane: &mut Lane,
-        simd: bool,
+        isa: Isa,
     ) -> f64 {
         debug_assert_eq!(pass.arch, Architecture::Cbow);
         let v = wts.v;
@@ -136,14 +143,13 @@ impl PairRows {
         }
         let start = &self.start[..];
         let sums = SumPass { pass, tables, wts, start, v };
-        let phase1 = |(j, (entries, block)): (usize, (&mut [Entry], &mut Block))| {
+        let phase1 = |(j, (entries, block)): (usize, (&mut [Entry], &mut Block))| match isa {
+            // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
             #[cfg(target_arch = "x86_64")]
-            if avx2(simd) {
-                // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
-                unsafe { sums.block_avx2(j, entries, block) };
-                return;
-            }
-            sums.block::<false>(j, entries, block);
+            Isa::Avx2 => unsafe { sums.block_avx2(j, entries, block) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { sums.block_avx512(j, entries, block) },
+            _ => sums.block::<false>(j, entries, block),
         };
         if n_blocks == 1 {
             phase1((0, (chunks.pop().expect("one block"), &mut self.blocks[0])));
@@ -160,14 +166,13 @@ impl PairRows {
         // Phase 2: the rows' sums into `S` and `db`.
         let entries = &self.entries[..];
         let rows = RowPass { tables, start, entries, v, scale: pass.scale };
-        let work = |(j, (s, block)): (usize, (&mut [f32], &mut Block))| {
+        let work = |(j, (s, block)): (usize, (&mut [f32], &mut Block))| match isa {
+            // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
             #[cfg(target_arch = "x86_64")]
-            if avx2(simd) {
-                // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
-                unsafe { rows.block_avx2(j, s, block) };
-                return;
-            }
-            rows.block::<false>(j, s, block);
+            Isa::Avx2 => unsafe { rows.block_avx2(j, s, block) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { rows.block_avx512(j, s, block) },
+            _ => rows.block::<false>(j, s, block),
         };
         let s = &mut lane.s[..v * v];
         if n_blocks == 1 {
@@ -253,6 +258,18 @@ impl SumPass<'_> {
         self.block::<true>(j, entries, block);
     }
 
+    /// [`block`](Self::block) with the sums of [`simd512::pair_sums`] (four examples at a
+    /// time; the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn block_avx512(&self, j: usize, entries: &mut [Entry], block: &mut Block) {
+        let (table, v) = (self.tables.table(), self.v);
+        self.block_with(j, entries, block, |x, partners, out| {
+            // SAFETY: the caller guarantees AVX-512F; partners are tokens `< v`.
+            unsafe { simd512::pair_sums(x, partners, table, v, out) }
+        });
+    }
+
     /// The target's logit `z_t = f E[a] W[t] + (f E[c] W[t] + b_t)` of the example of the
     /// primary entry `en` of row `a`, from the tables' rows (in cache) rather than from two
     /// scattered elements of `P = E W^T`; the same value as `P`'s up to rounding.
@@ -271,16 +288,37 @@ impl SumPass<'_> {
     /// logarithm for eight examples.
     #[inline(always)]
     fn block<const AVX2: bool>(&self, j: usize, entries: &mut [Entry], block: &mut Block) {
+        let t = self.tables;
+        self.block_with(j, entries, block, |x, partners, out| {
+            for (z, &c) in out.iter_mut().zip(partners) {
+                *z = Row::<AVX2>::pair_sum(x, t.y_row(c as usize));
+            }
+        });
+    }
+
+    /// [`block`](Self::block) with the row's sums from `row_sums(Y[r], partners, out)`.
+    #[inline(always)]
+    fn block_with(
+        &self,
+        j: usize,
+        entries: &mut [Entry],
+        block: &mut Block,
+        mut row_sums: impl FnMut(&[f32], &[u32], &mut [f32]),
+    ) {
         let (t, scale) = (self.tables, self.pass.scale);
         let (mut product, mut factors, mut loss) = (1.0f64, 0, 0.0f64);
         let base = self.start[j * ROW_BLOCK];
+        let Block { partners, sums, fallback, .. } = block;
         for r in j * ROW_BLOCK..((j + 1) * ROW_BLOCK).min(self.v) {
-            let y_r = t.y_row(r);
             let row = &mut entries[(self.start[r] - base) as usize..(self.start[r + 1] - base) as usize];
-            for en in row.iter_mut().filter(|en| en.primary) {
-                let z = Row::<AVX2>::pair_sum(y_r, t.y_row(en.partner as usize));
+            partners.clear();
+            partners.extend(row.iter().filter(|en| en.primary).map(|en| en.partner));
+            sums.clear();
+            sums.resize(partners.len(), 0.0);
+            row_sums(t.y_row(r), partners, sums);
+            for (en, &z) in row.iter_mut().filter(|en| en.primary).zip(sums.iter()) {
                 if z.is_nan() || z < PAIR_SUM_FLOOR {
-                    block.fallback.push(en.example);
+                    fallback.push(en.example);
                     en.g = f32::NAN;
                     continue;
                 }
@@ -315,31 +353,62 @@ impl RowPass<'_> {
         self.block::<true>(j, s, block);
     }
 
+    /// [`block`](Self::block) with [`simd512::row_sums_out`]'s register tiles (the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn block_avx512(&self, j: usize, s: &mut [f32], block: &mut Block) {
+        let (v, t) = (self.v, self.tables);
+        let f = t.weight();
+        self.block_with(j, s, &mut block.db, &mut block.terms, |terms, x, s_row, db| {
+            // SAFETY: the caller guarantees AVX-512F; partners are tokens `< v`.
+            unsafe { simd512::row_sums_out(terms, t.table(), v, x, f, s_row, db) }
+        });
+    }
+
     /// Rows `j ROW_BLOCK ..` (their `S` rows in `s`): per row `acc = sum g Y[partner]` over its
     /// entries (`g` read from each example's primary entry), then `S[r] += f Y[r] acc`, the
     /// block's `db` partial, and `S[r][t] -= f scale` per entry.
     #[inline(always)]
     fn block<const AVX2: bool>(&self, j: usize, s: &mut [f32], block: &mut Block) {
+        let (t, f) = (self.tables, self.tables.weight());
+        let acc = &mut block.acc;
+        self.block_with(j, s, &mut block.db, &mut block.terms, |terms, x, s_row, db| {
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for &(g, c) in terms {
+                Row::<AVX2>::axpy(g, t.y_row(c as usize), acc);
+            }
+            Row::<AVX2>::row_out(x, acc, f, s_row, db);
+        });
+    }
+
+    /// [`block`](Self::block) with each row's `S[r] += f Y[r] acc` and `db` partial from
+    /// `row_out(terms, Y[r], S[r], db)`, `terms` the row's `(g, partner)` in entry order.
+    #[inline(always)]
+    fn block_with(
+        &self,
+        j: usize,
+        s: &mut [f32],
+        db: &mut [f32],
+        terms: &mut Vec<(f32, u32)>,
+        mut row_out: impl FnMut(&[(f32, u32)], &[f32], &mut [f32], &mut [f32]),
+    ) {
         let (v, t) = (self.v, self.tables);
-        let (f, scale) = (t.weight(), self.scale);
-        let Block { db, acc, .. } = block;
+        let f_scale = t.weight() * self.scale;
         for (i, s_row) in s.chunks_exact_mut(v).enumerate() {
             let r = j * ROW_BLOCK + i;
             let entries = &self.entries[self.start[r] as usize..self.start[r + 1] as usize];
             if entries.is_empty() {
                 continue;
             }
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            for en in entries {
+            terms.clear();
+            terms.extend(entries.iter().filter_map(|en| {
                 let g = self.entries[en.twin as usize].g;
-                if !g.is_nan() {
-                    Row::<AVX2>::axpy(g, t.y_row(en.partner as usize), acc);
-                }
-            }
-            Row::<AVX2>::row_out(t.y_row(r), acc, f, s_row, db);
+                (!g.is_nan()).then_some((g, en.partner))
+            }));
+            row_out(terms, t.y_row(r), s_row, db);
             for en in entries {
                 if !self.entries[en.twin as usize].g.is_nan() {
-                    s_row[en.target as usize] -= f * scale;
+                    s_row[en.target as usize] -= f_scale;
                 }
             }
         }

@@ -446,6 +446,40 @@ pub(crate) fn positives_of(arch: Architecture, ex: &Examples, e: usize) -> &[u32
     }
 }
 
+/// The instruction set the two-token row pass ([`super::pair_rows`]) runs on; every build
+/// gives the same bits as [`Isa::Portable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// Plain Rust (the reference).
+    Portable,
+    /// The same source compiled for AVX2 ([`avx2`]).
+    Avx2,
+    /// The register-tiled AVX-512 kernels of [`super::simd512`].
+    Avx512,
+}
+
+impl Isa {
+    /// The widest build this CPU runs, or [`Isa::Portable`] when `simd` is off.
+    pub(crate) fn best(simd: bool) -> Self {
+        Self::supported().into_iter().rfind(|_| simd).unwrap_or(Isa::Portable)
+    }
+
+    /// Every build this CPU runs, narrowest first.
+    pub(crate) fn supported() -> Vec<Self> {
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                isas.push(Isa::Avx2);
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    isas.push(Isa::Avx512);
+                }
+            }
+        }
+        isas
+    }
+}
+
 /// Whether the AVX2 builds of the lane kernels may run: `simd` asked for and the CPU has it.
 /// They use [`super::simd`]'s helpers and otherwise the same source compiled for wider
 /// registers; without FMA contraction (Rust never fuses a multiply and an add by itself) they
@@ -782,6 +816,12 @@ impl PairTables {
     pub(crate) fn y_row(&self, r: usize) -> &[f32] {
         let v = self.half_bias.len();
         &self.rows[r * v..(r + 1) * v]
+    }
+
+    /// `Y`, V rows of V.
+    #[inline(always)]
+    pub(crate) fn table(&self) -> &[f32] {
+        &self.rows
     }
 
     /// The context weight `f`.

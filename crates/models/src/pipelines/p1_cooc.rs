@@ -259,7 +259,7 @@ pub fn run_on(ds: &Dataset, config: &Config, device: Device) -> Result<Outcome, 
     let log_every = config.log_every;
     let mask = config.model.mask_diagonal;
     let log = |step: usize, c: &CostParts| {
-        if log_every > 0 && step % log_every == 0 {
+        if log_every > 0 && step.is_multiple_of(log_every) {
             tracing::info!(step, cost = c.objective(mask), "P1 step");
         }
     };

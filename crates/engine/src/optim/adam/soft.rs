@@ -838,10 +838,10 @@ mod tests {
         let period = |r: usize| [1u64, 7, 60, 400, 900, 1500][r % 6] + r as u64;
         let grad = |r: usize, c: usize, t: u64| {
             let scale = [1e-2f32, 1e-5, 1e-8, 1e-12][(c + r) % 4];
-            if t == 1 || t % period(r) == 0 {
+            if t == 1 || t.is_multiple_of(period(r)) {
                 scale
                     * (1.0 + ((r * 31 + c * 17 + t as usize) % 13) as f32 / 13.0)
-                    * if c % 3 == 0 { -1.0 } else { 1.0 }
+                    * if c.is_multiple_of(3) { -1.0 } else { 1.0 }
             } else {
                 0.0
             }
@@ -1049,9 +1049,9 @@ mod tests {
         let (rows, cols, steps) = (40usize, 13usize, 6000u64);
         let period = |r: usize| [1u64, 9, 300, 1200, 5000, u64::MAX][r % 6];
         let grad = |r: usize, c: usize, t: u64| {
-            if t == 1 || t % period(r) == 0 {
+            if t == 1 || t.is_multiple_of(period(r)) {
                 1e-2 * (1.0 + ((r * 31 + c * 17 + t as usize) % 13) as f32 / 13.0)
-                    * if c % 3 == 0 { -1.0 } else { 1.0 }
+                    * if c.is_multiple_of(3) { -1.0 } else { 1.0 }
             } else {
                 0.0
             }
@@ -1103,7 +1103,7 @@ mod tests {
         // 2,048 lanes: chunks of rest, moving subnormal, tiny normal, and ~2^-50 weights.
         let n = 2048;
         let lane = |i: usize| -> (f32, f32, f32) {
-            let sign = if i % 3 == 0 { -1.0f32 } else { 1.0 };
+            let sign = if i.is_multiple_of(3) { -1.0f32 } else { 1.0 };
             let (p, m, v) = match (i / 8) % 4 {
                 0 => (f32::from_bits(40 + (i as u32 % 7)), f32::from_bits(1 + (i as u32 % 4)), 1e-10),
                 1 => (f32::from_bits(140_000 + i as u32), f32::from_bits(30_000 + i as u32), 4e-11),

@@ -1,0 +1,161 @@
+//! AVX-512 builds of the two-token row pass ([`super::pair_rows`]), register-tiled.
+//!
+//! The AVX2 row pass adds each example's `g Y[c]` into an accumulator row in L1, reading and
+//! writing it once per example; its sums of products run four eight-lane chains, one example
+//! at a time. Here:
+//!
+//! - [`row_sums_out`] keeps a tile of [`TILE`] accumulators in registers while every term of
+//!   the row streams its slice of `Y[c]`, then writes the tile's `S` and `db` once. Each
+//!   element still sees `acc_j = ((0 + g_1 y_1j) + g_2 y_2j) + ...` in term order, then
+//!   `t_j = x_j acc_j`, `s_j += f t_j`, `db_j += t_j`: elementwise, unfused, the portable
+//!   `axpy` + `row_out`'s operations, so the bits are the same.
+//! - [`pair_sums`] computes four examples' `sum_j x_j y_j` at a time from one load of `x`
+//!   (sixteen lanes per register: lane `l` of the two registers of an example is the portable
+//!   `pair_sum`'s accumulator `l` and `16 + l`, folded the same way), so each sum is bitwise
+//!   the portable one.
+//!
+//! Every function is `unsafe` to call: the CPU must support AVX-512F (and AVX2).
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+use super::softmax::sum_of;
+
+/// Columns a register tile of [`row_sums_out`] holds (eight registers of sixteen lanes).
+pub(crate) const TILE: usize = 128;
+
+/// The mask of the lanes of a sixteen-lane register at column `j` that lie before `end`.
+#[inline(always)]
+fn lanes_before(j: usize, end: usize) -> __mmask16 {
+    let n = end.saturating_sub(j).min(16);
+    ((1u32 << n) - 1) as __mmask16
+}
+
+/// For one row `r` of `S`: `acc = sum_i g_i Y[c_i]` over `terms` (`(g_i, c_i)`, in order; the
+/// rows of `Y` are `v` long in `table`), then with `t = x acc`: `s += f t`, `db += t`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; every `c_i < table.len() / v`, and `x`, `s`, `db` hold at
+/// least `v` elements (checked).
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn row_sums_out(
+    terms: &[(f32, u32)],
+    table: &[f32],
+    v: usize,
+    x: &[f32],
+    f: f32,
+    s: &mut [f32],
+    db: &mut [f32],
+) {
+    assert!(x.len() >= v && s.len() >= v && db.len() >= v);
+    assert!(terms.iter().all(|&(_, c)| (c as usize + 1) * v <= table.len()));
+    let fv = _mm512_set1_ps(f);
+    let mut j = 0;
+    while j < v {
+        let masks: [__mmask16; TILE / 16] = std::array::from_fn(|q| lanes_before(j + 16 * q, v));
+        let mut acc = [_mm512_setzero_ps(); TILE / 16];
+        for &(g, c) in terms {
+            let gv = _mm512_set1_ps(g);
+            // SAFETY: lane `l` of load `q` reads column `j + 16 q + l < v` of row `c` (the
+            // mask drops the others, and masked-off lanes are not read).
+            let row = unsafe { table.as_ptr().add(c as usize * v + j) };
+            for (q, a) in acc.iter_mut().enumerate() {
+                let y = unsafe { _mm512_maskz_loadu_ps(masks[q], row.add(16 * q)) };
+                *a = _mm512_add_ps(*a, _mm512_mul_ps(gv, y));
+            }
+        }
+        for (q, &a) in acc.iter().enumerate() {
+            let (m, at) = (masks[q], j + 16 * q);
+            // SAFETY: masked to columns `< v`, inside `x`, `s` and `db` (asserted above).
+            unsafe {
+                let t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x.as_ptr().add(at)), a);
+                let (ps, pd) = (s.as_mut_ptr().add(at), db.as_mut_ptr().add(at));
+                _mm512_mask_storeu_ps(
+                    ps,
+                    m,
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(m, ps), _mm512_mul_ps(fv, t)),
+                );
+                _mm512_mask_storeu_ps(pd, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, pd), t));
+            }
+        }
+        j += TILE;
+    }
+}
+
+/// `out[i] = sum_j x_j Y[c_i]_j` for every `c_i` in `partners` (rows `v` long in `table`),
+/// each bitwise the portable `Row::pair_sum(x, Y[c_i])`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `x` holds `v` elements, every `c_i < table.len() / v` and
+/// `out` is as long as `partners` (checked).
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn pair_sums(x: &[f32], partners: &[u32], table: &[f32], v: usize, out: &mut [f32]) {
+    assert!(x.len() >= v && out.len() == partners.len());
+    let row = |c: u32| &table[c as usize * v..(c as usize + 1) * v];
+    let mut groups = partners.chunks_exact(4);
+    let mut outs = out.chunks_exact_mut(4);
+    for (cs, o) in (&mut groups).zip(&mut outs) {
+        o.copy_from_slice(&pair_sums_n(&x[..v], [row(cs[0]), row(cs[1]), row(cs[2]), row(cs[3])]));
+    }
+    for (&c, o) in groups.remainder().iter().zip(outs.into_remainder()) {
+        *o = pair_sums_n(&x[..v], [row(c)])[0];
+    }
+}
+
+/// `N` sums of products against one `x` (all rows as long as `x`).
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn pair_sums_n<const N: usize>(x: &[f32], ys: [&[f32]; N]) -> [f32; N] {
+    let v = x.len();
+    assert!(ys.iter().all(|y| y.len() == v));
+    let (body32, body8) = (v - v % 32, v - v % 8);
+    let mut lo = [_mm512_setzero_ps(); N];
+    let mut hi = [_mm512_setzero_ps(); N];
+    let mut i = 0;
+    while i < body32 {
+        // SAFETY: `i + 32 <= body32 <= v`: inside `x` and every row.
+        unsafe {
+            let (x0, x1) = (_mm512_loadu_ps(x.as_ptr().add(i)), _mm512_loadu_ps(x.as_ptr().add(i + 16)));
+            for e in 0..N {
+                let y = ys[e].as_ptr().add(i);
+                lo[e] = _mm512_add_ps(lo[e], _mm512_mul_ps(x0, _mm512_loadu_ps(y)));
+                hi[e] = _mm512_add_ps(hi[e], _mm512_mul_ps(x1, _mm512_loadu_ps(y.add(16))));
+            }
+        }
+        i += 32;
+    }
+    let mut out = [0.0f32; N];
+    for e in 0..N {
+        // The portable fold: acc_l = (wide_l + wide_{8+l}) + (wide_{16+l} + wide_{24+l}), then
+        // the remaining eight-element chunks.
+        let half = |r: __m512| _mm256_add_ps(_mm512_castps512_ps256(r), upper_half(r));
+        let mut acc = _mm256_add_ps(half(lo[e]), half(hi[e]));
+        let y = ys[e];
+        let mut c = body32;
+        while c < body8 {
+            // SAFETY: `c + 8 <= body8 <= v`: inside `x` and `y`.
+            unsafe {
+                let t = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(c)), _mm256_loadu_ps(y.as_ptr().add(c)));
+                acc = _mm256_add_ps(acc, t);
+            }
+            c += 8;
+        }
+        let mut acc8 = [0.0f32; 8];
+        // SAFETY: `acc8` holds eight f32.
+        unsafe { _mm256_storeu_ps(acc8.as_mut_ptr(), acc) };
+        let mut tail = [0.0f32; 8];
+        for (t, j) in tail.iter_mut().zip(body8..v) {
+            *t = x[j] * y[j];
+        }
+        out[e] = sum_of(acc8, &tail[..v - body8]);
+    }
+    out
+}
+
+/// The upper eight lanes of `r` (AVX-512F's `vextractf64x4`, the bits of lanes 8..16).
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn upper_half(r: __m512) -> __m256 {
+    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(r)))
+}
