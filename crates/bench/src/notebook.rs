@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::error::{Context, Result};
 use ndarray::Axis;
 use reelvec_data::{transforms, Dataset};
-use reelvec_engine::Device;
+use reelvec_engine::{Device, EpochStats};
 use reelvec_metrics::{BeyondAccuracy, RatedItems, ScoreLink, TopNConfig};
 use reelvec_models::cooc::{dense_costs, dense_grad, CoocProblem, LikeMatrix};
 use reelvec_models::pipelines::{p0_cbow, p1_cooc, p2_mf, p3_recommender, p4_residual};
@@ -184,14 +184,26 @@ fn peer(
     }
 }
 
-/// Our timing from per-epoch seconds (steady state, see [`steady_mean`]) and the CPU time and
-/// load averages of the whole call.
-fn ours_timing(epoch_seconds: &[f64], spent: Elapsed, examples: f64) -> Timing {
-    let units = epoch_seconds.len();
+/// Each epoch's training-pass wall seconds (validation excluded, as the peers' `seconds`).
+fn train_seconds(epochs: &[EpochStats]) -> Vec<f64> {
+    epochs.iter().map(|e| e.train_seconds).collect()
+}
+
+/// Our timing from each epoch's training pass, measured as the peers measure theirs (their
+/// `seconds` and `cpu_seconds` cover the training pass, validation excluded): the steady means
+/// ([`steady_mean`]) of its wall and process CPU seconds. Where an epoch lacks its CPU figure
+/// (a platform without the reading), the CPU time of the whole call over the epochs instead.
+/// The load averages are the whole call's.
+fn ours_timing(epochs: &[EpochStats], spent: Elapsed, examples: f64) -> Timing {
+    let units = epochs.len();
+    let cpu: Option<Vec<f64>> = epochs.iter().map(|e| e.train_cpu_seconds).collect();
     Timing {
         units,
-        wall_per_unit: steady_mean(epoch_seconds),
-        cpu_per_unit: spent.cpu.map(|c| c / units.max(1) as f64),
+        wall_per_unit: steady_mean(&train_seconds(epochs)),
+        cpu_per_unit: match cpu {
+            Some(cpu) if !cpu.is_empty() => Some(steady_mean(&cpu)),
+            _ => spent.cpu.map(|c| c / units.max(1) as f64),
+        },
         examples_per_unit: Some(examples),
         load_average_1min: spent.load,
     }
@@ -217,7 +229,7 @@ fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>, vocab: usize, id: &str) 
     let clock = Clock::start();
     let out = p0_cbow::run_on(plan.dataset, &cfg, plan.device)?;
     let spent = clock.elapsed();
-    let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
+    let seconds = train_seconds(&out.history.epochs);
     let f = &out.figures;
 
     // The same users on both sides: our split as raw user ids.
@@ -237,7 +249,7 @@ fn p0(plan: &NotebookPlan<'_>, notes: &mut Vec<String>, vocab: usize, id: &str) 
         ),
         unit: "epoch".into(),
         load_refused: None,
-        ours: ours_timing(&seconds, spent, f.train_examples as f64),
+        ours: ours_timing(&out.history.epochs, spent, f.train_examples as f64),
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: peer.as_ref().map(|p| p.same_rows),
         target_speedup: plan.target(p0_cpu_target(vocab)),
@@ -342,7 +354,7 @@ fn p2(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
     let clock = Clock::start();
     let out = p2_mf::run_on(plan.dataset, &cfg, plan.device)?;
     let spent = clock.elapsed();
-    let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
+    let seconds = train_seconds(&out.history.epochs);
     let split = Split::Rows { train: out.train_rows.clone(), val: out.val_rows.clone() };
     let peer = peer(plan, notes, "p2_mf.py", Some(&split), &epochs_arg(plan.epochs));
     let m = |path: &str| peer.as_ref().and_then(|p| metric(&p.metrics, path));
@@ -354,7 +366,7 @@ fn p2(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
         ),
         unit: "epoch".into(),
         load_refused: None,
-        ours: ours_timing(&seconds, spent, out.train_rows.len() as f64),
+        ours: ours_timing(&out.history.epochs, spent, out.train_rows.len() as f64),
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: peer.as_ref().map(|p| p.same_rows),
         target_speedup: plan.target(5.0),
@@ -445,7 +457,7 @@ fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
     let clock = Clock::start();
     let out = p3_recommender::run_on(ds, &cfg, plan.device)?;
     let spent = clock.elapsed();
-    let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
+    let seconds = train_seconds(&out.history.epochs);
 
     // Top-N of every user through reelvec-metrics (blocked GEMM + streaming selection), with
     // and without the training movies, and the beyond-accuracy figures of both lists.
@@ -475,7 +487,7 @@ fn p3(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Vec<Case>> {
         name: format!("sigmoid MF, k = {}, batch {} shuffled, Adam", cfg.k, cfg.train.batch_size),
         unit: "epoch".into(),
         load_refused: None,
-        ours: ours_timing(&seconds, spent, out.train_rows.len() as f64),
+        ours: ours_timing(&out.history.epochs, spent, out.train_rows.len() as f64),
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: peer.as_ref().map(|p| p.same_rows),
         target_speedup: plan.target(5.0),
@@ -555,7 +567,7 @@ fn p4(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
     let clock = Clock::start();
     let out = p4_residual::run_on(plan.dataset, &cfg, plan.device)?;
     let spent = clock.elapsed();
-    let seconds: Vec<f64> = out.history.epochs.iter().map(|e| e.seconds).collect();
+    let seconds = train_seconds(&out.history.epochs);
     let peer = peer(plan, notes, "p4_residual.py", None, &epochs_arg(plan.epochs));
     let m = |path: &str| peer.as_ref().and_then(|p| metric(&p.metrics, path));
     Ok(Case {
@@ -566,7 +578,7 @@ fn p4(plan: &NotebookPlan<'_>, notes: &mut Vec<String>) -> Result<Case> {
         ),
         unit: "epoch".into(),
         load_refused: None,
-        ours: ours_timing(&seconds, spent, out.train_rows.len() as f64),
+        ours: ours_timing(&out.history.epochs, spent, out.train_rows.len() as f64),
         peer: peer.as_ref().map(|p| p.timing),
         same_rows: peer.as_ref().map(|_| true),
         target_speedup: plan.target(5.0),

@@ -261,18 +261,8 @@ impl Clock {
     }
 }
 
-/// CPU seconds this process's live threads have run: the sum of the first field of
-/// `/proc/self/task/*/schedstat` (nanoseconds). rayon's workers live as long as the process, so
-/// no thread's time is lost between two readings. None off Linux.
-pub fn process_cpu_seconds() -> Option<f64> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    let mut ns = 0u128;
-    for task in tasks.flatten() {
-        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        ns += text.split_whitespace().next().and_then(|f| f.parse::<u128>().ok()).unwrap_or(0);
-    }
-    (ns > 0).then_some(ns as f64 * 1e-9)
-}
+/// CPU seconds this process's live threads have run (the engine's reading, one owner).
+pub use reelvec_engine::clock::process_cpu_seconds;
 
 /// Resident set size now and its peak since the last [`reset_peak_rss`], bytes (Linux).
 pub fn rss_bytes() -> Option<(u64, u64)> {
@@ -360,8 +350,9 @@ pub fn steady_mean(values: &[f64]) -> f64 {
 }
 
 /// What the notebook suite's per-epoch figures mean (a note in every notebook report).
-pub const STEADY_STATE_NOTE: &str = "per-epoch times (ours and PyTorch's) are means over the epochs after \
-    the first when 3 or more ran: the first epoch pays one-off start-up costs on both sides";
+pub const STEADY_STATE_NOTE: &str = "per-epoch times (ours and PyTorch's) are the epoch's training pass, \
+    validation excluded, wall and process CPU time alike, on both sides; means over the epochs after the first \
+    when 3 or more ran: the first epoch pays one-off start-up costs on both sides";
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -388,6 +388,8 @@ mod tests {
                     val_loss: Some(4.2 - e as f64 * 0.4),
                     lr: 0.01,
                     seconds: 0.1,
+                    train_seconds: 0.09,
+                    train_cpu_seconds: Some(0.09),
                 })
                 .collect(),
             best_epoch: Some(3),

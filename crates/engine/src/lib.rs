@@ -61,6 +61,7 @@
 // Tests may unwrap (common rules); library code may not.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod clock;
 pub mod device;
 mod error;
 pub mod fpenv;

@@ -28,6 +28,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::PassClock;
 use crate::optim::{OptimizerConfig, Schedule};
 use crate::params::{Grads, ParamStore, TableId};
 use crate::EngineError;
@@ -219,6 +220,14 @@ pub struct EpochStats {
     pub lr: f32,
     /// Wall-clock seconds of the epoch, validation included.
     pub seconds: f64,
+    /// Wall-clock seconds of the epoch's training pass alone (its steps and end-of-epoch
+    /// sync, validation excluded: what the benchmark peers' per-epoch `seconds` measure).
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Process CPU seconds (all threads) of that training pass, where the platform tells
+    /// ([`crate::clock::process_cpu_seconds`]).
+    #[serde(default)]
+    pub train_cpu_seconds: Option<f64>,
 }
 
 /// The record of a whole fit.
@@ -359,6 +368,7 @@ impl Trainer {
 
         for epoch in 0..cfg.epochs {
             let started = Instant::now();
+            let pass = PassClock::start();
             if cfg.shuffle {
                 // Reset to identity so epoch `e`'s order depends on (seed, e) only.
                 order.iter_mut().enumerate().for_each(|(i, u)| *u = i as u32);
@@ -419,6 +429,7 @@ impl Trainer {
                     format!("table `{name}` (end-of-epoch check, lr {lr})"),
                 ));
             }
+            let (train_seconds, train_cpu_seconds) = pass.elapsed();
 
             let val_loss = objective.validation_loss(params).map(|v| v.mean());
             if let Some(v) = val_loss {
@@ -433,6 +444,8 @@ impl Trainer {
                 val_loss,
                 lr,
                 seconds: started.elapsed().as_secs_f64(),
+                train_seconds,
+                train_cpu_seconds,
             };
             tracing::info!(
                 epoch,

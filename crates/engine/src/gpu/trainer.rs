@@ -21,6 +21,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{grid_for, Gpu, GpuGrads, GpuOptimizer, GpuParams, KernelSource};
+use crate::clock::PassClock;
 use crate::params::ParamStore;
 use crate::trainer::{
     diverged, epoch_seed, progress_bar, BatchLoss, BestEpoch, EpochStats, History, ScheduleStep, Trainer,
@@ -152,6 +153,7 @@ impl Trainer {
 
         for epoch in 0..cfg.epochs {
             let started = Instant::now();
+            let pass = PassClock::start();
             if cfg.shuffle {
                 order.iter_mut().enumerate().for_each(|(i, u)| *u = i as u32);
                 order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(cfg.seed, epoch)));
@@ -214,6 +216,8 @@ impl Trainer {
                     format!("table `{name}` (end-of-epoch check, lr {lr})"),
                 ));
             }
+            // The loss sums and the check above came back to the host: the pass is done.
+            let (train_seconds, train_cpu_seconds) = pass.elapsed();
 
             let val_loss = objective.validation_loss(gpu, &dev_params)?.map(|v| v.mean());
             if let Some(v) = val_loss {
@@ -228,6 +232,8 @@ impl Trainer {
                 val_loss,
                 lr,
                 seconds: started.elapsed().as_secs_f64(),
+                train_seconds,
+                train_cpu_seconds,
             };
             tracing::info!(epoch, train_loss = stats.train_loss, val_loss = ?stats.val_loss, lr, seconds = stats.seconds, device = gpu.ordinal(), "epoch done");
             bar.set_message(match val_loss {

@@ -612,6 +612,7 @@ pub fn train_pairs(
     };
     for epoch in 0..train.epochs {
         let started = Instant::now();
+        let pass = reelvec_engine::clock::PassClock::start();
         let epoch_words = epoch as u64 * total_words;
         let shared = Shared {
             config,
@@ -675,6 +676,7 @@ pub fn train_pairs(
             })
         };
         let train_loss = if pairs == 0 { f64::NAN } else { loss / pairs as f64 };
+        let (train_seconds, train_cpu_seconds) = pass.elapsed();
         history.epochs.push(EpochStats {
             epoch,
             train_loss,
@@ -682,6 +684,8 @@ pub fn train_pairs(
             val_loss: None,
             lr: alpha_at((epoch as u64 + 1) * total_words),
             seconds: started.elapsed().as_secs_f64(),
+            train_seconds,
+            train_cpu_seconds,
         });
     }
     if hogwild {
