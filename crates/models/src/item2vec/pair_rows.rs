@@ -157,10 +157,10 @@ impl PairRows {
             chunks.into_par_iter().zip(self.blocks[..n_blocks].par_iter_mut()).enumerate().for_each(phase1);
         }
         let loss = self.blocks[..n_blocks].iter().map(|b| b.loss).sum();
-        let mut fallback: Vec<u32> =
-            self.blocks[..n_blocks].iter().flat_map(|b| b.fallback.iter().copied()).collect();
+        // The examples whose sums fell below the floor go to the per-example kernel after the
+        // others, in block order.
+        self.direct.extend(self.blocks[..n_blocks].iter().flat_map(|b| b.fallback.iter().copied()));
         if !pass.grad {
-            self.direct.append(&mut fallback);
             return loss;
         }
         // Phase 2: the rows' sums into `S` and `db`.
@@ -194,14 +194,11 @@ impl PairRows {
             first.db.iter_mut().zip(&b.db).for_each(|(d, &x)| *d += x);
         }
         lane.db.iter_mut().zip(&first.db).for_each(|(d, &x)| *d += 0.5 * x);
-        let mut sorted = fallback.clone();
-        sorted.sort_unstable();
-        for &[e, _, _, t] in &self.two_token {
-            if sorted.binary_search(&e).is_err() {
-                lane.db[t as usize] -= pass.scale;
-            }
+        // Every example that did not fall back subtracts `scale` at its target: the same
+        // constant each time, so the order of the subtractions does not change the bits.
+        for en in self.entries.iter().filter(|en| en.primary && !en.g.is_nan()) {
+            lane.db[en.target as usize] -= pass.scale;
         }
-        self.direct.append(&mut fallback);
         loss
     }
 
