@@ -546,12 +546,7 @@ fn fit(p: &Protocol<'_>, candidate: Candidate, point: &Value, device: Device) ->
             Fitted::Profile { scores, items }
         }
         ModelKind::Cooc => bail!("cooc takes no part in compare"),
-        ModelKind::Popularity
-        | ModelKind::ItemKnn
-        | ModelKind::Ease
-        | ModelKind::Ials
-        | ModelKind::Bpr
-        | ModelKind::Warp => {
+        ModelKind::Ranker(_) => {
             bail!("{kind} is a ranking model: compare fits it through fit_ranker")
         }
     })

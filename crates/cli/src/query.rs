@@ -96,7 +96,9 @@ fn cold_movies(dir: &Path, info: &RunInfo) -> Result<Vec<bool>> {
 
 /// Runs `reelvec similar`.
 pub fn similar(args: SimilarArgs) -> Result<()> {
-    if checkpoint::load_run_info(&args.run)?.model_kind == reelvec_models::ModelKind::ItemKnn {
+    if checkpoint::load_run_info(&args.run)?.model_kind
+        == reelvec_models::ModelKind::Ranker(reelvec_models::ranking::RankerKind::ItemKnn)
+    {
         return crate::ranker_cmd::similar_itemknn(&args);
     }
     let (emb, info) = load_item_embeddings(&args.run)?;

@@ -79,12 +79,7 @@ pub fn evaluate_run(
         ModelKind::Mf | ModelKind::SigmoidMf | ModelKind::ResidualMf => rating(dir, info, ds, k, device, f),
         ModelKind::Cbow | ModelKind::Skipgram => item2vec(dir, info, ds, f),
         ModelKind::Cooc => cooc(dir, info, ds, f),
-        ModelKind::Popularity
-        | ModelKind::ItemKnn
-        | ModelKind::Ease
-        | ModelKind::Ials
-        | ModelKind::Bpr
-        | ModelKind::Warp => ranker(dir, info, ds, f),
+        ModelKind::Ranker(_) => ranker(dir, info, ds, f),
     }
 }
 

@@ -7,19 +7,18 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ranking::RankerKind;
 use crate::ModelError;
 
-/// The model kinds `reelvec train --model` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// The model kinds `reelvec train --model` accepts. Serialised as its CLI spelling
+/// ([`ModelKind::as_str`]); read back through [`FromStr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelKind {
     /// P0 item2vec CBOW.
     Cbow,
     /// P0's skip-gram twin.
-    #[serde(alias = "skip-gram")]
     Skipgram,
     /// P1 co-occurrence factorisation.
     Cooc,
@@ -29,19 +28,8 @@ pub enum ModelKind {
     SigmoidMf,
     /// P4 residual matrix factorisation.
     ResidualMf,
-    /// Ranking: training interaction counts.
-    Popularity,
-    /// Ranking: cosine item-item neighbours.
-    #[serde(rename = "itemknn")]
-    ItemKnn,
-    /// Ranking: EASE^R.
-    Ease,
-    /// Ranking: implicit ALS.
-    Ials,
-    /// Ranking: BPR.
-    Bpr,
-    /// Ranking: BPR's model trained with the WARP loss.
-    Warp,
+    /// A ranking model (popularity, itemknn, ease, ials, bpr, warp).
+    Ranker(RankerKind),
 }
 
 impl ModelKind {
@@ -53,12 +41,12 @@ impl ModelKind {
         ModelKind::Mf,
         ModelKind::SigmoidMf,
         ModelKind::ResidualMf,
-        ModelKind::Popularity,
-        ModelKind::ItemKnn,
-        ModelKind::Ease,
-        ModelKind::Ials,
-        ModelKind::Bpr,
-        ModelKind::Warp,
+        ModelKind::Ranker(RankerKind::Popularity),
+        ModelKind::Ranker(RankerKind::ItemKnn),
+        ModelKind::Ranker(RankerKind::Ease),
+        ModelKind::Ranker(RankerKind::Ials),
+        ModelKind::Ranker(RankerKind::Bpr),
+        ModelKind::Ranker(RankerKind::Warp),
     ];
 
     /// The name as the CLI spells it.
@@ -70,24 +58,14 @@ impl ModelKind {
             ModelKind::Mf => "mf",
             ModelKind::SigmoidMf => "sigmoid-mf",
             ModelKind::ResidualMf => "residual-mf",
-            ModelKind::Popularity => "popularity",
-            ModelKind::ItemKnn => "itemknn",
-            ModelKind::Ease => "ease",
-            ModelKind::Ials => "ials",
-            ModelKind::Bpr => "bpr",
-            ModelKind::Warp => "warp",
+            ModelKind::Ranker(r) => r.as_str(),
         }
     }
 
     /// The ranking model a kind is, if it is one.
     pub fn ranker(self) -> Option<RankerKind> {
         match self {
-            ModelKind::Popularity => Some(RankerKind::Popularity),
-            ModelKind::ItemKnn => Some(RankerKind::ItemKnn),
-            ModelKind::Ease => Some(RankerKind::Ease),
-            ModelKind::Ials => Some(RankerKind::Ials),
-            ModelKind::Bpr => Some(RankerKind::Bpr),
-            ModelKind::Warp => Some(RankerKind::Warp),
+            ModelKind::Ranker(r) => Some(r),
             _ => None,
         }
     }
@@ -100,12 +78,7 @@ impl ModelKind {
             ModelKind::Mf => "P2",
             ModelKind::SigmoidMf => "P3",
             ModelKind::ResidualMf => "P4",
-            ModelKind::Popularity
-            | ModelKind::ItemKnn
-            | ModelKind::Ease
-            | ModelKind::Ials
-            | ModelKind::Bpr
-            | ModelKind::Warp => "ranking",
+            ModelKind::Ranker(_) => "ranking",
         }
     }
 
@@ -118,6 +91,25 @@ impl ModelKind {
 impl fmt::Display for ModelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<RankerKind> for ModelKind {
+    fn from(kind: RankerKind) -> Self {
+        ModelKind::Ranker(kind)
+    }
+}
+
+impl Serialize for ModelKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(de::Error::custom)
     }
 }
 
@@ -137,7 +129,7 @@ impl FromStr for ModelKind {
             "residual-mf" => Ok(ModelKind::ResidualMf),
             _ => s
                 .parse::<RankerKind>()
-                .map(ModelKind::from)
+                .map(ModelKind::Ranker)
                 .map_err(|_| ModelError::UnknownModelKind(s.to_string())),
         }
     }
@@ -166,7 +158,7 @@ mod tests {
             let k: ModelKind = r.as_str().parse().unwrap();
             assert_eq!((k.ranker(), k.predicts_ratings(), k.as_str()), (Some(r), false, r.as_str()));
         }
-        assert_eq!("Item_KNN".parse::<ModelKind>().unwrap(), ModelKind::ItemKnn);
+        assert_eq!("Item_KNN".parse::<ModelKind>().unwrap(), ModelKind::Ranker(RankerKind::ItemKnn));
         assert_eq!(ModelKind::Mf.ranker(), None);
     }
 }

@@ -204,12 +204,7 @@ pub fn resolve(kind: ModelKind, src: &ConfigSource<'_>) -> Result<Resolved, Mode
             c.model.architecture = Architecture::Skipgram;
         })?),
         ModelKind::Cooc => Resolved::Cooc(resolve_with(kind, src, |_: &mut p1_cooc::Config| {})?),
-        ModelKind::Popularity
-        | ModelKind::ItemKnn
-        | ModelKind::Ease
-        | ModelKind::Ials
-        | ModelKind::Bpr
-        | ModelKind::Warp => {
+        ModelKind::Ranker(_) => {
             return Err(ModelError::Unsupported {
                 operation: "config resolution (a ranking model takes its parameters through ranking::check_ranker_params)"
                     .into(),
@@ -254,7 +249,9 @@ impl TrainedRun {
     /// for the other models.
     pub fn user_vectors(&self) -> Result<Option<ndarray::Array2<f32>>, ModelError> {
         let kind = self.info.model_kind;
-        if !(kind.predicts_ratings() || matches!(kind, ModelKind::Ials | ModelKind::Bpr | ModelKind::Warp)) {
+        if !(kind.predicts_ratings()
+            || matches!(kind, ModelKind::Ranker(RankerKind::Ials | RankerKind::Bpr | RankerKind::Warp)))
+        {
             return Ok(None);
         }
         self.vectors(crate::mf::USER_FACTORS, self.info.user_raw_ids.len()).map(Some)

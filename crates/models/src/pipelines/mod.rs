@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, RatedItems, RunInfo};
 pub use crate::kind::ModelKind;
+use crate::ranking::RankerKind;
 use crate::ModelError;
 pub(crate) use mf_features::FeatureFit;
 pub use mf_features::MfModelConfig;
@@ -137,7 +138,7 @@ pub fn item_table_name(kind: ModelKind) -> &'static str {
 
 /// [`ModelError::Unsupported`] for the kinds without item embeddings (popularity, itemknn, ease).
 pub fn check_has_item_embeddings(kind: ModelKind) -> Result<(), ModelError> {
-    if matches!(kind, ModelKind::Popularity | ModelKind::ItemKnn | ModelKind::Ease) {
+    if matches!(kind, ModelKind::Ranker(RankerKind::Popularity | RankerKind::ItemKnn | RankerKind::Ease)) {
         return Err(ModelError::Unsupported {
             operation:
                 "item embeddings (similar, export; itemknn answers `similar` from its neighbour lists)".into(),

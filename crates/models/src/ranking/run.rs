@@ -1,8 +1,9 @@
 //! Saving and loading fitted ranking models as run directories (reelvec-models' one
 //! run-directory format, [`crate::checkpoint`]): each model's state as named f32 tables in
 //! `model.safetensors`, its full parameters as `run.json`'s `config`, its kind as `model_kind`
-//! (the [`ModelKind`] twin of its [`RankerKind`]), and the training interactions as
-//! `rated.safetensors` — which itemknn and ease score from, and `recommend --exclude-rated` reads.
+//! ([`ModelKind::Ranker`](crate::ModelKind::Ranker) of its [`RankerKind`]), and the training
+//! interactions as `rated.safetensors` — which itemknn and ease score from, and
+//! `recommend --exclude-rated` reads.
 //!
 //! The tables per kind:
 //! - popularity: `counts` `[movies, 1]`;
@@ -31,7 +32,7 @@ use super::itemknn::{ItemKnn, ItemKnnParams};
 use super::popularity::Popularity;
 use super::{check_param_keys, Interactions, Ranker, RankerKind};
 use crate::checkpoint::{self, RunInfo, MODEL_FILE, RATED_FILE};
-use crate::{ModelError, ModelKind};
+use crate::ModelError;
 
 /// Largest integer an f32 table stores exactly.
 const F32_EXACT: usize = 1 << 24;
@@ -284,20 +285,6 @@ pub fn params_from_overrides(sets: &[String]) -> Result<serde_json::Value, Model
         map.insert(key.clone(), value);
     }
     Ok(serde_json::Value::Object(map))
-}
-
-/// The [`ModelKind`] a ranking model's run records.
-impl From<RankerKind> for ModelKind {
-    fn from(kind: RankerKind) -> Self {
-        match kind {
-            RankerKind::Popularity => ModelKind::Popularity,
-            RankerKind::ItemKnn => ModelKind::ItemKnn,
-            RankerKind::Ease => ModelKind::Ease,
-            RankerKind::Ials => ModelKind::Ials,
-            RankerKind::Bpr => ModelKind::Bpr,
-            RankerKind::Warp => ModelKind::Warp,
-        }
-    }
 }
 
 #[cfg(test)]
