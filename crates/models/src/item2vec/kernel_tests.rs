@@ -231,6 +231,56 @@ fn simd_builds_match_the_baseline_bitwise() {
 /// sixteen-lane register, inside one tile, and across tiles with a masked tail (V = 300 is
 /// two 128-column tiles and 44 columns), sum and mean contexts, with rows whose examples are
 /// not a multiple of the four sums taken at a time.
+/// A lane's `S` rows are cleared only when first marked in a batch (no `V x V` clear each
+/// batch): a batch run after others on the same objective, whose lanes hold the earlier
+/// batches' stale rows, gives bitwise the loss and gradient of a fresh objective, in every
+/// build, through the row pass, the per-example kernel in several lanes (the one-token
+/// contexts at the sequences' ends) and their sum, and both backward products (most rows
+/// marked: over all of `S`; one sequence: over the gathered rows).
+#[test]
+fn stale_rows_of_s_never_leak_into_a_later_batch() {
+    use super::softmax::Isa;
+    for vocab in [37usize, 300, 600] {
+        let seqs = sequences(vocab as u32, 60, 80, vocab as u64 + 1);
+        let config = Item2VecConfig { dim: 8, drop_ends: false, ..Default::default() };
+        let (params, _, projected) = setup(config, vocab, &seqs, 3);
+        let all: Vec<u32> = (0..seqs.len() as u32).collect();
+        // Every sequence (pair tables, most rows marked), one sequence (per example, the
+        // gathered products), eight (fewer examples than V at V = 300 and 600: several lanes
+        // per example, rows the first lane never marks), half, every one again.
+        let batches = [all.clone(), vec![7], all[..8].to_vec(), all[..30].to_vec(), all.clone()];
+        for isa in Isa::supported() {
+            let make = || {
+                Item2VecObjective::new(
+                    config,
+                    projected.tables(),
+                    vocab,
+                    projected.train_examples().clone(),
+                    None,
+                    3,
+                )
+                .unwrap()
+                .with_softmax_kernel(SoftmaxKernel::Projected)
+                .with_isa(isa)
+            };
+            let reused = make();
+            for units in &batches {
+                let run = |o: &Item2VecObjective| {
+                    let mut g = Grads::zeros_like(&params);
+                    let loss = o.loss_and_grad(&params, units, &mut g);
+                    let bits: Vec<Vec<u32>> =
+                        g.tables().iter().map(|t| t.data.iter().map(|x| x.to_bits()).collect()).collect();
+                    (loss.sum.to_bits(), bits)
+                };
+                let (got, want) = (run(&reused), run(&make()));
+                assert!(got == want, "V {vocab} {isa:?}, a batch of {} sequences", units.len());
+            }
+        }
+    }
+}
+
+/// Every build this CPU runs (portable, AVX2, AVX-512: the table fill, the sums and the row
+/// pass) gives bitwise the portable build's loss and gradient.
 #[test]
 fn pair_row_builds_match_the_portable_build_bitwise() {
     use super::softmax::Isa;

@@ -29,13 +29,16 @@ pub(crate) struct RowMarks {
 }
 
 impl RowMarks {
+    /// Marks row `r`; true when it was not marked before.
     #[inline]
-    pub(crate) fn mark(&mut self, r: u32) {
+    pub(crate) fn mark(&mut self, r: u32) -> bool {
         let f = &mut self.flags[r as usize];
-        if !*f {
+        let new = !*f;
+        if new {
             *f = true;
             self.rows.push(r);
         }
+        new
     }
 
     /// Whether row `r` is marked.
@@ -71,7 +74,9 @@ pub(crate) struct Lane {
     /// (PROJECTED_BLOCK x V; projected).
     pub z: Vec<f32>,
     /// `S` of the projected softmax (V x V): per context token, the weighted sum of the `dz`
-    /// of the examples it appears in.
+    /// of the examples it appears in. Only the rows marked in `e_rows` hold values; the others
+    /// are stale (a row is zeroed, or written whole, when first marked), so no batch pays a
+    /// `V x V` clear.
     pub s: Vec<f32>,
     /// The marked rows of `S`, gathered for the projected backward products (m x V).
     pub s_rows: Vec<f32>,

@@ -406,37 +406,46 @@ impl Item2VecObjective {
             let proj_lanes = if grad { n_lanes.min(projected_lanes(len, wts.v)) } else { n_lanes };
             self.kernel.use_projected(wts.v, wts.k, len, hidden_rows, grad.then_some(proj_lanes))
         };
+        // Two-token CBOW contexts read an exponential table (V^2 exponentials a pass) instead
+        // of V exponentials an example: worth it from V examples on.
+        let use_pairs = projected && cfg.architecture == Architecture::Cbow && len >= wts.v;
         if projected {
             if grad {
                 n_lanes = n_lanes.min(projected_lanes(len, wts.v));
             }
-            project(&wts, proj);
+            // With the tables, `P` is needed only for the examples they leave (below).
+            if !use_pairs {
+                project(&wts, proj);
+            }
         }
         if lanes.len() < n_lanes {
             lanes.resize_with(n_lanes, Lane::default);
         }
-        // Two-token CBOW contexts read an exponential table (V^2 exponentials a pass) instead
-        // of V exponentials an example: worth it from V examples on.
-        let use_pairs = projected && cfg.architecture == Architecture::Cbow && len >= wts.v;
+        // Two-token contexts by rows ([`PairRows`]: loss, and with `grad` their gradient); the
+        // lanes take the rest, with the rows of `P` their contexts read.
+        let (mut ids, mut len, mut pair_loss) = (ids, len, 0.0);
         if use_pairs {
             let f = match cfg.context {
                 ContextReduce::Sum => 1.0,
                 ContextReduce::Mean => 0.5,
             };
-            pairs.fill(proj, wts.b, f, simd);
-        }
-        let projected_pass =
-            ProjectedPass { arch: cfg.architecture, reduce: cfg.context, proj, ex, scale, grad };
-        // Two-token contexts by rows ([`PairRows`]: loss, and with `grad` their gradient); the
-        // lanes take the rest.
-        let (mut ids, mut len, mut pair_loss) = (ids, len, 0.0);
-        if use_pairs {
+            pairs.fill(&wts, f, self.isa);
             lanes[0].ensure_projected(wts.v, wts.k);
-            pair_loss = pair_rows.run(&projected_pass, pairs, &wts, ids, &mut lanes[0], self.isa);
+            // The row pass reads the tables, never `P`.
+            let rows_pass =
+                ProjectedPass { arch: cfg.architecture, reduce: cfg.context, proj: &[], ex, scale, grad };
+            pair_loss = pair_rows.run(&rows_pass, pairs, &wts, ids, &mut lanes[0], self.isa);
             (ids, len) = (&pair_rows.direct[..], pair_rows.direct.len());
+            let mut rows: Vec<u32> =
+                ids.iter().flat_map(|&e| ex.context(e as usize).iter().copied()).collect();
+            rows.sort_unstable();
+            rows.dedup();
+            pairs.project_rows(&wts, &rows, proj);
             let cap = if grad { projected_lanes(len, wts.v) } else { usize::MAX };
             n_lanes = self.lanes.min(len.div_ceil(MIN_LANE_EXAMPLES)).min(cap).max(1);
         }
+        let projected_pass =
+            ProjectedPass { arch: cfg.architecture, reduce: cfg.context, proj, ex, scale, grad };
         let work = |j: usize, lane: &mut Lane| {
             let (lo, hi) = (j * len / n_lanes, (j + 1) * len / n_lanes);
             lane.loss = 0.0;

@@ -40,7 +40,7 @@
 
 use rayon::prelude::*;
 
-use super::lane::{Lane, Weights};
+use super::lane::{Lane, RowMarks, Weights};
 #[cfg(target_arch = "x86_64")]
 use super::simd512;
 use super::softmax::{hidden_tokens, positives_of, Isa, PairTables, ProjectedPass, Row, PAIR_SUM_FLOOR};
@@ -165,7 +165,7 @@ impl PairRows {
         }
         // Phase 2: the rows' sums into `S` and `db`.
         let entries = &self.entries[..];
-        let rows = RowPass { tables, start, entries, v, scale: pass.scale };
+        let rows = RowPass { tables, start, entries, v, scale: pass.scale, marks: &lane.e_rows };
         let work = |(j, (s, block)): (usize, (&mut [f32], &mut Block))| match isa {
             // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
             #[cfg(target_arch = "x86_64")]
@@ -340,6 +340,9 @@ struct RowPass<'a> {
     entries: &'a [Entry],
     v: usize,
     scale: f32,
+    /// The lane's rows of `S` that already hold values (the others are stale and count as
+    /// zero: written, not added to).
+    marks: &'a RowMarks,
 }
 
 impl RowPass<'_> {
@@ -356,9 +359,9 @@ impl RowPass<'_> {
     unsafe fn block_avx512(&self, j: usize, s: &mut [f32], block: &mut Block) {
         let (v, t) = (self.v, self.tables);
         let f = t.weight();
-        self.block_with(j, s, &mut block.db, &mut block.terms, |terms, x, s_row, db| {
+        self.block_with(j, s, &mut block.db, &mut block.terms, |terms, x, s_row, db, fresh| {
             // SAFETY: the caller guarantees AVX-512F; partners are tokens `< v`.
-            unsafe { simd512::row_sums_out(terms, t.table(), v, x, f, s_row, db) }
+            unsafe { simd512::row_sums_out(terms, t.table(), v, x, f, s_row, db, fresh) }
         });
     }
 
@@ -369,7 +372,10 @@ impl RowPass<'_> {
     fn block<const AVX2: bool>(&self, j: usize, s: &mut [f32], block: &mut Block) {
         let (t, f) = (self.tables, self.tables.weight());
         let acc = &mut block.acc;
-        self.block_with(j, s, &mut block.db, &mut block.terms, |terms, x, s_row, db| {
+        self.block_with(j, s, &mut block.db, &mut block.terms, |terms, x, s_row, db, fresh| {
+            if fresh {
+                s_row.fill(0.0);
+            }
             acc.iter_mut().for_each(|a| *a = 0.0);
             for &(g, c) in terms {
                 Row::<AVX2>::axpy(g, t.y_row(c as usize), acc);
@@ -379,7 +385,8 @@ impl RowPass<'_> {
     }
 
     /// [`block`](Self::block) with each row's `S[r] += f Y[r] acc` and `db` partial from
-    /// `row_out(terms, Y[r], S[r], db)`, `terms` the row's `(g, partner)` in entry order.
+    /// `row_out(terms, Y[r], S[r], db, fresh)`, `terms` the row's `(g, partner)` in entry order,
+    /// `fresh` when `S[r]` is stale (not yet marked: it counts as zero).
     #[inline(always)]
     fn block_with(
         &self,
@@ -387,7 +394,7 @@ impl RowPass<'_> {
         s: &mut [f32],
         db: &mut [f32],
         terms: &mut Vec<(f32, u32)>,
-        mut row_out: impl FnMut(&[(f32, u32)], &[f32], &mut [f32], &mut [f32]),
+        mut row_out: impl FnMut(&[(f32, u32)], &[f32], &mut [f32], &mut [f32], bool),
     ) {
         let (v, t) = (self.v, self.tables);
         let f_scale = t.weight() * self.scale;
@@ -402,7 +409,7 @@ impl RowPass<'_> {
                 let g = self.entries[en.twin as usize].g;
                 (!g.is_nan()).then_some((g, en.partner))
             }));
-            row_out(terms, t.y_row(r), s_row, db);
+            row_out(terms, t.y_row(r), s_row, db, !self.marks.is_marked(r));
             for en in entries {
                 if !self.entries[en.twin as usize].g.is_nan() {
                     s_row[en.target as usize] -= f_scale;

@@ -14,13 +14,17 @@
 //!   `pair_sum`'s accumulator `l` and `16 + l`, folded the same way), so each sum is bitwise
 //!   the portable one.
 //!
+//! - [`fill_row`] makes a row of the exponential table `Y` from a row of `P`: `exp_f32`'s
+//!   operations sixteen lanes at a time (elementwise and unfused, so the same bits), without
+//!   the sum the AVX2 build's `exp_sum` also takes.
+//!
 //! Every function is `unsafe` to call: the CPU must support AVX-512F (and AVX2).
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
-use super::softmax::sum_of;
+use super::softmax::{max_of, sum_of};
 
 /// Columns a register tile of [`row_sums_out`] holds (eight registers of sixteen lanes).
 pub(crate) const TILE: usize = 128;
@@ -33,12 +37,15 @@ fn lanes_before(j: usize, end: usize) -> __mmask16 {
 }
 
 /// For one row `r` of `S`: `acc = sum_i g_i Y[c_i]` over `terms` (`(g_i, c_i)`, in order; the
-/// rows of `Y` are `v` long in `table`), then with `t = x acc`: `s += f t`, `db += t`.
+/// rows of `Y` are `v` long in `table`), then with `t = x acc`: `s += f t`, `db += t`. With
+/// `fresh`, `s` is not read and counts as zero (`s = 0 + f t`, the same bits as adding to a
+/// cleared row).
 ///
 /// # Safety
 /// The CPU must support AVX-512F; every `c_i < table.len() / v`, and `x`, `s`, `db` hold at
 /// least `v` elements (checked).
 #[target_feature(enable = "avx512f,avx2")]
+#[allow(clippy::too_many_arguments)] // the terms, the table, the row and its two outputs
 pub(crate) unsafe fn row_sums_out(
     terms: &[(f32, u32)],
     table: &[f32],
@@ -47,6 +54,7 @@ pub(crate) unsafe fn row_sums_out(
     f: f32,
     s: &mut [f32],
     db: &mut [f32],
+    fresh: bool,
 ) {
     assert!(x.len() >= v && s.len() >= v && db.len() >= v);
     assert!(terms.iter().all(|&(_, c)| (c as usize + 1) * v <= table.len()));
@@ -71,11 +79,8 @@ pub(crate) unsafe fn row_sums_out(
             unsafe {
                 let t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x.as_ptr().add(at)), a);
                 let (ps, pd) = (s.as_mut_ptr().add(at), db.as_mut_ptr().add(at));
-                _mm512_mask_storeu_ps(
-                    ps,
-                    m,
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(m, ps), _mm512_mul_ps(fv, t)),
-                );
+                let old = if fresh { _mm512_setzero_ps() } else { _mm512_maskz_loadu_ps(m, ps) };
+                _mm512_mask_storeu_ps(ps, m, _mm512_add_ps(old, _mm512_mul_ps(fv, t)));
                 _mm512_mask_storeu_ps(pd, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, pd), t));
             }
         }
@@ -158,4 +163,70 @@ fn pair_sums_n<const N: usize>(x: &[f32], ys: [&[f32]; N]) -> [f32; N] {
 #[target_feature(enable = "avx512f,avx2")]
 fn upper_half(r: __m512) -> __m256 {
     _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(r)))
+}
+
+/// `y = f p + h` (unfused, as the portable fill), then `y <- exp_f32(y - m)` with `m` the
+/// row's maximum, which it returns; the elements past `v = y.len()` are untouched.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `p` and `h` hold at least `y.len()` elements (checked).
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn fill_row(p: &[f32], h: &[f32], f: f32, y: &mut [f32]) -> f32 {
+    let v = y.len();
+    assert!(p.len() >= v && h.len() >= v);
+    let fv = _mm512_set1_ps(f);
+    let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut j = 0;
+    while j < v {
+        let m = lanes_before(j, v);
+        // SAFETY: masked to columns `< v`, inside `p`, `h` and `y` (asserted above).
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(m, p.as_ptr().add(j));
+            let z = _mm512_add_ps(_mm512_mul_ps(fv, x), _mm512_maskz_loadu_ps(m, h.as_ptr().add(j)));
+            _mm512_mask_storeu_ps(y.as_mut_ptr().add(j), m, z);
+            acc = _mm512_mask_max_ps(acc, m, acc, z);
+        }
+        j += 16;
+    }
+    // The maximum is exact, so its value does not depend on the lanes' grouping.
+    let mut lanes = [0.0f32; 16];
+    // SAFETY: `lanes` holds sixteen f32.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
+    let row_max = max_of(std::array::from_fn(|l| lanes[l].max(lanes[l + 8])));
+    let mv = _mm512_set1_ps(row_max);
+    let mut j = 0;
+    while j < v {
+        let m = lanes_before(j, v);
+        // SAFETY: as above.
+        unsafe {
+            let at = y.as_mut_ptr().add(j);
+            _mm512_mask_storeu_ps(at, m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, at), mv)));
+        }
+        j += 16;
+    }
+    row_max
+}
+
+/// `exp_f32` on sixteen lanes: its operations in its order, unfused.
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn exp16(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(_mm512_set1_ps(88.0), _mm512_max_ps(_mm512_set1_ps(-87.0), x));
+    let round = _mm512_set1_ps(12_582_912.0);
+    let t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)), round);
+    let n = _mm512_sub_ps(t, round);
+    let r = _mm512_sub_ps(
+        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693_359_4))),
+        _mm512_mul_ps(n, _mm512_set1_ps(-2.121_944_4e-4)),
+    );
+    let mut q = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [1.398_199_9e-3f32, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+        q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(c));
+    }
+    let e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(q, r), r), r), _mm512_set1_ps(1.0));
+    let bits = _mm512_add_epi32(
+        _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(12_582_912.0f32.to_bits() as i32)),
+        _mm512_set1_epi32(127),
+    );
+    _mm512_mul_ps(e, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(bits)))
 }

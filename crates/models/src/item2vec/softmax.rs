@@ -461,7 +461,10 @@ pub(crate) enum Isa {
 impl Isa {
     /// The widest build this CPU runs, or [`Isa::Portable`] when `simd` is off.
     pub(crate) fn best(simd: bool) -> Self {
-        Self::supported().into_iter().rfind(|_| simd).unwrap_or(Isa::Portable)
+        match simd {
+            true => Self::supported().pop().unwrap_or(Isa::Portable),
+            false => Isa::Portable,
+        }
     }
 
     /// Every build this CPU runs, narrowest first.
@@ -708,8 +711,10 @@ fn accumulate_projected(
     let v = dz.len();
     lane_db.iter_mut().zip(dz).for_each(|(db, &d)| *db += d);
     for &c in rows {
-        marks.mark(c);
         let sc = &mut s[c as usize * v..(c as usize + 1) * v];
+        if marks.mark(c) {
+            sc.fill(0.0);
+        }
         sc.iter_mut().zip(dz).for_each(|(s, &d)| *s += f * d);
     }
 }
@@ -732,9 +737,14 @@ fn accumulate_softmax2<const AVX2: bool>(
     marks: &mut RowMarks,
 ) {
     let (v, t) = (e.len(), t as usize);
-    marks.mark(a);
-    marks.mark(c);
+    let (new_a, new_c) = (marks.mark(a), marks.mark(c));
     let (sa, sc) = crate::mf::two_rows_mut(s, a as usize, c as usize, v);
+    if new_a {
+        sa.fill(0.0);
+    }
+    if new_c {
+        sc.fill(0.0);
+    }
     let saved = (db[t], sa[t], sc[t]);
     Row::<AVX2>::accumulate2(e, g, db, sa, sc, f);
     let d = e[t] * g - scale;
@@ -767,42 +777,100 @@ pub(crate) struct PairTables {
     half_bias: Vec<f32>,
     /// The context weight `f` of a two-token context (1 for a sum, 1/2 for a mean).
     f: f32,
+    /// Scratch: [`FILL_ROWS`] rows of `P` while they become rows of `Y`; the gathered rows of
+    /// [`project_rows`](Self::project_rows).
+    block: Vec<f32>,
 }
+
+/// Rows of `P = E W^T` the table fill computes at a time: 256 KiB at V = 1,000, so they are
+/// turned into `Y` while in L2 instead of a `V x V` `P` going to memory and back.
+const FILL_ROWS: usize = 64;
 
 /// Below this sum of products a two-token example is recomputed directly (see [`PairTables`]).
 pub(crate) const PAIR_SUM_FLOOR: f32 = 1e-20;
 
 impl PairTables {
-    /// Fills the tables from the projection `proj` (V x V) and the bias `b` for weight `f`
-    /// (with `simd`, the AVX2 build when the CPU has it; same values).
-    pub(crate) fn fill(&mut self, proj: &[f32], b: &[f32], f: f32, simd: bool) {
-        let v = b.len();
+    /// Fills the tables for the weights `wts` (`P = E W^T` and the bias `b`) and weight `f`
+    /// in the build `isa` (every build gives the same bits). `P` is never held whole:
+    /// its rows are computed [`FILL_ROWS`] at a time (the products of [`project`], by row
+    /// blocks that depend on V only) and become rows of `Y` while in cache.
+    pub(crate) fn fill(&mut self, wts: &Weights<'_>, f: f32, isa: Isa) {
+        let (v, k) = (wts.v, wts.k);
         self.f = f;
         self.rows.resize(v * v, 0.0);
         self.row_max.resize(v, 0.0);
         self.half_bias.clear();
-        self.half_bias.extend(b.iter().map(|&b| 0.5 * b));
-        #[cfg(target_arch = "x86_64")]
-        if avx2(simd) {
-            // SAFETY: the CPU supports AVX2 (`avx2` checked it); nothing else is required.
-            unsafe { self.fill_avx2(proj) };
+        self.half_bias.extend(wts.b.iter().map(|&b| 0.5 * b));
+        let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
+        let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
+        let mut block = std::mem::take(&mut self.block);
+        block.resize(FILL_ROWS.min(v) * v, 0.0);
+        for first in (0..v).step_by(FILL_ROWS) {
+            let n = FILL_ROWS.min(v - first);
+            let p = &mut block[..n * v];
+            let mut pv = ArrayViewMut2::from_shape((n, v), &mut *p).expect("block shape");
+            product(v, 1.0, &e.slice(ndarray::s![first..first + n, ..]), &w.t(), 0.0, &mut pv);
+            match isa {
+                // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { self.fill_avx2(first, p) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { self.fill_avx512(first, p) },
+                _ => self.fill_rows::<false>(first, p),
+            }
+        }
+        self.block = block;
+    }
+
+    /// The rows `rows` of `P = E W^T` into `proj` (V x V; its other rows are left as they
+    /// are), for the examples the tables do not serve: the marked rows gathered, one product.
+    pub(crate) fn project_rows(&mut self, wts: &Weights<'_>, rows: &[u32], proj: &mut Vec<f32>) {
+        let (v, k, m) = (wts.v, wts.k, rows.len());
+        if m == 0 {
             return;
         }
-        let _ = simd;
-        self.fill_rows::<false>(proj);
+        proj.resize(v * v, 0.0);
+        self.block.resize(m * (k + v), 0.0);
+        let (gathered, out) = self.block.split_at_mut(m * k);
+        for (dst, &r) in gathered.chunks_exact_mut(k).zip(rows) {
+            dst.copy_from_slice(&wts.e[r as usize * k..][..k]);
+        }
+        let e = ArrayView2::from_shape((m, k), &*gathered).expect("gathered shape");
+        let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
+        let mut p = ArrayViewMut2::from_shape((m, v), &mut out[..m * v]).expect("rows shape");
+        product(v, 1.0, &e, &w.t(), 0.0, &mut p);
+        for (src, &r) in out.chunks_exact(v).zip(rows) {
+            proj[r as usize * v..][..v].copy_from_slice(src);
+        }
     }
 
     /// [`fill_rows`](Self::fill_rows) compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn fill_avx2(&mut self, proj: &[f32]) {
-        self.fill_rows::<true>(proj);
+    unsafe fn fill_avx2(&mut self, first: usize, proj: &[f32]) {
+        self.fill_rows::<true>(first, proj);
     }
 
-    #[inline(always)]
-    fn fill_rows<const AVX2: bool>(&mut self, proj: &[f32]) {
+    /// [`fill_rows`](Self::fill_rows) with [`super::simd512::fill_row`] (the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn fill_avx512(&mut self, first: usize, proj: &[f32]) {
         let (v, f) = (self.half_bias.len(), self.f);
-        for (c, p) in proj.chunks_exact(v).enumerate() {
+        for (i, p) in proj.chunks_exact(v).enumerate() {
+            let c = first + i;
+            // SAFETY: the caller guarantees AVX-512F; `p` and `half_bias` hold `v` elements.
+            self.row_max[c] = unsafe {
+                super::simd512::fill_row(p, &self.half_bias, f, &mut self.rows[c * v..(c + 1) * v])
+            };
+        }
+    }
+
+    /// Rows `first..` of `Y` and `m` from the same rows of `P` (`proj`).
+    #[inline(always)]
+    fn fill_rows<const AVX2: bool>(&mut self, first: usize, proj: &[f32]) {
+        let (v, f) = (self.half_bias.len(), self.f);
+        for (i, p) in proj.chunks_exact(v).enumerate() {
+            let c = first + i;
             let y = &mut self.rows[c * v..(c + 1) * v];
             y.iter_mut().zip(p).zip(&self.half_bias).for_each(|((y, &p), &h)| *y = f * p + h);
             let m = Row::<AVX2>::max(y);
@@ -960,21 +1028,17 @@ fn projected_examples<const AVX2: bool>(
 /// `dW += S^T E` and `dE[c] += S[c] W` over the `m` marked rows `c` only (gathered into
 /// `m x V` and `m x k` blocks, so a product costs `m V k` and unmarked rows of `dE` stay exactly
 /// zero whatever `W` holds). Everything lands in the first lane's `dw`, `de` and marks; the
-/// other lanes' `S` and marks are left zero and empty. Zeroes `S`.
+/// other lanes' marks are left empty (so their `S` rows stale).
 pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane]) {
     let Some((first, rest)) = lanes.split_first_mut() else { return };
     let v = wts.v;
     for lane in rest {
         for &c in &lane.e_rows.rows {
-            let c = c as usize;
-            let (dst, src) = (&mut first.s[c * v..(c + 1) * v], &mut lane.s[c * v..(c + 1) * v]);
-            dst.iter_mut().zip(src.iter_mut()).for_each(|(d, s)| {
-                *d += *s;
-                *s = 0.0;
-            });
-        }
-        for &c in &lane.e_rows.rows {
-            first.e_rows.mark(c);
+            let (dst, src) = (&mut first.s[c as usize * v..][..v], &lane.s[c as usize * v..][..v]);
+            if first.e_rows.mark(c) {
+                dst.fill(0.0);
+            }
+            dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
         }
         lane.e_rows.clear();
     }
@@ -987,8 +1051,8 @@ const FULL_PRODUCT_NUMER: usize = 3;
 const FULL_PRODUCT_DENOM: usize = 4;
 
 /// `lane.dw += S^T E` and `lane.de[c] += S[c] W` for the rows `c` of `lane.e_rows` (a product
-/// over all rows when at least three quarters are marked, else over the gathered marked rows);
-/// zeroes them in `S`.
+/// over all rows when at least three quarters are marked, else over the gathered marked rows).
+/// `S`'s unmarked rows are stale (see [`Lane::s`]) and are never read as values.
 fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
     let (v, k) = (wts.v, wts.k);
     let Lane { s, s_rows, e_rows: marks, h: e_rows, dh: de_rows, de, dw, .. } = lane;
@@ -999,9 +1063,14 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
     let w = ArrayView2::from_shape((v, k), wts.w).expect("out_weight shape checked at construction");
     let mut dw = ArrayViewMut2::from_shape((v, k), &mut dw[..]).expect("dw shape");
     if m * FULL_PRODUCT_DENOM >= v * FULL_PRODUCT_NUMER {
-        // Most rows marked: the products over all of `S` (its unmarked rows are zero) cost
+        // Most rows marked: the products over all of `S` (its unmarked rows zeroed first) cost
         // little more than the gathered ones and skip the gather; the unmarked rows of `dE`
         // are reset to exactly zero afterwards (`0 W` is zero for finite `W` only).
+        if m < v {
+            for (_, row) in s[..v * v].chunks_exact_mut(v).enumerate().filter(|(c, _)| !marks.is_marked(*c)) {
+                row.fill(0.0);
+            }
+        }
         let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
         let sv = ArrayView2::from_shape((v, v), &s[..v * v]).expect("S shape");
         product(v, 1.0, &sv.t(), &e, 1.0, &mut dw);
@@ -1012,10 +1081,9 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
                 row.iter_mut().for_each(|x| *x = 0.0);
             }
         }
-        s[..v * v].iter_mut().for_each(|x| *x = 0.0);
         return;
     }
-    // Gather the marked rows of S (zeroing them there) and of E.
+    // Gather the marked rows of S and of E.
     s_rows.resize(m * v, 0.0);
     for buf in [&mut *e_rows, &mut *de_rows] {
         if buf.len() < m * k {
@@ -1024,9 +1092,7 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
     }
     for (i, &c) in marks.rows.iter().enumerate() {
         let c = c as usize;
-        let row = &mut s[c * v..(c + 1) * v];
-        s_rows[i * v..(i + 1) * v].copy_from_slice(row);
-        row.iter_mut().for_each(|x| *x = 0.0);
+        s_rows[i * v..(i + 1) * v].copy_from_slice(&s[c * v..(c + 1) * v]);
         e_rows[i * k..(i + 1) * k].copy_from_slice(&wts.e[c * k..(c + 1) * k]);
     }
     let sm = ArrayView2::from_shape((m, v), &s_rows[..m * v]).expect("gathered S shape");
