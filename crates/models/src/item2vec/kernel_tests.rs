@@ -231,6 +231,20 @@ fn simd_builds_match_the_baseline_bitwise() {
 /// sixteen-lane register, inside one tile, and across tiles with a masked tail (V = 300 is
 /// two 128-column tiles and 44 columns), sum and mean contexts, with rows whose examples are
 /// not a multiple of the four sums taken at a time.
+/// A fresh projected-kernel objective over `like`'s tables and training examples, in build `isa`.
+fn projected_in(
+    like: &Item2VecObjective,
+    config: Item2VecConfig,
+    vocab: usize,
+    seed: u64,
+    isa: super::softmax::Isa,
+) -> Item2VecObjective {
+    Item2VecObjective::new(config, like.tables(), vocab, like.train_examples().clone(), None, seed)
+        .unwrap()
+        .with_softmax_kernel(SoftmaxKernel::Projected)
+        .with_isa(isa)
+}
+
 /// A lane's `S` rows are cleared only when first marked in a batch (no `V x V` clear each
 /// batch): a batch run after others on the same objective, whose lanes hold the earlier
 /// batches' stale rows, gives bitwise the loss and gradient of a fresh objective, in every
@@ -250,19 +264,7 @@ fn stale_rows_of_s_never_leak_into_a_later_batch() {
         // per example, rows the first lane never marks), half, every one again.
         let batches = [all.clone(), vec![7], all[..8].to_vec(), all[..30].to_vec(), all.clone()];
         for isa in Isa::supported() {
-            let make = || {
-                Item2VecObjective::new(
-                    config,
-                    projected.tables(),
-                    vocab,
-                    projected.train_examples().clone(),
-                    None,
-                    3,
-                )
-                .unwrap()
-                .with_softmax_kernel(SoftmaxKernel::Projected)
-                .with_isa(isa)
-            };
+            let make = || projected_in(&projected, config, vocab, 3, isa);
             let reused = make();
             for units in &batches {
                 let run = |o: &Item2VecObjective| {
@@ -291,17 +293,7 @@ fn pair_row_builds_match_the_portable_build_bitwise() {
             let (params, _, projected) = setup(config, vocab, &seqs, 5);
             let units: Vec<u32> = (0..seqs.len() as u32).collect();
             let run = |isa: Isa| {
-                let o = Item2VecObjective::new(
-                    config,
-                    projected.tables(),
-                    vocab,
-                    projected.train_examples().clone(),
-                    None,
-                    5,
-                )
-                .unwrap()
-                .with_softmax_kernel(SoftmaxKernel::Projected)
-                .with_isa(isa);
+                let o = projected_in(&projected, config, vocab, 5, isa);
                 let mut g = Grads::zeros_like(&params);
                 let loss = o.loss_and_grad(&params, &units, &mut g);
                 (loss.sum, g)

@@ -14,28 +14,30 @@
 
 use std::arch::x86_64::*;
 
-use super::softmax::{max_of, sum_of};
+use super::softmax::{
+    max_of, sum_of, EXP_LN2_HI, EXP_LN2_LO, EXP_MAX, EXP_MIN, EXP_POLY, EXP_POLY_LEAD, EXP_ROUND,
+};
 
 /// `e^x` of eight lanes: [`exp_f32`](super::softmax::exp_f32)'s operations.
 #[inline(always)]
 unsafe fn exp8(x: __m256) -> __m256 {
     // SAFETY (whole body): register-only AVX/AVX2 arithmetic; the caller guarantees AVX2.
     unsafe {
-        let x = _mm256_min_ps(_mm256_set1_ps(88.0), _mm256_max_ps(_mm256_set1_ps(-87.0), x));
-        let round = _mm256_set1_ps(12_582_912.0);
+        let x = _mm256_min_ps(_mm256_set1_ps(EXP_MAX), _mm256_max_ps(_mm256_set1_ps(EXP_MIN), x));
+        let round = _mm256_set1_ps(EXP_ROUND);
         let t = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)), round);
         let n = _mm256_sub_ps(t, round);
         let r = _mm256_sub_ps(
-            _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693_359_4))),
-            _mm256_mul_ps(n, _mm256_set1_ps(-2.121_944_4e-4)),
+            _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(EXP_LN2_HI))),
+            _mm256_mul_ps(n, _mm256_set1_ps(EXP_LN2_LO)),
         );
-        let mut p = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [1.398_199_9e-3f32, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+        let mut p = _mm256_set1_ps(EXP_POLY_LEAD);
+        for c in EXP_POLY {
             p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
         }
         let e = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0));
         let bits = _mm256_add_epi32(
-            _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(12_582_912.0f32.to_bits() as i32)),
+            _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(EXP_ROUND.to_bits() as i32)),
             _mm256_set1_epi32(127),
         );
         _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits)))

@@ -24,7 +24,9 @@
 
 use std::arch::x86_64::*;
 
-use super::softmax::{max_of, sum_of};
+use super::softmax::{
+    max_of, sum_of, EXP_LN2_HI, EXP_LN2_LO, EXP_MAX, EXP_MIN, EXP_POLY, EXP_POLY_LEAD, EXP_ROUND,
+};
 
 /// Columns a register tile of [`row_sums_out`] holds (eight registers of sixteen lanes).
 pub(crate) const TILE: usize = 128;
@@ -211,21 +213,21 @@ pub(crate) unsafe fn fill_row(p: &[f32], h: &[f32], f: f32, y: &mut [f32]) -> f3
 #[inline]
 #[target_feature(enable = "avx512f,avx2")]
 fn exp16(x: __m512) -> __m512 {
-    let x = _mm512_min_ps(_mm512_set1_ps(88.0), _mm512_max_ps(_mm512_set1_ps(-87.0), x));
-    let round = _mm512_set1_ps(12_582_912.0);
+    let x = _mm512_min_ps(_mm512_set1_ps(EXP_MAX), _mm512_max_ps(_mm512_set1_ps(EXP_MIN), x));
+    let round = _mm512_set1_ps(EXP_ROUND);
     let t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)), round);
     let n = _mm512_sub_ps(t, round);
     let r = _mm512_sub_ps(
-        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693_359_4))),
-        _mm512_mul_ps(n, _mm512_set1_ps(-2.121_944_4e-4)),
+        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(EXP_LN2_HI))),
+        _mm512_mul_ps(n, _mm512_set1_ps(EXP_LN2_LO)),
     );
-    let mut q = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3f32, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    let mut q = _mm512_set1_ps(EXP_POLY_LEAD);
+    for c in EXP_POLY {
         q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(c));
     }
     let e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(q, r), r), r), _mm512_set1_ps(1.0));
     let bits = _mm512_add_epi32(
-        _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(12_582_912.0f32.to_bits() as i32)),
+        _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(EXP_ROUND.to_bits() as i32)),
         _mm512_set1_epi32(127),
     );
     _mm512_mul_ps(e, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(bits)))

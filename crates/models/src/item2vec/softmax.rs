@@ -141,25 +141,32 @@ pub(crate) fn fill_hidden(
 /// that range (`e^-87 ~ 1.6e-38`, so a softmax over `x - max` loses nothing that matters).
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
-    const C1: f32 = 0.693_359_4;
-    const C2: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = x - n * C1 - n * C2;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
+    let x = x.clamp(EXP_MIN, EXP_MAX);
+    let t = x * std::f32::consts::LOG2_E + EXP_ROUND;
+    let n = t - EXP_ROUND;
+    let r = x - n * EXP_LN2_HI - n * EXP_LN2_LO;
+    let mut p = EXP_POLY_LEAD;
+    for c in EXP_POLY {
+        p = p * r + c;
+    }
     let e = p * r * r + r + 1.0;
-    // bits(t) = bits(ROUND) + n for |n| < 2^22; 2^n has exponent field n + 127.
-    let two_n = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
+    // bits(t) = bits(EXP_ROUND) + n for |n| < 2^22; 2^n has exponent field n + 127.
+    let two_n = f32::from_bits(t.to_bits().wrapping_sub(EXP_ROUND.to_bits()).wrapping_add(127) << 23);
     e * two_n
 }
+
+/// [`exp_f32`]'s constants, which its SIMD builds (`simd::exp8`, `simd512::exp16`) share.
+/// The clamp of the argument.
+pub(crate) const EXP_MIN: f32 = -87.0;
+pub(crate) const EXP_MAX: f32 = 88.0;
+/// 1.5 * 2^23: adding it rounds to an integer.
+pub(crate) const EXP_ROUND: f32 = 12_582_912.0;
+/// ln 2 split in two (Cody-Waite).
+pub(crate) const EXP_LN2_HI: f32 = 0.693_359_4;
+pub(crate) const EXP_LN2_LO: f32 = -2.121_944_4e-4;
+/// The polynomial's leading coefficient, then the others by Horner's rule.
+pub(crate) const EXP_POLY_LEAD: f32 = 1.987_569_1e-4;
+pub(crate) const EXP_POLY: [f32; 5] = [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
 
 /// Sum with eight independent accumulators (vectorises; the order is fixed, so deterministic).
 #[inline]
