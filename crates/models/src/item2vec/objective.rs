@@ -436,11 +436,7 @@ impl Item2VecObjective {
                 ProjectedPass { arch: cfg.architecture, reduce: cfg.context, proj: &[], ex, scale, grad };
             pair_loss = pair_rows.run(&rows_pass, pairs, &wts, ids, &mut lanes[0], self.isa);
             (ids, len) = (&pair_rows.direct[..], pair_rows.direct.len());
-            let mut rows: Vec<u32> =
-                ids.iter().flat_map(|&e| ex.context(e as usize).iter().copied()).collect();
-            rows.sort_unstable();
-            rows.dedup();
-            pairs.project_rows(&wts, &rows, proj);
+            pairs.project_rows(&wts, &pair_rows.direct_rows, proj);
             let cap = if grad { projected_lanes(len, wts.v) } else { usize::MAX };
             n_lanes = self.lanes.min(len.div_ceil(MIN_LANE_EXAMPLES)).min(cap).max(1);
         }

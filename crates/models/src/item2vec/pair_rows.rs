@@ -101,13 +101,16 @@ pub(crate) struct PairRows {
     blocks: Vec<Block>,
     /// Examples for the per-example kernel, in `ids` order (fallbacks last, in block order).
     pub(crate) direct: Vec<u32>,
+    /// Their context tokens, sorted and distinct: the rows of `P` they read.
+    pub(crate) direct_rows: Vec<u32>,
 }
 
 impl PairRows {
     /// The row pass over the CBOW examples `ids` of `pass` (`tables` filled for it): returns
     /// the two-token examples' loss sum and, when `pass.grad`, adds their `S` rows, marks and
     /// `db` to `lane` (its buffers sized by `ensure_projected`); the rest go to
-    /// [`direct`](Self::direct). Every `isa` gives the same bits.
+    /// [`direct`](Self::direct), the rows of `P` they read to [`direct_rows`](Self::direct_rows).
+    /// Every `isa` gives the same bits.
     pub(crate) fn run(
         &mut self,
         pass: &ProjectedPass<'_>,
@@ -160,6 +163,12 @@ impl PairRows {
         // The examples whose sums fell below the floor go to the per-example kernel after the
         // others, in block order.
         self.direct.extend(self.blocks[..n_blocks].iter().flat_map(|b| b.fallback.iter().copied()));
+        self.direct_rows.clear();
+        for &e in &self.direct {
+            self.direct_rows.extend_from_slice(hidden_tokens(pass.arch, pass.reduce, pass.ex, e as usize).0);
+        }
+        self.direct_rows.sort_unstable();
+        self.direct_rows.dedup();
         if !pass.grad {
             return loss;
         }
