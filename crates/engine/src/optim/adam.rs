@@ -18,9 +18,10 @@
 //! row no rating touches for long has its first moment stuck a few units of 2^-149 from 0
 //! (`m + 0.1 (0 - m)` rounds back to `m`), and every later step over it would take microcode
 //! assists on CPUs where subnormals are slow. There (measured once per process, for each path,
-//! by [`routing`]) [`adam_update`] sends chunks of 8 lanes with a first moment below 2^-116 to
-//! `soft`: the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2` and
-//! `m`'s step emulated in f64 (an integer step on the subnormal grid); other lanes with a
+//! by [`routing`]) [`adam_update`] sends chunks of 16 lanes with a first moment below 2^-116 to
+//! `soft`: the idle lanes' update reduces, provably to the bit, to `p *= decay; v *= beta2`
+//! (the plain update with their first moment read as 0) and `m`'s step emulated in f64 (an
+//! integer step on the subnormal grid); other lanes with a
 //! subnormal input are emulated exactly in normal-range f64. Adam with L2, whose idle rows'
 //! weights decay towards 0, has its own loops: a negligible gradient square skipped, a
 //! fixed-point shortcut and an f64 emulation for tiny weights (`soft::l2_*`). Where the
@@ -142,8 +143,13 @@ fn negligible_gradient(one_minus_beta2: f32) -> f32 {
     }
 }
 
-/// Lanes of the fused loops: chunks of 8 elements are checked for subnormal inputs together.
+/// Lanes of Adam with L2's fused loops: chunks of 8 elements are checked for subnormal inputs
+/// together.
 const LANES: usize = 8;
+
+/// Lanes of plain Adam's fused loop: a chunk of 16 (one AVX-512 vector) is checked for a small
+/// first moment together ([`idle_chunk`]); 8 measured ~13% slower on P3's fit.
+const IDLE_LANES: usize = 16;
 
 /// One element of one Adam step: the arithmetic every pass (dense, lazy, replay) shares, so that
 /// they agree to the bit.
@@ -230,10 +236,11 @@ impl PreparedStep {
 /// The fused element loop: reads `g`, updates `m`, `v`, writes `p` (one pass over memory).
 ///
 /// Where subnormal arithmetic is slow on this CPU ([`routing`]), blocks of [`BLOCK`]
-/// and then chunks of [`LANES`] elements without a first moment below 2^-116
-/// ([`any_small_moment`]) run [`adam_elem`] on every lane, vectorised; in a chunk with one, the
-/// lanes of an idle row (first moment below 2^-90, gradient 0) take [`soft::idle_lanes`] (`p *= decay; v *= beta2` and `m`'s step
-/// emulated in f64, proven equal), each other lane with a subnormal (and finite) input runs
+/// and then chunks of [`IDLE_LANES`] elements without a first moment below 2^-116
+/// ([`any_small_moment`]) run [`adam_elem`] on every lane, vectorised; in a chunk with one
+/// ([`idle_chunk`]), the lanes of an idle row (first moment below 2^-90, gradient 0) take the
+/// idle path (`p *= decay; v *= beta2` and `m`'s step emulated in f64, proven equal:
+/// [`soft::idle_moments`]), each other lane with a subnormal (and finite) input runs
 /// [`soft::adam_elem_soft`] (every operation emulated in normal-range f64), and the rest run
 /// [`adam_elem`]. Elsewhere the plain vectorised loop runs every lane in hardware. The bits
 /// never depend on the path (only the speed does): see `soft`'s derivations and the tests
@@ -514,51 +521,84 @@ fn any_subnormal_moment(m: &[f32]) -> bool {
     m.iter().fold(false, |a, x| a | ((x.to_bits().wrapping_sub(1) & 0x7fff_ffff) < 0x007f_ffff))
 }
 
-/// A block with a small first moment ([`any_small_moment`]), by chunks of [`LANES`]: a chunk without one runs the plain
-/// loop; a chunk whose lanes all sit at a fixed point of the idle step takes
-/// [`soft::stuck_lanes`] (`p *= decay; v *= beta2`, `m` kept); in the others the idle lanes
-/// take [`soft::idle_lanes`] and the rest [`adam_lane`] one by one when the step emulates, else
-/// the plain loop as one 8-lane vector update with the idle lanes' inputs replaced by ordinary
-/// values (1, 0, 0, 1) and their results dropped, by bit selects. Measured on the Intel Xeon, P3
-/// on synthetic ml-latest-small (`reelvec pipeline --only p3`, 1 thread): the fixed-point
-/// shortcut took 4-7% off the fit, the masked update (against a scalar `adam_elem` per lane,
-/// with a data-dependent branch each) 5-8% more; running a whole mixed block as one vector pass
-/// with the idle lanes masked cost 22-44% more than these 8-lane calls (three forms, each timed
-/// against the build before it).
+/// A block with a small first moment ([`any_small_moment`]), by chunks of [`IDLE_LANES`]: a
+/// chunk without one runs the plain loop, the others [`idle_chunk`].
 #[inline(always)]
 fn adam_update_mixed(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let mut pc = p.chunks_exact_mut(LANES);
-    let mut gc = g.chunks_exact(LANES);
-    let mut mc = m.chunks_exact_mut(LANES);
-    let mut vc = v.chunks_exact_mut(LANES);
+    let Some(idle) = &ps.idle else {
+        return adam_update_mixed_lanes(ps, p, g, m, v);
+    };
+    let mut pc = p.chunks_exact_mut(IDLE_LANES);
+    let mut gc = g.chunks_exact(IDLE_LANES);
+    let mut mc = m.chunks_exact_mut(IDLE_LANES);
+    let mut vc = v.chunks_exact_mut(IDLE_LANES);
     for (((p, g), m), v) in (&mut pc).zip(&mut gc).zip(&mut mc).zip(&mut vc) {
         if !any_small_moment(m) {
             adam_update_reference(ps.s, p, g, m, v);
             continue;
         }
-        let (p, g, m, v): (&mut [f32; LANES], &[f32; LANES], &mut [f32; LANES], &mut [f32; LANES]) = (
-            p.try_into().expect("chunk of LANES"),
-            g.try_into().expect("chunk of LANES"),
-            m.try_into().expect("chunk of LANES"),
-            v.try_into().expect("chunk of LANES"),
+        let lanes = "a chunk of IDLE_LANES";
+        let (p, g, m, v) = (
+            p.try_into().expect(lanes),
+            g.try_into().expect(lanes),
+            m.try_into().expect(lanes),
+            v.try_into().expect(lanes),
         );
-        let done = match &ps.idle {
-            Some(idle) if soft::stuck_lanes(idle, p, g, m, v) => continue,
-            Some(idle) => soft::idle_lanes(idle, p, g, m, v),
-            None => [false; LANES],
-        };
-        if ps.emulate {
-            for j in (0..LANES).filter(|&j| !done[j]) {
-                adam_lane(ps, &mut p[j], g[j], &mut m[j], &mut v[j]);
-            }
-        } else if done != [true; LANES] {
-            // The other lanes in hardware, as one 8-lane update.
-            masked_update(done, p, g, m, v, |p, g, m, v| adam_update_reference(ps.s, p, g, m, v));
-        }
+        idle_chunk::<IDLE_LANES>(ps, idle, p, g, m, v);
     }
-    let tail =
-        pc.into_remainder().iter_mut().zip(gc.remainder()).zip(mc.into_remainder()).zip(vc.into_remainder());
-    for (((p, &g), m), v) in tail {
+    let tail = (pc.into_remainder(), gc.remainder(), mc.into_remainder(), vc.into_remainder());
+    adam_update_mixed_lanes(ps, tail.0, tail.1, tail.2, tail.3);
+}
+
+/// A chunk of plain Adam with a small first moment, where the idle path pays: a chunk whose
+/// lanes all sit at a fixed point of the idle step takes [`soft::stuck_lanes`]
+/// (`p *= decay; v *= beta2`, `m` kept); in the others the idle lanes
+/// ([`soft::idle_moments`]) run in the plain loop with their first moment replaced by +0
+/// (their `p'` and `v'` exactly, without a subnormal operation) and then take the emulated `m'`;
+/// the other lanes run the plain loop on their own state (in the same vector update), or,
+/// where the step emulates, [`adam_lane`] one by one. Measured on the Intel Xeon, P3 on
+/// synthetic ml-latest-small (`reelvec train --model sigmoid-mf --preset notebook`, 1 thread,
+/// CPU ms an epoch, 5 alternating runs, medians): 212.3 ms; 16-lane chunks with a separate
+/// idle update and a masked hardware update of the lanes it left 216.0 ms; the same at 8 lanes
+/// 243.2 ms. Model bits identical.
+#[inline(always)]
+fn idle_chunk<const N: usize>(
+    ps: &PreparedStep,
+    idle: &soft::IdleScalars,
+    p: &mut [f32; N],
+    g: &[f32; N],
+    m: &mut [f32; N],
+    v: &mut [f32; N],
+) {
+    if soft::stuck_lanes(idle, p, g, m, v) {
+        return;
+    }
+    let (taken, moved) = soft::idle_moments(idle, p, g, m, v);
+    for j in 0..N {
+        m[j] = select_bits(taken[j], 0.0, m[j]);
+    }
+    // A length the compiler cannot see: the loop is then vectorised as the plain chunks' (with
+    // a known length it may be unrolled into scalar operations).
+    let n = std::hint::black_box(N);
+    if ps.emulate {
+        let others = taken.map(|t| !t);
+        masked_update(others, p, g, m, v, |p, g, m, v| adam_update_reference(ps.s, p, g, m, v));
+        for j in (0..N).filter(|&j| others[j]) {
+            adam_lane(ps, &mut p[j], g[j], &mut m[j], &mut v[j]);
+        }
+    } else {
+        adam_update_reference(ps.s, &mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
+    }
+    for j in 0..N {
+        m[j] = select_bits(taken[j], moved[j], m[j]);
+    }
+}
+
+/// Lanes of plain Adam one by one ([`adam_lane`]): a chunk's tail, or a small-moment block where
+/// the idle path does not pay.
+#[inline(always)]
+fn adam_update_mixed_lanes(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         adam_lane(ps, p, g, m, v);
     }
 }
@@ -660,29 +700,34 @@ fn select_bits(pick: bool, a: f32, b: f32) -> f32 {
     f32::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
 }
 
-/// The lanes of a chunk not `done` through `update` (a plain loop) in one 8-lane call, the
+/// The lanes of a chunk not `done` through `update` (a plain loop) in one vector call, the
 /// `done` lanes' inputs replaced by ordinary values (1, 0, 0, 1) and their results dropped, by
 /// bit selects: which lanes are done follows the data, so a branch per lane is mispredicted
 /// often (measured: ~110 ns a chunk on P3's idle rows).
 #[inline(always)]
-fn masked_update(
-    done: [bool; LANES],
-    p: &mut [f32; LANES],
-    g: &[f32; LANES],
-    m: &mut [f32; LANES],
-    v: &mut [f32; LANES],
+fn masked_update<const N: usize>(
+    done: [bool; N],
+    p: &mut [f32; N],
+    g: &[f32; N],
+    m: &mut [f32; N],
+    v: &mut [f32; N],
     update: impl Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]),
 ) {
-    let mut sp: [f32; LANES] = std::array::from_fn(|j| select_bits(done[j], 1.0, p[j]));
-    let sg: [f32; LANES] = std::array::from_fn(|j| select_bits(done[j], 0.0, g[j]));
-    let mut sm: [f32; LANES] = std::array::from_fn(|j| select_bits(done[j], 0.0, m[j]));
-    let mut sv: [f32; LANES] = std::array::from_fn(|j| select_bits(done[j], 1.0, v[j]));
+    let (mut sp, mut sg, mut sm, mut sv) = ([0.0f32; N], [0.0f32; N], [0.0f32; N], [0.0f32; N]);
+    for j in 0..N {
+        (sp[j], sg[j], sm[j], sv[j]) = (
+            select_bits(done[j], 1.0, p[j]),
+            select_bits(done[j], 0.0, g[j]),
+            select_bits(done[j], 0.0, m[j]),
+            select_bits(done[j], 1.0, v[j]),
+        );
+    }
     // A length the compiler cannot see: the loop is then vectorised as the plain chunks' (with
     // a known 8 it is unrolled into scalar operations, scalar divisions and square roots
     // costing ~8x).
-    let n = std::hint::black_box(LANES);
+    let n = std::hint::black_box(N);
     update(&mut sp[..n], &sg[..n], &mut sm[..n], &mut sv[..n]);
-    for j in 0..LANES {
+    for j in 0..N {
         (p[j], m[j], v[j]) = (
             select_bits(done[j], p[j], sp[j]),
             select_bits(done[j], m[j], sm[j]),

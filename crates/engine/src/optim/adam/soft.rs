@@ -177,7 +177,7 @@ pub(super) fn adam_elem_soft(s: &StepScalars, p: &mut f32, g: f32, m: &mut f32, 
     *p = add(*p, div(mul(s.neg_step_size, *m), denom));
 }
 
-/// The scalars of the idle fast path ([`idle_lanes`]) for one step, or `None` where it does not
+/// The scalars of the idle fast path ([`idle_moments`]) for one step, or `None` where it does not
 /// apply (L2 in the gradient, the large-weight lerp, or scalars out of its range).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct IdleScalars {
@@ -185,12 +185,12 @@ pub(super) struct IdleScalars {
     beta2: f32,
     /// `1 - beta1`.
     w: f32,
-    /// `2 * (2 * (|neg_step_size| + 1) / eps + 1)`, rounded up to f32 (see [`idle_lanes`]).
+    /// `2 * (2 * (|neg_step_size| + 1) / eps + 1)`, rounded up to f32 (see [`idle_moments`]).
     c: f32,
     /// `K_fix`: the first moments of at most this many units of 2^-149 are fixed points of the
     /// idle step (`round_ties_even(w K) = 0`); 0 turns [`stuck_lanes`] off.
     stuck_units: u32,
-    /// Bits of the least `|p * decay|` for which [`idle_lanes`]' check passes at every
+    /// Bits of the least `|p * decay|` for which [`idle_moments`]' check passes at every
     /// `K <= K_fix`: `c (K_fix + 1) 2^-123`, rounded up to f32.
     stuck_pd_min: u32,
 }
@@ -240,22 +240,22 @@ fn stuck_bounds(w: f32, c: f32) -> (u32, u32) {
     (k, bound.to_bits())
 }
 
-/// The idle fast path's shortcut for 8 lanes that all sit at a fixed point of the idle step
-/// ([`idle_lanes`]' conditions, with `1 <= K <= K_fix` units in `m`): then `m' = m`
+/// The idle fast path's shortcut for `N` lanes that all sit at a fixed point of the idle step
+/// ([`idle_moments`]' conditions, with `1 <= K <= K_fix` units in `m`): then `m' = m`
 /// (`round_ties_even(w K) = 0` units are added), and the step is `p *= decay; v *= beta2`, the
-/// same bits as [`idle_lanes`] gives them. Updates `p` and `v` and returns `true` only when
+/// same bits as the idle path gives them. Updates `p` and `v` and returns `true` only when
 /// every lane qualifies (else touches nothing). Branch-free over the lanes.
 #[inline(always)]
-pub(super) fn stuck_lanes(
+pub(super) fn stuck_lanes<const N: usize>(
     s: &IdleScalars,
-    p: &mut [f32; 8],
-    g: &[f32; 8],
-    m: &[f32; 8],
-    v: &mut [f32; 8],
+    p: &mut [f32; N],
+    g: &[f32; N],
+    m: &[f32; N],
+    v: &mut [f32; N],
 ) -> bool {
     let mut all = s.stuck_units != 0;
-    let (mut pn, mut vn) = ([0.0f32; 8], [0.0f32; 8]);
-    for j in 0..8 {
+    let (mut pn, mut vn) = ([0.0f32; N], [0.0f32; N]);
+    for j in 0..N {
         let (pb, gb, mb, vb) = (p[j].to_bits(), g[j].to_bits(), m[j].to_bits(), v[j].to_bits());
         let p_abs = pb & 0x7fff_ffff;
         let p_in = p_abs >= TWO_M100.to_bits() && p_abs < EXP_MASK;
@@ -263,7 +263,7 @@ pub(super) fn stuck_lanes(
         // 1..=K_fix units: `x - 1` (wrapping) of ±0's magnitude is 2^32 - 1.
         let m_stuck = (mb & 0x7fff_ffff).wrapping_sub(1) < s.stuck_units;
         let g_zero = gb & 0x7fff_ffff == 0;
-        // Out-of-range values become 1 before any arithmetic (as in `idle_lanes`).
+        // Out-of-range values become 1 before any arithmetic (as in `idle_moments`).
         let pd = if p_in { p[j] } else { 1.0 } * s.decay;
         pn[j] = pd;
         vn[j] = if v_in { v[j] } else { 1.0 } * s.beta2;
@@ -287,10 +287,11 @@ const TWO_M124: f32 = f32::from_bits((127 - 124) << 23);
 /// `-lr/bc1 * m` and the quotient by `denom` fall below 2^-126 one after the other.
 const IDLE_MOMENT_BITS: u32 = (127 - 90) << 23;
 
-/// The idle fast path over 8 lanes: the lanes whose step is provably `p *= decay; v *= beta2`
-/// and `m' = m + w (0 - m)` (the last emulated in f64, as [`adam_elem_soft`] does) are updated
-/// and flagged in the returned mask; the others are left untouched for [`adam_elem_soft`] or
-/// the hardware element.
+/// The idle fast path over `N` lanes: which lanes' step is provably `p *= decay; v *= beta2`
+/// and `m' = m + w (0 - m)`, and that `m'` emulated in f64 (as [`adam_elem_soft`] does it).
+/// Touches nothing: the caller runs the flagged lanes through the plain hardware update with
+/// their first moment replaced by +0, which gives exactly that `p'` and `v'` with no subnormal
+/// operation (below), and then stores the returned `m'` in them.
 ///
 /// **The idle lane.** Gradient ±0, L2 zero, the small-weight lerp, `m` nonzero with
 /// |m| < 2^-90 (`K` units of 2^-149, `K` real; subnormal when `K < 2^23`), `v` zero or
@@ -315,22 +316,29 @@ const IDLE_MOMENT_BITS: u32 = (127 - 90) << 23;
 ///   runs in f64 as `c (K + 1) <= |p'| 2^123` with `c = 2 C0` rounded up to f32, the factor 2
 ///   covering the check's own roundings many times over.
 ///
-/// No operation here has a subnormal operand or result: [`widen`] and [`narrow`] take
-/// subnormals through integers, `p`, `v` are replaced by 1 on lanes that fail their range checks
-/// before any arithmetic, and the ranges above keep every f32 product normal (or zero, for
-/// v = 0) and every f64 value at least 2^-153. Branch-free over the 8 lanes.
+/// **The hardware update with `m` = +0** on such a lane computes the same `p'`, `g'`, `v'`
+/// and `denom` (none of them reads `m`), `+0 + w (g' - +0)`, a zero, for the first moment
+/// (replaced by the emulated `m'` afterwards), and `p' + (nss * 0) / denom = p' + (±0) = p'`
+/// (`p'` nonzero), the reference's `p''` above. Its operands are `p`, `decay`, `v`, `beta2`,
+/// zeros and the step's scalars, all normal or zero, and so are its results: no subnormal
+/// operation, no assist.
+///
+/// No operation here has a subnormal operand or result either: [`widen`] and [`narrow`] take
+/// subnormals through integers, `p` is replaced by 1 on lanes that fail its range check before
+/// any arithmetic, and the ranges above keep every f32 product normal and every f64 value at
+/// least 2^-153. Branch-free over the lanes.
 #[inline(always)]
-pub(super) fn idle_lanes(
+pub(super) fn idle_moments<const N: usize>(
     s: &IdleScalars,
-    p: &mut [f32; 8],
-    g: &[f32; 8],
-    m: &mut [f32; 8],
-    v: &mut [f32; 8],
-) -> [bool; 8] {
-    let mut ok = [false; 8];
-    let (mut pn, mut mn, mut vn) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+    p: &[f32; N],
+    g: &[f32; N],
+    m: &[f32; N],
+    v: &[f32; N],
+) -> ([bool; N], [f32; N]) {
+    let mut ok = [false; N];
+    let mut mn = [0.0f32; N];
     let (w, c) = (f64::from(s.w), f64::from(s.c));
-    for j in 0..8 {
+    for j in 0..N {
         let (pb, gb, mb, vb) = (p[j].to_bits(), g[j].to_bits(), m[j].to_bits(), v[j].to_bits());
         let p_abs = pb & 0x7fff_ffff;
         let p_in = p_abs >= TWO_M100.to_bits() && p_abs < EXP_MASK;
@@ -338,13 +346,10 @@ pub(super) fn idle_lanes(
         // Nonzero and below 2^-90: `x - 1` (wrapping) of ±0's magnitude is 2^32 - 1.
         let m_tiny = (mb & 0x7fff_ffff).wrapping_sub(1) < IDLE_MOMENT_BITS - 1;
         let g_zero = gb & 0x7fff_ffff == 0;
-        // Out-of-range values become 1 before any arithmetic (their lanes are not stored).
+        // Out-of-range values become 1 (p) or 0 (m) before any arithmetic.
         let ps = if p_in { p[j] } else { 1.0 };
-        let vs = if v_in { v[j] } else { 1.0 };
         let mw = widen(f32::from_bits(if m_tiny { mb } else { 0 }));
         let pd = ps * s.decay;
-        pn[j] = pd;
-        vn[j] = vs * s.beta2;
         mn[j] = narrow(mw + round_to_f32(w * -mw));
         // `pd` is normal (|ps| >= 2^-100 or 1, decay >= 2^-10): a hardware conversion, cheaper
         // than `widen` (P3's fit 2.92-3.09 s against 2.99-3.21 s, alternating).
@@ -354,8 +359,7 @@ pub(super) fn idle_lanes(
             & g_zero
             & (c * (mw.abs() * INV_UNIT + 1.0) <= f64::from(pd.abs()) * TWO_P123);
     }
-    store_taken(ok, (pn, mn, vn), p, m, v);
-    ok
+    (ok, mn)
 }
 
 /// The scalars of the L2 idle path ([`l2_idle_lanes`]) for one step, or `None` where it does
@@ -415,22 +419,20 @@ pub(super) fn any_tiny_weight(p: &[f32]) -> bool {
 /// Stores the new `p`, `m`, `v` of the lanes `ok` flags and keeps the others, by bit selects,
 /// not branches: the chunk is stored whole (vectorised).
 #[inline(always)]
-fn store_taken(
-    ok: [bool; 8],
-    (pn, mn, vn): ([f32; 8], [f32; 8], [f32; 8]),
-    p: &mut [f32; 8],
-    m: &mut [f32; 8],
-    v: &mut [f32; 8],
+fn store_taken<const N: usize>(
+    ok: [bool; N],
+    (pn, mn, vn): ([f32; N], [f32; N], [f32; N]),
+    p: &mut [f32; N],
+    m: &mut [f32; N],
+    v: &mut [f32; N],
 ) {
-    let pick = |new: [f32; 8], old: [f32; 8]| -> [f32; 8] {
-        std::array::from_fn(|j| {
-            let keep = u32::from(ok[j]).wrapping_sub(1);
-            f32::from_bits((new[j].to_bits() & !keep) | (old[j].to_bits() & keep))
-        })
-    };
-    *p = pick(pn, *p);
-    *m = pick(mn, *m);
-    *v = pick(vn, *v);
+    // In place, lane by lane (`std::array::from_fn` at 16 lanes is an out-of-line call whose
+    // result is read back through the stack).
+    for j in 0..N {
+        let keep = u32::from(ok[j]).wrapping_sub(1);
+        let pick = |new: f32, old: f32| f32::from_bits((new.to_bits() & !keep) | (old.to_bits() & keep));
+        (p[j], m[j], v[j]) = (pick(pn[j], p[j]), pick(mn[j], m[j]), pick(vn[j], v[j]));
+    }
 }
 
 /// The L2 idle path's shortcut: which of 8 lanes sit at a fixed point of Adam with L2's idle
@@ -730,37 +732,38 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(5_000))]
 
-        /// The idle fast path (and the lanes it leaves to the others) is the reference loop to
-        /// the bit, and it takes the lanes it is meant for.
+        /// A chunk of 16 idle lanes through the idle path (the lanes it takes in hardware with a
+        /// zero first moment and the emulated `m'`, the others in hardware or emulated, as each
+        /// routing sends them) is the reference loop to the bit, and the path takes the lanes
+        /// it is meant for.
         #[test]
-        fn soft_idle_lanes_are_bitwise_the_reference(
+        fn idle_chunks_are_bitwise_the_reference(
             s in scalars(),
-            lanes in prop::collection::vec(idle_lane(), 8),
+            lanes in prop::collection::vec(idle_lane(), 16),
         ) {
-            let mut p: [f32; 8] = std::array::from_fn(|j| lanes[j].0);
-            let g: [f32; 8] = std::array::from_fn(|j| lanes[j].1);
-            let mut m: [f32; 8] = std::array::from_fn(|j| lanes[j].2);
-            let mut v: [f32; 8] = std::array::from_fn(|j| lanes[j].3);
+            use super::super::{idle_chunk, Routing};
+            let p: [f32; 16] = std::array::from_fn(|j| lanes[j].0);
+            let g: [f32; 16] = std::array::from_fn(|j| lanes[j].1);
+            let m: [f32; 16] = std::array::from_fn(|j| lanes[j].2);
+            let v: [f32; 16] = std::array::from_fn(|j| lanes[j].3);
             let (mut pr, mut mr, mut vr) = (p, m, v);
             adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
+            let reference = (pr.map(f32::to_bits), mr.map(f32::to_bits), vr.map(f32::to_bits));
             if let Some(idle) = IdleScalars::new(&s) {
-                let done = idle_lanes(&idle, &mut p, &g, &mut m, &mut v);
-                for j in 0..8 {
-                    if done[j] {
-                        prop_assert_eq!(bits((p[j], m[j], v[j])), bits((pr[j], mr[j], vr[j])), "lane {}", j);
-                    }
+                for ps in [PreparedStep::emulated(s), PreparedStep::routed(s, Routing { idle: true, ..Routing::HARDWARE })] {
+                    let (mut pa, mut ma, mut va) = (p, m, v);
+                    idle_chunk(&ps, &idle, &mut pa, &g, &mut ma, &mut va);
+                    prop_assert_eq!((pa.map(f32::to_bits), ma.map(f32::to_bits), va.map(f32::to_bits)),
+                        reference, "emulate: {}", ps.emulate);
                 }
                 // An ordinary idle lane (p = 0.5, v = 1e-6, m one unit: a fixed point while
                 // 1 - beta1 <= 1/2) is always taken at lr <= 1, eps >= 1e-9.
-                let (mut p1, mut v1) = ([0.5f32; 8], [1e-6f32; 8]);
-                let taken = idle_lanes(&idle, &mut p1, &[0.0; 8], &mut [f32::from_bits(1); 8], &mut v1);
+                let (taken, _) = idle_moments(&idle, &[0.5f32; 16], &[0.0; 16], &[f32::from_bits(1); 16], &[1e-6; 16]);
                 prop_assert!(taken.iter().all(|&t| t) || s.eps < 1e-9, "{:?}", s);
             } else {
                 let (mut pa, mut ma, mut va) = (p, m, v);
                 adam_update_prepared(&PreparedStep::emulated(s), &mut pa, &g, &mut ma, &mut va);
-                prop_assert_eq!((pa.map(f32::to_bits), ma.map(f32::to_bits), va.map(f32::to_bits)),
-                    (pr.map(f32::to_bits), mr.map(f32::to_bits), vr.map(f32::to_bits)));
-                let _ = &mut m;
+                prop_assert_eq!((pa.map(f32::to_bits), ma.map(f32::to_bits), va.map(f32::to_bits)), reference);
             }
         }
     }
@@ -878,14 +881,24 @@ mod tests {
     /// 1000 to 900; the idle path takes all three, as the hardware element computes them.
     #[test]
     fn idle_lanes_follow_the_decay_to_the_fixed_points() {
+        use super::super::{idle_chunk, Routing};
         let s = StepScalars::new(&AdamConfig::default(), 1e-2, 5000, false);
         let idle = IdleScalars::new(&s).expect("default Adam has the idle path");
         let units = [4u32, 5, 1000, 4, 5, 1000, 6, 0x7f_ffff];
-        let mut m: [f32; 8] = std::array::from_fn(|j| f32::from_bits(units[j]));
-        let (mut p, mut v) = ([0.5f32; 8], [1e-6f32; 8]);
-        let taken = idle_lanes(&idle, &mut p, &[0.0; 8], &mut m, &mut v);
+        let m: [f32; 8] = std::array::from_fn(|j| f32::from_bits(units[j]));
+        let (p, v) = ([0.5f32; 8], [1e-6f32; 8]);
+        let (taken, moved) = idle_moments(&idle, &p, &[0.0; 8], &m, &v);
         assert_eq!(taken, [true; 8]);
-        assert_eq!(m.map(f32::to_bits)[..3], [4, 4, 900]);
+        assert_eq!(moved.map(f32::to_bits)[..3], [4, 4, 900]);
+        let (mut p, mut m, mut v) = (p, m, v);
+        idle_chunk(
+            &PreparedStep::routed(s, Routing { idle: true, ..Routing::HARDWARE }),
+            &idle,
+            &mut p,
+            &[0.0; 8],
+            &mut m,
+            &mut v,
+        );
         for (j, &k) in units.iter().enumerate() {
             let (mut ph, mut mh, mut vh) = (0.5f32, f32::from_bits(k), 1e-6f32);
             adam_elem(&s, &mut ph, 0.0, &mut mh, &mut vh);
@@ -1238,16 +1251,20 @@ mod tests {
         let (g, v0) = (vec![0.0f32; n], vec![1e-9f32; n]);
         let p0: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 0.25 } else { -1.5 }).collect();
         let saved = reg::read();
-        reg::write(saved & !0x3f);
-        let (mut p, mut m1, mut v) = (p0.clone(), m.clone(), v0.clone());
-        adam_update_prepared(&PreparedStep::emulated(s), &mut p, &g, &mut m1, &mut v);
-        let flags = reg::read() & DENORMAL_OR_UNDERFLOW;
-        reg::write(saved);
-        assert_eq!(flags, 0, "the idle path consumed or produced a subnormal");
-        // And the bits are the reference's.
-        let (mut pr, mut mr, mut vr) = (p0, m, v0);
+        let (mut pr, mut mr, mut vr) = (p0.clone(), m.clone(), v0.clone());
         adam_update_reference(s, &mut pr, &g, &mut mr, &mut vr);
         let b = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!((b(&p), b(&m1), b(&v)), (b(&pr), b(&mr), b(&vr)));
+        // Both routings of the lanes the idle path leaves (there are none here).
+        let hardware = super::super::Routing { idle: true, ..super::super::Routing::HARDWARE };
+        for ps in [PreparedStep::emulated(s), PreparedStep::routed(s, hardware)] {
+            reg::write(saved & !0x3f);
+            let (mut p, mut m1, mut v) = (p0.clone(), m.clone(), v0.clone());
+            adam_update_prepared(&ps, &mut p, &g, &mut m1, &mut v);
+            let flags = reg::read() & DENORMAL_OR_UNDERFLOW;
+            reg::write(saved);
+            assert_eq!(flags, 0, "the idle path consumed or produced a subnormal (emulate: {})", ps.emulate);
+            // And the bits are the reference's.
+            assert_eq!((b(&p), b(&m1), b(&v)), (b(&pr), b(&mr), b(&vr)));
+        }
     }
 }
