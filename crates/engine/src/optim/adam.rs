@@ -594,8 +594,8 @@ fn idle_chunk<const N: usize>(
     }
 }
 
-/// Lanes of plain Adam one by one ([`adam_lane`]): a chunk's tail, or a small-moment block where
-/// the idle path does not pay.
+/// Lanes one by one ([`adam_lane`]): a block's tail after its chunks, or a small-moment block of
+/// plain Adam where the idle path does not pay.
 #[inline(always)]
 fn adam_update_mixed_lanes(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
@@ -686,11 +686,8 @@ fn adam_update_mixed_l2(ps: &PreparedStep, p: &mut [f32], g: &[f32], m: &mut [f3
             masked_update(done, p, g, m, v, |p, g, m, v| adam_update_reference_l2(ps.s, p, g, m, v));
         }
     }
-    let tail =
-        pc.into_remainder().iter_mut().zip(gc.remainder()).zip(mc.into_remainder()).zip(vc.into_remainder());
-    for (((p, &g), m), v) in tail {
-        adam_lane(ps, p, g, m, v);
-    }
+    let tail = (pc.into_remainder(), gc.remainder(), mc.into_remainder(), vc.into_remainder());
+    adam_update_mixed_lanes(ps, tail.0, tail.1, tail.2, tail.3);
 }
 
 /// `a` where `pick`, else `b`, by bit masks (no branch on the data).
