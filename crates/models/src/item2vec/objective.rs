@@ -23,7 +23,8 @@ use super::lane::{Lane, Weights};
 use super::negative::{negative_lane, NegativePass};
 use super::pair_rows::PairRows;
 use super::softmax::{
-    project, projected_backward, projected_lane, softmax_lane, Isa, PairTables, ProjectedPass, SoftmaxKernel,
+    project, projected_backward, projected_lane, softmax_lane, ExamplePass, Isa, PairTables, ProjectedPass,
+    SoftmaxKernel,
 };
 use super::{
     Architecture, ContextReduce, EpochSampling, Examples, Item2VecConfig, OutputLoss, UnigramSampler,
@@ -424,6 +425,7 @@ impl Item2VecObjective {
         // Two-token contexts by rows ([`PairRows`]: loss, and with `grad` their gradient); the
         // lanes take the rest, with the rows of `P` their contexts read.
         let (mut ids, mut len, mut pair_loss) = (ids, len, 0.0);
+        let examples = ExamplePass { arch: cfg.architecture, reduce: cfg.context, ex, scale, grad };
         if use_pairs {
             let f = match cfg.context {
                 ContextReduce::Sum => 1.0,
@@ -432,16 +434,13 @@ impl Item2VecObjective {
             pairs.fill(&wts, f, self.isa);
             lanes[0].ensure_projected(wts.v, wts.k);
             // The row pass reads the tables, never `P`.
-            let rows_pass =
-                ProjectedPass { arch: cfg.architecture, reduce: cfg.context, proj: &[], ex, scale, grad };
-            pair_loss = pair_rows.run(&rows_pass, pairs, &wts, ids, &mut lanes[0], self.isa);
+            pair_loss = pair_rows.run(&examples, pairs, &wts, ids, &mut lanes[0], self.isa);
             (ids, len) = (&pair_rows.direct[..], pair_rows.direct.len());
             pairs.project_rows(&wts, &pair_rows.direct_rows, proj);
             let cap = if grad { projected_lanes(len, wts.v) } else { usize::MAX };
             n_lanes = self.lanes.min(len.div_ceil(MIN_LANE_EXAMPLES)).min(cap).max(1);
         }
-        let projected_pass =
-            ProjectedPass { arch: cfg.architecture, reduce: cfg.context, proj, ex, scale, grad };
+        let projected_pass = ProjectedPass { examples, proj };
         let work = |j: usize, lane: &mut Lane| {
             let (lo, hi) = (j * len / n_lanes, (j + 1) * len / n_lanes);
             lane.loss = 0.0;

@@ -43,7 +43,7 @@ use rayon::prelude::*;
 use super::lane::{Lane, RowMarks, Weights};
 #[cfg(target_arch = "x86_64")]
 use super::simd512;
-use super::softmax::{hidden_tokens, positives_of, Isa, PairTables, ProjectedPass, Row, PAIR_SUM_FLOOR};
+use super::softmax::{hidden_tokens, positives_of, ExamplePass, Isa, PairTables, Row, PAIR_SUM_FLOOR};
 use super::Architecture;
 
 /// Rows of `S` a block of the row pass owns.
@@ -113,7 +113,7 @@ impl PairRows {
     /// Every `isa` gives the same bits.
     pub(crate) fn run(
         &mut self,
-        pass: &ProjectedPass<'_>,
+        pass: &ExamplePass<'_>,
         tables: &PairTables,
         wts: &Weights<'_>,
         ids: &[u32],
@@ -213,7 +213,7 @@ impl PairRows {
 
     /// Splits `ids` into two-token examples (listed in `two_token` and indexed by row into
     /// `entries`) and the rest (`direct`).
-    fn index(&mut self, pass: &ProjectedPass<'_>, ids: &[u32], v: usize) {
+    fn index(&mut self, pass: &ExamplePass<'_>, ids: &[u32], v: usize) {
         self.direct.clear();
         self.two_token.clear();
         for &e in ids {
@@ -249,7 +249,7 @@ impl PairRows {
 
 /// What every block of the first phase reads.
 struct SumPass<'a> {
-    pass: &'a ProjectedPass<'a>,
+    pass: &'a ExamplePass<'a>,
     tables: &'a PairTables,
     wts: &'a Weights<'a>,
     start: &'a [u32],

@@ -912,17 +912,25 @@ impl PairTables {
     }
 }
 
-/// What a projected pass over a lane's examples reads.
+/// What a full-softmax pass over a batch's examples reads, whichever kernel runs it (the row
+/// pass of [`super::pair_rows`] reads the pair tables, the per-example kernel a
+/// [`ProjectedPass`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ProjectedPass<'a> {
+pub(crate) struct ExamplePass<'a> {
     pub arch: Architecture,
     pub reduce: ContextReduce,
-    /// The projection `E W^T` (V x V).
-    pub proj: &'a [f32],
     pub ex: &'a Examples,
     /// `1 / batch count`.
     pub scale: f32,
     pub grad: bool,
+}
+
+/// What a projected pass over a lane's examples reads: the examples and the projection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProjectedPass<'a> {
+    pub examples: ExamplePass<'a>,
+    /// The projection `E W^T` (V x V).
+    pub proj: &'a [f32],
 }
 
 /// The projected kernel over the examples `ids`: logits from the rows of `proj` ([`project`]),
@@ -973,7 +981,8 @@ fn projected_examples<const AVX2: bool>(
     lane: &mut Lane,
 ) {
     let v = bias.len();
-    let (arch, reduce, ex, proj) = (pass.arch, pass.reduce, pass.ex, pass.proj);
+    let ExamplePass { arch, reduce, ex, scale, grad } = pass.examples;
+    let proj = pass.proj;
     let Lane { z, s, db, e_rows, loss, .. } = lane;
     /// Per example of a block: `lse` (or the max before the exponentials), the positives'
     /// logits and the sum of exponentials.
@@ -998,29 +1007,21 @@ fn projected_examples<const AVX2: bool>(
         for ((&e, zr), st) in block.iter().zip(z.chunks_exact_mut(v)).zip(&stats) {
             let e = e as usize;
             let positives = positives_of(arch, ex, e);
-            if pass.grad {
+            if grad {
                 // CBOW over two distinct tokens: `finish` and `accumulate_projected` in one
                 // pass, the same values.
                 let (rows, f) = hidden_tokens(arch, reduce, ex, e);
                 if let (&[a, c], &[t]) = (rows, positives) {
                     if a != c {
                         *loss += (positives.len() as f32 * st.lse_or_max - st.z_positives) as f64;
-                        let g = positives.len() as f32 * pass.scale / st.sum;
-                        accumulate_softmax2::<AVX2>(zr, g, pass.scale, (a, c, t), f, db, s, e_rows);
+                        let g = positives.len() as f32 * scale / st.sum;
+                        accumulate_softmax2::<AVX2>(zr, g, scale, (a, c, t), f, db, s, e_rows);
                         continue;
                     }
                 }
             }
-            *loss += Row::<AVX2>::finish(
-                zr,
-                st.lse_or_max,
-                st.sum,
-                st.z_positives,
-                positives,
-                pass.scale,
-                pass.grad,
-            );
-            if pass.grad {
+            *loss += Row::<AVX2>::finish(zr, st.lse_or_max, st.sum, st.z_positives, positives, scale, grad);
+            if grad {
                 let (rows, f) = hidden_tokens(arch, reduce, ex, e);
                 accumulate_projected(rows, f, zr, db, s, e_rows);
             }
