@@ -278,7 +278,7 @@ pub fn adam_element_seconds() -> f64 {
 /// Which of `soft`'s two paths beat the hardware on this CPU ([`routing`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Routing {
-    /// The idle fast path ([`soft::idle_lanes`], plain Adam's idle rows).
+    /// The idle fast path ([`soft::idle_moments`] in [`idle_chunk`], plain Adam's idle rows).
     idle: bool,
     /// The element emulation ([`soft::adam_elem_soft`], any other lane with a subnormal input).
     soft: bool,
