@@ -641,9 +641,9 @@ mod tests {
     }
 
     /// The AVX-512 and AVX2 builds of the loop (what the CPU dispatches to where it has them)
-    /// are the baseline (SSE) build to the bit, with subnormal lanes routed to `soft` or kept in
-    /// hardware: subnormals, idle lanes, tails, both lerp branches, L2, AdamW; 2,000 random
-    /// states of up to 300 elements each.
+    /// are the baseline (SSE) build to the bit, with subnormal lanes routed to `soft`, kept in
+    /// hardware, or the idle lanes only routed: subnormals, idle lanes, tails, both lerp
+    /// branches, L2, AdamW; 2,000 random states of up to 300 elements each.
     #[test]
     fn wide_and_baseline_loops_agree_to_the_bit() {
         #[cfg(target_arch = "x86_64")]
@@ -669,9 +669,15 @@ mod tests {
                 0..300,
             );
             let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(2_000));
-            let outcome = runner.run(&(scalars(), state, any::<bool>()), |(s, state, emulate)| {
-                // Both routings of subnormal lanes: to `soft`, and all in hardware.
-                let ps = if emulate { PreparedStep::emulated(s) } else { PreparedStep::in_hardware(s) };
+            let outcome = runner.run(&(scalars(), state, 0..3u8), |(s, state, routing)| {
+                // Subnormal lanes routed to `soft` (both paths), all in hardware, or the idle
+                // path with the other lanes in hardware (the Intel Xeon's routing).
+                let idle_only = super::super::Routing { idle: true, ..super::super::Routing::HARDWARE };
+                let ps = match routing {
+                    0 => PreparedStep::emulated(s),
+                    1 => PreparedStep::in_hardware(s),
+                    _ => PreparedStep::routed(s, idle_only),
+                };
                 let p: Vec<f32> = state.iter().map(|x| x.0).collect();
                 let g: Vec<f32> = state.iter().map(|x| x.1).collect();
                 let m: Vec<f32> = state.iter().map(|x| x.2).collect();
