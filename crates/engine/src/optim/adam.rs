@@ -577,9 +577,6 @@ fn idle_chunk<const N: usize>(
     for j in 0..N {
         m[j] = select_bits(taken[j], 0.0, m[j]);
     }
-    // A length the compiler cannot see: the loop is then vectorised as the plain chunks' (with
-    // a known length it may be unrolled into scalar operations).
-    let n = std::hint::black_box(N);
     if ps.emulate {
         let others = taken.map(|t| !t);
         masked_update(others, p, g, m, v, |p, g, m, v| adam_update_reference(ps.s, p, g, m, v));
@@ -587,6 +584,9 @@ fn idle_chunk<const N: usize>(
             adam_lane(ps, &mut p[j], g[j], &mut m[j], &mut v[j]);
         }
     } else {
+        // A length the compiler cannot see, as in `masked_update`: the loop is then vectorised
+        // as the plain chunks' are.
+        let n = std::hint::black_box(N);
         adam_update_reference(ps.s, &mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
     }
     for j in 0..N {
