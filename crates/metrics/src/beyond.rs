@@ -57,10 +57,12 @@ fn check_lists(lists: &ArrayView2<'_, u32>, n_items: usize) -> Result<()> {
 pub fn intra_list_diversity(lists: ArrayView2<'_, u32>, embeddings: ArrayView2<'_, f32>) -> Result<f64> {
     check_lists(&lists, embeddings.nrows())?;
     let unit = unit_rows_f64(embeddings);
-    let (sum, count) = lists
+    // Per list in parallel, then summed in list order: the same bits for any thread count (a
+    // parallel fold sums in the order work stealing gives).
+    let per_list: Vec<Option<f64>> = lists
         .axis_iter(Axis(0))
         .into_par_iter()
-        .filter_map(|row| {
+        .map(|row| {
             let items: Vec<usize> = valid(row).map(|j| j as usize).collect();
             if items.len() < 2 {
                 return None;
@@ -74,8 +76,8 @@ pub fn intra_list_diversity(lists: ArrayView2<'_, u32>, embeddings: ArrayView2<'
             let pairs = items.len() * (items.len() - 1) / 2;
             Some(total / pairs as f64)
         })
-        .fold(|| (0f64, 0usize), |(s, c), d| (s + d, c + 1))
-        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        .collect();
+    let (sum, count) = per_list.iter().flatten().fold((0f64, 0usize), |(s, c), &d| (s + d, c + 1));
     if count == 0 {
         return Err(MetricsError::Empty { what: "lists with at least two movies" });
     }
@@ -309,6 +311,36 @@ mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
     use ndarray::array;
+
+    /// Thousands of lists under pools of 1 and 4 threads give the same bits as the per-list
+    /// diversities summed in list order by hand (a parallel fold once summed them in whatever
+    /// order work stealing gave, and a pipeline test saw the last bit move).
+    #[test]
+    fn diversity_is_the_list_order_sum_for_any_thread_count() {
+        let (movies, k, n_lists) = (50usize, 6usize, 4000usize);
+        let e = ndarray::Array2::from_shape_fn((movies, k), |(i, c)| ((i * 7 + c * 13) % 17) as f32 - 8.0);
+        let lists = ndarray::Array2::from_shape_fn((n_lists, 10), |(u, s)| {
+            ((u * 31 + s * 11 + u / 7) % movies) as u32
+        });
+        let unit = unit_rows_f64(e.view());
+        let mut by_hand = 0f64;
+        for row in lists.axis_iter(Axis(0)) {
+            let items: Vec<usize> = valid(row).map(|j| j as usize).collect();
+            let mut total = 0f64;
+            for (a, &i) in items.iter().enumerate() {
+                for &j in &items[a + 1..] {
+                    total += 1.0 - unit.row(i).dot(&unit.row(j));
+                }
+            }
+            by_hand += total / (items.len() * (items.len() - 1) / 2) as f64;
+        }
+        let by_hand = by_hand / n_lists as f64;
+        for threads in [1, 4] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let got = pool.install(|| intra_list_diversity(lists.view(), e.view()).unwrap());
+            assert_eq!(got.to_bits(), by_hand.to_bits(), "{threads} threads: {got} vs {by_hand}");
+        }
+    }
 
     #[test]
     fn diversity_by_hand() {
