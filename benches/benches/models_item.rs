@@ -47,37 +47,50 @@ fn sequences(vocab: u32, n: usize, seed: u64) -> Vec<Vec<u32>> {
 }
 
 fn item2vec_step(c: &mut Criterion, name: &str, config: Item2VecConfig, vocab: usize, kernel: SoftmaxKernel) {
-    item2vec_step_with(c, name, config, vocab, kernel, false)
+    item2vec_step_with(c, name, config, vocab, |o| o.with_softmax_kernel(kernel))
 }
 
-/// [`item2vec_step`], with `per_lane_backward` the projected kernel's earlier structure (the
-/// backward products once per lane instead of once for the lanes' summed `S`).
+/// [`item2vec_step`] with the objective set up by `tune` (its kernel and switches).
 fn item2vec_step_with(
     c: &mut Criterion,
     name: &str,
     config: Item2VecConfig,
     vocab: usize,
-    kernel: SoftmaxKernel,
-    per_lane_backward: bool,
+    tune: impl Fn(Item2VecObjective) -> Item2VecObjective,
+) {
+    item2vec_step_in(c, name, config, vocab, tune, None)
+}
+
+/// [`item2vec_step_with`], each step inside `pool` when given (else rayon's global pool).
+fn item2vec_step_in(
+    c: &mut Criterion,
+    name: &str,
+    config: Item2VecConfig,
+    vocab: usize,
+    tune: impl Fn(Item2VecObjective) -> Item2VecObjective,
+    pool: Option<&rayon::ThreadPool>,
 ) {
     let seqs = sequences(vocab as u32, 64, 1);
     let mut params = ParamStore::new();
     let tables = Item2VecTables::register_seeded(&mut params, vocab, &config, 2).expect("tables");
     let train = Examples::build(&seqs, config.window, config.drop_ends);
     let examples = train.len();
-    let obj = Item2VecObjective::new(config, tables, vocab, train, None, 3)
-        .expect("objective")
-        .with_softmax_kernel(kernel)
-        .with_per_lane_backward(per_lane_backward);
+    let obj = tune(Item2VecObjective::new(config, tables, vocab, train, None, 3).expect("objective"));
     let units: Vec<u32> = (0..64).collect();
     let mut grads = Grads::zeros_like(&params);
     let mut adam = Adam::new(AdamConfig::default());
     c.bench_function(&format!("{name} (V={vocab}, k={}, {examples} examples)", config.dim), |b| {
         b.iter(|| {
-            let loss = obj.loss_and_grad(&params, &units, &mut grads);
-            adam.step(&mut params, &grads, 1e-2);
-            grads.clear();
-            black_box(loss)
+            let mut step = || {
+                let loss = obj.loss_and_grad(&params, &units, &mut grads);
+                adam.step(&mut params, &grads, 1e-2);
+                grads.clear();
+                loss
+            };
+            black_box(match pool {
+                Some(pool) => pool.install(step),
+                None => step(),
+            })
         })
     });
 }
@@ -121,9 +134,19 @@ fn bench_item2vec(c: &mut Criterion) {
             "cbow_softmax_step Projected per-lane backward",
             Item2VecConfig::default(),
             vocab,
-            SoftmaxKernel::Projected,
-            true,
+            |o| o.with_softmax_kernel(SoftmaxKernel::Projected).with_per_lane_backward(true),
         );
+    }
+    // The two-token row pass on one thread: one sweep over the rows (now) and its two phases
+    // (before), in one run.
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    for vocab in [200, 1000] {
+        for sweep in [false, true] {
+            let name = format!("cbow_softmax_step Projected 1 thread, row sweep {sweep}");
+            let tune =
+                |o: Item2VecObjective| o.with_softmax_kernel(SoftmaxKernel::Projected).with_row_sweep(sweep);
+            item2vec_step_in(c, &name, Item2VecConfig::default(), vocab, tune, Some(&one));
+        }
     }
     let sg = Item2VecConfig {
         architecture: Architecture::Skipgram,

@@ -282,7 +282,9 @@ fn stale_rows_of_s_never_leak_into_a_later_batch() {
 }
 
 /// Every build this CPU runs (portable, AVX2, AVX-512: the table fill, the sums and the row
-/// pass) gives bitwise the portable build's loss and gradient.
+/// pass) gives bitwise the portable build's loss and gradient, in both forms of the row pass:
+/// one sweep (one thread) and two phases over parallel blocks (two threads), on a batch that
+/// follows another.
 #[test]
 fn pair_row_builds_match_the_portable_build_bitwise() {
     use super::softmax::Isa;
@@ -292,23 +294,26 @@ fn pair_row_builds_match_the_portable_build_bitwise() {
             let config = Item2VecConfig { context, dim, drop_ends: false, ..Default::default() };
             let (params, _, projected) = setup(config, vocab, &seqs, 5);
             let units: Vec<u32> = (0..seqs.len() as u32).collect();
-            let run = |isa: Isa| {
+            let run = |isa: Isa, threads: usize| {
                 let o = projected_in(&projected, config, vocab, 5, isa);
                 let mut g = Grads::zeros_like(&params);
-                let loss = o.loss_and_grad(&params, &units, &mut g);
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                // A first batch leaves stale rows of `S` behind for the second.
+                pool.install(|| o.loss_and_grad(&params, &units[..units.len() / 2], &mut g));
+                let mut g = Grads::zeros_like(&params);
+                let loss = pool.install(|| o.loss_and_grad(&params, &units, &mut g));
                 (loss.sum, g)
             };
-            let (want, gw) = run(Isa::Portable);
+            let (want, gw) = run(Isa::Portable, 2);
             for isa in Isa::supported() {
-                let (got, gg) = run(isa);
-                assert_eq!(
-                    got.to_bits(),
-                    want.to_bits(),
-                    "V {vocab} {context:?} {isa:?}: loss {got} vs {want}"
-                );
-                for (x, y) in gg.tables().iter().zip(gw.tables()) {
-                    let same = x.data.iter().zip(&y.data).all(|(p, q)| p.to_bits() == q.to_bits());
-                    assert!(same, "V {vocab} {context:?} {isa:?}: gradients differ");
+                for threads in [1, 2] {
+                    let (got, gg) = run(isa, threads);
+                    let case = format!("V {vocab} {context:?} {isa:?} {threads} threads");
+                    assert_eq!(got.to_bits(), want.to_bits(), "{case}: loss {got} vs {want}");
+                    for (x, y) in gg.tables().iter().zip(gw.tables()) {
+                        let same = x.data.iter().zip(&y.data).all(|(p, q)| p.to_bits() == q.to_bits());
+                        assert!(same, "{case}: gradients differ");
+                    }
                 }
             }
         }

@@ -183,6 +183,9 @@ pub struct Item2VecObjective {
     /// The projected kernel's backward products once per lane (the earlier structure, kept to
     /// be benchmarked and tested against) instead of once per batch.
     per_lane_backward: bool,
+    /// Whether the two-token row pass may run as one sweep on one thread (the default) rather
+    /// than always in two phases (kept to be benchmarked against; the same bits).
+    row_sweep: bool,
     draws: AtomicU64,
     /// Per-epoch resampling of the training sequences (gensim's `sample` / `shrink_windows`).
     sampling: Option<EpochSampling>,
@@ -232,6 +235,7 @@ impl Item2VecObjective {
             kernel: SoftmaxKernel::Auto,
             isa: Isa::best(true),
             per_lane_backward: false,
+            row_sweep: true,
             draws: AtomicU64::new(0),
             sampling: None,
             epoch: AtomicU64::new(0),
@@ -277,6 +281,13 @@ impl Item2VecObjective {
     /// structure, for benchmarks and tests; same gradient up to rounding.
     pub fn with_per_lane_backward(mut self, per_lane: bool) -> Self {
         self.per_lane_backward = per_lane;
+        self
+    }
+
+    /// With `false`, the two-token row pass always runs its two phases, even on one thread
+    /// (where it otherwise sweeps the rows once): for benchmarks; the same bits either way.
+    pub fn with_row_sweep(mut self, sweep: bool) -> Self {
+        self.row_sweep = sweep;
         self
     }
 
@@ -434,7 +445,7 @@ impl Item2VecObjective {
             pairs.fill(&wts, f, self.isa);
             lanes[0].ensure_projected(wts.v, wts.k);
             // The row pass reads the tables, never `P`.
-            pair_loss = pair_rows.run(&examples, pairs, &wts, ids, &mut lanes[0], self.isa);
+            pair_loss = pair_rows.run(&examples, pairs, &wts, ids, &mut lanes[0], self.isa, self.row_sweep);
             (ids, len) = (&pair_rows.direct[..], pair_rows.direct.len());
             pairs.project_rows(&wts, &pair_rows.direct_rows, proj);
             let cap = if grad { projected_lanes(len, wts.v) } else { usize::MAX };

@@ -20,19 +20,28 @@
 //!
 //! (every example is counted in two rows, `a` and `c`, hence the half; `a = c` counts twice in
 //! one row). Two phases over the rows: the first computes each example's `Z`, `g` and loss once,
-//! in the row of its first context token (`Y[a]` stays in L1 while the row's examples stream
-//! their `Y[c]`); the second adds `g Y[c]` into an accumulator that stays in L1 and writes each
-//! touched row of `S` once. The per-example form wrote `dz` and read-modify-wrote `db`, `S[a]`
-//! and `S[c]`, five rows from L2 or L3 at V = 1,000; computing `Z` in both rows (one phase)
+//! in its *primary* entry, the one in its lower context row (`Y[r]` stays in L1 while the
+//! row's primary examples stream their `Y[c]`; each row's primaries are listed apart, so the
+//! phase reads no flags); the second adds `g Y[c]` into an accumulator that stays in L1 and
+//! writes each touched row of `S` once. The per-example form wrote `dz` and read-modify-wrote
+//! `db`, `S[a]` and `S[c]`, five rows from L2 or L3 at V = 1,000; computing `Z` in both rows
 //! measured 5.48 ms an epoch at P0 top-200 against 4.83 for two phases (ml-100k, 1 thread,
 //! medians of 5 alternating runs). The target's logit `z_t` comes
 //! from the rows of `E` and `W` (`k` products each), not from two scattered elements of `P`.
 //!
+//! On one thread the phases run as one sweep over the rows ([`Sweep`]): row `r`'s sums, then
+//! its row of `S`. Every primary lies in its own row or an earlier one, so each of the row's
+//! `g` is known by then, and the rows of `Y` its primaries just read are still in cache: two
+//! reads of a table row an example instead of three. P0 at 1 thread on ml-100k, Intel Xeon,
+//! medians of alternating runs: top-1000 52.86 against 54.77 ms an epoch (5 runs), top-200
+//! 3.83 against 3.92 (3), top-50 0.525 against 0.546 (5).
+//!
 //! A loss-only pass (validation) runs the first phase alone.
 //!
 //! **Determinism:** rows go in fixed blocks of [`ROW_BLOCK`] (a function of V only); a row's
-//! entries are in example order; the blocks' loss and `db` partials are summed in block order.
-//! Any thread count gives the same bits.
+//! entries are in example order; the blocks' loss and `db` partials are summed in block order;
+//! the sweep does each row's operations on the same values as the two phases. Any thread count
+//! gives the same bits.
 //!
 //! Examples of another shape (one context token at a sequence's ends) and those whose `Z` falls
 //! below [`PAIR_SUM_FLOOR`] (the products could underflow) are left in [`PairRows::direct`]
@@ -61,10 +70,11 @@ struct Entry {
     target: u32,
     /// The example's id.
     example: u32,
-    /// Whether this row is the example's first context token (its `Z`, `g`, loss and
-    /// fallback are computed there, once).
-    primary: bool,
-    /// The index of the example's primary entry (its own, when primary).
+    /// Whether this row is the example's first context token (`a` of `{a, c}`).
+    first: bool,
+    /// The index of the example's primary entry: the one in its lower context row (the
+    /// first of the two when both are the same row), where its `Z`, `g`, loss and fallback
+    /// are computed once; a single sweep over the rows meets it before the other.
     twin: u32,
     /// `g = scale / Z` (primary entries, after the first phase; NaN: the example falls back).
     g: f32,
@@ -80,8 +90,7 @@ struct Block {
     acc: Vec<f32>,
     /// Examples whose `Z` fell below the floor (recorded by their primary entry).
     fallback: Vec<u32>,
-    /// The row in hand's primary entries' partners and their sums `Z` (first phase).
-    partners: Vec<u32>,
+    /// The sums `Z` of the row in hand's primary entries (first phase).
     sums: Vec<f32>,
     /// The row in hand's `(g, partner)` terms (second phase, AVX-512).
     terms: Vec<(f32, u32)>,
@@ -96,6 +105,13 @@ pub(crate) struct PairRows {
     entries: Vec<Entry>,
     /// Where the next entry of each row goes while filling.
     cursor: Vec<u32>,
+    /// `prim_start[r]..prim_start[r + 1]`: row `r`'s primary entries (indices into `entries`,
+    /// in entry order) in `primaries`, their partners in `primary_partners`.
+    prim_start: Vec<u32>,
+    primaries: Vec<u32>,
+    primary_partners: Vec<u32>,
+    /// Where the next primary of each row goes while filling.
+    prim_cursor: Vec<u32>,
     /// The two-token examples in `ids` order: `[example, a, c, t]`.
     two_token: Vec<[u32; 4]>,
     blocks: Vec<Block>,
@@ -110,7 +126,9 @@ impl PairRows {
     /// the two-token examples' loss sum and, when `pass.grad`, adds their `S` rows, marks and
     /// `db` to `lane` (its buffers sized by `ensure_projected`); the rest go to
     /// [`direct`](Self::direct), the rows of `P` they read to [`direct_rows`](Self::direct_rows).
-    /// Every `isa` gives the same bits.
+    /// Every `isa` gives the same bits, with or without `sweep` (one sweep over the rows when
+    /// on one thread; else two phases).
+    #[allow(clippy::too_many_arguments)] // one call site; the pass, its tables and two switches
     pub(crate) fn run(
         &mut self,
         pass: &ExamplePass<'_>,
@@ -119,6 +137,7 @@ impl PairRows {
         ids: &[u32],
         lane: &mut Lane,
         isa: Isa,
+        sweep: bool,
     ) -> f64 {
         debug_assert_eq!(pass.arch, Architecture::Cbow);
         let v = wts.v;
@@ -134,30 +153,85 @@ impl PairRows {
             b.acc.resize(v, 0.0);
             b.fallback.clear();
         }
-        // Phase 1: every example's `Z`, `g` and loss in its primary entry, blocks in parallel
-        // over their own entries.
-        let mut rest = &mut self.entries[..];
-        let mut chunks = Vec::with_capacity(n_blocks);
-        for j in 0..n_blocks {
-            let end = self.start[((j + 1) * ROW_BLOCK).min(v)] - self.start[j * ROW_BLOCK];
-            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(end as usize);
-            chunks.push(chunk);
-            rest = tail;
-        }
         let start = &self.start[..];
-        let sums = SumPass { pass, tables, wts, start, v };
-        let phase1 = |(j, (entries, block)): (usize, (&mut [Entry], &mut Block))| match isa {
-            // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { sums.block_avx2(j, entries, block) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { sums.block_avx512(j, entries, block) },
-            _ => sums.block::<false>(j, entries, block),
+        let sums = SumPass {
+            pass,
+            tables,
+            wts,
+            start,
+            prim_start: &self.prim_start,
+            primaries: &self.primaries,
+            partners: &self.primary_partners,
+            v,
         };
-        if n_blocks == 1 {
-            phase1((0, (chunks.pop().expect("one block"), &mut self.blocks[0])));
+        let rows = RowPass { tables, start, v, scale: pass.scale };
+        let Lane { s, e_rows: marks, .. } = lane;
+        let s = &mut s[..v * v];
+        if pass.grad && sweep && (n_blocks == 1 || rayon::current_num_threads() == 1) {
+            // One sweep: every entry's primary lies in its own row or an earlier one, so a row's
+            // `g` are all known once its own sums are taken, and the rows of `Y` its primary
+            // entries just read are still in cache for its `acc`.
+            let fused = Sweep { sums, rows, marks };
+            for (j, s) in s.chunks_mut(ROW_BLOCK * v).enumerate() {
+                let block = &mut self.blocks[j];
+                match isa {
+                    // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => unsafe { fused.block_avx2(j, &mut self.entries, s, block) },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { fused.block_avx512(j, &mut self.entries, s, block) },
+                    _ => fused.block::<false>(j, &mut self.entries, s, block),
+                }
+            }
         } else {
-            chunks.into_par_iter().zip(self.blocks[..n_blocks].par_iter_mut()).enumerate().for_each(phase1);
+            // Phase 1: every example's `Z`, `g` and loss in its primary entry, blocks in
+            // parallel over their own entries.
+            let mut rest = &mut self.entries[..];
+            let mut chunks = Vec::with_capacity(n_blocks);
+            for j in 0..n_blocks {
+                let end = start[((j + 1) * ROW_BLOCK).min(v)] - start[j * ROW_BLOCK];
+                let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(end as usize);
+                chunks.push(chunk);
+                rest = tail;
+            }
+            let phase1 = |(j, (entries, block)): (usize, (&mut [Entry], &mut Block))| match isa {
+                // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { sums.block_avx2(j, entries, block) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { sums.block_avx512(j, entries, block) },
+                _ => sums.block::<false>(j, entries, block),
+            };
+            if n_blocks == 1 {
+                phase1((0, (chunks.pop().expect("one block"), &mut self.blocks[0])));
+            } else {
+                chunks
+                    .into_par_iter()
+                    .zip(self.blocks[..n_blocks].par_iter_mut())
+                    .enumerate()
+                    .for_each(phase1);
+            }
+            if pass.grad {
+                // Phase 2: the rows' sums into `S` and `db`.
+                let entries = &self.entries[..];
+                let marks = &*marks;
+                let work = |(j, (s, block)): (usize, (&mut [f32], &mut Block))| match isa {
+                    // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => unsafe { rows.block_avx2(j, entries, marks, s, block) },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { rows.block_avx512(j, entries, marks, s, block) },
+                    _ => rows.block::<false>(j, entries, marks, s, block),
+                };
+                if n_blocks == 1 {
+                    work((0, (s, &mut self.blocks[0])));
+                } else {
+                    s.par_chunks_mut(ROW_BLOCK * v)
+                        .zip(self.blocks[..n_blocks].par_iter_mut())
+                        .enumerate()
+                        .for_each(work);
+                }
+            }
         }
         let loss = self.blocks[..n_blocks].iter().map(|b| b.loss).sum();
         // The examples whose sums fell below the floor go to the per-example kernel after the
@@ -172,26 +246,7 @@ impl PairRows {
         if !pass.grad {
             return loss;
         }
-        // Phase 2: the rows' sums into `S` and `db`.
-        let entries = &self.entries[..];
-        let rows = RowPass { tables, start, entries, v, scale: pass.scale, marks: &lane.e_rows };
-        let work = |(j, (s, block)): (usize, (&mut [f32], &mut Block))| match isa {
-            // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { rows.block_avx2(j, s, block) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { rows.block_avx512(j, s, block) },
-            _ => rows.block::<false>(j, s, block),
-        };
-        let s = &mut lane.s[..v * v];
-        if n_blocks == 1 {
-            work((0, (s, &mut self.blocks[0])));
-        } else {
-            s.par_chunks_mut(ROW_BLOCK * v)
-                .zip(self.blocks[..n_blocks].par_iter_mut())
-                .enumerate()
-                .for_each(work);
-        }
+        let start = &self.start[..];
         for r in 0..v {
             if start[r] < start[r + 1] {
                 lane.e_rows.mark(r as u32);
@@ -205,7 +260,7 @@ impl PairRows {
         lane.db.iter_mut().zip(&first.db).for_each(|(d, &x)| *d += 0.5 * x);
         // Every example that did not fall back subtracts `scale` at its target: the same
         // constant each time, so the order of the subtractions does not change the bits.
-        for en in self.entries.iter().filter(|en| en.primary && !en.g.is_nan()) {
+        for en in self.primaries.iter().map(|&at| &self.entries[at as usize]).filter(|en| !en.g.is_nan()) {
             lane.db[en.target as usize] -= pass.scale;
         }
         loss
@@ -236,14 +291,64 @@ impl PairRows {
         self.cursor.extend_from_slice(&self.start[..v]);
         self.entries.clear();
         self.entries.resize(self.start[v] as usize, Entry::default());
+        self.prim_start.clear();
+        self.prim_start.resize(v + 1, 0);
+        for &[_, a, c, _] in &self.two_token {
+            self.prim_start[a.min(c) as usize + 1] += 1;
+        }
+        for r in 0..v {
+            self.prim_start[r + 1] += self.prim_start[r];
+        }
+        self.primaries.resize(self.two_token.len(), 0);
+        self.primary_partners.resize(self.two_token.len(), 0);
+        self.prim_cursor.clear();
+        self.prim_cursor.extend_from_slice(&self.prim_start[..v]);
         for &[example, a, c, target] in &self.two_token {
-            let twin = self.cursor[a as usize];
-            for (row, partner, primary) in [(a, c, true), (c, a, false)] {
+            // The primary entry is the one in the lower row (the first when `a = c`), so a
+            // single sweep over the rows meets it before its twin.
+            let (low, high) = (a.min(c), a.max(c));
+            let twin = self.cursor[low as usize];
+            let p = &mut self.prim_cursor[low as usize];
+            self.primaries[*p as usize] = twin;
+            self.primary_partners[*p as usize] = high;
+            *p += 1;
+            for (row, partner, first) in [(a, c, true), (c, a, false)] {
                 let at = &mut self.cursor[row as usize];
-                self.entries[*at as usize] = Entry { partner, target, example, primary, twin, g: f32::NAN };
+                self.entries[*at as usize] = Entry { partner, target, example, first, twin, g: f32::NAN };
                 *at += 1;
             }
         }
+    }
+}
+
+/// The loss of a block's examples: the shifts and target logits added one by one, the sums `Z`
+/// multiplied [`LOG_GROUP`] at a time before their logarithm.
+#[derive(Debug, Clone, Copy)]
+struct LossSum {
+    loss: f64,
+    product: f64,
+    factors: usize,
+}
+
+impl LossSum {
+    fn new() -> Self {
+        Self { loss: 0.0, product: 1.0, factors: 0 }
+    }
+
+    /// Adds an example with sum `z` and `shift - z_t = d`.
+    #[inline(always)]
+    fn push(&mut self, d: f32, z: f32) {
+        self.loss += d as f64;
+        self.product *= z as f64;
+        self.factors += 1;
+        if self.factors == LOG_GROUP {
+            self.loss += self.product.ln();
+            (self.product, self.factors) = (1.0, 0);
+        }
+    }
+
+    fn total(self) -> f64 {
+        self.loss + self.product.ln()
     }
 }
 
@@ -253,6 +358,10 @@ struct SumPass<'a> {
     tables: &'a PairTables,
     wts: &'a Weights<'a>,
     start: &'a [u32],
+    /// [`PairRows`]' lists of each row's primary entries and their partners.
+    prim_start: &'a [u32],
+    primaries: &'a [u32],
+    partners: &'a [u32],
     v: usize,
 }
 
@@ -269,23 +378,45 @@ impl SumPass<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2")]
     unsafe fn block_avx512(&self, j: usize, entries: &mut [Entry], block: &mut Block) {
-        let (table, v) = (self.tables.table(), self.v);
-        self.block_with(j, entries, block, |x, partners, out| {
-            // SAFETY: the caller guarantees AVX-512F; partners are tokens `< v`.
-            unsafe { simd512::pair_sums(x, partners, table, v, out) }
-        });
+        self.block_with(j, entries, block, self.sums_avx512());
     }
 
-    /// The target's logit `z_t = f E[a] W[t] + (f E[c] W[t] + b_t)` of the example of the
-    /// primary entry `en` of row `a`, from the tables' rows (in cache) rather than from two
-    /// scattered elements of `P = E W^T`; the same value as `P`'s up to rounding.
+    /// [`simd512::pair_sums`] over the table.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn target_logit(&self, a: usize, en: &Entry) -> f32 {
+    fn sums_avx512(&self) -> impl RowSums + '_ {
+        let (table, v) = (self.tables.table(), self.v);
+        move |x, partners, out| {
+            // SAFETY: only built inside AVX-512F functions (`block_avx512`, `Sweep`'s);
+            // partners are tokens `< v`.
+            unsafe { simd512::pair_sums(x, partners, table, v, out) }
+        }
+    }
+
+    /// The portable sums (`AVX2`: compiled for AVX2).
+    #[inline(always)]
+    fn sums<const AVX2: bool>(&self) -> impl RowSums + '_ {
+        let t = self.tables;
+        move |x, partners, out| {
+            for (z, &c) in out.iter_mut().zip(partners) {
+                *z = Row::<AVX2>::pair_sum(x, t.y_row(c as usize));
+            }
+        }
+    }
+
+    /// The target's logit `z_t = f E[a] W[t] + (f E[c] W[t] + b_t)` of the example `{a, c}`
+    /// of the primary entry `en` of row `r`, from the tables' rows (in cache) rather than from
+    /// two scattered elements of `P = E W^T`; the same value as `P`'s up to rounding.
+    #[inline(always)]
+    fn target_logit(&self, r: usize, en: &Entry) -> f32 {
         let (w, k, f) = (self.wts, self.wts.k, self.tables.weight());
-        let (c, t) = (en.partner as usize, en.target as usize);
+        let t = en.target as usize;
         let w_t = &w.w[t * k..(t + 1) * k];
         let p = |i: usize| crate::mf::dot(&w.e[i * k..(i + 1) * k], w_t);
-        f * p(a) + (f * p(c) + w.b[t])
+        let (own, other) = (p(r), p(en.partner as usize));
+        // Which of the two is `a` follows the data (half the primaries each way): no branch.
+        let (pa, pc) = std::hint::select_unpredictable(en.first, (own, other), (other, own));
+        f * pa + (f * pc + w.b[t])
     }
 
     /// Rows `j ROW_BLOCK ..` (their entries in `entries`): each primary entry's `Z`, `g` and
@@ -294,94 +425,118 @@ impl SumPass<'_> {
     /// logarithm for eight examples.
     #[inline(always)]
     fn block<const AVX2: bool>(&self, j: usize, entries: &mut [Entry], block: &mut Block) {
-        let t = self.tables;
-        self.block_with(j, entries, block, |x, partners, out| {
-            for (z, &c) in out.iter_mut().zip(partners) {
-                *z = Row::<AVX2>::pair_sum(x, t.y_row(c as usize));
-            }
-        });
+        self.block_with(j, entries, block, self.sums::<AVX2>());
     }
 
     /// [`block`](Self::block) with the row's sums from `row_sums(Y[r], partners, out)`.
     #[inline(always)]
-    fn block_with(
+    fn block_with(&self, j: usize, entries: &mut [Entry], block: &mut Block, mut row_sums: impl RowSums) {
+        let mut loss = LossSum::new();
+        let base = self.start[j * ROW_BLOCK] as usize;
+        for r in j * ROW_BLOCK..((j + 1) * ROW_BLOCK).min(self.v) {
+            self.row(r, entries, base, block, &mut loss, &mut row_sums);
+        }
+        block.loss = loss.total();
+    }
+
+    /// Row `r`: its primary entries' `Z`, `g` and loss (`entries` holds the batch's entries
+    /// from index `base` on).
+    #[inline(always)]
+    fn row(
         &self,
-        j: usize,
+        r: usize,
         entries: &mut [Entry],
+        base: usize,
         block: &mut Block,
-        mut row_sums: impl FnMut(&[f32], &[u32], &mut [f32]),
+        loss: &mut LossSum,
+        row_sums: &mut impl RowSums,
     ) {
         let (t, scale) = (self.tables, self.pass.scale);
-        let (mut product, mut factors, mut loss) = (1.0f64, 0, 0.0f64);
-        let base = self.start[j * ROW_BLOCK];
-        let Block { partners, sums, fallback, .. } = block;
-        for r in j * ROW_BLOCK..((j + 1) * ROW_BLOCK).min(self.v) {
-            let row = &mut entries[(self.start[r] - base) as usize..(self.start[r + 1] - base) as usize];
-            partners.clear();
-            partners.extend(row.iter().filter(|en| en.primary).map(|en| en.partner));
-            sums.clear();
-            sums.resize(partners.len(), 0.0);
-            row_sums(t.y_row(r), partners, sums);
-            for (en, &z) in row.iter_mut().filter(|en| en.primary).zip(sums.iter()) {
-                if z.is_nan() || z < PAIR_SUM_FLOOR {
-                    fallback.push(en.example);
-                    en.g = f32::NAN;
-                    continue;
-                }
-                loss += (t.shift(r, en.partner as usize) - self.target_logit(r, en)) as f64;
-                product *= z as f64;
-                factors += 1;
-                if factors == LOG_GROUP {
-                    loss += product.ln();
-                    (product, factors) = (1.0, 0);
-                }
-                en.g = scale / z;
-            }
+        let range = self.prim_start[r] as usize..self.prim_start[r + 1] as usize;
+        if range.is_empty() {
+            return;
         }
-        block.loss = loss + product.ln();
+        let Block { sums, fallback, .. } = block;
+        sums.clear();
+        sums.resize(range.len(), 0.0);
+        row_sums(t.y_row(r), &self.partners[range.clone()], sums);
+        for (&at, &z) in self.primaries[range].iter().zip(sums.iter()) {
+            let en = &mut entries[at as usize - base];
+            if z.is_nan() || z < PAIR_SUM_FLOOR {
+                fallback.push(en.example);
+                en.g = f32::NAN;
+                continue;
+            }
+            loss.push(t.shift(r, en.partner as usize) - self.target_logit(r, en), z);
+            en.g = scale / z;
+        }
     }
 }
 
-/// What every block of the second phase reads.
+/// What every block of the second phase reads (besides the entries, whose primaries hold `g`,
+/// and the lane's marks: its rows of `S` that hold values; the others are stale and count as
+/// zero, written rather than added to).
 struct RowPass<'a> {
     tables: &'a PairTables,
     start: &'a [u32],
-    entries: &'a [Entry],
     v: usize,
     scale: f32,
-    /// The lane's rows of `S` that already hold values (the others are stale and count as
-    /// zero: written, not added to).
-    marks: &'a RowMarks,
 }
+
+/// A row's sums out (`terms`, `Y[r]`, `S[r]`, `db`, `fresh`, scratch accumulator).
+trait RowOut: Fn(&[(f32, u32)], &[f32], &mut [f32], &mut [f32], bool, &mut [f32]) {}
+impl<F: Fn(&[(f32, u32)], &[f32], &mut [f32], &mut [f32], bool, &mut [f32])> RowOut for F {}
+
+/// A row's sums `Z` (`Y[r]`, partners, out).
+trait RowSums: FnMut(&[f32], &[u32], &mut [f32]) {}
+impl<F: FnMut(&[f32], &[u32], &mut [f32])> RowSums for F {}
 
 impl RowPass<'_> {
     /// [`block`](Self::block) compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2(&self, j: usize, s: &mut [f32], block: &mut Block) {
-        self.block::<true>(j, s, block);
+    unsafe fn block_avx2(
+        &self,
+        j: usize,
+        entries: &[Entry],
+        marks: &RowMarks,
+        s: &mut [f32],
+        block: &mut Block,
+    ) {
+        self.block::<true>(j, entries, marks, s, block);
     }
 
     /// [`block`](Self::block) with [`simd512::row_sums_out`]'s register tiles (the same bits).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2")]
-    unsafe fn block_avx512(&self, j: usize, s: &mut [f32], block: &mut Block) {
-        let (v, t) = (self.v, self.tables);
-        let f = t.weight();
-        self.block_with(j, s, &mut block.db, &mut block.terms, |terms, x, s_row, db, fresh| {
-            // SAFETY: the caller guarantees AVX-512F; partners are tokens `< v`.
-            unsafe { simd512::row_sums_out(terms, t.table(), v, x, f, s_row, db, fresh) }
-        });
+    unsafe fn block_avx512(
+        &self,
+        j: usize,
+        entries: &[Entry],
+        marks: &RowMarks,
+        s: &mut [f32],
+        block: &mut Block,
+    ) {
+        self.block_with(j, entries, marks, s, block, self.out_avx512());
     }
 
-    /// Rows `j ROW_BLOCK ..` (their `S` rows in `s`): per row `acc = sum g Y[partner]` over its
-    /// entries (`g` read from each example's primary entry), then `S[r] += f Y[r] acc`, the
-    /// block's `db` partial, and `S[r][t] -= f scale` per entry.
+    /// [`simd512::row_sums_out`] over the table.
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn block<const AVX2: bool>(&self, j: usize, s: &mut [f32], block: &mut Block) {
-        let (t, f) = (self.tables, self.tables.weight());
-        let acc = &mut block.acc;
-        self.block_with(j, s, &mut block.db, &mut block.terms, |terms, x, s_row, db, fresh| {
+    fn out_avx512(&self) -> impl RowOut + '_ {
+        let (v, t) = (self.v, self.tables);
+        move |terms, x, s_row, db, fresh, _acc| {
+            // SAFETY: only built inside AVX-512F functions (`block_avx512`, `Sweep`'s);
+            // partners are tokens `< v`.
+            unsafe { simd512::row_sums_out(terms, t.table(), v, x, t.weight(), s_row, db, fresh) }
+        }
+    }
+
+    /// The portable row sums (`AVX2`: compiled for AVX2) through the accumulator row `acc`.
+    #[inline(always)]
+    fn out<const AVX2: bool>(&self) -> impl RowOut + '_ {
+        let t = self.tables;
+        move |terms, x, s_row, db, fresh, acc| {
             if fresh {
                 s_row.fill(0.0);
             }
@@ -389,41 +544,120 @@ impl RowPass<'_> {
             for &(g, c) in terms {
                 Row::<AVX2>::axpy(g, t.y_row(c as usize), acc);
             }
-            Row::<AVX2>::row_out(x, acc, f, s_row, db);
-        });
+            Row::<AVX2>::row_out(x, acc, t.weight(), s_row, db);
+        }
     }
 
-    /// [`block`](Self::block) with each row's `S[r] += f Y[r] acc` and `db` partial from
-    /// `row_out(terms, Y[r], S[r], db, fresh)`, `terms` the row's `(g, partner)` in entry order,
-    /// `fresh` when `S[r]` is stale (not yet marked: it counts as zero).
+    /// Rows `j ROW_BLOCK ..` (their `S` rows in `s`): per row `acc = sum g Y[partner]` over its
+    /// entries (`g` read from each example's primary entry), then `S[r] += f Y[r] acc`, the
+    /// block's `db` partial, and `S[r][t] -= f scale` per entry.
+    #[inline(always)]
+    fn block<const AVX2: bool>(
+        &self,
+        j: usize,
+        entries: &[Entry],
+        marks: &RowMarks,
+        s: &mut [f32],
+        block: &mut Block,
+    ) {
+        self.block_with(j, entries, marks, s, block, self.out::<AVX2>());
+    }
+
+    /// [`block`](Self::block) with each row's sums out from `row_out`.
     #[inline(always)]
     fn block_with(
         &self,
         j: usize,
+        entries: &[Entry],
+        marks: &RowMarks,
         s: &mut [f32],
-        db: &mut [f32],
-        terms: &mut Vec<(f32, u32)>,
-        mut row_out: impl FnMut(&[(f32, u32)], &[f32], &mut [f32], &mut [f32], bool),
+        block: &mut Block,
+        row_out: impl RowOut,
     ) {
-        let (v, t) = (self.v, self.tables);
-        let f_scale = t.weight() * self.scale;
-        for (i, s_row) in s.chunks_exact_mut(v).enumerate() {
+        for (i, s_row) in s.chunks_exact_mut(self.v).enumerate() {
             let r = j * ROW_BLOCK + i;
-            let entries = &self.entries[self.start[r] as usize..self.start[r + 1] as usize];
-            if entries.is_empty() {
-                continue;
-            }
-            terms.clear();
-            terms.extend(entries.iter().filter_map(|en| {
-                let g = self.entries[en.twin as usize].g;
-                (!g.is_nan()).then_some((g, en.partner))
-            }));
-            row_out(terms, t.y_row(r), s_row, db, !self.marks.is_marked(r));
-            for en in entries {
-                if !self.entries[en.twin as usize].g.is_nan() {
-                    s_row[en.target as usize] -= f_scale;
-                }
+            self.row(r, entries, !marks.is_marked(r), s_row, block, &row_out);
+        }
+    }
+
+    /// Row `r` of `S` (`s_row`; `fresh` when stale, counting as zero) from its entries (all
+    /// the batch's `entries`, indexed globally, so that each reads its primary's `g`):
+    /// `row_out` of the row's `(g, partner)` terms in entry order, then the targets.
+    #[inline(always)]
+    fn row(
+        &self,
+        r: usize,
+        entries: &[Entry],
+        fresh: bool,
+        s_row: &mut [f32],
+        block: &mut Block,
+        row_out: &impl RowOut,
+    ) {
+        let row = &entries[self.start[r] as usize..self.start[r + 1] as usize];
+        if row.is_empty() {
+            return;
+        }
+        let Block { db, terms, acc, .. } = block;
+        terms.clear();
+        terms.extend(row.iter().filter_map(|en| {
+            let g = entries[en.twin as usize].g;
+            (!g.is_nan()).then_some((g, en.partner))
+        }));
+        row_out(terms, self.tables.y_row(r), s_row, db, fresh, acc);
+        let f_scale = self.tables.weight() * self.scale;
+        for en in row {
+            if !entries[en.twin as usize].g.is_nan() {
+                s_row[en.target as usize] -= f_scale;
             }
         }
+    }
+}
+
+/// Both phases in one sweep over a block's rows (one thread): row `r`'s sums, then its row of
+/// `S`. The same operations on the same values as the two phases, so the same bits.
+struct Sweep<'a> {
+    sums: SumPass<'a>,
+    rows: RowPass<'a>,
+    marks: &'a RowMarks,
+}
+
+impl Sweep<'_> {
+    /// [`block`](Self::block) compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_avx2(&self, j: usize, entries: &mut [Entry], s: &mut [f32], block: &mut Block) {
+        self.block::<true>(j, entries, s, block);
+    }
+
+    /// [`block`](Self::block) with the AVX-512 kernels of both phases.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2")]
+    unsafe fn block_avx512(&self, j: usize, entries: &mut [Entry], s: &mut [f32], block: &mut Block) {
+        self.block_with(j, entries, s, block, self.sums.sums_avx512(), self.rows.out_avx512());
+    }
+
+    /// Rows `j ROW_BLOCK ..` (their `S` rows in `s`) of the batch's `entries`.
+    #[inline(always)]
+    fn block<const AVX2: bool>(&self, j: usize, entries: &mut [Entry], s: &mut [f32], block: &mut Block) {
+        self.block_with(j, entries, s, block, self.sums.sums::<AVX2>(), self.rows.out::<AVX2>());
+    }
+
+    #[inline(always)]
+    fn block_with(
+        &self,
+        j: usize,
+        entries: &mut [Entry],
+        s: &mut [f32],
+        block: &mut Block,
+        mut row_sums: impl RowSums,
+        row_out: impl RowOut,
+    ) {
+        let mut loss = LossSum::new();
+        for (i, s_row) in s.chunks_exact_mut(self.rows.v).enumerate() {
+            let r = j * ROW_BLOCK + i;
+            self.sums.row(r, entries, 0, block, &mut loss, &mut row_sums);
+            self.rows.row(r, entries, !self.marks.is_marked(r), s_row, block, &row_out);
+        }
+        block.loss = loss.total();
     }
 }
