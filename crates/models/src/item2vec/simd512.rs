@@ -17,6 +17,10 @@
 //! - [`fill_row`] makes a row of the exponential table `Y` from a row of `P`: `exp_f32`'s
 //!   operations sixteen lanes at a time (elementwise and unfused, so the same bits), without
 //!   the sum the AVX2 build's `exp_sum` also takes.
+//! - [`fill_rows`] makes four rows of `Y` straight from `E` and `W^T`: each 64-column tile of
+//!   `P` as the fused multiply-add chain over `k` that the BLAS products compute (bit for bit),
+//!   turned into `Y` before it leaves registers, so no block of `P` is stored, reloaded or
+//!   packed.
 //!
 //! Every function is `unsafe` to call: the CPU must support AVX-512F (and AVX2).
 
@@ -167,6 +171,100 @@ fn upper_half(r: __m512) -> __m256 {
     _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(r)))
 }
 
+/// Columns one step of [`fill_rows`] computes for each of its rows (four registers).
+const FILL_TILE: usize = 64;
+
+/// `R` rows of the exponential table from their rows of `E`, without `P` leaving registers:
+/// per 64-column tile, `p_j = E[r] . W[j]` as the fused multiply-add chain
+/// `p = fma(e_{k-1}, w_{k-1}, ... fma(e_0, w_0, 0))` (how the BLAS products [`super::softmax`]
+/// used compute it, bit for bit: test `fused_fill_matches_the_product_then_fill`), then
+/// [`fill_row`]'s `y = f p + h`, its maximum and its exponentials. `e` holds the `R` rows of `E`
+/// (`k` each), `wt` is `W^T` (`k` rows of `v`), `y` the `R` rows of `Y` (`v` each); returns the
+/// rows' maxima.
+///
+/// # Safety
+/// The CPU must support AVX-512F; the lengths are as stated (checked).
+#[target_feature(enable = "avx512f,avx2")]
+#[allow(clippy::too_many_arguments)] // the two factors, their shapes, the bias and the output
+pub(crate) unsafe fn fill_rows<const R: usize>(
+    e: &[f32],
+    wt: &[f32],
+    k: usize,
+    v: usize,
+    h: &[f32],
+    f: f32,
+    y: &mut [f32],
+) -> [f32; R] {
+    assert!(e.len() >= R * k && wt.len() >= k * v && h.len() >= v && y.len() >= R * v);
+    const Q: usize = FILL_TILE / 16;
+    let fv = _mm512_set1_ps(f);
+    let mut mx = [_mm512_set1_ps(f32::NEG_INFINITY); R];
+    let mut j = 0;
+    while j < v {
+        let masks: [__mmask16; Q] = std::array::from_fn(|q| lanes_before(j + 16 * q, v));
+        let mut acc = [[_mm512_setzero_ps(); Q]; R];
+        for i in 0..k {
+            let mut w = [_mm512_setzero_ps(); Q];
+            for (q, w) in w.iter_mut().enumerate() {
+                // SAFETY: masked to columns `< v` of row `i < k` of `wt` (asserted above).
+                *w = unsafe { _mm512_maskz_loadu_ps(masks[q], wt.as_ptr().add(i * v + j + 16 * q)) };
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let ev = _mm512_set1_ps(e[r * k + i]);
+                for (a, &w) in acc.iter_mut().zip(&w) {
+                    *a = _mm512_fmadd_ps(ev, w, *a);
+                }
+            }
+        }
+        for (r, (acc, mx)) in acc.iter().zip(mx.iter_mut()).enumerate() {
+            for (q, &p) in acc.iter().enumerate() {
+                let (m, at) = (masks[q], j + 16 * q);
+                // SAFETY: masked to columns `< v`, inside `h` and row `r` of `y` (asserted).
+                unsafe {
+                    let z = _mm512_add_ps(_mm512_mul_ps(fv, p), _mm512_maskz_loadu_ps(m, h.as_ptr().add(at)));
+                    _mm512_mask_storeu_ps(y.as_mut_ptr().add(r * v + at), m, z);
+                    *mx = _mm512_mask_max_ps(*mx, m, *mx, z);
+                }
+            }
+        }
+        j += FILL_TILE;
+    }
+    let mut maxima = [0.0f32; R];
+    for (r, (m, &acc)) in maxima.iter_mut().zip(&mx).enumerate() {
+        *m = row_max(acc);
+        exp_shifted(&mut y[r * v..(r + 1) * v], *m);
+    }
+    maxima
+}
+
+/// The maximum of a row from its sixteen lane maxima, folded as the portable `max_f32` does
+/// (the maximum is exact, so its value does not depend on the grouping).
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn row_max(acc: __m512) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    // SAFETY: `lanes` holds sixteen f32.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
+    max_of(std::array::from_fn(|l| lanes[l].max(lanes[l + 8])))
+}
+
+/// `y <- exp_f32(y - m)`, sixteen lanes at a time.
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn exp_shifted(y: &mut [f32], m: f32) {
+    let (v, mv) = (y.len(), _mm512_set1_ps(m));
+    let mut j = 0;
+    while j < v {
+        let mask = lanes_before(j, v);
+        // SAFETY: masked to columns `< v`, inside `y`.
+        unsafe {
+            let at = y.as_mut_ptr().add(j);
+            _mm512_mask_storeu_ps(at, mask, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, at), mv)));
+        }
+        j += 16;
+    }
+}
+
 /// `y = f p + h` (unfused, as the portable fill), then `y <- exp_f32(y - m)` with `m` the
 /// row's maximum, which it returns; the elements past `v = y.len()` are untouched.
 ///
@@ -190,23 +288,9 @@ pub(crate) unsafe fn fill_row(p: &[f32], h: &[f32], f: f32, y: &mut [f32]) -> f3
         }
         j += 16;
     }
-    // The maximum is exact, so its value does not depend on the lanes' grouping.
-    let mut lanes = [0.0f32; 16];
-    // SAFETY: `lanes` holds sixteen f32.
-    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc) };
-    let row_max = max_of(std::array::from_fn(|l| lanes[l].max(lanes[l + 8])));
-    let mv = _mm512_set1_ps(row_max);
-    let mut j = 0;
-    while j < v {
-        let m = lanes_before(j, v);
-        // SAFETY: as above.
-        unsafe {
-            let at = y.as_mut_ptr().add(j);
-            _mm512_mask_storeu_ps(at, m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, at), mv)));
-        }
-        j += 16;
-    }
-    row_max
+    let m = row_max(acc);
+    exp_shifted(y, m);
+    m
 }
 
 /// `exp_f32` on sixteen lanes: its operations in its order, unfused.
