@@ -6,7 +6,7 @@
 //! against the dense M x M formulation at M = 1682 (ml-100k's width) and M = 9742
 //! (ml-latest-small's).
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use reelvec_engine::{Adam, AdamConfig, Grads, Objective, Optimizer, ParamStore};
 use reelvec_models::cooc::{dense_grad, CoocProblem, CoocScratch, LikeMatrix};
 use reelvec_models::item2vec::{
@@ -78,20 +78,27 @@ fn item2vec_step_in(
     let obj = tune(Item2VecObjective::new(config, tables, vocab, train, None, 3).expect("objective"));
     let units: Vec<u32> = (0..64).collect();
     let mut grads = Grads::zeros_like(&params);
-    let mut adam = Adam::new(AdamConfig::default());
+    // Every timed step starts from the same parameters and a fresh Adam (set up untimed): a run
+    // of thousands of steps on one batch would otherwise overfit it until the logits spread so
+    // far that the products of the pair tables turn subnormal, and each case would time a
+    // different point of that drift.
     c.bench_function(&format!("{name} (V={vocab}, k={}, {examples} examples)", config.dim), |b| {
-        b.iter(|| {
-            let mut step = || {
-                let loss = obj.loss_and_grad(&params, &units, &mut grads);
-                adam.step(&mut params, &grads, 1e-2);
-                grads.clear();
-                loss
-            };
-            black_box(match pool {
-                Some(pool) => pool.install(step),
-                None => step(),
-            })
-        })
+        b.iter_batched(
+            || (params.clone(), Adam::new(AdamConfig::default())),
+            |(mut params, mut adam)| {
+                let mut step = || {
+                    let loss = obj.loss_and_grad(&params, &units, &mut grads);
+                    adam.step(&mut params, &grads, 1e-2);
+                    grads.clear();
+                    loss
+                };
+                black_box(match pool {
+                    Some(pool) => pool.install(step),
+                    None => step(),
+                })
+            },
+            BatchSize::SmallInput,
+        )
     });
 }
 
@@ -137,14 +144,21 @@ fn bench_item2vec(c: &mut Criterion) {
             |o| o.with_softmax_kernel(SoftmaxKernel::Projected).with_per_lane_backward(true),
         );
     }
-    // The two-token row pass on one thread: one sweep over the rows (now) and its two phases
-    // (before), in one run.
+    // On one thread, in one run: the two-token row pass as one sweep over the rows (now) and
+    // as two phases (before); the AVX-512 pair-table fill from `E` and `W^T` in registers (now)
+    // and through the BLAS product (before; the same on CPUs without AVX-512).
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
     for vocab in [200, 1000] {
         for sweep in [false, true] {
             let name = format!("cbow_softmax_step Projected 1 thread, row sweep {sweep}");
             let tune =
                 |o: Item2VecObjective| o.with_softmax_kernel(SoftmaxKernel::Projected).with_row_sweep(sweep);
+            item2vec_step_in(c, &name, Item2VecConfig::default(), vocab, tune, Some(&one));
+        }
+        for fused in [false, true] {
+            let name = format!("cbow_softmax_step Projected 1 thread, fused fill {fused}");
+            let tune =
+                |o: Item2VecObjective| o.with_softmax_kernel(SoftmaxKernel::Projected).with_fused_fill(fused);
             item2vec_step_in(c, &name, Item2VecConfig::default(), vocab, tune, Some(&one));
         }
     }

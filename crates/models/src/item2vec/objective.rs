@@ -186,6 +186,10 @@ pub struct Item2VecObjective {
     /// Whether the two-token row pass may run as one sweep on one thread (the default) rather
     /// than always in two phases (kept to be benchmarked against; the same bits).
     row_sweep: bool,
+    /// Whether the AVX-512 build fills the pair tables from `E` and `W^T` in registers (the
+    /// default) rather than through the BLAS product (kept to be benchmarked against; the same
+    /// bits).
+    fused_fill: bool,
     draws: AtomicU64,
     /// Per-epoch resampling of the training sequences (gensim's `sample` / `shrink_windows`).
     sampling: Option<EpochSampling>,
@@ -236,6 +240,7 @@ impl Item2VecObjective {
             isa: Isa::best(true),
             per_lane_backward: false,
             row_sweep: true,
+            fused_fill: true,
             draws: AtomicU64::new(0),
             sampling: None,
             epoch: AtomicU64::new(0),
@@ -288,6 +293,14 @@ impl Item2VecObjective {
     /// (where it otherwise sweeps the rows once): for benchmarks; the same bits either way.
     pub fn with_row_sweep(mut self, sweep: bool) -> Self {
         self.row_sweep = sweep;
+        self
+    }
+
+    /// With `false`, the AVX-512 build fills the two-token pair tables from the BLAS product
+    /// `P = E W^T` in row blocks, as the other builds do, instead of computing `P` in registers:
+    /// for benchmarks; the same bits either way.
+    pub fn with_fused_fill(mut self, fused: bool) -> Self {
+        self.fused_fill = fused;
         self
     }
 
@@ -442,7 +455,7 @@ impl Item2VecObjective {
                 ContextReduce::Sum => 1.0,
                 ContextReduce::Mean => 0.5,
             };
-            pairs.fill(&wts, f, self.isa);
+            pairs.fill(&wts, f, self.isa, self.fused_fill);
             lanes[0].ensure_projected(wts.v, wts.k);
             // The row pass reads the tables, never `P`.
             pair_loss = pair_rows.run(&examples, pairs, &wts, ids, &mut lanes[0], self.isa, self.row_sweep);

@@ -800,13 +800,13 @@ pub(crate) const PAIR_SUM_FLOOR: f32 = 1e-20;
 
 impl PairTables {
     /// Fills the tables for the weights `wts` (`P = E W^T` and the bias `b`) and weight `f`
-    /// in the build `isa` (every build gives the same bits). `P` is never held whole:
+    /// in the build `isa` (every build gives the same bits, `fused` or not). `P` is never held whole:
     /// its rows are computed [`FILL_ROWS`] at a time (the products of [`project`], by row
     /// blocks that depend on V only) and become rows of `Y` while in cache; on AVX-512 they
     /// are computed four at a time in registers ([`super::simd512::fill_rows`], the products'
-    /// fused multiply-add chain), P0 top-1000 at 1 thread 49.35 against 53.75 ms an epoch
-    /// (ml-100k, Intel Xeon, medians of 4 alternating runs).
-    pub(crate) fn fill(&mut self, wts: &Weights<'_>, f: f32, isa: Isa) {
+    /// fused multiply-add chain) when `fused`, P0 top-1000 at 1 thread 49.35 against 53.75 ms
+    /// an epoch (ml-100k, Intel Xeon, medians of 4 alternating runs).
+    pub(crate) fn fill(&mut self, wts: &Weights<'_>, f: f32, isa: Isa, fused: bool) {
         let (v, k) = (wts.v, wts.k);
         self.f = f;
         self.rows.resize(v * v, 0.0);
@@ -814,7 +814,7 @@ impl PairTables {
         self.half_bias.clear();
         self.half_bias.extend(wts.b.iter().map(|&b| 0.5 * b));
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx512 {
+        if isa == Isa::Avx512 && fused {
             // SAFETY: `Isa::supported` found AVX-512F on this CPU.
             unsafe { self.fill_fused_avx512(wts) };
             return;
@@ -1254,13 +1254,14 @@ mod tests {
             let wts = Weights { e: &e, w: &w, b: &b, v, k };
             for f in [1.0, 0.5] {
                 let mut want = PairTables::default();
-                want.fill(&wts, f, Isa::Portable);
-                for isa in Isa::supported() {
+                want.fill(&wts, f, Isa::Portable, false);
+                for (isa, fused) in Isa::supported().into_iter().flat_map(|isa| [(isa, false), (isa, true)]) {
                     let mut got = PairTables::default();
-                    got.fill(&wts, f, isa);
+                    got.fill(&wts, f, isa, fused);
+                    let case = format!("V {v} k {k} f {f} {isa:?} fused {fused}");
                     let bits = |x: &[f32]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&got.rows), bits(&want.rows), "Y, V {v} k {k} f {f} {isa:?}");
-                    assert_eq!(bits(&got.row_max), bits(&want.row_max), "maxima, V {v} k {k} f {f} {isa:?}");
+                    assert_eq!(bits(&got.rows), bits(&want.rows), "Y, {case}");
+                    assert_eq!(bits(&got.row_max), bits(&want.row_max), "maxima, {case}");
                 }
             }
         }
