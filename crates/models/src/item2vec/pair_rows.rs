@@ -246,7 +246,6 @@ impl PairRows {
         if !pass.grad {
             return loss;
         }
-        let start = &self.start[..];
         for r in 0..v {
             if start[r] < start[r + 1] {
                 lane.e_rows.mark(r as u32);

@@ -1239,18 +1239,11 @@ mod tests {
     #[test]
     fn fused_fill_matches_the_product_then_fill() {
         for (v, k) in [(1usize, 1usize), (5, 3), (37, 13), (130, 20), (600, 8), (1000, 20)] {
-            let mut state = (v * 31 + k) as u64;
-            let mut draw = |n: usize, scale: f32| -> Vec<f32> {
-                (0..n)
-                    .map(|_| {
-                        state = state
-                            .wrapping_mul(6_364_136_223_846_793_005)
-                            .wrapping_add(1_442_695_040_888_963_407);
-                        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
-                    })
-                    .collect()
-            };
-            let (e, w, b) = (draw(v * k, 1.4), draw(v * k, 1.4), draw(v, 2.0));
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((v * 31 + k) as u64);
+            let mut draw =
+                |n: usize, half: f32| -> Vec<f32> { (0..n).map(|_| rng.random_range(-half..half)).collect() };
+            let (e, w, b) = (draw(v * k, 0.7), draw(v * k, 0.7), draw(v, 1.0));
             let wts = Weights { e: &e, w: &w, b: &b, v, k };
             for f in [1.0, 0.5] {
                 let mut want = PairTables::default();
