@@ -26,8 +26,13 @@
 //! writes each touched row of `S` once. The per-example form wrote `dz` and read-modify-wrote
 //! `db`, `S[a]` and `S[c]`, five rows from L2 or L3 at V = 1,000; computing `Z` in both rows
 //! measured 5.48 ms an epoch at P0 top-200 against 4.83 for two phases (ml-100k, 1 thread,
-//! medians of 5 alternating runs). The target's logit `z_t` comes
-//! from the rows of `E` and `W` (`k` products each), not from two scattered elements of `P`.
+//! medians of 5 alternating runs). The target's logit `z_t = f (E[a] + E[c]) W[t] + b_t` comes
+//! from the rows of `E` and `W` (one sum of `k` products, [`context_dot`]), not from two
+//! scattered elements of `P`; it enters the loss only. A block's `m_a + m_c - z_t` are taken
+//! in one loop before its sums, and each example's `g` lives in a dense array by its slot among
+//! the primaries (4 bytes an example, in L1), not in its entries: P0 at 1 thread on ml-100k,
+//! top-200 3.64 against 3.87 ms an epoch, top-1000 46.93 against 47.48 (medians of 5
+//! alternating runs), the model's bits unchanged.
 //!
 //! On one thread the phases run as one sweep over the rows ([`Sweep`]): row `r`'s sums, then
 //! its row of `S`. Every primary lies in its own row or an earlier one, so each of the row's
@@ -61,6 +66,32 @@ pub(crate) const ROW_BLOCK: usize = 32;
 /// Examples whose sums `Z` share one logarithm in the loss.
 const LOG_GROUP: usize = 8;
 
+/// `(a + c) . w` in a fixed order every build computes alike (sixteen lanes over the whole
+/// chunks folded in halves, plus the tail's products added in order; unfused, so the same bits
+/// portable or vectorised): the context `a + c` of a two-token example dotted with its target's
+/// row of `W`, one product sum instead of one per context token. `a`, `c` and `w` have the
+/// same length.
+#[inline(always)]
+fn context_dot(a: &[f32], c: &[f32], w: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0.0f32; L];
+    let (mut ca, mut cc, mut cw) = (a.chunks_exact(L), c.chunks_exact(L), w.chunks_exact(L));
+    for ((a, c), w) in (&mut ca).zip(&mut cc).zip(&mut cw) {
+        for l in 0..L {
+            acc[l] += (a[l] + c[l]) * w[l];
+        }
+    }
+    let mut width = L / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    let tail = ca.remainder().iter().zip(cc.remainder()).zip(cw.remainder());
+    tail.fold(acc[0], |s, ((&a, &c), &w)| s + (a + c) * w)
+}
+
 /// One example as seen from one of its two context rows.
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
@@ -70,14 +101,11 @@ struct Entry {
     target: u32,
     /// The example's id.
     example: u32,
-    /// Whether this row is the example's first context token (`a` of `{a, c}`).
-    first: bool,
-    /// The index of the example's primary entry: the one in its lower context row (the
-    /// first of the two when both are the same row), where its `Z`, `g`, loss and fallback
-    /// are computed once; a single sweep over the rows meets it before the other.
-    twin: u32,
-    /// `g = scale / Z` (primary entries, after the first phase; NaN: the example falls back).
-    g: f32,
+    /// The example's place in [`PairRows`]' primaries (and so in its `g`): its primary entry
+    /// is the one in its lower context row (the first of the two when both are the same row),
+    /// where its `Z`, `g`, loss and fallback are computed once; a single sweep over the rows
+    /// meets it before the other.
+    slot: u32,
 }
 
 /// A block's partial results and scratch.
@@ -92,6 +120,9 @@ struct Block {
     fallback: Vec<u32>,
     /// The sums `Z` of the row in hand's primary entries (first phase).
     sums: Vec<f32>,
+    /// `m_a + m_c - z_t` of the block's primaries (first phase), taken in one loop before
+    /// their sums: their rows of `E` and `W` gathered apart from the stream of `Y`'s rows.
+    shifts: Vec<f32>,
     /// The row in hand's `(g, partner)` terms (second phase, AVX-512).
     terms: Vec<(f32, u32)>,
 }
@@ -110,6 +141,10 @@ pub(crate) struct PairRows {
     prim_start: Vec<u32>,
     primaries: Vec<u32>,
     primary_partners: Vec<u32>,
+    /// `g = scale / Z` of each primary (by slot, after the first phase; NaN: the example falls
+    /// back): 4 bytes an example, so the second phase's reads of its partners' `g` stay in L1
+    /// instead of reaching into the entries.
+    g: Vec<f32>,
     /// Where the next primary of each row goes while filling.
     prim_cursor: Vec<u32>,
     /// The two-token examples in `ids` order: `[example, a, c, t]`.
@@ -154,17 +189,19 @@ impl PairRows {
             b.fallback.clear();
         }
         let start = &self.start[..];
+        let entries = &self.entries[..];
         let sums = SumPass {
             pass,
             tables,
             wts,
-            start,
+            entries,
             prim_start: &self.prim_start,
             primaries: &self.primaries,
             partners: &self.primary_partners,
             v,
         };
-        let rows = RowPass { tables, start, v, scale: pass.scale };
+        let rows = RowPass { tables, start, entries, v, scale: pass.scale };
+        let g = &mut self.g[..];
         let Lane { s, e_rows: marks, .. } = lane;
         let s = &mut s[..v * v];
         if pass.grad && sweep && (n_blocks == 1 || rayon::current_num_threads() == 1) {
@@ -177,30 +214,31 @@ impl PairRows {
                 match isa {
                     // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => unsafe { fused.block_avx2(j, &mut self.entries, s, block) },
+                    Isa::Avx2 => unsafe { fused.block_avx2(j, g, s, block) },
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { fused.block_avx512(j, &mut self.entries, s, block) },
-                    _ => fused.block::<false>(j, &mut self.entries, s, block),
+                    Isa::Avx512 => unsafe { fused.block_avx512(j, g, s, block) },
+                    _ => fused.block::<false>(j, g, s, block),
                 }
             }
         } else {
-            // Phase 1: every example's `Z`, `g` and loss in its primary entry, blocks in
-            // parallel over their own entries.
-            let mut rest = &mut self.entries[..];
+            // Phase 1: every example's `Z`, `g` and loss by its primary entry, blocks in
+            // parallel over their own primaries' `g`.
+            let mut rest = &mut *g;
             let mut chunks = Vec::with_capacity(n_blocks);
             for j in 0..n_blocks {
-                let end = start[((j + 1) * ROW_BLOCK).min(v)] - start[j * ROW_BLOCK];
+                let p = &self.prim_start;
+                let end = p[((j + 1) * ROW_BLOCK).min(v)] - p[j * ROW_BLOCK];
                 let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(end as usize);
                 chunks.push(chunk);
                 rest = tail;
             }
-            let phase1 = |(j, (entries, block)): (usize, (&mut [Entry], &mut Block))| match isa {
+            let phase1 = |(j, (g, block)): (usize, (&mut [f32], &mut Block))| match isa {
                 // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe { sums.block_avx2(j, entries, block) },
+                Isa::Avx2 => unsafe { sums.block_avx2(j, g, block) },
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { sums.block_avx512(j, entries, block) },
-                _ => sums.block::<false>(j, entries, block),
+                Isa::Avx512 => unsafe { sums.block_avx512(j, g, block) },
+                _ => sums.block::<false>(j, g, block),
             };
             if n_blocks == 1 {
                 phase1((0, (chunks.pop().expect("one block"), &mut self.blocks[0])));
@@ -213,15 +251,14 @@ impl PairRows {
             }
             if pass.grad {
                 // Phase 2: the rows' sums into `S` and `db`.
-                let entries = &self.entries[..];
-                let marks = &*marks;
+                let (marks, g) = (&*marks, &*g);
                 let work = |(j, (s, block)): (usize, (&mut [f32], &mut Block))| match isa {
                     // SAFETY: `Isa::supported` found AVX2 (and AVX-512F) on this CPU.
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => unsafe { rows.block_avx2(j, entries, marks, s, block) },
+                    Isa::Avx2 => unsafe { rows.block_avx2(j, g, marks, s, block) },
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { rows.block_avx512(j, entries, marks, s, block) },
-                    _ => rows.block::<false>(j, entries, marks, s, block),
+                    Isa::Avx512 => unsafe { rows.block_avx512(j, g, marks, s, block) },
+                    _ => rows.block::<false>(j, g, marks, s, block),
                 };
                 if n_blocks == 1 {
                     work((0, (s, &mut self.blocks[0])));
@@ -259,8 +296,10 @@ impl PairRows {
         lane.db.iter_mut().zip(&first.db).for_each(|(d, &x)| *d += 0.5 * x);
         // Every example that did not fall back subtracts `scale` at its target: the same
         // constant each time, so the order of the subtractions does not change the bits.
-        for en in self.primaries.iter().map(|&at| &self.entries[at as usize]).filter(|en| !en.g.is_nan()) {
-            lane.db[en.target as usize] -= pass.scale;
+        for (&at, g) in self.primaries.iter().zip(&self.g) {
+            if !g.is_nan() {
+                lane.db[self.entries[at as usize].target as usize] -= pass.scale;
+            }
         }
         loss
     }
@@ -300,20 +339,20 @@ impl PairRows {
         }
         self.primaries.resize(self.two_token.len(), 0);
         self.primary_partners.resize(self.two_token.len(), 0);
+        self.g.resize(self.two_token.len(), f32::NAN);
         self.prim_cursor.clear();
         self.prim_cursor.extend_from_slice(&self.prim_start[..v]);
         for &[example, a, c, target] in &self.two_token {
             // The primary entry is the one in the lower row (the first when `a = c`), so a
             // single sweep over the rows meets it before its twin.
             let (low, high) = (a.min(c), a.max(c));
-            let twin = self.cursor[low as usize];
-            let p = &mut self.prim_cursor[low as usize];
-            self.primaries[*p as usize] = twin;
-            self.primary_partners[*p as usize] = high;
-            *p += 1;
-            for (row, partner, first) in [(a, c, true), (c, a, false)] {
+            let slot = self.prim_cursor[low as usize];
+            self.prim_cursor[low as usize] += 1;
+            self.primaries[slot as usize] = self.cursor[low as usize];
+            self.primary_partners[slot as usize] = high;
+            for (row, partner) in [(a, c), (c, a)] {
                 let at = &mut self.cursor[row as usize];
-                self.entries[*at as usize] = Entry { partner, target, example, first, twin, g: f32::NAN };
+                self.entries[*at as usize] = Entry { partner, target, example, slot };
                 *at += 1;
             }
         }
@@ -356,7 +395,8 @@ struct SumPass<'a> {
     pass: &'a ExamplePass<'a>,
     tables: &'a PairTables,
     wts: &'a Weights<'a>,
-    start: &'a [u32],
+    /// The batch's entries (the primaries' targets and example ids).
+    entries: &'a [Entry],
     /// [`PairRows`]' lists of each row's primary entries and their partners.
     prim_start: &'a [u32],
     primaries: &'a [u32],
@@ -368,16 +408,16 @@ impl SumPass<'_> {
     /// [`block`](Self::block) compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2(&self, j: usize, entries: &mut [Entry], block: &mut Block) {
-        self.block::<true>(j, entries, block);
+    unsafe fn block_avx2(&self, j: usize, g: &mut [f32], block: &mut Block) {
+        self.block::<true>(j, g, block);
     }
 
     /// [`block`](Self::block) with the sums of [`simd512::pair_sums`] (four examples at a
     /// time; the same bits).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2")]
-    unsafe fn block_avx512(&self, j: usize, entries: &mut [Entry], block: &mut Block) {
-        self.block_with(j, entries, block, self.sums_avx512());
+    unsafe fn block_avx512(&self, j: usize, g: &mut [f32], block: &mut Block) {
+        self.block_with(j, g, block, self.sums_avx512());
     }
 
     /// [`simd512::pair_sums`] over the table.
@@ -403,48 +443,55 @@ impl SumPass<'_> {
         }
     }
 
-    /// The target's logit `z_t = f E[a] W[t] + (f E[c] W[t] + b_t)` of the example `{a, c}`
-    /// of the primary entry `en` of row `r`, from the tables' rows (in cache) rather than from
-    /// two scattered elements of `P = E W^T`; the same value as `P`'s up to rounding.
+    /// `shift - z_t` of every primary of rows `j ROW_BLOCK ..` (in slot order) into `out`:
+    /// the target's logit `z_t = f (E[a] + E[c]) W[t] + b_t` of the example `{a, c}` (symmetric
+    /// in `a` and `c`, bitwise), from the rows of `E` and `W` rather than from two scattered
+    /// elements of `P = E W^T`, the same value as `P`'s up to rounding, and the tables' shift
+    /// `m_a + m_c`. It enters the loss only, never a gradient.
     #[inline(always)]
-    fn target_logit(&self, r: usize, en: &Entry) -> f32 {
-        let (w, k, f) = (self.wts, self.wts.k, self.tables.weight());
-        let t = en.target as usize;
-        let w_t = &w.w[t * k..(t + 1) * k];
-        let p = |i: usize| crate::mf::dot(&w.e[i * k..(i + 1) * k], w_t);
-        let (own, other) = (p(r), p(en.partner as usize));
-        // Which of the two is `a` follows the data (half the primaries each way): no branch.
-        let (pa, pc) = std::hint::select_unpredictable(en.first, (own, other), (other, own));
-        f * pa + (f * pc + w.b[t])
+    fn block_shifts(&self, j: usize, out: &mut Vec<f32>) {
+        let (w, k, f, t) = (self.wts, self.wts.k, self.tables.weight(), self.tables);
+        let row = |i: usize| &w.e[i * k..(i + 1) * k];
+        out.clear();
+        for r in j * ROW_BLOCK..((j + 1) * ROW_BLOCK).min(self.v) {
+            let range = self.prim_start[r] as usize..self.prim_start[r + 1] as usize;
+            for (&at, &c) in self.primaries[range.clone()].iter().zip(&self.partners[range]) {
+                let target = self.entries[at as usize].target as usize;
+                let z_t = f * context_dot(row(r), row(c as usize), &w.w[target * k..(target + 1) * k])
+                    + w.b[target];
+                out.push(t.shift(r, c as usize) - z_t);
+            }
+        }
     }
 
-    /// Rows `j ROW_BLOCK ..` (their entries in `entries`): each primary entry's `Z`, `g` and
-    /// loss. The loss's logarithms are taken of products of [`LOG_GROUP`] sums at a time, in
-    /// f64 (each sum lies in `[1e-20, V]`, so no product of eight leaves f64's range): one
-    /// logarithm for eight examples.
+    /// Rows `j ROW_BLOCK ..`: each primary's `Z`, `g` (into `g`, the block's primaries from
+    /// the first on) and loss. The loss's logarithms are taken of products of [`LOG_GROUP`]
+    /// sums at a time, in f64 (each sum lies in `[1e-20, V]`, so no product of eight leaves
+    /// f64's range): one logarithm for eight examples.
     #[inline(always)]
-    fn block<const AVX2: bool>(&self, j: usize, entries: &mut [Entry], block: &mut Block) {
-        self.block_with(j, entries, block, self.sums::<AVX2>());
+    fn block<const AVX2: bool>(&self, j: usize, g: &mut [f32], block: &mut Block) {
+        self.block_with(j, g, block, self.sums::<AVX2>());
     }
 
     /// [`block`](Self::block) with the row's sums from `row_sums(Y[r], partners, out)`.
     #[inline(always)]
-    fn block_with(&self, j: usize, entries: &mut [Entry], block: &mut Block, mut row_sums: impl RowSums) {
+    fn block_with(&self, j: usize, g: &mut [f32], block: &mut Block, mut row_sums: impl RowSums) {
         let mut loss = LossSum::new();
-        let base = self.start[j * ROW_BLOCK] as usize;
+        let base = self.prim_start[j * ROW_BLOCK] as usize;
+        self.block_shifts(j, &mut block.shifts);
         for r in j * ROW_BLOCK..((j + 1) * ROW_BLOCK).min(self.v) {
-            self.row(r, entries, base, block, &mut loss, &mut row_sums);
+            self.row(r, g, base, block, &mut loss, &mut row_sums);
         }
         block.loss = loss.total();
     }
 
-    /// Row `r`: its primary entries' `Z`, `g` and loss (`entries` holds the batch's entries
-    /// from index `base` on).
+    /// Row `r`: its primaries' `Z`, `g` and loss (`g` holds the `g` of the batch's primaries
+    /// from slot `base` on, the block's `shifts` their `shift - z_t` from there on too).
     #[inline(always)]
     fn row(
         &self,
         r: usize,
-        entries: &mut [Entry],
+        g: &mut [f32],
         base: usize,
         block: &mut Block,
         loss: &mut LossSum,
@@ -455,19 +502,20 @@ impl SumPass<'_> {
         if range.is_empty() {
             return;
         }
-        let Block { sums, fallback, .. } = block;
+        let Block { sums, fallback, shifts, .. } = block;
         sums.clear();
         sums.resize(range.len(), 0.0);
         row_sums(t.y_row(r), &self.partners[range.clone()], sums);
-        for (&at, &z) in self.primaries[range].iter().zip(sums.iter()) {
-            let en = &mut entries[at as usize - base];
+        let local = range.start - base..range.end - base;
+        let outs = g[local.clone()].iter_mut().zip(&shifts[local]);
+        for ((&at, &z), (g, &d)) in self.primaries[range].iter().zip(sums.iter()).zip(outs) {
             if z.is_nan() || z < PAIR_SUM_FLOOR {
-                fallback.push(en.example);
-                en.g = f32::NAN;
+                fallback.push(self.entries[at as usize].example);
+                *g = f32::NAN;
                 continue;
             }
-            loss.push(t.shift(r, en.partner as usize) - self.target_logit(r, en), z);
-            en.g = scale / z;
+            loss.push(d, z);
+            *g = scale / z;
         }
     }
 }
@@ -478,6 +526,7 @@ impl SumPass<'_> {
 struct RowPass<'a> {
     tables: &'a PairTables,
     start: &'a [u32],
+    entries: &'a [Entry],
     v: usize,
     scale: f32,
 }
@@ -494,29 +543,15 @@ impl RowPass<'_> {
     /// [`block`](Self::block) compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2(
-        &self,
-        j: usize,
-        entries: &[Entry],
-        marks: &RowMarks,
-        s: &mut [f32],
-        block: &mut Block,
-    ) {
-        self.block::<true>(j, entries, marks, s, block);
+    unsafe fn block_avx2(&self, j: usize, g: &[f32], marks: &RowMarks, s: &mut [f32], block: &mut Block) {
+        self.block::<true>(j, g, marks, s, block);
     }
 
     /// [`block`](Self::block) with [`simd512::row_sums_out`]'s register tiles (the same bits).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2")]
-    unsafe fn block_avx512(
-        &self,
-        j: usize,
-        entries: &[Entry],
-        marks: &RowMarks,
-        s: &mut [f32],
-        block: &mut Block,
-    ) {
-        self.block_with(j, entries, marks, s, block, self.out_avx512());
+    unsafe fn block_avx512(&self, j: usize, g: &[f32], marks: &RowMarks, s: &mut [f32], block: &mut Block) {
+        self.block_with(j, g, marks, s, block, self.out_avx512());
     }
 
     /// [`simd512::row_sums_out`] over the table.
@@ -548,18 +583,18 @@ impl RowPass<'_> {
     }
 
     /// Rows `j ROW_BLOCK ..` (their `S` rows in `s`): per row `acc = sum g Y[partner]` over its
-    /// entries (`g` read from each example's primary entry), then `S[r] += f Y[r] acc`, the
+    /// entries (`g` read by each entry's slot), then `S[r] += f Y[r] acc`, the
     /// block's `db` partial, and `S[r][t] -= f scale` per entry.
     #[inline(always)]
     fn block<const AVX2: bool>(
         &self,
         j: usize,
-        entries: &[Entry],
+        g: &[f32],
         marks: &RowMarks,
         s: &mut [f32],
         block: &mut Block,
     ) {
-        self.block_with(j, entries, marks, s, block, self.out::<AVX2>());
+        self.block_with(j, g, marks, s, block, self.out::<AVX2>());
     }
 
     /// [`block`](Self::block) with each row's sums out from `row_out`.
@@ -567,7 +602,7 @@ impl RowPass<'_> {
     fn block_with(
         &self,
         j: usize,
-        entries: &[Entry],
+        g: &[f32],
         marks: &RowMarks,
         s: &mut [f32],
         block: &mut Block,
@@ -575,37 +610,37 @@ impl RowPass<'_> {
     ) {
         for (i, s_row) in s.chunks_exact_mut(self.v).enumerate() {
             let r = j * ROW_BLOCK + i;
-            self.row(r, entries, !marks.is_marked(r), s_row, block, &row_out);
+            self.row(r, g, !marks.is_marked(r), s_row, block, &row_out);
         }
     }
 
-    /// Row `r` of `S` (`s_row`; `fresh` when stale, counting as zero) from its entries (all
-    /// the batch's `entries`, indexed globally, so that each reads its primary's `g`):
-    /// `row_out` of the row's `(g, partner)` terms in entry order, then the targets.
+    /// Row `r` of `S` (`s_row`; `fresh` when stale, counting as zero) from its entries and
+    /// the `g` of every primary: `row_out` of the row's `(g, partner)` terms in entry order,
+    /// then the targets.
     #[inline(always)]
     fn row(
         &self,
         r: usize,
-        entries: &[Entry],
+        g: &[f32],
         fresh: bool,
         s_row: &mut [f32],
         block: &mut Block,
         row_out: &impl RowOut,
     ) {
-        let row = &entries[self.start[r] as usize..self.start[r + 1] as usize];
+        let row = &self.entries[self.start[r] as usize..self.start[r + 1] as usize];
         if row.is_empty() {
             return;
         }
         let Block { db, terms, acc, .. } = block;
         terms.clear();
         terms.extend(row.iter().filter_map(|en| {
-            let g = entries[en.twin as usize].g;
+            let g = g[en.slot as usize];
             (!g.is_nan()).then_some((g, en.partner))
         }));
         row_out(terms, self.tables.y_row(r), s_row, db, fresh, acc);
         let f_scale = self.tables.weight() * self.scale;
         for en in row {
-            if !entries[en.twin as usize].g.is_nan() {
+            if !g[en.slot as usize].is_nan() {
                 s_row[en.target as usize] -= f_scale;
             }
         }
@@ -624,39 +659,75 @@ impl Sweep<'_> {
     /// [`block`](Self::block) compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2(&self, j: usize, entries: &mut [Entry], s: &mut [f32], block: &mut Block) {
-        self.block::<true>(j, entries, s, block);
+    unsafe fn block_avx2(&self, j: usize, g: &mut [f32], s: &mut [f32], block: &mut Block) {
+        self.block::<true>(j, g, s, block);
     }
 
     /// [`block`](Self::block) with the AVX-512 kernels of both phases.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2")]
-    unsafe fn block_avx512(&self, j: usize, entries: &mut [Entry], s: &mut [f32], block: &mut Block) {
-        self.block_with(j, entries, s, block, self.sums.sums_avx512(), self.rows.out_avx512());
+    unsafe fn block_avx512(&self, j: usize, g: &mut [f32], s: &mut [f32], block: &mut Block) {
+        self.block_with(j, g, s, block, self.sums.sums_avx512(), self.rows.out_avx512());
     }
 
-    /// Rows `j ROW_BLOCK ..` (their `S` rows in `s`) of the batch's `entries`.
+    /// Rows `j ROW_BLOCK ..` (their `S` rows in `s`; `g` every primary's).
     #[inline(always)]
-    fn block<const AVX2: bool>(&self, j: usize, entries: &mut [Entry], s: &mut [f32], block: &mut Block) {
-        self.block_with(j, entries, s, block, self.sums.sums::<AVX2>(), self.rows.out::<AVX2>());
+    fn block<const AVX2: bool>(&self, j: usize, g: &mut [f32], s: &mut [f32], block: &mut Block) {
+        self.block_with(j, g, s, block, self.sums.sums::<AVX2>(), self.rows.out::<AVX2>());
     }
 
     #[inline(always)]
     fn block_with(
         &self,
         j: usize,
-        entries: &mut [Entry],
+        g: &mut [f32],
         s: &mut [f32],
         block: &mut Block,
         mut row_sums: impl RowSums,
         row_out: impl RowOut,
     ) {
         let mut loss = LossSum::new();
+        let base = self.sums.prim_start[j * ROW_BLOCK] as usize;
+        self.sums.block_shifts(j, &mut block.shifts);
         for (i, s_row) in s.chunks_exact_mut(self.rows.v).enumerate() {
             let r = j * ROW_BLOCK + i;
-            self.sums.row(r, entries, 0, block, &mut loss, &mut row_sums);
-            self.rows.row(r, entries, !self.marks.is_marked(r), s_row, block, &row_out);
+            self.sums.row(r, &mut g[base..], base, block, &mut loss, &mut row_sums);
+            self.rows.row(r, g, !self.marks.is_marked(r), s_row, block, &row_out);
         }
         block.loss = loss.total();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::context_dot;
+
+    /// The context logit's product sum is `(a + c) . w` to within f32 rounding of an f64
+    /// reference, symmetric in `a` and `c` bit for bit (a primary in either row gives the
+    /// same loss), and exact where every partial sum is representable: at lengths below,
+    /// at, and past one sixteen-lane chunk, with a tail.
+    #[test]
+    fn context_dot_is_the_symmetric_sum_of_products() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for k in [1, 4, 15, 16, 17, 20, 32, 37, 64] {
+            for _ in 0..50 {
+                let mut row = || (0..k).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
+                let (a, c, w) = (row(), row(), row());
+                let got = context_dot(&a, &c, &w);
+                assert_eq!(got.to_bits(), context_dot(&c, &a, &w).to_bits(), "k = {k}: not symmetric");
+                let want: f64 = (0..k).map(|i| (a[i] as f64 + c[i] as f64) * w[i] as f64).sum();
+                let scale: f64 =
+                    (0..k).map(|i| ((a[i] as f64).abs() + (c[i] as f64).abs()) * (w[i] as f64).abs()).sum();
+                assert!((got as f64 - want).abs() <= 1e-6 * scale.max(1.0), "k = {k}: {got} vs {want}");
+            }
+            // Small integers: every sum exact, so any order gives the product sum exactly.
+            let ints = |m: usize| (0..k).map(|i| ((i * m) % 7) as f32 - 3.0).collect::<Vec<_>>();
+            let (a, c, w) = (ints(1), ints(3), ints(5));
+            let want: f32 = (0..k).map(|i| (a[i] + c[i]) * w[i]).sum();
+            assert_eq!(context_dot(&a, &c, &w), want, "k = {k}");
+        }
     }
 }
