@@ -789,6 +789,10 @@ pub(crate) struct PairTables {
     /// Scratch: [`FILL_ROWS`] rows of `P` while they become rows of `Y`; the gathered rows of
     /// [`project_rows`](Self::project_rows).
     block: Vec<f32>,
+    /// What the tables were last filled from (`E`, `W`, `b` and `f`, one after the other; empty
+    /// when never filled): a fill from the same values is skipped, as when a validation pass
+    /// and the next epoch's first batch read the same weights.
+    filled_from: Vec<f32>,
 }
 
 /// Rows of `P = E W^T` the table fill computes at a time: 256 KiB at V = 1,000, so they are
@@ -808,6 +812,23 @@ impl PairTables {
     /// an epoch (ml-100k, Intel Xeon, medians of 4 alternating runs).
     pub(crate) fn fill(&mut self, wts: &Weights<'_>, f: f32, isa: Isa, fused: bool) {
         let (v, k) = (wts.v, wts.k);
+        let inputs = [wts.e, wts.w, wts.b, &[f][..]];
+        let same_bits = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        let len: usize = inputs.iter().map(|x| x.len()).sum();
+        if self.filled_from.len() == len && self.rows.len() == v * v && {
+            let mut at = 0;
+            inputs.iter().all(|x| {
+                at += x.len();
+                same_bits(x, &self.filled_from[at - x.len()..at])
+            })
+        } {
+            // The same weights (bit for bit) give the same tables, whatever the build.
+            return;
+        }
+        self.filled_from.clear();
+        for x in inputs {
+            self.filled_from.extend_from_slice(x);
+        }
         self.f = f;
         self.rows.resize(v * v, 0.0);
         self.row_max.resize(v, 0.0);
@@ -1256,6 +1277,48 @@ mod tests {
                     assert_eq!(bits(&got.rows), bits(&want.rows), "Y, {case}");
                     assert_eq!(bits(&got.row_max), bits(&want.row_max), "maxima, {case}");
                 }
+            }
+        }
+    }
+
+    /// A fill from bit-identical weights is skipped, and only then: tables refilled in turn
+    /// from weights that differ from the last fill's in one element of `E`, of `W`, of `b`, or
+    /// in `f` are each a fresh fill's, bit for bit.
+    #[test]
+    fn a_fill_is_skipped_only_for_the_same_weights() {
+        use rand::{Rng, SeedableRng};
+        let (v, k) = (37, 5);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-0.7f32..0.7)).collect() };
+        let (e, w, b) = (draw(v * k), draw(v * k), draw(v));
+        let nudge = |x: &[f32], at: usize| {
+            let mut y = x.to_vec();
+            y[at] = f32::from_bits(y[at].to_bits() + 1);
+            y
+        };
+        let (e2, w2, b2) = (nudge(&e, 3 * k + 2), nudge(&w, v * k - 1), nudge(&b, 17));
+        // Each fill differs from the one before in one input only.
+        let cases = [
+            (&e, &w, &b, 1.0),
+            (&e, &w, &b, 1.0),
+            (&e2, &w, &b, 1.0),
+            (&e, &w, &b, 1.0),
+            (&e, &w2, &b, 1.0),
+            (&e, &w, &b, 1.0),
+            (&e, &w, &b2, 1.0),
+            (&e, &w, &b, 1.0),
+            (&e, &w, &b, 0.5),
+            (&e, &w, &b, 1.0),
+        ];
+        let bits = |t: &PairTables| (t.rows.iter().chain(&t.row_max).map(|x| x.to_bits()).collect::<Vec<_>>(), t.f);
+        for isa in Isa::supported() {
+            let mut reused = PairTables::default();
+            for (i, &(e, w, b, f)) in cases.iter().enumerate() {
+                let wts = Weights { e, w, b, v, k };
+                reused.fill(&wts, f, isa, true);
+                let mut fresh = PairTables::default();
+                fresh.fill(&wts, f, isa, true);
+                assert_eq!(bits(&reused), bits(&fresh), "{isa:?}, fill {i}");
             }
         }
     }
