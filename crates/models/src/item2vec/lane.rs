@@ -82,6 +82,10 @@ pub(crate) struct Lane {
     pub s_rows: Vec<f32>,
     /// Partial gradient of `out_weight` (V x k).
     pub dw: Vec<f32>,
+    /// The AVX-512 backward products' scratch: a 128-row chunk of `S` in 16-column strips,
+    /// and `dW^T` (k x V) while it is summed.
+    pub strips: Vec<f32>,
+    pub dw_t: Vec<f32>,
     /// Partial gradient of `out_bias` (V).
     pub db: Vec<f32>,
     /// Partial gradient of `embedding` (V x k).

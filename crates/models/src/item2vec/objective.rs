@@ -473,7 +473,7 @@ impl Item2VecObjective {
                 None if projected => {
                     projected_lane(&projected_pass, &wts, lane_ids, lane, simd);
                     if grad && self.per_lane_backward {
-                        projected_backward(&wts, std::slice::from_mut(lane));
+                        projected_backward(&wts, std::slice::from_mut(lane), self.isa);
                     }
                 }
                 None => {
@@ -490,7 +490,7 @@ impl Item2VecObjective {
         let loss: f64 = pair_loss + lanes[..n_lanes].iter().map(|l| l.loss).sum::<f64>();
         if projected && grad && !self.per_lane_backward {
             // One backward product for the batch: the lanes' `S` summed in lane order.
-            projected_backward(&wts, &mut lanes[..n_lanes]);
+            projected_backward(&wts, &mut lanes[..n_lanes], self.isa);
         }
         if let Some(grads) = grads {
             for lane in &mut lanes[..n_lanes] {

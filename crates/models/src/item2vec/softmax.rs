@@ -1099,7 +1099,7 @@ fn projected_examples<const AVX2: bool>(
 /// `m x V` and `m x k` blocks, so a product costs `m V k` and unmarked rows of `dE` stay exactly
 /// zero whatever `W` holds). Everything lands in the first lane's `dw`, `de` and marks; the
 /// other lanes' marks are left empty (so their `S` rows stale).
-pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane]) {
+pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane], isa: Isa) {
     let Some((first, rest)) = lanes.split_first_mut() else { return };
     let v = wts.v;
     for lane in rest {
@@ -1112,7 +1112,7 @@ pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane]) {
         }
         lane.e_rows.clear();
     }
-    backward_products(wts, first);
+    backward_products(wts, first, isa);
 }
 
 /// From this share of marked rows on (`NUMER / DENOM`), the backward products run over all of
@@ -1122,10 +1122,13 @@ const FULL_PRODUCT_DENOM: usize = 4;
 
 /// `lane.dw += S^T E` and `lane.de[c] += S[c] W` for the rows `c` of `lane.e_rows` (a product
 /// over all rows when at least three quarters are marked, else over the gathered marked rows).
-/// `S`'s unmarked rows are stale (see [`Lane::s`]) and are never read as values.
-fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
+/// `S`'s unmarked rows are stale (see [`Lane::s`]) and are never read as values. The products
+/// over all of `S` run in [`super::simd512::backward_products`] in the AVX-512 build where
+/// OpenBLAS would (V >= 512, k <= 64): OpenBLAS's sums at P0's width, without its two
+/// packings of `S`.
+fn backward_products(wts: &Weights<'_>, lane: &mut Lane, isa: Isa) {
     let (v, k) = (wts.v, wts.k);
-    let Lane { s, s_rows, e_rows: marks, h: e_rows, dh: de_rows, de, dw, .. } = lane;
+    let Lane { s, s_rows, e_rows: marks, h: e_rows, dh: de_rows, de, dw, strips, dw_t, .. } = lane;
     let m = marks.rows.len();
     if m == 0 {
         return;
@@ -1141,11 +1144,33 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane) {
                 row.fill(0.0);
             }
         }
-        let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
-        let sv = ArrayView2::from_shape((v, v), &s[..v * v]).expect("S shape");
-        product(v, 1.0, &sv.t(), &e, 1.0, &mut dw);
-        let mut dev = ArrayViewMut2::from_shape((v, k), &mut de[..]).expect("de shape");
-        product(v, 1.0, &sv, &w, 1.0, &mut dev);
+        #[cfg(target_arch = "x86_64")]
+        let fast = isa == Isa::Avx512 && v >= BLAS_FROM_VOCAB && k <= super::simd512::PRODUCTS_MAX_K;
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast = false;
+        if fast {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::supported` found AVX-512F on this CPU; the shapes are the tables'.
+            unsafe {
+                super::simd512::backward_products(
+                    &s[..v * v],
+                    wts.e,
+                    wts.w,
+                    v,
+                    k,
+                    dw.as_slice_mut().expect("dw is contiguous"),
+                    de,
+                    strips,
+                    dw_t,
+                )
+            };
+        } else {
+            let e = ArrayView2::from_shape((v, k), wts.e).expect("embedding shape checked at construction");
+            let sv = ArrayView2::from_shape((v, v), &s[..v * v]).expect("S shape");
+            product(v, 1.0, &sv.t(), &e, 1.0, &mut dw);
+            let mut dev = ArrayViewMut2::from_shape((v, k), &mut de[..]).expect("de shape");
+            product(v, 1.0, &sv, &w, 1.0, &mut dev);
+        }
         if m < v {
             for (_, row) in de.chunks_exact_mut(k).enumerate().filter(|(c, _)| !marks.is_marked(*c)) {
                 row.iter_mut().for_each(|x| *x = 0.0);
@@ -1310,7 +1335,8 @@ mod tests {
             (&e, &w, &b, 0.5),
             (&e, &w, &b, 1.0),
         ];
-        let bits = |t: &PairTables| (t.rows.iter().chain(&t.row_max).map(|x| x.to_bits()).collect::<Vec<_>>(), t.f);
+        let bits =
+            |t: &PairTables| (t.rows.iter().chain(&t.row_max).map(|x| x.to_bits()).collect::<Vec<_>>(), t.f);
         for isa in Isa::supported() {
             let mut reused = PairTables::default();
             for (i, &(e, w, b, f)) in cases.iter().enumerate() {
