@@ -484,22 +484,20 @@ fn rows_times_w<const Z: usize, const R: usize>(
 fn st_times_e(strips: &[f32], n: usize, e: &[f32], v: usize, k: usize, dw_t: &mut [f32]) {
     let mut i0 = 0;
     while i0 < k {
-        match k - i0 {
+        // As many of `dW^T`'s rows as registers allow at once (P0's k = 20: one pass).
+        i0 += match k - i0 {
+            24.. => st_times_e_rows::<24>(strips, n, e, v, k, i0, dw_t),
+            20.. => st_times_e_rows::<20>(strips, n, e, v, k, i0, dw_t),
             16.. => st_times_e_rows::<16>(strips, n, e, v, k, i0, dw_t),
+            12.. => st_times_e_rows::<12>(strips, n, e, v, k, i0, dw_t),
             8.. => st_times_e_rows::<8>(strips, n, e, v, k, i0, dw_t),
             4.. => st_times_e_rows::<4>(strips, n, e, v, k, i0, dw_t),
             _ => st_times_e_rows::<1>(strips, n, e, v, k, i0, dw_t),
-        }
-        i0 += match k - i0 {
-            16.. => 16,
-            8.. => 8,
-            4.. => 4,
-            _ => 1,
         };
     }
 }
 
-/// Rows `i0 .. i0 + I` of `dW^T` (see [`st_times_e`]).
+/// Rows `i0 .. i0 + I` of `dW^T` (see [`st_times_e`]); returns `I`.
 #[target_feature(enable = "avx512f,avx2")]
 #[allow(clippy::too_many_arguments)] // the strips, their shape, E and the output rows
 fn st_times_e_rows<const I: usize>(
@@ -510,7 +508,7 @@ fn st_times_e_rows<const I: usize>(
     k: usize,
     i0: usize,
     dw_t: &mut [f32],
-) {
+) -> usize {
     assert!(i0 + I <= k && e.len() >= n * k && dw_t.len() >= k * v);
     for b in 0..v.div_ceil(16) {
         let m = lanes_before(16 * b, v);
@@ -534,6 +532,7 @@ fn st_times_e_rows<const I: usize>(
             }
         }
     }
+    I
 }
 
 #[cfg(test)]
