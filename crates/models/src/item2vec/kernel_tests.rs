@@ -281,6 +281,55 @@ fn stale_rows_of_s_never_leak_into_a_later_batch() {
     }
 }
 
+/// The row pass keeps each training batch's and the validation set's row index for the next
+/// pass over the same ids: passes over batches seen before (their index reused), over other
+/// batches in between, over the validation set twice, and over more distinct batches than
+/// are kept (the least recently used replaced, then met again) each give a fresh objective's
+/// loss and gradients bit for bit.
+#[test]
+fn kept_row_indices_give_a_fresh_pass_bitwise() {
+    for (vocab, n) in [(11usize, 80usize), (37, 60), (300, 40)] {
+        let seqs = sequences(vocab as u32, n, 80, vocab as u64 + 9);
+        let val_seqs = sequences(vocab as u32, 20, 80, vocab as u64 + 10);
+        let config = Item2VecConfig { dim: 8, drop_ends: false, ..Default::default() };
+        let (params, _, projected) = setup(config, vocab, &seqs, 4);
+        let make = || {
+            let val = Examples::build(&val_seqs, config.window, config.drop_ends);
+            Item2VecObjective::new(
+                config,
+                projected.tables(),
+                vocab,
+                projected.train_examples().clone(),
+                Some(val),
+                4,
+            )
+            .unwrap()
+            .with_softmax_kernel(SoftmaxKernel::Projected)
+        };
+        let all: Vec<u32> = (0..n as u32).collect();
+        let (a, b) = (all[..n / 2].to_vec(), all[n / 4..].to_vec());
+        let mut batches =
+            vec![Some(a.clone()), Some(b.clone()), Some(a.clone()), None, Some(b), None, Some(a)];
+        // More distinct batches than are kept, then the first of them (replaced) and the last.
+        batches.extend(all.iter().map(|&u| Some(vec![u])));
+        batches.extend([Some(vec![0]), Some(vec![n as u32 - 1]), None]);
+        let reused = make();
+        for (i, units) in batches.iter().enumerate() {
+            let run = |o: &Item2VecObjective| match units {
+                Some(units) => {
+                    let mut g = Grads::zeros_like(&params);
+                    let loss = o.loss_and_grad(&params, units, &mut g);
+                    let bits: Vec<Vec<u32>> =
+                        g.tables().iter().map(|t| t.data.iter().map(|x| x.to_bits()).collect()).collect();
+                    (loss.sum.to_bits(), bits)
+                }
+                None => (o.validation_loss(&params).unwrap().sum.to_bits(), Vec::new()),
+            };
+            assert!(run(&reused) == run(&make()), "V {vocab}, pass {i}");
+        }
+    }
+}
+
 /// Every build this CPU runs (portable, AVX2, AVX-512: the table fill, the sums and the row
 /// pass) gives bitwise the portable build's loss and gradient, in both forms of the row pass:
 /// one sweep (one thread) and two phases over parallel blocks (two threads), on a batch that

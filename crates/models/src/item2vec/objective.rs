@@ -21,7 +21,7 @@ use reelvec_engine::{BatchLoss, GradKind, Grads, Init, Objective, ParamStore, Ta
 
 use super::lane::{Lane, Weights};
 use super::negative::{negative_lane, NegativePass};
-use super::pair_rows::PairRows;
+use super::pair_rows::{ExampleSet, PairRows};
 use super::softmax::{
     project, projected_backward, projected_lane, softmax_lane, ExamplePass, Isa, PairTables, ProjectedPass,
     SoftmaxKernel,
@@ -368,16 +368,30 @@ impl Item2VecObjective {
             let r = train.sequence_range(u as usize);
             ids.extend(r.start as u32..r.end as u32);
         }
-        self.run(params, train, ids, draw, grads, lanes, proj, pairs, pair_rows)
+        // The training examples never change unless they are redrawn every epoch.
+        let set = self.sampling.is_none().then_some(ExampleSet::Train);
+        self.run(params, train, ids, set, draw, grads, lanes, proj, pairs, pair_rows)
     }
 
     /// Loss sum and count over every example of `examples` (no gradient).
     pub fn loss_over(&self, params: &ParamStore, examples: &Examples, draw: u64) -> (f64, u64) {
+        self.loss_over_set(params, examples, None, draw)
+    }
+
+    /// [`loss_over`](Self::loss_over), `set` naming which of the objective's own example
+    /// sets `examples` is (their row index is then kept from pass to pass).
+    fn loss_over_set(
+        &self,
+        params: &ParamStore,
+        examples: &Examples,
+        set: Option<ExampleSet>,
+        draw: u64,
+    ) -> (f64, u64) {
         let mut guard = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let Scratch { ids, lanes, proj, pairs, pair_rows, .. } = &mut *guard;
         ids.clear();
         ids.extend(0..examples.len() as u32);
-        self.run(params, examples, ids, draw, None, lanes, proj, pairs, pair_rows)
+        self.run(params, examples, ids, set, draw, None, lanes, proj, pairs, pair_rows)
     }
 
     /// Draw id for the next training batch.
@@ -391,6 +405,7 @@ impl Item2VecObjective {
         params: &ParamStore,
         ex: &Examples,
         ids: &[u32],
+        set: Option<ExampleSet>,
         draw: u64,
         grads: Option<&mut Grads>,
         lanes: &mut Vec<Lane>,
@@ -458,7 +473,8 @@ impl Item2VecObjective {
             pairs.fill(&wts, f, self.isa, self.fused_fill);
             lanes[0].ensure_projected(wts.v, wts.k);
             // The row pass reads the tables, never `P`.
-            pair_loss = pair_rows.run(&examples, pairs, &wts, ids, &mut lanes[0], self.isa, self.row_sweep);
+            pair_loss =
+                pair_rows.run(&examples, pairs, &wts, ids, set, &mut lanes[0], self.isa, self.row_sweep);
             (ids, len) = (&pair_rows.direct[..], pair_rows.direct.len());
             pairs.project_rows(&wts, &pair_rows.direct_rows, proj);
             let cap = if grad { projected_lanes(len, wts.v) } else { usize::MAX };
@@ -561,7 +577,7 @@ impl Objective for Item2VecObjective {
 
     fn validation_loss(&self, params: &ParamStore) -> Option<BatchLoss> {
         let val = self.val.as_ref()?;
-        let (sum, count) = self.loss_over(params, val, VALIDATION_DRAW);
+        let (sum, count) = self.loss_over_set(params, val, Some(ExampleSet::Validation), VALIDATION_DRAW);
         Some(BatchLoss::new(sum, count))
     }
 
