@@ -146,7 +146,8 @@ fn bench_item2vec(c: &mut Criterion) {
     }
     // On one thread, in one run: the two-token row pass as one sweep over the rows (now) and
     // as two phases (before); the AVX-512 pair-table fill from `E` and `W^T` in registers (now)
-    // and through the BLAS product (before; the same on CPUs without AVX-512).
+    // and through the BLAS product (before; the same on CPUs without AVX-512); likewise the
+    // backward products.
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
     for vocab in [200, 1000] {
         for sweep in [false, true] {
@@ -161,6 +162,13 @@ fn bench_item2vec(c: &mut Criterion) {
                 |o: Item2VecObjective| o.with_softmax_kernel(SoftmaxKernel::Projected).with_fused_fill(fused);
             item2vec_step_in(c, &name, Item2VecConfig::default(), vocab, tune, Some(&one));
         }
+    }
+    // The AVX-512 backward products (now) and OpenBLAS's (before), from V = 512 on.
+    for own in [false, true] {
+        let name = format!("cbow_softmax_step Projected 1 thread, simd products {own}");
+        let tune =
+            |o: Item2VecObjective| o.with_softmax_kernel(SoftmaxKernel::Projected).with_simd_products(own);
+        item2vec_step_in(c, &name, Item2VecConfig::default(), 1000, tune, Some(&one));
     }
     let sg = Item2VecConfig {
         architecture: Architecture::Skipgram,

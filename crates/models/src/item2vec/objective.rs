@@ -190,6 +190,10 @@ pub struct Item2VecObjective {
     /// default) rather than through the BLAS product (kept to be benchmarked against; the same
     /// bits).
     fused_fill: bool,
+    /// Whether the AVX-512 build forms the backward products over all of `S` itself (the
+    /// default) rather than through OpenBLAS (kept to be benchmarked against; the same bits at
+    /// P0's width).
+    simd_products: bool,
     draws: AtomicU64,
     /// Per-epoch resampling of the training sequences (gensim's `sample` / `shrink_windows`).
     sampling: Option<EpochSampling>,
@@ -241,6 +245,7 @@ impl Item2VecObjective {
             per_lane_backward: false,
             row_sweep: true,
             fused_fill: true,
+            simd_products: true,
             draws: AtomicU64::new(0),
             sampling: None,
             epoch: AtomicU64::new(0),
@@ -301,6 +306,14 @@ impl Item2VecObjective {
     /// for benchmarks; the same bits either way.
     pub fn with_fused_fill(mut self, fused: bool) -> Self {
         self.fused_fill = fused;
+        self
+    }
+
+    /// With `false`, the AVX-512 build leaves the projected softmax's backward products to
+    /// OpenBLAS, as the other builds do, instead of forming them itself: for benchmarks; the
+    /// same bits at P0's width (see `simd512::backward_products`).
+    pub fn with_simd_products(mut self, own: bool) -> Self {
+        self.simd_products = own;
         self
     }
 
@@ -481,6 +494,7 @@ impl Item2VecObjective {
             n_lanes = self.lanes.min(len.div_ceil(MIN_LANE_EXAMPLES)).min(cap).max(1);
         }
         let projected_pass = ProjectedPass { examples, proj };
+        let simd_products = self.simd_products && self.isa == Isa::Avx512;
         let work = |j: usize, lane: &mut Lane| {
             let (lo, hi) = (j * len / n_lanes, (j + 1) * len / n_lanes);
             lane.loss = 0.0;
@@ -489,7 +503,7 @@ impl Item2VecObjective {
                 None if projected => {
                     projected_lane(&projected_pass, &wts, lane_ids, lane, simd);
                     if grad && self.per_lane_backward {
-                        projected_backward(&wts, std::slice::from_mut(lane), self.isa);
+                        projected_backward(&wts, std::slice::from_mut(lane), simd_products);
                     }
                 }
                 None => {
@@ -506,7 +520,7 @@ impl Item2VecObjective {
         let loss: f64 = pair_loss + lanes[..n_lanes].iter().map(|l| l.loss).sum::<f64>();
         if projected && grad && !self.per_lane_backward {
             // One backward product for the batch: the lanes' `S` summed in lane order.
-            projected_backward(&wts, &mut lanes[..n_lanes], self.isa);
+            projected_backward(&wts, &mut lanes[..n_lanes], simd_products);
         }
         if let Some(grads) = grads {
             for lane in &mut lanes[..n_lanes] {

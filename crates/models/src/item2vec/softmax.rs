@@ -1099,7 +1099,7 @@ fn projected_examples<const AVX2: bool>(
 /// `m x V` and `m x k` blocks, so a product costs `m V k` and unmarked rows of `dE` stay exactly
 /// zero whatever `W` holds). Everything lands in the first lane's `dw`, `de` and marks; the
 /// other lanes' marks are left empty (so their `S` rows stale).
-pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane], isa: Isa) {
+pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane], simd_products: bool) {
     let Some((first, rest)) = lanes.split_first_mut() else { return };
     let v = wts.v;
     for lane in rest {
@@ -1112,7 +1112,7 @@ pub(crate) fn projected_backward(wts: &Weights<'_>, lanes: &mut [Lane], isa: Isa
         }
         lane.e_rows.clear();
     }
-    backward_products(wts, first, isa);
+    backward_products(wts, first, simd_products);
 }
 
 /// From this share of marked rows on (`NUMER / DENOM`), the backward products run over all of
@@ -1123,10 +1123,10 @@ const FULL_PRODUCT_DENOM: usize = 4;
 /// `lane.dw += S^T E` and `lane.de[c] += S[c] W` for the rows `c` of `lane.e_rows` (a product
 /// over all rows when at least three quarters are marked, else over the gathered marked rows).
 /// `S`'s unmarked rows are stale (see [`Lane::s`]) and are never read as values. The products
-/// over all of `S` run in [`super::simd512::backward_products`] in the AVX-512 build where
-/// OpenBLAS would (V >= 512, k <= 64): OpenBLAS's sums at P0's width, without its two
-/// packings of `S`.
-fn backward_products(wts: &Weights<'_>, lane: &mut Lane, isa: Isa) {
+/// over all of `S` run in [`super::simd512::backward_products`] with `simd_products` (the
+/// AVX-512 build) where OpenBLAS would (V >= 512, k <= 64): OpenBLAS's sums at P0's width,
+/// without its two packings of `S`.
+fn backward_products(wts: &Weights<'_>, lane: &mut Lane, simd_products: bool) {
     let (v, k) = (wts.v, wts.k);
     let Lane { s, s_rows, e_rows: marks, h: e_rows, dh: de_rows, de, dw, strips, dw_t, .. } = lane;
     let m = marks.rows.len();
@@ -1145,12 +1145,16 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane, isa: Isa) {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        let fast = isa == Isa::Avx512 && v >= BLAS_FROM_VOCAB && k <= super::simd512::PRODUCTS_MAX_K;
+        let fast = simd_products && v >= BLAS_FROM_VOCAB && k <= super::simd512::PRODUCTS_MAX_K;
         #[cfg(not(target_arch = "x86_64"))]
-        let fast = false;
+        let fast = {
+            let _ = simd_products; // no AVX-512 build off x86-64
+            false
+        };
         if fast {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::supported` found AVX-512F on this CPU; the shapes are the tables'.
+            // SAFETY: `simd_products` only in the AVX-512 build (`Isa::supported` found
+            // AVX-512F on this CPU); the shapes are the tables'.
             unsafe {
                 super::simd512::backward_products(
                     &s[..v * v],
