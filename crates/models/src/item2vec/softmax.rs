@@ -813,15 +813,15 @@ impl PairTables {
     pub(crate) fn fill(&mut self, wts: &Weights<'_>, f: f32, isa: Isa, fused: bool) {
         let (v, k) = (wts.v, wts.k);
         let inputs = [wts.e, wts.w, wts.b, &[f][..]];
-        let same_bits = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
         let len: usize = inputs.iter().map(|x| x.len()).sum();
-        if self.filled_from.len() == len && self.rows.len() == v * v && {
-            let mut at = 0;
-            inputs.iter().all(|x| {
-                at += x.len();
-                same_bits(x, &self.filled_from[at - x.len()..at])
-            })
-        } {
+        if self.rows.len() == v * v
+            && self.filled_from.len() == len
+            && inputs
+                .iter()
+                .flat_map(|x| x.iter())
+                .zip(&self.filled_from)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        {
             // The same weights (bit for bit) give the same tables, whatever the build.
             return;
         }
