@@ -807,7 +807,7 @@ impl PairTables {
     /// in the build `isa` (every build gives the same bits, `fused` or not). `P` is never held whole:
     /// its rows are computed [`FILL_ROWS`] at a time (the products of [`project`], by row
     /// blocks that depend on V only) and become rows of `Y` while in cache; on AVX-512 they
-    /// are computed four at a time in registers ([`super::simd512::fill_rows`], the products'
+    /// are computed eight at a time in registers ([`super::simd512::fill_rows`], the products'
     /// fused multiply-add chain) when `fused`, P0 top-1000 at 1 thread 49.35 against 53.75 ms
     /// an epoch (ml-100k, Intel Xeon, medians of 4 alternating runs).
     pub(crate) fn fill(&mut self, wts: &Weights<'_>, f: f32, isa: Isa, fused: bool) {
@@ -883,7 +883,7 @@ impl PairTables {
         }
     }
 
-    /// The whole table with [`super::simd512::fill_rows`]: `P`'s rows computed four at a time
+    /// The whole table with [`super::simd512::fill_rows`]: `P`'s rows computed eight at a time
     /// in registers from `E` and `W^T` and turned into rows of `Y` there (the same bits as the
     /// product and [`fill_avx512`](Self::fill_avx512)).
     #[cfg(target_arch = "x86_64")]
@@ -896,20 +896,25 @@ impl PairTables {
                 self.wt[i * v + j] = x;
             }
         }
-        const R: usize = 4;
-        let mut rows = self.rows.chunks_exact_mut(R * v);
-        let mut maxima = self.row_max.chunks_exact_mut(R);
-        let mut e = wts.e.chunks_exact(R * k);
-        for ((y, m), e) in (&mut rows).zip(&mut maxima).zip(&mut e) {
+        // Eight rows at a time, last rows first (the rest of `v / 8`, one by one, before
+        // them): the table's first rows, which the row pass reads first, are the last written
+        // and still in L2 when it starts.
+        const R: usize = 8;
+        let full = v - v % R;
+        let (rows, tail_rows) = self.rows.split_at_mut(full * v);
+        let (maxima, tail_maxima) = self.row_max.split_at_mut(full);
+        let (e, tail_e) = wts.e.split_at(full * k);
+        let tail = tail_rows.chunks_exact_mut(v).zip(tail_maxima).zip(tail_e.chunks_exact(k));
+        for ((y, m), e) in tail.rev() {
             // SAFETY: the caller guarantees AVX-512F; the shapes are the tables'.
+            *m = unsafe { super::simd512::fill_rows::<1>(e, &self.wt, k, v, &self.half_bias, f, y) }[0];
+        }
+        let groups = rows.chunks_exact_mut(R * v).zip(maxima.chunks_exact_mut(R)).zip(e.chunks_exact(R * k));
+        for ((y, m), e) in groups.rev() {
+            // SAFETY: as above.
             m.copy_from_slice(&unsafe {
                 super::simd512::fill_rows::<R>(e, &self.wt, k, v, &self.half_bias, f, y)
             });
-        }
-        let tail = rows.into_remainder().chunks_exact_mut(v);
-        for ((y, m), e) in tail.zip(maxima.into_remainder()).zip(e.remainder().chunks_exact(k)) {
-            // SAFETY: as above.
-            *m = unsafe { super::simd512::fill_rows::<1>(e, &self.wt, k, v, &self.half_bias, f, y) }[0];
         }
     }
 
