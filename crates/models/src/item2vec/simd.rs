@@ -33,7 +33,7 @@ unsafe fn exp8(x: __m256) -> __m256 {
         );
         let mut p = _mm256_set1_ps(EXP_POLY_LEAD);
         for c in EXP_POLY {
-            p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
         }
         let e = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0));
         let bits = _mm256_add_epi32(
@@ -41,6 +41,62 @@ unsafe fn exp8(x: __m256) -> __m256 {
             _mm256_set1_epi32(127),
         );
         _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits)))
+    }
+}
+
+/// `e^x` of eight lanes: [`exp_fused_f32`](super::softmax::exp_fused_f32)'s operations, the
+/// same fused multiply-adds (the caller enables FMA).
+#[inline(always)]
+unsafe fn exp8_fused(x: __m256) -> __m256 {
+    // SAFETY (whole body): register-only AVX2/FMA arithmetic; the caller guarantees both.
+    unsafe {
+        let x = _mm256_min_ps(_mm256_set1_ps(EXP_MAX), _mm256_max_ps(_mm256_set1_ps(EXP_MIN), x));
+        let round = _mm256_set1_ps(EXP_ROUND);
+        let t = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), round);
+        let n = _mm256_sub_ps(t, round);
+        let r = _mm256_fnmadd_ps(
+            n,
+            _mm256_set1_ps(EXP_LN2_LO),
+            _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), x),
+        );
+        let mut p = _mm256_set1_ps(EXP_POLY_LEAD);
+        for c in EXP_POLY {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let e = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0));
+        let bits = _mm256_add_epi32(
+            _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(EXP_ROUND.to_bits() as i32)),
+            _mm256_set1_epi32(127),
+        );
+        _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits)))
+    }
+}
+
+/// `x <- exp_fused_f32(x - m)` (the pair tables' exponentials), eight lanes at a time, the
+/// tail through one padded register: bitwise the portable loop.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn exp_fused_shifted(x: &mut [f32], m: f32) {
+    let body = x.len() - x.len() % 8;
+    let mv = _mm256_set1_ps(m);
+    let mut i = 0;
+    while i < body {
+        // SAFETY: `i + 8 <= body <= len`; AVX2 and FMA by the caller's guarantee.
+        unsafe {
+            let p = x.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, exp8_fused(_mm256_sub_ps(_mm256_loadu_ps(p), mv)));
+        }
+        i += 8;
+    }
+    let rest = &mut x[body..];
+    if !rest.is_empty() {
+        let mut pad = [0.0f32; 8];
+        pad[..rest.len()].copy_from_slice(rest);
+        // SAFETY: `pad` holds eight f32; AVX2 and FMA as above.
+        let e = unsafe { lanes(exp8_fused(_mm256_sub_ps(_mm256_loadu_ps(pad.as_ptr()), mv))) };
+        rest.copy_from_slice(&e[..rest.len()]);
     }
 }
 
@@ -284,5 +340,46 @@ pub(super) unsafe fn row_out(x: &[f32], acc: &[f32], f: f32, s: &mut [f32], db: 
         let t = x[j] * acc[j];
         s[j] += f * t;
         db[j] += t;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item2vec::softmax::exp_fused_f32;
+
+    /// The AVX2 build of the pair tables' exponentials is `exp_fused_f32` bit for bit: f32s
+    /// through [-100, 100] at a stride of 37 ulps (past both ends of the clamp, and around
+    /// zero), plus infinities and NaN, with a tail shorter than a register. Skips, saying so,
+    /// where the CPU lacks AVX2 or FMA.
+    #[test]
+    fn exp_fused_shifted_is_the_portable_fused_exponential_bitwise() {
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            println!("skipped: this CPU has no AVX2 and FMA");
+            return;
+        }
+        let mut xs: Vec<f32> = vec![f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 0.0, -87.0, 88.0];
+        let mut x = -100.0f32;
+        while x < 100.0 {
+            xs.push(x);
+            x = f32::from_bits(if x < 0.0 { x.to_bits() - 37 } else { x.to_bits() + 37 });
+            if x.is_sign_negative() && x > -1e-30 {
+                x = 1e-30;
+            }
+        }
+        xs.truncate((xs.len() / 8 - 1) * 8 + 5);
+        assert!(xs.len() > 100_000 && xs.len() % 8 == 5, "{} inputs", xs.len());
+        for m in [0.0f32, 1.5] {
+            let mut got = xs.clone();
+            // SAFETY: AVX2 and FMA detected above.
+            unsafe { exp_fused_shifted(&mut got, m) };
+            for (&x, &got) in xs.iter().zip(&got) {
+                let want = exp_fused_f32(x - m);
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "exp({x} - {m}): {got} vs {want}"
+                );
+            }
+        }
     }
 }

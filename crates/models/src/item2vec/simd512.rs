@@ -14,9 +14,9 @@
 //!   `pair_sum`'s accumulator `l` and `16 + l`, folded the same way), so each sum is bitwise
 //!   the portable one.
 //!
-//! - [`fill_row`] makes a row of the exponential table `Y` from a row of `P`: `exp_f32`'s
-//!   operations sixteen lanes at a time (elementwise and unfused, so the same bits), without
-//!   the sum the AVX2 build's `exp_sum` also takes.
+//! - [`fill_row`] makes a row of the exponential table `Y` from a row of `P`:
+//!   `exp_fused_f32`'s operations sixteen lanes at a time (elementwise, the same fused
+//!   multiply-adds, so the same bits).
 //! - [`fill_rows`] makes eight rows of `Y` straight from `E` and `W^T`: each 48-column tile of
 //!   `P` as the fused multiply-add chain over `k` that the BLAS products compute (bit for bit),
 //!   turned into `Y` before it leaves registers, so no block of `P` is stored, reloaded or
@@ -294,7 +294,7 @@ fn row_max(acc: __m512) -> f32 {
     max_of(std::array::from_fn(|l| lanes[l].max(lanes[l + 8])))
 }
 
-/// `y <- exp_f32(y - m)`, sixteen lanes at a time.
+/// `y <- exp_fused_f32(y - m)`, sixteen lanes at a time.
 #[inline]
 #[target_feature(enable = "avx512f,avx2")]
 fn exp_shifted(y: &mut [f32], m: f32) {
@@ -311,7 +311,7 @@ fn exp_shifted(y: &mut [f32], m: f32) {
     }
 }
 
-/// `y = f p + h` (unfused, as the portable fill), then `y <- exp_f32(y - m)` with `m` the
+/// `y = f p + h` (unfused, as the portable fill), then `y <- exp_fused_f32(y - m)` with `m` the
 /// row's maximum, which it returns; the elements past `v = y.len()` are untouched.
 ///
 /// # Safety
@@ -339,26 +339,24 @@ pub(crate) unsafe fn fill_row(p: &[f32], h: &[f32], f: f32, y: &mut [f32]) -> f3
     m
 }
 
-/// `exp_f32` on sixteen lanes: its operations in its order, unfused.
+/// `exp_fused_f32` on sixteen lanes: its operations in its order, the same multiply-adds fused.
 #[inline]
 #[target_feature(enable = "avx512f,avx2")]
 fn exp16(x: __m512) -> __m512 {
     let x = _mm512_min_ps(_mm512_set1_ps(EXP_MAX), _mm512_max_ps(_mm512_set1_ps(EXP_MIN), x));
     let round = _mm512_set1_ps(EXP_ROUND);
-    let t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)), round);
+    let t = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), round);
     let n = _mm512_sub_ps(t, round);
-    let r = _mm512_sub_ps(
-        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(EXP_LN2_HI))),
-        _mm512_mul_ps(n, _mm512_set1_ps(EXP_LN2_LO)),
-    );
+    let r =
+        _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x));
     let mut q = _mm512_set1_ps(EXP_POLY_LEAD);
     for c in EXP_POLY {
-        q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(c));
+        q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(c));
     }
-    let e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(q, r), r), r), _mm512_set1_ps(1.0));
-    // `e 2^n` in one rounding, as `exp_f32`'s product with the power of two it writes into
-    // the exponent bits: the clamp keeps `n` in [-126, 127], where `2^n` is a normal float,
-    // so both are the exact product rounded once (one operation instead of four).
+    let e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(q, r), r, r), _mm512_set1_ps(1.0));
+    // `e 2^n` in one rounding, as `exp_fused_f32`'s product with the power of two it writes
+    // into the exponent bits: the clamp keeps `n` in [-126, 127], where `2^n` is a normal
+    // float, so both are the exact product rounded once (one operation instead of four).
     _mm512_scalef_ps(e, n)
 }
 
@@ -575,7 +573,7 @@ fn st_times_e_rows<const I: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::item2vec::softmax::exp_f32;
+    use crate::item2vec::softmax::exp_fused_f32;
 
     /// Random `S` (V x V), `E`, `W` (V x k) and nonzero starting `dW`, `dE`.
     fn product_inputs(v: usize, k: usize) -> [Vec<f32>; 5] {
@@ -657,11 +655,11 @@ mod tests {
         }
     }
 
-    /// `exp16` is `exp_f32` bit for bit: f32s through [-100, 100] at a stride of 37 ulps
+    /// `exp16` is `exp_fused_f32` bit for bit: f32s through [-100, 100] at a stride of 37 ulps
     /// (past both ends of the clamp, and around zero), plus infinities and NaN. Skips, saying
     /// so, where the CPU lacks AVX-512F.
     #[test]
-    fn exp16_is_the_portable_exponential_bitwise() {
+    fn exp16_is_the_portable_fused_exponential_bitwise() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
             println!("skipped: this CPU has no AVX-512F");
             return;
@@ -683,7 +681,7 @@ mod tests {
             // SAFETY: AVX-512F detected above; both arrays hold sixteen f32.
             unsafe { _mm512_storeu_ps(out.as_mut_ptr(), exp16(_mm512_loadu_ps(lanes.as_ptr()))) };
             for (&x, &got) in chunk.iter().zip(&out) {
-                let want = exp_f32(x);
+                let want = exp_fused_f32(x);
                 assert!(
                     got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
                     "exp({x}): {got} vs {want}"

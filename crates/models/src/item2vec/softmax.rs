@@ -155,7 +155,31 @@ pub fn exp_f32(x: f32) -> f32 {
     e * two_n
 }
 
-/// [`exp_f32`]'s constants, which its SIMD builds (`simd::exp8`, `simd512::exp16`) share.
+/// `e^x` as [`exp_f32`] computes it, each multiply-add of the argument reduction and the
+/// polynomial fused into one rounding (`mul_add`): the exponential of the pair tables
+/// ([`PairTables`]), whose builds (`simd::exp8_fused`, `simd512::exp16`) take 15 vector
+/// operations an element where the unfused take 25. P0 top-1000 table fill at V = 1,000:
+/// 0.173 against 0.322 ms of exponentials a table in the AVX-512 build (Intel Xeon, into L1).
+/// Relative error below 3e-7 on `[-87, 88]` (test `fused_exp_matches_std`), the same clamp.
+/// Off a CPU with FMA the portable build's `mul_add` is libm's `fmaf`: the same bits, slower.
+#[inline(always)]
+pub fn exp_fused_f32(x: f32) -> f32 {
+    let x = x.clamp(EXP_MIN, EXP_MAX);
+    let t = x.mul_add(std::f32::consts::LOG2_E, EXP_ROUND);
+    let n = t - EXP_ROUND;
+    let r = (-n).mul_add(EXP_LN2_LO, (-n).mul_add(EXP_LN2_HI, x));
+    let mut p = EXP_POLY_LEAD;
+    for c in EXP_POLY {
+        p = p.mul_add(r, c);
+    }
+    let e = (p * r).mul_add(r, r) + 1.0;
+    // bits(t) = bits(EXP_ROUND) + n for |n| < 2^22; 2^n has exponent field n + 127.
+    let two_n = f32::from_bits(t.to_bits().wrapping_sub(EXP_ROUND.to_bits()).wrapping_add(127) << 23);
+    e * two_n
+}
+
+/// [`exp_f32`]'s constants, which its SIMD builds (`simd::exp8`) and [`exp_fused_f32`]'s
+/// (`simd::exp8_fused`, `simd512::exp16`) share.
 /// The clamp of the argument.
 pub(crate) const EXP_MIN: f32 = -87.0;
 pub(crate) const EXP_MAX: f32 = 88.0;
@@ -238,6 +262,19 @@ impl<const AVX2: bool> Row<AVX2> {
             return unsafe { super::simd::exp_sum(x, m) };
         }
         exp_sum_in_place(x, m)
+    }
+
+    /// `x <- exp_fused_f32(x - m)` (the pair tables' exponentials), in the AVX2 build with
+    /// `simd::exp_fused_shifted` (`AVX2 = true` also means FMA: see [`Isa::supported`]).
+    #[inline(always)]
+    fn exp_fused_shifted(x: &mut [f32], m: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: `AVX2 = true` is only instantiated inside AVX2 target-feature functions,
+            // and the pair tables' AVX2 build runs only where `Isa::supported` found FMA too.
+            return unsafe { super::simd::exp_fused_shifted(x, m) };
+        }
+        x.iter_mut().for_each(|v| *v = exp_fused_f32(*v - m));
     }
 
     #[inline(always)]
@@ -459,7 +496,8 @@ pub(crate) fn positives_of(arch: Architecture, ex: &Examples, e: usize) -> &[u32
 pub(crate) enum Isa {
     /// Plain Rust (the reference).
     Portable,
-    /// The same source compiled for AVX2 ([`avx2`]).
+    /// The same source compiled for AVX2 ([`avx2`]), the table fill's exponentials with FMA
+    /// (CPUs with both).
     Avx2,
     /// The register-tiled AVX-512 kernels of [`super::simd512`].
     Avx512,
@@ -479,7 +517,8 @@ impl Isa {
         let mut isas = vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") {
+            // The AVX2 build's table fill fuses multiply-adds (`exp_fused_f32`): FMA too.
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 isas.push(Isa::Avx2);
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     isas.push(Isa::Avx512);
@@ -948,7 +987,7 @@ impl PairTables {
             let y = &mut self.rows[c * v..(c + 1) * v];
             y.iter_mut().zip(p).zip(&self.half_bias).for_each(|((y, &p), &h)| *y = f * p + h);
             let m = Row::<AVX2>::max(y);
-            Row::<AVX2>::exp_sum(y, m);
+            Row::<AVX2>::exp_fused_shifted(y, m);
             self.row_max[c] = m;
         }
     }
@@ -1213,6 +1252,24 @@ fn backward_products(wts: &Weights<'_>, lane: &mut Lane, simd_products: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fused_exp_matches_std() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (a, b) = (exp_fused_f32(x) as f64, (x as f64).exp());
+            worst = worst.max((a - b).abs() / b);
+            x += 0.001_37;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp_fused_f32(0.0), 1.0);
+        assert!(exp_fused_f32(-1000.0) > 0.0 && exp_fused_f32(-1000.0) < 1e-37);
+        // It rounds as its own operations, not as `exp_f32`'s: some inputs differ in the last bit.
+        let differ =
+            (0..10_000).map(|i| -(i as f32) * 0.0061).filter(|&x| exp_fused_f32(x) != exp_f32(x)).count();
+        assert!(differ > 0, "no input rounds differently: the multiply-adds are not fused");
+    }
 
     #[test]
     fn fast_exp_matches_std() {
