@@ -33,7 +33,7 @@ unsafe fn exp8(x: __m256) -> __m256 {
         );
         let mut p = _mm256_set1_ps(EXP_POLY_LEAD);
         for c in EXP_POLY {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+            p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
         }
         let e = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0));
         let bits = _mm256_add_epi32(
