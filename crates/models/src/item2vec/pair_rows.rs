@@ -515,11 +515,11 @@ impl SumPass<'_> {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn sums_avx512(&self) -> impl RowSums + '_ {
-        let (table, v) = (self.tables.table(), self.v);
+        let (table, stride) = (self.tables.table(), self.tables.stride());
         move |x, partners, out| {
             // SAFETY: only built inside AVX-512F functions (`block_avx512`, `Sweep`'s);
             // partners are tokens `< v`.
-            unsafe { simd512::pair_sums(x, partners, table, v, out) }
+            unsafe { simd512::pair_sums(x, partners, table, stride, out) }
         }
     }
 
@@ -671,7 +671,7 @@ impl RowPass<'_> {
         move |terms, x, s_row, db, fresh, _acc| {
             // SAFETY: only built inside AVX-512F functions (`block_avx512`, `Sweep`'s);
             // partners are tokens `< v`.
-            unsafe { simd512::row_sums_out(terms, t.table(), v, x, t.weight(), s_row, db, fresh) }
+            unsafe { simd512::row_sums_out(terms, t.table(), t.stride(), v, x, t.weight(), s_row, db, fresh) }
         }
     }
 

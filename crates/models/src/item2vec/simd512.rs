@@ -52,18 +52,19 @@ fn lanes_before(j: usize, end: usize) -> __mmask16 {
 }
 
 /// For one row `r` of `S`: `acc = sum_i g_i Y[c_i]` over `terms` (`(g_i, c_i)`, in order; the
-/// rows of `Y` are `v` long in `table`), then with `t = x acc`: `s += f t`, `db += t`. With
-/// `fresh`, `s` is not read and counts as zero (`s = 0 + f t`, the same bits as adding to a
-/// cleared row).
+/// rows of `Y` are `v` long and `stride` apart in `table`), then with `t = x acc`: `s += f t`,
+/// `db += t`. With `fresh`, `s` is not read and counts as zero (`s = 0 + f t`, the same bits as
+/// adding to a cleared row).
 ///
 /// # Safety
-/// The CPU must support AVX-512F; every `c_i < table.len() / v`, and `x`, `s`, `db` hold at
-/// least `v` elements (checked).
+/// The CPU must support AVX-512F; every row `c_i` lies inside `table`, `stride >= v`, and `x`,
+/// `s`, `db` hold at least `v` elements (checked).
 #[target_feature(enable = "avx512f,avx2")]
 #[allow(clippy::too_many_arguments)] // the terms, the table, the row and its two outputs
 pub(crate) unsafe fn row_sums_out(
     terms: &[(f32, u32)],
     table: &[f32],
+    stride: usize,
     v: usize,
     x: &[f32],
     f: f32,
@@ -72,7 +73,7 @@ pub(crate) unsafe fn row_sums_out(
     fresh: bool,
 ) {
     assert!(x.len() >= v && s.len() >= v && db.len() >= v);
-    assert!(terms.iter().all(|&(_, c)| (c as usize + 1) * v <= table.len()));
+    assert!(stride >= v && terms.iter().all(|&(_, c)| c as usize * stride + v <= table.len()));
     let fv = _mm512_set1_ps(f);
     let mut j = 0;
     while j < v {
@@ -82,7 +83,7 @@ pub(crate) unsafe fn row_sums_out(
             let gv = _mm512_set1_ps(g);
             // SAFETY: lane `l` of load `q` reads column `j + 16 q + l < v` of row `c` (the
             // mask drops the others, and masked-off lanes are not read).
-            let row = unsafe { table.as_ptr().add(c as usize * v + j) };
+            let row = unsafe { table.as_ptr().add(c as usize * stride + j) };
             for (q, a) in acc.iter_mut().enumerate() {
                 let y = unsafe { _mm512_maskz_loadu_ps(masks[q], row.add(16 * q)) };
                 *a = _mm512_add_ps(*a, _mm512_mul_ps(gv, y));
@@ -137,23 +138,24 @@ pub(crate) unsafe fn context_dot(a: &[f32], c: &[f32], w: &[f32]) -> f32 {
     tail.fold(_mm_cvtss_f32(one), |s, ((&a, &c), &w)| s + (a + c) * w)
 }
 
-/// `out[i] = sum_j x_j Y[c_i]_j` for every `c_i` in `partners` (rows `v` long in `table`),
-/// each bitwise the portable `Row::pair_sum(x, Y[c_i])`.
+/// `out[i] = sum_j x_j Y[c_i]_j` for every `c_i` in `partners` (rows as long as `x`, `stride`
+/// apart in `table`), each bitwise the portable `Row::pair_sum(x, Y[c_i])`.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `x` holds `v` elements, every `c_i < table.len() / v` and
+/// The CPU must support AVX-512F; every row `c_i` lies inside `table`, `stride >= x.len()`, and
 /// `out` is as long as `partners` (checked).
 #[target_feature(enable = "avx512f,avx2")]
-pub(crate) unsafe fn pair_sums(x: &[f32], partners: &[u32], table: &[f32], v: usize, out: &mut [f32]) {
-    assert!(x.len() >= v && out.len() == partners.len());
-    let row = |c: u32| &table[c as usize * v..(c as usize + 1) * v];
+pub(crate) unsafe fn pair_sums(x: &[f32], partners: &[u32], table: &[f32], stride: usize, out: &mut [f32]) {
+    let v = x.len();
+    assert!(stride >= v && out.len() == partners.len());
+    let row = |c: u32| &table[c as usize * stride..c as usize * stride + v];
     let mut groups = partners.chunks_exact(4);
     let mut outs = out.chunks_exact_mut(4);
     for (cs, o) in (&mut groups).zip(&mut outs) {
-        o.copy_from_slice(&pair_sums_n(&x[..v], [row(cs[0]), row(cs[1]), row(cs[2]), row(cs[3])]));
+        o.copy_from_slice(&pair_sums_n(x, [row(cs[0]), row(cs[1]), row(cs[2]), row(cs[3])]));
     }
     for (&c, o) in groups.remainder().iter().zip(outs.into_remainder()) {
-        *o = pair_sums_n(&x[..v], [row(c)])[0];
+        *o = pair_sums_n(x, [row(c)])[0];
     }
 }
 
@@ -225,8 +227,8 @@ const FILL_TILE: usize = 48;
 /// `p = fma(e_{k-1}, w_{k-1}, ... fma(e_0, w_0, 0))` (how the BLAS products [`super::softmax`]
 /// used compute it, bit for bit: test `fused_fill_matches_the_product_then_fill`), then
 /// [`fill_row`]'s `y = f p + h`, its maximum and its exponentials. `e` holds the `R` rows of `E`
-/// (`k` each), `wt` is `W^T` (`k` rows of `v`), `y` the `R` rows of `Y` (`v` each); returns the
-/// rows' maxima.
+/// (`k` each), `wt` is `W^T` (`k` rows of `v`), `y` the `R` rows of `Y` (`v` each, `stride`
+/// apart; the floats between rows untouched); returns the rows' maxima.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; the lengths are as stated (checked).
@@ -237,11 +239,18 @@ pub(crate) unsafe fn fill_rows<const R: usize>(
     wt: &[f32],
     k: usize,
     v: usize,
+    stride: usize,
     h: &[f32],
     f: f32,
     y: &mut [f32],
 ) -> [f32; R] {
-    assert!(e.len() >= R * k && wt.len() >= k * v && h.len() >= v && y.len() >= R * v);
+    assert!(
+        e.len() >= R * k
+            && wt.len() >= k * v
+            && h.len() >= v
+            && stride >= v
+            && y.len() >= (R - 1) * stride + v
+    );
     const Q: usize = FILL_TILE / 16;
     let fv = _mm512_set1_ps(f);
     let mut mx = [_mm512_set1_ps(f32::NEG_INFINITY); R];
@@ -268,7 +277,7 @@ pub(crate) unsafe fn fill_rows<const R: usize>(
                 // SAFETY: masked to columns `< v`, inside `h` and row `r` of `y` (asserted).
                 unsafe {
                     let z = _mm512_add_ps(_mm512_mul_ps(fv, p), _mm512_maskz_loadu_ps(m, h.as_ptr().add(at)));
-                    _mm512_mask_storeu_ps(y.as_mut_ptr().add(r * v + at), m, z);
+                    _mm512_mask_storeu_ps(y.as_mut_ptr().add(r * stride + at), m, z);
                     *mx = _mm512_mask_max_ps(*mx, m, *mx, z);
                 }
             }
@@ -278,7 +287,7 @@ pub(crate) unsafe fn fill_rows<const R: usize>(
     let mut maxima = [0.0f32; R];
     for (r, (m, &acc)) in maxima.iter_mut().zip(&mx).enumerate() {
         *m = row_max(acc);
-        exp_shifted(&mut y[r * v..(r + 1) * v], *m);
+        exp_shifted(&mut y[r * stride..r * stride + v], *m);
     }
     maxima
 }
