@@ -673,15 +673,7 @@ mod tests {
             println!("skipped: this CPU has no AVX-512F");
             return;
         }
-        let mut xs: Vec<f32> = vec![f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 0.0, -87.0, 88.0];
-        let mut x = -100.0f32;
-        while x < 100.0 {
-            xs.push(x);
-            x = f32::from_bits(if x < 0.0 { x.to_bits() - 37 } else { x.to_bits() + 37 });
-            if x.is_sign_negative() && x > -1e-30 {
-                x = 1e-30;
-            }
-        }
+        let xs = crate::item2vec::softmax::exp_test_inputs();
         assert!(xs.len() > 100_000, "{} inputs", xs.len());
         for chunk in xs.chunks(16) {
             let mut lanes = [0.0f32; 16];
