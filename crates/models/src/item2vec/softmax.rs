@@ -861,7 +861,6 @@ impl PairTables {
         let inputs = [wts.e, wts.w, wts.b, &[f][..]];
         let len: usize = inputs.iter().map(|x| x.len()).sum();
         if self.row_max.len() == v
-            && self.stride == Self::stride_of(v)
             && self.filled_from.len() == len
             && inputs
                 .iter()
@@ -944,22 +943,19 @@ impl PairTables {
         self.offset = (16 - misalign) % 16;
     }
 
-    /// `Y` as laid out (`v` rows, [`stride`](Self::stride) apart), to write.
-    fn table_mut(&mut self, v: usize) -> &mut [f32] {
-        &mut self.rows[self.offset..self.offset + v * self.stride]
-    }
-
     /// The whole table with [`super::simd512::fill_rows`]: `P`'s rows computed eight at a time
     /// in registers from `E` and `W^T` and turned into rows of `Y` there (the same bits as the
     /// product and [`fill_avx512`](Self::fill_avx512)).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2")]
     unsafe fn fill_fused_avx512(&mut self, wts: &Weights<'_>) {
-        let (v, k, f, stride) = (wts.v, wts.k, self.f, self.stride);
-        self.wt.resize(k * v, 0.0);
+        let (v, k) = (wts.v, wts.k);
+        let Self { rows, offset, stride, row_max, half_bias, f, wt, .. } = self;
+        let (stride, f) = (*stride, *f);
+        wt.resize(k * v, 0.0);
         for (j, w) in wts.w.chunks_exact(k).enumerate() {
             for (i, &x) in w.iter().enumerate() {
-                self.wt[i * v + j] = x;
+                wt[i * v + j] = x;
             }
         }
         // Eight rows at a time, last rows first (the rest of `v / 8`, one by one, before
@@ -967,25 +963,22 @@ impl PairTables {
         // and still in L2 when it starts.
         const R: usize = 8;
         let full = v - v % R;
-        let (wt, half_bias) = (std::mem::take(&mut self.wt), std::mem::take(&mut self.half_bias));
-        let mut row_max = std::mem::take(&mut self.row_max);
-        let (rows, tail_rows) = self.table_mut(v).split_at_mut(full * stride);
+        let (rows, tail_rows) = rows[*offset..*offset + v * stride].split_at_mut(full * stride);
         let (maxima, tail_maxima) = row_max.split_at_mut(full);
         let (e, tail_e) = wts.e.split_at(full * k);
         let tail = tail_rows.chunks_exact_mut(stride).zip(tail_maxima).zip(tail_e.chunks_exact(k));
         for ((y, m), e) in tail.rev() {
             // SAFETY: the caller guarantees AVX-512F; the shapes are the tables'.
-            *m = unsafe { super::simd512::fill_rows::<1>(e, &wt, k, v, stride, &half_bias, f, y) }[0];
+            *m = unsafe { super::simd512::fill_rows::<1>(e, wt, k, v, stride, half_bias, f, y) }[0];
         }
         let groups =
             rows.chunks_exact_mut(R * stride).zip(maxima.chunks_exact_mut(R)).zip(e.chunks_exact(R * k));
         for ((y, m), e) in groups.rev() {
             // SAFETY: as above.
             m.copy_from_slice(&unsafe {
-                super::simd512::fill_rows::<R>(e, &wt, k, v, stride, &half_bias, f, y)
+                super::simd512::fill_rows::<R>(e, wt, k, v, stride, half_bias, f, y)
             });
         }
-        (self.wt, self.half_bias, self.row_max) = (wt, half_bias, row_max);
     }
 
     /// [`fill_rows`](Self::fill_rows) compiled for AVX2.
